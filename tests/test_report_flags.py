@@ -520,3 +520,21 @@ def test_volume_differences_of_training_images_and_new_cases_are_judged_apart(tm
     # the predicted volume is the anatomy's size, pooled whatever the group: it stays an outlier
     assert all(found <= {"volume_outlier(ball)"} for found in apart.values()), apart
     assert all(apart[f"new{i}"] == {"volume_outlier(ball)"} for i in range(5))
+
+
+def test_a_seg_of_another_frame_of_reference_is_told_once_on_its_card(tmp_path):
+    """A case whose prediction SEG states another FrameOfReferenceUID than its series' images said so twice on its
+    card: its frame_of_reference flag, and the metrics' note of it beneath (as a label-like input's note, a flag of
+    its own, is not). The flag tells it; the card's other notes stay."""
+    folder = write_case(tmp_path, "other_frame", 0, "exact")
+    metrics = json.loads((folder / "other_frame_metrics.json").read_text())
+    metrics["prediction_frame_of_reference_mismatch"] = {"seg": "1.2.826.0.1.3680043.8.498.98",
+                                                         "series": "1.2.826.0.1.3680043.8.498.2"}
+    metrics["notes"] = ["prediction: its FrameOfReferenceUID 1.2.826.0.1.3680043.8.498.98 is not that of the images "
+                        "of /data/case (1.2.826.0.1.3680043.8.498.2), which a SEG of them shares; its frames are "
+                        "placed on the images they reference, on which they lie: check that it segments this series",
+                        "reference: a note of another kind"]
+    (folder / "other_frame_metrics.json").write_text(json.dumps(metrics))
+    page = build_report(tmp_path, tmp_path / "r.html", max_overlays=0).html.read_text()
+    assert page.count("FrameOfReferenceUID 1.2.826.0.1.3680043.8.498.98 is not that of") == 3  # table, card badge, flag
+    assert "is not that of the images of /data/case" not in page and "reference: a note of another kind" in page

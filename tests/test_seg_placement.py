@@ -742,8 +742,8 @@ def test_a_seg_stating_another_frame_of_reference_than_its_series_is_warned_of(c
 def test_a_seg_stating_another_frame_of_reference_is_recorded_in_the_metrics_and_on_the_report_card(case, tmp_path,
                                                                                                       capsys):
     """The FrameOfReferenceUID mismatch of a SEG reference was only logged; a QA team reads the metrics JSON and the
-    QA report. The record names both UIDs and notes it, and the case's card shows the note; a SEG sharing its
-    series' frame of reference adds neither."""
+    QA report. The record names both UIDs and notes it, and the case's card shows it once (its flag, not the note
+    again beneath it); a SEG sharing its series' frame of reference adds neither."""
     import html
 
     import pydicom
@@ -779,7 +779,11 @@ def test_a_seg_stating_another_frame_of_reference_is_recorded_in_the_metrics_and
     assert record["notes"] == [note]
     assert {k: v["dice"] for k, v in record["labels"].items()} == {"1": 1.0, "2": 1.0}  # still scored on its images
     page = build_report(tmp_path / "results", tmp_path / "r.html", max_overlays=0).html.read_text(encoding="utf-8")
-    assert html.escape(note) in page
+    # on the card once: as its frame_of_reference flag, not again as the note beneath it
+    assert "<b>frame_of_reference</b>: " + html.escape(
+        f"the reference SEG's FrameOfReferenceUID 1.2.826.0.1.3680043.8.498.99 is not that of its series' images "
+        f"({image_frame})") in page
+    assert html.escape(note) not in page
 
 
 def test_a_seg_without_a_sidecar_given_as_the_prediction_is_told_to_go_second(case, tmp_path, capsys):

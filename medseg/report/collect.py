@@ -913,13 +913,18 @@ def _read_json(path: Path, schema: str, shown: str) -> tuple[dict | None, str | 
 
 
 def _metrics_notes(record: dict) -> list[str]:
-    """What a reader of the page should know about a metrics record: a re-indexed reference, missing values."""
+    """What a reader of the page should know about a metrics record: a re-indexed reference, missing values. The
+    note of a DICOM SEG of another frame of reference than its series' images is a flag of its own
+    (``frame_of_reference``), which the card shows: not told twice."""
     notes = []
     if record.get("reference_reordered"):
         notes.append("scored against a reference holding the same voxels in another order, re-indexed onto the "
                      "segmentation's grid (no resampling)")
+    flagged = tuple(f"{role}: its FrameOfReferenceUID {mismatch.get('seg')} is not that of the images of "
+                    for role in ("prediction", "reference")
+                    if isinstance(mismatch := record.get(f"{role}_frame_of_reference_mismatch"), dict))
     if isinstance(record.get("notes"), list):  # a hand-edited record may hold anything there
-        notes.extend(str(note) for note in record["notes"])
+        notes.extend(str(note) for note in record["notes"] if not (flagged and str(note).startswith(flagged)))
     for value, entry in record["labels"].items():
         missing = [key for key in ("dice", "hd95_mm", "assd_mm") if _number(entry.get(key)) is None]
         if entry.get("status", "ok") == "ok" and missing:
