@@ -48,7 +48,7 @@ from medseg.package_training import (
     unfinished_text,
     unfinished_training,
 )
-from medseg.package_weights import _partial_copies, recorded_weights_sha256, state_mismatch
+from medseg.package_weights import _other_weights, _partial_copies, recorded_weights_sha256, state_mismatch
 
 # the names of model.json's checks, the weights file and the training record are those of package_config,
 # package_labels, package_weights and package_training, kept here for the code that imported them from medseg.package
@@ -361,6 +361,10 @@ def _read_package(path: Path, check_hash: bool) -> ModelPackage:
             partial = "" if link else _partial_copies(package.weights_path)
             if partial:  # rsync --partial, a browser's download, a copy tool's temporary file
                 partial = f"; {partial} beside it: a copy or download that did not finish; copy the package again"
+            elif not link and (other := _other_weights(package.weights_path)):  # "weights (1).safetensors"
+                partial = (f"; the folder holds {other}: renamed on the way? rename it to "
+                           f"{package.weights_path.name!r}, as model.json's weights.file names it (its SHA-256 is "
+                           "checked on loading)")
             raise ModelPackageError(f"{package.weights_path}: no such weights file{link}{partial}")
     except OSError as error:
         raise ModelPackageError(f"{package.weights_path}: cannot read ({os_reason(error)})") from error

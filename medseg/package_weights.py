@@ -84,6 +84,18 @@ def _partial_copies(path: Path) -> str:
     return " and ".join(repr(str(found_name)) for found_name in found)
 
 
+def _other_weights(path: Path) -> str:
+    """The one other ``.safetensors`` file beside ``path`` (a browser's "weights (1).safetensors", a rename, another
+    letter case), quoted; empty when there is none or several."""
+    try:
+        found = [entry.name for entry in path.parent.iterdir()
+                 if entry.name.lower().endswith(".safetensors") and not entry.name.startswith(".")
+                 and entry.name != path.name and entry.is_file()]
+    except OSError:
+        return ""
+    return repr(found[0]) if len(found) == 1 else ""
+
+
 def _file_identity(path: Path) -> tuple | None:
     """What tells a file replaced or rewritten: its device, inode, size and modification time (None: not there)."""
     try:

@@ -87,3 +87,18 @@ def test_weights_missing_beside_an_unfinished_copy_are_named_so(make_package, pa
     with pytest.raises(ModelPackageError) as info:
         load_package(path)
     assert str(info.value) == f"{weights}: no such weights file"
+
+
+@pytest.mark.parametrize("renamed", ["weights (1).safetensors", "Weights.safetensors", "weights-2.safetensors"])
+def test_weights_missing_beside_another_safetensors_file_name_it(make_package, renamed):
+    """A browser saves a second download as "weights (1).safetensors"; a copy through a case-insensitive disk or a
+    hand rename gives "Weights.safetensors": the weights lay beside, under another name, and loading said only "no
+    such weights file", leaving the colleague to guess. The file found is named, with the name model.json wants."""
+    path = make_package()
+    weights = path / "weights.safetensors"
+    weights.rename(path / renamed)
+    with pytest.raises(ModelPackageError) as info:
+        load_package(path)
+    assert str(info.value) == (f"{weights}: no such weights file; the folder holds {renamed!r}: renamed on the way? "
+                               "rename it to 'weights.safetensors', as model.json's weights.file names it (its SHA-256 "
+                               "is checked on loading)")
