@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import unicodedata
 from collections.abc import Callable
 from functools import cache
@@ -269,6 +270,9 @@ def _spelt_otherwise(path: Path) -> Path | None:
         return None
 
 
+_CONFIG_RENAMED = re.compile(r"model\b[^/]*\.json(\.txt)?", re.IGNORECASE)
+
+
 def _held_below(folder: Path) -> str:
     """Where the package given as ``folder`` (without a ``model.json``) may be instead, as the end of an error: one
     folder deeper (an archive unpacked into a folder of its own name: ``pkg/pkg/model.json``), in several of its
@@ -280,8 +284,12 @@ def _held_below(folder: Path) -> str:
                     and entry.is_dir() and (entry / CONFIG_NAME).is_file()]
         archives = [entry for entry in entries if not entry.name.startswith(".") and entry.is_file()
                     and entry.name.lower().endswith(_ARCHIVE_SUFFIXES)]
+        # the config under another name: "model (1).json" (a second download), "Model.json", "model.json.txt"
+        renamed = [entry for entry in entries if _CONFIG_RENAMED.fullmatch(entry.name) and entry.is_file()]
     except OSError:
         return ""
+    if len(renamed) == 1:
+        return f"; it holds {renamed[0].name!r}: renamed on the way? rename it to {CONFIG_NAME!r}"
     if len(packages) == 1:
         return f"; the package is one folder deeper: give {packages[0]}"
     if packages:

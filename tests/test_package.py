@@ -629,6 +629,19 @@ def test_a_package_one_folder_deeper_or_in_an_archive_inside_is_named(make_packa
         assert str(info.value) == f"{given}: not a model package (no model.json){end}"
 
 
+@pytest.mark.parametrize("renamed", ["model (1).json", "Model.json", "model.json.txt"])
+def test_a_config_file_under_another_name_is_named(make_package, renamed):
+    """A browser's second download ("model (1).json"), a copy through a case-insensitive disk ("Model.json"),
+    Notepad's "Save as" ("model.json.txt"): the package's config lay in its folder under another name, and loading
+    said only "not a model package (no model.json)". The file is named, with the name it needs."""
+    path = make_package()
+    (path / "model.json").rename(path / renamed)
+    with pytest.raises(ModelPackageError) as info:
+        load_package(path)
+    assert str(info.value) == (f"{path}: not a model package (no model.json); it holds {renamed!r}: renamed on the "
+                               "way? rename it to 'model.json'")
+
+
 def test_a_package_folder_spelt_otherwise_is_named(make_package, tmp_path, monkeypatch):
     """A package folder copied from a Mac keeps its accents decomposed (e and a combining accent), which a name
     typed on Linux does not match; one renamed in letter case neither: both said "no such model folder" alone."""
