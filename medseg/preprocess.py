@@ -253,22 +253,31 @@ def _spacings_text(spacing, pre: dict) -> tuple[str, str]:
             " × ".join(f"{float(v):g}" if v else "kept" for v in wanted) if any(wanted) else "")
 
 
-def check_not_constant(volume: Volume, nothing: str = "there is nothing to segment") -> None:
+def check_not_constant(volume: Volume, nothing: str = "there is nothing to segment",
+                       intensity: dict | None = None) -> None:
     """Refuse an image whose voxels all hold one value (a blank or failed export): normalised, it is the same input
     everywhere, and the model's answer (often one label for the whole volume) says nothing about it; a network
-    trained on it learns nothing from it. ``nothing``: what that means for the caller."""
+    trained on it learns nothing from it. So is one whose voxels all lie outside ``intensity``'s window (the
+    package's ``preprocessing.intensity``), which clips them all to one value: an MR given a CT window. ``nothing``:
+    what that means for the caller."""
     array = volume.array
-    if volume.channels > 1:  # a blank modality: each is normalised on its own, and one of them says nothing
-        for index in range(volume.channels):
-            channel = array[..., index]
-            if channel.size and float(channel.min()) == float(channel.max()):
-                raise InputError(f"{volume.source}: every voxel of channel {index} (modality {index + 1} of "
-                                 f"{volume.channels}) holds {float(channel.flat[0]):g}: {nothing} (a blank or failed "
-                                 "export?)")
-        return
-    if array.size and float(array.min()) == float(array.max()):
-        raise InputError(f"{volume.source}: every voxel holds {float(array.flat[0]):g}: {nothing} "
-                         "(a blank or failed export?)")
+    channels = [array[..., index] for index in range(volume.channels)] if volume.channels > 1 else [array]
+    for index, channel in enumerate(channels):
+        if not channel.size:
+            continue
+        lowest, highest = float(channel.min()), float(channel.max())
+        which = (f" of channel {index} (modality {index + 1} of {volume.channels})" if volume.channels > 1 else "")
+        if lowest == highest:  # a blank modality: each is normalised on its own, and one of them says nothing
+            raise InputError(f"{volume.source}: every voxel{which} holds {float(channel.flat[0]):g}: {nothing} (a "
+                             "blank or failed export?)")
+        if (intensity or {}).get("kind") == "window":
+            low, high = intensity["min"], intensity["max"]
+            side = "below" if highest <= low else "above" if lowest >= high else None
+            if side is not None:
+                raise InputError(f"{volume.source}: every voxel{which} lies {side} the intensity window "
+                                 f"{low:g}..{high:g} of preprocessing.intensity (its values run {lowest:.4g} to "
+                                 f"{highest:.4g}), so all of them become one value: {nothing} (a window meant for "
+                                 "other images, or a wrong scaling in the header?)")
 
 
 def label_like_note(volume: Volume, sample: int = 1 << 20, most: int = 16) -> str | None:

@@ -494,7 +494,7 @@ def _label_volume(volume: Volume, segmenter, name, progress, timings: dict, rele
 
         raise InputError(f"{name}: {counted(volume.channels, 'channel')}, and model {segmenter.package.name} takes "
                          f"{modalities_text(segmenter.package.modalities or 1)}")
-    check_not_constant(volume)
+    check_not_constant(volume, intensity=segmenter.package.preprocessing.get("intensity"))
     label_like = label_like_note(volume)
     if label_like is not None:  # segmented all the same; the sidecar and the QA report say so
         log.warning("%s: %s; segmented all the same", volume.source, label_like)

@@ -231,7 +231,7 @@ def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes,
 
     image = read_case_image(case, modalities or 1)
     # what `medseg infer` refuses is refused here too: it could not reproduce figures measured on such a case
-    check_not_constant(image, "nothing to learn from")
+    check_not_constant(image, "nothing to learn from", pre.get("intensity"))
     # first: a nonsense voxel size gives the other check a nonsense shape; a cgroup is warned about for the whole set
     check_resampling_size(image, pre, doing=None)
     check_slices_fit(image, pre, axes)

@@ -391,6 +391,24 @@ def test_what_infer_refuses_is_refused_before_training(tmp_path, capsys):
         load_cases(pair_cases(images, labels), tiny_training_config())
 
 
+def test_images_wholly_outside_the_configs_intensity_window_are_refused(tmp_path):
+    """A CT config's window (-160..240 HU) copied for images whose values lie all above it: every voxel became 1, and
+    the network trained on blank inputs without a word, its package of no use."""
+    images, labels = write_set(tmp_path, count=2)
+    config = tiny_training_config()
+    config["preprocessing"]["intensity"] = {"kind": "window", "min": -1000, "max": -800}
+    with pytest.raises(MedsegError) as info:
+        load_cases(pair_cases(images, labels), config)
+    said = []
+    for name in ("case0.nii.gz", "case1.nii.gz"):
+        array = np.asarray(nib.load(images / name).dataobj)
+        said.append(f"{images / name}: every voxel lies above the intensity window -1000..-800 of "
+                    f"preprocessing.intensity (its values run {float(array.min()):.4g} to {float(array.max()):.4g}), "
+                    "so all of them become one value: nothing to learn from (a window meant for other images, or a "
+                    "wrong scaling in the header?)")
+    assert str(info.value) == "2 of 2 cases cannot be trained on: " + "; ".join(said)
+
+
 def test_a_package_named_like_a_shipped_model_is_warned_about(tiny_set, tmp_path, capsys):
     """Training on one's own data with the shipped hippocampus config made a package named and versioned like the
     shipped model: sidecars and reports could not tell them apart."""

@@ -225,6 +225,26 @@ def test_a_constant_image_is_refused(tmp_path, make_package, capsys, value):
     assert not (tmp_path / "out").exists() or _files(tmp_path / "out") == []
 
 
+@pytest.mark.parametrize(("low", "high", "side"), [(1000, 2000, "below"), (-500, -200, "above")])
+def test_an_image_wholly_outside_the_models_intensity_window_is_refused(tmp_path, make_package, capsys, low, high,
+                                                                          side):
+    """An MR (values 20..400) given to a model of a CT window above or below them: clipped to the window, every voxel
+    became one value, the same input everywhere, and it was segmented as if it said something, exit 0."""
+    path = tmp_path / "mr.nii.gz"
+    values = np.random.default_rng(0).uniform(20, 400, (40, 40, 8)).astype(np.float32)
+    nib.save(nib.Nifti1Image(values, np.eye(4)), path)
+    package = make_package(preprocessing={"orientation": "RAS", "spacing_mm": None,
+                                          "intensity": {"kind": "window", "min": low, "max": high}})
+    code, _, err = run(["infer", str(path), "--model", str(package), "-o", str(tmp_path / "out")], capsys)
+    assert code == 1
+    lowest, highest = float(values.min()), float(values.max())
+    assert err.strip().splitlines()[-1] == (
+        f"medseg: error: {path}: every voxel lies {side} the intensity window {low}..{high} of "
+        f"preprocessing.intensity (its values run {lowest:.4g} to {highest:.4g}), so all of them become one value: "
+        "there is nothing to segment (a window meant for other images, or a wrong scaling in the header?)")
+    assert not (tmp_path / "out").exists() or _files(tmp_path / "out") == []
+
+
 def test_a_volume_made_one_voxel_thick_by_its_voxel_size_says_so(tmp_path, capsys):
     """Before, a 36x52x38 volume of 0.01 mm voxels was refused as 'one voxel thick ... give a volume', which it is."""
     path = tmp_path / "tiny.nii.gz"
