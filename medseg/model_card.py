@@ -197,8 +197,18 @@ learning rate {settings.get('learning_rate')} ({settings.get('schedule')}, \
 augmentation {json.dumps(settings.get('augment', {}))}{_other_settings(settings)}; \
 {training.get('train_seconds')} s wall, {training.get('train_cpu_seconds')} s process CPU time of training \
 (reading the cases not counted) on \
-{training.get('device')} ({counted(training.get('torch_threads'), 'torch thread')}, torch {training.get('torch')}).
+{training.get('device')} ({counted(training.get('torch_threads'), 'torch thread')}, torch {training.get('torch')}\
+{_made_by(training)}).
 {extended}{selection}"""
+
+
+def _made_by(training: dict) -> str:
+    """The medseg that trained the package, as its training record names it (nothing for a package trained before it
+    was recorded)."""
+    version, commit = training.get("medseg"), training.get("medseg_commit")
+    if not isinstance(version, str):
+        return ""
+    return f", medseg {version}" + (f" at commit {commit[:12]}" if isinstance(commit, str) and commit else "")
 
 
 def _untrained_line(config: dict, training: dict) -> str:

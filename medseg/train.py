@@ -413,6 +413,9 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
         # a resumed run's epochs may have run with other threads or on another device (the weights depend on both)
         "sessions": _sessions(state["history"]),
         "torch": torch.__version__,
+        # the medseg whose preprocessing, slicing and inference made the validation figures (and a checkout's commit:
+        # the version is one for every commit between releases)
+        **_medseg_version(),
         "data": config.get("training", {}).get("data", {}),
         "trained_with": trained_with(package_config),  # a hand edit of these is told where the package loads
     }
@@ -435,6 +438,15 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
                             f"after epoch {state['epoch']} is kept: run the same command with --resume once it can be "
                             "written (it writes the package without training again)") from error
     return package
+
+
+def _medseg_version() -> dict[str, str]:
+    """``{"medseg": version, "medseg_commit": commit}`` for the training record (no commit for an installed copy)."""
+    import medseg
+    from medseg.checkout import source_commit
+
+    commit = source_commit()
+    return {"medseg": medseg.__version__, **({"medseg_commit": commit} if commit else {})}
 
 
 def _out_of_memory_text(out_dir: Path, device: str, settings: dict, patch, epochs_done: int,

@@ -46,3 +46,26 @@ def test_a_package_of_one_training_case_counts_it_in_the_singular():
     config["training"].update(train_cases=34, val_cases=[f"case{k}" for k in range(6)])
     config["input_extent_mm"]["cases"] = 40
     assert " across its 40 training and validation cases; " in model_card(config)
+
+
+def test_the_package_records_the_medseg_that_trained_it_and_the_card_says_so(tiny_set, tmp_path):
+    """The training record named the torch that trained the weights but not the medseg, whose preprocessing,
+    slicing and inference made its validation figures: a colleague given the package could not tell which medseg
+    (version, and the commit of a checkout, since the version is one for every commit between releases) to run to
+    reproduce them. Packages trained before it was recorded say nothing of it."""
+    import json
+    from pathlib import Path
+
+    import medseg
+    from medseg.checkout import source_commit
+
+    package = run(tiny_training_config(epochs=1, steps_per_epoch=2), *tiny_set, tmp_path / "model")
+    training = package.config["training"]
+    commit = source_commit()
+    assert training["medseg"] == medseg.__version__ and training.get("medseg_commit") == commit
+    card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
+    made_by = f"medseg {medseg.__version__}" + (f" at commit {commit[:12]}" if commit else "")
+    assert f"torch {training['torch']}, {made_by})." in card and card == model_card(package.config)
+    shipped = json.loads((Path(medseg.__file__).parent / "models" / "phantom" / "model.json").read_text())
+    assert "medseg" not in shipped["training"]
+    assert f"torch {shipped['training']['torch']})." in model_card(shipped)

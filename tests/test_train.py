@@ -114,7 +114,8 @@ def test_given_validation_cases_are_used_and_named_so_in_the_card(tiny_set, tmp_
     lines = card.splitlines()
     training_paragraph = lines[lines.index("## Training") + 1]
     assert training_paragraph.startswith("4 training cases, 2 validation cases (chosen by the caller;")
-    assert training_paragraph.endswith(f"torch {training['torch']}).")
+    assert f"torch {training['torch']}, medseg {training['medseg']}" in training_paragraph
+    assert training_paragraph.endswith(").")
     inference = package.config["inference"]
     assert (f"- Slicing axis {inference['slice_axis']}, tile {inference['roi_size']}, context slices 1, flip TTA [0]"
             in lines)
