@@ -44,6 +44,7 @@ from medseg.package_training import (
     CHECKPOINT_DIR,
     _as_applied,
     recorded_trained_with,
+    swapped_modalities,
     swapped_names,
     trained_with,
     unfinished_text,
@@ -119,9 +120,11 @@ def _warn_edited_since_training(config: dict, config_path: Path) -> None:
     if isinstance(trained_labels, dict) and trained_labels != labels:
         if set(map(str, trained_labels)) != set(map(str, labels)) or swapped_names(trained_labels, labels):
             changed.append("labels")
+    if swapped_modalities(recorded.get("modalities"), config.get("modalities")):
+        changed.append("modalities")
     if changed:
         _warned_edit(config_path.resolve(), json.dumps({key: recorded.get(key) for key in changed}, sort_keys=True),
-                     json.dumps({key: now[key] for key in changed}, sort_keys=True))
+                     json.dumps({key: now.get(key) for key in changed}, sort_keys=True))
 
 
 @cache

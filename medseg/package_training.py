@@ -20,11 +20,15 @@ CHECKPOINT_DIR = ".checkpoint"  # `medseg train`'s resumable state, beside the p
 
 
 def trained_with(config: dict) -> dict:
-    """The settings of ``config`` its weights are trained for (labels, preprocessing, slicing, context slices): what
+    """The settings of ``config`` its weights are trained for (labels, preprocessing, slicing, context slices, and the
+    order of a multi-modal package's modalities): what
     ``medseg train`` records in ``training.trained_with``, so that a hand edit of them is told on loading."""
     inference = config.get("inference", {})
+    # a multi-modal package's channel order: names swapped in model.json would have its users stack them otherwise
+    modalities = {"modalities": list(config["modalities"])} if config.get("modalities") else {}
     return {"labels": config.get("labels"), "preprocessing": config.get("preprocessing"),
-            "slice_axis": inference.get("slice_axis"), "context_slices": inference.get("context_slices", 0)}
+            "slice_axis": inference.get("slice_axis"), "context_slices": inference.get("context_slices", 0),
+            **modalities}
 
 
 def recorded_trained_with(config: dict) -> dict | None:
@@ -61,6 +65,17 @@ def swapped_names(trained: dict, now: dict) -> list[str]:
     return [str(value) for value, name in now.items()
             if str(name) != trained.get(str(value)) and any(str(name) == old and other != str(value)
                                                             for other, old in trained.items())]
+
+
+def swapped_modalities(trained, now) -> bool:
+    """Whether ``now`` (a package's ``modalities``) gives a channel the name another channel was trained with, or
+    another number of them, or none: the weights take the channels in their trained order. New names (``T1w`` for
+    ``T1``) are a rename."""
+    if not isinstance(trained, list) or trained == now:
+        return False
+    if not isinstance(now, list) or len(now) != len(trained):
+        return True
+    return any(name != trained[index] and name in trained for index, name in enumerate(now))
 
 
 def unfinished_training(folder: Path | str) -> tuple[int, int] | None:

@@ -384,6 +384,35 @@ def test_a_model_json_edited_since_training_is_warned_about(make_package, caplog
     assert loaded_with(labels=swapped) == []
 
 
+def test_modalities_reordered_in_model_json_since_training_are_warned_about(make_package, caplog):
+    """A multi-modal package whose model.json had its modalities swapped by hand (["T2", "T1"] for ["T1", "T2"])
+    loaded without a word, though the network takes channel 0 as T1 still: its users then stacked T2 first, and the
+    segmentations fell apart. A swap (a name another channel was trained with) is told, as swapped labels are; a
+    rename to new names is not."""
+    from medseg.package_training import trained_with
+
+    path = make_package(modalities=["T1", "T2"], architecture={
+        "type": "unet2d", "in_channels": 2, "n_classes": 4, "base_width": 4, "depth": 2, "dropout": 0.0,
+        "norm": "batch"})
+    config = json.loads((path / "model.json").read_text())
+    config["training"] = {"trained_with": trained_with(config)}  # as medseg train records it
+    assert config["training"]["trained_with"]["modalities"] == ["T1", "T2"]
+
+    def loaded_with(modalities) -> list[str]:
+        (path / "model.json").write_text(json.dumps({**config, "modalities": modalities}))
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="medseg"):
+            load_package(path)
+        return [r.getMessage() for r in caplog.records if "trained with" in r.getMessage()]
+
+    assert loaded_with(["T1", "T2"]) == [] and loaded_with(["T1w", "T2w"]) == []
+    assert loaded_with(["T2", "T1"]) == [
+        f'{(path / "model.json").resolve()}: modalities ["T2", "T1"] is not what its weights were trained with '
+        '(trained: {"modalities": ["T1", "T2"]}): they will make other segmentations than its validation figures '
+        "describe; put it back, or train again with it"]
+    assert len(loaded_with(["FLAIR", "T1"])) == 1  # channel 1's name given to channel 0
+
+
 def test_defaults_written_out_in_model_json_are_not_told_as_edits(make_package, caplog):
     """Writing out a default (``"nonzero": false``, ``"orientation": null``, ``context_slices`` 0) or one slicing axis
     as a list changes nothing the weights see, yet was warned about as "not what its weights were trained with"."""
