@@ -180,7 +180,7 @@ def _seg_reference_sidecar(tmp_path):
 
 
 def _report_record(tmp_path):
-    from medseg.report.collect import _read_json
+    from medseg.report.result_records import _read_json
 
     def call():
         _, problem, _ = _read_json(tmp_path / "c1_metrics.json", "medseg-metrics/1", "cases/c1/c1_metrics.json")

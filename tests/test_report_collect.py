@@ -252,17 +252,17 @@ def test_a_result_the_disk_fails_to_read_gives_the_reason_as_other_messages_do(t
     the path twice and the reason as the OS words it; the other messages give the reason alone, in lower case."""
     import errno
 
-    import medseg.report.collect as collect
+    import medseg.report.result_records as result_records
 
     write_case(tmp_path / "results", "c1", 0, "exact")
-    real = collect.read_json_object
+    real = result_records.read_json_object
 
     def failing(path, *args, **kwargs):
         if path.name == "c1_metrics.json":
             raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(collect, "read_json_object", failing)
+    monkeypatch.setattr(result_records, "read_json_object", failing)
     [row] = read_tsv(build_report(tmp_path / "results", tmp_path / "r.html").table)
     assert row["error"] == ("cases/c1/c1_metrics.json: cannot read (input/output error); remove it and run again to "
                             "redo the case")

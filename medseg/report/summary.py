@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from medseg.numbers import counted
-from medseg.report.collect import METRIC_FIELDS, CaseResult
+from medseg.report.collect import CaseResult
 from medseg.report.flags import Flag
+from medseg.report.result_records import METRIC_FIELDS
 
 __all__ = ["SUMMARY_SCHEMA", "describe", "label_statistics", "model_text", "models_text", "pooled_models", "provenance",
            "report_time", "summary_record", "training_images"]

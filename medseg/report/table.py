@@ -7,8 +7,9 @@ import unicodedata
 from pathlib import Path
 
 from medseg.numbers import dice_text
-from medseg.report.collect import METRIC_FIELDS, CaseResult, LabelResult
+from medseg.report.collect import CaseResult, LabelResult
 from medseg.report.flags import Flag
+from medseg.report.result_records import METRIC_FIELDS
 
 __all__ = ["CASE_COLUMNS", "cohort_rows", "label_columns", "label_names", "write_tsv"]
 
