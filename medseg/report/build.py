@@ -16,8 +16,9 @@ from medseg.io.atomic import atomic_paths, check_folders_writable, check_writabl
 from medseg.io.files import os_reason, path_argument
 from medseg.metrics import EMPTY_MASK_POLICY, SURFACE_DEFINITION, jsonable
 from medseg.numbers import counted
+from medseg.report.case_result import CaseResult, label_key
 from medseg.report.checks import check_segmentation
-from medseg.report.collect import CaseResult, add_expected_cases, check_sources, collect_results, label_key
+from medseg.report.collect import add_expected_cases, check_sources, collect_results
 from medseg.report.figures import label_colour
 from medseg.report.flags import DEFAULT_DICE_THRESHOLD, DEFAULT_OUTLIER_Z, Flag, flag_cases, flag_rules, worst_first
 from medseg.report.html import ReportContent, render_page

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg.io.files import os_reason
-from medseg.report.collect import CaseResult
+from medseg.report.case_result import CaseResult
 
 __all__ = ["SegmentationCheck", "border_voxels", "check_segmentation", "read_case_labels", "read_labels",
            "read_segmentation", "segmentation_header_problem"]

@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from medseg.numbers import counted, dice_text, with_minus
+from medseg.report.case_result import CaseResult
 from medseg.report.checks import SegmentationCheck
-from medseg.report.collect import CaseResult
 
 __all__ = ["DEFAULT_DICE_THRESHOLD", "DEFAULT_OUTLIER_Z", "MIN_CASES_FOR_OUTLIERS", "Flag", "flag_cases", "flag_rules",
            "robust_z", "worst_first"]

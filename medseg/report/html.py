@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 
 from medseg.numbers import counted, dice_text, number_text, with_minus
-from medseg.report.collect import CaseResult, LabelResult, asked_series
+from medseg.report.case_result import CaseResult, LabelResult, asked_series
 from medseg.report.figures import MANY_LABELS
 from medseg.report.flags import MIN_CASES_FOR_OUTLIERS, Flag
 from medseg.report.plots import Plot

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medseg.report.collect import CaseResult
+from medseg.report.case_result import CaseResult
 from medseg.report.figures import label_colour
 
 __all__ = ["CaseArrays", "ImageFile", "ItkImageFile", "SeriesImage", "load_case_arrays", "render_overlay"]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from medseg.report.collect import CaseResult
+from medseg.report.case_result import CaseResult
 from medseg.report.figures import MANY_LABELS, default_style, label_colour, new_figure, png_bytes
 
 __all__ = ["Plot", "distribution_plots"]

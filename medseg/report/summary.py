@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg.numbers import counted
-from medseg.report.collect import CaseResult
+from medseg.report.case_result import CaseResult
 from medseg.report.flags import Flag
 from medseg.report.result_records import METRIC_FIELDS
 

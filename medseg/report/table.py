@@ -7,7 +7,7 @@ import unicodedata
 from pathlib import Path
 
 from medseg.numbers import dice_text
-from medseg.report.collect import CaseResult, LabelResult
+from medseg.report.case_result import CaseResult, LabelResult
 from medseg.report.flags import Flag
 from medseg.report.result_records import METRIC_FIELDS
 
