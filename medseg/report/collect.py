@@ -7,7 +7,6 @@ becomes a failed case (stage ``report``), so nothing found is ever silently drop
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from medseg.errors import InputError
@@ -19,64 +18,18 @@ from medseg.report.result_records import (
     _GIVE_READ_ACCESS,
     KINDS,
     METRIC_FIELDS,
+    _hiding,
+    _json_files,
     _metrics_notes,
     _number,
     _read_json,
+    _shown,
     _sidecar_notes,
+    _unlistable_folders,
 )
 
 __all__ = ["KINDS", "METRIC_FIELDS", "CaseResult", "LabelResult", "add_expected_cases", "asked_series",
            "check_sources", "collect_results", "label_key", "resolve_path"]
-
-log = logging.getLogger(__name__)
-
-
-def _json_files(results_dir: Path) -> list[Path]:
-    """The ``*.json`` files under ``results_dir``, sorted, through links to folders too (a folder gathering the
-    results of several sites by links to them; ``Path.rglob`` does not follow them, and such a folder read as
-    holding no results). A folder reached twice (a link to a folder also reached another way, a loop of links) is
-    read once."""
-    import os
-
-    def refuse(error: OSError) -> None:  # os.walk passed over a folder it could not list in silence
-        if error.filename == os.fspath(results_dir):
-            raise InputError(f"{results_dir}: cannot read ({os_reason(error)})") from error
-        log.warning("%s: cannot read (%s); the results in it, if any, are left out of the report", error.filename,
-                    os_reason(error))
-
-    found: list[Path] = []
-    seen: set[str] = set()
-    for folder, subfolders, files in os.walk(results_dir, followlinks=True, onerror=refuse):
-        real = os.path.realpath(folder)
-        if real in seen:
-            subfolders[:] = []
-            continue
-        seen.add(real)
-        subfolders.sort()  # the same folder kept, run after run, where two ways lead to it
-        named = [Path(folder) / name for name in files if name.endswith(".json")]
-        entered = _not_entered(folder, named)
-        if entered is not None:  # listed but not entered (chmod -R 644): its files crashed the report
-            refuse(entered)
-            continue
-        found.extend(named)
-    return sorted(found)
-
-
-def _not_entered(folder: str, named: list[Path]) -> PermissionError | None:
-    """The error, naming ``folder``, where this user may list ``folder`` but not open the result files ``named`` in it
-    (read without search permission); else None (a file gone meanwhile is passed over where it is read)."""
-    import os
-
-    if not named:
-        return None
-    try:
-        os.stat(named[0])
-    except PermissionError as error:
-        error.filename = folder
-        return error
-    except OSError:
-        pass
-    return None
 
 
 def collect_results(results_dir: Path | str, allow_empty: bool = False) -> list[CaseResult]:
@@ -410,37 +363,6 @@ def add_expected_cases(cases: list[CaseResult], samples, results_dir: Path | str
     return sorted(out, key=lambda c: (c.case_id, str(c.folder)))
 
 
-def _unlistable_folders(results_dir: Path) -> list[tuple[Path, str]]:
-    """The folders under ``results_dir`` that cannot be listed (another user's case folder), with the OS's reason:
-    what :func:`collect_results` warned about and left out."""
-    import os
-
-    found: list[tuple[Path, str]] = []
-    seen: set[str] = set()
-
-    def note(error: OSError) -> None:
-        if error.filename and error.filename != os.fspath(results_dir):
-            found.append((Path(error.filename), os_reason(error)))
-
-    for folder, subfolders, files in os.walk(results_dir, followlinks=True, onerror=note):
-        real = os.path.realpath(folder)  # a loop of links is walked once, as _json_files walks it
-        if real in seen:
-            subfolders[:] = []
-        seen.add(real)
-        entered = _not_entered(folder, [Path(folder) / name for name in files if name.endswith(".json")])
-        if entered is not None:  # listed but not entered: left out as _json_files leaves it
-            note(entered)
-    return sorted(found)
-
-
-def _hiding(unreadable: list[tuple[Path, str]], folder: Path, results_dir: Path) -> str | None:
-    """The readers' line for the folder of ``unreadable`` that is ``folder`` or holds it, or None."""
-    for path, reason in unreadable:
-        if folder == path or folder.is_relative_to(path):
-            return f"{_shown(path, results_dir)}: cannot read ({reason}); {_GIVE_READ_ACCESS}"
-    return None
-
-
 def _refused_by_its_folder(records, case_id: str, stages: tuple[str, ...] = ("infer", "evaluate")
                            ) -> tuple[str, str] | None:
     """The stage and error of a cohort case whose last run found its folder taking no files (its status record of
@@ -638,12 +560,3 @@ def _kept_by_cohort(case: CaseResult, stage: str, key: str, signature: list) -> 
 
     status = ResultsFolder(case.results_dir).status(case.case_id, stage)
     return status is not None and status.get("outcome") == "ok" and status.get(key) == signature
-
-
-def _shown(path: Path, results_dir: Path) -> str:
-    """``path`` as a report names it: relative to the results folder (a cohort's case folders hold files of the
-    same names), absolute when it lies outside."""
-    try:
-        return str(path.relative_to(results_dir))
-    except ValueError:
-        return str(path)

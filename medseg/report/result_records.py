@@ -1,17 +1,23 @@
-"""One result record of a case read for the report: its ``<case_id>_seg.json`` sidecar, ``<case_id>_metrics.json``
-or ``<case_id>_failed.json`` (:data:`KINDS`), or why the file cannot be used (unreadable, another schema, a field of
-the wrong shape, a metric no computation gives), and what a reader of the page should know about a record that can
-be (inputs passed over, the input's own notes, values missing)."""
+"""The result records under a results folder: its ``<case_id>_seg.json`` sidecars, ``<case_id>_metrics.json`` and
+``<case_id>_failed.json`` files (:data:`KINDS`) found (through links to folders too; a folder this user may not read
+named, from the results folder down), each read as a record or why it cannot be used (unreadable, another schema, a
+field of the wrong shape, a metric no computation gives), and what a reader of the page should know about a record
+that can be (inputs passed over, the input's own notes, values missing)."""
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
+from medseg.errors import InputError
 from medseg.io.files import os_reason
 from medseg.jsonfile import RESULT_BYTES, JsonFileError, read_json_object
 
 __all__ = ["INPUT_FLAGS", "KINDS", "METRIC_FIELDS"]
+
+# the logger of the report's reading of the results folder: its warnings are told as "WARNING medseg.report.collect:"
+log = logging.getLogger("medseg.report.collect")
 
 # file suffix -> (kind, schema)
 KINDS = {
@@ -188,3 +194,91 @@ def _number(value) -> float | None:
         return None
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+def _json_files(results_dir: Path) -> list[Path]:
+    """The ``*.json`` files under ``results_dir``, sorted, through links to folders too (a folder gathering the
+    results of several sites by links to them; ``Path.rglob`` does not follow them, and such a folder read as
+    holding no results). A folder reached twice (a link to a folder also reached another way, a loop of links) is
+    read once."""
+    import os
+
+    def refuse(error: OSError) -> None:  # os.walk passed over a folder it could not list in silence
+        if error.filename == os.fspath(results_dir):
+            raise InputError(f"{results_dir}: cannot read ({os_reason(error)})") from error
+        log.warning("%s: cannot read (%s); the results in it, if any, are left out of the report", error.filename,
+                    os_reason(error))
+
+    found: list[Path] = []
+    seen: set[str] = set()
+    for folder, subfolders, files in os.walk(results_dir, followlinks=True, onerror=refuse):
+        real = os.path.realpath(folder)
+        if real in seen:
+            subfolders[:] = []
+            continue
+        seen.add(real)
+        subfolders.sort()  # the same folder kept, run after run, where two ways lead to it
+        named = [Path(folder) / name for name in files if name.endswith(".json")]
+        entered = _not_entered(folder, named)
+        if entered is not None:  # listed but not entered (chmod -R 644): its files crashed the report
+            refuse(entered)
+            continue
+        found.extend(named)
+    return sorted(found)
+
+
+def _not_entered(folder: str, named: list[Path]) -> PermissionError | None:
+    """The error, naming ``folder``, where this user may list ``folder`` but not open the result files ``named`` in it
+    (read without search permission); else None (a file gone meanwhile is passed over where it is read)."""
+    import os
+
+    if not named:
+        return None
+    try:
+        os.stat(named[0])
+    except PermissionError as error:
+        error.filename = folder
+        return error
+    except OSError:
+        pass
+    return None
+
+
+def _unlistable_folders(results_dir: Path) -> list[tuple[Path, str]]:
+    """The folders under ``results_dir`` that cannot be listed (another user's case folder), with the OS's reason:
+    what :func:`~medseg.report.collect.collect_results` warned about and left out."""
+    import os
+
+    found: list[tuple[Path, str]] = []
+    seen: set[str] = set()
+
+    def note(error: OSError) -> None:
+        if error.filename and error.filename != os.fspath(results_dir):
+            found.append((Path(error.filename), os_reason(error)))
+
+    for folder, subfolders, files in os.walk(results_dir, followlinks=True, onerror=note):
+        real = os.path.realpath(folder)  # a loop of links is walked once, as _json_files walks it
+        if real in seen:
+            subfolders[:] = []
+        seen.add(real)
+        entered = _not_entered(folder, [Path(folder) / name for name in files if name.endswith(".json")])
+        if entered is not None:  # listed but not entered: left out as _json_files leaves it
+            note(entered)
+    return sorted(found)
+
+
+def _hiding(unreadable: list[tuple[Path, str]], folder: Path, results_dir: Path) -> str | None:
+    """The readers' line for the folder of ``unreadable`` that is ``folder`` or holds it, or None."""
+    for path, reason in unreadable:
+        if folder == path or folder.is_relative_to(path):
+            return f"{_shown(path, results_dir)}: cannot read ({reason}); {_GIVE_READ_ACCESS}"
+    return None
+
+
+def _shown(path: Path, results_dir: Path) -> str:
+    """``path`` as a report names it: relative to the results folder (a cohort's case folders hold files of the
+    same names), absolute when it lies outside."""
+    try:
+        return str(path.relative_to(results_dir))
+    except ValueError:
+        return str(path)
