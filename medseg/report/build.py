@@ -18,10 +18,11 @@ from medseg.metrics import EMPTY_MASK_POLICY, SURFACE_DEFINITION, jsonable
 from medseg.numbers import counted
 from medseg.report.case_result import CaseResult, label_key
 from medseg.report.checks import check_segmentation
-from medseg.report.collect import add_expected_cases, check_sources, collect_results
+from medseg.report.collect import add_expected_cases, collect_results
 from medseg.report.figures import label_colour
 from medseg.report.flags import DEFAULT_DICE_THRESHOLD, DEFAULT_OUTLIER_Z, Flag, flag_cases, flag_rules, worst_first
 from medseg.report.html import ReportContent, render_page
+from medseg.report.stale_results import check_sources
 from medseg.report.summary import models_text, summary_record
 from medseg.report.table import cohort_rows, label_names, write_tsv
 
