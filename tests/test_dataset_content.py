@@ -393,7 +393,7 @@ def test_a_cohort_names_sheet_files_whose_content_is_not_here(dataset):
     from types import SimpleNamespace
 
     from medseg.cohort.records import not_fetched
-    from medseg.report.collect import _made_from_other_inputs
+    from medseg.report.expected_cases import _made_from_other_inputs
 
     images = [annex(dataset / "images" / f"case{i}.nii.gz", dataset, present=False) for i in (1, 2, 3, 4)]
     assert not_fetched([images[0], None, dataset / "labels" / "case1.nii.gz"]) == (
@@ -426,7 +426,7 @@ def test_a_cohorts_dicom_series_whose_slices_were_dropped_keeps_its_results_as_a
 
     from medseg.cohort import InferOptions, infer_cases, read_samples
     from medseg.cohort.records import ResultsFolder, unavailable
-    from medseg.report.collect import _made_from_other_inputs
+    from medseg.report.expected_cases import _made_from_other_inputs
 
     study, paths = _annexed_series(tmp_path)
     (tmp_path / "ds" / "samples.tsv").write_text("case_id\timage\nd\tstudy\n")
@@ -536,7 +536,7 @@ def test_a_cohorts_nifti_input_dropped_to_a_pointer_file_keeps_its_results_as_it
 
     from medseg.cohort import InferOptions, infer_cases, read_samples
     from medseg.cohort.records import ResultsFolder, unavailable
-    from medseg.report.collect import _made_from_other_inputs
+    from medseg.report.expected_cases import _made_from_other_inputs
 
     image = dataset / "images" / "case1.nii.gz"
     (dataset / "samples.tsv").write_text("case_id\timage\na\timages/case1.nii.gz\n")
@@ -747,7 +747,7 @@ def test_a_cohorts_image_whose_data_file_alone_was_dropped_keeps_its_results_as_
 
     from medseg.cohort import InferOptions, infer_cases, read_samples
     from medseg.cohort.records import ResultsFolder, not_fetched, unavailable
-    from medseg.report.collect import _made_from_other_inputs
+    from medseg.report.expected_cases import _made_from_other_inputs
 
     dataset = tmp_path / "ds"
     dataset.mkdir()

@@ -209,7 +209,7 @@ def test_a_case_that_failed_only_at_scoring_keeps_its_volumes_and_its_refused_re
 
 
 def test_a_series_cell_is_matched_as_the_series_choice_reads_it():
-    from medseg.report.collect import _same_series
+    from medseg.report.expected_cases import _same_series
 
     info = {"series_key": "3-2", "series_number": 3, "series_uid": "1.2.840.5"}
     # a part of a split series: "3" alone is refused as ambiguous by the series choice, so it never made these

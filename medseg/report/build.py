@@ -18,7 +18,8 @@ from medseg.metrics import EMPTY_MASK_POLICY, SURFACE_DEFINITION, jsonable
 from medseg.numbers import counted
 from medseg.report.case_result import CaseResult, label_key
 from medseg.report.checks import check_segmentation
-from medseg.report.collect import add_expected_cases, collect_results
+from medseg.report.collect import collect_results
+from medseg.report.expected_cases import add_expected_cases
 from medseg.report.figures import label_colour
 from medseg.report.flags import DEFAULT_DICE_THRESHOLD, DEFAULT_OUTLIER_Z, Flag, flag_cases, flag_rules, worst_first
 from medseg.report.html import ReportContent, render_page
