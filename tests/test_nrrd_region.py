@@ -26,7 +26,8 @@ def test_the_overlay_reads_the_region_of_an_itk_input_and_draws_what_reading_it_
     around the labels, where a NIfTI's crop alone is read. SimpleITK is now asked for the region drawn alone
     (MetaImage's library reads only its bytes), and the picture is the same, byte for byte."""
     import medseg.io.images as images
-    from medseg.report.overlay import CaseArrays, ItkImageFile, _image_file, render_overlay
+    from medseg.report.overlay import CaseArrays, ItkImageFile, render_overlay
+    from medseg.report.overlay_image import _image_file
 
     rng = np.random.default_rng(3)
     stored = rng.integers(-1000, 2000, (30, 40, 36)).astype(np.int16)  # numpy's order: k, j, i
@@ -69,7 +70,8 @@ def test_the_overlay_reads_the_region_of_an_itk_input_and_draws_what_reading_it_
 def test_an_itk_region_of_nan_voxels_is_read_whole_for_its_error(sitk, tmp_path):
     """A region holding NaN voxels is not drawn from: the whole reading refuses the file, and the overlay says so."""
     from medseg.io.itk_image import read_itk_region
-    from medseg.report.overlay import CaseArrays, _image_file, render_overlay
+    from medseg.report.overlay import CaseArrays, render_overlay
+    from medseg.report.overlay_image import _image_file
 
     values = np.full((10, 12, 14), 5.0, np.float32)
     values[5, 6, 7] = np.nan

@@ -67,7 +67,7 @@ def test_the_overlay_holds_no_volume_of_its_image_or_masks(tmp_path, monkeypatch
     import tracemalloc
 
     from medseg.io.nifti import load_image
-    from medseg.report import overlay
+    from medseg.report import overlay, overlay_image
 
     shape = (160, 144, 128)
     i, j, k = np.indices(shape, sparse=True)
@@ -90,7 +90,7 @@ def test_the_overlay_holds_no_volume_of_its_image_or_masks(tmp_path, monkeypatch
     expected = overlay.render_overlay(whole, legend, "2", focus_faces=("k-",))
 
     monkeypatch.setattr(overlay, "_FOCUS_BLOCK_VOXELS", 144 * 128, raising=False)  # a slice at a time
-    monkeypatch.setattr(overlay, "_IMAGE_SLAB_VOXELS", 160 * 144, raising=False)
+    monkeypatch.setattr(overlay_image, "_IMAGE_SLAB_VOXELS", 160 * 144, raising=False)
     part = overlay.CaseArrays(labels, affine, overlay.ImageFile(path, load_image(path, mmap=False)), reference)
     overlay.render_overlay(part, legend, "1")  # the modules each step imports, loaded
     tracemalloc.start()

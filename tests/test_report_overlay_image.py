@@ -98,7 +98,7 @@ def test_the_window_from_counts_of_stored_values_is_numpys_percentile_bit_for_bi
     file says (a negative slope reverses their order), and that of float voxels from counts of their bits: the same
     numbers as ``np.percentile`` of the float32 voxels, which it held in a copy of the crop."""
     from medseg.io.nifti import load_image, scaled_float32
-    from medseg.report.overlay import _FloatOrder, _percentiles_of_counts, _window, _WindowValues
+    from medseg.report.overlay_image import _FloatOrder, _percentiles_of_counts, _window, _WindowValues
 
     rng = np.random.default_rng(5)
     for n in (1, 2, 3, 7, 200, 5000):
