@@ -492,7 +492,7 @@ def test_the_qa_report_leaves_out_a_4d_input_off_the_grid_from_its_header(modal_
                                                                           monkeypatch):
     """A multi-modal case whose 4D input was replaced by one on another grid: the overlay leaves it out from its
     header, unread (a 4 MB gzip file can declare gigabytes of voxels), and says so."""
-    import medseg.report.overlay
+    import medseg.report.overlay_arrays
 
     source = tmp_path / "case.nii.gz"
     source.write_bytes((modal_sets["4d"][0] / "case0.nii.gz").read_bytes())
@@ -505,7 +505,7 @@ def test_the_qa_report_leaves_out_a_4d_input_off_the_grid_from_its_header(modal_
     def unread(path):
         raise AssertionError(f"{path} read whole")
 
-    monkeypatch.setattr(medseg.report.overlay, "read_image_channels", unread)
+    monkeypatch.setattr(medseg.report.overlay_arrays, "read_image_channels", unread)
     code, _, err = run_cli(["report", str(results), "-o", str(tmp_path / "qa") + "/"], capsys)
     assert code == 0, err
     page = (tmp_path / "qa" / "report.html").read_text()
