@@ -388,7 +388,7 @@ def evaluate_files(
     if is_dicom_file(pred_path):  # a DICOM SEG's grid is its source series', known once it is placed: the
         # reference's header is checked against it before the reference's voxels are read, as beside a NIfTI one
         check_header_shape(pred_path, pred.shape[:3], ref_path, affine=pred.affine)
-    reference_signature = file_signature(ref_path)  # before the read: see medseg.report.collect
+    reference_signature = file_signature(ref_path)  # before the read: see medseg.report.stale_results
     if is_dicom_file(ref_path):
         ref, ref_values = read_seg_reference(ref_path, pred_path, labels, label_codes, grid=pred,
                                              names=None if labels is not None else names, names_from=names_from), None
