@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from medseg.errors import InputError
+from medseg.io.files import absolute_path
 from medseg.jsonfile import RESULT_BYTES, JsonFileError, read_json_object
 from medseg.report.case_result import CaseResult, LabelResult, _exists, asked_series, label_key, resolve_path
 from medseg.report.expected_cases import add_expected_cases

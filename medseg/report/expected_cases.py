@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from medseg.io.files import absolute_path
 from medseg.numbers import counted
 from medseg.report.case_result import CaseResult
 from medseg.report.result_records import _hiding, _unlistable_folders
