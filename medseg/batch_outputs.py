@@ -8,6 +8,7 @@ need no model, so that an input they refuse costs no model load (a batch of such
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from medseg.errors import ConflictingInputsError
@@ -59,7 +60,8 @@ def check_batch_outputs(inputs, output_dir, scored: bool, output_format: str, ov
                         modalities: int = 1) -> None:
     """Before any input is read: two inputs that would write the same names (a/scan.nii.gz, b/scan.nii.gz into one
     folder) and an output that would replace an input or a reference (scan.nii.gz beside scan_seg.nii.gz, both
-    given) are :class:`ConflictingInputsError`, and (unless ``overwrite``) existing outputs of any input are an
+    given) are :class:`ConflictingInputsError`, as is a model given as an input (``-m`` forgotten), and (unless
+    ``overwrite``) existing outputs of any input are an
     :class:`OutputExistsError` naming them. ``medseg infer`` calls it with ``overwrite`` True before the model loads
     (the clashes), then without it after (the model and device are named before "exists already"). ``modalities``:
     the model's; for several, nnU-Net's ``case_0000`` writes ``case_seg.nii.gz``
@@ -70,6 +72,8 @@ def check_batch_outputs(inputs, output_dir, scored: bool, output_format: str, ov
     from medseg.segment import case_targets, superseded_outputs
 
     inputs, references = [Path(p) for p in inputs], [Path(p) for p in references]  # an iterator is read once
+    for path in inputs:
+        _check_not_a_model(path)
     given = {_real(p): Path(p) for p in [*inputs, *references]}
     folded = {_folded(real): p for real, p in given.items()}
     seen: dict[tuple[Path, str], Path] = {}
@@ -149,6 +153,23 @@ def check_batch_outputs(inputs, output_dir, scored: bool, output_format: str, ov
             have = "has" if having == 1 else "have"
             whole = f" (nothing was segmented: {having} of {len(inputs)} inputs {have} outputs)"
         raise OutputExistsError(f"{existing[0]}: {what}; pass --overwrite to replace it{more}{whole}")
+
+
+def _check_not_a_model(path: Path) -> None:
+    """A model given where an input goes (``medseg infer scan.nii.gz hippocampus``, ``-m`` forgotten) as a
+    :class:`ConflictingInputsError`: a shipped model's name that is no file or folder here, or a model package folder.
+    Told in its turn, the other inputs were segmented with the default demo model first, and a package folder was
+    read as a DICOM study ("no DICOM images found")."""
+    from medseg.package import CONFIG_NAME, shipped_models
+
+    if os.path.lexists(path):
+        if os.path.isdir(path) and os.path.isfile(path / CONFIG_NAME):  # (Path.is_dir raises on EACCES)
+            raise ConflictingInputsError(f"{path}: a model package (it holds {CONFIG_NAME}), not an input: give a "
+                                         f"model with -m (-m {path})")
+        return
+    if len(path.parts) == 1 and path.name in shipped_models():
+        raise ConflictingInputsError(f"{path}: no such file or folder, but the name of a shipped model: give a model "
+                                     f"with -m (-m {path.name})")
 
 
 def _real(path) -> Path:

@@ -57,8 +57,8 @@ class ModelMismatchError(InputError):
 
 
 class ConflictingInputsError(InputError):
-    """Inputs given together that cannot be processed together: two that would write the same output, or an output
-    that would replace an input (a usage error at the command line)."""
+    """Inputs given together that cannot be processed together: two that would write the same output, an output
+    that would replace an input, or a model given as an input (a usage error at the command line)."""
 
 
 class DeviceError(MedsegError, RuntimeError):

@@ -414,3 +414,29 @@ def test_an_output_that_is_a_link_is_refused_and_the_other_inputs_go_on(tmp_path
                          capsys)  # alone and without --overwrite: the same line, before the model loads
     assert (code, out) == (1, "")
     assert err.startswith(f"medseg: error: {tmp_path / 'out' / 'a_seg.nii.gz'}: a link to {archive} is in the place")
+
+
+def test_a_model_given_as_an_input_is_a_usage_error_before_any_work(tmp_path, case, make_package, capsys,
+                                                                        monkeypatch):
+    """``medseg infer scan.nii.gz hippocampus`` (``-m`` forgotten) segmented scan.nii.gz with the default demo model,
+    writing its outputs, and only then said that ``hippocampus`` was no such file; a package folder given so was read
+    as a DICOM study ("no DICOM images found"). Both are usage errors, exit 2, before anything is written."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(["infer", str(case), "hippocampus", "-o", "out"], capsys)
+    assert code == 2
+    assert err.strip().splitlines()[-1] == (
+        "medseg infer: error: hippocampus: no such file or folder, but the name of a shipped model: give a model "
+        "with -m (-m hippocampus). Try 'medseg infer --help'.")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "case_seg.nii.gz").exists()
+    package = make_package()
+    code, _, err = run(["infer", str(case), str(package), "-o", "out"], capsys)
+    assert code == 2
+    assert err.strip().splitlines()[-1] == (
+        f"medseg infer: error: {package}: a model package (it holds model.json), not an input: give a model with -m "
+        f"(-m {package}). Try 'medseg infer --help'.")
+    assert not (tmp_path / "out").exists()
+    # a file or folder of that name that is there is an input, as given
+    with pytest.raises(ConflictingInputsError, match="^hippocampus: no such file or folder, but the name of a "):
+        check_batch_outputs([Path("hippocampus")], None, False, "nifti", True)
+    (tmp_path / "hippocampus").mkdir()
+    check_batch_outputs([Path("hippocampus")], None, False, "nifti", True)
