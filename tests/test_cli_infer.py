@@ -419,3 +419,25 @@ def test_a_path_with_dot_dot_after_a_link_is_recorded_as_the_file_read(tmp_path,
     assert (metrics["prediction"], metrics["reference"]) == (str(work / "out" / "case_seg.nii.gz"),
                                                              str(site / "ref.nii.gz"))
     assert not (work / "case.nii.gz").exists() and not (work / "ref.nii.gz").exists()
+
+
+def test_an_output_folder_named_as_an_image_file_is_a_usage_error(tmp_path, case, make_package, capsys,
+                                                                    monkeypatch):
+    """``-o myseg.nii.gz`` (a user naming the segmentation) made a folder myseg.nii.gz holding case_seg.nii.gz:
+    a name with an image file's or a JSON file's ending that is not there is refused, exit 2, nothing made; written
+    with a trailing /, or existing as a folder, it is the folder asked for."""
+    monkeypatch.chdir(tmp_path)
+    package = str(make_package())
+    for name, option in (("myseg.nii.gz", "-o"), ("seg.nrrd", "--output"), ("case.json", "--output-dir")):
+        code, _, err = run(["infer", str(case), "--model", package, option, name], capsys)
+        assert code == 2, err
+        assert err.strip().splitlines()[-1] == (
+            f"medseg infer: error: {option} {name}: a folder for the outputs, which are named after each input "
+            f"(case.nii.gz writes case_seg.nii.gz); name a folder, or write {name}/ for a folder of that name. Try "
+            "'medseg infer --help'.")
+        assert not (tmp_path / name).exists()
+    code, _, err = run(["infer", str(case), "--model", package, "-o", "myseg.nii.gz/"], capsys)
+    assert code == 0, err
+    assert _files(tmp_path / "myseg.nii.gz") == ["case_seg.json", "case_seg.nii.gz"]
+    code, _, err = run(["infer", str(case), "--model", package, "-o", "myseg.nii.gz", "--overwrite"], capsys)
+    assert code == 0, err

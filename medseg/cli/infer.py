@@ -22,6 +22,7 @@ from medseg.cli.options import (
     series_option,
     stopped_by,
     threads_option,
+    typed_option,
     usage_errors,
 )
 
@@ -44,11 +45,24 @@ $ medseg infer case.nrrd --reference case_label.seg.nrrd   # 3D Slicer's NRRD (p
 """
 
 
+class _OutputFolder(GivenPath):
+    """``-o``: a folder, kept as the command line typed it too (``ctx.meta[TYPED_OUTPUT]``), as a trailing / says
+    that a folder is meant whatever its name (:func:`_output_folder`)."""
+
+    def convert(self, value, param, ctx):
+        if ctx is not None and isinstance(value, str):
+            ctx.meta[TYPED_OUTPUT] = value
+        return super().convert(value, param, ctx)
+
+
+TYPED_OUTPUT = "medseg.infer.typed_output"
+
+
 @click.command("infer", help=_HELP)
 # not readable=True: the reader names an unreadable input (or reference) and the rest of the batch goes on
 @click.argument("inputs", nargs=-1, required=True, type=GivenPath(readable=False, path_type=Path))
 @model_option
-@click.option("-o", "--output", "--output-dir", "output_dir", type=GivenPath(file_okay=False, path_type=Path),
+@click.option("-o", "--output", "--output-dir", "output_dir", type=_OutputFolder(file_okay=False, path_type=Path),
               default=None, help="Folder for outputs, made if missing (default: beside each input).")
 @click.option("--reference", "references", multiple=True, type=GivenPath(readable=False, path_type=Path),
               help="Reference label image (NIfTI, or a DICOM SEG: of a DICOM input, or of the series an input image "
@@ -74,6 +88,9 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
                                "order")
     if series is not None and len(inputs) > 1:
         raise click.UsageError("--series applies to one DICOM folder at a time")
+    if output_dir is not None:
+        _check_output_folder(click.get_current_context().meta.get(TYPED_OUTPUT, str(output_dir)), inputs[0],
+                             output_format)
     from medseg.batch_outputs import (
         as_typed,
         check_batch_outputs,
@@ -266,6 +283,23 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
                    err=True)
         return 1
     return 0
+
+
+def _check_output_folder(typed: str, first_input: Path, output_format: str) -> None:
+    """The -o folder as ``typed``, refused as a usage error where it is not there and named as an image or JSON file
+    (``-o myseg.nii.gz``, a user naming the segmentation: a folder myseg.nii.gz was made, holding
+    scan_seg.nii.gz); written with a trailing /, or there as a folder, it is the folder asked for."""
+    import os
+
+    from medseg.volume import stem
+
+    name = os.path.basename(typed)
+    if name and not os.path.lexists(typed) and (stem(name) != name or name.lower().endswith(".json")):
+        ending = ".dcm" if output_format == "dicom-seg" else ".nii.gz"
+        raise click.UsageError(
+            f"{typed_option('output_dir')} {typed}: a folder for the outputs, which are named after each input "
+            f"({first_input.name} writes {stem(first_input)}_seg{ending}); name a folder, or write {typed}/ for a "
+            "folder of that name")
 
 
 DICE_LINES_MAX = 10  # above this many labels a case's Dice is one line: 117 lines a case buried the batch's own
