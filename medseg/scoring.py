@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from medseg.case_numbers import other_case_note
 from medseg.errors import InputError, ModelMismatchError, first_line
 from medseg.io.files import is_path, os_reason, path_argument, type_text
 from medseg.io.label_images import prediction_sidecar
@@ -213,7 +214,7 @@ def score_prediction(prediction: Path | str, reference: Path | str, case_id: str
                      package: ModelPackage | str | os.PathLike | None = None,
                      given_as: str = "--model", sidecar_required: bool = False,
                      made_by: MadeBy | None | object = _READ, names: dict[int, str] | None = None,
-                     names_from: Path | str | None = None) -> dict:
+                     names_from: Path | str | None = None, named_for: Path | str | None = None) -> dict:
     """The metrics record (schema medseg-metrics/1) of ``prediction`` against ``reference``.
 
     Label names (and the values that count) come from ``package`` (a :class:`~medseg.package.ModelPackage`, or the name
@@ -225,7 +226,10 @@ def score_prediction(prediction: Path | str, reference: Path | str, case_id: str
     unless ``made_by`` gives what it read already. The DICOM codes of a DICOM SEG's segments come from ``package``, else
     from the sidecar. A ``package`` that did not make the prediction is a :class:`~medseg.errors.ModelMismatchError`;
     a file missing or unreadable an :class:`~medseg.errors.ImageReadError`, one that holds no label image an
-    :class:`~medseg.errors.InputError`, two that share no grid a :class:`~medseg.errors.GeometryError`."""
+    :class:`~medseg.errors.InputError`, two that share no grid a :class:`~medseg.errors.GeometryError`. A reference
+    whose file name holds a number the prediction's lacks and the reverse is warned about and noted in the record
+    (:func:`~medseg.case_numbers.other_case_note`); ``named_for``, the image the prediction was made from, is
+    compared in its place where the prediction is named otherwise (a cohort's, after the sheet's case id)."""
     prediction, reference = path_argument(prediction, "the prediction"), path_argument(reference, "the reference")
     if is_path(package):  # a shipped model's name or a package folder (any os.PathLike, as load_package takes)
         from medseg.package import load_package
@@ -257,6 +261,11 @@ def score_prediction(prediction: Path | str, reference: Path | str, case_id: str
         _warn_if_changed(prediction, made_by, metrics.get("prediction_sha256"))
     else:
         _warn_if_swapped(prediction, Path(reference))
+    named = Path(named_for) if named_for is not None else prediction
+    other_case = other_case_note(named, reference, role="prediction" if named_for is None else "image")
+    if other_case is not None:  # nothing else tells a reference of another case on a shared grid
+        log.warning("%s, the reference given for %s: %s", reference, named, other_case)
+        metrics.setdefault("notes", []).append(f"reference: {other_case}")
     return metrics
 
 

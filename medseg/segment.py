@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medseg import stopping
+from medseg.case_numbers import other_case_note
 from medseg.errors import DeviceError, ImageReadError, InputError, OutputWriteError
 from medseg.input_range import check_extent, model_space_extent
 from medseg.io.atomic import atomic_paths, check_folders_writable, check_superseded, check_writable, sha256_of
@@ -302,13 +303,16 @@ def segment_case(
         from medseg.io.seg_sources import seg_sources as read_seg_sources
 
         seg_sources = read_seg_sources(volume)  # before inference: a series a SEG cannot be made from fails now
-    ref_volume = None
+    ref_volume = other_case = None
     if reference is not None:
         from medseg.grid_match import check_same_grid, place_onto_grid
         from medseg.io.files import is_dicom_file
         from medseg.io.label_images import read_reference
 
         check_reference_exists(reference, input_path)
+        other_case = other_case_note(input_path, reference)
+        if other_case is not None:  # nothing else tells a reference of another case on a shared grid
+            log.warning("%s, the reference given for %s: %s", reference, input_path, other_case)
         reference_signature = file_signature(reference)
         if is_dicom_file(reference):  # a DICOM SEG: placed frame by frame on the series it segments
             ref_volume = _seg_reference(reference, volume, segmenter.package.labels, segmenter.package.label_codes)
@@ -360,6 +364,8 @@ def segment_case(
             case_id=case_id or volume.name,
         )
         metrics["reference_signature"] = reference_signature
+        if other_case is not None:  # the QA report shows a record's notes on the case's card
+            metrics.setdefault("notes", []).append(f"reference: {other_case}")
         timings["metrics_s"] = time.perf_counter() - clock
         from medseg.scoring import warn_if_dataset_names_differ
 

@@ -709,8 +709,9 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
         metrics_path = folder.metrics(case_id)
         try:
             # its labels by the sidecar the infer step wrote; an edited segmentation is warned about
+            # named after the case id: the reference's name is compared with the sheet's image's
             metrics = score_prediction(folder.segmentation(case_id), sample.reference, case_id,
-                                       sidecar_required=True)
+                                       sidecar_required=True, named_for=sample.image)
             with atomic_paths([metrics_path], overwrite=True) as (temp,):
                 temp.write_text(metrics_json(metrics))
         except Exception as error:  # any error in one case is recorded, the others carry on
