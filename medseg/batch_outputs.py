@@ -74,6 +74,7 @@ def check_batch_outputs(inputs, output_dir, scored: bool, output_format: str, ov
     inputs, references = [Path(p) for p in inputs], [Path(p) for p in references]  # an iterator is read once
     for path in inputs:
         _check_not_a_model(path)
+        _check_not_a_segmentation(path)
     given = {_real(p): Path(p) for p in [*inputs, *references]}
     folded = {_folded(real): p for real, p in given.items()}
     seen: dict[tuple[Path, str], Path] = {}
@@ -170,6 +171,28 @@ def _check_not_a_model(path: Path) -> None:
     if len(path.parts) == 1 and path.name in shipped_models():
         raise ConflictingInputsError(f"{path}: no such file or folder, but the name of a shipped model: give a model "
                                      f"with -m (-m {path.name})")
+
+
+def _check_not_a_segmentation(path: Path) -> None:
+    """A segmentation ``medseg infer`` wrote (its sidecar names it) given as an input, as a
+    :class:`ConflictingInputsError`: ``medseg infer scans/*.nii.gz`` run again takes the earlier run's
+    ``case_seg.nii.gz`` too. It was refused as an output replacing an input, advising ``-o``, with which each
+    segmentation was segmented as an image (``case_seg_seg.nii.gz``)."""
+    from medseg.errors import InputError
+    from medseg.io.label_images import prediction_sidecar
+    from medseg.scoring import read_made_by
+
+    if not os.path.isfile(path):  # (Path.is_file raises where a folder on the way cannot be searched)
+        return
+    sidecar = prediction_sidecar(path)
+    try:
+        made_by = read_made_by(sidecar)
+    except InputError:  # not medseg's record: the input is read, and a label image is warned about then
+        return
+    if made_by is not None and made_by.segmentation == path.name:
+        raise ConflictingInputsError(f"{path}: a segmentation medseg infer wrote (its sidecar {sidecar.name} says "
+                                     "so), not an image to segment: give the images alone (a wildcard such as "
+                                     "*.nii.gz takes an earlier run's outputs too)")
 
 
 def _real(path) -> Path:

@@ -440,3 +440,30 @@ def test_a_model_given_as_an_input_is_a_usage_error_before_any_work(tmp_path, ca
         check_batch_outputs([Path("hippocampus")], None, False, "nifti", True)
     (tmp_path / "hippocampus").mkdir()
     check_batch_outputs([Path("hippocampus")], None, False, "nifti", True)
+
+
+def test_an_earlier_runs_segmentation_given_as_an_input_is_a_usage_error(tmp_path, case, make_package, capsys):
+    """``medseg infer scans/*.nii.gz`` run a second time takes the first run's case_seg.nii.gz too: it was refused as
+    an output that would replace an input, advising -o, with which each segmentation was segmented as an image
+    (case_seg_seg.nii.gz). A segmentation whose sidecar says medseg infer wrote it is refused as such, exit 2."""
+    package = str(make_package())
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    image = scans / "case.nii.gz"
+    image.write_bytes(case.read_bytes())
+    code, _, err = run(["infer", str(image), "--model", package], capsys)
+    assert code == 0, err
+    segmentation = scans / "case_seg.nii.gz"
+    for extra in ([], ["-o", str(tmp_path / "out")]):
+        code, _, err = run(["infer", str(image), str(segmentation), "--model", package, *extra], capsys)
+        assert code == 2
+        assert err.strip().splitlines()[-1] == (
+            f"medseg infer: error: {segmentation}: a segmentation medseg infer wrote (its sidecar case_seg.json says "
+            "so), not an image to segment: give the images alone (a wildcard such as *.nii.gz takes an earlier "
+            "run's outputs too). Try 'medseg infer --help'.")
+        assert not (tmp_path / "out").exists()
+    # a label file without medseg's sidecar is segmented, with the warning that it looks like one
+    with pytest.raises(ConflictingInputsError, match="a segmentation medseg infer wrote"):
+        check_batch_outputs([segmentation], None, False, "nifti", True)
+    (scans / "case_seg.json").unlink()
+    check_batch_outputs([segmentation], None, False, "nifti", True)
