@@ -376,6 +376,7 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
     # a --model that made none of the predictions: one usage error, not a failure record per case
     check_folder_made_by(pred_dir, [prediction for case, prediction, _ in found.pairs if case not in found.doubled],
                          package, given_as)
+    _check_not_swapped(pred_dir, ref_dir, [(p, r) for case, p, r in found.pairs if case not in found.doubled])
     check_writable(targets, overwrite)  # before anything is scored: nothing of an earlier run replaced unasked
     if found.unreferenced:
         log.warning("%s: %s without a reference in %s, not scored: %s", pred_dir,
@@ -409,6 +410,32 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
     except BaseException:
         remove_empty_folders(made)
         raise
+
+
+def _check_not_swapped(pred_dir, ref_dir, pairs: list[tuple[Path, Path]]) -> None:
+    """The two folders given the wrong way round as a :class:`ConflictingInputsError`: every reference a segmentation
+    medseg infer wrote (its sidecar names it) and no prediction with a sidecar. Each case was scored with the
+    predicted and reference volumes (and false positives and negatives) exchanged, a warning each, and a reference
+    without a prediction passed over as a prediction without a reference."""
+    from medseg.io.label_images import prediction_sidecar
+    from medseg.scoring import read_made_by
+
+    if not pairs or any(os.path.lexists(prediction_sidecar(prediction)) for prediction, _ in pairs):
+        return
+    sidecars = []
+    for _, reference in pairs:
+        sidecar = prediction_sidecar(reference)
+        try:
+            made_by = read_made_by(sidecar)
+        except InputError:  # not medseg's record
+            return
+        if made_by is None or made_by.segmentation != reference.name:
+            return
+        sidecars.append(sidecar.name)
+    shown = ", ".join(sidecars[:3]) + (f" and {len(sidecars) - 3} more" if len(sidecars) > 3 else "")
+    raise ConflictingInputsError(f"{ref_dir}: given as the references folder, it holds segmentations medseg infer "
+                                 f"wrote (their sidecars say so: {shown}), and the predictions folder {pred_dir} "
+                                 "none: are the two folders swapped? The predictions come first")
 
 
 def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: list[Path],

@@ -3,9 +3,14 @@ one usage error; --output-dir of evaluate and report a folder, and not given wit
 
 from __future__ import annotations
 
+import json
+
+from conftest import run_cli
 from folder_cases import (
     folder_pairs,  # noqa: F401  (the folders fixture its tests take)
+    labels,
     run,
+    save,
 )
 
 
@@ -59,3 +64,30 @@ def test_output_dir_is_a_folder_without_a_trailing_slash_and_not_given_with_o(fo
     assert run(["report", str(one), "-o", str(tmp_path / "r.html"), "--output-dir", str(both)]) == 2
     assert "give one of them" in capsys.readouterr().err
     assert not both.exists() and not (tmp_path / "a.json").exists() and not (tmp_path / "r.html").exists()
+
+
+def test_folders_given_the_wrong_way_round_are_a_usage_error(tmp_path, capsys):
+    """``medseg evaluate labelsTs/ out/ -o scores/``: every case was scored with the predicted and reference volumes
+    (and false positives and negatives) exchanged, a warning each, a reference without a prediction passed over as a
+    prediction without a reference, and exit 0. Where every reference is a segmentation medseg infer wrote (its
+    sidecar says so) and no prediction has a sidecar, the folders are refused as swapped, exit 2, nothing written."""
+    out, labels_dir = tmp_path / "out", tmp_path / "labelsTs"
+    for case, shift in (("a", 1), ("b", 2)):
+        predicted, reference = labels(shift)
+        save(predicted, out / f"{case}_seg.nii.gz")
+        (out / f"{case}_seg.json").write_text(json.dumps({"segmentation": f"{case}_seg.nii.gz",
+                                                          "labels": {"0": "background", "1": "x", "2": "y"}}))
+        save(reference, labels_dir / f"{case}.nii.gz")
+    save(labels(0)[1], labels_dir / "c.nii.gz")  # a case the model missed
+    scores = tmp_path / "scores"
+    code, _, err = run_cli(["evaluate", str(labels_dir), str(out), "-o", str(scores)], capsys)
+    assert code == 2
+    assert err.strip().splitlines()[-1] == (
+        f"medseg evaluate: error: {out}: given as the references folder, it holds segmentations medseg infer wrote "
+        f"(their sidecars say so: a_seg.json, b_seg.json), and the predictions folder {labels_dir} none: are the two "
+        f"folders swapped? The predictions come first. Try 'medseg evaluate --help'.")
+    assert not scores.exists()
+    code, _, err = run_cli(["evaluate", str(out), str(labels_dir), "-o", str(scores)], capsys)
+    assert code == 1, err  # the right way round: c is a missed case
+    assert sorted(p.name for p in scores.glob("*.json")) == ["a_metrics.json", "b_metrics.json", "c_failed.json",
+                                                              "summary.json"]
