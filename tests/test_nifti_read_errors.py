@@ -30,6 +30,23 @@ def test_not_an_image(tmp_path, make_package, capsys):
     assert not (tmp_path / "out").exists() or _files(tmp_path / "out") == []
 
 
+@pytest.mark.parametrize(("name", "start", "kind"), [
+    ("slice.png", b"\x89PNG\r\n\x1a\n", "PNG"), ("photo.jpg", b"\xff\xd8\xff\xe0", "JPEG"),
+    ("stack.tif", b"II*\x00", "TIFF"), ("scan.BMP", b"BM", "BMP"),
+])
+def test_a_picture_file_is_named_as_one(tmp_path, case, make_package, capsys, name, start, kind):
+    """A 2D PNG, JPEG, TIFF or BMP given as an image was "not a NIfTI image (Cannot work out file type of ...)", in
+    nibabel's words; it is named as what it is, with what medseg reads, and the other inputs carry on."""
+    picture = tmp_path / name
+    picture.write_bytes(start + bytes(200))
+    code, _, err = run(["infer", str(picture), str(case), "--model", str(make_package()), "-o",
+                        str(tmp_path / "out")], capsys)
+    assert code == 1
+    assert f"medseg: error: {picture}: a {kind} picture, not an image medseg reads (a NIfTI file, an NRRD or " \
+           "MetaImage file, or a DICOM series folder); save it as NIfTI with its voxel size" in err.splitlines()
+    assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz"]
+
+
 def test_a_few_bytes_not_named_as_nifti_are_not_called_a_cut_header(tmp_path, make_package, capsys):
     """Three bytes of notes.txt were "truncated header (3 bytes, less than any NIfTI header); the file was cut short",
     which sent a user after an interrupted copy of a file that was never an image."""

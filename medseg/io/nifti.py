@@ -119,6 +119,24 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False, 
     return _read_nifti(Path(path), hash_input, labels, gzip, role, channels)
 
 
+# the first bytes of the 2D picture formats a scan is sometimes exported to (a screenshot, a slice saved by a viewer)
+_PICTURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
+             (b"GIF8", "GIF"), (b"BM", "BMP"))
+
+
+def _picture_kind(path: Path) -> str | None:
+    """``PNG``, ``JPEG``, ``TIFF``, ``GIF`` or ``BMP`` for a file named so (``.png``, ``.jpg``…) that starts as one;
+    else None (a NIfTI file may start with any bytes the BMP marker among them)."""
+    if not path.name.lower().endswith((".png", ".jpg", ".jpeg", ".tif", ".tiff", ".gif", ".bmp")):
+        return None
+    try:
+        with open(path, "rb") as stream:
+            start = stream.read(8)
+    except OSError:
+        return None
+    return next((kind for magic, kind in _PICTURES if start.startswith(magic)), None)
+
+
 def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = "", channels: bool = False
                 ) -> Volume:
     """:func:`read_nifti`, with gzip streams decompressed by ``reader`` (a module with gzip's ``open``)."""
@@ -182,6 +200,11 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         if header is not None:  # a .mhd's .raw, given as the image (dir/* gives both)
             raise ImageReadError(f"{path}: the data file of {header.name} beside it (the voxels that header "
                                  f"describes), not an image of its own; give {header.name}") from error
+        picture = _picture_kind(path)
+        if picture is not None:  # nibabel's "Cannot work out file type of ..." said nothing of what to do
+            raise ImageReadError(f"{path}: a {picture} picture, not an image medseg reads (a NIfTI file, an NRRD or "
+                                 "MetaImage file, or a DICOM series folder); save it as NIfTI with its voxel size"
+                                 ) from error
         raise ImageReadError(f"{path}: not a NIfTI image ({first_line(error)})") from error
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, OverflowError,
             HeaderDataError, HeaderTypeError) as error:
