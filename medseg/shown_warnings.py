@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import sys
 
+from medseg.one_line import escaped_line
+
 __all__ = ["show_warnings"]
 
 
@@ -19,14 +21,24 @@ class _ShownWarnings(logging.StreamHandler):
 
 
 class _LevelFirst(logging.Formatter):
-    """``warning: <message>`` (``error: ...`` and so on), as the ``medseg`` command and the scripts write their own."""
+    """``warning: <message>`` (``error: ...`` and so on), as the ``medseg`` command and the scripts write their own;
+    one line however the message reads (a line break or terminal escape in a file name written escaped, as the
+    ``medseg`` command writes it)."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        return f"{record.levelname.lower()}: {record.message}"
+        return f"{record.levelname.lower()}: {escaped_line(record.message)}"
+
+
+class _Bare(logging.Formatter):
+    """The bare message (the workflow's planning), one line as :class:`_LevelFirst`'s."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escaped_line(record.message)
 
 
 def show_warnings(*, labelled: bool = True) -> bool:
-    """Give the ``medseg`` logger a handler writing its warnings and errors to stderr, one line each: the message
+    """Give the ``medseg`` logger a handler writing its warnings and errors to stderr, one line each (control
+    characters in the message escaped, as :func:`medseg.one_line.escaped_line` writes them): the message
     after its level (``warning: ...``) where ``labelled``, the bare message otherwise (the workflow's planning, as it
     always read). Nothing where the process has configured logging itself (the root logger has a handler, as under
     ``logging.basicConfig``, pytest or a program running the workflow through Snakemake's API), or where an earlier
@@ -38,6 +50,6 @@ def show_warnings(*, labelled: bool = True) -> bool:
         return False
     handler = _ShownWarnings(sys.stderr)
     handler.setLevel(logging.WARNING)
-    handler.setFormatter(_LevelFirst() if labelled else logging.Formatter("%(message)s"))
+    handler.setFormatter(_LevelFirst() if labelled else _Bare())
     medseg_log.addHandler(handler)
     return True

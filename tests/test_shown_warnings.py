@@ -38,3 +38,19 @@ def test_a_program_that_configured_logging_is_left_as_it_is(capsys):
     assert medseg_log.handlers == before
     logging.getLogger("medseg.io.nifti").warning("taken by the program's own handler")
     assert capsys.readouterr().err == ""
+
+
+def test_a_control_character_in_a_file_name_leaves_the_warning_one_line_as_the_command_writes_it(capsys):
+    """A line break or terminal escape in a file name split the warning into lines that read as others (or drove
+    the terminal); the ``medseg`` command writes them escaped, and so do the scripts and the workflow's planning."""
+    from medseg.cli.options import escaped_line
+
+    name = "a\nerror: b\r\u2028\x1b[2J.nii.gz"
+    with no_logging_configured():
+        assert show_warnings() is True
+        logging.getLogger("medseg.io.nifti").warning("%s: not gzip-compressed", name)
+    assert capsys.readouterr().err == "warning: a\\nerror: b\\r\\u2028\\x1b[2J.nii.gz: not gzip-compressed\n"
+    with no_logging_configured():
+        assert show_warnings(labelled=False) is True
+        logging.getLogger("medseg.package").warning("%s: calls itself 'phantom'", name)
+    assert capsys.readouterr().err == f"{escaped_line(name)}: calls itself 'phantom'\n"

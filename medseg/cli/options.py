@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import unicodedata
 from pathlib import Path
 
 import click
+
+from medseg.one_line import escaped_line  # re-exported: the commands write their lines with it
 
 __all__ = [
     "GivenPath", "FiniteFloatRange", "given_model", "model_option", "device_form", "device_option", "precision_option",
@@ -112,30 +113,11 @@ series_option = click.option(
 )
 
 
-_SHOWN = {"\n": "\\n", "\r": "\\r"}
-
-
-def _escaped(char: str) -> str:
-    if char in _SHOWN:
-        return _SHOWN[char]
-    if unicodedata.category(char) in ("Cc", "Zl", "Zp") and char != "\t":
-        code = ord(char)
-        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-    return char
-
-
 def stopped_by(stop: BaseException) -> str:
     """How a stop's own line names its signal: " by SIGTERM" (a time limit, scancel or kill) or " by SIGHUP" (the
     terminal or ssh session closed), so that a batch job's log tells a scheduler's stop from a Ctrl-C, which is
     named by nothing ("")."""
     return {143: " by SIGTERM", 129: " by SIGHUP"}.get(getattr(stop, "code", None), "")
-
-
-def escaped_line(text: str) -> str:
-    """``text`` as one line: a line break in it (a file name may hold one, or a Unicode line separator) is written
-    as ``\\n``, ``\\u2028`` and so on, as is any other control character but a tab (an escape in a name would
-    drive the terminal)."""
-    return text if text.isprintable() else "".join(map(_escaped, text))
 
 
 def error_line(message: object) -> str:
