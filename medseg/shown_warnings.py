@@ -41,15 +41,22 @@ def show_warnings(*, labelled: bool = True) -> bool:
     characters in the message escaped, as :func:`medseg.one_line.escaped_line` writes them): the message
     after its level (``warning: ...``) where ``labelled``, the bare message otherwise (the workflow's planning, as it
     always read). Nothing where the process has configured logging itself (the root logger has a handler, as under
-    ``logging.basicConfig``, pytest or a program running the workflow through Snakemake's API), or where an earlier
-    call added the handler. True when this call added it.
+    ``logging.basicConfig``, pytest or a program running the workflow through Snakemake's API; the ``medseg`` logger
+    has one of the program's; or ``logging.lastResort`` is None: the program wants nothing shown of logging it did not
+    configure), or where an earlier call added the handler. True when this call added it.
 
     For a program's entry point (it changes logging for the whole process), not for a library call."""
     medseg_log = logging.getLogger("medseg")
-    if logging.getLogger().handlers or any(isinstance(h, _ShownWarnings) for h in medseg_log.handlers):
+    if logging.getLogger().handlers or logging.lastResort is None or _own_handlers(medseg_log):
         return False
     handler = _ShownWarnings(sys.stderr)
     handler.setLevel(logging.WARNING)
     handler.setFormatter(_LevelFirst() if labelled else _Bare())
     medseg_log.addHandler(handler)
     return True
+
+
+def _own_handlers(medseg_log: logging.Logger) -> bool:
+    """Whether the ``medseg`` logger has a handler but medseg's own NullHandler: the one an earlier call added, or
+    the program's (which takes the warnings already: another would show each twice)."""
+    return any(not isinstance(h, logging.NullHandler) for h in medseg_log.handlers)

@@ -54,3 +54,30 @@ def test_a_control_character_in_a_file_name_leaves_the_warning_one_line_as_the_c
         assert show_warnings(labelled=False) is True
         logging.getLogger("medseg.package").warning("%s: calls itself 'phantom'", name)
     assert capsys.readouterr().err == f"{escaped_line(name)}: calls itself 'phantom'\n"
+
+
+def test_a_program_that_configured_the_medseg_logger_alone_hears_each_warning_once(capsys):
+    """A program that gave only the ``medseg`` logger a handler of its own got a second one: each warning twice."""
+    import io
+
+    own = io.StringIO()
+    handler = logging.StreamHandler(own)
+    handler.setFormatter(logging.Formatter("own: %(message)s"))
+    with no_logging_configured():
+        logging.getLogger("medseg").addHandler(handler)
+        try:
+            assert show_warnings() is False
+            logging.getLogger("medseg.io.nifti").warning("a.nii.gz: not gzip-compressed")
+        finally:
+            logging.getLogger("medseg").removeHandler(handler)
+    assert (own.getvalue(), capsys.readouterr().err) == ("own: a.nii.gz: not gzip-compressed\n", "")
+
+
+def test_a_program_that_disabled_the_last_resort_handler_is_left_silent(capsys, monkeypatch):
+    """``logging.lastResort = None``: the program asked for nothing of the logging it did not configure, and the
+    handler that stands in for the last-resort one wrote medseg's warnings all the same."""
+    monkeypatch.setattr(logging, "lastResort", None)
+    with no_logging_configured():
+        assert show_warnings() is False
+        logging.getLogger("medseg.io.nifti").warning("a.nii.gz: not gzip-compressed")
+    assert capsys.readouterr().err == ""
