@@ -304,7 +304,8 @@ def warn_if_dataset_names_differ(reference: Path | str, labels: Mapping, whose: 
                                  prediction: Path | str | None = None, warned: set | None = None) -> None:
     """Warns where ``labels`` (value → name, as ``whose`` names them: "the model phantom") name the values of a
     Decathlon / nnU-Net dataset.json of the reference's dataset (as :func:`dataset_label_names` finds it; beside the
-    ``prediction`` too, where given) otherwise, beyond letter case: scoring goes by value, so the model's label 1 is
+    ``prediction`` too, where given) otherwise, beyond letter case and how a name's words are joined (``left_kidney``,
+    ``Left Kidney``): scoring goes by value, so the model's label 1 is
     scored against what the reference holds as 1, which may be another structure (another labelling convention).
     Once per file and names in ``warned``, where given (to which they are added)."""
     from medseg.io.dataset_json import renamed_labels
@@ -314,7 +315,9 @@ def warn_if_dataset_names_differ(reference: Path | str, labels: Mapping, whose: 
         return
     declared, path = found
     named = {int(value): str(name) for value, name in labels.items()}
-    theirs, ours = renamed_labels(declared, {value: name for value, name in named.items() if value in declared})
+    # spelt otherwise (left_kidney, Left Kidney) is one structure: the warning is for another labelling convention
+    theirs, ours = renamed_labels(declared, {value: name for value, name in named.items() if value in declared},
+                                  separators_aside=True)
     key = (path, tuple(sorted(named.items())))
     if not theirs or (warned is not None and key in warned):
         return

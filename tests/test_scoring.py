@@ -439,3 +439,28 @@ def test_a_reference_box_reaching_past_the_input_is_cropped_where_label_0_lies_t
         "voxel lattice, but extends 3 voxels beyond its last i, and 2 of its labelled voxels lie there, outside the "
         "grid; nothing segmented or written")
     assert not (tmp_path / "out2").exists() or _files(tmp_path / "out2") == []
+
+
+@pytest.mark.parametrize("labels", [
+    {"0": "background", "1": "Left Kidney", "2": "right_kidney", "3": "Spleen"},  # the Decathlon's value -> name
+    {"background": 0, "left-kidney": 1, "Right Kidney": 2, "spleen": 3},  # nnU-Net v2's name -> value
+])
+def test_label_names_joined_otherwise_are_no_other_labelling_convention(tmp_path, caplog, labels):
+    """``left_kidney`` against a dataset.json's ``Left Kidney`` or ``left-kidney`` names one structure, but was warned
+    about as another labelling convention (check that the reference uses the model's label values); a value named as
+    another structure still is."""
+    from medseg.scoring import warn_if_dataset_names_differ
+
+    (tmp_path / "Task09" / "labelsTr").mkdir(parents=True)
+    reference = tmp_path / "Task09" / "labelsTr" / "case.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 2), np.uint8), np.eye(4)), reference)
+    (tmp_path / "Task09" / "dataset.json").write_text(json.dumps({"labels": labels}))
+    model = {0: "background", 1: "left_kidney", 2: "right kidney", 3: "spleen"}
+    with caplog.at_level(logging.WARNING, logger="medseg"):
+        warn_if_dataset_names_differ(reference, model, "the model kidneys")
+        assert caplog.messages == []
+        warn_if_dataset_names_differ(reference, {**model, 1: "liver"}, "the model liver")
+    first = next(name for name, value in labels.items() if value == 1) if "background" in labels else labels["1"]
+    assert caplog.messages == [f"{tmp_path / 'Task09' / 'dataset.json'} names labels 1 {first}; the model liver names "
+                               "them 1 liver: each label is scored by its value under the model's name; check that "
+                               "the reference uses the model's label values"]

@@ -273,22 +273,27 @@ def names_for_scoring(source: Path | str | DatasetDocument) -> tuple[dict[int, s
         return None, text.removeprefix(f"{read.path}: ")
 
 
-def renamed_labels(declared: dict[int, str], names: dict[int, str]) -> tuple[dict[int, str], dict[int, str]]:
+def renamed_labels(declared: dict[int, str], names: dict[int, str], *,
+                   separators_aside: bool = False) -> tuple[dict[int, str], dict[int, str]]:
     """The labels a dataset.json (``declared``) and a config (``names``; both value → name) name differently, beyond
     letter case, as (the dataset.json's names, the config's); a value only one of them has is named "no label" by
     the other. Background (0) is not compared, nor how an accent is composed (``ä`` as one character or as ``a``
-    and its accent, as macOS may write it). Both empty where they agree."""
+    and its accent, as macOS may write it); with ``separators_aside``, nor how the words of a name are joined
+    (``left_kidney``, ``Left Kidney``, ``left-kidney``: one structure, where the question is whether the two name
+    the same structures). Both empty where they agree."""
     theirs, ours = {}, {}
     for value in sorted((set(declared) | set(names)) - {0}):
         a, b = declared.get(value), names.get(value)
-        if a is None or b is None or _folded(a) != _folded(str(b)):
+        if a is None or b is None or _folded(a, separators_aside) != _folded(str(b), separators_aside):
             theirs[value], ours[value] = a or "no label", "no label" if b is None else str(b)
     return theirs, ours
 
 
-def _folded(name: str) -> str:
-    """A label name as compared: accents composed, letter case and surrounding spaces aside."""
-    return unicodedata.normalize("NFC", name).strip().casefold()
+def _folded(name: str, separators_aside: bool = False) -> str:
+    """A label name as compared: accents composed, letter case and surrounding spaces aside; with
+    ``separators_aside``, the spaces, underscores and hyphens between its words too."""
+    folded = unicodedata.normalize("NFC", name).strip().casefold()
+    return "".join(ch for ch in folded if not (ch.isspace() or ch in "_-")) if separators_aside else folded
 
 
 def _names(labels: dict, path: Path) -> dict[int, str]:
