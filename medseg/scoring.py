@@ -307,16 +307,22 @@ def warn_if_dataset_names_differ(reference: Path | str, labels: Mapping, whose: 
     ``prediction`` too, where given) otherwise, beyond letter case and how a name's words are joined (``left_kidney``,
     ``Left Kidney``): scoring goes by value, so the model's label 1 is
     scored against what the reference holds as 1, which may be another structure (another labelling convention).
-    Once per file and names in ``warned``, where given (to which they are added)."""
-    from medseg.io.dataset_json import renamed_labels
+    A value only the dataset.json names is compared only where its name is one of ``labels``' (nnU-Net's ``ignore``,
+    or a structure the model does not segment, is no other convention). Once per file and names in ``warned``, where
+    given (to which they are added)."""
+    from medseg.io.dataset_json import renamed_labels, same_label_name
 
     found = dataset_label_names(reference if prediction is None else prediction, reference, tell_unusable=False)
     if found is None:
         return
     declared, path = found
     named = {int(value): str(name) for value, name in labels.items()}
+    # a value only the dataset.json names is another convention only where it names one of the model's structures
+    # (the model's anterior as 3): nnU-Net's ignore label, or a structure the model does not segment, is none
+    moved = {value: name for value, name in declared.items() if value in named
+             or any(same_label_name(name, ours, separators_aside=True) for ours in named.values())}
     # spelt otherwise (left_kidney, Left Kidney) is one structure: the warning is for another labelling convention
-    theirs, ours = renamed_labels(declared, {value: name for value, name in named.items() if value in declared},
+    theirs, ours = renamed_labels(moved, {value: name for value, name in named.items() if value in declared},
                                   separators_aside=True)
     key = (path, tuple(sorted(named.items())))
     if not theirs or (warned is not None and key in warned):

@@ -464,3 +464,30 @@ def test_label_names_joined_otherwise_are_no_other_labelling_convention(tmp_path
     assert caplog.messages == [f"{tmp_path / 'Task09' / 'dataset.json'} names labels 1 {first}; the model liver names "
                                "them 1 liver: each label is scored by its value under the model's name; check that "
                                "the reference uses the model's label values"]
+
+
+@pytest.mark.parametrize("labels, warned", [
+    ({"background": 0, "Anterior": 1, "Posterior": 2, "ignore": 3}, None),  # nnU-Net's ignore label
+    ({"0": "background", "1": "anterior", "2": "posterior", "3": "tail"}, None),  # a structure the model lacks
+    ({"background": 0, "tail": 1, "anterior": 2, "posterior": 3}, "1 tail, 2 anterior, 3 posterior; the model "
+     "hippocampus names them 1 anterior, 2 posterior, 3 no label"),
+    ({"0": "background", "3": "anterior", "4": "posterior"}, "3 anterior, 4 posterior; the model hippocampus names "
+     "them 3 no label, 4 no label"),  # the model's structures under other values
+])
+def test_a_label_only_the_dataset_json_names_is_another_convention_only_where_it_is_the_models(tmp_path, caplog,
+                                                                                                 labels, warned):
+    """nnU-Net's ``ignore`` label (or a structure the model does not segment) beside the model's own labels, under the
+    model's values, was warned about as another labelling convention ("3 ignore; the model names them 3 no label:
+    check that the reference uses the model's label values"); it is none. The model's structures under other values
+    still are."""
+    from medseg.scoring import warn_if_dataset_names_differ
+
+    (tmp_path / "Dataset004_Hippocampus" / "labelsTr").mkdir(parents=True)
+    reference = tmp_path / "Dataset004_Hippocampus" / "labelsTr" / "case.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 2), np.uint8), np.eye(4)), reference)
+    (tmp_path / "Dataset004_Hippocampus" / "dataset.json").write_text(json.dumps({"labels": labels}))
+    with caplog.at_level(logging.WARNING, logger="medseg"):
+        warn_if_dataset_names_differ(reference, HIPPO_LABELS, "the model hippocampus")
+    assert caplog.messages == ([] if warned is None else [
+        f"{tmp_path / 'Dataset004_Hippocampus' / 'dataset.json'} names labels {warned}: each label is scored by its "
+        "value under the model's name; check that the reference uses the model's label values"])

@@ -26,7 +26,7 @@ from medseg.numbers import values_text
 
 __all__ = ["DatasetDocument", "DatasetJson", "TrainingList", "declared_names", "find_dataset_json", "load_document",
            "named_as_given", "names_for_scoring", "not_used", "read_dataset_json", "read_document", "renamed_labels",
-           "training_list"]
+           "same_label_name", "training_list"]
 
 log = logging.getLogger(__name__)
 
@@ -287,6 +287,11 @@ def renamed_labels(declared: dict[int, str], names: dict[int, str], *,
         if a is None or b is None or _folded(a, separators_aside) != _folded(str(b), separators_aside):
             theirs[value], ours[value] = a or "no label", "no label" if b is None else str(b)
     return theirs, ours
+
+
+def same_label_name(a: str, b: str, *, separators_aside: bool = False) -> bool:
+    """Whether two label names are one, as :func:`renamed_labels` compares them."""
+    return _folded(a, separators_aside) == _folded(b, separators_aside)
 
 
 def _folded(name: str, separators_aside: bool = False) -> str:
