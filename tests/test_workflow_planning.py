@@ -385,3 +385,43 @@ def test_a_package_calling_itself_by_a_shipped_name_is_warned_about_while_planni
             in run.stderr + run.stdout)
     run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results", model="phantom")
     assert "calls itself" not in run.stderr + run.stdout
+
+
+def test_a_dataset_json_naming_the_labels_otherwise_than_the_model_is_warned_of_while_planning(tmp_path):
+    """A cohort made from a dataset folder (a sheet of labelsTr/ references, README "From nnU-Net") scores each label
+    by value under the model's name, as `medseg evaluate` does; a dataset.json there naming the values otherwise
+    (another labelling convention) was warned about by `medseg evaluate` and `medseg infer --reference`, but the
+    cohort scored its cases without a word. Planning names it, once for the sheet."""
+    dataset = tmp_path / "Task09"
+    (dataset / "imagesTr").mkdir(parents=True)
+    (dataset / "labelsTr").mkdir()
+    for seed, case in enumerate(("a", "b"), start=11):
+        write_phantom(dataset / "imagesTr" / f"{case}.nii.gz", dataset / "labelsTr" / f"{case}.nii.gz", SHAPE,
+                      seed=seed)
+    (dataset / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "Tube", "2": "Box",
+                                                                 "3": "Ellipsoid"}}))
+    sheet = write_sheet(dataset, [("a", "imagesTr/a.nii.gz", "labelsTr/a.nii.gz"),
+                                  ("b", "imagesTr/b.nii.gz", "labelsTr/b.nii.gz")])
+    warning = (f"{dataset / 'dataset.json'} names labels 1 Tube, 3 Ellipsoid; the model phantom names them "
+               "1 ellipsoid, 3 tube: each label is scored by its value under the model's name; check that the "
+               "reference uses the model's label values")
+    run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results")
+    assert run.returncode == 0, run.stderr
+    assert [line for line in (run.stdout + run.stderr).splitlines() if "dataset.json" in line] == [warning]
+    (dataset / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "Ellipsoid": 1, "box": 2,
+                                                                 "tube": 3}}))
+    import logging
+
+    from medseg.cohort.records import dataset_names_differ
+    from medseg.cohort.samples import read_samples
+    from medseg.package import load_package
+
+    records: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())
+    logging.getLogger("medseg").addHandler(handler)
+    try:
+        dataset_names_differ(read_samples(sheet), load_package(MODEL))
+    finally:
+        logging.getLogger("medseg").removeHandler(handler)
+    assert records == []

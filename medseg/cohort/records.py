@@ -44,6 +44,7 @@ __all__ = [
     "STATUS_SCHEMA",
     "ResultsFolder",
     "content_sha256",
+    "dataset_names_differ",
     "fingerprint",
     "further_channel_rows",
     "input_files",
@@ -118,6 +119,26 @@ def unread_compressions(samples, modalities: int = 1) -> list[tuple[str, str]]:
         if error is not None:
             found.append((sample.case_id, error))
     return found
+
+
+def dataset_names_differ(samples, package) -> None:
+    """Warns, once for each, where a Decathlon / nnU-Net dataset.json of the references' dataset names the label
+    values otherwise than ``package`` (:func:`medseg.scoring.warn_if_dataset_names_differ`: another labelling
+    convention, each of the model's labels then scored against another structure under its name), as ``medseg
+    evaluate`` and ``medseg infer --reference`` warn; the cohort's scores are the sidecars' labels by value too, and
+    a sheet made from a dataset folder's labelsTr was scored without a word. One reference per folder is looked at."""
+    from medseg.scoring import warn_if_dataset_names_differ
+
+    warned: set = set()
+    folders: set[str] = set()
+    for sample in samples:
+        if sample.reference is None:
+            continue
+        folder = os.path.dirname(os.path.abspath(sample.reference))
+        if folder not in folders:
+            folders.add(folder)
+            warn_if_dataset_names_differ(sample.reference, package.labels, f"the model {package.name}",
+                                         warned=warned)
 
 
 def further_channel_rows(samples, modalities: int, sheet: Path | str, total: int | None = None) -> str | None:

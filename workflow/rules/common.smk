@@ -291,6 +291,10 @@ _further = records.further_channel_rows([s for s in SAMPLES if s.case_id not in 
 if _further is not None and workflow.is_main_process:
     logger.warning(_further)
 _no_reference = [s for s in SAMPLES if s.case_id not in _away and records.unavailable(s.reference)]
+if workflow.is_main_process:  # a dataset.json of the references' dataset naming the labels otherwise: scored by value
+    _unreferenced = {s.case_id for s in _no_reference}
+    records.dataset_names_differ([s for s in SAMPLES if s.case_id not in _away and s.case_id not in _unreferenced],
+                                 _PACKAGE)
 if _no_reference and workflow.is_main_process:
     logger.warning(
         f"{counted(len(_no_reference), 'reference')} not found; "
