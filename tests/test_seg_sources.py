@@ -492,3 +492,29 @@ def test_a_seg_output_reads_each_source_header_once(tmp_path, monkeypatch, tiny_
     instances = seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence
     referenced = {str(item.ReferencedSOPInstanceUID) for item in instances}
     assert referenced == {str(pydicom.dcmread(path).SOPInstanceUID) for path in paths}
+
+
+def test_a_seg_of_headers_kept_from_the_reading_still_tells_its_names_were_read_as_utf8(tmp_path, caplog,
+                                                                                       tiny_package):
+    """The SEG's sources are the headers the series' reading read: their UTF-8 text under no character set was
+    converted then, so the SEG's own look found none, and its warning (README: "a warning names the first such
+    value") was lost, the SEG's names right but not told how they were read."""
+    paths = write_series(tmp_path / "dcm", stored_values(SHAPE, seed=15), slice_positions(SHAPE[2], 2.0), seed=6)
+    for path in paths:
+        dataset = pydicom.dcmread(path)
+        if "SpecificCharacterSet" in dataset:
+            del dataset.SpecificCharacterSet
+        dataset.add_new("StudyDescription", "LO", "Schädel".encode())
+        dataset.add_new("PatientName", "PN", "Müller^Jürgen".encode())
+        dataset.save_as(path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["infer", str(tmp_path / "dcm"), "-o", str(tmp_path / "out"), "--format", "dicom-seg", "--device", "cpu",
+              "--model", str(tiny_package.path)])
+    assert exit_info.value.code == 0
+    told = (f"{tmp_path / 'dcm'}: StudyDescription 'Schädel' holds characters outside ASCII, but no "
+            "SpecificCharacterSet is stated (DICOM's default is ASCII): read as UTF-8, which its bytes are, for the "
+            "DICOM SEG")
+    assert [r.getMessage() for r in caplog.records if r.name == "medseg.io.seg_sources"].count(told) == 1
+    seg = pydicom.dcmread(tmp_path / "out" / "dcm_seg.dcm")
+    assert (seg.SpecificCharacterSet, str(seg.PatientName), str(seg.StudyDescription)) == (
+        "ISO_IR 192", "Müller^Jürgen", "Schädel")

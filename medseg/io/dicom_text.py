@@ -20,6 +20,7 @@ UTF8, LATIN1 = "UTF-8", "Latin-1 (ISO_IR 100)"
 # PerFrameFunctionalGroupsSequence: an item per frame (thousands in a SEG or an enhanced image) of positions, UIDs and
 # codes; its text is left to pydicom, as parsing it to look cost a SEG reference a byte a voxel that stayed held
 _PER_FRAME_GROUPS = 0x52009230
+_READ_SO = "_medseg_undeclared_text"  # a dataset's attribute: how read_undeclared_text read its text
 
 
 class UndeclaredText(NamedTuple):
@@ -47,7 +48,18 @@ def read_undeclared_text(dataset) -> UndeclaredText | None:
     items too, but for the per-frame functional groups) as UTF-8 where all are valid UTF-8, else leave them to
     pydicom's Latin-1. Returns how they were read and the first such value; None where a character set is stated or
     all text is ASCII. To be called before the dataset's text values are read (pydicom decodes a value once, when it
-    is first read)."""
+    is first read). A dataset read so before gives the same answer again (a DICOM SEG's sources are the headers the
+    series' reading read: their text already converted, a second look found none to tell of, and the SEG's warning
+    that its names were read as UTF-8 was lost)."""
+    read = getattr(dataset, _READ_SO, False)
+    if read is False:
+        read = _read_undeclared_text(dataset)
+        setattr(dataset, _READ_SO, read)
+    return read
+
+
+def _read_undeclared_text(dataset) -> UndeclaredText | None:
+    """:func:`read_undeclared_text` done."""
     from pydicom.charset import convert_encodings
     from pydicom.datadict import keyword_for_tag
     from pydicom.dataelem import convert_raw_data_element
