@@ -62,6 +62,20 @@ def test_dot_dot_after_a_link_keeps_the_file_name_written(tmp_path):
     assert sample.image.read_bytes() == b"label"
 
 
+def test_dot_dot_after_a_link_keeps_the_links_written_after_it(tmp_path):
+    """Only the ``..`` after a link is resolved: ``scans/../labels_link/a.nii.gz`` (``labels_link`` a link to another
+    store, named after the ``..``) named the link's target (every folder before the file resolved), not the link
+    written; the file read is the same."""
+    (tmp_path / "siteX" / "scans").mkdir(parents=True)
+    (tmp_path / "store" / "labels").mkdir(parents=True)
+    (tmp_path / "store" / "labels" / "a.nii.gz").write_bytes(b"label")
+    (tmp_path / "siteX" / "labels_link").symlink_to(tmp_path / "store" / "labels", target_is_directory=True)
+    (tmp_path / "scans").symlink_to(tmp_path / "siteX" / "scans", target_is_directory=True)
+    (sample,) = read_samples(_sheet(tmp_path, "case_id\timage\nb\tscans/../labels_link/a.nii.gz\n"))
+    assert sample.image == tmp_path.resolve() / "siteX" / "labels_link" / "a.nii.gz"
+    assert sample.image.read_bytes() == b"label"
+
+
 def test_a_sheet_row_naming_a_macos_resource_fork_file_is_told_so(tmp_path):
     """A sheet made with ``find imagesTr -name '*.nii.gz'`` from a Decathlon download lists its ``._`` files too:
     the line was refused for its case_id ``._case``, not for what the file is."""

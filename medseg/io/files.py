@@ -226,16 +226,22 @@ def path_argument(value, role: str) -> Path:
 def absolute_path(path: Path | str) -> Path:
     """``path`` made absolute and lexically normalised (``a/../b`` -> ``b``), symbolic links kept as written; except
     where ``..`` follows a link to a folder elsewhere (``scans/../labels`` with ``scans`` a link): the shell, and
-    every reader, opens the one beside the link's target, and so is it named."""
+    every reader, opens the one beside the link's target, and so is it named. Only that step is resolved: a link
+    named after it (``scans/../labels_link/a.nii.gz``) stays as written, as a file that is itself a link does (a
+    content-addressed store's ``blob-0001``: its name tells its format); resolving all the folders before the file
+    named the target of every link on the way."""
     written = Path(path)
-    lexical = os.path.abspath(written)
-    if ".." in written.parts and os.path.realpath(written) != os.path.realpath(lexical):
-        if written.name in ("", ".."):
-            return Path(os.path.realpath(written))
-        # the folders resolved, the name kept: a file that is itself a link (to a content-addressed store's
-        # blob-0001) is read by the name written, which tells its format, as the shell and medseg infer read it
-        return Path(os.path.realpath(written.parent)) / written.name
-    return Path(lexical)
+    if ".." not in written.parts:
+        return Path(os.path.abspath(written))
+    here = Path(os.path.abspath(written.anchor or "."))
+    for part in written.parts[1:] if written.anchor else written.parts:
+        if part != "..":
+            here = here / part
+        elif os.path.realpath(here.parent) == os.path.dirname(os.path.realpath(here)):
+            here = here.parent  # the parent as written is the one the file system goes to
+        else:  # a link to a folder elsewhere: its target's parent
+            here = Path(os.path.dirname(os.path.realpath(here)))
+    return here
 
 
 def exists(path: Path | str) -> bool:
