@@ -265,7 +265,8 @@ def test_torch_is_imported_after_the_passive_wait_is_set(tmp_path, start):
     nib.save(nib.Nifti1Image(np.zeros((8, 8, 4), np.float32), np.eye(4)), str(image))
     args = ["infer", str(image), "--model", "phantom", "-o", str(tmp_path / "out")]
     python = [sys.executable, "-P"]  # the stand-in, not the working folder, decides what `import torch` finds
-    command = {"console": [*python, "-c", "import sys; from medseg.cli import main; sys.exit(main())", *args],
+    # the console script as pip writes it for pyproject's entry point (medseg.__main__:run)
+    command = {"console": [*python, "-c", "import sys; from medseg.__main__ import run; sys.exit(run())", *args],
                "module": [*python, "-m", "medseg", *args],
                "job": [*python, "-c", FROM_FOLDER, str(_ROOT), *args]}[start]
     done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=60)
