@@ -64,6 +64,8 @@ from medseg.io.nifti_voxels import (
     _read_float,
     _read_stored,
     _unscaled,
+    distinct_float32,
+    distinct_stored_values,
     float_region_slabs,
     read_float_region,
     read_stored_labels,
@@ -343,16 +345,23 @@ def _float32_merge_note(path: Path, array: np.ndarray) -> str | None:
     """A note when reading the voxels as float32 merged most of their distinct stored values: values far larger than
     their spread (x + 1e9 in float64 or int32, or an scl_inter of 1e9) keep only float32's coarse steps there, and the
     model sees a posterised image. Looked into only where float32 holds fewer than 65536 steps over the range read,
-    so an ordinary image costs two passes over its voxels."""
+    so an ordinary image costs two passes over its voxels; one looked into is read again a slab at a time, its
+    distinct values counted without a sorted copy of the volume (:func:`distinct_stored_values`)."""
     low, high = float(array.min()), float(array.max())
     step = float(np.spacing(np.float32(max(abs(low), abs(high)))))
     if not low < high or (high - low) / step >= 2**16:
         return None
-    stored = np.asanyarray(load_image(path, mmap=False).dataobj)  # scaled by the header, in its own precision
-    held, kept = int(np.unique(stored).size), int(np.unique(array).size)
-    if kept * 2 > held:
+    kept = distinct_float32(array)
+    cap = max(2 * kept, 1 << 16)  # past it, the note's count is "more than" it
+    counted = distinct_stored_values(load_image(path, mmap=False), cap)
+    if counted is None:  # not readable a slab at a time: as nibabel reads it, whole
+        stored = np.asanyarray(load_image(path, mmap=False).dataobj)  # scaled by the header, in its own precision
+        counted = int(np.unique(stored).size), np.array([stored.min(), stored.max()])
+    held, ends = counted
+    if held is not None and kept * 2 > held:
         return None
-    return (f"its {held:,} distinct voxel values, from {float(stored.min()):.10g} to {float(stored.max()):.10g}, "
+    values = f"{held:,}" if held is not None else f"more than {cap:,}"
+    return (f"its {values} distinct voxel values, from {float(ends[0]):.10g} to {float(ends[-1]):.10g}, "
             f"are {kept:,} in float32, which the image is segmented in (steps of {step:g} at that magnitude): the "
             "model sees a coarser image than the file holds; subtract the offset (or rescale) for the full detail")
 
