@@ -424,3 +424,30 @@ def test_a_qform_quaternion_rounded_beyond_a_unit_one_is_read_as_the_nifti_libra
     (tmp_path / "none.nii").write_bytes(bytes(raw))
     with pytest.raises(ImageReadError, match="none.nii: invalid qform in the header"):
         read_nifti(tmp_path / "none.nii")
+
+
+def test_a_rounded_qform_quaternion_is_read_whatever_the_file_is_named(tmp_path):
+    """A NIfTI file named .nii.gz but stored uncompressed, or named in mixed case (.Nii), is opened by medseg, not by
+    nibabel's name-based loader: with quatern_b, c, d a rounding beyond a unit quaternion it was still refused as
+    "invalid qform", where the same file named .nii was read (and ITK reads the uncompressed .nii.gz)."""
+    from medseg.errors import ImageReadError
+
+    affine = np.eye(4)
+    affine[:3, :3] = [[0, 0.8, 0], [0.8, 0, 0], [0, 0, -2.0]]  # 180° about x + y
+    affine[:3, 3] = [20.0, 30.0, -5.0]
+    image = nib.Nifti1Image(make_phantom((12, 10, 6), seed=3).image, None)
+    image.header.set_qform(affine, code=1)
+    image.header.set_sform(None, code=0)
+    nib.save(image, tmp_path / "exact.nii")
+    raw = bytearray((tmp_path / "exact.nii").read_bytes())
+    raw[256:268] = struct.pack("<3f", 0.707107, 0.707107, 0.0)  # quatern_b, c, d
+    for name in ("stored.nii.gz", "Mixed.Nii"):
+        (tmp_path / name).write_bytes(bytes(raw))
+        volume = read_nifti(tmp_path / name)
+        np.testing.assert_allclose(volume.affine, affine, atol=1e-6)
+        assert volume.info["quaternion_note"].startswith("quatern_b, c, d lie 6.4e-07 beyond a unit quaternion")
+    raw[256:268] = struct.pack("<3f", 0.9, 0.9, 0.0)  # no rotation: refused as before
+    for name in ("none.nii.gz", "None.Nii"):
+        (tmp_path / name).write_bytes(bytes(raw))
+        with pytest.raises(ImageReadError, match=f"{name}: invalid qform in the header"):
+            read_nifti(tmp_path / name)

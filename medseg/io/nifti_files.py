@@ -98,7 +98,7 @@ def load_image(path: Path | str, mmap: bool | str = True):
         if kind is None:
             raise nib.filebasedimages.ImageFileError("named .gz but not gzip-compressed, and not an uncompressed NIfTI "
                                                      "file either")
-        return kind.from_file_map({"image": FileHolder(filename=str(path), fileobj=BytesIO(data))}, mmap=False)
+        return _loaded(kind, lambda: {"image": FileHolder(filename=str(path), fileobj=BytesIO(data))}, False)
     if _named_otherwise_by_nibabel(path):  # .Nii, .Nii.Gz: nibabel would open case.nii, not the file given
         from nibabel.fileholders import FileHolder
         from nibabel.openers import ImageOpener
@@ -107,7 +107,7 @@ def load_image(path: Path | str, mmap: bool | str = True):
             kind = _nifti_kind(handle.read(4))
         if kind is None:
             raise nib.filebasedimages.ImageFileError("named .nii but not a NIfTI-1 or NIfTI-2 file")
-        return kind.from_file_map({"image": FileHolder(filename=nibabel_name(path))}, mmap=mmap)
+        return _loaded(kind, lambda: {"image": FileHolder(filename=nibabel_name(path))}, mmap)
     try:
         return nib.load(nibabel_name(path), mmap=mmap)
     except ValueError as error:
@@ -138,6 +138,29 @@ class _RoundedQuaternion:
 _ROUNDED_KINDS: dict[type, type] = {}
 
 
+def _rounded_kind(klass: type) -> type:
+    """``klass`` (a nibabel NIfTI image class) reading its header as :class:`_RoundedQuaternion` does."""
+    if klass not in _ROUNDED_KINDS:
+        header_class = type(f"Rounded{klass.header_class.__name__}", (_RoundedQuaternion, klass.header_class), {})
+        _ROUNDED_KINDS[klass] = type(f"Rounded{klass.__name__}", (klass,), {"header_class": header_class})
+    return _ROUNDED_KINDS[klass]
+
+
+def _loaded(kind: type, file_map, mmap: bool | str):
+    """``kind.from_file_map(file_map())``, a quaternion within rounding of a unit one read as
+    :class:`_RoundedQuaternion` reads it, as :func:`load_image` reads it from a file nibabel names itself (a NIfTI
+    file named ``.nii.gz`` but stored uncompressed, or named in mixed case, was refused for it)."""
+    try:
+        return kind.from_file_map(file_map(), mmap=mmap)
+    except ValueError as error:
+        if "should be positive" not in str(error):
+            raise
+        try:
+            return _rounded_kind(kind).from_file_map(file_map(), mmap=mmap)
+        except ValueError:  # no rotation: the reader names it, in nibabel's words
+            raise error from None
+
+
 def _rounded_quaternion_kind(header_path: Path | None):
     """The nibabel image class of the NIfTI file whose header is at ``header_path``, reading a quaternion within
     rounding of a unit one as :class:`_RoundedQuaternion` does; None for other files, and for a quaternion further
@@ -152,11 +175,7 @@ def _rounded_quaternion_kind(header_path: Path | None):
     klass = kinds.get(int.from_bytes(first, "little")) or kinds.get(int.from_bytes(first, "big"))
     if klass is None:
         return None
-    klass = klass[1] if header_path.name.lower().endswith((".hdr", ".hdr.gz")) else klass[0]
-    if klass not in _ROUNDED_KINDS:
-        header_class = type(f"Rounded{klass.header_class.__name__}", (_RoundedQuaternion, klass.header_class), {})
-        _ROUNDED_KINDS[klass] = type(f"Rounded{klass.__name__}", (klass,), {"header_class": header_class})
-    kind = _ROUNDED_KINDS[klass]
+    kind = _rounded_kind(klass[1] if header_path.name.lower().endswith((".hdr", ".hdr.gz")) else klass[0])
     with ImageOpener(nibabel_name(header_path), "rb") as handle:
         header = kind.header_class.from_fileobj(handle, check=False)
     bcd = np.array([float(header[key]) for key in ("quatern_b", "quatern_c", "quatern_d")])
