@@ -451,3 +451,34 @@ def test_a_rounded_qform_quaternion_is_read_whatever_the_file_is_named(tmp_path)
         (tmp_path / name).write_bytes(bytes(raw))
         with pytest.raises(ImageReadError, match=f"{name}: invalid qform in the header"):
             read_nifti(tmp_path / name)
+
+
+def test_a_rounded_qform_quaternion_that_places_the_voxels_beside_an_empty_sform_is_noted(tmp_path):
+    """A coded sform whose rows are zero is set aside and the qform places the voxels: a quaternion there a rounding
+    beyond a unit one was normalised without a word (the note came only where nibabel refused the file), while a
+    negative qfac there is noted. nibabel reads the empty sform here, so the note does not say it refuses the file."""
+    affine = np.eye(4)
+    affine[:3, :3] = [[0, 0.8, 0], [0.8, 0, 0], [0, 0, -2.0]]  # 180° about x + y
+    affine[:3, 3] = [20.0, 30.0, -5.0]
+    image = nib.Nifti1Image(make_phantom((12, 10, 6), seed=3).image, None)
+    image.header.set_qform(affine, code=1)
+    image.header.set_sform(None, code=0)
+    nib.save(image, tmp_path / "exact.nii")
+    raw = bytearray((tmp_path / "exact.nii").read_bytes())
+    raw[256:268] = struct.pack("<3f", 0.707107, 0.707107, 0.0)  # quatern_b, c, d
+    raw[254:256] = struct.pack("<h", 1)  # sform_code 1, srow_x, y, z left zero
+    assert not any(raw[280:328])
+    (tmp_path / "empty_sform.nii").write_bytes(bytes(raw))
+    volume = read_nifti(tmp_path / "empty_sform.nii")
+    np.testing.assert_allclose(volume.affine, affine, atol=1e-6)
+    assert volume.info["quaternion_note"] == (
+        "quatern_b, c, d lie 6.4e-07 beyond a unit quaternion (values rounded to a few decimals): read as the NIfTI "
+        "reference library (FSL, ITK, AFNI) reads them, normalised")
+    assert volume.info["orientation_note"].startswith("the header's sform (code 1) is zero in its voxel axes")
+    # a usable sform places the voxels: the qform's rounding is no concern of the reader (compared only)
+    image.header.set_sform(affine, code=1)
+    nib.save(image, tmp_path / "both.nii")
+    both = bytearray((tmp_path / "both.nii").read_bytes())
+    both[256:268] = struct.pack("<3f", 0.707107, 0.707107, 0.0)
+    (tmp_path / "both_typed.nii").write_bytes(bytes(both))
+    assert read_nifti(tmp_path / "both_typed.nii").info == {}

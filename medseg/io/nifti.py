@@ -36,7 +36,6 @@ from medseg.io.nifti_files import (
     _gzip_reader,
     _header_cut_short,
     _nifti_name,
-    _RoundedQuaternion,
     _starts_a_nifti_header,
     _stray_bytes_maybe,
     _uncompressed_gz,
@@ -53,6 +52,7 @@ from medseg.io.nifti_geometry import (
     is_sheared,
     qfac_note,
     qform_for,
+    quaternion_note,
     raw_header,
     tilt_qform,
 )
@@ -302,12 +302,8 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
     if orientation_note:
         log.warning("%s: %s", path, orientation_note)
         info["orientation_note"] = orientation_note
-    if isinstance(image.header, _RoundedQuaternion):  # loaded so only where nibabel refused the quaternion
-        header = image.header
-        excess = sum(float(header[key]) ** 2 for key in ("quatern_b", "quatern_c", "quatern_d")) - 1.0
-        rounded_note = (f"quatern_b, c, d lie {excess:.2g} beyond a unit quaternion (values rounded to a few "
-                        "decimals): read as the NIfTI reference library (FSL, ITK, AFNI) reads them, normalised; "
-                        "nibabel refuses the input, and its segmentation, which keeps the header")
+    rounded_note = quaternion_note(image)
+    if rounded_note:
         log.warning("%s: %s", path, rounded_note)
         info["quaternion_note"] = rounded_note
     mirrored_note = qfac_note(image)

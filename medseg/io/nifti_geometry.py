@@ -16,7 +16,7 @@ from medseg.io.image_shape import shape_3d
 from medseg.io.nifti_files import _QUATERNION_ROUNDING, _uncompressed_gz
 from medseg.volume import bottom_row_text
 
-__all__ = ["affine_mm", "is_sheared", "qfac_note", "qform_for", "raw_header", "tilt_qform"]
+__all__ = ["affine_mm", "is_sheared", "qfac_note", "qform_for", "quaternion_note", "raw_header", "tilt_qform"]
 
 _UNIT_MM = {0: 1.0, 1: 1000.0, 2: 1.0, 3: 0.001}  # xyzt_units & 7: unknown (read as mm), metre, mm, micron
 _NO_ORIENTATION = ("no orientation in the header ({why}): NIfTI method 1 assumed (x = i*pixdim1, y = j*pixdim2, "
@@ -148,6 +148,28 @@ def qfac_note(image) -> str | None:
     return (f"pixdim[0] (qfac) is {stated:g}, where NIfTI defines only 1 and -1: read as -1 (the k axis mirrored), "
             "as the NIfTI reference library (FSL, ITK, AFNI) reads a negative qfac; nibabel reads it as 1, which "
             "shows the input, and its segmentation, mirrored along k")
+
+
+def quaternion_note(image) -> str | None:
+    """A note when the qform places the voxels of a NIfTI file (no usable coded sform) and its quatern_b, c, d lie a
+    rounding beyond a unit quaternion, beyond nibabel's tolerance: read normalised, as the NIfTI reference library
+    reads them (:func:`_qform`)."""
+    header = image.header
+    if not isinstance(header, nib.Nifti1Header):  # Nifti2Header too
+        return None
+    raw = raw_header(image)
+    if not int(raw["qform_code"]):
+        return None
+    coded_sform = bool(int(raw["sform_code"]))
+    if coded_sform and _unusable_sform(header) is None:  # the sform places the voxels
+        return None
+    bcd = np.array([float(raw[key]) for key in ("quatern_b", "quatern_c", "quatern_d")])
+    excess = float(bcd @ bcd) - 1.0
+    if not abs(float(header.quaternion_threshold)) < excess <= _QUATERNION_ROUNDING:  # nibabel reads it as it is
+        return None
+    refused = "" if coded_sform else "; nibabel refuses the input, and its segmentation, which keeps the header"
+    return (f"quatern_b, c, d lie {excess:.2g} beyond a unit quaternion (values rounded to a few decimals): read as "
+            f"the NIfTI reference library (FSL, ITK, AFNI) reads them, normalised{refused}")
 
 
 def raw_header(image):
