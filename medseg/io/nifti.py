@@ -337,10 +337,16 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
     )
 
 
+# float32 keeping this many levels or more over the image's range (12 bits, a CT's) is as fine as a model can use
+# (fp16 inference keeps 11): an image of finer detail it merges (1e4 + U(0, 50) in float64) is not noted
+_FINE_ENOUGH = 4096
+
+
 def _float32_merge_note(path: Path, array: np.ndarray) -> str | None:
     """A note when reading the voxels as float32 merged most of their distinct stored values: values far larger than
     their spread (x + 1e9 in float64 or int32, or an scl_inter of 1e9) keep only float32's coarse steps there, and the
     model sees a posterised image. Looked into only where float32 holds fewer than 65536 steps over the range read,
+    and noted only where it keeps fewer than 4,096 distinct values (``_FINE_ENOUGH``),
     so an ordinary image costs two passes over its voxels; one looked into is read again a slab at a time, its
     distinct values counted without a sorted copy of the volume (:func:`distinct_stored_values`)."""
     low, high = float(array.min()), float(array.max())
@@ -348,6 +354,8 @@ def _float32_merge_note(path: Path, array: np.ndarray) -> str | None:
     if not low < high or (high - low) / step >= 2**16:
         return None
     kept = distinct_float32(array)
+    if kept >= _FINE_ENOUGH:
+        return None
     cap = max(2 * kept, 1 << 16)  # past it, the note's count is "more than" it
     counted = distinct_stored_values(load_image(path, mmap=False), cap)
     if counted is None:  # not readable a slab at a time: as nibabel reads it, whole
