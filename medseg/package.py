@@ -276,6 +276,19 @@ def _spelt_otherwise(path: Path) -> Path | None:
 _CONFIG_RENAMED = re.compile(r"model\b[^/]*\.json(\.txt)?", re.IGNORECASE)
 
 
+def _is_package_config(path: Path, most_bytes: int = 16 << 20) -> bool:
+    """Whether ``path`` (named like a ``model.json`` saved under another name) holds a package's config: a JSON
+    object with its ``labels`` and ``preprocessing``. Another tool's files are named so too (Hugging Face's
+    ``model.safetensors.index.json``, ``model.onnx.json``): renamed to ``model.json``, they are no package."""
+    try:
+        if not path.is_file() or path.stat().st_size > most_bytes:
+            return False
+        config = json.loads(path.read_bytes().decode("utf-8-sig"))  # Notepad's "Save as" may write a byte order mark
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and {"labels", "preprocessing"} <= config.keys()
+
+
 def _held_below(folder: Path) -> str:
     """Where the package given as ``folder`` (without a ``model.json``) may be instead, as the end of an error: one
     folder deeper (an archive unpacked into a folder of its own name: ``pkg/pkg/model.json``), in several of its
@@ -288,11 +301,14 @@ def _held_below(folder: Path) -> str:
         archives = [entry for entry in entries if not entry.name.startswith(".") and entry.is_file()
                     and entry.name.lower().endswith(_ARCHIVE_SUFFIXES)]
         # the config under another name: "model (1).json" (a second download), "Model.json", "model.json.txt"
-        renamed = [entry for entry in entries if _CONFIG_RENAMED.fullmatch(entry.name) and entry.is_file()]
+        renamed = [entry for entry in entries if _CONFIG_RENAMED.fullmatch(entry.name) and _is_package_config(entry)]
     except OSError:
         return ""
     if len(renamed) == 1:
         return f"; it holds {renamed[0].name!r}: renamed on the way? rename it to {CONFIG_NAME!r}"
+    if renamed:  # a second download beside the first: which one is meant is the user's to tell
+        shown = ", ".join(repr(entry.name) for entry in renamed[:3]) + (", …" if len(renamed) > 3 else "")
+        return f"; it holds {shown}: renamed on the way? rename the one meant to {CONFIG_NAME!r}"
     if len(packages) == 1:
         return f"; the package is one folder deeper: give {packages[0]}"
     if packages:

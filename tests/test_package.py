@@ -716,3 +716,31 @@ def test_the_names_medseg_package_made_public_before_its_split_are_still_its_own
         for name in names:
             assert name in medseg.package.__all__, name
             assert getattr(medseg.package, name, None) is getattr(module, name), name
+
+
+def test_another_tools_json_named_like_model_json_is_not_taken_for_a_renamed_config(make_package, tmp_path):
+    """A Hugging Face model folder given as the package holds ``model.safetensors.index.json``: its name matches a
+    renamed ``model.json``, and loading told the user to rename that index to ``model.json``, which makes no
+    package. Only a file holding a package's config is named; two copies of one ("model (1).json", "model (2).json")
+    are both named, not passed over in silence."""
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": {}}))
+    (folder / "model.onnx.json").write_text("not JSON")
+    (folder / "config.json").write_text("{}")
+    with pytest.raises(ModelPackageError) as info:
+        load_package(folder)
+    assert str(info.value) == f"{folder}: not a model package (no model.json)"
+    path = make_package()
+    (path / "model.json").rename(path / "model (1).json")
+    shutil.copy(path / "model (1).json", path / "model (2).json")
+    with pytest.raises(ModelPackageError) as info:
+        load_package(path)
+    assert str(info.value) == (f"{path}: not a model package (no model.json); it holds 'model (1).json', "
+                               "'model (2).json': renamed on the way? rename the one meant to 'model.json'")
+    (path / "model (2).json").unlink()
+    (path / "model (1).json").rename(path / "model.json.txt")
+    (path / "model.json.txt").write_bytes(b"\xef\xbb\xbf" + (path / "model.json.txt").read_bytes())  # Notepad's mark
+    with pytest.raises(ModelPackageError) as info:
+        load_package(path)
+    assert str(info.value).endswith("; it holds 'model.json.txt': renamed on the way? rename it to 'model.json'")
