@@ -388,8 +388,10 @@ def _read_package(path: Path, check_hash: bool) -> ModelPackage:
             partial = "" if link else _partial_copies(package.weights_path)
             if partial:  # rsync --partial, a browser's download, a copy tool's temporary file
                 partial = f"; {partial} beside it: a copy or download that did not finish; copy the package again"
-            elif not link and (other := _other_weights(package.weights_path)):  # "weights (1).safetensors"
-                partial = (f"; the folder holds {other}: renamed on the way? rename it to "
+            elif not link and (others := _other_weights(package.weights_path)):  # "weights (1).safetensors"
+                shown = ", ".join(map(repr, others[:3])) + (", …" if len(others) > 3 else "")
+                which = "it" if len(others) == 1 else "the one meant"  # two downloads: the user knows which
+                partial = (f"; the folder holds {shown}: renamed on the way? rename {which} to "
                            f"{package.weights_path.name!r}, as model.json's weights.file names it (its SHA-256 is "
                            "checked on loading)")
             raise ModelPackageError(f"{package.weights_path}: no such weights file{link}{partial}")

@@ -84,16 +84,15 @@ def _partial_copies(path: Path) -> str:
     return " and ".join(repr(str(found_name)) for found_name in found)
 
 
-def _other_weights(path: Path) -> str:
-    """The one other ``.safetensors`` file beside ``path`` (a browser's "weights (1).safetensors", a rename, another
-    letter case), quoted; empty when there is none or several."""
+def _other_weights(path: Path) -> list[str]:
+    """The other ``.safetensors`` files beside ``path`` (a browser's "weights (1).safetensors", a rename, another
+    letter case), by name, sorted; none when there are none."""
     try:
-        found = [entry.name for entry in path.parent.iterdir()
-                 if entry.name.lower().endswith(".safetensors") and not entry.name.startswith(".")
-                 and entry.name != path.name and entry.is_file()]
+        return sorted(entry.name for entry in path.parent.iterdir()
+                      if entry.name.lower().endswith(".safetensors") and not entry.name.startswith(".")
+                      and entry.name != path.name and entry.is_file())
     except OSError:
-        return ""
-    return repr(found[0]) if len(found) == 1 else ""
+        return []
 
 
 def _file_identity(path: Path) -> tuple | None:

@@ -1,5 +1,7 @@
 """medseg.package_weights: weights files cut short, or left unfinished beside the package, named so."""
 
+import shutil
+
 import pytest
 
 from medseg.errors import ModelPackageError
@@ -102,3 +104,18 @@ def test_weights_missing_beside_another_safetensors_file_name_it(make_package, r
     assert str(info.value) == (f"{weights}: no such weights file; the folder holds {renamed!r}: renamed on the way? "
                                "rename it to 'weights.safetensors', as model.json's weights.file names it (its SHA-256 "
                                "is checked on loading)")
+
+
+def test_weights_missing_beside_several_safetensors_files_name_them(make_package):
+    """Two downloads of the weights ("weights (1).safetensors", "weights (2).safetensors") beside a package missing
+    its own: loading said only "no such weights file", as if nothing lay there; one alone was named."""
+    path = make_package()
+    weights = path / "weights.safetensors"
+    weights.rename(path / "weights (2).safetensors")
+    shutil.copy(path / "weights (2).safetensors", path / "weights (1).safetensors")
+    with pytest.raises(ModelPackageError) as info:
+        load_package(path)
+    assert str(info.value) == (f"{weights}: no such weights file; the folder holds 'weights (1).safetensors', "
+                               "'weights (2).safetensors': renamed on the way? rename the one meant to "
+                               "'weights.safetensors', as model.json's weights.file names it (its SHA-256 is checked "
+                               "on loading)")
