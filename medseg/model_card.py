@@ -208,7 +208,21 @@ def _made_by(training: dict) -> str:
     version, commit = training.get("medseg"), training.get("medseg_commit")
     if not isinstance(version, str):
         return ""
-    return f", medseg {version}" + (f" at commit {commit[:12]}" if isinstance(commit, str) and commit else "")
+    made = f", medseg {version}" + (f" at commit {commit[:12]}" if isinstance(commit, str) and commit else "")
+    runs = training.get("medseg_sessions")
+    if not isinstance(runs, list) or not all(isinstance(run, dict) for run in runs):
+        return made
+    # a run resumed under another medseg: which trained which epochs (the figures of its best epoch among them)
+    told = []
+    for run in runs:
+        (first, last), who, at = run.get("epochs") or (None, None), run.get("medseg"), run.get("medseg_commit")
+        epochs = f"epoch {first}" if first == last else f"epochs {first}–{last}"
+        if isinstance(who, str):
+            by = f"medseg {who}" + (f" at commit {at[:12]}" if isinstance(at, str) and at else "")
+        else:
+            by = "an unrecorded medseg (a checkpoint from before it was recorded)"
+        told.append(f"{epochs} by {by}")
+    return f"{made}; {', '.join(told)}"
 
 
 def _untrained_line(config: dict, training: dict) -> str:

@@ -332,7 +332,8 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
             raise TrainingError(_out_of_memory_text(out_dir, device, settings, patch, state["epoch"],
                                                     config["architecture"], precision)) from None
         record = {"epoch": epoch + 1, "lr": lr, "loss": float(np.mean(losses)),
-                  "torch_threads": torch.get_num_threads(), "device": device, "precision": precision}
+                  "torch_threads": torch.get_num_threads(), "device": device, "precision": precision,
+                  **_medseg_version()}  # a run resumed after an upgrade trained its epochs under two medsegs
         if val_cases and ((epoch + 1) % int(settings["val_every"]) == 0 or epoch + 1 == int(settings["epochs"])):
             validate(record)
         elif not val_cases:
@@ -416,6 +417,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
         # the medseg whose preprocessing, slicing and inference made the validation figures (and a checkout's commit:
         # the version is one for every commit between releases)
         **_medseg_version(),
+        **_medseg_sessions(state["history"]),
         "data": config.get("training", {}).get("data", {}),
         "trained_with": trained_with(package_config),  # a hand edit of these is told where the package loads
     }
@@ -447,6 +449,24 @@ def _medseg_version() -> dict[str, str]:
 
     commit = source_commit()
     return {"medseg": medseg.__version__, **({"medseg_commit": commit} if commit else {})}
+
+
+def _medseg_sessions(history: list[dict]) -> dict[str, list[dict]]:
+    """``{"medseg_sessions": [...]}``, runs of consecutive epochs trained by one medseg (version and commit; None: a
+    checkpoint from before they were recorded), where any epoch was trained by another medseg than the one writing
+    the package (a run resumed after an upgrade, a package written again by --resume); else empty."""
+    keys = ("medseg", "medseg_commit")
+    now = _medseg_version()
+    out: list[dict] = []
+    for record in history:
+        who = {key: record.get(key) for key in keys}
+        if out and {key: out[-1][key] for key in keys} == who:
+            out[-1]["epochs"][1] = record["epoch"]
+        else:
+            out.append({"epochs": [record["epoch"], record["epoch"]], **who})
+    if all({key: run[key] for key in keys} == {key: now.get(key) for key in keys} for run in out):
+        return {}
+    return {"medseg_sessions": out}
 
 
 def _out_of_memory_text(out_dir: Path, device: str, settings: dict, patch, epochs_done: int,

@@ -487,3 +487,32 @@ def test_a_finished_package_unreadable_by_the_os_names_the_file_once_with_the_re
         assert resume.finished_package(tmp_path, 2) is None
     assert caplog.messages == [f"{tmp_path}: the finished run's package cannot be read ({config}: permission denied);"
                                " it is made again from the checkpoint"]
+
+
+def test_a_run_resumed_under_another_medseg_records_which_medseg_trained_which_epochs(tiny_set, tmp_path,
+                                                                                        monkeypatch):
+    """The training record named only the medseg that wrote the package: a run begun under one medseg and resumed
+    after an upgrade (or a package written again by --resume after it was deleted, without training) claimed every
+    epoch, and the best epoch's validation figures, for the medseg that finished it. The epochs each medseg trained
+    are recorded where more than one did, and the card says so; a run of one medseg records nothing more."""
+    import medseg
+    from medseg import train as train_module
+    from medseg.model_card import model_card
+
+    config = tiny_training_config(epochs=2)
+    now = train_module._medseg_version()
+    with monkeypatch.context() as patched:
+        patched.setattr(medseg, "__version__", "0.0.1")
+        patched.setattr("medseg.checkout.source_commit", lambda: None)
+        run_stopped_after_first_epoch(config, *tiny_set, tmp_path / "model")
+    training = run(config, *tiny_set, tmp_path / "model", resume=True).config["training"]
+    assert {key: training.get(key) for key in ("medseg", "medseg_commit")} == {
+        "medseg": now["medseg"], "medseg_commit": now.get("medseg_commit")}
+    assert training["medseg_sessions"] == [{"epochs": [1, 1], "medseg": "0.0.1", "medseg_commit": None},
+                                           {"epochs": [2, 2], "medseg": now["medseg"],
+                                            "medseg_commit": now.get("medseg_commit")}]
+    card = " ".join(model_card(load_package(tmp_path / "model").config).split())
+    commit = now.get("medseg_commit")
+    made_by = f"medseg {now['medseg']}" + (f" at commit {commit[:12]}" if commit else "")
+    assert f"torch {training['torch']}, {made_by}; epoch 1 by medseg 0.0.1, epoch 2 by {made_by})." in card
+    assert "medseg_sessions" not in run(config, *tiny_set, tmp_path / "whole").config["training"]
