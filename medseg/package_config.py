@@ -106,6 +106,10 @@ def validate_config(config: dict, where: str) -> None:
     if newer is not None:  # before the schema: a later format may differ anywhere, and not only in its name
         raise ModelPackageError(f"{where}: format {config['format']!r} is that of a newer medseg than this one "
                                 f"({_medseg_version()}, which reads {FORMAT}): upgrade medseg to use this package")
+    foreign = _foreign_text(config)
+    if foreign is not None:  # before the schema, whose first error would be keys "written by a newer medseg"
+        raise ModelPackageError(f"{where}: {foreign}: another tool's model.json (TensorFlow.js writes one too), not a "
+                                "medseg model package")
     _check_code_texts(config.get("label_codes"), where)
     _check_label_keys(config.get("labels"), where)
     odd = non_finite_setting(config)
@@ -192,6 +196,19 @@ def validate_config(config: dict, where: str) -> None:
             f"({', '.join(modalities)}) with context_slices={context} (expected {len(modalities)} × "
             f"{2 * context + 1} = {len(modalities) * (2 * context + 1)})"
         )
+
+
+def _foreign_text(config: dict) -> str | None:
+    """What tells ``config`` another tool's ``model.json``, or None: a ``format`` that names no medseg package format
+    (TensorFlow.js's ``layers-model``), or keys but no ``format`` and none of a package's."""
+    value = config.get("format")
+    if isinstance(value, str) and not re.fullmatch(r"medseg-model/[0-9]{1,9}", value.strip()):
+        return f"format {value!r}, not {FORMAT}"
+    if config and "format" not in config and not {"architecture", "labels", "preprocessing", "inference",
+                                                  "weights"} & set(config):
+        shown = ", ".join(sorted(map(str, config))[:4]) + (", …" if len(config) > 4 else "")
+        return f"none of a medseg package's keys (it holds {shown})"
+    return None
 
 
 def _newer_format(value) -> int | None:

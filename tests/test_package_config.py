@@ -196,3 +196,23 @@ def test_a_package_of_a_newer_medseg_says_to_upgrade(make_package):
         with pytest.raises(ModelPackageError) as info:
             load_package(path)
         assert str(info.value) == f"{path / 'model.json'}: {said}"
+
+
+def test_another_tools_model_json_is_named_so_not_as_one_of_a_newer_medseg(tmp_path):
+    """TensorFlow.js writes a model.json too (format "layers-model"): given as the package, its folder was told to
+    hold keys "written by a newer medseg (upgrade medseg to use it)", which no upgrade mends. A format that is no
+    medseg package's, or keys none of which a package has, say it is another tool's."""
+    for name, config, said in (
+        ("tfjs", {"format": "layers-model", "generatedBy": "keras v2.4", "modelTopology": {},
+                  "weightsManifest": [{"paths": ["group1-shard1of1.bin"], "weights": []}]},
+         "format 'layers-model', not medseg-model/1"),
+        ("other", {"model_type": "unet", "num_labels": 3, "torch_dtype": "float32"},
+         "none of a medseg package's keys (it holds model_type, num_labels, torch_dtype)"),
+    ):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "model.json").write_text(json.dumps(config))
+        with pytest.raises(ModelPackageError) as info:
+            load_package(folder)
+        assert str(info.value) == (f"{folder / 'model.json'}: {said}: another tool's model.json (TensorFlow.js writes "
+                                   "one too), not a medseg model package")
