@@ -29,6 +29,25 @@ run = run_cli  # medseg ARGS in this process: (exit code, stdout, stderr)
     ("my_scan.nii.gz", "my_label.nii.gz", None),
     ("scan_v2.nii.gz", "label.nii.gz", None),
     ("T1_case3.nii.gz", "case3_label.nii.gz", None),
+    # numbers that say what a file is, not whose: each was noted as another case's
+    ("sub-01_ses-2_T2w.nii.gz", "sub-01_ses-2_run-1_desc-hippo_mask.nii.gz", None),
+    ("sub-01_ses-2_T1w.nii.gz", "sub-01_ses-2_echo-2_desc-hippo_mask.nii.gz", None),
+    ("sub-01_T1w.nii.gz", "sub-01_space-MNI152NLin2009cAsym_res-2_desc-hippo_mask.nii.gz", None),
+    ("case_004_0000.nii.gz", "case_004_v2.nii.gz", None),
+    ("case_004_0000.nii.gz", "case_004_rater1.nii.gz", None),
+    ("patient_7_t1.nii.gz", "patient_7_seg_v3.nii.gz", None),
+    ("hippocampus_004.nii.gz", "label_v2.nii.gz", None),
+    ("hippocampus_004.nii", "Segmentation-label_1.nii", None),
+    ("ct_003.nii.gz", "rib_left_12.nii.gz", None),
+    # ... and the other case still noted through them
+    ("sub-01_ses-2_T1w.nii.gz", "sub-01_ses-3_echo-2_desc-hippo_mask.nii.gz", "(3 in its name, 2 in the image's;"),
+    ("sub-01_space-MNI152NLin2009cAsym_T1w.nii.gz", "sub-03_space-MNI152NLin2009cAsym_desc-hippo_dseg.nii.gz",
+     "(03 in its name, 01 in the image's;"),
+    ("sub-01_ses-2_run-1_T1w.nii.gz", "sub-01_ses-2_run-2_desc-hippo_mask.nii.gz", "(2 in its name, 1 in the image's;"),
+    ("case_004_0000.nii.gz", "case_006_v2.nii.gz", "(006 in its name, 004, 0000 in the image's;"),
+    ("img0001.nii.gz", "label0002.nii.gz", "(0002 in its name, 0001 in the image's;"),
+    ("2_T2_FLAIR_20230101120000_3.nii.gz", "5_T2_FLAIR_20230101121500_5_label.nii.gz",
+     "(5, 20230101121500, 5 in its name, 2, 20230101120000, 3 in the image's;"),
 ])
 def test_names_whose_numbers_each_hold_one_the_other_lacks_are_noted(image, reference, note):
     found = other_case_note(Path(image), Path(reference))
