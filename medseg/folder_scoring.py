@@ -416,13 +416,15 @@ def _check_not_swapped(pred_dir, ref_dir, pairs: list[tuple[Path, Path]]) -> Non
     """The two folders given the wrong way round as a :class:`ConflictingInputsError`: every reference a segmentation
     medseg infer wrote (its sidecar names it) and no prediction with a sidecar. Each case was scored with the
     predicted and reference volumes (and false positives and negatives) exchanged, a warning each, and a reference
-    without a prediction passed over as a prediction without a reference."""
+    without a prediction passed over as a prediction without a reference. A reference changed since medseg infer
+    wrote it (its SHA-256 not the one its sidecar records: corrected by a reader) is a reference, and scored as one."""
+    from medseg.io.atomic import sha256_of
     from medseg.io.label_images import prediction_sidecar
     from medseg.scoring import read_made_by
 
     if not pairs or any(os.path.lexists(prediction_sidecar(prediction)) for prediction, _ in pairs):
         return
-    sidecars = []
+    written = []
     for _, reference in pairs:
         sidecar = prediction_sidecar(reference)
         try:
@@ -431,7 +433,16 @@ def _check_not_swapped(pred_dir, ref_dir, pairs: list[tuple[Path, Path]]) -> Non
             return
         if made_by is None or made_by.segmentation != reference.name:
             return
-        sidecars.append(sidecar.name)
+        written.append((reference, made_by))
+    sidecars = []
+    for reference, made_by in written:  # hashed only where every reference has medseg's sidecar
+        if made_by.segmentation_sha256 is not None:
+            try:
+                if sha256_of(reference) != made_by.segmentation_sha256:
+                    return  # corrected since: the reader's reference, not medseg's segmentation
+            except OSError:  # named when its case is read
+                return
+        sidecars.append(made_by.sidecar.name)
     shown = ", ".join(sidecars[:3]) + (f" and {len(sidecars) - 3} more" if len(sidecars) > 3 else "")
     raise ConflictingInputsError(f"{ref_dir}: given as the references folder, it holds segmentations medseg infer "
                                  f"wrote (their sidecars say so: {shown}), and the predictions folder {pred_dir} "

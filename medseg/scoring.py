@@ -260,7 +260,7 @@ def score_prediction(prediction: Path | str, reference: Path | str, case_id: str
     if made_by is not None:
         _warn_if_changed(prediction, made_by, metrics.get("prediction_sha256"))
     else:
-        _warn_if_swapped(prediction, Path(reference))
+        _warn_if_swapped(prediction, Path(reference), metrics.get("reference_sha256"))
     named = Path(named_for) if named_for is not None else prediction
     other_case = other_case_note(named, reference, role="prediction" if named_for is None else "image")
     if other_case is not None:  # nothing else tells a reference of another case on a shared grid
@@ -337,11 +337,13 @@ def warn_if_dataset_names_differ(reference: Path | str, labels: Mapping, whose: 
                 "check that the reference uses the model's label values", path, shown(theirs), whose, shown(ours))
 
 
-def _warn_if_swapped(prediction: Path, reference: Path) -> None:
+def _warn_if_swapped(prediction: Path, reference: Path, scored_sha256: str | None = None) -> None:
     """Warns when the reference is a segmentation ``medseg infer`` wrote (its sidecar describes it) and the prediction
     has no sidecar: the two given the wrong way round, which scores the same Dice under unnamed labels, with the
     predicted and reference volumes (and false positives and negatives) exchanged. A prediction whose sidecar is
-    there but cannot be read (warned about as it was read) is medseg's own, not a swapped reference."""
+    there but cannot be read (warned about as it was read) is medseg's own, not a swapped reference; a reference
+    changed since medseg infer wrote it (``scored_sha256``, as scoring read it, not its sidecar's: corrected by a
+    reader) is a reference."""
     if os.path.lexists(prediction_sidecar(prediction)):
         return
     try:
@@ -349,6 +351,8 @@ def _warn_if_swapped(prediction: Path, reference: Path) -> None:
     except InputError:
         return
     if made_by is None or made_by.segmentation is None or os.path.basename(made_by.segmentation) != reference.name:
+        return
+    if None not in (scored_sha256, made_by.segmentation_sha256) and scored_sha256 != made_by.segmentation_sha256:
         return
     log.warning("%s, given as the reference, is a segmentation medseg infer made (its sidecar %s says so), and the "
                 "prediction %s has none: are they swapped? The prediction comes first", reference,

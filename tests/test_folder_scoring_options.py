@@ -4,6 +4,7 @@ one usage error; --output-dir of evaluate and report a folder, and not given wit
 from __future__ import annotations
 
 import json
+import logging
 
 from conftest import run_cli
 from folder_cases import (
@@ -91,3 +92,36 @@ def test_folders_given_the_wrong_way_round_are_a_usage_error(tmp_path, capsys):
     assert code == 1, err  # the right way round: c is a missed case
     assert sorted(p.name for p in scores.glob("*.json")) == ["a_metrics.json", "b_metrics.json", "c_failed.json",
                                                               "summary.json"]
+
+
+def test_references_corrected_since_medseg_wrote_them_are_not_taken_for_swapped_folders(tmp_path, capsys, caplog):
+    """medseg's segmentations corrected by a reader (their sidecars still beside them) are the references another
+    tool's predictions are scored against: they were refused as a predictions folder given the wrong way round,
+    and there was no way to score them as references. Their SHA-256 is not the one their sidecars record."""
+    import hashlib
+
+    corrected, other_tool = tmp_path / "corrected", tmp_path / "other_tool"
+    for case, shift in (("a", 1), ("b", 2)):
+        predicted, reference = labels(shift)
+        save(predicted, other_tool / f"{case}_seg.nii.gz")
+        save(predicted, corrected / f"{case}_seg.nii.gz")  # as medseg infer wrote it ...
+        written = hashlib.sha256((corrected / f"{case}_seg.nii.gz").read_bytes()).hexdigest()
+        (corrected / f"{case}_seg.json").write_text(json.dumps({
+            "segmentation": f"{case}_seg.nii.gz", "segmentation_sha256": written,
+            "labels": {"0": "background", "1": "x", "2": "y"}}))
+        save(reference, corrected / f"{case}_seg.nii.gz")  # ... and as the reader corrected it
+    scores = tmp_path / "scores"
+    with caplog.at_level(logging.WARNING, logger="medseg"):
+        code, _, err = run_cli(["evaluate", str(other_tool), str(corrected), "-o", str(scores)], capsys)
+    assert code == 0, err
+    assert [r.getMessage() for r in caplog.records if "swapped?" in r.getMessage()] == []  # nor a warning each
+    assert sorted(p.name for p in scores.glob("*.json")) == ["a_metrics.json", "b_metrics.json", "summary.json"]
+    # one of them as medseg wrote it, the other corrected: not every reference is medseg's own
+    save(labels(1)[0], corrected / "a_seg.nii.gz")
+    code, _, err = run_cli(["evaluate", str(other_tool), str(corrected), "-o", str(tmp_path / "s2")], capsys)
+    assert code == 0, err
+    # both as medseg wrote them: swapped, as before
+    save(labels(2)[0], corrected / "b_seg.nii.gz")
+    code, _, err = run_cli(["evaluate", str(other_tool), str(corrected), "-o", str(tmp_path / "s3")], capsys)
+    assert code == 2 and "are the two folders swapped?" in err
+    assert not (tmp_path / "s3").exists()
