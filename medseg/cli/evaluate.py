@@ -277,7 +277,7 @@ def _label_n(n: int, entry: dict, total: int) -> str:
     others are not among them (both empty, failed, or a case whose record has no such label)."""
     if n == total:
         return f"n {n}"
-    from medseg.report.html import status_text
+    from medseg.report.html_parts import status_text
 
     counts = entry.get("status_counts") or {}
     why = [f"{count} {status_text(status)}" for status, count in counts.items()
