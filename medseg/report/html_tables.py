@@ -1,0 +1,218 @@
+"""The page's tables: the statistics per label, every case worst first, and the failed cases with their errors."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from medseg.numbers import dice_text
+from medseg.report.case_result import CaseResult, asked_series
+from medseg.report.flags import Flag
+from medseg.report.html_parts import (
+    _badge,
+    _breakable,
+    _caption,
+    _column_heads,
+    _dice,
+    _grouped_badges,
+    _num,
+    _print_breakable,
+    e,
+    status_text,
+)
+
+if TYPE_CHECKING:
+    from medseg.report.html import ReportContent
+
+__all__ = ["COMPACT_COLUMNS", "ORDER_TEXT", "STAT_ROWS"]
+
+
+STAT_ROWS = (("dice", "Dice", 3), ("hd95_mm", "HD95 (mm)", 2), ("assd_mm", "ASSD (mm)", 2),
+             ("pred_volume_ml", "predicted volume (ml)", 3), ("ref_volume_ml", "reference volume (ml)", 3),
+             ("volume_difference_ml", "predicted − reference (ml)", 3),
+             ("false_positive_ml", "false positive (ml)", 3), ("false_negative_ml", "false negative (ml)", 3))
+
+
+def _summary_section(content: ReportContent) -> str:
+    labels = content.summary["labels"]
+    if not labels:
+        return "<h2>Summary</h2><p class=\"muted\">No case has a result to summarise.</p>"
+    if content.compact:
+        return _summary_compact(labels, content.summary["settings"]["dice_threshold"])
+    threshold = content.summary["settings"]["dice_threshold"]
+    rows = []
+    # the label and the metric are the row's headers (th with scope), each label's rows a group of their own: a
+    # screen reader names them with each value, as it names the column
+    for value, stats in labels.items():
+        first = True
+        shown = [(key, title, digits) for key, title, digits in STAT_ROWS if stats[key]["n"]]
+        rows.append("<tbody>")
+        for key, title, digits in shown:
+            s = stats[key]
+            head = (f'<th class="rh" scope="rowgroup" rowspan="{len(shown)}">{_label_head(value, stats)}</th>'
+                    if first else "")
+            first = False
+            cells = "".join(_dice(s[k], threshold) if key == "dice" and k != "std" else _num(s[k], digits)
+                            for k in ("mean", "median", "std", "min", "max"))
+            rows.append(f'<tr>{head}<th class="rh" scope="row">{e(title)}</th><td class="num">{s["n"]}</td>'
+                        f"{cells}</tr>")
+        rows.append("</tbody>")
+    return ("<h2>Summary per label</h2><div class=\"wide\"><table>"
+            + _caption("Statistics of each metric per label") + "<thead><tr>"
+            + _column_heads("label", "metric", "n", "mean", "median", "std", "min", "max") + "</tr></thead>"
+            + "".join(rows) + "</table></div>"
+            '<p class="small muted">Statistics over the cases where the value is defined (n): predicted volumes over '
+            "every segmented case, reference volumes and predicted − reference (paired, case by case) over the scored "
+            "ones; see the empty-mask policy below. std is the sample standard deviation.</p>")
+
+
+def _dice_colours(threshold: float) -> str:
+    """What the case table's Dice cell colours mean, with the threshold they are judged against."""
+    return (f"A Dice cell is red below the Dice threshold {threshold:g}, amber where the label is flagged as far below "
+            "the cases it is judged with (dice_outlier), green otherwise.")
+
+
+ORDER_TEXT = ("Failed cases first, then flagged cases before clean ones; within each, by the lowest Dice over labels "
+              "(cases without a reference last), then by number of flags.")
+
+
+# HD95 and ASSD have their own n: they are defined only where both masks have voxels, Dice also where one is empty
+COMPACT_COLUMNS = (("dice", "Dice", ("n", "mean", "median", "min"), 3),
+                   ("hd95_mm", "HD95 (mm)", ("n", "median", "max"), 2),
+                   ("assd_mm", "ASSD (mm)", ("mean",), 2),
+                   ("pred_volume_ml", "predicted (ml)", ("median",), 3),
+                   ("ref_volume_ml", "reference (ml)", ("median",), 3),
+                   ("volume_difference_ml", "pred − ref (ml)", ("mean",), 3))
+
+
+def _summary_compact(labels: dict, threshold: float) -> str:
+    groups = "".join(f'<th scope="colgroup" colspan="{len(keys)}">{e(title)}</th>'
+                     for _, title, keys, _ in COMPACT_COLUMNS)
+    heads = _column_heads(*(k for _, _, keys, _ in COMPACT_COLUMNS for k in keys))
+    rows = []
+    for value, stats in labels.items():
+        cells = "".join(f'<td class="num">{stats[metric]["n"]}</td>' if k == "n" else
+                        _dice(stats[metric][k], threshold) if metric == "dice" else _num(stats[metric][k], digits)
+                        for metric, _, keys, digits in COMPACT_COLUMNS for k in keys)
+        rows.append(f'<tr><th class="rh" scope="row">{_label_head(value, stats)}</th>{cells}</tr>')
+    return (f"<h2>Summary per label ({len(labels)} labels)</h2>"
+            f'<div class="wide"><table>{_caption("Statistics per label")}'
+            f'<thead><tr><th scope="col" rowspan="2">label</th>{groups}</tr>'
+            f"<tr>{heads}</tr></thead>"
+            + "".join(rows) + "</table></div>"
+            '<p class="small muted">One row per label; statistics over the cases where the value is defined (n: '
+            "cases with a Dice, and cases with an HD95, where both masks have voxels, over which ASSD is taken too; "
+            "predicted volumes over every segmented case, reference volumes and pred − ref, paired case by case, over "
+            "the scored ones); see the empty-mask policy below. Every statistic of every metric "
+            "(n, mean, median, std, min, max) is in <code>summary.json</code>.</p>")
+
+
+def _label_head(value: str, stats: dict) -> str:
+    status = ", ".join(f"{e(status_text(k))} {v}" for k, v in stats["status_counts"].items())
+    return f'<b>{e(value)} {e(stats["name"])}</b><br><span class="small muted">{status}</span>'
+
+
+def _worst_table(content: ReportContent) -> str:
+    threshold = content.summary["settings"]["dice_threshold"]
+    if content.compact:
+        return _worst_table_compact(content, threshold)
+    label_heads = "".join(f"<th>Dice {_print_breakable(name)}</th>" for _, name in content.label_order)
+    volume_heads = "".join(f"<th>predicted {_print_breakable(name)} (ml)</th>" for _, name in content.label_order)
+    rows = []
+    for rank, index in enumerate(content.order, start=1):
+        case = content.cases[index]
+        by_value = {label.value: label for label in case.labels()}
+        outliers = _dice_outlier_values(content.flags[index])
+        dice_cells, volume_cells = [], []
+        for value, _ in content.label_order:
+            label = by_value.get(value)
+            dice = label.dice if label else None
+            if dice is None:
+                status = label.status if label else ("failed" if case.status == "failed" else "")
+                dice_cells.append(f'<td class="num na">{e(status_text(status)) or "–"}</td>')
+            else:
+                css = "low" if dice < threshold else "odd" if value in outliers else "ok"
+                dice_cells.append(f'<td class="num {css}">{dice_text(dice, threshold)}</td>')
+            volume_cells.append(_num(label.pred_volume_ml if label else None, 3))
+        badges = "".join(_badge(flag) for flag in content.flags[index])
+        rows.append(f'<tr id="row-{content.anchors[index]}"><td class="num">{rank}</td>'
+                    f'<th class="rh id" scope="row"><a href="#{content.anchors[index]}">'
+                    f'{_breakable(case.case_id)}</a></th>'
+                    f"<td>{_status_cell(case)}</td><td>{badges}</td>{''.join(dice_cells)}"
+                    f"{''.join(volume_cells)}</tr>")
+    return ("<h2>Cases, worst first</h2>"
+            f'<p class="small muted">{ORDER_TEXT} Hover a flag for its reason. {_dice_colours(threshold)}</p>'
+            f'<div class="wide"><table>{_caption("Every case, worst first: status, flags, Dice and predicted volume")}'
+            f"<thead><tr><th>#</th><th>case</th><th>status</th><th>flags</th>{label_heads}"
+            f"{volume_heads}</tr></thead>" + "".join(rows) + "</table></div>")
+
+
+def _dice_outlier_values(flags: list[Flag]) -> set[str | None]:
+    """The label values whose Dice is flagged as far below the cases it is judged with (amber cells)."""
+    return {flag.value for flag in flags if flag.code == "dice_outlier"}
+
+
+def _status_cell(case: CaseResult) -> str:
+    """A case's status, and whether its input is one of the model's training images."""
+    tag = '<br><span class="small muted">training image</span>' if case.in_training_set else ""
+    return f"{e(case.status.replace('_', ' '))}{tag}"
+
+
+def _worst_table_compact(content: ReportContent, threshold: float) -> str:
+    rows = []
+    for rank, index in enumerate(content.order, start=1):
+        case = content.cases[index]
+        scored = [label for label in case.labels() if label.dice is not None]
+        if scored:
+            low = min(scored, key=lambda label: label.dice)
+            outliers = _dice_outlier_values(content.flags[index])
+            css = "low" if low.dice < threshold else "odd" if low.value in outliers else "ok"
+            below = sum(label.dice < threshold for label in scored)
+            cells = (f'<td class="num {css}">{dice_text(low.dice, threshold)}</td><td>{_print_breakable(low.name)}</td>'
+                     f'<td class="num">{dice_text(sum(label.dice for label in scored) / len(scored))}</td>'
+                     f'<td class="num">{below} of {len(scored)}</td>')
+        else:
+            cells = '<td class="num na">–</td><td></td><td class="num na">–</td><td class="num na">–</td>'
+        rows.append(f'<tr id="row-{content.anchors[index]}"><td class="num">{rank}</td>'
+                    f'<th class="rh id" scope="row"><a href="#{content.anchors[index]}">'
+                    f'{_breakable(case.case_id)}</a></th>'
+                    f"<td>{_status_cell(case)}</td><td>{_grouped_badges(content.flags[index])}</td>"
+                    f"{cells}</tr>")
+    return ("<h2>Cases, worst first</h2>"
+            f'<p class="small muted">{ORDER_TEXT} With {len(content.label_order)} labels, each case\'s Dice per label '
+            "is on its card (follow the "
+            "case's link) and in <code>cohort.tsv</code>; the mean is over the labels that have a Dice. Hover a flag "
+            f"for its reasons. {_dice_colours(threshold)}</p>"
+            f'<div class="wide"><table>{_caption("Every case, worst first: status, flags, lowest and mean Dice")}'
+            "<thead><tr><th>#</th><th>case</th><th>status</th><th>flags</th><th>lowest Dice</th><th>label</th>"
+            f"<th>mean Dice</th><th>labels with Dice &lt; {threshold:g}</th></tr></thead>"
+            + "".join(rows) + "</table></div>")
+
+
+def _failed_section(content: ReportContent) -> str:
+    failed = [i for i in content.order if content.cases[i].status == "failed"]
+    if not failed:
+        return ""
+    rows = []
+    for index in failed:
+        case = content.cases[index]
+        failure = case.failure or {}
+        rows.append(f'<tr><th class="rh id" scope="row"><a href="#{content.anchors[index]}">'
+                    f"{_breakable(case.case_id)}</a></th>"
+                    f'<td data-h="stage">{e(failure.get("stage"))}</td>'
+                    f'<td data-h="error type">{e(failure.get("error_type"))}</td>'
+                    f'<td class="err">{e(failure.get("error"))}</td>'
+                    f'<td class="path">{_failure_files(failure)}</td></tr>')
+    # on a phone each failure is a block of lines (as a table, the reason was off-screen to the right)
+    return (f"<h2>Failed cases ({len(failed)})</h2><div class=\"wide\"><table class=\"stack\">"
+            + _caption("Failed cases: stage, error and files") + "<thead><tr><th>case</th><th>stage</th>"
+            "<th>error type</th><th>error</th><th>files</th></tr></thead>" + "".join(rows)
+            + "</table></div>")
+
+
+def _failure_files(failure: dict) -> str:
+    """The input, and the reference where the case has one (a missing or unreadable reference is the file the
+    error is about)."""
+    files = [f"input <code>{e(failure.get('input'))}</code>{e(asked_series(failure))}"]
+    if failure.get("reference"):
+        files.append(f"reference <code>{e(failure['reference'])}</code>")
+    return "<br>".join(files)
