@@ -20,7 +20,7 @@ from medseg.cohort.records import ResultsFolder
 
 
 def test_a_case_that_killed_its_worker_twice_is_recorded_not_retried(cohort):
-    from medseg.cohort.run import infer_fingerprint
+    from medseg.cohort.fingerprints import infer_fingerprint
     from medseg.package import load_package
 
     sheet, results = cohort
@@ -46,7 +46,7 @@ def test_a_case_that_killed_its_worker_twice_is_recorded_not_retried(cohort):
 def test_attempts_killed_with_less_memory_than_the_job_now_has_do_not_count(cohort):
     """On a cluster a job killed for memory is retried with more (the Snakefile passes its mem_mb): a case that
     died twice with 2000 and 4000 MB is tried again with 6000, and given up only when two deaths had as much."""
-    from medseg.cohort.run import infer_fingerprint
+    from medseg.cohort.fingerprints import infer_fingerprint
     from medseg.package import load_package
 
     sheet, results = cohort
@@ -102,7 +102,7 @@ def test_naming_what_auto_chose_keeps_the_cases(cohort):
     """Segmented with device and precision auto (the CPU, fp32), then with device=cpu or precision=fp32 named: the
     same work, but every case was redone (a whole cohort, where auto → cuda on a GPU cluster). Now kept, in the job
     and at planning; another precision is still other work."""
-    from medseg.cohort.run import stale_cases
+    from medseg.cohort.fingerprints import stale_cases
     from medseg.package import load_package
 
     sheet, results = cohort
@@ -134,8 +134,8 @@ def test_naming_what_auto_chose_keeps_the_cases(cohort):
 def test_a_case_given_up_under_auto_stays_given_up_when_the_device_is_named(cohort):
     """A case whose workers died twice (with device auto on the CPU) is given up; naming device=cpu tried it again
     (and killed workers again), since the given-up record listed no equivalent requests."""
+    from medseg.cohort.fingerprints import equivalent_fingerprints, infer_fingerprint, stale_cases
     from medseg.cohort.records import path_signature
-    from medseg.cohort.run import equivalent_fingerprints, infer_fingerprint, stale_cases
     from medseg.package import load_package
 
     sheet, results = cohort
@@ -230,7 +230,7 @@ def test_a_case_given_up_under_a_tighter_cgroup_names_its_limit(cohort, monkeypa
     from pathlib import Path
 
     import medseg.cohort.run as run
-    from medseg.cohort.run import infer_fingerprint
+    from medseg.cohort.fingerprints import infer_fingerprint
     from medseg.package import load_package
     from medseg.resources import CgroupLimit
 

@@ -145,7 +145,7 @@ def test_a_kept_case_is_not_planned_again_but_its_scores_follow_the_sheet(cohort
     """Planning does not void a batch for a case whose image is away and whose results are kept (every run redid
     the batch); its scores still follow the sheet's reference cell. A record written before medseg stored the
     input's signature cannot show it was made for this work: its results are cleared, as they always were."""
-    from medseg.cohort.run import stale_cases
+    from medseg.cohort.fingerprints import stale_cases
     from medseg.package import load_package
 
     sheet, results = cohort
@@ -183,9 +183,9 @@ def test_an_input_or_reference_only_touched_or_copied_keeps_its_results_and_a_ch
     new size and time, so the file is hashed once."""
     import shutil
 
-    import medseg.cohort.run as cohort_run
+    import medseg.cohort.fingerprints as cohort_fingerprints
+    from medseg.cohort.fingerprints import infer_fingerprint, stale_cases
     from medseg.cohort.records import path_signature
-    from medseg.cohort.run import infer_fingerprint, stale_cases
     from medseg.package import load_package
     from medseg.report import build_report
 
@@ -269,7 +269,7 @@ def test_an_input_or_reference_only_touched_or_copied_keeps_its_results_and_a_ch
     def hashed(*args):
         raise AssertionError("hashed again")
 
-    monkeypatch.setattr(cohort_run, "content_sha256", hashed)
+    monkeypatch.setattr(cohort_fingerprints, "content_sha256", hashed)
     monkeypatch.setattr("medseg.cohort.records.content_sha256", hashed)
     records._content_sha256.cache_clear()  # a hash kept from above would hide one asked for again
 

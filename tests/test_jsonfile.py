@@ -88,13 +88,13 @@ def _changed_since_planned(tmp_path):
 
 
 def _recorded(tmp_path):
-    from medseg.cohort.run import _recorded
+    from medseg.cohort.fingerprints import _recorded
 
     return tmp_path / "c1_seg.json", lambda: _recorded(tmp_path / "c1_seg.json", "device")
 
 
 def _outdated_sidecar(tmp_path):
-    from medseg.cohort.run import _outdated_sidecar
+    from medseg.cohort.fingerprints import _outdated_sidecar
 
     folder = _folder(tmp_path)
     return folder.sidecar("c1"), lambda: _outdated_sidecar(folder, "c1", SimpleNamespace(label_codes={}))

@@ -377,7 +377,7 @@ def test_codes_added_to_a_package_reach_kept_cohort_cases_and_evaluate_model(tmp
 
     # planning sees a codes-only change (Snakemake's file times may not: a model.json copied with its old time); the
     # kept case's infer run gets a new id, so its scores are made again, also after its SEG was away meanwhile
-    from medseg.cohort.run import stale_cases
+    from medseg.cohort.fingerprints import stale_cases
     from medseg.package import load_package
 
     def stale() -> dict:

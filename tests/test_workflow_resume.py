@@ -224,7 +224,7 @@ def test_a_larger_set_resources_memory_tries_a_given_up_case_again(tmp_path):
     again. That changes no job parameter, so Snakemake kept the finished batch and the case was never tried (the
     README said it would be); as much memory as before keeps it given up, and nothing runs."""
     from medseg.cohort import InferOptions, ResultsFolder, read_samples
-    from medseg.cohort.run import infer_fingerprint
+    from medseg.cohort.fingerprints import infer_fingerprint
     from medseg.package import load_package
 
     data = tmp_path / "data"

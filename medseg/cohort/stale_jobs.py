@@ -32,8 +32,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medseg.cohort.fingerprints import stale_cases
 from medseg.cohort.records import ResultsFolder, readable_again
-from medseg.cohort.run import InferOptions, given_up_for_less_memory, stale_cases
+from medseg.cohort.run import InferOptions, given_up_for_less_memory
 from medseg.cohort.samples import Sample, some_names
 from medseg.errors import OutputWriteError
 
