@@ -395,7 +395,7 @@ def test_both_jobs_end_with_their_times_in_milliseconds(monkeypatch):
 def test_a_stop_that_acts_as_the_attempt_note_is_placed_takes_the_note_back(tmp_path, monkeypatch):
     """A SIGTERM held back while the note was renamed into place (and its folder flushed) acted once it was there:
     the note stayed, and the next run counted the stop as a crash of the case."""
-    from medseg.cohort.run import _attempt
+    from medseg.cohort.attempts import _attempt
 
     folder = ResultsFolder(tmp_path / "results")
     real = ResultsFolder.mark_started

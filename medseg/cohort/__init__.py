@@ -6,6 +6,7 @@ folder and which case is finished, :mod:`~medseg.cohort.run` runs a batch of cas
 keeps a folder several users run into usable by each.
 """
 
+from medseg.cohort.attempts import given_up_for_less_memory
 from medseg.cohort.fingerprints import package_modalities, stale_cases
 from medseg.cohort.forced_runs import forget_forced_run, redo_for_job, redo_values, stopped_forced_run
 from medseg.cohort.invocation import (
@@ -23,7 +24,6 @@ from medseg.cohort.run import (
     InferOptions,
     JobSummary,
     evaluate_cases,
-    given_up_for_less_memory,
     infer_cases,
     read_batch_plan,
     write_batch_plan,

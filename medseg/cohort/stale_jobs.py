@@ -32,9 +32,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medseg.cohort.attempts import given_up_for_less_memory
 from medseg.cohort.fingerprints import stale_cases
 from medseg.cohort.records import ResultsFolder, readable_again
-from medseg.cohort.run import InferOptions, given_up_for_less_memory
+from medseg.cohort.run import InferOptions
 from medseg.cohort.samples import Sample, some_names
 from medseg.errors import OutputWriteError
 
