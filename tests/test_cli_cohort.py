@@ -252,7 +252,7 @@ def test_a_job_names_every_case_taken_out_of_the_sheet_and_every_row_changed_sin
     case taken out, and the other was segmented from its new image without a word."""
     from medseg.cli import main
     from medseg.cohort import write_batch_plan
-    from medseg.cohort.run import changed_since_planned
+    from medseg.cohort.batch_plan import changed_since_planned
     from medseg.io.folder_claim import claimed, holder_text
 
     sheet, results = cohort

@@ -74,13 +74,13 @@ def _stopped_forced(tmp_path):
 
 
 def _batch_plan(tmp_path):
-    from medseg.cohort.run import read_batch_plan
+    from medseg.cohort.batch_plan import read_batch_plan
 
     return tmp_path / "jobs" / ".plan.json", lambda: read_batch_plan(tmp_path, 1)
 
 
 def _changed_since_planned(tmp_path):
-    from medseg.cohort.run import changed_since_planned
+    from medseg.cohort.batch_plan import changed_since_planned
     from medseg.cohort.samples import Sample
 
     sample = Sample(case_id="c1", image=tmp_path / "c1.nii.gz")

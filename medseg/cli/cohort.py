@@ -112,7 +112,8 @@ def _select(samples, cases, results, holder: str | None):
     failed the job, three times, and the run without a report); a case whose row was changed since is run as it is
     now, named in the same warning."""
     from medseg.cohort import read_samples
-    from medseg.cohort.run import changed_since_planned, check_no_workflow_run
+    from medseg.cohort.batch_plan import changed_since_planned
+    from medseg.cohort.run import check_no_workflow_run
     from medseg.io.folder_claim import claim_holder
 
     in_run = bool(holder) and claim_holder(results) == holder

@@ -7,6 +7,7 @@ keeps a folder several users run into usable by each.
 """
 
 from medseg.cohort.attempts import given_up_for_less_memory
+from medseg.cohort.batch_plan import read_batch_plan, write_batch_plan
 from medseg.cohort.fingerprints import package_modalities, stale_cases
 from medseg.cohort.forced_runs import forget_forced_run, redo_for_job, redo_values, stopped_forced_run
 from medseg.cohort.invocation import (
@@ -25,8 +26,6 @@ from medseg.cohort.run import (
     JobSummary,
     evaluate_cases,
     infer_cases,
-    read_batch_plan,
-    write_batch_plan,
     write_job_record,
 )
 from medseg.cohort.samples import Sample, batches, read_sample_rows, read_samples, samples_from_rows, some_names
