@@ -1,7 +1,9 @@
 """Cohorts: a sample sheet of cases run into a results folder, case by case, resumably (see the Snakefile).
 
 :mod:`~medseg.cohort.samples` reads and checks the sheet, :mod:`~medseg.cohort.records` knows the results
-folder and which case is finished, :mod:`~medseg.cohort.run` runs a batch of cases,
+folder and which case is finished, :mod:`~medseg.cohort.run` runs a batch of cases
+(what its results were made for: :mod:`~medseg.cohort.fingerprints`; its attempts: :mod:`~medseg.cohort.attempts`;
+the jobs a run planned: :mod:`~medseg.cohort.batch_plan`),
 :mod:`~medseg.cohort.stale_jobs` finds the finished jobs a run must redo, :mod:`~medseg.cohort.shared_folder`
 keeps a folder several users run into usable by each.
 """

@@ -11,6 +11,11 @@ imports, several seconds; see the README). Each case is independent:
 
 Errors that are not about one case (the model package cannot be loaded, the device is missing, the results
 folder cannot be written) are raised: they would fail every case alike.
+
+What a case's results were made for, and whether they still stand, is :mod:`~medseg.cohort.fingerprints`; a case's
+attempts and the cases given up for killing their workers :mod:`~medseg.cohort.attempts`; the jobs a run planned
+:mod:`~medseg.cohort.batch_plan`. The public names this module listed before they moved there are still importable
+from here (``__all__``).
 """
 
 from __future__ import annotations
