@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -120,10 +121,17 @@ def write_case(out: Path, image_path: Path, label_path: Path, how: str, rng, wit
             temps[2].write_text(metrics_json(metrics))
 
 
-def write_failure(out: Path, image_path: Path, wrong_label: Path) -> None:
-    """Score a prediction against another case's label: the grids differ, so scoring refuses it."""
+def write_failure(out: Path, image_path: Path, label_path: Path) -> None:
+    """Score a prediction against another case's label exported at 1.5 mm (written beside the case's results): the
+    grids differ, so scoring refuses it. (The label as it is would not do: the hippocampus crops all have identity
+    affines, so one a few voxels larger is a box of the image's lattice reaching past it, which scoring zero-pads.)"""
     case_id = image_path.name.removesuffix(".nii.gz")
     image = read_nifti(image_path)
+    label = nib.load(label_path)
+    coarser = label.affine @ np.diag([1.5, 1.5, 1.5, 1.0])
+    wrong_label = out / "cases" / case_id / f"{case_id}_other_grid_label.nii.gz"
+    with atomic_paths([wrong_label], overwrite=True) as temps:
+        nib.save(nib.Nifti1Image(np.asarray(label.dataobj, dtype=np.uint8), coarser), temps[0])
     try:
         evaluate_volumes(Volume(np.zeros(image.shape, np.uint8), image.affine, source=image_path),
                          read_reference(wrong_label, LABELS), LABELS, case_id=case_id)

@@ -116,3 +116,30 @@ def test_help_works_from_the_repository_root_and_from_another_folder(script, whe
                           cwd=REPO if where == "root" else tmp_path)
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout.startswith(f"usage: {script}.py ") and "--threads THREADS" in done.stdout
+
+
+def test_the_report_demo_case_meant_to_fail_fails_where_its_wrong_label_fits_the_grid(tmp_path):
+    """``report_demo.py``'s failing case is scored against another case's label; where that label is a box of the
+    image's lattice (identity affines, a few voxels larger: the hippocampus set's hippocampus_004 label against the
+    hippocampus_023 image), scoring zero-pads it and the demo stopped with 'unexpectedly shares … grid'. The label is
+    given a coarser voxel size, so the case fails at scoring as the README says, and the report is written."""
+    import nibabel as nib
+    import numpy as np
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(9):
+        shape = (14, 16, 12) if index == 0 else (13, 15, 11)  # the first label reaches past the others' grids
+        image = rng.normal(100, 10, shape).astype(np.float32)
+        label = np.zeros(shape, np.uint8)
+        label[4:8, 4:9, 3:7], label[4:8, 9:12, 3:7] = 1, 2
+        for folder, array in (("images", image), ("labels", label)):
+            nib.save(nib.Nifti1Image(array, np.eye(4)), tmp_path / folder / f"case_{index:03d}.nii.gz")
+    out = tmp_path / "out"
+    assert benchmark_main("report_demo")([str(tmp_path), str(out), "--cases", "9", "--max-overlays", "0"]) == 0
+    failure = json.loads((out / "cases" / "case_008" / "case_008_failed.json").read_text())
+    assert failure["stage"] == "evaluate" and failure["error_type"] == "GeometryError"
+    assert "(1.5, 1.5, 1.5) mm against (1, 1, 1) mm" in failure["error"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["cases"]["total"] == 9 and summary["cases"]["failed"] == 1
