@@ -218,3 +218,28 @@ def test_a_report_that_cannot_be_written_where_asked_is_refused_before_the_cases
     monkeypatch.setattr(build, "collect_results", not_reached)
     with pytest.raises(OutputWriteError, match=r"taken[/\\]qa: cannot make this output folder: .*taken is a file"):
         build_report(tmp_path, tmp_path / "taken" / "qa" / "report.html")
+
+
+def test_a_case_without_reference_is_not_shown_through_a_label_it_predicted_empty(tmp_path):
+    """A case without a reference whose ball was predicted empty and whose box touches a face: the overlay was said
+    to go 'through label 1 ball' (the first flagged label), which has no voxel to go through, and its slices went
+    through the middle of everything instead of the box's border contact. A label with no voxel in either mask is
+    passed over: the slices go through the box where it touches the border, and the alt text says so."""
+    from medseg.report.build import _focus_label
+    from medseg.report.checks import check_segmentation
+    from medseg.report.collect import collect_results
+    from medseg.report.flags import flag_cases
+
+    image, labels, affine = phantom(3)
+    prediction = labels.copy()
+    prediction[prediction == 1] = 0  # the ball predicted empty
+    prediction[0, 10:14, 15:18] = 2  # the box leaks onto the first i face
+    write_case_arrays(tmp_path, "bare", image, labels, prediction, affine, reference=False)
+    case = collect_results(tmp_path)[0]
+    flags = flag_cases([case], [check_segmentation(case)])[0]
+    assert [flag.text for flag in flags] == ["empty_prediction(ball)", "touches_border(box)"]
+    assert _focus_label(case, flags) == "2"
+    built = build_report(tmp_path, tmp_path / "report.html")
+    html = built.html.read_text()
+    alt = re.search(r'<img class="overlay" alt="([^"]*)"', html).group(1)
+    assert "through label 2 box where it touches the border" in alt and "through label 1" not in alt

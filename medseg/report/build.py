@@ -183,13 +183,20 @@ def _label_conflicts(cases: list[CaseResult]) -> dict[str, list[str]]:
 def _focus_label(case: CaseResult, flags: list[Flag]) -> str | None:
     """The label to slice through: among the labels a flag names (or all, when none does), the lowest Dice, else
     the first; none when nothing singles one out (all labels). A case flagged for one label's border contact is
-    shown through that label, even when another has the lower Dice."""
+    shown through that label, even when another has the lower Dice. A label with no voxel in either mask (both empty,
+    or predicted empty without a reference) is passed over: there is nothing of it to slice through."""
     flagged = {flag.value for flag in flags if flag.value is not None}
-    labels = [label for label in case.labels() if label.value in flagged] or case.labels()
+    named = [label for label in case.labels() if label.value in flagged] or case.labels()
+    labels = [label for label in named if not _voxelless(label)]
     scored = [label for label in labels if label.dice is not None]
     if scored:
         return min(scored, key=lambda label: label.dice).value
     return labels[0].value if flagged and labels else None
+
+
+def _voxelless(label) -> bool:
+    """Whether a label has no voxel in the prediction nor in the reference, as its results record it."""
+    return label.status == "both_empty" or (label.status == "no_reference" and label.pred_volume_ml == 0)
 
 
 def _overlays(cases, flags, order, label_order, max_overlays
