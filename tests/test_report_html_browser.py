@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from chromium_page import CHROMIUM, chromium, page_width, probe_page
+from chromium_page import CHROMIUM, chromium, page_width, probe_page, scriptable
 from report_cases import (
     perturb,
     phantom,
@@ -32,7 +32,7 @@ def test_renders_in_headless_chromium(built, tmp_path):
               "document.body.setAttribute('data-images',i.length);"
               "document.body.setAttribute('data-decoded',i.filter(x=>x.complete&&x.naturalWidth>0).length);"
               "document.body.setAttribute('data-width',document.documentElement.scrollWidth);});</script>")
-    probe.write_text(page.replace("</body>", script + "</body>"), encoding="utf-8")
+    probe.write_text(scriptable(page).replace("</body>", script + "</body>"), encoding="utf-8")
     dom = chromium("--window-size=1400,2000", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
     images = int(re.search(r'data-images="(\d+)"', dom.stdout).group(1))
@@ -194,3 +194,22 @@ def test_printed_tables_fit_a_portrait_page(tmp_path):
     scroll, client, broken = probe_page(printed, tmp_path, 717, width, "--hide-scrollbars").split(":")
     assert (int(scroll), int(client)) == (717, 717) and int(broken) > 0
     assert probe_page(built.html, tmp_path, 600, wrapped) == "0"  # on screen, the table scrolls in its box
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
+def test_the_page_runs_no_script_and_fetches_nothing_even_if_markup_slipped_through(built, tmp_path):
+    """Every name on the page is escaped; a Content-Security-Policy is the second line of defence a hospital asks
+    of a page it opens from a shared folder: were a name ever written unescaped (a case id ``<img src=x
+    onerror=…>``, a script), the browser runs no script and fetches nothing from outside the page. Before it, such
+    markup ran; here it is put into a copy of the page, as an escaping slip would."""
+    page = built.html.read_text(encoding="utf-8")
+    policy = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]*)">', page)
+    assert policy is not None and policy.group(1).split("; ")[:2] == ["default-src 'none'", "img-src data:"]
+    slipped = tmp_path / "slipped.html"
+    markup = ("<script>document.body.setAttribute('data-ran','script')</script>"
+              "<img src=x onerror=\"document.body.setAttribute('data-ran','onerror')\">")
+    slipped.write_text(page.replace("</main>", markup + "</main>"), encoding="utf-8")
+    dom = chromium("--window-size=1400,2000", "--virtual-time-budget=3000", "--dump-dom", slipped.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    body = re.search(r"<body[^>]*>", dom.stdout).group(0)
+    assert "Cases, worst first" in dom.stdout and "data-ran" not in body, body

@@ -24,6 +24,12 @@ from medseg.report.summary import model_text, models_text
 
 __all__ = ["ReportContent", "render_page"]
 
+# the page holds no script and needs nothing from outside it (inline CSS, images as data: URIs); the browser is told
+# so, a second line of defence behind the escaping of every name: markup that slipped through (a case id
+# ``<img src=x onerror=…>``) would run no script and fetch nothing
+CONTENT_SECURITY_POLICY = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; "
+                           "form-action 'none'")
+
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;color:#1d1d1f;
 background:#f5f5f7}
@@ -117,6 +123,7 @@ def render_page(content: ReportContent) -> str:
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>medseg QA report: {e(content.results_dir.name)}</title>",
         f"<style>{CSS}</style></head><body><main>",
