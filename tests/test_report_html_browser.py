@@ -213,3 +213,19 @@ def test_the_page_runs_no_script_and_fetches_nothing_even_if_markup_slipped_thro
     assert dom.returncode == 0, dom.stderr[-2000:]
     body = re.search(r"<body[^>]*>", dom.stdout).group(0)
     assert "Cases, worst first" in dom.stdout and "data-ran" not in body, body
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
+def test_printed_cards_leave_out_the_link_back_to_the_case_table(tmp_path):
+    """Each card ends with a link back to its row in the case table: nothing to follow on paper, and a line that
+    pushed a card with an overlay, a little over half a page with it, onto a page of its own (a 36-case hippocampus
+    cohort printed on 44 pages, on 34 without it). Printed, it is left out; on screen it stays."""
+    for seed in range(12):
+        write_case(tmp_path, f"case_{seed:02d}", seed, ("erode", "dilate3", "shift")[seed % 3])
+    built = build_report(tmp_path, tmp_path / "report.html", dice_threshold=0.99, max_overlays=12)
+    page = built.html.read_text(encoding="utf-8")
+    assert page.count('<p class="small back"><a href="#row-case-') == 12 and "p.back{display:none}" in page
+    shown = tmp_path / "shown" / "report.html"  # the same page with the links printed, measured in the same run
+    shown.parent.mkdir()
+    shown.write_text(page.replace("p.back{display:none}", ""), encoding="utf-8")
+    assert pdf_pages(built.html, tmp_path) < pdf_pages(shown, tmp_path / "shown")

@@ -121,7 +121,7 @@ def _case_card(content: ReportContent, rank: int, index: int) -> str:
     body.append('<p class="small">' + " · ".join(f"{name} <code>{e(path)}</code>" for name, path in paths if path)
                 + "</p>")
     # back to the case's own row (the table's top, 200 rows up, lost one's place in a large cohort)
-    body.append(f'<p class="small"><a href="#row-{content.anchors[index]}">back to the case table</a></p>')
+    body.append(f'<p class="small back"><a href="#row-{content.anchors[index]}">back to the case table</a></p>')
     if _folded(content, index):  # nothing to look at beyond the table's row: one line, opened on demand
         dice = "; ".join(f"{e(label.name)} {dice_text(label.dice, threshold)}" for label in labels
                          if label.dice is not None)
