@@ -36,6 +36,7 @@ import sys
 from pathlib import Path
 
 from argument_types import positive
+from stderr_line import stderr_line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         config = read_config(args.config)
         settings = check_config(config, where)  # types and ranges, before the split reads them or a case is read
         if not settings["val_fraction"]:
-            print(f"error: {where}: training.val_fraction is 0: no case is held out, so no fold has validation "
-                  "cases; set it above 0 (0.2 makes five folds)", file=sys.stderr)
+            stderr_line(f"error: {where}: training.val_fraction is 0: no case is held out, so no fold has validation "
+                        "cases; set it above 0 (0.2 makes five folds)")
             return 1
         pairs = pair_cases(args.images, args.labels, dataset_json=find_dataset_json(args.images, args.labels))
         training = dict(config.get("training", {}))
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             if record.exists():
                 recorded = _recorded(record)
                 if recorded.get("val_cases") != wanted:
-                    print(f"{folder}: holds a package validated on other cases than fold {fold}", file=sys.stderr)
+                    stderr_line(f"{folder}: holds a package validated on other cases than fold {fold}")
                     return 1
             epochs = int(check_config(fold_config, where)["epochs"])
             done = (checkpoint_epoch(folder) or 0) if checkpoint else 0
@@ -109,29 +110,29 @@ def main(argv: list[str] | None = None) -> int:
                 check_resume(folder, longer, wanted, f"fold {fold}", every_id)  # (a fold trained longer is shown)
                 check_trained_on(folder, pairs)
             elif record.exists():
-                print(f"warning: {folder}: no {CHECKPOINT_DIR} to check that its package was trained with "
-                      f"{args.config.name}; summarised as it is", file=sys.stderr)
+                stderr_line(f"warning: {folder}: no {CHECKPOINT_DIR} to check that its package was trained with "
+                            f"{args.config.name}; summarised as it is")
             pending = checkpoint and unfinished_training(folder) is not None
             complete = checkpoint and done >= epochs and not pending
             if args.summary_only or (record.exists() and (not checkpoint or complete)):
                 if not record.exists():
-                    print(f"{folder}: no package for fold {fold}", file=sys.stderr)
+                    stderr_line(f"{folder}: no package for fold {fold}")
                     return 1
                 if checkpoint and (done != epochs or pending):
                     why = (f"trained for {counted(done, 'epoch')}, the config asks for {epochs}" if done != epochs
                            else "its run stopped before it wrote its package")
-                    print(f"warning: {folder}: {why}; summarised as it is", file=sys.stderr)
+                    stderr_line(f"warning: {folder}: {why}; summarised as it is")
             else:
                 check_output_folder(folder, overwrite=False, resume=checkpoint)
                 if loaded is None:
                     loaded = load_cases(pairs, config)
-                print(f"{'resuming' if checkpoint else 'training'} fold {fold} in {folder}", file=sys.stderr,
-                      flush=True)  # an interrupted fold continues, one asked for more epochs goes on
+                # an interrupted fold continues, one asked for more epochs goes on
+                stderr_line(f"{'resuming' if checkpoint else 'training'} fold {fold} in {folder}", flush=True)
                 train(fold_config, loaded, folder, resume=checkpoint)
                 recorded = _recorded(record)
             rows.append((fold, len(wanted), recorded))
     except MedsegError as error:
-        print(f"error: {error}", file=sys.stderr)
+        stderr_line(f"error: {error}")
         return 1
 
     names = {str(k): v for k, v in config["labels"].items() if str(k) != "0"}

@@ -64,7 +64,9 @@ def main() -> None:
                       "single_calls_per_folder": round(single_s / folder_s, 2), "records_differing": len(differing),
                       "work": str(work)}, indent=2))
     if differing:
-        sys.exit(f"records differ for {', '.join(differing)}")
+        from medseg.one_line import escaped_line
+
+        sys.exit(escaped_line(f"records differ for {', '.join(differing)}"))  # one line, whatever the case names
 
 
 if __name__ == "__main__":

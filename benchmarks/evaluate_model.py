@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from argument_types import positive
+from stderr_line import stderr_line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,13 +81,12 @@ def main(argv: list[str] | None = None) -> int:
             wanted = training.get("val_cases") if isinstance(training, dict) else None
             if wanted is not None and not (isinstance(wanted, list) and all(isinstance(c, str) for c in wanted)):
                 # hand-edited: a text "case3" was read as the case ids "c", "a", "s", "e", "3"
-                print(f"error: {package.path / CONFIG_NAME}: training.val_cases is {_shown(wanted)}, not a list of "
-                      'case ids (texts, as medseg train writes it: ["case3", "case7"]); correct it, or use '
-                      "--cases-from all", file=sys.stderr)
+                stderr_line(f"error: {package.path / CONFIG_NAME}: training.val_cases is {_shown(wanted)}, not a "
+                            'list of case ids (texts, as medseg train writes it: ["case3", "case7"]); correct it, or '
+                            "use --cases-from all")
                 return 1
             if not wanted:
-                print(f"error: {args.model}: the package records no validation cases; use --cases-from all",
-                      file=sys.stderr)
+                stderr_line(f"error: {args.model}: the package records no validation cases; use --cases-from all")
                 return 1
             by_id = {case.case_id: case for case in cases}
             missing = sorted(set(wanted) - set(by_id))
@@ -95,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
                 folder, what = ((args.labels, "label") if {missing[0], f"{missing[0]}_0000"} & images
                                 else (args.images, "image"))
                 lost = counted(len(missing), "validation case")
-                print(f"error: {folder}: {lost} missing, e.g. {missing[0]} (no {what}; "
-                      f"the package lists its validation cases under training.val_cases; --cases-from all scores "
-                      "every pair in the folders instead)", file=sys.stderr)
+                stderr_line(f"error: {folder}: {lost} missing, e.g. {missing[0]} (no {what}; "
+                            f"the package lists its validation cases under training.val_cases; --cases-from all scores "
+                            "every pair in the folders instead)")
                 return 1
             cases = [by_id[name] for name in wanted]
         segmenter = Segmenter(package, device=args.device, precision=args.precision, batch_size=args.batch_size)
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                     outputs = segment_case(case.image_path, segmenter, out_dir=tmp, overwrite=True,
                                            reference=case.label_path, case_id=case.case_id)
                 except MedsegError as error:
-                    print(f"error: {error}", file=sys.stderr)
+                    stderr_line(f"error: {error}")
                     failed += 1
                     continue
                 seconds.append(time.perf_counter() - clock)
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                     if not math.isnan(score):
                         dice[value].append(score)
     except MedsegError as error:
-        print(f"error: {error}", file=sys.stderr)
+        stderr_line(f"error: {error}")
         return 1
 
     left_out = f" ({failed} failed, not in the figures)" if failed else ""

@@ -39,11 +39,13 @@ wait_passively()
 import nibabel as nib  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from stderr_line import stderr_line  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from medseg.allocator import tune_allocator  # noqa: E402
 from medseg.errors import MedsegError  # noqa: E402
 from medseg.inference import Segmenter  # noqa: E402
+from medseg.one_line import escaped_line  # noqa: E402
 from medseg.package import load_package  # noqa: E402
 from medseg.preprocess import grid_model_shape  # noqa: E402
 from medseg.resources import set_threads  # noqa: E402
@@ -128,7 +130,7 @@ def run_with_peak_rss(command: list[str]) -> float:
             break
         time.sleep(0.01)
     if child.returncode != 0:
-        raise SystemExit(f"{command[0]} exited with {child.returncode}")
+        raise SystemExit(escaped_line(f"{command[0]} exited with {child.returncode}"))
     return peak / 2**20
 
 
@@ -153,7 +155,7 @@ def main() -> None:
         package = load_package(args.model)
         segmenter = Segmenter(package, device=args.device, precision=args.precision, batch_size=args.batch_size)
     except MedsegError as error:  # no such model, a device not there: one line, as medseg's own commands
-        print(f"error: {error}", file=sys.stderr)
+        stderr_line(f"error: {error}")
         sys.exit(1)
     work = Path(tempfile.mkdtemp(prefix="medseg-bench-"))
     phantom = make_phantom((args.size, args.size, args.slices), seed=3, oblique=False)

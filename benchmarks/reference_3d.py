@@ -20,9 +20,10 @@ import argparse
 import logging
 import math
 import statistics
-import sys
 import time
 from pathlib import Path
+
+from stderr_line import stderr_line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     # medseg's warnings, and its info lines on the cases read (label boxes zero-padded onto their images' grids)
-    logging.basicConfig(format="%(message)s")
+    # (one line each, as the medseg command writes them: a line break or terminal escape in a file name escaped)
+    logging.basicConfig(handlers=[_one_line_handler()])
     logging.getLogger("medseg").setLevel(logging.INFO)
 
     import numpy as np
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         train_pairs, val_pairs, described = seeded_split(pair_cases(args.images, args.labels), config["training"])
         train_cases, val_cases = load_cases(train_pairs, config), load_cases(val_pairs, config)
     except MedsegError as error:
-        print(f"error: {error}", file=sys.stderr)
+        stderr_line(f"error: {error}")
         return 1
     labels = sorted(int(k) for k in config["labels"] if int(k) != 0)
     n_classes = len(labels) + 1
@@ -153,6 +155,19 @@ def main(argv: list[str] | None = None) -> int:
         cells = [" " + dice_round_text(v) for v in (statistics.mean(scores), statistics.median(scores), min(scores))]
         print(f"{config['labels'][str(value)]:<12} {len(scores):>3} {cells[0]:>10} {cells[1]:>8} {cells[2]:>7}")
     return 0
+
+
+def _one_line_handler() -> logging.Handler:
+    """A stderr handler writing each message as one line (:func:`medseg.one_line.escaped_line`)."""
+    from medseg.one_line import escaped_line
+
+    class OneLine(logging.Formatter):
+        def formatMessage(self, record: logging.LogRecord) -> str:
+            return escaped_line(record.message)
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLine())
+    return handler
 
 
 if __name__ == "__main__":

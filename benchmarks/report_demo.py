@@ -31,6 +31,7 @@ from medseg.io.nifti import read_nifti
 from medseg.io.nifti_write import write_labels
 from medseg.metrics import evaluate_volumes, metrics_json
 from medseg.numbers import counted
+from medseg.one_line import escaped_line
 from medseg.report.build import build_report
 from medseg.segment import versions
 from medseg.shown_warnings import show_warnings
@@ -144,7 +145,7 @@ def write_failure(out: Path, image_path: Path, label_path: Path) -> None:
         with atomic_paths([path], overwrite=True) as temps:
             temps[0].write_text(json.dumps(record, indent=2) + "\n")
         return
-    raise SystemExit(f"{wrong_label} unexpectedly shares {image_path}'s grid; pick another pair")
+    raise SystemExit(escaped_line(f"{wrong_label} unexpectedly shares {image_path}'s grid; pick another pair"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,10 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     show_warnings()  # medseg's warnings on stderr (its loggers write nothing in a script configuring no logging)
     for folder in (args.hippocampus / "images", args.hippocampus / "labels"):
         if not folder.is_dir():
-            raise SystemExit(f"{folder}: no such folder (give a folder with images/ and labels/)")
+            raise SystemExit(escaped_line(f"{folder}: no such folder (give a folder with images/ and labels/)"))
     labels = sorted((args.hippocampus / "labels").glob("*.nii.gz"))
     if len(labels) < max(args.cases, 9):
-        raise SystemExit(f"{args.hippocampus}: need {max(args.cases, 9)} labelled cases, found {len(labels)}")
+        wanted = max(args.cases, 9)
+        raise SystemExit(escaped_line(f"{args.hippocampus}: need {wanted} labelled cases, found {len(labels)}"))
     rng = np.random.default_rng(0)
     clock = time.perf_counter()
     for index, label_path in enumerate(labels[: max(args.cases, 9)]):

@@ -1,5 +1,6 @@
 """What the benchmark scripts share as programs: medseg's warnings shown on stderr, torch's threads waiting as the
-``medseg`` command's, their argument types (``benchmarks/argument_types.py``) found from any folder."""
+``medseg`` command's, their argument types (``benchmarks/argument_types.py``) found from any folder, their own
+error lines one line whatever a file's name holds."""
 
 from __future__ import annotations
 
@@ -143,3 +144,68 @@ def test_the_report_demo_case_meant_to_fail_fails_where_its_wrong_label_fits_the
     assert "(1.5, 1.5, 1.5) mm against (1, 1, 1) mm" in failure["error"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["cases"]["total"] == 9 and summary["cases"]["failed"] == 1
+
+
+ODD = "odd\nname\x1b[31m"  # a line break and a terminal escape in a file name
+ODD_SHOWN = "odd\\nname\\x1b[31m"
+
+
+def _odd_arguments(script: str, tmp_path) -> list[str]:
+    """Arguments naming a file that is not there, its name ``ODD``: the script's own error line names it."""
+    missing = str(tmp_path / ODD)
+    folders = [str(tmp_path), str(tmp_path)]
+    return {"evaluate_model": [missing, *folders], "cross_validate": [missing, *folders, "-o", str(tmp_path / "cv")],
+            "reference_3d": [missing, *folders], "report_demo": [missing, str(tmp_path / "out")],
+            "infer_speed": ["--model", missing]}[script]
+
+
+@pytest.mark.parametrize("script", ["evaluate_model", "cross_validate", "reference_3d", "report_demo", "infer_speed"])
+def test_a_scripts_own_error_line_is_one_line_whatever_the_file_name(script, tmp_path, monkeypatch, capsys):
+    """A line break or terminal escape in a file name is written escaped in the script's own error line, as the
+    ``medseg`` command writes it: before, the line split in two and the escape reached the terminal."""
+    import medseg.allocator as allocator
+    import medseg.resources as resources
+
+    monkeypatch.setattr(resources, "wait_passively", lambda: False)
+    monkeypatch.setattr(allocator, "tune_allocator", lambda: False)
+    main = benchmark_main(script)
+    arguments = _odd_arguments(script, tmp_path)
+    if script == "infer_speed":  # reads sys.argv
+        monkeypatch.setattr(sys, "argv", ["infer_speed.py", *arguments])
+        arguments = None
+    with no_logging_configured():
+        try:
+            code = main(arguments) if arguments is not None else main()
+        except SystemExit as stop:  # report_demo and infer_speed stop with SystemExit
+            code = stop.code
+    captured = capsys.readouterr()
+    told = captured.err if script != "report_demo" else f"{code}\n"  # SystemExit(TEXT): Python writes TEXT
+    assert code not in (0, None)
+    assert told.count("\n") == 1 and "\x1b" not in told
+    assert f"{tmp_path / ODD_SHOWN}" in told
+    assert told.startswith(f"error: {tmp_path / ODD_SHOWN}") or script == "report_demo"
+
+
+def test_reference_3d_writes_medseg_warnings_one_line_each(tmp_path, capsys):
+    """reference_3d.py configures logging for medseg's info lines; a warning naming an odd file is one line there."""
+    import logging
+
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    (images / ODD).mkdir(parents=True)  # a subfolder: left out with a warning naming it, then no image to pair
+    labels.mkdir()
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(tiny_training_config(epochs=1)))
+    root, medseg_log = logging.getLogger(), logging.getLogger("medseg")
+    level = medseg_log.level
+    with no_logging_configured():  # the script's logging.basicConfig configures it (put back below)
+        try:
+            assert benchmark_main("reference_3d")([str(config), str(images), str(labels)]) == 1
+        finally:
+            for handler in root.handlers[:]:
+                root.removeHandler(handler)
+            medseg_log.setLevel(level)
+    err = capsys.readouterr().err
+    assert "\x1b" not in err
+    lines = err.splitlines()
+    assert len(lines) == 2, err
+    assert lines[0].endswith(f": {ODD_SHOWN}/") and lines[1].startswith(f"error: {images}: no .nii/")
