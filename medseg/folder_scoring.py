@@ -343,8 +343,10 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
     case's metrics and failure record replace each other. Predictions without a reference are named in a warning
     and not scored. Existing outputs are refused before anything is scored unless ``overwrite``; two pairs whose
     outputs would share a name, or ``out_dir`` being the references folder, are a :class:`ConflictingInputsError`.
-    ``on_case(case_id, metrics_or_None, error_or_None)`` is called after each case scored or failed, but not for
-    a missed case (a reference without a prediction): the warning that lists them tells those at once.
+    ``on_case(case_id, metrics_or_None, error_or_None, never_learnt)`` is called after each case scored or failed,
+    but not for a missed case (a reference without a prediction): the warning that lists them tells those at once;
+    ``never_learnt`` is the label values the model that made the case never learnt (no training case held them): the
+    ``package``'s record, else its sidecar's ``labels_not_trained`` (empty where neither says, and for a failure).
 
     A Ctrl-C or SIGTERM (``KeyboardInterrupt``) goes through carrying what the caller tells of it: ``records_kept``,
     the metrics files and failure records written whole before it (they stay; the report is not made), and
@@ -472,12 +474,17 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
             temp.write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
         failed.append((case, one_line(error), path))
         if on_case is not None and tell:
-            on_case(case, None, one_line(error))
+            on_case(case, None, one_line(error), ())
 
     names_from: list[Path] = []
     told: set = set()  # the dataset.json warnings given (a file whose names cannot be used, or differ): once each
     unnamed: dict[str, dict] = {}  # case -> metrics of a case scored without label names: the values present
     untrained: list[set[int]] = []  # per case scored, the labels its sidecar says were never learnt
+    package_untrained = None  # the labels the --model package records as never learnt: its word over the sidecars'
+    if package is not None:
+        from medseg.segment import labels_not_trained
+
+        package_untrained = tuple(labels_not_trained(package))
     for case, prediction, reference in found.pairs:
         if case in found.doubled:  # which one the user means to score is theirs to say
             nifti, seg = found.doubled[case]
@@ -508,13 +515,14 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
             record_failure(case, "evaluate", error, prediction, reference)
             continue
         scored.append((case, metrics_path[case]))
-        untrained.append(set(made_by.labels_not_trained) if made_by is not None else set())
+        sidecar_untrained = tuple(made_by.labels_not_trained) if made_by is not None else ()
+        untrained.append(set(sidecar_untrained))
         if package is None and (made_by is None or not made_by.labels) and source is None:
             unnamed[case] = metrics
         if source is not None and source not in names_from:
             names_from.append(source)
-        if on_case is not None:
-            on_case(case, metrics, None)
+        if on_case is not None:  # the package's word on the labels never learnt, else the sidecar's
+            on_case(case, metrics, None, package_untrained if package_untrained is not None else sidecar_untrained)
     _complete_unnamed_labels(unnamed, metrics_path, failure_path)
     for case, reference in found.missed:
         absent = absent_content(reference, "a DICOM SEG") if _seg_by_content(reference) else None
@@ -547,10 +555,8 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
     from medseg.jsonfile import RESULT_BYTES, read_json_object
 
     summary = read_json_object(report.summary, RESULT_BYTES, "a summary")
-    if package is not None:
-        from medseg.segment import labels_not_trained
-
-        never_learnt = set(labels_not_trained(package))
+    if package_untrained is not None:
+        never_learnt = set(package_untrained)
     else:
         never_learnt = set.intersection(*untrained) if untrained else set()
     return FolderScores(out_dir, scored, failed, found.unreferenced, [case for case, _ in found.missed], report,

@@ -4,7 +4,7 @@ as zero."""
 from __future__ import annotations
 
 __all__ = ["MINUS", "IMAGE_AMONG_LABELS", "IMAGE_LIKE_VALUES", "counted", "dice_round_text", "dice_status_text",
-           "dice_text", "gib_text", "number_text", "odd_values", "values_text",
+           "dice_text", "gib_text", "never_learnt_text", "number_text", "odd_values", "values_text",
            "with_minus"]
 
 MINUS = "\u2212"  # the HTML report's minus sign (as wide as a plus; no line break after it)
@@ -82,6 +82,12 @@ def dice_status_text(dice: float | None, status: str | None = None) -> str:
     why = {"false_positive": " (false positive: not in the reference)",
            "empty_prediction": " (empty prediction: not predicted)"}.get(status or "", "")
     return dice_round_text(dice) + why
+
+
+def never_learnt_text(count: int) -> str:
+    """What ``count`` labels the model never learnt (no training case held them), empty in both images, have for a
+    Dice, as `medseg infer` and `medseg evaluate` write it after the labels' names."""
+    return f"n/a (both empty; never learnt: no training case held {'it' if count == 1 else 'them'})"
 
 
 def number_text(value: float, digits: int) -> str:

@@ -148,7 +148,8 @@ def test_labels_never_learnt_without_a_dice_share_one_summary_line(tmp_path, cap
     assert run(["evaluate", str(pred), str(ref), "-o", str(tmp_path / "scores"), "--overwrite"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert "  2 unused_2: no Dice (n 0 of 2 cases: 2 both empty)" in lines
-    assert "  4 unused_4: no Dice (n 0 of 2 cases: 2 both empty)" in lines and "never learnt" not in "\n".join(lines)
+    assert "  4 unused_4: no Dice (n 0 of 2 cases: 2 both empty)" in lines
+    assert "never learnt" not in "\n".join(line for line in lines if line.startswith("  "))  # (a's line: its own)
     # the package given with --model records them: its word is taken
     for case in ("a", "b"):
         (pred / f"{case}_seg.json").unlink()
@@ -159,3 +160,48 @@ def test_labels_never_learnt_without_a_dice_share_one_summary_line(tmp_path, cap
                 str(package)]) == 0
     assert "  2 unused_2, 4 unused_4: no Dice, never learnt (n 0 of 2 cases: 2 both empty)" in \
         capsys.readouterr().out.splitlines()
+
+
+def test_a_cases_line_groups_the_labels_never_learnt_as_medseg_infer_does(tmp_path, capsys, make_package):
+    """A case's Dice line said ``unused_2 n/a (both empty)`` for a label the model never learnt, where `medseg infer`
+    groups them: ``unused_2, unused_4: n/a (both empty; never learnt: no training case held them)``. Now alike where
+    the model is known: its sidecar's labels_not_trained, or the --model package's record; a label predicted keeps
+    its own figure, and a sidecar that does not list them keeps each its own n/a."""
+    names = {"0": "background", "1": "anterior", "2": "unused_2", "3": "posterior", "4": "unused_4"}
+    pred, ref = tmp_path / "pred", tmp_path / "ref"
+    for case, shift in (("a", 1), ("b", 2)):
+        predicted, reference = (np.where(array == 2, 3, array).astype(np.uint8) for array in labels(shift))
+        if case == "b":
+            predicted[0, 0, 0] = 4  # b predicts a voxel of a label never learnt: its Dice 0 is its own
+        save(predicted, pred / f"{case}_seg.nii.gz")
+        save(reference, ref / f"{case}.nii.gz")
+        (pred / f"{case}_seg.json").write_text(json.dumps({
+            "schema": "medseg-segmentation/1", "case_id": case, "segmentation": f"{case}_seg.nii.gz",
+            "labels": names, "model": {"name": "gaps"}, "labels_not_trained": [2, 4]}))
+    grouped = "never learnt: no training case held"
+    assert run(["evaluate", str(pred), str(ref), "-o", str(tmp_path / "scores")]) == 0
+    lines = {line.split(":")[0]: line for line in capsys.readouterr().out.splitlines() if line[:3] in ("a: ", "b: ")}
+    assert lines["a"].endswith(f"; unused_2, unused_4: n/a (both empty; {grouped} them)")
+    assert lines["a"].startswith("a: Dice anterior ") and ", posterior " in lines["a"]
+    assert "unused_2 n/a" not in lines["a"]
+    assert lines["b"].endswith(f", unused_4 0.0000 (false positive: not in the reference); unused_2: n/a (both "
+                               f"empty; {grouped} it)")
+    # a sidecar that does not list them: each label's n/a as before
+    sidecar = json.loads((pred / "a_seg.json").read_text())
+    del sidecar["labels_not_trained"]
+    (pred / "a_seg.json").write_text(json.dumps(sidecar))
+    assert run(["evaluate", str(pred), str(ref), "-o", str(tmp_path / "scores"), "--overwrite"]) == 0
+    out = capsys.readouterr().out
+    a_line = next(line for line in out.splitlines() if line.startswith("a: "))
+    assert "unused_2 n/a (both empty), " in a_line and a_line.endswith("unused_4 n/a (both empty)")
+    assert grouped not in a_line
+    # no sidecar, the package given with --model records them: its word is taken
+    for case in ("a", "b"):
+        (pred / f"{case}_seg.json").unlink()
+    package = make_package("gaps", labels=names, architecture={
+        "type": "unet2d", "in_channels": 1, "n_classes": 5, "base_width": 4, "depth": 2, "dropout": 0.0,
+        "norm": "batch"}, training={"train_labels_absent": [2, 4]})
+    assert run(["evaluate", str(pred), str(ref), "-o", str(tmp_path / "scores"), "--overwrite", "-m",
+                str(package)]) == 0
+    a_line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("a: "))
+    assert a_line.endswith(f"; unused_2, unused_4: n/a (both empty; {grouped} them)")

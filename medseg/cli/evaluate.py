@@ -172,13 +172,13 @@ def _evaluate_folders(predictions: Path, references: Path, output, model, case_i
         package = load_package(model, check_hash=False)
     shown = not quiet()
 
-    def tell(case: str, metrics, error) -> None:
+    def tell(case: str, metrics, error, never_learnt) -> None:
         if not shown:
             return
         if error is not None:
             click.echo(escaped_line(f"{case}: failed: {error}"), err=True)
         else:
-            click.echo(escaped_line(f"{case}: {_dice_line(metrics)}"))
+            click.echo(escaped_line(f"{case}: {_dice_line(metrics, never_learnt)}"))
 
     try:
         with usage_errors():  # the wrong --model, two cases writing one file
@@ -211,14 +211,23 @@ def _stopped_line(stop: KeyboardInterrupt, output: Path, overwrite: bool) -> str
             f"records in {output} are kept; the report was not made: run {again} to finish")
 
 
-def _dice_line(metrics: dict) -> str:
+def _dice_line(metrics: dict, never_learnt=()) -> str:
     """``Dice anterior 0.8912, posterior 0.0000 (false positive: not in the reference)``: one case's Dice per label,
-    saying where the empty-mask policy set it, as `medseg infer`'s lines do."""
-    from medseg.numbers import dice_status_text
+    saying where the empty-mask policy set it, as `medseg infer`'s lines do; the labels ``never_learnt`` (no training
+    case of the model held them) that are empty in both images named together at the end, as `medseg infer` groups
+    them: ``; unused_2, unused_4: n/a (both empty; never learnt: no training case held them)``."""
+    from medseg.numbers import dice_status_text, never_learnt_text
 
+    untrained = {str(value) for value in never_learnt}
+    grouped = [entry["name"] for value, entry in metrics["labels"].items()
+               if value in untrained and entry.get("status") == "both_empty"]
     parts = [f"{entry['name']} {dice_status_text(entry['dice'], entry.get('status'))}"
-             for entry in metrics["labels"].values()]
-    return "Dice " + ", ".join(parts) if parts else "no label to score"
+             for value, entry in metrics["labels"].items()
+             if not (value in untrained and entry.get("status") == "both_empty")]
+    line = ", ".join(parts)
+    if grouped:
+        line += ("; " if line else "") + f"{', '.join(grouped)}: {never_learnt_text(len(grouped))}"
+    return "Dice " + line if line else "no label to score"
 
 
 def _summary_lines(result) -> list[str]:

@@ -312,7 +312,7 @@ def _dice_lines(by_value: dict[str, dict], metrics_path: Path | None, never_lear
     lowest named, and where each label's Dice is (the metrics JSON)."""
     import math
 
-    from medseg.numbers import dice_round_text, dice_status_text
+    from medseg.numbers import dice_round_text, dice_status_text, never_learnt_text
 
     def undefined(dice) -> bool:
         return dice is None or (isinstance(dice, float) and math.isnan(dice))
@@ -326,8 +326,7 @@ def _dice_lines(by_value: dict[str, dict], metrics_path: Path | None, never_lear
         lines = [f"  Dice {label['name']}: {dice_status_text(label['dice'], label.get('status'))}"
                  for value, label in by_value.items() if value not in grouped]
         if expected:
-            lines.append(f"  Dice {', '.join(label['name'] for label in expected)}: n/a (both empty; never learnt: "
-                         f"no training case held {'it' if len(expected) == 1 else 'them'})")
+            lines.append(f"  Dice {', '.join(label['name'] for label in expected)}: {never_learnt_text(len(expected))}")
         return lines
     scored = sorted((label for label in labels if not undefined(label["dice"])),
                     key=lambda label: label["dice"])
