@@ -309,7 +309,8 @@ def warn_if_dataset_names_differ(reference: Path | str, labels: Mapping, whose: 
     scored against what the reference holds as 1, which may be another structure (another labelling convention).
     A value only the dataset.json names is compared only where its name is one of ``labels``' (nnU-Net's ``ignore``,
     or a structure the model does not segment, is no other convention). Once per file and names in ``warned``, where
-    given (to which they are added)."""
+    given (to which they are added), while the file is unchanged: one edited since (its size or modification time)
+    is warned about again."""
     from medseg.io.dataset_json import renamed_labels, same_label_name
 
     found = dataset_label_names(reference if prediction is None else prediction, reference, tell_unusable=False)
@@ -324,7 +325,9 @@ def warn_if_dataset_names_differ(reference: Path | str, labels: Mapping, whose: 
     # spelt otherwise (left_kidney, Left Kidney) is one structure: the warning is for another labelling convention
     theirs, ours = renamed_labels(moved, {value: name for value, name in named.items() if value in declared},
                                   separators_aside=True)
-    key = (path, tuple(sorted(named.items())))
+    # the file as it is now (size, modification time): one edited since its warning says something else, and a
+    # long-lived process (a notebook, a service) keeping ``warned`` hears of it again
+    key = (path, _file_state(path), tuple(sorted(named.items())))
     if not theirs or (warned is not None and key in warned):
         return
     if warned is not None:
@@ -335,6 +338,15 @@ def warn_if_dataset_names_differ(reference: Path | str, labels: Mapping, whose: 
 
     log.warning("%s names labels %s; %s names them %s: each label is scored by its value under the model's name; "
                 "check that the reference uses the model's label values", path, shown(theirs), whose, shown(ours))
+
+
+def _file_state(path: Path) -> tuple[int, int] | None:
+    """``path``'s size and modification time (ns), which change when it is edited; None where it cannot be looked at."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_size, status.st_mtime_ns
 
 
 def _warn_if_swapped(prediction: Path, reference: Path, scored_sha256: str | None = None) -> None:

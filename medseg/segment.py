@@ -37,8 +37,9 @@ __all__ = ["CaseOutputs", "case_targets", "check_reference_exists", "in_training
 
 log = logging.getLogger(__name__)
 
-# the dataset.json files (with the labels compared) whose names for the reference's label values were warned about in
-# this process (medseg.scoring.warn_if_dataset_names_differ): one warning for a batch of inputs, not one each
+# the dataset.json files (with the labels compared, and the file's size and modification time: one edited since is
+# told again, in a long-lived process too) whose names for the reference's label values were warned about in this
+# process (medseg.scoring.warn_if_dataset_names_differ): one warning for a batch of inputs, not one each
 _TOLD_DATASET_NAMES: set = set()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 
 import nibabel as nib
@@ -491,3 +492,26 @@ def test_a_label_only_the_dataset_json_names_is_another_convention_only_where_it
     assert caplog.messages == ([] if warned is None else [
         f"{tmp_path / 'Dataset004_Hippocampus' / 'dataset.json'} names labels {warned}: each label is scored by its "
         "value under the model's name; check that the reference uses the model's label values"])
+
+
+def test_a_dataset_json_edited_since_its_warning_is_warned_about_again(tmp_path, caplog):
+    """The files warned about were kept by path and labels, for the whole process (medseg.segment keeps one set): a
+    notebook or service was never warned again once the dataset.json was edited, though it now says something else.
+    The file's size and modification time are now part of what was warned about; the same file is still told once."""
+    from medseg.scoring import warn_if_dataset_names_differ
+
+    (tmp_path / "Task09" / "labelsTr").mkdir(parents=True)
+    reference = tmp_path / "Task09" / "labelsTr" / "case.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 2), np.uint8), np.eye(4)), reference)
+    names = tmp_path / "Task09" / "dataset.json"
+    names.write_text(json.dumps({"labels": {"0": "background", "1": "liver", "2": "spleen"}}))
+    warned: set = set()
+    with caplog.at_level(logging.WARNING, logger="medseg"):
+        for _ in range(2):  # a batch: once
+            warn_if_dataset_names_differ(reference, HIPPO_LABELS, "the model hippocampus", warned=warned)
+        assert len(caplog.messages) == 1 and caplog.messages[0].startswith(f"{names} names labels 1 liver, 2 spleen;")
+        names.write_text(json.dumps({"labels": {"0": "background", "1": "kidney", "2": "spleen"}}))
+        os.utime(names, ns=(names.stat().st_atime_ns, names.stat().st_mtime_ns + 10**9))  # a second later
+        warn_if_dataset_names_differ(reference, HIPPO_LABELS, "the model hippocampus", warned=warned)
+        warn_if_dataset_names_differ(reference, HIPPO_LABELS, "the model hippocampus", warned=warned)
+    assert len(caplog.messages) == 2 and caplog.messages[1].startswith(f"{names} names labels 1 kidney, 2 spleen;")
