@@ -423,11 +423,10 @@ def test_a_segmentation_replaced_by_a_broken_image_is_named_with_its_problem_not
         assert words not in said
 
 
-def test_a_prediction_seg_of_another_frame_of_reference_is_warned_of_once_per_case(tmp_path, caplog):
-    """The report read a prediction DICOM SEG twice (its grid check, its overlay), and each reading warned that its
-    FrameOfReferenceUID is not that of its series' images: the same line twice for one case."""
+def _seg_of_another_frame(tmp_path) -> Path:
+    """A results folder whose one case, case9, is a prediction DICOM SEG (no metrics record) stating another
+    FrameOfReferenceUID than the images of its series, as another tool may rewrite it."""
     import json
-    import logging
 
     import pydicom
     from dicom_factory import slice_positions, stored_values, write_series
@@ -453,8 +452,34 @@ def test_a_prediction_seg_of_another_frame_of_reference_is_warned_of_once_per_ca
         "segmentation": seg.name, "segmentation_sha256": sha256_of(seg), "shape": list(volume.shape),
         "affine": volume.affine.tolist(), "labels": {"0": "background", "1": "ball"},
         "model": {"name": "tiny-test", "version": "3", "weights_sha256": "ab" * 32}}))
+    return tmp_path / "out"
+
+
+def test_a_prediction_seg_of_another_frame_of_reference_is_warned_of_once_per_case(tmp_path, caplog):
+    """The report read a prediction DICOM SEG twice (its grid check, its overlay), and each reading warned that its
+    FrameOfReferenceUID is not that of its series' images: the same line twice for one case."""
+    import logging
+
+    _seg_of_another_frame(tmp_path)
     caplog.set_level(logging.INFO, logger="medseg")
     outputs = build_report(tmp_path / "out", tmp_path / "report.html", max_overlays=1)
     assert (outputs.cases, outputs.failed, outputs.overlays) == (1, 0, 1)
     told = [r.levelno for r in caplog.records if "FrameOfReferenceUID 1.2.826.0.1.3680043.8.498.99" in r.getMessage()]
     assert told == [logging.WARNING, logging.INFO]  # once as a warning; the second reading at info level
+
+
+@pytest.mark.parametrize("max_overlays", [0, 1])
+def test_an_unscored_prediction_seg_of_another_frame_of_reference_is_flagged(tmp_path, max_overlays):
+    """A prediction DICOM SEG of another FrameOfReferenceUID than its series' images, with no metrics record (segmented
+    without a reference), was told on stderr as the report was built, and its card and cohort.tsv row said nothing:
+    the flag came from a scored record only. The report's own reading of the SEG flags it, as a record would."""
+    import csv
+
+    out = _seg_of_another_frame(tmp_path)
+    outputs = build_report(out, tmp_path / "report.html", max_overlays=max_overlays)
+    with outputs.table.open(newline="") as table:
+        rows = list(csv.DictReader(table, delimiter="\t"))
+    assert [(row["case_id"], row["flags"]) for row in rows] == [("case9", "frame_of_reference")]
+    page = html_module.unescape(outputs.html.read_text())
+    assert ("the prediction SEG's FrameOfReferenceUID 1.2.826.0.1.3680043.8.498.99 is not that of its series' images ("
+            in page)

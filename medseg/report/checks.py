@@ -33,6 +33,9 @@ class SegmentationCheck:
     reference_border: dict[str, dict[str, int]] | None = None  # the same for the reference, when it was read
     geometry: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what was not checked, and why
+    # a prediction DICOM SEG stating another FrameOfReferenceUID than its series' images, as reading it here found
+    # ({"seg": its UID, "series": the images'}): flagged for a case without a metrics record to say so
+    frame_of_reference_mismatch: dict | None = None
 
 
 def read_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -127,6 +130,13 @@ def read_segmentation(case: CaseResult, path: Path, with_source: bool = True):
     DICOM SEG placed on the source series its sidecar records (found where it lies now) from that series' headers,
     with the series' grid (:class:`~medseg.io.dicom.SeriesGrid`, ``with_source``: an overlay decodes the files it
     draws from it; else None)."""
+    labels, affine, source, _ = _read_segmentation_with_info(case, path)
+    return labels, affine, source if with_source else None
+
+
+def _read_segmentation_with_info(case: CaseResult, path: Path):
+    """:func:`read_segmentation`'s (labels, affine, source) and what reading a DICOM SEG found (its volume's
+    ``info``: ``frame_of_reference_mismatch`` and so on; empty for a label image)."""
     if path.suffix.lower() == ".dcm":
         from medseg.io.seg_volume import read_seg_with_grid
 
@@ -136,8 +146,8 @@ def read_segmentation(case: CaseResult, path: Path, with_source: bool = True):
         volume, source = read_seg_with_grid(path, sidecar or {}, case.input_path(), warn_skipped=False,
                                             warn_missing=not case.segmentation_told)
         case.segmentation_told = True
-        return volume.array, volume.affine, source if with_source else None
-    return (*read_labels(path), None)
+        return volume.array, volume.affine, source, dict(volume.info or {})
+    return (*read_labels(path), None, {})
 
 
 def _sidecar_beside(path: Path) -> dict:
@@ -228,13 +238,15 @@ def check_segmentation(case: CaseResult, tolerance_mm: float | None = None) -> S
     if problem is not None:  # told from its header, its voxels left unread
         return SegmentationCheck(path=path, geometry=[problem])
     try:
-        labels, affine, _ = read_segmentation(case, path, with_source=False)  # its grid places a DICOM SEG
+        labels, affine, _, info = _read_segmentation_with_info(case, path)  # its grid places a DICOM SEG
     except Exception as error:  # any unreadable file is reported on the page, never raised
         log.debug("%s: cannot read", path, exc_info=True)  # where in the code, at -vv
         # an OS error as every message words it: its reason alone, in lower case
         why = os_reason(error) if isinstance(error, OSError) and error.strerror else error
         return SegmentationCheck(path=path, geometry=[f"{path.name}: cannot read ({why})"])
-    check = SegmentationCheck(path=path, shape=tuple(labels.shape))
+    mismatch = info.get("frame_of_reference_mismatch")
+    check = SegmentationCheck(path=path, shape=tuple(labels.shape),
+                              frame_of_reference_mismatch=dict(mismatch) if isinstance(mismatch, dict) else None)
     if labels.ndim != 3:
         check.geometry.append(f"{path.name}: not a 3D image (shape {labels.shape})")
         return check

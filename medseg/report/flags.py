@@ -113,9 +113,10 @@ def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float 
         "frame_of_reference": "the reference (or the prediction), a DICOM SEG placed on the images of its series, "
                               "states another FrameOfReferenceUID than theirs, which a SEG of them shares (the "
                               "metrics' reference_frame_of_reference_mismatch, or "
-                              "prediction_frame_of_reference_mismatch, names both; one flag where both SEGs do): its "
-                              "frames lie on the images they reference and were scored there, but check that it "
-                              "segments this series",
+                              "prediction_frame_of_reference_mismatch, names both; for a prediction SEG no record "
+                              "scored, the report's reading of it; one flag where both SEGs do): its frames lie on "
+                              "the images they reference and were scored or drawn there, but check that it segments "
+                              "this series",
         "nothing_scored": "the metrics hold no label at all: neither image has a foreground voxel and no model named "
                           "the labels expected (scored by `medseg evaluate` without --model), so the case says "
                           "nothing about the segmentation",
@@ -225,7 +226,12 @@ def _case_flags(case: CaseResult, check: SegmentationCheck, dice_threshold: floa
     if case.metrics is not None and not case.metrics.get("labels"):
         out.append(Flag("nothing_scored", "no label scored: neither image has a foreground voxel, and no model named "
                                           "the expected labels"))
-    frame = _frame_of_reference_reason(case.metrics or {})
+    metrics = case.metrics or {}
+    if check.frame_of_reference_mismatch is not None and "prediction_frame_of_reference_mismatch" not in metrics:
+        # a prediction SEG no record scored (segmented without a reference), or scored before records kept it: the
+        # report's own reading of it says so
+        metrics = {**metrics, "prediction_frame_of_reference_mismatch": check.frame_of_reference_mismatch}
+    frame = _frame_of_reference_reason(metrics)
     if frame is not None:
         out.append(Flag("frame_of_reference", frame))
     label_like = ((case.sidecar or {}).get("input_info") or {}).get("label_like_note")
