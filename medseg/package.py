@@ -70,6 +70,7 @@ __all__ = [
     "meant_error",
     "model_choices",
     "non_finite_setting",
+    "packages_in_folder",
     "read_config_bytes",
     "recorded_trained_with",
     "recorded_weights_sha256",
@@ -296,8 +297,7 @@ def _held_below(folder: Path) -> str:
     folders are not looked in."""
     try:
         entries = sorted(folder.iterdir())
-        packages = [entry for entry in entries if not entry.name.startswith(".") and entry.name != "__MACOSX"
-                    and entry.is_dir() and (entry / CONFIG_NAME).is_file()]
+        packages = _packages_among(entries)
         archives = [entry for entry in entries if not entry.name.startswith(".") and entry.is_file()
                     and entry.name.lower().endswith(_ARCHIVE_SUFFIXES)]
         # the config under another name: "model (1).json" (a second download), "Model.json", "model.json.txt"
@@ -317,6 +317,29 @@ def _held_below(folder: Path) -> str:
     if archives:
         return f"; it holds {archives[0].name}, an archive: unpack it and give the folder that holds {CONFIG_NAME}"
     return ""
+
+
+def _packages_among(entries: list[Path]) -> list[Path]:
+    """The folders among ``entries`` that hold a ``model.json`` (a Mac's ``__MACOSX`` and hidden folders left out)."""
+    return [entry for entry in entries if not entry.name.startswith(".") and entry.name != "__MACOSX"
+            and entry.is_dir() and (entry / CONFIG_NAME).is_file()]
+
+
+def packages_in_folder(given: str | os.PathLike) -> list[Path]:
+    """The packages of a folder of packages: where ``given`` is a folder that is no package itself (no
+    ``model.json``) nor a shipped model's name, and two or more of its folders hold one (a folder of packages shared
+    as it is), those folders, sorted by name; empty otherwise (one package one folder deeper is an archive unpacked
+    into a folder of its name: :func:`load_package` names it)."""
+    folder = Path(given)
+    if not is_path(given) or not os.path.isdir(folder) or os.path.lexists(folder / CONFIG_NAME):
+        return []
+    if "/" not in str(given) and (_models_root() / str(given) / CONFIG_NAME).is_file():  # the shipped one is meant
+        return []
+    try:
+        packages = _packages_among(sorted(folder.iterdir()))
+    except OSError:  # loading it says why
+        return []
+    return packages if len(packages) > 1 else []
 
 
 def _read_package(path: Path, check_hash: bool) -> ModelPackage:

@@ -209,3 +209,38 @@ def test_models_warns_about_a_card_that_names_other_weights(tmp_path, capsys):
     card = (shipped_package_path("phantom") / "MODEL_CARD.md").read_text()
     (copy / "MODEL_CARD.md").write_text(card.replace(ours, ours.upper()))  # its own, in capitals: the same
     assert run(["models", str(copy)], capsys)[2] == ""
+
+
+def test_a_folder_of_packages_lists_each_package_in_it(tmp_path, capsys, make_package):
+    """`medseg models shared/`, a folder holding packages m_a and m_b, was refused ("2 of its folders hold packages
+    (m_a, m_b): give one of them"): a user sharing a folder of packages had to name each. Each package one folder
+    down is now described and checked as if given (a damaged one is its error line, the others listed); a folder
+    holding one package one folder deeper (unpacked into a folder of its name) keeps its error naming it."""
+    import shutil
+
+    for name in ("m_b", "m_a"):
+        make_package(name)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    for name in ("m_b", "m_a"):
+        shutil.move(tmp_path / name, shared / name)
+    (shared / "notes").mkdir()  # no package: not listed
+    code, out, err = run(["models", str(shared)], capsys)
+    assert code == 0
+    no_card = ": no MODEL_CARD.md, the card with the training data's description, licence and attribution; medseg " \
+        "train writes one"
+    assert err.splitlines() == [f"warning: {shared / name}{no_card}" for name in ("m_a", "m_b")]
+    assert [line.split(":")[0] for line in out.splitlines() if not line.startswith(" ")] == ["m_a", "m_b"]
+    assert f"folder: {shared / 'm_a'}; weights SHA-256 " in out and f"folder: {shared / 'm_b'}; weights SHA-256 " in out
+    code, out, _ = run(["models", "--json", str(shared), "phantom"], capsys)
+    assert code == 0 and [row["name"] for row in json.loads(out)] == ["m_a", "m_b", "phantom"]
+    weights = shared / "m_b" / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + bytes([weights.read_bytes()[-1] ^ 1]))
+    code, out, err = run(["models", str(shared)], capsys)
+    assert code == 1 and out.startswith("m_a: ") and "m_b" not in out
+    told = [line for line in err.splitlines() if "MODEL_CARD" not in line]
+    assert len(told) == 1 and told[0].startswith(f"medseg: error: {weights}: SHA-256 ")
+    shutil.rmtree(shared / "m_b")  # one package one folder deeper: where it is, as before
+    code, out, err = run(["models", str(shared)], capsys)
+    assert code == 1 and out == ""
+    assert err.strip().endswith(f"; the package is one folder deeper: give {shared / 'm_a'}")

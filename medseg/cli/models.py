@@ -17,12 +17,14 @@ def _given(ctx, param, values):
 
 _HELP = """List the shipped model packages with their labels; given packages (shipped names or package folders, such as
 `medseg train` writes), describe those instead, with their validation figures, after checking their weights
-against the SHA-256 their model.json records. A package that cannot be loaded is one error line (the others
-are listed; with --json it is also a row with "name" null, "given" and "error") and the exit code is 1.
+against the SHA-256 their model.json records; a folder of packages (two or more of its folders hold one) is each
+package in it, by name. A package that cannot be loaded is one error line (the others are listed; with --json it is
+also a row with "name" null, "given" and "error") and the exit code is 1.
 
 \b
 $ medseg models
 $ medseg models models/my_model
+$ medseg models shared_models/
 """
 
 
@@ -35,8 +37,17 @@ def models(packages: tuple[str, ...], as_json: bool):
 
     from medseg.cli.options import error_line, escaped_line, quiet
     from medseg.errors import ModelPackageError
-    from medseg.package import DEFAULT_MODEL, load_package, shipped_models, shipped_name_taken, shipped_package_path
+    from medseg.package import (
+        DEFAULT_MODEL,
+        load_package,
+        packages_in_folder,
+        shipped_models,
+        shipped_name_taken,
+        shipped_package_path,
+    )
 
+    # a folder of packages (shared as it is): each package in it, as if given
+    packages = tuple(found for name in packages for found in ([str(p) for p in packages_in_folder(name)] or [name]))
     rows, broken = [], 0
     for name in packages or shipped_models():
         try:  # listing the shipped ones: their own folders, not a folder of their name in the working folder
