@@ -18,9 +18,10 @@ def gib_text(size: float) -> str:
     return f"{size / 2**30:.0f} GiB" if size >= 10 * 2**30 else f"{size / 2**30:.2g} GiB"
 
 
-def counted(count, noun: str) -> str:
-    """``1 epoch``, ``2 epochs``: a count with its noun in the number it takes (plural by an added s)."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+def counted(count, noun: str, plural: str | None = None) -> str:
+    """``1 epoch``, ``2 epochs``: a count with its noun in the number it takes (plural by an added s, or ``plural``:
+    ``counted(2, "modality", "modalities")``)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {plural or noun + 's'}"
 
 
 def values_text(values, shown: int = 8) -> str:

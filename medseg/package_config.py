@@ -192,8 +192,9 @@ def validate_config(config: dict, where: str) -> None:
         )
     if modalities is not None and arch["in_channels"] != len(modalities) * (2 * context + 1):
         raise ModelPackageError(
-            f"{where}: in_channels={arch['in_channels']} does not match {len(modalities)} modalities "
-            f"({', '.join(modalities)}) with context_slices={context} (expected {len(modalities)} × "
+            f"{where}: in_channels={arch['in_channels']} does not match "
+            f"{counted(len(modalities), 'modality', 'modalities')} ({', '.join(modalities)}) with "
+            f"context_slices={context} (expected {len(modalities)} × "
             f"{2 * context + 1} = {len(modalities) * (2 * context + 1)})"
         )
 
@@ -202,7 +203,7 @@ def _foreign_text(config: dict) -> str | None:
     """What tells ``config`` another tool's ``model.json``, or None: a ``format`` that names no medseg package format
     (TensorFlow.js's ``layers-model``), or keys but no ``format`` and none of a package's."""
     value = config.get("format")
-    if isinstance(value, str) and not re.fullmatch(r"medseg-model/[0-9]{1,9}", value.strip()):
+    if isinstance(value, str) and not value.strip().startswith("medseg-model/"):  # medseg-model/1.x: the schema's
         return f"format {value!r}, not {FORMAT}"
     if config and "format" not in config and not {"architecture", "labels", "preprocessing", "inference",
                                                   "weights"} & set(config):
@@ -211,12 +212,16 @@ def _foreign_text(config: dict) -> str | None:
     return None
 
 
-def _newer_format(value) -> int | None:
-    """The number of a package format later than :data:`FORMAT` that ``value`` (a config's ``format``) names
-    (``medseg-model/2``), else None."""
-    match = re.fullmatch(r"medseg-model/([0-9]{1,9})", value.strip()) if isinstance(value, str) else None
-    number = int(match.group(1)) if match else None
-    return number if number is not None and number > int(FORMAT.rsplit("/", 1)[1]) else None
+def _newer_format(value) -> tuple[int, ...] | None:
+    """The version of a package format later than :data:`FORMAT` that ``value`` (a config's ``format``) names
+    (``medseg-model/2``, or a later revision ``medseg-model/1.1``), as numbers (``(1, 1)``), else None
+    (``medseg-model/1.0`` is this one's, written otherwise: no newer medseg's)."""
+    match = re.fullmatch(r"medseg-model/([0-9]{1,9})(?:\.([0-9]{1,9}))?", value.strip()) if isinstance(value, str) \
+        else None
+    if match is None:
+        return None
+    version = (int(match.group(1)), int(match.group(2) or 0))
+    return version if version > (int(FORMAT.rsplit("/", 1)[1]), 0) else None
 
 
 def _medseg_version() -> str:

@@ -639,3 +639,19 @@ def test_an_earlier_runs_segmentation_among_the_inputs_is_named_as_one(tmp_path)
         read_channels(seg, MODALITIES, "tiny")
     assert str(named.value) == (f"{seg}: a segmentation medseg wrote (its sidecar case_seg.json beside it), not an "
                                 f"image of a case; give the image it was made from, {tmp_path / 'case_0000.nii.gz'}")
+
+
+def test_one_modality_is_counted_in_the_singular_in_the_in_channels_error():
+    """``in_channels=4 does not match 1 modalities (t1)``: the count in the singular where it is one."""
+    config = modal_config()
+    config.pop("training")
+    config["weights"] = {"file": "weights.safetensors", "sha256": "0" * 64}
+    config["modalities"] = ["t1"]
+    config["architecture"]["in_channels"] = 4
+    with pytest.raises(ModelPackageError) as info:
+        validate_config(config, "m/model.json")
+    assert str(info.value) == ("m/model.json: in_channels=4 does not match 1 modality (t1) with context_slices=1 "
+                               "(expected 1 × 3 = 3)")
+    from medseg.io.channels import modalities_text
+
+    assert (modalities_text(["t1"]), modalities_text(["t1", "t2"])) == ("1 modality (t1)", "2 modalities (t1, t2)")

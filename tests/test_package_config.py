@@ -216,3 +216,29 @@ def test_another_tools_model_json_is_named_so_not_as_one_of_a_newer_medseg(tmp_p
             load_package(folder)
         assert str(info.value) == (f"{folder / 'model.json'}: {said}: another tool's model.json (TensorFlow.js writes "
                                    "one too), not a medseg model package")
+
+
+@pytest.mark.parametrize("written", ["medseg-model/1.1", "medseg-model/1.10", "medseg-model/2.0"])
+def test_a_newer_minor_format_says_the_package_is_of_a_newer_medseg(make_package, written):
+    """``format: "medseg-model/1.1"`` (a later revision of the format) read "'medseg-model/1' was expected", a schema
+    error that said nothing of versions, where ``medseg-model/2`` said to upgrade. It says so too."""
+    from medseg import __version__
+
+    path = make_package()
+    config = json.loads((path / "model.json").read_text())
+    (path / "model.json").write_text(json.dumps({**config, "format": written}))
+    with pytest.raises(ModelPackageError) as info:
+        load_package(path)
+    assert str(info.value) == (f"{path / 'model.json'}: format {written!r} is that of a newer medseg than this one "
+                               f"(medseg {__version__}, which reads medseg-model/1): upgrade medseg to use this "
+                               "package")
+
+
+@pytest.mark.parametrize("written", ["medseg-model/1.0", "medseg-model/0.9", "medseg-model/1.x"])
+def test_a_format_that_is_not_newer_is_a_schema_error_as_before(make_package, written):
+    path = make_package()
+    config = json.loads((path / "model.json").read_text())
+    (path / "model.json").write_text(json.dumps({**config, "format": written}))
+    with pytest.raises(ModelPackageError) as info:
+        load_package(path)
+    assert str(info.value) == f"{path / 'model.json'}: invalid model config at format: 'medseg-model/1' was expected"

@@ -22,7 +22,9 @@ def modalities_text(modalities: list[str] | int) -> str:
     """``4 modalities (flair, t1, t1gd, t2)`` as messages name what a model takes."""
     if isinstance(modalities, int):
         return f"{modalities} modalities" if modalities != 1 else "one image"
-    return f"{len(modalities)} modalities ({', '.join(modalities)})"
+    from medseg.numbers import counted
+
+    return f"{counted(len(modalities), 'modality', 'modalities')} ({', '.join(modalities)})"
 
 
 def modality_names(names, count: int) -> list[str]:
