@@ -330,6 +330,26 @@ def _shown(paths: list, limit: int = 5) -> str:
     return ", ".join(names[:limit]) + (f" … ({len(names)} in all)" if len(names) > limit else "")
 
 
+def _four_argument(on_case):
+    """``on_case`` as :func:`score_folder` calls it, with ``never_learnt`` as a fourth argument; a callback that takes
+    only the three of earlier versions (case, metrics, error) is given those three."""
+    if on_case is None:
+        return None
+    import inspect
+
+    try:
+        inspect.signature(on_case).bind(None, None, None, None)
+    except TypeError:  # cannot take a fourth argument: an earlier version's callback
+        try:
+            inspect.signature(on_case).bind(None, None, None)
+        except TypeError:
+            return on_case  # neither: calling it says what is wrong with it
+        return lambda case, metrics, error, never_learnt: on_case(case, metrics, error)
+    except ValueError:  # no signature to read (some builtins): called as documented
+        return on_case
+    return on_case
+
+
 def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str, package=None,
                  given_as: str = "--model", overwrite: bool = False, on_case=None) -> FolderScores:
     """Score every prediction of ``pred_dir`` against its reference in ``ref_dir`` (:func:`pair_predictions`) and
@@ -347,6 +367,8 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
     but not for a missed case (a reference without a prediction): the warning that lists them tells those at once;
     ``never_learnt`` is the label values the model that made the case never learnt (no training case held them): the
     ``package``'s record, else its sidecar's ``labels_not_trained`` (empty where neither says, and for a failure).
+    A callback written for the three arguments of earlier versions, ``on_case(case_id, metrics, error)``, is still
+    called with those three.
 
     A Ctrl-C or SIGTERM (``KeyboardInterrupt``) goes through carrying what the caller tells of it: ``records_kept``,
     the metrics files and failure records written whole before it (they stay; the report is not made), and
@@ -399,7 +421,7 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
     failed: list[tuple[str, str, Path]] = []
     try:
         return _score_into(found, pred_dir, ref_dir, out_dir, targets, metrics_path, failure_path, package, given_as,
-                           on_case, scored, failed)
+                           _four_argument(on_case), scored, failed)
     except KeyboardInterrupt as stop:  # what is written stands (each file whole); the caller tells how far it got
         from medseg.io.atomic import placed_before_stop
 

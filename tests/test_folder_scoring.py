@@ -315,3 +315,17 @@ def test_a_cases_dice_line_says_where_the_empty_mask_policy_set_its_dice(tmp_pat
                                "phantom"], capsys)  # its labels 1, 2, 3: the 4 of case a is not among them
     assert code == 1
     assert stdout.splitlines()[0] == ("b: Dice ellipsoid n/a (both empty), box n/a (both empty), tube 1.0000")
+
+
+def test_a_callback_of_three_arguments_as_before_is_still_called_so(folders, tmp_path):
+    from medseg.folder_scoring import score_folder
+
+    pred, ref = folders
+    three, four = [], []
+    score_folder(pred, ref, tmp_path / "three", on_case=lambda case, metrics, error: three.append((case, error)))
+    score_folder(pred, ref, tmp_path / "four",
+                 on_case=lambda case, metrics, error, never_learnt: four.append((case, error, tuple(never_learnt))))
+    assert [(case, error is None) for case, error in sorted(three)] == [("a", True), ("b", True), ("c", False)]
+    assert [(case, error is None, learnt) for case, error, learnt in sorted(four)] == \
+        [("a", True, ()), ("b", True, ()), ("c", False, ())]
+    assert (tmp_path / "three" / "report.html").is_file()  # the run went to its end
