@@ -73,9 +73,11 @@ def check_case_channels(cases: list[TrainCase], config: dict, where: str = "the 
     if found == wanted:
         return
     if declared:
-        raise TrainingError(f"{cases[0].image_path}: {_channels_text(found)}, but {where} declares {wanted} modalities "
-                            f"({', '.join(declared)}); give images of {wanted} channels, or declare the modalities "
-                            "they hold")
+        from medseg.io.channels import modalities_text
+
+        raise TrainingError(f"{cases[0].image_path}: {_channels_text(found)}, but {where} declares "
+                            f"{modalities_text(list(declared))}; give images of {counted(wanted, 'channel')}, or "
+                            "declare the modalities they hold")
     names = ", ".join(f'"channel{index}"' for index in range(found))
     raise TrainingError(f"{cases[0].image_path}: {found} channels (modalities), but {where} declares none (one image "
                         f"a case); declare them, as \"modalities\": [{names}] with in_channels = {found} × (2 × "

@@ -655,3 +655,18 @@ def test_one_modality_is_counted_in_the_singular_in_the_in_channels_error():
     from medseg.io.channels import modalities_text
 
     assert (modalities_text(["t1"]), modalities_text(["t1", "t2"])) == ("1 modality (t1)", "2 modalities (t1, t2)")
+
+
+def test_a_config_of_one_modality_is_counted_in_the_singular_where_the_cases_have_more_channels(tmp_path):
+    """``declares 1 modalities (t1); give images of 1 channels``: the training check of the cases' channels against
+    the modalities a config declares counts one in the singular too."""
+    from medseg.training_cases import TrainCase, check_case_channels
+
+    image = tmp_path / "case.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 3, 2), np.float32), np.eye(4)), image)
+    case = TrainCase(case_id="case", image_path=image, label_path=image, image=None, label=None, extent_mm=None,
+                     sha256=None, label_box=None, channel_paths=None)
+    with pytest.raises(TrainingError) as info:
+        check_case_channels([case], {"modalities": ["t1"]})
+    assert str(info.value) == (f"{image}: 2 channels, but the config declares 1 modality (t1); give images of 1 "
+                               "channel, or declare the modalities they hold")
