@@ -13,8 +13,9 @@ MANY_LABELS = 6  # above this many labels the report's tables and plots take the
 # distinguishable on a grey image; no grey, no black, no red (red marks flagged cases in the plots); and apart for
 # colour-blind readers: after the first three, each is the bright colour farthest (CIEDE2000) from those before it
 # in the protanopia, deuteranopia and tritanopia simulations (Machado 2009) as in normal vision, and from the plots'
-# red. Any two of the first four are 14 apart in all four visions, of the first six 11, of all ten 8.5 (a green, an
-# orange and a lime were 7.4 and 4.3 from a yellow to a protanope or deuteranope).
+# red. Any two of the first four are 14 apart in all four visions, of the first six 11, of all ten 8.5 (before, to a
+# protanope the green was 8.9 from the yellow and the orange 7.4 from the green; to a deuteranope the lime was 4.7
+# from the yellow and the indigo 4.3 from the purple).
 LABEL_COLOURS = ("#00c7ff", "#ffcc00", "#ff2d95", "#6673ff", "#d98d57", "#00ff95", "#6633ff", "#00a3d9",
                  "#ffff66", "#ffffff")
 
