@@ -229,3 +229,24 @@ def test_printed_cards_leave_out_the_link_back_to_the_case_table(tmp_path):
     shown.parent.mkdir()
     shown.write_text(page.replace("p.back{display:none}", ""), encoding="utf-8")
     assert pdf_pages(built.html, tmp_path) < pdf_pages(shown, tmp_path / "shown")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
+def test_the_page_as_written_breaks_no_rule_of_its_own_content_security_policy(built, tmp_path):
+    """The tests that probe the page take its Content-Security-Policy out of their copies (it forbids their script),
+    so none saw the page as a reader does: the page itself, its images (data: URIs), inline styles and fonts, must
+    break none of its rules, which Chromium would block and log (a regression of the policy or of the page blanks
+    its plots and overlays without a word)."""
+    page = built.html.read_text(encoding="utf-8")
+    assert 'src="data:image/png;base64,' in page
+    logged = chromium("--window-size=1400,2000", "--virtual-time-budget=3000", "--enable-logging=stderr", "--v=0",
+                      "--dump-dom", built.html.as_uri())
+    assert logged.returncode == 0, logged.stderr[-2000:]
+    assert "Cases, worst first" in logged.stdout
+    assert "Content Security Policy" not in logged.stderr, logged.stderr[-2000:]
+    # the check itself: an image the policy forbids (a file beside the page) is logged so
+    forbidden = tmp_path / "forbidden.html"
+    forbidden.write_text(page.replace("</main>", '<img src="beside.png" alt=""></main>'), encoding="utf-8")
+    logged = chromium("--virtual-time-budget=3000", "--enable-logging=stderr", "--v=0", "--dump-dom",
+                      forbidden.as_uri())
+    assert "Content Security Policy" in logged.stderr
