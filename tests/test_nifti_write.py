@@ -98,3 +98,29 @@ def test_the_segmentation_does_not_copy_the_inputs_free_text_or_extensions(tmp_p
     assert b"Doe" not in gzip.decompress(outputs.segmentation.read_bytes())
     assert np.array_equal(written.get_sform(), nib.load(tmp_path / "named.nii.gz").get_sform())
     assert written.header.get_intent()[0] == "label"
+
+
+def test_labels_are_handed_to_nibabel_in_its_order_and_written_the_same(tmp_path, monkeypatch):
+    """A C-ordered segmentation (the inference's) is given to nibabel in Fortran order, NIfTI's order on disk, which
+    it writes whole; given as it was, nibabel gathered it one slice at a time (1.1 s of CPU for a 512×512×300
+    segmentation, 0.25 s now). The file is byte for byte what the array's own order writes."""
+    import medseg.io.nifti_write as nifti_write
+    from medseg.volume import Volume
+
+    rng = np.random.default_rng(0)
+    labels = np.ascontiguousarray(rng.integers(0, 4, (37, 23, 11), dtype=np.uint8))
+    like = Volume(np.zeros((37, 23, 11), np.float32), np.diag([0.7, 0.8, 1.5, 1.0]), source=tmp_path / "x.nii.gz")
+    handed = []
+    made = nifti_write.labels_image
+    monkeypatch.setattr(nifti_write, "labels_image", lambda array, *a, **k: handed.append(array) or made(array, *a,
+                                                                                                         **k))
+    nifti_write.write_labels(labels, like, tmp_path / "c.nii.gz", top_label=3)
+    assert len(handed) == 1 and handed[0].flags.f_contiguous
+    assert np.array_equal(handed[0], labels)
+    nifti_write.write_labels(np.asfortranarray(labels), like, tmp_path / "f.nii.gz", top_label=3)
+    assert (tmp_path / "c.nii.gz").read_bytes() == (tmp_path / "f.nii.gz").read_bytes()
+    assert np.array_equal(np.asarray(nib.load(tmp_path / "c.nii.gz").dataobj), labels)
+    for order in ("C", "F"):  # odd shapes, blocks that do not divide the axis
+        shaped = np.asarray(rng.integers(0, 9, (5, 7, 3)), dtype=np.uint16, order=order)
+        out = nifti_write.fortran_order(shaped, planes_at_once=3)
+        assert out.flags.f_contiguous and out.dtype == np.uint16 and np.array_equal(out, shaped)
