@@ -120,7 +120,3 @@ def test_labels_are_handed_to_nibabel_in_its_order_and_written_the_same(tmp_path
     nifti_write.write_labels(np.asfortranarray(labels), like, tmp_path / "f.nii.gz", top_label=3)
     assert (tmp_path / "c.nii.gz").read_bytes() == (tmp_path / "f.nii.gz").read_bytes()
     assert np.array_equal(np.asarray(nib.load(tmp_path / "c.nii.gz").dataobj), labels)
-    for order in ("C", "F"):  # odd shapes, blocks that do not divide the axis
-        shaped = np.asarray(rng.integers(0, 9, (5, 7, 3)), dtype=np.uint16, order=order)
-        out = nifti_write.fortran_order(shaped, planes_at_once=3)
-        assert out.flags.f_contiguous and out.dtype == np.uint16 and np.array_equal(out, shaped)

@@ -9,11 +9,12 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from medseg.array_order import fortran_order
 from medseg.io.nifti_files import nibabel_name
 from medseg.io.nifti_geometry import qform_for
 from medseg.volume import Volume
 
-__all__ = ["fortran_order", "labels_image", "save_nifti", "write_labels"]
+__all__ = ["labels_image", "save_nifti", "write_labels"]
 
 def labels_image(labels: np.ndarray, like: Volume, top_label: int | None = None) -> nib.Nifti1Image:
     """A label image on ``like``'s grid; its display range (``cal_min``/``cal_max``) runs from 0 to ``top_label``
@@ -66,18 +67,3 @@ def write_labels(labels: np.ndarray, like: Volume, path: Path | str, top_label: 
     it)."""
     nib.save(labels_image(fortran_order(labels), like, top_label), nibabel_name(path))
 
-
-def fortran_order(array: np.ndarray, planes_at_once: int = 4) -> np.ndarray:
-    """``array`` (3D) in Fortran order, NIfTI's order on disk: as it is where it already is, else a copy made a few
-    planes of its second axis at a time. nibabel writes an array of another order one slice of its last axis at a
-    time, each gathered voxel by voxel a slice's width apart, and ``np.asfortranarray`` reads it in the same strided
-    way: a C-ordered 512×512×300 uint8 segmentation took 1.0-1.2 s of CPU either way, 0.1-0.3 s so (and nibabel then
-    writes it whole, 0.12 s)."""
-    if array.ndim != 3 or array.flags.f_contiguous:
-        return array
-    out = np.empty(array.shape, dtype=array.dtype, order="F")
-    reversed_axes = out.T  # C-ordered (Z, Y, X): each block below is a small 2D transpose held in cache
-    for first in range(0, array.shape[1], planes_at_once):
-        block = slice(first, first + planes_at_once)
-        reversed_axes[:, block, :] = array[:, block, :].T
-    return out
