@@ -600,9 +600,10 @@ def _input_check(image, package, input_path) -> dict | None:
     return check
 
 
-def _label_counts(labels: np.ndarray, minlength: int, block: int = 1 << 22) -> np.ndarray:
+def _label_counts(labels: np.ndarray, minlength: int, block: int = 1 << 16) -> np.ndarray:
     """``np.bincount(labels.ravel(), minlength)`` a block of voxels at a time: bincount casts its input to int64,
-    8 bytes per voxel (315 MB for a 512×512×150 volume) where the labels take one."""
+    8 bytes per voxel (315 MB for a 512×512×150 volume) where the labels take one. Blocks of 64 Ki voxels keep that
+    cast in the cache: a 512×512×300 segmentation took 0.48-0.55 s of CPU in blocks of 4 Mi voxels, 0.23 s so."""
     flat = labels.reshape(-1)
     counts = np.zeros(minlength, dtype=np.int64)
     for start in range(0, flat.size, block):
