@@ -409,3 +409,17 @@ def test_a_folder_of_nifti_files_is_told_to_be_given_file_by_file_with_their_end
     counted = "1 non-DICOM file" if len(names) == 1 else f"{len(names)} non-DICOM files"
     assert str(error.value) == (f"{tmp_path}: no DICOM images found ({counted}); a folder is read as one DICOM "
                                 f"study: give NIfTI files one by one, e.g. {tmp_path}/*{ending}")
+
+
+def test_planes_put_in_tiles_land_on_their_slices():
+    """:func:`medseg.io.dicom._put_planes` writes ``array[:, :, start + n] = planes[n].T`` a tile of columns and
+    rows at a time; tiles that do not divide the plane, and a last group of fewer planes, land exactly."""
+    from medseg.io.dicom import _put_planes
+
+    rng = np.random.default_rng(4)
+    columns, rows, slices = 21, 13, 7
+    planes = rng.normal(size=(slices, rows, columns)).astype(np.float32)
+    array = np.full((columns, rows, slices), np.nan, np.float32)
+    _put_planes(array, planes[:4], 0, columns_at_once=5, rows_at_once=3)
+    _put_planes(array, planes[4:], 4, columns_at_once=5, rows_at_once=3)
+    assert np.array_equal(array, planes.transpose(2, 1, 0))
