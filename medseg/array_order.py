@@ -10,6 +10,7 @@ uint8 segmentation 0.9-1.3 s, 0.1-0.3 s. The values are the same, bit for bit.""
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing
 
 __all__ = ["c_order", "fortran_order"]
 
@@ -21,16 +22,20 @@ def c_order(array: np.ndarray) -> np.ndarray:
     return array if array.flags.c_contiguous else _copied(array, "C")
 
 
-def fortran_order(array: np.ndarray) -> np.ndarray:
-    """``np.asfortranarray(array)``: ``array`` itself where it is Fortran-contiguous already, else a copy in Fortran
-    order."""
-    return array if array.flags.f_contiguous else _copied(array, "F")
+def fortran_order(array: np.ndarray, dtype: np.typing.DTypeLike = None) -> np.ndarray:
+    """``np.asfortranarray(array, dtype)``: ``array`` itself where it is Fortran-contiguous already and of ``dtype``
+    (default: its own), else a copy in Fortran order, cast to ``dtype`` as it is copied (as ``astype`` casts)."""
+    if array.flags.f_contiguous and (dtype is None or np.dtype(dtype) == array.dtype):
+        return array
+    return _copied(array, "F", dtype=dtype)
 
 
-def _copied(array: np.ndarray, order: str, band_bytes: int = _BAND_BYTES) -> np.ndarray:
+def _copied(array: np.ndarray, order: str, band_bytes: int = _BAND_BYTES, dtype: np.typing.DTypeLike = None
+            ) -> np.ndarray:
+    dtype = array.dtype if dtype is None else np.dtype(dtype)
     if array.ndim != 3 or array.size == 0:
-        return np.array(array, order=order)
-    out = np.empty(array.shape, dtype=array.dtype, order=order)
+        return np.array(array, dtype=dtype, order=order)
+    out = np.empty(array.shape, dtype=dtype, order=order)
     plane = array.shape[0] * array.shape[2] * array.itemsize
     step = max(1, band_bytes // max(plane, 1))
     for first in range(0, array.shape[1], step):

@@ -20,6 +20,7 @@ import numpy as np
 import pydicom
 from pydicom.uid import RLELossless
 
+from medseg.array_order import fortran_order
 from medseg.errors import DicomError, ImageReadError, InputError, first_line
 from medseg.io.dicom_messages import FileMessages
 from medseg.io.dicom_series import (
@@ -329,7 +330,9 @@ def volume_image(volume: Volume) -> nib.Nifti1Image:
     lossless."""
     array = volume.array
     lossless = array.size and np.all(array == np.rint(array)) and array.min() >= -32768 and array.max() <= 32767
-    data = array.astype(np.int16) if lossless else array.astype(np.float32)
+    # in NIfTI's order on disk: nibabel writes a C-ordered volume one slice at a time, each gathered a slice's width
+    # apart (medseg.array_order)
+    data = fortran_order(array, np.int16 if lossless else np.float32)
     image = nib.Nifti1Image(data, volume.affine)
     image.header.set_sform(volume.affine, code=1)
     image.header.set_qform(*qform_for(volume.affine))  # no shear in a qform: a tilt's ITK grid
