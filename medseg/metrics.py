@@ -33,7 +33,6 @@ where it reaches past it with label 0 in every voxel out there (refused where an
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import logging
 import math
@@ -350,27 +349,17 @@ def _slabs(a: np.ndarray, b: np.ndarray, block: int):
 
 def _metric_versions() -> dict[str, str]:
     """The versions of medseg and of the libraries its metrics rest on (numpy; scipy's erosion for the surface edges,
-    its k-d tree and feature transform for their distances; MONAI, whose values they are, takes no part), read from
-    the installed packages' metadata (nothing imported) once per process: each look-up scans every folder of
-    ``sys.path`` (11–26 ms a case, a tenth of scoring a hippocampus cohort)."""
-    return dict(_installed_metric_versions())
-
-
-@functools.cache
-def _installed_metric_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
+    its k-d tree and feature transform for their distances; MONAI, whose values they are, takes no part): those of the
+    modules this process runs, not an installed package's metadata, which a stale or shadowing ``.dist-info`` (a
+    ``PYTHONPATH`` entry, ``pip install --target``) makes name another release."""
+    import scipy
 
     import medseg
     from medseg.checkout import source_commit
 
     commit = source_commit()  # a checkout's commit: the version number is one for every commit between releases
-    found = {"medseg": medseg.__version__, **({"medseg_commit": commit} if commit else {})}
-    for name in ("numpy", "scipy"):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = "not installed"
-    return found
+    return {"medseg": medseg.__version__, **({"medseg_commit": commit} if commit else {}),
+            "numpy": np.__version__, "scipy": scipy.__version__}
 
 
 def _label_volume(volume: Volume, role: str) -> Volume:

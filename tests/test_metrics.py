@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -203,22 +207,25 @@ def test_no_warnings_leak_from_monai():
     assert [str(w.message) for w in caught] == []
 
 
-def test_installed_versions_are_looked_up_once_per_process(monkeypatch):
-    """Each package metadata look-up scans every folder of sys.path (11-26 ms): once per process, not per case, and
-    every record still gets its own dict with the installed versions."""
-    import importlib.metadata
+def test_versions_are_those_of_the_running_modules(tmp_path):
+    """A package's metadata can name another release than the module that runs (a stale or shadowing .dist-info on
+    sys.path): the record names the numpy and scipy that computed the figures."""
+    import scipy
 
-    a = np.zeros((12, 12, 12), np.uint8)
-    a[3:8, 3:8, 3:8] = 1
-    looked_up = []
-    real = importlib.metadata.version
-    monkeypatch.setattr(importlib.metadata, "version", lambda name: looked_up.append(name) or real(name))
-    records = [evaluate_volumes(Volume(np.roll(a, shift, axis=0), np.eye(4)), Volume(a, np.eye(4)), {1: "s"})
-               for shift in (0, 1, 2)]
-    assert len(looked_up) <= 3  # none where an earlier record of this process looked them up
-    assert all(record["versions"]["numpy"] == real("numpy") for record in records)
-    records[0]["versions"]["numpy"] = "changed"  # one record's dict is its own
-    assert records[1]["versions"]["numpy"] == real("numpy")
+    for name in ("numpy", "scipy"):
+        meta = tmp_path / f"{name}-1.0.0.dist-info"
+        meta.mkdir()
+        (meta / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0.0\n")
+    code = ("import json, numpy as np; from medseg.metrics import evaluate_volumes; from medseg.volume import Volume; "
+            "a = np.zeros((8, 8, 8), np.uint8); a[2:5, 2:5, 2:5] = 1; "
+            "print(json.dumps(evaluate_volumes(Volume(a, np.eye(4)), Volume(a, np.eye(4)), {1: 's'})['versions']))")
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(tmp_path)])}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    versions = json.loads(done.stdout)
+    assert versions["numpy"] == np.__version__ != "1.0.0"
+    assert versions["scipy"] == scipy.__version__ != "1.0.0"
 
 
 def test_large_label_values_stay_apart(tmp_path):
