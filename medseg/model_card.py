@@ -198,8 +198,16 @@ augmentation {json.dumps(settings.get('augment', {}))}{_other_settings(settings)
 {training.get('train_seconds')} s wall, {training.get('train_cpu_seconds')} s process CPU time of training \
 (reading the cases not counted) on \
 {training.get('device')} ({counted(training.get('torch_threads'), 'torch thread')}, torch {training.get('torch')}\
-{_made_by(training)}).
+{_libraries(training)}{_made_by(training)}).
 {extended}{selection}"""
+
+
+def _libraries(training: dict) -> str:
+    """MONAI and numpy, whose releases the augmentation's random draws rest on, as the training record names them
+    (nothing for a package trained before they were recorded)."""
+    named = [f"{name} {training[key]}" for key, name in (("monai", "MONAI"), ("numpy", "numpy"))
+             if isinstance(training.get(key), str)]
+    return "".join(f", {text}" for text in named)
 
 
 def _made_by(training: dict) -> str:

@@ -414,6 +414,10 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
         # a resumed run's epochs may have run with other threads or on another device (the weights depend on both)
         "sessions": _sessions(state["history"]),
         "torch": torch.__version__,
+        # the random augmentation is MONAI's transforms, its draws numpy's and torch's: another release may draw
+        # other values from the same seed, and so train other weights
+        "monai": _monai_version(),
+        "numpy": np.__version__,
         # the medseg whose preprocessing, slicing and inference made the validation figures (and a checkout's commit:
         # the version is one for every commit between releases)
         **_medseg_version(),
@@ -440,6 +444,12 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
                             f"after epoch {state['epoch']} is kept: run the same command with --resume once it can be "
                             "written (it writes the package without training again)") from error
     return package
+
+
+def _monai_version() -> str:
+    import monai
+
+    return monai.__version__
 
 
 def _medseg_version() -> dict[str, str]:

@@ -65,7 +65,8 @@ def test_the_package_records_the_medseg_that_trained_it_and_the_card_says_so(tin
     assert training["medseg"] == medseg.__version__ and training.get("medseg_commit") == commit
     card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
     made_by = f"medseg {medseg.__version__}" + (f" at commit {commit[:12]}" if commit else "")
-    assert f"torch {training['torch']}, {made_by})." in card and card == model_card(package.config)
+    libraries = f"torch {training['torch']}, MONAI {training['monai']}, numpy {training['numpy']}"
+    assert f"{libraries}, {made_by})." in card and card == model_card(package.config)
     shipped = json.loads((Path(medseg.__file__).parent / "models" / "phantom" / "model.json").read_text())
     assert "medseg" not in shipped["training"]
     assert f"torch {shipped['training']['torch']})." in model_card(shipped)

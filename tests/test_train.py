@@ -42,6 +42,12 @@ def test_two_epochs_give_a_package_that_infer_runs(tiny_set, tmp_path):
     assert set(training["val_dice"]) == {"1", "2", "3"}
     card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
     assert "medseg.synthetic phantoms" in card and "| ellipsoid |" in card
+    # the libraries whose releases the weights rest on (MONAI's random augmentation, numpy's and torch's draws)
+    import monai
+
+    assert (training["torch"], training["monai"], training["numpy"]) == (torch.__version__, monai.__version__,
+                                                                         np.__version__)
+    assert f"torch {torch.__version__}, MONAI {monai.__version__}, numpy {np.__version__}" in " ".join(card.split())
 
     segmenter = Segmenter(package, device="cpu", precision="fp32", batch_size=8)
     outputs = segment_case(tiny_set[0] / "case2.nii.gz", segmenter, out_dir=tmp_path / "seg")
@@ -114,7 +120,8 @@ def test_given_validation_cases_are_used_and_named_so_in_the_card(tiny_set, tmp_
     lines = card.splitlines()
     training_paragraph = lines[lines.index("## Training") + 1]
     assert training_paragraph.startswith("4 training cases, 2 validation cases (chosen by the caller;")
-    assert f"torch {training['torch']}, medseg {training['medseg']}" in training_paragraph
+    assert (f"torch {training['torch']}, MONAI {training['monai']}, numpy {training['numpy']}, "
+            f"medseg {training['medseg']}") in training_paragraph
     assert training_paragraph.endswith(").")
     inference = package.config["inference"]
     assert (f"- Slicing axis {inference['slice_axis']}, tile {inference['roi_size']}, context slices 1, flip TTA [0]"
