@@ -140,6 +140,8 @@ accuracy figures were measured.
            "the validation case ids are listed in `model.json` under `training.val_cases`")
     if "train_images_sha256" in training:  # `medseg infer` and the report mark these images as training images
         ids += ", the training images' SHA-256 under `training.train_images_sha256`"
+    if "data_sha256" in training:  # what a retraining must read again, labels and validation cases included
+        ids += ", every case's image and label SHA-256 under `training.data_sha256`"
     planned = training.get("epochs_planned") or []
     if len(planned) == 2 and planned[0] is None:
         extended = (f"\nResumed from a checkpoint that did not record how many epochs it planned (then {planned[1]}): "

@@ -381,6 +381,10 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
     if train_cases and all(c.sha256 is not None for c in train_cases):  # a partial list would call some "new"
         # the training images by content: `medseg infer` and the report tell a training image from a new one
         training_images = {"train_images_sha256": sorted({c.sha256[0] for c in train_cases})}
+    # every case's image and label by content (training and validation): the labels and the held-out cases shape the
+    # weights and the figures as much as the training images, and a file re-drawn at the same path is not the one used
+    data_record = {"data_sha256": data_hashes([*train_cases, *val_cases])} if [*train_cases, *val_cases] and all(
+        c.sha256 is not None for c in [*train_cases, *val_cases]) else {}
     # label files that are boxes of their image's grid (3D Slicer's cropped segmentations), zero-padded onto it
     padded = sorted(c.case_id for c in [*train_cases, *val_cases] if c.label_box is not None)
     package_config["training"] = {
@@ -388,6 +392,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
         "train_cases": len(train_cases),
         "train_case_ids": [c.case_id for c in train_cases],
         **training_images,
+        **data_record,
         **({"labels_zero_padded": padded} if padded else {}),
         "val_cases": [c.case_id for c in val_cases],
         "val_split": val_split,

@@ -60,6 +60,13 @@ def test_two_epochs_give_a_package_that_infer_runs(tiny_set, tmp_path):
     train_ids = training["train_case_ids"]
     assert training["train_images_sha256"] == sorted(
         hashlib.sha256((tiny_set[0] / f"{case}.nii.gz").read_bytes()).hexdigest() for case in train_ids)
+    # every case's image and label by content, validation cases too: what a retraining must read again
+    def sha(path):
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    assert training["data_sha256"] == {f"case{i}": [sha(tiny_set[0] / f"case{i}.nii.gz"),
+                                                    sha(tiny_set[1] / f"case{i}.nii.gz")] for i in range(6)}
+    assert "every case's image and label SHA-256 under `training.data_sha256`" in " ".join(card.split())
     assert outputs.record["in_training_set"] is False  # case2 validated
     trained = segment_case(tiny_set[0] / f"{train_ids[0]}.nii.gz", segmenter, out_dir=tmp_path / "seg")
     assert trained.record["in_training_set"] is True
@@ -498,6 +505,7 @@ def test_cases_without_a_file_hash_give_no_list_of_training_images(tiny_set, tmp
     training = package.config["training"]
     assert "case0" in training["train_case_ids"] and "train_images_sha256" not in training
     assert "train_images_sha256" not in (tmp_path / "model" / "MODEL_CARD.md").read_text()
+    assert "data_sha256" not in training  # nor a partial list of the cases' files
 
     from medseg.inference import Segmenter
     from medseg.segment import segment_case
