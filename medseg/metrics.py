@@ -33,6 +33,7 @@ where it reaches past it with label 0 in every voxel out there (refused where an
 from __future__ import annotations
 
 import dataclasses
+import datetime as _dt
 import json
 import logging
 import math
@@ -207,6 +208,9 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
         # what computed the figures (medseg's code on numpy and scipy; nothing of MONAI): a record rescored months
         # later with another release can be told apart
         "versions": _metric_versions(),
+        # when the figures were computed (UTC), as a sidecar's `created` says when its segmentation was made: a record
+        # rescored later, or one of an audit trail, has its own time
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "labels": results,
     }
     # a voxel size the file does not give (a single slice without a thickness): the volumes rest on what was assumed;

@@ -207,6 +207,19 @@ def test_no_warnings_leak_from_monai():
     assert [str(w.message) for w in caught] == []
 
 
+def test_the_record_says_when_it_was_computed_in_utc():
+    import datetime as dt
+
+    a = np.zeros((8, 8, 8), np.uint8)
+    a[2:5, 2:5, 2:5] = 1
+    before = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    record = evaluate_volumes(Volume(a, np.eye(4)), Volume(a, np.eye(4)), {1: "s"})
+    created = dt.datetime.fromisoformat(record["created"])
+    assert created.utcoffset() == dt.timedelta(0) and record["created"].endswith("+00:00")
+    assert before <= created <= dt.datetime.now(dt.UTC)
+    assert json.loads(metrics_json(record))["created"] == record["created"]
+
+
 def test_versions_are_those_of_the_running_modules(tmp_path):
     """A package's metadata can name another release than the module that runs (a stale or shadowing .dist-info on
     sys.path): the record names the numpy and scipy that computed the figures."""
