@@ -152,9 +152,10 @@ def _medseg_json(path: Path, schema: str) -> dict | None:
     return record if record.get("schema") == schema else None
 
 
-def versions() -> dict[str, str]:
+def versions(dicom_syntax: str | None = None) -> dict[str, str]:
     """The versions of medseg and of the libraries that make a result (MONAI, torch, nibabel...), as sidecars
-    record them."""
+    record them; for a DICOM input (``dicom_syntax``, its transfer syntax UID) also pydicom, which read it, and for
+    compressed pixel data the decoders pydicom had for it (``dicom_decoders``)."""
     import monai
     import nibabel
     import torch
@@ -170,7 +171,47 @@ def versions() -> dict[str, str]:
         "torch": torch.__version__,
         "nibabel": nibabel.__version__,
         "numpy": np.__version__,
+        **(_dicom_versions(dicom_syntax) if dicom_syntax is not None else {}),
     }
+
+
+# the packages behind pydicom's decoding plugins (pylibjpeg hands each syntax to one of its own back-ends)
+_DECODER_MODULES = {"pylibjpeg": ("pylibjpeg", "openjpeg", "libjpeg", "rle"), "pillow": ("PIL",),
+                    "pyjpegls": ("jpeg_ls",), "gdcm": ("gdcm",), "pydicom": ("pydicom",)}
+
+
+def _dicom_versions(syntax: str) -> dict[str, str]:
+    """pydicom's version, and for a compressed transfer syntax its available decoding plugins (in pydicom's order: the
+    first that decodes a frame is used) with the versions of the packages behind them: a lossy JPEG decodes to other
+    values under another decoder or release."""
+    import importlib
+    import sys
+
+    import pydicom
+
+    found = {"pydicom": pydicom.__version__}
+    try:
+        from pydicom.pixels import get_decoder
+
+        plugins = get_decoder(syntax).available_plugins if syntax else ()
+    except Exception:  # pydicom has no decoder for it: uncompressed data, or a syntax it does not know
+        plugins = ()
+    described = []
+    for plugin in plugins:
+        parts = []
+        for name in _DECODER_MODULES.get(plugin, ()):
+            module = sys.modules.get(name)
+            if module is None and name == _DECODER_MODULES[plugin][0]:
+                try:
+                    module = importlib.import_module(name)
+                except ImportError:
+                    module = None
+            if module is not None and isinstance(getattr(module, "__version__", None), str):
+                parts.append(f"{'pillow' if name == 'PIL' else name} {module.__version__}")
+        described.append(f"{plugin} ({', '.join(parts)})" if parts else plugin)
+    if described:
+        found["dicom_decoders"] = "; ".join(described)
+    return found
 
 
 def check_reference_exists(reference: Path | str, input_path: Path | str) -> None:
@@ -662,7 +703,7 @@ def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timi
         "device_reason": segmenter.device_choice.reason,
         "cpu_threads": torch.get_num_threads(),
         "precision": segmenter.precision,
-        "versions": versions(),
+        "versions": versions((volume.info.get("transfer_syntax") or "") if volume.dicom is not None else None),
         # the command line and the folder it ran in (null from Python): paths in it are relative to that folder
         "invocation": segmenter.invocation,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),

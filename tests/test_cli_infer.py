@@ -50,6 +50,28 @@ def test_writes_segmentation_and_sidecar(tmp_path, case, make_package, capsys, m
                                               str(tmp_path / "out")], "cwd": str(package.parent)}
 
 
+def test_a_dicom_inputs_sidecar_names_pydicom_and_the_decoders_it_had(tmp_path, make_package, capsys):
+    """pydicom reads a DICOM series, and a plugin decodes compressed pixel data (a lossy JPEG decodes to other values
+    under another decoder): the sidecar names them for a DICOM input, and not for a NIfTI one."""
+    import pydicom
+    from dicom_factory import slice_positions, stored_values, write_series
+    from pydicom.uid import ExplicitVRLittleEndian, RLELossless
+
+    package = make_package()
+    for name, syntax in (("plain", ExplicitVRLittleEndian), ("rle", RLELossless)):
+        write_series(tmp_path / name, stored_values((24, 24, 4)), slice_positions(4, 2.0), transfer_syntax=syntax)
+    nib.save(nib.Nifti1Image(stored_values((24, 24, 4)).astype(np.float32), np.eye(4)), str(tmp_path / "n.nii.gz"))
+    code, _, err = run(["infer", str(tmp_path / "plain"), str(tmp_path / "rle"), str(tmp_path / "n.nii.gz"),
+                        "--model", str(package), "-o", str(tmp_path / "out")], capsys)
+    assert code == 0, err
+    plain, rle, nifti = (json.loads((tmp_path / "out" / f"{stem}_seg.json").read_text())["versions"]
+                         for stem in ("plain", "rle", "n"))
+    assert plain["pydicom"] == rle["pydicom"] == pydicom.__version__
+    assert "dicom_decoders" not in plain  # uncompressed: nothing decoded
+    assert f"pydicom (pydicom {pydicom.__version__})" in rle["dicom_decoders"]  # pydicom's own RLE decoder
+    assert "pydicom" not in nifti and "dicom_decoders" not in nifti
+
+
 def test_sidecar_spacing_reads_as_the_metrics_do(tmp_path, make_package, capsys):
     """A CT's 0.48828125 mm pixels (250 mm over 512) are exact in float32: the sidecar and the metrics of the same
     case record the same voxel size, not 0.4882812 in one and 0.48828125 in the other."""
