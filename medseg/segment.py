@@ -336,6 +336,10 @@ def segment_case(
                             check_grid=partial(_check_grid, input_path, segmenter.package.preprocessing,
                                                ensemble_bytes, scoring=scoring),
                             keep_headers=output_format == "dicom-seg")  # the SEG's sources: read once
+    if signature is not None and input_signature(input_path, modalities) != signature:
+        # replaced or rewritten during the read: its hash, taken after the voxels, may be of another file than they
+        raise ImageReadError(f"{input_path}: changed while it was read (its size or modification time is not what it "
+                             "was as the read began); nothing segmented: run it again once the file is written")
     # a disk too full for the outputs is found before the minutes of inference, not after them
     check_free_space(targets, volume.shape[:3], segmenter.package.label_map.dtype.itemsize, output_format)
     seg_sources = None

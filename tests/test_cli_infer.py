@@ -72,6 +72,33 @@ def test_a_dicom_inputs_sidecar_names_pydicom_and_the_decoders_it_had(tmp_path, 
     assert "pydicom" not in nifti and "dicom_decoders" not in nifti
 
 
+def test_an_input_replaced_while_it_is_read_is_refused_not_hashed_as_the_new_file(tmp_path, make_package, capsys,
+                                                                                   monkeypatch):
+    """The input's SHA-256 is taken after its voxels are read: a file replaced in between (a copy landing, a
+    pipeline rewriting it) gave a sidecar naming the new file's hash over a segmentation of the old voxels, which a
+    cohort then kept as made from the new file. The case fails in one line; the other inputs carry on."""
+    import os
+
+    import medseg.io.nifti as nifti
+
+    write_phantom(tmp_path / "a.nii.gz", shape=(40, 40, 8), seed=1, oblique=False)
+    write_phantom(tmp_path / "b.nii.gz", shape=(40, 40, 8), seed=2, oblique=False)
+    write_phantom(tmp_path / "new.nii.gz", shape=(40, 40, 8), seed=3, oblique=False)
+    real = nifti.sha256_of
+
+    def replaced_first(paths):
+        if tmp_path / "a.nii.gz" in [Path(p) for p in paths] and (tmp_path / "new.nii.gz").exists():
+            os.replace(tmp_path / "new.nii.gz", tmp_path / "a.nii.gz")  # lands between the read and the hash
+        return real(paths)
+
+    monkeypatch.setattr(nifti, "sha256_of", replaced_first)
+    code, _, err = run(["infer", str(tmp_path / "a.nii.gz"), str(tmp_path / "b.nii.gz"), "--model",
+                        str(make_package()), "-o", str(tmp_path / "out")], capsys)
+    assert code == 1
+    assert f"{tmp_path / 'a.nii.gz'}: changed while it was read" in err
+    assert _files(tmp_path / "out") == ["b_seg.json", "b_seg.nii.gz"]  # nothing of a; b segmented
+
+
 def test_sidecar_spacing_reads_as_the_metrics_do(tmp_path, make_package, capsys):
     """A CT's 0.48828125 mm pixels (250 mm over 512) are exact in float32: the sidecar and the metrics of the same
     case record the same voxel size, not 0.4882812 in one and 0.48828125 in the other."""
