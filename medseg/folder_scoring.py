@@ -351,7 +351,8 @@ def _four_argument(on_case):
 
 
 def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str, package=None,
-                 given_as: str = "--model", overwrite: bool = False, on_case=None) -> FolderScores:
+                 given_as: str = "--model", overwrite: bool = False, on_case=None,
+                 invocation: dict | None = None) -> FolderScores:
     """Score every prediction of ``pred_dir`` against its reference in ``ref_dir`` (:func:`pair_predictions`) and
     write, in ``out_dir`` (made if missing), ``<case>_metrics.json`` per scored case, ``<case>_failed.json`` per case
     that failed or was missed, and the report of them (``report.html``, ``cohort.tsv``, ``summary.json``).
@@ -360,7 +361,8 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
     ``given_as`` as there), except that the cases scored without label names share one label set, the values of all
     of them (a value neither file of a case holds is recorded there as absent from both). An error in one case is
     recorded in its failure record and the others carry on; a
-    case's metrics and failure record replace each other. Predictions without a reference are named in a warning
+    case's metrics and failure record replace each other. ``invocation`` (the command line and its folder) is
+    recorded in each metrics file, as sidecars record theirs. Predictions without a reference are named in a warning
     and not scored. Existing outputs are refused before anything is scored unless ``overwrite``; two pairs whose
     outputs would share a name, or ``out_dir`` being the references folder, are a :class:`ConflictingInputsError`.
     ``on_case(case_id, metrics_or_None, error_or_None, never_learnt)`` is called after each case scored or failed,
@@ -421,7 +423,7 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
     failed: list[tuple[str, str, Path]] = []
     try:
         return _score_into(found, pred_dir, ref_dir, out_dir, targets, metrics_path, failure_path, package, given_as,
-                           _four_argument(on_case), scored, failed)
+                           invocation, _four_argument(on_case), scored, failed)
     except KeyboardInterrupt as stop:  # what is written stands (each file whole); the caller tells how far it got
         from medseg.io.atomic import placed_before_stop
 
@@ -475,7 +477,8 @@ def _check_not_swapped(pred_dir, ref_dir, pairs: list[tuple[Path, Path]]) -> Non
 
 def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: list[Path],
                 metrics_path: dict[str, Path], failure_path: dict[str, Path], package, given_as: str,
-                on_case, scored: list[tuple[str, Path]], failed: list[tuple[str, str, Path]]) -> FolderScores:
+                invocation: dict | None, on_case, scored: list[tuple[str, Path]],
+                failed: list[tuple[str, str, Path]]) -> FolderScores:
     """:func:`score_folder`'s work once ``out_dir`` is there: each pair scored, the missed cases recorded, the
     report made; ``scored`` and ``failed`` (empty) grow as the cases are written."""
     from medseg.cohort.records import FAILURE_SCHEMA, now, one_line
@@ -528,6 +531,8 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
             made_by = made_by_of(prediction)
             metrics, source = score_pair(prediction, reference, case, package, given_as=given_as, made_by=made_by,
                                          warned=told)
+            if invocation is not None:
+                metrics["invocation"] = invocation
             with atomic_paths([metrics_path[case]], overwrite=True, retire=[failure_path[case]]) as (temp,):
                 temp.write_text(metrics_json(metrics))
         except Exception as error:  # any error in one case is recorded, the others carry on

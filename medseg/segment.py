@@ -410,6 +410,8 @@ def segment_case(
             case_id=case_id or volume.name,
         )
         metrics["reference_signature"] = reference_signature
+        if segmenter.invocation is not None:  # the command that scored it, as the sidecar records it
+            metrics["invocation"] = segmenter.invocation
         if other_case is not None:  # the QA report shows a record's notes on the case's card
             metrics.setdefault("notes", []).append(f"reference: {other_case}")
         timings["metrics_s"] = time.perf_counter() - clock

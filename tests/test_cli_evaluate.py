@@ -667,6 +667,25 @@ def test_a_file_this_user_may_not_read_is_an_error_not_a_usage_error(pair, tmp_p
 
 
 @pytest.mark.parametrize("folders", [False, True], ids=["a pair", "two folders"])
+def test_the_metrics_record_the_command_that_made_them(pair, tmp_path, folders):
+    """A sidecar records its command line; a metrics file did not (an audit could not tell how it was scored)."""
+    import os
+
+    pred, ref = pair
+    if folders:
+        (tmp_path / "pred").mkdir()
+        (tmp_path / "ref").mkdir()
+        pred.rename(tmp_path / "pred" / "case7.nii.gz")
+        ref.rename(tmp_path / "ref" / "case7.nii.gz")
+        pred, ref = tmp_path / "pred", tmp_path / "ref"
+    out = tmp_path / ("scores" if folders else "case7_metrics.json")
+    assert run(["evaluate", str(pred), str(ref), "-o", str(out)]) == 0
+    written = json.loads((out / "case7_metrics.json" if folders else out).read_text())
+    assert written["invocation"] == {"argv": ["medseg", "evaluate", str(pred), str(ref), "-o", str(out)],
+                                     "cwd": os.getcwd()}
+
+
+@pytest.mark.parametrize("folders", [False, True], ids=["a pair", "two folders"])
 def test_scoring_imports_neither_torch_nor_monai(pair, tmp_path, monkeypatch, folders):
     """The surface distances are scipy's, so scoring needs neither torch nor MONAI: each `medseg evaluate` imported
     both (5.6-11 s and 400 MB for a 24×24×12 pair on a busy 2-core machine; 1.3-2.0 s and 95 MB without)."""

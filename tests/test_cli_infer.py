@@ -134,6 +134,8 @@ def test_shipped_phantom_model_segments_a_new_phantom(tmp_path, capsys):
     assert min(dice.values()) >= 0.9, dice
     sidecar = json.loads((tmp_path / "p_seg.json").read_text())
     assert sidecar["reference"] == str(tmp_path / "p_label.nii.gz") and sidecar["timings_s"]["metrics_s"] > 0
+    assert metrics["invocation"] == sidecar["invocation"]  # the command that scored it, as the sidecar records it
+    assert metrics["invocation"]["argv"][:3] == ["medseg", "infer", str(tmp_path / "p.nii.gz")]
     # without --model the demo model is used, and said to be one; naming it silences the note
     note = ("note: no --model given: phantom is the shipped demo model (synthetic shapes only); name yours with "
             "--model (`medseg models` lists the shipped ones)")

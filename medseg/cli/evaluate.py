@@ -12,6 +12,7 @@ from medseg.cli.options import (
     escaped_line,
     file_output,
     given_model,
+    invocation,
     output_dir_option,
     output_or_folder,
     overwrite_option,
@@ -132,6 +133,7 @@ def evaluate(prediction, reference, output, output_dir, model, case_id, as_json,
                                          made_by=made_by)
     if names_from is not None and not quiet():  # once scored: a prediction that cannot be read is told alone
         click.echo(escaped_line(f"label names from {names_from}"), err=True)
+    metrics["invocation"] = invocation()  # what made the record, as sidecars record theirs
     text = metrics_json(metrics)
     if output is not None:
         with atomic_paths([output], overwrite=overwrite) as temps:
@@ -183,7 +185,7 @@ def _evaluate_folders(predictions: Path, references: Path, output, model, case_i
     try:
         with usage_errors():  # the wrong --model, two cases writing one file
             result = score_folder(predictions, references, Path(output), package, given_as=f"--model {model}",
-                                  overwrite=overwrite, on_case=tell)
+                                  overwrite=overwrite, on_case=tell, invocation=invocation())
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: one line (click said only "Aborted."), exit 130 (143)
         if not hasattr(stop, "cases_total"):  # before any case (the pairing, the checks): nothing written
             raise
