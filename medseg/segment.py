@@ -193,7 +193,10 @@ def _dicom_versions(syntax: str) -> dict[str, str]:
     try:
         from pydicom.pixels import get_decoder
 
-        plugins = get_decoder(syntax).available_plugins if syntax else ()
+        decoder = get_decoder(syntax) if syntax else None
+        # the order pydicom tries them in, that of their adding (its `available_plugins` is sorted by name: pillow
+        # before pylibjpeg, which decodes a JPEG 2000 frame first)
+        plugins = tuple(getattr(decoder, "_available", None) or decoder.available_plugins) if decoder else ()
     except Exception:  # pydicom has no decoder for it: uncompressed data, or a syntax it does not know
         plugins = ()
     described = []

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pytest
 from conftest import _files, run_cli
 
 from medseg.io import read_image
@@ -97,6 +98,21 @@ def test_an_input_replaced_while_it_is_read_is_refused_not_hashed_as_the_new_fil
     assert code == 1
     assert f"{tmp_path / 'a.nii.gz'}: changed while it was read" in err
     assert _files(tmp_path / "out") == ["b_seg.json", "b_seg.nii.gz"]  # nothing of a; b segmented
+
+
+def test_dicom_decoders_are_named_in_the_order_pydicom_tries_them():
+    """pydicom decodes a JPEG 2000 frame with the first of gdcm, pylibjpeg, pillow that is installed (its
+    `available_plugins` lists them sorted by name): the sidecar names them in that order, the one used first."""
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import JPEG2000Lossless
+
+    from medseg.segment import _dicom_versions
+
+    available = get_decoder(JPEG2000Lossless).available_plugins
+    if not {"pylibjpeg", "pillow"} <= set(available):
+        pytest.skip("needs pydicom's pylibjpeg and pillow JPEG 2000 decoders both installed")
+    named = [part.split(" (")[0] for part in _dicom_versions(JPEG2000Lossless)["dicom_decoders"].split("; ")]
+    assert named == [name for name in ("gdcm", "pylibjpeg", "pillow") if name in available]
 
 
 def test_sidecar_spacing_reads_as_the_metrics_do(tmp_path, make_package, capsys):
