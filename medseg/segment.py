@@ -24,7 +24,7 @@ from medseg.io.files import absolute_path, is_path, path_argument, type_text
 from medseg.io.free_space import check_free_space
 from medseg.io.images import read_image
 from medseg.io.nifti_write import write_labels
-from medseg.io.pairs import file_signature, input_signature
+from medseg.io.pairs import changed_files, file_signature, folder_signatures, input_signature
 from medseg.volume import Volume, bottom_row_text, header_precision, singular_affine_text, stem, volume_ml
 
 if TYPE_CHECKING:
@@ -324,6 +324,9 @@ def segment_case(
     # taken before the read: a file replaced meanwhile shows as changed, and its hash then tells (the QA report); of
     # each of nnU-Net's channel files for a multi-modal model (a case_0001 replaced since shows too)
     signature = input_signature(input_path, modalities)
+    # a DICOM series' files likewise (its signature is null): one rewritten during the read shows, not a file of
+    # another series added to the folder meanwhile (a PACS client still receiving)
+    folder_before = folder_signatures(input_path) if signature is None and Path(input_path).is_dir() else None
     if output_format == "dicom-seg":  # a model whose labels cannot be a SEG's segments: refused before any read
         from medseg.io.seg_labels import check_segment_labels
 
@@ -343,6 +346,14 @@ def segment_case(
         # replaced or rewritten during the read: its hash, taken after the voxels, may be of another file than they
         raise ImageReadError(f"{input_path}: changed while it was read (its size or modification time is not what it "
                              "was as the read began); nothing segmented: run it again once the file is written")
+    if folder_before is not None and volume.dicom is not None:
+        changed = changed_files(folder_before, volume.dicom.paths)
+        if changed:
+            more = f" and {len(changed) - 1} more of its files" if len(changed) > 1 else ""
+            shown = os.path.relpath(changed[0], input_path)
+            raise ImageReadError(f"{input_path}: changed while it was read ({shown}{more}: size or modification time "
+                                 "not what it was as the read began); nothing segmented: run it again once the series "
+                                 "is written")
     # a disk too full for the outputs is found before the minutes of inference, not after them
     check_free_space(targets, volume.shape[:3], segmenter.package.label_map.dtype.itemsize, output_format)
     seg_sources = None

@@ -100,6 +100,38 @@ def test_an_input_replaced_while_it_is_read_is_refused_not_hashed_as_the_new_fil
     assert _files(tmp_path / "out") == ["b_seg.json", "b_seg.nii.gz"]  # nothing of a; b segmented
 
 
+def test_a_dicom_series_rewritten_while_it_is_read_is_refused_a_file_added_beside_it_is_not(tmp_path, make_package,
+                                                                                             capsys, monkeypatch):
+    """A DICOM series' files are hashed after their voxels are read, as a NIfTI is: one of them rewritten in between
+    gave a sidecar naming the new files' hash over the old voxels, unchecked (a series has no input_signature). The
+    case fails in one line; a file added to a folder meanwhile that the series does not read (a PACS client writing
+    another series there) fails nothing."""
+    import os
+
+    from dicom_factory import slice_positions, stored_values, write_series
+
+    import medseg.io.dicom as dicom
+
+    rewritten = write_series(tmp_path / "rewritten", stored_values((24, 24, 4)), slice_positions(4, 2.0))
+    write_series(tmp_path / "added", stored_values((24, 24, 4)), slice_positions(4, 2.0))
+    real = dicom._hash_files
+
+    def meanwhile(files):
+        folder = Path(files[0]).parent
+        if folder.name == "rewritten":  # a slice re-sent with other bytes, its time moved on
+            os.utime(rewritten[1], ns=(os.stat(rewritten[1]).st_atime_ns, os.stat(rewritten[1]).st_mtime_ns + 10**9))
+        else:
+            (folder / "README.txt").write_text("another series follows")
+        return real(files)
+
+    monkeypatch.setattr(dicom, "_hash_files", meanwhile)
+    code, _, err = run(["infer", str(tmp_path / "rewritten"), str(tmp_path / "added"), "--model", str(make_package()),
+                        "-o", str(tmp_path / "out")], capsys)
+    assert code == 1
+    assert f"{tmp_path / 'rewritten'}: changed while it was read ({rewritten[1].name}: size or modification" in err
+    assert _files(tmp_path / "out") == ["added_seg.json", "added_seg.nii.gz"]  # nothing of the rewritten series
+
+
 def test_dicom_decoders_are_named_in_the_order_pydicom_tries_them():
     """pydicom decodes a JPEG 2000 frame with the first of gdcm, pylibjpeg, pillow that is installed (its
     `available_plugins` lists them sorted by name): the sidecar names them in that order, the one used first."""

@@ -108,6 +108,37 @@ def file_signature(path: Path | str) -> list | None:
     return [[stat.st_size, stat.st_mtime_ns] for stat in stats]  # a header / image pair: a change in either
 
 
+def folder_signatures(folder: Path | str) -> dict[str, tuple[int, int]]:
+    """Size and modification time (ns) of each file under ``folder`` (a DICOM series folder, walked as its reading
+    walks it), by real path: taken before the read, so that :func:`changed_files` tells a file of the series
+    rewritten while it was read. Files that cannot be looked at are left out."""
+    found = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            try:
+                stat = os.stat(path)
+            except OSError:
+                continue
+            found[os.path.realpath(path)] = (stat.st_size, stat.st_mtime_ns)
+    return found
+
+
+def changed_files(before: dict[str, tuple[int, int]], paths) -> list[Path]:
+    """Those of ``paths`` (the files a read used) whose size or modification time is not what :func:`folder_signatures`
+    found before the read, or that were not there then (in their order, each once)."""
+    changed = []
+    for path in dict.fromkeys(Path(p) for p in paths):
+        try:
+            stat = os.stat(path)
+            now = (stat.st_size, stat.st_mtime_ns)
+        except OSError:
+            now = None
+        if now is None or before.get(os.path.realpath(path)) != now:
+            changed.append(path)
+    return changed
+
+
 def input_signature(path: Path | str, modalities: int = 1) -> list | None:
     """:func:`file_signature` of an input as a model of ``modalities`` modalities reads it: for nnU-Net's channel
     files (``case_0000`` given, :func:`~medseg.io.channels.channel_files`), that of each channel file in order (None
