@@ -57,12 +57,14 @@ def benchmark_main(name: str):
 @contextlib.contextmanager
 def no_logging_configured():
     """This process as a program that configures no logging (a script, the workflow): the root logger without
-    handlers, pytest's own put back afterwards, as are the ``medseg`` logger's (the one ``show_warnings`` adds goes).
+    handlers, pytest's own put back afterwards, as are the ``medseg`` logger's (the one ``show_warnings`` adds
+    goes), and the two loggers' levels; a handler a script's ``logging.basicConfig`` gave the root logger goes too.
     Within the test itself: pytest gives the root logger its handlers for each phase, after the fixtures' setup."""
     import logging
 
     root, medseg_log = logging.getLogger(), logging.getLogger("medseg")
     saved, kept = root.handlers[:], medseg_log.handlers[:]
+    levels = root.level, medseg_log.level
     for handler in saved:
         root.removeHandler(handler)
     try:
@@ -71,8 +73,14 @@ def no_logging_configured():
         for handler in medseg_log.handlers[:]:
             if handler not in kept:
                 medseg_log.removeHandler(handler)
+        # a script's logging.basicConfig gave the root logger a handler on this test's (captured, then closed) stderr:
+        # left there, every later test's warning was a "--- Logging error ---" of a closed file
+        for handler in root.handlers[:]:
+            root.removeHandler(handler)
         for handler in saved:
             root.addHandler(handler)
+        root.setLevel(levels[0])
+        medseg_log.setLevel(levels[1])
 
 
 @pytest.fixture(autouse=True)
