@@ -116,12 +116,13 @@ def test_each_cases_volumes_are_freed_and_given_back_before_the_next_case_is_rea
     for index, how in enumerate(("erode", "shift", "dilate3")):
         write_case(tmp_path, f"c{index}", index, how)
     volumes, releases = [], []
-    real_read, real_load = checks.read_segmentation, overlay.load_case_arrays
+    # every reading of a segmentation, the check's and the overlay's (read_segmentation), goes through this one
+    real_read, real_load = checks._read_segmentation_with_info, overlay.load_case_arrays
 
     def read(case, path, **kwargs):
-        labels, affine, source = real_read(case, path, **kwargs)
+        labels, affine, source, info = real_read(case, path, **kwargs)
         volumes.append(weakref.ref(labels))
-        return labels, affine, source
+        return labels, affine, source, info
 
     def load(case, *args, **kwargs):
         arrays = real_load(case, *args, **kwargs)
@@ -132,7 +133,7 @@ def test_each_cases_volumes_are_freed_and_given_back_before_the_next_case_is_rea
         releases.append((len(volumes), sum(volume() is not None for volume in volumes)))
         return True
 
-    monkeypatch.setattr(checks, "read_segmentation", read)
+    monkeypatch.setattr(checks, "_read_segmentation_with_info", read)
     monkeypatch.setattr(overlay, "load_case_arrays", load)
     monkeypatch.setattr(build, "release_free_memory", release)
     built = build_report(tmp_path, tmp_path / "report.html")
