@@ -423,3 +423,28 @@ def test_planes_put_in_tiles_land_on_their_slices():
     _put_planes(array, planes[:4], 0, columns_at_once=5, rows_at_once=3)
     _put_planes(array, planes[4:], 4, columns_at_once=5, rows_at_once=3)
     assert np.array_equal(array, planes.transpose(2, 1, 0))
+
+
+class _Recorded(np.ndarray):
+    """An array that notes the shape of each block assigned into it."""
+
+    def __setitem__(self, key, value):
+        self.blocks.append(np.shape(value))
+        super().__setitem__(key, value)
+
+
+@pytest.mark.parametrize("group, rows_at_once", [(1, 128), (2, 64), (4, 32), (16, 8)])
+def test_a_tile_holds_as_many_voxels_whatever_the_group(group, rows_at_once):
+    """A group of fewer planes (planes of more than 1 MiB as float32) is put in tiles of more rows, 16 Ki voxels each:
+    tiles of 8 rows of one 3000×2500 plane took 79 ms of CPU a plane, against 64 ms in bands of all rows (and 41 ms
+    in tiles of 128 rows)."""
+    from medseg.io.dicom import _put_planes
+
+    columns, rows = 256, 512
+    planes = np.random.default_rng(5).normal(size=(group, rows, columns)).astype(np.float32)
+    array = np.zeros((columns, rows, group), np.float32).view(_Recorded)
+    array.blocks = []
+    _put_planes(array, planes, 0)
+    assert set(array.blocks) == {(128, rows_at_once, group)}
+    assert len(array.blocks) == (columns // 128) * (rows // rows_at_once)
+    assert np.array_equal(np.asarray(array), planes.transpose(2, 1, 0))
