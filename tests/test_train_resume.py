@@ -514,5 +514,6 @@ def test_a_run_resumed_under_another_medseg_records_which_medseg_trained_which_e
     card = " ".join(model_card(load_package(tmp_path / "model").config).split())
     commit = now.get("medseg_commit")
     made_by = f"medseg {now['medseg']}" + (f" at commit {commit[:12]}" if commit else "")
-    assert f"torch {training['torch']}, {made_by}; epoch 1 by medseg 0.0.1, epoch 2 by {made_by})." in card
+    assert (f"torch {training['torch']}, MONAI {training['monai']}, numpy {training['numpy']}, {made_by}; epoch 1 by "
+            f"medseg 0.0.1, epoch 2 by {made_by}).") in card
     assert "medseg_sessions" not in run(config, *tiny_set, tmp_path / "whole").config["training"]
