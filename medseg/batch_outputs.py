@@ -192,7 +192,8 @@ def _check_not_a_segmentation(path: Path) -> None:
     if made_by is not None and made_by.segmentation == path.name:
         raise ConflictingInputsError(f"{path}: a segmentation medseg infer wrote (its sidecar {sidecar.name} says "
                                      "so), not an image to segment: give the images alone (a wildcard such as "
-                                     "*.nii.gz takes an earlier run's outputs too)")
+                                     "*.nii.gz takes an earlier run's outputs too; to segment it all the same, give "
+                                     "a copy of it without its sidecar)")
 
 
 def _real(path) -> Path:

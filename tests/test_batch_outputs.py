@@ -460,7 +460,8 @@ def test_an_earlier_runs_segmentation_given_as_an_input_is_a_usage_error(tmp_pat
         assert err.strip().splitlines()[-1] == (
             f"medseg infer: error: {segmentation}: a segmentation medseg infer wrote (its sidecar case_seg.json says "
             "so), not an image to segment: give the images alone (a wildcard such as *.nii.gz takes an earlier "
-            "run's outputs too). Try 'medseg infer --help'.")
+            "run's outputs too; to segment it all the same, give a copy of it without its sidecar). Try 'medseg "
+            "infer --help'.")
         assert not (tmp_path / "out").exists()
     # a label file without medseg's sidecar is segmented, with the warning that it looks like one
     with pytest.raises(ConflictingInputsError, match="a segmentation medseg infer wrote"):
