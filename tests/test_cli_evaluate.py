@@ -778,3 +778,60 @@ def test_a_dataset_json_naming_the_label_values_otherwise_than_the_model_is_warn
     assert run(["evaluate", str(tmp_path / "pred"), str(dataset / "labelsTr"), "-o", str(tmp_path / "scores"),
                 "--model", "hippocampus"]) == 0
     assert [m for m in caplog.messages if "dataset.json" in m] == [warning]  # once, not once per case
+
+
+def test_the_table_groups_the_labels_never_learnt_as_a_folders_lines_do(tmp_path, capsys, make_package):
+    """One pair's table gave a label the model never learnt a row of dashes with status both_empty, where a folder's
+    case line and `medseg infer` group them: ``unused_2, unused_4: n/a (both empty; never learnt: …)``. Now the table
+    says so too, under its rows, where the sidecar's labels_not_trained or the --model package's record names them;
+    one of them predicted keeps its row, and a sidecar that does not list them keeps each its row."""
+    names = {"0": "background", "1": "anterior", "2": "unused_2", "3": "posterior", "4": "unused_4"}
+    reference = np.zeros((16, 16, 8), np.uint8)
+    reference[3:9, 3:9, 2:6] = 1
+    reference[9:13, 9:13, 2:6] = 3
+    predicted = reference.copy()
+    predicted[3, 3:9, 2:6] = 0  # anterior: 120 of its 144 voxels, Dice 240/264
+    pred, ref, sidecar = tmp_path / "a_seg.nii.gz", tmp_path / "a.nii.gz", tmp_path / "a_seg.json"
+    nib.save(nib.Nifti1Image(predicted, np.eye(4)), pred)
+    nib.save(nib.Nifti1Image(reference, np.eye(4)), ref)
+    made = {"schema": "medseg-segmentation/1", "case_id": "a", "segmentation": pred.name, "labels": names,
+            "model": {"name": "gaps"}, "labels_not_trained": [2, 4]}
+    sidecar.write_text(json.dumps(made))
+    grouped = "2 unused_2, 4 unused_4: n/a (both empty; never learnt: no training case held them)"
+    assert run(["evaluate", str(pred), str(ref)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines[2:-1]] == [["1", "anterior"], ["3", "posterior"]]
+    assert lines[2].split()[2] == "0.9091" and lines[2].split()[-1] == "ok"
+    assert lines[-1] == grouped
+    assert "both_empty" not in "\n".join(lines)
+    # the metrics record is the same: the two labels both_empty, Dice null
+    assert run(["evaluate", str(pred), str(ref), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert [(record["labels"][v]["status"], record["labels"][v]["dice"]) for v in ("2", "4")] == [
+        ("both_empty", None), ("both_empty", None)]
+    # one of them predicted: its false positive keeps its row; the other is grouped alone
+    predicted[0, 0, 0] = 4
+    nib.save(nib.Nifti1Image(predicted, np.eye(4)), pred)
+    made.pop("segmentation")  # (the file changed: no warning that it was edited after infer wrote it)
+    sidecar.write_text(json.dumps(made))
+    assert run(["evaluate", str(pred), str(ref)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2].split()[:3] == ["4", "unused_4", "0.0000"] and lines[-2].endswith("false_positive")
+    assert lines[-1] == "2 unused_2: n/a (both empty; never learnt: no training case held it)"
+    # a sidecar that does not list them: a row each, as before
+    predicted[0, 0, 0] = 0
+    nib.save(nib.Nifti1Image(predicted, np.eye(4)), pred)
+    sidecar.write_text(json.dumps({key: value for key, value in made.items() if key != "labels_not_trained"}))
+    assert run(["evaluate", str(pred), str(ref)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines[2:]] == [["1", "anterior"], ["2", "unused_2"], ["3", "posterior"],
+                                                         ["4", "unused_4"]]
+    assert lines[3].endswith("both_empty") and "never learnt" not in "\n".join(lines)
+    # no sidecar, the package given with --model records them: its word is taken
+    sidecar.unlink()
+    package = make_package("gaps", labels=names, architecture={
+        "type": "unet2d", "in_channels": 1, "n_classes": 5, "base_width": 4, "depth": 2, "dropout": 0.0,
+        "norm": "batch"}, training={"train_labels_absent": [2, 4]})
+    assert run(["evaluate", str(pred), str(ref), "-m", str(package)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == grouped and len(lines) == 5

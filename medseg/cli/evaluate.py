@@ -141,7 +141,14 @@ def evaluate(prediction, reference, output, output_dir, model, case_id, as_json,
     if as_json:
         click.echo(text, nl=False)
     elif not quiet():
-        click.echo("\n".join(map(escaped_line, format_table(metrics).splitlines())))
+        # the labels the model never learnt, as a folder's scoring takes them: the package's record, else the sidecar's
+        if package is not None:
+            from medseg.segment import labels_not_trained
+
+            never_learnt = tuple(labels_not_trained(package))
+        else:
+            never_learnt = made_by.labels_not_trained if made_by is not None else ()
+        click.echo("\n".join(map(escaped_line, format_table(metrics, never_learnt).splitlines())))
         if output is not None:
             click.echo(escaped_line(f"wrote {output}"))
     return 0
@@ -308,11 +315,14 @@ def _same_file(first: Path, second: Path) -> bool:
         return False
 
 
-def format_table(metrics: dict) -> str:
-    """The per-label metrics as an aligned text table ('-' where a value is undefined)."""
+def format_table(metrics: dict, never_learnt=()) -> str:
+    """The per-label metrics as an aligned text table ('-' where a value is undefined). The labels ``never_learnt``
+    (no training case of the model held them) that are empty in both images get one line under it, not a row each,
+    as a folder's lines and `medseg infer` group them: ``2 unused_2, 4 unused_4: n/a (both empty; never learnt: no
+    training case held them)``."""
     import math
 
-    from medseg.numbers import dice_round_text, number_text
+    from medseg.numbers import dice_round_text, never_learnt_text, number_text
 
     def show(value, digits):
         if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -322,7 +332,12 @@ def format_table(metrics: dict) -> str:
     spacing = " x ".join(f"{s:.4g}" for s in metrics["spacing_mm"])
     header = ("label", "dice", "hd95_mm", "assd_mm", "pred_ml", "ref_ml", "fp_ml", "fn_ml", "status")
     rows = [header]
+    untrained = {str(value) for value in never_learnt}
+    grouped = [f"{value} {entry['name']}" for value, entry in metrics["labels"].items()
+               if value in untrained and entry["status"] == "both_empty"]
     for value, entry in metrics["labels"].items():
+        if value in untrained and entry["status"] == "both_empty":
+            continue
         rows.append((
             f"{value} {entry['name']}", show(entry["dice"], None), show(entry["hd95_mm"], 2), show(entry["assd_mm"], 2),
             show(entry["pred_volume_ml"], 3), show(entry["ref_volume_ml"], 3), show(entry["false_positive_ml"], 3),
@@ -339,8 +354,11 @@ def format_table(metrics: dict) -> str:
 
     # escaped here, not by the caller: a line break in a case id would split the table's first line in two
     lines = [escaped_line(f"case {metrics['case_id']} (voxel {spacing} mm{reordered})")]
-    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
-    if len(rows) == 1:
+    if len(rows) > 1 or not grouped:
+        lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    if grouped:
+        lines.append(f"{', '.join(grouped)}: {never_learnt_text(len(grouped))}")
+    elif len(rows) == 1:
         lines.append("(no foreground label in either image, and no --model to name the expected ones: "
                      "nothing to score)")
     return "\n".join(lines)
