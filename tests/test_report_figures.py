@@ -3,13 +3,14 @@ matplotlib settings or backend."""
 
 from __future__ import annotations
 
-import itertools
+import importlib.util
 import os
 import subprocess
 import warnings
 from pathlib import Path
 
 import numpy as np
+from conftest import REPO
 from report_cases import (
     perturb,
     phantom,
@@ -105,54 +106,38 @@ def test_a_matplotlib_backend_matplotlib_does_not_know_does_not_stop_the_plots()
     assert (done.returncode, done.stdout) == (0, "True Qt4Agg\n"), done.stderr
 
 
-# Machado, Oliveira & Fernandes (2009) at full severity, on linear RGB: how protanopes, deuteranopes and tritanopes
-# see a colour (the simulations colour-vision tools such as Chromium's DevTools and colorspacious use)
-COLOUR_VISIONS = {
-    "normal": np.eye(3),
-    "protanopia": np.array([[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
-                            [-0.003882, -0.048116, 1.051998]]),
-    "deuteranopia": np.array([[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
-                              [-0.011820, 0.042940, 0.968881]]),
-    "tritanopia": np.array([[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602],
-                            [0.004733, 0.691367, 0.303900]]),
-}
+def _colours():
+    """``benchmarks/label_colours.py``: the colour-vision simulations (Machado 2009) and CIEDE2000 the palette was
+    chosen with, and that script's search."""
+    spec = importlib.util.spec_from_file_location("label_colours", REPO / "benchmarks" / "label_colours.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _lab(hex_colour: str, vision: np.ndarray) -> np.ndarray:
-    """CIELAB (D65) of a colour as seen with ``vision``."""
-    srgb = np.array([int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)])
-    linear = np.clip(vision @ np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4), 0, 1)
-    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ linear
-    f = xyz / np.array([0.95047, 1.0, 1.08883])
-    f = np.where(f > 216 / 24389, np.cbrt(f), (24389 / 27 * f + 16) / 116)
-    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+def test_ciede2000_gives_the_published_differences():
+    """Sharma, Wu & Dalal (2005), Table 1: pairs across the hue wrap, near the achromatic axis and at large
+    differences, to four decimals."""
+    colours = _colours()
+    pairs = [((50, 2.6772, -79.7751), (50, 0, -82.7485), 2.0425), ((50, 0, 0), (50, -1, 2), 2.3669),
+             ((50, 2.49, -0.001), (50, -2.49, 0.0009), 7.1792), ((50, 2.49, -0.001), (50, -2.49, 0.0011), 7.2195),
+             ((50, 2.5, 0), (50, 0, -2.5), 4.3065), ((50, 2.5, 0), (73, 25, -18), 27.1492),
+             ((60.2574, -34.0099, 36.2677), (60.4626, -34.1751, 39.4387), 1.2644),
+             ((2.0776, 0.0795, -1.135), (0.9033, -0.0636, -0.5514), 0.9082)]
+    first, second, expected = (np.array(column, float) for column in zip(*pairs))
+    assert np.round(colours.delta_e_2000(first, second), 4).tolist() == expected.tolist()
+    assert np.round(colours.delta_e_2000(second, first), 4).tolist() == expected.tolist()  # symmetric
+    # a grey is the same grey in every vision (each simulation keeps white), and white is L* 100
+    for vision in colours.COLOUR_VISIONS.values():
+        assert np.allclose(colours.lab(["#808080", "#ffffff"], vision), [[53.585, 0, 0], [100, 0, 0]], atol=0.02)
+    # the search's nearest grey (of the two greys bracketing a colour's L*) is the nearest of all 256
+    from medseg.report.figures import LABEL_COLOURS
 
-
-def _delta_e_2000(lab1: np.ndarray, lab2: np.ndarray) -> float:
-    """CIEDE2000 colour difference (Sharma, Wu & Dalal 2005)."""
-    (l1, a1, b1), (l2, a2, b2) = lab1, lab2
-    c_mean = (np.hypot(a1, b1) + np.hypot(a2, b2)) / 2
-    g = 0.5 * (1 - np.sqrt(c_mean ** 7 / (c_mean ** 7 + 25 ** 7)))
-    a1, a2 = (1 + g) * a1, (1 + g) * a2
-    c1, c2 = np.hypot(a1, b1), np.hypot(a2, b2)
-    h1, h2 = np.degrees(np.arctan2(b1, a1)) % 360, np.degrees(np.arctan2(b2, a2)) % 360
-    dh = 0.0 if c1 * c2 == 0 else (h2 - h1 + 180) % 360 - 180
-    d_l, d_c, d_h = l2 - l1, c2 - c1, 2 * np.sqrt(c1 * c2) * np.sin(np.radians(dh / 2))
-    l_mean, c_mean = (l1 + l2) / 2, (c1 + c2) / 2
-    h_mean = h1 + h2 if c1 * c2 == 0 else ((h1 + h2) / 2 if abs(h1 - h2) <= 180 else (h1 + h2 + 360) / 2)
-    t = (1 - 0.17 * np.cos(np.radians(h_mean - 30)) + 0.24 * np.cos(np.radians(2 * h_mean))
-         + 0.32 * np.cos(np.radians(3 * h_mean + 6)) - 0.20 * np.cos(np.radians(4 * h_mean - 63)))
-    s_l = 1 + 0.015 * (l_mean - 50) ** 2 / np.sqrt(20 + (l_mean - 50) ** 2)
-    s_c, s_h = 1 + 0.045 * c_mean, 1 + 0.015 * c_mean * t
-    r_t = (-np.sin(np.radians(60 * np.exp(-(((h_mean - 275) / 25) ** 2))))
-           * 2 * np.sqrt(c_mean ** 7 / (c_mean ** 7 + 25 ** 7)))
-    return float(np.sqrt((d_l / s_l) ** 2 + (d_c / s_c) ** 2 + (d_h / s_h) ** 2 + r_t * (d_c / s_c) * (d_h / s_h)))
-
-
-def _least_difference(colours) -> float:
-    """The smallest CIEDE2000 difference between two of ``colours`` in any of the colour visions."""
-    return min(_delta_e_2000(_lab(a, vision), _lab(b, vision)) for vision in COLOUR_VISIONS.values()
-               for a, b in itertools.combinations(colours, 2))
+    for name, vision in colours.COLOUR_VISIONS.items():
+        nearest = colours._grey_differences(colours.lab(LABEL_COLOURS, vision), colours.lab(colours.GREYS, vision))
+        every = [colours.delta_e_2000(colours.lab([colour], vision)[0], colours.lab(colours.GREYS, vision)).min()
+                 for colour in LABEL_COLOURS]
+        assert np.allclose(nearest, every, rtol=0, atol=1e-12), name
 
 
 def test_the_label_colours_stay_apart_for_colour_blind_readers():
@@ -163,9 +148,34 @@ def test_the_label_colours_stay_apart_for_colour_blind_readers():
     from medseg.report.figures import LABEL_COLOURS
     from medseg.report.plots import FLAGGED_COLOUR
 
+    colours = _colours()
     assert LABEL_COLOURS[:3] == ("#00c7ff", "#ffcc00", "#ff2d95")
-    assert _least_difference(LABEL_COLOURS[:3]) > 26
-    assert _least_difference(LABEL_COLOURS[:4]) > 14
-    assert _least_difference(LABEL_COLOURS[:6]) > 11
-    assert _least_difference(LABEL_COLOURS) > 8
-    assert min(_least_difference((colour, FLAGGED_COLOUR)) for colour in LABEL_COLOURS) > 15
+    assert colours.least_difference(LABEL_COLOURS[:3])[0] > 26
+    assert colours.least_difference(LABEL_COLOURS[:4])[0] > 14
+    assert colours.least_difference(LABEL_COLOURS[:6])[0] > 11
+    assert colours.least_difference(LABEL_COLOURS)[0] > 9
+    assert min(colours.least_difference((colour, FLAGGED_COLOUR))[0] for colour in LABEL_COLOURS) > 15
+
+
+def test_labels_9_and_10_are_no_grey_to_colour_blind_readers():
+    """Label 10 was white, a grey of every MR or CT image behind the contours (CIEDE2000 0), and label 9's pale yellow
+    8.6 from a light grey to a tritanope. Both are now the colours farthest from the greys and the other labels in
+    the four visions, no darker than L* 40 (benchmarks/label_colours.py's search), 12 or more from any grey and any
+    other label; of the others only label 3's pink, kept, comes near a grey (3.8, to a deuteranope)."""
+    from medseg.report.figures import LABEL_COLOURS
+    from medseg.report.plots import FLAGGED_COLOUR
+
+    colours = _colours()
+    before = [colours.grey_difference(colour)[0] for colour in colours.PREVIOUS_COLOURS[8:]]
+    assert np.round(before, 1).tolist() == [8.6, 0.0]
+    greys = [colours.grey_difference(colour)[0] for colour in LABEL_COLOURS]
+    assert min(greys[8:]) > 12
+    assert [position for position, grey in enumerate(greys, 1) if grey < 12] == [3]
+    assert round(greys[2], 1) == 3.8
+    for position in (8, 9):
+        others = [colour for colour in LABEL_COLOURS if colour != LABEL_COLOURS[position]]
+        assert min(colours.least_difference((LABEL_COLOURS[position], other))[0] for other in others) > 12
+    # not dark (a contour on a dark image): as light as the darkest of labels 1-8 (label 7's indigo, L* 41.9)
+    assert colours.lab(LABEL_COLOURS[8:], colours.COLOUR_VISIONS["normal"])[:, 0].min() > 40
+    # the script's search, from labels 1-8, picks them again
+    assert colours.search(LABEL_COLOURS[:8], 2, avoid=(FLAGGED_COLOUR,)) == list(LABEL_COLOURS[8:])

@@ -11,13 +11,16 @@ __all__ = ["FALLBACK_FONTS", "LABEL_COLOURS", "MANY_LABELS", "default_style", "l
 MANY_LABELS = 6  # above this many labels the report's tables and plots take their compact forms
 
 # distinguishable on a grey image; no grey, no black, no red (red marks flagged cases in the plots); and apart for
-# colour-blind readers: after the first three, each is the bright colour farthest (CIEDE2000) from those before it
-# in the protanopia, deuteranopia and tritanopia simulations (Machado 2009) as in normal vision, and from the plots'
-# red. Any two of the first four are 14 apart in all four visions, of the first six 11, of all ten 8.5 (before, to a
-# protanope the green was 8.9 from the yellow and the orange 7.4 from the green; to a deuteranope the lime was 4.7
-# from the yellow and the indigo 4.3 from the purple).
+# colour-blind readers: after the first three, each is the colour farthest (CIEDE2000) from those before it, from the
+# plots' red and (labels 9 and 10) from every grey of the image, in the protanopia, deuteranopia and tritanopia
+# simulations (Machado 2009) as in normal vision, no darker than L* 40 (benchmarks/label_colours.py). Any two of the
+# first four are 14 apart in all four visions, of the first six 11, of all ten 9.2; labels 9 and 10 are 13.1 from any
+# other and 13.2 from any grey (before, to a protanope the green was 8.9 from the yellow and the orange 7.4 from the
+# green; to a deuteranope the lime was 4.7 from the yellow and the indigo 4.3 from the purple; label 10 was white, a
+# grey, and label 9's pale yellow 8.6 from a light grey to a tritanope). Label 3's pink, kept, is 3.8 from a mid grey
+# to a deuteranope.
 LABEL_COLOURS = ("#00c7ff", "#ffcc00", "#ff2d95", "#6673ff", "#d98d57", "#00ff95", "#6633ff", "#00a3d9",
-                 "#ffff66", "#ffffff")
+                 "#b00890", "#388050")
 
 
 def label_colour(position: int) -> str:
