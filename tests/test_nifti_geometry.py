@@ -380,6 +380,27 @@ def test_a_negative_qfac_other_than_minus_1_mirrors_k_as_the_nifti_library_reads
     assert read_nifti(tmp_path / "both_q.nii").info == {}
 
 
+# quatern_b, c, d of a 180° turn about x + y, (√½, √½, 0), typed to six decimals: b² + c² + d² = 1.0000006, a
+# rounding beyond a unit quaternion (and beyond nibabel's float32 tolerance)
+_TYPED_QUATERNION = struct.pack("<3f", 0.707107, 0.707107, 0.0)
+
+
+def _typed_quaternion(tmp_path, shape) -> tuple[np.ndarray, nib.Nifti1Image, bytearray]:
+    """A phantom of ``shape`` (seed 3) whose qform alone (sform code 0) places it turned 180° about x + y, on
+    0.8 × 0.8 × 2 mm voxels, saved exactly as ``tmp_path/exact.nii``: its affine, the image, and that file's bytes
+    with quatern_b, c, d typed to six decimals (:data:`_TYPED_QUATERNION`), to be written under another name."""
+    affine = np.eye(4)
+    affine[:3, :3] = [[0, 0.8, 0], [0.8, 0, 0], [0, 0, -2.0]]  # 180° about x + y
+    affine[:3, 3] = [20.0, 30.0, -5.0]
+    image = nib.Nifti1Image(make_phantom(shape, seed=3).image, None)
+    image.header.set_qform(affine, code=1)
+    image.header.set_sform(None, code=0)
+    nib.save(image, tmp_path / "exact.nii")
+    raw = bytearray((tmp_path / "exact.nii").read_bytes())
+    raw[256:268] = _TYPED_QUATERNION  # quatern_b, c, d
+    return affine, image, raw
+
+
 def test_a_qform_quaternion_rounded_beyond_a_unit_one_is_read_as_the_nifti_library_reads_it(tmp_path, make_package,
                                                                                              caplog):
     """quatern_b, c, d typed to six decimals, (0.707107, 0.707107, 0): b² + c² + d² = 1.0000006, beyond nibabel's
@@ -387,15 +408,7 @@ def test_a_qform_quaternion_rounded_beyond_a_unit_one_is_read_as_the_nifti_libra
     It is read as nifti1_io reads it (normalised), with a note; a quaternion further from a unit one still is not."""
     from medseg.errors import ImageReadError
 
-    affine = np.eye(4)
-    affine[:3, :3] = [[0, 0.8, 0], [0.8, 0, 0], [0, 0, -2.0]]  # 180° about x + y
-    affine[:3, 3] = [20.0, 30.0, -5.0]
-    image = nib.Nifti1Image(make_phantom((24, 24, 8), seed=3).image, None)
-    image.header.set_qform(affine, code=1)
-    image.header.set_sform(None, code=0)
-    nib.save(image, tmp_path / "exact.nii")
-    raw = bytearray((tmp_path / "exact.nii").read_bytes())
-    raw[256:268] = struct.pack("<3f", 0.707107, 0.707107, 0.0)  # quatern_b, c, d
+    affine, image, raw = _typed_quaternion(tmp_path, (24, 24, 8))
     (tmp_path / "typed.nii").write_bytes(bytes(raw))
     with caplog.at_level("WARNING"):
         volume = read_nifti(tmp_path / "typed.nii")
@@ -417,7 +430,7 @@ def test_a_qform_quaternion_rounded_beyond_a_unit_one_is_read_as_the_nifti_libra
     image.header.set_sform(affine, code=1)
     nib.save(image, tmp_path / "both.nii")
     both = bytearray((tmp_path / "both.nii").read_bytes())
-    both[256:268] = struct.pack("<3f", 0.707107, 0.707107, 0.0)
+    both[256:268] = _TYPED_QUATERNION
     (tmp_path / "both_typed.nii").write_bytes(bytes(both))
     assert read_nifti(tmp_path / "both_typed.nii").info == {}
     raw[256:268] = struct.pack("<3f", 0.9, 0.9, 0.0)  # no rotation: refused as before
@@ -432,15 +445,7 @@ def test_a_rounded_qform_quaternion_is_read_whatever_the_file_is_named(tmp_path)
     "invalid qform", where the same file named .nii was read (and ITK reads the uncompressed .nii.gz)."""
     from medseg.errors import ImageReadError
 
-    affine = np.eye(4)
-    affine[:3, :3] = [[0, 0.8, 0], [0.8, 0, 0], [0, 0, -2.0]]  # 180° about x + y
-    affine[:3, 3] = [20.0, 30.0, -5.0]
-    image = nib.Nifti1Image(make_phantom((12, 10, 6), seed=3).image, None)
-    image.header.set_qform(affine, code=1)
-    image.header.set_sform(None, code=0)
-    nib.save(image, tmp_path / "exact.nii")
-    raw = bytearray((tmp_path / "exact.nii").read_bytes())
-    raw[256:268] = struct.pack("<3f", 0.707107, 0.707107, 0.0)  # quatern_b, c, d
+    affine, _, raw = _typed_quaternion(tmp_path, (12, 10, 6))
     for name in ("stored.nii.gz", "Mixed.Nii"):
         (tmp_path / name).write_bytes(bytes(raw))
         volume = read_nifti(tmp_path / name)
@@ -457,15 +462,7 @@ def test_a_rounded_qform_quaternion_that_places_the_voxels_beside_an_empty_sform
     """A coded sform whose rows are zero is set aside and the qform places the voxels: a quaternion there a rounding
     beyond a unit one was normalised without a word (the note came only where nibabel refused the file), while a
     negative qfac there is noted. nibabel reads the empty sform here, so the note does not say it refuses the file."""
-    affine = np.eye(4)
-    affine[:3, :3] = [[0, 0.8, 0], [0.8, 0, 0], [0, 0, -2.0]]  # 180° about x + y
-    affine[:3, 3] = [20.0, 30.0, -5.0]
-    image = nib.Nifti1Image(make_phantom((12, 10, 6), seed=3).image, None)
-    image.header.set_qform(affine, code=1)
-    image.header.set_sform(None, code=0)
-    nib.save(image, tmp_path / "exact.nii")
-    raw = bytearray((tmp_path / "exact.nii").read_bytes())
-    raw[256:268] = struct.pack("<3f", 0.707107, 0.707107, 0.0)  # quatern_b, c, d
+    affine, image, raw = _typed_quaternion(tmp_path, (12, 10, 6))
     raw[254:256] = struct.pack("<h", 1)  # sform_code 1, srow_x, y, z left zero
     assert not any(raw[280:328])
     (tmp_path / "empty_sform.nii").write_bytes(bytes(raw))
@@ -479,6 +476,6 @@ def test_a_rounded_qform_quaternion_that_places_the_voxels_beside_an_empty_sform
     image.header.set_sform(affine, code=1)
     nib.save(image, tmp_path / "both.nii")
     both = bytearray((tmp_path / "both.nii").read_bytes())
-    both[256:268] = struct.pack("<3f", 0.707107, 0.707107, 0.0)
+    both[256:268] = _TYPED_QUATERNION
     (tmp_path / "both_typed.nii").write_bytes(bytes(both))
     assert read_nifti(tmp_path / "both_typed.nii").info == {}
