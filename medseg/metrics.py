@@ -33,7 +33,6 @@ where it reaches past it with label 0 in every voxel out there (refused where an
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import json
 import logging
 import math
@@ -58,6 +57,7 @@ from medseg.grid_match import (  # the grid matching's public names, importable 
     sub_box_placement,
 )
 from medseg.io.files import absolute_path, type_text
+from medseg.record_time import record_time
 from medseg.surface_metrics import _surface_metrics
 from medseg.volume import Volume, bottom_row_text, header_precision, singular_affine_text, volume_ml
 
@@ -209,8 +209,9 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
         # later with another release can be told apart
         "versions": _metric_versions(),
         # when the figures were computed (UTC), as a sidecar's `created` says when its segmentation was made: a record
-        # rescored later, or one of an audit trail, has its own time
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        # rescored later, or one of an audit trail, has its own time; $SOURCE_DATE_EPOCH's where it is set, so that
+        # the same scoring run again writes the same record
+        "created": record_time("the metrics record"),
         "labels": results,
     }
     # a voxel size the file does not give (a single slice without a thickness): the volumes rest on what was assumed;

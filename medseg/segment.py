@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ from medseg.io.free_space import check_free_space
 from medseg.io.images import read_image
 from medseg.io.nifti_write import write_labels
 from medseg.io.pairs import changed_files, file_signature, folder_signatures, input_signature
+from medseg.record_time import record_time
 from medseg.volume import Volume, bottom_row_text, header_precision, singular_affine_text, stem, volume_ml
 
 if TYPE_CHECKING:
@@ -726,5 +726,5 @@ def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timi
         "versions": versions((volume.info.get("transfer_syntax") or "") if volume.dicom is not None else None),
         # the command line and the folder it ran in (null from Python): paths in it are relative to that folder
         "invocation": segmenter.invocation,
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "created": record_time("the sidecar"),  # $SOURCE_DATE_EPOCH's where it is set (the timings are measured)
     }

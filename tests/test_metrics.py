@@ -207,9 +207,10 @@ def test_no_warnings_leak_from_monai():
     assert [str(w.message) for w in caught] == []
 
 
-def test_the_record_says_when_it_was_computed_in_utc():
+def test_the_record_says_when_it_was_computed_in_utc(monkeypatch):
     import datetime as dt
 
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     a = np.zeros((8, 8, 8), np.uint8)
     a[2:5, 2:5, 2:5] = 1
     before = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -218,6 +219,19 @@ def test_the_record_says_when_it_was_computed_in_utc():
     assert created.utcoffset() == dt.timedelta(0) and record["created"].endswith("+00:00")
     assert before <= created <= dt.datetime.now(dt.UTC)
     assert json.loads(metrics_json(record))["created"] == record["created"]
+
+
+def test_source_date_epoch_dates_the_record_so_that_the_same_scoring_writes_the_same_bytes(monkeypatch):
+    """The record's `created` was the time now whatever $SOURCE_DATE_EPOCH said (the reproducible-builds convention,
+    which the QA report followed): scoring the same pair twice wrote two records differing in it alone."""
+    a = np.zeros((8, 8, 8), np.uint8)
+    a[2:5, 2:5, 2:5] = 1
+    b = np.roll(a, 1, axis=0)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
+    first = evaluate_volumes(Volume(b, np.eye(4)), Volume(a, np.eye(4)), {1: "s"})
+    second = evaluate_volumes(Volume(b, np.eye(4)), Volume(a, np.eye(4)), {1: "s"})
+    assert first["created"] == "2026-01-01T00:00:00+00:00"
+    assert metrics_json(first) == metrics_json(second)
 
 
 def test_versions_are_those_of_the_running_modules(tmp_path):

@@ -42,6 +42,17 @@ def test_an_array_in_memory_gets_the_labels_of_its_file(phantom_file, phantom_se
     assert outputs.record["invocation"] is None  # from Python: no command line to record (not the test runner's)
 
 
+def test_source_date_epoch_dates_the_sidecar(phantom_file, phantom_segmenter, tmp_path, monkeypatch):
+    """The sidecar's `created` was the time now whatever $SOURCE_DATE_EPOCH said, and the report's first and last
+    segmentation times with it: a cohort run again with it set reported other times. Timings stay measured."""
+    path, _ = phantom_file
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
+    outputs = segment_case(path, phantom_segmenter, out_dir=tmp_path)
+    sidecar = json.loads(outputs.sidecar.read_text())
+    assert sidecar["created"] == outputs.record["created"] == "2026-01-01T00:00:00+00:00"
+    assert sidecar["timings_s"]["inference_s"] > 0
+
+
 def test_a_model_name_will_do(phantom_file, phantom_segmenter):
     path, _ = phantom_file
     image = nib.load(path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import math
 from collections import Counter
 from pathlib import Path
@@ -51,22 +50,11 @@ STATISTIC_FIELDS = (*METRIC_FIELDS, "volume_difference_ml")
 def report_time() -> str:
     """When the report is made, as ISO 8601 in UTC: now, or the time ``$SOURCE_DATE_EPOCH`` gives (seconds since
     1970, the reproducible-builds convention), so that two reports of the same results are byte-identical (a QA
-    team diffing them sees only what changed). A value that is not a whole number of seconds since 1970 in ASCII
-    digits, as ``date +%s`` prints it (a sign, a fraction, digit separators, other scripts' digits), is named in a
-    warning and now is used."""
-    import logging
-    import os
+    team diffing them sees only what changed); an unreadable value is named in a warning and now is used
+    (:func:`medseg.record_time.record_time`)."""
+    from medseg.record_time import record_time
 
-    given = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if given:
-        try:
-            if not (given.isascii() and given.isdigit()):  # int() takes "-5", "+5", "1_000" and "١٢٣" too
-                raise ValueError(given)
-            return _dt.datetime.fromtimestamp(int(given), _dt.UTC).isoformat(timespec="seconds")
-        except (ValueError, OverflowError, OSError):
-            logging.getLogger(__name__).warning("SOURCE_DATE_EPOCH=%r is not a whole number of seconds since 1970 "
-                                                "(UTC): the report is dated now", given)
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    return record_time("the report")
 
 
 def label_statistics(cases: list[CaseResult]) -> dict[str, dict]:
