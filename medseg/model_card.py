@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 
+from medseg.checkout import commit_text
 from medseg.label_map import classes_note
 from medseg.numbers import counted, dice_round_text
 from medseg.package_labels import codes_text
@@ -214,11 +215,11 @@ def _libraries(training: dict) -> str:
 
 def _made_by(training: dict) -> str:
     """The medseg that trained the package, as its training record names it (nothing for a package trained before it
-    was recorded)."""
+    was recorded); a commit recorded ``-dirty`` is said to have had uncommitted changes."""
     version, commit = training.get("medseg"), training.get("medseg_commit")
     if not isinstance(version, str):
         return ""
-    made = f", medseg {version}" + (f" at commit {commit[:12]}" if isinstance(commit, str) and commit else "")
+    made = f", medseg {version}" + (f" at commit {commit_text(commit)}" if isinstance(commit, str) and commit else "")
     runs = training.get("medseg_sessions")
     if not isinstance(runs, list) or not all(isinstance(run, dict) for run in runs):
         return made
@@ -228,7 +229,7 @@ def _made_by(training: dict) -> str:
         (first, last), who, at = run.get("epochs") or (None, None), run.get("medseg"), run.get("medseg_commit")
         epochs = f"epoch {first}" if first == last else f"epochs {first}–{last}"
         if isinstance(who, str):
-            by = f"medseg {who}" + (f" at commit {at[:12]}" if isinstance(at, str) and at else "")
+            by = f"medseg {who}" + (f" at commit {commit_text(at)}" if isinstance(at, str) and at else "")
         else:
             by = "an unrecorded medseg (a checkpoint from before it was recorded)"
         told.append(f"{epochs} by {by}")

@@ -1,4 +1,5 @@
-"""medseg.checkout: the commit of the checkout medseg runs from, read from .git without running git."""
+"""medseg.checkout: the commit of the checkout medseg runs from, read from .git, and whether its files were that
+commit's (git status)."""
 
 import shutil
 import subprocess
@@ -6,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from medseg.checkout import _head, source_commit
+from medseg import checkout
+from medseg.checkout import _head, commit_text, source_commit
 
 A, B = "a" * 40, "b" * 40
 
@@ -48,4 +50,74 @@ def test_this_checkout_gives_the_commit_git_gives():
     done = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
     if done.returncode != 0 or not (root / ".git").exists():
         pytest.skip("not run from a git checkout of medseg")
-    assert source_commit() == done.stdout.strip()
+    described = subprocess.run(["git", "--no-optional-locks", "-C", str(root), "describe", "--always", "--dirty",
+                                "--abbrev=40", "--exclude=*"], capture_output=True, text=True)
+    assert source_commit() == done.stdout.strip() + ("-dirty" if described.stdout.strip().endswith("-dirty") else "")
+
+
+def _git(folder, *args) -> str:
+    done = subprocess.run(["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@example.org",
+                           "-c", "commit.gpgsign=false", *args], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def checkout_at(monkeypatch):
+    """source_commit() as from a medseg checkout at the folder given, worked out afresh (and afresh again after)."""
+
+    def at(root: Path) -> str | None:
+        monkeypatch.setattr(checkout, "__file__", str(root / "medseg" / "checkout.py"))
+        source_commit.cache_clear()
+        return source_commit()
+
+    yield at
+    source_commit.cache_clear()
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_a_checkout_with_uncommitted_changes_is_told_dirty(tmp_path, checkout_at, monkeypatch):
+    """medseg_commit named the commit checked out, whatever was changed since: results of edited code were recorded
+    as that commit's. A tracked file changed, staged or not, adds -dirty (git describe --dirty's rule); a file git
+    does not track does not, and neither does a GIT_DIR of another repository set by the caller."""
+    monkeypatch.delenv("GIT_DIR", raising=False)
+    repo = tmp_path / "repo"
+    (repo / "medseg").mkdir(parents=True)
+    (repo / "pyproject.toml").write_text('[project]\nname = "medseg"\n')
+    (repo / "medseg" / "segment.py").write_text("LABELS = 3\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "first")
+    head = _git(repo, "rev-parse", "HEAD")
+    assert checkout_at(repo) == head
+    (repo / "medseg" / "notes.txt").write_text("not tracked\n")
+    assert checkout_at(repo) == head
+    (repo / "medseg" / "segment.py").write_text("LABELS = 4\n")
+    assert checkout_at(repo) == f"{head}-dirty"
+    _git(repo, "add", "medseg/segment.py")  # staged, not committed
+    assert checkout_at(repo) == f"{head}-dirty"
+    other = tmp_path / "other"
+    other.mkdir()
+    _git(other, "init", "-q")
+    monkeypatch.setenv("GIT_DIR", str(other / ".git"))
+    assert checkout_at(repo) == f"{head}-dirty"
+    monkeypatch.delenv("GIT_DIR")
+    _git(repo, "commit", "-q", "-m", "second")
+    assert checkout_at(repo) == _git(repo, "rev-parse", "HEAD") != head
+
+
+def test_where_git_cannot_say_the_commit_is_given_alone_with_a_warning(tmp_path, checkout_at, monkeypatch, caplog):
+    (tmp_path / "medseg").mkdir()
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "medseg"\n')
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "HEAD").write_text(A + "\n")
+    monkeypatch.setenv("PATH", str(tmp_path / "no-git-here"))
+    with caplog.at_level("WARNING", logger="medseg.checkout"):
+        assert checkout_at(tmp_path) == A
+    assert [record.getMessage() for record in caplog.records] == [
+        f"{tmp_path}: cannot tell whether the checkout medseg runs from has uncommitted changes (git is not "
+        "installed); the commit recorded as medseg_commit is its own, without -dirty"]
+
+
+def test_a_dirty_commit_is_named_with_its_uncommitted_changes():
+    assert commit_text(A) == "a" * 12
+    assert commit_text(f"{A}-dirty") == "aaaaaaaaaaaa with uncommitted changes"

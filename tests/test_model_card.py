@@ -57,16 +57,31 @@ def test_the_package_records_the_medseg_that_trained_it_and_the_card_says_so(tin
     from pathlib import Path
 
     import medseg
-    from medseg.checkout import source_commit
+    from medseg.checkout import commit_text, source_commit
 
     package = run(tiny_training_config(epochs=1, steps_per_epoch=2), *tiny_set, tmp_path / "model")
     training = package.config["training"]
     commit = source_commit()
     assert training["medseg"] == medseg.__version__ and training.get("medseg_commit") == commit
     card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
-    made_by = f"medseg {medseg.__version__}" + (f" at commit {commit[:12]}" if commit else "")
+    made_by = f"medseg {medseg.__version__}" + (f" at commit {commit_text(commit)}" if commit else "")
     libraries = f"torch {training['torch']}, MONAI {training['monai']}, numpy {training['numpy']}"
     assert f"{libraries}, {made_by})." in card and card == model_card(package.config)
     shipped = json.loads((Path(medseg.__file__).parent / "models" / "phantom" / "model.json").read_text())
     assert "medseg" not in shipped["training"]
     assert f"torch {shipped['training']['torch']})." in model_card(shipped)
+
+
+def test_a_package_trained_from_a_checkout_with_uncommitted_changes_is_said_so():
+    """The card named the first 12 characters of the recorded commit: a `-dirty` one read as the commit's own."""
+    import json
+    from pathlib import Path
+
+    import medseg
+
+    config = json.loads((Path(medseg.__file__).parent / "models" / "phantom" / "model.json").read_text())
+    config["training"] |= {"medseg": "0.1.0", "medseg_commit": "553690dea59987675eba22456a7682eaaff2f70c-dirty"}
+    card = " ".join(model_card(config).split())
+    assert "medseg 0.1.0 at commit 553690dea599 with uncommitted changes)." in card
+    config["training"]["medseg_commit"] = "553690dea59987675eba22456a7682eaaff2f70c"
+    assert "medseg 0.1.0 at commit 553690dea599)." in " ".join(model_card(config).split())

@@ -497,6 +497,7 @@ def test_a_run_resumed_under_another_medseg_records_which_medseg_trained_which_e
     are recorded where more than one did, and the card says so; a run of one medseg records nothing more."""
     import medseg
     from medseg import train as train_module
+    from medseg.checkout import commit_text
     from medseg.model_card import model_card
 
     config = tiny_training_config(epochs=2)
@@ -513,7 +514,7 @@ def test_a_run_resumed_under_another_medseg_records_which_medseg_trained_which_e
                                             "medseg_commit": now.get("medseg_commit")}]
     card = " ".join(model_card(load_package(tmp_path / "model").config).split())
     commit = now.get("medseg_commit")
-    made_by = f"medseg {now['medseg']}" + (f" at commit {commit[:12]}" if commit else "")
+    made_by = f"medseg {now['medseg']}" + (f" at commit {commit_text(commit)}" if commit else "")
     assert (f"torch {training['torch']}, MONAI {training['monai']}, numpy {training['numpy']}, {made_by}; epoch 1 by "
             f"medseg 0.0.1, epoch 2 by {made_by}).") in card
     assert "medseg_sessions" not in run(config, *tiny_set, tmp_path / "whole").config["training"]
