@@ -366,6 +366,19 @@ def test_a_cohort_of_training_images_only_and_a_small_group_say_so(tmp_path, cap
     assert "6 are the model's training images)" in line and "Dice" not in line
 
 
+@pytest.mark.parametrize(("given", "inside"), [(".", True), ("../{name}", True), ("{name}/", False)])
+def test_the_results_folder_is_recorded_absolute_as_the_cases_paths_are(cohort, tmp_path, monkeypatch, given, inside):
+    """summary.json held the results folder as typed ("." from inside it), where every other path of it and of
+    cohort.tsv is absolute: read later or elsewhere it named no folder, and the page's title named none either."""
+    monkeypatch.chdir(cohort if inside else cohort.parent)
+    build_report(given.format(name=cohort.name), tmp_path / "report.html", max_overlays=0)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["results_dir"] == str(cohort)
+    page = (tmp_path / "report.html").read_text()
+    assert f"<title>medseg QA report: {cohort.name}</title>" in page
+    assert f" in <code>{html_module.escape(str(cohort))}</code>" in page
+
+
 def test_source_date_epoch_makes_two_reports_of_the_same_results_byte_identical(cohort, tmp_path, monkeypatch,
                                                                                  caplog):
     """A QA team diffs reports: the generation time was the only difference between two reports of the same

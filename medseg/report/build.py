@@ -13,7 +13,7 @@ from medseg.allocator import release_free_memory
 from medseg.errors import InputError, MedsegError
 from medseg.grid_match import GRID_TOLERANCE_MM, GRID_TOLERANCE_VOXELS
 from medseg.io.atomic import atomic_paths, check_folders_writable, check_writable
-from medseg.io.files import os_reason, path_argument
+from medseg.io.files import absolute_path, os_reason, path_argument
 from medseg.metrics import EMPTY_MASK_POLICY, SURFACE_DEFINITION, jsonable
 from medseg.numbers import counted
 from medseg.report.case_result import CaseResult, label_key
@@ -117,7 +117,8 @@ def build_report(
     settings = {"dice_threshold": dice_threshold, "outlier_z": outlier_z, "max_overlays": max_overlays,
                 "overlays_drawn": len(overlays)}
     rules = flag_rules(dice_threshold, outlier_z)
-    summary = jsonable(summary_record(results_dir, cases, flags, settings, rules, report_policy()))
+    folder = absolute_path(results_dir)  # as summary.json and the page name it: "." read later names no folder
+    summary = jsonable(summary_record(folder, cases, flags, settings, rules, report_policy()))
     summary["label_conflicts"] = _label_conflicts(cases)
     if summary["label_conflicts"]:
         log.warning("%s: label values name different labels in different cases (%s): per-label tables, plots and "
@@ -138,7 +139,7 @@ def build_report(
     flagged_labels = [{flag.value for flag in case_flags if flag.value is not None} for case_flags in flags]
     plots = distribution_plots(cases, flagged_labels, [value for value, _ in label_order], dice_threshold)
     page = render_page(ReportContent(
-        results_dir=results_dir, cases=cases, flags=flags, order=order, summary=summary, label_order=label_order,
+        results_dir=folder, cases=cases, flags=flags, order=order, summary=summary, label_order=label_order,
         plots=plots, overlays=overlays, overlay_shows=shown, overlay_notes=notes, label_colours=colours,
     ))
     with atomic_paths(targets, overwrite=overwrite) as temps:

@@ -240,8 +240,9 @@ def summary_record(
     rules: dict,
     policy: dict,
 ) -> dict:
-    """The content of ``summary.json``."""
+    """The content of ``summary.json``, ``results_dir`` made absolute as the cases' paths are."""
     import medseg
+    from medseg.io.files import absolute_path
 
     flag_counts = Counter(flag.code for case_flags in flags for flag in case_flags)
     cases_per_flag = Counter(code for case_flags in flags for code in {flag.code for flag in case_flags})
@@ -251,7 +252,7 @@ def summary_record(
         "schema": SUMMARY_SCHEMA,
         "created": report_time(),
         "medseg_version": medseg.__version__,
-        "results_dir": str(results_dir),
+        "results_dir": str(absolute_path(results_dir)),
         "settings": settings,
         "cases": {
             "total": len(cases),
