@@ -79,3 +79,14 @@ def test_convert_leaves_the_sidecar_of_the_twin_name_alone(tmp_path, capsys):
     assert run_cli(["convert", str(tmp_path / "study"), str(tmp_path / "t1.nii.gz"), "--sidecar"], capsys)[0] == 0
     assert run_cli(["convert", str(tmp_path / "study"), str(tmp_path / "t1.nii"), "--overwrite"], capsys)[0] == 0
     assert (tmp_path / "t1.json").is_file()
+
+
+def test_the_sidecar_names_the_series_folder_by_its_absolute_path(tmp_path, capsys, monkeypatch):
+    """The sidecar's `source` was the folder as typed (`dcm`), where an infer sidecar's `input` and every path of the
+    metrics and the report are absolute: read from elsewhere it named no folder. `inspect --json` says it alike."""
+    make_series(tmp_path / "dcm", seed=7, orientation=SAGITTAL)
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(["-q", "convert", "dcm", "out/t1.nii.gz", "--sidecar"], capsys)[0] == 0
+    assert json.loads((tmp_path / "out" / "t1.json").read_text())["source"] == str(tmp_path / "dcm")
+    code, stdout, _ = run_cli(["-q", "inspect", "out/../dcm", "--json"], capsys)
+    assert code == 0 and json.loads(stdout)["folder"] == str(tmp_path / "dcm")

@@ -32,6 +32,7 @@ from medseg.io.dicom_series import (
     scan_folder,
     transfer_syntax,
 )
+from medseg.io.files import absolute_path
 from medseg.io.nifti_geometry import qform_for
 from medseg.io.nifti_write import save_nifti
 from medseg.numbers import counted, gib_text
@@ -317,7 +318,9 @@ def convert_dicom(folder: Path | str, output: Path | str, series: str | None = N
     with atomic_paths(targets, overwrite=overwrite, retire=retire) as temps:
         save_nifti(volume_image(volume), temps[0])
         if sidecar:
-            record = {"source": str(volume.source), "source_sha256": volume.source_sha256, "shape": list(volume.shape),
+            # the folder by its absolute path, as an infer sidecar's input is: read from elsewhere "dcm" names none
+            record = {"source": str(absolute_path(volume.source)), "source_sha256": volume.source_sha256,
+                      "shape": list(volume.shape),
                       "affine": volume.affine.tolist(), **volume.info}
             temps[1].write_text(json.dumps(record, indent=2) + "\n")
     log.info("%s: wrote %s", folder, output)
@@ -399,7 +402,7 @@ def describe_folder(folder: Path | str, series: str | None = None) -> dict:
         except DicomError as error:
             choice = {"key": None, "uid": None, "reason": str(error)}
     return {
-        "folder": str(folder),
+        "folder": str(absolute_path(folder)),  # its files' paths are relative to it
         "series": [_describe(c, folder) for c in scan.candidates],
         "skipped_files": [{"path": _relative(p, folder), "reason": why} for p, why in scan.skipped],
         "ignored_objects": [{"path": _relative(p, folder), "reason": why} for p, why in scan.non_image],
