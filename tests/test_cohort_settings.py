@@ -13,9 +13,10 @@ def test_the_slurm_profiles_placeholders_are_found_in_the_default_resources():
     from medseg.cohort.settings import placeholder_resources
 
     assert placeholder_resources(["tmpdir=system_tmpdir", "mem_mb=2000", "slurm_account=your_account"]) == (
-        "default resources slurm_account=your_account: still the SLURM profile's placeholder; set your cluster's "
-        "account in the profile's config.yaml (sacctmgr show assoc user=$USER lists it) or sbatch will refuse every "
-        "job")
+        "default resources slurm_account=your_account: still the SLURM profile's placeholder; give your cluster's "
+        "account and partition on the command line, --default-resources slurm_account=ACCOUNT "
+        "slurm_partition=PARTITION (sacctmgr show assoc user=$USER and sinfo list them; this replaces the profile's "
+        "default-resources), or in a copy of the profile given to --profile, or sbatch will refuse every job")
     assert placeholder_resources(["slurm_account='your_account'"]) is not None
     assert placeholder_resources(["slurm_account=lab42", "slurm_partition=cpu"]) is None
     assert placeholder_resources([]) is None

@@ -31,11 +31,26 @@ def test_the_slurm_profiles_placeholder_account_is_warned_about_while_planning(c
     assert plain.returncode == 0, plain.stderr[-3000:]
     assert warning in plain.stdout + plain.stderr
     assert not (tmp_path / "results").exists()  # a preview writes nothing
+    # the warning names the way that leaves the checkout as it is
+    assert "--default-resources slurm_account=ACCOUNT slurm_partition=PARTITION" in plain.stdout + plain.stderr
+    # which is the README's: the account and partition alone on the command line (replacing the profile's list) give
+    # every cluster job both, and the rules' own memory and run time stay
     set_ = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles" / "slurm"), "--default-resources",
-                     "slurm_account=lab42", "slurm_partition=cpu", "runtime=30", "mem_mb=2000", samples=sheet,
-                     results=tmp_path / "results")
+                     "slurm_account=lab42", "slurm_partition=short", samples=sheet, results=tmp_path / "results",
+                     cases_per_job=3)
     assert set_.returncode == 0, set_.stderr[-3000:]
     assert warning not in set_.stdout + set_.stderr
+    jobs = re.findall(r"^(?:local)?rule (\w+):.*?^\s+resources: (.*?)$", set_.stdout, re.MULTILINE | re.DOTALL)
+    resources = {}
+    for rule, listed in jobs:
+        resources.setdefault(rule, []).append(dict(item.split("=", 1) for item in listed.split(", ")))
+    assert sorted((rule, len(listed)) for rule, listed in resources.items()) == [
+        ("all", 1), ("check_failures", 1), ("evaluate", 2), ("infer", 2), ("report", 1)]
+    for listed in resources.values():
+        assert all(job["slurm_account"] == "lab42" and job["slurm_partition"] == "short" for job in listed), listed
+    # 10 min + 5 per case; the memory planned from the batch's small inputs (medseg/cohort/job_memory.py)
+    assert sorted((job["runtime"], job["mem_mb"]) for job in resources["infer"]) == [("20", "1300"), ("25", "1300")]
+    assert [(job["runtime"], job["mem_mb"]) for job in resources["report"]] == [("60", "900")]
 
 
 def test_a_fixed_set_resources_memory_is_warned_about_while_planning(cohort, tmp_path):

@@ -105,13 +105,17 @@ def pattern_characters(path: Path | str) -> list[str]:
 def placeholder_resources(default_resources: Sequence[str]) -> str | None:
     """The warning for a profile's default resources (Snakemake's ``NAME=VALUE`` texts) that still hold the shipped
     SLURM profile's placeholders: a dry run planned them without a word, and every job was then refused by sbatch.
+    It names the ways to set them that leave the checkout as it is (the command line, a copy of the profile): an
+    edited profile in a shared checkout is a local change to a tracked file, in the way of every later update.
     None when none is left."""
     left = [f"{name}={value}" for name, value in _named_values(default_resources).items()
             if SLURM_PLACEHOLDERS.get(name) == _unquoted(value)]
     if not left:
         return None
-    return (f"default resources {', '.join(left)}: still the SLURM profile's placeholder; set your cluster's account "
-            "in the profile's config.yaml (sacctmgr show assoc user=$USER lists it) or sbatch will refuse every job")
+    return (f"default resources {', '.join(left)}: still the SLURM profile's placeholder; give your cluster's account "
+            "and partition on the command line, --default-resources slurm_account=ACCOUNT slurm_partition=PARTITION "
+            "(sacctmgr show assoc user=$USER and sinfo list them; this replaces the profile's default-resources), or "
+            "in a copy of the profile given to --profile, or sbatch will refuse every job")
 
 
 def fixed_retry_resources(overrides: Mapping[str, Mapping[str, object]]) -> str | None:
