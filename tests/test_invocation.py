@@ -16,6 +16,7 @@ from medseg.cohort import (
     previewing,
     redo_for_job,
     redo_values,
+    repeated_config,
     stopped_forced_run,
     writes_results,
 )
@@ -44,6 +45,23 @@ from medseg.cohort import (
 ])
 def test_previewing(argv, expected):
     assert previewing(argv) is expected
+
+
+def test_a_second_config_is_told_with_what_it_dropped(tmp_path):
+    """Snakemake keeps the last --config alone: `--config samples=... results=... --config device=cuda` ran the
+    example sheet into the example results, `--config device=cuda --config samples=...` ran on the CPU."""
+    assert repeated_config(["--profile", "profiles/slurm", "--config", "samples=/d/my.tsv", "results=/d/out",
+                            "--config", "device=cuda"]) == (
+        "--config given 2 times: Snakemake keeps the last one's settings alone (device=cuda) and drops the others' "
+        "(samples=/d/my.tsv results=/d/out); give every KEY=VALUE after one --config")
+    # by its short name too, and a dry run as well (it showed the plan of the wrong settings)
+    assert "drops the others' (device=cuda)" in repeated_config(["-n", "--config", "device=cuda", "-C", "samples=a"])
+    assert repeated_config(["--config", "samples=a", "device=cuda", "-n", "--cores", "2"]) is None
+    assert repeated_config(["-n"]) is None and repeated_config([]) is None
+    # a profile's config: is not a second --config (the command line's replaces it, as Snakemake documents)
+    (tmp_path / "config.yaml").write_text("config:\n  device: cpu\n")
+    assert repeated_config(["--profile", str(tmp_path), "--config", "samples=a"]) is None
+    assert repeated_config(["--no-such-option", "--config", "a=1", "--config", "b=2"]) is None  # Snakemake refuses it
 
 
 @pytest.mark.parametrize(("argv", "expected"), [

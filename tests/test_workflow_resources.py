@@ -53,6 +53,21 @@ def test_the_slurm_profiles_placeholder_account_is_warned_about_while_planning(c
     assert [(job["runtime"], job["mem_mb"]) for job in resources["report"]] == [("60", "900")]
 
 
+def test_a_second_config_on_the_command_line_is_refused_before_anything_runs(cohort, tmp_path):
+    """`--config device=cpu ... --config samples=...`: Snakemake kept the second alone, and the run went on without
+    the first's settings (the README's GPU step adds device=cuda to the command line)."""
+    _, sheet = cohort
+    run = snakemake(tmp_path, "--cores", "1", "--config", "device=cpu", "cases_per_job=2", samples=sheet,
+                    results=tmp_path / "results")
+    assert run.returncode == 1, run.stderr[-3000:]
+    assert run.stderr.splitlines()[-1] == (
+        f"medseg: error: --config given 2 times: Snakemake keeps the last one's settings alone (model={MODEL} "
+        f"samples={sheet} results={tmp_path / 'results'}) and drops the others' (device=cpu cases_per_job=2); give "
+        "every KEY=VALUE after one --config")
+    assert not (tmp_path / "results").exists()
+    assert not (tmp_path / ".snakemake" / "locks").exists() or not any((tmp_path / ".snakemake" / "locks").iterdir())
+
+
 def test_a_fixed_set_resources_memory_is_warned_about_while_planning(cohort, tmp_path):
     """--set-resources infer:mem_mb=500 gave every retry of a job killed for memory the same 500 MB, without a word;
     an expression of attempt keeps the retries' scaling."""

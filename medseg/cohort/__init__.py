@@ -19,6 +19,7 @@ from medseg.cohort.invocation import (
     hooks_skipped,
     hooks_skipped_by,
     previewing,
+    repeated_config,
     writes_results,
 )
 from medseg.cohort.records import ResultsFolder
@@ -65,6 +66,7 @@ __all__ = [
     "infer_cases",
     "package_modalities",
     "previewing",
+    "repeated_config",
     "read_batch_plan",
     "read_sample_rows",
     "read_samples",

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = ["NO_HOOKS_REFUSED", "claims_results", "forced_jobs", "hooks_skipped", "hooks_skipped_by", "previewing",
-           "writes_results"]
+           "repeated_config", "writes_results"]
 
 PREVIEW_OPTIONS = frozenset({
     "--dry-run", "--dryrun", "--touch", "--unlock", "--lint", "--list-rules", "--list", "--list-target-rules",
@@ -63,6 +63,42 @@ def hooks_skipped_by(execution_settings: object, executor_plugin: object = None)
         return False
     common = getattr(executor_plugin, "common_settings", None)
     return not (getattr(common, "dryrun_exec", False) or getattr(common, "touch_exec", False))
+
+
+def repeated_config(argv: Sequence[str]) -> str | None:
+    """The error for a command line (Snakemake's arguments) that gives ``--config`` (``-C``) more than once: Snakemake
+    keeps the last one's settings alone and drops the others' without a word, so ``--config samples=... results=...
+    --config device=cuda`` ran the example sheet, and ``--config device=cuda --config samples=...`` ran on the CPU
+    (a dry run showed the same). None when it is given once or not at all, or when Snakemake cannot read the
+    command line (it then refuses it itself)."""
+    import contextlib
+    import io
+
+    try:
+        from snakemake.cli import get_argument_parser
+    except ImportError:
+        return None
+    parser = get_argument_parser()  # without profiles: a profile's config is not a second --config
+    given: list[list[str]] = []
+    for action in parser._actions:
+        if action.dest == "config":
+            class Noted(type(action)):
+                def __call__(self, parser, namespace, values, option_string=None):
+                    given.append([str(value) for value in values or []])
+                    super().__call__(parser, namespace, values, option_string)
+
+            action.__class__ = Noted
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            parser.parse_args(list(argv))
+    except (Exception, SystemExit):
+        return None
+    if len(given) < 2:
+        return None
+    dropped = " ".join(value for values in given[:-1] for value in values) or "nothing"
+    return (f"--config given {len(given)} times: Snakemake keeps the last one's settings alone "
+            f"({' '.join(given[-1]) or 'none'}) and drops the others' ({dropped}); give every KEY=VALUE after one "
+            "--config")
 
 
 def claims_results(argv: Sequence[str]) -> bool:

@@ -83,6 +83,11 @@ if workflow.is_main_process:
     if cohort.hooks_skipped(sys.argv[1:]):
         run_ended()
         refuse_no_hooks()
+    # a second --config replaced the first's settings without a word (the sheet, the results folder, device=cuda)
+    _repeated_config = cohort.repeated_config(sys.argv[1:])
+    if _repeated_config is not None:
+        run_ended()
+        sys.exit(f"medseg: error: {_repeated_config}")
     # the handlers found before the run come back however it ends, also where it reaches no hook (nothing to do, a
     # dry run, an error)
     end_with_execution(workflow, refuse_no_hooks_setting, sys.exit)
