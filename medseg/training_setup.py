@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DefaultConfig", "with_overrides", "read_given_config", "default_training_config",
            "dataset_names_disagree", "background_misnamed", "check_planned_epochs", "outcome_text",
-           "recipe_notes_copied"]
+           "recipe_notes_copied", "recipe_codes_copied"]
 
 
 @dataclass
@@ -269,6 +269,53 @@ def recipe_notes_copied(config: dict, config_path: Path, images_sha256: list[str
                 "them in a copy of the config")
     return (f"{config_path}: its {'; its '.join(parts)}: the model card will carry them as they are, describing that "
             "recipe's run and data, not this one's; edit them in the config")
+
+
+def recipe_codes_copied(config: dict, config_path: Path, images_sha256: list[str]) -> str | None:
+    """A warning where the config's ``label_codes`` give a label the very DICOM codes that a recipe that comes with
+    medseg (:func:`_shipped_recipes`) gives its label of the same value under another name: labels renamed in a copy
+    of the recipe, its codes left, so the package's model card, ``medseg models`` and DICOM SEGs would code the new
+    structure as the recipe's (a liver as Hippocampus, Anterior). None where there is no such label, or where the run
+    trains on the data of a shipped model with those codes (one of ``images_sha256`` among its training images)."""
+    codes, labels = config.get("label_codes"), config.get("labels")
+    if not isinstance(codes, dict) or not codes or not isinstance(labels, dict):
+        return None
+    names = {str(value): str(name) for value, name in labels.items()}
+    for recipe_name, _, recipe in _shipped_recipes():
+        theirs = recipe.get("label_codes") if isinstance(recipe.get("label_codes"), dict) else {}
+        their_names = {str(value): str(name) for value, name in (recipe.get("labels") or {}).items()}
+        renamed = sorted((str(value) for value, code in codes.items()
+                          if str(value) in names and str(value) in their_names and theirs.get(str(value)) == code
+                          and _name_key(names[str(value)]) != _name_key(their_names[str(value)])), key=int)
+        if not renamed:
+            continue
+        recorded = (recipe.get("training") or {}).get("train_images_sha256") or []
+        if not set(recorded).isdisjoint(images_sha256):
+            return None  # the shipped model's own data: a label renamed, the structure the same
+        plural = "s" if len(renamed) > 1 else ""
+        ours = _listed([f"{value} {names[value]}" for value in renamed])
+        coded = _listed([f"{value} {their_names[value]} ({_code_words(theirs[value])})" for value in renamed])
+        return (f"{config_path}: its label_codes for label{plural} {ours} are word for word those {recipe_name} gives "
+                f"its label{plural} {coded}: the model card, `medseg models` and every DICOM SEG the package writes "
+                f"would code {'these labels as those structures' if plural else 'this label as that structure'}; give "
+                f"{'them their' if plural else 'it its'} own codes in the config, or leave label_codes out (a label "
+                "without codes is coded SCT Tissue)")
+    return None
+
+
+def _name_key(name: str) -> str:
+    """A label name as names are compared: letter case, surrounding spaces and how an accent is composed aside."""
+    import unicodedata
+
+    return unicodedata.normalize("NFC", name).strip().casefold()
+
+
+def _code_words(code) -> str:
+    """A label's codes as their meanings: the type, and its modifier where there is one."""
+    if not isinstance(code, dict):
+        return str(code)
+    parts = [part.get("meaning") for part in (code.get("type"), code.get("modifier")) if isinstance(part, dict)]
+    return ", ".join(str(part) for part in parts if part) or "codes"
 
 
 def _same_file(a: Path, b: Path) -> bool:

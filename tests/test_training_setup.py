@@ -21,6 +21,7 @@ from medseg.training_setup import (
     default_training_config,
     outcome_text,
     read_given_config,
+    recipe_codes_copied,
     recipe_notes_copied,
     with_overrides,
 )
@@ -202,6 +203,52 @@ def test_a_config_carrying_a_shipped_recipes_card_texts_is_warned_about(tmp_path
     shipped = json.loads((REPO / "medseg" / "models" / "hippocampus" / "model.json").read_text())
     one_of_its_images = shipped["training"]["train_images_sha256"][0]
     assert recipe_notes_copied({**short, "name": "mine"}, path, ["0" * 64, one_of_its_images]) is None
+
+
+def test_a_config_keeping_a_shipped_recipes_label_codes_under_other_label_names_is_warned_about(tmp_path):
+    """configs/train/hippocampus.json copied for a liver model, its labels renamed 1 liver, 2 tumour as the README
+    says, its label_codes left: the package was written without a word, and its model card, `medseg models` and
+    every DICOM SEG it writes coded the liver as Hippocampus, Anterior (the card's and licence texts are checked for
+    such copies, the codes were not)."""
+    recipe = json.loads((REPO / "configs" / "train" / "hippocampus.json").read_text())
+    path = tmp_path / "liver.json"
+    liver = {**recipe, "name": "liver", "labels": {"0": "background", "1": "liver", "2": "tumour"}}
+    assert recipe_codes_copied(liver, path, ["0" * 64]) == (
+        f"{path}: its label_codes for labels 1 liver and 2 tumour are word for word those the shipped model "
+        "hippocampus gives its labels 1 anterior (Hippocampus, Anterior) and 2 posterior (Hippocampus, Posterior): "
+        "the model card, `medseg models` and every DICOM SEG the package writes would code these labels as those "
+        "structures; give them their own codes in the config, or leave label_codes out (a label without codes is "
+        "coded SCT Tissue)")
+    # one label renamed, the other kept as the recipe names it (letter case and spaces aside)
+    one = {**liver, "labels": {"0": "background", "1": "liver", "2": " Posterior"}}
+    assert recipe_codes_copied(one, path, []).startswith(
+        f"{path}: its label_codes for label 1 liver are word for word those the shipped model hippocampus gives its "
+        "label 1 anterior (Hippocampus, Anterior): ")
+    # the recipe's own names, codes of one's own, no codes, or the shipped model's own data: nothing to say
+    assert recipe_codes_copied({**recipe, "name": "mine"}, path, []) is None
+    own = {"1": {"category": {"scheme": "SCT", "value": "91723000", "meaning": "Anatomical Structure"},
+                 "type": {"scheme": "SCT", "value": "10200004", "meaning": "Liver"}}}
+    assert recipe_codes_copied({**liver, "label_codes": own}, path, []) is None
+    assert recipe_codes_copied({key: value for key, value in liver.items() if key != "label_codes"}, path, []) is None
+    shipped = json.loads((REPO / "medseg" / "models" / "hippocampus" / "model.json").read_text())
+    one_of_its_images = shipped["training"]["train_images_sha256"][0]
+    assert recipe_codes_copied(liver, path, [one_of_its_images]) is None
+
+
+def test_cli_warns_about_a_shipped_recipes_label_codes_kept_under_other_names(tiny_set, tmp_path, capsys):
+    """The warning of the test above, where `medseg train` tells its other warnings about a copied recipe."""
+    recipe = json.loads((REPO / "configs" / "train" / "hippocampus.json").read_text())
+    config = tiny_training_config(epochs=1)
+    config["label_codes"] = recipe["label_codes"]
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(config))
+    out = tmp_path / "model"
+    assert _exit_code([*_train_cli(*tiny_set, out, "-c", str(path)), *_FEW_STEPS]) == 0
+    err = capsys.readouterr().err
+    assert (f"warning: {path}: its label_codes for labels 1 ellipsoid and 2 box are word for word those the shipped "
+            "model hippocampus gives its labels 1 anterior (Hippocampus, Anterior) and 2 posterior (Hippocampus, "
+            "Posterior): ") in err
+    assert load_package(out).config["label_codes"] == recipe["label_codes"]  # told, not changed
 
 
 def test_a_config_that_names_the_labels_otherwise_than_the_dataset_json_is_told(tiny_set, tmp_path, capsys,

@@ -112,6 +112,7 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
         default_training_config,
         outcome_text,
         read_given_config,
+        recipe_codes_copied,
         recipe_notes_copied,
     )
 
@@ -208,6 +209,10 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
             if config_path is not None else None
         if copied is not None:  # a copy of a shipped config, its card texts unedited
             click.echo(f"warning: {copied}", err=True)
+        codes_kept = recipe_codes_copied(config, config_path, [case.sha256[0] for case in cases if case.sha256]) \
+            if config_path is not None else None
+        if codes_kept is not None:  # a copy of a shipped config, its labels renamed and their codes left
+            click.echo(escaped_line(f"warning: {codes_kept}"), err=True)
 
     misnamed = background_misnamed(config, where)
     if misnamed is not None and not silent:  # names swapped in the config (or a dataset.json)?
