@@ -5,6 +5,7 @@ validation case holds warned about, with advice that fits where it was declared 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -34,7 +35,8 @@ def label_values(cases: list[TrainCase]) -> dict[int, Path]:
 
     found: dict[int, Path] = {}
     for case in cases:
-        label = read_nifti(case.label_path, hash_input=False, labels=True)
+        with _reader_notes_left_to_the_cases():
+            label = read_nifti(case.label_path, hash_input=False, labels=True)
         values = np.unique(label.array)
         if not np.all(values == np.round(values)) or values.min() < 0:
             hint = IMAGE_AMONG_LABELS if len(values) > IMAGE_LIKE_VALUES else ""
@@ -43,6 +45,27 @@ def label_values(cases: list[TrainCase]) -> dict[int, Path]:
         for value in values:
             found.setdefault(int(value), case.label_path)
     return dict(sorted(found.items()))
+
+
+class _ErrorsOnly(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
+
+@contextlib.contextmanager
+def _reader_notes_left_to_the_cases():
+    """The image readers' warnings about a file (its header's sform and qform disagreeing, its orientation …) held
+    back while :func:`label_values` reads the label files for their values only: reading the cases reads every one of
+    them again and tells them then (they were told twice, one after the other)."""
+    muted = _ErrorsOnly()
+    readers = [logging.getLogger(name) for name in ("medseg.io.nifti", "medseg.io.itk_image")]
+    for reader in readers:
+        reader.addFilter(muted)
+    try:
+        yield
+    finally:
+        for reader in readers:
+            reader.removeFilter(muted)
 
 
 def check_training_foreground(train_cases: list[TrainCase]) -> None:

@@ -7,6 +7,7 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import REPO
 from training_factory import _FEW_STEPS, _dataset_folder, _exit_code, _train_cli, tiny_training_config
@@ -87,6 +88,28 @@ def test_a_default_config_takes_the_label_values_found_and_a_dataset_jsons_names
     dataset.write_text(json.dumps({"labels": {"background": 0, "ball": 1, "box": 2}}))
     with pytest.raises(TrainingError, match=rf"case\d.nii.gz: label value 3, which {dataset} does not declare"):
         default_training_config(images, labels, tmp_path / "out", pairs, {}, resume=False)
+
+
+def test_a_label_files_header_warning_is_told_once_without_a_config(tmp_path, caplog):
+    """Without -c the label files are read twice, for their values (the default config) and as the cases: a label
+    whose header's sform and qform disagree was warned about twice, one line after the other."""
+    import nibabel as nib
+    from training_factory import write_set
+
+    images, labels = write_set(tmp_path / "set")
+    label = nib.load(labels / "case2.nii.gz")
+    shifted = label.affine.copy()
+    shifted[0, 3] += 3.0
+    odd = nib.Nifti1Image(np.asarray(label.dataobj), label.affine)
+    odd.set_qform(shifted, code=1)
+    odd.set_sform(label.affine, code=2)
+    nib.save(odd, labels / "case2.nii.gz")
+    with caplog.at_level("WARNING", logger="medseg"):
+        assert _exit_code([*_train_cli(images, labels, tmp_path / "model", "--epochs", "1"), *_FEW_STEPS]) == 0
+    told = [r.getMessage() for r in caplog.records if "sform and qform disagree" in r.getMessage()]
+    assert told == [f"{labels / 'case2.nii.gz'}: the header's sform and qform disagree, placing voxels up to 3 mm "
+                    "apart: the sform is used (as nibabel does); a tool that reads the qform shows the input, and its "
+                    "segmentation, elsewhere"]
 
 
 def test_a_dataset_json_is_named_as_the_folders_beside_it_are_given(folders, tmp_path, monkeypatch):
