@@ -81,8 +81,19 @@ def check_same_grid(a: Volume, b: Volume, tolerance_mm: float | None = None, out
     if not shift <= tolerance_mm:
         raise GeometryError(
             f"{b.source}: its affine places voxels up to {shift:.4g} mm away from where {a.source}'s does "
-            f"(tolerance {tolerance_mm:.4g} mm); resample one onto the other's grid first; {outcome}"
+            f"(tolerance {tolerance_mm:.4g} mm){_other_voxel_sizes(b.affine, a.affine)}; resample one onto the "
+            f"other's grid first; {outcome}"
         )
+
+
+def _other_voxel_sizes(affine: np.ndarray, target_affine: np.ndarray) -> str:
+    """``, with voxels of (…) mm against (…) mm`` where the two grids' voxel sizes differ (a header's wrong slice
+    thickness reads as a distance otherwise, as a shift would), else nothing."""
+    mine, theirs = (np.linalg.norm(np.asarray(a, np.float64)[:3, :3], axis=0) for a in (affine, target_affine))
+    if np.allclose(mine, theirs, rtol=1e-3):
+        return ""
+    return (f", with voxels of ({', '.join(f'{s:.4g}' for s in mine)}) mm against "
+            f"({', '.join(f'{s:.4g}' for s in theirs)}) mm")
 
 
 OVERHANG_VOXELS_FACTOR = 2

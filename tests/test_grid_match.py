@@ -58,6 +58,26 @@ def test_affine_tolerance(change, refused):
         assert grid_displacement_mm(a.shape, affine, other) < 1e-3
 
 
+def test_a_grid_of_another_voxel_size_is_refused_naming_both_sizes():
+    """A label of the image's shape whose header gives other slices (3 mm where the scan has 5 mm, an export with the
+    wrong slice thickness) was refused as placing its voxels "up to 30 mm away": read as a shift or a registration
+    problem, not as the header's voxel size that it is."""
+    affine = np.diag([0.7, 0.7, 5.0, 1.0])
+    thinner = np.diag([0.7, 0.7, 3.0, 1.0])
+    blob = np.zeros((20, 20, 16), np.uint8)
+    with pytest.raises(GeometryError) as info:
+        check_same_grid(Volume(blob, affine, source="scan"), Volume(blob, thinner, source="label"))
+    assert str(info.value) == ("label: its affine places voxels up to 30 mm away from where scan's does (tolerance "
+                               "0.01 mm), with voxels of (0.7, 0.7, 3) mm against (0.7, 0.7, 5) mm; resample one onto "
+                               "the other's grid first; not scored")
+    moved = affine.copy()
+    moved[0, 3] = 2.0  # the same voxel size, moved: the distance alone says it
+    with pytest.raises(GeometryError) as info:
+        check_same_grid(Volume(blob, affine, source="scan"), Volume(blob, moved, source="label"))
+    assert str(info.value) == ("label: its affine places voxels up to 2 mm away from where scan's does (tolerance "
+                               "0.01 mm); resample one onto the other's grid first; not scored")
+
+
 @pytest.mark.parametrize(("spacing", "angles"), [
     ((0.8, 1.0, 2.0), (0.3, -0.2, 0.1)),
     ((0.8, 1.0, 2.0), (0.0, 0.0, math.radians(45))),
