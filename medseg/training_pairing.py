@@ -93,7 +93,7 @@ def _listed_image_files(folder: Path, kind: str, scene: bool = False) -> dict[st
     if not folder.is_dir():
         raise TrainingError(f"{folder}: no such {kind} folder")
     files: dict[str, Path] = {}
-    left_out, broken, hidden, segmentations, scene_images = [], [], [], [], []
+    left_out, broken, hidden, segmentations, scene_images, dicom_segs = [], [], [], [], [], []
     entries = sorted(folder.iterdir())
     data_files = data_files_among(entries)  # a .mhd's .raw: part of its image
     # 3D Slicer's scene: case.nrrd beside case.seg.nrrd; among labels the segmentation is the case's, among images
@@ -115,7 +115,10 @@ def _listed_image_files(folder: Path, kind: str, scene: bool = False) -> dict[st
             broken.append(path.name)
             continue
         if not path.is_file() or not path.name.lower().endswith(_IMAGE_SUFFIXES):  # .NII.GZ too
-            left_out.append(path.name + ("/" if path.is_dir() else ""))
+            if path.is_file() and len(dicom_segs) + len(left_out) < _SEGS_LOOKED_FOR and _is_dicom_seg(path):
+                dicom_segs.append(path.name)
+            else:
+                left_out.append(path.name + ("/" if path.is_dir() else ""))
             continue
         if kind == "images" and is_slicer_segmentation(path):
             segmentations.append(path.name)
@@ -131,6 +134,9 @@ def _listed_image_files(folder: Path, kind: str, scene: bool = False) -> dict[st
         entries = (f"1 entry that is not a {IMAGE_FILE_KINDS} file" if len(left_out) == 1
                    else f"{len(left_out)} entries that are not {IMAGE_FILE_KINDS} files")
         log.warning("%s: left out %s (subfolders are not searched): %s", folder, entries, shown)
+    if dicom_segs:
+        shown = ", ".join(dicom_segs[:5]) + (" …" if len(dicom_segs) > 5 else "")
+        log.warning("%s: left out %s: %s; %s", folder, counted(len(dicom_segs), "DICOM SEG"), shown, SEG_AS_LABELS)
     if segmentations:
         shown = ", ".join(segmentations[:5]) + (" …" if len(segmentations) > 5 else "")
         endings = "/".join(sorted({slicer_segmentation_ending(name) for name in segmentations}))
@@ -149,15 +155,33 @@ def _listed_image_files(folder: Path, kind: str, scene: bool = False) -> dict[st
     return files
 
 
+SEG_AS_LABELS = ("medseg scores against a DICOM SEG (evaluate, infer --reference) but trains on label images: write "
+                 "its labels as a NIfTI on its image's grid first (README, 'A DICOM SEG as training labels')")
+_SEGS_LOOKED_FOR = 50  # files of a folder whose headers are looked at for a DICOM SEG (a series' slices dumped there)
+
+
+def _is_dicom_seg(path: Path) -> bool:
+    """Whether ``path`` is a DICOM SEG file (its header alone read), with or without ``.dcm``."""
+    from medseg.io.files import part10_seg_series
+
+    return part10_seg_series(path) is not None
+
+
 def _no_nifti(folder: Path) -> str:
     """Why a folder gave no case: empty, or only files of other formats or subfolders (named in a warning before)."""
-    others, folders = [], 0
+    others, folders, segs = [], 0, []
     with contextlib.suppress(OSError):
-        for path in folder.iterdir():
+        for path in sorted(folder.iterdir()):
             if path.is_dir():
                 folders += 1
             elif path.is_file() and not path.name.startswith("."):
                 others.append(path.suffix.lower() or path.name)
+                if len(others) <= _SEGS_LOOKED_FOR and _is_dicom_seg(path):
+                    segs.append(path.name)
+    if segs and len(segs) == len(others):
+        shown = ", ".join(segs[:3]) + (" …" if len(segs) > 3 else "")
+        return (f"{folder}: no {IMAGE_FILE_KINDS} file, only {counted(len(segs), 'DICOM SEG')} ({shown}); "
+                f"{SEG_AS_LABELS}")
     if others:
         kinds = ", ".join(sorted(set(others))[:5])
         return (f"{folder}: no {IMAGE_FILE_KINDS} file, only {counted(len(others), 'file')} of other kinds "

@@ -285,3 +285,75 @@ def test_files_left_unpaired_on_request_are_named_and_channels_told(tmp_path, ca
     assert [path.name for path in cases[0].channel_paths] == ["a_0000.nii.gz", "a_0001.nii.gz"]
     assert caplog.messages == [
         f"{images}: left out 1 file without a counterpart of the same name: {images / 'lonely.nii.gz'}"]
+
+
+def test_a_dicom_seg_among_the_labels_says_how_to_train_on_it(tmp_path, caplog):
+    """A case's labels as a DICOM SEG (`liver.dcm` beside its CT): the labels folder was "only 1 file of other kinds
+    (.dcm) ...: convert them first", and `medseg convert` refuses a SEG as no series of images; nothing said how to
+    train on it. Such a file, with or without `.dcm` (archives name files by UID), is now named as a DICOM SEG, with
+    how to write its labels as a label image."""
+    from dicom_factory import slice_positions, stored_values, write_series
+    from seg_placement_cases import NAMES, SHAPE, label_rule
+
+    from medseg.io.dicom import read_dicom_series
+    from medseg.io.seg_writing import write_dicom_seg
+
+    values = stored_values(SHAPE, seed=23)
+    write_series(tmp_path / "series", values, slice_positions(SHAPE[2], 2.0), seed=2)
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    _write(images / "a.nii.gz", values.astype(np.int16))
+    write_dicom_seg(label_rule(values), read_dicom_series(tmp_path / "series"), labels / "a.dcm", NAMES, "reader")
+    how = ("medseg scores against a DICOM SEG (evaluate, infer --reference) but trains on label images: write its "
+           "labels as a NIfTI on its image's grid first (README, 'A DICOM SEG as training labels')")
+    with pytest.raises(TrainingError) as error:
+        pair_cases(images, labels)
+    assert str(error.value) == (f"{labels}: no .nii/.nii.gz/.nii.bz2/.nii.zst/.nrrd/.nhdr/.mha/.mhd file, only 1 "
+                                f"DICOM SEG (a.dcm); {how}")
+    # beside label images: the warning about what is left out says it, whatever the file's name
+    shutil.move(labels / "a.dcm", labels / "1.2.826.0.1.3680043.8.498.1")
+    _write(labels / "b.nii.gz", np.zeros(SHAPE, np.uint8))
+    _write(images / "b.nii.gz", values.astype(np.int16))
+    (labels / "notes.txt").write_text("x")
+    caplog.clear()
+    with caplog.at_level("WARNING"), pytest.raises(TrainingError):
+        pair_cases(images, labels)  # case a has no label
+    assert [m for m in caplog.messages if "left out" in m] == [
+        f"{labels}: left out 1 entry that is not a .nii/.nii.gz/.nii.bz2/.nii.zst/.nrrd/.nhdr/.mha/.mhd file "
+        "(subfolders are not searched): notes.txt",
+        f"{labels}: left out 1 DICOM SEG: 1.2.826.0.1.3680043.8.498.1; {how}"]
+
+
+def test_the_readmes_recipe_writes_a_dicom_seg_as_training_labels(tmp_path, monkeypatch):
+    """README, 'A DICOM SEG as training labels', run as written: the labels land on the grid of the series'
+    conversion, as the SEG holds them, and pair with it."""
+    import re
+    from pathlib import Path
+
+    from dicom_factory import slice_positions, stored_values, write_series
+    from seg_placement_cases import SHAPE, label_rule
+
+    from medseg.cli import main
+    from medseg.io.dicom import read_dicom_series
+    from medseg.io.seg_writing import write_dicom_seg
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n### A DICOM SEG as training labels\n", 1)[1].split("\n### ", 1)[0]
+    recipe = re.findall(r"```python\n(.*?)```", section, flags=re.S)[0]
+    values = stored_values(SHAPE, seed=23)
+    write_series(tmp_path / "study" / "series", values, slice_positions(SHAPE[2], 2.0), seed=2)
+    liver = (label_rule(values) == 1).astype(np.uint8)
+    write_dicom_seg(liver, read_dicom_series(tmp_path / "study" / "series"), tmp_path / "study" / "liver.dcm",
+                    {0: "background", 1: "Liver"}, "reader")
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "images").mkdir()
+    monkeypatch.chdir(tmp_path)
+    exec(recipe, {})  # noqa: S102 - the README's code, as a reader runs it
+    with pytest.raises(SystemExit) as info:
+        main(["convert", "study/series", "images/liver01.nii.gz"])
+    assert info.value.code == 0
+    image, label = nib.load("images/liver01.nii.gz"), nib.load("labels/liver01.nii.gz")
+    assert np.allclose(image.affine, label.affine) and image.shape == label.shape
+    assert np.array_equal(np.asarray(label.dataobj), liver) and int(liver.sum()) > 0
+    assert [case.case_id for case in pair_cases("images", "labels")] == ["liver01"]
