@@ -357,10 +357,17 @@ def place_onto_grid(volume: Volume, target: Volume, tolerance_mm: float | None =
     if not isinstance(found, tuple):
         return volume
     axes, flips, start = found
+    shape, grid = tuple(int(n) for n in volume.shape[:3]), tuple(int(n) for n in target.shape[:3])
+    if sorted(shape) == sorted(grid) and not any(start) and axes == [0, 1, 2] and not any(flips):
+        # the target's shape in another order, from its first voxel on its own axes: no crop (a box that holds as
+        # many voxels as the grid, only along other axes), but an array transposed before it was saved
+        raise GeometryError(f"{volume.source}: shape {shape} is {target.source}'s {grid} in another order, on its "
+                            "affine as it is: its voxel axes swapped (an array transposed before it was saved with "
+                            "the image's affine?); save it in the image's axis order, or with an affine that says its "
+                            f"own; {outcome}")
     array = np.transpose(np.asarray(volume.array), axes)
     if any(flips):
         array = np.flip(array, axis=[t for t in range(3) if flips[t]])
-    grid = tuple(int(n) for n in target.shape[:3])
     part, region = box_on_grid(start, array.shape, grid)
     inside = array[part]
     outside = array.size - inside.size

@@ -58,6 +58,34 @@ def test_affine_tolerance(change, refused):
         assert grid_displacement_mm(a.shape, affine, other) < 1e-3
 
 
+def test_a_label_transposed_before_it_was_saved_with_its_images_affine_is_refused(tmp_path):
+    """A label array saved with its in-plane axes swapped (shape (95, 96, 10) on a (96, 95, 10) image, the image's own
+    affine) was taken as a 3D Slicer box of the image's grid reaching one voxel past it, cropped and zero-padded:
+    scored (Dice 0.08 where the untransposed label scores 1) and trained on as a box, without a word but "a box of its
+    image's voxel grid (cropped, as 3D Slicer saves a segmentation)". A grid that is the target's shape in another
+    order, from the target's own first voxel, is no crop: it is refused, naming the swap."""
+    affine = make_affine((0.7, 0.7, 5.0))
+    labels = np.zeros((96, 95, 10), np.uint8)
+    labels[20:50, 10:30, 2:8] = 1
+    swapped = np.ascontiguousarray(labels.transpose(1, 0, 2))
+    with pytest.raises(GeometryError) as info:
+        evaluate_volumes(Volume(labels, affine, source="scan_seg"), Volume(swapped, affine, source="ref"), {1: "x"})
+    assert str(info.value) == (
+        "ref: shape (95, 96, 10) is scan_seg's (96, 95, 10) in another order, on its affine as it is: its voxel axes "
+        "swapped (an array transposed before it was saved with the image's affine?); save it in the image's axis "
+        "order, or with an affine that says its own; not scored")
+    with pytest.raises(GeometryError, match=r"in another order, on its affine as it is: .*; not trained$"):
+        place_onto_grid(Volume(swapped, affine, source="ref"), Volume(labels, affine, source="scan"),
+                        outcome="not trained")
+    # a true box of the grid, from its first voxel, and one saved in another axis order with an affine that says so,
+    # are placed as before
+    box = place_onto_grid(Volume(labels[:60, :40], affine, source="ref"), Volume(labels, affine, source="scan"))
+    assert np.array_equal(box.array, labels)
+    reindexed_affine = affine[:, [1, 0, 2, 3]]
+    reordered = place_onto_grid(Volume(swapped, reindexed_affine, source="ref"), Volume(labels, affine, source="scan"))
+    assert np.array_equal(reordered.array, labels)
+
+
 def test_a_grid_of_another_voxel_size_is_refused_naming_both_sizes():
     """A label of the image's shape whose header gives other slices (3 mm where the scan has 5 mm, an export with the
     wrong slice thickness) was refused as placing its voxels "up to 30 mm away": read as a shift or a registration
