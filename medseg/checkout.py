@@ -66,7 +66,9 @@ def _changed(root: Path) -> bool:
     else:
         if done.returncode == 0:
             return bool(done.stdout.strip())
-        said = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        said = [line for line in done.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+        # git's own warnings (a config file it cannot read) come before the error that ended it
+        said = [line for line in said if line.startswith(("fatal:", "error:"))] or said
         reason = f"git status: {said[0] if said else f'exit status {done.returncode}'}"
     log.warning("%s: cannot tell whether the checkout medseg runs from has uncommitted changes (%s); the commit "
                 "recorded as medseg_commit is its own, without -dirty", root, reason)

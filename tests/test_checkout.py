@@ -121,3 +121,26 @@ def test_where_git_cannot_say_the_commit_is_given_alone_with_a_warning(tmp_path,
 def test_a_dirty_commit_is_named_with_its_uncommitted_changes():
     assert commit_text(A) == "a" * 12
     assert commit_text(f"{A}-dirty") == "aaaaaaaaaaaa with uncommitted changes"
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_the_warning_names_why_git_refused_not_a_warning_it_printed_first(tmp_path, checkout_at, monkeypatch,
+                                                                         caplog):
+    """git prints its warnings (a global config it cannot read) before the error that ended it: the warning named the
+    first line, so the reason it could not say was lost behind one that did not matter."""
+    monkeypatch.delenv("GIT_DIR", raising=False)
+    repo = tmp_path / "repo"
+    (repo / "medseg").mkdir(parents=True)
+    (repo / "pyproject.toml").write_text('[project]\nname = "medseg"\n')
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "first")
+    head = _git(repo, "rev-parse", "HEAD")
+    _git(repo, "config", "core.repositoryformatversion", "99")  # a repository format this git cannot read
+    (tmp_path / "home" / ".gitconfig").mkdir(parents=True)  # git warns: unable to access it
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home" / ".config"))
+    with caplog.at_level("WARNING", logger="medseg.checkout"):
+        assert checkout_at(repo) == head
+    [message] = [record.getMessage() for record in caplog.records]
+    assert "(git status: fatal: Expected git repo version <= 1, found 99)" in message, message
