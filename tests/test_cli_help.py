@@ -19,6 +19,7 @@ def test_version_names_the_shipped_models_folder(capsys):
     from medseg.checkout import source_commit
     from medseg.package import shipped_models, shipped_models_folder
 
+    commit = source_commit()  # worked out before: a checkout git refuses is told once, here, not on stderr below
     code, out, err = run(["--version"], capsys)
     lines = out.splitlines()
     assert (code, err, lines[0]) == (0, "", f"medseg, version {__version__}")
@@ -26,7 +27,6 @@ def test_version_names_the_shipped_models_folder(capsys):
     assert (folder / "phantom" / "model.json").is_file()
     assert lines[-1] == f"shipped models: {os.fspath(folder)} ({', '.join(shipped_models())})"
     assert "phantom" in shipped_models()
-    commit = source_commit()
     assert lines[1:-1] == ([f"commit {commit}"] if commit else [])
 
 
@@ -446,3 +446,25 @@ def test_options_refuse_numbers_that_are_not_finite(tmp_path, capsys, command, o
     code, out, err = run([command, str(target), option, value], capsys)
     assert (code, out) == (2, "")
     assert f"Invalid value for '{option}': '{value}' is not a finite number." in err
+
+
+def test_version_tells_when_git_cannot_say_whether_the_checkout_was_changed(tmp_path, monkeypatch, capsys):
+    """--version runs before the command line sets up its log output: the warning that git could not tell whether the
+    checkout had uncommitted changes (not installed, a checkout it refuses) was lost, and the commit, without -dirty,
+    read as that commit's own files."""
+    from medseg import checkout
+
+    (tmp_path / "medseg").mkdir()
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "medseg"\n')
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "HEAD").write_text("a" * 40 + "\n")
+    monkeypatch.setenv("PATH", str(tmp_path / "no-git-here"))
+    monkeypatch.setattr(checkout, "__file__", str(tmp_path / "medseg" / "checkout.py"))
+    checkout.source_commit.cache_clear()
+    try:
+        code, out, err = run(["--version"], capsys)
+    finally:
+        checkout.source_commit.cache_clear()
+    assert (code, out.splitlines()[1]) == (0, f"commit {'a' * 40}")
+    assert err == (f"warning: {tmp_path}: cannot tell whether the checkout medseg runs from has uncommitted changes "
+                   "(git is not installed); the commit recorded as medseg_commit is its own, without -dirty\n")

@@ -98,6 +98,17 @@ Each command's --help gives its options and examples.
 """
 
 
+class _KeptWarnings(logging.Handler):
+    """The warnings logged while it is attached, kept to be told on standard error."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
     """``--version``: the version (first line, as click's own option wrote it), the git commit where medseg runs from
     a checkout, and the folder of the shipped models with their names, without importing torch."""
@@ -108,7 +119,17 @@ def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> No
     from medseg.package import shipped_models, shipped_models_folder
 
     lines = [f"medseg, version {__version__}"]  # not from package metadata: a source tree has none
-    commit = source_commit()
+    # eager, --version runs before cli() sets up the log output: git's failing to say whether the checkout has
+    # uncommitted changes is told here, or the commit would read as that commit's own files without a word
+    told = _KeptWarnings()
+    checkout_log = logging.getLogger("medseg.checkout")
+    checkout_log.addHandler(told)
+    try:
+        commit = source_commit()
+    finally:
+        checkout_log.removeHandler(told)
+    for message in told.messages:
+        click.echo(escaped_line(f"warning: {message}"), err=True)
     if commit is not None:
         lines.append(f"commit {commit}")
     names = ", ".join(shipped_models()) or "none"
