@@ -1,6 +1,7 @@
 """medseg.checkout: the commit of the checkout medseg runs from, read from .git, and whether its files were that
 commit's (git status)."""
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -47,17 +48,25 @@ def test_a_worktree_reads_its_branch_from_the_main_repository(tmp_path):
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 def test_this_checkout_gives_the_commit_git_gives():
     root = Path(__file__).resolve().parent.parent
-    done = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
+    done = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          env=_own_environment())
     if done.returncode != 0 or not (root / ".git").exists():
         pytest.skip("not run from a git checkout of medseg")
     described = subprocess.run(["git", "--no-optional-locks", "-C", str(root), "describe", "--always", "--dirty",
-                                "--abbrev=40", "--exclude=*"], capture_output=True, text=True)
+                                "--abbrev=40", "--exclude=*"], capture_output=True, text=True, env=_own_environment())
     assert source_commit() == done.stdout.strip() + ("-dirty" if described.stdout.strip().endswith("-dirty") else "")
+
+
+def _own_environment() -> dict[str, str]:
+    """The environment without the caller's GIT_* variables (a hook's GIT_DIR and GIT_INDEX_FILE name the repository
+    being committed to), as medseg runs git."""
+    return {name: value for name, value in os.environ.items() if not name.startswith("GIT_")}
 
 
 def _git(folder, *args) -> str:
     done = subprocess.run(["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@example.org",
-                           "-c", "commit.gpgsign=false", *args], capture_output=True, text=True, check=True)
+                           "-c", "commit.gpgsign=false", *args], capture_output=True, text=True, check=True,
+                          env=_own_environment())
     return done.stdout.strip()
 
 
@@ -144,3 +153,29 @@ def test_the_warning_names_why_git_refused_not_a_warning_it_printed_first(tmp_pa
         assert checkout_at(repo) == head
     [message] = [record.getMessage() for record in caplog.records]
     assert "(git status: fatal: Expected git repo version <= 1, found 99)" in message, message
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_the_tests_own_git_leaves_the_callers_repository_alone(tmp_path, monkeypatch):
+    """A git hook that runs the tests (pre-commit) runs them with GIT_INDEX_FILE, and GIT_DIR, naming the repository
+    being committed to: the repositories these tests make were then added to that index, whose commit then deleted
+    every file of the checkout. Their git runs without the caller's GIT_* variables, as medseg's own does."""
+    caller = tmp_path / "caller"
+    caller.mkdir()
+    (caller / "kept.txt").write_text("the caller's\n")
+    _git(caller, "init", "-q")
+    _git(caller, "add", "kept.txt")
+    staged = (caller / ".git" / "index").read_bytes()
+    monkeypatch.setenv("GIT_INDEX_FILE", str(caller / ".git" / "index"))
+    monkeypatch.setenv("GIT_DIR", str(caller / ".git"))
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "made.txt").write_text("the test's\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "first")
+    assert (caller / ".git" / "index").read_bytes() == staged
+    assert not list((caller / ".git" / "refs" / "heads").iterdir())  # no commit made there
+    monkeypatch.delenv("GIT_INDEX_FILE")
+    monkeypatch.delenv("GIT_DIR")
+    assert _git(repo, "ls-files") == "made.txt" and len(_git(repo, "rev-parse", "HEAD")) == 40
