@@ -14,8 +14,8 @@ MANY_LABELS = 6  # above this many labels the report's tables and plots take the
 # colour-blind readers: after the first three, each is the colour farthest (CIEDE2000) from those before it, from the
 # plots' red and (labels 9 and 10) from every grey of the image, in the protanopia, deuteranopia and tritanopia
 # simulations (Machado 2009) as in normal vision, no darker than L* 40 (benchmarks/label_colours.py). Any two of the
-# first four are 14 apart in all four visions, of the first six 11, of all ten 9.2; labels 9 and 10 are 13.1 from any
-# other and 13.2 from any grey (before, to a protanope the green was 8.9 from the yellow and the orange 7.4 from the
+# first four are 14 apart in all four visions, of the first six 11, of all ten 9.2; labels 9 and 10 are 12.2 from any
+# other and 12.3 from any grey (before, to a protanope the green was 8.9 from the yellow and the orange 7.4 from the
 # green; to a deuteranope the lime was 4.7 from the yellow and the indigo 4.3 from the purple; label 10 was white, a
 # grey, and label 9's pale yellow 8.6 from a light grey to a tritanope). Label 3's pink, kept, is 3.8 from a mid grey
 # to a deuteranope.
