@@ -2,7 +2,8 @@
 
 Two inputs that would write the same files, an output that would replace an input or a reference, and (unless
 overwriting) outputs that exist already are refused for the whole batch at once; options that need a DICOM folder
-are refused for a file, as reading it would refuse them. :func:`check_before_model` gathers an input's checks that
+are refused for a file, as reading it would refuse them, and so is a DICOM file given as the input (one file of a
+series, a SEG, a DICOMDIR). :func:`check_before_model` gathers an input's checks that
 need no model, so that an input they refuse costs no model load (a batch of such inputs loads none).
 """
 
@@ -13,8 +14,8 @@ from pathlib import Path
 
 from medseg.errors import ConflictingInputsError
 
-__all__ = ["as_typed", "check_batch_outputs", "check_before_model", "check_dicom_options", "check_input_exists",
-           "output_file_system"]
+__all__ = ["as_typed", "check_batch_outputs", "check_before_model", "check_dicom_file_input", "check_dicom_options",
+           "check_input_exists", "output_file_system"]
 
 
 def as_typed(output: Path, input_path: Path | str) -> Path:
@@ -307,13 +308,40 @@ def check_dicom_options(path: Path | str, series: str | None, output_format: str
         raise InputError(f"{path}: --format dicom-seg needs a DICOM series folder as input")
 
 
+def check_dicom_file_input(path: Path | str) -> None:
+    """A DICOM file given as the input (a file of a series, a DICOM SEG, a DICOMDIR, an SR or other non-image object:
+    ``.dcm``, or the ``DICM`` marker under a name nibabel knows nothing of) as the error reading it raises, which
+    says what it is and what to give instead. Reading such a file fails before any voxel: nibabel takes no image
+    type from such a name. A name nibabel reads by (``.mgh`` say) is left to its reading."""
+    from medseg.io.files import is_dicom_file
+
+    path = Path(path)
+    if path.is_dir() or not is_dicom_file(path) or _nibabel_name(path):
+        return
+    from medseg.io.images import read_image
+
+    read_image(path)  # raises: the line it has for such a file
+
+
+def _nibabel_name(path: Path) -> bool:
+    """Whether ``path``'s name ends as one of nibabel's image types (compressed or not), which nibabel reads by."""
+    from nibabel.imageclasses import all_image_classes
+
+    name = path.name.lower()
+    for compressed in (".gz", ".bz2", ".zst"):
+        name = name.removesuffix(compressed)
+    return any(name.endswith(ending) for image_class in all_image_classes for ending in image_class.valid_exts)
+
+
 def check_before_model(path: Path | str, reference: Path | str | None, series: str | None, output_format: str) -> None:
     """What refuses an input without any model: the input or its reference missing (:func:`check_input_exists`),
-    options that need a DICOM folder given for a file (:func:`check_dicom_options`), and with ``output_format``
+    a DICOM file given as the input (:func:`check_dicom_file_input`), options that need a DICOM folder given for a
+    file (:func:`check_dicom_options`), and with ``output_format``
     ``dicom-seg`` a series no DICOM SEG can be made from (:func:`~medseg.io.seg_sources.check_seg_source`: no
     SeriesInstanceUID or FrameOfReferenceUID, and what else reading it for the SEG refuses), each as the error
     segmenting it would raise, after the model had loaded (seconds: torch, the network, the device)."""
     check_input_exists(path, reference)
+    check_dicom_file_input(path)
     check_dicom_options(path, series, output_format)
     if output_format == "dicom-seg":
         from medseg.io.seg_sources import check_seg_source
