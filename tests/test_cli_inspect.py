@@ -176,3 +176,31 @@ def test_inspect_names_each_series_number_and_folder(tmp_path, capsys):
     code, stdout, _ = run_cli(["-q", "inspect", str(tmp_path / "study" / "HFS")], capsys)
     row = stdout.splitlines()[1].split()
     assert (row[0], row[1], row[-1]) == ("2", "2", ".")
+
+
+def test_inspect_tells_each_series_study_in_a_folder_of_several(tmp_path, capsys):
+    """A worklist's export of several studies: the line asking to choose named the studies ("2 eligible series of 2
+    studies (2024-03-01 'MR knee', 2024-03-02 'CT head')"), but neither the table nor the JSON said which series
+    was of which, and two series alike (`t1`, number 3, one of each study) were told apart by their UIDs alone.
+    Never by patient."""
+    patient = {"PatientID": "P-17", "PatientName": "Doe^Jane"}
+    for sub, seed, study, date, description in (("a", 1, "1.2.826.0.1.3680043.8.498.71", "20240301", "MR knee"),
+                                                ("b", 2, "1.2.826.0.1.3680043.8.498.72", "20240302", "CT head")):
+        make_series(tmp_path / "study" / sub, seed=seed, series_number=3, description="t1", prefix=sub,
+                    series_uid=f"{study}.{seed}", extra={"StudyInstanceUID": study, "StudyDate": date,
+                                                         "StudyDescription": description, **patient})
+    code, stdout, _ = run_cli(["-q", "inspect", str(tmp_path / "study"), "--json"], capsys)
+    assert code == 0
+    found = {entry["folder"]: [entry[key] for key in ("study_uid", "study_date", "study_description", "study")]
+             for entry in json.loads(stdout)["series"]}
+    assert found == {"a": ["1.2.826.0.1.3680043.8.498.71", "20240301", "MR knee", "2024-03-01 'MR knee'"],
+                     "b": ["1.2.826.0.1.3680043.8.498.72", "20240302", "CT head", "2024-03-02 'CT head'"]}
+    code, out, err = run_cli(["inspect", str(tmp_path / "study")], capsys)
+    lines = out.splitlines()
+    assert code == 0 and " STUDY " in lines[0] and lines[0].index("STUDY") < lines[0].index("UID")
+    rows = {line.split()[-1]: line for line in lines[1:3]}
+    assert "2024-03-01 'MR knee'" in rows["a"] and "2024-03-02 'CT head'" in rows["b"]
+    assert not [word for word in ("P-17", "Doe") if word in out + err]
+    # one study: no column for it (the JSON still has it)
+    code, out, _ = run_cli(["inspect", str(tmp_path / "study" / "a")], capsys)
+    assert code == 0 and "STUDY" not in out.splitlines()[0]

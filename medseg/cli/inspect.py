@@ -51,8 +51,11 @@ def inspect(folder, as_json, series):
         return failed
     # header values (a SeriesDescription) and folder names are written with their control characters escaped: an
     # escape sequence in them drove the terminal (ESC ] 0; sets its title)
-    rows = [[escaped_line(str(_cell(entry, column))) for column in COLUMNS] for entry in report["series"]]
-    header = [column.upper().replace("_MM", " (mm)").replace("PATIENT_POSITION", "POSITION") for column in COLUMNS]
+    # a folder of several studies (a worklist's export): each series' study, as the line asking to choose names them
+    several = len({entry["study"] for entry in report["series"] if entry["study"]}) > 1
+    columns = COLUMNS if not several else COLUMNS[:COLUMNS.index("uid")] + ("study",) + COLUMNS[COLUMNS.index("uid"):]
+    rows = [[escaped_line(str(_cell(entry, column))) for column in columns] for entry in report["series"]]
+    header = [column.upper().replace("_MM", " (mm)").replace("PATIENT_POSITION", "POSITION") for column in columns]
     widths = [max(len(str(v)) for v in [h] + [r[i] for r in rows]) for i, h in enumerate(header)]
     click.echo("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
     for row in rows:

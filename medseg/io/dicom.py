@@ -30,6 +30,8 @@ from medseg.io.dicom_series import (
     choose_series,
     positional_key_note,
     scan_folder,
+    study_names,
+    study_value,
     transfer_syntax,
 )
 from medseg.io.files import absolute_path
@@ -401,9 +403,10 @@ def describe_folder(folder: Path | str, series: str | None = None) -> dict:
             choice = {"key": chosen.key, "uid": chosen.uid, "reason": reason}
         except DicomError as error:
             choice = {"key": None, "uid": None, "reason": str(error)}
+    studies = study_names(scan.candidates)
     return {
         "folder": str(absolute_path(folder)),  # its files' paths are relative to it
-        "series": [_describe(c, folder) for c in scan.candidates],
+        "series": [_describe(c, folder, studies) for c in scan.candidates],
         "skipped_files": [{"path": _relative(p, folder), "reason": why} for p, why in scan.skipped],
         "ignored_objects": [{"path": _relative(p, folder), "reason": why} for p, why in scan.non_image],
         "unreadable_files": [{"path": _relative(p, folder), "reason": why} for p, why in scan.broken],
@@ -411,9 +414,11 @@ def describe_folder(folder: Path | str, series: str | None = None) -> dict:
     }
 
 
-def _describe(candidate: SeriesCandidate, root: Path) -> dict:
+def _describe(candidate: SeriesCandidate, root: Path, studies: dict[str, str]) -> dict:
     """One series as ``inspect`` lists it; ``folder``: the folder that holds its files, relative to ``root`` (``.``
-    for ``root`` itself), so that a row can be found on disk (two series may share a number and a description)."""
+    for ``root`` itself), so that a row can be found on disk (two series may share a number and a description);
+    ``study``: its study as messages name it (``studies``, :func:`~medseg.io.dicom_series.study_names`), so that a
+    series of a folder of several studies is told by its study, as the message asking to choose one names them."""
     import os
 
     geometry = candidate.geometry
@@ -427,6 +432,10 @@ def _describe(candidate: SeriesCandidate, root: Path) -> dict:
         "description": candidate.description,
         "modality": candidate.modality,
         "patient_position": _patient_position(candidate),
+        "study_uid": study_value(candidate, "StudyInstanceUID") or None,
+        "study_date": study_value(candidate, "StudyDate") or None,
+        "study_description": study_value(candidate, "StudyDescription") or None,
+        "study": studies.get(study_value(candidate, "StudyInstanceUID")),
         "images": len(candidate.frames),
         "files": len(candidate.files),
         "shape": list(geometry.shape) if geometry else None,

@@ -44,7 +44,8 @@ from medseg.volume import slicer_segmentation_ending
 
 __all__ = ["DicomFrame", "SeriesCandidate", "FolderScan", "scan_folder", "held_scan", "release_scan", "choose_series",
            "series_match",
-           "transfer_syntax", "NON_IMAGE_MODALITIES", "series_text", "positional_key_note", "not_dicom_text"]
+           "transfer_syntax", "NON_IMAGE_MODALITIES", "series_text", "positional_key_note", "not_dicom_text",
+           "study_names", "study_value"]
 
 log = logging.getLogger(__name__)
 
@@ -308,28 +309,39 @@ def choose_series(scan: FolderScan, series: str | None = None) -> tuple[SeriesCa
 def _studies_text(candidates: list[SeriesCandidate], shown: int = 3) -> str:
     """`` of 2 studies (2024-03-01 'MR knee', 2024-03-02 'CT head')`` where ``candidates`` belong to more than one
     study (StudyInstanceUID; a folder is read as one study, and a choice among series of several patients is no
-    choice of a series), else empty. Each study is named by its date and description, with its UID's last
-    components where these do not tell it apart; never by patient (a QA log is no place for a PatientID)."""
-    def first(candidate: SeriesCandidate, keyword: str) -> str:
-        dataset = next(iter(candidate.datasets.values()), None)
-        return str(dataset.get(keyword, "") or "").strip() if dataset is not None else ""
-
-    studies: dict[str, str] = {}  # UID → its date and description, in the listing's order
-    for c in candidates:
-        uid = first(c, "StudyInstanceUID")
-        if uid and uid not in studies:
-            date = first(c, "StudyDate")
-            date = f"{date[:4]}-{date[4:6]}-{date[6:8]}" if re.fullmatch(r"\d{8}", date) else date
-            description = first(c, "StudyDescription")
-            studies[uid] = " ".join(filter(None, [date, repr(description) if description else ""]))
+    choice of a series), else empty. Each study is named as :func:`study_names` names it."""
+    studies = study_names(candidates)
     if len(studies) < 2:
         return ""
+    listed = ", ".join(list(studies.values())[:shown]) + (", …" if len(studies) > shown else "")
+    return f" of {len(studies)} studies ({listed})"
+
+
+def study_names(candidates: list[SeriesCandidate]) -> dict[str, str]:
+    """StudyInstanceUID → the study's name in medseg's lines, in the candidates' order: its date and description,
+    with its UID's last components where these do not tell it apart from another of ``candidates``' studies; never
+    by patient (a QA log is no place for a PatientID). Candidates whose files state no StudyInstanceUID are left
+    out."""
+    studies: dict[str, str] = {}
+    for c in candidates:
+        uid = study_value(c, "StudyInstanceUID")
+        if uid and uid not in studies:
+            date = study_value(c, "StudyDate")
+            date = f"{date[:4]}-{date[4:6]}-{date[6:8]}" if re.fullmatch(r"\d{8}", date) else date
+            description = study_value(c, "StudyDescription")
+            studies[uid] = " ".join(filter(None, [date, repr(description) if description else ""]))
     names = list(studies.values())
     for uid, name in studies.items():
         if not name or names.count(name) > 1:  # the UID's tail tells them apart
             studies[uid] = " ".join(filter(None, [name, "UID …" + ".".join(uid.split(".")[-2:])]))
-    listed = ", ".join(list(studies.values())[:shown]) + (", …" if len(studies) > shown else "")
-    return f" of {len(studies)} studies ({listed})"
+    return studies
+
+
+def study_value(candidate: SeriesCandidate, keyword: str) -> str:
+    """A study attribute of a series (StudyInstanceUID, StudyDate, StudyDescription) as its first file states it,
+    stripped; empty where it states none."""
+    dataset = next(iter(candidate.datasets.values()), None)
+    return str(dataset.get(keyword, "") or "").strip() if dataset is not None else ""
 
 
 def positional_key_note(scan: FolderScan, chosen: SeriesCandidate) -> str | None:
