@@ -525,3 +525,16 @@ def test_the_seg_holds_every_type_1_and_type_2_attribute_of_the_segmentation_iod
     assert missing == []
     assert seg.ContentCreatorName == ""
     assert hd.seg.segread(tmp_path / "seg.dcm").ContentCreatorName == ""  # highdicom reads it back as written
+
+
+def test_the_seg_series_states_when_it_was_made(tmp_path):
+    """SeriesDate and SeriesTime (General Series, Type 3) were not written: a PACS's or a viewer's series list showed
+    the SEG's series without a date, where its source series has one. They are the SEG's creation (its content's)."""
+    values = stored_values(SHAPE, seed=13)
+    paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=3)
+    retag(paths, SeriesDate="20240301", SeriesTime="101500")
+    volume = read_dicom_series(tmp_path / "dcm")
+    write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", NAMES, "test-model", "1")
+    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    assert (seg.SeriesDate, seg.SeriesTime) == (seg.ContentDate, seg.ContentTime)
+    assert seg.SeriesDate == seg.InstanceCreationDate and seg.SeriesDate > "20240301"

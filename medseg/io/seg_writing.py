@@ -108,6 +108,9 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
     except (ValueError, TypeError, AttributeError, KeyError) as error:
         raise DicomError(f"{volume.source}: cannot make a DICOM SEG from this series "
                          f"({' '.join(str(error).split()) or type(error).__name__})") from error
+    # General Series' SeriesDate / SeriesTime (Type 3), which highdicom does not write: the SEG's own creation, so
+    # that an archive's or a viewer's series list shows when it was made (blank before) and sorts it after its source
+    seg.SeriesDate, seg.SeriesTime = seg.ContentDate, seg.ContentTime
     if "ContentCreatorName" not in seg:  # Type 2 (Content Identification): highdicom leaves it out without a name;
         seg.ContentCreatorName = ""  # an automatic segmentation has no person to name, so it is there empty
     _set_charset(seg, terms, volume.source)
