@@ -11,7 +11,6 @@ those ``medseg report`` writes for a results folder, made by it from these recor
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import re
@@ -23,7 +22,6 @@ from medseg.errors import ConflictingInputsError, ImageReadError, InputError
 from medseg.io.files import (
     absent_content,
     absent_files,
-    absolute_path,
     is_dicom_file,
     part10_seg_series,
     path_argument,
@@ -481,7 +479,8 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
                 failed: list[tuple[str, str, Path]]) -> FolderScores:
     """:func:`score_folder`'s work once ``out_dir`` is there: each pair scored, the missed cases recorded, the
     report made; ``scored`` and ``failed`` (empty) grow as the cases are written."""
-    from medseg.cohort.records import FAILURE_SCHEMA, now, one_line
+    from medseg.cohort.records import one_line
+    from medseg.failure_records import failure_record, write_failure_record
     from medseg.io.atomic import atomic_paths, results_unwritable
     from medseg.io.label_images import prediction_sidecar
     from medseg.metrics import metrics_json
@@ -490,13 +489,10 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
     def record_failure(case: str, stage: str, error: BaseException, prediction: Path | None, reference: Path,
                        error_type: str | None = None, tell: bool = True) -> None:
         path = failure_path[case]
-        record = {"schema": FAILURE_SCHEMA, "case_id": case,
-                  "input": str(absolute_path(prediction)) if prediction is not None else None,  # what was scored
-                  "reference": str(absolute_path(reference)), "stage": stage, "error": one_line(error),
-                  "error_type": error_type or type(error).__name__, "created": now()}
+        # its input is what was scored
+        record = failure_record(case, stage, error, prediction, reference, error_type=error_type)
         # the metrics of an earlier run go as the record is placed: no figures of a case that failed now
-        with atomic_paths([path], overwrite=True, retire=[metrics_path[case]]) as (temp,):
-            temp.write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
+        write_failure_record(path, record, retire=[metrics_path[case]])
         failed.append((case, one_line(error), path))
         if on_case is not None and tell:
             on_case(case, None, one_line(error), ())

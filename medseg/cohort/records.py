@@ -33,8 +33,8 @@ import json
 import os
 from pathlib import Path
 
+from medseg.failure_records import FAILURE_SCHEMA, failure_record
 from medseg.io.atomic import atomic_paths, reason_of
-from medseg.io.files import absolute_path
 from medseg.io.pairs import input_signature
 from medseg.jsonfile import RECORD_BYTES, read_json_object
 
@@ -61,7 +61,6 @@ __all__ = [
     "write_json",
 ]
 
-FAILURE_SCHEMA = "medseg-failure/1"
 STATUS_SCHEMA = "medseg-case-status/1"
 MAX_ATTEMPTS = 2
 
@@ -651,18 +650,9 @@ class ResultsFolder:
 
     def write_failure(self, case_id: str, stage: str, error: BaseException, input_path: Path | None,
                       reference: Path | None, series: str | None = None) -> Path:
-        """Write ``<id>_failed.json`` (schema medseg-failure/1) and return its path. ``series``: the DICOM series
+        """Write ``<id>_failed.json`` (schema medseg-failure/1, :func:`~medseg.failure_records.failure_record`) and
+        return its path. ``series``: the DICOM series
         the sheet asked for (a failed case has no sidecar to say which)."""
         path = self.failure(case_id)
-        write_json(path, {
-            "schema": FAILURE_SCHEMA,
-            "case_id": case_id,
-            "input": str(absolute_path(input_path)) if input_path is not None else None,
-            **({"series": str(series)} if series is not None else {}),
-            "reference": str(absolute_path(reference)) if reference is not None else None,
-            "stage": stage,
-            "error": one_line(error),
-            "error_type": type(error).__name__,
-            "created": now(),
-        })
+        write_json(path, failure_record(case_id, stage, error, input_path, reference, series))
         return path

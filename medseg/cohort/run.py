@@ -53,7 +53,8 @@ from medseg.cohort.records import (
     write_json,
 )
 from medseg.cohort.samples import Sample
-from medseg.errors import DicomError, GeometryError, ImageReadError, InputError, MedsegError, WorkerDiedError
+from medseg.errors import InputError, MedsegError, WorkerDiedError
+from medseg.failure_records import failure_stage
 from medseg.io.atomic import atomic_paths, results_unwritable
 from medseg.io.files import check_searchable
 from medseg.resources import cgroup_limit, set_threads
@@ -65,7 +66,6 @@ __all__ = ["CaseOutcome", "InferOptions", "JobSummary", "changed_since_planned",
 log = logging.getLogger(__name__)
 
 JOB_SCHEMA = "medseg-cohort-job/1"
-_READ_ERRORS = (ImageReadError, DicomError, InputError, GeometryError)
 
 
 def _log_failure(case_id: str, stage: str, error: BaseException | str) -> None:
@@ -275,7 +275,7 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
             if results_unwritable(error):
                 raise
             seconds = time.perf_counter() - clock
-            stage = "read" if isinstance(error, _READ_ERRORS) else "infer"
+            stage = failure_stage(error)
             _log_failure(case_id, stage, error)
             failure = folder.write_failure(case_id, stage, error, sample.image, sample.reference, sample.series)
             unreadable = unreadable_path(error)  # tried again once it can be read
