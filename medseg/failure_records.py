@@ -1,9 +1,11 @@
 """Failure records: ``<case>_failed.json`` (schema ``medseg-failure/1``), what ``medseg report`` lists as a failed case.
 
-The cohort workflow (:mod:`medseg.cohort.run`) and ``medseg evaluate`` over folders (:mod:`medseg.folder_scoring`)
-write them alike: the case, its input (and reference; a DICOM row's series), the stage it failed at, the one-line error
-and its type, the time and the medseg version. A record is placed with the case's earlier outputs retired in the same
-step.
+The cohort workflow (:mod:`medseg.cohort.run`), ``medseg evaluate`` over folders (:mod:`medseg.folder_scoring`) and
+a batch of ``medseg infer`` inputs write them alike: the case, its input (and reference; a DICOM row's series), the
+stage it failed at, the one-line error and its type, the time and the medseg version. A case's outputs and its
+failure record replace each other: a record is placed with the case's earlier outputs retired in the same step, and
+a case segmented takes its failure record away as its outputs are placed (:func:`stale_failure`), so a folder never
+holds both for one case.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from medseg.errors import DicomError, GeometryError, ImageReadError, InputError
 
 __all__ = ["FAILURE_SCHEMA", "FAILURE_SUFFIX", "READ_ERRORS", "failure_path", "failure_record", "failure_stage",
-           "write_failure_record"]
+           "record_input_failure", "stale_failure", "write_failure_record"]
 
 FAILURE_SCHEMA = "medseg-failure/1"
 FAILURE_SUFFIX = "_failed.json"
@@ -69,3 +71,43 @@ def write_failure_record(path: Path | str, record: dict, retire: Sequence[Path |
         temp.write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
     return path
 
+
+def stale_failure(folder: Path | str, case_id: str) -> list[Path]:
+    """The case's failure record in ``folder`` (``[path]``), which its outputs now placed there supersede; ``[]``
+    where there is none, or the file is not a medseg failure record (a user's file of that name is left alone)."""
+    from medseg.jsonfile import RESULT_BYTES, read_json_object
+
+    path = failure_path(folder, case_id)
+    try:
+        record = read_json_object(path, RESULT_BYTES, "a medseg result record")
+    except (OSError, ValueError):  # none, unreadable, not JSON (a JsonFileError too): not taken away
+        return []
+    return [path] if record.get("schema") == FAILURE_SCHEMA else []
+
+
+def record_input_failure(input_path: Path | str, error: BaseException, out_dir: Path | str | None = None,
+                         reference: Path | str | None = None, series: str | None = None, output_format: str = "nifti",
+                         overwrite: bool = False, modalities: int = 1, message: str | None = None) -> Path | None:
+    """Record an input of a ``medseg infer`` batch that failed with ``error`` (``message``: its line as the command
+    words it) where its outputs would have gone (``out_dir``, else beside the input): ``<case>_failed.json``, named
+    as its segmentation would have been (:func:`~medseg.segment.case_targets`), stage :func:`failure_stage`. The
+    case's outputs of an earlier run go as the record is placed when ``overwrite`` (this run was to replace them),
+    but for a link or a folder in the place of one, which medseg never replaces (the case may have failed on it);
+    without ``overwrite``, where any exists (written since the batch checked that none did), the case has results and
+    no record is written (None). :class:`~medseg.errors.OutputWriteError` where the record cannot be written."""
+    from medseg.io.channels import case_name
+    from medseg.segment import case_targets, superseded_outputs
+
+    name = case_name(input_path, modalities)
+    scored = reference is not None
+    targets = case_targets(input_path, out_dir, scored, output_format, name)
+    keep = [input_path, *([reference] if reference is not None else [])]
+    earlier = [*targets, *superseded_outputs(input_path, out_dir, scored, output_format, name, keep=keep)]
+    existing = [path for path in earlier if path.exists() or path.is_symlink()]
+    if existing and not overwrite:
+        return None
+    sidecar = targets[1]
+    case_id = sidecar.name[:-len("_seg.json")]
+    record = failure_record(case_id, failure_stage(error), error, input_path, reference, series, message)
+    files = [path for path in existing if path.is_file() and not path.is_symlink()]
+    return write_failure_record(failure_path(sidecar.parent, case_id), record, retire=files)

@@ -17,6 +17,7 @@ import numpy as np
 from medseg import stopping
 from medseg.case_numbers import other_case_note
 from medseg.errors import DeviceError, ImageReadError, InputError, OutputWriteError
+from medseg.failure_records import stale_failure
 from medseg.input_range import check_extent, model_space_extent
 from medseg.io.atomic import atomic_paths, check_folders_writable, check_superseded, check_writable, sha256_of
 from medseg.io.files import absolute_path, is_path, path_argument, type_text
@@ -441,7 +442,9 @@ def segment_case(
 
     clock = time.perf_counter()
     # looked for again as the set is placed: a run beside this one may have placed them since (its metrics)
-    with atomic_paths(targets, overwrite=overwrite, retire=find_superseded) as temps:
+    # and a failure record of the case (a batch's, an earlier run's) goes as its outputs are placed
+    failed_before = partial(stale_failure, sidecar_path.parent, sidecar_path.name[:-len("_seg.json")])
+    with atomic_paths(targets, overwrite=overwrite, retire=find_superseded, discard=failed_before) as temps:
         if output_format == "dicom-seg":
             from medseg.io.seg_writing import write_dicom_seg
 

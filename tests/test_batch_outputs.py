@@ -409,7 +409,8 @@ def test_an_output_that_is_a_link_is_refused_and_the_other_inputs_go_on(tmp_path
         "remove the link (medseg neither writes through a link, which would change archive.nii.gz there, nor replaces "
         "it with a file)", f"medseg: 1 of 2 inputs failed ({inputs[0]})"]
     assert (tmp_path / "out" / "a_seg.nii.gz").is_symlink() and archive.read_text() == "archived"
-    assert _files(tmp_path / "out") == ["a_seg.nii.gz", "b_seg.json", "b_seg.nii.gz"]
+    # the link is no output of a's (no sidecar): the report lists a as failed
+    assert _files(tmp_path / "out") == ["a_failed.json", "a_seg.nii.gz", "b_seg.json", "b_seg.nii.gz"]
     code, out, err = run(["-q", "infer", str(inputs[0]), "-m", str(make_package()), "-o", str(tmp_path / "out")],
                          capsys)  # alone and without --overwrite: the same line, before the model loads
     assert (code, out) == (1, "")

@@ -170,7 +170,9 @@ def test_inputs_of_another_channel_count_are_refused_in_one_line(modal_package, 
                                 "modalities (t1, t2); give a 4D NIfTI holding them on its last axis (X×Y×Z×2")
     assert errors[2].startswith(f"medseg: error: {dicom}: a DICOM series is one modality, and model tiny takes 2 "
                                 "modalities (t1, t2)")
-    assert sorted(path.name for path in out.iterdir()) == ["case1_seg.json", "case1_seg.nii.gz"]
+    # each refused input's failure record, for the report to list
+    assert sorted(path.name for path in out.iterdir()) == ["case1_seg.json", "case1_seg.nii.gz", "flat_failed.json",
+                                                           "series_failed.json", "three_failed.json"]
 
 
 def test_training_refuses_cases_of_mismatched_channels(modal_sets, tmp_path):
@@ -555,7 +557,7 @@ def test_channel_files_given_with_references_are_warned_about_as_refused(modal_p
             "give only the _0000 files, each with its reference") in err.splitlines()
     assert "segmented as an image of its own" not in err
     assert sorted(path.name for path in tmp_path.iterdir()) == [
-        "case1_metrics.json", "case1_seg.json", "case1_seg.nii.gz"]
+        "case1_0001_failed.json", "case1_metrics.json", "case1_seg.json", "case1_seg.nii.gz"]
 
 
 def test_a_config_declaring_the_dataset_json_channels_in_another_order_is_warned_about(tmp_path, capsys):

@@ -97,7 +97,8 @@ def test_an_input_replaced_while_it_is_read_is_refused_not_hashed_as_the_new_fil
                         str(make_package()), "-o", str(tmp_path / "out")], capsys)
     assert code == 1
     assert f"{tmp_path / 'a.nii.gz'}: changed while it was read" in err
-    assert _files(tmp_path / "out") == ["b_seg.json", "b_seg.nii.gz"]  # nothing of a; b segmented
+    # nothing of a but its failure record; b segmented
+    assert _files(tmp_path / "out") == ["a_failed.json", "b_seg.json", "b_seg.nii.gz"]
 
 
 def test_a_dicom_series_rewritten_while_it_is_read_is_refused_a_file_added_beside_it_is_not(tmp_path, make_package,
@@ -129,7 +130,8 @@ def test_a_dicom_series_rewritten_while_it_is_read_is_refused_a_file_added_besid
                         "-o", str(tmp_path / "out")], capsys)
     assert code == 1
     assert f"{tmp_path / 'rewritten'}: changed while it was read ({rewritten[1].name}: size or modification" in err
-    assert _files(tmp_path / "out") == ["added_seg.json", "added_seg.nii.gz"]  # nothing of the rewritten series
+    # nothing of the rewritten series but its failure record
+    assert _files(tmp_path / "out") == ["added_seg.json", "added_seg.nii.gz", "rewritten_failed.json"]
 
 
 def test_dicom_decoders_are_named_in_the_order_pydicom_tries_them():
@@ -169,7 +171,7 @@ def test_batch_carries_on_after_a_bad_case(tmp_path, case, make_package, capsys)
     code, out, err = run(["infer", str(bad), str(case), "--model", str(make_package()), "-o", str(out_dir)], capsys)
     assert code == 1
     assert f"{bad}:" in err and "1 of 2 inputs failed" in err
-    assert _files(out_dir) == ["case_seg.json", "case_seg.nii.gz"]
+    assert _files(out_dir) == ["bad_failed.json", "case_seg.json", "case_seg.nii.gz"]  # the report lists bad
 
 
 def test_shipped_phantom_model_segments_a_new_phantom(tmp_path, capsys):

@@ -41,7 +41,8 @@ def test_infer_names_each_absent_input_and_reads_a_present_annexed_one(dataset, 
         "get)",
         f"medseg: error: images/case4.nii.gz: {LFS} --include=images/case4.nii.gz"]
     assert sorted(p.name for p in (dataset / "out").iterdir()) == ["case1_metrics.json", "case1_seg.json",
-                                                                 "case1_seg.nii.gz"]
+                                                                 "case1_seg.nii.gz", "case2_failed.json",
+                                                                 "case3_failed.json", "case4_failed.json"]
     sidecar = json.loads((dataset / "out" / "case1_seg.json").read_text())
     metrics = json.loads((dataset / "out" / "case1_metrics.json").read_text())
     assert sidecar["input"] == str(images / "case1.nii.gz")  # the link, not the object in .git/annex

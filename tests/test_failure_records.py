@@ -1,12 +1,16 @@
-"""Failure records (`<case>_failed.json`): the cohort workflow and `medseg evaluate` over folders write them alike,
-with the medseg version that wrote them."""
+"""Failure records of a `medseg infer` batch: a failed input gets `<case>_failed.json` where its outputs would have
+gone, as the cohort workflow and `medseg evaluate` over folders write them, so that `medseg report` lists it; a case
+segmented later takes its record away, and a single input that fails writes nothing."""
 
+import datetime as dt
 import gzip
 import json
+import shutil
 
 import nibabel as nib
 import numpy as np
-from conftest import run_cli
+import pytest
+from conftest import _files, run_cli
 
 from medseg import __version__
 from medseg.synthetic import make_phantom
@@ -14,13 +18,141 @@ from medseg.synthetic import make_phantom
 run = run_cli  # medseg ARGS in this process: (exit code, stdout, stderr)
 
 
+@pytest.fixture
+def scans(tmp_path, case):
+    """``scans/`` holding the phantom ``good.nii.gz`` and ``bad.nii.gz``, gzip of garbage."""
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    shutil.copy(case, folder / "good.nii.gz")
+    (folder / "bad.nii.gz").write_bytes(gzip.compress(b"garbage" * 100))
+    return folder
+
+
 def _record(path):
     return json.loads(path.read_text())
 
 
+def _assert_recent(created: str) -> None:
+    age = dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(created)
+    assert dt.timedelta(0) <= age < dt.timedelta(minutes=5), created
+
+
+def test_a_failed_input_of_a_batch_is_recorded_and_listed_by_the_report(tmp_path, scans, make_package, capsys):
+    out = tmp_path / "out"
+    bad, good = scans / "bad.nii.gz", scans / "good.nii.gz"
+    code, _, err = run(["infer", str(bad), str(good), "-m", str(make_package()), "-o", str(out)], capsys)
+    assert code == 1 and "1 of 2 inputs failed" in err
+    assert _files(out) == ["bad_failed.json", "good_seg.json", "good_seg.nii.gz"]
+    record = _record(out / "bad_failed.json")
+    created = record.pop("created")
+    _assert_recent(created)
+    error = record.pop("error")
+    # the line the batch printed
+    assert error.startswith(f"{bad}: ") and ": not a NIfTI image" in error and error in err
+    assert record == {"schema": "medseg-failure/1", "case_id": "bad", "input": str(bad), "reference": None,
+                      "stage": "read", "error_type": "ImageReadError", "medseg_version": __version__}
+
+    code, stdout, err = run(["report", str(out)], capsys)
+    assert code == 0, err
+    assert stdout.startswith("2 cases (1 failed,") and f"failed: bad: {error}" in stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["cases"]["total"], summary["cases"]["failed"]) == (2, 1)
+    page = (out / "report.html").read_text()
+    section = page[page.index("<h2>Failed cases (1)</h2>"):]
+    start = section.index('<a href="#case-bad">')
+    row = section[start:section.index("</tr>", start)]
+    assert '<td data-h="stage">read</td><td data-h="error type">ImageReadError</td>' in row
+    assert f"input <code>{bad}</code>" in row and "not a NIfTI image" in row
+    tsv = (out / "cohort.tsv").read_text().splitlines()
+    header = tsv[0].split("\t")
+    bad_row = dict(zip(header, next(line for line in tsv if line.split("\t")[1] == "bad").split("\t")))
+    assert (bad_row["status"], bad_row["failed_stage"], bad_row["error_type"]) == ("failed", "read", "ImageReadError")
+
+
+def test_a_case_segmented_later_takes_its_failure_record_away(tmp_path, scans, case, make_package, capsys):
+    out = tmp_path / "out"
+    package = str(make_package())
+    bad = scans / "bad.nii.gz"
+    code, _, _ = run(["infer", str(bad), str(scans / "good.nii.gz"), "-m", package, "-o", str(out)], capsys)
+    assert code == 1 and (out / "bad_failed.json").is_file()
+    # a user's own file of that name is no record of medseg's: it stays
+    (out / "good_failed.json").write_text("my notes\n")
+    shutil.copy(case, bad)  # the scan put right, then segmented alone, without --overwrite
+    code, _, err = run(["infer", str(bad), "-m", package, "-o", str(out)], capsys)
+    assert code == 0, err
+    assert _files(out) == ["bad_seg.json", "bad_seg.nii.gz", "good_failed.json", "good_seg.json", "good_seg.nii.gz"]
+    assert (out / "good_failed.json").read_text() == "my notes\n"
+    (out / "good_failed.json").unlink()
+    code, stdout, _ = run(["report", str(out)], capsys)
+    assert code == 0 and stdout.startswith("2 cases (0 failed,")
+
+
+def test_a_case_that_fails_when_overwritten_loses_its_earlier_outputs(tmp_path, scans, make_package, capsys):
+    """--overwrite asked for the case's outputs to be replaced: the record replaces them, never beside them."""
+    out = tmp_path / "out"
+    package = str(make_package())
+    good, label = scans / "good.nii.gz", tmp_path / "good_label.nii.gz"
+    nib.save(nib.Nifti1Image(make_phantom((40, 40, 8), seed=11).labels, np.diag([1.0, 1.0, 2.0, 1.0])), str(label))
+    code, _, err = run(["infer", str(good), "--reference", str(label), "-m", package, "-o", str(out)], capsys)
+    assert code == 0, err
+    assert _files(out) == ["good_metrics.json", "good_seg.json", "good_seg.nii.gz"]
+    good.write_bytes(gzip.compress(b"garbage" * 100))  # the scan damaged since
+    other = tmp_path / "other.nii.gz"
+    nib.save(nib.Nifti1Image(make_phantom((40, 40, 8), seed=3).image, np.diag([1.0, 1.0, 2.0, 1.0])), str(other))
+    code, _, _ = run(["infer", str(good), str(other), "-m", package, "-o", str(out), "--overwrite"], capsys)
+    assert code == 1
+    assert _files(out) == ["good_failed.json", "other_seg.json", "other_seg.nii.gz"]
+    assert _record(out / "good_failed.json")["input"] == str(good)
+    # without --overwrite the batch is refused whole before anything is read: the record is not an output it refuses
+    code, _, err = run(["infer", str(good), str(other), "-m", package, "-o", str(out)], capsys)
+    assert code == 1 and "other_seg.nii.gz: output exists already" in err
+    assert _files(out) == ["good_failed.json", "other_seg.json", "other_seg.nii.gz"]
+
+
+def test_failure_records_go_beside_inputs_without_an_output_folder(tmp_path, scans, make_package, capsys):
+    code, _, _ = run(["infer", str(scans / "bad.nii.gz"), str(scans / "good.nii.gz"), "-m", str(make_package())],
+                     capsys)
+    assert code == 1
+    assert _files(scans) == ["bad.nii.gz", "bad_failed.json", "good.nii.gz", "good_seg.json", "good_seg.nii.gz"]
+    assert _record(scans / "bad_failed.json")["stage"] == "read"
+
+
+def test_a_batch_whose_every_input_is_refused_records_each(tmp_path, make_package, capsys):
+    """Refused before any model is loaded (no such file): each is still a failed case of the batch."""
+    out = tmp_path / "out"
+    missing = [tmp_path / "a.nii.gz", tmp_path / "b.nii.gz"]
+    code, _, err = run(["infer", *map(str, missing), "-m", str(make_package()), "-o", str(out)], capsys)
+    assert code == 1 and "2 of 2 inputs failed" in err
+    assert _files(out) == ["a_failed.json", "b_failed.json"]
+    for path in missing:
+        record = _record(out / f"{path.name[:-7]}_failed.json")
+        assert (record["input"], record["stage"], record["error_type"]) == (str(path), "read", "ImageReadError")
+        assert record["error"] == f"{path}: no such file or folder" and record["medseg_version"] == __version__
+
+
+def test_a_single_input_that_fails_writes_nothing(tmp_path, scans, make_package, capsys):
+    out = tmp_path / "out"
+    code, _, err = run(["infer", str(scans / "bad.nii.gz"), "-m", str(make_package()), "-o", str(out)], capsys)
+    assert code == 1 and err.strip().splitlines()[-1].startswith(f"medseg: error: {scans / 'bad.nii.gz'}: ")
+    assert not out.exists()
+    code, _, _ = run(["infer", str(tmp_path / "gone.nii.gz"), "-m", str(make_package()), "-o", str(out)], capsys)
+    assert code == 1 and not out.exists()
+
+
+def test_a_record_that_cannot_be_written_is_warned_about_and_the_batch_goes_on(tmp_path, scans, make_package,
+                                                                                capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "bad_failed.json").mkdir()  # a folder in the record's place
+    code, _, err = run(["infer", str(scans / "bad.nii.gz"), str(scans / "good.nii.gz"), "-m", str(make_package()),
+                        "-o", str(out)], capsys)
+    assert code == 1 and "1 of 2 inputs failed" in err
+    assert f"warning: {scans / 'bad.nii.gz'}: no failure record written (" in err
+    assert _files(out) == ["good_seg.json", "good_seg.nii.gz"]
+
 
 def test_every_writer_of_failure_records_records_the_medseg_version(tmp_path):
-    """The cohort's records and evaluate's over folders are made by one function."""
+    """The cohort's records and evaluate's over folders are made by the same function as infer's."""
     from medseg.cohort.records import ResultsFolder
     from medseg.errors import ImageReadError
 
@@ -30,6 +162,18 @@ def test_every_writer_of_failure_records_records_the_medseg_version(tmp_path):
     assert path == tmp_path / "cases" / "c1" / "c1_failed.json"
     assert (record["error"], record["error_type"], record["medseg_version"]) == (
         "c1.nii.gz: not an image", "ImageReadError", __version__)
+
+
+def test_a_failure_record_left_by_an_earlier_run_goes_as_the_case_is_segmented(tmp_path, case, make_package, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = {"schema": "medseg-failure/1", "case_id": "case", "input": str(case), "reference": None, "stage": "read",
+             "error": f"{case}: not a NIfTI image", "error_type": "ImageReadError",
+             "created": "2026-01-01T00:00:00+00:00"}
+    (out / "case_failed.json").write_text(json.dumps(stale))
+    code, _, err = run(["infer", str(case), "-m", str(make_package()), "-o", str(out)], capsys)
+    assert code == 0, err
+    assert _files(out) == ["case_seg.json", "case_seg.nii.gz"]
 
 
 def test_a_pair_that_fails_in_evaluate_over_folders_is_recorded_alike(tmp_path, capsys):

@@ -52,7 +52,7 @@ def test_links_that_lead_nowhere_are_named_as_links(tmp_path, case, make_package
     errors = [line for line in err.splitlines() if line.startswith("medseg: error: ")]
     assert errors == [f"medseg: error: {loop}: a link to loop.nii.gz {nowhere}",
                       f"medseg: error: {dangling}: a link to {tmp_path / 'elsewhere' / 'scan.nii.gz'} {nowhere}"]
-    assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz"]
+    assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz", "loop_failed.json", "moved_failed.json"]
     code, _, err = run(["infer", str(case), "--model", str(make_package()), "-o", str(tmp_path / "out2"),
                         "--reference", str(dangling)], capsys)
     assert code == 1 and err.strip().splitlines()[-1] == (
@@ -78,7 +78,8 @@ def test_an_unreadable_input_or_reference_fails_alone(tmp_path, case, make_packa
     errors = [line for line in run.stderr.splitlines() if line.startswith("medseg: error:")]
     assert errors == [f"medseg: error: {tmp_path / 'b.nii.gz'}: cannot read (permission denied)",
                       f"medseg: error: {tmp_path / 'c_label.nii.gz'}: cannot read (permission denied)"]
-    assert _files(tmp_path / "out") == ["a_metrics.json", "a_seg.json", "a_seg.nii.gz"]
+    assert _files(tmp_path / "out") == ["a_metrics.json", "a_seg.json", "a_seg.nii.gz", "b_failed.json",
+                                        "c_failed.json"]
 
 
 def test_an_unreadable_img_of_a_pair_is_named(tmp_path, make_package):
@@ -121,7 +122,8 @@ def test_an_input_behind_a_folder_that_cannot_be_searched_or_with_an_unreadable_
         "searched)",
         f"medseg: error: {tmp_path / 'p.img'}: cannot read the header p.hdr (permission denied)",
         f"medseg: error: {tmp_path / 'q.hdr.gz'}: cannot read the data file q.img.gz (permission denied)"]
-    assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz"]
+    assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz", "p_failed.json", "q_failed.json",
+                                        "x_failed.json"]
 
 
 def test_evaluate_and_train_name_a_path_behind_a_folder_that_cannot_be_searched(tmp_path, case):

@@ -14,6 +14,7 @@ import pytest
 from conftest import _files, run_cli
 
 from medseg.synthetic import make_phantom
+from medseg.volume import stem
 
 run = run_cli  # medseg ARGS in this process: (exit code, stdout, stderr)
 
@@ -44,7 +45,7 @@ def test_a_picture_file_is_named_as_one(tmp_path, case, make_package, capsys, na
     assert code == 1
     assert f"medseg: error: {picture}: a {kind} picture, not an image medseg reads (a NIfTI file, an NRRD or " \
            "MetaImage file, or a DICOM series folder); save it as NIfTI with its voxel size" in err.splitlines()
-    assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz"]
+    assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz", f"{name}_failed.json"]
 
 
 def test_a_few_bytes_not_named_as_nifti_are_not_called_a_cut_header(tmp_path, make_package, capsys):
@@ -200,7 +201,7 @@ def test_an_unknown_datatype_code_is_named_in_every_header_kind_and_reader(tmp_p
                          capsys)
     assert code == 1 and f"medseg: error: {bad[0]}: {said}\n" in err and "Traceback" not in err
     assert _files(tmp_path / "out") == [Path(case).name.replace(".nii.gz", "_seg.json"),
-                                        Path(case).name.replace(".nii.gz", "_seg.nii.gz")]
+                                        Path(case).name.replace(".nii.gz", "_seg.nii.gz"), "odd_two_failed.json"]
 
 
 @pytest.mark.parametrize("ending, said", [
@@ -228,7 +229,7 @@ def test_an_image_in_a_compression_medseg_does_not_read_fails_alone_naming_what_
                        capsys)
     assert code == 1 and f"medseg: error: {expected}\n" in err and "Traceback" not in err
     assert err.rstrip().endswith(f"medseg: 1 of 2 inputs failed ({bad})")
-    assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz"]
+    assert _files(tmp_path / "out") == sorted(["case_seg.json", "case_seg.nii.gz", f"{stem(bad)}_failed.json"])
     with pytest.raises(ImageReadError) as caught:  # the header-only reader (the report, training's pairing)
         read_grid(bad)
     assert str(caught.value) == expected
@@ -251,7 +252,7 @@ def test_a_named_pipe_fails_alone_instead_of_waiting_for_a_writer(tmp_path, case
     done = medseg("infer", str(pipe), str(case), "--model", package, "-o", str(tmp_path / "out"))
     assert done.returncode == 1
     assert f"medseg: error: {pipe}: {refused}" in done.stderr.splitlines()
-    assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz"]
+    assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz", "pipe_failed.json"]
     done = medseg("evaluate", str(tmp_path / "out" / "case_seg.nii.gz"), str(reference), "-o", str(tmp_path / "m.json"))
     assert done.returncode == 1 and done.stderr.strip().splitlines()[-1] == f"medseg: error: {reference}: {refused}"
     assert not (tmp_path / "m.json").exists()
@@ -311,7 +312,8 @@ def test_a_named_pipe_beside_a_header_is_refused(tmp_path, case, make_package):
         f"medseg: error: {tmp_path / 'data.img'}: {refused} (the data file of {tmp_path / 'data.hdr'})",
         f"medseg: error: {tmp_path / 'header.hdr'}: {refused} (the header of {tmp_path / 'header.img'})",
         f"medseg: error: {tmp_path / 'spm.mat'}: {refused} (the SPM .mat file of {tmp_path / 'spm.hdr'})"]
-    assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz"]
+    assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz", "data_failed.json", "header_failed.json",
+                                        "spm_failed.json"]
 
 
 def test_a_folder_named_like_an_spm_mat_is_passed_over_as_nibabel_passes_it(tmp_path):
@@ -494,7 +496,8 @@ def test_corrupt_headers_and_voxel_types_are_one_line_and_the_batch_goes_on(tmp_
     first = ", ".join(str(path) for path in list(bad)[:3])
     assert err.strip().splitlines()[-1] == (f"medseg: {len(bad)} of {len(bad) + 1} inputs failed ({first} and "
                                             f"{len(bad) - 3} more)")
-    assert _files(out_dir) == ["case_seg.json", "case_seg.nii.gz"]
+    records = [f"{stem(path)}_failed.json" for path in bad]  # one per failed input, for the report to list
+    assert _files(out_dir) == sorted(["case_seg.json", "case_seg.nii.gz", *records])
 
 
 def test_a_header_declaring_more_voxels_than_its_file_holds_is_called_corrupt(tmp_path, capsys):

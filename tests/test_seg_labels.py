@@ -100,7 +100,8 @@ def test_labels_that_would_be_one_segment_label_are_refused_before_inference(tmp
                    "be segment 'left/lobe' in a DICOM SEG (64 characters at most, a backslash written as /); rename "
                    "one, or write NIfTI instead" for name in ("a", "b")] + [
                        f"medseg: 2 of 2 inputs failed ({tmp_path / 'a'}, {tmp_path / 'b'})"]
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    # no segmentation: each input's failure record alone
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["a_failed.json", "b_failed.json"]
 
 
 def test_reference_segments_of_one_label_are_refused_where_they_overlap_and_merged_with_a_warning(tmp_path,

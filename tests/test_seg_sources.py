@@ -271,7 +271,8 @@ def test_a_series_no_seg_can_be_made_from_is_refused_without_importing_torch(tmp
 
 
 def test_a_batch_whose_every_input_is_refused_without_a_model_loads_none(tmp_path, capsys, monkeypatch):
-    """Each input named in its turn, the batch's count line, and no model loaded, no output folder made."""
+    """Each input named in its turn, the batch's count line, and no model loaded; no output but each input's failure
+    record."""
     paths = write_series(tmp_path / "dcm", stored_values(SHAPE, seed=14), slice_positions(SHAPE[2], 2.0), seed=4)
     retag(paths, FrameOfReferenceUID=None)
     scan = tmp_path / "scan.nii.gz"
@@ -288,7 +289,8 @@ def test_a_batch_whose_every_input_is_refused_without_a_model_loads_none(tmp_pat
     assert err[1:] == [f"medseg: error: {scan}: --format dicom-seg needs a DICOM series folder as input",
                        f"medseg: error: {gone}: no such file or folder",
                        f"medseg: 3 of 3 inputs failed ({tmp_path / 'dcm'}, {scan}, {gone})"]
-    assert not (tmp_path / "out").exists()
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["dcm_failed.json", "gone_failed.json",
+                                                                         "scan_failed.json"]
 
 
 def test_the_look_ahead_refuses_what_the_read_refuses_and_only_that(tmp_path):
@@ -323,7 +325,7 @@ def test_in_a_batch_an_input_refused_before_the_model_loads_leaves_the_others_go
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith(f"medseg: error: {tmp_path / 'anon'}: no SeriesInstanceUID in any of its")
     assert err[-1] == f"medseg: 1 of 2 inputs failed ({tmp_path / 'anon'})"
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good_seg.dcm", "good_seg.json"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["anon_failed.json", "good_seg.dcm", "good_seg.json"]
 
 
 def test_seg_from_a_source_without_a_study_uid(tmp_path, caplog):

@@ -35,7 +35,9 @@ Writes <stem>_seg.nii.gz (uint8 labels, uint16 beyond 255, on the input's exact 
 (labels, model, hashes, versions, device, timings), and with --reference <stem>_metrics.json (Dice, HD95, ASSD,
 volumes per label). A multi-modal model takes a 4D NIfTI of its modalities, or a case's nnU-Net channel files
 given as case_0000.nii.gz (written as case_seg.nii.gz). The model is loaded once for all inputs; a failing input is
-reported and the others carry on (exit code 1 if any failed).
+reported and the others carry on (exit code 1 if any failed), each failed input of a batch recorded in
+<stem>_failed.json where its outputs would have gone, for medseg report to list (a later run that segments it
+removes the record; a single input that fails writes nothing).
 
 \b
 $ medseg infer scan.nii.gz
@@ -120,8 +122,11 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
                 raise
             refused[str(path)] = error
     if refused and len(refused) == len(inputs):
-        for error in refused.values():
+        for index, (path, error) in enumerate(zip(inputs, refused.values())):
             click.echo(error_line(error), err=True)
+            # no model loaded: named as a model of one image a case names it
+            _record_failure(path, error, output_dir, references[index] if references else None, series,
+                            output_format, overwrite, 1)
         named = ", ".join(list(refused)[:3]) + (f" and {len(refused) - 3} more" if len(refused) > 3 else "")
         click.echo(escaped_line(f"medseg: {len(inputs)} of {counted(len(inputs), 'input')} failed ({named})"),
                    err=True)
@@ -183,6 +188,13 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
                 err=True)
     failures = 0
     failed_inputs: list[Path] = []  # named on the batch's last line, as its error lines may have scrolled away
+
+    def record(path: Path, reference: Path | None, error: BaseException, message: str | None = None) -> None:
+        """A failed input of a batch gets its failure record; a single input's error line is its whole answer."""
+        if len(inputs) > 1:
+            _record_failure(path, error, output_dir, reference, series, output_format, overwrite,
+                            package.n_modalities, message)
+
     full: dict[int, Path] = {}  # file systems that took no more outputs (full, over quota, read-only): their folder
     skipped = 0  # later inputs written on one of them, not segmented
     for index, path in enumerate(inputs):
@@ -194,6 +206,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
             failures += 1
             failed_inputs.append(path)
             click.echo(error_line(refused[str(path)]), err=True)
+            record(path, reference, refused[str(path)])
             continue
         try:
             with _ProgressFactory(path, silent) as progress:
@@ -216,6 +229,8 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
             failures += 1
             failed_inputs.append(path)
             click.echo(error_line(error), err=True)
+            if not results_unwritable(error):  # a folder that takes no outputs takes no record either
+                record(path, reference, error)
             left = len(inputs) - index - 1
             if left and results_unwritable(error):
                 # a full disk or quota, a read-only mount: every later input's outputs written on that file system
@@ -252,6 +267,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
             failures += 1
             failed_inputs.append(path)
             click.echo(error_line(f"{path}: inference failed ({reason})"), err=True)
+            record(path, reference, error, f"{path}: inference failed ({reason})")
             continue
         except Exception as error:  # a bug met by one case: report it, go on with the others
             if len(inputs) == 1:
@@ -259,8 +275,9 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
             logging.getLogger("medseg").debug("%s failed", path, exc_info=True)
             failures += 1
             failed_inputs.append(path)
-            click.echo(error_line(f"{path}: unexpected failure ({type(error).__name__}: {error}); run it alone for "
-                                  "the traceback"), err=True)
+            line = f"{path}: unexpected failure ({type(error).__name__}: {error}); run it alone for the traceback"
+            click.echo(error_line(line), err=True)
+            record(path, reference, error, line)
             continue
         if not silent:
             timing = outputs.record.get("timings_s", {})
@@ -283,6 +300,23 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
                    err=True)
         return 1
     return 0
+
+
+def _record_failure(path: Path, error: BaseException, output_dir, reference, series, output_format: str,
+                    overwrite: bool, modalities: int, message: str | None = None) -> None:
+    """A failed input's failure record where its outputs would have gone
+    (:func:`~medseg.failure_records.record_input_failure`), which ``medseg report`` lists; one that cannot be written
+    is warned about, and the batch goes on."""
+    from medseg.errors import MedsegError
+    from medseg.failure_records import record_input_failure
+    from medseg.io.files import os_reason
+
+    try:
+        record_input_failure(path, error, output_dir, reference, series, output_format, overwrite, modalities,
+                             message)
+    except (MedsegError, OSError) as problem:
+        reason = str(problem) if isinstance(problem, MedsegError) else os_reason(problem)
+        click.echo(escaped_line(f"warning: {path}: no failure record written ({reason})"), err=True)
 
 
 def _check_output_folder(typed: str, first_input: Path, output_format: str) -> None:

@@ -229,14 +229,17 @@ def check_folders_writable(targets: Sequence[Path | str]) -> None:
 
 @contextlib.contextmanager
 def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False,
-                 retire: Sequence[Path | str] | Callable[[], Sequence[Path | str]] = ()) -> Iterator[list[Path]]:
+                 retire: Sequence[Path | str] | Callable[[], Sequence[Path | str]] = (),
+                 discard: Callable[[], Sequence[Path | str]] | None = None) -> Iterator[list[Path]]:
     """Yield temporary paths for ``targets``; on success put each onto its target, all or none.
 
     ``retire`` are outputs of an earlier run that the new set supersedes (a metrics file of a run that was scored,
     when this one is not): they go in the same step as the targets are placed, and come back if placing fails.
     Like targets, they are refused without ``overwrite``. Given as a function that finds them, they are looked for
     again under the folder's lock as the set is placed: another process may have written them meanwhile (a run with
-    a reference placing its metrics while this one, without, segmented the same case).
+    a reference placing its metrics while this one, without, segmented the same case). ``discard`` finds, under that
+    lock, records the new set makes obsolete whatever ``overwrite`` says (a failure record of the case: a case
+    segmented now has not failed); they go as retired files go.
 
     Nothing partial is ever visible under a target name: if the block raises, the temporary files are removed and
     the targets are left as they were; if putting one output in place fails, those already put in place are taken
@@ -294,7 +297,7 @@ def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False,
             if not overwrite:  # another process may have written a target since the check above
                 check_writable(targets, overwrite=False)
                 check_superseded(retire, overwrite=False)
-            _put_in_place(temps, targets, retire)
+            _put_in_place(temps, targets, [*retire, *(map(Path, discard()) if discard is not None else ())])
             placed = True
             for folder in sorted({t.parent for t in targets}):
                 fsync_path(folder)  # the new names too (before a stop held back meanwhile acts)
