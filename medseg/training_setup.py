@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medseg.errors import InputError, TrainingError
+from medseg.io.files import real_path
 from medseg.numbers import counted
 
 if TYPE_CHECKING:
@@ -121,7 +122,7 @@ def default_training_config(images: Path | str, labels: Path | str, output: Path
         tell("note", f"{channels} input modalities a case ({', '.join(modalities)}{named}): each normalised on its "
                      "own")
     # named after the folder: "-o ." is the current folder's name
-    made.config = with_overrides(default_config(found, name=output.resolve().name or "model", where=str(labels),
+    made.config = with_overrides(default_config(found, name=real_path(output).name or "model", where=str(labels),
                                                 tile=tile, names=names,
                                                 data=dataset.data if dataset is not None else None,
                                                 modalities=modalities), overrides)

@@ -60,6 +60,35 @@ def test_links_that_lead_nowhere_are_named_as_links(tmp_path, case, make_package
         f"given for {case})")
 
 
+def test_a_loop_of_links_is_one_line_in_every_command(tmp_path, capsys):
+    """A loop of links given to evaluate (as prediction, reference, or the folder of -o / --output-dir), to synth as
+    --label or to train as -o ended in a RuntimeError traceback: Path.resolve raises on loops before Python 3.13,
+    where infer's reader named the link. Each is one line now, exit 1, and nothing is written."""
+    from training_factory import write_set
+
+    loop, folder = tmp_path / "loop.nii.gz", tmp_path / "loopdir"
+    loop.symlink_to(loop.name)
+    folder.symlink_to(folder.name)
+    label = tmp_path / "a.nii.gz"
+    nib.save(nib.Nifti1Image(make_phantom((16, 16, 8), seed=3).labels.astype(np.uint8), np.eye(4)), str(label))
+    shutil.copy(label, label.with_name("b.nii.gz"))
+    nowhere = f"{loop}: a link to loop.nii.gz that leads nowhere"
+    for argv, expected in (
+            (["evaluate", str(label), str(loop)], nowhere),
+            (["evaluate", str(loop), str(label)], nowhere),
+            (["evaluate", str(label), str(label.with_name("b.nii.gz")), "-o", str(folder / "x.json")], str(folder)),
+            (["evaluate", str(label), str(label.with_name("b.nii.gz")), "--output-dir", str(folder)], str(folder)),
+            (["synth", str(tmp_path / "s.nii.gz"), "--label", str(loop), "--shape", "8", "8", "8"], nowhere)):
+        code, _, err = run(argv, capsys)
+        assert (code, len(err.strip().splitlines())) == (1, 1), err
+        assert err.startswith(f"medseg: error: {expected}"), err
+    images, labels = write_set(tmp_path / "set", count=2)
+    code, _, err = run(["train", "--images", str(images), "--labels", str(labels), "-o", str(loop), "--epochs", "1"],
+                       capsys)
+    assert code == 1 and "Traceback" not in err and err.strip().splitlines()[-1].startswith(f"medseg: error: {loop}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.nii.gz", "b.nii.gz", "loop.nii.gz", "loopdir", "set"]
+
+
 def test_an_unreadable_input_or_reference_fails_alone(tmp_path, case, make_package):
     """Permission denied on one input or reference stopped the whole batch with click's usage error (exit 2,
     nothing segmented); it is that case's error now, in the reader's words, and the other cases are done."""

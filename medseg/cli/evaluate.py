@@ -92,6 +92,7 @@ def evaluate(prediction, reference, output, output_dir, model, case_id, as_json,
     if os.path.isdir(prediction) or os.path.isdir(reference):
         return _evaluate_folders(prediction, reference, output, model, case_id, as_json, overwrite)
     from medseg.io.atomic import atomic_paths, check_writable
+    from medseg.io.files import real_path
     from medseg.metrics import metrics_json
     from medseg.scoring import prediction_sidecar
     from medseg.volume import stem
@@ -115,7 +116,7 @@ def evaluate(prediction, reference, output, output_dir, model, case_id, as_json,
     if output is not None:
         inputs = {"the prediction": prediction, "the reference": reference,
                   "the prediction's sidecar (written by medseg infer)": sidecar}
-        taken = [name for name, path in inputs.items() if output.resolve() == path.resolve()]
+        taken = [name for name, path in inputs.items() if real_path(output) == real_path(path)]
         if taken:
             raise click.UsageError(f"{given_as} {output}: that is {taken[0]}; give the metrics a .json path of their "
                                    "own")
@@ -309,8 +310,10 @@ def _label_n(n: int, entry: dict, total: int) -> str:
 
 
 def _same_file(first: Path, second: Path) -> bool:
+    from medseg.io.files import real_path
+
     try:
-        return first.resolve() == second.resolve() or first.samefile(second)
+        return real_path(first) == real_path(second) or first.samefile(second)
     except OSError:  # one of them does not exist: the reader names it
         return False
 

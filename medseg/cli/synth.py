@@ -30,12 +30,13 @@ $ medseg synth demo/phantom.nii.gz --label demo/phantom_label.nii.gz --seed 7
 @click.option("--overwrite", is_flag=True, help="Replace files that exist already.")
 def synth(image, label, shape, seed, axis_aligned, overwrite):
     from medseg.io.atomic import atomic_paths
+    from medseg.io.files import real_path
     from medseg.synthetic import write_phantom
 
     for path in [image] + ([label] if label else []):
         if not path.name.lower().endswith((".nii", ".nii.gz")):
             raise click.UsageError(f"{path}: phantoms are written as NIfTI; give a .nii or .nii.gz name")
-    if label is not None and label.resolve() == image.resolve():
+    if label is not None and real_path(label) == real_path(image):
         raise click.UsageError(f"{label}: the label file would replace the image; give it another name")
     if shape[0] * shape[1] * shape[2] > 512**3:
         raise click.UsageError(f"--shape {' '.join(map(str, shape))}: more than 512³ voxels; make it smaller")

@@ -200,7 +200,9 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
             click.echo(f"warning: no validation case ({why}): the last epoch becomes the package, and its validation "
                        "figures stay empty", err=True)
         shipped = shipped_package_path(str(config["name"]))
-        if shipped is not None and output.resolve() != shipped.resolve():
+        from medseg.io.files import real_path
+
+        if shipped is not None and real_path(output) != real_path(shipped):
             fix = ("set another name (and the data description and licence its model card will show) in a copy of "
                    "the config" if config_path is not None else "give -o a folder of another name")
             click.echo(f"warning: {where} names the package {config['name']!r}, as a model shipped with medseg: "

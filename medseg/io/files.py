@@ -11,8 +11,8 @@ from medseg.errors import ImageReadError, InputError
 __all__ = ["absent_content", "absent_files", "absolute_path", "apple_double", "check_present",
            "check_readable", "check_searchable", "dicom_modality", "exists", "files_under", "further_channels",
            "is_annex_link", "is_dicom_file", "is_path", "missing_under", "name_difference", "nnunet_channel",
-           "not_regular", "not_there", "os_reason", "part10_seg_series", "path_argument", "type_text", "undecodable",
-           "with_article"]
+           "not_regular", "not_there", "os_reason", "part10_seg_series", "path_argument", "real_path", "type_text",
+           "undecodable", "with_article"]
 
 _APPLE_DOUBLE_MAGIC = b"\x00\x05\x16\x07"
 _ANNEX_POINTER = b"/annex/objects/"  # an unlocked git-annex file whose content is not here holds its key's path
@@ -242,6 +242,13 @@ def absolute_path(path: Path | str) -> Path:
         else:  # a link to a folder elsewhere: its target's parent
             here = Path(os.path.dirname(os.path.realpath(here)))
     return here
+
+
+def real_path(path: Path | str) -> Path:
+    """``Path.resolve`` as Python 3.13 does it: links followed, and a loop of links (``a`` a link to ``a``) left as
+    written, where Python 3.11 and 3.12 raise ``RuntimeError`` (a traceback, where the reader names such a link
+    "a link that leads nowhere")."""
+    return Path(os.path.realpath(path))
 
 
 def exists(path: Path | str) -> bool:

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from medseg.errors import OutputExistsError
+from medseg.io.files import real_path
 
 __all__ = ["claimed", "claim_holder", "claim_path", "held_by_another", "holder_text", "remove_unheld_claims"]
 
@@ -31,7 +32,7 @@ _HELD: dict[Path, int] = {}  # claim files this process holds, with how many nes
 
 def claim_path(folder: Path | str) -> Path:
     """The claim file of ``folder``: beside it (links resolved, so two names of one folder share a claim)."""
-    folder = Path(folder).resolve()
+    folder = real_path(folder)
     return folder.parent / f".{folder.name}.lock"
 
 
