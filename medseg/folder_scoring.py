@@ -123,10 +123,10 @@ def _nifti_files(folder: Path, what: str, segs: str | None = None
             path.name not in REPORT_NAMES and (part10_seg_series(path) is not None or (
                 _UID.fullmatch(path.name) is not None and absent_content(path) is not None))
         # a reference .dcm may be an image of a series (a prediction's _seg.dcm is medseg's own: scoring checks it);
-        # a dataset's file whose content is not here is its case's, which fails naming it (left out, its counterpart
-        # was "without a reference" or "missed")
+        # a dataset's file whose content is not here, or a link that leads nowhere (its target moved, or a loop), is
+        # its case's, which fails naming it (left out, its counterpart was "without a reference" or "missed")
         if unnamed_seg or (lower.endswith(_NIFTI) or (segs and lower.endswith(segs))) and \
-                (path.is_file() or absent_content(path)) and \
+                (path.is_file() or _leads_nowhere(path) or absent_content(path)) and \
                 (segs != _DICOM or lower.endswith(_NIFTI) or _is_seg(path)):
             kind = files if lower.endswith(_NIFTI) else seg_files
             name = unicodedata.normalize("NFC", stem(path))
@@ -150,6 +150,14 @@ def _nifti_files(folder: Path, what: str, segs: str | None = None
         log.warning("%s: left out %s (subfolders are not searched): %s", folder, entries, shown)
     both = {name: (files[name], path) for name, path in seg_files.items() if name in files}
     return files | {name: path for name, path in seg_files.items() if name not in both}, both
+
+
+def _leads_nowhere(path: Path) -> bool:
+    """Whether ``path`` is a symbolic link whose target is not there (moved or deleted, or a loop of links)."""
+    try:
+        return path.is_symlink() and not os.path.exists(path)
+    except OSError:
+        return False
 
 
 def _kinds(segs: str | None) -> str:

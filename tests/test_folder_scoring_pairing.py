@@ -43,6 +43,28 @@ def test_unpaired_files_are_listed_and_a_missed_reference_is_a_failed_row(folder
     assert summary["cases"] == {**summary["cases"], "total": 3, "scored": 2, "failed": 1}
 
 
+def test_a_link_that_leads_nowhere_fails_its_case_naming_the_link(folders, tmp_path, caplog):
+    """A prediction or reference that is a link whose target moved (or a loop of links) was left out as "not a
+    .nii/.nii.gz/… file" though its name ends in .nii.gz, its case "no prediction for this reference, a prediction is
+    named a_seg.nii.gz" or a prediction "without a reference". It is its case's now, which fails naming the link."""
+    pred, ref = folders
+    (pred / "a_seg.nii.gz").unlink()
+    (pred / "a_seg.nii.gz").symlink_to(tmp_path / "moved" / "a_seg.nii.gz")
+    (ref / "b.nii.gz").unlink()
+    (ref / "b.nii.gz").symlink_to("b.nii.gz")  # a loop
+    out = tmp_path / "scores"
+    with caplog.at_level(logging.WARNING):
+        assert run(["evaluate", str(pred), str(ref), "-o", str(out)]) == 1
+    assert not [m for m in caplog.messages if "left out" in m or "without a" in m]
+    nowhere = "that leads nowhere (its target moved or deleted, or a loop of links)"
+    for case, link, target in (("a", pred / "a_seg.nii.gz", tmp_path / "moved" / "a_seg.nii.gz"),
+                               ("b", ref / "b.nii.gz", "b.nii.gz")):
+        failure = json.loads((out / f"{case}_failed.json").read_text())
+        assert (failure["stage"], failure["error"]) == ("evaluate", f"{link}: a link to {target} {nowhere}")
+    assert sorted(p.name for p in out.glob("*.json")) == ["a_failed.json", "b_failed.json", "c_failed.json",
+                                                          "summary.json"]  # c: its reference is 5 mm off
+
+
 @pytest.mark.parametrize(("prediction", "reference"), [
     ("case.nii.gz", "case.nii.gz"),  # nnU-Net: the same name both sides
     ("case_seg.nii.gz", "case.nii.gz"),  # medseg infer's output
