@@ -401,13 +401,17 @@ def test_truncated_gzip_leaves_nothing_behind(tmp_path, case, make_package, caps
     assert _files(out_dir) == []  # no output, no hidden partial file
 
 
-@pytest.mark.parametrize("damage", ["checksum", "cut trailer"])
+@pytest.mark.parametrize("damage", ["checksum", "length", "cut trailer"])
 def test_a_damaged_gzip_stream_is_refused_though_its_voxels_decode(tmp_path, case, make_package, capsys, damage):
     """nibabel stops reading once it has the voxels: before, a wrong CRC-32 (a flipped bit the deflate stream
-    decodes) or a file cut inside its 8-byte gzip trailer was segmented with exit 0."""
+    decodes) or a file cut inside its 8-byte gzip trailer was segmented with exit 0. A wrong checksum or length was
+    then said in gzip's words alone ("CRC check failed 3028949232 != 3027572976", "Incorrect length of data
+    produced"), which told neither that the file was damaged nor what to do."""
     data = bytearray(case.read_bytes())
     if damage == "checksum":
         data[-8] ^= 0x01  # the CRC-32 of the uncompressed data
+    elif damage == "length":
+        data[-4] ^= 0x01  # the uncompressed length, modulo 2**32
     else:
         data = data[:-4]  # the uncompressed length is gone
     bad = tmp_path / "damaged.nii.gz"
@@ -417,8 +421,11 @@ def test_a_damaged_gzip_stream_is_refused_though_its_voxels_decode(tmp_path, cas
     code, _, err = run(["infer", str(bad), "--model", str(make_package()), "-o", str(out_dir)], capsys)
     assert code == 1
     line = err.strip().splitlines()[-1]
-    if damage == "checksum":
-        assert line.startswith(f"medseg: error: {bad}: truncated or corrupt image data (gzip: CRC check failed")
+    damaged = "the file was damaged (a bad copy, download or disk?): copy it again from its source"
+    if damage != "cut trailer":  # in gzip's words (ISA-L's are the same), then medseg's
+        words = "CRC check failed" if damage == "checksum" else "Incorrect length of data produced"
+        assert line.startswith(f"medseg: error: {bad}: truncated or corrupt image data (gzip: {words}")
+        assert line.endswith(f"); {damaged}")
     else:
         assert line == (f"medseg: error: {bad}: truncated image data (its gzip stream ends early); the file was cut "
                         "short (an interrupted copy or download?)")

@@ -29,6 +29,8 @@ _GZIP_ERRORS = (OSError, *_GZIP_DAMAGE)
 # the one way a file cut short is told, wherever the cut falls (its header, its voxels, its gzip trailer)
 _CUT_SHORT = "the file was cut short (an interrupted copy or download?)"
 _GZIP_ENDS_EARLY = f"truncated image data (its gzip stream ends early); {_CUT_SHORT}"
+# a gzip stream whose checksum or length does not match what it decodes to: bytes changed on the way
+_DAMAGED = "the file was damaged (a bad copy, download or disk?): copy it again from its source"
 
 __all__ = ["check_regular_file", "check_voxels_fit", "cut_short_text", "gzip_without_gz", "load_image",
            "nibabel_name"]
@@ -37,10 +39,12 @@ __all__ = ["check_regular_file", "check_voxels_fit", "cut_short_text", "gzip_wit
 def _gzip_damage_text(error: BaseException) -> str:
     """What a damaged gzip stream is: one that ends before its end marker or inside its trailer (gzip's EOFError,
     "Compressed file ended before the end-of-stream marker was reached") was cut short, told as a cut header is;
-    other damage (a wrong CRC-32, a stream that does not decode) is corrupt data, in the decompressor's words."""
+    other damage (a wrong CRC-32 or length in its trailer, a stream that does not decode) is corrupt data, in the
+    decompressor's words, and what to do about it (the decompressor's words alone said neither what happened to the
+    file nor what to do)."""
     if isinstance(error, EOFError):
         return _GZIP_ENDS_EARLY
-    return f"truncated or corrupt image data (gzip: {first_line(error)})"
+    return f"truncated or corrupt image data (gzip: {first_line(error)}); {_DAMAGED}"
 
 
 def gzip_without_gz(path: Path) -> str | None:
