@@ -424,6 +424,15 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
         from medseg.io.files import os_reason
 
         remove_empty_folders(made)
+        # "(not a directory)" named no file, "(file exists)" a link leading nowhere: said as the other commands say it
+        file = next((f for f in out_dir.parents if f.exists() and not f.is_dir()), None)
+        if file is not None:
+            raise OutputWriteError(f"{out_dir}: cannot make this output folder: {file} is a file, not a "
+                                   "folder") from error
+        link = next((f for f in (out_dir, *out_dir.parents) if f.is_symlink() and not f.exists()), None)
+        if link is not None:
+            raise OutputWriteError(f"{out_dir}: cannot make this output folder: {link} is a symbolic link to "
+                                   f"{os.readlink(link)}, which does not exist") from error
         raise OutputWriteError(f"{out_dir}: cannot make the output folder ({os_reason(error)})") from error
     scored: list[tuple[str, Path]] = []
     failed: list[tuple[str, str, Path]] = []

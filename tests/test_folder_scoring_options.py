@@ -30,6 +30,28 @@ def test_a_folder_and_a_file_is_a_usage_error_in_one_line(folders, tmp_path, cap
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.json").exists()
 
 
+def test_a_file_as_the_output_folder_is_a_usage_error_and_a_path_under_one_names_it(folders, tmp_path, capsys):
+    """An existing file as -o was "not a folder (the output folder of a folder of predictions)", exit 1, where infer,
+    train and report refuse it as usage (exit 2); a path under a file was "cannot make the output folder (not a
+    directory)", naming no file, and one through a link leading nowhere "(file exists)"."""
+    pred, ref = folders
+    notes = tmp_path / "notes"
+    notes.write_text("kept\n")
+    assert run(["evaluate", str(pred), str(ref), "-o", str(notes)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"medseg evaluate: error: -o {notes}: a file, not a folder; two folders are scored into a folder (one "
+        "<case>_metrics.json each and the report): give a folder. Try 'medseg evaluate --help'.")
+    link = tmp_path / "moved"
+    link.symlink_to("elsewhere")
+    for out, expected in ((notes / "scores", f"{notes} is a file, not a folder"),
+                          (link, f"{link} is a symbolic link to elsewhere, which does not exist")):
+        assert run(["evaluate", str(pred), str(ref), "-o", str(out)]) == 1
+        assert capsys.readouterr().err.splitlines()[-1] == (
+            f"medseg: error: {out}: cannot make this output folder: {expected}")
+    assert notes.read_text() == "kept\n" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "labelsTs", "moved", "notes", "pred"]
+
+
 def test_output_dir_names_the_folder_of_evaluate_and_report_as_of_infer_and_train(folders, tmp_path, capsys):
     """infer and train took --output-dir for their -o folder; evaluate (a folder of cases) and report (a folder or
     page) refused it as "No such option"."""

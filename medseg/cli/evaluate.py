@@ -173,6 +173,9 @@ def _evaluate_folders(predictions: Path, references: Path, output, model, case_i
     if output.lower().endswith(".json"):
         raise click.UsageError(f"{given_as} {output}: two folders are scored into a folder (one <case>_metrics.json "
                                "each and the report); give a folder")
+    if os.path.exists(output) and not os.path.isdir(output):  # as infer, train and report refuse a file as -o
+        raise click.UsageError(f"{given_as} {output}: a file, not a folder; two folders are scored into a folder (one "
+                               "<case>_metrics.json each and the report): give a folder")
     from medseg.folder_scoring import score_folder
 
     package = None
