@@ -101,8 +101,11 @@ def default_tile(cases: list[TrainCase], preprocessing: dict | None = None, slic
 
     Hippocampus crops of 35 × 50 voxels get a 48 × 64 tile instead of 128 × 128, which would spend ~5× the compute
     on padding in training and inference; a 512 × 512 CT keeps 128 × 128 tiles. Reads the images' headers only (a
-    label may be a box of its image's grid, as 3D Slicer crops a segmentation, which training zero-pads onto it).
+    label may be a box of its image's grid, as 3D Slicer crops a segmentation, which training zero-pads onto it);
+    one that cannot be read is passed over: the checks of every case name it, with the others' problems (stopping
+    here named the first alone, so a run showed one broken file at a time).
     """
+    from medseg.errors import ImageReadError, InputError
     from medseg.io.images import read_grid
     from medseg.preprocess import grid_model_shape
 
@@ -110,7 +113,10 @@ def default_tile(cases: list[TrainCase], preprocessing: dict | None = None, slic
     largest = [0, 0]
     plane = [a for a in range(3) if a != slice_axis]
     for case in cases:
-        shape, affine = read_grid(case.image_path)
+        try:
+            shape, affine = read_grid(case.image_path)
+        except (ImageReadError, InputError):
+            continue
         model_shape = grid_model_shape(shape[:3], affine, pre)
         largest = [max(largest[k], model_shape[a]) for k, a in enumerate(plane)]
     return [min(DEFAULT_TILE, tile_side(side)) for side in largest]

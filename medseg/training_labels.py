@@ -29,14 +29,19 @@ log = logging.getLogger("medseg.training_cases")
 
 def label_values(cases: list[TrainCase]) -> dict[int, Path]:
     """The label values found in the cases' label files, each with the first file holding it, in value order (for
-    :func:`~medseg.train_config.default_config`)."""
+    :func:`~medseg.train_config.default_config`). A file that cannot be read is passed over: the checks of every
+    case name it, with the others' problems (stopping here named the first alone)."""
+    from medseg.errors import ImageReadError, InputError
     from medseg.io.label_images import header_scaling_note
     from medseg.io.nifti import read_nifti
 
     found: dict[int, Path] = {}
     for case in cases:
-        with _reader_notes_left_to_the_cases():
-            label = read_nifti(case.label_path, hash_input=False, labels=True)
+        try:
+            with _reader_notes_left_to_the_cases():
+                label = read_nifti(case.label_path, hash_input=False, labels=True)
+        except (ImageReadError, InputError):
+            continue
         values = np.unique(label.array)
         if not np.all(values == np.round(values)) or values.min() < 0:
             hint = IMAGE_AMONG_LABELS if len(values) > IMAGE_LIKE_VALUES else ""

@@ -191,6 +191,7 @@ def test_cli_an_image_whose_sform_is_not_finite_is_one_line_without_a_config(tmp
     image = nib.Nifti1Image(np.zeros((16, 16, 6), np.float32), np.eye(4))
     image.set_qform(None, code=0)
     image.set_sform(np.eye(4), code=1)
+    image.header["vox_offset"] = 352  # the voxels after the header and its 4 extension bytes
     raw = bytearray(image.header.binaryblock + b"\0" * 4 + np.zeros((16, 16, 6), np.float32).tobytes())
     struct.pack_into("<f", raw, 280, np.nan)  # srow_x[0]
     (images / "a.nii.gz").unlink()
@@ -389,6 +390,25 @@ def test_what_infer_refuses_is_refused_before_training(tmp_path, capsys):
     with pytest.raises(MedsegError, match=rf"^{images / 'case0.nii.gz'}: every voxel holds 0: nothing to learn "
                                           r"from \(a blank or failed export\?\)$"):
         load_cases(pair_cases(images, labels), tiny_training_config())
+
+
+def test_broken_files_of_several_cases_are_named_in_one_run_without_a_config(tmp_path, capsys):
+    """Without -c, the default config's tile (from the images' headers) and labels (from the label files) were read
+    first, and stopped at the first file that could not be read: a set with three files cut short by a download
+    showed one of them a run. The checks of every case name all three in one line, and nothing is written."""
+    images, labels = write_set(tmp_path / "set", count=4)
+    (images / "case0.nii.gz").write_bytes(b"")
+    cut = images / "case1.nii.gz"
+    cut.write_bytes(cut.read_bytes()[:10])  # its gzip header alone
+    (labels / "case2.nii.gz").write_bytes(b"")
+    out = tmp_path / "model"
+    assert _exit_code(_train_cli(images, labels, out, "--epochs", "1")) == 1
+    short = "the file was cut short (an interrupted copy or download?)"
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"medseg: error: 3 of 4 cases cannot be trained on: {images / 'case0.nii.gz'}: an empty file (0 bytes); "
+        f"{short}; {cut}: a gzip file of 10 bytes that ends before any of its content; {short}; "
+        f"{labels / 'case2.nii.gz'}: an empty file (0 bytes); {short}")
+    assert not out.exists()
 
 
 def test_images_wholly_outside_the_configs_intensity_window_are_refused(tmp_path):
