@@ -235,10 +235,13 @@ def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path, case, make_p
     blocker = tmp_path / "file"
     blocker.write_text("not a folder\n")
     code, _, err = run(["infer", str(case), "--model", str(make_package()), "-o", str(blocker / "out")], capsys)
-    assert code == 1 and "Traceback" not in err
-    # the file in the way is named (the folder check that every output goes through; cohort --record uses it too)
-    assert err.strip().splitlines()[-1] == (f"medseg: error: {blocker / 'out'}: cannot make this output folder: "
-                                            f"{blocker} is a file, not a folder")
+    assert code == 2 and "Traceback" not in err  # infer's command line says it, before any input is segmented
+    assert err.strip().splitlines()[-1] == (f"medseg infer: error: -o {blocker / 'out'}: {blocker} is a file, not a "
+                                            "folder; give a folder for the outputs. Try 'medseg infer --help'.")
+    # the file in the way is named by the folder check that every output goes through (cohort --record uses it too)
+    code, _, err = run(["synth", str(blocker / "out" / "x.nii.gz"), "--shape", "8", "8", "8"], capsys)
+    assert code == 1 and err.strip().splitlines()[-1] == (f"medseg: error: {blocker / 'out'}: cannot make this output "
+                                                          f"folder: {blocker} is a file, not a folder")
 
 
 def test_existing_outputs_of_any_input_are_refused_before_any_work(tmp_path, case, make_package, capsys):

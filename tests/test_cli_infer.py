@@ -522,6 +522,24 @@ def test_a_path_with_dot_dot_after_a_link_is_recorded_as_the_file_read(tmp_path,
     assert not (work / "case.nii.gz").exists() and not (work / "ref.nii.gz").exists()
 
 
+def test_an_output_folder_under_a_file_is_a_usage_error_before_any_input_is_segmented(tmp_path, case, make_package,
+                                                                                     capsys):
+    """``-o notes.txt/seg`` (a file where a folder of the path should be): each input of the batch was segmented, then
+    refused its outputs in a line of its own ("cannot make this output folder: … is a file"), 30 inputs 30 lines and
+    30 segmentations' time. The command line says it before the model loads: one usage error, exit 2."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("kept\n")
+    other = tmp_path / "other.nii.gz"
+    shutil.copy(case, other)
+    code, out, err = run(["infer", str(case), str(other), "--model", str(make_package()), "-o", str(notes / "seg")],
+                         capsys)
+    assert (code, out) == (2, "")
+    assert err.strip().splitlines() == [
+        f"medseg infer: error: -o {notes / 'seg'}: {notes} is a file, not a folder; give a folder for the outputs. Try "
+        "'medseg infer --help'."]
+    assert notes.read_text() == "kept\n"
+
+
 def test_an_output_folder_named_as_an_image_file_is_a_usage_error(tmp_path, case, make_package, capsys,
                                                                     monkeypatch):
     """``-o myseg.nii.gz`` (a user naming the segmentation) made a folder myseg.nii.gz holding case_seg.nii.gz:
