@@ -48,6 +48,28 @@ def test_a_picture_file_is_named_as_one(tmp_path, case, make_package, capsys, na
     assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz", f"{name}_failed.json"]
 
 
+@pytest.mark.parametrize("name", ["scan.nii", "scan.nii.gz"])
+def test_a_damaged_magic_string_is_named_as_a_corrupt_header(tmp_path, case, make_package, capsys, name):
+    """A NIfTI-1 header whose magic string was damaged (its size field 348 still) was "not a NIfTI image (Cannot work
+    out file type of …)", as of a text file never an image; reading its header alone (cohort planning, train's tile)
+    "cannot read header (Cannot work out file type …)". Both name the damaged field now."""
+    from medseg.io.images import read_grid
+
+    raw = bytearray(gzip.decompress(case.read_bytes()))
+    raw[344:348] = b"abcd"
+    bad = tmp_path / name
+    bad.write_bytes(gzip.compress(bytes(raw)) if name.endswith(".gz") else bytes(raw))
+    expected = (f"{bad}: corrupt header: its magic string (bytes 344 to 347) is b'abcd', not NIfTI-1's 'n+1', though "
+                "its size field says a NIfTI-1 header; the file was damaged, or written by a tool that does not follow "
+                "NIfTI")
+    code, _, err = run(["infer", str(bad), "--model", str(make_package()), "-o", str(tmp_path / "out")], capsys)
+    assert code == 1 and err.strip().splitlines()[-1] == f"medseg: error: {expected}"
+    with pytest.raises(Exception) as caught:
+        read_grid(bad)
+    assert str(caught.value) == expected
+    assert not (tmp_path / "out").exists() or _files(tmp_path / "out") == []
+
+
 def test_a_few_bytes_not_named_as_nifti_are_not_called_a_cut_header(tmp_path, make_package, capsys):
     """Three bytes of notes.txt were "truncated header (3 bytes, less than any NIfTI header); the file was cut short",
     which sent a user after an interrupted copy of a file that was never an image."""

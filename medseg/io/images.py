@@ -69,7 +69,7 @@ def read_grid(path: Path | str, series: str | None = None, warn_skipped: bool = 
     import nibabel as nib
 
     from medseg.io.image_shape import shape_3d
-    from medseg.io.nifti_files import check_voxels_fit, cut_short_text, gzip_without_gz, load_image
+    from medseg.io.nifti_files import _magic_text, check_voxels_fit, cut_short_text, gzip_without_gz, load_image
     from medseg.io.nifti_geometry import affine_mm
 
     check_readable(path)  # as read_image says it, not as a header nibabel could not read
@@ -87,6 +87,9 @@ def read_grid(path: Path | str, series: str | None = None, warn_skipped: bool = 
         cut = cut_short_text(path) if isinstance(error, nib.filebasedimages.ImageFileError) else None
         if cut is not None:  # as read_image says it (nibabel: "Empty file: '<the path>'")
             raise ImageReadError(cut) from error
+        magic = _magic_text(path) if isinstance(error, nib.filebasedimages.ImageFileError) else None
+        if magic is not None:  # as read_image says it
+            raise ImageReadError(f"{path}: {magic}") from error
         raise ImageReadError(f"{path}: cannot read header ({error})") from error
     from medseg.volume import singular_affine_text
 

@@ -35,6 +35,7 @@ from medseg.io.nifti_files import (
     _gzip_damage_text,
     _gzip_reader,
     _header_cut_short,
+    _magic_text,
     _nifti_name,
     _starts_a_nifti_header,
     _stray_bytes_maybe,
@@ -207,6 +208,9 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
             raise ImageReadError(f"{path}: a {picture} picture, not an image medseg reads (a NIfTI file, an NRRD or "
                                  "MetaImage file, or a DICOM series folder); save it as NIfTI with its voxel size"
                                  ) from error
+        magic = _magic_text(path)
+        if magic is not None:
+            raise ImageReadError(f"{path}: {magic}") from error
         raise ImageReadError(f"{path}: not a NIfTI image ({first_line(error)})") from error
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, OverflowError,
             HeaderDataError, HeaderTypeError) as error:

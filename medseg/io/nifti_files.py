@@ -454,6 +454,22 @@ def _starts_a_nifti_header(path: Path) -> bool:
                or int.from_bytes(raw[:4], order) == 540 and raw[4:7] == b"n+2" for order in ("little", "big"))
 
 
+def _magic_text(path: Path) -> str | None:
+    """What is wrong with the header of a file named ``.nii`` / ``.nii.gz`` that begins as a NIfTI-1 header does
+    (its size field 348) but whose magic string is not ``n+1`` (nor ``ni1``, a pair's): a damaged header, where
+    nibabel said "Cannot work out file type", as of a file that was never an image. None for any other file."""
+    start = _header_start(path) if path.name.lower().endswith((".nii", ".nii.gz")) else None
+    if start is None or len(start[0]) < 348:
+        return None
+    raw = start[0]
+    if not any(int.from_bytes(raw[:4], order) == 348 for order in ("little", "big")) or \
+            raw[344:348] in (b"n+1\0", b"ni1\0"):
+        return None
+    return (f"corrupt header: its magic string (bytes 344 to 347) is {bytes(raw[344:348])!r}, not NIfTI-1's 'n+1', "
+            "though its size field says a NIfTI-1 header; the file was damaged, or written by a tool that does not "
+            "follow NIfTI")
+
+
 def _nifti_name(path: Path) -> str:
     """The name a NIfTI file named otherwise should have: ``brain.nii.gz`` for ``brain.nii.gz.1`` (a repeated
     download), ``scan.nii`` for ``scan.nii.bak``, else the whole name with ``.nii`` or ``.nii.gz`` added."""
