@@ -16,7 +16,7 @@ import torch
 
 from medseg.errors import OutputExistsError, TrainingError, first_line
 from medseg.io.atomic import atomic_paths, remove_leftovers, sha256_of
-from medseg.io.files import os_reason
+from medseg.io.files import not_there, os_reason
 from medseg.jsonfile import CHECKPOINT_RECORD_BYTES, JsonFileError, read_json_object
 from medseg.package_config import CONFIG_NAME
 from medseg.package_training import CHECKPOINT_DIR, unfinished_text, unfinished_training
@@ -232,6 +232,9 @@ def check_output_folder(out_dir: Path | str, overwrite: bool = False, resume: bo
         existing = existing.parent
     if not existing.is_dir():
         raise TrainingError(f"{out_dir}: cannot make this output folder: {existing} is a file, not a folder")
+    link = next((folder for folder in missing if folder.is_symlink()), None)
+    if link is not None:  # making it said "cannot write the output folder here (file exists)"
+        raise TrainingError(f"{out_dir}: cannot make this output folder: {link} is {not_there(link)}")
     created = []
     try:
         for folder in reversed(missing):
