@@ -325,9 +325,14 @@ def test_a_dicom_seg_among_the_labels_says_how_to_train_on_it(tmp_path, caplog):
         f"{labels}: left out 1 DICOM SEG: 1.2.826.0.1.3680043.8.498.1; {how}"]
 
 
-def test_the_readmes_recipe_writes_a_dicom_seg_as_training_labels(tmp_path, monkeypatch):
+@pytest.mark.parametrize("tilt_mm", [0.0, 0.7])
+def test_the_readmes_recipe_writes_a_dicom_seg_as_training_labels(tmp_path, monkeypatch, tilt_mm):
     """README, 'A DICOM SEG as training labels', run as written: the labels land on the grid of the series'
-    conversion, as the SEG holds them, and pair with it."""
+    conversion, as the SEG holds them, with its header's sform and qform (and their codes), and pair with it. Of a
+    gantry-tilted series (slices shifted ``tilt_mm`` in-plane each) the recipe wrote the sheared affine alone (sform
+    code 2, qform code 0), which ITK's NIfTI reader (SimpleITK) refuses to open ("ITK only supports orthonormal
+    direction cosines") where it opens the image `medseg convert` wrote beside it (its qform the grid ITK reads the
+    series on)."""
     import re
     from pathlib import Path
 
@@ -342,7 +347,8 @@ def test_the_readmes_recipe_writes_a_dicom_seg_as_training_labels(tmp_path, monk
     section = readme.split("\n### A DICOM SEG as training labels\n", 1)[1].split("\n### ", 1)[0]
     recipe = re.findall(r"```python\n(.*?)```", section, flags=re.S)[0]
     values = stored_values(SHAPE, seed=23)
-    write_series(tmp_path / "study" / "series", values, slice_positions(SHAPE[2], 2.0), seed=2)
+    write_series(tmp_path / "study" / "series", values,
+                 slice_positions(SHAPE[2], 2.0, inplane_shift=(0.0, tilt_mm, 0.0)), seed=2)
     liver = (label_rule(values) == 1).astype(np.uint8)
     write_dicom_seg(liver, read_dicom_series(tmp_path / "study" / "series"), tmp_path / "study" / "liver.dcm",
                     {0: "background", 1: "Liver"}, "reader")
@@ -355,5 +361,16 @@ def test_the_readmes_recipe_writes_a_dicom_seg_as_training_labels(tmp_path, monk
     assert info.value.code == 0
     image, label = nib.load("images/liver01.nii.gz"), nib.load("labels/liver01.nii.gz")
     assert np.allclose(image.affine, label.affine) and image.shape == label.shape
+    for form in ("get_sform", "get_qform"):  # what another tool places the voxels by
+        (theirs, their_code), (ours, our_code) = (getattr(i, form)(coded=True) for i in (image, label))
+        assert our_code == their_code == 1 and np.allclose(ours, theirs), form
     assert np.array_equal(np.asarray(label.dataobj), liver) and int(liver.sum()) > 0
     assert [case.case_id for case in pair_cases("images", "labels")] == ["liver01"]
+    try:
+        import SimpleITK as sitk
+    except ImportError:  # the itk extra: the headers above are what it reads
+        return
+    itk_image, itk_label = sitk.ReadImage("images/liver01.nii.gz"), sitk.ReadImage("labels/liver01.nii.gz")
+    assert np.allclose(itk_label.GetOrigin(), itk_image.GetOrigin())
+    assert np.allclose(itk_label.GetDirection(), itk_image.GetDirection())
+    assert np.array_equal(sitk.GetArrayFromImage(itk_label).transpose(2, 1, 0), liver)
