@@ -327,3 +327,34 @@ def test_the_report_shows_a_case_whose_input_or_reference_was_replaced_at_the_sa
     evaluate_cases(samples, results)
     rows = {row["case_id"]: row for row in read_tsv(build_report(results, page, sheet=sheet, overwrite=True).table)}
     assert [rows[case]["status"] for case in "abc"] == ["scored", "scored", "no_reference"]
+
+
+def test_finished_cases_counts_only_what_was_made_for_this_runs_model_settings_and_forcing(cohort):
+    """What a stopped workflow run's line counts as finished (kept): a case is finished when its segmentation (or its
+    failure) was made for the run's row, model and settings, under a forced run's token where its batch is forced,
+    and, where it has a reference, its scores too (a case segmented so but not scored is counted apart). It counted
+    every case with results in the folder, whatever made them: a run with another overlap stopped after 40 of 202
+    cases said "202 of 202 cases finished (kept)"."""
+    from medseg.cohort import finished_cases
+    from medseg.package import load_package
+
+    sheet, results = cohort
+    samples = read_samples(sheet)  # a, b (references), c (none), bad (truncated), gone (missing)
+    options = InferOptions(model=MODEL, device="cpu", batch_size=8)
+    package = load_package(MODEL)
+    batches = {"batch001": samples[:3], "batch002": samples[3:]}
+    assert finished_cases(batches, results, package, options) == (0, 0)
+    infer_cases(samples, results, options)
+    # c, and bad and gone failed for good; a and b segmented, not scored
+    assert finished_cases(batches, results, package, options) == (3, 2)
+    evaluate_cases(samples, results)
+    assert finished_cases(batches, results, package, options) == (5, 0)
+    assert finished_cases(batches, results, package, replace(options, overlap=0.5)) == (0, 0)  # other work
+    assert finished_cases(batches, results, package, options, {"infer": "token:batch002", "evaluate": ""}) == (3, 0)
+    assert finished_cases(batches, results, package, options, {"infer": "", "evaluate": "token"}) == (3, 2)
+    made = ResultsFolder(results).status("a", "infer")
+    forced = {"infer": "token", "evaluate": "token"}
+    infer_cases(samples[:1], results, options, redo="token")  # a forced run made a again, under its token
+    assert ResultsFolder(results).status("a", "infer")["run_id"] != made["run_id"]
+    evaluate_cases(samples[:1], results, redo="token")
+    assert finished_cases(batches, results, package, options, forced) == (1, 0)

@@ -418,6 +418,18 @@ def test_the_ctrl_c_line_does_not_say_that_the_jobs_were_stopped():
         "written")
 
 
+def test_the_stop_line_counts_the_cases_segmented_but_not_scored_apart():
+    """Cases whose segmentation the stopped run made but whose scores it did not are neither finished nor lost: a
+    run stopped with 34 of them (kept, and only scored by the next run) said "2 of 201 cases finished"."""
+    from medseg.cohort.planning_stop import run_stopped_line
+
+    assert run_stopped_line(2, 201, unscored=34) == (
+        "medseg: stopped by Ctrl-C while the cohort's jobs ran: the report was not written, nor the unfinished cases "
+        "of the jobs stopped; 2 of 201 cases finished (kept), 34 more segmented but not scored yet (kept); run the "
+        "same command again to go on")
+    assert run_stopped_line(2, 201, unscored=0) == run_stopped_line(2, 201)
+
+
 def test_a_ctrl_c_of_an_earlier_run_in_the_process_is_not_told_of_the_next(stop_state):
     """The Ctrl-C noted for the workflow's onerror stayed noted: a process that ran the workflow again (Snakemake's
     Python API, after a run a Ctrl-C stopped) told a job that failed in the next run as a Ctrl-C, exit 130."""

@@ -24,15 +24,17 @@ from workflow_runs import (
 
 
 @contextlib.contextmanager
-def _run_until_its_first_job(cohort, tmp_path, cases=("a",), script=None):
+def _run_until_its_first_job(cohort, tmp_path, cases=("a",), script=None, options=(), config=()):
     """A cohort of one case (or ``cases``, one batch) run by Snakemake's command line (or by ``script``, which runs
     it) in a session of its own, its output in a console file, handed over (the process and that file) once its first
-    job has started; killed on the way out if still running."""
+    job has started; killed on the way out if still running. ``options``: more of Snakemake's options (``-F``);
+    ``config``: more settings (``overlap=0.5``)."""
     sheet = sheet_of_own(cohort, tmp_path, list(cases))
     results = tmp_path / "results"
     start = ["-m", "snakemake"] if script is None else ["-c", script]
-    command = [sys.executable, *start, "-s", str(SNAKEFILE), "--directory", str(tmp_path), "--cores", "1",
-               "--config", f"model={MODEL}", f"samples={sheet}", f"results={results}"]  # one batch (cases_per_job 10)
+    command = [sys.executable, *start, "-s", str(SNAKEFILE), "--directory", str(tmp_path), "--cores", "1", *options,
+               "--config", f"model={MODEL}", f"samples={sheet}", f"results={results}",  # one batch (cases_per_job 10)
+               *config]
     console = tmp_path.parent / f"{tmp_path.name}-console.txt"
     with open(console, "w") as output:
         process = subprocess.Popen(command, stdout=output, stderr=output, start_new_session=True)
@@ -77,6 +79,28 @@ def test_a_ctrl_c_sigterm_or_sighup_while_the_jobs_run_is_one_line_and_exit_130_
     assert not list((state / "locks").glob("*")) and not list((state / "medseg-runs").glob("*"))
     assert not (tmp_path / ".results.lock").exists()
     assert not (results / "jobs" / "batch001.infer.json").exists() and not (results / "report.html").exists()
+
+
+@pytest.mark.parametrize(("options", "config"), [pytest.param((), ("overlap=0.5",), id="another-setting"),
+                                                  pytest.param(("-F",), (), id="forced")])
+def test_a_stopped_run_counts_only_the_cases_made_for_its_own_settings_as_finished(cohort, tmp_path, options, config):
+    """A run with another setting (the tile overlap), or forced (``-F``), makes every case again; stopped as its
+    first job started, its line said "2 of 2 cases finished (kept)", counting the results the earlier run had made
+    (still in the folder, but to be made again), so the line told a user that nothing was left to do. It counts the
+    cases made for the stopped run's own work: none here."""
+    from medseg.cohort.planning_stop import run_stopped_line
+
+    results = tmp_path / "results"
+    first = snakemake(tmp_path, "--cores", "1", samples=sheet_of_own(cohort, tmp_path, ["a", "b"]), results=results)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert len(_records(results / "status")) == 2
+    (results / "logs" / "infer" / "batch001.log").unlink()  # _run_until_its_first_job waits for the next run to make it
+    with _run_until_its_first_job(cohort, tmp_path, ("a", "b"), options=options, config=config) as (process, console):
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=120)
+    text = console.read_text()
+    assert process.returncode == 130, text[-3000:]
+    assert text.splitlines()[-1] == run_stopped_line(0, 2), text[-3000:]
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGHUP") or sys.platform != "linux", reason="a Linux pseudo-terminal")

@@ -10,7 +10,7 @@ keeps a folder several users run into usable by each.
 
 from medseg.cohort.attempts import given_up_for_less_memory
 from medseg.cohort.batch_plan import read_batch_plan, write_batch_plan
-from medseg.cohort.fingerprints import package_modalities, stale_cases
+from medseg.cohort.fingerprints import FinishedCases, finished_cases, package_modalities, stale_cases
 from medseg.cohort.forced_runs import forget_forced_run, redo_for_job, redo_values, stopped_forced_run
 from medseg.cohort.invocation import (
     NO_HOOKS_REFUSED,
@@ -55,6 +55,8 @@ __all__ = [
     "Sample",
     "batches",
     "claims_results",
+    "FinishedCases",
+    "finished_cases",
     "forced_jobs",
     "forget_forced_run",
     "redo_for_job",

@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
+from medseg.cohort.forced_runs import redo_for_job
 from medseg.cohort.records import (
     ResultsFolder,
     content_sha256,
@@ -35,7 +36,8 @@ if TYPE_CHECKING:
     from medseg.cohort.run import InferOptions
 
 __all__ = ["equivalent_fingerprints", "evaluate_fingerprint", "evaluate_kept", "evaluate_same_content",
-           "infer_fingerprint", "infer_kept", "infer_same_content", "package_modalities", "stale_cases"]
+           "FinishedCases", "finished_cases", "infer_fingerprint", "infer_kept", "infer_same_content",
+           "package_modalities", "stale_cases"]
 
 # the cohort step's logger, whichever of its modules logs: its lines are told as "INFO medseg.cohort.run: ..."
 log = logging.getLogger("medseg.cohort.run")
@@ -250,3 +252,41 @@ def stale_cases(samples: Sequence[Sample], results: Path | str, package, options
                                        and evaluate_same_content(sample, folder, inferred) is None)):
             stale["evaluate"].append(sample.case_id)
     return stale
+
+
+class FinishedCases(NamedTuple):
+    """A cohort's cases done for a run's work (:func:`finished_cases`)."""
+
+    finished: int  # segmented (or failed for good) and, with a reference, scored
+    unscored: int  # segmented, their scores still to be made
+
+
+def finished_cases(batches: Mapping[str, Sequence[Sample]], results: Path | str, package, options: InferOptions,
+                   redo: Mapping[str, str | None] | None = None) -> FinishedCases:
+    """How many of the cases of ``batches`` (batch name: its cases) are finished for the work this run asks for, as
+    its jobs judge them: segmented (or failed for good) for this row, model and settings, and, where the segmentation
+    stands and the row names a reference, scored against it; and how many more are segmented so but not scored yet.
+    ``redo``: the forced run's value per stage (``infer``, ``evaluate``;
+    :func:`~medseg.cohort.forced_runs.redo_values`), under whose token a forced batch's cases must be made again.
+    Results made for other work (another model or setting, or before a forcing option) are still in the folder, but
+    its jobs make them again, so they do not count."""
+    redo = redo or {}
+    finished = unscored = 0
+    for batch, samples in batches.items():
+        made = ResultsFolder(results, redo=redo_for_job(redo.get("infer"), f"{batch}.infer.json"))
+        scored = ResultsFolder(results, redo=redo_for_job(redo.get("evaluate"), f"{batch}.evaluate.json"))
+        for sample in samples:
+            inferred = made.finished(sample.case_id, "infer", infer_fingerprint(sample, package, options))
+            if inferred is None and (infer_kept(sample, made, package, options)
+                                     or infer_same_content(sample, made, package, options) is not None):
+                inferred = made.status(sample.case_id, "infer")
+            if inferred is None:
+                continue
+            if inferred.get("outcome") != "ok" or sample.reference is None \
+                    or scored.finished(sample.case_id, "evaluate", evaluate_fingerprint(sample, inferred)) is not None \
+                    or evaluate_kept(sample, scored, inferred) \
+                    or evaluate_same_content(sample, scored, inferred) is not None:
+                finished += 1
+            else:
+                unscored += 1
+    return FinishedCases(finished, unscored)

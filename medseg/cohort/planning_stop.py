@@ -395,12 +395,15 @@ def stopped_code() -> int:
     return 128 + int(_stopped_by if _stopped_by is not None else signal.SIGINT)
 
 
-def run_stopped_line(finished: int, total: int, signum: int = signal.SIGINT) -> str:
+def run_stopped_line(finished: int, total: int, signum: int = signal.SIGINT, unscored: int = 0) -> str:
     """The one line of a run a Ctrl-C (``signum``; or a SIGTERM, SIGHUP) stopped while its jobs ran: what is kept
-    (``finished`` of the ``total`` cases segmented or failed for good), what is not, and how to go on. It does not say
+    (``finished`` of the ``total`` cases done for this run's work, and ``unscored`` more segmented but not scored:
+    :func:`~medseg.cohort.fingerprints.finished_cases`), what is not, and how to go on. It does not say
     that the jobs were stopped: a signal to Snakemake alone lets the local jobs run to their end, and a cluster's cancel
     can miss a job (README, *Resources and profiles*)."""
     kept = f"{finished} of {total} case{'' if total == 1 else 's'} finished (kept)"
+    if unscored:
+        kept += f", {unscored} more segmented but not scored yet (kept)"
     return (f"medseg: stopped by {_named(signum, '{name} ({cause})')} while the cohort's jobs ran: the report "
             f"was not written, nor the unfinished cases of the jobs stopped; {kept}; run the same command again to go "
             "on")

@@ -253,10 +253,13 @@ onerror:
         snakelock.forget_run(Path(".snakemake"))
         if stopped_by() is not None:  # a Ctrl-C, SIGTERM or SIGHUP, which Snakemake reports as a failed run (exit
             # 1): one line, also in the run's log, and exit 130 (143, 129)
-            _folder = records.ResultsFolder(RESULTS)
-            _folder.remove_left_claims()  # of a case a job was taking or giving back as the stop landed
-            _finished = sum(_folder.case_outputs_present(sample.case_id) for sample in SAMPLES)
-            tell_stop(run_stopped_line(_finished, len(SAMPLES), stopped_by()), log)
+            records.ResultsFolder(RESULTS).remove_left_claims()  # of a case a job was taking or giving back as the
+            # stop landed; the cases finished for this run's model, settings and forcing (results made for other
+            # work are still there, but to be made again: they counted as kept, "202 of 202" where 40 were made)
+            _done = cohort.finished_cases(BATCHES, RESULTS, _PACKAGE, _options,
+                                          {_stage: os.environ.get(_variable)
+                                           for _stage, _variable in _REDO_VARIABLES.items()})
+            tell_stop(run_stopped_line(_done.finished, len(SAMPLES), stopped_by(), _done.unscored), log)
             sys.exit(stopped_code())
     finally:
         run_ended()
