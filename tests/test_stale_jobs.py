@@ -187,3 +187,26 @@ def test_a_case_given_up_with_less_memory_than_its_batch_now_starts_with_voids_t
     assert void["infer"].retried_memory_mb == [3000, 2600]
     assert "a, b given up with less memory than this run's jobs start with (2600-3000 MB)" in voided_message(
         "infer", void["infer"], None, preview=True)
+
+
+def test_a_voided_job_takes_the_whole_report_away_not_only_its_page(tmp_path):
+    """Planning removed report.html alone to have the report made again: a run with another model or setting that
+    was stopped before its report left cohort.tsv and summary.json describing the earlier run's cases (another
+    overlap, another model version), with nothing to say they no longer held. The table and the summary go with the
+    page; a preview still changes nothing."""
+    write_phantom(tmp_path / "a.nii.gz", shape=(40, 40, 8), seed=1)
+    (tmp_path / "samples.tsv").write_text("case_id\timage\na\ta.nii.gz\n")
+    samples = read_samples(tmp_path / "samples.tsv")
+    results = tmp_path / "results"
+    options = InferOptions(model="phantom", device="cpu", batch_size=8)
+    write_job_record(results / "jobs" / "b0001.infer.json", infer_cases(samples, results, options))
+    write_job_record(results / "jobs" / "b0001.evaluate.json", evaluate_cases(samples, results))
+    report = [results / name for name in ("report.html", "cohort.tsv", "summary.json")]
+    for path in report:
+        path.write_text("the earlier run's")
+    other = InferOptions(model="phantom", device="cpu", batch_size=8, overlap=0.5)
+    memory = {"infer": 4000, "evaluate": 2000}
+    void = void_stale_jobs({"b0001": samples}, results, load_package("phantom"), other, memory, preview=True)
+    assert void["infer"].jobs == ["b0001.infer"] and all(path.exists() for path in report)
+    void_stale_jobs({"b0001": samples}, results, load_package("phantom"), other, memory, preview=False)
+    assert not any(path.exists() for path in report)

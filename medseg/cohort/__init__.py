@@ -39,7 +39,14 @@ from medseg.cohort.shared_folder import (
     future_dated_files,
     reset_times,
 )
-from medseg.cohort.stale_jobs import VoidedJobs, new_jobs_message, unrecorded_message, void_stale_jobs, voided_message
+from medseg.cohort.stale_jobs import (
+    VoidedJobs,
+    new_jobs_message,
+    remove_report,
+    unrecorded_message,
+    void_stale_jobs,
+    voided_message,
+)
 
 __all__ = [
     "NO_HOOKS_REFUSED",
@@ -47,6 +54,7 @@ __all__ = [
     "check_results_writable",
     "check_snakemake_folder",
     "future_dated_files",
+    "remove_report",
     "reset_times",
     "CaseOutcome",
     "InferOptions",

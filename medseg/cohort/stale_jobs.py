@@ -39,9 +39,12 @@ from medseg.cohort.run import InferOptions
 from medseg.cohort.samples import Sample, some_names
 from medseg.errors import OutputWriteError
 
-__all__ = ["VoidedJobs", "new_jobs_message", "unrecorded_message", "void_stale_jobs", "voided_message"]
+__all__ = ["REPORT_FILES", "VoidedJobs", "new_jobs_message", "remove_report", "unrecorded_message", "void_stale_jobs",
+           "voided_message"]
 
 STAGES = ("infer", "evaluate")
+# the report rule's outputs, report.html last: the one whose absence has Snakemake make the report again
+REPORT_FILES = ("cohort.tsv", "summary.json", "report.html")
 
 
 @dataclass
@@ -67,8 +70,7 @@ def void_stale_jobs(batches: Mapping[str, Sequence[Sample]], results: Path | str
     ``memory_mb``: for both stages (``infer``, ``evaluate``), the memory this run's jobs start with, one figure for
     every batch or one per batch (None where it cannot be told)."""
     folder = ResultsFolder(results)
-    report = Path(results, "report.html")
-    report_there = report.exists()
+    report_there = Path(results, "report.html").exists()
     # no job record of a stage at all beside a report: made by hand, or jobs/ removed (else a new batch: a row added,
     # another cases_per_job, which Snakemake lists itself)
     by_hand = {stage: report_there and not any(Path(results, "jobs").glob(f"*.{stage}.json")) for stage in STAGES}
@@ -84,7 +86,7 @@ def void_stale_jobs(batches: Mapping[str, Sequence[Sample]], results: Path | str
                     else:
                         void[stage].new.append(f"{batch}.{stage}")
                     if not preview:
-                        _remove(report)
+                        remove_report(results)
                 continue
             gone = [s.case_id for s in samples if (s.reference or stage == "infer")
                     and not folder.case_outputs_present(s.case_id, stage)]
@@ -103,8 +105,17 @@ def void_stale_jobs(batches: Mapping[str, Sequence[Sample]], results: Path | str
                 void[stage].jobs.append(f"{batch}.{stage}")
                 if not preview:
                     _remove(record)
-                    _remove(report)
+                    remove_report(results)
     return void
+
+
+def remove_report(results: Path | str) -> None:
+    """Remove the report's files (``cohort.tsv``, ``summary.json``, then ``report.html``, whose absence has
+    Snakemake make the report again), as a run plans to redo some of its cases: the table and the summary were left
+    behind, so that a run stopped before its report (or a reader during the run) found them describing cases that
+    were being made again, with another model or setting, and no sign that they were out of date."""
+    for name in REPORT_FILES:
+        _remove(Path(results, name))
 
 
 def _remove(path: Path) -> None:

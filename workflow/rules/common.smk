@@ -457,7 +457,7 @@ if workflow.is_main_process:
     _left = _folder.left_since_report(s.case_id for s in SAMPLES)
     if _left:
         if not _PREVIEW:
-            Path(RESULTS, "report.html").unlink(missing_ok=True)
+            planned(cohort.remove_report, RESULTS)
         logger.warning(f"report: {cohort.some_names(_left)} no longer in the sample sheet, and "
                        f"{'its folder' if len(_left) == 1 else 'their folders'} under cases/ removed: the report will "
                        "be rebuilt"
