@@ -68,6 +68,7 @@ def output_paths(
 ) -> tuple[Path, Path, Path]:
     """``<name>_seg.nii.gz``, ``<name>_seg.json`` and ``<name>_metrics.json`` in ``out_dir`` (default:
     beside the input, a link's outputs beside the link); ``name`` is ``case_id`` or the input's stem."""
+    _check_case_id(case_id)
     input_path = Path(input_path)
     if input_path.name in ("", ".", ".."):  # a folder named by "." or "..": its real place and name
         input_path = Path(os.path.realpath(input_path))
@@ -77,6 +78,19 @@ def output_paths(
     folder = Path(out_dir) if out_dir is not None else input_path.parent
     name = case_id or stem(input_path)
     return folder / f"{name}_seg.nii.gz", folder / f"{name}_seg.json", folder / f"{name}_metrics.json"
+
+
+def _check_case_id(case_id) -> None:
+    """Refuse a ``case_id`` that is no name of its own: joined to the output folder, ``"../x"`` wrote beside it, an
+    absolute path anywhere, ``"sub/x"`` into a folder made for it, and ``"."`` the hidden ``._seg.nii.gz``. ``\\`` is
+    a folder's separator on Windows; None and ``""`` leave the outputs named after the input."""
+    if case_id is None or case_id == "":
+        return
+    if not isinstance(case_id, str):
+        raise InputError(f"case_id {case_id!r}: a name for the outputs is text; give a str")
+    if case_id in (".", "..") or any(character in case_id for character in "/\\\0"):
+        raise InputError(f"case_id {case_id!r}: a name for the outputs, not a path (no '/', '\\' or NUL, not '.' "
+                         "or '..'); give the folder as out_dir")
 
 
 def case_targets(input_path: Path | str, out_dir: Path | str | None = None, scored: bool = False,
@@ -283,7 +297,8 @@ def segment_case(
 
     ``progress(total_slices)`` may return a callback that receives slice counts. With a ``reference``
     label image, per-label metrics are computed and written to ``<name>_metrics.json``. Outputs are named
-    after ``case_id`` when given, else after the input (for a multi-modal model, nnU-Net's ``case_0000.nii.gz``
+    after ``case_id`` when given (a name, in ``out_dir``: one holding ``/`` or ``\\``, or ``.`` or ``..``, is an
+    :class:`~medseg.errors.InputError`), else after the input (for a multi-modal model, nnU-Net's ``case_0000.nii.gz``
     after its case: ``case_seg.nii.gz``, :func:`~medseg.io.channels.case_name`). Nothing is written unless every
     step succeeds.
     ``overwrite`` replaces earlier outputs, and removes those the new ones supersede (:func:`superseded_outputs`:
@@ -293,6 +308,7 @@ def segment_case(
     input_path = path_argument(input_path, "the input")
     out_dir = None if out_dir is None else path_argument(out_dir, "the output folder")
     reference = None if reference is None else path_argument(reference, "the reference")
+    _check_case_id(case_id)  # before the model loads
     segmenter = _segmenter(segmenter)
     modalities = segmenter.package.n_modalities
     if case_id is None:  # nnU-Net's case_0000 of a multi-modal model: its case's name, as nnU-Net names its outputs

@@ -91,6 +91,34 @@ def test_what_is_no_volume_or_no_segmenter_is_one_medseg_error(phantom_file, pha
     assert list(tmp_path.iterdir()) == []
 
 
+
+@pytest.mark.parametrize("case_id", ["../escaped", "sub/case", "sub\\case", ".", "..", "ab\x00c", 7])
+def test_a_case_id_names_the_outputs_in_the_output_folder_and_is_no_path(phantom_file, phantom_segmenter, tmp_path,
+                                                                           case_id):
+    """A case id from a notebook's spreadsheet was joined to the output folder as a path: ``"../escaped"`` wrote
+    ``escaped_seg.nii.gz`` beside the folder, an absolute one anywhere, ``"sub/case"`` into a folder it made, and
+    ``"."`` the hidden ``._seg.nii.gz``."""
+    path, _ = phantom_file
+    with pytest.raises(InputError) as raised:
+        segment_case(path, phantom_segmenter, out_dir=tmp_path / "out", case_id=case_id)
+    assert str(raised.value).startswith(f"case_id {case_id!r}: ")
+    assert "a name for the outputs" in str(raised.value)
+    assert list(tmp_path.iterdir()) == []  # nothing written, no folder made, outside the output folder or in it
+
+
+def test_an_absolute_case_id_is_refused_before_the_model_is_loaded(phantom_file, tmp_path):
+    from medseg.segment import case_targets
+
+    path, _ = phantom_file
+    for call in (lambda: segment_case(path, "no-such-model", out_dir=tmp_path, case_id=str(tmp_path / "x")),
+                 lambda: case_targets(path, tmp_path, case_id=str(tmp_path / "x"))):
+        with pytest.raises(InputError, match="a name for the outputs, not a path"):
+            call()
+    assert list(tmp_path.iterdir()) == []
+    # a name with dots and dashes is a name
+    assert case_targets(path, tmp_path, case_id="sub-01_ses-1.v2")[0] == tmp_path / "sub-01_ses-1.v2_seg.nii.gz"
+
+
 @pytest.mark.parametrize("array, affine, message", [
     (np.ones((8, 8)), np.eye(4), r"the volume: an array of shape \(8, 8\); give one 3D volume"),
     (np.ones((8, 8, 4, 2)), np.eye(4), r"an array of shape \(8, 8, 4, 2\)"),
