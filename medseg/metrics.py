@@ -149,7 +149,11 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
     (``{"1": "anterior"}``). Returns a ``medseg-metrics/1`` record; undefined values are ``float('nan')`` (use
     :func:`metrics_json` to write it, which turns them into ``null``). Raises :class:`~medseg.errors.InputError`
     for what is not a ``Volume`` of whole label values from 0 with a 4×4 affine, or for ``labels`` that are not such
-    a mapping, and :class:`~medseg.errors.GeometryError` for two grids that do not match.
+    a mapping, and :class:`~medseg.errors.GeometryError` for two grids that do not match. A reference of another
+    shape on the prediction's voxel lattice (a box of it, as 3D Slicer crops a segmentation, or larger with only
+    label 0 beyond it) is not refused: it is zero-padded or cropped onto the prediction's grid, and the record says
+    so (``reference_sub_box`` and ``notes``); two label files of different cases with identity affines are such a
+    pair.
     """
     labels = _label_names(labels)
     pred, ref = _label_volume(pred, "prediction"), _label_volume(ref, "reference")
