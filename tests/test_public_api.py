@@ -260,3 +260,28 @@ def test_the_readme_entry_points_annotate_every_parameter_and_say_what_they_rais
     assert unannotated == [], f"{module_name}.{name}"
     told = [error for error in errors.__all__ if error.endswith("Error") and error in (inspect.getdoc(function) or "")]
     assert told, f"{module_name}.{name}: its docstring names no error of medseg.errors"
+
+
+def test_the_entry_points_are_names_of_the_package_imported_when_first_used():
+    """``import medseg; medseg.segment_volume(...)``, what a notebook's user tries first, was an AttributeError: the
+    entry points lay in seven modules, and ``medseg.__all__`` named only ``__version__``. They are names of the package
+    now, and ``import medseg`` still imports none of the heavy libraries."""
+    import subprocess
+    import sys
+
+    code = ("import sys, medseg; print(sorted({m.split('.')[0] for m in sys.modules} & {'numpy', 'torch', 'monai', "
+            "'nibabel', 'scipy'})); medseg.Volume; print('torch' in sys.modules)")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert shown[:2] == ["[]", "False"]  # a Volume needs numpy, not torch
+    entry_points = [name for name in medseg.__all__ if name != "__version__"]
+    assert {"Segmenter", "Volume", "segment_volume", "segment_case", "evaluate_volumes", "score_prediction",
+            "read_image", "build_report", "MedsegError"} <= set(entry_points)
+    for name in entry_points:
+        value = getattr(medseg, name)
+        assert getattr(importlib.import_module(value.__module__), name) is value
+        assert value.__module__ != "medseg" and name in dir(medseg)
+    assert medseg.segment_volume is importlib.import_module("medseg.segment").segment_volume
+    assert issubclass(medseg.errors.InputError, medseg.MedsegError)
+    with pytest.raises(AttributeError, match="module 'medseg' has no attribute 'segment_volumes'"):
+        medseg.segment_volumes  # noqa: B018
+    assert sorted(entry_points) == sorted(medseg._ENTRY_POINTS)  # the list and the lazy lookup agree
