@@ -521,8 +521,13 @@ def segment_volume(
                          f"{modalities_text(segmenter.package.modalities)}: give them as one array (X, Y, Z, "
                          f"{modalities}), in that order")
     if modalities == 1 and (array.ndim != 3 or not array.size):
+        hint = ""  # which axis to drop: MONAI's channel-first image, a 4D file of one volume
+        if array.ndim == 4 and array.shape[0] == 1:
+            hint = ": a channel-first array, as MONAI's EnsureChannelFirst makes it: give array[0]"
+        elif array.ndim == 4 and array.shape[3] == 1:
+            hint = ": give array[..., 0]"
         raise InputError(f"{name}: an array of shape {array.shape}; give one 3D volume (X, Y, Z), a 2D image as "
-                         "X×Y×1")
+                         f"X×Y×1{hint}")
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         first = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
         raise InputError(f"{name}: the image contains NaN or infinite voxels (the first at voxel index {first})")

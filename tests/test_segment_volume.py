@@ -122,6 +122,10 @@ def test_an_absolute_case_id_is_refused_before_the_model_is_loaded(phantom_file,
 @pytest.mark.parametrize("array, affine, message", [
     (np.ones((8, 8)), np.eye(4), r"the volume: an array of shape \(8, 8\); give one 3D volume"),
     (np.ones((8, 8, 4, 2)), np.eye(4), r"an array of shape \(8, 8, 4, 2\)"),
+    # MONAI's channel-first image (LoadImage + EnsureChannelFirst), and a 4D file of one volume: which axis to drop
+    (np.ones((1, 8, 8, 4)), np.eye(4), r"\(1, 8, 8, 4\); give one 3D volume .*: a channel-first array, as MONAI's "
+                                       r"EnsureChannelFirst makes it: give array\[0\]$"),
+    (np.ones((8, 8, 4, 1)), np.eye(4), r"\(8, 8, 4, 1\); give one 3D volume .*: give array\[..., 0\]$"),
     (np.array([["a"]]), np.eye(4), "voxels of type <U1; give numbers"),
     (np.full((8, 8, 4), np.nan), np.eye(4), r"NaN or infinite voxels \(the first at voxel index \(0, 0, 0\)\)"),
     (np.ones((8, 8, 4)), np.eye(3), r"an affine of shape \(3, 3\); give the 4×4"),
