@@ -64,6 +64,29 @@ def test_a_second_config_is_told_with_what_it_dropped(tmp_path):
     assert repeated_config(["--no-such-option", "--config", "a=1", "--config", "b=2"]) is None  # Snakemake refuses it
 
 
+def test_a_second_config_that_drops_no_setting_is_let_through():
+    """An empty --config, or one whose keys the last --config sets again, loses nothing: it was refused, the error
+    saying it dropped "nothing"."""
+    assert repeated_config(["--config", "--config", "samples=a", "-n"]) is None
+    assert repeated_config(["--config", "samples=a", "--config", "samples=b", "device=cuda"]) is None
+    # what is dropped is named alone, not the keys the last one sets again
+    assert repeated_config(["-C", "samples=a", "device=cuda", "-C", "samples=b"]) == (
+        "--config given 2 times: Snakemake keeps the last one's settings alone (samples=b) and drops the others' "
+        "(device=cuda); give every KEY=VALUE after one --config")
+
+
+def test_a_programs_own_options_are_not_read_as_snakemakes_config():
+    """Through Snakemake's Python API the command line is the program's own: its options were read as Snakemake's,
+    and a program given `--config a.yaml --config b.yaml` of its own was refused. The settings Snakemake read
+    (``config_args``) tell whether the command line is the one Snakemake ran with."""
+    argv = ["--config", "a.yaml", "--config", "b.yaml"]
+    assert repeated_config(argv, config_args=None) is None
+    assert repeated_config(argv, config_args=["samples=x"]) is None
+    assert repeated_config(argv, config_args=["b.yaml"]) == (
+        "--config given 2 times: Snakemake keeps the last one's settings alone (b.yaml) and drops the others' "
+        "(a.yaml); give every KEY=VALUE after one --config")
+
+
 @pytest.mark.parametrize(("argv", "expected"), [
     (["--cores", "1", "--no-hooks"], True), (["--no-hooks", "--cores=2", "--nolock"], True), (["--no-h"], True),
     (["--cores", "1"], False), (["-n", "--no-hooks"], False), (["--no-hooks", "--unlock"], False),

@@ -68,6 +68,45 @@ def test_a_second_config_on_the_command_line_is_refused_before_anything_runs(coh
     assert not (tmp_path / ".snakemake" / "locks").exists() or not any((tmp_path / ".snakemake" / "locks").iterdir())
 
 
+# a program with options of its own (two --config) running a dry run of the workflow through Snakemake's Python API;
+# argv: the program's own options, then SNAKEFILE WORKDIR KEY=VALUE...
+_API_PROGRAM = """
+import sys
+from pathlib import Path
+
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+
+snakefile, workdir, *settings = sys.argv[5:]
+try:
+    with SnakemakeApi(OutputSettings()) as api:
+        workflow = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=Path(snakefile),
+                                config_settings=ConfigSettings(config=dict(text.split("=", 1) for text in settings)),
+                                workdir=Path(workdir))
+        workflow.dag().execute_workflow(executor="dryrun")
+    print("returned", file=sys.stderr)
+except SystemExit as stop:
+    print(f"exit {stop.code}", file=sys.stderr)
+"""
+
+
+def test_a_programs_own_options_are_not_taken_for_a_second_config(cohort, tmp_path):
+    """Through Snakemake's Python API the command line is the program's own: a program given `--config a.yaml
+    --config b.yaml` of its own was refused as if Snakemake had dropped a.yaml."""
+    import subprocess
+    import sys
+
+    from workflow_runs import SNAKEFILE
+
+    _, sheet = cohort
+    done = subprocess.run([sys.executable, "-c", _API_PROGRAM, "--config", "a.yaml", "--config", "b.yaml",
+                           str(SNAKEFILE), str(tmp_path), f"model={MODEL}", f"samples={sheet}",
+                           f"results={tmp_path / 'results'}"], capture_output=True, text=True, timeout=300)
+    assert "--config given" not in done.stderr, done.stderr[-3000:]
+    assert "This was a dry-run" in done.stdout + done.stderr and done.stderr.splitlines()[-1] == "returned", \
+        done.stderr[-3000:]
+
+
 def test_a_fixed_set_resources_memory_is_warned_about_while_planning(cohort, tmp_path):
     """--set-resources infer:mem_mb=500 gave every retry of a job killed for memory the same 500 MB, without a word;
     an expression of attempt keeps the retries' scaling."""

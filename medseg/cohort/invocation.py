@@ -65,12 +65,20 @@ def hooks_skipped_by(execution_settings: object, executor_plugin: object = None)
     return not (getattr(common, "dryrun_exec", False) or getattr(common, "touch_exec", False))
 
 
-def repeated_config(argv: Sequence[str]) -> str | None:
-    """The error for a command line (Snakemake's arguments) that gives ``--config`` (``-C``) more than once: Snakemake
-    keeps the last one's settings alone and drops the others' without a word, so ``--config samples=... results=...
-    --config device=cuda`` ran the example sheet, and ``--config device=cuda --config samples=...`` ran on the CPU
-    (a dry run showed the same). None when it is given once or not at all, or when Snakemake cannot read the
-    command line (it then refuses it itself)."""
+_AS_SNAKEMAKE_READ = object()  # repeated_config's config_args when not told: argv is the command line Snakemake read
+
+
+def repeated_config(argv: Sequence[str], config_args: Sequence[str] | None | object = _AS_SNAKEMAKE_READ
+                    ) -> str | None:
+    """The error for a command line (Snakemake's arguments) that gives ``--config`` (``-C``) more than once and so
+    loses settings: Snakemake keeps the last one's alone and drops the others' without a word, so ``--config
+    samples=... results=... --config device=cuda`` ran the example sheet, and ``--config device=cuda --config
+    samples=...`` ran on the CPU (a dry run showed the same). Only the keys the last one does not set again are
+    dropped: an empty ``--config``, or one whose keys the last repeats, loses nothing and is let through.
+    ``config_args``: the ``--config`` settings Snakemake ran with (``workflow.config_settings.config_args``); where
+    they are not the last ``--config`` of ``argv``, ``argv`` is not the command line Snakemake read (a program
+    running the workflow through its Python API, with options of its own) and nothing is said. None as well when
+    nothing is dropped, or when Snakemake cannot read the command line (it then refuses it itself)."""
     import contextlib
     import io
 
@@ -95,10 +103,16 @@ def repeated_config(argv: Sequence[str]) -> str | None:
         return None
     if len(given) < 2:
         return None
-    dropped = " ".join(value for values in given[:-1] for value in values) or "nothing"
+    if config_args is not _AS_SNAKEMAKE_READ and (
+            None if config_args is None else [str(value) for value in config_args]) != given[-1]:
+        return None
+    kept = {value.partition("=")[0] for value in given[-1]}
+    dropped = [value for values in given[:-1] for value in values if value.partition("=")[0] not in kept]
+    if not dropped:
+        return None
     return (f"--config given {len(given)} times: Snakemake keeps the last one's settings alone "
-            f"({' '.join(given[-1]) or 'none'}) and drops the others' ({dropped}); give every KEY=VALUE after one "
-            "--config")
+            f"({' '.join(given[-1]) or 'none'}) and drops the others' ({' '.join(dropped)}); give every KEY=VALUE "
+            "after one --config")
 
 
 def claims_results(argv: Sequence[str]) -> bool:

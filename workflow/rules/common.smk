@@ -83,8 +83,10 @@ if workflow.is_main_process:
     if cohort.hooks_skipped(sys.argv[1:]):
         run_ended()
         refuse_no_hooks()
-    # a second --config replaced the first's settings without a word (the sheet, the results folder, device=cuda)
-    _repeated_config = cohort.repeated_config(sys.argv[1:])
+    # a second --config replaced the first's settings without a word (the sheet, the results folder, device=cuda); the
+    # settings Snakemake read tell whether sys.argv is its command line or that of a program running it through its API
+    _repeated_config = cohort.repeated_config(
+        sys.argv[1:], getattr(getattr(workflow, "config_settings", None), "config_args", None))
     if _repeated_config is not None:
         run_ended()
         sys.exit(f"medseg: error: {_repeated_config}")
