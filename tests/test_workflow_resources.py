@@ -48,8 +48,8 @@ def test_the_slurm_profiles_placeholder_account_is_warned_about_while_planning(c
         ("all", 1), ("check_failures", 1), ("evaluate", 2), ("infer", 2), ("report", 1)]
     for listed in resources.values():
         assert all(job["slurm_account"] == "lab42" and job["slurm_partition"] == "short" for job in listed), listed
-    # 10 min + 5 per case; the memory planned from the batch's small inputs (medseg/cohort/job_memory.py)
-    assert sorted((job["runtime"], job["mem_mb"]) for job in resources["infer"]) == [("20", "1300"), ("25", "1300")]
+    # the run time and memory planned from the batch's small inputs (medseg/cohort/job_runtime.py, job_memory.py)
+    assert sorted((job["runtime"], job["mem_mb"]) for job in resources["infer"]) == [("6", "1300"), ("6", "1300")]
     assert [(job["runtime"], job["mem_mb"]) for job in resources["report"]] == [("60", "900")]
 
 
@@ -66,6 +66,33 @@ def test_a_second_config_on_the_command_line_is_refused_before_anything_runs(coh
         "every KEY=VALUE after one --config")
     assert not (tmp_path / "results").exists()
     assert not (tmp_path / ".snakemake" / "locks").exists() or not any((tmp_path / ".snakemake" / "locks").iterdir())
+
+
+def test_an_inference_jobs_run_time_is_planned_from_its_cases_voxels(cohort, tmp_path):
+    """Every inference job asked 10 min + 5 a case whatever its volumes: 50 hippocampus crops asked for 260 min (and
+    520, 780 on a retry), which a partition with a shorter MaxTime refused. A batch of small phantoms now asks for a
+    few minutes and one of a CT-sized volume for more; config minutes_per_case is still the user's own figure."""
+    _, sheet = cohort
+    data = sheet.parent
+    # a 512x512x300 volume of 0.7x0.7x1 mm: planning reads its header alone (zeros keep the file small)
+    nib.save(nib.Nifti1Image(np.zeros((512, 512, 300), np.int16), np.diag([0.7, 0.7, 1.0, 1.0])),
+             str(tmp_path / "ct.nii.gz"))
+    rows = [("a", str(data / "a.nii.gz"), ""), ("b", str(data / "b.nii.gz"), ""), ("c", str(data / "c.nii.gz"), ""),
+            ("ct", str(tmp_path / "ct.nii.gz"), "")]
+    own = write_sheet(tmp_path, rows)
+
+    def infer_runtimes(*settings):
+        planned = snakemake(tmp_path, "-n", "--cores", "1", samples=own, results=tmp_path / "results",
+                            cases_per_job=3, **dict(setting.split("=", 1) for setting in settings))
+        assert planned.returncode == 0, planned.stderr[-3000:]
+        jobs = re.findall(r"^rule infer:.*?^\s+wildcards: batch=(\w+)$\s+resources: .*?runtime=(\d+)", planned.stdout,
+                          re.MULTILINE | re.DOTALL)
+        return sorted((batch, int(minutes)) for batch, minutes in jobs)
+
+    # 5 min + 3 x (3 s + 15 s x 0.037 M voxels); 5 min + 3 s + 15 s x 78.6 M voxels
+    assert infer_runtimes() == [("batch001", 6), ("batch002", 25)]
+    assert infer_runtimes("minutes_per_case=0.5") == [("batch001", 11), ("batch002", 10)]
+    assert infer_runtimes("minutes_per_case=null") == [("batch001", 6), ("batch002", 25)]
 
 
 # a program with options of its own (two --config) running a dry run of the workflow through Snakemake's Python API;

@@ -421,9 +421,9 @@ def test_the_slurm_profile_runs_the_cohort_through_the_executor(finished, tmp_pa
     # inference, 800 MB + 32 B a voxel for scoring
     assert asked == [("rule_evaluate_wildcards_batch001", "900", "30"),
                      ("rule_evaluate_wildcards_batch002", "900", "30"),
-                     ("rule_infer_wildcards_batch001", "1300", "25"),  # 10 min + 5 per case
-                     ("rule_infer_wildcards_batch001", "2600", "50"),  # the retry: twice the memory and time
-                     ("rule_infer_wildcards_batch002", "1300", "20"),
+                     ("rule_infer_wildcards_batch001", "1300", "6"),  # planned from the small inputs' voxels
+                     ("rule_infer_wildcards_batch001", "2600", "12"),  # the retry: twice the memory and time
+                     ("rule_infer_wildcards_batch002", "1300", "6"),
                      ("rule_report", "1800", "120"),  # the retry: twice the memory and time
                      ("rule_report", "900", "60")]  # 5 small cases (medseg/cohort/report_memory.py)
     for entry in submitted:

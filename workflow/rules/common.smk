@@ -55,6 +55,7 @@ from medseg.cohort.input_voxels import input_grid
 from medseg.numbers import counted
 from medseg.cohort.job_command import medseg_command
 from medseg.cohort.job_memory import evaluate_memory_mb, infer_memory_mb
+from medseg.cohort.job_runtime import infer_minutes as planned_infer_minutes
 from medseg.cohort.report_memory import report_memory_mb
 from medseg.cohort.settings import (check_config, check_results_folder, cpus_beside_threads, first_attempt_memory,
                                     fixed_retry_resources, gpu_model_without_gpu, per_cpu_memory,
@@ -489,8 +490,13 @@ def report_memory():
     return report_memory_mb(SAMPLES, config["max_overlays"], voxels)
 
 
-def infer_minutes(wildcards):
-    return int(10 + config["minutes_per_case"] * len(BATCHES[wildcards.batch]))
+@functools.cache
+def infer_minutes(batch):
+    """The run time (minutes) an inference job of ``batch`` asks for on its first attempt: 10 + the config's
+    minutes_per_case a case where given, else planned from its cases' voxels, the model and the tile overlap
+    (medseg/cohort/job_runtime.py). A --set-resources infer:runtime= replaces it (Snakemake's own)."""
+    return planned_infer_minutes([_input_grid(str(s.image)) for s in BATCHES[batch]], _PACKAGE,
+                                 config["minutes_per_case"], config["overlap"])
 
 
 def results_of(job_record):

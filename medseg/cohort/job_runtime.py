@@ -1,0 +1,79 @@
+"""The run time (minutes) the cohort workflow's inference jobs ask a cluster for, planned from their batch's voxels.
+
+A job's time is its start (the job's own Snakemake process, which reads the Snakefile and the sheet's headers again,
+then medseg's imports and the model's load) and, for each case, reading, resampling, the tiled network and writing,
+which grow with the case's voxels. Measured as a cluster job runs it, ``medseg infer --threads 1 --device cpu`` in a
+subprocess, on the 2-core machine shared with other work (a load average of 9-10, 14 at the end of the last run); CPU
+seconds are the process's user and system time, wall seconds what a job waits for; the crops are 21 of the real
+hippocampus crops:
+
+=======================================================  ============  ===========  ====================
+run                                                      voxels        CPU seconds  wall seconds
+=======================================================  ============  ===========  ====================
+start and one crop (``hippocampus``)                     71 k          4.9          22.0
+start and 21 crops (``hippocampus``)                     1.35 M        9.0          39.5
+512×512×150 phantom, 0.7×0.7×1.5 mm (``hippocampus``)    39.3 M        135.5        533.4
+the same (``phantom``, which keeps the voxel size)       39.3 M        88.1         585.3
+=======================================================  ============  ===========  ====================
+
+so about 0.2 CPU seconds a crop, and 3.3 (``hippocampus``) and 2.1 (``phantom``) CPU seconds a million voxels beyond
+the start; the wall time was four to seven times the CPU time on that loaded machine, 13.0 and 14.3 s a million
+voxels. ``benchmarks/job_runtime.py --crops 4 --slices 8`` (synthetic crops, a load average of 14) took 55 s to
+start, and 7.4 CPU and 29 wall seconds a million voxels of a thin 512×512×8 volume (hippocampus's coronal planes of
+12 voxels, padded to its tiles). A job is planned at :data:`SECONDS_PER_MVOXEL` a million voxels and
+:data:`SECONDS_PER_CASE` a case, and :data:`START_MINUTES` to start: about the wall time on a CPU as loaded as that
+(4.5 times the CPU time), and the start several times over; a retry's twice and three times that is the margin. A GPU
+job is planned as a CPU job (an upper bound: reading and writing stay on the CPU). Each voxel is counted in the
+model's space where the model resamples (:func:`medseg.cohort.job_memory.model_voxels`), or the input's where that
+has more, and once more for each pass the model makes over it (each flip of its test-time augmentation, each slicing
+axis of an ensemble), in proportion to the tiles its overlap makes (the shipped models': 0.25) and to its width
+squared (theirs: 16). A retried job (out of time or memory) asks for twice, then three times as much.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from medseg.cohort.input_voxels import InputGrid
+from medseg.cohort.job_memory import model_voxels
+
+__all__ = ["SECONDS_PER_CASE", "SECONDS_PER_MVOXEL", "START_MINUTES", "infer_minutes", "model_passes"]
+
+START_MINUTES = 5  # a job's Snakemake process and medseg's imports and model load (22 s measured under load)
+SECONDS_PER_CASE = 3  # reading, writing and recording a case, beside its voxels (a crop: 0.2 CPU s, 0.9 s under load)
+SECONDS_PER_MVOXEL = 15  # a million voxels of a case, each pass (measured: 2.1-3.3 CPU s, 13-14 s under load)
+_MEASURED_OVERLAP = 0.25  # the shipped models' tile overlap, with which the figures above were measured
+_MEASURED_WIDTH = 16  # and their networks' base width
+
+
+def model_passes(package, overlap: float | None = None) -> float:
+    """How many times the measured models' work ``package`` (a :class:`medseg.model_package.ModelPackage`) does on
+    a voxel: once for each flip of its test-time augmentation and the unflipped pass, for each slicing axis, times
+    its tiles over those of the measured overlap (``overlap``: the run's, else the model's own) and its network's
+    width squared over theirs."""
+    inference = package.inference
+    axes = inference["slice_axis"]
+    passes = (1 + len(set(inference.get("flip_tta") or []))) * (len(axes) if isinstance(axes, list) else 1)
+    overlap = float(inference["overlap"] if overlap is None else overlap)
+    tiles = ((1 - _MEASURED_OVERLAP) / (1 - min(overlap, 0.95))) ** 2
+    width = float(package.config["architecture"].get("base_width", _MEASURED_WIDTH)) / _MEASURED_WIDTH
+    return passes * max(tiles, 1.0) * max(width, 1.0) ** 2
+
+
+def infer_minutes(grids: Sequence[InputGrid], package, minutes_per_case: float | None = None,
+                  overlap: float | None = None) -> int:
+    """The run time (whole minutes) an inference job of the cases of ``grids`` (their inputs' headers) asks for on
+    its first attempt: with ``minutes_per_case`` (the config's, where given) 10 minutes and that a case, as before it
+    was planned; else :data:`START_MINUTES`, :data:`SECONDS_PER_CASE` a case and :data:`SECONDS_PER_MVOXEL` a million
+    voxels of each case (the larger of its input and model space, all its channels) times
+    :func:`model_passes`, rounded up. An input whose header tells no voxels (missing, unreadable: its case fails
+    as it is read) counts its case's seconds alone."""
+    if minutes_per_case is not None:
+        return int(10 + minutes_per_case * len(grids))
+    preprocessing = package.preprocessing
+    modalities = int(getattr(package, "n_modalities", 1))
+    voxels = sum(max(grid.grid_voxels, model_voxels(grid, preprocessing)) * max(grid.channels, modalities)
+                 for grid in grids)
+    seconds = SECONDS_PER_CASE * len(grids) + SECONDS_PER_MVOXEL * model_passes(package, overlap) * voxels / 1e6
+    return int(math.ceil(START_MINUTES + seconds / 60))
