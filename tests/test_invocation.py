@@ -9,6 +9,7 @@ import pytest
 
 from medseg.cohort import (
     claims_results,
+    dropped_profile_config,
     forced_jobs,
     forget_forced_run,
     hooks_skipped,
@@ -73,6 +74,23 @@ def test_a_second_config_that_drops_no_setting_is_let_through():
     assert repeated_config(["-C", "samples=a", "device=cuda", "-C", "samples=b"]) == (
         "--config given 2 times: Snakemake keeps the last one's settings alone (samples=b) and drops the others' "
         "(device=cuda); give every KEY=VALUE after one --config")
+
+
+def test_a_profiles_config_that_the_command_lines_drops_is_told(tmp_path):
+    """A --config on the command line replaces a profile's config: whole (Snakemake keeps one), so a copy of the SLURM
+    profile that sets device=cuda ran on the CPU once the README's --config samples=... was given, without a word."""
+    (tmp_path / "config.yaml").write_text("config:\n  device: cuda\n  cases_per_job: 20\n")
+    profile = ["--profile", str(tmp_path)]
+    assert dropped_profile_config([*profile, "-n", "--config", "samples=a", "cases_per_job=50"]) == (
+        "profile config device=cuda: dropped, as a --config on the command line replaces a profile's config: whole "
+        "(Snakemake keeps one); give it among the command line's --config settings too")
+    # nothing dropped: no --config on the command line, or one that sets every key again
+    assert dropped_profile_config([*profile, "-n"]) is None
+    assert dropped_profile_config([*profile, "--config", "device=cpu", "cases_per_job=1"]) is None
+    assert dropped_profile_config(["--config", "samples=a"]) is None
+    # a program's own command line (Snakemake's Python API): the settings Snakemake read are not its last --config
+    assert dropped_profile_config([*profile, "--config", "samples=a"], config_args=None) is None
+    assert dropped_profile_config([*profile, "--config", "samples=a"], config_args=["samples=a"]) is not None
 
 
 def test_a_programs_own_options_are_not_read_as_snakemakes_config():

@@ -95,6 +95,26 @@ def test_an_inference_jobs_run_time_is_planned_from_its_cases_voxels(cohort, tmp
     assert infer_runtimes("minutes_per_case=null") == [("batch001", 6), ("batch002", 25)]
 
 
+def test_a_profiles_config_dropped_by_the_command_lines_is_warned_about_while_planning(cohort, tmp_path):
+    """A --config on the command line replaced a profile's config: whole, without a word: a copy of the SLURM profile
+    setting device and cases_per_job planned the defaults once the README's --config samples=... was given."""
+    _, sheet = cohort
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    (profile / "config.yaml").write_text("config:\n  device: cpu\n  cases_per_job: 2\n")
+    planned = snakemake(tmp_path, "-n", "--cores", "1", "--profile", str(profile), samples=sheet,
+                        results=tmp_path / "results")
+    assert planned.returncode == 0, planned.stderr[-3000:]
+    assert ("profile config device=cpu cases_per_job=2: dropped, as a --config on the command line replaces a "
+            "profile's config: whole (Snakemake keeps one); give them among the command line's --config settings "
+            "too") in planned.stdout + planned.stderr
+    assert len(re.findall(r"^rule infer:", planned.stdout, re.MULTILINE)) == 1  # cases_per_job 10: one batch
+    # set again on the command line, nothing is dropped
+    again = snakemake(tmp_path, "-n", "--cores", "1", "--profile", str(profile), samples=sheet,
+                      results=tmp_path / "results", device="cpu", cases_per_job=2)
+    assert again.returncode == 0 and "profile config" not in again.stdout + again.stderr, again.stderr[-3000:]
+
+
 # a program with options of its own (two --config) running a dry run of the workflow through Snakemake's Python API;
 # argv: the program's own options, then SNAKEFILE WORKDIR KEY=VALUE...
 _API_PROGRAM = """

@@ -11,8 +11,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["NO_HOOKS_REFUSED", "claims_results", "forced_jobs", "hooks_skipped", "hooks_skipped_by", "previewing",
-           "repeated_config", "writes_results"]
+__all__ = ["NO_HOOKS_REFUSED", "claims_results", "dropped_profile_config", "forced_jobs", "hooks_skipped",
+           "hooks_skipped_by", "previewing", "repeated_config", "writes_results"]
 
 PREVIEW_OPTIONS = frozenset({
     "--dry-run", "--dryrun", "--touch", "--unlock", "--lint", "--list-rules", "--list", "--list-target-rules",
@@ -113,6 +113,40 @@ def repeated_config(argv: Sequence[str], config_args: Sequence[str] | None | obj
     return (f"--config given {len(given)} times: Snakemake keeps the last one's settings alone "
             f"({' '.join(given[-1]) or 'none'}) and drops the others' ({' '.join(dropped)}); give every KEY=VALUE "
             "after one --config")
+
+
+def dropped_profile_config(argv: Sequence[str], config_args: Sequence[str] | None | object = _AS_SNAKEMAKE_READ
+                           ) -> str | None:
+    """The warning for a profile's ``config:`` settings (a ``--profile``'s, ``$SNAKEMAKE_PROFILE``'s or the workflow
+    profile's) that a ``--config`` on the command line (``argv``, Snakemake's arguments) drops: Snakemake keeps one
+    ``--config``, the command line's, so a copy of the SLURM profile setting ``device=cuda`` ran on the CPU once
+    ``--config samples=...`` was given, without a word. Only the keys the command line does not set again count.
+    ``config_args`` as for :func:`repeated_config`. None when nothing is dropped, or Snakemake cannot be asked."""
+    import contextlib
+    import io
+
+    parsed = _parsed(tuple(argv))
+    if parsed is None:
+        return None
+    parser, args = parsed
+    if getattr(args, "config", None) is None:  # no --config anywhere
+        return None
+    given = [str(value) for value in args.config]
+    if config_args is not _AS_SNAKEMAKE_READ and (
+            None if config_args is None else [str(value) for value in config_args]) != given:
+        return None
+    try:  # the profiles' own settings: the same parser, reading them, without the command line
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            profiles = [str(value) for value in getattr(parser.parse_args([]), "config", None) or []]
+    except (Exception, SystemExit):
+        return None
+    kept = {value.partition("=")[0] for value in given}
+    dropped = [value for value in profiles if value.partition("=")[0] not in kept]
+    if not dropped:
+        return None
+    return (f"profile config {' '.join(dropped)}: dropped, as a --config on the command line replaces a profile's "
+            f"config: whole (Snakemake keeps one); give {'it' if len(dropped) == 1 else 'them'} among the command "
+            "line's --config settings too")
 
 
 def claims_results(argv: Sequence[str]) -> bool:

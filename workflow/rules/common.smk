@@ -91,6 +91,11 @@ if workflow.is_main_process:
     if _repeated_config is not None:
         run_ended()
         sys.exit(f"medseg: error: {_repeated_config}")
+    # and a --config on the command line replaced a profile's config: whole (a copy of the SLURM profile's device=cuda)
+    _dropped_config = cohort.dropped_profile_config(
+        sys.argv[1:], getattr(getattr(workflow, "config_settings", None), "config_args", None))
+    if _dropped_config is not None:
+        logger.warning(_dropped_config)
     # the handlers found before the run come back however it ends, also where it reaches no hook (nothing to do, a
     # dry run, an error)
     end_with_execution(workflow, refuse_no_hooks_setting, sys.exit)
