@@ -538,3 +538,42 @@ def test_the_seg_series_states_when_it_was_made(tmp_path):
     seg = pydicom.dcmread(tmp_path / "seg.dcm")
     assert (seg.SeriesDate, seg.SeriesTime) == (seg.ContentDate, seg.ContentTime)
     assert seg.SeriesDate == seg.InstanceCreationDate and seg.SeriesDate > "20240301"
+
+
+def _made_at(seg, date: str, time_: str, offset: str | None):
+    """The instant a SEG's date and time (``SeriesDate``/``SeriesTime`` say) stand for: in ``offset`` (``+0900``)
+    where the SEG states one, else in this machine's local time, as DICOM reads a date and time without one."""
+    import datetime as dt
+
+    when = dt.datetime.strptime(seg[date].value + seg[time_].value.split(".")[0], "%Y%m%d%H%M%S")
+    if offset is None:
+        return when.astimezone(dt.UTC)
+    sign = -1 if offset[0] == "-" else 1
+    zone = dt.timezone(sign * dt.timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5])))
+    return when.replace(tzinfo=zone).astimezone(dt.UTC)
+
+
+@pytest.mark.parametrize("offset", ["+0900", "-0330", None])
+def test_the_seg_is_dated_in_its_sources_time_zone(tmp_path, offset):
+    """DICOM dates and times are local unless TimezoneOffsetFromUTC says otherwise, and that offset applies to every
+    date and time of the instance. A SEG made of a series stating +0900 (a Tokyo site's) on a machine whose clock
+    is UTC (a cloud server, a container) was dated in UTC without an offset: read in the study's time zone, its
+    series was made 9 hours before it was (before its source series, where the series list sorts by time). The
+    SEG's dates are now in the source's offset, which it states, and are one instant: Series, Content and
+    InstanceCreation. A source stating none: the machine's local time, and no offset, as before."""
+    import datetime as dt
+
+    values = stored_values(SHAPE, seed=13)
+    paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=3)
+    retag(paths, TimezoneOffsetFromUTC=offset)
+    volume = read_dicom_series(tmp_path / "dcm")
+    before = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", NAMES, "test-model", "1")
+    after = dt.datetime.now(dt.UTC)
+    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    assert seg.get("TimezoneOffsetFromUTC") == offset
+    stated = {pair: (seg[pair[0]].value, seg[pair[1]].value) for pair in
+              (("SeriesDate", "SeriesTime"), ("ContentDate", "ContentTime"),
+               ("InstanceCreationDate", "InstanceCreationTime"))}
+    assert len(set(stated.values())) == 1, stated  # one instant
+    assert before <= _made_at(seg, "SeriesDate", "SeriesTime", offset) <= after

@@ -108,9 +108,7 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
     except (ValueError, TypeError, AttributeError, KeyError) as error:
         raise DicomError(f"{volume.source}: cannot make a DICOM SEG from this series "
                          f"({' '.join(str(error).split()) or type(error).__name__})") from error
-    # General Series' SeriesDate / SeriesTime (Type 3), which highdicom does not write: the SEG's own creation, so
-    # that an archive's or a viewer's series list shows when it was made (blank before) and sorts it after its source
-    seg.SeriesDate, seg.SeriesTime = seg.ContentDate, seg.ContentTime
+    _date(seg, first, volume.source)
     if "ContentCreatorName" not in seg:  # Type 2 (Content Identification): highdicom leaves it out without a name;
         seg.ContentCreatorName = ""  # an automatic segmentation has no person to name, so it is there empty
     _set_charset(seg, terms, volume.source)
@@ -121,6 +119,35 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
     return {"sop_instance_uid": str(seg.SOPInstanceUID), "series_instance_uid": str(seg.SeriesInstanceUID),
             "study_instance_uid": str(seg.StudyInstanceUID), "series_number": int(seg.SeriesNumber),
             "segments": len(values)}
+
+
+def _date(seg, source, where: str) -> None:
+    """Date ``seg`` with one instant, now, in Series (General Series' SeriesDate / SeriesTime, Type 3, which highdicom
+    does not write: an archive's or a viewer's series list showed the SEG without a date), Content and
+    InstanceCreation date and time, which highdicom wrote from separate clock readings. DICOM dates and times are
+    local unless TimezoneOffsetFromUTC says otherwise, for every date and time of the instance: where ``source``
+    states an offset, the SEG is dated in it and states it (its study's dates, copied from the source, are in it;
+    dated in this machine's time zone, a SEG made on a UTC server of a +0900 series read as made 9 hours early,
+    before its source); else in this machine's local time, without an offset."""
+    import datetime as dt
+    import re
+
+    now = dt.datetime.now(dt.UTC)
+    offset = str(source.get("TimezoneOffsetFromUTC", "") or "").strip()
+    found = re.fullmatch(r"([+-])(\d\d)(\d\d)", offset)
+    if found and int(found[2]) <= 14 and int(found[3]) < 60:
+        sign = -1 if found[1] == "-" else 1
+        local = now.astimezone(dt.timezone(sign * dt.timedelta(hours=int(found[2]), minutes=int(found[3]))))
+        seg.TimezoneOffsetFromUTC = offset
+    else:
+        if offset:
+            log.info("%s: TimezoneOffsetFromUTC %r is not +HHMM or -HHMM: the DICOM SEG is dated in local time",
+                     where, offset)
+        local = now.astimezone()
+    date, time_ = local.strftime("%Y%m%d"), local.strftime("%H%M%S.%f")
+    for kind in ("Series", "Content", "InstanceCreation"):
+        setattr(seg, f"{kind}Date", date)
+        setattr(seg, f"{kind}Time", time_)
 
 
 def _holds(text: str, encodings: list[str]) -> bool:
