@@ -204,3 +204,32 @@ def test_inspect_tells_each_series_study_in_a_folder_of_several(tmp_path, capsys
     # one study: no column for it (the JSON still has it)
     code, out, _ = run_cli(["inspect", str(tmp_path / "study" / "a")], capsys)
     assert code == 0 and "STUDY" not in out.splitlines()[0]
+
+
+def _columns(text: str) -> int:
+    """The terminal columns ``text`` takes: East Asian wide and full-width characters two, combining marks none."""
+    import unicodedata
+
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def test_inspect_aligns_columns_after_wide_and_combining_characters(tmp_path, capsys):
+    """A study or series description in Japanese (two terminal columns a character) or with a combining accent (none)
+    was padded by its count of characters: every column after it stood out of line with the header, row by row."""
+    for sub, seed, study, description, series in (("a", 1, "1.2.826.0.1.3680043.8.498.81", "頭部 MRI", "T1 強調"),
+                                                  ("b", 2, "1.2.826.0.1.3680043.8.498.82", "Cafe\u0301 knee", "t1")):
+        make_series(tmp_path / "study" / sub, seed=seed, series_number=3, description=series, prefix=sub,
+                    series_uid=f"{study}.{seed}", extra={"StudyInstanceUID": study, "StudyDate": "20240301",
+                                                         "StudyDescription": description,
+                                                         "SpecificCharacterSet": "ISO_IR 192"})
+    code, out, _ = run_cli(["inspect", str(tmp_path / "study")], capsys)
+    lines = out.splitlines()[:3]
+    assert code == 0 and "頭部 MRI" in out and "Cafe\u0301 knee" in out
+    header, rows = lines[0], lines[1:]
+    uids = [f"1.2.826.0.1.3680043.8.498.8{n}.{n}" for n in (1, 2)]  # the KEY too: both are series 3
+    # after the series' description, after the study's, and the last but one
+    assert {_columns(header[:header.index(" MODALITY ") + 1])} == {_columns(row[:row.index(" CT ") + 1])
+                                                                   for row in rows}
+    assert {_columns(header[:header.index(" UID ") + 1])} == {_columns(row[:row.rindex(uid)]) for row, uid in
+                                                            zip(rows, uids)}
+    assert {_columns(header[:header.index("STATUS")])} == {_columns(row[:row.index("eligible")]) for row in rows}
