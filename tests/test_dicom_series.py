@@ -3,6 +3,7 @@ copies and series passed over. All on synthetic series written with pydicom."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -431,12 +432,16 @@ def test_a_dicom_file_given_to_infer_is_refused_before_the_model_loads(tmp_path,
         for options in ([], ["--format", "dicom-seg"]):
             code, out, err = run_cli(["infer", str(given), "-o", str(tmp_path / "out"), *options], capsys)
             assert (code, out, err.strip().splitlines()) == (1, "", [f"medseg: error: {given}: {problem}"])
-    # a batch of them: each in its turn, and still no model
+    assert not (tmp_path / "out").exists()  # one input: its error line is its whole answer
+    # a batch of them: each in its turn, and still no model; each gets its failure record, as any failed input of a
+    # batch does, and nothing else is written
     code, out, err = run_cli(["infer", str(bare), str(seg), "-o", str(tmp_path / "out")], capsys)
     assert (code, out) == (1, "") and err.strip().splitlines() == [
         f"medseg: error: {bare}: {said[bare]}", f"medseg: error: {seg}: {said[seg]}",
         f"medseg: 2 of 2 inputs failed ({bare}, {seg})"]
-    assert not (tmp_path / "out").exists()
+    records = {path.name: json.loads(path.read_text()) for path in (tmp_path / "out").iterdir()}
+    assert {name: (record["stage"], record["error"]) for name, record in records.items()} == {
+        "IM0001_failed.json": ("read", f"{bare}: {said[bare]}"), "seg_failed.json": ("read", f"{seg}: {said[seg]}")}
 
 
 @pytest.mark.parametrize(("names", "ending"), [(["a.nii.bz2", "b.nii.bz2", "c.nii.gz"], ".nii.bz2"),
