@@ -14,10 +14,10 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from medseg.errors import DicomError, GeometryError, ImageReadError, InputError
+from medseg.errors import DicomError, GeometryError, ImageReadError, InputError, OutputExistsError
 
 __all__ = ["FAILURE_SCHEMA", "FAILURE_SUFFIX", "READ_ERRORS", "failure_path", "failure_record", "failure_stage",
-           "record_input_failure", "stale_failure", "write_failure_record"]
+           "is_failure_record", "record_input_failure", "stale_failure", "write_failure_record"]
 
 FAILURE_SCHEMA = "medseg-failure/1"
 FAILURE_SUFFIX = "_failed.json"
@@ -72,17 +72,23 @@ def write_failure_record(path: Path | str, record: dict, retire: Sequence[Path |
     return path
 
 
+def is_failure_record(path: Path | str) -> bool:
+    """Whether ``path`` holds a medseg failure record (schema ``medseg-failure/1``): False where it is not there,
+    cannot be read, is not JSON, or is another file of that name (a user's notes, an input named so)."""
+    from medseg.jsonfile import RESULT_BYTES, read_json_object
+
+    try:
+        record = read_json_object(path, RESULT_BYTES, "a medseg result record")
+    except (OSError, ValueError):  # none, unreadable, not JSON (a JsonFileError too)
+        return False
+    return record.get("schema") == FAILURE_SCHEMA
+
+
 def stale_failure(folder: Path | str, case_id: str) -> list[Path]:
     """The case's failure record in ``folder`` (``[path]``), which its outputs now placed there supersede; ``[]``
     where there is none, or the file is not a medseg failure record (a user's file of that name is left alone)."""
-    from medseg.jsonfile import RESULT_BYTES, read_json_object
-
     path = failure_path(folder, case_id)
-    try:
-        record = read_json_object(path, RESULT_BYTES, "a medseg result record")
-    except (OSError, ValueError):  # none, unreadable, not JSON (a JsonFileError too): not taken away
-        return []
-    return [path] if record.get("schema") == FAILURE_SCHEMA else []
+    return [path] if is_failure_record(path) else []
 
 
 def record_input_failure(input_path: Path | str, error: BaseException, out_dir: Path | str | None = None,
@@ -94,7 +100,9 @@ def record_input_failure(input_path: Path | str, error: BaseException, out_dir: 
     case's outputs of an earlier run go as the record is placed when ``overwrite`` (this run was to replace them),
     but for a link or a folder in the place of one, which medseg never replaces (the case may have failed on it);
     without ``overwrite``, where any exists (written since the batch checked that none did), the case has results and
-    no record is written (None). :class:`~medseg.errors.OutputWriteError` where the record cannot be written."""
+    no record is written (None). :class:`~medseg.errors.OutputWriteError` where the record cannot be written, and
+    :class:`~medseg.errors.OutputExistsError` where a file there is no medseg failure record (a user's, an input
+    named so): never replaced."""
     from medseg.io.channels import case_name
     from medseg.segment import case_targets, superseded_outputs
 
@@ -108,6 +116,12 @@ def record_input_failure(input_path: Path | str, error: BaseException, out_dir: 
         return None
     sidecar = targets[1]
     case_id = sidecar.name[:-len("_seg.json")]
+    path = failure_path(sidecar.parent, case_id)
+    if (path.exists() or path.is_symlink()) and not path.is_dir() and not is_failure_record(path):
+        # a file of the user's (their notes, another tool's record, an input named so) is never replaced by a record,
+        # with --overwrite or without: it is no output of medseg's (a folder there is told as any output's)
+        raise OutputExistsError(f"{path}: a file of that name is there that is not a medseg failure record; it is "
+                                "left as it is")
     record = failure_record(case_id, failure_stage(error), error, input_path, reference, series, message)
     files = [path for path in existing if path.is_file() and not path.is_symlink()]
-    return write_failure_record(failure_path(sidecar.parent, case_id), record, retire=files)
+    return write_failure_record(path, record, retire=files)

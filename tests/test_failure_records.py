@@ -191,3 +191,30 @@ def test_a_pair_that_fails_in_evaluate_over_folders_is_recorded_alike(tmp_path, 
     assert (record["input"], record["reference"], record["stage"], record["medseg_version"]) == (
         str(pred / "b.nii.gz"), str(ref / "b.nii.gz"), "evaluate", __version__)
     assert json.loads((tmp_path / "scores" / "summary.json").read_text())["cases"]["failed"] == 1
+
+
+def test_a_file_of_the_users_named_as_a_record_is_never_replaced_by_one(tmp_path, scans, make_package, capsys):
+    """Their notes in the output folder, or an input named so beside a failing input: no medseg record, left as it is
+    (a record replaced them, without --overwrite too, the input before it was read)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    notes = out / "bad_failed.json"
+    notes.write_text('{"note": "bad looked odd in the viewer"}\n')
+    bad, good = scans / "bad.nii.gz", scans / "good.nii.gz"
+    package = str(make_package())
+    for extra in ([], ["--overwrite"]):
+        code, _, err = run(["infer", str(bad), str(good), "-m", package, "-o", str(out), *extra], capsys)
+        assert code == 1 and "1 of 2 inputs failed" in err
+        assert f"warning: {bad}: no failure record written ({notes}: a file of that name is there that is not a " \
+               "medseg failure record; it is left as it is)" in err
+        assert notes.read_text() == '{"note": "bad looked odd in the viewer"}\n'
+    assert _files(out) == ["bad_failed.json", "good_seg.json", "good_seg.nii.gz"]
+    # an input whose name is the record's of the input before it, both failing, beside each other
+    named = scans / "bad_failed.json"
+    named.write_bytes(gzip.compress(b"not json either" * 10))
+    before = named.read_bytes()
+    code, _, err = run(["infer", str(bad), str(named), "-m", package], capsys)
+    assert code == 1 and "2 of 2 inputs failed" in err
+    assert f"warning: {bad}: no failure record written ({named}: a file of that name is there that is not a " in err
+    assert named.read_bytes() == before
+    assert _record(scans / "bad_failed.json_failed.json")["input"] == str(named)
