@@ -10,7 +10,7 @@ import shutil
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import _files, run_cli
+from conftest import _files, run_cli, tiny_config
 
 from medseg import __version__
 from medseg.synthetic import make_phantom
@@ -218,3 +218,42 @@ def test_a_file_of_the_users_named_as_a_record_is_never_replaced_by_one(tmp_path
     assert f"warning: {bad}: no failure record written ({named}: a file of that name is there that is not a " in err
     assert named.read_bytes() == before
     assert _record(scans / "bad_failed.json_failed.json")["input"] == str(named)
+
+
+def test_a_multi_modal_case_refused_before_the_model_loads_is_recorded_under_its_case(tmp_path, make_package,
+                                                                                        capsys):
+    """Every input of the batch refused (their references missing), so no model was loaded: the record of
+    case_0000.nii.gz is still named for the case (case_failed.json), as its outputs are (case_seg.nii.gz), so the
+    case segmented later takes it away; it was case_0000_failed.json, which stayed beside case_seg.nii.gz."""
+    architecture = {**tiny_config()["architecture"], "in_channels": 2}
+    package = str(make_package(modalities=["t1", "t2"], architecture=architecture))
+    scans, out = tmp_path / "scans", tmp_path / "out"
+    scans.mkdir()
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    for name, seed in (("caseA", 1), ("caseB", 2)):
+        image = make_phantom((40, 40, 8), seed=seed).image
+        for channel, volume in enumerate((image, 2.0 * image + 100.0)):
+            nib.save(nib.Nifti1Image(volume.astype(np.float32), affine), str(scans / f"{name}_{channel:04d}.nii.gz"))
+    first, second = scans / "caseA_0000.nii.gz", scans / "caseB_0000.nii.gz"
+    missing = ["--reference", str(tmp_path / "a_label.nii.gz"), "--reference", str(tmp_path / "b_label.nii.gz")]
+    code, _, err = run(["infer", str(first), str(second), "-m", package, "-o", str(out), *missing], capsys)
+    assert code == 1 and "2 of 2 inputs failed" in err
+    assert _files(out) == ["caseA_failed.json", "caseB_failed.json"]
+    record = _record(out / "caseA_failed.json")
+    assert (record["case_id"], record["input"], record["stage"]) == ("caseA", str(first), "read")
+    code, _, err = run(["infer", str(first), "-m", package, "-o", str(out)], capsys)
+    assert code == 0, err
+    assert _files(out) == ["caseA_seg.json", "caseA_seg.nii.gz", "caseB_failed.json"]
+
+
+def test_a_multi_modal_clash_is_refused_in_a_batch_that_loads_no_model_too(tmp_path, make_package, capsys):
+    """case_0000.nii.gz and case.nii.gz both write case_seg.nii.gz for a model of two modalities: refused as a usage
+    error, before anything is written, also where every input is refused (the model is not loaded): their records
+    were both case_failed.json, the second replacing the first."""
+    architecture = {**tiny_config()["architecture"], "in_channels": 2}
+    package = str(make_package(modalities=["t1", "t2"], architecture=architecture))
+    out = tmp_path / "out"
+    first, second = tmp_path / "case_0000.nii.gz", tmp_path / "case.nii.gz"  # neither there
+    code, _, err = run(["infer", str(first), str(second), "-m", package, "-o", str(out)], capsys)
+    assert code == 2 and f"{first} and {second} would both be written to case_seg.nii.gz in {out}" in err
+    assert not out.exists()

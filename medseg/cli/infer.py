@@ -122,11 +122,16 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
                 raise
             refused[str(path)] = error
     if refused and len(refused) == len(inputs):
+        # no model loaded, but its case names all the same: case_0000 of a multi-modal model is case, whose outputs
+        # placed later take case_failed.json away (a record case_0000_failed.json stayed beside them)
+        modalities = _modalities_of(model, inputs)
+        if modalities > 1:  # case_0000 and case both write case_*: a clash, as where the model loads (below)
+            with usage_errors():
+                check_batch_outputs(inputs, output_dir, bool(references), output_format, True, references, modalities)
         for index, (path, error) in enumerate(zip(inputs, refused.values())):
             click.echo(error_line(error), err=True)
-            # no model loaded: named as a model of one image a case names it
             _record_failure(path, error, output_dir, references[index] if references else None, series,
-                            output_format, overwrite, 1)
+                            output_format, overwrite, modalities)
         named = ", ".join(list(refused)[:3]) + (f" and {len(refused) - 3} more" if len(refused) > 3 else "")
         click.echo(escaped_line(f"medseg: {len(inputs)} of {counted(len(inputs), 'input')} failed ({named})"),
                    err=True)
@@ -300,6 +305,23 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
                    err=True)
         return 1
     return 0
+
+
+def _modalities_of(model, inputs) -> int:
+    """How many images a case gives ``model`` (the package's config only: no weights, no torch), which names a
+    case's outputs and failure record (``case_0000`` is ``case`` for a model of several); 1 where no input is named
+    as a case's first channel file (the count names nothing then) or the package cannot be read (its error is the
+    next run's, which loads it)."""
+    from medseg.errors import MedsegError
+    from medseg.io.channels import case_name
+    from medseg.package import load_package
+
+    if not any(case_name(path, 2) is not None for path in inputs):
+        return 1
+    try:
+        return load_package(model, check_hash=False).n_modalities
+    except MedsegError:
+        return 1
 
 
 def _record_failure(path: Path, error: BaseException, output_dir, reference, series, output_format: str,
