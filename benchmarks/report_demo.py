@@ -25,6 +25,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from medseg.errors import MedsegError
+from medseg.failure_records import failure_path, failure_record, write_failure_record
 from medseg.io.atomic import atomic_paths
 from medseg.io.label_images import read_reference
 from medseg.io.nifti import read_nifti
@@ -137,13 +138,9 @@ def write_failure(out: Path, image_path: Path, label_path: Path) -> None:
         evaluate_volumes(Volume(np.zeros(image.shape, np.uint8), image.affine, source=image_path),
                          read_reference(wrong_label, LABELS), LABELS, case_id=case_id)
     except MedsegError as error:
-        record = {"schema": "medseg-failure/1", "case_id": case_id, "input": str(image_path),
-                  "reference": str(wrong_label), "stage": "evaluate", "error": str(error),
-                  "error_type": type(error).__name__,
-                  "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
-        path = out / "cases" / case_id / f"{case_id}_failed.json"
-        with atomic_paths([path], overwrite=True) as temps:
-            temps[0].write_text(json.dumps(record, indent=2) + "\n")
+        # the record the cohort writes for a case that failed at scoring
+        record = failure_record(case_id, "evaluate", error, image_path, wrong_label)
+        write_failure_record(failure_path(out / "cases" / case_id, case_id), record)
         return
     raise SystemExit(escaped_line(f"{wrong_label} unexpectedly shares {image_path}'s grid; pick another pair"))
 

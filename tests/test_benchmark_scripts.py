@@ -142,6 +142,12 @@ def test_the_report_demo_case_meant_to_fail_fails_where_its_wrong_label_fits_the
     failure = json.loads((out / "cases" / "case_008" / "case_008_failed.json").read_text())
     assert failure["stage"] == "evaluate" and failure["error_type"] == "GeometryError"
     assert "(1.5, 1.5, 1.5) mm against (1, 1, 1) mm" in failure["error"]
+    # the record medseg's own writers make (failure_records.py): the version that wrote it, the paths absolute
+    from medseg import __version__
+
+    assert (failure["schema"], failure["case_id"], failure["medseg_version"]) == ("medseg-failure/1", "case_008",
+                                                                                 __version__)
+    assert failure["input"] == str((tmp_path / "images" / "case_008.nii.gz").absolute())
     summary = json.loads((out / "summary.json").read_text())
     assert summary["cases"]["total"] == 9 and summary["cases"]["failed"] == 1
 
