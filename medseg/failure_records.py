@@ -11,7 +11,7 @@ holds both for one case.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from medseg.errors import DicomError, GeometryError, ImageReadError, InputError, OutputExistsError
@@ -60,14 +60,16 @@ def failure_record(case_id: str, stage: str, error: BaseException, input_path: P
     }
 
 
-def write_failure_record(path: Path | str, record: dict, retire: Sequence[Path | str] = ()) -> Path:
+def write_failure_record(path: Path | str, record: dict,
+                         retire: Sequence[Path | str] | Callable[[], Sequence[Path | str]] = ()) -> Path:
     """Place ``record`` at ``path`` whole (replacing an earlier one), ``retire`` (the case's earlier outputs: no
-    results of a case that failed now stay beside its record) taken away in the same step; :class:`OutputWriteError`
-    where it cannot be written."""
+    results of a case that failed now stay beside its record) taken away in the same step; given as a function, it is
+    asked again under the folder's lock as the record is placed (see :func:`~medseg.io.atomic.atomic_paths`), and an
+    error it raises there places nothing. :class:`OutputWriteError` where it cannot be written."""
     from medseg.io.atomic import atomic_paths
 
     path = Path(path)
-    with atomic_paths([path], overwrite=True, retire=list(retire)) as (temp,):
+    with atomic_paths([path], overwrite=True, retire=retire if callable(retire) else list(retire)) as (temp,):
         temp.write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
     return path
 
@@ -100,7 +102,9 @@ def record_input_failure(input_path: Path | str, error: BaseException, out_dir: 
     case's outputs of an earlier run go as the record is placed when ``overwrite`` (this run was to replace them),
     but for a link or a folder in the place of one, which medseg never replaces (the case may have failed on it);
     without ``overwrite``, where any exists (written since the batch checked that none did), the case has results and
-    no record is written (None). :class:`~medseg.errors.OutputWriteError` where the record cannot be written, and
+    no record is written (None). Both are looked at again under the folder's lock as the record is placed, where a run
+    segmenting the case takes its record away: a record and the case's outputs never stand side by side.
+    :class:`~medseg.errors.OutputWriteError` where the record cannot be written, and
     :class:`~medseg.errors.OutputExistsError` where a file there is no medseg failure record (a user's, an input
     named so): never replaced."""
     from medseg.io.channels import case_name
@@ -110,18 +114,30 @@ def record_input_failure(input_path: Path | str, error: BaseException, out_dir: 
     scored = reference is not None
     targets = case_targets(input_path, out_dir, scored, output_format, name)
     keep = [input_path, *([reference] if reference is not None else [])]
-    earlier = [*targets, *superseded_outputs(input_path, out_dir, scored, output_format, name, keep=keep)]
-    existing = [path for path in earlier if path.exists() or path.is_symlink()]
-    if existing and not overwrite:
-        return None
     sidecar = targets[1]
     case_id = sidecar.name[:-len("_seg.json")]
     path = failure_path(sidecar.parent, case_id)
-    if (path.exists() or path.is_symlink()) and not path.is_dir() and not is_failure_record(path):
-        # a file of the user's (their notes, another tool's record, an input named so) is never replaced by a record,
-        # with --overwrite or without: it is no output of medseg's (a folder there is told as any output's)
-        raise OutputExistsError(f"{path}: a file of that name is there that is not a medseg failure record; it is "
-                                "left as it is")
+
+    def earlier_outputs() -> list[Path]:
+        """The case's files the record replaces, as they are now: looked at again under the folder's lock as the
+        record is placed, where another run may have placed the case's outputs (or a file of that name) since."""
+        if (path.exists() or path.is_symlink()) and not path.is_dir() and not is_failure_record(path):
+            # a file of the user's (their notes, another tool's record, an input named so) is never replaced by a
+            # record, with --overwrite or without: it is no output of medseg's (a folder there is told as any output's)
+            raise OutputExistsError(f"{path}: a file of that name is there that is not a medseg failure record; it is "
+                                    "left as it is")
+        earlier = [*targets, *superseded_outputs(input_path, out_dir, scored, output_format, name, keep=keep)]
+        existing = [found for found in earlier if found.exists() or found.is_symlink()]
+        if existing and not overwrite:
+            raise _CaseHasResults
+        return [found for found in existing if found.is_file() and not found.is_symlink()]
+
     record = failure_record(case_id, failure_stage(error), error, input_path, reference, series, message)
-    files = [path for path in existing if path.is_file() and not path.is_symlink()]
-    return write_failure_record(path, record, retire=files)
+    try:
+        return write_failure_record(path, record, retire=earlier_outputs)
+    except _CaseHasResults:
+        return None
+
+
+class _CaseHasResults(Exception):
+    """The case's outputs are there and the run may not replace them: no record (:func:`record_input_failure`)."""

@@ -257,3 +257,31 @@ def test_a_multi_modal_clash_is_refused_in_a_batch_that_loads_no_model_too(tmp_p
     code, _, err = run(["infer", str(first), str(second), "-m", package, "-o", str(out)], capsys)
     assert code == 2 and f"{first} and {second} would both be written to case_seg.nii.gz in {out}" in err
     assert not out.exists()
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_outputs_placed_by_another_run_meanwhile_and_a_record_never_stand_side_by_side(tmp_path, case, make_package,
+                                                                                       monkeypatch, overwrite):
+    """Another run segments the case into the same folder while this batch, whose copy of it failed, words its record
+    (between looking for the case's outputs and placing the record): the record is not placed beside them, without
+    --overwrite; with it, they go as the record is placed (what this run was asked to do). Both runs see the case's
+    files under the folder's lock."""
+    from medseg import failure_records
+    from medseg.errors import ImageReadError
+    from medseg.segment import segment_case
+
+    out, damaged = tmp_path / "out", tmp_path / "copy" / "case.nii.gz"
+    damaged.parent.mkdir()
+    damaged.write_bytes(gzip.compress(b"garbage" * 100))
+    package = str(make_package())
+    made = failure_records.failure_record
+
+    def the_other_run_meanwhile(*args, **kwargs):
+        segment_case(case, package, out_dir=out)  # the undamaged file, placed under the folder's lock
+        return made(*args, **kwargs)
+
+    monkeypatch.setattr(failure_records, "failure_record", the_other_run_meanwhile)
+    placed = failure_records.record_input_failure(damaged, ImageReadError(f"{damaged}: not a NIfTI image"), out,
+                                                  overwrite=overwrite)
+    if overwrite:
+        assert placed == out / "case_failed.json" and _files(out) == ["case_failed.json"]
+    else:
+        assert placed is None and _files(out) == ["case_seg.json", "case_seg.nii.gz"]
