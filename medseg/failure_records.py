@@ -88,9 +88,10 @@ def is_failure_record(path: Path | str) -> bool:
 
 def stale_failure(folder: Path | str, case_id: str) -> list[Path]:
     """The case's failure record in ``folder`` (``[path]``), which its outputs now placed there supersede; ``[]``
-    where there is none, or the file is not a medseg failure record (a user's file of that name is left alone)."""
+    where there is none, or the file is not a medseg failure record (a user's file of that name is left alone), or is
+    a link (medseg writes none, and removes none in an output's place: the user's, whatever it leads to)."""
     path = failure_path(folder, case_id)
-    return [path] if is_failure_record(path) else []
+    return [path] if not path.is_symlink() and is_failure_record(path) else []
 
 
 def record_input_failure(input_path: Path | str, error: BaseException, out_dir: Path | str | None = None,

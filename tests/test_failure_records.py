@@ -285,3 +285,20 @@ def test_outputs_placed_by_another_run_meanwhile_and_a_record_never_stand_side_b
         assert placed == out / "case_failed.json" and _files(out) == ["case_failed.json"]
     else:
         assert placed is None and _files(out) == ["case_seg.json", "case_seg.nii.gz"]
+
+
+def test_a_link_named_as_the_record_stays_as_the_case_is_segmented(tmp_path, case, make_package, capsys):
+    """A link in the record's place is the user's (medseg writes none, and never replaces or removes one in an
+    output's place): it stays, as a user's own file of that name does; it was taken away, the record it leads to
+    kept."""
+    out, kept = tmp_path / "out", tmp_path / "kept" / "case_failed.json"
+    out.mkdir()
+    kept.parent.mkdir()
+    kept.write_text(json.dumps({"schema": "medseg-failure/1", "case_id": "case", "input": str(case),
+                                "reference": None, "stage": "read", "error": f"{case}: not a NIfTI image",
+                                "error_type": "ImageReadError", "created": "2026-01-01T00:00:00+00:00"}))
+    (out / "case_failed.json").symlink_to(kept)
+    code, _, err = run(["infer", str(case), "-m", str(make_package()), "-o", str(out)], capsys)
+    assert code == 0, err
+    assert (out / "case_failed.json").is_symlink() and (out / "case_failed.json").resolve() == kept.resolve()
+    assert sorted(path.name for path in out.iterdir()) == ["case_failed.json", "case_seg.json", "case_seg.nii.gz"]
