@@ -68,7 +68,8 @@ def test_a_sigterm_in_a_batch_is_its_own_line_alone_with_exit_143(tmp_path, case
     # the line names the signal: a batch job's log tells a time limit (SIGTERM) from a Ctrl-C, which it did not
     assert err.splitlines()[-1] == f"medseg: stopped by SIGTERM at {second}: 1 of 2 inputs done, 1 not written"
     assert "Terminated." not in err and "Aborted." not in err
-    assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz", "missing_failed.json"]
+    # no input failed: the one stopped is not written, and gets no failure record
+    assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz"]
 
 
 def test_a_stop_held_while_a_case_is_placed_counts_that_case_as_done(tmp_path, case, make_package, capsys,
