@@ -31,6 +31,7 @@ __all__ = [
     "read_config_bytes",
     "unique_keys",
     "validate_config",
+    "config_problems",
     "whole_numbers",
 ]
 
@@ -101,71 +102,95 @@ class _SchemaText:
 
 
 def validate_config(config: dict, where: str) -> None:
-    """Check a model config against the schema and its internal consistency."""
+    """Check a model config against the schema and its internal consistency; the first problem is a
+    :class:`~medseg.errors.ModelPackageError` (:func:`config_problems` lists them all)."""
+    first = next(config_problems(config, where), None)
+    if first is not None:
+        raise ModelPackageError(first)
+
+
+def config_problems(config: dict, where: str):
+    """Every problem of a model config, each a line starting with ``where`` and naming the key, as
+    :func:`validate_config` would raise it: a newer or another tool's format alone (nothing else of it can be read
+    as a package's), else every schema error, else (the keys then being there) every consistency problem."""
     newer = _newer_format(config.get("format"))
     if newer is not None:  # before the schema: a later format may differ anywhere, and not only in its name
-        raise ModelPackageError(f"{where}: format {config['format']!r} is that of a newer medseg than this one "
-                                f"({_medseg_version()}, which reads {FORMAT}): upgrade medseg to use this package")
+        yield (f"{where}: format {config['format']!r} is that of a newer medseg than this one "
+               f"({_medseg_version()}, which reads {FORMAT}): upgrade medseg to use this package")
+        return
     foreign = _foreign_text(config)
     if foreign is not None:  # before the schema, whose first error would be keys "written by a newer medseg"
-        raise ModelPackageError(f"{where}: {foreign}: another tool's model.json (TensorFlow.js writes one too), not a "
-                                "medseg model package")
-    _check_code_texts(config.get("label_codes"), where)
-    _check_label_keys(config.get("labels"), where)
+        yield (f"{where}: {foreign}: another tool's model.json (TensorFlow.js writes one too), not a medseg model "
+               "package")
+        return
+    texts = []
+    for check in (lambda: _check_code_texts(config.get("label_codes"), where),
+                  lambda: _check_label_keys(config.get("labels"), where)):
+        try:
+            check()
+        except ModelPackageError as error:
+            texts.append(str(error))
+    yield from texts
     odd = non_finite_setting(config)
     if odd is not None:
-        raise ModelPackageError(f"{where}: {odd[0]}: {odd[1]} is not a finite number")
+        yield f"{where}: {odd[0]}: {odd[1]} is not a finite number"
     # a misspelt key is usually the cause of a "required" error beside it: name it first
     errors = sorted(schema_validator(load_schema()).iter_errors(config),
                     key=lambda e: (e.validator != "additionalProperties", [str(p) for p in e.path]))
-    if errors:
-        first = meant_error(errors[0])
-        at = "/".join(str(p) for p in first.absolute_path) or "(top level)"
-        unknown = "" if first.validator != "additionalProperties" else (
+    said = set()
+    for error in errors:
+        shown = meant_error(error)
+        at = "/".join(str(p) for p in shown.absolute_path) or "(top level)"
+        unknown = "" if shown.validator != "additionalProperties" else (
             f"; {_medseg_version()} knows no such key: misspelt, or written by a newer medseg (upgrade "
             "medseg to use it)")
-        raise ModelPackageError(f"{where}: invalid model config at {at}: {first.message}{unknown}")
+        text = f"{where}: invalid model config at {at}: {shown.message}{unknown}"
+        if text not in said:  # two forms of one value may be meant alike
+            said.add(text)
+            yield text
+    if texts or odd is not None or errors:
+        return  # the checks below read the keys the schema requires
     arch = config["architecture"]
     orientation = config["preprocessing"].get("orientation")
     if orientation is not None and sorted(orientation.translate(str.maketrans("LPI", "RAS"))) != ["A", "R", "S"]:
-        raise ModelPackageError(f"{where}: preprocessing/orientation {orientation!r} must name each axis once: one "
-                                "of R/L, one of A/P and one of S/I (RAS, LPS, ...)")
+        yield (f"{where}: preprocessing/orientation {orientation!r} must name each axis once: one "
+               "of R/L, one of A/P and one of S/I (RAS, LPS, ...)")
     window = config["preprocessing"].get("intensity", {})
     if window.get("kind") == "window" and not window["min"] < window["max"]:
-        raise ModelPackageError(f"{where}: preprocessing/intensity window min {window['min']} must be below its "
-                                f"max {window['max']}")
+        yield (f"{where}: preprocessing/intensity window min {window['min']} must be below its "
+               f"max {window['max']}")
     weights_file = Path(config["weights"]["file"])
     if weights_file.is_absolute() or ".." in weights_file.parts:
-        raise ModelPackageError(f"{where}: weights/file {str(weights_file)!r} must name a file inside the package "
-                                "folder (a relative path without '..')")
+        yield (f"{where}: weights/file {str(weights_file)!r} must name a file inside the package "
+               "folder (a relative path without '..')")
     odd_key = next((k for k in config["labels"] if k != str(int(k))), None)
     if odd_key is not None:
-        raise ModelPackageError(f"{where}: labels key {odd_key!r} must be written {str(int(odd_key))!r} (sidecars, "
-                                "metrics and reports name label values without leading zeros)")
+        yield (f"{where}: labels key {odd_key!r} must be written {str(int(odd_key))!r} (sidecars, "
+               "metrics and reports name label values without leading zeros)")
     names: dict[str, tuple[str, str]] = {}
     for key, name in sorted(config["labels"].items(), key=lambda kv: int(kv[0])):
         if not name.strip() or any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in name):
-            raise ModelPackageError(f"{where}: labels {key}: name {name!r} must be one line of text without "
-                                    "control characters, not blank")
+            yield (f"{where}: labels {key}: name {name!r} must be one line of text without "
+                   "control characters, not blank")
         folded = unicodedata.normalize("NFC", name).strip().casefold()
         same = names.get(folded)
         if same is not None:
-            raise ModelPackageError(f"{where}: labels {same[0]} and {key} are {_alike(same[1], name)}; give each "
-                                    "label a name of its own (reports and DICOM SEG segments are matched by name)")
+            yield (f"{where}: labels {same[0]} and {key} are {_alike(same[1], name)}; give each "
+                   "label a name of its own (reports and DICOM SEG segments are matched by name)")
         names[folded] = (key, name)
     extent = config.get("input_extent_mm")
     if extent is not None and any(lo > hi for lo, hi in zip(extent["min"], extent["max"])):
-        raise ModelPackageError(f"{where}: input_extent_mm min {extent['min']} exceeds its max {extent['max']} "
-                                "on some axis")
+        yield (f"{where}: input_extent_mm min {extent['min']} exceeds its max {extent['max']} "
+               "on some axis")
     values = sorted(int(k) for k in config["labels"])
     if 0 not in values:
-        raise ModelPackageError(f"{where}: labels {values_text(values)} do not hold 0: declare the background as "
-                                "label 0 (class 0 of the network)")
-    if values[-1] > MAX_LABEL_VALUE:
-        raise ModelPackageError(f"{where}: label value {values[-1]} is above {MAX_LABEL_VALUE}, the largest a "
-                                "segmentation (uint16) holds")
+        yield (f"{where}: labels {values_text(values)} do not hold 0: declare the background as "
+               "label 0 (class 0 of the network)")
+    if values and values[-1] > MAX_LABEL_VALUE:
+        yield (f"{where}: label value {values[-1]} is above {MAX_LABEL_VALUE}, the largest a "
+               "segmentation (uint16) holds")
     if len(values) != arch["n_classes"]:
-        raise ModelPackageError(
+        yield (
             f"{where}: {counted(len(values), 'label')} ({values_text(values)}) for n_classes={arch['n_classes']}: the "
             "network has one output class per label (class k stands for the k-th smallest value)"
         )
@@ -173,25 +198,25 @@ def validate_config(config: dict, where: str) -> None:
     stray = [v for v in coded if v == 0 or v not in values]
     if stray:
         segmented = f"1..{len(values) - 1}" if label_map(values).identity else values_text(values[1:])
-        raise ModelPackageError(
+        yield (
             f"{where}: label_codes {stray} {'is not a' if len(stray) == 1 else 'are not'} segmented label"
             f"{'' if len(stray) == 1 else 's'} (labels {segmented}; background gets no segment)"
         )
     tile = config["inference"]["roi_size"]
     if arch.get("norm", "batch") == "instance" and bottleneck_cells(tile, arch.get("depth", 4)) <= 1:
-        raise ModelPackageError(
+        yield (
             f"{where}: inference.roi_size {list(tile)} leaves one cell at the bottom of a depth-{arch.get('depth', 4)} "
             f"U-Net, where instance norm is undefined; make a side larger than {2 ** arch.get('depth', 4)}"
         )
     context = config["inference"].get("context_slices", 0)
     modalities = config.get("modalities")
     if modalities is None and arch["in_channels"] != 2 * context + 1:
-        raise ModelPackageError(
+        yield (
             f"{where}: in_channels={arch['in_channels']} does not match context_slices={context} "
             f"(expected {2 * context + 1})"
         )
     if modalities is not None and arch["in_channels"] != len(modalities) * (2 * context + 1):
-        raise ModelPackageError(
+        yield (
             f"{where}: in_channels={arch['in_channels']} does not match "
             f"{counted(len(modalities), 'modality', 'modalities')} ({', '.join(modalities)}) with "
             f"context_slices={context} (expected {len(modalities)} × "

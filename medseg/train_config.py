@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from medseg.errors import InputError, ModelPackageError, TrainingError
+from medseg.errors import InputError, TrainingError
 from medseg.io.files import os_reason, path_argument, type_text, undecodable
 from medseg.json_schema import schema_validator
 from medseg.jsonfile import size_text
@@ -24,11 +24,11 @@ from medseg.package_config import (
     CONFIG_NAME,
     MAX_CONFIG_BYTES,
     bottleneck_cells,
+    config_problems,
     load_schema,
     meant_error,
     non_finite_setting,
     unique_keys,
-    validate_config,
     whole_numbers,
 )
 
@@ -40,6 +40,7 @@ __all__ = [
     "RECIPES",
     "check_config", "default_config", "default_label_name", "default_tile", "default_training", "read_config",
     "seeded_split", "split_cases", "split_text", "tile_side", "training_precision", "validation_without_foreground",
+    "problems_text",
 ]
 
 log = logging.getLogger(__name__)
@@ -371,50 +372,68 @@ def check_config(config: dict, where: str = "training config") -> dict:
 
     The package fields go through the package schema, the ``training`` section through
     ``schemas/training.schema.json`` (types, ranges, no unknown keys, so a misspelt setting is not silently
-    ignored). Every problem is a :class:`TrainingError` starting with ``where`` (the config file).
+    ignored). The problems are one :class:`TrainingError` starting with ``where`` (the config file): every schema
+    error of both sections, each naming its key, or, where there is none, every problem between keys
+    (:func:`problems_text`).
     """
     if not isinstance(config, dict):
         raise TrainingError(f"{where}: expected a mapping at the top level")
     package_config = {k: v for k, v in config.items() if k != "training"}
     package_config.setdefault("format", "medseg-model/1")
     package_config["weights"] = {"file": "weights.safetensors", "sha256": "0" * 64}
-    try:
-        validate_config(package_config, where)
-    except ModelPackageError as error:
-        raise TrainingError(str(error)) from error
+    # every problem at once, each naming its key: a config fixed one line a run took as many runs as it had mistakes
+    problems = list(config_problems(package_config, where))
     training = config.get("training", {})
+    training_problems = []
     odd = non_finite_setting(training, ("training",))
     if odd is not None:
-        raise TrainingError(f"{where}: {odd[0]}: {odd[1]} is not a finite number")
+        training_problems.append(f"{where}: {odd[0]}: {odd[1]} is not a finite number")
     errors = sorted(schema_validator(load_schema("training")).iter_errors(training),
                     key=lambda e: (e.validator != "additionalProperties", [str(p) for p in e.absolute_path]))
-    if errors:
-        first = meant_error(errors[0])
-        at = ".".join(["training", *(str(p) for p in first.absolute_path)])
-        message = first.message
-        if first.validator == "additionalProperties":
+    for error in errors:
+        shown = meant_error(error)
+        at = ".".join(["training", *(str(p) for p in shown.absolute_path)])
+        message = shown.message
+        if shown.validator == "additionalProperties":
             message = message.replace("Additional properties are not allowed", "unknown setting(s)")
-        raise TrainingError(f"{where}: {at}: {message}")
-    settings = {**default_training(), **training}
-    settings["augment"] = {**DEFAULT_TRAINING["augment"], **training.get("augment", {})}
-    gamma = settings["augment"].get("gamma")
-    if gamma is not None and gamma[0] > gamma[1]:  # MONAI would draw from an empty range without a word
-        raise TrainingError(f"{where}: training.augment.gamma: {gamma} gives its larger bound first; give "
+        if f"{where}: {at}: {message}" not in training_problems:
+            training_problems.append(f"{where}: {at}: {message}")
+    problems += training_problems
+    patch = None
+    if not training_problems:  # the settings below are then of the schema's types
+        settings = {**default_training(), **training}
+        settings["augment"] = {**DEFAULT_TRAINING["augment"], **training.get("augment", {})}
+        gamma = settings["augment"].get("gamma")
+        if gamma is not None and gamma[0] > gamma[1]:  # MONAI would draw from an empty range without a word
+            problems.append(f"{where}: training.augment.gamma: {gamma} gives its larger bound first; give "
                             "[smallest, largest]")
-    if len(config["labels"]) > MAX_TRAINING_CLASSES:
-        raise TrainingError(f"{where}: {len(config['labels'])} labels, more than the {MAX_TRAINING_CLASSES} medseg "
-                            "train supports (its class indices are kept as 8-bit values)")
-    # the inference tile was checked with the package fields (validate_config); the training patch is checked here
-    arch = config["architecture"]
-    depth, norm = int(arch.get("depth", 4)), arch.get("norm", "batch")
-    patch = list(settings.get("patch_size") or config["inference"]["roi_size"])
-    if (norm == "instance" or (norm == "batch" and int(settings["batch_size"]) == 1)) and (
-            bottleneck_cells(patch, depth) <= 1):
-        why = "instance norm" if norm == "instance" else "batch norm with training.batch_size 1"
-        raise TrainingError(f"{where}: training.patch_size {patch} leaves one cell at the bottom of a depth-{depth} "
-                            f"U-Net, where {why} is undefined; make a side larger than {2 ** depth}")
+        if not problems:  # the package fields too
+            if len(config["labels"]) > MAX_TRAINING_CLASSES:
+                problems.append(f"{where}: {len(config['labels'])} labels, more than the {MAX_TRAINING_CLASSES} "
+                                "medseg train supports (its class indices are kept as 8-bit values)")
+            # the inference tile was checked with the package fields; the training patch is checked here
+            arch = config["architecture"]
+            depth, norm = int(arch.get("depth", 4)), arch.get("norm", "batch")
+            patch = list(settings.get("patch_size") or config["inference"]["roi_size"])
+            if (norm == "instance" or (norm == "batch" and int(settings["batch_size"]) == 1)) and (
+                    bottleneck_cells(patch, depth) <= 1):
+                why = "instance norm" if norm == "instance" else "batch norm with training.batch_size 1"
+                problems.append(f"{where}: training.patch_size {patch} leaves one cell at the bottom of a "
+                                f"depth-{depth} U-Net, where {why} is undefined; make a side larger than {2 ** depth}")
+    if problems:
+        raise TrainingError(problems_text(problems, where))
     settings["patch_size"] = [int(v) for v in patch]  # the size used, also where the default (the tile) was asked
     return settings
+
+
+def problems_text(problems: list[str], where: str) -> str:
+    """One error line for the ``problems`` of the config ``where`` names (each starting with ``where``): the problem
+    itself where there is one, else their count and each without the repeated ``where``."""
+    if len(problems) == 1:
+        return problems[0]
+    prefix = f"{where}: "
+    parts = [problem[len(prefix):] if problem.startswith(prefix) else problem for problem in problems]
+    return f"{where}: {len(problems)} problems: " + "; ".join(f"({n}) {part}" for n, part in enumerate(parts, 1))
 
 
 def validation_without_foreground(labels: dict, val_count: int, absent: list | None) -> bool:

@@ -504,3 +504,23 @@ def test_a_training_config_or_dataset_json_larger_than_its_cap_is_not_read_whole
         writer.start()
         assert train_config.read_config(pipe)["name"] == "piped"
         writer.join(5)
+
+
+def test_every_problem_of_a_config_is_named_in_one_run():
+    """n_classes was named, and once fixed, in_channels: one run per mistake. Each problem names its key."""
+    from medseg.train_config import check_config
+
+    config = tiny_training_config()
+    config["architecture"].update(n_classes=5, in_channels=2)
+    with pytest.raises(TrainingError) as info:
+        check_config(config, "my.json")
+    assert str(info.value) == (
+        "my.json: 2 problems: (1) 4 labels ([0, 1, 2, 3]) for n_classes=5: the network has one output class per label "
+        "(class k stands for the k-th smallest value); (2) in_channels=2 does not match context_slices=1 (expected 3)")
+    config["architecture"]["in_channels"] = "three"  # errors of the schema: every one, of both sections
+    config["training"]["batch_size"] = 0
+    with pytest.raises(TrainingError) as info:
+        check_config(config, "my.json")
+    assert str(info.value) == (
+        "my.json: 2 problems: (1) invalid model config at architecture/in_channels: 'three' is not of type 'integer'; "
+        "(2) training.batch_size: 0 is less than the minimum of 1")
