@@ -97,7 +97,8 @@ def check_case_list(cases, role: str) -> None:
 
 def load_cases(cases: list[TrainCase], config: dict, where: str = "the config") -> list[TrainCase]:
     """Read, check and bring every case into model space. A case that cannot be trained on does not stop the
-    others' checks: every such case is named in one line (the error itself where there is one). Label files that
+    others' checks: every such case is named in one line (the error itself where there is one), with each of its
+    problems (its image's, its label's grid, its label's values). Label files that
     are boxes of their image's grid, zero-padded onto it, are told in one info line for all
     (:func:`padded_labels_text`). The cases' channels must be the modalities the config declares (``where`` names
     it): :func:`check_case_channels`. Cases that cannot be trained on are a :class:`~medseg.errors.TrainingError`
@@ -232,12 +233,30 @@ def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes,
     )
 
     image = read_case_image(case, modalities or 1)
+    problems: list[str] = []  # every problem of the case, in one error: fixing one showed the next on the next run
+
+    def noted(check) -> bool:
+        """Run ``check``; a problem it raises is noted (a memory error raised at once); whether it passed."""
+        try:
+            check()
+        except MedsegError as error:
+            if isinstance(error.__cause__ or error.__context__, MemoryError):
+                raise
+            problems.append(str(error))
+            return False
+        return True
+
     # what `medseg infer` refuses is refused here too: it could not reproduce figures measured on such a case
-    check_not_constant(image, "nothing to learn from", pre.get("intensity"))
+    noted(lambda: check_not_constant(image, "nothing to learn from", pre.get("intensity")))
     # first: a nonsense voxel size gives the other check a nonsense shape; a cgroup is warned about for the whole set
-    check_resampling_size(image, pre, doing=None)
-    check_slices_fit(image, pre, axes)
-    label = stored = read_nifti(case.label_path, labels=True)
+    if noted(lambda: check_resampling_size(image, pre, doing=None)):
+        noted(lambda: check_slices_fit(image, pre, axes))
+    try:
+        label = stored = read_nifti(case.label_path, labels=True)
+    except MedsegError as error:
+        if problems:  # the image's problems too
+            raise TrainingError("; ".join([*problems, str(error)])) from error
+        raise
     case.sha256 = (image.source_sha256, label.source_sha256)
     # as scoring places a reference: the same voxels stored in another order (LPS vs RAS, dcm2niix's reversed rows)
     # are re-indexed, a box of the image's voxel lattice (3D Slicer's cropped segmentation) is zero-padded onto its
@@ -247,18 +266,22 @@ def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes,
         label = place_onto_grid(label, image, log_box=False, outcome="not trained")
         check_same_grid(image, label, outcome="not trained")
     except GeometryError as error:
-        raise TrainingError(str(error)) from error
-    case.label_box = label.info.get("sub_box")
-    values = np.unique(label.array)
+        problems.append(str(error))
+    # the values as stored (a box zero-padded onto its image adds only background), checked whatever the grid
+    values = np.unique(stored.array)
     if not np.all(values == np.round(values)):
         hint = IMAGE_AMONG_LABELS if len(values) > IMAGE_LIKE_VALUES else ""
-        raise TrainingError(f"{case.label_path}: label values are not whole numbers, found {odd_values(values)}{hint}"
-                            f"{header_scaling_note(stored)}")
-    unknown = sorted(set(int(v) for v in values) - declared)
-    if unknown:
-        hint = IMAGE_AMONG_LABELS if len(values) > IMAGE_LIKE_VALUES else ""
-        raise TrainingError(f"{case.label_path}: label values {values_text(unknown)} are not declared in the "
+        problems.append(f"{case.label_path}: label values are not whole numbers, found {odd_values(values)}{hint}"
+                        f"{header_scaling_note(stored)}")
+    else:
+        unknown = sorted(set(int(v) for v in values) - declared)
+        if unknown:
+            hint = IMAGE_AMONG_LABELS if len(values) > IMAGE_LIKE_VALUES else ""
+            problems.append(f"{case.label_path}: label values {values_text(unknown)} are not declared in the "
                             f"config's labels {values_text(sorted(declared))}{hint}")
+    if problems:
+        raise TrainingError("; ".join(problems))
+    case.label_box = label.info.get("sub_box")
     affine = torch.from_numpy(image.affine)
     peak = float(np.abs(image.array).max())  # before the transforms, which may work on the array in place
     data = apply_transforms(transforms, {

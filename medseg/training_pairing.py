@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -205,7 +206,8 @@ def _add_case(files: dict[str, Path], name: str, path: Path) -> None:
 
 
 def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: bool = False,
-               dataset_json: Path | str | DatasetDocument | None = None) -> list[TrainCase]:
+               dataset_json: Path | str | DatasetDocument | None = None,
+               declared: Collection[int] | None = None) -> list[TrainCase]:
     """Pair images and labels by file name (a label may add ``_label(s)``, ``_seg``, ``_mask`` or ``_gt``; an image
     may add nnU-Net's channel suffix ``_0000``, as in ``imagesTr/case_0000.nii.gz`` with ``labelsTr/case.nii.gz``).
     A case's further channel files (``case_0001.nii.gz``…, a multi-modal case) are its ``channel_paths``, all its
@@ -218,6 +220,10 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
     :func:`~medseg.io.dataset_json.load_document` read it) lists the ``training`` pairs, those pairs are the
     cases: a listed file that is not there is an error naming it, files of the folders it does not list are left
     out, named in one warning; a ``numTraining`` that disagrees with the cases is warned about.
+
+    ``declared``: the label values the config declares, where there is one. The error about unpaired (or unlisted)
+    files then also names the paired cases whose label file holds other values (each label file read for its values
+    alone), as it names those whose label is not on its image's grid: one run shows every case to fix.
     """
     images_dir = path_argument(images_dir, "the images folder")
     labels_dir = path_argument(labels_dir, "the labels folder")
@@ -238,9 +244,9 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
 
         listed = training_list(dataset_json)
     if listed is not None and listed.pairs:
-        cases = _listed_cases(Path(images_dir), Path(labels_dir), listed, scene)
+        cases = _listed_cases(Path(images_dir), Path(labels_dir), listed, scene, declared)
     else:
-        cases = _paired_by_name(images_dir, labels_dir, allow_unpaired, scene)
+        cases = _paired_by_name(images_dir, labels_dir, allow_unpaired, scene, declared)
     if listed is not None and listed.num_training is not None and listed.num_training != len(cases):
         what = (f"its training list holds {counted(len(listed.pairs), 'pair')}" if listed.pairs else
                 f"{images_dir} and {labels_dir} hold {counted(len(cases), 'case')}")
@@ -284,7 +290,7 @@ def _check_present(*folders: Path, files: list[Path] = ()) -> None:
 
 
 def _paired_by_name(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: bool,
-                    scene: bool = False) -> list[TrainCase]:
+                    scene: bool = False, declared: Collection[int] | None = None) -> list[TrainCase]:
     """:func:`pair_cases` by the files' names (``scene``: one folder, a 3D Slicer scene, gives both)."""
     label_files = _image_files(Path(labels_dir), "labels", scene)
     image_files = _image_files(Path(images_dir), "images", scene)
@@ -340,16 +346,18 @@ def _paired_by_name(images_dir: Path | str, labels_dir: Path | str, allow_unpair
         log.warning("%s: left out %s without a counterpart of the same name: %s", images_dir,
                     counted(len(unpaired), "file"), shown)
     if unpaired and not allow_unpaired:
+        paired_cases = [TrainCase(name, images[name], labels[name]) for name in paired]
         raise TrainingError(
             f"{unpaired[0]}: {counted(len(unpaired), 'file')} {'has' if len(unpaired) == 1 else 'have'} no counterpart "
             "of the same name "
             f"(images in {images_dir}, labels in {labels_dir}): {shown}{_case_only(images, labels)}"
-            + _shape_mismatches([TrainCase(name, images[name], labels[name]) for name in paired])
+            + _shape_mismatches(paired_cases) + _undeclared_values(paired_cases, declared)
         )
     return _with_channels([TrainCase(name, images[name], labels[name]) for name in paired], channel_files)
 
 
-def _listed_cases(images_dir: Path, labels_dir: Path, listed, scene: bool = False) -> list[TrainCase]:
+def _listed_cases(images_dir: Path, labels_dir: Path, listed, scene: bool = False,
+                  declared: Collection[int] | None = None) -> list[TrainCase]:
     """:func:`pair_cases` by a dataset.json's ``training`` list (``listed``, a
     :class:`~medseg.io.dataset_json.TrainingList`): its files are looked for by name in the folders given (which
     may be others than those it lists, as a folder of preprocessed images beside ``imagesTr``); an image listed as
@@ -378,7 +386,8 @@ def _listed_cases(images_dir: Path, labels_dir: Path, listed, scene: bool = Fals
         one = len(missing) == 1
         raise TrainingError(f"{listed.path}: lists {counted(len(missing), 'training file')} that "
                             f"{'is' if one else 'are'} not there: {shown}; restore {'it' if one else 'them'}, or "
-                            f"take {'its entry' if one else 'their entries'} out of the dataset.json's training list")
+                            f"take {'its entry' if one else 'their entries'} out of the dataset.json's training list"
+                            + _undeclared_values([cases[case_id] for case_id in sorted(cases)], declared))
     unlisted = [path for path in [*image_files.values(), *label_files.values()] if path not in used]
     # beside a listed case_0000: its further channels (nnU-Net's multi-modal layout), taken with it
     by_case = {case_id: case.image_path for case_id, case in cases.items()}
@@ -479,3 +488,40 @@ def _shape_mismatches(cases: list[TrainCase]) -> str:
             have = "has" if len(found) == 1 else "have"
             text += f"; besides, {counted(len(found), 'paired case')} {have} {what}: {shown}"
     return text
+
+
+def _undeclared_values(cases: list[TrainCase], declared: Collection[int] | None) -> str:
+    """"; besides, ..." naming each of the paired ``cases`` whose label file holds values that are not ``declared``
+    (the config's labels), with those values; for the error about unpaired files, which stopped the run before the
+    cases were read, so that such a case showed only on the next run. Each label file is read for its values alone
+    (no image is read). Empty where none does, ``declared`` is None, or a file cannot be read (reading the cases
+    names that)."""
+    if declared is None:
+        return ""
+    import numpy as np
+
+    from medseg.io.nifti import read_nifti
+    from medseg.numbers import values_text
+
+    known = {int(value) for value in declared}
+    found = []
+    for case in cases:
+        try:
+            label = read_nifti(case.label_path, hash_input=False, labels=True)
+        except (MedsegError, OSError, ValueError):
+            continue
+        values = np.unique(label.array)
+        unknown = sorted({int(v) for v in values[values == np.round(values)]} - known)
+        del label
+        if unknown:
+            found.append(f"{case.label_path.name} ({values_text(unknown)})")
+    if not found:
+        return ""
+    have = "holds" if len(found) == 1 else "hold"
+    shown = ", ".join(found[:_UNDECLARED_SHOWN]) + (f" … and {len(found) - _UNDECLARED_SHOWN} more"
+                                                    if len(found) > _UNDECLARED_SHOWN else "")
+    return (f"; besides, {counted(len(found), 'label file')} of paired cases {have} label values the config does not "
+            f"declare (its labels {values_text(sorted(known))}): {shown}")
+
+
+_UNDECLARED_SHOWN = 10  # label files named with their values; a config for other data would name every file

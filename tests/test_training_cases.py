@@ -430,3 +430,26 @@ def test_a_label_made_fractional_by_its_header_scaling_names_the_scaling(tmp_pat
         load_cases(pair_cases(images, labels), tiny_training_config())
     assert str(error.value) == (f"{labels / 'a.nii.gz'}: label values are not whole numbers, found 1.00000012, "
                                 f"2.00000024{note}")
+
+
+def test_every_problem_of_a_case_is_named_in_one_run(tmp_path):
+    """A label off its image's grid was named alone; its undeclared values showed only once its grid was fixed,
+    one more run reading every volume again."""
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    image = np.random.default_rng(1).normal(size=(16, 16, 6)).astype(np.float32)
+    label = np.zeros((16, 16, 6), np.uint8)
+    label[2:5, 2:5, 1:3] = 9
+    _write(images / "a.nii.gz", image)
+    labels.mkdir()
+    nib.save(nib.Nifti1Image(label, np.diag([1.0, 1.0, 2.0, 1.0])), labels / "a.nii.gz")  # slices twice as thick
+    _write(images / "b.nii.gz", image)
+    _write(labels / "b.nii.gz", (label > 0).astype(np.uint8))
+    with pytest.raises(TrainingError) as info:
+        load_cases(pair_cases(images, labels), tiny_training_config())
+    message = str(info.value)
+    assert message.startswith(f"{labels / 'a.nii.gz'}: its affine places voxels up to 5 mm away from where "
+                              f"{images / 'a.nii.gz'}'s does")
+    assert message.endswith(f"; not trained; {labels / 'a.nii.gz'}: label values [9] are not declared in the "
+                            "config's labels [0, 1, 2, 3]")
+    assert "\n" not in message
+

@@ -374,3 +374,24 @@ def test_the_readmes_recipe_writes_a_dicom_seg_as_training_labels(tmp_path, monk
     assert np.allclose(itk_label.GetOrigin(), itk_image.GetOrigin())
     assert np.allclose(itk_label.GetDirection(), itk_image.GetDirection())
     assert np.array_equal(sitk.GetArrayFromImage(itk_label).transpose(2, 1, 0), liver)
+
+
+def test_unpaired_files_and_labels_with_undeclared_values_are_named_in_one_run(tmp_path):
+    """A label value the config does not declare showed only on the run after the missing label was fixed. Given the
+    declared values, the error about unpaired files names each such label file with its values."""
+    images, labels, _ = _bad_set(tmp_path, "unpaired")
+    image = np.zeros((16, 16, 6), np.float32)
+    for name, value in (("seven", 7), ("twelve", 12)):
+        _write(images / f"{name}.nii.gz", image)
+        label = np.zeros((16, 16, 6), np.uint8)
+        label[2:4, 2:4, 2] = value
+        label[5, 5, 3] = 1
+        _write(labels / f"{name}.nii.gz", label)
+    with pytest.raises(TrainingError) as error:
+        pair_cases(images, labels, declared=[0, 1, 2])
+    assert "1 file has no counterpart of the same name" in str(error.value)
+    assert str(error.value).endswith("; besides, 2 label files of paired cases hold label values the config does not "
+                                     "declare (its labels [0, 1, 2]): seven.nii.gz ([7]), twelve.nii.gz ([12])")
+    with pytest.raises(TrainingError) as error:  # no config, or every value declared: nothing more is said
+        pair_cases(images, labels, declared=[0, 1, 7, 12])
+    assert str(error.value).endswith(str(images / "lonely.nii.gz"))

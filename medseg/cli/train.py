@@ -127,7 +127,9 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
 
     found = find_dataset_json(images, labels)
     dataset_json = load_document(found) if found is not None else None  # read once: training list, names, warning
-    pairs = pair_cases(images, labels, dataset_json=dataset_json)  # its training list
+    # its training list; with -c, an error about unpaired files names the cases with undeclared label values too
+    declared = [int(value) for value in config["labels"]] if config_path is not None else None
+    pairs = pair_cases(images, labels, dataset_json=dataset_json, declared=declared)
     if config_path is not None and not quiet():
         disagree = dataset_names_disagree(images, labels, config, config_path, dataset_json)
         if disagree is not None:
