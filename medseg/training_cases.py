@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 
 import numpy as np
 import torch
@@ -29,6 +30,12 @@ __all__ = ["LabelsFrom", "TrainCase", "case_channels", "check_case_channels", "c
            "data_hashes", "label_values", "load_cases", "padded_labels_text", "pair_cases"]
 
 log = logging.getLogger(__name__)
+# training's progress lines (the cases read, the first epoch starting): info records of their own logger, which
+# `medseg train` shows without -v
+PROGRESS_LOGGER = "medseg.training_progress"
+progress_log = logging.getLogger(PROGRESS_LOGGER)
+PROGRESS_SECONDS = 5.0  # at most one progress line this often while the cases are read
+_clock = time.monotonic
 
 
 def case_channels(cases: list[TrainCase]) -> int:
@@ -102,7 +109,8 @@ def load_cases(cases: list[TrainCase], config: dict, where: str = "the config") 
     are boxes of their image's grid, zero-padded onto it, are told in one info line for all
     (:func:`padded_labels_text`). The cases' channels must be the modalities the config declares (``where`` names
     it): :func:`check_case_channels`. Cases that cannot be trained on are a :class:`~medseg.errors.TrainingError`
-    naming each."""
+    naming each. Progress is told at info level on the ``medseg.training_progress`` logger, at most every
+    :data:`PROGRESS_SECONDS` (how many are read), and then the time it took; a quicker read tells nothing."""
     check_case_list(cases, "the cases")
     check_case_channels(cases, config, where)
     from medseg.preprocess import build_transforms, physical_memory  # one name for the memory checks to patch
@@ -114,8 +122,14 @@ def load_cases(cases: list[TrainCase], config: dict, where: str = "the config") 
     axes = slice_axes(config["inference"])
     first: MedsegError | None = None
     problems: list[str] = []
-    _check_cases_fit(cases, pre, physical_memory())
-    for case in cases:
+    started = last = _clock()
+    _check_cases_fit(cases, pre, physical_memory())  # every header read
+    for done, case in enumerate(cases):
+        now = _clock()
+        # minutes for hundreds of cases on a busy machine; a short read (a bad case's one-line error) tells nothing
+        if done and now - last >= PROGRESS_SECONDS:
+            last = now
+            progress_log.info("reading %s: %d read (%.0f s)", counted(len(cases), "case"), done, now - started)
         try:
             _load_case(case, pre, transforms, declared, axes, config.get("modalities"))
         except MedsegError as error:
@@ -125,6 +139,8 @@ def load_cases(cases: list[TrainCase], config: dict, where: str = "the config") 
             if first is None:  # kept without its traceback, which would hold the case's volumes
                 first = error.with_traceback(None)
                 first.__cause__ = first.__context__ = None
+    if last != started:  # progress was told: so is its end (a short read tells its start alone)
+        progress_log.info("read %s in %.0f s", counted(len(cases), "case"), _clock() - started)
     if len(problems) == 1:
         raise first
     if problems:

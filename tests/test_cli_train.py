@@ -531,3 +531,34 @@ def test_a_float_image_among_the_labels_is_named_as_one(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "label values must be whole non-negative numbers" in err
     assert err.endswith("so many values suggest an image rather than labels (are --images and --labels swapped?)")
+
+
+def test_the_cli_tells_the_cases_read_and_the_first_epoch_starting(tiny_set, tmp_path, capsys, caplog, config_file,
+                                                                    monkeypatch):
+    """Half a minute reading 200 cases, and seconds more before the first epoch's line, passed without a word."""
+    import medseg.training_cases as training_cases
+
+    monkeypatch.setattr(training_cases, "PROGRESS_SECONDS", 0.0)  # a slow read: a line for every case after the first
+    assert _exit_code(_train_cli(*tiny_set, tmp_path / "m", "-c", str(config_file), "--epochs", "1",
+                                 *_FEW_STEPS)) == 0
+    err = capsys.readouterr().err.splitlines()
+    reading = next(n for n, line in enumerate(err) if line.startswith("reading 6 cases: 1 read ("))
+    assert [re.sub(r"\d+ s", "N s", line) for line in err if line.startswith("read")] == [
+        "reading 6 cases: 1 read (N s)", "reading 6 cases: 2 read (N s)", "reading 6 cases: 3 read (N s)",
+        "reading 6 cases: 4 read (N s)", "reading 6 cases: 5 read (N s)", "read 6 cases in N s"]
+    starting = next(n for n, line in enumerate(err) if line.startswith("setting up training to epoch 1 ("))
+    assert err[starting] == ("setting up training to epoch 1 (each 2 steps of 4 patches, then validation on 2 cases; "
+                             "an epoch's line comes at its end)")
+    assert reading < err.index(next(line for line in err if line.startswith("training on 4 cases"))) < starting
+    assert starting < err.index(next(line for line in err if line.startswith("epoch   1 ")))
+    assert _exit_code(["-q", *_train_cli(*tiny_set, tmp_path / "q", "-c", str(config_file), "--epochs", "1",
+                                         *_FEW_STEPS)]) == 0
+    assert capsys.readouterr().err == ""
+    caplog.clear()
+    assert _exit_code(["-v", *_train_cli(*tiny_set, tmp_path / "v", "-c", str(config_file), "--epochs", "1",
+                                         *_FEW_STEPS)]) == 0
+    # -v: the log's own records show them, and they are not echoed besides
+    assert not [line for line in capsys.readouterr().err.splitlines() if line.startswith(("reading ", "setting up "))]
+    told = [r.getMessage() for r in caplog.records if r.name == "medseg.training_progress"]
+    assert told[0].startswith("reading 6 cases: 1 read (") and told[5].startswith("read 6 cases in ")
+    assert told[6].startswith("setting up training to epoch 1 (") and len(told) == 7

@@ -453,3 +453,28 @@ def test_every_problem_of_a_case_is_named_in_one_run(tmp_path):
                             "config's labels [0, 1, 2, 3]")
     assert "\n" not in message
 
+
+def test_reading_the_cases_tells_its_progress_at_most_every_few_seconds(tiny_set, monkeypatch, caplog):
+    """Reading 200 cases took half a minute under load before the first line of output."""
+    import medseg.training_cases as training_cases
+
+    images, labels = tiny_set
+    clock = iter(range(0, 1000, 3))  # each look at the clock 3 s after the one before
+    monkeypatch.setattr(training_cases, "_clock", lambda: float(next(clock)))
+    with caplog.at_level("INFO", logger=training_cases.PROGRESS_LOGGER):
+        load_cases(pair_cases(images, labels), tiny_training_config())
+    told = [r.getMessage() for r in caplog.records if r.name == training_cases.PROGRESS_LOGGER]
+    # started at 0 s; case 1 starts at 6 s, 6 s after the start (told), case 3 at 12 s, case 5 at 18 s; done at 21
+    assert told == ["reading 6 cases: 1 read (6 s)", "reading 6 cases: 3 read (12 s)", "reading 6 cases: 5 read (18 s)",
+                    "read 6 cases in 21 s"]
+
+
+def test_a_quick_read_of_the_cases_tells_nothing(tiny_set, caplog):
+    """A bad case's error stays one line, and a small set's run is not told of seconds."""
+    import medseg.training_cases as training_cases
+
+    images, labels = tiny_set
+    with caplog.at_level("INFO", logger=training_cases.PROGRESS_LOGGER):
+        load_cases(pair_cases(images, labels), tiny_training_config())
+    told = [r.getMessage() for r in caplog.records if r.name == training_cases.PROGRESS_LOGGER]
+    assert told == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -165,7 +166,8 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     precision = training_precision(str(settings["precision"]), choice.device)[0]
     check_step_fits(config["architecture"], settings, choice.device, physical_memory(), precision, output, where)
     try:
-        cases = load_cases(pairs, config, where)
+        with progress_shown():  # the cases read (minutes for hundreds), without -v too
+            cases = load_cases(pairs, config, where)
     except KeyboardInterrupt as stop:  # told in this one line (not "Aborted.")
         kept = " (its checkpoint is as it was)" if resume else ""
         by = stopped_by(stop)
@@ -240,8 +242,9 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     before = checkpoint_stamp(output)
     try:
         kept = []  # set when a finished run's intact package is kept (checked after the data)
-        package = run_training(config, cases, output, resume=resume, on_epoch=report, device=choice.device,
-                               on_kept=kept.append, overwrite=overwrite, labels_from=labels_from)
+        with progress_shown():  # the first epoch starting
+            package = run_training(config, cases, output, resume=resume, on_epoch=report, device=choice.device,
+                                   on_kept=kept.append, overwrite=overwrite, labels_from=labels_from)
     except KeyboardInterrupt as stop:
         if any(path.name == CONFIG_NAME for path in placed_before_stop(stop)):  # held until the package was whole
             by = stopped_by(stop)
@@ -282,6 +285,39 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     if not quiet():  # -q: errors only, as for the other commands' "wrote" lines
         click.echo(escaped_line(f"wrote {output} ({which})"))
     return 0
+
+
+@contextlib.contextmanager
+def progress_shown():
+    """Training's progress lines (info records of :data:`~medseg.training_cases.PROGRESS_LOGGER`) shown on stderr
+    as plain lines, as the command's own, where the log level hides info records (no -v); with -v the log shows
+    them (once), with -q nothing does."""
+    from medseg.cli.options import quiet
+    from medseg.training_cases import PROGRESS_LOGGER
+
+    logger = logging.getLogger(PROGRESS_LOGGER)
+    if quiet() or logger.isEnabledFor(logging.INFO):
+        yield
+        return
+    handler = _EchoHandler(logging.INFO)
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # its warnings, were there any, the handler shows too
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+class _EchoHandler(logging.Handler):
+    """Log records as the command's own lines on stderr (a warning as ``warning: ...``)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        click.echo(escaped_line(f"warning: {text}" if record.levelno >= logging.WARNING else text), err=True)
 
 
 def _dice_text(value: float | None) -> str:
