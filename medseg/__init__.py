@@ -50,17 +50,18 @@ if TYPE_CHECKING:  # for mypy and pyright: the names as their modules define the
     from medseg.volume import Volume
 
 
-def __getattr__(name: str):
-    module = _ENTRY_POINTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'medseg' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # looked up once
-    return value
+if not TYPE_CHECKING:  # hidden from mypy and pyright: a module's __getattr__ made any name pass their checks
+    # (medseg.segment_volumes, a typo, was Any), where the block above gives them the real ones
+    def __getattr__(name: str):
+        module = _ENTRY_POINTS.get(name)
+        if module is None:
+            raise AttributeError(f"module 'medseg' has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value  # looked up once
+        return value
 
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_ENTRY_POINTS))
+    def __dir__() -> list[str]:
+        return sorted(set(globals()) | set(_ENTRY_POINTS))
 
 
 # a library's loggers write nothing until the program configures logging: without a handler of its own, Python's

@@ -285,3 +285,20 @@ def test_the_entry_points_are_names_of_the_package_imported_when_first_used():
     with pytest.raises(AttributeError, match="module 'medseg' has no attribute 'segment_volumes'"):
         medseg.segment_volumes  # noqa: B018
     assert sorted(entry_points) == sorted(medseg._ENTRY_POINTS)  # the list and the lazy lookup agree
+
+
+def test_a_type_checker_sees_the_entry_points_and_no_catch_all(monkeypatch):
+    """mypy and pyright read ``medseg/__init__.py`` with ``TYPE_CHECKING`` true. A module-level ``__getattr__`` they can
+    see makes every name of the package pass as ``Any``: ``medseg.segment_volumes``, a typo, passed mypy. They see the
+    entry points, as their modules define them, and no ``__getattr__``."""
+    import typing
+
+    path = Path(medseg.__file__)
+    monkeypatch.setattr(typing, "TYPE_CHECKING", True)
+    seen: dict = {"__name__": "medseg_as_checked", "__file__": str(path)}
+    exec(compile(path.read_text(), str(path), "exec"), seen)  # noqa: S102 - the package's own source
+    assert "__getattr__" not in seen and "__dir__" not in seen
+    for name in medseg.__all__:
+        assert seen[name] == getattr(medseg, name), name
+    monkeypatch.undo()  # and at run time the names are looked up lazily, as before
+    assert callable(medseg.__getattr__) and "segment_volume" in dir(medseg)
