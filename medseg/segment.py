@@ -521,13 +521,8 @@ def segment_volume(
                          f"{modalities_text(segmenter.package.modalities)}: give them as one array (X, Y, Z, "
                          f"{modalities}), in that order")
     if modalities == 1 and (array.ndim != 3 or not array.size):
-        hint = ""  # which axis to drop: MONAI's channel-first image, a 4D file of one volume
-        if array.ndim == 4 and array.shape[0] == 1:
-            hint = ": a channel-first array, as MONAI's EnsureChannelFirst makes it: give array[0]"
-        elif array.ndim == 4 and array.shape[3] == 1:
-            hint = ": give array[..., 0]"
         raise InputError(f"{name}: an array of shape {array.shape}; give one 3D volume (X, Y, Z), a 2D image as "
-                         f"X×Y×1{hint}")
+                         f"X×Y×1{_axes_hint(array.shape)}")
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         first = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
         raise InputError(f"{name}: the image contains NaN or infinite voxels (the first at voxel index {first})")
@@ -544,10 +539,41 @@ def segment_volume(
     own = Volume(np.asarray(array, dtype=np.float32), affine, source=name, header=volume.header,
                  source_sha256=volume.source_sha256, info=dict(volume.info), dicom=volume.dicom,
                  channel_axis=modalities > 1)
+    if modalities == 1 and array.shape[0] == 1 < min(array.shape[1:]):  # MONAI's channel-first 2D image, (1, X, Y)
+        from medseg.preprocess import check_slices_fit
+
+        try:  # refused as one voxel thick, with no word of the channel axis
+            check_slices_fit(own, segmenter.package.preprocessing, segmenter.slice_axes)
+        except InputError as error:
+            raise InputError(f"{error}; a channel-first 2D image, as MONAI's EnsureChannelFirst makes it, is "
+                             "array[0][..., None]") from None
     # a float32 copy made here (of an int16 or float64 array) is handed over, not held through inference beside the
     # model-space image and copied again; the caller's own float32 array is left as it was
     mine = not np.may_share_memory(own.array, array)
     return _label_volume(own, segmenter, name, progress, {}, release_voxels=mine)[0]
+
+
+def _axes_hint(shape: tuple[int, ...]) -> str:
+    """Which axes of an array of ``shape`` (not 3D) to drop for one volume, as ``": give array[0]"``: the leading ones
+    of one voxel (MONAI's channel, a DataLoader's batch: (1, X, Y, Z), (1, 1, X, Y, Z)), then trailing ones (a 4D
+    file of one volume, NIfTI's (X, Y, Z, 1, 1)), a 2D image that is left given a third axis; ``""`` where that
+    leaves no volume."""
+    lead = 0
+    while len(shape) - lead > 2 and shape[lead] == 1:
+        lead += 1
+    trail = 0
+    while len(shape) - lead - trail > 3 and shape[-1 - trail] == 1:
+        trail += 1
+    left = shape[lead:len(shape) - trail]
+    if len(left) not in (2, 3) or min(left) == 0 or (len(left) == 2 and min(left) == 1):
+        return ""
+    index = ["0"] * lead + (["..."] if trail or len(left) == 2 else []) + ["0"] * trail + (
+        ["None"] if len(left) == 2 else [])
+    if index[-1] == "...":
+        index.pop()
+    channel = ("" if not lead else "a channel-first array, as MONAI's EnsureChannelFirst makes it: " if lead == 1 else
+               "a batch of channel-first arrays, as MONAI's DataLoader makes it: ")
+    return f": {channel}give array[{', '.join(index)}]"
 
 
 def _segmenter(segmenter):

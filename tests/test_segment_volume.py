@@ -126,6 +126,13 @@ def test_an_absolute_case_id_is_refused_before_the_model_is_loaded(phantom_file,
     (np.ones((1, 8, 8, 4)), np.eye(4), r"\(1, 8, 8, 4\); give one 3D volume .*: a channel-first array, as MONAI's "
                                        r"EnsureChannelFirst makes it: give array\[0\]$"),
     (np.ones((8, 8, 4, 1)), np.eye(4), r"\(8, 8, 4, 1\); give one 3D volume .*: give array\[..., 0\]$"),
+    # told array[0] (still no volume), or nothing: a 2D image batched (B, C, H, W), a 3D one (B, C, X, Y, Z), NIfTI's
+    # (X, Y, Z, 1, 1), a 2D array
+    (np.ones((1, 1, 8, 8)), np.eye(4), r"a batch of channel-first arrays, as MONAI's DataLoader makes it: give "
+                                       r"array\[0, 0, ..., None\]$"),
+    (np.ones((1, 1, 8, 8, 4)), np.eye(4), r"DataLoader makes it: give array\[0, 0\]$"),
+    (np.ones((8, 8, 4, 1, 1)), np.eye(4), r"X×Y×1: give array\[..., 0, 0\]$"),
+    (np.ones((8, 8)), np.eye(4), r"X×Y×1: give array\[..., None\]$"),
     (np.array([["a"]]), np.eye(4), "voxels of type <U1; give numbers"),
     (np.full((8, 8, 4), np.nan), np.eye(4), r"NaN or infinite voxels \(the first at voxel index \(0, 0, 0\)\)"),
     (np.ones((8, 8, 4)), np.eye(3), r"an affine of shape \(3, 3\); give the 4×4"),
@@ -141,6 +148,20 @@ def test_what_cannot_be_segmented_is_one_medseg_error(phantom_segmenter, array, 
     """Raw numpy, torch or MONAI errors (or a message naming "None") for an array that is not one 3D volume."""
     with pytest.raises(InputError, match=message):
         segment_volume(Volume(array, affine), phantom_segmenter)
+
+
+def test_a_channel_first_2d_image_is_told_its_channel_axis(phantom_file, phantom_segmenter):
+    """MONAI's LoadImage + EnsureChannelFirst of a 2D image gives (1, X, Y): a 3D array, refused as one voxel thick
+    across the model's slices with no word of the channel axis. The message says what to give, and that is segmented
+    as the slice it is."""
+    path, _ = phantom_file
+    image = nib.load(path)
+    axial = image.get_fdata(dtype=np.float32)[:, :, 6]
+    with pytest.raises(InputError, match=r"one voxel thick along model-space axis 0 .*; a channel-first 2D image, as "
+                                         r"MONAI's EnsureChannelFirst makes it, is array\[0\]\[..., None\]$"):
+        segment_volume(Volume(axial[None], np.eye(4)), phantom_segmenter)
+    labels = segment_volume(Volume(axial[None][0][..., None], np.eye(4)), phantom_segmenter)
+    assert labels.shape == (48, 44, 1) and set(np.unique(labels)) >= {0, 1}
 
 
 @pytest.mark.parametrize("dtype", [np.int16, np.float64])
