@@ -92,7 +92,8 @@ def test_what_is_no_volume_or_no_segmenter_is_one_medseg_error(phantom_file, pha
 
 
 
-@pytest.mark.parametrize("case_id", ["../escaped", "sub/case", "sub\\case", ".", "..", "ab\x00c", 7])
+@pytest.mark.parametrize("case_id", ["../escaped", "sub/case", "sub\\case", ".", "..", "ab\x00c", 7, "sub-01\n",
+                                     "sub-01\r", "a\tb", "x\x7f"])
 def test_a_case_id_names_the_outputs_in_the_output_folder_and_is_no_path(phantom_file, phantom_segmenter, tmp_path,
                                                                            case_id):
     """A case id from a notebook's spreadsheet was joined to the output folder as a path: ``"../escaped"`` wrote
@@ -117,6 +118,9 @@ def test_an_absolute_case_id_is_refused_before_the_model_is_loaded(phantom_file,
     assert list(tmp_path.iterdir()) == []
     # a name with dots and dashes is a name
     assert case_targets(path, tmp_path, case_id="sub-01_ses-1.v2")[0] == tmp_path / "sub-01_ses-1.v2_seg.nii.gz"
+    # and so are names of other scripts, with spaces, leading dots or dots inside, up to what the file system holds
+    for name in ("sub-01.ses-1", "Müller Ärztin", "名前", "with space", ".hidden", "...", "..x", "x" * 241):
+        assert case_targets(path, tmp_path, case_id=name)[1] == tmp_path / f"{name}_seg.json"
 
 
 @pytest.mark.parametrize("array, affine, message", [
