@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import TYPE_CHECKING
+
+# typing.TYPE_CHECKING, without importing typing (6 ms of `import medseg`): mypy and pyright take a name TYPE_CHECKING
+# as true
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
