@@ -139,7 +139,9 @@ def test_labels_never_learnt_without_a_dice_share_one_summary_line(tmp_path, cap
     assert run(["evaluate", str(pred), str(ref), "-o", str(tmp_path / "scores")]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line for line in lines if line.startswith("  ")][2:] == [
-        "  2 unused_2, 4 unused_4: no Dice, never learnt (n 0 of 2 cases: 2 both empty)"]
+        "  2 unused_2, 4 unused_4: no Dice, never learnt (n 0 of 2 cases: 2 both empty)",
+        "  mean over 2 of 4 labels: Dice 0.7292 (the mean of their means, nnU-Net's foreground_mean; 2 unused_2, "
+        "4 unused_4 without a Dice left out, where nnU-Net's mean is NaN)"]
     assert [line[:14] for line in lines if line.startswith("  ")][:2] == ["  1 anterior: ", "  3 posterior:"]
     # one case's sidecar without the list: the folder's predictions do not all say so
     sidecar = json.loads((pred / "b_seg.json").read_text())

@@ -266,6 +266,7 @@ def _summary_lines(result) -> list[str]:
         else:
             lines.append(f"  {value} {entry['name']}: no Dice ({_label_n(0, entry, cases['total'])})")
     lines += [f"  {', '.join(named)}: no Dice, never learnt ({counts})" for counts, named in never_learnt.items()]
+    lines += _foreground_mean_lines(result.summary)
     trained = cases.get("in_training_set") or 0
     if trained:  # a training image's Dice says little about new data, as `medseg infer` says of each
         lines.append(f"  {trained} of the cases {'is one' if trained == 1 else 'are'} of the model's training images: "
@@ -289,6 +290,23 @@ def _summary_lines(result) -> list[str]:
                  f"{counted(len(result.failed), 'failure record')}, {report.html.name}, {report.table.name}, "
                  f"{report.summary.name})")
     return lines
+
+
+def _foreground_mean_lines(summary: dict) -> list[str]:
+    """The mean over the labels of their mean Dice (summary.json's ``foreground_mean``), the figure nnU-Net's
+    summary.json calls ``foreground_mean``: where two or more labels are scored, and one of them has a Dice."""
+    from medseg.numbers import dice_round_text
+
+    overall = summary.get("foreground_mean") or {}
+    labels = summary.get("labels") or {}
+    if len(labels) < 2 or not overall.get("labels"):
+        return []
+    without = overall.get("without_dice") or []
+    counted_labels = f"{overall['labels']} of {len(labels)}" if without else f"the {overall['labels']}"
+    named = ", ".join(f"{value} {(labels.get(value) or {}).get('name', '')}".strip() for value in without)
+    note = f"; {named} without a Dice left out, where nnU-Net's mean is NaN" if without else ""
+    return [f"  mean over {counted_labels} labels: Dice {dice_round_text(overall['dice'])} (the mean of their means, "
+            f"nnU-Net's foreground_mean{note})"]
 
 
 _WITH_DICE = ("ok", "false_positive", "empty_prediction")  # the statuses whose Dice is a number (0 for the two)

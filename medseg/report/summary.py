@@ -13,8 +13,8 @@ from medseg.report.case_result import CaseResult
 from medseg.report.flags import Flag
 from medseg.report.result_records import METRIC_FIELDS
 
-__all__ = ["SUMMARY_SCHEMA", "describe", "label_statistics", "model_text", "models_text", "pooled_models", "provenance",
-           "report_time", "summary_record", "training_images"]
+__all__ = ["SUMMARY_SCHEMA", "describe", "foreground_mean", "label_statistics", "model_text", "models_text",
+           "pooled_models", "provenance", "report_time", "summary_record", "training_images"]
 
 SUMMARY_SCHEMA = "medseg-summary/1"
 
@@ -90,6 +90,20 @@ def label_statistics(cases: list[CaseResult]) -> dict[str, dict]:
         volumes = [abs(v) for key in ("pred_volume_ml", "ref_volume_ml") for v in entry[key] if v]
         out[value]["volume_difference_ml"] = _without_float_residue(out[value]["volume_difference_ml"], volumes)
     return out
+
+
+def foreground_mean(labels: dict[str, dict]) -> dict:
+    """The mean over the labels of each label's mean Dice, nnU-Net's ``foreground_mean`` of its ``summary.json``
+    (background is no label here): ``dice`` (``None`` where no label has a Dice), ``labels`` (how many labels' means
+    it averages) and ``without_dice`` (the values of the labels that have none, all their cases both empty or
+    failed: nnU-Net's mean is NaN then, since a NaN label mean enters it)."""
+    means = {value: (entry.get("dice") or {}).get("mean") for value, entry in labels.items()}
+    defined = np.array([mean for mean in means.values() if mean is not None], dtype=float)
+    return {
+        "dice": _without_last_bits(defined.mean(), defined) if defined.size else None,
+        "labels": int(defined.size),
+        "without_dice": [value for value, mean in means.items() if mean is None],
+    }
 
 
 def _without_float_residue(stats: dict, volumes: list[float]) -> dict:
@@ -266,6 +280,7 @@ def summary_record(
         "flags": {code: {"cases": cases_per_flag[code], "flags": flag_counts[code]} for code in rules
                   if cases_per_flag[code]},
         "labels": labels,
+        "foreground_mean": foreground_mean(labels),
         "provenance": provenance(cases),
         "pooled_models": pooled_models(cases),
         "policy": policy,
