@@ -577,8 +577,8 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
         if series and not reference.name.lower().endswith(_DICOM):  # named by its UID: paired by content only
             named = f"a prediction is one {made_from}"
         else:
-            named = f"a prediction is named {case}.nii.gz, {case}_seg.nii.gz or {case}_seg.dcm" + \
-                (f", or is one {made_from}" if series else "")
+            named = f"a prediction is named {case}.nii.gz, {case}_seg.nii.gz, {case}_0000_seg.nii.gz (medseg infer's " \
+                f"of {case}_0000.nii.gz) or {case}_seg.dcm" + (f", or is one {made_from}" if series else "")
         record_failure(case, "not_run", InputError(
             f"{reference}: no prediction for this reference in {pred_dir} (a missed case; {named})"), None, reference,
             "MissingPrediction", tell=False)  # the warning above names them all at once: not a line each

@@ -225,7 +225,8 @@ def test_many_missed_references_are_one_warning_and_two_summary_lines_not_three_
     assert len(failed) == 3
     assert failed[0].startswith(f"failed c: {ref / 'c.nii.gz'}")
     assert failed[1].startswith(f"failed d: {ref / 'd.nii.gz'}: no prediction for this reference in {pred} (a missed "
-                                "case; a prediction is named d.nii.gz, d_seg.nii.gz or d_seg.dcm)")
+                                "case; a prediction is named d.nii.gz, d_seg.nii.gz, d_0000_seg.nii.gz (medseg infer's "
+                                "of d_0000.nii.gz) or d_seg.dcm)")
     assert failed[2] == (f"failed: 4 more missed cases (no prediction), as the first: e, f, g, … (a failure record "
                          f"each in {out}; cohort.tsv lists them all)")
     assert stdout.splitlines()[0] == "a: Dice label_1 0.8889, label_2 0.7500"

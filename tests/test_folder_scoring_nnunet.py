@@ -86,3 +86,14 @@ def test_a_label_without_any_dice_is_left_out_of_the_mean_over_labels_and_named(
         "(the mean of their means, nnU-Net's foreground_mean; 3 side without a Dice left out, where nnU-Net's mean "
         "is NaN)") for line in stdout.splitlines())
 
+
+def test_a_missed_case_names_the_channel_named_prediction_medseg_infer_writes(tmp_path, capsys):
+    """The predictions of `medseg infer imagesTs/*_0000.nii.gz` are `case_0000_seg.nii.gz`; a reference without
+    one said a prediction is named case.nii.gz, case_seg.nii.gz or case_seg.dcm, never the name infer gives."""
+    pred_dir, ref_dir, _ = _dataset(tmp_path)
+    (pred_dir / "case_003_0000_seg.nii.gz").unlink()
+    code, stdout, _ = run_cli(["evaluate", str(pred_dir), str(ref_dir), "-o", str(tmp_path / "scores")], capsys)
+    assert code == 1
+    assert (f"failed case_003: {ref_dir / 'case_003.nii.gz'}: no prediction for this reference in {pred_dir} (a "
+            "missed case; a prediction is named case_003.nii.gz, case_003_seg.nii.gz, case_003_0000_seg.nii.gz "
+            "(medseg infer's of case_003_0000.nii.gz) or case_003_seg.dcm)") in stdout.splitlines()
