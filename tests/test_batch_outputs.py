@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 from conftest import _files, run_cli
 
-from medseg.batch_outputs import as_typed, check_batch_outputs, check_dicom_options, check_input_exists
+from medseg.batch_outputs import (
+    as_typed,
+    check_batch_outputs,
+    check_dicom_options,
+    check_image_folder_input,
+    check_input_exists,
+)
 from medseg.errors import ConflictingInputsError, ImageReadError, InputError, OutputExistsError
 
 run = run_cli  # medseg ARGS in this process: (exit code, stdout, stderr)
@@ -472,3 +478,28 @@ def test_an_earlier_runs_segmentation_given_as_an_input_is_a_usage_error(tmp_pat
         check_batch_outputs([segmentation], None, False, "nifti", True)
     (scans / "case_seg.json").unlink()
     check_batch_outputs([segmentation], None, False, "nifti", True)
+
+
+def test_a_folder_of_nifti_files_is_refused_before_the_model_loads(tmp_path, case, make_package, capsys):
+    """`medseg infer imagesTs/ -o pred/`, as `nnUNetv2_predict -i imagesTs` is given, named the folder as no DICOM
+    study only once torch, MONAI and the model had loaded (18 s on a busy 2-core machine): now before, in the same
+    line, with nothing written; a folder of DICOM files, or of files of several kinds, is left to the study reader."""
+    from medseg.errors import DicomError
+
+    images = tmp_path / "imagesTs"
+    images.mkdir()
+    for name in ("a_0000.nii.gz", "b_0000.nii.gz"):
+        (images / name).write_bytes(case.read_bytes())
+    (images / "dataset.json").write_text("{}")
+    out = tmp_path / "pred"
+    code, _, err = run(["infer", str(images), "-m", str(make_package()), "-o", str(out)], capsys)
+    assert code == 1
+    assert err.strip().splitlines() == [
+        f"medseg: error: {images}: no DICOM images found (3 non-DICOM files); a folder is read as one DICOM study: "
+        f"give NIfTI files one by one, e.g. {images}/*.nii.gz"]  # no "model tiny (…) on cpu" line: no model was loaded
+    assert not out.exists()
+    with pytest.raises(DicomError, match="no DICOM images found"):
+        check_image_folder_input(images)
+    (images / "0001.dcm").write_bytes(b"\0" * 128 + b"DICM")  # another kind of file: read as a study, later
+    check_image_folder_input(images)
+    check_image_folder_input(images / "a_0000.nii.gz")  # a file: not this check's
