@@ -210,3 +210,36 @@ def test_a_voided_job_takes_the_whole_report_away_not_only_its_page(tmp_path):
     assert void["infer"].jobs == ["b0001.infer"] and all(path.exists() for path in report)
     void_stale_jobs({"b0001": samples}, results, load_package("phantom"), other, memory, preview=False)
     assert not any(path.exists() for path in report)
+
+
+def test_a_stopped_runs_count_leaves_out_a_case_given_up_with_less_memory_than_its_job_starts_with(tmp_path):
+    """The stop's count (finished_cases) applies the jobs' own test of a case given up for killing its workers: a job
+    starting with more memory than the case was given up with tries it again, so it is not finished (kept) for this
+    run. It counted as finished, while planning voided its batch for it: "2 of 2 cases finished" for a run that had
+    still to try one of them."""
+    import json
+
+    from medseg.cohort import finished_cases
+
+    for name, seed in (("a", 1), ("b", 2)):
+        write_phantom(tmp_path / f"{name}.nii.gz", shape=(40, 40, 8), seed=seed)
+    (tmp_path / "samples.tsv").write_text("case_id\timage\na\ta.nii.gz\nb\tb.nii.gz\n")
+    samples = read_samples(tmp_path / "samples.tsv")
+    results = tmp_path / "results"
+    options = InferOptions(model="phantom", device="cpu", batch_size=8)
+    batches = {"b0001": samples[:1], "b0002": samples[1:]}
+    for batch, cases in batches.items():
+        write_job_record(results / "jobs" / f"{batch}.infer.json", infer_cases(cases, results, options))
+    folder = ResultsFolder(results)
+    for case in ("a", "b"):  # as a case whose workers were killed twice with 2000 MB records it
+        status = folder.status_path(case, "infer")
+        status.write_text(json.dumps({**json.loads(status.read_text()), "outcome": "failed",
+                                      "worker_given_up_memory_mb": 2000}))
+    package = load_package("phantom")
+    assert finished_cases(batches, results, package, options) == (2, 0)  # memory not known: kept given up
+    memory = {"infer": {"b0001": 2000, "b0002": 2600}, "evaluate": None}
+    assert finished_cases(batches, results, package, options, memory_mb=memory) == (1, 0)
+    assert finished_cases(batches, results, package, options, memory_mb={"infer": 2600, "evaluate": None}) == (0, 0)
+    # the same cases planning voids the batches of: one source for both
+    void = void_stale_jobs(batches, results, package, options, memory, preview=True)
+    assert void["infer"].retried == ["b"]

@@ -11,7 +11,7 @@ from pathlib import Path
 from medseg.cohort.records import MAX_ATTEMPTS, ResultsFolder
 from medseg.cohort.samples import Sample
 
-__all__ = ["give_up", "given_up_for_less_memory"]
+__all__ = ["give_up", "given_up_for_less_memory", "retried_with"]
 
 # the cohort step's logger, whichever of its modules logs: its lines are told as "INFO medseg.cohort.run: ..."
 log = logging.getLogger("medseg.cohort.run")
@@ -65,12 +65,19 @@ def given_up_for_less_memory(samples: Sequence[Sample], results: Path | str, sta
             if (offered := _given_up_with(folder.status(sample.case_id, stage))) is not None and memory_mb > offered]
 
 
+def retried_with(done: dict | None, memory_mb: int | None) -> bool:
+    """Whether a finished record is of a case given up for killing its workers with less memory than ``memory_mb``
+    (a job's), which that job tries again: the jobs' test (:func:`_unless_more_memory`), and a stopped run's count of
+    its finished cases (:func:`~medseg.cohort.fingerprints.finished_cases`)."""
+    offered = _given_up_with(done)
+    return done is not None and offered is not None and memory_mb is not None and memory_mb > offered
+
+
 def _unless_more_memory(done: dict | None, memory_mb: int | None, case_id: str) -> dict | None:
     """A finished record, unless it is a case given up for killing its workers and this job has more memory than
     the case was offered when it was given up: then it is tried again. The same settings keep it given up, whatever
     sets the memory (the rule's mem_mb or --set-resources; the final-retry figure does not follow the latter)."""
-    offered = _given_up_with(done)
-    if done is not None and offered is not None and memory_mb is not None and memory_mb > offered:
-        log.info("%s: given up with %d MB; trying again with %d MB", case_id, offered, memory_mb)
+    if retried_with(done, memory_mb):
+        log.info("%s: given up with %d MB; trying again with %d MB", case_id, _given_up_with(done), memory_mb)
         return None
     return done

@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from medseg.cohort.attempts import retried_with
 from medseg.cohort.forced_runs import redo_for_job
 from medseg.cohort.records import (
     ResultsFolder,
@@ -262,28 +263,38 @@ class FinishedCases(NamedTuple):
 
 
 def finished_cases(batches: Mapping[str, Sequence[Sample]], results: Path | str, package, options: InferOptions,
-                   redo: Mapping[str, str | None] | None = None) -> FinishedCases:
+                   redo: Mapping[str, str | None] | None = None,
+                   memory_mb: Mapping[str, int | None | Mapping[str, int | None]] | None = None) -> FinishedCases:
     """How many of the cases of ``batches`` (batch name: its cases) are finished for the work this run asks for, as
     its jobs judge them: segmented (or failed for good) for this row, model and settings, and, where the segmentation
     stands and the row names a reference, scored against it; and how many more are segmented so but not scored yet.
     ``redo``: the forced run's value per stage (``infer``, ``evaluate``;
     :func:`~medseg.cohort.forced_runs.redo_values`), under whose token a forced batch's cases must be made again.
+    ``memory_mb``: per stage, the memory this run's jobs start with, one figure or one per batch (as
+    :func:`~medseg.cohort.stale_jobs.void_stale_jobs` takes it): a case given up with less is tried again by them
+    (:func:`~medseg.cohort.attempts.retried_with`), so it is not finished either.
     Results made for other work (another model or setting, or before a forcing option) are still in the folder, but
     its jobs make them again, so they do not count."""
     redo = redo or {}
+    memory_mb = memory_mb or {}
     finished = unscored = 0
     for batch, samples in batches.items():
         made = ResultsFolder(results, redo=redo_for_job(redo.get("infer"), f"{batch}.infer.json"))
         scored = ResultsFolder(results, redo=redo_for_job(redo.get("evaluate"), f"{batch}.evaluate.json"))
+        memory = {stage: figure.get(batch) if isinstance(figure := memory_mb.get(stage), Mapping) else figure
+                  for stage in ("infer", "evaluate")}
         for sample in samples:
             inferred = made.finished(sample.case_id, "infer", infer_fingerprint(sample, package, options))
+            if retried_with(inferred, memory["infer"]):
+                continue
             if inferred is None and (infer_kept(sample, made, package, options)
                                      or infer_same_content(sample, made, package, options) is not None):
                 inferred = made.status(sample.case_id, "infer")
             if inferred is None:
                 continue
+            done = scored.finished(sample.case_id, "evaluate", evaluate_fingerprint(sample, inferred))
             if inferred.get("outcome") != "ok" or sample.reference is None \
-                    or scored.finished(sample.case_id, "evaluate", evaluate_fingerprint(sample, inferred)) is not None \
+                    or (done is not None and not retried_with(done, memory["evaluate"])) \
                     or evaluate_kept(sample, scored, inferred) \
                     or evaluate_same_content(sample, scored, inferred) is not None:
                 finished += 1

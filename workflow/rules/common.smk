@@ -264,9 +264,10 @@ onerror:
             records.ResultsFolder(RESULTS).remove_left_claims()  # of a case a job was taking or giving back as the
             # stop landed; the cases finished for this run's model, settings and forcing (results made for other
             # work are still there, but to be made again: they counted as kept, "202 of 202" where 40 were made)
+            # and a case given up with less memory than its job starts with, which the jobs try again
             _done = cohort.finished_cases(BATCHES, RESULTS, _PACKAGE, _options,
                                           {_stage: os.environ.get(_variable)
-                                           for _stage, _variable in _REDO_VARIABLES.items()})
+                                           for _stage, _variable in _REDO_VARIABLES.items()}, _memory)
             tell_stop(run_stopped_line(_done.finished, len(SAMPLES), stopped_by(), _done.unscored), log)
             sys.exit(stopped_code())
     finally:
