@@ -38,6 +38,16 @@ def test_cases_left_since_the_report_are_those_whose_folder_went_after_it(tmp_pa
     assert folder.left_since_report(["a", "b"]) == ["c"]  # b is a sheet case: its own rerun redoes it
     age(results / "report.html", 20)  # the rebuilt report (c still in it, found in old/)
     assert folder.left_since_report(["a"]) == []
+    # a report against the sheet leaves the results of rows taken out of it out of its table, and names them in
+    # summary.json: their folder removed, it is rebuilt too (the note naming them went with it)
+    (results / "cohort.tsv").write_text("rank\tcase_id\tstatus\n1\ta\tscored\n")
+    (results / "summary.json").write_text('{"left_out": ["cases/d/"]}\n')
+    (results / "cases" / "d").mkdir()
+    age(results / "report.html", 30)
+    assert folder.left_since_report(["a"]) == []
+    (results / "cases" / "d").rmdir()
+    age(results / "cases", 40)
+    assert folder.left_since_report(["a"]) == ["d"]
     (results / "report.html").unlink()
     assert folder.left_since_report(["a"]) == []  # no report: it is built anyway
 

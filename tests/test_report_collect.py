@@ -141,12 +141,15 @@ def test_the_sample_sheet_lists_cases_without_results_or_scores(tmp_path):
     rows = {row["case_id"]: row for row in read_tsv(outputs.table)}
     assert {case: (row["status"], row["failed_stage"]) for case, row in rows.items()} == {
         "done": ("scored", ""), "pending": ("failed", "not_scored"), "never": ("failed", "not_run"),
-        "blocked": ("failed", "infer"), "moved": ("failed", "stale"), "rescored": ("failed", "stale"),
-        "removed": ("failed", "stale")}
-    assert rows["removed"]["error"] == ("not in the sample sheet (its row was removed after the run); its results are "
-                                        "kept in cases/removed/: remove that folder to leave the case out of the "
-                                        "report")
-    assert rows["removed"]["min_dice"] == ""  # not in the cohort's figures any more
+        "blocked": ("failed", "infer"), "moved": ("failed", "stale"), "rescored": ("failed", "stale")}
+    # the results of a row taken out of the sheet are left on disk and out of the report (not failed: with
+    # fail_on_failed_cases any they failed the run until their folder was deleted), and named once
+    summary = json.loads(outputs.summary.read_text())
+    assert summary["left_out"] == ["cases/removed/"]
+    assert summary["cases"]["total"] == 6 and summary["cases"]["failed"] == 5
+    said = ("1 result of a case no longer in the sample sheet is left out: cases/removed/; delete its folder to tidy "
+            "up.")
+    assert said in outputs.html.read_text()
     assert "a file is in the place of this case's results folder" in rows["blocked"]["error"]
     assert rows["never"]["error"].startswith("in the sample sheet, but the results folder holds nothing for it")
     assert f"gives the reference {data / 'pending_label.nii.gz'}" in rows["pending"]["error"]
@@ -165,7 +168,7 @@ def test_the_sample_sheet_lists_cases_without_results_or_scores(tmp_path):
     assert rows["done"]["failed_stage"] == "stale" and "gives no reference, but the case has scores" in \
         rows["done"]["error"]
     assert rows["moved"]["failed_stage"] == "report"  # the wrong type, as the report names such fields
-    assert (outputs.cases, outputs.failed) == (7, 6)
+    assert (outputs.cases, outputs.failed) == (6, 5)
     # without the sheet, the same folder looks finished: none failed but the record broken above
     assert build_report(tmp_path, tmp_path / "r.html", overwrite=True).failed == 1
 

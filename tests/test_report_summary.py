@@ -142,6 +142,26 @@ def test_a_failed_case_of_another_model_is_not_pooled(tmp_path):
     assert "The figures pool" not in (tmp_path / "r.html").read_text()
 
 
+def test_a_report_against_the_sheet_names_the_models_of_its_own_cases_only(tmp_path):
+    """The results of a row taken out of the sheet, made by an earlier version, stay on disk: a report against the
+    sheet leaves them out, so its header and provenance named "version 2, version 1" where the only case of version
+    1 was the removed row's. They are named once instead, as left out."""
+    for case, seed, version in (("a", 0, "2"), ("b", 1, "2"), ("old", 2, "1")):
+        write_case(tmp_path, case, seed, "exact")
+        _set_model(tmp_path, case, version, version * 64)
+    sheet = tmp_path / "data" / "samples.tsv"
+    sheet.parent.mkdir()
+    sheet.write_text("case_id\timage\treference\n"
+                     "a\t../inputs/0_image.nii.gz\t../inputs/0_label.nii.gz\n"
+                     "b\t../inputs/1_image.nii.gz\t../inputs/1_label.nii.gz\n")
+    built = build_report(tmp_path, tmp_path / "r.html", sheet=sheet)
+    summary = json.loads(built.summary.read_text())
+    assert [model["version"] for model in summary["provenance"]["models"]] == ["2"]
+    assert (built.cases, built.failed, summary["left_out"]) == (2, 0, ["cases/old/"])
+    page = (tmp_path / "r.html").read_text()
+    assert "version 1" not in page and "cases/old/; delete its folder to tidy up" in page
+
+
 def _set_settings(root: Path, case: str, config: str, settings: str | None) -> None:
     sidecar = root / "cases" / case / f"{case}_seg.json"
     record = json.loads(sidecar.read_text())

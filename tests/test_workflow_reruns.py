@@ -100,16 +100,22 @@ def test_reruns_follow_replaced_inputs_removed_results_and_dropped_references(tm
         assert {row["case_id"]: row["status"] for row in csv.DictReader(handle, delimiter="\t")} == {
             "a": "no_reference", "b": "no_reference"}
     assert run_ids() == third
-    # a row taken out of the sheet: listed as failed (stale) while its folder is there; once the folder is removed,
-    # as the report advises, the report is rebuilt without it (it said "Nothing to be done" and kept listing it)
+    # a row taken out of the sheet: its results stay on disk, out of the report (they were listed as failed, stale,
+    # failing a run with fail_on_failed_cases any) and named once, on the console too; once the folder is removed,
+    # as the report advises, the report is rebuilt without the note (it said "Nothing to be done" and kept it)
     write_sheet(data, [("a", "a.nii.gz", "")])
-    rerun()
+    run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, cases_per_job=2,
+                    fail_on_failed_cases="any")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert ("1 result of a case no longer in the sample sheet is left out: cases/b/; delete its folder to tidy up"
+            in run.stderr + run.stdout)
 
     def statuses() -> dict[str, str]:
         with open(results / "cohort.tsv", newline="") as handle:
             return {row["case_id"]: row["status"] for row in csv.DictReader(handle, delimiter="\t")}
 
-    assert statuses() == {"a": "no_reference", "b": "failed"}
+    assert statuses() == {"a": "no_reference"}
+    assert json.loads((results / "summary.json").read_text())["left_out"] == ["cases/b/"]
     shutil.rmtree(results / "cases" / "b")
     run = snakemake(tmp_path, "-n", "--cores", "2", samples=sheet, results=results, cases_per_job=2)
     assert "report: b no longer in the sample sheet, and its folder under cases/ removed: the report will be " \
@@ -120,6 +126,7 @@ def test_reruns_follow_replaced_inputs_removed_results_and_dropped_references(tm
     assert ("report: b no longer in the sample sheet, and its folder under cases/ removed: the report will be rebuilt"
             in run.stderr + run.stdout)
     assert statuses() == {"a": "no_reference"}
+    assert json.loads((results / "summary.json").read_text())["left_out"] == []
     run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, cases_per_job=2)
     assert "no longer in the sample sheet" not in run.stderr + run.stdout
     assert "Nothing to be done" in run.stderr + run.stdout

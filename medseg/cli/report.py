@@ -77,5 +77,9 @@ def report(results_dir, output, output_dir, dice_threshold, outlier_z, max_overl
         if len(outputs.failures) > shown:
             more = len(outputs.failures) - shown
             click.echo(f"… and {more} more failed case{'' if more == 1 else 's'}: see the report")
+        if outputs.left_out:  # results of rows taken out of the sheet: on disk, not in the report
+            from medseg.report.expected_cases import left_out_text
+
+            click.echo(escaped_line(left_out_text(outputs.left_out)))
         click.echo(escaped_line(f"wrote {outputs.html}, {outputs.table} and {outputs.summary}"))
     return 0

@@ -432,9 +432,10 @@ class ResultsFolder:
         return Path(path).relative_to(self.root).as_posix()
 
     def left_since_report(self, case_ids) -> list[str]:
-        """The cases the last report shows (its ``cohort.tsv``) that are not among ``case_ids`` (the sheet's) and
-        whose folder ``cases/<id>`` was removed (or moved) after the report was written: a row taken out of the
-        sheet, then its folder removed as the report advises, which the report still lists. Empty when there is no
+        """The cases the last report shows (its ``cohort.tsv``) or names as left out (``summary.json``) that are not
+        among ``case_ids`` (the sheet's) and whose folder ``cases/<id>`` was removed (or moved) after the report was
+        written: a row taken out of the sheet, then its folder removed as the report advises, which the report still
+        names. Empty when there is no
         report or readable table, or nothing under ``cases/`` was removed since the report (a case kept elsewhere
         in the folder stays in the report, which then is up to date: it is not rebuilt again and again)."""
         import csv
@@ -452,6 +453,12 @@ class ResultsFolder:
                 shown = [row.get("case_id") or "" for row in csv.DictReader(handle, delimiter="\t")]
         except (OSError, ValueError, csv.Error):
             return []
+        try:  # the results of rows taken out of the sheet, which the report names (summary.json) but leaves out
+            left_out = read_json_object(self.root / "summary.json", None, "a report summary").get("left_out")
+        except (OSError, ValueError):  # a JsonFileError too
+            left_out = None
+        if isinstance(left_out, list):
+            shown += [Path(folder).name for folder in left_out if isinstance(folder, str)]
         wanted = set(case_ids)
         return [case for case in dict.fromkeys(shown) if case and case not in wanted
                 and not os.path.lexists(self.case_dir(case))]

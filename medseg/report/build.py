@@ -19,7 +19,7 @@ from medseg.numbers import counted
 from medseg.report.case_result import CaseResult, label_key
 from medseg.report.checks import check_segmentation
 from medseg.report.collect import collect_results
-from medseg.report.expected_cases import add_expected_cases
+from medseg.report.expected_cases import add_expected_cases, cases_of_the_sheet, left_out_text
 from medseg.report.figures import label_colour
 from medseg.report.flags import DEFAULT_DICE_THRESHOLD, DEFAULT_OUTLIER_Z, Flag, flag_cases, flag_rules, worst_first
 from medseg.report.html import ReportContent, render_page
@@ -49,6 +49,7 @@ class ReportOutputs:
     failures: list[tuple[str, str]] = field(default_factory=list)  # (case id, its one-line error), in case order
     training_images: int = 0  # cases whose input is one of the model's training images
     training_scored: int = 0  # those of them with scores
+    left_out: list[str] = field(default_factory=list)  # folders of cases no longer in the sheet, not reported
 
 
 def report_policy() -> dict:
@@ -98,7 +99,9 @@ def build_report(
 
         samples = read_samples(sheet)
     cases = collect_results(results_dir, allow_empty=samples is not None)
-    if samples is not None:
+    left_out: list[CaseResult] = []
+    if samples is not None:  # the results of rows taken out of the sheet: named, not reported
+        cases, left_out = cases_of_the_sheet(cases, samples)
         cases = add_expected_cases(cases, samples, results_dir)
     check_sources(cases)  # an input or reference replaced since, in any results folder
     log.info("%s: %s", results_dir, counted(len(cases), "case"))
@@ -127,6 +130,9 @@ def build_report(
     if summary["pooled_models"]:
         log.warning("%s: the figures pool the cases of %d models (%s): make one report per model", results_dir,
                     len(summary["pooled_models"]), models_text(summary["pooled_models"]))
+    summary["left_out"] = [_folder_name(case, folder) for case in left_out]
+    if left_out:  # the command says so after its count of cases
+        log.debug("%s: %s", results_dir, left_out_text(summary["left_out"]))
     summary["run_in_progress"] = _run_in_progress(results_dir)
     if summary["run_in_progress"]:
         log.warning("%s: a cohort run is still writing to this folder (%s): this report shows its cases as they are "
@@ -153,7 +159,14 @@ def build_report(
                 for case in cases if case.failure is not None]
     return ReportOutputs(output, table_path, summary_path, counts["total"], counts["failed"], counts["flagged"],
                          len(overlays), seconds, failures, counts["in_training_set"],
-                         sum(case.in_training_set is True and case.status == "scored" for case in cases))
+                         sum(case.in_training_set is True and case.status == "scored" for case in cases),
+                         summary["left_out"])
+
+
+def _folder_name(case: CaseResult, results_dir: Path) -> str:
+    """A case's folder as the report names it: under the results folder, ``cases/<id>/``."""
+    folder = absolute_path(case.folder)
+    return f"{folder.relative_to(results_dir) if folder.is_relative_to(results_dir) else folder}/"
 
 
 def _run_in_progress(results_dir: Path) -> str | None:

@@ -12,7 +12,7 @@ from medseg.report.case_result import CaseResult
 from medseg.report.result_records import _hiding, _unlistable_folders
 from medseg.report.stale_results import _changed_files, _inputs_away, _modalities
 
-__all__ = ["add_expected_cases"]
+__all__ = ["add_expected_cases", "cases_of_the_sheet", "left_out_text"]
 
 
 def _made_from_other_inputs(case: CaseResult, sample) -> str | None:
@@ -87,10 +87,19 @@ def _same_series(cell: str, info: dict) -> bool:
     return found is not None and not (found == "number" and re.fullmatch(r"-?\d+-\d+", str(key or "")))
 
 
+def cases_of_the_sheet(cases: list[CaseResult], samples) -> tuple[list[CaseResult], list[CaseResult]]:
+    """``cases`` split into those of the sample sheet and those left out: the results of rows taken out of it, which
+    the cohort leaves on disk. A report against the sheet covers its cases only; those left out are named once (not
+    failed, not in the figures, not among the models that made the cohort's results)."""
+    listed = {sample.case_id for sample in samples}
+    return ([case for case in cases if case.case_id in listed], [case for case in cases if case.case_id not in listed])
+
+
 def add_expected_cases(cases: list[CaseResult], samples, results_dir: Path | str) -> list[CaseResult]:
     """``cases`` with what a sample sheet expected and the results folder lacks, as failed cases: a sheet case
     without results (stage ``not_run``), and one with a reference but no scores (stage ``not_scored``); results
-    that do not answer the sheet (made from other inputs, or of a case no longer in it) are ``stale``."""
+    that do not answer the sheet (made from other inputs) are ``stale``. Results of a case no longer in the sheet are
+    returned as they are: :func:`cases_of_the_sheet` leaves them out first."""
     from medseg.cohort.records import ResultsFolder
 
     results_dir = absolute_path(results_dir)  # its files named as the sheet's are: a/../b as b
@@ -99,15 +108,6 @@ def add_expected_cases(cases: list[CaseResult], samples, results_dir: Path | str
     out = list(cases)
     unreadable: list[tuple[Path, str]] | None = None  # folders under the results this user may not list: looked for
     # once, where a case has no results
-    listed = {sample.case_id for sample in samples}
-    for case in cases:  # results of a row removed from the sheet: not the cohort's any more
-        if case.case_id not in listed:
-            folder = case.folder.relative_to(results_dir) if case.folder.is_relative_to(results_dir) else case.folder
-            case.failure = {"schema": "medseg-failure/1", "case_id": case.case_id, "stage": "stale",
-                            "input": (case.sidecar or case.failure or {}).get("input"), "reference": None,
-                            "error": "not in the sample sheet (its row was removed after the run); its results are "
-                                     f"kept in {folder}/: remove that folder to leave the case out of the report",
-                            "error_type": "StaleResult"}
     for sample in samples:
         reference = str(sample.reference) if sample.reference is not None else None
         case = by_id.get(sample.case_id)
@@ -153,6 +153,17 @@ def add_expected_cases(cases: list[CaseResult], samples, results_dir: Path | str
                                      "no scores (the evaluate step has not run for it)",
                             "error_type": "MissingResult"}
     return sorted(out, key=lambda c: (c.case_id, str(c.folder)))
+
+
+def left_out_text(folders: list[str]) -> str:
+    """The one sentence that names the results of cases no longer in the sample sheet (``folders``: their folders
+    under the results folder), which a report against the sheet leaves out."""
+    from medseg.cohort.samples import some_names
+
+    n = len(folders)
+    return (f"{'1 result' if n == 1 else f'{n} results'} of {'a case' if n == 1 else 'cases'} no longer in the sample "
+            f"sheet {'is' if n == 1 else 'are'} left out: {some_names(folders)}; delete "
+            f"{'its folder' if n == 1 else 'their folders'} to tidy up")
 
 
 def _refused_by_its_folder(records, case_id: str, stages: tuple[str, ...] = ("infer", "evaluate")

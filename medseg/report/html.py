@@ -169,7 +169,8 @@ def _header(content: ReportContent) -> str:
         f'{e(summary["created"])} by medseg {e(summary["medseg_version"])}<br>'
         f'model: {models} · {versions or "versions unknown"} · device: '
         f'{e(", ".join(prov["devices"]) or "unknown")}</p>'
-        f'{_in_progress_note(summary)}<div class="tiles">{tile_html}</div><p>Flags (cases): {flag_counts}</p>'
+        f'{_in_progress_note(summary)}{_left_out_note(summary)}'
+        f'<div class="tiles">{tile_html}</div><p>Flags (cases): {flag_counts}</p>'
         f"{_conflict_note(summary)}"
         f"{_pooled_models_note(summary)}"
         f"{_training_note(summary)}"
@@ -232,6 +233,14 @@ def _in_progress_note(summary: dict) -> str:
                     " when this report was made: cases it had not segmented yet are missing, and those it had not "
                     "scored yet are shown without reference (or as failed, against a sample sheet). Make the report "
                     "again once the run has ended.")
+
+
+def _left_out_note(summary: dict) -> str:
+    """A note naming the results of cases no longer in the sample sheet, which the report leaves out."""
+    from medseg.report.expected_cases import left_out_text
+
+    folders = summary.get("left_out") or []
+    return f'<p>{e(left_out_text(folders))}.</p>' if folders else ""
 
 
 def _conflict_note(summary: dict) -> str:
