@@ -421,7 +421,7 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        from medseg.io.files import os_reason
+        from medseg.io.files import link_nowhere, os_reason
 
         remove_empty_folders(made)
         # "(not a directory)" named no file, "(file exists)" a link leading nowhere: said as the other commands say it
@@ -431,8 +431,8 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
                                    "folder") from error
         link = next((f for f in (out_dir, *out_dir.parents) if f.is_symlink() and not f.exists()), None)
         if link is not None:
-            raise OutputWriteError(f"{out_dir}: cannot make this output folder: {link} is a symbolic link to "
-                                   f"{os.readlink(link)}, which does not exist") from error
+            raise OutputWriteError(f"{out_dir}: cannot make this output folder: {link} is "
+                                   f"{link_nowhere(link)}") from error
         raise OutputWriteError(f"{out_dir}: cannot make the output folder ({os_reason(error)})") from error
     scored: list[tuple[str, Path]] = []
     failed: list[tuple[str, str, Path]] = []

@@ -507,6 +507,20 @@ def test_an_output_under_a_dangling_link_names_the_link(tmp_path, below):
     assert link.is_symlink() and not (tmp_path / "unmounted").exists()
 
 
+@pytest.mark.parametrize("below", ["x.json", "sub/x.json"], ids=["in the loop", "under the loop"])
+def test_an_output_under_a_loop_of_links_names_the_loop(tmp_path, below):
+    """A loop of links as the output folder (``results`` a link to ``results``) was "a symbolic link to results,
+    which does not exist": a file to look for that was the link itself. It is named as a loop."""
+    link = tmp_path / "results"
+    link.symlink_to("results")
+    target = link / below
+    with pytest.raises(OutputWriteError) as caught, atomic_paths([target]):
+        pass
+    assert str(caught.value) == (f"{target.parent}: cannot make this output folder: {link} is a symbolic link to "
+                                 "results, a loop of links that leads nowhere")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+
+
 def test_outputs_are_flushed_to_the_disk_before_their_names_and_their_folder_after(tmp_path, monkeypatch):
     """Outputs were renamed into place unflushed: a power loss could leave an empty segmentation, or weights beside a
     model.json that names them (only training checkpoints were flushed)."""

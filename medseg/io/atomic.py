@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from medseg.errors import MedsegError, OutputExistsError, OutputWriteError
-from medseg.io.files import files_under, is_annex_link, os_reason
+from medseg.io.files import files_under, is_annex_link, link_nowhere, os_reason
 from medseg.numbers import counted
 
 __all__ = ["LEFTOVER_PATTERNS", "STALE_AFTER_S", "atomic_paths", "check_folders_writable", "check_superseded",
@@ -274,8 +274,8 @@ def atomic_paths(targets: Sequence[Path | str], overwrite: bool = False,
             dangling = next((f for f in (target.parent, *target.parent.parents) if f.is_symlink() and not f.exists()),
                             None)
             if dangling is not None:  # exists() follows the link: "File exists" named nothing that exists
-                raise OutputWriteError(f"{target.parent}: cannot make this output folder: {dangling} is a symbolic "
-                                       f"link to {os.readlink(dangling)}, which does not exist") from error
+                raise OutputWriteError(f"{target.parent}: cannot make this output folder: {dangling} is "
+                                       f"{link_nowhere(dangling)}") from error
             raise OutputWriteError(f"{target.parent}: cannot make this output folder ({reason_of(error)})") from error
         _sweep_once(target.parent)
     temps = [_temp_name(t) for t in targets]

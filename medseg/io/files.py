@@ -10,9 +10,9 @@ from medseg.errors import ImageReadError, InputError
 
 __all__ = ["absent_content", "absent_files", "absolute_path", "apple_double", "check_present",
            "check_readable", "check_searchable", "dicom_modality", "exists", "files_under", "further_channels",
-           "is_annex_link", "is_dicom_file", "is_path", "missing_under", "name_difference", "nnunet_channel",
-           "not_regular", "not_there", "os_reason", "part10_seg_series", "path_argument", "real_path", "type_text",
-           "undecodable", "with_article"]
+           "is_annex_link", "is_dicom_file", "is_path", "link_nowhere", "missing_under", "name_difference",
+           "nnunet_channel", "not_regular", "not_there", "os_reason", "part10_seg_series", "path_argument", "real_path",
+           "type_text", "undecodable", "with_article"]
 
 _APPLE_DOUBLE_MAGIC = b"\x00\x05\x16\x07"
 _ANNEX_POINTER = b"/annex/objects/"  # an unlocked git-annex file whose content is not here holds its key's path
@@ -249,6 +249,25 @@ def real_path(path: Path | str) -> Path:
     written, where Python 3.11 and 3.12 raise ``RuntimeError`` (a traceback, where the reader names such a link
     "a link that leads nowhere")."""
     return Path(os.path.realpath(path))
+
+
+def link_nowhere(link: Path | str) -> str:
+    """What a symbolic link that leads nowhere is, after its name: ``a symbolic link to moved/scans, which does not
+    exist``, or, for a loop (``scans`` a link to ``scans``, or two links to each other), ``a symbolic link to scans,
+    a loop of links that leads nowhere`` (which was said as "a link to scans, which does not exist", a file to look
+    for that was the link itself)."""
+    import errno
+
+    try:
+        target = os.readlink(link)
+    except OSError:
+        return "a symbolic link that cannot be read"
+    try:
+        os.stat(link)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return f"a symbolic link to {target}, a loop of links that leads nowhere"
+    return f"a symbolic link to {target}, which does not exist"
 
 
 def exists(path: Path | str) -> bool:
