@@ -279,6 +279,30 @@ def test_an_output_error_names_the_option_as_typed(pair, tmp_path, capsys, typed
     assert not output.exists()
 
 
+def test_an_output_under_a_file_or_a_link_leading_nowhere_is_a_usage_error_as_in_infer(pair, tmp_path, capsys):
+    """``-o notes.txt/x.json`` (evaluate) and ``-o notes.txt/report.html`` (report) were exit 1, "cannot make this
+    output folder", after the pair was scored or the results read, where infer's ``-o notes.txt/seg`` is a usage
+    error (exit 2) before any work; a loop of links on the way was "a symbolic link to loop, which does not exist".
+    All are usage errors now, said alike, and nothing is written."""
+    pred, ref = pair
+    notes = tmp_path / "notes.txt"
+    notes.write_text("kept\n")
+    (tmp_path / "loop").symlink_to("loop")
+    restore = "restore its target or remove the link, or give another folder for the outputs"
+    file_in_way = f"{notes} is a file, not a folder; give a folder for the outputs"
+    loop_in_way = f"{tmp_path / 'loop'} is a symbolic link to loop, a loop of links that leads nowhere; {restore}"
+    for argv, typed, expected in (
+            (["evaluate", str(pred), str(ref)], notes / "x.json", file_in_way),
+            (["evaluate", str(pred), str(ref)], tmp_path / "loop" / "x.json", loop_in_way),
+            (["report", str(tmp_path)], notes / "report.html", file_in_way),
+            (["report", str(tmp_path)], f"{tmp_path / 'loop' / 'sub'}/", loop_in_way)):
+        assert run([*argv, "-o", str(typed)]) == 2
+        assert capsys.readouterr().err.splitlines()[-1] == (
+            f"medseg {argv[0]}: error: -o {typed}: {expected}. Try 'medseg {argv[0]} --help'.")
+    assert notes.read_text() == "kept\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([pred.name, ref.name, "loop", "notes.txt"])
+
+
 @pytest.mark.parametrize("how", ["existing", "slash"])
 def test_an_output_folder_gets_the_cases_metrics_file(pair, tmp_path, capsys, how):
     pred, ref = pair

@@ -540,6 +540,29 @@ def test_an_output_folder_under_a_file_is_a_usage_error_before_any_input_is_segm
     assert notes.read_text() == "kept\n"
 
 
+@pytest.mark.parametrize("way", ["loop/seg", "loop", "moved/seg", "moved"])
+def test_an_output_folder_through_a_link_leading_nowhere_is_a_usage_error_before_the_model_loads(
+        tmp_path, case, make_package, capsys, way):
+    """``-o loop/seg`` (a loop of links on the way) or ``-o moved`` (a link whose target moved): each input of the
+    batch was segmented, then refused its outputs, a line each ("… is a symbolic link to loop, which does not exist",
+    of a loop, whose target is the link itself). One usage error now, exit 2, before the model loads, saying what the
+    link is and what to do, as for a folder under a file."""
+    (tmp_path / "loop").symlink_to("loop")
+    (tmp_path / "moved").symlink_to("elsewhere")
+    other = tmp_path / "other.nii.gz"
+    shutil.copy(case, other)
+    out = tmp_path / way
+    link = out if out.is_symlink() else out.parent
+    what = ("a symbolic link to loop, a loop of links that leads nowhere" if link.name == "loop" else
+            "a symbolic link to elsewhere, which does not exist")
+    code, stdout, err = run(["infer", str(case), str(other), "--model", str(make_package()), "-o", str(out)], capsys)
+    assert (code, stdout) == (2, "")
+    assert err.strip().splitlines() == [  # one line: no model loaded, no input segmented
+        f"medseg infer: error: -o {out}: {link} is {what}; restore its target or remove the link, or give another "
+        "folder for the outputs. Try 'medseg infer --help'."]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["case.nii.gz", "loop", "moved", "other.nii.gz", "tiny"]
+
+
 def test_an_output_folder_named_as_an_image_file_is_a_usage_error(tmp_path, case, make_package, capsys,
                                                                     monkeypatch):
     """``-o myseg.nii.gz`` (a user naming the segmentation) made a folder myseg.nii.gz holding case_seg.nii.gz:

@@ -63,7 +63,8 @@ def test_links_that_lead_nowhere_are_named_as_links(tmp_path, case, make_package
 def test_a_loop_of_links_is_one_line_in_every_command(tmp_path, capsys):
     """A loop of links given to evaluate (as prediction, reference, or the folder of -o / --output-dir), to synth as
     --label or to train as -o ended in a RuntimeError traceback: Path.resolve raises on loops before Python 3.13,
-    where infer's reader named the link. Each is one line now, exit 1, and nothing is written."""
+    where infer's reader named the link. Each is one line now, exit 1 (2 for an output folder through the loop, a
+    usage error as infer's -o), and nothing is written."""
     from training_factory import write_set
 
     loop, folder = tmp_path / "loop.nii.gz", tmp_path / "loopdir"
@@ -72,16 +73,20 @@ def test_a_loop_of_links_is_one_line_in_every_command(tmp_path, capsys):
     label = tmp_path / "a.nii.gz"
     nib.save(nib.Nifti1Image(make_phantom((16, 16, 8), seed=3).labels.astype(np.uint8), np.eye(4)), str(label))
     shutil.copy(label, label.with_name("b.nii.gz"))
-    nowhere = f"{loop}: a link to loop.nii.gz that leads nowhere"
-    for argv, expected in (
-            (["evaluate", str(label), str(loop)], nowhere),
-            (["evaluate", str(loop), str(label)], nowhere),
-            (["evaluate", str(label), str(label.with_name("b.nii.gz")), "-o", str(folder / "x.json")], str(folder)),
-            (["evaluate", str(label), str(label.with_name("b.nii.gz")), "--output-dir", str(folder)], str(folder)),
-            (["synth", str(tmp_path / "s.nii.gz"), "--label", str(loop), "--shape", "8", "8", "8"], nowhere)):
+    nowhere = f"medseg: error: {loop}: a link to loop.nii.gz that leads nowhere"
+    # an output folder through the loop is a usage error (exit 2), as infer's -o is
+    through = f"{folder} is a symbolic link to loopdir, a loop of links that leads nowhere"
+    for argv, code_expected, expected in (
+            (["evaluate", str(label), str(loop)], 1, nowhere),
+            (["evaluate", str(loop), str(label)], 1, nowhere),
+            (["evaluate", str(label), str(label.with_name("b.nii.gz")), "-o", str(folder / "x.json")], 2,
+             f"medseg evaluate: error: -o {folder / 'x.json'}: {through}"),
+            (["evaluate", str(label), str(label.with_name("b.nii.gz")), "--output-dir", str(folder)], 2,
+             f"medseg evaluate: error: --output-dir {folder}/: {through}"),
+            (["synth", str(tmp_path / "s.nii.gz"), "--label", str(loop), "--shape", "8", "8", "8"], 1, nowhere)):
         code, _, err = run(argv, capsys)
-        assert (code, len(err.strip().splitlines())) == (1, 1), err
-        assert err.startswith(f"medseg: error: {expected}"), err
+        assert (code, len(err.strip().splitlines())) == (code_expected, 1), err
+        assert err.startswith(expected), err
     images, labels = write_set(tmp_path / "set", count=2)
     code, _, err = run(["train", "--images", str(images), "--labels", str(labels), "-o", str(loop), "--epochs", "1"],
                        capsys)

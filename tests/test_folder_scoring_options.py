@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 
+import pytest
 from conftest import run_cli
 from folder_cases import (
     folder_pairs,  # noqa: F401  (the folders fixture its tests take)
@@ -13,6 +14,9 @@ from folder_cases import (
     run,
     save,
 )
+
+from medseg.errors import OutputWriteError
+from medseg.folder_scoring import score_folder
 
 
 def test_a_folder_and_a_file_is_a_usage_error_in_one_line(folders, tmp_path, capsys):
@@ -41,15 +45,27 @@ def test_a_file_as_the_output_folder_is_a_usage_error_and_a_path_under_one_names
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"medseg evaluate: error: -o {notes}: a file, not a folder; two folders are scored into a folder (one "
         "<case>_metrics.json each and the report): give a folder. Try 'medseg evaluate --help'.")
-    link = tmp_path / "moved"
+    link, loop = tmp_path / "moved", tmp_path / "loop"
     link.symlink_to("elsewhere")
-    for out, expected in ((notes / "scores", f"{notes} is a file, not a folder"),
-                          (link, f"{link} is a symbolic link to elsewhere, which does not exist")):
-        assert run(["evaluate", str(pred), str(ref), "-o", str(out)]) == 1
+    loop.symlink_to("loop")
+    # usage errors (exit 2) before any case is scored, as infer says them (they were exit 1, an input's code)
+    restore = "restore its target or remove the link, or give another folder for the outputs"
+    for out, expected in ((notes / "scores", f"{notes} is a file, not a folder; give a folder for the outputs"),
+                          (link, f"{link} is a symbolic link to elsewhere, which does not exist; {restore}"),
+                          (loop / "scores", f"{loop} is a symbolic link to loop, a loop of links that leads nowhere; "
+                                            f"{restore}")):
+        assert run(["evaluate", str(pred), str(ref), "-o", str(out)]) == 2
         assert capsys.readouterr().err.splitlines()[-1] == (
-            f"medseg: error: {out}: cannot make this output folder: {expected}")
+            f"medseg evaluate: error: -o {out}: {expected}. Try 'medseg evaluate --help'.")
+    # the library says them as it makes the folder: a loop of links as a loop, not as a link "which does not exist"
+    for out, expected in ((notes / "scores", f"{notes} is a file, not a folder"),
+                          (link, f"{link} is a symbolic link to elsewhere, which does not exist"),
+                          (loop / "scores", f"{loop} is a symbolic link to loop, a loop of links that leads nowhere")):
+        with pytest.raises(OutputWriteError) as caught:
+            score_folder(pred, ref, out)
+        assert str(caught.value) == f"{out}: cannot make this output folder: {expected}"
     assert notes.read_text() == "kept\n" and sorted(p.name for p in tmp_path.iterdir()) == [
-        "labelsTs", "moved", "notes", "pred"]
+        "labelsTs", "loop", "moved", "notes", "pred"]
 
 
 def test_output_dir_names_the_folder_of_evaluate_and_report_as_of_infer_and_train(folders, tmp_path, capsys):

@@ -17,6 +17,7 @@ from medseg.cli.options import (
     output_or_folder,
     overwrite_option,
     quiet,
+    refuse_blocked_folder,
     stopped_by,
     typed_option,
     usage_errors,
@@ -176,6 +177,7 @@ def _evaluate_folders(predictions: Path, references: Path, output, model, case_i
     if os.path.exists(output) and not os.path.isdir(output):  # as infer, train and report refuse a file as -o
         raise click.UsageError(f"{given_as} {output}: a file, not a folder; two folders are scored into a folder (one "
                                "<case>_metrics.json each and the report): give a folder")
+    refuse_blocked_folder(given_as, output, output)  # a file or a link leading nowhere on its way: as infer says it
     from medseg.folder_scoring import score_folder
 
     package = None

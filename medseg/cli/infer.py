@@ -19,6 +19,7 @@ from medseg.cli.options import (
     overwrite_option,
     precision_option,
     quiet,
+    refuse_blocked_folder,
     series_option,
     stopped_by,
     threads_option,
@@ -345,15 +346,14 @@ def _check_output_folder(typed: str, first_input: Path, output_format: str) -> N
     """The -o folder as ``typed``, refused as a usage error where it is not there and named as an image or JSON file
     (``-o myseg.nii.gz``, a user naming the segmentation: a folder myseg.nii.gz was made, holding
     scan_seg.nii.gz); written with a trailing /, or there as a folder, it is the folder asked for. One under a file
-    (``-o notes.txt/seg``) is refused too: every input was segmented, then refused its outputs, one line each."""
+    (``-o notes.txt/seg``), or through a link that leads nowhere or loops (``-o moved/seg``), is refused too: every
+    input was segmented, then refused its outputs, one line each."""
     import os
 
     from medseg.volume import stem
 
-    file = next((str(p) for p in Path(typed).parents if os.path.exists(p) and not os.path.isdir(p)), None)
-    if file is not None:
-        raise click.UsageError(f"{typed_option('output_dir')} {typed}: {file} is a file, not a folder; give a folder "
-                               "for the outputs")
+    if not os.path.exists(typed):  # a file as -o is refused where the outputs are checked
+        refuse_blocked_folder(typed_option("output_dir"), typed, typed)
     name = os.path.basename(typed)
     if name and not os.path.lexists(typed) and (stem(name) != name or name.lower().endswith(".json")):
         ending = ".dcm" if output_format == "dicom-seg" else ".nii.gz"

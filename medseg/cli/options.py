@@ -14,7 +14,8 @@ from medseg.one_line import escaped_line  # re-exported: the commands write thei
 __all__ = [
     "GivenPath", "FiniteFloatRange", "given_model", "model_option", "device_form", "device_option", "precision_option",
     "batch_option", "overwrite_option", "threads_option", "series_option", "escaped_line", "error_line", "quiet",
-    "file_output", "output_dir_option", "output_or_folder", "usage_errors", "invocation", "typed_option",
+    "file_output", "output_dir_option", "output_or_folder", "refuse_blocked_folder", "usage_errors", "invocation",
+    "typed_option",
 ]
 
 
@@ -192,11 +193,30 @@ def file_output(option: str, value: str | None, default_name: str, suffixes: tup
         raise click.UsageError(f"{option}: an empty path (an unset shell variable?)")
     path = Path(value)
     if value.endswith((os.sep, "/")) or path.is_dir():
-        return path / default_name
-    if not path.name.lower().endswith(suffixes):
+        path = path / default_name
+    elif not path.name.lower().endswith(suffixes):
         raise click.UsageError(f"{option} {value}: give a file name ending in {' or '.join(suffixes)}, or a folder "
                                f"(then {default_name} is written in it; a new folder's name ends with /)")
+    refuse_blocked_folder(option, value, path.parent)
     return path
+
+
+def refuse_blocked_folder(option: str, value: str, folder: Path | str) -> None:
+    """A usage error (exit 2, before any work) where ``folder``, the output folder of ``-o value``, cannot be made:
+    a file in its place or above it, or a link on its way that leads nowhere or loops
+    (:func:`~medseg.io.files.blocked_folder`). Found when the outputs were written, it was exit 1 after the work
+    (infer segmented each input, then refused its outputs), and an input's problem's exit code; infer, evaluate and
+    report say it alike. ``option``: as typed (:func:`typed_option`)."""
+    from medseg.io.files import blocked_folder
+
+    if os.path.isdir(folder):
+        return
+    blocked = blocked_folder(folder)
+    if blocked is None:
+        return
+    fix = "give a folder for the outputs" if blocked.endswith("a file, not a folder") else (
+        "restore its target or remove the link, or give another folder for the outputs")
+    raise click.UsageError(f"{option} {value}: {blocked}; {fix}")
 
 
 @contextlib.contextmanager

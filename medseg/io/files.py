@@ -8,7 +8,7 @@ from pathlib import Path
 
 from medseg.errors import ImageReadError, InputError
 
-__all__ = ["absent_content", "absent_files", "absolute_path", "apple_double", "check_present",
+__all__ = ["absent_content", "absent_files", "absolute_path", "apple_double", "blocked_folder", "check_present",
            "check_readable", "check_searchable", "dicom_modality", "exists", "files_under", "further_channels",
            "is_annex_link", "is_dicom_file", "is_path", "link_nowhere", "missing_under", "name_difference",
            "nnunet_channel", "not_regular", "not_there", "os_reason", "part10_seg_series", "path_argument", "real_path",
@@ -268,6 +268,20 @@ def link_nowhere(link: Path | str) -> str:
         if error.errno == errno.ELOOP:
             return f"a symbolic link to {target}, a loop of links that leads nowhere"
     return f"a symbolic link to {target}, which does not exist"
+
+
+def blocked_folder(folder: Path | str) -> str | None:
+    """What stops ``folder`` from being made, or used, as a folder, in words that name it: ``notes.txt is a file, not
+    a folder`` (a file in its place or in the place of a folder above it), or ``scans is a symbolic link to …, which
+    does not exist`` (a link on the way that leads nowhere, or a loop of links: :func:`link_nowhere`). None where
+    nothing on the way stops it (permissions aside: making it says those)."""
+    folder = Path(folder)
+    for part in (folder, *folder.parents):
+        if part.is_symlink() and not part.exists():
+            return f"{part} is {link_nowhere(part)}"
+        if part.exists():
+            return None if part.is_dir() else f"{part} is a file, not a folder"
+    return None
 
 
 def exists(path: Path | str) -> bool:
