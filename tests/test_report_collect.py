@@ -455,3 +455,33 @@ def test_a_results_folder_given_with_dot_dot_names_its_files_by_their_normalised
     (tmp_path / "run" / "link").symlink_to(folder)
     out = build_report("link/../../../results", tmp_path / "r.html", overwrite=True)
     assert read_tsv(out.table)[0]["segmentation"] == seg
+
+
+def test_a_record_that_is_a_link_leading_nowhere_fails_its_case_and_a_folder_so_named_is_warned_of(tmp_path,
+                                                                                                    caplog):
+    """A ``*_metrics.json`` that is a link whose target moved, or a loop of links, was passed over in silence: its case
+    was listed as not scored, as if never evaluated. It fails its case naming the link now, as other unreadable
+    records do; a folder named as a record is warned of, by name."""
+    import logging
+
+    results = tmp_path / "results"
+    for case in ("c1", "c2", "c3"):
+        folder = write_case(results, case, 0, "exact")
+    moved, loop = results / "cases" / "c2" / "c2_metrics.json", results / "cases" / "c3" / "c3_metrics.json"
+    moved.unlink()
+    moved.symlink_to(tmp_path / "elsewhere" / "c2_metrics.json")
+    loop.unlink()
+    loop.symlink_to("c3_metrics.json")
+    (folder / "c4_metrics.json").mkdir()
+    with caplog.at_level(logging.WARNING, logger="medseg"):
+        rows = {row["case_id"]: row for row in read_tsv(build_report(results, tmp_path / "r.html").table)}
+    assert sorted(rows) == ["c1", "c2", "c3"]
+    assert rows["c1"]["status"] == "scored"
+    nowhere = ("that leads nowhere (its target moved or deleted, or a loop of links); restore its target, or remove "
+               "it and run again to redo the case")
+    for case, target in (("c2", tmp_path / "elsewhere" / "c2_metrics.json"), ("c3", "c3_metrics.json")):
+        assert (rows[case]["status"], rows[case]["error_type"]) == ("failed", "UnreadableResult")
+        assert rows[case]["error"] == f"cases/{case}/{case}_metrics.json: a link to {target} {nowhere}"
+    assert [m for m in caplog.messages if "c4_metrics.json" in m] == [
+        f"{folder / 'c4_metrics.json'}: a folder, though named as a result record: no record of its case is read from "
+        "it (the results in it, if any, are)"]

@@ -45,7 +45,7 @@ def collect_results(results_dir: Path | str, allow_empty: bool = False) -> list[
     unreadable: set[Path] = set()
     found = 0
     for path in _json_files(results_dir):
-        if path.name.startswith(".") or not path.is_file():
+        if path.name.startswith("."):
             continue
         suffix = next((s for s in KINDS if path.name.endswith(s)), None)
         if suffix is None:

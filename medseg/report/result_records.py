@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 
 from medseg.errors import InputError
-from medseg.io.files import os_reason
+from medseg.io.files import not_there, os_reason
 from medseg.jsonfile import RESULT_BYTES, JsonFileError, read_json_object
 
 __all__ = ["INPUT_FLAGS", "KINDS", "METRIC_FIELDS"]
@@ -86,7 +86,10 @@ _REMOVE_AND_RUN_AGAIN = "remove it and run again to redo the case"
 
 def _read_json(path: Path, schema: str, shown: str) -> tuple[dict | None, str | None, str | None]:
     """The record in ``path``, or why it cannot be used, naming the file as ``shown``, with what a case failed on it
-    is to add to that as its advice (None: what to do is said already)."""
+    is to add to that as its advice (None: what to do is said already). A link that leads nowhere, a named pipe or
+    the like is such a record too: it was passed over in silence, its case scored without it or not listed."""
+    if path.is_symlink() and not path.exists():  # named with where it leads, not "no such file or directory"
+        return None, f"{shown}: {not_there(path)}", f"restore its target, or {_REMOVE_AND_RUN_AGAIN}"
     try:
         record = read_json_object(path, RESULT_BYTES, "a medseg result record")
     except PermissionError:  # the file is whole: what to do is to let this user read it, not to remove it
@@ -218,6 +221,10 @@ def _json_files(results_dir: Path) -> list[Path]:
             continue
         seen.add(real)
         subfolders.sort()  # the same folder kept, run after run, where two ways lead to it
+        for name in subfolders:  # named as a record, it was passed over in silence (its case scored without it)
+            if name.endswith(tuple(KINDS)):
+                log.warning("%s: a folder, though named as a result record: no record of its case is read from "
+                            "it (the results in it, if any, are)", Path(folder) / name)
         named = [Path(folder) / name for name in files if name.endswith(".json")]
         entered = _not_entered(folder, named)
         if entered is not None:  # listed but not entered (chmod -R 644): its files crashed the report
