@@ -14,6 +14,9 @@ from pydicom.uid import JPEG2000Lossless
 
 from medseg.errors import DicomError, ImageReadError
 from medseg.io.dicom import describe_folder, read_dicom_series
+from medseg.io.dicom_series import BROKEN_ADVICE
+
+_ADVICE = re.escape(BROKEN_ADVICE) + "$"  # what to do, after the file's problem
 
 
 def test_truncated_header_names_the_file(tmp_path):
@@ -165,7 +168,8 @@ def test_a_file_cut_inside_its_pixel_data_is_named_as_such(tmp_path):
         data = paths[1].read_bytes()
         paths[1].write_bytes(data[:-30])
         with pytest.raises(ImageReadError, match=rf"^{paths[1]}: truncated DICOM file \(it ends inside an element "
-                                                 r"after its image header, most likely in the pixel data\)$"):
+                                                 r"after its image header, most likely in the pixel data\); "
+                                                 + _ADVICE):
             read_dicom_series(folder)
 
 
@@ -179,8 +183,27 @@ def test_an_image_file_cut_inside_its_header_is_named_truncated(tmp_path):
     data = paths[1].read_bytes()
     paths[1].write_bytes(data[:data.index(b"\x28\x00\x10\x00")])  # up to (0028,0010) Rows
     with pytest.raises(ImageReadError, match=rf"^{paths[1]}: truncated or incomplete DICOM file \(CT Image Storage "
-                                             r"without Rows or pixel data\)$"):
+                                             r"without Rows or pixel data\); " + _ADVICE):
         read_dicom_series(tmp_path / "dcm")
+
+
+def test_infer_and_convert_say_what_to_do_about_a_broken_slice_as_inspect_does(tmp_path, make_package, capsys):
+    """A slice cut inside its header: inspect said "infer and convert refuse the folder while it holds this file",
+    while infer's and convert's own error named the file and its problem alone, without what to do."""
+    paths = write_series(tmp_path / "dcm", stored_values((16, 14, 3), seed=1), slice_positions(3, 2.0))
+    data = paths[1].read_bytes()
+    paths[1].write_bytes(data[:data.index(b"\x28\x00\x10\x00")])  # up to (0028,0010) Rows
+    problem = f"{paths[1]}: truncated or incomplete DICOM file (CT Image Storage without Rows or pixel data)"
+    code, stdout, _ = run_cli(["inspect", str(tmp_path / "dcm")], capsys)
+    assert code == 1 and stdout.splitlines()[-1] == (f"would use: none: {problem}; infer and convert refuse the folder "
+                                                     "while it holds this file")
+    for argv in (["infer", str(tmp_path / "dcm"), "--model", str(make_package()), "-o", str(tmp_path / "out")],
+                 ["convert", str(tmp_path / "dcm"), str(tmp_path / "out.nii.gz")]):
+        code, _, err = run_cli(argv, capsys)
+        assert code == 1 and err.splitlines()[-1] == (
+            f"medseg: error: {problem}; the folder is refused while it holds this file (a slice of any of its series): "
+            "copy it again from its source, or move it out of the folder to read the others")
+    assert not (tmp_path / "out.nii.gz").exists() and not list(tmp_path.glob("out/*.nii.gz"))
 
 
 @pytest.mark.parametrize("size", [0, 100])
@@ -194,7 +217,7 @@ def test_a_dcm_file_shorter_than_a_preamble_is_truncated_not_skipped(tmp_path, s
     last = sorted(paths)[-1]
     last.write_bytes(last.read_bytes()[:size])
     with pytest.raises(ImageReadError, match=rf"^{last}: truncated DICOM file \({size} bytes, shorter than the 132 "
-                                             r"that begin one\)$"):
+                                             r"that begin one\); " + _ADVICE):
         read_dicom_series(tmp_path / "dcm")
     (tmp_path / "dcm" / "empty.txt").write_bytes(b"")  # an empty file of another name is still not DICOM
     (tmp_path / "dcm" / "._IM1.dcm").write_bytes(b"\x00\x05\x16\x07")  # macOS's resource fork of a copied file

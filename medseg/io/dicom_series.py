@@ -45,9 +45,14 @@ from medseg.volume import slicer_segmentation_ending
 __all__ = ["DicomFrame", "SeriesCandidate", "FolderScan", "scan_folder", "held_scan", "release_scan", "choose_series",
            "series_match",
            "transfer_syntax", "NON_IMAGE_MODALITIES", "series_text", "positional_key_note", "not_dicom_text",
-           "study_names", "study_value"]
+           "study_names", "study_value", "BROKEN_ADVICE"]
 
 log = logging.getLogger(__name__)
+
+# what to do about a DICOM file cut short or corrupt in a folder (medseg inspect lists it, and says infer and convert
+# refuse the folder): its series cannot be told, so the folder is not read while it holds it
+BROKEN_ADVICE = ("the folder is refused while it holds this file (a slice of any of its series): copy it again from "
+                 "its source, or move it out of the folder to read the others")
 
 NON_IMAGE_MODALITIES = {"SEG", "RTSTRUCT", "RTPLAN", "RTRECORD", "RTDOSE", "SR", "PR", "KO", "REG", "DOC", "FID",
                         "PLAN", "RWV", "AU", "ECG", "HD"}
@@ -175,7 +180,9 @@ def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped:
                 dataset = _read_header(path)
             except ImageReadError as error:
                 if not keep_broken:
-                    raise
+                    if str(error).startswith(f"{path}: cannot read ("):  # permission denied: its own words say it
+                        raise
+                    raise ImageReadError(f"{error}; {BROKEN_ADVICE}") from error
                 messages.forget(path)  # the listing names the file as unreadable: the library's words add nothing
                 broken.append((path, str(error).removeprefix(f"{path}: ")))
                 continue
