@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from medseg.errors import OutputExistsError
-from medseg.io.files import real_path
+from medseg.io.files import blocked_folder, real_path
 
 __all__ = ["claimed", "claim_holder", "claim_path", "held_by_another", "holder_text", "remove_unheld_claims"]
 
@@ -54,7 +54,9 @@ def claimed(folder: Path | str, what: str = "run", wait: bool = False) -> Iterat
         finally:
             _HELD[path] -= 1
         return
-    made = _make_parents(path.parent)
+    # not through a link on the way that leads nowhere: its target's folders were made for the claim file, and the
+    # run wrote there (train -o moved/model into the missing mount point); without a claim, the run refuses the link
+    made = _make_parents(path.parent) if blocked_folder(Path(folder).parent) is None else []
     handle = None
     try:
         handle = _lock(path, fcntl, folder, what, wait)
