@@ -22,6 +22,7 @@ from training_factory import (
     tiny_training_config,
 )
 
+from medseg.checkpoint import check_output_folder
 from medseg.errors import TrainingError
 from medseg.package import load_package
 
@@ -101,11 +102,15 @@ def test_cli_refuses_output_folders_it_should_not_write(tiny_set, tmp_path, caps
 
     blocker = tmp_path / "file.txt"
     blocker.write_text("x")
-    assert _exit_code(_train_cli(*tiny_set, blocker / "model", "-c", str(config_file))) == 1
+    assert _exit_code(_train_cli(*tiny_set, blocker / "model", "-c", str(config_file))) == 2
     err = capsys.readouterr().err.strip()
-    # worded as infer, evaluate and report word it (it read "cannot create the output folder (... is not a folder)")
-    assert err == (f"medseg: error: {blocker / 'model'}: cannot make this output folder: {blocker} is a file, not a "
-                   "folder")
+    # a usage error, worded as infer, evaluate and report word it (it read "cannot create the output folder (... is
+    # not a folder)", then, exit 1, "cannot make this output folder: ... is a file, not a folder")
+    assert err == (f"medseg train: error: -o {blocker / 'model'}: {blocker} is a file, not a folder; give a folder for "
+                   "the outputs. Try 'medseg train --help'.")
+    with pytest.raises(TrainingError, match=rf"^{blocker / 'model'}: cannot make this output folder: {blocker} is a "
+                                            "file, not a folder$"):  # the library's own check says it so
+        check_output_folder(blocker / "model")
 
     # a file where the checkpoint folder goes: --overwrite, as the first refusal advised, trained a whole epoch
     # before it failed to save it

@@ -248,14 +248,19 @@ def test_a_stop_before_the_first_epoch_ended_says_nothing_was_written(tiny_set, 
 def test_an_output_folder_under_a_link_leading_nowhere_is_refused_and_its_target_not_made(tmp_path, capsys):
     """``-o results/model`` with ``results`` a link to an unmounted disk: the claim on the folder, made beside its
     real path, made the link's missing target (``unmounted/results``), so the link led somewhere and the run trained
-    and wrote its package there, on the wrong disk. The run refuses the link now, and makes nothing."""
+    and wrote its package there, on the wrong disk. The command line refuses the link (exit 2, as infer's -o), and
+    the claim makes nothing through it, for the library's callers."""
+    from medseg.io.folder_claim import claimed
+
     images, labels = write_set(tmp_path / "set", count=2)
     link = tmp_path / "results"
     link.symlink_to(tmp_path / "unmounted" / "results")
     out = link / "model"
-    assert _exit_code(_train_cli(images, labels, out, "--epochs", "1", *_FEW_STEPS)) == 1
-    target = tmp_path / "unmounted" / "results"
+    assert _exit_code(_train_cli(images, labels, out, "--epochs", "1", *_FEW_STEPS)) == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
-        f"medseg: error: {out}: cannot make this output folder: {link} is a link to {target} that leads nowhere (its "
-        "target moved or deleted, or a loop of links)")
+        f"medseg train: error: -o {out}: {link} is a symbolic link to {tmp_path / 'unmounted' / 'results'}, which "
+        "does not exist; restore its target or remove the link, or give another folder for the outputs. Try 'medseg "
+        "train --help'.")
+    with claimed(out, "training run"):
+        assert not (tmp_path / "unmounted").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results", "set"]

@@ -90,9 +90,10 @@ def test_a_loop_of_links_is_one_line_in_every_command(tmp_path, capsys):
     images, labels = write_set(tmp_path / "set", count=2)
     code, _, err = run(["train", "--images", str(images), "--labels", str(labels), "-o", str(loop), "--epochs", "1"],
                        capsys)
-    assert code == 1 and err.strip().splitlines() == [  # was "cannot write the output folder here (file exists)"
-        f"medseg: error: {loop}: cannot make this output folder: {loop} is a link to loop.nii.gz that leads nowhere "
-        "(its target moved or deleted, or a loop of links)"]
+    assert code == 2 and err.strip().splitlines() == [  # was "cannot write the output folder here (file exists)"
+        f"medseg train: error: -o {loop}: {loop} is a symbolic link to loop.nii.gz, a loop of links that leads "
+        "nowhere; restore its target or remove the link, or give another folder for the outputs. Try 'medseg train "
+        "--help'."]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.nii.gz", "b.nii.gz", "loop.nii.gz", "loopdir", "set"]
 
 

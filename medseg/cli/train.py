@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from medseg.cli.options import GivenPath, device_form, escaped_line, stopped_by
+from medseg.cli.options import GivenPath, device_form, escaped_line, refuse_blocked_folder, stopped_by, typed_option
 from medseg.train_config import DEFAULT_TRAINING
 
 __all__ = ["train"]
@@ -76,6 +76,7 @@ def train(images, labels, config_path, output, epochs, steps_per_epoch, seed, fo
         raise click.BadParameter(f"{labels} is also --images; put the label files in a folder of their own (one "
                                  "folder serves as both only as 3D Slicer saves a scene: case.seg.nrrd beside "
                                  "case.nrrd)", param_hint="'--labels'")
+    refuse_blocked_folder(typed_option("output"), str(output), output)  # as infer's -o: before any case is read
     from medseg.io.folder_claim import claimed
 
     with claimed(output, "training run"):  # from the folder's check to its package: one run at a time
