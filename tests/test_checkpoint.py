@@ -111,6 +111,12 @@ def test_cli_refuses_output_folders_it_should_not_write(tiny_set, tmp_path, caps
     with pytest.raises(TrainingError, match=rf"^{blocker / 'model'}: cannot make this output folder: {blocker} is a "
                                             "file, not a folder$"):  # the library's own check says it so
         check_output_folder(blocker / "model")
+    loop = tmp_path / "loop"
+    loop.symlink_to("loop")  # making it said "cannot write the output folder here (file exists)"
+    with pytest.raises(TrainingError) as caught:
+        check_output_folder(loop / "model")
+    assert str(caught.value) == (f"{loop / 'model'}: cannot make this output folder: {loop} is a link to loop that "
+                                 "leads nowhere (its target moved or deleted, or a loop of links)")
 
     # a file where the checkpoint folder goes: --overwrite, as the first refusal advised, trained a whole epoch
     # before it failed to save it
