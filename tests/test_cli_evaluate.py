@@ -859,3 +859,24 @@ def test_the_table_groups_the_labels_never_learnt_as_a_folders_lines_do(tmp_path
     assert run(["evaluate", str(pred), str(ref), "-m", str(package)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[-1] == grouped and len(lines) == 5
+
+
+def test_the_table_aligns_its_columns_after_wide_and_combining_label_names():
+    """A label named in Japanese (two terminal columns a character) or with a combining accent (none) was padded by
+    its count of characters: the columns after it stood out of line with the header, row by row (medseg inspect's
+    table pads by terminal columns; the metrics table now does too, by the same function)."""
+    from medseg.cli.evaluate import format_table
+    from medseg.metrics import evaluate_volumes
+    from medseg.one_line import terminal_columns
+    from medseg.volume import Volume
+
+    ref = np.zeros((12, 12, 4), np.uint8)
+    ref[1:5, 1:5, 1:3], ref[6:9, 6:9, 1:3], ref[1:4, 8:11, 2:4] = 1, 2, 3
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    metrics = evaluate_volumes(Volume(ref, affine), Volume(ref, affine),
+                               {0: "background", 1: "海馬", 2: "Cafe\u0301", 3: "hippocampus"}, case_id="c")
+    lines = format_table(metrics).splitlines()[1:]
+    assert [line.split()[1] for line in lines[1:]] == ["海馬", "Cafe\u0301", "hippocampus"]
+    assert {terminal_columns(line[:line.index("dice" if n == 0 else "1.0000")]) for n, line in enumerate(lines)} \
+        == {len("3 hippocampus  ")}
+    assert terminal_columns("海馬 Cafe\u0301\tx") == 4 + 1 + 4 + 1 + 1

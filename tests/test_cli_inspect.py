@@ -11,6 +11,7 @@ from conftest import run_cli
 from dicom_factory import SHAPE, make_series, slice_positions, stored_values, write_series
 
 from medseg.io import read_image
+from medseg.one_line import terminal_columns as _columns
 
 
 def test_inspect_writes_control_characters_of_headers_and_names_escaped(tmp_path, capsys):
@@ -204,13 +205,6 @@ def test_inspect_tells_each_series_study_in_a_folder_of_several(tmp_path, capsys
     # one study: no column for it (the JSON still has it)
     code, out, _ = run_cli(["inspect", str(tmp_path / "study" / "a")], capsys)
     assert code == 0 and "STUDY" not in out.splitlines()[0]
-
-
-def _columns(text: str) -> int:
-    """The terminal columns ``text`` takes: East Asian wide and full-width characters two, combining marks none."""
-    import unicodedata
-
-    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 def test_inspect_aligns_columns_after_wide_and_combining_characters(tmp_path, capsys):

@@ -369,7 +369,10 @@ def format_table(metrics: dict, never_learnt=()) -> str:
             show(entry["pred_volume_ml"], 3), show(entry["ref_volume_ml"], 3), show(entry["false_positive_ml"], 3),
             show(entry["false_negative_ml"], 3), entry["status"],
         ))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    from medseg.one_line import padded, terminal_columns
+
+    # padded by terminal columns, not characters: a label named in Japanese or with a combining accent
+    widths = [max(terminal_columns(row[i]) for row in rows) for i in range(len(header))]
     reordered = "; reference re-indexed onto the prediction's voxel order" if metrics.get("reference_reordered") else ""
     box = metrics.get("reference_sub_box")
     if isinstance(box, dict):  # a reference cropped to a box of the grid (3D Slicer's segmentations)
@@ -381,7 +384,7 @@ def format_table(metrics: dict, never_learnt=()) -> str:
     # escaped here, not by the caller: a line break in a case id would split the table's first line in two
     lines = [escaped_line(f"case {metrics['case_id']} (voxel {spacing} mm{reordered})")]
     if len(rows) > 1 or not grouped:
-        lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+        lines += ["  ".join(padded(cell, width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     if grouped:
         lines.append(f"{', '.join(grouped)}: {never_learnt_text(len(grouped))}")
     elif len(rows) == 1:

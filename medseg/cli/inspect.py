@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from medseg.cli.options import GivenPath, escaped_line
+from medseg.one_line import padded, terminal_columns
 
 __all__ = ["inspect"]
 
@@ -58,10 +59,10 @@ def inspect(folder, as_json, series):
     header = [column.upper().replace("_MM", " (mm)").replace("PATIENT_POSITION", "POSITION") for column in columns]
     # padded by the columns a terminal gives each cell, not its characters: a description in Japanese (two columns
     # a character) or with a combining accent (none) put every later column of its row out of line
-    widths = [max(_columns(v) for v in [h] + [r[i] for r in rows]) for i, h in enumerate(header)]
-    click.echo("  ".join(_padded(h, w) for h, w in zip(header, widths)).rstrip())
+    widths = [max(terminal_columns(v) for v in [h] + [r[i] for r in rows]) for i, h in enumerate(header)]
+    click.echo("  ".join(padded(h, w) for h, w in zip(header, widths)).rstrip())
     for row in rows:
-        click.echo("  ".join(_padded(v, w) for v, w in zip(row, widths)).rstrip())
+        click.echo("  ".join(padded(v, w) for v, w in zip(row, widths)).rstrip())
     for kind in ("skipped_files", "ignored_objects", "unreadable_files"):
         if report[kind]:
             names = ", ".join(f"{item['path']} ({item['reason']})" for item in report[kind][:10])
@@ -74,19 +75,6 @@ def inspect(folder, as_json, series):
         click.echo(escaped_line(f"would use: none: {chosen['reason']}"))
     _tell_failure(folder, report, failed)
     return failed
-
-
-def _columns(text: str) -> int:
-    """The terminal columns ``text`` takes: an East Asian wide or full-width character two, a combining mark none,
-    any other character one (its control characters are escaped before)."""
-    import unicodedata
-
-    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-
-def _padded(text: str, width: int) -> str:
-    """``text`` padded with spaces to ``width`` terminal columns (:func:`_columns`)."""
-    return text + " " * (width - _columns(text))
 
 
 def _tell_failure(folder, report: dict, failed: int) -> None:
