@@ -75,15 +75,19 @@ def write_failure_record(path: Path | str, record: dict,
 
 
 def is_failure_record(path: Path | str) -> bool:
-    """Whether ``path`` holds a medseg failure record (schema ``medseg-failure/1``): False where it is not there,
-    cannot be read, is not JSON, or is another file of that name (a user's notes, an input named so)."""
+    """Whether ``path`` holds a medseg failure record (schema ``medseg-failure/1``, or ``medseg-failure/N`` of another
+    medseg version: that case's record too, which this one replaces and a segmented case takes away): False where it
+    is not there, cannot be read, is not JSON, or is another file of that name (a user's notes, an input named so)."""
+    import re
+
     from medseg.jsonfile import RESULT_BYTES, read_json_object
 
     try:
         record = read_json_object(path, RESULT_BYTES, "a medseg result record")
     except (OSError, ValueError):  # none, unreadable, not JSON (a JsonFileError too)
         return False
-    return record.get("schema") == FAILURE_SCHEMA
+    schema = record.get("schema")
+    return isinstance(schema, str) and re.fullmatch(r"medseg-failure/[0-9]+", schema) is not None
 
 
 def stale_failure(folder: Path | str, case_id: str) -> list[Path]:

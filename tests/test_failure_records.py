@@ -302,3 +302,27 @@ def test_a_link_named_as_the_record_stays_as_the_case_is_segmented(tmp_path, cas
     assert code == 0, err
     assert (out / "case_failed.json").is_symlink() and (out / "case_failed.json").resolve() == kept.resolve()
     assert sorted(path.name for path in out.iterdir()) == ["case_failed.json", "case_seg.json", "case_seg.nii.gz"]
+
+
+def test_a_record_of_another_medseg_version_is_a_medseg_record(tmp_path, scans, make_package, capsys):
+    """A failure record of another medseg version (its schema medseg-failure/2) is medseg's, not a user's file: the
+    case failing again replaces it, and the case segmented takes it away. It was told as 'not a medseg failure
+    record' and left, and then stood beside the case's outputs."""
+    out = tmp_path / "out"
+    out.mkdir()
+    other = {"schema": "medseg-failure/2", "case_id": "good", "stage": "read", "error": "an older failure",
+             "medseg_version": "9.0.0"}
+    (out / "good_failed.json").write_text(json.dumps(other))
+    (out / "bad_failed.json").write_text(json.dumps({**other, "case_id": "bad"}))
+    bad, good = scans / "bad.nii.gz", scans / "good.nii.gz"
+    code, _, err = run(["infer", str(bad), str(good), "-m", str(make_package()), "-o", str(out)], capsys)
+    assert code == 1 and "1 of 2 inputs failed" in err and "no failure record written" not in err
+    assert _files(out) == ["bad_failed.json", "good_seg.json", "good_seg.nii.gz"]
+    assert _record(out / "bad_failed.json")["schema"] == "medseg-failure/1"
+    # another tool's record, or one without medseg's schema, is still no medseg record
+    from medseg.failure_records import is_failure_record
+
+    for schema in ("other-failure/1", "medseg-failure", "medseg-failure/", "medseg-failure/x", "xmedseg-failure/1",
+                   2, None):
+        (tmp_path / "x_failed.json").write_text(json.dumps({"schema": schema}))
+        assert not is_failure_record(tmp_path / "x_failed.json"), schema
