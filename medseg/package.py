@@ -174,10 +174,11 @@ def _meant_shipped(candidate: Path) -> str:
     return f"; did you mean {close[0]}?" if close else ""
 
 
-def load_package(name_or_path: str | os.PathLike, check_hash: bool = True) -> ModelPackage:
+def load_package(name_or_path: str | os.PathLike, check_hash: bool = True, *, weights: bool = True) -> ModelPackage:
     """Load a model package by shipped name or folder path, validating config and weights hash; anything that is
     not such a package (no such model, a config or weights that fail their checks) is a
-    :class:`~medseg.errors.ModelPackageError` naming the file."""
+    :class:`~medseg.errors.ModelPackageError` naming the file. ``weights=False``: its config alone, read and
+    checked, its weights file not looked at (and no warning of the package told): what names a case's files."""
     if not is_path(name_or_path):  # None was taken as a model named "None"
         raise ModelPackageError(f"{type_text(name_or_path)} given as the model package; give a shipped model's "
                                 "name or a package folder")
@@ -222,7 +223,7 @@ def load_package(name_or_path: str | os.PathLike, check_hash: bool = True) -> Mo
     # model.json and the weights of one package: a training run placing a new one waits for this read to end
     # (read between its renames, the old model.json and the new weights were refused as a corrupt file)
     with reading_folder(path):
-        return _read_package(path, check_hash)
+        return _read_package(path, check_hash, weights)
 
 
 # archives a package travels in, by their first bytes (tar: "ustar" at byte 257); a compressed stream (gzip …) is
@@ -342,8 +343,9 @@ def packages_in_folder(given: str | os.PathLike) -> list[Path]:
     return packages if len(packages) > 1 else []
 
 
-def _read_package(path: Path, check_hash: bool) -> ModelPackage:
-    """:func:`load_package` of the package folder ``path``: its config read and checked, its weights checked."""
+def _read_package(path: Path, check_hash: bool, weights: bool = True) -> ModelPackage:
+    """:func:`load_package` of the package folder ``path``: its config read and checked, its weights checked (unless
+    not ``weights``)."""
     config_path = path / CONFIG_NAME
     absent = absent_content(config_path, f"a {CONFIG_NAME}")  # a package in a DataLad or Git LFS repository
     if absent is not None:
@@ -394,6 +396,8 @@ def _read_package(path: Path, check_hash: bool) -> ModelPackage:
         config["weights"]["sha256"] = recorded_weights_sha256(config)
     validate_config(config, str(config_path))
     package = ModelPackage(path=path, config=config, config_sha256=hashlib.sha256(raw).hexdigest())
+    if not weights:
+        return package
     _warn_tile_unlike_training(config, config_path)
     _warn_edited_since_training(config, config_path)
     unfinished = unfinished_training(path)

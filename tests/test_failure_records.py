@@ -326,3 +326,21 @@ def test_a_record_of_another_medseg_version_is_a_medseg_record(tmp_path, scans, 
                    2, None):
         (tmp_path / "x_failed.json").write_text(json.dumps({"schema": schema}))
         assert not is_failure_record(tmp_path / "x_failed.json"), schema
+
+
+def test_a_multi_modal_case_is_recorded_under_its_case_without_the_packages_weights(tmp_path, make_package, capsys):
+    """The case names come of the package's model.json alone: with its weights file not there yet (a package whose
+    weights are still being copied), the batch refused before the model loads still records case_0000.nii.gz as
+    caseA_failed.json, as its outputs will be named; the weights' absence named it caseA_0000_failed.json."""
+    architecture = {**tiny_config()["architecture"], "in_channels": 2}
+    package = make_package(modalities=["t1", "t2"], architecture=architecture)
+    (package / "weights.safetensors").rename(tmp_path / "weights.safetensors")
+    first = tmp_path / "caseA_0000.nii.gz"
+    nib.save(nib.Nifti1Image(make_phantom((40, 40, 8), seed=1).image.astype(np.float32), np.eye(4)), str(first))
+    out = tmp_path / "out"
+    missing = ["--reference", str(tmp_path / "a_label.nii.gz"), "--reference", str(tmp_path / "b_label.nii.gz")]
+    code, _, err = run(["infer", str(first), str(tmp_path / "caseB_0000.nii.gz"), "-m", str(package), "-o", str(out),
+                        *missing], capsys)
+    assert code == 1 and "2 of 2 inputs failed" in err and "weights" not in err
+    assert _files(out) == ["caseA_failed.json", "caseB_failed.json"]
+    assert _record(out / "caseA_failed.json")["input"] == str(first)

@@ -320,7 +320,7 @@ def _modalities_of(model, inputs) -> int:
     if not any(case_name(path, 2) is not None for path in inputs):
         return 1
     try:
-        return load_package(model, check_hash=False).n_modalities
+        return load_package(model, check_hash=False, weights=False).n_modalities
     except MedsegError:
         return 1
 
