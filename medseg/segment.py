@@ -83,8 +83,8 @@ def output_paths(
 def _check_case_id(case_id) -> None:
     """Refuse a ``case_id`` that is no name of its own: joined to the output folder, ``"../x"`` wrote beside it, an
     absolute path anywhere, ``"sub/x"`` into a folder made for it, and ``"."`` the hidden ``._seg.nii.gz``. ``\\`` is
-    a folder's separator on Windows; a control character (a line's end) names no file a shell or the report shows as
-    it is. None and ``""`` leave the outputs named after the input."""
+    a folder's separator on Windows; a control character (a line's end, a C1 control, a line separator) names no file
+    a shell or the report shows as it is. None and ``""`` leave the outputs named after the input."""
     if case_id is None or case_id == "":
         return
     if not isinstance(case_id, str):
@@ -92,7 +92,11 @@ def _check_case_id(case_id) -> None:
     if case_id in (".", "..") or any(character in case_id for character in "/\\\0"):
         raise InputError(f"case_id {case_id!r}: a name for the outputs, not a path (no '/', '\\' or NUL, not '.' "
                          "or '..'); give the folder as out_dir")
-    control = next((character for character in case_id if ord(character) < 32 or ord(character) == 127), None)
+    import unicodedata
+
+    # C0 and C1 controls, DEL and Unicode's line and paragraph separators: those a one-line message escapes
+    control = next((character for character in case_id if unicodedata.category(character) in ("Cc", "Zl", "Zp")),
+                   None)
     if control is not None:  # "sub-01\n", the last cell of a line split by hand: "sub-01\n_seg.nii.gz" on disk
         raise InputError(f"case_id {case_id!r}: a name for the outputs holds the control character {control!r} (a "
                          "line's end left on a cell read by hand?); give the name without it")

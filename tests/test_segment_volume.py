@@ -93,12 +93,15 @@ def test_what_is_no_volume_or_no_segmenter_is_one_medseg_error(phantom_file, pha
 
 
 @pytest.mark.parametrize("case_id", ["../escaped", "sub/case", "sub\\case", ".", "..", "ab\x00c", 7, "sub-01\n",
-                                     "sub-01\r", "a\tb", "x\x7f"])
+                                     "sub-01\r", "a\tb", "x\x7f", "sub-01\x85", "a\x9b2Jb", "sub-01\u2028",
+                                     "sub-01\u2029"])
 def test_a_case_id_names_the_outputs_in_the_output_folder_and_is_no_path(phantom_file, phantom_segmenter, tmp_path,
                                                                            case_id):
     """A case id from a notebook's spreadsheet was joined to the output folder as a path: ``"../escaped"`` wrote
     ``escaped_seg.nii.gz`` beside the folder, an absolute one anywhere, ``"sub/case"`` into a folder it made, and
-    ``"."`` the hidden ``._seg.nii.gz``."""
+    ``"."`` the hidden ``._seg.nii.gz``. A control character (a line's end, a C1 control as ``\\x85`` that
+    ``str.splitlines`` ends a line at, a Unicode line separator) is no part of a name either: the ones the one-line
+    messages escape (``"sub-01\\x85"`` was written as a file name, where ``"sub-01\\n"`` was refused)."""
     path, _ = phantom_file
     with pytest.raises(InputError) as raised:
         segment_case(path, phantom_segmenter, out_dir=tmp_path / "out", case_id=case_id)
