@@ -577,3 +577,23 @@ def test_the_seg_is_dated_in_its_sources_time_zone(tmp_path, offset):
                ("InstanceCreationDate", "InstanceCreationTime"))}
     assert len(set(stated.values())) == 1, stated  # one instant
     assert before <= _made_at(seg, "SeriesDate", "SeriesTime", offset) <= after
+
+
+@pytest.mark.parametrize("offset", ["+09:00", "0900", "-1400", "+1430", "+0960", "+1500"])
+def test_a_source_offset_out_of_dicoms_form_or_range_dates_the_seg_in_local_time(tmp_path, offset):
+    """TimezoneOffsetFromUTC is +HHMM or -HHMM within -1200 to +1400 (DICOM's range for it): an offset outside it
+    (-1400 and +1430 were taken) names no time zone, so the SEG is dated in local time and states none, as where the
+    source's is not of that form; its three dates are still one instant."""
+    import datetime as dt
+
+    values = stored_values(SHAPE, seed=13)
+    paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=3)
+    retag(paths, TimezoneOffsetFromUTC=offset)
+    volume = read_dicom_series(tmp_path / "dcm")
+    before = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", NAMES, "test-model", "1")
+    after = dt.datetime.now(dt.UTC)
+    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    assert "TimezoneOffsetFromUTC" not in seg
+    assert (seg.SeriesDate, seg.SeriesTime) == (seg.InstanceCreationDate, seg.InstanceCreationTime)
+    assert before <= _made_at(seg, "SeriesDate", "SeriesTime", None) <= after

@@ -135,14 +135,15 @@ def _date(seg, source, where: str) -> None:
     now = dt.datetime.now(dt.UTC)
     offset = str(source.get("TimezoneOffsetFromUTC", "") or "").strip()
     found = re.fullmatch(r"([+-])(\d\d)(\d\d)", offset)
-    if found and int(found[2]) <= 14 and int(found[3]) < 60:
-        sign = -1 if found[1] == "-" else 1
-        local = now.astimezone(dt.timezone(sign * dt.timedelta(hours=int(found[2]), minutes=int(found[3]))))
+    minutes = (-1 if found[1] == "-" else 1) * (60 * int(found[2]) + int(found[3])) if found else None
+    # within DICOM's range for it, -1200 to +1400: -1400 or +1430 names no time zone
+    if minutes is not None and int(found[3]) < 60 and -12 * 60 <= minutes <= 14 * 60:
+        local = now.astimezone(dt.timezone(dt.timedelta(minutes=minutes)))
         seg.TimezoneOffsetFromUTC = offset
     else:
         if offset:
-            log.info("%s: TimezoneOffsetFromUTC %r is not +HHMM or -HHMM: the DICOM SEG is dated in local time",
-                     where, offset)
+            log.info("%s: TimezoneOffsetFromUTC %r is not +HHMM or -HHMM within -1200 to +1400: the DICOM SEG is "
+                     "dated in local time", where, offset)
         local = now.astimezone()
     date, time_ = local.strftime("%Y%m%d"), local.strftime("%H%M%S.%f")
     for kind in ("Series", "Content", "InstanceCreation"):
