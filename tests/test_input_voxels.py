@@ -338,3 +338,24 @@ def test_a_bzip2_nifti_counts_its_voxels(tmp_path):
     header.set_data_shape((30000, 30000, 30000))
     (tmp_path / "corrupt.nii.bz2").write_bytes(bz2.compress(header.binaryblock + b"\0" * 10**4))
     assert voxel_count(tmp_path / "corrupt.nii.bz2") == 0
+
+
+def test_the_grids_shape_is_read_from_each_kind_of_header(tmp_path):
+    """The voxels along each axis, which the planned run time pads to a model's tiles (medseg/cohort/job_runtime.py):
+    a NIfTI file's first three dimensions (a 2D one's third is 1), an NRRD's sizes, a DICOM folder's largest image's
+    columns and rows and its voxels over them; not compared (two grids of as many voxels are as large)."""
+    from dicom_factory import slice_positions, stored_values, write_series
+
+    for shape, grid in (((7, 5, 3, 4), (7, 5, 3)), ((7, 5), (7, 5, 1))):
+        header = nib.Nifti1Header()
+        header.set_data_shape(shape)
+        path = tmp_path / f"s{len(shape)}.nii"
+        path.write_bytes(header.binaryblock + b"\0" * (4 + 4 * 420))
+        assert input_grid(path).shape == grid
+    (tmp_path / "a.nrrd").write_bytes(b"NRRD0004\ntype: uchar\ndimension: 3\nsizes: 6 4 2\nencoding: raw\n\n"
+                                      + bytes(48))
+    assert input_grid(tmp_path / "a.nrrd").shape == (6, 4, 2)
+    write_series(tmp_path / "series", stored_values((24, 20, 3)), slice_positions(3, 2.0))
+    series = input_grid(tmp_path / "series")
+    assert sorted(series.shape[:2]) == [20, 24] and series.shape[2] == series.voxels // (24 * 20) >= 3
+    assert InputGrid(8, (1.0, 1.0, 1.0), shape=(2, 2, 2)) == InputGrid(8, (1.0, 1.0, 1.0), shape=(8, 1, 1))

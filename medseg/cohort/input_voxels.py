@@ -20,7 +20,7 @@ import logging
 import math
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # no nibabel: planning does not import it
@@ -41,11 +41,15 @@ _DATATYPE_BYTES = {2: 1, 4: 2, 8: 4, 16: 4, 32: 8, 64: 8, 128: 3, 256: 1, 512: 2
 @dataclass(frozen=True)
 class InputGrid:
     """An input image's voxel count (all its volumes: a 4D image of 4 modalities counts each voxel 4 times) and, when
-    its header tells it, its voxel size (mm, three axes); ``channels``: the volumes beyond the first three axes."""
+    its header tells it, its voxel size (mm, three axes); ``channels``: the volumes beyond the first three axes;
+    ``shape``: the voxels along each of its three axes where the header tells them (a DICOM folder's: its largest
+    image's columns and rows, and its voxels over them), which the planned run time pads to the model's tiles (not
+    compared: two grids of the same voxels and voxel size are the same size)."""
 
     voxels: int = 0
     spacing_mm: tuple[float, float, float] | None = None
     channels: int = 1
+    shape: tuple[int, int, int] | None = field(default=None, compare=False)
 
     @property
     def grid_voxels(self) -> int:
@@ -126,7 +130,8 @@ def _nifti_grid(path: Path) -> InputGrid:
         channels = int(math.prod(max(int(n), 1) for n in dims[4:1 + dims[0]])) if dims[0] > 3 else 1
         spacing = tuple(abs(float(v)) for v in pixdim[1:4])
         known = all(math.isfinite(v) and v > 0 for v in spacing)
-        return InputGrid(voxels, spacing if known else None, channels)
+        shape = tuple(max(int(n), 1) for n in (*dims[1:1 + min(dims[0], 3)], 1, 1)[:3])
+        return InputGrid(voxels, spacing if known else None, channels, shape)
     return InputGrid()
 
 
@@ -156,7 +161,8 @@ def _itk_grid(path: Path) -> InputGrid:
         log.debug("%s: its header declares %d voxels, more than its files hold", path, voxels)
         return InputGrid()
     known = spacing is not None and len(spacing) >= 3 and all(math.isfinite(v) and v > 0 for v in spacing[:3])
-    return InputGrid(voxels, tuple(spacing[:3]) if known else None)
+    shape = tuple(max(n, 1) for n in (*sizes[:3], 1, 1)[:3])
+    return InputGrid(voxels, tuple(spacing[:3]) if known else None, shape=shape)
 
 
 def _files_under(folder: Path) -> list[tuple[int, str]]:
@@ -231,7 +237,7 @@ def _dicom_folder_grid(folder: Path) -> InputGrid:
             voxels = max(image_bytes * 8 // bits, voxels)
         else:
             voxels *= len(files) - tried + len(colour)
-        return InputGrid(voxels, _dicom_spacing(header))
+        return InputGrid(voxels, _dicom_spacing(header), shape=(columns, rows, max(voxels // (rows * columns), 1)))
     return InputGrid()
 
 
