@@ -98,3 +98,19 @@ def test_a_thin_volumes_planes_are_padded_to_the_models_tiles(tmp_path):
     crop = InputGrid(CROP.voxels, CROP.spacing_mm, shape=(35, 50, 35))
     assert tiled_voxels(crop, hippocampus) == 40 * 50 * 40
     assert infer_minutes([crop] * 50, hippocampus) == 9
+
+
+def test_bf16_on_the_cpu_is_planned_as_emulated():
+    """bf16 on a CPU without AVX-512 BF16 or AMX is emulated, 17 times fp32's time (a phantom: 130 s against 7.7 s):
+    planned as fp32 (15 s a million voxels), the 3.3 CPU seconds a million voxels of fp32 became about 56, more than
+    even the last retry's 45 planned: every attempt ran out of time, leaving no job record and no report. The node's
+    CPU is not known while planning."""
+    hippocampus = load_package("hippocampus")
+    assert infer_minutes([CT] * 10, hippocampus) == 203
+    # 5 min + 10 x (3 s + 17 x 15 s x 78.6 M voxels)
+    assert infer_minutes([CT] * 10, hippocampus, precision="bf16", device="cpu") == 3348
+    assert infer_minutes([CT], hippocampus, precision="bf16", device="auto") == 340
+    # on a GPU, and in fp32, as before
+    assert infer_minutes([CT], hippocampus, precision="bf16", device="cuda:0") == 25
+    assert infer_minutes([CT], hippocampus, precision="fp32", device="cpu") == 25
+    assert infer_minutes([CROP] * 50, hippocampus, precision="bf16", minutes_per_case=0.2) == 20  # the user's figure

@@ -40,12 +40,15 @@ from collections.abc import Sequence
 from medseg.cohort.input_voxels import InputGrid
 from medseg.cohort.job_memory import model_voxels
 
-__all__ = ["SECONDS_PER_CASE", "SECONDS_PER_MVOXEL", "START_MINUTES", "infer_minutes", "model_passes",
-           "tiled_voxels"]
+__all__ = ["BF16_CPU_FACTOR", "SECONDS_PER_CASE", "SECONDS_PER_MVOXEL", "START_MINUTES", "infer_minutes",
+           "model_passes", "tiled_voxels"]
 
 START_MINUTES = 5  # a job's Snakemake process and medseg's imports and model load (22 s measured under load)
 SECONDS_PER_CASE = 3  # reading, writing and recording a case, beside its voxels (a crop: 0.2 CPU s, 0.9 s under load)
 SECONDS_PER_MVOXEL = 15  # a million voxels of a case, each pass (measured: 2.1-3.3 CPU s, 13-14 s under load)
+# bf16 on a CPU without AVX-512 BF16 or AMX is emulated: a 128×128×64 phantom took 130 s instead of 7.7 s in fp32 (one
+# torch thread, an AVX2-only CPU; README, Devices and precision). Planning cannot see the node's CPU: it plans for that
+BF16_CPU_FACTOR = 17
 _MEASURED_OVERLAP = 0.25  # the shipped models' tile overlap, with which the figures above were measured
 _MEASURED_WIDTH = 16  # and their networks' base width
 
@@ -92,17 +95,21 @@ def tiled_voxels(grid: InputGrid, package) -> int:
 
 
 def infer_minutes(grids: Sequence[InputGrid], package, minutes_per_case: float | None = None,
-                  overlap: float | None = None) -> int:
+                  overlap: float | None = None, precision: str = "auto", device: str = "cpu") -> int:
     """The run time (whole minutes) an inference job of the cases of ``grids`` (their inputs' headers) asks for on
     its first attempt: with ``minutes_per_case`` (the config's, where given) 10 minutes and that a case, as before it
     was planned; else :data:`START_MINUTES`, :data:`SECONDS_PER_CASE` a case and :data:`SECONDS_PER_MVOXEL` a million
     voxels of each case (the larger of its input and model space, its planes padded to the model's tiles:
-    :func:`tiled_voxels`; all its channels) times :func:`model_passes`, rounded up. An input whose header tells no
-    voxels (missing, unreadable: its case fails as it is read) counts its case's seconds alone."""
+    :func:`tiled_voxels`; all its channels) times :func:`model_passes`, and :data:`BF16_CPU_FACTOR` times that
+    where ``precision`` is bf16 on a ``device`` other than CUDA (``auto`` included: a job without a GPU runs on the
+    CPU), rounded up. An input whose header tells no voxels (missing, unreadable: its case fails as it is read) counts
+    its case's seconds alone."""
     if minutes_per_case is not None:
         return int(10 + minutes_per_case * len(grids))
     modalities = int(getattr(package, "n_modalities", 1))
     voxels = sum(max(grid.grid_voxels, tiled_voxels(grid, package)) * max(grid.channels, modalities)
                  for grid in grids)
-    seconds = SECONDS_PER_CASE * len(grids) + SECONDS_PER_MVOXEL * model_passes(package, overlap) * voxels / 1e6
+    emulated = str(precision) == "bf16" and not str(device).startswith("cuda")
+    per_mvoxel = SECONDS_PER_MVOXEL * model_passes(package, overlap) * (BF16_CPU_FACTOR if emulated else 1)
+    seconds = SECONDS_PER_CASE * len(grids) + per_mvoxel * voxels / 1e6
     return int(math.ceil(START_MINUTES + seconds / 60))

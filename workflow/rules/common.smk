@@ -499,10 +499,10 @@ def report_memory():
 @functools.cache
 def infer_minutes(batch):
     """The run time (minutes) an inference job of ``batch`` asks for on its first attempt: 10 + the config's
-    minutes_per_case a case where given, else planned from its cases' voxels, the model and the tile overlap
-    (medseg/cohort/job_runtime.py). A --set-resources infer:runtime= replaces it (Snakemake's own)."""
+    minutes_per_case a case where given, else planned from its cases' voxels, the model, the tile overlap and bf16 on
+    the CPU (medseg/cohort/job_runtime.py). A --set-resources infer:runtime= replaces it (Snakemake's own)."""
     return planned_infer_minutes([_input_grid(str(s.image)) for s in BATCHES[batch]], _PACKAGE,
-                                 config["minutes_per_case"], config["overlap"])
+                                 config["minutes_per_case"], config["overlap"], config["precision"], config["device"])
 
 
 def results_of(job_record):
