@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # the cases' class imports torch; reading a config does not n
 
 __all__ = [
     "DEFAULT_DESCRIPTION", "DEFAULT_PREPROCESSING", "DEFAULT_TILE", "DEFAULT_TRAINING", "MAX_TRAINING_CLASSES",
-    "RECIPES",
+    "PROBLEMS_SHOWN", "RECIPES",
     "check_config", "default_config", "default_label_name", "default_tile", "default_training", "read_config",
     "seeded_split", "split_cases", "split_text", "tile_side", "training_precision", "validation_without_foreground",
     "problems_text",
@@ -426,14 +426,21 @@ def check_config(config: dict, where: str = "training config") -> dict:
     return settings
 
 
+PROBLEMS_SHOWN = 10  # a mistake made once a label (300 blank names) would otherwise make a line of 20,000 characters
+
+
 def problems_text(problems: list[str], where: str) -> str:
     """One error line for the ``problems`` of the config ``where`` names (each starting with ``where``): the problem
-    itself where there is one, else their count and each without the repeated ``where``."""
+    itself where there is one, else their count and each without the repeated ``where``, the first
+    :data:`PROBLEMS_SHOWN` of them where there are more."""
     if len(problems) == 1:
         return problems[0]
     prefix = f"{where}: "
     parts = [problem[len(prefix):] if problem.startswith(prefix) else problem for problem in problems]
-    return f"{where}: {len(problems)} problems: " + "; ".join(f"({n}) {part}" for n, part in enumerate(parts, 1))
+    shown = "; ".join(f"({n}) {part}" for n, part in enumerate(parts[:PROBLEMS_SHOWN], 1))
+    more = (f"; … and {len(parts) - PROBLEMS_SHOWN} more (the first {PROBLEMS_SHOWN} shown)"
+            if len(parts) > PROBLEMS_SHOWN else "")
+    return f"{where}: {len(problems)} problems: {shown}{more}"
 
 
 def validation_without_foreground(labels: dict, val_count: int, absent: list | None) -> bool:

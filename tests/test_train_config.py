@@ -524,3 +524,20 @@ def test_every_problem_of_a_config_is_named_in_one_run():
     assert str(info.value) == (
         "my.json: 2 problems: (1) invalid model config at architecture/in_channels: 'three' is not of type 'integer'; "
         "(2) training.batch_size: 0 is less than the minimum of 1")
+
+
+def test_a_config_with_hundreds_of_problems_names_the_first_ones_in_a_line_of_bounded_length():
+    """299 blank label names made one line of 19,540 characters, every problem of a mistake made 299 times."""
+    from medseg.train_config import PROBLEMS_SHOWN, check_config
+
+    config = tiny_training_config()
+    config["labels"] = {"0": "background", **{str(value): "" for value in range(1, 300)}}
+    config["architecture"]["n_classes"] = 300
+    with pytest.raises(TrainingError) as info:
+        check_config(config, "my.json")
+    text = str(info.value)
+    assert text.startswith("my.json: 299 problems: (1) invalid model config at labels/1: '' should be non-empty; ")
+    assert text.count("should be non-empty") == PROBLEMS_SHOWN == 10
+    assert text.endswith(f"({PROBLEMS_SHOWN}) invalid model config at labels/{sorted(map(str, range(1, 300)))[9]}: "
+                         f"'' should be non-empty; … and 289 more (the first {PROBLEMS_SHOWN} shown)")
+    assert "\n" not in text and len(text) < 1000
