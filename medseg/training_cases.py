@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 # `medseg train` shows without -v
 PROGRESS_LOGGER = "medseg.training_progress"
 progress_log = logging.getLogger(PROGRESS_LOGGER)
-PROGRESS_SECONDS = 5.0  # at most one progress line this often while the cases are read
+PROGRESS_SECONDS = 5.0  # the first progress line while the cases are read, after this long
+PROGRESS_MAX_SECONDS = 60.0  # the wait for the next, doubled after each line (a 33-minute read: 36 lines, not 333)
 _clock = time.monotonic
 
 
@@ -110,7 +111,8 @@ def load_cases(cases: list[TrainCase], config: dict, where: str = "the config") 
     (:func:`padded_labels_text`). The cases' channels must be the modalities the config declares (``where`` names
     it): :func:`check_case_channels`. Cases that cannot be trained on are a :class:`~medseg.errors.TrainingError`
     naming each. Progress is told at info level on the ``medseg.training_progress`` logger, at most every
-    :data:`PROGRESS_SECONDS` (how many are read), and then the time it took; a quicker read tells nothing."""
+    :data:`PROGRESS_SECONDS` (how many are read), the wait doubled after each line up to
+    :data:`PROGRESS_MAX_SECONDS`, and then the time it took; a quicker read tells nothing."""
     check_case_list(cases, "the cases")
     check_case_channels(cases, config, where)
     from medseg.preprocess import build_transforms, physical_memory  # one name for the memory checks to patch
@@ -123,12 +125,13 @@ def load_cases(cases: list[TrainCase], config: dict, where: str = "the config") 
     first: MedsegError | None = None
     problems: list[str] = []
     started = last = _clock()
+    wait = PROGRESS_SECONDS
     _check_cases_fit(cases, pre, physical_memory())  # every header read
     for done, case in enumerate(cases):
         now = _clock()
         # minutes for hundreds of cases on a busy machine; a short read (a bad case's one-line error) tells nothing
-        if done and now - last >= PROGRESS_SECONDS:
-            last = now
+        if done and now - last >= wait:
+            last, wait = now, min(2 * wait, PROGRESS_MAX_SECONDS)
             progress_log.info("reading %s: %d read (%.0f s)", counted(len(cases), "case"), done, now - started)
         try:
             _load_case(case, pre, transforms, declared, axes, config.get("modalities"))

@@ -464,9 +464,8 @@ def test_reading_the_cases_tells_its_progress_at_most_every_few_seconds(tiny_set
     with caplog.at_level("INFO", logger=training_cases.PROGRESS_LOGGER):
         load_cases(pair_cases(images, labels), tiny_training_config())
     told = [r.getMessage() for r in caplog.records if r.name == training_cases.PROGRESS_LOGGER]
-    # started at 0 s; case 1 starts at 6 s, 6 s after the start (told), case 3 at 12 s, case 5 at 18 s; done at 21
-    assert told == ["reading 6 cases: 1 read (6 s)", "reading 6 cases: 3 read (12 s)", "reading 6 cases: 5 read (18 s)",
-                    "read 6 cases in 21 s"]
+    # started at 0 s; case 1 starts at 6 s, 6 s after the start (told; the next wait 10 s), case 5 at 18 s; done at 21
+    assert told == ["reading 6 cases: 1 read (6 s)", "reading 6 cases: 5 read (18 s)", "read 6 cases in 21 s"]
 
 
 def test_a_quick_read_of_the_cases_tells_nothing(tiny_set, caplog):
@@ -478,3 +477,23 @@ def test_a_quick_read_of_the_cases_tells_nothing(tiny_set, caplog):
         load_cases(pair_cases(images, labels), tiny_training_config())
     told = [r.getMessage() for r in caplog.records if r.name == training_cases.PROGRESS_LOGGER]
     assert told == []
+
+
+def test_a_long_read_of_the_cases_tells_its_progress_less_often_as_it_goes(tiny_set, monkeypatch, caplog):
+    """A line every 5 s made 333 lines of a 33-minute read (1000 cases at 2 s each, a slow machine's CT): the wait
+    after each line doubles, from 5 s to at most a minute: 36 lines."""
+    import medseg.training_cases as training_cases
+
+    images, labels = tiny_set
+    cases = pair_cases(images, labels)[:1] * 1000  # each read in 2 s (the clock), none read for real
+    clock = iter(range(0, 10_000, 2))
+    monkeypatch.setattr(training_cases, "_clock", lambda: float(next(clock)))
+    monkeypatch.setattr(training_cases, "_load_case", lambda *args, **kwargs: None)
+    with caplog.at_level("INFO", logger=training_cases.PROGRESS_LOGGER):
+        load_cases(cases, tiny_training_config())
+    told = [r.getMessage() for r in caplog.records if r.name == training_cases.PROGRESS_LOGGER]
+    seconds = [int(line.rsplit("(", 1)[1].split(" ")[0]) for line in told[:-1]]
+    # 6 s, then waits of 10, 20, 40 and 60 s: 6, 16, 36, 76, 136, 196, ... (the clock's 2 s steps)
+    assert seconds[:6] == [6, 16, 36, 76, 136, 196]
+    assert all(later - earlier == 60 for earlier, later in zip(seconds[4:], seconds[5:]))
+    assert len(told) == 37 and told[-1] == "read 1000 cases in 2002 s"  # 36 lines, and the end
