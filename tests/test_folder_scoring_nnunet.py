@@ -97,3 +97,24 @@ def test_a_missed_case_names_the_channel_named_prediction_medseg_infer_writes(tm
     assert (f"failed case_003: {ref_dir / 'case_003.nii.gz'}: no prediction for this reference in {pred_dir} (a "
             "missed case; a prediction is named case_003.nii.gz, case_003_seg.nii.gz, case_003_0000_seg.nii.gz "
             "(medseg infer's of case_003_0000.nii.gz) or case_003_seg.dcm)") in stdout.splitlines()
+
+
+def test_the_report_page_gives_the_mean_over_labels_as_summary_json_does(tmp_path, capsys):
+    """summary.json and the printed lines gave nnU-Net's foreground_mean; the page, where a reader compares tools
+    too, did not. It is under the label table, with the labels it leaves out."""
+    pred_dir, ref_dir, _ = _dataset(tmp_path)
+    out = tmp_path / "scores"
+    assert run_cli(["evaluate", str(pred_dir), str(ref_dir), "-o", str(out)], capsys)[0] == 0
+    summary = json.loads((out / "summary.json").read_text())
+    page = (out / "report.html").read_text(encoding="utf-8")
+    shown = f"{summary['foreground_mean']['dice']:.3f}"
+    assert (f"<p>Mean over the 2 labels of their mean Dice: <b>{shown}</b> (nnU-Net&#x27;s "
+            "<code>foreground_mean</code>)</p>") in page
+    (ref_dir.parent / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "front": 1, "back": 2,
+                                                                         "side": 3}}))
+    assert run_cli(["evaluate", str(pred_dir), str(ref_dir), "-o", str(tmp_path / "four"), "--overwrite"],
+                   capsys)[0] == 0
+    page = (tmp_path / "four" / "report.html").read_text(encoding="utf-8")
+    assert (f"<p>Mean over 2 of 3 labels of their mean Dice: <b>{shown}</b> (nnU-Net&#x27;s "
+            "<code>foreground_mean</code>; 3 side has no Dice and is left out, where nnU-Net&#x27;s mean is NaN)</p>"
+            ) in page

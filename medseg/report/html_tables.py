@@ -36,9 +36,9 @@ def _summary_section(content: ReportContent) -> str:
     labels = content.summary["labels"]
     if not labels:
         return "<h2>Summary</h2><p class=\"muted\">No case has a result to summarise.</p>"
-    if content.compact:
-        return _summary_compact(labels, content.summary["settings"]["dice_threshold"])
     threshold = content.summary["settings"]["dice_threshold"]
+    if content.compact:
+        return _summary_compact(labels, threshold) + _foreground_mean(content.summary, threshold)
     rows = []
     # the label and the metric are the row's headers (th with scope), each label's rows a group of their own: a
     # screen reader names them with each value, as it names the column
@@ -62,7 +62,28 @@ def _summary_section(content: ReportContent) -> str:
             + "".join(rows) + "</table></div>"
             '<p class="small muted">Statistics over the cases where the value is defined (n): predicted volumes over '
             "every segmented case, reference volumes and predicted − reference (paired, case by case) over the scored "
-            "ones; see the empty-mask policy below. std is the sample standard deviation.</p>")
+            "ones; see the empty-mask policy below. std is the sample standard deviation.</p>"
+            + _foreground_mean(content.summary, threshold))
+
+
+def _foreground_mean(summary: dict, threshold: float) -> str:
+    """summary.json's ``foreground_mean`` (nnU-Net's figure of that name) under the label table, as `medseg
+    evaluate` prints it: where two or more labels are summarised and one has a Dice."""
+    overall = summary.get("foreground_mean") or {}
+    labels = summary["labels"]
+    if len(labels) < 2 or not overall.get("labels"):
+        return ""
+    without = overall.get("without_dice") or []
+    counted_labels = f"{overall['labels']} of {len(labels)}" if without else f"the {overall['labels']}"
+    named = ", ".join(f"{value} {(labels.get(value) or {}).get('name', '')}".strip() for value in without)
+    left_out = (f"; {named} {'has' if len(without) == 1 else 'have'} no Dice and {'is' if len(without) == 1 else 'are'}"
+                " left out, where nnU-Net's mean is NaN") if without else ""
+    shown = dice_text(overall["dice"], threshold)
+    return (f"<p>Mean over {e(counted_labels)} labels of their mean Dice: <b>{shown}</b>"
+            f" ({e(_NNUNET)} <code>foreground_mean</code>{e(left_out)})</p>")
+
+
+_NNUNET = "nnU-Net's"
 
 
 def _dice_colours(threshold: float) -> str:
