@@ -261,7 +261,8 @@ def test_out_of_gpu_memory_with_one_tile_is_one_line_naming_the_input(make_packa
     assert lines == [f"medseg: error: {tmp_path / name}.nii.gz: cpu: out of GPU memory even with one 32×32 tile per "
                      "forward pass; free GPU memory (other processes may hold it), or run with --device cpu"
                      for name in ("a", "b")]
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    # no segmentation: each failed input of the batch has its failure record, and nothing else is there
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_failed.json", "b_failed.json"]
 
 
 def test_out_of_gpu_memory_placing_the_network_is_one_line(tmp_path, capsys, monkeypatch):

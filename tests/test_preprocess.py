@@ -67,7 +67,8 @@ def test_a_resampling_larger_than_the_machine_is_refused_before_any_work(tmp_pat
     assert code == 1 and line.startswith(f"medseg: error: {huge}: resampling its 32×32×32 voxels of 200 × 200 × 200 mm "
                                          "to the model's 1 × 1 × 1 mm gives 6201×6201×6201 voxels, about ")
     assert line.endswith("; check the voxel size in the header, and the model's spacing_mm")
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good_seg.json", "good_seg.nii.gz"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good_seg.json", "good_seg.nii.gz",
+                                                                    "huge_failed.json"]
     # a voxel size of 1e30 mm: the grid's integer shape wrapped around, and the check passed on it (exit 0, a
     # segmentation of nothing, a numpy warning)
     absurd = _nifti(tmp_path / "absurd.nii.gz", (32, 32, 32), (1e30, 1.0, 1.0))
