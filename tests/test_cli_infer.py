@@ -563,6 +563,47 @@ def test_an_output_folder_through_a_link_leading_nowhere_is_a_usage_error_before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["case.nii.gz", "loop", "moved", "other.nii.gz", "tiny"]
 
 
+def test_an_output_folder_out_of_reach_or_too_long_a_name_is_one_line_not_a_traceback(tmp_path, case, make_package,
+                                                                                      capsys):
+    """The check of ``-o``'s way (a file or a link leading nowhere on it) looked with ``Path.exists``, which raises
+    for a path it cannot look at: ``-o shared/seg`` under a folder without search permission, or an ``-o`` with a
+    name over 255 bytes, was a PermissionError or "File name too long" traceback in infer, evaluate, report and train,
+    where infer and report said both in one line. A folder out of reach is a usage error now, as the others on the
+    way, before any input is segmented, naming that folder; a name too long is said as before, exit 1."""
+    import sys
+
+    from conftest import as_plain_user
+
+    package = make_package()
+    results = tmp_path / "results"
+    assert run(["infer", str(case), "--model", str(package), "-o", str(results)], capsys)[0] == 0
+    shutil.copy(case, tmp_path / "ref.nii.gz")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o600)  # no search permission: its files out of reach
+    try:
+        for argv in (["infer", str(case), "--model", str(package), "-o", str(locked / "x" / "seg")],
+                     ["evaluate", str(case), str(tmp_path / "ref.nii.gz"), "-o", str(locked / "x" / "m.json")],
+                     ["report", str(results), "-o", str(locked / "x" / "report.html")],
+                     ["train", "--images", str(tmp_path), "--labels", str(results), "-o", str(locked / "x" / "m")]):
+            done = as_plain_user([sys.executable, "-m", "medseg", *argv], timeout=300)
+            assert (done.returncode, done.stdout) == (2, ""), done.stderr
+            assert done.stderr.splitlines() == [
+                f"medseg {argv[0]}: error: -o {argv[-1]}: {locked} is a folder whose files this user may not "
+                f"reach (permission denied); give a folder this user may write to. Try 'medseg {argv[0]} --help'."]
+    finally:
+        locked.chmod(0o700)
+    assert list(locked.iterdir()) == []
+    long = tmp_path / ("a" * 300)
+    for argv in (["infer", str(case), "--model", str(package), "-o", str(long / "seg")],
+                 ["report", str(results), "--output-dir", str(long / "qa")]):
+        code, stdout, err = run(argv, capsys)
+        assert code == 1 and err.count("\n") == 1, err
+        assert err.startswith("medseg: error: ") and f"the folder name {'a' * 24}… is too long (300 bytes, at most " \
+            "255); shorten the output folder's name" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["case.nii.gz", "locked", "ref.nii.gz", "results", "tiny"]
+
+
 def test_an_output_folder_named_as_an_image_file_is_a_usage_error(tmp_path, case, make_package, capsys,
                                                                     monkeypatch):
     """``-o myseg.nii.gz`` (a user naming the segmentation) made a folder myseg.nii.gz holding case_seg.nii.gz:

@@ -192,7 +192,7 @@ def file_output(option: str, value: str | None, default_name: str, suffixes: tup
     if not value:  # Path("") is the current folder: an unset shell variable wrote the outputs there
         raise click.UsageError(f"{option}: an empty path (an unset shell variable?)")
     path = Path(value)
-    if value.endswith((os.sep, "/")) or path.is_dir():
+    if value.endswith((os.sep, "/")) or os.path.isdir(path):  # Path.is_dir: a traceback for a folder out of reach
         path = path / default_name
     elif not path.name.lower().endswith(suffixes):
         raise click.UsageError(f"{option} {value}: give a file name ending in {' or '.join(suffixes)}, or a folder "
@@ -203,10 +203,10 @@ def file_output(option: str, value: str | None, default_name: str, suffixes: tup
 
 def refuse_blocked_folder(option: str, value: str, folder: Path | str) -> None:
     """A usage error (exit 2, before any work) where ``folder``, the output folder of ``-o value``, cannot be made:
-    a file in its place or above it, or a link on its way that leads nowhere or loops
-    (:func:`~medseg.io.files.blocked_folder`). Found when the outputs were written, it was exit 1 after the work
-    (infer segmented each input, then refused its outputs), and an input's problem's exit code; infer, evaluate and
-    report say it alike. ``option``: as typed (:func:`typed_option`)."""
+    a file in its place or above it, a link on its way that leads nowhere or loops, or a folder on its way whose files
+    this user may not reach (:func:`~medseg.io.files.blocked_folder`). Found when the outputs were written, it was
+    exit 1 after the work (infer segmented each input, then refused its outputs), and an input's problem's exit code;
+    infer, evaluate, report and train say it alike. ``option``: as typed (:func:`typed_option`)."""
     from medseg.io.files import blocked_folder
 
     if os.path.isdir(folder):
@@ -214,8 +214,12 @@ def refuse_blocked_folder(option: str, value: str, folder: Path | str) -> None:
     blocked = blocked_folder(folder)
     if blocked is None:
         return
-    fix = "give a folder for the outputs" if blocked.endswith("a file, not a folder") else (
-        "restore its target or remove the link, or give another folder for the outputs")
+    if blocked.endswith("a file, not a folder"):
+        fix = "give a folder for the outputs"
+    elif blocked.endswith("(permission denied)"):
+        fix = "give a folder this user may write to"
+    else:
+        fix = "restore its target or remove the link, or give another folder for the outputs"
     raise click.UsageError(f"{option} {value}: {blocked}; {fix}")
 
 

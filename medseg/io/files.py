@@ -272,15 +272,34 @@ def link_nowhere(link: Path | str) -> str:
 
 def blocked_folder(folder: Path | str) -> str | None:
     """What stops ``folder`` from being made, or used, as a folder, in words that name it: ``notes.txt is a file, not
-    a folder`` (a file in its place or in the place of a folder above it), or ``scans is a symbolic link to …, which
-    does not exist`` (a link on the way that leads nowhere, or a loop of links: :func:`link_nowhere`). None where
-    nothing on the way stops it (permissions aside: making it says those)."""
+    a folder`` (a file in its place or in the place of a folder above it), ``scans is a symbolic link to …, which
+    does not exist`` (a link on the way that leads nowhere, or a loop of links: :func:`link_nowhere`), or ``shared is
+    a folder whose files this user may not reach (permission denied)`` (no search permission on the way, there or in
+    a link's target). None where nothing on the way stops it (a name too long, or a folder this user may not write
+    to: making it says those). Looked at with ``os.lstat``: ``Path.exists`` raised a bare ``PermissionError`` (or
+    "File name too long") for a path it cannot look at, a traceback where the command named its ``-o``."""
+    import errno
+    import stat
+
     folder = Path(folder)
+    unreachable = False  # a folder deeper on the way could not be looked at: this one's files are out of reach
     for part in (folder, *folder.parents):
-        if part.is_symlink() and not part.exists():
-            return f"{part} is {link_nowhere(part)}"
-        if part.exists():
-            return None if part.is_dir() else f"{part} is a file, not a folder"
+        try:
+            mode = os.lstat(part).st_mode
+        except OSError as error:
+            unreachable = unreachable or error.errno in (errno.EACCES, errno.EPERM)
+            continue  # not there (yet), or under a file or a folder out of reach: said from further up
+        if stat.S_ISLNK(mode):
+            try:
+                mode = os.stat(part).st_mode
+            except OSError as error:
+                if error.errno not in (errno.EACCES, errno.EPERM):
+                    return f"{part} is {link_nowhere(part)}"
+                return (f"{part} is a symbolic link to {os.readlink(part)}, which this user may not reach (permission "
+                        "denied)")
+        if not stat.S_ISDIR(mode):
+            return f"{part} is a file, not a folder"
+        return f"{part} is a folder whose files this user may not reach (permission denied)" if unreachable else None
     return None
 
 
