@@ -454,3 +454,27 @@ def test_the_note_on_one_training_image_says_one_case():
     among = re.sub(r"<[^>]+>", "", _training_note(_one_training_image(2)))
     assert among.startswith("1 of 3 cases is an image the model was trained on (its SHA-256")
     assert "Mean Dice: ball 0.900 on it, 0.800 on the others. " in among and "cases are" not in among
+
+
+def test_results_left_out_of_a_folder_the_sheets_cases_share_are_named_by_their_files_not_the_folder(tmp_path):
+    """Results of cases no longer in the sheet were named by their folder, once per case, with "delete their folders
+    to tidy up": for a folder that also holds results of the sheet's cases (one ``medseg infer -o`` folder, or the
+    results folder itself) that named it twice and said to delete the sheet's own results. Such a folder's left-out
+    cases are named by their files (``extra/old1_*``), a folder of left-out cases alone once, to delete."""
+    for case, seed in (("a", 0), ("old1", 1), ("old2", 2), ("gone1", 3), ("gone2", 4)):
+        write_case(tmp_path, case, seed, "exact")
+    for case in ("a", "old1", "old2"):  # one flat folder, as medseg infer -o writes
+        shutil.copytree(tmp_path / "cases" / case, tmp_path / "extra", dirs_exist_ok=True)
+        shutil.rmtree(tmp_path / "cases" / case)
+    for case in ("gone1", "gone2"):  # a folder of left-out results only
+        shutil.copytree(tmp_path / "cases" / case, tmp_path / "cases" / "gone", dirs_exist_ok=True)
+        shutil.rmtree(tmp_path / "cases" / case)
+    sheet = tmp_path / "data" / "samples.tsv"
+    sheet.parent.mkdir()
+    sheet.write_text("case_id\timage\treference\na\t../inputs/0_image.nii.gz\t../inputs/0_label.nii.gz\n")
+    built = build_report(tmp_path, tmp_path / "r.html", sheet=sheet)
+    summary = json.loads(built.summary.read_text())
+    assert (built.cases, built.failed) == (1, 0)
+    assert summary["left_out"] == built.left_out == ["cases/gone/", "extra/old1_*", "extra/old2_*"]
+    assert ("3 results of cases no longer in the sample sheet are left out: cases/gone/, extra/old1_*, extra/old2_*; "
+            "delete them to tidy up.") in (tmp_path / "r.html").read_text()

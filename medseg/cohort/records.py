@@ -458,7 +458,8 @@ class ResultsFolder:
         except (OSError, ValueError):  # a JsonFileError too
             left_out = None
         if isinstance(left_out, list):
-            shown += [Path(folder).name for folder in left_out if isinstance(folder, str)]
+            shown += [Path(folder).name for folder in left_out  # a case's own folder, cases/<id>/
+                      if isinstance(folder, str) and folder.startswith("cases/") and folder.endswith("/")]
         wanted = set(case_ids)
         return [case for case in dict.fromkeys(shown) if case and case not in wanted
                 and not os.path.lexists(self.case_dir(case))]

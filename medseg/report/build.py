@@ -130,7 +130,7 @@ def build_report(
     if summary["pooled_models"]:
         log.warning("%s: the figures pool the cases of %d models (%s): make one report per model", results_dir,
                     len(summary["pooled_models"]), models_text(summary["pooled_models"]))
-    summary["left_out"] = [_folder_name(case, folder) for case in left_out]
+    summary["left_out"] = _left_out_names(left_out, cases, folder)
     if left_out:  # the command says so after its count of cases
         log.debug("%s: %s", results_dir, left_out_text(summary["left_out"]))
     summary["run_in_progress"] = _run_in_progress(results_dir)
@@ -167,6 +167,22 @@ def _folder_name(case: CaseResult, results_dir: Path) -> str:
     """A case's folder as the report names it: under the results folder, ``cases/<id>/``."""
     folder = absolute_path(case.folder)
     return f"{folder.relative_to(results_dir) if folder.is_relative_to(results_dir) else folder}/"
+
+
+def _left_out_names(left_out: list[CaseResult], kept: list[CaseResult], results_dir: Path) -> list[str]:
+    """The results of cases no longer in the sheet as the report names them, each once: a folder that holds no
+    results of the sheet's cases (``cases/c03/``, to delete), else the case's files in it (``extra/c03_*``: one
+    ``medseg infer -o`` folder, or the results folder itself, holding the sheet's cases too, was named once per
+    case and to be deleted, the sheet's own results with it)."""
+    kept_folders = {absolute_path(case.folder) for case in kept}
+    names: list[str] = []
+    for case in left_out:
+        folder, name = absolute_path(case.folder), _folder_name(case, results_dir)
+        if any(other == folder or other.is_relative_to(folder) for other in kept_folders):
+            name = f"{'' if name == './' else name}{case.case_id}_*"
+        if name not in names:
+            names.append(name)
+    return names
 
 
 def _run_in_progress(results_dir: Path) -> str | None:

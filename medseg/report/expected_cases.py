@@ -157,13 +157,17 @@ def add_expected_cases(cases: list[CaseResult], samples, results_dir: Path | str
 
 def left_out_text(folders: list[str]) -> str:
     """The one sentence that names the results of cases no longer in the sample sheet (``folders``: their folders
-    under the results folder), which a report against the sheet leaves out."""
+    under the results folder, or, in a folder the sheet's cases share, their files, ``extra/c03_*``), which a report
+    against the sheet leaves out."""
     from medseg.cohort.samples import some_names
 
     n = len(folders)
+    if all(folder.endswith("/") for folder in folders):
+        what = "its folder" if n == 1 else "their folders"
+    else:  # files among them: not the folder that holds them, the sheet's cases' results too
+        what = "its files" if n == 1 else "them"
     return (f"{'1 result' if n == 1 else f'{n} results'} of {'a case' if n == 1 else 'cases'} no longer in the sample "
-            f"sheet {'is' if n == 1 else 'are'} left out: {some_names(folders)}; delete "
-            f"{'its folder' if n == 1 else 'their folders'} to tidy up")
+            f"sheet {'is' if n == 1 else 'are'} left out: {some_names(folders)}; delete {what} to tidy up")
 
 
 def _refused_by_its_folder(records, case_id: str, stages: tuple[str, ...] = ("infer", "evaluate")

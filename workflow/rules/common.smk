@@ -461,8 +461,8 @@ if workflow.is_main_process:
                                    overlap=config["overlap"])
     # finished jobs whose records are void (cases gone, made for other work, given up with less memory) run again
     _void = planned(cohort.void_stale_jobs, BATCHES, RESULTS, _PACKAGE, _options, _memory, _PREVIEW)
-    # a row taken out of the sheet stays in the report (stale) while its folder is there; once the folder is removed
-    # as the report advises, nothing else changed for Snakemake: the report is rebuilt here
+    # a row taken out of the sheet is named in the report (left out) while its folder is there; once the folder is
+    # removed as the report advises, nothing else changed for Snakemake: the report is rebuilt here
     _left = _folder.left_since_report(s.case_id for s in SAMPLES)
     if _left:
         if not _PREVIEW:
