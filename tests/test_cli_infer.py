@@ -569,7 +569,8 @@ def test_an_output_folder_out_of_reach_or_too_long_a_name_is_one_line_not_a_trac
     for a path it cannot look at: ``-o shared/seg`` under a folder without search permission, or an ``-o`` with a
     name over 255 bytes, was a PermissionError or "File name too long" traceback in infer, evaluate, report and train,
     where infer and report said both in one line. A folder out of reach is a usage error now, as the others on the
-    way, before any input is segmented, naming that folder; a name too long is said as before, exit 1."""
+    way, before any input is segmented, naming that folder; so is a folder name too long (it was a traceback in folder
+    evaluate and train)."""
     import sys
 
     from conftest import as_plain_user
@@ -595,12 +596,17 @@ def test_an_output_folder_out_of_reach_or_too_long_a_name_is_one_line_not_a_trac
         locked.chmod(0o700)
     assert list(locked.iterdir()) == []
     long = tmp_path / ("a" * 300)
+    (tmp_path / "predictions").mkdir()
+    shutil.copy(tmp_path / "ref.nii.gz", tmp_path / "predictions" / "ref.nii.gz")
     for argv in (["infer", str(case), "--model", str(package), "-o", str(long / "seg")],
-                 ["report", str(results), "--output-dir", str(long / "qa")]):
-        code, stdout, err = run(argv, capsys)
-        assert code == 1 and err.count("\n") == 1, err
-        assert err.startswith("medseg: error: ") and f"the folder name {'a' * 24}… is too long (300 bytes, at most " \
-            "255); shorten the output folder's name" in err, err
+                 ["report", str(results), "--output-dir", str(long / "qa")],
+                 ["evaluate", str(tmp_path / "predictions"), str(tmp_path), "-o", str(long / "m")],
+                 ["train", "--images", str(tmp_path), "--labels", str(results), "-o", str(long / "m")]):
+        code, stdout, err = run(argv, capsys)  # folder evaluate and train: a "File name too long" traceback before
+        assert code == 2 and err.count("\n") == 1, err
+        assert err.startswith(f"medseg {argv[0]}: error: ") and f": the folder name {'a' * 24}… is too long (300 " \
+            "bytes, at most 255); shorten the output folder's name" in err, err
+    shutil.rmtree(tmp_path / "predictions")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["case.nii.gz", "locked", "ref.nii.gz", "results", "tiny"]
 
 

@@ -204,11 +204,18 @@ def file_output(option: str, value: str | None, default_name: str, suffixes: tup
 def refuse_blocked_folder(option: str, value: str, folder: Path | str) -> None:
     """A usage error (exit 2, before any work) where ``folder``, the output folder of ``-o value``, cannot be made:
     a file in its place or above it, a link on its way that leads nowhere or loops, or a folder on its way whose files
-    this user may not reach (:func:`~medseg.io.files.blocked_folder`). Found when the outputs were written, it was
+    this user may not reach (:func:`~medseg.io.files.blocked_folder`), or a folder name on its way longer than the
+    file system allows. Found when the outputs were written, it was
     exit 1 after the work (infer segmented each input, then refused its outputs), and an input's problem's exit code;
     infer, evaluate, report and train say it alike. ``option``: as typed (:func:`typed_option`)."""
+    from medseg.io.atomic import MAX_NAME_BYTES
     from medseg.io.files import blocked_folder
 
+    for part in Path(folder).parts:  # looking at it raised "File name too long" where the check was not made first
+        size = len(os.fsencode(part))
+        if size > MAX_NAME_BYTES:
+            raise click.UsageError(f"{option} {value}: the folder name {part[:24]}… is too long ({size} bytes, at "
+                                   f"most {MAX_NAME_BYTES}); shorten the output folder's name")
     if os.path.isdir(folder):
         return
     blocked = blocked_folder(folder)
