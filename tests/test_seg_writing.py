@@ -553,14 +553,9 @@ def _made_at(seg, date: str, time_: str, offset: str | None):
     return when.replace(tzinfo=zone).astimezone(dt.UTC)
 
 
-@pytest.mark.parametrize("offset", ["+0900", "-0330", None])
-def test_the_seg_is_dated_in_its_sources_time_zone(tmp_path, offset):
-    """DICOM dates and times are local unless TimezoneOffsetFromUTC says otherwise, and that offset applies to every
-    date and time of the instance. A SEG made of a series stating +0900 (a Tokyo site's) on a machine whose clock
-    is UTC (a cloud server, a container) was dated in UTC without an offset: read in the study's time zone, its
-    series was made 9 hours before it was (before its source series, where the series list sorts by time). The
-    SEG's dates are now in the source's offset, which it states, and are one instant: Series, Content and
-    InstanceCreation. A source stating none: the machine's local time, and no offset, as before."""
+def _seg_of_a_series_stating(tmp_path, offset):
+    """The SEG written of a series whose instances state ``offset`` as TimezoneOffsetFromUTC (None: none), with the
+    UTC times just before and after it was written: (seg, before, after)."""
     import datetime as dt
 
     values = stored_values(SHAPE, seed=13)
@@ -570,7 +565,18 @@ def test_the_seg_is_dated_in_its_sources_time_zone(tmp_path, offset):
     before = dt.datetime.now(dt.UTC).replace(microsecond=0)
     write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", NAMES, "test-model", "1")
     after = dt.datetime.now(dt.UTC)
-    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    return pydicom.dcmread(tmp_path / "seg.dcm"), before, after
+
+
+@pytest.mark.parametrize("offset", ["+0900", "-0330", None])
+def test_the_seg_is_dated_in_its_sources_time_zone(tmp_path, offset):
+    """DICOM dates and times are local unless TimezoneOffsetFromUTC says otherwise, and that offset applies to every
+    date and time of the instance. A SEG made of a series stating +0900 (a Tokyo site's) on a machine whose clock
+    is UTC (a cloud server, a container) was dated in UTC without an offset: read in the study's time zone, its
+    series was made 9 hours before it was (before its source series, where the series list sorts by time). The
+    SEG's dates are now in the source's offset, which it states, and are one instant: Series, Content and
+    InstanceCreation. A source stating none: the machine's local time, and no offset, as before."""
+    seg, before, after = _seg_of_a_series_stating(tmp_path, offset)
     assert seg.get("TimezoneOffsetFromUTC") == offset
     stated = {pair: (seg[pair[0]].value, seg[pair[1]].value) for pair in
               (("SeriesDate", "SeriesTime"), ("ContentDate", "ContentTime"),
@@ -584,16 +590,7 @@ def test_a_source_offset_out_of_dicoms_form_or_range_dates_the_seg_in_local_time
     """TimezoneOffsetFromUTC is +HHMM or -HHMM within -1200 to +1400 (DICOM's range for it): an offset outside it
     (-1400 and +1430 were taken) names no time zone, so the SEG is dated in local time and states none, as where the
     source's is not of that form; its three dates are still one instant."""
-    import datetime as dt
-
-    values = stored_values(SHAPE, seed=13)
-    paths = write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 2.0), seed=3)
-    retag(paths, TimezoneOffsetFromUTC=offset)
-    volume = read_dicom_series(tmp_path / "dcm")
-    before = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", NAMES, "test-model", "1")
-    after = dt.datetime.now(dt.UTC)
-    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    seg, before, after = _seg_of_a_series_stating(tmp_path, offset)
     assert "TimezoneOffsetFromUTC" not in seg
     assert (seg.SeriesDate, seg.SeriesTime) == (seg.InstanceCreationDate, seg.InstanceCreationTime)
     assert before <= _made_at(seg, "SeriesDate", "SeriesTime", None) <= after

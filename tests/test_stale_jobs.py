@@ -154,17 +154,14 @@ def test_a_preview_names_new_jobs_beside_a_report_that_the_run_will_make(tmp_pat
     assert new_jobs_message(void, preview=False) is None and not report.exists()
 
 
-def test_a_case_given_up_with_less_memory_than_its_batch_now_starts_with_voids_that_batch(tmp_path):
-    """Each batch's jobs ask for their own memory (planned from their inputs): a case given up with 2000 MB is tried
-    again in a batch that now starts with more, kept given up in one that does not, and the warning gives the memory
-    of the batches that run again."""
+def _two_cases_given_up_at_2000_mb(tmp_path):
+    """Cases a and b segmented in batches b0001 and b0002, then recorded as given up with 2000 MB, as a case whose
+    workers were killed twice records it: (batches, results folder, options)."""
     import json
 
-    rows = []
     for name, seed in (("a", 1), ("b", 2)):
         write_phantom(tmp_path / f"{name}.nii.gz", shape=(40, 40, 8), seed=seed)
-        rows.append(f"{name}\t{name}.nii.gz\n")
-    (tmp_path / "samples.tsv").write_text("case_id\timage\n" + "".join(rows))
+    (tmp_path / "samples.tsv").write_text("case_id\timage\na\ta.nii.gz\nb\tb.nii.gz\n")
     samples = read_samples(tmp_path / "samples.tsv")
     results = tmp_path / "results"
     options = InferOptions(model="phantom", device="cpu", batch_size=8)
@@ -172,10 +169,18 @@ def test_a_case_given_up_with_less_memory_than_its_batch_now_starts_with_voids_t
     for batch, cases in batches.items():
         write_job_record(results / "jobs" / f"{batch}.infer.json", infer_cases(cases, results, options))
     folder = ResultsFolder(results)
-    for case in ("a", "b"):  # as a case whose workers were killed twice with 2000 MB records it
+    for case in ("a", "b"):
         status = folder.status_path(case, "infer")
         status.write_text(json.dumps({**json.loads(status.read_text()), "outcome": "failed",
                                       "worker_given_up_memory_mb": 2000}))
+    return batches, results, options
+
+
+def test_a_case_given_up_with_less_memory_than_its_batch_now_starts_with_voids_that_batch(tmp_path):
+    """Each batch's jobs ask for their own memory (planned from their inputs): a case given up with 2000 MB is tried
+    again in a batch that now starts with more, kept given up in one that does not, and the warning gives the memory
+    of the batches that run again."""
+    batches, results, options = _two_cases_given_up_at_2000_mb(tmp_path)
     memory = {"infer": {"b0001": 2000, "b0002": 2600}, "evaluate": None}
     void = void_stale_jobs(batches, results, load_package("phantom"), options, memory, preview=True)
     assert void["infer"] == VoidedJobs(retried=["b"], retried_memory_mb=[2600], jobs=["b0002.infer"])
@@ -217,24 +222,9 @@ def test_a_stopped_runs_count_leaves_out_a_case_given_up_with_less_memory_than_i
     starting with more memory than the case was given up with tries it again, so it is not finished (kept) for this
     run. It counted as finished, while planning voided its batch for it: "2 of 2 cases finished" for a run that had
     still to try one of them."""
-    import json
-
     from medseg.cohort import finished_cases
 
-    for name, seed in (("a", 1), ("b", 2)):
-        write_phantom(tmp_path / f"{name}.nii.gz", shape=(40, 40, 8), seed=seed)
-    (tmp_path / "samples.tsv").write_text("case_id\timage\na\ta.nii.gz\nb\tb.nii.gz\n")
-    samples = read_samples(tmp_path / "samples.tsv")
-    results = tmp_path / "results"
-    options = InferOptions(model="phantom", device="cpu", batch_size=8)
-    batches = {"b0001": samples[:1], "b0002": samples[1:]}
-    for batch, cases in batches.items():
-        write_job_record(results / "jobs" / f"{batch}.infer.json", infer_cases(cases, results, options))
-    folder = ResultsFolder(results)
-    for case in ("a", "b"):  # as a case whose workers were killed twice with 2000 MB records it
-        status = folder.status_path(case, "infer")
-        status.write_text(json.dumps({**json.loads(status.read_text()), "outcome": "failed",
-                                      "worker_given_up_memory_mb": 2000}))
+    batches, results, options = _two_cases_given_up_at_2000_mb(tmp_path)
     package = load_package("phantom")
     assert finished_cases(batches, results, package, options) == (2, 0)  # memory not known: kept given up
     memory = {"infer": {"b0001": 2000, "b0002": 2600}, "evaluate": None}
