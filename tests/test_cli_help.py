@@ -468,3 +468,14 @@ def test_version_tells_when_git_cannot_say_whether_the_checkout_was_changed(tmp_
     assert (code, out.splitlines()[1]) == (0, f"commit {'a' * 40}")
     assert err == (f"warning: {tmp_path}: cannot tell whether the checkout medseg runs from has uncommitted changes "
                    "(git is not installed); the commit recorded as medseg_commit is its own, without -dirty\n")
+
+
+def test_cohort_evaluate_threads_are_not_torchs(capsys):
+    """``medseg cohort evaluate --help`` called its --threads "CPU threads for torch", and advised 1 on a busy
+    machine as for inference: a scoring job imports no torch; the threads are those of its surface distance
+    searches, by default the CPUs the process may use. Inference's --threads still names torch."""
+    text = help_of(["cohort", "evaluate"], capsys)
+    threads = text.split("--threads INTEGER RANGE ", 1)[1].split(" --memory-mb", 1)[0]
+    assert threads == ("CPU threads for the surface distances' searches (default: the CPUs this process may use, at "
+                       "most a cgroup's CPU quota). Results do not depend on it; torch is not used. [x>=1]")
+    assert "CPU threads for torch (default: torch's own choice" in help_of(["cohort", "infer"], capsys)

@@ -41,6 +41,12 @@ _attempt = click.option("--attempt", "attempt", type=(click.IntRange(1), click.I
                         metavar="N M", help="This job is attempt N of at most M (Snakemake's retries): on the last, a "
                                             "case whose workers died twice is given up, so that the rest of the batch "
                                             "completes, whatever memory the scheduler granted.")
+# a scoring job imports no torch: its threads are medseg's own, which the surface distances' searches follow
+_scoring_threads = click.option(
+    "--threads", type=click.IntRange(1), default=None,
+    help="CPU threads for the surface distances' searches (default: the CPUs this process may use, at most a "
+         "cgroup's CPU quota). Results do not depend on it; torch is not used.",
+)
 _record = click.option("--record", type=GivenPath(dir_okay=False, path_type=Path), default=None,
                        help="Write a JSON summary of this run here, atomically, once every case is done.")
 
@@ -157,10 +163,13 @@ def _edited(removed: list[str], changed: list[str]) -> str:
 
 
 def _job_options(stage: str):
-    """The options an infer or evaluate job takes after its own, in this order: --threads, the memory and retries it
-    runs under, --record, --redo and the workflow run's claim (--in-run)."""
+    """The options an infer or evaluate job takes after its own, in this order: --threads (torch's for infer,
+    the surface distances' for evaluate), the memory and retries it runs under, --record, --redo and the workflow
+    run's claim (--in-run)."""
+    threads = threads_option if stage == "infer" else _scoring_threads
+
     def decorate(command):
-        for option in reversed((threads_option, _memory, _final_memory, _attempt, _record, _redo(stage), _in_run)):
+        for option in reversed((threads, _memory, _final_memory, _attempt, _record, _redo(stage), _in_run)):
             command = option(command)
         return command
 
