@@ -108,3 +108,38 @@ def test_the_design_section_names_every_module():
     modules = sorted(path.relative_to(ROOT / "medseg").as_posix() for path in (ROOT / "medseg").rglob("*.py")
                      if path.name != "__init__.py" and "models" not in path.relative_to(ROOT / "medseg").parts)
     assert [module for module in modules if module.rsplit("/", 1)[-1] not in named] == []
+
+
+# italics that are no section of the README: a paper's title, and a heading of the QA report's page
+NOT_SECTIONS = {"The Medical Segmentation Decathlon", "How to read it"}
+
+
+def section_references(text: str) -> list[str]:
+    """The README's cross-references in italics (`see *Sample sheet*`): each capitalised ``*…*`` span outside code."""
+    prose = re.sub(r"`[^`\n]*`", "code", "\n".join(_prose(text))).replace("**", "\0")
+    return [span for span in re.findall(r"(?<![\w*])\*([^*\n]+?)\*(?![\w*])", prose) if span[0].isupper()]
+
+
+def unknown_sections(text: str, others: list[str]) -> list[str]:
+    """The italic references of ``text`` that name no heading of it or of ``others`` (in full, or its first words:
+    *Metrics* for *Metrics and the empty-mask policy*), no bold paragraph head (``**What is placed how.**``) and no
+    paragraph that starts with the name and a colon (``Manual install: …``)."""
+    headings = [heading.replace("`", "") for document in (text, *others) for heading in _headings(document)]
+    heads = set(re.findall(r"\*\*([^*\n]+?)[.:]?\*\*", text)) | set(re.findall(r"(?m)^([A-Z][\w ]+):", text))
+    return [name for name in section_references(text) if name not in NOT_SECTIONS and name not in heads
+            and not any(heading == name or heading.startswith(name + " ") or heading.startswith(name + ",")
+                        for heading in headings)]
+
+
+def test_sections_named_in_italics_exist():
+    """`minutes_per_case` pointed to "(*SLURM*, run time)", a section the README does not have: the run time is
+    told under `profiles/slurm` in *Resources and profiles*."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert unknown_sections(text, [(ROOT / "benchmarks" / "README.md").read_text(encoding="utf-8")]) == []
+
+
+def test_an_unknown_section_in_italics_is_found():
+    text = ("# Page\n\n## Metrics and the empty-mask policy\n\n**What is placed how.** Text.\n\nManual install: pip\n\n"
+            "See *Metrics*, *What is placed how*, *Manual install*, *Nowhere*, `*Code*`, *the* and\n"
+            "```\n*Fenced*\n```\n")
+    assert unknown_sections(text, []) == ["Nowhere"]
