@@ -479,3 +479,20 @@ def test_cohort_evaluate_threads_are_not_torchs(capsys):
     assert threads == ("CPU threads for the surface distances' searches (default: the CPUs this process may use, at "
                        "most a cgroup's CPU quota). Results do not depend on it; torch is not used. [x>=1]")
     assert "CPU threads for torch (default: torch's own choice" in help_of(["cohort", "infer"], capsys)
+
+
+def test_threads_advice_is_the_measured_one(capsys):
+    """infer's --threads help said "on a busy shared machine 1 is often fastest", and the README's Figures "give
+    --threads 1" where a busy machine made a case 5-60 times as long: advice from when torch's threads spun. Since
+    they wait passively, two threads beat one by 3.7x with busy processes added and one beat two by up to a third
+    with others' work alone (README, Devices and precision): one thread is worth a try, not the rule."""
+    from test_readme_links import ROOT
+
+    text = help_of(["infer"], capsys)
+    assert "Results do not depend on it; where others' work keeps every CPU busy, 1 may be faster (worth a try)." in (
+        text)
+    assert "often fastest" not in text
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    figures = readme[readme.index("\n## Figures\n"):readme.index("\n## Licence and attribution\n")]
+    assert "give `--threads 1`" not in figures
+    assert "the command's threads now\nwait passively" in figures

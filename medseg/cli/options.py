@@ -105,7 +105,7 @@ overwrite_option = click.option("--overwrite", is_flag=True, help="Replace outpu
 threads_option = click.option(
     "--threads", type=click.IntRange(1), default=None,
     help="CPU threads for torch (default: torch's own choice, at most a cgroup's CPU quota). Results do not depend "
-         "on it; on a busy shared machine 1 is often fastest.",
+         "on it; where others' work keeps every CPU busy, 1 may be faster (worth a try).",
 )
 series_option = click.option(
     "--series", default=None, metavar="KEY|NUMBER|UID",
