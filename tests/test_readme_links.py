@@ -143,3 +143,24 @@ def test_an_unknown_section_in_italics_is_found():
             "See *Metrics*, *What is placed how*, *Manual install*, *Nowhere*, `*Code*`, *the* and\n"
             "```\n*Fenced*\n```\n")
     assert unknown_sections(text, []) == ["Nowhere"]
+
+
+def _section(text: str, heading: str) -> str:
+    start = text.index(f"\n## {heading}\n")
+    return text[start:text.index("\n## ", start + 1)]
+
+
+def test_the_quick_start_is_what_to_type():
+    """The Quick start's first screen held a measurement protocol (real-time priority, `chrt -r 1`, medians of 3 with
+    busy processes added to a load of about 7) in the middle of what a newcomer types; those figures belong with
+    the other thread measurements under Devices and precision, which keeps them. The demo's row said "run the main
+    job on an embedded default", not what it does."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    quick = _section(text, "Quick start")
+    for detail in ("chrt", "median", "load of", "spinning", "real-time"):
+        assert detail not in quick, detail
+    demo = "| install, segment a synthetic phantom with the demo model and print its Dice per label | `make demo` |"
+    assert demo in quick
+    assert "[Cohorts with\nSnakemake](#cohorts-with-snakemake)" in quick
+    devices = text[text.index("\n### Devices and precision\n"):text.index("\n### Memory\n")]
+    assert "took 0.21–0.26 s waiting passively and 0.16–0.17 s spinning" in devices
