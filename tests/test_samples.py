@@ -425,3 +425,23 @@ def test_some_names_cuts_a_long_list_short():
 
     assert some_names(["a"]) == "a" and some_names(list("abc"), 3) == "a, b, c"
     assert some_names([f"c{i}" for i in range(200)]) == "c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, … and 190 more (200)"
+
+
+def test_the_readmes_example_sheet_is_read_as_it_says(tmp_path):
+    """The README's *Cohorts with Snakemake* sent a newcomer to the dense *Sample sheet* section to learn what a
+    sheet looks like; its own cohort's command now comes after a short example, which must be a sheet medseg reads:
+    tab-separated, paths relative to its folder, an empty reference cell for a case that is not scored."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("\n## Cohorts with Snakemake\n"):readme.index("\n### What runs\n")]
+    block = section[section.index("\n    case_id\t"):].split("\n\n", 1)[0]
+    text = "".join(line[4:] + "\n" for line in block.strip("\n").splitlines())
+    for folder in ("images", "labels"):
+        (tmp_path / folder).mkdir()
+    for name in ("images/hippocampus_004.nii.gz", "labels/hippocampus_004.nii.gz", "images/hippocampus_017.nii.gz"):
+        (tmp_path / name).write_bytes(b"")
+    samples = read_samples(_sheet(tmp_path, text))
+    assert [(s.case_id, s.image, s.reference) for s in samples] == [
+        ("hip004", tmp_path / "images" / "hippocampus_004.nii.gz", tmp_path / "labels" / "hippocampus_004.nii.gz"),
+        ("hip017", tmp_path / "images" / "hippocampus_017.nii.gz", None)]
