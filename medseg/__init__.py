@@ -64,7 +64,11 @@ if not TYPE_CHECKING:  # hidden from mypy and pyright: a module's __getattr__ ma
         return value
 
     def __dir__() -> list[str]:
-        return sorted(set(globals()) | set(_ENTRY_POINTS))
+        """The public names: ``__all__`` and the submodules imported so far, not the lookup's own machinery
+        (``TYPE_CHECKING``, ``importlib``, ``logging``), which ``dir(medseg)`` listed."""
+        submodules = [name for name, value in globals().items()
+                      if type(value) is type(importlib) and value.__name__ == f"{__name__}.{name}"]
+        return sorted({*__all__, *submodules})
 
 
 # a library's loggers write nothing until the program configures logging: without a handler of its own, Python's

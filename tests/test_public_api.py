@@ -287,6 +287,21 @@ def test_the_entry_points_are_names_of_the_package_imported_when_first_used():
     assert sorted(entry_points) == sorted(medseg._ENTRY_POINTS)  # the list and the lazy lookup agree
 
 
+def test_dir_of_the_package_lists_its_public_names_only():
+    """``dir(medseg)``, what a notebook's completion offers, listed ``TYPE_CHECKING``, ``importlib``, ``logging``,
+    ``annotations`` and ``_ENTRY_POINTS``, the machinery of the lazy lookup. It lists ``__all__`` and the submodules
+    imported so far (``medseg.errors``, which is then a name of the package), nothing else."""
+    import subprocess
+    import sys
+
+    code = "import medseg; print(*dir(medseg)); import medseg.errors; print(*dir(medseg))"
+    before, after = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                   check=True).stdout.splitlines()
+    assert before.split() == sorted(medseg.__all__)
+    assert after.split() == sorted([*medseg.__all__, "errors"])
+    assert not {"TYPE_CHECKING", "importlib", "logging", "annotations", "_ENTRY_POINTS"} & set(dir(medseg))
+
+
 def test_a_type_checker_sees_the_entry_points_and_no_catch_all():
     """mypy and pyright read ``medseg/__init__.py`` with ``TYPE_CHECKING`` true. A module-level ``__getattr__`` they can
     see makes every name of the package pass as ``Any``: ``medseg.segment_volumes``, a typo, passed mypy. They see the
