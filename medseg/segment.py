@@ -102,6 +102,22 @@ def _check_case_id(case_id) -> None:
                          "line's end left on a cell read by hand?); give the name without it")
 
 
+def _check_given_case_id(case_id) -> None:
+    """A ``case_id`` given to :func:`segment_case` is also no name of spaces only (``"   "`` wrote ``   _seg.nii.gz``,
+    a file a shell and the report show as no name) nor one with spaces around it (``"sub-01 "`` wrote
+    ``sub-01 _seg.nii.gz``, shown as if the space were not there). The name of an input file, which the outputs take
+    without a ``case_id`` (nnU-Net's ``case_0000`` gives ``case``), stands as the file has it."""
+    _check_case_id(case_id)
+    if case_id is None or case_id == "":
+        return
+    if not case_id.strip():
+        raise InputError(f"case_id {case_id!r}: a name for the outputs is only spaces, which name nothing; give a "
+                         "name, or None to name the outputs after the input")
+    if case_id != case_id.strip():
+        raise InputError(f"case_id {case_id!r}: a name for the outputs begins or ends with a space (a cell read "
+                         f"by hand?); give {case_id.strip()!r}")
+
+
 def case_targets(input_path: Path | str, out_dir: Path | str | None = None, scored: bool = False,
                  output_format: str = "nifti", case_id: str | None = None) -> list[Path]:
     """The files :func:`segment_case` writes for one input: segmentation (``.nii.gz``, or ``.dcm`` for a DICOM
@@ -306,10 +322,10 @@ def segment_case(
 
     ``progress(total_slices)`` may return a callback that receives slice counts. With a ``reference``
     label image, per-label metrics are computed and written to ``<name>_metrics.json``. Outputs are named
-    after ``case_id`` when given (a name, in ``out_dir``: one holding ``/`` or ``\\``, or ``.`` or ``..``, is an
-    :class:`~medseg.errors.InputError`), else after the input (for a multi-modal model, nnU-Net's ``case_0000.nii.gz``
-    after its case: ``case_seg.nii.gz``, :func:`~medseg.io.channels.case_name`). Nothing is written unless every
-    step succeeds.
+    after ``case_id`` when given (a name, in ``out_dir``: one holding ``/`` or ``\\``, or ``.`` or ``..``, or only
+    spaces or spaces around it, is an :class:`~medseg.errors.InputError`), else after the input (for a multi-modal
+    model, nnU-Net's ``case_0000.nii.gz`` after its case: ``case_seg.nii.gz``,
+    :func:`~medseg.io.channels.case_name`). Nothing is written unless every step succeeds.
     ``overwrite`` replaces earlier outputs, and removes those the new ones supersede (:func:`superseded_outputs`:
     the other format's segmentation, metrics of an earlier run that this one does not score); without it, any of
     them existing is an :class:`~medseg.errors.OutputExistsError`.
@@ -317,7 +333,7 @@ def segment_case(
     input_path = path_argument(input_path, "the input")
     out_dir = None if out_dir is None else path_argument(out_dir, "the output folder")
     reference = None if reference is None else path_argument(reference, "the reference")
-    _check_case_id(case_id)  # before the model loads
+    _check_given_case_id(case_id)  # before the model loads
     segmenter = _segmenter(segmenter)
     modalities = segmenter.package.n_modalities
     if case_id is None:  # nnU-Net's case_0000 of a multi-modal model: its case's name, as nnU-Net names its outputs

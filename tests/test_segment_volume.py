@@ -110,6 +110,28 @@ def test_a_case_id_names_the_outputs_in_the_output_folder_and_is_no_path(phantom
     assert list(tmp_path.iterdir()) == []  # nothing written, no folder made, outside the output folder or in it
 
 
+@pytest.mark.parametrize("case_id, problem", [
+    ("   ", "is only spaces, which name nothing; give a name, or None to name the outputs after the input"),
+    ("\u00a0", "is only spaces, which name nothing; give a name, or None to name the outputs after the input"),
+    (" sub-01", "begins or ends with a space (a cell read by hand?); give 'sub-01'"),
+    ("sub-01 ", "begins or ends with a space (a cell read by hand?); give 'sub-01'"),
+    ("sub-01\u00a0", "begins or ends with a space (a cell read by hand?); give 'sub-01'"),
+])
+def test_a_case_id_of_spaces_or_with_spaces_around_it_is_refused(phantom_file, tmp_path, case_id, problem):
+    """``case_id="   "`` wrote ``   _seg.nii.gz`` and ``"sub-01 "`` ``sub-01 _seg.nii.gz``, files a shell and the
+    report show as if the space were not there. They are refused as ids holding a path are, before the model loads."""
+    from medseg.segment import case_targets
+
+    path, _ = phantom_file
+    with pytest.raises(InputError) as raised:
+        segment_case(path, "no-such-model", out_dir=tmp_path / "out", case_id=case_id)
+    assert str(raised.value) == f"case_id {case_id!r}: a name for the outputs {problem}"
+    assert list(tmp_path.iterdir()) == []
+    # the name an input file gives its outputs stands as the file has it (nnU-Net's "sub-01 _0000.nii.gz" of a
+    # multi-modal model names its outputs "sub-01 _seg.nii.gz", as "sub-01 .nii.gz" names them of a one-image model)
+    assert case_targets(path, tmp_path, case_id=case_id)[0] == tmp_path / f"{case_id}_seg.nii.gz"
+
+
 def test_an_absolute_case_id_is_refused_before_the_model_is_loaded(phantom_file, tmp_path):
     from medseg.segment import case_targets
 
