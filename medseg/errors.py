@@ -22,6 +22,7 @@ __all__ = [
     "GeometryError",
     "DicomError",
     "TrainingError",
+    "UntrainableCasesError",
     "WorkerDiedError",
     "CohortFailedError",
     "first_line",
@@ -75,6 +76,14 @@ class DicomError(MedsegError, ValueError):
 
 class TrainingError(MedsegError, ValueError):
     """Training data or training settings are not usable."""
+
+
+class UntrainableCasesError(TrainingError):
+    """Several cases cannot be trained on: ``problems`` holds each one's one-line problem, in the cases' order, and
+    ``case_count`` how many cases were checked."""
+
+    problems: tuple[str, ...] = ()
+    case_count: int = 0
 
 
 class CohortFailedError(MedsegError, RuntimeError):

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from medseg.errors import InputError, MedsegError, TrainingError
+from medseg.errors import InputError, MedsegError, TrainingError, UntrainableCasesError
 from medseg.inference import slice_axes
 from medseg.input_range import model_space_extent
 from medseg.io.files import type_text
@@ -27,7 +27,7 @@ from medseg.training_pairing import TrainCase, pair_cases
 
 __all__ = ["LabelsFrom", "TrainCase", "case_channels", "check_case_channels", "check_case_list",
            "read_case_image", "check_label_presence", "check_training_foreground",
-           "data_hashes", "label_values", "load_cases", "padded_labels_text", "pair_cases"]
+           "data_hashes", "label_values", "load_cases", "padded_labels_text", "pair_cases", "untrainable_text"]
 
 log = logging.getLogger(__name__)
 # training's progress lines (the cases read, the first epoch starting): info records of their own logger, which
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 PROGRESS_LOGGER = "medseg.training_progress"
 progress_log = logging.getLogger(PROGRESS_LOGGER)
 PROGRESS_SECONDS = 5.0  # the first progress line while the cases are read, after this long
+SHOWN_PROBLEMS = 3  # the cases an error of several that cannot be trained on names in its line; the rest as warnings
 PROGRESS_MAX_SECONDS = 60.0  # the wait for the next, doubled after each line (a 33-minute read: 36 lines, not 333)
 _clock = time.monotonic
 
@@ -109,8 +110,10 @@ def load_cases(cases: list[TrainCase], config: dict, where: str = "the config") 
     problems (its image's, its label's grid, its label's values). Label files that
     are boxes of their image's grid, zero-padded onto it, are told in one info line for all
     (:func:`padded_labels_text`). The cases' channels must be the modalities the config declares (``where`` names
-    it): :func:`check_case_channels`. Cases that cannot be trained on are a :class:`~medseg.errors.TrainingError`
-    naming each. Progress is told at info level on the ``medseg.training_progress`` logger, at most every
+    it): :func:`check_case_channels`. Cases that cannot be trained on are a :class:`~medseg.errors.TrainingError`:
+    one, its own error; several, an :class:`~medseg.errors.UntrainableCasesError` whose line names the first
+    :data:`SHOWN_PROBLEMS` and whose ``problems`` holds each (beyond that many, each is also logged as a warning).
+    Progress is told at info level on the ``medseg.training_progress`` logger, at most every
     :data:`PROGRESS_SECONDS` (how many are read), the wait doubled after each line up to
     :data:`PROGRESS_MAX_SECONDS`, and then the time it took; a quicker read tells nothing."""
     check_case_list(cases, "the cases")
@@ -147,17 +150,29 @@ def load_cases(cases: list[TrainCase], config: dict, where: str = "the config") 
     if len(problems) == 1:
         raise first
     if problems:
-        shown = "; ".join(problems[:3])
-        more = ""
-        if len(problems) > 3:  # each on a line of its own, so that all can be fixed before the next run
+        if len(problems) > SHOWN_PROBLEMS:  # each on a line of its own, so that all can be fixed before the next run
             for problem in problems:
                 log.warning("%s", problem)
-            more = f"; … ({len(problems) - 3} more; all {len(problems)} are listed above)"
-        raise TrainingError(f"{len(problems)} of {counted(len(cases), 'case')} cannot be trained on: {shown}{more}")
+        # where the rest are: a program that has not configured logging shows none of these lines
+        error = UntrainableCasesError(untrainable_text(problems, len(cases), f"all {len(problems)} are in this "
+                                                       f"error's problems, and logged as warnings by the {log.name} "
+                                                       "logger"))
+        error.problems, error.case_count = tuple(problems), len(cases)
+        raise error
     padded = padded_labels_text(cases)
     if padded is not None:  # 3D Slicer's cropped segmentations: one line for all of them
         log.info("%s", padded)
     return cases
+
+
+def untrainable_text(problems: list[str] | tuple[str, ...], case_count: int, rest: str) -> str:
+    """The one line of an :class:`~medseg.errors.UntrainableCasesError`: how many of the ``case_count`` cases cannot
+    be trained on, the first :data:`SHOWN_PROBLEMS` ``problems``, and beyond them how many more and ``rest``, where
+    they all are (``medseg train`` says "listed above" where its warning lines show them, and what shows them under
+    ``-q``)."""
+    shown = "; ".join(problems[:SHOWN_PROBLEMS])
+    more = f"; … ({len(problems) - SHOWN_PROBLEMS} more; {rest})" if len(problems) > SHOWN_PROBLEMS else ""
+    return f"{len(problems)} of {counted(case_count, 'case')} cannot be trained on: {shown}{more}"
 
 
 def _check_cases_fit(cases: list[TrainCase], pre: dict, memory: int | None) -> None:

@@ -4,6 +4,7 @@ refuses with one line and its exit code."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 from pathlib import Path
@@ -408,6 +409,30 @@ def test_broken_files_of_several_cases_are_named_in_one_run_without_a_config(tmp
         f"medseg: error: 3 of 4 cases cannot be trained on: {images / 'case0.nii.gz'}: an empty file (0 bytes); "
         f"{short}; {cut}: a gzip file of 10 bytes that ends before any of its content; {short}; "
         f"{labels / 'case2.nii.gz'}: an empty file (0 bytes); {short}")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_more_than_three_cases_that_cannot_be_trained_on_are_listed_unless_q_hides_them(tmp_path, capsys, caplog,
+                                                                                        quiet):
+    """The error ended "(2 more; all 5 are listed above)" under -q too, where no line was listed: -q hides the
+    warning lines that list them. Without -q each is a warning line above the error; with -q the error says how to
+    see them all."""
+    images, labels = write_set(tmp_path / "set", count=5)
+    for seed in range(5):
+        (images / f"case{seed}.nii.gz").write_bytes(b"")
+    out = tmp_path / "model"
+    args = _train_cli(images, labels, out, "--epochs", "1")
+    assert _exit_code(["-q", *args] if quiet else args) == 1
+    err = capsys.readouterr().err.splitlines()
+    empty = "an empty file (0 bytes); the file was cut short (an interrupted copy or download?)"
+    listed = [f"{images / f'case{seed}.nii.gz'}: {empty}" for seed in range(5)]
+    warned = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]  # "warning: …"
+    assert warned == ([] if quiet else listed)
+    rest = "run without -q to list all 5" if quiet else "all 5 are listed above"
+    assert err[-1] == ("medseg: error: 5 of 5 cases cannot be trained on: "
+                       + "; ".join(f"{images / f'case{seed}.nii.gz'}: {empty}" for seed in range(3))
+                       + f"; … (2 more; {rest})")
     assert not out.exists()
 
 

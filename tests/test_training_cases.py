@@ -280,7 +280,9 @@ def test_every_case_that_cannot_be_trained_on_is_named_in_one_run(tmp_path):
 
 
 def test_more_than_three_cases_that_cannot_be_trained_on_are_each_listed(tmp_path, caplog):
-    """The error names three; the rest were "… (2 more)", seen only run after run. Each is now a warning line."""
+    """The error names three; the rest were "… (2 more)", seen only run after run. Each is now a warning line, and
+    the error holds them all (``problems``). Through the library it said "all 5 are listed above", where a program
+    that has not configured logging shows no line above it: it says where they are."""
     images, labels, _ = _bad_set(tmp_path, "shape mismatch")
     image = np.random.default_rng(1).normal(size=(16, 16, 6)).astype(np.float32)
     for name in "bcde":
@@ -289,9 +291,12 @@ def test_more_than_three_cases_that_cannot_be_trained_on_are_each_listed(tmp_pat
     with caplog.at_level("WARNING"), pytest.raises(MedsegError) as info:
         load_cases(pair_cases(images, labels), tiny_training_config())
     assert str(info.value).startswith("5 of 5 cases cannot be trained on: ")
-    assert str(info.value).endswith("; … (2 more; all 5 are listed above)")
+    assert str(info.value).endswith("; … (2 more; all 5 are in this error's problems, and logged as warnings by "
+                                    "the medseg.training_cases logger)")
     listed = [m for m in caplog.messages if "extends" in m and m.endswith("; not trained")]
     assert [m.split(":")[0] for m in listed] == [str(labels / f"{name}.nii.gz") for name in "abcde"]
+    assert list(info.value.problems) == listed
+    assert info.value.case_count == 5
 
 
 def test_a_case_short_of_memory_stops_the_checks_at_once(tmp_path, monkeypatch):

@@ -90,6 +90,7 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     from medseg.checkpoint import check_output_folder, checkpoint_epoch, checkpoint_stamp, checkpoint_val_dice
     from medseg.cli.options import quiet
     from medseg.device import resolve_device
+    from medseg.errors import UntrainableCasesError
     from medseg.io.atomic import placed_before_stop
     from medseg.numbers import counted
     from medseg.package import shipped_package_path
@@ -169,6 +170,8 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     try:
         with progress_shown():  # the cases read (minutes for hundreds), without -v too
             cases = load_cases(pairs, config, where)
+    except UntrainableCasesError as error:  # where the cases beyond the first three are, as this command shows them
+        raise _untrainable_here(error) from None
     except KeyboardInterrupt as stop:  # told in this one line (not "Aborted.")
         kept = " (its checkpoint is as it was)" if resume else ""
         by = stopped_by(stop)
@@ -286,6 +289,21 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     if not quiet():  # -q: errors only, as for the other commands' "wrote" lines
         click.echo(escaped_line(f"wrote {output} ({which})"))
     return 0
+
+
+def _untrainable_here(error):
+    """``error`` (an :class:`~medseg.errors.UntrainableCasesError`) as this command says it: its warning lines list
+    every case above the error, or -q hid them (the library's words, "in this error's problems", name nothing a
+    command's user sees)."""
+    from medseg.errors import UntrainableCasesError
+    from medseg.training_cases import log, untrainable_text
+
+    count = len(error.problems)
+    rest = f"all {count} are listed above" if log.isEnabledFor(logging.WARNING) else \
+        f"run without -q to list all {count}"
+    said = UntrainableCasesError(untrainable_text(error.problems, error.case_count, rest))
+    said.problems, said.case_count = error.problems, error.case_count
+    return said
 
 
 @contextlib.contextmanager
