@@ -147,8 +147,8 @@ def test_the_sample_sheet_lists_cases_without_results_or_scores(tmp_path):
     summary = json.loads(outputs.summary.read_text())
     assert summary["left_out"] == ["cases/removed/"]
     assert summary["cases"]["total"] == 6 and summary["cases"]["failed"] == 5
-    said = ("1 result of a case no longer in the sample sheet is left out: cases/removed/; delete its folder to tidy "
-            "up.")
+    said = ("1 case no longer in the sample sheet has results left out of the report: cases/removed/; delete the "
+            "folder to tidy up.")
     assert said in outputs.html.read_text()
     assert "a file is in the place of this case's results folder" in rows["blocked"]["error"]
     assert rows["never"]["error"].startswith("in the sample sheet, but the results folder holds nothing for it")

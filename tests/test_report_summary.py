@@ -159,7 +159,7 @@ def test_a_report_against_the_sheet_names_the_models_of_its_own_cases_only(tmp_p
     assert [model["version"] for model in summary["provenance"]["models"]] == ["2"]
     assert (built.cases, built.failed, summary["left_out"]) == (2, 0, ["cases/old/"])
     page = (tmp_path / "r.html").read_text()
-    assert "version 1" not in page and "cases/old/; delete its folder to tidy up" in page
+    assert "version 1" not in page and "cases/old/; delete the folder to tidy up" in page
 
 
 def _set_settings(root: Path, case: str, config: str, settings: str | None) -> None:
@@ -476,5 +476,26 @@ def test_results_left_out_of_a_folder_the_sheets_cases_share_are_named_by_their_
     summary = json.loads(built.summary.read_text())
     assert (built.cases, built.failed) == (1, 0)
     assert summary["left_out"] == built.left_out == ["cases/gone/", "extra/old1_*", "extra/old2_*"]
-    assert ("3 results of cases no longer in the sample sheet are left out: cases/gone/, extra/old1_*, extra/old2_*; "
-            "delete them to tidy up.") in (tmp_path / "r.html").read_text()
+    assert summary["left_out_cases"] == built.left_out_cases == ["gone1", "gone2", "old1", "old2"]
+    assert ("4 cases no longer in the sample sheet have results left out of the report: cases/gone/, extra/old1_*, "
+            "extra/old2_*; delete them to tidy up.") in (tmp_path / "r.html").read_text()
+
+
+@pytest.mark.parametrize("folders, cases, said", [
+    (["cases/c03/"], 1, "1 case no longer in the sample sheet has results left out of the report: cases/c03/; "
+                        "delete the folder to tidy up"),
+    (["cases/gone/"], 2, "2 cases no longer in the sample sheet have results left out of the report: cases/gone/; "
+                         "delete the folder to tidy up"),
+    (["cases/c03/", "cases/c04/"], 2, "2 cases no longer in the sample sheet have results left out of the report: "
+                                      "cases/c03/, cases/c04/; delete the folders to tidy up"),
+    (["extra/c03_*"], 1, "1 case no longer in the sample sheet has results left out of the report: extra/c03_*; "
+                         "delete them to tidy up"),
+    (["cases/gone/", "extra/c03_*"], 3, "3 cases no longer in the sample sheet have results left out of the report: "
+                                        "cases/gone/, extra/c03_*; delete them to tidy up"),
+])
+def test_the_left_out_sentence_counts_cases_not_names(folders, cases, said):
+    """"3 results of cases … are left out" counted the names it gave, where a folder of left-out results named once
+    holds several cases ("1 result of a case … is left out: cases/gone/" for two). It counts the cases."""
+    from medseg.report.expected_cases import left_out_text
+
+    assert left_out_text(folders, cases) == said

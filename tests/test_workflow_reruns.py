@@ -107,8 +107,8 @@ def test_reruns_follow_replaced_inputs_removed_results_and_dropped_references(tm
     run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, cases_per_job=2,
                     fail_on_failed_cases="any")
     assert run.returncode == 0, run.stderr[-3000:]
-    assert ("1 result of a case no longer in the sample sheet is left out: cases/b/; delete its folder to tidy up"
-            in run.stderr + run.stdout)
+    assert ("1 case no longer in the sample sheet has results left out of the report: cases/b/; delete the folder to "
+            "tidy up" in run.stderr + run.stdout)
 
     def statuses() -> dict[str, str]:
         with open(results / "cohort.tsv", newline="") as handle:

@@ -80,6 +80,6 @@ def report(results_dir, output, output_dir, dice_threshold, outlier_z, max_overl
         if outputs.left_out:  # results of rows taken out of the sheet: on disk, not in the report
             from medseg.report.expected_cases import left_out_text
 
-            click.echo(escaped_line(left_out_text(outputs.left_out)))
+            click.echo(escaped_line(left_out_text(outputs.left_out, len(outputs.left_out_cases))))
         click.echo(escaped_line(f"wrote {outputs.html}, {outputs.table} and {outputs.summary}"))
     return 0

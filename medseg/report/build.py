@@ -50,6 +50,7 @@ class ReportOutputs:
     training_images: int = 0  # cases whose input is one of the model's training images
     training_scored: int = 0  # those of them with scores
     left_out: list[str] = field(default_factory=list)  # folders of cases no longer in the sheet, not reported
+    left_out_cases: list[str] = field(default_factory=list)  # those cases' ids
 
 
 def report_policy() -> dict:
@@ -131,8 +132,9 @@ def build_report(
         log.warning("%s: the figures pool the cases of %d models (%s): make one report per model", results_dir,
                     len(summary["pooled_models"]), models_text(summary["pooled_models"]))
     summary["left_out"] = _left_out_names(left_out, cases, folder)
+    summary["left_out_cases"] = sorted({case.case_id for case in left_out})  # a folder named once may hold several
     if left_out:  # the command says so after its count of cases
-        log.debug("%s: %s", results_dir, left_out_text(summary["left_out"]))
+        log.debug("%s: %s", results_dir, left_out_text(summary["left_out"], len(summary["left_out_cases"])))
     summary["run_in_progress"] = _run_in_progress(results_dir)
     if summary["run_in_progress"]:
         log.warning("%s: a cohort run is still writing to this folder (%s): this report shows its cases as they are "
@@ -160,7 +162,7 @@ def build_report(
     return ReportOutputs(output, table_path, summary_path, counts["total"], counts["failed"], counts["flagged"],
                          len(overlays), seconds, failures, counts["in_training_set"],
                          sum(case.in_training_set is True and case.status == "scored" for case in cases),
-                         summary["left_out"])
+                         summary["left_out"], summary["left_out_cases"])
 
 
 def _folder_name(case: CaseResult, results_dir: Path) -> str:

@@ -155,19 +155,20 @@ def add_expected_cases(cases: list[CaseResult], samples, results_dir: Path | str
     return sorted(out, key=lambda c: (c.case_id, str(c.folder)))
 
 
-def left_out_text(folders: list[str]) -> str:
-    """The one sentence that names the results of cases no longer in the sample sheet (``folders``: their folders
-    under the results folder, or, in a folder the sheet's cases share, their files, ``extra/c03_*``), which a report
-    against the sheet leaves out."""
+def left_out_text(folders: list[str], cases: int) -> str:
+    """The one sentence that names the results of the ``cases`` no longer in the sample sheet (``folders``: their
+    folders under the results folder, or, in a folder the sheet's cases share, their files, ``extra/c03_*``; one
+    folder may hold several such cases), which a report against the sheet leaves out. It counts the cases, not the
+    names: "1 result of a case" was said of a folder holding two."""
     from medseg.cohort.samples import some_names
+    from medseg.numbers import counted
 
-    n = len(folders)
     if all(folder.endswith("/") for folder in folders):
-        what = "its folder" if n == 1 else "their folders"
+        what = "the folder" if len(folders) == 1 else "the folders"
     else:  # files among them: not the folder that holds them, the sheet's cases' results too
-        what = "its files" if n == 1 else "them"
-    return (f"{'1 result' if n == 1 else f'{n} results'} of {'a case' if n == 1 else 'cases'} no longer in the sample "
-            f"sheet {'is' if n == 1 else 'are'} left out: {some_names(folders)}; delete {what} to tidy up")
+        what = "them"
+    return (f"{counted(cases, 'case')} no longer in the sample sheet {'has' if cases == 1 else 'have'} results left "
+            f"out of the report: {some_names(folders)}; delete {what} to tidy up")
 
 
 def _refused_by_its_folder(records, case_id: str, stages: tuple[str, ...] = ("infer", "evaluate")

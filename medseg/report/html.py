@@ -240,7 +240,7 @@ def _left_out_note(summary: dict) -> str:
     from medseg.report.expected_cases import left_out_text
 
     folders = summary.get("left_out") or []
-    return f'<p>{e(left_out_text(folders))}.</p>' if folders else ""
+    return f'<p>{e(left_out_text(folders, len(summary.get("left_out_cases") or [])))}.</p>' if folders else ""
 
 
 def _conflict_note(summary: dict) -> str:
