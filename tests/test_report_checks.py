@@ -385,6 +385,69 @@ def test_a_file_this_user_may_not_read_gives_the_reason_as_other_messages_do(tmp
     assert "Could not read file" not in page
 
 
+@pytest.mark.parametrize("text", ["Unable to allocate 3.20 GiB for an array with shape (1024, 1024, 820) and data type "
+                                  "int32", ""], ids=["numpy", "bare"])
+@pytest.mark.parametrize("short, shape, overlays, failed, expected", [
+    # a case already refused by scoring: "not scored: …; c1_seg.nii.gz: cannot read (Unable to allocate …)", a
+    # geometry flag, or "cannot read ()" of a bare MemoryError
+    ("c1_seg.nii.gz", "exact", 0, True, "c1_seg.nii.gz: not checked: there was too little memory to read it"),
+    ("c1_seg.nii.gz", "exact", 0, False, "c1_seg.nii.gz: not checked: there was too little memory to read it"),
+    # "reference not shown: 0_label.nii.gz: Unable to allocate …", or nothing after the colon
+    ("0_label.nii.gz", "erode", 5, False, "reference not shown: 0_label.nii.gz: there was too little memory to read "
+                                          "it"),
+], ids=["segmentation-of-a-case-refused-by-scoring", "segmentation", "reference-of-an-overlay"])
+def test_a_label_file_too_large_for_the_memory_left_is_said_to_be_memory_not_a_read_error(
+        tmp_path, monkeypatch, short, shape, overlays, failed, expected, text):
+    """A MemoryError while the report read a label file was said as the file's fault: "cannot read (…)", with the
+    case's geometry flag, for a case scoring had already refused too. It says it is memory, and leaves the file out
+    of the checks with a note, without a geometry flag of its own."""
+    import medseg.io.nifti_voxels as nifti_voxels
+
+    results = tmp_path / "results"
+    write_case(results, "c1", 0, shape)
+    if failed:
+        write_failure(results, "c1", stage="evaluate", error_type="GeometryError")
+        (results / "cases" / "c1" / "c1_metrics.json").unlink()
+    real = nifti_voxels.read_stored_labels
+
+    def short_of_memory(image, *args, **kwargs):
+        if Path(image.get_filename()).name == short:
+            raise MemoryError(text)
+        return real(image, *args, **kwargs)
+
+    monkeypatch.setattr(nifti_voxels, "read_stored_labels", short_of_memory)
+    outputs = build_report(results, tmp_path / "r.html", max_overlays=overlays)
+    page = html_module.unescape((tmp_path / "r.html").read_text(encoding="utf-8"))
+    said = expected + (f" ({text})" if text else "")
+    assert said in page
+    assert "cannot read" not in page
+    row = read_tsv(outputs.table)[0]
+    assert ("geometry" in flag_set(row)) is failed  # scoring's own flag of the case it refused, and no other
+
+
+def test_an_overlay_short_of_memory_says_so(tmp_path, monkeypatch, caplog):
+    """The segmentation checked, and then too large for the memory left to be drawn: "no overlay: MemoryError: " (a
+    bare MemoryError) named a type, not what was short."""
+    import medseg.io.nifti_voxels as nifti_voxels
+
+    results = tmp_path / "results"
+    write_case(results, "c1", 0, "erode")
+    real, reads = nifti_voxels.read_stored_labels, []
+
+    def short_of_memory_the_second_time(image, *args, **kwargs):
+        reads.append(Path(image.get_filename()).name)
+        if reads.count("c1_seg.nii.gz") == 2 and reads[-1] == "c1_seg.nii.gz":
+            raise MemoryError()
+        return real(image, *args, **kwargs)
+
+    monkeypatch.setattr(nifti_voxels, "read_stored_labels", short_of_memory_the_second_time)
+    build_report(results, tmp_path / "r.html", max_overlays=5)
+    page = html_module.unescape((tmp_path / "r.html").read_text(encoding="utf-8"))
+    assert "no overlay: there was too little memory to read its files" in page
+    assert "c1: no overlay (there was too little memory to read its files)" in caplog.text
+    assert "MemoryError" not in page
+
+
 def test_a_segmentation_replaced_by_a_broken_image_is_named_with_its_problem_not_drawn_from_garbage(tmp_path, caplog):
     """A case's segmentation replaced after the run by a file whose voxels or header scoring refuses is told as
     scoring tells it (the file and its problem), never drawn from NaN cast to integers, and no numpy warning or

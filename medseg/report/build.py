@@ -17,7 +17,7 @@ from medseg.io.files import absolute_path, os_reason, path_argument
 from medseg.metrics import EMPTY_MASK_POLICY, SURFACE_DEFINITION, jsonable
 from medseg.numbers import counted
 from medseg.report.case_result import CaseResult, label_key
-from medseg.report.checks import check_segmentation
+from medseg.report.checks import check_segmentation, memory_text
 from medseg.report.collect import collect_results
 from medseg.report.expected_cases import add_expected_cases, cases_of_the_sheet, left_out_text
 from medseg.report.figures import label_colour
@@ -284,7 +284,8 @@ def _overlays(cases, flags, order, label_order, max_overlays
             # medseg's readers word it ("[Errno 13] Permission denied: '…'" was Python's); another's name helps find it
             told = error if isinstance(error, MedsegError) else (
                 f"{error.filename}: cannot read ({os_reason(error)})" if isinstance(error, OSError) and error.filename
-                and error.strerror else f"{type(error).__name__}: {error}")
+                and error.strerror else memory_text(error, "its files") if isinstance(error, MemoryError)
+                else f"{type(error).__name__}: {error}")
             log.warning("%s: no overlay (%s)", case.case_id, told)
             notes.setdefault(index, []).append(f"no overlay: {told}")
         finally:  # this case's volumes released, and their memory given back, before the next case's are read

@@ -15,8 +15,8 @@ import numpy as np
 from medseg.io.files import os_reason
 from medseg.report.case_result import CaseResult
 
-__all__ = ["SegmentationCheck", "border_voxels", "check_segmentation", "read_case_labels", "read_labels",
-           "read_segmentation", "segmentation_header_problem"]
+__all__ = ["SegmentationCheck", "border_voxels", "check_segmentation", "memory_text", "read_case_labels",
+           "read_labels", "read_segmentation", "segmentation_header_problem"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,14 @@ class SegmentationCheck:
     # a prediction DICOM SEG stating another FrameOfReferenceUID than its series' images, as reading it here found
     # ({"seg": its UID, "series": the images'}): flagged for a case without a metrics record to say so
     frame_of_reference_mismatch: dict | None = None
+
+
+def memory_text(error: MemoryError, what: str = "it") -> str:
+    """A file (``what``) left unread for want of memory, as the report's notes say it: ``there was too little memory
+    to read it`` and numpy's words where it has any (``Unable to allocate 3.20 GiB for an array …``); it was said as
+    the file's fault, "cannot read (…)", or "cannot read ()" for a bare MemoryError."""
+    detail = " ".join(str(error).split())
+    return f"there was too little memory to read {what}" + (f" ({detail})" if detail else "")
 
 
 def read_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -239,6 +247,9 @@ def check_segmentation(case: CaseResult, tolerance_mm: float | None = None) -> S
         return SegmentationCheck(path=path, geometry=[problem])
     try:
         labels, affine, _, info = _read_segmentation_with_info(case, path)  # its grid places a DICOM SEG
+    except MemoryError as error:  # not the file's fault: not checked, no geometry flag; the next case is read
+        log.debug("%s: not checked", path, exc_info=True)
+        return SegmentationCheck(path=path, notes=[f"{path.name}: not checked: {memory_text(error)}"])
     except Exception as error:  # any unreadable file is reported on the page, never raised
         log.debug("%s: cannot read", path, exc_info=True)  # where in the code, at -vv
         # an OS error as every message words it: its reason alone, in lower case
@@ -340,7 +351,8 @@ def _reference_border(case: CaseResult, path: Path, axes: tuple[int, ...], flips
         labels, _ = read_case_labels(case, path, grid)
     except Exception as error:  # reported on the page, never raised
         log.debug("%s: reference border not checked", path, exc_info=True)  # where in the code, at -vv
-        check.notes.append(f"reference border not checked: {error}")
+        why = f"{path.name}: {memory_text(error)}" if isinstance(error, MemoryError) else error
+        check.notes.append(f"reference border not checked: {why}")
         return None
     labels = np.transpose(labels, axes)
     if any(flips):

@@ -51,7 +51,7 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
     from medseg.io.dicom import SeriesGrid, read_dicom_grid
     from medseg.io.files import os_reason
     from medseg.io.images import read_image
-    from medseg.report.checks import read_case_labels, read_segmentation
+    from medseg.report.checks import memory_text, read_case_labels, read_segmentation
     from medseg.volume import Volume
 
     path = case.segmentation_path()
@@ -131,7 +131,8 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
             reference, reference_affine = read_case_labels(case, reference_path, (prediction.shape, affine, path))
         except Exception as error:  # an unreadable reference is reported on the page, never raised
             log.debug("%s: reference not shown", reference_path, exc_info=True)  # where in the code, at -vv
-            why = f"cannot read ({os_reason(error)})" if isinstance(error, OSError) and error.strerror else error
+            why = f"cannot read ({os_reason(error)})" if isinstance(error, OSError) and error.strerror else \
+                memory_text(error) if isinstance(error, MemoryError) else error
             arrays.notes.append(f"reference not shown: {reference_path.name}: {why}")
         else:
             # a box of the grid (3D Slicer's cropped segmentation) zero-padded where scoring did so; a reference
