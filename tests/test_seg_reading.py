@@ -104,6 +104,30 @@ def test_damaged_or_wrong_files_given_as_a_seg_are_named_for_what_they_are(tmp_p
     assert not (tmp_path / "m.json").exists()
 
 
+@pytest.mark.parametrize("text", ["Unable to allocate 6.00 GiB for an array with shape (4096, 512, 512) and data type "
+                                  "uint8", ""], ids=["numpy", "bare"])
+def test_a_seg_too_large_for_the_memory_left_says_it_is_memory(tmp_path, monkeypatch, text):
+    """A MemoryError while a SEG's frames were read was "cannot read this DICOM SEG (Unable to allocate …)", or
+    "(MemoryError)": the file's fault in the words of a read error. It says it is memory, as a NIfTI too large does,
+    and keeps the MemoryError as its cause (training stops its checks at once on one)."""
+    from medseg.errors import ImageReadError
+
+    values = stored_values(SHAPE, seed=14)
+    write_series(tmp_path / "dcm", values, slice_positions(SHAPE[2], 3.0), seed=2)
+    volume = read_dicom_series(tmp_path / "dcm")
+    write_dicom_seg(label_rule(volume.array), volume, tmp_path / "seg.dcm", NAMES, "test-model")
+
+    def short_of_memory(*args, **kwargs):
+        raise MemoryError(text)
+
+    monkeypatch.setattr(hd.seg.Segmentation, "from_dataset", short_of_memory)
+    with pytest.raises(ImageReadError) as raised:
+        read_dicom_seg(tmp_path / "seg.dcm", volume, NAMES)
+    assert str(raised.value) == (f"{tmp_path / 'seg.dcm'}: there was too little memory to read this DICOM SEG"
+                                 + (f" ({text})" if text else "") + "; free memory, or read it on a larger machine")
+    assert isinstance(raised.value.__cause__, MemoryError)
+
+
 def test_a_seg_of_other_images_of_the_same_series_uid_is_refused(tmp_path):
     """Two series sharing one UID (parts of a split series, or anonymised copies): the UID cannot tell them apart,
     the referenced images can. Read against the wrong one, the SEG would otherwise be all background."""

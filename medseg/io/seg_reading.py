@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from medseg.errors import InputError
+from medseg.errors import ImageReadError, InputError
 from medseg.io.dicom_messages import FileMessages
 from medseg.io.dicom_text import read_undeclared_text
 from medseg.io.files import os_reason
@@ -85,7 +85,8 @@ def _referenced_series_items(seg) -> list:
 def open_seg(path: Path):
     """A DICOM SEG of labels (BINARY or LABELMAP) as highdicom reads it, with how its undeclared text was read
     (:func:`~medseg.io.dicom_text.read_undeclared_text`); refused in one line naming the file: no such file, not a
-    SEG, truncated, a FRACTIONAL SEG (probabilities, not labels)."""
+    SEG, truncated, a FRACTIONAL SEG (probabilities, not labels); one too large for the memory left an
+    :class:`~medseg.errors.ImageReadError` saying so."""
     import highdicom as hd
     import pydicom
 
@@ -104,6 +105,11 @@ def open_seg(path: Path):
         # reads them, in Latin-1 alone), as the series and the SEG writer read them
         read = read_undeclared_text(dataset)
         seg = hd.seg.Segmentation.from_dataset(dataset, copy=False)
+    except MemoryError as error:  # not the file's fault: was "cannot read this DICOM SEG (MemoryError)"
+        detail = " ".join(str(error).split())
+        raise ImageReadError(f"{path}: there was too little memory to read this DICOM SEG"
+                             + (f" ({detail})" if detail else "") + "; free memory, or read it on a larger machine") \
+            from error
     except Exception as error:  # not a SEG, truncated, unreadable: one line
         raise InputError(f"{path}: {_unread_seg(path, error)}") from error
     _check_pixel_length(seg, path)
