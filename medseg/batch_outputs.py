@@ -3,7 +3,8 @@
 Two inputs that would write the same files, an output that would replace an input or a reference, and (unless
 overwriting) outputs that exist already are refused for the whole batch at once; options that need a DICOM folder
 are refused for a file, as reading it would refuse them, and so is a DICOM file given as the input (one file of a
-series, a SEG, a DICOMDIR). :func:`check_before_model` gathers an input's checks that
+series, a SEG, a DICOMDIR), and a folder that is no DICOM study or whose series cannot be chosen.
+:func:`check_before_model` gathers an input's checks that
 need no model, so that an input they refuse costs no model load (a batch of such inputs loads none).
 """
 
@@ -11,11 +12,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medseg.errors import ConflictingInputsError
 
+if TYPE_CHECKING:
+    from medseg.io.dicom_candidates import SeriesCandidate
+
 __all__ = ["as_typed", "check_batch_outputs", "check_before_model", "check_dicom_file_input", "check_dicom_options",
-           "check_image_folder_input", "check_input_exists", "output_file_system"]
+           "check_folder_input", "check_input_exists", "output_file_system"]
 
 
 def as_typed(output: Path, input_path: Path | str) -> Path:
@@ -333,40 +338,33 @@ def _nibabel_name(path: Path) -> bool:
     return any(name.endswith(ending) for image_class in all_image_classes for ending in image_class.valid_exts)
 
 
-def check_image_folder_input(path: Path | str) -> None:
-    """A folder holding image files and nothing else (nnU-Net's ``imagesTs/``, given as ``nnUNetv2_predict -i``
-    takes it) is no DICOM study: refused with the error reading it as one gives (give its files, ``imagesTs/*.nii.gz``),
-    before the model loads, where it came after torch, MONAI and the model (18 s on a busy 2-core machine). The
-    folder is walked until its first file of another kind, so a DICOM study's first file ends the look."""
+def check_folder_input(path: Path | str, series: str | None) -> SeriesCandidate | None:
+    """A folder given as an input, read as one DICOM study, refused where reading it would refuse it from its files'
+    headers (:func:`~medseg.io.dicom_series.held_series`): a folder holding no DICOM image (nnU-Net's ``imagesTs/``
+    given as ``nnUNetv2_predict -i`` takes it, a folder of ``.mhd``/``.raw`` pairs; its error says to give its files,
+    ``imagesTs/*.nii.gz``), several series and no ``series``, or a ``series`` that matches none. Each came after torch,
+    MONAI and the model had loaded (8 to 18 s on a busy 2-core machine). The headers are read once: the scan is kept
+    for the folder's reading. Returns the series chosen (None for a file)."""
     folder = Path(path)
     if not folder.is_dir():
-        return
-    from medseg.io.itk_image import IMAGE_ENDINGS
+        return None
+    from medseg.io.dicom_series import held_series
 
-    images = 0
-    for _, _, names in os.walk(folder):
-        for name in names:
-            if not name.lower().endswith((*IMAGE_ENDINGS, ".json")):
-                return  # a DICOM file (or anything else): read as a study, once the model is loaded
-            images += name.lower().endswith(IMAGE_ENDINGS)
-    if images:
-        from medseg.io.dicom_series import scan_folder
-
-        scan_folder(folder, warn_skipped=False)  # raises its "no DICOM images found (...): give NIfTI files" error
+    return held_series(folder, series)
 
 
 def check_before_model(path: Path | str, reference: Path | str | None, series: str | None, output_format: str) -> None:
     """What refuses an input without any model: the input or its reference missing (:func:`check_input_exists`),
-    a DICOM file given as the input (:func:`check_dicom_file_input`), a folder of image files
-    (:func:`check_image_folder_input`), options that need a DICOM folder given for a
+    a DICOM file given as the input (:func:`check_dicom_file_input`), a folder that is no DICOM study or whose series
+    cannot be chosen (:func:`check_folder_input`), options that need a DICOM folder given for a
     file (:func:`check_dicom_options`), and with ``output_format``
     ``dicom-seg`` a series no DICOM SEG can be made from (:func:`~medseg.io.seg_sources.check_seg_source`: no
     SeriesInstanceUID or FrameOfReferenceUID, and what else reading it for the SEG refuses), each as the error
     segmenting it would raise, after the model had loaded (seconds: torch, the network, the device)."""
     check_input_exists(path, reference)
     check_dicom_file_input(path)
-    check_image_folder_input(path)
     check_dicom_options(path, series, output_format)
+    check_folder_input(path, series)
     if output_format == "dicom-seg":
         from medseg.io.seg_sources import check_seg_source
 

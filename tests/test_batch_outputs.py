@@ -15,7 +15,7 @@ from medseg.batch_outputs import (
     as_typed,
     check_batch_outputs,
     check_dicom_options,
-    check_image_folder_input,
+    check_folder_input,
     check_input_exists,
 )
 from medseg.errors import ConflictingInputsError, ImageReadError, InputError, OutputExistsError
@@ -483,8 +483,11 @@ def test_an_earlier_runs_segmentation_given_as_an_input_is_a_usage_error(tmp_pat
 def test_a_folder_of_nifti_files_is_refused_before_the_model_loads(tmp_path, case, make_package, capsys):
     """`medseg infer imagesTs/ -o pred/`, as `nnUNetv2_predict -i imagesTs` is given, named the folder as no DICOM
     study only once torch, MONAI and the model had loaded (18 s on a busy 2-core machine): now before, in the same
-    line, with nothing written; a folder of DICOM files, or of files of several kinds, is left to the study reader."""
+    line, with nothing written; a folder of one DICOM series passes, its scan kept for its reading."""
+    from dicom_factory import make_series
+
     from medseg.errors import DicomError
+    from medseg.io.dicom_series import release_scan
 
     images = tmp_path / "imagesTs"
     images.mkdir()
@@ -499,7 +502,88 @@ def test_a_folder_of_nifti_files_is_refused_before_the_model_loads(tmp_path, cas
         f"give NIfTI files one by one, e.g. {images}/*.nii.gz"]  # no "model tiny (…) on cpu" line: no model was loaded
     assert not out.exists()
     with pytest.raises(DicomError, match="no DICOM images found"):
-        check_image_folder_input(images)
-    (images / "0001.dcm").write_bytes(b"\0" * 128 + b"DICM")  # another kind of file: read as a study, later
-    check_image_folder_input(images)
-    check_image_folder_input(images / "a_0000.nii.gz")  # a file: not this check's
+        check_folder_input(images, None)
+    check_folder_input(images / "a_0000.nii.gz", None)  # a file: not this check's
+    make_series(tmp_path / "series")
+    check_folder_input(tmp_path / "series", None)
+    release_scan(tmp_path / "series")
+
+
+@pytest.fixture
+def two_series(tmp_path):
+    """A DICOM study folder holding two eligible series, 3 'T1' and 4 'T2', each in a subfolder of its own."""
+    from dicom_factory import make_series
+
+    study = tmp_path / "study"
+    make_series(study / "s3", seed=0, series_number=3, description="T1", series_uid="1.2.3.3")
+    make_series(study / "s4", seed=1, series_number=4, description="T2", series_uid="1.2.3.4")
+    return study
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Loading a model fails the test: what is refused must be refused before it (seconds: torch, MONAI, the
+    network)."""
+    import medseg.package
+
+    def load_package(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(medseg.package, "load_package", load_package)
+
+
+@pytest.mark.parametrize("series", [None, "9"])
+def test_a_study_whose_series_cannot_be_chosen_is_refused_before_the_model_loads(tmp_path, two_series, no_model,
+                                                                                   capsys, series):
+    """NIfTI output of a folder of several series without --series (or with one that matches none) was refused only
+    once torch, MONAI and the model had loaded (10 to 13 s on a busy 2-core machine), where --format dicom-seg
+    refused it at once: now both refuse it before the model, in the same line, with nothing written."""
+    out = tmp_path / "out"
+    given = [] if series is None else ["--series", series]
+    for output_format in ("nifti", "dicom-seg"):
+        code, _, err = run(["infer", str(two_series), *given, "-o", str(out), "--format", output_format], capsys)
+        assert code == 1
+        lines = err.strip().splitlines()
+        assert len(lines) == 1, err  # no "model … on cpu" line
+        if series is None:
+            assert lines[0].startswith(f"medseg: error: {two_series}: 2 eligible series, choose one with --series")
+        else:
+            assert lines[0].startswith(f"medseg: error: {two_series}: no series matches the series asked for, '9'")
+        assert "series 3 'T1'" in lines[0] and "series 4 'T2'" in lines[0]
+        assert not out.exists()
+
+
+def test_a_folder_of_metaimage_files_is_refused_before_the_model_loads(tmp_path, no_model, capsys):
+    """A folder of .mhd/.raw pairs (or of any files that are neither DICOM nor NIfTI) was read as a DICOM study only
+    once the model had loaded (the .raw files ended the look for a folder of image files): now it is refused first."""
+    folder = tmp_path / "mhd"
+    folder.mkdir()
+    for name in ("a", "b"):
+        (folder / f"{name}.mhd").write_text("ObjectType = Image\nNDims = 3\nDimSize = 4 4 2\nElementType = MET_UCHAR\n"
+                                            f"ElementDataFile = {name}.raw\n")
+        (folder / f"{name}.raw").write_bytes(bytes(32))
+    (tmp_path / "png").mkdir()
+    (tmp_path / "png" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    out = tmp_path / "out"
+    code, _, err = run(["infer", str(folder), "-o", str(out)], capsys)
+    assert code == 1
+    assert err.strip().splitlines() == [
+        f"medseg: error: {folder}: no DICOM images found (4 non-DICOM files); a folder is read as one DICOM study: "
+        f"give image files one by one, e.g. {folder}/*.mhd"]
+    code, _, err = run(["infer", str(tmp_path / "png"), "-o", str(out)], capsys)
+    assert code == 1
+    assert err.strip().splitlines() == [f"medseg: error: {tmp_path / 'png'}: no DICOM images found (1 non-DICOM file)"]
+    assert not out.exists()
+
+
+def test_a_refused_study_of_a_batch_is_told_and_the_other_inputs_are_segmented(tmp_path, two_series, case,
+                                                                                 make_package, capsys):
+    out = tmp_path / "out"
+    code, _, err = run(["-q", "infer", str(two_series), str(case), "-m", str(make_package()), "-o", str(out)],
+                       capsys)
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert lines[0].startswith(f"medseg: error: {two_series}: 2 eligible series, choose one with --series")
+    assert lines[1:] == [f"medseg: 1 of 2 inputs failed ({two_series})"]
+    assert _files(out) == ["case_seg.json", "case_seg.nii.gz", "study_failed.json"]
+

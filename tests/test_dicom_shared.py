@@ -315,3 +315,25 @@ def test_a_dicom_seg_scores_a_prediction_of_dcm2niix_conversion_as_on_its_series
         volumes[name] = liver["ref_volume_ml"]
     assert volumes["converted"] == pytest.approx(volumes["series"], rel=1e-6)
     assert volumes["converted"] == pytest.approx(70.362, abs=5e-4)
+
+
+def test_infer_of_the_whole_shared_folder_refuses_to_guess_before_the_model_loads(dicom_root, tmp_path, capsys,
+                                                                                    monkeypatch):
+    """Four eligible series of three studies, NIfTI output without --series: refused from the headers before the
+    model loads (18 s to the line before on a busy 2-core machine, with the model loaded; 4 s now), nothing
+    written."""
+    from conftest import run_cli
+
+    import medseg.package
+
+    def load_package(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(medseg.package, "load_package", load_package)
+    out = tmp_path / "out"
+    code, _, err = run_cli(["infer", str(dicom_root), "-m", "hippocampus", "-o", str(out)], capsys)
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"medseg: error: {dicom_root}: 4 eligible series of 3 studies")
+    assert "choose one with --series" in lines[0]
+    assert not out.exists()

@@ -42,7 +42,8 @@ from medseg.io.files import files_under, is_dicom_file
 from medseg.numbers import counted
 from medseg.volume import slicer_segmentation_ending
 
-__all__ = ["DicomFrame", "SeriesCandidate", "FolderScan", "scan_folder", "held_scan", "release_scan", "choose_series",
+__all__ = ["DicomFrame", "SeriesCandidate", "FolderScan", "scan_folder", "held_scan", "release_scan", "held_series",
+           "choose_series",
            "series_match",
            "transfer_syntax", "NON_IMAGE_MODALITIES", "series_text", "positional_key_note", "not_dicom_text",
            "study_names", "study_value", "BROKEN_ADVICE"]
@@ -165,6 +166,19 @@ def held_scan(folder: Path | str) -> FolderScan:
 def release_scan(folder: Path | str) -> None:
     """Drop the scan :func:`held_scan` kept for ``folder``, where any."""
     _HELD.pop(_held_key(Path(folder)), None)
+
+
+def held_series(folder: Path | str, series: str | None = None) -> SeriesCandidate:
+    """The series :func:`choose_series` chooses under ``folder`` (``series`` as there), from a :func:`held_scan`
+    kept for the folder's reading: a folder with no DICOM image, several series and no ``series``, or a ``series``
+    that matches none raise as reading it raises, from the headers alone, before any model is loaded; a folder
+    refused is not kept."""
+    scan = held_scan(folder)
+    try:
+        return choose_series(scan, series)[0]
+    except BaseException:
+        release_scan(folder)  # refused: never read
+        raise
 
 
 def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped: bool = True,
