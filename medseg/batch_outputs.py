@@ -10,17 +10,20 @@ need no model, so that an input they refuse costs no model load (a batch of such
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medseg.errors import ConflictingInputsError
+from medseg.errors import ConflictingInputsError, OutputExistsError
 
 if TYPE_CHECKING:
     from medseg.io.dicom_candidates import SeriesCandidate
 
 __all__ = ["as_typed", "check_batch_outputs", "check_before_model", "check_dicom_file_input", "check_dicom_options",
-           "check_folder_input", "check_input_exists", "output_file_system"]
+           "check_folder_input", "check_input_exists", "check_series_output", "output_file_system"]
+
+log = logging.getLogger(__name__)
 
 
 def as_typed(output: Path, input_path: Path | str) -> Path:
@@ -72,7 +75,7 @@ def check_batch_outputs(inputs, output_dir, scored: bool, output_format: str, ov
     (the clashes), then without it after (the model and device are named before "exists already"). ``modalities``:
     the model's; for several, nnU-Net's ``case_0000`` writes ``case_seg.nii.gz``
     (:func:`~medseg.io.channels.case_name`), which another input ``case.nii.gz`` would write too."""
-    from medseg.errors import OutputExistsError, OutputWriteError
+    from medseg.errors import OutputWriteError
     from medseg.io.atomic import check_writable
     from medseg.io.channels import case_name
     from medseg.segment import case_targets, superseded_outputs
@@ -353,10 +356,54 @@ def check_folder_input(path: Path | str, series: str | None) -> SeriesCandidate 
     return held_series(folder, series)
 
 
-def check_before_model(path: Path | str, reference: Path | str | None, series: str | None, output_format: str) -> None:
+def check_series_output(path: Path | str, chosen: SeriesCandidate, output_dir: Path | str | None,
+                        output_format: str, overwrite: bool) -> None:
+    """Another series of the DICOM folder ``path`` segmented into this run's output names by an earlier run (its
+    sidecar says so: ``medseg infer study --series 3 -o out``, then ``--series 4 -o out``, as a loop over a study's
+    series does): an :class:`OutputExistsError` naming both series and how to keep both (a folder of its own for
+    each), before the model loads; ``overwrite``: the earlier series is replaced, and a warning names it. The same
+    series segmented again is left to the check of existing outputs."""
+    from medseg.io.dicom_series import series_text
+    from medseg.jsonfile import RESULT_BYTES, read_json_object
+    from medseg.segment import case_targets
+
+    segmentation, sidecar = case_targets(path, output_dir, False, output_format)[:2]
+    try:
+        record = read_json_object(sidecar, RESULT_BYTES, "a prediction sidecar")
+    except (OSError, ValueError):  # none, or not readable: the check of existing outputs names it
+        return
+    info = record.get("input_info")
+    if record.get("schema") != "medseg-segmentation/1" or not isinstance(info, dict) or info.get("format") != "dicom" \
+            or not isinstance(record.get("input"), str) or not info.get("series_key"):
+        return
+    if os.path.realpath(record["input"]) != os.path.realpath(path):  # another folder's: an output that exists
+        return
+    if (info.get("series_uid"), str(info["series_key"])) == (chosen.uid, chosen.key):
+        return
+    if isinstance(record.get("segmentation"), str):  # the earlier run's own file (study_seg.dcm, say)
+        segmentation = segmentation.with_name(record["segmentation"])
+    if output_dir is None:
+        segmentation = as_typed(segmentation, path)
+    earlier = series_text(info)
+    this = series_text({"series_key": chosen.key, "series_number": chosen.number, "series_uid": chosen.uid,
+                        "description": chosen.description})
+    if overwrite:
+        log.warning("%s: holds %s of %s, segmented by an earlier run; --overwrite replaces it with %s", segmentation,
+                    earlier, path, this)
+        return
+    own = segmentation.parent / f"series_{chosen.key}"
+    raise OutputExistsError(f"{segmentation}: holds {earlier} of {path}, segmented by an earlier run; this run's "
+                            f"{this} would take its name: give each series its own output folder (-o {own}), or "
+                            "pass --overwrite to replace it")
+
+
+def check_before_model(path: Path | str, reference: Path | str | None, series: str | None, output_format: str,
+                       output_dir: Path | str | None = None, overwrite: bool = False) -> None:
     """What refuses an input without any model: the input or its reference missing (:func:`check_input_exists`),
     a DICOM file given as the input (:func:`check_dicom_file_input`), a folder that is no DICOM study or whose series
-    cannot be chosen (:func:`check_folder_input`), options that need a DICOM folder given for a
+    cannot be chosen (:func:`check_folder_input`) and one whose chosen series would take the name of another series'
+    segmentation (:func:`check_series_output`, with ``output_dir`` and ``overwrite`` as the outputs are written),
+    options that need a DICOM folder given for a
     file (:func:`check_dicom_options`), and with ``output_format``
     ``dicom-seg`` a series no DICOM SEG can be made from (:func:`~medseg.io.seg_sources.check_seg_source`: no
     SeriesInstanceUID or FrameOfReferenceUID, and what else reading it for the SEG refuses), each as the error
@@ -364,7 +411,9 @@ def check_before_model(path: Path | str, reference: Path | str | None, series: s
     check_input_exists(path, reference)
     check_dicom_file_input(path)
     check_dicom_options(path, series, output_format)
-    check_folder_input(path, series)
+    chosen = check_folder_input(path, series)
+    if chosen is not None:
+        check_series_output(path, chosen, output_dir, output_format, overwrite)
     if output_format == "dicom-seg":
         from medseg.io.seg_sources import check_seg_source
 

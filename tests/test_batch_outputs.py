@@ -587,3 +587,73 @@ def test_a_refused_study_of_a_batch_is_told_and_the_other_inputs_are_segmented(t
     assert lines[1:] == [f"medseg: 1 of 2 inputs failed ({two_series})"]
     assert _files(out) == ["case_seg.json", "case_seg.nii.gz", "study_failed.json"]
 
+
+def test_another_series_of_a_study_segmented_into_the_same_folder_is_refused_before_the_model_loads(
+        tmp_path, two_series, make_package, capsys, monkeypatch, caplog):
+    """`medseg infer study --series 3 -o out` then `--series 4 -o out` (a loop over a study's series): both write
+    out/study_seg.nii.gz. The second run loaded the model, then said only that the output existed and to pass
+    --overwrite, which replaced series 3's segmentation with series 4's. Now it is refused before the model loads,
+    naming both series and how to keep both; --overwrite still replaces it, saying which series it was."""
+    import json
+
+    import medseg.package
+
+    package = str(make_package())
+    out = tmp_path / "out"
+    code, _, err = run(["-q", "infer", str(two_series), "--series", "3", "-m", package, "-o", str(out)], capsys)
+    assert code == 0, err
+    loaded = medseg.package.load_package
+    loads = []
+    monkeypatch.setattr(medseg.package, "load_package", lambda *a, **k: loads.append(a) or loaded(*a, **k))
+    code, _, err = run(["infer", str(two_series), "--series", "4", "-m", package, "-o", str(out)], capsys)
+    assert (code, loads) == (1, [])
+    assert err.strip().splitlines() == [
+        f"medseg: error: {out / 'study_seg.nii.gz'}: holds series 3 'T1' of {two_series}, segmented by an earlier "
+        f"run; this run's series 4 'T2' would take its name: give each series its own output folder (-o "
+        f"{out / 'series_4'}), or pass --overwrite to replace it"]
+    assert json.loads((out / "study_seg.json").read_text())["input_info"]["series_number"] == 3
+    # the same series again: the output exists, as for any input (told once the model is loaded, as before)
+    code, _, err = run(["infer", str(two_series), "--series", "3", "-m", package, "-o", str(out)], capsys)
+    assert code == 1 and len(loads) == 1
+    assert err.strip().splitlines()[-1] == (f"medseg: error: {out / 'study_seg.nii.gz'}: output exists already; pass "
+                                            "--overwrite to replace it; study_seg.json exists too")
+    # its own folder keeps both; --overwrite replaces series 3's, with a warning naming it
+    code, _, err = run(["-q", "infer", str(two_series), "--series", "4", "-m", package, "-o", str(out / "series_4")],
+                       capsys)
+    assert code == 0, err
+    assert json.loads((out / "series_4" / "study_seg.json").read_text())["input_info"]["series_number"] == 4
+    with caplog.at_level("WARNING"):
+        code, _, err = run(["infer", str(two_series), "--series", "4", "-m", package, "-o", str(out), "--overwrite"],
+                           capsys)
+    assert code == 0, err
+    assert [m for m in caplog.messages if "earlier run" in m] == [
+        f"{out / 'study_seg.nii.gz'}: holds series 3 'T1' of {two_series}, segmented by an earlier run; --overwrite "
+        "replaces it with series 4 'T2'"]
+    assert json.loads((out / "study_seg.json").read_text())["input_info"]["series_number"] == 4
+
+
+def test_an_earlier_series_beside_the_study_or_of_another_folder(tmp_path, two_series):
+    """Beside the study (no -o) the earlier series' segmentation is named through the folder as typed, and its own
+    file (a DICOM SEG) by its name; an earlier run's outputs of another folder of the same name are no other series
+    of this one (the check of existing outputs names them)."""
+    import json
+
+    from medseg.batch_outputs import check_before_model
+    from medseg.io.dicom_series import release_scan
+
+    record = {"schema": "medseg-segmentation/1", "input": str(two_series), "segmentation": "study_seg.dcm",
+              "input_info": {"format": "dicom", "series_key": "3", "series_number": 3, "series_uid": "1.2.3.3",
+                             "description": "T1"}}
+    (tmp_path / "study_seg.json").write_text(json.dumps(record))
+    with pytest.raises(OutputExistsError) as refused:
+        check_before_model(two_series, None, "4", "nifti")
+    assert str(refused.value) == (
+        f"{tmp_path / 'study_seg.dcm'}: holds series 3 'T1' of {two_series}, segmented by an earlier run; this run's "
+        f"series 4 'T2' would take its name: give each series its own output folder (-o {tmp_path / 'series_4'}), or "
+        "pass --overwrite to replace it")
+    check_before_model(two_series, None, "3", "nifti")  # the same series: an output that exists, told later
+    check_before_model(two_series, None, "4", "nifti", overwrite=True)  # replaced, with a warning
+    record["input"] = str(tmp_path / "elsewhere" / "study")
+    (tmp_path / "study_seg.json").write_text(json.dumps(record))
+    check_before_model(two_series, None, "4", "nifti")
+    release_scan(two_series)

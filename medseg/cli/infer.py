@@ -117,7 +117,8 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     refused: dict[str, MedsegError] = {}
     for index, path in enumerate(inputs):
         try:
-            check_before_model(path, references[index] if references else None, series, output_format)
+            check_before_model(path, references[index] if references else None, series, output_format, output_dir,
+                               overwrite)
         except MedsegError as error:
             if len(inputs) == 1:
                 raise
