@@ -4,7 +4,10 @@ settings and validation figures in a short markdown text, from the package confi
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
+from pathlib import Path
 
 from medseg.checkout import commit_text
 from medseg.label_map import classes_note
@@ -12,7 +15,11 @@ from medseg.numbers import counted, dice_round_text
 from medseg.package_labels import codes_text
 from medseg.train_config import validation_without_foreground
 
-__all__ = ["card_weights_mismatch", "card_with_codes", "model_card"]
+__all__ = ["CARD_NAME", "MAX_CARD_BYTES", "card_weights_mismatch", "card_with_codes", "model_card", "read_card"]
+
+CARD_NAME = "MODEL_CARD.md"
+# as model.json's cap: a card medseg writes is a few kB, one of a package from elsewhere is read no further than this
+MAX_CARD_BYTES = 16 << 20
 
 # the training settings the card's training sentence words itself (the others are listed as they are)
 _CARD_SETTINGS = {"epochs", "steps_per_epoch", "batch_size", "patch_size", "learning_rate", "schedule", "warmup_epochs",
@@ -65,6 +72,37 @@ def _weights_line(config: dict) -> str:
 
 
 _CARD_WEIGHTS = re.compile(r"^- Weights: `[^`]*`, SHA-256 `([0-9A-Fa-f]{64})`", re.MULTILINE)
+
+
+def read_card(path: Path | str) -> str:
+    """The text of the model card ``path`` (UTF-8, undecodable bytes replaced). A card that is not a regular file (a
+    named pipe, which waited for a writer for ever; a link to ``/dev/zero``, which was read until memory ran out) or
+    that is larger than :data:`MAX_CARD_BYTES` is a :class:`~medseg.errors.ModelPackageError` naming it, before
+    anything of it is read; ``OSError`` as opening it raises it (``FileNotFoundError``)."""
+    from medseg.errors import ModelPackageError
+    from medseg.io.files import not_regular
+    from medseg.jsonfile import size_text
+
+    # non-blocking: a named pipe opens at once, to be refused below, instead of waiting for a writer
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            kind = "a folder" if stat.S_ISDIR(status.st_mode) else not_regular(path)
+            raise ModelPackageError(f"{path}: {kind}, where a package keeps its model card")
+        if status.st_size > MAX_CARD_BYTES:
+            raise ModelPackageError(f"{path}: {size_text(status.st_size)}, where a model card holds at most "
+                                    f"{size_text(MAX_CARD_BYTES)}; not a package's model card, not read")
+        handle = os.fdopen(fd, "rb")  # closes the descriptor from here on
+    except BaseException:
+        os.close(fd)
+        raise
+    with handle:
+        data = handle.read(MAX_CARD_BYTES + 1)
+    if len(data) > MAX_CARD_BYTES:  # grown since its size was read
+        raise ModelPackageError(f"{path}: more than {size_text(MAX_CARD_BYTES)}, where a model card holds at most "
+                                f"{size_text(MAX_CARD_BYTES)}; not a package's model card, not read")
+    return data.decode("utf-8", errors="replace")
 
 
 def card_weights_mismatch(card: str, sha256: str) -> str | None:

@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 
+import pytest
 from conftest import run_cli
 
 run = run_cli  # medseg ARGS in this process: (exit code, stdout, stderr)
@@ -244,3 +245,59 @@ def test_a_folder_of_packages_lists_each_package_in_it(tmp_path, capsys, make_pa
     code, out, err = run(["models", str(shared)], capsys)
     assert code == 1 and out == ""
     assert err.strip().endswith(f"; the package is one folder deeper: give {shared / 'm_a'}")
+
+
+def _card_warning(tmp_path, capsys, make_card):
+    """`medseg models` of a phantom copy whose MODEL_CARD.md ``make_card`` made: (exit code, stderr), the read given
+    10 s (a named pipe waited for a writer: the command hung)."""
+    import shutil
+    import threading
+
+    from medseg.package import shipped_package_path
+
+    copy = tmp_path / "mine"
+    shutil.copytree(shipped_package_path("phantom"), copy)
+    card = copy / "MODEL_CARD.md"
+    card.unlink()
+    make_card(card)
+    outcome = []
+    thread = threading.Thread(target=lambda: outcome.append(run(["models", str(copy)], capsys)), daemon=True)
+    thread.start()
+    thread.join(10)
+    waited = thread.is_alive()
+    if waited:  # let the old read end: a writer that closes at once
+        os.close(os.open(card, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(10)
+    assert not waited, "the card's read waited for a writer"
+    code, out, err = outcome[0]
+    assert "phantom" in out
+    return code, err, card
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_card_that_is_a_named_pipe_is_named_without_waiting(tmp_path, capsys):
+    """A package from elsewhere whose MODEL_CARD.md is a named pipe hung `medseg models PKG` for ever."""
+    code, err, card = _card_warning(tmp_path, capsys, os.mkfifo)
+    assert code == 0
+    assert err == f"warning: {card}: not a regular file (a named pipe), where a package keeps its model card\n"
+
+
+def test_a_card_that_is_a_link_to_a_device_is_not_read(tmp_path, capsys):
+    """A MODEL_CARD.md linked to /dev/zero was read until the machine's memory ran out."""
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("no /dev/zero")
+    code, err, card = _card_warning(tmp_path, capsys, lambda card: card.symlink_to("/dev/zero"))
+    assert code == 0
+    assert err == (f"warning: {card}: a link to /dev/zero, not a regular file (a character device), where a package "
+                   "keeps its model card\n")
+
+
+def test_a_card_larger_than_any_card_is_not_read(tmp_path, capsys):
+    """A card of gigabytes was read whole into memory (64 MiB here, sparse: nothing of it is written)."""
+    def sparse(card):
+        with open(card, "wb") as handle:
+            handle.truncate(64 << 20)
+    code, err, card = _card_warning(tmp_path, capsys, sparse)
+    assert code == 0
+    assert err == (f"warning: {card}: 64 MiB, where a model card holds at most 16 MiB; not a package's model card, "
+                   "not read\n")

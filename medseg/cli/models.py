@@ -94,12 +94,15 @@ def models(packages: tuple[str, ...], as_json: bool):
 def _card_note(package) -> str | None:
     """What is wrong with a package's model card (its data, licence and attribution notes), if anything: missing, or
     naming other weights than those beside it."""
+    from medseg.errors import ModelPackageError
     from medseg.io.files import os_reason
-    from medseg.model_card import card_weights_mismatch
+    from medseg.model_card import CARD_NAME, card_weights_mismatch, read_card
 
-    card = package.path / "MODEL_CARD.md"
+    card = package.path / CARD_NAME
     try:
-        text = card.read_text(encoding="utf-8", errors="replace")
+        text = read_card(card)
+    except ModelPackageError as error:  # a named pipe, a link to a device, gigabytes: named, not read
+        return str(error)
     except FileNotFoundError:
         return (f"{package.path}: no MODEL_CARD.md, the card with the training data's description, licence and "
                 "attribution; medseg train writes one")
