@@ -38,6 +38,7 @@ from medseg.device import (
 from medseg.errors import DeviceError, InputError, ModelPackageError
 from medseg.io.files import is_path, type_text
 from medseg.package import ModelPackage, load_package
+from medseg.tile_memory import check_tile_pass_fits
 
 __all__ = ["OUT_OF_MEMORY", "Segmenter", "SliceNet", "context_stack", "is_out_of_memory", "out_of_memory",
            "slice_axes"]
@@ -188,6 +189,8 @@ class Segmenter:
         # ``net`` lets training validate its network in memory with exactly this code path (``batch_setting``:
         # what sets ``batch_size`` there, for the out-of-memory warning)
         self.batch_setting = batch_setting
+        if net is None:  # a package's declared classes and tile, before its network is built (training passes its own)
+            check_tile_pass_fits(package, self.device_choice.device)
         try:
             self.net = package.build_network(str(self.device)) if net is None else net
         except Exception as error:  # a GPU that other processes fill: one line, not torch's traceback

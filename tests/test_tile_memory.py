@@ -1,0 +1,82 @@
+"""The memory of one forward pass of a batch of tiles, and the check that refuses a model package whose declared
+shapes no machine's memory holds (medseg.tile_memory)."""
+
+import pytest
+from conftest import run_cli, tiny_config
+
+from medseg.errors import ModelPackageError
+from medseg.tile_memory import tile_pass_bytes
+
+
+def _many_classes(make_package, classes: int = 1024, roi: int = 512):
+    """A package of a few kB (a 1-wide U-Net) whose ``classes`` classes and ``roi``² tile make each tile's logits
+    ``classes``·``roi``²·4 bytes: 1 GiB for 1024 classes on 512² tiles."""
+    config = tiny_config()
+    config["architecture"] |= {"n_classes": classes, "base_width": 1, "depth": 1, "norm": "none"}
+    config["labels"] = {str(value): f"label {value}" for value in range(classes)}
+    config["inference"] |= {"roi_size": [roi, roi]}
+    return make_package("many", **{key: config[key] for key in ("architecture", "labels", "inference")})
+
+
+def test_the_charge_grows_with_classes_tile_width_and_batch():
+    arch = {"in_channels": 1, "n_classes": 4, "base_width": 16, "depth": 3}
+    one = tile_pass_bytes(arch, 1, (96, 96))
+    assert tile_pass_bytes(arch, 16, (96, 96)) == 16 * one
+    assert tile_pass_bytes({**arch, "n_classes": 4096}, 1, (96, 96)) > 60 * one
+    assert tile_pass_bytes(arch, 1, (192, 192)) == 4 * one
+    assert tile_pass_bytes({**arch, "base_width": 32}, 1, (96, 96)) > 1.9 * one
+    # a tile is padded to a multiple of 2^depth, as the U-Net pads it
+    assert tile_pass_bytes(arch, 1, (90, 90)) == one
+    # 1024 classes on a 512² tile: 1 GiB of logits a tile, charged 12 bytes a class and pixel (7.6 measured)
+    big = {"in_channels": 1, "n_classes": 1024, "base_width": 1, "depth": 1}
+    assert 3 << 30 <= tile_pass_bytes(big, 1, (512, 512)) < 4 << 30
+
+
+def test_a_package_whose_one_tile_exceeds_the_memory_is_refused_naming_its_config(make_package, monkeypatch):
+    """A package of 40 kB declaring 4096 classes on 512² tiles made `medseg infer` allocate 4 GiB and more for each
+    tile (16 GiB for a batch of them) before anything said why: on a smaller machine the kernel ends the process, or
+    the machine swaps, without a word. It is refused before its network is built, naming model.json."""
+    import medseg.resources
+    from medseg.inference import Segmenter
+
+    package = _many_classes(make_package)
+    monkeypatch.setattr(medseg.resources, "physical_memory", lambda: 2 << 30)
+    with pytest.raises(ModelPackageError) as caught:
+        Segmenter(package, device="cpu", batch_size=16)
+    assert str(caught.value) == (
+        f"{package / 'model.json'}: one forward pass of a 512×512 tile with 1024 classes and a U-Net of width 1 and "
+        "depth 1 needs about 3 GiB of memory, more than this machine's 2 GiB; run it on a machine with more memory, "
+        "or check the package's inference.roi_size and architecture.n_classes")
+
+
+def test_a_package_whose_tile_fits_is_taken_at_any_batch_size(make_package, monkeypatch):
+    """Only a tile that fits no batch is refused: a slab of such a model holds one slice, so fewer tiles than a batch,
+    and a batch size that worked before is not turned away by an upper bound."""
+    import medseg.resources
+    from medseg.inference import Segmenter
+
+    package = _many_classes(make_package)
+    monkeypatch.setattr(medseg.resources, "physical_memory", lambda: 16 << 30)
+    assert Segmenter(package, device="cpu", batch_size=16).batch_size == 16
+
+
+def test_infer_refuses_such_a_package_in_one_line(make_package, monkeypatch, capsys, case):
+    import medseg.resources
+
+    package = _many_classes(make_package)
+    monkeypatch.setattr(medseg.resources, "physical_memory", lambda: 2 << 30)
+    code, _, err = run_cli(["infer", str(case), "-m", str(package), "--device", "cpu", "-o",
+                            str(case.parent / "out")], capsys)
+    assert code == 1
+    assert err.splitlines()[-1].startswith(f"medseg: error: {package / 'model.json'}: one forward pass of a 512×512 "
+                                           "tile with 1024 classes")
+    assert not (case.parent / "out").exists() or not any((case.parent / "out").iterdir())
+
+
+@pytest.mark.parametrize("name", ["phantom", "hippocampus"])
+def test_the_shipped_models_are_charged_little(name):
+    from medseg.package import load_package
+
+    package = load_package(name)
+    arch, roi = package.config["architecture"], package.inference["roi_size"]
+    assert tile_pass_bytes(arch, 16, roi) < 1 << 30
