@@ -250,3 +250,37 @@ def test_the_page_as_written_breaks_no_rule_of_its_own_content_security_policy(b
     logged = chromium("--virtual-time-budget=3000", "--enable-logging=stderr", "--v=0", "--dump-dom",
                       forbidden.as_uri())
     assert "Content Security Policy" in logged.stderr
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
+def test_hostile_names_everywhere_make_no_markup_even_without_the_policy(tmp_path):
+    """A security review's check: case ids, file names, label names, a model's name and version, a DICOM series'
+    description and a failure's message, each holding a script, an event handler, quotes and the ends of the page's
+    style and title elements, are text on the page, not markup: with its Content-Security-Policy taken out, Chromium
+    finds no element of theirs and runs none of their handlers."""
+    ran = "document.body.setAttribute('data-ran','{}')"
+    hostile = ("</style></title><script>" + ran.format("script") + "</script><img src=x onerror=\""
+               + ran.format("img") + "\"><svg onload=" + ran.format("svg") + ">'\"&amp;<!--")
+    labels = {0: "background", 1: "ball" + hostile, 2: "box" + hostile}
+    image, truth, affine = phantom(1)
+    ids = ["a<img src=x onerror=alert(1)>", "b'\"><svg onload=alert(2)>", "c</style><script>alert(3)<"]
+    for index, case_id in enumerate(ids):
+        folder = write_case_arrays(tmp_path, case_id.replace("/", "_"), image, truth, perturb(truth, "erode"), affine,
+                                   name=f"in{hostile.replace('/', '_')}{index}", labels_named=labels)
+        sidecar = next(folder.glob("*_seg.json"))
+        record = json.loads(sidecar.read_text())
+        record["model"] |= {"name": "m" + hostile, "version": hostile}
+        record["input_info"] = {"format": "dicom", "description": hostile, "series_number": 3}
+        sidecar.write_text(json.dumps(record))
+    failed = write_failure(tmp_path, "d<script>alert(4)<")
+    record = json.loads(failed.read_text())
+    failed.write_text(json.dumps(record | {"error": hostile, "input": "/data/" + hostile}))
+    built = build_report(tmp_path, tmp_path / "report.html", max_overlays=4)
+    page = built.html.read_text(encoding="utf-8")
+    assert page.count("<script") == 0 and page.count("</style>") == 1 and page.count("</title>") == 1
+    shown = "&lt;/style&gt;&lt;/title&gt;&lt;script&gt;"  # the names are on the page, as text
+    assert page.count(shown) >= 10 and "a&lt;img src=x onerror=alert(1)&gt;" in page and "d&lt;script&gt;" in page
+    found = probe_page(built.html, tmp_path, 1400, "[document.scripts.length, document.querySelectorAll("
+                       "'img:not([src^=\"data:\"]),svg,iframe,object,embed,[onerror],[onload]').length, "
+                       "document.body.getAttribute('data-ran'), document.title.startsWith('medseg QA report')]")
+    assert found == "1,0,,true"  # the probe's own script alone
