@@ -20,7 +20,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-from medseg.errors import OutputExistsError
+from medseg.errors import OutputExistsError, OutputWriteError
 from medseg.io.files import blocked_folder, real_path
 
 __all__ = ["claimed", "claim_holder", "claim_path", "held_by_another", "holder_text", "remove_unheld_claims"]
@@ -83,14 +83,19 @@ def _lock(path: Path, fcntl, folder: Path | str, what: str, wait: bool = False) 
     folder, where the run fails anyway on its first write, with its own message; a file system without flock)."""
     while True:
         try:
-            handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # as any new file: the umask decides
+            # as any new file: the umask decides; never through a link (its name is known in advance, and anyone who
+            # may write beside the folder could point it at a file of this user's, which the claim would overwrite)
+            handle = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
         except PermissionError:  # another user's claim file, which this user may read only
             if not os.path.lexists(path):  # none there: its folder takes no new file from this user (no claim)
                 return None
             if _foreign_claim_gone(path, fcntl, folder, what, wait):
                 continue  # removed (a killed run's) or released meanwhile: make this run's own
             return None
-        except OSError:
+        except OSError as error:
+            if path.is_symlink():  # O_NOFOLLOW's ELOOP
+                raise OutputWriteError(f"{path}: a symbolic link where medseg keeps its claim on {folder} (one {what} "
+                                       "at a time); nothing is written through it: remove it and run again") from error
             return None
         try:
             _flock(handle, fcntl, fcntl.LOCK_EX, path, folder, what, wait)
