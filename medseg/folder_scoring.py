@@ -358,7 +358,7 @@ def _four_argument(on_case):
 
 def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str, package=None,
                  given_as: str = "--model", overwrite: bool = False, on_case=None,
-                 invocation: dict | None = None) -> FolderScores:
+                 invocation: dict | None = None, images_dir: Path | str | None = None) -> FolderScores:
     """Score every prediction of ``pred_dir`` against its reference in ``ref_dir`` (:func:`pair_predictions`) and
     write, in ``out_dir`` (made if missing), ``<case>_metrics.json`` per scored case, ``<case>_failed.json`` per case
     that failed or was missed, and the report of them (``report.html``, ``cohort.tsv``, ``summary.json``).
@@ -376,7 +376,9 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
     ``never_learnt`` is the label values the model that made the case never learnt (no training case held them): the
     ``package``'s record, else its sidecar's ``labels_not_trained`` (empty where neither says, and for a failure).
     A callback written for the three arguments of earlier versions, ``on_case(case_id, metrics, error)``, is still
-    called with those three.
+    called with those three. ``images_dir``, a folder of the cases' images (nnU-Net's ``imagesTs``: ``<case>_0000``
+    or ``<case>`` with a NIfTI ending), records each scored case's image in its metrics (``image``), which the report
+    draws its labels over; a case without one there is named in a warning.
 
     A Ctrl-C or SIGTERM (``KeyboardInterrupt``) goes through carrying what the caller tells of it: ``records_kept``,
     the metrics files and failure records written whole before it (they stay; the report is not made), and
@@ -386,6 +388,7 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
 
     out_dir = Path(path_argument(out_dir, "the output folder"))
     found = pair_predictions(pred_dir, ref_dir)
+    images = _nifti_files(Path(images_dir), "images")[0] if images_dir is not None else None
     with contextlib.suppress(OSError):
         if out_dir.is_dir() and out_dir.samefile(ref_dir):
             raise ConflictingInputsError(f"{out_dir}: the references folder given as the output folder; give the "
@@ -438,7 +441,7 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
     failed: list[tuple[str, str, Path]] = []
     try:
         return _score_into(found, pred_dir, ref_dir, out_dir, targets, metrics_path, failure_path, package, given_as,
-                           invocation, _four_argument(on_case), scored, failed)
+                           invocation, _four_argument(on_case), scored, failed, (images_dir, images))
     except KeyboardInterrupt as stop:  # what is written stands (each file whole); the caller tells how far it got
         from medseg.io.atomic import placed_before_stop
 
@@ -493,9 +496,10 @@ def _check_not_swapped(pred_dir, ref_dir, pairs: list[tuple[Path, Path]]) -> Non
 def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: list[Path],
                 metrics_path: dict[str, Path], failure_path: dict[str, Path], package, given_as: str,
                 invocation: dict | None, on_case, scored: list[tuple[str, Path]],
-                failed: list[tuple[str, str, Path]]) -> FolderScores:
+                failed: list[tuple[str, str, Path]], images: tuple = (None, None)) -> FolderScores:
     """:func:`score_folder`'s work once ``out_dir`` is there: each pair scored, the missed cases recorded, the
-    report made; ``scored`` and ``failed`` (empty) grow as the cases are written."""
+    report made; ``scored`` and ``failed`` (empty) grow as the cases are written; ``images`` is the images folder
+    and its files by name (``(None, None)`` without one)."""
     from medseg.cohort.records import one_line
     from medseg.failure_records import failure_record, write_failure_record
     from medseg.io.atomic import atomic_paths, results_unwritable
@@ -515,6 +519,7 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
             on_case(case, None, one_line(error), ())
 
     names_from: list[Path] = []
+    imageless: list[str] = []  # the cases scored whose image is not in the images folder
     told: set = set()  # the dataset.json warnings given (a file whose names cannot be used, or differ): once each
     unnamed: dict[str, dict] = {}  # case -> metrics of a case scored without label names: the values present
     untrained: list[set[int]] = []  # per case scored, the labels its sidecar says were never learnt
@@ -546,6 +551,13 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
                                          warned=told)
             if invocation is not None:
                 metrics["invocation"] = invocation
+            if images[1] is not None:
+                image = images[1].get(f"{unicodedata.normalize('NFC', case)}_0000") or images[1].get(
+                    unicodedata.normalize("NFC", case))
+                if image is not None:
+                    metrics["image"] = str(image.resolve())
+                else:
+                    imageless.append(case)
             with atomic_paths([metrics_path[case]], overwrite=True, retire=[failure_path[case]]) as (temp,):
                 temp.write_text(metrics_json(metrics))
         except Exception as error:  # any error in one case is recorded, the others carry on
@@ -564,6 +576,10 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
         if on_case is not None:  # the package's word on the labels never learnt, else the sidecar's
             on_case(case, metrics, None, package_untrained if package_untrained is not None else sidecar_untrained)
     _complete_unnamed_labels(unnamed, metrics_path, failure_path)
+    if imageless:
+        log.warning("%s: no image of %s (%s with a NIfTI ending): %s; %s the labels alone", images[0],
+                    counted(len(imageless), "case"), f"{imageless[0]}_0000 or {imageless[0]}", _shown(imageless),
+                    "its overlay shows" if len(imageless) == 1 else "their overlays show")
     for case, reference in found.missed:
         absent = absent_content(reference, "a DICOM SEG") if _seg_by_content(reference) else None
         if absent is not None:  # a SEG whose name meets no prediction is paired by what its header says: not here

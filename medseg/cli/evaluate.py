@@ -65,7 +65,7 @@ code is 1 if any case failed or was missed.
 \b
 $ medseg evaluate out/case1_seg.nii.gz labels/case1.nii.gz
 $ medseg evaluate out/case1_seg.nii.gz labels/case1.nii.gz -o out/case1_metrics.json --model hippocampus
-$ medseg evaluate nnunet_out/ Task04_Hippocampus/labelsTs/ -o scores/
+$ medseg evaluate nnunet_out/ Task04_Hippocampus/labelsTs/ -o scores/ --images Task04_Hippocampus/imagesTs/
 """
 
 
@@ -85,13 +85,20 @@ $ medseg evaluate nnunet_out/ Task04_Hippocampus/labelsTs/ -o scores/
               help="Case identifier to record (default: PREDICTION's name without _seg; one pair only).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics JSON on stdout instead of a table (one pair "
                                                        "only).")
+@click.option("--images", default=None, metavar="DIR", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Two folders: the cases' images (nnU-Net's imagesTs: case_0000.nii.gz or case.nii.gz), recorded "
+                   "in each case's metrics so that the report draws its labels over the image (predictions without "
+                   "a sidecar are drawn on a blank grid otherwise).")
 @overwrite_option
-def evaluate(prediction, reference, output, output_dir, model, case_id, as_json, overwrite):
+def evaluate(prediction, reference, output, output_dir, model, case_id, as_json, overwrite, images):
     output = output_or_folder(output, output_dir)
     # os.path.isdir: a path behind a folder that cannot be searched is not taken for a folder (Path.is_dir raised
     # PermissionError); reading it then names it in one line
     if os.path.isdir(prediction) or os.path.isdir(reference):
-        return _evaluate_folders(prediction, reference, output, model, case_id, as_json, overwrite)
+        return _evaluate_folders(prediction, reference, output, model, case_id, as_json, overwrite, images)
+    if images is not None:
+        raise click.UsageError("--images is for two folders (each case's image, drawn under its labels in the "
+                               "report); for one pair, the report draws the image its sidecar records")
     from medseg.io.atomic import atomic_paths, check_writable
     from medseg.io.files import real_path
     from medseg.metrics import metrics_json
@@ -156,7 +163,8 @@ def evaluate(prediction, reference, output, output_dir, model, case_id, as_json,
     return 0
 
 
-def _evaluate_folders(predictions: Path, references: Path, output, model, case_id, as_json, overwrite) -> int:
+def _evaluate_folders(predictions: Path, references: Path, output, model, case_id, as_json, overwrite,
+                      images: Path | None = None) -> int:
     """Two folders: every pair scored into ``output``, with the report of them and a short summary."""
     if not (os.path.isdir(predictions) and os.path.isdir(references)):
         folder, other = (predictions, references) if os.path.isdir(predictions) else (references, predictions)
@@ -198,7 +206,7 @@ def _evaluate_folders(predictions: Path, references: Path, output, model, case_i
     try:
         with usage_errors():  # the wrong --model, two cases writing one file
             result = score_folder(predictions, references, Path(output), package, given_as=f"--model {model}",
-                                  overwrite=overwrite, on_case=tell, invocation=invocation())
+                                  overwrite=overwrite, on_case=tell, invocation=invocation(), images_dir=images)
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: one line (click said only "Aborted."), exit 130 (143)
         if not hasattr(stop, "cases_total"):  # before any case (the pairing, the checks): nothing written
             raise

@@ -1,0 +1,78 @@
+"""`medseg evaluate PRED_DIR REF_DIR -o OUT_DIR --images IMAGES_DIR`: each case's image (nnU-Net's
+``case_0000.nii.gz``, or ``case.nii.gz``) is recorded in its metrics, so the report draws the labels over it; without
+it, predictions of another tool (no sidecar) were drawn on a blank grid, "image not shown: unknown input"."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+from folder_cases import (
+    folder_pairs,  # noqa: F401  (the folders fixture its tests take)
+    labels,
+    run,
+    save,
+)
+
+from medseg.folder_scoring import score_folder
+
+
+def _images(folders, tmp_path):
+    pred, ref = folders
+    images = tmp_path / "imagesTs"
+    rng = np.random.default_rng(0)
+    save(rng.normal(40, 20, (20, 20, 8)).astype(np.int16), images / "a_0000.nii.gz")  # nnU-Net's channel name
+    save(rng.normal(40, 20, (20, 20, 8)).astype(np.int16), images / "b.nii.gz")
+    predicted, reference = labels(1)
+    save(predicted, pred / "d_seg.nii.gz")  # d has no image in the folder
+    save(reference, ref / "d.nii.gz")
+    return pred, ref, images
+
+
+def _card(page: str, case: str) -> str:
+    start = page.index(f'id="case-{case}"')
+    end = page.find('<div class="case"', start)
+    return page[start:end if end != -1 else len(page)]
+
+
+def test_images_given_are_recorded_and_drawn_and_a_case_without_one_is_named(folders, tmp_path, caplog):
+    pred, ref, images = _images(folders, tmp_path)
+    out = tmp_path / "scores"
+    with caplog.at_level(logging.WARNING, logger="medseg"):
+        assert run(["evaluate", str(pred), str(ref), "-o", str(out), "--images", str(images)]) == 1  # c: other grid
+    a = json.loads((out / "a_metrics.json").read_text())
+    b = json.loads((out / "b_metrics.json").read_text())
+    d = json.loads((out / "d_metrics.json").read_text())
+    assert a["image"] == str((images / "a_0000.nii.gz").resolve())
+    assert b["image"] == str((images / "b.nii.gz").resolve())
+    assert "image" not in d
+    assert [r.getMessage() for r in caplog.records if "image" in r.getMessage()] == [
+        f"{images}: no image of 1 case (d_0000 or d with a NIfTI ending): d; its overlay shows the labels alone"]
+    page = (out / "report.html").read_text()
+    card_a = _card(page, "a")
+    assert "slices of the input with the predicted labels and the reference" in card_a
+    assert "image not shown" not in card_a
+    assert f"input <code>{images.resolve() / 'a_0000.nii.gz'}</code>" in card_a
+    card_d = _card(page, "d")
+    assert "image not shown: unknown input" in card_d
+
+
+def test_without_images_the_overlay_says_so_as_before(folders, tmp_path):
+    pred, ref, _ = _images(folders, tmp_path)
+    scores = score_folder(pred, ref, tmp_path / "scores")
+    assert "image" not in json.loads((tmp_path / "scores" / "a_metrics.json").read_text())
+    page = scores.report.html.read_text()
+    assert "image not shown: unknown input" in _card(page, "a")
+
+
+def test_images_with_one_pair_or_a_missing_folder_are_usage_errors(folders, tmp_path, capsys):
+    pred, ref, images = _images(folders, tmp_path)
+    assert run(["evaluate", str(pred / "a_seg.nii.gz"), str(ref / "a.nii.gz"), "--images", str(images)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "medseg evaluate: error: --images is for two folders (each case's image, drawn under its labels in the "
+        "report); for one pair, the report draws the image its sidecar records. Try 'medseg evaluate --help'.")
+    assert run(["evaluate", str(pred), str(ref), "-o", str(tmp_path / "out"), "--images",
+                str(tmp_path / "nowhere")]) == 2
+    assert "nowhere' does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
