@@ -45,7 +45,8 @@ def _legend(content: ReportContent) -> str:
             "with the slice number in the file; reoriented to RAS+ — patient right on the "
             "right (not the radiological convention), anterior and superior up, as the white letters say — with "
             "voxels drawn to scale in mm (scale bar; a panel under 60 pixels on a side is stretched, as its title "
-            "says).</p>")
+            "says). Grey scale: a CT in Hounsfield units (air or gas in the crop) in a soft-tissue window, W400 L40 "
+            "(−160 to 240 HU); any other image from the 0.5th to the 99.5th percentile of its crop.</p>")
 
 
 def _cases_section(content: ReportContent) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 
 from medseg.report.figures import label_colour
 from medseg.report.overlay_arrays import CaseArrays, load_case_arrays
-from medseg.report.overlay_image import ImageFile, ItkImageFile, SeriesImage, _shift, _window
+from medseg.report.overlay_image import ImageFile, ItkImageFile, SeriesImage, _shift, _window, display_window
 
 __all__ = ["CaseArrays", "ImageFile", "ItkImageFile", "SeriesImage", "load_case_arrays", "render_overlay"]
 
@@ -183,6 +183,7 @@ def render_overlay(
     # centre, which lie in the box unless the focus label is no foreground value
     region = tuple(slice(min(b.start, c), max(b.stop, c + 1)) for b, c in zip(box, centre))
     image, window = _image_planes(arrays, ornt, region, box, centre)
+    window = display_window(window)  # a CT's soft-tissue window, else the crop's percentiles
     colours = [_rgb(label_colour(position)) for position in range(len(labels))]
 
     panels = []

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ImageFile", "ItkImageFile", "SeriesImage", "read_image_channels"]
+__all__ = ["CT_WINDOW_HU", "ImageFile", "ItkImageFile", "SeriesImage", "display_window", "read_image_channels"]
 
 # voxels of an image read at once (stored, as float32, and checked: about 11 bytes each for an int16 CT)
 _IMAGE_SLAB_VOXELS = 1 << 20
@@ -422,6 +422,22 @@ def _window_of(percentiles) -> tuple[float, float]:
         return 0.0, 1.0
     low, high = percentiles
     return float(low), float(high if high > low else low + 1)
+
+
+# the soft-tissue window a radiologist reads an abdomen in (width 400, level 40 HU)
+CT_WINDOW_HU = (-160.0, 240.0)
+
+
+def display_window(percentiles: tuple[float, float]) -> tuple[float, float]:
+    """The grey scale an overlay draws its image in, from the 0.5th and 99.5th percentiles of the crop: a CT in
+    Hounsfield units (air, lung or bowel gas in the crop: a low percentile from -500 down to -3100, a scanner's
+    padding, and a high one up to 4000) in :data:`CT_WINDOW_HU`, which tells the organs apart, where its percentiles,
+    air to bone, made every soft tissue one grey; any other image (an MR, a z-scored one, a CT crop of soft tissue
+    alone) by its percentiles."""
+    low, high = percentiles
+    if -3100.0 <= low <= -500.0 and high <= 4000.0:
+        return CT_WINDOW_HU
+    return low, high
 
 
 def _window(image: np.ndarray | None, box: list[slice]) -> tuple[float, float]:

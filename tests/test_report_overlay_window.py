@@ -1,0 +1,63 @@
+"""The overlay's contrast window: a CT in Hounsfield units is shown in a soft-tissue window (W400 L40, -160 to
+240 HU), as a radiologist reads an abdomen; it was stretched from the crop's 0.5th to 99.5th percentile, air to bone,
+which left liver, spleen, muscle and fat one flat grey. Other images keep the percentile window."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from medseg.report.overlay import CaseArrays, render_overlay
+from medseg.report.overlay_image import CT_WINDOW_HU, display_window
+
+
+@pytest.mark.parametrize(("percentiles", "expected"), [
+    ((-1024.0, 1200.0), CT_WINDOW_HU),  # air to bone: a CT in HU
+    ((-3024.0, 900.0), CT_WINDOW_HU),  # the padding outside a scanner's field of view
+    ((-850.0, 300.0), CT_WINDOW_HU),  # lung or bowel gas in the crop
+    ((0.0, 512.0), (0.0, 512.0)),  # an MR
+    ((-2.5, 3.1), (-2.5, 3.1)),  # a z-scored image
+    ((-120.0, 180.0), (-120.0, 180.0)),  # a crop of soft tissue alone: no sign of the HU scale
+    ((-4096.0, 4095.0), (-4096.0, 4095.0)),  # an MR phase image, symmetric about 0
+])
+def test_a_window_from_air_in_hounsfield_units_is_the_soft_tissue_one(percentiles, expected):
+    assert CT_WINDOW_HU == (-160.0, 240.0)
+    assert display_window(percentiles) == expected
+
+
+def _greys(png: bytes) -> dict[int, int]:
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    grey = pixels[(pixels[..., 0] == pixels[..., 1]) & (pixels[..., 1] == pixels[..., 2])][:, 0]
+    values, counts = np.unique(grey, return_counts=True)
+    return dict(zip(values.tolist(), counts.tolist()))
+
+
+def test_soft_tissue_of_a_ct_is_drawn_mid_grey_not_white_beside_air():
+    labels = np.zeros((40, 40, 12), np.uint8)
+    labels[10:30, 10:30, 3:9] = 1
+    ct = np.full(labels.shape, 40.0, np.float32)  # soft tissue at the window's level
+    ct[10:13] = -1000.0  # air inside the crop
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    greys = _greys(render_overlay(CaseArrays(labels, affine, ct), [("1", "liver")], "1"))
+    # 40 HU in -160..240 is half way: grey 127; stretched from air (-1000) to the tissue itself it was white (255),
+    # as the page's background around the panels is
+    assert greys[127] > 100_000
+    mr = ct + 1040.0  # the same picture from 40 to 1080: no HU, the percentile window as before
+    mr_greys = _greys(render_overlay(CaseArrays(labels, affine, mr), [("1", "liver")], "1"))
+    assert mr_greys.get(127, 0) < 100 and mr_greys[255] > greys[255] + 100_000
+
+
+def test_the_legend_says_which_grey_scale_the_overlays_use(tmp_path):
+    from folder_cases import labels, save
+
+    from medseg.folder_scoring import score_folder
+
+    predicted, reference = labels(1)
+    save(predicted, tmp_path / "pred" / "a_seg.nii.gz")
+    save(reference, tmp_path / "ref" / "a.nii.gz")
+    page = score_folder(tmp_path / "pred", tmp_path / "ref", tmp_path / "scores").report.html.read_text()
+    assert ("Grey scale: a CT in Hounsfield units (air or gas in the crop) in a soft-tissue window, W400 L40 "
+            "(−160 to 240 HU); any other image from the 0.5th to the 99.5th percentile of its crop.") in page
