@@ -169,6 +169,7 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
     voxel_ml = pred.voxel_volume_ml
     pred_array, ref_array = np.asarray(pred.array), np.asarray(ref.array)
     counted = _LabelCounts(pred_array, ref_array, [value for value in labels if value != 0])
+    confused = _false_positives_in_labels(pred_array, ref_array, set(labels) - {0})
     results = {}
     for value, name in sorted(labels.items()):
         if value == 0:
@@ -196,6 +197,9 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
             false_positive_ml=volume_ml(n_p - tp, voxel_ml),
             false_negative_ml=volume_ml(n_r - tp, voxel_ml),
         )
+        if confused.get(value):  # its false positives where the reference has another label: a swap, a leak
+            entry["false_positive_in_ml"] = {str(other): volume_ml(n, voxel_ml) for other, n in sorted(
+                confused[value].items(), key=lambda item: (-item[1], item[0]))}
         results[str(value)] = entry
     record = {
         "schema": METRICS_SCHEMA,
@@ -329,6 +333,23 @@ class _LabelCounts:
         boxes = [self.pred_boxes[value - 1], self.ref_boxes[value - 1]]
         return tuple(slice(max(min(a.start, b.start) - 1, 0), min(max(a.stop, b.stop) + 1, n))
                      for a, b, n in zip(*boxes, self.pred.shape))
+
+
+def _false_positives_in_labels(pred: np.ndarray, ref: np.ndarray, values: set[int]) -> dict[int, dict[int, int]]:
+    """For each label of ``values``, the voxels predicted as it where the reference has another of ``values``, by
+    that label: ``{predicted: {reference: voxels}}`` (background and values not named left out); a slab at a time."""
+    found: dict[int, dict[int, int]] = {}
+    for p, r in _slabs(pred, ref, _LabelCounts.BLOCK):
+        where = (p != r) & (p != 0) & (r != 0)
+        if not where.any():
+            continue
+        pairs, counts = np.unique(np.stack([p[where].astype(np.int64), r[where].astype(np.int64)]), axis=1,
+                                  return_counts=True)
+        for (predicted, referenced), n in zip(pairs.T.tolist(), counts.tolist()):
+            if predicted in values and referenced in values:
+                found.setdefault(predicted, {})
+                found[predicted][referenced] = found[predicted].get(referenced, 0) + n
+    return found
 
 
 def _label_boxes(labels: np.ndarray) -> list[tuple[slice, ...] | None]:

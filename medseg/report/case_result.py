@@ -25,6 +25,8 @@ class LabelResult:
     ref_volume_ml: float | None = None
     false_positive_ml: float | None = None
     false_negative_ml: float | None = None
+    # its false positives where the reference has another label, by that label's value (ml): a swap, a leak
+    false_positive_in_ml: dict[str, float] = field(default_factory=dict)
 
     @property
     def named(self) -> bool:
@@ -109,8 +111,11 @@ class CaseResult:
             out = []
             for value, entry in sorted(self.metrics.get("labels", {}).items(), key=lambda kv: label_key(kv[0])):
                 values = {key: _number(entry.get(key)) for key in METRIC_FIELDS}
+                inside = entry.get("false_positive_in_ml")
+                inside = {str(other): float(ml) for other, ml in inside.items() if _number(ml)} \
+                    if isinstance(inside, dict) else {}
                 out.append(LabelResult(str(value), str(entry.get("name", f"label_{value}")),
-                                       str(entry.get("status", "ok")), **values))
+                                       str(entry.get("status", "ok")), **values, false_positive_in_ml=inside))
             return out
         return self._predicted("no_reference")
 

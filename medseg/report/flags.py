@@ -28,6 +28,9 @@ MIN_VOLUME_SCALE = 0.10
 # Dice: a cohort scored near 0.99 throughout is not told 0.97 is an outlier; 0.02 is about the spread of Dice between
 # two raters on a small structure
 MIN_DICE_SCALE = 0.02
+# a label predicted where the reference has another: flagged from this share of its prediction or of the other label
+# (a shared boundary's disagreement, a voxel or two deep, stays below it)
+CONFUSION_SHARE = 0.10
 # the groups whose accuracy outliers are judged apart (see _apart), as their medians are named in a flag
 _COHORT_GROUP, _TRAINING_GROUP, _HELD_OUT_GROUP = "cohort", "training images'", "other cases'"
 _APART_RULE = ("; where some cases are images the model was trained on (their sidecars say so), those and the "
@@ -60,6 +63,9 @@ def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float 
         "empty_prediction": "a label has no predicted voxel (when there is a reference: while the reference has it; "
                             "without one: a label the model learnt, not one that no training case held)",
         "false_positive": "a label is predicted where the reference has none",
+        "label_confusion": f"a label is predicted where the reference has another label, over {CONFUSION_SHARE:.0%} "
+                           f"or more of its predicted volume or of that label's reference volume: a left/right swap "
+                           f"(said as swapped where each took the other's place) or a leak into a neighbour",
         "untrained_label": "a label the model declares but no training case of it held (the sidecar's "
                            "labels_not_trained) is predicted: the network never learnt it, so its voxels are another "
                            "structure's or noise",
@@ -262,6 +268,40 @@ def _case_flags(case: CaseResult, check: SegmentationCheck, dice_threshold: floa
             unlike = " where the reference does not" if check.reference_border is not None else ""
             out.append(Flag("touches_border", f"{label.name} touches the volume border{unlike} ({where} voxels)",
                             label.name, label.value, tuple(faces)))
+    out.extend(_confusion_flags(case.labels()))
+    return out
+
+
+def _confusion_flags(labels: list) -> list[Flag]:
+    """``label_confusion``: a label whose false positives in another label of the reference are
+    :data:`CONFUSION_SHARE` or more of its prediction or of that label's reference; "swapped" where the other label
+    is so predicted in its place too."""
+    by_value = {label.value: label for label in labels}
+
+    def shares(label, other: str, ml: float) -> list[float] | None:
+        target = by_value.get(other)
+        if target is None:
+            return None
+        found = [ml / label.pred_volume_ml if label.pred_volume_ml else 0.0,
+                 ml / target.ref_volume_ml if target.ref_volume_ml else 0.0]
+        return found if max(found) >= CONFUSION_SHARE else None
+
+    confused = {(label.value, other): (ml, found) for label in labels
+                for other, ml in label.false_positive_in_ml.items() if (found := shares(label, other, ml)) is not None}
+    out = []
+    for label in labels:
+        parts = []
+        for (value, other), (ml, (of_prediction, of_reference)) in confused.items():
+            if value != label.value:
+                continue
+            name = by_value[other].name
+            part = (f"{ml:.3g} ml ({100 * of_prediction:.0f} % of its prediction, {100 * of_reference:.0f} % of the "
+                    f"reference's {name}) where {'the reference' if not parts else 'it'} has {name}")
+            if (other, value) in confused:
+                part += f", and {name} where it has {label.name}: swapped"
+            parts.append(part)
+        if parts:
+            out.append(Flag("label_confusion", f"{label.name}: " + "; ".join(parts), label.name, label.value))
     return out
 
 

@@ -20,7 +20,7 @@ FLAG_COLOURS = {
     "duplicate_id": "#555555", "unlike_training": "#7a4b00",
     "label_like_input": "#8e0000", "dice_outlier": "#a0005a", "volume_difference_outlier": "#5b3a8c",
     "duplicate_input": "#3d4f5c", "nothing_scored": "#a33a00", "untrained_label": "#c8001a",
-    "frame_of_reference": "#1f3a93",
+    "frame_of_reference": "#1f3a93", "label_confusion": "#8a1f6e",
 }
 
 
