@@ -134,14 +134,34 @@ def _box_strip(title: str, groups: list[tuple[str, list]], worst: str | None, th
     if threshold is not None:
         axes.axhline(threshold, color=FLAGGED_COLOUR if worst == "lowest" else "#888888", linestyle="--",
                      linewidth=0.8)
-    axes.set_xticks(positions, [_middle(name, 20) if many else name for name, _ in groups], fontsize=8,
-                    rotation=90 if many else 0)
     axes.set_xlim(0.4, len(groups) + 0.9)
     axes.set_title(title, fontsize=10)
     axes.tick_params(axis="y", labelsize=8)
     axes.grid(axis="y", alpha=0.3)
-    figure.tight_layout()
+    fit_tick_labels(figure, axes, positions, [name for name, _ in groups], many)
     return png_bytes(figure)
+
+
+def fit_tick_labels(figure, axes, positions: list[int], names: list[str], many: bool) -> None:
+    """The labels' names under ``axes``: level where they fit side by side, else (many labels, or long names:
+    ``autochthon_left`` beside ``autochthon_right`` ran into each other, and a long last name past the figure's
+    edge) upright, shortened in the middle to 20 characters, the figure made taller for them; then laid out."""
+    def upright() -> None:
+        axes.set_xticks(positions, distinct_short_names(names, 20), fontsize=8, rotation=90)
+        figure.set_size_inches(figure.get_size_inches()[0], max(figure.get_size_inches()[1], 4.2))
+        figure.tight_layout()
+
+    if many:
+        upright()
+        return
+    axes.set_xticks(positions, names, fontsize=8, rotation=0)
+    figure.tight_layout()
+    renderer = figure.canvas.get_renderer()
+    boxes = [label.get_window_extent(renderer) for label in axes.get_xticklabels()]
+    width = figure.get_size_inches()[0] * figure.dpi
+    if any(left.x1 + 2 > right.x0 for left, right in zip(boxes, boxes[1:])) or \
+            any(box.x0 < 0 or box.x1 > width for box in boxes):
+        upright()
 
 
 def _value_text(key: str, value: float, threshold: float | None) -> str:
@@ -222,6 +242,31 @@ def _short(text: str, limit: int = 22) -> str:
     # page and cohort.tsv write it
     text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def distinct_short_names(names: list[str], limit: int) -> list[str]:
+    """``names`` shortened in the middle to ``limit`` characters (:func:`_middle`), and where two would then read
+    alike (``autochthonous_back_muscle_left_side_paravertebral`` and ``…_right_…``, both
+    ``autochthon…vertebral``), as their first 6 characters and the rest from where they differ:
+    ``autoch…left_side_par``, ``autoch…right_side_pa``."""
+    middles = [_middle(name, limit) for name in names]
+    short = list(middles)
+    for index, name in enumerate(names):
+        alike = [other for other, text in zip(names, middles) if text == middles[index] and other != name]
+        if not alike:
+            continue
+        common = min(len(_common_prefix(name, other)) for other in alike)
+        head = name[:6]
+        if common > len(head):
+            short[index] = (head + "…" + name[common:])[:limit]
+    return short
+
+
+def _common_prefix(a: str, b: str) -> str:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n]
 
 
 def _middle(text: str, limit: int) -> str:
