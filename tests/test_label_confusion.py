@@ -81,3 +81,12 @@ def test_the_report_flags_a_swap_and_a_leak_and_not_a_rim(tmp_path):
     summary = json.loads(scores.report.summary.read_text())
     assert summary["flags"]["label_confusion"] == {"cases": 2, "flags": 3}
     assert "label_confusion" in summary["flag_rules"]
+
+
+def test_the_rule_is_stated_as_the_flag_is_raised():
+    from medseg.report.flags import flag_rules
+
+    assert flag_rules()["label_confusion"] == (
+        "a label is predicted where the reference has another label, for 10% or more of its predicted volume or of "
+        "that label's reference volume: a left/right swap (said as swapped where each took the other's place) or a "
+        "leak into a neighbour")

@@ -63,7 +63,7 @@ def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float 
         "empty_prediction": "a label has no predicted voxel (when there is a reference: while the reference has it; "
                             "without one: a label the model learnt, not one that no training case held)",
         "false_positive": "a label is predicted where the reference has none",
-        "label_confusion": f"a label is predicted where the reference has another label, over {CONFUSION_SHARE:.0%} "
+        "label_confusion": f"a label is predicted where the reference has another label, for {CONFUSION_SHARE:.0%} "
                            f"or more of its predicted volume or of that label's reference volume: a left/right swap "
                            f"(said as swapped where each took the other's place) or a leak into a neighbour",
         "untrained_label": "a label the model declares but no training case of it held (the sidecar's "
