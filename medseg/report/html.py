@@ -47,6 +47,7 @@ td.low{background:#ffe1de}td.ok{background:#e4f6e8}td.odd{background:#ffefd1}td.
 .badge{display:inline-block;color:#fff;border-radius:4px;padding:0 6px;margin:1px 2px;font-size:12px;
 white-space:nowrap}wbr.p{display:none}
 .badge,td.low,td.ok,td.odd{-webkit-print-color-adjust:exact;print-color-adjust:exact}
+.case h3 .badge{white-space:normal;max-width:100%}.case h3 wbr.p{display:inline}.legend{overflow-wrap:anywhere}
 .plots{display:flex;flex-wrap:wrap;gap:10px;align-items:flex-start}
 .plots img{background:#fff;border:1px solid #d2d2d7;border-radius:6px}
 .case{background:#fff;border:1px solid #d2d2d7;border-radius:8px;padding:12px 14px;margin:12px 0}
