@@ -76,3 +76,17 @@ def test_images_with_one_pair_or_a_missing_folder_are_usage_errors(folders, tmp_
                 str(tmp_path / "nowhere")]) == 2
     assert "nowhere' does not exist" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_pairs_files_name_its_prediction_as_such_and_a_missed_case_no_empty_input(folders, tmp_path):
+    """A folder's scoring records the prediction it was scoring as the failure's input: the page called it "input",
+    which a reader takes for the scan, and gave a missed case an empty "input" box."""
+    pred, ref = folders
+    save(labels(0)[1], ref / "m.nii.gz")  # a reference without a prediction: missed
+    scores = score_folder(pred, ref, tmp_path / "scores")
+    page = scores.report.html.read_text()
+    failed = page[page.index("<h2>Failed cases"):page.index("<h2>", page.index("<h2>Failed cases") + 4)]
+    assert f"prediction <code>{pred / 'c_seg.nii.gz'}</code><br>reference <code>{ref / 'c.nii.gz'}</code>" in failed
+    assert f'<td class="path">reference <code>{ref / "m.nii.gz"}</code></td>' in failed
+    assert "input <code>" not in failed
+    assert f"prediction <code>{pred / 'c_seg.nii.gz'}</code> · reference" in _card(page, "c")

@@ -150,9 +150,20 @@ class CaseResult:
 
     def _input(self) -> str | None:
         """The input as recorded: the sidecar's, else the image a folder's scoring was given (``--images``), else
-        the failure record's."""
+        the failure record's (unless that is the prediction it was scoring)."""
         return (self.sidecar or {}).get("input") or (self.metrics or {}).get("image") or \
-            (self.failure or {}).get("input")
+            (None if self.failed_prediction else (self.failure or {}).get("input"))
+
+    @property
+    def failed_prediction(self) -> str | None:
+        """The prediction a folder's scoring failed on, which its failure record gives as its ``input``: a record at
+        stage ``evaluate`` whose input is not the one the case's sidecar records (a cohort's scoring records the
+        image)."""
+        failure = self.failure or {}
+        if failure.get("stage") == "evaluate" and failure.get("input") and \
+                (self.sidecar or {}).get("input") != failure.get("input"):
+            return str(failure["input"])
+        return None
 
     def input_path(self) -> Path | None:
         source = self._input()

@@ -117,6 +117,7 @@ def _case_card(content: ReportContent, rank: int, index: int) -> str:
         body.append(f'<p class="small muted">{e(note)}</p>')
     failure = case.failure or {}
     paths = [("input", case.input_label()),
+             ("prediction", None if case.segmentation_path() else case.failed_prediction),
              ("segmentation", case.segmentation_path()),
              ("reference", (case.metrics or {}).get("reference") or failure.get("reference"))]
     body.append('<p class="small">' + " · ".join(f"{name} <code>{e(path)}</code>" for name, path in paths if path)

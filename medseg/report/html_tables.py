@@ -222,7 +222,7 @@ def _failed_section(content: ReportContent) -> str:
                     f'<td data-h="stage">{e(failure.get("stage"))}</td>'
                     f'<td data-h="error type">{e(failure.get("error_type"))}</td>'
                     f'<td class="err">{e(failure.get("error"))}</td>'
-                    f'<td class="path">{_failure_files(failure)}</td></tr>')
+                    f'<td class="path">{_failure_files(failure, case.failed_prediction is not None)}</td></tr>')
     # on a phone each failure is a block of lines (as a table, the reason was off-screen to the right)
     return (f"<h2>Failed cases ({len(failed)})</h2><div class=\"wide\"><table class=\"stack\">"
             + _caption("Failed cases: stage, error and files") + "<thead><tr><th>case</th><th>stage</th>"
@@ -230,10 +230,13 @@ def _failed_section(content: ReportContent) -> str:
             + "</table></div>")
 
 
-def _failure_files(failure: dict) -> str:
-    """The input, and the reference where the case has one (a missing or unreadable reference is the file the
+def _failure_files(failure: dict, prediction: bool = False) -> str:
+    """The input (``prediction``: the prediction a folder's scoring failed on, which its record gives as its input),
+    where it has one, and the reference where the case has one (a missing or unreadable reference is the file the
     error is about)."""
-    files = [f"input <code>{e(failure.get('input'))}</code>{e(asked_series(failure))}"]
+    what = "prediction" if prediction else "input"
+    files = [f"{what} <code>{e(failure.get('input'))}</code>{e(asked_series(failure))}"] if failure.get("input") \
+        else []
     if failure.get("reference"):
         files.append(f"reference <code>{e(failure['reference'])}</code>")
     return "<br>".join(files)
