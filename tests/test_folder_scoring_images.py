@@ -90,3 +90,14 @@ def test_a_failed_pairs_files_name_its_prediction_as_such_and_a_missed_case_no_e
     assert f'<td class="path">reference <code>{ref / "m.nii.gz"}</code></td>' in failed
     assert "input <code>" not in failed
     assert f"prediction <code>{pred / 'c_seg.nii.gz'}</code> · reference" in _card(page, "c")
+
+
+def test_the_provenance_of_predictions_without_sidecars_says_so_not_that_none_was_segmented(folders, tmp_path):
+    pred, ref = folders
+    page = score_folder(pred, ref, tmp_path / "scores").report.html.read_text()
+    provenance = page[page.index("<h2>Provenance"):]
+    assert "No sidecar of medseg infer records how or when the cases were segmented (predictions of another " \
+           "tool)." in provenance and "No case was segmented." not in provenance
+    # the package versions' table had its head alone
+    assert '<tr><th>package</th><th>versions used</th></tr><tr><td colspan="2" class="muted">no sidecar records ' \
+           "them</td></tr>" in provenance

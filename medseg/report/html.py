@@ -304,14 +304,18 @@ def _provenance_section(summary: dict) -> str:
            if m.get("config_sha256") else "<td><code>–</code></td>")
         + f'<td class="num">{m["cases"]}</td></tr>' for m in prov["models"]
     ) or '<tr><td colspan="5" class="muted">no sidecar records a model</td></tr>'
-    versions = "".join(f"<tr><td>{e(k)}</td><td>{e(', '.join(v))}</td></tr>" for k, v in prov["versions"].items())
+    versions = "".join(f"<tr><td>{e(k)}</td><td>{e(', '.join(v))}</td></tr>" for k, v in prov["versions"].items()
+                       ) or '<tr><td colspan="2" class="muted">no sidecar records them</td></tr>'  # not a bare head
     settings = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in summary["settings"].items())
     devices = ", ".join(f"{e(d)} ({n})" for d, n in prov["devices"].items()) or "unknown"
     # summaries written before these were recorded lack them
     precisions = ", ".join(f"{e(p)} ({n})" for p, n in (prov.get("precisions") or {}).items()) or "unknown"
     overlaps = ", ".join(f"{e(o)} ({n})" for o, n in (prov.get("overlaps") or {}).items()) or "unknown"
+    # predictions of another tool, scored by a folder's evaluation: segmented, but no sidecar says how or when
+    scored = (summary.get("cases") or {}).get("scored") or 0
     span = (f"Cases segmented between {e(prov['created_first'])} and {e(prov['created_last'])}."
-            if prov["created_first"] else "No case was segmented.")
+            if prov["created_first"] else "No sidecar of medseg infer records how or when the cases were segmented "
+            "(predictions of another tool)." if scored else "No case was segmented.")
     # each table scrolls in its own box: a weights hash and a 40-character medseg_commit made the page scroll
     # sideways on a phone (519 px at 390 and at 500)
     return ("<h2>Provenance</h2><div class=\"wide\"><table>" + _caption("Models")
