@@ -512,6 +512,8 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
         path = failure_path[case]
         # its input is what was scored
         record = failure_record(case, stage, error, prediction, reference, error_type=error_type)
+        if prediction is not None:  # said so, for the report: a cohort's failure records give the image as input
+            record["prediction"] = record["input"]
         # the metrics of an earlier run go as the record is placed: no figures of a case that failed now
         write_failure_record(path, record, retire=[metrics_path[case]])
         failed.append((case, one_line(error), path))

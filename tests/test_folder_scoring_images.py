@@ -101,3 +101,10 @@ def test_the_provenance_of_predictions_without_sidecars_says_so_not_that_none_wa
     # the package versions' table had its head alone
     assert '<tr><th>package</th><th>versions used</th></tr><tr><td colspan="2" class="muted">no sidecar records ' \
            "them</td></tr>" in provenance
+
+
+def test_a_folder_failure_record_says_its_input_is_the_prediction(folders, tmp_path):
+    pred, ref = folders
+    score_folder(pred, ref, tmp_path / "scores")
+    record = json.loads((tmp_path / "scores" / "c_failed.json").read_text())
+    assert record["input"] == record["prediction"] == str(pred / "c_seg.nii.gz")

@@ -156,13 +156,11 @@ class CaseResult:
 
     @property
     def failed_prediction(self) -> str | None:
-        """The prediction a folder's scoring failed on, which its failure record gives as its ``input``: a record at
-        stage ``evaluate`` whose input is not the one the case's sidecar records (a cohort's scoring records the
-        image)."""
+        """The prediction a folder's scoring failed on, which its failure record gives as its ``input`` and as its
+        ``prediction`` (a cohort's failure records give the image as the input)."""
         failure = self.failure or {}
-        if failure.get("stage") == "evaluate" and failure.get("input") and \
-                (self.sidecar or {}).get("input") != failure.get("input"):
-            return str(failure["input"])
+        if failure.get("prediction") and failure.get("prediction") == failure.get("input"):
+            return str(failure["prediction"])
         return None
 
     def input_path(self) -> Path | None:
