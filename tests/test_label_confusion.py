@@ -88,5 +88,5 @@ def test_the_rule_is_stated_as_the_flag_is_raised():
 
     assert flag_rules()["label_confusion"] == (
         "a label is predicted where the reference has another label, for 10% or more of its predicted volume or of "
-        "that label's reference volume: a left/right swap (said as swapped where each took the other's place) or a "
-        "leak into a neighbour")
+        "that label's reference volume: a left/right swap (said as swapped where each took the other's place), a "
+        "leak into a neighbour, or the boundary between two labels of one structure placed elsewhere")

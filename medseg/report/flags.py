@@ -65,7 +65,8 @@ def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float 
         "false_positive": "a label is predicted where the reference has none",
         "label_confusion": f"a label is predicted where the reference has another label, for {CONFUSION_SHARE:.0%} "
                            f"or more of its predicted volume or of that label's reference volume: a left/right swap "
-                           f"(said as swapped where each took the other's place) or a leak into a neighbour",
+                           f"(said as swapped where each took the other's place), a leak into a neighbour, or the "
+                           f"boundary between two labels of one structure placed elsewhere",
         "untrained_label": "a label the model declares but no training case of it held (the sidecar's "
                            "labels_not_trained) is predicted: the network never learnt it, so its voxels are another "
                            "structure's or noise",
