@@ -120,7 +120,7 @@ def test_option_help_gives_units_and_what_defaults_do(command, named, capsys):
         assert words in text, words
 
 
-COMMANDS = [["infer"], ["evaluate"], ["train"], ["report"], ["convert"], ["inspect"], ["models"], ["synth"],
+COMMANDS = [["infer"], ["evaluate"], ["train"], ["report"], ["convert"], ["inspect"], ["models"], ["synth"], ["verify"],
             ["cohort"], ["cohort", "infer"], ["cohort", "evaluate"], ["cohort", "check"], []]
 
 
@@ -187,7 +187,8 @@ def _readme_row(command: str) -> str:
     return rows[0]
 
 
-@pytest.mark.parametrize("command", ["infer", "evaluate", "train", "report", "convert", "inspect", "models", "synth"])
+@pytest.mark.parametrize("command", ["infer", "evaluate", "train", "report", "convert", "inspect", "models", "synth",
+                                     "verify"])
 def test_readme_command_table_names_every_option(command):
     """The README's table of commands names each option a command's --help lists (long or short form)."""
     row = _readme_row("convert" if command == "inspect" else command)
@@ -205,7 +206,7 @@ def test_readme_command_table_names_every_option(command):
     (["check", "results"], "medseg: error: No such command 'check'. Did you mean 'medseg cohort check'? Try "
                            "'medseg --help'.\n"),
     (["segment"], "medseg: error: No such command 'segment'. Commands: infer, models, synth, train, evaluate, report, "
-                  "convert, inspect, cohort. Try 'medseg --help'.\n"),
+                  "convert, inspect, verify, cohort. Try 'medseg --help'.\n"),
     (["cohort", "evalute"], "medseg cohort: error: No such command 'evalute'. Did you mean 'evaluate'? Try 'medseg "
                             "cohort --help'.\n"),
 ])
@@ -317,7 +318,7 @@ def test_usage_errors_exit_2(tmp_path, capsys):
     (["infer", "x.nii.gz", "--precision", "v1.2..."], "medseg infer: error: Invalid value for '--precision': "
      "'v1.2...' is not one of 'auto', 'fp32', 'bf16', 'fp16'. Try 'medseg infer --help'."),
     (["nonsense"], "medseg: error: No such command 'nonsense'. Commands: infer, models, synth, train, evaluate, "
-                   "report, convert, inspect, cohort. Try 'medseg --help'."),
+                   "report, convert, inspect, verify, cohort. Try 'medseg --help'."),
     # an unset shell variable (-o "$OUT"): outputs went into the current folder
     (["infer", "x.nii.gz", "-o", ""], "medseg infer: error: Invalid value for '-o' / '--output' / '--output-dir': an "
      "empty path (an unset shell variable?). Try 'medseg infer --help'."),

@@ -36,6 +36,7 @@ COMMANDS = {
     "report": ("medseg.cli.report", "report", "Build the cohort tables and HTML QA report from case results."),
     "convert": ("medseg.cli.convert", "convert", "Convert a DICOM series folder to NIfTI."),
     "inspect": ("medseg.cli.inspect", "inspect", "List the DICOM series in a folder and which would be used."),
+    "verify": ("medseg.cli.verify", "verify", "Check a segmentation's sidecar against its input, model and output."),
     "cohort": ("medseg.cli.cohort", "cohort", "Run a sample sheet's cases into a results folder, resumably."),
 }
 

@@ -1,0 +1,231 @@
+"""Checking a segmentation's sidecar against the files it names: does this output come from this input and model?
+
+A sidecar (``<stem>_seg.json``, schema ``medseg-segmentation/1``) records the SHA-256 of the segmentation, of the
+input's content (as medseg hashes it: both files of a header / image pair, a DICOM series' files) and of the model's
+weights and settings. :func:`verify_sidecar` hashes the files as they are now and compares, and with ``rerun``
+segments the input again with the recorded settings and counts the voxels whose label differs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from medseg.errors import InputError
+
+__all__ = ["Check", "Verification", "verify_sidecar"]
+
+log = logging.getLogger(__name__)
+
+SIDECAR_SCHEMA = "medseg-segmentation/1"
+
+
+@dataclass
+class Check:
+    """One comparison: ``what`` was checked (``segmentation``, ``input``, ``model``, ``versions``, ``rerun``),
+    ``ok`` whether it matched the record (None: not checked, ``text`` says why), ``text`` one line saying what was
+    found."""
+
+    what: str
+    ok: bool | None
+    text: str
+
+
+@dataclass
+class Verification:
+    """The checks of one sidecar, in order; ``differing_voxels`` where the input was segmented again."""
+
+    sidecar: Path
+    checks: list[Check] = field(default_factory=list)
+    differing_voxels: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether no check failed (those not run do not count)."""
+        return all(check.ok is not False for check in self.checks)
+
+    @property
+    def failed(self) -> list[str]:
+        """What failed, in order."""
+        return [check.what for check in self.checks if check.ok is False]
+
+
+def _short(sha256: str | None) -> str:
+    return f"{sha256[:12]}…" if isinstance(sha256, str) else "none recorded"
+
+
+def read_sidecar(path: Path | str) -> dict:
+    """The sidecar at ``path``; one that is not a file, not JSON or not a segmentation sidecar (a metrics record
+    given in its place) is an :class:`~medseg.errors.InputError` naming the file."""
+    from medseg.jsonfile import RESULT_BYTES, read_json_object
+
+    path = Path(path)
+    try:
+        record = read_json_object(path, RESULT_BYTES, "a segmentation sidecar")
+    except OSError as error:
+        raise InputError(f"{path}: cannot read the sidecar ({error.strerror or error})") from None
+    schema = record.get("schema")
+    if schema != SIDECAR_SCHEMA:
+        raise InputError(f"{path}: not a segmentation sidecar (schema {schema!r}, not {SIDECAR_SCHEMA!r}); give the "
+                         "_seg.json that medseg infer wrote beside the segmentation")
+    for key in ("segmentation", "segmentation_sha256", "input", "input_sha256", "model"):
+        if key not in record:
+            raise InputError(f"{path}: the sidecar has no {key!r}; it was not written whole by medseg infer")
+    return record
+
+
+def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, model: str | os.PathLike | None = None,
+                   rerun: bool = False, device: str = "cpu", threads: int | None = None) -> Verification:
+    """Check the files a segmentation sidecar names against its record.
+
+    * the segmentation beside the sidecar against ``segmentation_sha256``;
+    * the input (``input_path``, else the path the sidecar records) against ``input_sha256``, hashed as medseg hashes
+      it when it reads it (a DICOM folder: the recorded series' files);
+    * the model (``model``: a shipped model's name or a package folder; else the recorded ``model.path``, else its
+      name) against the recorded weights' and settings' SHA-256;
+    * the versions of medseg and its libraries now against the recorded ones (a difference is told, not failed:
+      another release may give other labels, and ``rerun`` says whether it does);
+    * with ``rerun``, the input segmented again in memory on ``device`` with the recorded precision, tile overlap
+      and batch size, and with ``threads`` (default: the recorded ``cpu_threads``), and compared voxel by voxel with
+      the segmentation (``differing_voxels``). Not for a DICOM SEG output (``--format dicom-seg``).
+
+    A sidecar that cannot be read is an :class:`~medseg.errors.InputError`; a file that is missing or differs is a
+    failed :class:`Check`, not an error."""
+    from medseg.cohort.records import content_sha256
+    from medseg.io.atomic import sha256_of
+
+    sidecar = Path(sidecar)
+    record = read_sidecar(sidecar)
+    result = Verification(sidecar)
+
+    segmentation = sidecar.parent / str(record["segmentation"])
+    if not segmentation.is_file():
+        result.checks.append(Check("segmentation", False, f"{segmentation}: not there"))
+    else:
+        found = sha256_of(segmentation)
+        same = found == record["segmentation_sha256"]
+        result.checks.append(Check("segmentation", same, f"{segmentation}: " + (
+            f"matches segmentation_sha256 ({_short(found)})" if same else
+            f"SHA-256 {_short(found)}, the sidecar records {_short(record['segmentation_sha256'])}: "
+            "changed since medseg wrote it")))
+
+    source = Path(input_path) if input_path is not None else Path(str(record["input"]))
+    info = record.get("input_info") or {}
+    series = info.get("series_uid") if info.get("format") == "dicom" else None
+    modalities = len(record.get("modalities") or []) or 1
+    found = content_sha256(source, series, modalities) if os.path.exists(source) else None
+    if found is None:
+        result.checks.append(Check("input", False, f"{source}: not there or not readable"
+                                   + ("" if input_path is not None else "; give its copy with --input")))
+    else:
+        same = found == record["input_sha256"]
+        result.checks.append(Check("input", same, f"{source}: " + (
+            f"matches input_sha256 ({_short(found)})" if same else
+            f"SHA-256 {_short(found)}, the sidecar records {_short(record['input_sha256'])}: not the input segmented")))
+
+    package = _model_check(record, model, result)
+    _versions_check(record, result)
+    if rerun:
+        _rerun(record, source, series, segmentation, package, device, threads, result)
+    return result
+
+
+def _model_check(record: dict, model, result: Verification):
+    """Load the model and compare its hashes with the record; the package, or None where it failed."""
+    from medseg.errors import MedsegError
+    from medseg.package import load_package
+
+    recorded = record["model"] if isinstance(record["model"], dict) else {}
+    given = model if model is not None else recorded.get("path") or recorded.get("name")
+    if model is None and recorded.get("path") and not Path(str(recorded["path"])).is_dir():
+        given = recorded.get("name")  # the package folder moved (another install): the shipped model of that name
+    if not given:
+        result.checks.append(Check("model", False, "the sidecar names no model; give one with --model"))
+        return None
+    try:
+        package = load_package(given)
+    except MedsegError as error:
+        result.checks.append(Check("model", False, f"{given}: {error}"))
+        return None
+    weights, settings = recorded.get("weights_sha256"), recorded.get("settings_sha256")
+    problems = []
+    if package.sha256 != weights:
+        problems.append(f"weights {_short(package.sha256)}, the sidecar records {_short(weights)}")
+    if settings is not None and package.settings_sha256 != settings:
+        problems.append(f"settings {_short(package.settings_sha256)}, the sidecar records {_short(settings)}")
+    text = (f"model {package.name} ({package.path}): " + ("; ".join(problems) + ": not the model that segmented it"
+            if problems else f"weights {_short(weights)} and settings {_short(settings)} as recorded"))
+    result.checks.append(Check("model", not problems, text))
+    return package
+
+
+def _versions_check(record: dict, result: Verification) -> None:
+    from medseg.segment import versions
+
+    recorded = record.get("versions") or {}
+    dicom = "pydicom" in recorded
+    now = versions(None)
+    if dicom:
+        import pydicom
+
+        now["pydicom"] = pydicom.__version__
+    differ = [f"{key} {recorded[key]} (now {now.get(key, 'none')})" for key in recorded
+              if key in now and str(recorded[key]) != str(now[key])]
+    if "medseg_commit" in recorded and "medseg_commit" not in now:
+        differ.append(f"medseg_commit {recorded['medseg_commit']} (now not run from a checkout)")
+    text = ("versions as recorded" if not differ else
+            "versions differ: " + ", ".join(differ) + "; re-segment with --rerun to see whether the labels do")
+    result.checks.append(Check("versions", None if differ else True, text))
+
+
+def _rerun(record: dict, source: Path, series, segmentation: Path, package, device: str, threads,
+           result: Verification) -> None:
+    import nibabel as nib
+
+    from medseg.errors import MedsegError
+    from medseg.inference import Segmenter
+    from medseg.resources import set_threads
+    from medseg.segment import segment_volume
+
+    if package is None or not source.exists() or not segmentation.is_file():
+        result.checks.append(Check("rerun", None, "not segmented again: the model, the input or the segmentation "
+                                   "is not there"))
+        return
+    if not segmentation.name.lower().endswith((".nii", ".nii.gz")):
+        result.checks.append(Check("rerun", None, f"not segmented again: {segmentation.name} is a DICOM SEG; "
+                                   "compare a NIfTI output"))
+        return
+    inference = record.get("inference") or {}
+    threads = threads if threads is not None else record.get("cpu_threads")
+    precision = str(record.get("precision") or "auto")
+    try:
+        set_threads(threads)
+        segmenter = Segmenter(package, device=device, precision=precision,
+                              batch_size=int(inference.get("batch_size") or 16), overlap=inference.get("overlap"))
+        if package.n_modalities > 1:
+            from medseg.io.channels import read_channels
+
+            volume = read_channels(source, package.modalities)
+        else:
+            from medseg.io.images import read_image
+
+            volume = read_image(source, series=series, warn_skipped=False)
+        labels = np.asarray(segment_volume(volume, segmenter))
+    except MedsegError as error:
+        result.checks.append(Check("rerun", False, f"{source}: segmenting it again failed: {error}"))
+        return
+    stored = np.asarray(nib.load(segmentation).dataobj)
+    if stored.shape != labels.shape:
+        result.checks.append(Check("rerun", False, f"segmented again: shape {labels.shape}, the segmentation's "
+                                   f"{stored.shape}"))
+        return
+    differing = int(np.count_nonzero(stored != labels))
+    result.differing_voxels = differing
+    how = (f"on {segmenter.device_choice.device} ({segmenter.precision}, batch {segmenter.batch_size}, "
+           f"overlap {segmenter.overlap:g}, {threads or 'default'} thread{'' if threads == 1 else 's'})")
+    result.checks.append(Check("rerun", differing == 0, f"segmented again {how}: {differing:,} of {labels.size:,} "
+                               f"voxels differ from {segmentation.name}"))

@@ -1,0 +1,108 @@
+"""`medseg verify` and :func:`medseg.verification.verify_sidecar`: a segmentation's sidecar checked against the
+segmentation, the input and the model it names, and the input segmented again."""
+
+import json
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pytest
+from conftest import run_cli
+
+from medseg.errors import InputError
+from medseg.verification import verify_sidecar
+
+run = run_cli  # medseg ARGS in this process: (exit code, stdout, stderr)
+
+
+@pytest.fixture
+def segmented(tmp_path, case, make_package, capsys):
+    """``case`` segmented by a random-weight package: (the package, the sidecar)."""
+    package = make_package()
+    code, _, err = run(["infer", str(case), "-m", str(package), "-o", str(tmp_path / "out"), "--threads", "1"],
+                       capsys)
+    assert code == 0, err
+    return package, tmp_path / "out" / "case_seg.json"
+
+
+def test_an_untouched_output_verifies_and_segments_again_to_the_same_voxels(segmented, case, capsys):
+    _, sidecar = segmented
+    code, out, err = run(["verify", str(sidecar), "--rerun"], capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert [line.split(": ", 2)[1] for line in lines] == ["segmentation ok", "input ok", "model ok", "versions ok",
+                                                         "rerun ok"]
+    record = json.loads(sidecar.read_text())
+    assert f"matches input_sha256 ({record['input_sha256'][:12]}…)" in lines[1] and str(case) in lines[1]
+    assert "segmented again on cpu (fp32, batch 16, overlap 0.25, 1 thread): 0 of 12,800 voxels differ" in lines[4]
+
+
+def test_an_edited_segmentation_fails_and_the_rerun_counts_the_voxels(segmented, capsys):
+    _, sidecar = segmented
+    seg = sidecar.parent / "case_seg.nii.gz"
+    image = nib.load(str(seg))
+    labels = np.asarray(image.dataobj).copy()
+    labels[0, 0, 0] = 3 if labels[0, 0, 0] != 3 else 1
+    nib.save(nib.Nifti1Image(labels, image.affine, image.header), str(seg))
+    code, out, err = run(["verify", str(sidecar), "--rerun"], capsys)
+    assert code == 1
+    assert "segmentation FAILED" in out and "changed since medseg wrote it" in out
+    assert "1 of 12,800 voxels differ from case_seg.nii.gz" in out
+    assert err.strip() == f"medseg: 1 of 1 sidecars do not match: {sidecar} (segmentation, rerun)"
+
+
+def test_another_input_or_a_missing_one_fails_the_input_check(segmented, case, tmp_path, capsys):
+    _, sidecar = segmented
+    other = tmp_path / "other.nii.gz"
+    image = nib.load(str(case))
+    nib.save(nib.Nifti1Image(np.asarray(image.dataobj) + 1, image.affine), str(other))
+    code, out, _ = run(["verify", str(sidecar), "--input", str(other)], capsys)
+    assert code == 1 and f"input FAILED: {other}: SHA-256 " in out and "not the input segmented" in out
+
+    moved = tmp_path / "moved.nii.gz"
+    shutil.move(case, moved)
+    code, out, _ = run(["verify", str(sidecar)], capsys)
+    assert code == 1 and f"input FAILED: {case}: not there or not readable; give its copy with --input" in out
+    code, out, err = run(["verify", str(sidecar), "--input", str(moved)], capsys)  # a copy elsewhere is the input
+    assert code == 0, out + err
+
+
+def test_another_model_fails_the_model_check(segmented, make_package, capsys):
+    _, sidecar = segmented
+    code, out, _ = run(["verify", str(sidecar), "-m", "phantom"], capsys)
+    recorded = json.loads(sidecar.read_text())["model"]["weights_sha256"]
+    assert code == 1 and "model FAILED: model phantom (" in out
+    assert f"the sidecar records {recorded[:12]}…" in out and "not the model that segmented it" in out
+
+
+def test_a_file_that_is_no_sidecar_is_one_error_line(segmented, tmp_path, capsys):
+    _, sidecar = segmented
+    metrics = tmp_path / "case_metrics.json"
+    metrics.write_text(json.dumps({"schema": "medseg-metrics/1"}))
+    code, out, err = run(["verify", str(metrics)], capsys)
+    assert code == 1 and out == ""
+    assert err.strip() == (f"medseg: error: {metrics}: not a segmentation sidecar (schema 'medseg-metrics/1', not "
+                           "'medseg-segmentation/1'); give the _seg.json that medseg infer wrote beside the "
+                           "segmentation")
+    with pytest.raises(InputError, match="not a segmentation sidecar"):
+        verify_sidecar(metrics)
+    code, _, err = run(["verify", str(sidecar), str(sidecar), "--input", str(sidecar)], capsys)
+    assert code == 2 and "--input names the input of one SIDECAR" in err
+
+
+@pytest.mark.shared_data
+def test_a_hippocampus_case_and_a_dicom_series_verify_from_their_sidecars(shared_data, tmp_path, capsys):
+    """The real data: a hippocampus crop segmented with two threads, verified and segmented again with one (the
+    same labels); a DICOM series' sidecar hashes the recorded series' files."""
+    image = shared_data / "hippocampus" / "images" / "hippocampus_004.nii.gz"
+    code, _, err = run(["infer", str(image), "-m", "hippocampus", "-o", str(tmp_path / "h"), "--threads", "2"], capsys)
+    assert code == 0, err
+    result = verify_sidecar(tmp_path / "h" / "hippocampus_004_seg.json", rerun=True, threads=1)
+    assert result.ok and result.differing_voxels == 0, result.checks
+    assert [check.what for check in result.checks] == ["segmentation", "input", "model", "versions", "rerun"]
+
+    series = shared_data / "dicom" / "ct-seg" / "series"
+    code, _, err = run(["infer", str(series), "-o", str(tmp_path / "d"), "--threads", "2"], capsys)
+    assert code == 0, err
+    result = verify_sidecar(tmp_path / "d" / "series_seg.json")
+    assert result.ok and [check.ok for check in result.checks[:3]] == [True, True, True], result.checks
