@@ -240,7 +240,19 @@ augmentation {json.dumps(settings.get('augment', {}))}{_other_settings(settings)
 (reading the cases not counted) on \
 {training.get('device')} ({counted(training.get('torch_threads'), 'torch thread')}, torch {training.get('torch')}\
 {_libraries(training)}{_made_by(training)}).
-{extended}{selection}"""
+{extended}{selection}{_loss_line(training)}"""
+
+
+def _loss_line(training: dict) -> str:
+    """Each epoch's mean training loss, as ``training.history`` records it (nothing for a package trained before it
+    was recorded): what a run again with the same seed compares its own with."""
+    history = training.get("history")
+    if not isinstance(history, list) or not history or not all(isinstance(h, dict) for h in history):
+        return ""
+    losses = ", ".join(f"{h.get('epoch')} {h['loss']:.4f}" for h in history if isinstance(h.get("loss"), float))
+    return (f"\n## Training loss per epoch\nMean over its steps (`training.history` in `model.json` holds each to "
+            f"the last bit, for a run of the same seed, threads and versions to compare its own with): {losses}.\n"
+            ) if losses else ""
 
 
 def _libraries(training: dict) -> str:

@@ -415,6 +415,11 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
         # more than one entry: resumed with another --epochs, so the schedule changed midway and a fresh run of the
         # final settings would not reproduce these weights
         "epochs_planned": state.get("epochs_planned") or [int(settings["epochs"])],
+        # each epoch's mean loss and learning rate (and mean validation Dice where validated), which the checkpoint
+        # alone held: a run again with the same seed, threads and versions compares its losses with these, to the bit
+        "history": [{"epoch": h["epoch"], "lr": h["lr"], "loss": h["loss"],
+                     **({"val_mean_dice": h["val_mean_dice"]} if "val_mean_dice" in h else {})}
+                    for h in state["history"] if {"epoch", "lr", "loss"} <= set(h)],
         "train_seconds": round(time.perf_counter() - started, 1),
         "train_cpu_seconds": round(time.process_time() - cpu_started, 1),
         # the threads of the last epoch trained: a package made again without training (--resume after it was

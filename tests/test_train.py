@@ -320,6 +320,22 @@ def test_auto_precision_is_bf16_only_where_the_hardware_has_it(tiny_set, tmp_pat
     assert f"{used} (precision auto) forward pass" in card
 
 
+def test_package_records_each_epochs_loss_for_a_rerun_to_compare(tiny_set, tmp_path):
+    """The loss and learning rate of every epoch were in the checkpoint alone, which a shipped package leaves out: an
+    auditor retraining with the same seed had no first epoch's loss to compare. model.json's training record and the
+    card now hold them."""
+    epochs_seen = []
+    run(tiny_training_config(), *tiny_set, tmp_path / "model", on_epoch=epochs_seen.append)
+    history = load_package(tmp_path / "model").config["training"]["history"]
+    assert history == [{"epoch": r["epoch"], "lr": r["lr"], "loss": r["loss"], "val_mean_dice": r["val_mean_dice"]}
+                       for r in epochs_seen]
+    card = (tmp_path / "model" / "MODEL_CARD.md").read_text(encoding="utf-8")
+    losses = ", ".join(f"{r['epoch']} {r['loss']:.4f}" for r in epochs_seen)
+    assert card.endswith("\n## Training loss per epoch\nMean over its steps (`training.history` in `model.json` holds "
+                         "each to the last bit, for a run of the same seed, threads and versions to compare its own "
+                         f"with): {losses}.\n")
+
+
 def test_same_seed_gives_bit_identical_weights(tiny_set, tmp_path):
     config = tiny_training_config(epochs=1)
     run(config, *tiny_set, tmp_path / "a")
@@ -329,6 +345,8 @@ def test_same_seed_gives_bit_identical_weights(tiny_set, tmp_path):
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)  # the seed matters, so the check above means something
+    history = [load_package(tmp_path / name).config["training"]["history"] for name in "ab"]
+    assert history[0] == history[1] and history[0][0]["loss"] > 0  # a rerun's first loss to the last bit
 
 
 def test_training_leaves_the_callers_random_generators_and_cudnn_flags_as_they_were(tiny_set, tmp_path):
