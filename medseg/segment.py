@@ -754,6 +754,8 @@ def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timi
              input_signature: list | None = None) -> dict:
     import torch
 
+    from medseg.platform_record import platform_record
+
     package = segmenter.package
     counts = _label_counts(labels, max(package.labels) + 1)
     return {
@@ -799,6 +801,8 @@ def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timi
         "cpu_threads": torch.get_num_threads(),
         "precision": segmenter.precision,
         "versions": versions((volume.info.get("transfer_syntax") or "") if volume.dicom is not None else None),
+        # the Python, system, CPU and its instruction set torch chose kernels for (another sums in another order)
+        "platform": platform_record(segmenter.device_choice.device),
         # the command line and the folder it ran in (null from Python): paths in it are relative to that folder
         "invocation": segmenter.invocation,
         "created": record_time("the sidecar"),  # $SOURCE_DATE_EPOCH's where it is set (the timings are measured)

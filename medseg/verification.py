@@ -87,8 +87,9 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
       it when it reads it (a DICOM folder: the recorded series' files);
     * the model (``model``: a shipped model's name or a package folder; else the recorded ``model.path``, else its
       name) against the recorded weights' and settings' SHA-256;
-    * the versions of medseg and its libraries now against the recorded ones (a difference is told, not failed:
-      another release may give other labels, and ``rerun`` says whether it does);
+    * the versions of medseg and its libraries, and the platform (Python, system, CPU and its instruction set), now
+      against the recorded ones (a difference is told, not failed: another release or CPU may give other labels, and
+      ``rerun`` says whether it does);
     * with ``rerun``, the input segmented again in memory on ``device`` with the recorded precision, tile overlap
       and batch size, and with ``threads`` (default: the recorded ``cpu_threads``), and compared voxel by voxel with
       the segmentation (``differing_voxels``). Not for a DICOM SEG output (``--format dicom-seg``).
@@ -177,8 +178,16 @@ def _versions_check(record: dict, result: Verification) -> None:
               if key in now and str(recorded[key]) != str(now[key])]
     if "medseg_commit" in recorded and "medseg_commit" not in now:
         differ.append(f"medseg_commit {recorded['medseg_commit']} (now not run from a checkout)")
-    text = ("versions as recorded" if not differ else
-            "versions differ: " + ", ".join(differ) + "; re-segment with --rerun to see whether the labels do")
+    ran_on = record.get("platform") if isinstance(record.get("platform"), dict) else {}
+    if ran_on:  # the CPU's instruction set decides torch's kernels; sidecars written before it was recorded: none
+        from medseg.platform_record import platform_record
+
+        here = platform_record(str(record.get("device") or "cpu") if "gpu" in ran_on else "cpu")
+        differ += [f"{key} {ran_on[key]} (here {here.get(key, 'none')})" for key in ran_on
+                   if str(ran_on[key]) != str(here.get(key))]
+    text = ("versions and platform as recorded" if not differ else
+            "versions or platform differ: " + ", ".join(differ) + "; re-segment with --rerun to see whether the "
+            "labels do")
     result.checks.append(Check("versions", None if differ else True, text))
 
 

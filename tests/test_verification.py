@@ -106,3 +106,25 @@ def test_a_hippocampus_case_and_a_dicom_series_verify_from_their_sidecars(shared
     assert code == 0, err
     result = verify_sidecar(tmp_path / "d" / "series_seg.json")
     assert result.ok and [check.ok for check in result.checks[:3]] == [True, True, True], result.checks
+
+
+def test_the_sidecar_records_the_platform_its_labels_were_computed_on(segmented):
+    """The CPU's instruction set decides which of torch's kernels ran (another sums in another order, its last bits
+    able to flip a label), and the Python version and system are part of a result's environment: none was recorded."""
+    import platform
+
+    import torch
+
+    _, sidecar = segmented
+    recorded = json.loads(sidecar.read_text())["platform"]
+    assert recorded["python"] == platform.python_version() and recorded["machine"] == platform.machine()
+    assert recorded["system"] == f"{platform.system()} {platform.release()}"
+    assert recorded["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and recorded["cpu"]
+    assert "gpu" not in recorded  # run on the CPU
+    record = json.loads(sidecar.read_text())
+    record["platform"]["cpu_capability"] = "AVX2" if recorded["cpu_capability"] != "AVX2" else "AVX512"
+    sidecar.write_text(json.dumps(record))
+    result = verify_sidecar(sidecar)
+    assert result.ok and result.checks[3].ok is None  # told, not failed: --rerun says whether the labels differ
+    edited, here = record["platform"]["cpu_capability"], recorded["cpu_capability"]
+    assert result.checks[3].text.startswith(f"versions or platform differ: cpu_capability {edited} (here {here})")
