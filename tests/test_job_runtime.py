@@ -114,3 +114,19 @@ def test_bf16_on_the_cpu_is_planned_as_emulated():
     assert infer_minutes([CT], hippocampus, precision="bf16", device="cuda:0") == 25
     assert infer_minutes([CT], hippocampus, precision="fp32", device="cpu") == 25
     assert infer_minutes([CROP] * 50, hippocampus, precision="bf16", minutes_per_case=0.2) == 20  # the user's figure
+
+
+def test_a_scoring_job_asks_for_its_start_its_cases_and_their_voxels():
+    """Every scoring job asked 30 min (60 and 90 on a retry) whatever its cases: a CT cohort's batches of noisy
+    predictions could outrun it, a batch of crops waited in the queue for time it never used. Planned now from the
+    voxels of its cases with a reference, for a prediction whose every voxel may be an edge."""
+    from medseg.cohort.job_runtime import evaluate_minutes
+
+    # 3 min + 50 x (2 s + 15 s x 0.061 M voxels)
+    assert evaluate_minutes([CROP] * 50) == 6
+    # 3 min + 2 s + 15 s x 78.6 M voxels
+    assert evaluate_minutes([CT]) == 23
+    assert evaluate_minutes([CT] * 10) == 200
+    assert evaluate_minutes([]) == 3  # no case with a reference: the job's start
+    # a 4D input's grid counts once (the labels are 3D)
+    assert evaluate_minutes([InputGrid(CT.voxels * 4, (0.7, 0.7, 1.0), channels=4)]) == 23

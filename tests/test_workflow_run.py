@@ -419,8 +419,9 @@ def test_the_slurm_profile_runs_the_cohort_through_the_executor(finished, tmp_pa
     asked = sorted((option(s, "--comment"), option(s, "--mem"), option(s, "-t")) for s in submitted)
     # each job's memory planned from its small inputs (medseg/cohort/job_memory.py): 1200 MB + 12 B a voxel for
     # inference, 800 MB + 32 B a voxel for scoring
-    assert asked == [("rule_evaluate_wildcards_batch001", "900", "30"),
-                     ("rule_evaluate_wildcards_batch002", "900", "30"),
+    # and 3 min + 2 s a case + 15 s a million voxels for scoring (medseg/cohort/job_runtime.py)
+    assert asked == [("rule_evaluate_wildcards_batch001", "900", "4"),
+                     ("rule_evaluate_wildcards_batch002", "900", "4"),
                      ("rule_infer_wildcards_batch001", "1300", "6"),  # planned from the small inputs' voxels
                      ("rule_infer_wildcards_batch001", "2600", "12"),  # the retry: twice the memory and time
                      ("rule_infer_wildcards_batch002", "1300", "6"),

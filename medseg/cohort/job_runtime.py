@@ -30,6 +30,27 @@ planned at 15 s a million for the 29 it took, is planned at 37), or the input's 
 for each pass the model makes over it (each flip of its test-time augmentation, each slicing axis of an ensemble), in
 proportion to the tiles its overlap makes (the shipped models': 0.25) and to its width squared (theirs: 16). A
 retried job (out of time or memory) asks for twice, then three times as much.
+
+A scoring job (:func:`evaluate_minutes`) reads each case's prediction and reference and computes Dice, the surface
+distances and volumes, which grow with the voxels and with the edges of a prediction: the surface distances take
+most of its time where the prediction is far from its reference. Measured with ``benchmarks/evaluate_runtime.py``
+(each case as ``medseg cohort evaluate`` scores it, one thread, in a fresh interpreter; the same loaded 2-core
+machine, load average 9-14), predictions made from the reference with a share of their voxels set to a random label:
+
+=====================================================  ===============  ========================  ====================
+cases                                                  noise            CPU s a million voxels    wall s (load)
+=====================================================  ===============  ========================  ====================
+20 real hippocampus crops (labels of the shared data)  5 / 30 / 100 %   0.45 / 0.55 / 0.73        0.8 / 4.7 / 3.4
+512×512×150 synthetic CT labels, 0.7×0.7×1.5 mm        5 %              0.68                      2.1 (9)
+512×512×40, the same                                   30 / 100 %       0.82 / 1.71               4.1 (11) / 13.2 (14)
+=====================================================  ===============  ========================  ====================
+
+and about 1 CPU second (3-5 s of wall time) to start, 0.2 s a crop. A job is planned at
+:data:`EVALUATE_START_MINUTES` to start (its Snakemake process too), :data:`EVALUATE_SECONDS_PER_CASE` a case and
+:data:`EVALUATE_SECONDS_PER_MVOXEL` a million voxels of each case with a reference: the rate of inference, 9 times
+the CPU time of a prediction of pure noise, the worst measured, and above its wall time at a load average of 14
+(3-4 times that of a prediction with 30 % noise). Before, every scoring job asked for 30 min (60, 90 on a retry),
+less than a batch of ten CTs of noisy predictions takes (10 × 78.6 M voxels × 1.7 CPU s: 22 min of CPU alone).
 """
 
 from __future__ import annotations
@@ -40,7 +61,8 @@ from collections.abc import Sequence
 from medseg.cohort.input_voxels import InputGrid
 from medseg.cohort.job_memory import model_voxels
 
-__all__ = ["BF16_CPU_FACTOR", "SECONDS_PER_CASE", "SECONDS_PER_MVOXEL", "START_MINUTES", "infer_minutes",
+__all__ = ["BF16_CPU_FACTOR", "EVALUATE_SECONDS_PER_CASE", "EVALUATE_SECONDS_PER_MVOXEL", "EVALUATE_START_MINUTES",
+           "SECONDS_PER_CASE", "SECONDS_PER_MVOXEL", "START_MINUTES", "evaluate_minutes", "infer_minutes",
            "model_passes", "tiled_voxels"]
 
 START_MINUTES = 5  # a job's Snakemake process and medseg's imports and model load (22 s measured under load)
@@ -49,6 +71,11 @@ SECONDS_PER_MVOXEL = 15  # a million voxels of a case, each pass (measured: 2.1-
 # bf16 on a CPU without AVX-512 BF16 or AMX is emulated: a 128×128×64 phantom took 130 s instead of 7.7 s in fp32 (one
 # torch thread, an AVX2-only CPU; README, Devices and precision). Planning cannot see the node's CPU: it plans for that
 BF16_CPU_FACTOR = 17
+# a scoring job (medseg cohort evaluate): its start (the job's Snakemake process, scipy's imports: no torch) and, a
+# case, reading both label images and the Dice, surface distances and volumes of each label (evaluate_minutes)
+EVALUATE_START_MINUTES = 3
+EVALUATE_SECONDS_PER_CASE = 2
+EVALUATE_SECONDS_PER_MVOXEL = 15  # a prediction of random noise: 1.7 CPU s, 13 s under load (module docstring)
 _MEASURED_OVERLAP = 0.25  # the shipped models' tile overlap, with which the figures above were measured
 _MEASURED_WIDTH = 16  # and their networks' base width
 
@@ -113,3 +140,14 @@ def infer_minutes(grids: Sequence[InputGrid], package, minutes_per_case: float |
     per_mvoxel = SECONDS_PER_MVOXEL * model_passes(package, overlap) * (BF16_CPU_FACTOR if emulated else 1)
     seconds = SECONDS_PER_CASE * len(grids) + per_mvoxel * voxels / 1e6
     return int(math.ceil(START_MINUTES + seconds / 60))
+
+
+def evaluate_minutes(grids: Sequence[InputGrid]) -> int:
+    """The run time (whole minutes) a scoring job asks for on its first attempt, from the inputs' headers of its
+    batch's cases with a reference (``grids``; the labels lie on the input's grid): :data:`EVALUATE_START_MINUTES`,
+    :data:`EVALUATE_SECONDS_PER_CASE` a case and :data:`EVALUATE_SECONDS_PER_MVOXEL` a million voxels of each case's
+    grid (a 4D input's channels once: the labels are 3D), rounded up. A prediction far from its reference, every
+    voxel of it an edge, is what the rate is set for (the surface distances take most of the time)."""
+    voxels = sum(grid.grid_voxels for grid in grids)
+    seconds = EVALUATE_SECONDS_PER_CASE * len(grids) + EVALUATE_SECONDS_PER_MVOXEL * voxels / 1e6
+    return int(math.ceil(EVALUATE_START_MINUTES + seconds / 60))

@@ -72,10 +72,11 @@ rule evaluate:
     threads: 1
     retries: RULE_RETRIES
     resources:
-        # config evaluate_mem_mb, or planned from the largest input of the batch's cases with a reference
+        # config evaluate_mem_mb, or planned from the largest input of the batch's cases with a reference, and the
+        # run time from their voxels (medseg/cohort/job_runtime.py); twice, then three times as much on a retry
         mem_mb=lambda wildcards, attempt: batch_memory(wildcards.batch, "evaluate") * attempt,
         attempt=lambda wildcards, attempt: attempt,
-        runtime=lambda wildcards, attempt: 30 * attempt,
+        runtime=lambda wildcards, attempt: evaluate_minutes(wildcards.batch) * attempt,
     shell:
         "{params.medseg} -v cohort evaluate {params.sheet:q} -o {params.results:q} {params.cases} --threads {threads}"
         " --memory-mb {resources.mem_mb} --final-memory-mb {params.final_mem} --attempt {resources.attempt}"

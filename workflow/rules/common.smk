@@ -55,6 +55,7 @@ from medseg.cohort.input_voxels import input_grid
 from medseg.numbers import counted
 from medseg.cohort.job_command import medseg_command
 from medseg.cohort.job_memory import evaluate_memory_mb, infer_memory_mb
+from medseg.cohort.job_runtime import evaluate_minutes as planned_evaluate_minutes
 from medseg.cohort.job_runtime import infer_minutes as planned_infer_minutes
 from medseg.cohort.report_memory import report_memory_mb
 from medseg.cohort.settings import (check_config, check_results_folder, cpus_beside_threads, first_attempt_memory,
@@ -503,6 +504,14 @@ def infer_minutes(batch):
     the CPU (medseg/cohort/job_runtime.py). A --set-resources infer:runtime= replaces it (Snakemake's own)."""
     return planned_infer_minutes([_input_grid(str(s.image)) for s in BATCHES[batch]], _PACKAGE,
                                  config["minutes_per_case"], config["overlap"], config["precision"], config["device"])
+
+
+@functools.cache
+def evaluate_minutes(batch):
+    """The run time (minutes) a scoring job of ``batch`` asks for on its first attempt, planned from the voxels of its
+    cases with a reference (medseg/cohort/job_runtime.py). A --set-resources evaluate:runtime= replaces it
+    (Snakemake's own)."""
+    return planned_evaluate_minutes([_input_grid(str(s.image)) for s in BATCHES[batch] if s.reference is not None])
 
 
 def results_of(job_record):
