@@ -285,3 +285,30 @@ def test_a_setting_with_a_final_line_break_is_refused_by_its_pattern():
     assert str(caught.value) == "config device: 'cpu\\n' does not match '^(auto|cpu|mps|cuda(:[0-9]+)?)$'"
     config["device"] = "cuda:1"
     check_config(config, schema)
+
+
+def test_where_a_setting_comes_from_is_the_last_source_that_sets_it(tmp_path):
+    """--config wins over every --configfile, a later --configfile over an earlier, and any of them over the
+    workflow's own configs/cohort.yaml, as Snakemake takes them."""
+    from medseg.cohort.settings import config_source
+
+    first, second, own = tmp_path / "first.yaml", tmp_path / "second.yaml", tmp_path / "cohort.yaml"
+    first.write_text("minutes_per_case: 5\n")
+    second.write_text("cases_per_job: 3\n")
+    assert config_source("minutes_per_case", {"minutes_per_case": 5}, [first], own) == "--config minutes_per_case=5"
+    assert config_source("minutes_per_case", {}, [first, second], own) == str(first)
+    assert config_source("minutes_per_case", {}, [second, tmp_path / "gone.yaml"], own) == str(own)
+
+
+def test_the_old_default_minutes_per_case_is_named_with_what_would_be_planned():
+    from medseg.cohort.settings import old_default_runtime
+
+    said = old_default_runtime(5, "/data/old.yaml", [260], [9])
+    assert said == ("/data/old.yaml: minutes_per_case: 5: the default before run times were planned from the cases' "
+                    "voxels; its inference job asks for 260 min (10 + 5 a case; twice and three times that on a "
+                    "retry), where planned from their voxels it would ask for 9 min: set minutes_per_case: null (or "
+                    "leave it out) to have the run time planned, or give a figure of your own other than 5")
+    assert old_default_runtime(5.0, "--config minutes_per_case=5.0", [60, 35], [6, 6]).startswith(
+        "--config minutes_per_case=5.0: the default before run times were planned from the cases' voxels; its 2 "
+        "inference jobs ask for 35-60 min")
+    assert [old_default_runtime(value, "x", [60], [6]) for value in (None, 0.2, 4, True, "5")] == [None] * 5

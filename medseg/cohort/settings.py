@@ -13,12 +13,15 @@ from medseg.errors import InputError
 from medseg.json_schema import schema_validator
 from medseg.numbers import counted
 
-__all__ = ["check_config", "check_results_folder", "cpus_beside_threads", "first_attempt_memory",
-           "fixed_retry_resources", "gpu_model_without_gpu", "pattern_characters", "per_cpu_memory",
-           "placeholder_resources", "resource_settings", "rule_threads"]
+__all__ = ["OLD_MINUTES_PER_CASE", "check_config", "check_results_folder", "config_source", "cpus_beside_threads",
+           "first_attempt_memory", "fixed_retry_resources", "gpu_model_without_gpu", "old_default_runtime",
+           "pattern_characters", "per_cpu_memory", "placeholder_resources", "resource_settings", "rule_threads"]
 
 # what profiles/slurm/config.yaml holds until a user sets their cluster's values (sbatch refuses them)
 SLURM_PLACEHOLDERS = {"slurm_account": "your_account"}
+# minutes_per_case's default before the inference jobs' run time was planned from their cases' voxels: every job asked
+# 10 min + 5 a case (260 min for 50 hippocampus crops, planned now at 9)
+OLD_MINUTES_PER_CASE = 5
 # the resources the workflow's retried jobs ask more of (twice, then three times), and the setting that sets each
 RETRY_SCALED = {("infer", "mem_mb"): "mem_mb", ("infer", "runtime"): None,
                 ("evaluate", "mem_mb"): "evaluate_mem_mb", ("evaluate", "runtime"): None}
@@ -333,3 +336,44 @@ def first_attempt_memory(rule: str, configured: int, overrides: Mapping[str, Map
     if not isinstance(memory, (int, float)) or isinstance(memory, bool):
         return None
     return int(min(memory, cap) if isinstance(cap, (int, float)) and not isinstance(cap, bool) else memory)
+
+
+def config_source(key: str, command_line: Mapping, configfiles: Sequence[Path | str],
+                  workflow_configfile: Path | str) -> str:
+    """Where the workflow's setting ``key`` came from, as Snakemake takes them (each later one wins): the
+    workflow's own ``configs/cohort.yaml`` (``workflow_configfile``), each ``--configfile`` in turn (``configfiles``)
+    and ``--config`` (``command_line``, its settings as Snakemake read them): ``--config KEY=VALUE`` or the file's
+    path. A file that cannot be read now is passed over (Snakemake read it)."""
+    import yaml
+
+    if key in command_line:
+        return f"--config {key}={command_line[key]}"
+    for path in reversed([str(p) for p in configfiles]):
+        try:
+            settings = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError, yaml.YAMLError):
+            continue
+        if isinstance(settings, Mapping) and key in settings:
+            return str(Path(path).absolute())
+    return str(Path(workflow_configfile).absolute())
+
+
+def old_default_runtime(value: object, source: str, asked: Sequence[int], planned: Sequence[int]) -> str | None:
+    """The warning for ``minutes_per_case`` set to its old default (:data:`OLD_MINUTES_PER_CASE`) by ``source``
+    (:func:`config_source`): an old config copied from the checkout asks every inference job for 10 min + 5 a case,
+    ``asked`` (the batches' minutes), where their voxels plan ``planned``. The setting is the user's and is kept (a
+    figure of their own may be meant: a slow node), so the warning names it, what it asks and what would be planned,
+    and how to have it planned. None for any other value."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != OLD_MINUTES_PER_CASE or not asked:
+        return None
+
+    def span(minutes: Sequence[int]) -> str:
+        low, high = min(minutes), max(minutes)
+        return f"{low} min" if low == high else f"{low}-{high} min"
+
+    jobs = "its inference job asks" if len(asked) == 1 else f"its {len(asked)} inference jobs ask"
+    where = source if source.startswith("--config") else f"{source}: minutes_per_case: {value}"
+    return (f"{where}: the default before run times were planned from the cases' voxels; {jobs} for "
+            f"{span(asked)} (10 + 5 a case; twice and three times that on a retry), where planned from their "
+            f"voxels {'it' if len(asked) == 1 else 'they'} would ask for {span(planned)}: set minutes_per_case: null "
+            "(or leave it out) to have the run time planned, or give a figure of your own other than 5")

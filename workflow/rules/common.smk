@@ -58,9 +58,10 @@ from medseg.cohort.job_memory import evaluate_memory_mb, infer_memory_mb
 from medseg.cohort.job_runtime import evaluate_minutes as planned_evaluate_minutes
 from medseg.cohort.job_runtime import infer_minutes as planned_infer_minutes
 from medseg.cohort.report_memory import report_memory_mb
-from medseg.cohort.settings import (check_config, check_results_folder, cpus_beside_threads, first_attempt_memory,
-                                    fixed_retry_resources, gpu_model_without_gpu, per_cpu_memory,
-                                    placeholder_resources, resource_settings, rule_threads)
+from medseg.cohort.settings import (check_config, check_results_folder, config_source, cpus_beside_threads,
+                                    first_attempt_memory, fixed_retry_resources, gpu_model_without_gpu,
+                                    old_default_runtime, per_cpu_memory, placeholder_resources, resource_settings,
+                                    rule_threads)
 from medseg.errors import MedsegError
 from medseg.package import DEFAULT_MODEL, load_package, shipped_name_taken, shipped_package_path
 from snakemake.logging import logger
@@ -512,6 +513,20 @@ def evaluate_minutes(batch):
     cases with a reference (medseg/cohort/job_runtime.py). A --set-resources evaluate:runtime= replaces it
     (Snakemake's own)."""
     return planned_evaluate_minutes([_input_grid(str(s.image)) for s in BATCHES[batch] if s.reference is not None])
+
+
+if workflow.is_main_process and config["minutes_per_case"] is not None:
+    # an old config's minutes_per_case: 5, the default before the run time was planned from the voxels, asks every
+    # job for hours; kept (the user's figure), and said once, naming where it is set
+    _old_runtime = old_default_runtime(
+        config["minutes_per_case"],
+        config_source("minutes_per_case", workflow.config_settings.config, workflow.config_settings.configfiles or [],
+                      f"{workflow.basedir}/configs/cohort.yaml"),
+        [infer_minutes(batch) for batch in BATCHES],
+        [planned_infer_minutes([_input_grid(str(s.image)) for s in BATCHES[batch]], _PACKAGE, None,
+                               config["overlap"], config["precision"], config["device"]) for batch in BATCHES])
+    if _old_runtime is not None:
+        logger.warning(_old_runtime)
 
 
 def results_of(job_record):
