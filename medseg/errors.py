@@ -24,6 +24,7 @@ __all__ = [
     "TrainingError",
     "UntrainableCasesError",
     "WorkerDiedError",
+    "JobTimeLimitError",
     "CohortFailedError",
     "first_line",
 ]
@@ -92,6 +93,10 @@ class CohortFailedError(MedsegError, RuntimeError):
 
 class WorkerDiedError(MedsegError, RuntimeError):
     """A process died (killed, out of memory, crashed) while handling a case, more than once."""
+
+
+class JobTimeLimitError(MedsegError, TimeoutError):
+    """A cohort job's last attempt reached its time limit before a case of its batch was finished."""
 
 
 def first_line(error: BaseException) -> str:

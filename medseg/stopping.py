@@ -29,8 +29,9 @@ _requested: BaseException | None = None
 _watched: tuple[Path, Callable[[int], BaseException]] | None = None  # a stop file and how its stop is raised
 
 
-def request(stop: BaseException) -> None:
-    """Record ``stop`` (a :class:`KeyboardInterrupt`) for :func:`check` to raise."""
+def request(stop: BaseException | None) -> None:
+    """Record ``stop`` (a :class:`KeyboardInterrupt`) for :func:`check` to raise; None forgets a recorded one (handled
+    by its catcher) and leaves the watched stop file as it is."""
     global _requested
     _requested = stop
 

@@ -10,7 +10,10 @@ slurm-jobstep companion) run, in the formats they parse:
   job (the submitting environment exported, as ``--export=ALL``, with ``SLURM_JOB_ID`` and friends; working folder
   ``-D``; output ``--output`` with ``%j``) and prints the job id. The job is killed as SLURM would: its largest
   process past ``--mem`` MB (all its processes' resident memory together; state OUT_OF_MEMORY), everything past
-  ``-t`` minutes (``FAKE_SLURM_MINUTE`` seconds each, default 60; state TIMEOUT). ``FAKE_SLURM_NEEDS`` makes that
+  ``-t`` minutes (``FAKE_SLURM_MINUTE`` seconds each, default 60, or ``FAKE_SLURM_MINUTES``' ``COMMENT=SECONDS,...``
+  for a job whose ``--comment`` is COMMENT, ``COMMENT=S1:S2:S3`` for its first, second and later submissions, its
+  retries; state TIMEOUT), which it tells the job as SLURM does
+  (``SLURM_JOB_START_TIME``, ``SLURM_JOB_END_TIME``). ``FAKE_SLURM_NEEDS`` makes that
   deterministic: ``COMMENT=MB,...`` treats a job whose ``--comment`` is COMMENT (``rule_infer_wildcards_batch001``)
   as needing MB: given less, its largest process is killed once its processes hold more than 150 MB (a report job's
   processes hold about 390 MB together at their peak, an infer job's more: 400 MB let a report job through).
@@ -18,7 +21,8 @@ slurm-jobstep companion) run, in the formats they parse:
   OUT_OF_MEMORY, TIMEOUT, CANCELLED), answered once a job pending or running has ended, within
   ``FAKE_SLURM_STATUS_WAIT`` seconds (default 0: at once); ``scancel ID...``: SIGTERM to the job's processes
   (SIGKILL 5 s later), state CANCELLED, recorded in ``scancel.jsonl``.
-- ``srun [options] CMD``: runs CMD (recording the ``MEDSEG_*`` variables it sees in ``srun.jsonl``).
+- ``srun [options] CMD``: runs CMD (recording the ``MEDSEG_*`` variables it sees in ``srun.jsonl``), with its job's
+  ``SLURM_JOB_START_TIME`` and ``SLURM_JOB_END_TIME``.
 
 Every call is noted in ``calls.jsonl`` (command, arguments, time).
 """
@@ -158,6 +162,17 @@ def _kill_all(sig: int) -> None:
             pass
 
 
+def _submission(job_id: str, comment: str | None) -> int:
+    """How many jobs of the same ``--comment`` (the same Snakemake job: its earlier attempts) were submitted before
+    ``job_id``."""
+    earlier = 0
+    for line in (STATE / "sbatch.jsonl").read_text().splitlines():
+        entry = json.loads(line)
+        options, _ = _options(entry["args"], SBATCH_VALUES)
+        earlier += options.get("--comment") == comment and int(entry["job_id"]) < int(job_id)
+    return earlier
+
+
 def run_job(job_id: str) -> int:
     """The job itself: the sbatch script under a monitor that enforces --mem and -t."""
     ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans stay ours
@@ -168,7 +183,10 @@ def run_job(job_id: str) -> int:
     if memory_mb and int(needs.get(options.get("--comment"), 0)) > memory_mb:
         limit_mb = min(memory_mb, 150)
     minutes = options.get("-t", options.get("--time"))
-    limit_s = float(minutes) * float(os.environ.get("FAKE_SLURM_MINUTE", "60")) if minutes else None
+    scales = dict(entry.split("=") for entry in os.environ.get("FAKE_SLURM_MINUTES", "").split(",") if entry)
+    scale = scales.get(options.get("--comment"), os.environ.get("FAKE_SLURM_MINUTE", "60")).split(":")
+    minute_s = float(scale[min(_submission(job_id, options.get("--comment")), len(scale) - 1)])
+    limit_s = float(minutes) * minute_s if minutes else None
     workdir = options.get("-D", options.get("--chdir", os.getcwd()))
     output = Path(workdir, options.get("--output", options.get("-o", "slurm-%j.out")).replace("%j", job_id))
     env = {**os.environ, "SLURM_JOB_ID": job_id, "SLURM_JOBID": job_id, "SLURM_JOB_NAME": job["name"],
@@ -177,6 +195,9 @@ def run_job(job_id: str) -> int:
            "SLURM_JOB_ACCOUNT": options.get("-A", ""), "SLURM_JOB_PARTITION": options.get("-p", "")}
     if memory_mb:
         env["SLURM_MEM_PER_NODE"] = str(memory_mb)
+    started = time.time()
+    if limit_s is not None:  # as SLURM sets them: the job's start and its end by its time limit
+        env["SLURM_JOB_START_TIME"], env["SLURM_JOB_END_TIME"] = str(int(started)), str(int(started + limit_s))
     cancelled = False
 
     def cancel(signum, frame):
@@ -184,11 +205,12 @@ def run_job(job_id: str) -> int:
         cancelled = True
 
     signal.signal(signal.SIGTERM, cancel)
-    _write_job(job_id, state="RUNNING", monitor=os.getpid(), started=time.time())
+    _write_job(job_id, state="RUNNING", monitor=os.getpid(), started=started,
+               end=None if limit_s is None else int(started + limit_s))
     with open(output, "ab") as log:
         process = subprocess.Popen(["/bin/bash", "-c", job["script"]], cwd=workdir, env=env, stdout=log,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    state, peak, oom, started = None, 0, False, time.time()
+    state, peak, oom = None, 0, False
     while process.poll() is None:
         processes = _descendants(os.getpid())
         total = sum(processes.values())
@@ -284,6 +306,10 @@ def srun(args: list[str]) -> int:
     _, command = _options(args, {"-n", "-c", "--ntasks", "--cpus-per-task", "-N", "--nodes"})
     _append("srun.jsonl", {"job_id": os.environ.get("SLURM_JOB_ID"),
                            "env": {k: v for k, v in os.environ.items() if k.startswith("MEDSEG_")}})
+    job = _read_job(os.environ.get("SLURM_JOB_ID", "")) or {}
+    if job.get("end") is not None:  # a step is told its job's start and end as the job is (the jobstep plugin drops
+        os.environ["SLURM_JOB_START_TIME"] = str(int(job["started"]))  # the job's own SLURM_* for it)
+        os.environ["SLURM_JOB_END_TIME"] = str(job["end"])
     os.execvp(command[0], command)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
@@ -47,6 +48,12 @@ _scoring_threads = click.option(
     help="CPU threads for the surface distances' searches (default: the CPUs this process may use, at most a "
          "cgroup's CPU quota). Results do not depend on it; torch is not used.",
 )
+_time_limit = click.option("--time-limit", "time_limit", type=click.FloatRange(0), default=None,
+                           metavar="MINUTES",
+                           help="The job's run time (the scheduler's limit, the rule's runtime): under SLURM, the last "
+                                "attempt (--attempt N N) stops before it (at $SLURM_JOB_END_TIME where SLURM sets it) "
+                                "and records the cases it did not finish as failed, so that the job ends with its "
+                                "record and the report is made; a later run tries them again.")
 _record = click.option("--record", type=GivenPath(dir_okay=False, path_type=Path), default=None,
                        help="Write a JSON summary of this run here, atomically, once every case is done.")
 
@@ -164,12 +171,13 @@ def _edited(removed: list[str], changed: list[str]) -> str:
 
 def _job_options(stage: str):
     """The options an infer or evaluate job takes after its own, in this order: --threads (torch's for infer,
-    the surface distances' for evaluate), the memory and retries it runs under, --record, --redo and the workflow
-    run's claim (--in-run)."""
+    the surface distances' for evaluate), the memory, retries and time limit it runs under, --record, --redo and the
+    workflow run's claim (--in-run)."""
     threads = threads_option if stage == "infer" else _scoring_threads
 
     def decorate(command):
-        for option in reversed((threads, _memory, _final_memory, _attempt, _record, _redo(stage), _in_run)):
+        for option in reversed((threads, _memory, _final_memory, _attempt, _time_limit, _record, _redo(stage),
+                                _in_run)):
             command = option(command)
         return command
 
@@ -258,16 +266,20 @@ $ medseg cohort infer samples.tsv -o results --case case01 --case case02 --threa
 @_planned
 @_stop_file
 def infer(samples, results, cases, model, device, precision, batch_size, overlap, threads, memory_mb, final_memory_mb,
-          attempt, record, redo, in_run, planned_sha256, stop_file):
+          attempt, time_limit, record, redo, in_run, planned_sha256, stop_file):
     from medseg.cohort import InferOptions, infer_cases, redo_for_job
+    from medseg.cohort.job_deadline import job_deadline
 
+    started = time.time()
     _check_job(memory_mb, final_memory_mb, attempt, record)
     _watch(stop_file)
     selected = _select(samples, cases, results, in_run)
     options = InferOptions(model=model, device=device, precision=precision, batch_size=batch_size, overlap=overlap,
                            threads=threads, memory_mb=memory_mb,
                            final_attempt=_final_attempt(attempt, memory_mb, final_memory_mb), invocation=invocation(),
-                           planned_sha256=_planned_by_run(planned_sha256, results, in_run))
+                           planned_sha256=_planned_by_run(planned_sha256, results, in_run),
+                           deadline=job_deadline(time_limit, _final_attempt(attempt, memory_mb, final_memory_mb),
+                                                 started))
     _report(infer_cases(selected, results, options, on_case=_tell, redo=redo_for_job(redo, record)), record)
     return 0
 
@@ -288,15 +300,19 @@ $ medseg cohort evaluate samples.tsv -o results
 @_cases
 @_job_options("evaluate")
 @_stop_file
-def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, attempt, record, redo, in_run, stop_file):
+def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, attempt, time_limit, record, redo, in_run,
+             stop_file):
     from medseg.cohort import evaluate_cases, redo_for_job
+    from medseg.cohort.job_deadline import job_deadline
 
+    started = time.time()
     _check_job(memory_mb, final_memory_mb, attempt, record)
     _watch(stop_file)
     selected = _select(samples, cases, results, in_run)
+    final = _final_attempt(attempt, memory_mb, final_memory_mb)
     _report(evaluate_cases(selected, results, threads=threads, memory_mb=memory_mb, on_case=_tell,
-                           final_attempt=_final_attempt(attempt, memory_mb, final_memory_mb),
-                           redo=redo_for_job(redo, record)), record)
+                           final_attempt=final, redo=redo_for_job(redo, record),
+                           deadline=job_deadline(time_limit, final, started)), record)
     return 0
 
 

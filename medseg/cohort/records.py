@@ -483,6 +483,8 @@ class ResultsFolder:
             return None
         if readable_again(record):  # failed on a file it may read now
             return None
+        if record.get("out_of_time"):  # its job's last attempt ran out of time before it: tried again
+            return None
         return record
 
     def case_outputs_present(self, case_id: str, stage: str = "infer") -> bool:

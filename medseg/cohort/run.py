@@ -53,7 +53,7 @@ from medseg.cohort.records import (
     write_json,
 )
 from medseg.cohort.samples import Sample
-from medseg.errors import InputError, MedsegError, WorkerDiedError
+from medseg.errors import InputError, JobTimeLimitError, MedsegError, WorkerDiedError
 from medseg.failure_records import failure_stage
 from medseg.io.atomic import atomic_paths, results_unwritable
 from medseg.io.files import check_searchable
@@ -92,6 +92,8 @@ class InferOptions:
     invocation: dict | None = None  # the job's command line and folder, recorded in sidecars; changes nothing
     # the weights' SHA-256 the workflow run planned with: a job that finds another package there refuses it
     planned_sha256: str | None = None
+    # the Unix time this job stops at, its batch's unfinished cases recorded as failed (medseg.cohort.job_deadline)
+    deadline: float | None = None
 
 
 @dataclass
@@ -183,15 +185,55 @@ def infer_cases(samples: Sequence[Sample], results: Path | str, options: InferOp
         log.warning("%s", taken)
     lazy = _LazySegmenter(package, options)
     summary = JobSummary(stage="infer", model={"name": package.name, "weights_sha256": package.sha256})
-    for sample in samples:
-        # a Ctrl-C or SIGTERM whose exception a callback swallowed; the stop file of a workflow run that was stopped
-        # (a job the signal did not reach ends here, after its current case)
-        stopping.check(between=True)
+
+    def run_one(sample: Sample, out_of_time: bool) -> CaseOutcome:
         with _case_claim(folder, sample.case_id):
-            summary.cases.append(_infer_one(sample, folder, package, options, lazy))
-        if on_case is not None:
-            on_case(summary.cases[-1])
+            return _infer_one(sample, folder, package, options, lazy, out_of_time)
+
+    _each_case(samples, summary, on_case, options.deadline, run_one)
     return summary.timed(lazy.setup_s, clock)
+
+
+def _each_case(samples: Sequence[Sample], summary: JobSummary, on_case: Callable[[CaseOutcome], None] | None,
+               deadline: float | None, run_one: Callable[[Sample, bool], CaseOutcome | None]) -> None:
+    """Run ``run_one(sample, out_of_time)`` on each case in turn (each under its claim), adding its outcome to
+    ``summary``. Once ``deadline`` has come (a job's last attempt, :mod:`~medseg.cohort.job_deadline`), the case under
+    way is stopped and it and the cases after it are run with ``out_of_time``: recorded as failed where they would be
+    worked on, kept where they are finished."""
+    from medseg.cohort.job_deadline import OutOfTime, stop_at
+
+    out_of_time = False
+    pending = list(samples)
+    if deadline is not None:
+        log.info("the job's last attempt: it stops at %s UTC, before its time limit, recording the cases it has not "
+                 "finished by then as failed", time.strftime("%H:%M:%S", time.gmtime(deadline)))
+    try:
+        with stop_at(deadline):
+            while pending:
+                _one_case(pending[0], summary, on_case, False, run_one)
+                pending.pop(0)
+    except OutOfTime:
+        out_of_time = True
+    if out_of_time:
+        done = {case.case_id for case in summary.cases}  # the stop may land after a case's outcome was added
+        pending = [sample for sample in pending if sample.case_id not in done]
+        log.warning("the job's time is up: %d of %d cases not finished are recorded as failed", len(pending),
+                    len(samples))
+        for sample in pending:
+            _one_case(sample, summary, on_case, True, run_one)
+
+
+def _one_case(sample: Sample, summary: JobSummary, on_case: Callable[[CaseOutcome], None] | None, out_of_time: bool,
+              run_one: Callable[[Sample, bool], CaseOutcome | None]) -> None:
+    # a Ctrl-C or SIGTERM whose exception a callback swallowed; the stop file of a workflow run that was stopped
+    # (a job the signal did not reach ends here, after its current case)
+    stopping.check(between=True)
+    outcome = run_one(sample, out_of_time)
+    if outcome is None:
+        return
+    summary.cases.append(outcome)
+    if on_case is not None:
+        on_case(outcome)
 
 
 def check_no_workflow_run(results: Path | str) -> None:
@@ -227,7 +269,7 @@ def _case_claim(folder: ResultsFolder, case_id: str):
 
 
 def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOptions,
-               lazy: _LazySegmenter) -> CaseOutcome:
+               lazy: _LazySegmenter, out_of_time: bool = False) -> CaseOutcome:
     from medseg.segment import segment_case
 
     case_id = sample.case_id
@@ -261,6 +303,8 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
     folder.clear(case_id, [folder.segmentation(case_id), folder.sidecar(case_id), folder.metrics(case_id),
                            folder.failure(case_id)])
     attempts = folder.attempts(case_id, "infer", print_)
+    if out_of_time:
+        return _timed_out(sample, folder, "infer", print_)
     if give_up(folder, case_id, "infer", print_, options.memory_mb, options.final_attempt):
         return _died(sample, folder, "infer", print_, attempts, options.memory_mb)
     segmenter = lazy.get()  # outside the try: a model or device problem is not this case's failure
@@ -310,6 +354,20 @@ def _blocked_case_folder(folder: ResultsFolder, case_id: str, stage: str = "infe
     return None
 
 
+def _timed_out(sample: Sample, folder: ResultsFolder, stage: str, print_: str) -> CaseOutcome:
+    """Record a case that its job's last attempt did not finish before the job's time limit (stopped under way, or
+    not reached). Its record is not a finished one (:meth:`ResultsFolder.finished`): a later run tries it again."""
+    error = JobTimeLimitError(
+        f"{sample.image}: the job never finished this case: every attempt of its workflow job ran out of its time "
+        f"limit, and the last stopped itself before SLURM ended it; a later run tries it again (give the job more "
+        f"time: --set-resources {stage}:runtime=MINUTES*attempt)")
+    _log_failure(sample.case_id, stage, error)
+    failure = folder.write_failure(sample.case_id, stage, error, sample.image, sample.reference, sample.series)
+    folder.mark_finished(sample.case_id, stage, print_, "failed", [failure], 0.0, one_line(error),
+                         {"failed_stage": stage, "out_of_time": True})
+    return CaseOutcome(sample.case_id, "failed", False, 0.0, stage, one_line(error))
+
+
 def _died(sample: Sample, folder: ResultsFolder, stage: str, print_: str, attempts: int,
           memory_mb: int | None = None) -> CaseOutcome:
     """Record a case whose earlier attempts killed their process, instead of trying it once more."""
@@ -338,9 +396,10 @@ def _died(sample: Sample, folder: ResultsFolder, stage: str, print_: str, attemp
 
 def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int | None = None,
                    memory_mb: int | None = None, on_case: Callable[[CaseOutcome], None] | None = None,
-                   final_attempt: bool = False, redo: str | None = None) -> JobSummary:
-    """Score the segmentations of ``samples`` that have a reference, skipping finished cases (``memory_mb``: the
-    job's memory, as for :class:`InferOptions`; ``on_case`` and ``redo`` as for :func:`infer_cases`).
+                   final_attempt: bool = False, redo: str | None = None, deadline: float | None = None) -> JobSummary:
+    """Score the segmentations of ``samples`` that have a reference, skipping finished cases (``memory_mb`` and
+    ``deadline``: the job's memory and the time it stops at, as for :class:`InferOptions`; ``on_case`` and ``redo``
+    as for :func:`infer_cases`).
 
     Each case must have been through :func:`infer_cases`; a case whose segmentation failed is ``skipped``. medseg's
     thread count (:func:`medseg.resources.cpu_threads`, which the surface distances' searches follow) is set for the
@@ -361,25 +420,22 @@ def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int 
         raise InputError(f"{folder.root}: {'case' if len(unsegmented) == 1 else 'cases'} {shown} "
                          f"{'has' if len(unsegmented) == 1 else 'have'} not been segmented yet; run the infer step "
                          "first")
-    for sample in samples:
-        # a Ctrl-C or SIGTERM whose exception a callback swallowed; the stop file of a workflow run that was stopped
-        # (a job the signal did not reach ends here, after its current case)
-        stopping.check(between=True)
+
+    def run_one(sample: Sample, out_of_time: bool) -> CaseOutcome | None:
         if sample.reference is None:
             if folder.unscore(sample.case_id):
                 log.info("%s: no reference any more; its earlier scores were removed", sample.case_id)
             else:
                 log.info("%s: no reference, nothing to score", sample.case_id)
-            continue
+            return None
         with _case_claim(folder, sample.case_id):
             if folder.blocked(sample.case_id, probe=False):  # its record carries the fingerprint planning compares
                 inferred = folder.status(sample.case_id, "infer")
                 print_ = evaluate_fingerprint(sample, inferred) if inferred and "run_id" in inferred else "blocked"
-                summary.cases.append(_blocked_case_folder(folder, sample.case_id, "evaluate", print_))
-            else:
-                summary.cases.append(_evaluate_one(sample, folder, setup, memory_mb, final_attempt))
-        if on_case is not None:
-            on_case(summary.cases[-1])
+                return _blocked_case_folder(folder, sample.case_id, "evaluate", print_)
+            return _evaluate_one(sample, folder, setup, memory_mb, final_attempt, out_of_time)
+
+    _each_case(samples, summary, on_case, deadline, run_one)
     return summary.timed(setup.setup_s, clock)
 
 
@@ -403,8 +459,8 @@ class _MetricsSetup:
             self.setup_s = time.perf_counter() - clock
 
 
-def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
-                  memory_mb: int | None = None, final_attempt: bool = False) -> CaseOutcome:
+def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup, memory_mb: int | None = None,
+                  final_attempt: bool = False, out_of_time: bool = False) -> CaseOutcome:
     from medseg.metrics import metrics_json
     from medseg.scoring import score_prediction
 
@@ -443,6 +499,8 @@ def _evaluate_one(sample: Sample, folder: ResultsFolder, setup: _MetricsSetup,
         return blocked
     folder.clear(case_id, [folder.metrics(case_id), folder.failure(case_id)])
     attempts = folder.attempts(case_id, "evaluate", print_)
+    if out_of_time:
+        return _timed_out(sample, folder, "evaluate", print_)
     if give_up(folder, case_id, "evaluate", print_, memory_mb, final_attempt):
         return _died(sample, folder, "evaluate", print_, attempts, memory_mb)
     setup.get()

@@ -11,7 +11,8 @@ cases, when one of its cases:
   in, which a run from another checkout or a copied results folder lacks;
 * was given up with less memory than this run's jobs start with;
 * failed on an input or reference this user could not read, which it can read now (giving read access changes
-  neither the file's size nor its time).
+  neither the file's size nor its time);
+* was not finished by its job, whose every attempt ran out of time (:mod:`medseg.cohort.job_deadline`).
 
 The batch then runs again: its finished cases are kept, the others redone. The report goes too, since Snakemake
 does not rerun a job for a missing intermediate file whose consumers are present: it is rebuilt after the batch.
@@ -56,6 +57,7 @@ class VoidedJobs:
     retried: list[str] = field(default_factory=list)  # given up with less memory than the jobs now start with
     retried_memory_mb: list[int] = field(default_factory=list)  # what the jobs of those cases start with now
     readable: list[str] = field(default_factory=list)  # failed on a file this user could not read, readable now
+    timed_out: list[str] = field(default_factory=list)  # not finished by a job whose every attempt ran out of time
     jobs: list[str] = field(default_factory=list)  # "<batch>.<stage>"
     unrecorded: list[str] = field(default_factory=list)  # "<batch>.<stage>" without a record while the report is there
     new: list[str] = field(default_factory=list)  # the same, beside records of other batches: rows added, say
@@ -95,12 +97,15 @@ def void_stale_jobs(batches: Mapping[str, Sequence[Sample]], results: Path | str
             memory = memory.get(batch) if isinstance(memory, Mapping) else memory
             retried = [c for c in given_up_for_less_memory(samples, results, stage, memory) if c not in changed]
             readable = [c for c in changed if any(readable_again(folder.status(c, s)) for s in STAGES)]
-            if gone or changed or retried:
+            timed_out = [s.case_id for s in samples if s.case_id not in changed and s.case_id not in gone
+                         and (folder.status(s.case_id, stage) or {}).get("out_of_time")]
+            if gone or changed or retried or timed_out:
                 void[stage].gone += gone
                 # stale for both stages: named once
                 void[stage].changed += [c for c in dict.fromkeys(changed) if c not in readable]
                 void[stage].readable += list(dict.fromkeys(readable))
                 void[stage].retried += retried
+                void[stage].timed_out += timed_out
                 void[stage].retried_memory_mb += [memory] * bool(retried)
                 void[stage].jobs.append(f"{batch}.{stage}")
                 if not preview:
@@ -144,6 +149,8 @@ def voided_message(stage: str, void: VoidedJobs, memory_mb: int | None, preview:
     memory = f"{figures[0]} MB" if len(figures) == 1 else f"{figures[0]}-{figures[-1]} MB"
     why += ([f"{some_names(void.retried)} given up with less memory than this run's jobs start with ({memory})"]
             if void.retried else [])
+    why += ([f"{some_names(void.timed_out)} not finished by the last run, whose job ran out of time on every attempt"]
+            if void.timed_out else [])
     jobs = f"job {void.jobs[0]}" if len(void.jobs) == 1 else f"jobs {some_names(void.jobs, 3)}"
     if preview:
         # Snakemake's own list of jobs shows it too where it notices the change itself (a changed input file or

@@ -6,7 +6,9 @@
 # are kept, and a case that killed two attempts with as much memory as the job now has, or two attempts in all by
 # the job's last retry, is recorded as failed instead of being tried again (medseg/cohort/run.py give_up); one
 # killed with less is tried with the retry's memory, and a later run with a larger mem_mb tries it again. The job
-# knows its last retry from its attempt (resources.attempt), not from its memory, which --resources may cap.
+# knows its last retry from its attempt (resources.attempt), not from its memory, which --resources may cap. Under
+# SLURM the last retry also stops before its time limit (--time-limit, the job's runtime), recording the cases it did
+# not finish as failed, so that the batch has its record and the report is made (medseg/cohort/job_deadline.py).
 
 
 rule infer:
@@ -47,7 +49,8 @@ rule infer:
         "{params.medseg} -v cohort infer {params.sheet:q} -o {params.results:q} {params.cases} --model {params.model:q}"
         " --device {params.device} --precision {params.precision} --batch-size {params.batch_size}"
         " {params.overlap} --threads {threads} --memory-mb {resources.mem_mb} --final-memory-mb {params.final_mem}"
-        " --attempt {resources.attempt} {params.attempts} --record {output.record:q} > {log:q} 2>&1"
+        " --attempt {resources.attempt} {params.attempts} --time-limit {resources.runtime} --record {output.record:q}"
+        " > {log:q} 2>&1"
 
 
 rule evaluate:
@@ -80,7 +83,7 @@ rule evaluate:
     shell:
         "{params.medseg} -v cohort evaluate {params.sheet:q} -o {params.results:q} {params.cases} --threads {threads}"
         " --memory-mb {resources.mem_mb} --final-memory-mb {params.final_mem} --attempt {resources.attempt}"
-        " {params.attempts} --record {output.record:q} > {log:q} 2>&1"
+        " {params.attempts} --time-limit {resources.runtime} --record {output.record:q} > {log:q} 2>&1"
 
 
 rule report:

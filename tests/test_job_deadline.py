@@ -1,0 +1,85 @@
+"""A cohort job's last attempt stops before its SLURM time limit and records its unfinished cases as failed
+(medseg.cohort.job_deadline), so that its batch gets a job record and the report is made."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+
+import pytest
+from cohort_cases import (
+    MODEL,
+    cohort_folder,  # noqa: F401  (the cohort fixture its tests take)
+)
+
+from medseg.cohort import InferOptions, evaluate_cases, infer_cases, read_samples
+from medseg.cohort.job_deadline import OutOfTime, job_deadline, stop_at
+from medseg.cohort.records import ResultsFolder
+
+
+def test_only_a_last_attempt_under_slurm_stops_before_its_limit():
+    """SLURM's own end of the job where it tells it, less 30 s or a twentieth of the limit; else the job's run time
+    from the command's start, less a tenth for the job's start before it. Elsewhere (a local run, which enforces no
+    run time) and before the last attempt (SLURM's limit brings a retry with more time), no deadline."""
+    slurm = {"SLURM_JOB_ID": "42", "SLURM_JOB_END_TIME": "10000"}
+    assert job_deadline(18, True, started=1000.0, environ=slurm) == 10000 - (10000 - 1000) / 20
+    assert job_deadline(18, True, started=9900.0, environ=slurm) == 10000 - 30
+    assert job_deadline(18, False, started=1000.0, environ=slurm) is None
+    assert job_deadline(18, True, started=1000.0, environ={"SLURM_JOB_END_TIME": "10000"}) is None
+    # without SLURM's end time: 18 min less a tenth (972 s), less a twentieth of that (48.6 s, more than 30 s)
+    assert job_deadline(18, True, started=1000.0, environ={"SLURM_JOB_ID": "42"}) == pytest.approx(1000 + 972 - 48.6)
+    assert job_deadline(5, True, started=1000.0, environ={"SLURM_JOB_ID": "42"}) == pytest.approx(1000 + 270 - 30)
+    assert job_deadline(None, True, started=1000.0, environ={"SLURM_JOB_ID": "42"}) is None
+    assert job_deadline(0, True, started=1000.0, environ={"SLURM_JOB_ID": "42", "SLURM_JOB_END_TIME": "x"}) is None
+
+
+def test_the_stop_comes_where_the_job_is():
+    with pytest.raises(OutOfTime), stop_at(time.time() - 1):
+        pass
+    clock = time.perf_counter()
+    with pytest.raises(OutOfTime), stop_at(time.time() + 0.2):
+        time.sleep(5)
+    assert time.perf_counter() - clock < 2
+    with stop_at(None), stop_at(time.time() + 60):
+        pass
+    time.sleep(0.1)  # the timer was taken back: nothing is raised after the block
+
+
+def test_cases_a_job_did_not_finish_by_its_deadline_are_recorded_and_tried_again(cohort, monkeypatch):
+    """The case under way is stopped (its attempt taken back: a time limit is not the case's crash), it and the
+    cases not reached are recorded as failed (JobTimeLimitError), a finished case is kept; scoring skips the failed
+    case's scores, and a later job makes it."""
+    import medseg.segment
+
+    sheet, results = cohort
+    samples = {s.case_id: s for s in read_samples(sheet)}
+    options = InferOptions(model=MODEL, device="cpu", batch_size=8)
+    assert [c.outcome for c in infer_cases([samples["a"]], results, options).cases] == ["ok"]
+    segment_case = medseg.segment.segment_case
+
+    def slow(*args, **kwargs):
+        time.sleep(30)
+
+    monkeypatch.setattr(medseg.segment, "segment_case", slow)
+    clock = time.perf_counter()
+    summary = infer_cases([samples["a"], samples["b"], samples["c"]], results,
+                          replace(options, deadline=time.time() + 1.0))
+    assert time.perf_counter() - clock < 10
+    assert [(c.case_id, c.outcome, c.reused, c.stage) for c in summary.cases] == [
+        ("a", "ok", True, None), ("b", "failed", False, "infer"), ("c", "failed", False, "infer")]
+    folder = ResultsFolder(results)
+    for case in ("b", "c"):
+        failure = json.loads(folder.failure(case).read_text())
+        assert failure["error_type"] == "JobTimeLimitError"
+        assert failure["error"].startswith(f"{samples[case].image}: the job never finished this case")
+        assert "--set-resources infer:runtime=MINUTES*attempt" in failure["error"]
+        assert json.loads(folder.status_path(case, "infer").read_text())["out_of_time"] is True
+        assert not folder.started_path(case, "infer").exists()
+    scored = evaluate_cases([samples["a"], samples["b"]], results)
+    assert [(c.case_id, c.outcome) for c in scored.cases] == [("a", "ok"), ("b", "skipped")]
+    # a later job (more time) makes the cases again; the finished one is kept
+    monkeypatch.setattr(medseg.segment, "segment_case", segment_case)
+    again = infer_cases([samples["a"], samples["b"]], results, options)
+    assert [(c.case_id, c.outcome, c.reused) for c in again.cases] == [("a", "ok", True), ("b", "ok", False)]
+    assert not folder.failure("b").exists()

@@ -1,0 +1,86 @@
+"""A batch whose every attempt runs out of its SLURM time limit: the run through profiles/slurm and the executor
+plugin, against stand-in SLURM commands (``tests/fake_slurm.py``) that end a job at its ``-t`` as SLURM does."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import os
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+from workflow_runs import (
+    REPO,
+    snakemake,
+    workflow_cohort,  # noqa: F401  (the cohort fixture its tests take)
+    write_sheet,
+)
+
+pytestmark = [
+    pytest.mark.skipif(importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
+                       reason="the SLURM executor plugin is not installed (pip install -e '.[workflow]')"),
+    pytest.mark.skipif(sys.platform != "linux",
+                       reason="the stand-in SLURM commands read /proc to enforce --mem, as SLURM's cgroup does"),
+]
+
+
+def test_a_batch_out_of_time_on_every_attempt_is_reported_as_failed(cohort, tmp_path, monkeypatch):
+    """Every attempt of one inference job ran out of its time: the batch had no job record, the report (which needs
+    every batch's) was never made, and the run failed without a word on the other cases. Its last attempt now stops
+    before SLURM's limit ($SLURM_JOB_END_TIME), records its unfinished cases as failed, and the report lists them
+    beside the others, scored as usual; the next run tries them again."""
+    import fake_slurm
+
+    folder, _ = cohort
+    data = folder / "data"
+    # 256x256x300 voxels: planned at 10 min; its first two attempts are given 2 and 4 s here (0.2 s a minute), and
+    # its last 60 s (2 s a minute), which its inference alone outlasts (about 40 CPU seconds): it stops itself 30 s
+    # before its end
+    ramp = np.broadcast_to(np.arange(300, dtype=np.int16), (256, 256, 300))  # a small file, not a blank image
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(ramp), np.eye(4)), str(tmp_path / "big.nii.gz"))
+    sheet = write_sheet(tmp_path, [("a", str(data / "a.nii.gz"), str(data / "a_label.nii.gz")),
+                                   ("b", str(data / "b.nii.gz"), str(data / "b_label.nii.gz")),
+                                   ("big", str(tmp_path / "big.nii.gz"), "")])
+    state = tmp_path / "slurm"
+    monkeypatch.setenv("PATH", f"{fake_slurm.install(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SLURM_STATE", str(state))
+    monkeypatch.setenv("FAKE_SLURM_STATUS_WAIT", "20")
+    monkeypatch.setenv("FAKE_SLURM_MINUTES", "rule_infer_wildcards_batch002=0.2:0.2:2")
+    results = tmp_path / "results"
+    run = snakemake(tmp_path, "--profile", str(REPO / "profiles" / "slurm"), "--default-resources",
+                    "slurm_account=lab42", "slurm_partition=cpu", "runtime=30", "mem_mb=2000",
+                    "--slurm-logdir", str(tmp_path / "slurm-logs"), "--slurm-init-seconds-before-status-checks", "1",
+                    samples=sheet, results=results, cases_per_job=2)
+    assert run.returncode == 0, run.stderr[-3000:]
+    submitted = [json.loads(line) for line in (state / "sbatch.jsonl").read_text().splitlines()]
+
+    def option(entry: dict, name: str) -> str:
+        return entry["args"][entry["args"].index(name) + 1]
+
+    # the slow batch's three attempts, with twice and three times the time; the first two ended by the time limit
+    assert sorted(option(s, "-t") for s in submitted if option(s, "--comment") == "rule_infer_wildcards_batch002") \
+        == ["10", "20", "30"]
+    jobs = [json.loads(file.read_text()) for file in (state / "jobs").glob("*.json")]
+    assert sorted(job["state"] for job in jobs if option(job, "--comment") == "rule_infer_wildcards_batch002") == [
+        "COMPLETED", "TIMEOUT", "TIMEOUT"]
+    # the report lists the case as failed, the job never having finished it, and the others as usual
+    with open(results / "cohort.tsv", newline="", encoding="utf-8") as handle:
+        rows = {row["case_id"]: row for row in csv.DictReader(handle, delimiter="\t")}
+    assert {case: row["status"] for case, row in rows.items()} == {"a": "scored", "b": "scored", "big": "failed"}
+    failure = json.loads((results / "cases" / "big" / "big_failed.json").read_text())
+    assert failure["stage"] == "infer" and failure["error_type"] == "JobTimeLimitError"
+    assert failure["error"].startswith(f"{tmp_path / 'big.nii.gz'}: the job never finished this case: every attempt "
+                                       "of its workflow job ran out of its time limit")
+    assert "failed: big: " in run.stdout
+    record = json.loads((results / "jobs" / "batch002.infer.json").read_text())
+    assert record["counts"]["failed"] == 1 and record["cases"][0]["stage"] == "infer"
+    assert not (results / "cases" / "big" / "big_seg.nii.gz").exists()
+    # a later run tries it again (here as a preview: it says so, and changes nothing)
+    again = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles" / "slurm"), "--default-resources",
+                      "slurm_account=lab42", "slurm_partition=cpu", samples=sheet, results=results, cases_per_job=2)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert ("infer: big not finished by the last run, whose job ran out of time on every attempt: job batch002.infer "
+            "will run again when the workflow runs") in again.stdout + again.stderr
