@@ -408,3 +408,24 @@ def test_a_stop_that_acts_as_the_attempt_note_is_placed_takes_the_note_back(tmp_
     with pytest.raises(KeyboardInterrupt), _attempt(folder, "a", "infer", "print", 0, None):
         pytest.fail("the block must not run")
     assert not folder.started_path("a", "infer").exists()
+
+
+def test_a_job_asked_for_a_device_that_is_not_there_fails_before_monai_is_imported(cohort):
+    """A job with ``--device cuda`` on a machine without CUDA (a whole run's problem, which each of a job's attempts
+    meets) imported torch and MONAI, about 4 CPU-s, before it said so: the device is now looked for first (torch
+    alone), and no case is recorded as failed."""
+    sheet, results = cohort
+    script = ("import sys\n"
+              "from medseg.cohort import InferOptions, infer_cases, read_samples\n"
+              "from medseg.errors import DeviceError\n"
+              "try:\n"
+              f"    infer_cases(read_samples({str(sheet)!r}), {str(results)!r}, InferOptions({MODEL!r}, 'cuda'))\n"
+              "except DeviceError as error:\n"
+              "    print(error)\n"
+              "print('monai imported:', 'monai' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines()[0].startswith("--device cuda: CUDA is not available on this machine")
+    assert done.stdout.splitlines()[-1] == "monai imported: False"
+    assert not list(results.glob("cases/*/*_failed.json"))

@@ -145,6 +145,11 @@ class _LazySegmenter:
     def get(self):
         if self.segmenter is None:
             clock = time.perf_counter()
+            from medseg.device import resolve_device, resolve_precision
+
+            # a device or precision this machine lacks, met by each of a job's attempts, is told before MONAI's
+            # import (torch alone: about 4 CPU-s less per attempt); the Segmenter resolves them again, as asked
+            resolve_precision(self.options.precision, resolve_device(self.options.device).device)
 
             from medseg.inference import Segmenter
 
