@@ -35,9 +35,13 @@ demo: $(STAMP)
 	@echo "Outputs: $(DEMO)/phantom_seg.nii.gz  $(DEMO)/phantom_seg.json  $(DEMO)/phantom_metrics.json"
 
 # Test processes (pytest-xdist); TEST_WORKERS=0 runs the tests in one process. With more than one, each runs torch
-# on one thread (OMP_NUM_THREADS=1), so that the workers do not fight over the cores.
+# on one thread (OMP_NUM_THREADS=1), so that the workers do not fight over the cores. The tests are handed out a
+# module at a time (--dist loadfile), so that a module's fixtures are made once, not once on each worker, in the
+# order of the collection, which tests/conftest.py begins with the Snakemake test modules (minutes each): the run then
+# ends on short modules (--no-loadscope-reorder keeps that order; by default the modules with most tests go first).
 TEST_WORKERS ?= 2
-PYTEST := $(if $(filter-out 0 1,$(TEST_WORKERS)),OMP_NUM_THREADS=1 )$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+PYTEST := $(if $(filter-out 0 1,$(TEST_WORKERS)),OMP_NUM_THREADS=1 )$(BIN)/python -m pytest -q -n $(TEST_WORKERS) \
+	$(if $(filter-out 0,$(TEST_WORKERS)),--dist loadfile --no-loadscope-reorder)
 
 ## The default test suite (slow tests deselected).
 test: $(STAMP)
