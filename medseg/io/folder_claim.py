@@ -14,26 +14,69 @@ the library's ``train`` both claim). A file system without flock is used without
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import socket
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 from medseg.errors import OutputExistsError, OutputWriteError
 from medseg.io.files import blocked_folder, real_path
 
-__all__ = ["claimed", "claim_holder", "claim_path", "held_by_another", "holder_text", "remove_unheld_claims"]
+__all__ = ["claimed", "claim_holder", "claim_path", "claim_refusal", "held_by_another", "holder_text",
+           "remove_unheld_claims"]
 
 log = logging.getLogger(__name__)
 
 _HELD: dict[Path, int] = {}  # claim files this process holds, with how many nested claims hold each
+
+# how every claim file is opened: never through a link (its name is known in advance, and anyone who may write beside
+# the folder could point it at a file of this user's, which the claim would overwrite, or at /dev/zero, which the
+# holder's read took until the memory ran out), and never waiting for a writer (a named pipe in its place, on which
+# `medseg report` and a cohort step waited for ever)
+_OPEN_FLAGS = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_HOLDER_BYTES = 4096  # a claim names its process in a line (holder_text): a host's full name has up to 253 characters
 
 
 def claim_path(folder: Path | str) -> Path:
     """The claim file of ``folder``: beside it (links resolved, so two names of one folder share a claim)."""
     folder = real_path(folder)
     return folder.parent / f".{folder.name}.lock"
+
+
+def claim_refusal(folder: Path | str, what: str = "run") -> str | None:
+    """Why :func:`claimed` refuses ``folder``'s claim file, in one line naming it: a symbolic link or a named pipe (a
+    socket, a device) in its place, which it neither writes through nor waits on; None for a regular file, a folder
+    or nothing there. A cohort fails the one case whose claim this is (:meth:`ResultsFolder.blocked_reason
+    <medseg.cohort.records.ResultsFolder.blocked_reason>`)."""
+    path = claim_path(folder)
+    try:
+        mode = path.lstat().st_mode
+    except OSError:
+        return None
+    kind = next((name for test, name in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a named pipe"),
+                                         (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
+                                         (stat.S_ISBLK, "a device")) if test(mode)), None)
+    if kind is None:
+        return None
+    return (f"{path}: {kind} where medseg keeps its claim on {folder} (one {what} at a time); nothing is written "
+            "through it: remove it and run again")
+
+
+def _open_claim(path: Path, flags: int, mode: int = 0o666) -> int:
+    """An open handle of the claim file ``path`` (:data:`_OPEN_FLAGS`); anything but a regular file there is an
+    OSError, as a missing one."""
+    handle = os.open(path, flags | _OPEN_FLAGS, mode)
+    try:
+        regular = stat.S_ISREG(os.fstat(handle).st_mode)
+    except OSError:
+        regular = False
+    if not regular:
+        os.close(handle)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    return handle
 
 
 @contextlib.contextmanager
@@ -83,19 +126,18 @@ def _lock(path: Path, fcntl, folder: Path | str, what: str, wait: bool = False) 
     folder, where the run fails anyway on its first write, with its own message; a file system without flock)."""
     while True:
         try:
-            # as any new file: the umask decides; never through a link (its name is known in advance, and anyone who
-            # may write beside the folder could point it at a file of this user's, which the claim would overwrite)
-            handle = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
-        except PermissionError:  # another user's claim file, which this user may read only
+            handle = _open_claim(path, os.O_RDWR | os.O_CREAT)  # as any new file: the umask decides
+        except OSError as error:
+            refusal = claim_refusal(folder, what)
+            if refusal is not None:  # a link (O_NOFOLLOW's ELOOP), a named pipe: nothing written through it
+                raise OutputWriteError(refusal) from error
+            if not isinstance(error, PermissionError):
+                return None
+            # another user's claim file, which this user may read only
             if not os.path.lexists(path):  # none there: its folder takes no new file from this user (no claim)
                 return None
             if _foreign_claim_gone(path, fcntl, folder, what, wait):
                 continue  # removed (a killed run's) or released meanwhile: make this run's own
-            return None
-        except OSError as error:
-            if path.is_symlink():  # O_NOFOLLOW's ELOOP
-                raise OutputWriteError(f"{path}: a symbolic link where medseg keeps its claim on {folder} (one {what} "
-                                       "at a time); nothing is written through it: remove it and run again") from error
             return None
         try:
             _flock(handle, fcntl, fcntl.LOCK_EX, path, folder, what, wait)
@@ -150,7 +192,7 @@ def _foreign_claim_gone(path: Path, fcntl, folder: Path | str, what: str, wait: 
     run's own); False where it cannot be told (no locks) or removed (no write access to its folder: no claim, as
     before)."""
     try:
-        handle = os.open(path, os.O_RDONLY)
+        handle = _open_claim(path, os.O_RDONLY)
     except FileNotFoundError:  # released meanwhile
         return True
     except OSError:
@@ -208,8 +250,8 @@ def held_by_another(folder: Path | str) -> str | None:
     except ImportError:  # not POSIX: no claims
         return None
     try:
-        handle = os.open(claim_path(folder), os.O_RDONLY)
-    except OSError:  # no claim file: nobody holds the folder
+        handle = _open_claim(claim_path(folder), os.O_RDONLY)
+    except OSError:  # no claim file (or a link, a named pipe: no claim's): nobody holds the folder
         return None
     try:
         fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -234,16 +276,16 @@ def remove_unheld_claims(folder: Path | str) -> list[Path]:
     except ImportError:  # not POSIX: no claims
         return []
     try:
-        names = sorted(entry.name for entry in os.scandir(folder)
-                       if entry.name.startswith(".") and entry.name.endswith(".lock") and entry.is_file())
+        names = sorted(entry.name for entry in os.scandir(folder) if entry.name.startswith(".")
+                       and entry.name.endswith(".lock") and entry.is_file(follow_symlinks=False))
     except OSError:
         return []
     removed = []
     for name in names:
         path = Path(folder, name)
         try:
-            handle = os.open(path, os.O_RDWR)
-        except OSError:  # gone meanwhile, or another user's
+            handle = _open_claim(path, os.O_RDWR)
+        except OSError:  # gone meanwhile, another user's, or a link put in its place since
             continue
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -261,18 +303,26 @@ def claim_holder(folder: Path | str) -> str | None:
     """The process a claim file of ``folder`` names (:func:`holder_text`), held or left by a killed run; None when
     there is none."""
     try:
-        return claim_path(folder).read_text(encoding="utf-8", errors="replace").strip() or None
+        handle = _open_claim(claim_path(folder), os.O_RDONLY)
     except OSError:
         return None
+    try:
+        return _read_holder(handle) or None
+    finally:
+        os.close(handle)
 
 
 def _holder(handle: int) -> str:
     """Who holds a claim, as its file says."""
+    return _read_holder(handle) or "a process that has not yet written its name"
+
+
+def _read_holder(handle: int) -> str:
+    """The process the open claim file ``handle`` names (:func:`holder_text`); empty where it names none yet."""
     try:
-        text = os.pread(handle, 200, 0).decode("utf-8", "replace").strip()
+        return os.pread(handle, _HOLDER_BYTES, 0).decode("utf-8", "replace").strip()
     except OSError:
-        text = ""
-    return text or "a process that has not yet written its name"
+        return ""
 
 
 def _make_parents(folder: Path) -> list[Path]:
