@@ -328,3 +328,30 @@ def test_a_case_folder_that_is_a_link_fails_that_case_and_nothing_is_written_or_
     summary = infer_cases(samples[:1], results, options)
     assert [(c.case_id, c.outcome) for c in summary.cases] == [("a", "ok")]
     assert sorted(p.name for p in (results / "cases" / "a").iterdir()) == ["a_seg.json", "a_seg.nii.gz"]
+
+
+def test_a_link_in_the_place_of_a_cases_claim_fails_that_case_alone(cohort, tmp_path):
+    """A case is claimed (``status/.<id>.lock``) while a cohort step works on it; a symbolic link put there, which a
+    claim refuses rather than write through, stopped the whole job at that case, the cases after it unmade. That case
+    fails now, naming the link, at infer and evaluate; the others are made; nothing is written where it leads; the
+    case is made once the link is gone."""
+    sheet, results = cohort
+    samples = [s for s in read_samples(sheet) if s.case_id in ("a", "b")]
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (results / "status").mkdir(parents=True)
+    link = results / "status" / ".a.lock"
+    link.symlink_to(victim)
+    error = (f"{link}: a symbolic link where medseg keeps its claim on {results / 'status' / 'a'} (one cohort run "
+             "on case a at a time); nothing is written through it: remove it and run again")
+    options = InferOptions(model=MODEL, device="cpu", batch_size=8)
+    summary = infer_cases(samples, results, options)
+    assert [(c.case_id, c.outcome, c.stage, c.error) for c in summary.cases] == [("a", "failed", "infer", error),
+                                                                                 ("b", "ok", None, None)]
+    scored = evaluate_cases(samples, results)
+    assert [(c.case_id, c.outcome, c.error) for c in scored.cases] == [("a", "failed", error), ("b", "ok", None)]
+    assert victim.read_text() == "precious\n" and link.is_symlink()
+    assert not (results / "cases" / "a").exists()
+    link.unlink()  # put right: the case is made
+    summary = infer_cases(samples, results, options)
+    assert [(c.case_id, c.outcome, c.reused) for c in summary.cases] == [("a", "ok", False), ("b", "ok", True)]

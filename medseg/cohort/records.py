@@ -43,6 +43,7 @@ __all__ = [
     "MAX_ATTEMPTS",
     "STATUS_SCHEMA",
     "ResultsFolder",
+    "case_claim_what",
     "content_sha256",
     "dataset_names_differ",
     "fingerprint",
@@ -63,6 +64,11 @@ __all__ = [
 
 STATUS_SCHEMA = "medseg-case-status/1"
 MAX_ATTEMPTS = 2
+
+
+def case_claim_what(case_id: str) -> str:
+    """The work a case's claim keeps to one process, as a claim's messages name it."""
+    return f"cohort run on case {case_id}"
 
 
 def now() -> str:
@@ -387,7 +393,12 @@ class ResultsFolder:
         case's: None, and the writing step stops the job on it."""
         from medseg.errors import OutputWriteError
         from medseg.io.atomic import check_folders_writable, results_unwritable
+        from medseg.io.folder_claim import claim_refusal
 
+        # a link or a named pipe in the place of the case's claim (status/.<id>.lock), which a claim refuses
+        refused = claim_refusal(self.claim_folder(case_id), case_claim_what(case_id))
+        if refused is not None:
+            return refused
         where = self.case_dir(case_id)
         link = self.linked_folder(case_id)
         if link is not None:
@@ -424,6 +435,11 @@ class ResultsFolder:
 
     def failure(self, case_id: str) -> Path:
         return self.case_dir(case_id) / f"{case_id}_failed.json"
+
+    def claim_folder(self, case_id: str) -> Path:
+        """What a cohort step claims while it works on the case (:func:`medseg.io.folder_claim.claimed`: its claim file
+        is ``status/.<id>.lock``)."""
+        return self.root / "status" / case_id
 
     def status_path(self, case_id: str, stage: str) -> Path:
         return self.root / "status" / f"{case_id}.{stage}.json"

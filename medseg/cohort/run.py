@@ -262,11 +262,18 @@ def _case_claim(folder: ResultsFolder, case_id: str):
     failed and cleared each other's outputs. The claim (``status/.<id>.lock``) is waited for: the second run then
     finds the case finished and keeps it. Once held, the leftovers of a killed writer of the case's records go
     (the case's own in the shared ``status/``; a kept case's too)."""
-    from medseg.io.folder_claim import claimed
+    from medseg.cohort.records import case_claim_what
+    from medseg.io.folder_claim import claim_refusal, claimed
 
     @contextlib.contextmanager
     def held():
-        with claimed(folder.root / "status" / case_id, f"cohort run on case {case_id}", wait=True):
+        what = case_claim_what(case_id)
+        if claim_refusal(folder.claim_folder(case_id), what) is not None:
+            # a link or a named pipe in its place, which a claim refuses: the case fails alone, as blocked (its step
+            # records it so, writing nothing of the case's own), where the refusal stopped the job
+            yield
+            return
+        with claimed(folder.claim_folder(case_id), what, wait=True):
             folder.remove_record_leftovers(case_id)
             yield
 
