@@ -44,17 +44,22 @@ def check_tile_pass_fits(package, device: str) -> None:
     pass, naming its ``model.json``: no batch size makes it fit. A batch of tiles is not charged: a slab holds
     fewer tiles than ``--batch-size`` where a package has many classes (its slab is then one slice), and a batch size
     worked with before must not be turned away by an upper bound. A GPU's own memory is not charged here either: a
-    pass it cannot hold is tried again with fewer tiles (:class:`medseg.inference.Segmenter`)."""
+    pass it cannot hold is tried again with fewer tiles (:class:`medseg.inference.Segmenter`). A tile that fits the
+    machine but not this process's cgroup (a SLURM job's memory) is warned about, as an image is
+    (:func:`medseg.preprocess.warn_over_cgroup`)."""
     from medseg import resources
+    from medseg.preprocess import warn_over_cgroup
 
     memory = resources.physical_memory()
-    if not str(device).startswith("cpu") or memory is None:
+    if not str(device).startswith("cpu"):
         return
     arch, roi = package.config["architecture"], [int(n) for n in package.inference["roi_size"]]
     needed = tile_pass_bytes(arch, 1, roi)
-    if needed > memory:
-        raise ModelPackageError(
-            f"{package.path / 'model.json'}: one forward pass of a {'×'.join(map(str, roi))} tile with "
-            f"{arch['n_classes']} classes and a U-Net of width {arch['base_width']} and depth {arch['depth']} needs "
-            f"about {gib_text(needed)} of memory, more than this machine's {gib_text(memory)}; run it on a machine "
-            "with more memory, or check the package's inference.roi_size and architecture.n_classes")
+    tile = f"one forward pass of a {'×'.join(map(str, roi))} tile with {arch['n_classes']} classes"
+    if memory is None or needed <= memory:
+        warn_over_cgroup(package.path / "model.json", needed, memory, tile)
+        return
+    raise ModelPackageError(
+        f"{package.path / 'model.json'}: {tile} and a U-Net of width {arch['base_width']} and depth {arch['depth']} "
+        f"needs about {gib_text(needed)} of memory, more than this machine's {gib_text(memory)}; run it on a machine "
+        "with more memory, or check the package's inference.roi_size and architecture.n_classes")

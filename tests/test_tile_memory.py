@@ -98,3 +98,28 @@ def test_realistic_packages_are_taken_on_a_laptop_of_8_gb(monkeypatch, tmp_path,
     monkeypatch.setattr(medseg.resources, "physical_memory", lambda: int(7.6 * (1 << 30)))
     package = SimpleNamespace(config={"architecture": arch}, inference={"roi_size": [tile, tile]}, path=tmp_path)
     assert check_tile_pass_fits(package, "cpu") is None
+
+
+def test_a_tile_over_the_jobs_cgroup_limit_is_warned_about_naming_the_limit(make_package, monkeypatch, caplog,
+                                                                               tmp_path):
+    """A cluster job (SLURM's --mem, a container's limit) has less memory than its machine: a tile that fits the
+    machine but not the job was taken without a word, and the kernel ended the job, as the refusal meant to prevent.
+    It is warned about, as an image over the limit is (not refused: the charge is an upper bound)."""
+    import logging
+
+    import medseg.preprocess
+    import medseg.resources
+    from medseg.inference import Segmenter
+    from medseg.resources import CgroupLimit
+
+    package = _many_classes(make_package)
+    limit_file = tmp_path / "memory.max"
+    monkeypatch.setattr(medseg.resources, "physical_memory", lambda: 64 << 30)
+    monkeypatch.setattr(medseg.preprocess, "cgroup_limit", lambda: CgroupLimit(2 << 30, limit_file))
+    with caplog.at_level(logging.WARNING):
+        assert Segmenter(package, device="cpu", batch_size=16).batch_size == 16
+    told = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(told) == 1 and told[0].startswith(f"{package / 'model.json'}: one forward pass of a 512×512 tile "
+                                                 "with 1024 classes needs up to about 3 GiB of memory beside the ")
+    assert told[0].endswith(f"more than the 2 GiB its cgroup allows ({limit_file}): it may be killed for memory; "
+                            "give it more (a SLURM job's --mem, the workflow's mem_mb)")
