@@ -378,7 +378,7 @@ def check_series_output(path: Path | str, chosen: SeriesCandidate, output_dir: P
         return
     if os.path.realpath(record["input"]) != os.path.realpath(path):  # another folder's: an output that exists
         return
-    if (info.get("series_uid"), str(info["series_key"])) == (chosen.uid, chosen.key):
+    if _same_series(info, chosen):
         return
     if isinstance(record.get("segmentation"), str):  # the earlier run's own file (study_seg.dcm, say)
         segmentation = segmentation.with_name(record["segmentation"])
@@ -387,6 +387,9 @@ def check_series_output(path: Path | str, chosen: SeriesCandidate, output_dir: P
     earlier = series_text(info)
     this = series_text({"series_key": chosen.key, "series_number": chosen.number, "series_uid": chosen.uid,
                         "description": chosen.description})
+    plain = earlier.split(", UID ")[0]
+    if plain == this.split(", UID ")[0]:  # the same number and description (a study exported again): their UIDs
+        earlier, this = f"{plain}, UID {info.get('series_uid') or 'none'}", f"{plain}, UID {chosen.uid or 'none'}"
     if overwrite:
         log.warning("%s: holds %s of %s, segmented by an earlier run; --overwrite replaces it with %s", segmentation,
                     earlier, path, this)
@@ -395,6 +398,19 @@ def check_series_output(path: Path | str, chosen: SeriesCandidate, output_dir: P
     raise OutputExistsError(f"{segmentation}: holds {earlier} of {path}, segmented by an earlier run; this run's "
                             f"{this} would take its name: give each series its own output folder (-o {own}), or "
                             "pass --overwrite to replace it")
+
+
+def _same_series(info: dict, chosen: SeriesCandidate) -> bool:
+    """Whether the series a sidecar's ``input_info`` records is ``chosen``: by UID and part where both have a UID (a
+    key turns from the number to the UID once another series of the folder shares its number), else by key."""
+    key, uid = str(info["series_key"]), info.get("series_uid")
+    if not (uid and chosen.uid):
+        return key == chosen.key
+    base = uid if key == uid or key.startswith(f"{uid}-") else str(info.get("series_number"))
+    if key != base and not key.startswith(f"{base}-"):  # a key of another form: compared as it is
+        return key == chosen.key
+    part = key[len(base) + 1:] or None  # "3-2", "1.2.3-2": the second part of a split series
+    return uid == chosen.uid and part == (None if chosen.part is None else str(chosen.part))
 
 
 def check_before_model(path: Path | str, reference: Path | str | None, series: str | None, output_format: str,
@@ -413,7 +429,13 @@ def check_before_model(path: Path | str, reference: Path | str | None, series: s
     check_dicom_options(path, series, output_format)
     chosen = check_folder_input(path, series)
     if chosen is not None:
-        check_series_output(path, chosen, output_dir, output_format, overwrite)
+        from medseg.io.dicom_series import release_scan
+
+        try:
+            check_series_output(path, chosen, output_dir, output_format, overwrite)
+        except BaseException:
+            release_scan(path)  # refused: never read
+            raise
     if output_format == "dicom-seg":
         from medseg.io.seg_sources import check_seg_source
 

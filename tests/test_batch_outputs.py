@@ -657,3 +657,51 @@ def test_an_earlier_series_beside_the_study_or_of_another_folder(tmp_path, two_s
     (tmp_path / "study_seg.json").write_text(json.dumps(record))
     check_before_model(two_series, None, "4", "nifti")
     release_scan(two_series)
+
+
+def test_the_same_series_keyed_otherwise_since_is_no_other_series(tmp_path, two_series):
+    """A series is known by its UID (and part), not by its key, which turns from its number to its UID once another
+    series of the folder shares the number: `--series 1.2.3.3` of the series an earlier run segmented as '3' was
+    refused as another series taking its name ("holds series 3 'T1' …; this run's series 3 'T1', UID 1.2.3.3 would
+    take its name"). It is the same series: an output that exists, told as for any input."""
+    import json
+
+    from dicom_factory import make_series
+
+    from medseg.batch_outputs import check_before_model
+    from medseg.io.dicom_series import release_scan
+
+    record = {"schema": "medseg-segmentation/1", "input": str(two_series), "segmentation": "study_seg.nii.gz",
+              "input_info": {"format": "dicom", "series_key": "3", "series_number": 3, "series_uid": "1.2.3.3",
+                             "description": "T1"}}
+    (tmp_path / "study_seg.json").write_text(json.dumps(record))
+    make_series(two_series / "s3b", seed=2, series_number=3, description="T1", series_uid="1.2.3.33")
+    check_before_model(two_series, None, "1.2.3.3", "nifti")  # keyed by its UID now: the same series
+    release_scan(two_series)
+    with pytest.raises(OutputExistsError) as refused:  # the other series numbered 3: named apart by their UIDs
+        check_before_model(two_series, None, "1.2.3.33", "nifti")
+    assert str(refused.value) == (
+        f"{tmp_path / 'study_seg.nii.gz'}: holds series 3 'T1', UID 1.2.3.3 of {two_series}, segmented by an earlier "
+        f"run; this run's series 3 'T1', UID 1.2.3.33 would take its name: give each series its own output folder (-o "
+        f"{tmp_path / 'series_1.2.3.33'}), or pass --overwrite to replace it")
+
+
+def test_a_series_that_replaced_one_of_the_same_number_and_description_is_named_by_uid(tmp_path, two_series):
+    """The folder now holds another series 3 'T1' (a study exported again): both were named "series 3 'T1'", the
+    one said to hold the name and the one said to take it."""
+    import json
+
+    from medseg.batch_outputs import check_before_model
+    from medseg.io.dicom_series import _HELD, _held_key
+
+    record = {"schema": "medseg-segmentation/1", "input": str(two_series), "segmentation": "study_seg.nii.gz",
+              "input_info": {"format": "dicom", "series_key": "3", "series_number": 3, "series_uid": "1.2.3.9",
+                             "description": "T1"}}
+    (tmp_path / "study_seg.json").write_text(json.dumps(record))
+    with pytest.raises(OutputExistsError) as refused:
+        check_before_model(two_series, None, "3", "nifti")
+    assert str(refused.value).startswith(
+        f"{tmp_path / 'study_seg.nii.gz'}: holds series 3 'T1', UID 1.2.3.9 of {two_series}, segmented by an earlier "
+        "run; this run's series 3 'T1', UID 1.2.3.3 would take its name")
+    assert _held_key(two_series) not in _HELD  # refused: its scan is not kept for a reading that will not come
+
