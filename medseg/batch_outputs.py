@@ -347,7 +347,9 @@ def check_folder_input(path: Path | str, series: str | None) -> SeriesCandidate 
     given as ``nnUNetv2_predict -i`` takes it, a folder of ``.mhd``/``.raw`` pairs; its error says to give its files,
     ``imagesTs/*.nii.gz``), several series and no ``series``, or a ``series`` that matches none. Each came after torch,
     MONAI and the model had loaded (8 to 18 s on a busy 2-core machine). The headers are read once: the scan is kept
-    for the folder's reading. Returns the series chosen (None for a file)."""
+    for the folder's reading. Returns the series chosen (None for a file, and for a folder whose scan could not be
+    kept, with the scans of a batch's folders checked before it: its reading then reads its headers, once, and
+    refuses it in its turn)."""
     folder = Path(path)
     if not folder.is_dir():
         return None

@@ -705,3 +705,46 @@ def test_a_series_that_replaced_one_of_the_same_number_and_description_is_named_
         "run; this run's series 3 'T1', UID 1.2.3.3 would take its name")
     assert _held_key(two_series) not in _HELD  # refused: its scan is not kept for a reading that will not come
 
+
+def test_a_folder_whose_scan_cannot_be_kept_is_read_once_left_to_its_reading(tmp_path, case, make_package, capsys,
+                                                                               monkeypatch):
+    """The scans kept for the folders' reading hold at most _HELD_FILES_MAX files in all (some 60 kB of headers
+    each). A folder beyond that was scanned before the model loaded, its scan dropped, and scanned again as it was
+    read: every header read twice (some 25 ms a file of a real MR series on a busy 2-core machine, minutes for a
+    study of thousands of files), where a NIfTI output read them once before. It is left to its reading, which
+    refuses it in its turn where it must."""
+    from dicom_factory import make_series
+
+    import medseg.io.dicom_series as dicom_series
+
+    reads = []
+    read_header = dicom_series._read_header
+    monkeypatch.setattr(dicom_series, "_read_header", lambda path: reads.append(path) or read_header(path))
+    monkeypatch.setattr(dicom_series, "_HELD_FILES_MAX", 8)
+    make_series(tmp_path / "a", seed=0, series_number=3, series_uid="1.2.3.3")
+    make_series(tmp_path / "b", seed=1, series_number=4, series_uid="1.2.3.4")
+    files = len(list((tmp_path / "a").iterdir()))
+    assert files == 6  # the first folder's scan is kept, the second's would exceed 8 files
+    package, out = str(make_package()), tmp_path / "out"
+    code, _, err = run(["-q", "infer", str(tmp_path / "a"), str(tmp_path / "b"), "-m", package, "-o", str(out)],
+                       capsys)
+    assert code == 0, err
+    assert len(reads) == 2 * files  # each header once
+    assert _files(out) == ["a_seg.json", "a_seg.nii.gz", "b_seg.json", "b_seg.nii.gz"]
+    # one folder alone, larger than all that may be kept
+    monkeypatch.setattr(dicom_series, "_HELD_FILES_MAX", 4)
+    reads.clear()
+    code, _, err = run(["-q", "infer", str(tmp_path / "a"), "-m", package, "-o", str(tmp_path / "out2")], capsys)
+    assert code == 0, err
+    assert len(reads) == files
+    # a study whose series cannot be chosen is still refused, in its turn, the other inputs segmented
+    study = tmp_path / "study"
+    study.mkdir()
+    (tmp_path / "a").rename(study / "a")
+    (tmp_path / "b").rename(study / "b")
+    code, _, err = run(["-q", "infer", str(study), str(case), "-m", package, "-o", str(tmp_path / "out3")], capsys)
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert lines[0].startswith(f"medseg: error: {study}: 2 eligible series, choose one with --series")
+    assert lines[1:] == [f"medseg: 1 of 2 inputs failed ({study})"]
+    assert _files(tmp_path / "out3") == ["case_seg.json", "case_seg.nii.gz", "study_failed.json"]

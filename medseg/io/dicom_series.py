@@ -168,17 +168,30 @@ def release_scan(folder: Path | str) -> None:
     _HELD.pop(_held_key(Path(folder)), None)
 
 
-def held_series(folder: Path | str, series: str | None = None) -> SeriesCandidate:
+def held_series(folder: Path | str, series: str | None = None) -> SeriesCandidate | None:
     """The series :func:`choose_series` chooses under ``folder`` (``series`` as there), from a :func:`held_scan`
     kept for the folder's reading: a folder with no DICOM image, several series and no ``series``, or a ``series``
     that matches none raise as reading it raises, from the headers alone, before any model is loaded; a folder
-    refused is not kept."""
+    refused is not kept. None, with no header read, where the scan could not be kept (its files, with those of the
+    scans kept already, more than :data:`_HELD_FILES_MAX`): its reading scans it then, once, where a scan made now
+    would be made again (every header read twice)."""
+    if not _fits_held(Path(folder)):
+        return None
     scan = held_scan(folder)
     try:
         return choose_series(scan, series)[0]
     except BaseException:
         release_scan(folder)  # refused: never read
         raise
+
+
+def _fits_held(folder: Path) -> bool:
+    """Whether a :func:`held_scan` of ``folder`` would be kept: its files (listed, not read) and those of the other
+    scans kept no more than :data:`_HELD_FILES_MAX`. Raises as :func:`~medseg.io.files.files_under` (a link that
+    leads nowhere), as scanning it would."""
+    key = _held_key(folder)
+    kept = sum(len(held[0]) for name, held in _HELD.items() if name != key)
+    return not folder.is_dir() or kept + len(files_under(folder)) <= _HELD_FILES_MAX
 
 
 def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped: bool = True,
