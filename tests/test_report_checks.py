@@ -546,3 +546,28 @@ def test_an_unscored_prediction_seg_of_another_frame_of_reference_is_flagged(tmp
     page = html_module.unescape(outputs.html.read_text())
     assert ("the prediction SEG's FrameOfReferenceUID 1.2.826.0.1.3680043.8.498.99 is not that of its series' images ("
             in page)
+
+
+def test_a_prediction_seg_too_large_for_the_memory_left_is_no_geometry_flag(tmp_path, monkeypatch):
+    """The reader of a DICOM SEG words a MemoryError as its own error (there was too little memory to read this DICOM
+    SEG), which the report's check took for an unreadable file: a geometry flag and "case9_seg.dcm: cannot read
+    (…/case9_seg.dcm: there was too little memory …)", where a label image short of memory is left unchecked with a
+    note. A prediction SEG is noted so too, in the same words."""
+    import csv
+
+    import highdicom
+
+    out = _seg_of_another_frame(tmp_path)
+
+    def short_of_memory(*args, **kwargs):
+        raise MemoryError("Unable to allocate 3.20 GiB for an array with shape (820, 1024, 1024) and data type uint32")
+
+    monkeypatch.setattr(highdicom.seg.Segmentation, "from_dataset", short_of_memory)
+    outputs = build_report(out, tmp_path / "report.html", max_overlays=0)
+    with outputs.table.open(newline="") as table:
+        rows = list(csv.DictReader(table, delimiter="\t"))
+    assert [(row["case_id"], row["flags"]) for row in rows] == [("case9", "")]
+    page = html_module.unescape(outputs.html.read_text())
+    assert ("case9_seg.dcm: not checked: there was too little memory to read it (Unable to allocate 3.20 GiB for an "
+            "array with shape (820, 1024, 1024) and data type uint32)") in page
+    assert "cannot read" not in page

@@ -15,8 +15,8 @@ import numpy as np
 from medseg.io.files import os_reason
 from medseg.report.case_result import CaseResult
 
-__all__ = ["SegmentationCheck", "border_voxels", "check_segmentation", "memory_text", "read_case_labels",
-           "read_labels", "read_segmentation", "segmentation_header_problem"]
+__all__ = ["SegmentationCheck", "border_voxels", "check_segmentation", "memory_shortage", "memory_text",
+           "read_case_labels", "read_labels", "read_segmentation", "segmentation_header_problem"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,14 @@ def memory_text(error: MemoryError, what: str = "it") -> str:
     the file's fault, "cannot read (…)", or "cannot read ()" for a bare MemoryError."""
     detail = " ".join(str(error).split())
     return f"there was too little memory to read {what}" + (f" ({detail})" if detail else "")
+
+
+def memory_shortage(error: BaseException) -> MemoryError | None:
+    """The MemoryError behind ``error``: itself, or the cause of a reader's error that words it (a DICOM SEG too
+    large for the memory left is an ImageReadError saying so); None for any other error."""
+    if isinstance(error, MemoryError):
+        return error
+    return error.__cause__ if isinstance(error.__cause__, MemoryError) else None
 
 
 def read_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -247,10 +255,11 @@ def check_segmentation(case: CaseResult, tolerance_mm: float | None = None) -> S
         return SegmentationCheck(path=path, geometry=[problem])
     try:
         labels, affine, _, info = _read_segmentation_with_info(case, path)  # its grid places a DICOM SEG
-    except MemoryError as error:  # not the file's fault: not checked, no geometry flag; the next case is read
-        log.debug("%s: not checked", path, exc_info=True)
-        return SegmentationCheck(path=path, notes=[f"{path.name}: not checked: {memory_text(error)}"])
     except Exception as error:  # any unreadable file is reported on the page, never raised
+        short = memory_shortage(error)
+        if short is not None:  # not the file's fault: not checked, no geometry flag; the next case is read
+            log.debug("%s: not checked", path, exc_info=True)
+            return SegmentationCheck(path=path, notes=[f"{path.name}: not checked: {memory_text(short)}"])
         log.debug("%s: cannot read", path, exc_info=True)  # where in the code, at -vv
         # an OS error as every message words it: its reason alone, in lower case
         why = os_reason(error) if isinstance(error, OSError) and error.strerror else error
@@ -351,7 +360,8 @@ def _reference_border(case: CaseResult, path: Path, axes: tuple[int, ...], flips
         labels, _ = read_case_labels(case, path, grid)
     except Exception as error:  # reported on the page, never raised
         log.debug("%s: reference border not checked", path, exc_info=True)  # where in the code, at -vv
-        why = f"{path.name}: {memory_text(error)}" if isinstance(error, MemoryError) else error
+        short = memory_shortage(error)
+        why = f"{path.name}: {memory_text(short)}" if short is not None else error
         check.notes.append(f"reference border not checked: {why}")
         return None
     labels = np.transpose(labels, axes)
