@@ -364,7 +364,8 @@ def check_series_output(path: Path | str, chosen: SeriesCandidate, output_dir: P
     sidecar says so: ``medseg infer study --series 3 -o out``, then ``--series 4 -o out``, as a loop over a study's
     series does): an :class:`OutputExistsError` naming both series and how to keep both (a folder of its own for
     each), before the model loads; ``overwrite``: the earlier series is replaced, and a warning names it. The same
-    series segmented again is left to the check of existing outputs."""
+    series segmented again, and a sidecar whose segmentation is gone, are left to the check of existing outputs; a
+    sidecar's "segmentation" that is no file name (edited: empty, a path) is read as the usual name."""
     from medseg.io.dicom_series import series_text
     from medseg.jsonfile import RESULT_BYTES, read_json_object
     from medseg.segment import case_targets
@@ -382,8 +383,11 @@ def check_series_output(path: Path | str, chosen: SeriesCandidate, output_dir: P
         return
     if _same_series(info, chosen):
         return
-    if isinstance(record.get("segmentation"), str):  # the earlier run's own file (study_seg.dcm, say)
-        segmentation = segmentation.with_name(record["segmentation"])
+    named = record.get("segmentation")
+    if isinstance(named, str) and named not in ("", ".", "..") and Path(named).name == named:
+        segmentation = segmentation.with_name(named)  # the earlier run's own file (study_seg.dcm, say)
+    if not os.path.lexists(segmentation):  # its sidecar alone: no other series' segmentation to replace
+        return
     if output_dir is None:
         segmentation = as_typed(segmentation, path)
     earlier = series_text(info)

@@ -645,6 +645,7 @@ def test_an_earlier_series_beside_the_study_or_of_another_folder(tmp_path, two_s
               "input_info": {"format": "dicom", "series_key": "3", "series_number": 3, "series_uid": "1.2.3.3",
                              "description": "T1"}}
     (tmp_path / "study_seg.json").write_text(json.dumps(record))
+    (tmp_path / "study_seg.dcm").write_bytes(b"series 3's SEG")
     with pytest.raises(OutputExistsError) as refused:
         check_before_model(two_series, None, "4", "nifti")
     assert str(refused.value) == (
@@ -675,6 +676,7 @@ def test_the_same_series_keyed_otherwise_since_is_no_other_series(tmp_path, two_
               "input_info": {"format": "dicom", "series_key": "3", "series_number": 3, "series_uid": "1.2.3.3",
                              "description": "T1"}}
     (tmp_path / "study_seg.json").write_text(json.dumps(record))
+    (tmp_path / "study_seg.nii.gz").write_bytes(b"series 3's segmentation")
     make_series(two_series / "s3b", seed=2, series_number=3, description="T1", series_uid="1.2.3.33")
     check_before_model(two_series, None, "1.2.3.3", "nifti")  # keyed by its UID now: the same series
     release_scan(two_series)
@@ -698,12 +700,38 @@ def test_a_series_that_replaced_one_of_the_same_number_and_description_is_named_
               "input_info": {"format": "dicom", "series_key": "3", "series_number": 3, "series_uid": "1.2.3.9",
                              "description": "T1"}}
     (tmp_path / "study_seg.json").write_text(json.dumps(record))
+    (tmp_path / "study_seg.nii.gz").write_bytes(b"series 3's segmentation")
     with pytest.raises(OutputExistsError) as refused:
         check_before_model(two_series, None, "3", "nifti")
     assert str(refused.value).startswith(
         f"{tmp_path / 'study_seg.nii.gz'}: holds series 3 'T1', UID 1.2.3.9 of {two_series}, segmented by an earlier "
         "run; this run's series 3 'T1', UID 1.2.3.3 would take its name")
     assert _held_key(two_series) not in _HELD  # refused: its scan is not kept for a reading that will not come
+
+
+@pytest.mark.parametrize("named", ["", "../x/study_seg.nii.gz", ".", 7])
+def test_an_earlier_sidecar_naming_its_segmentation_oddly_or_whose_segmentation_is_gone(tmp_path, two_series, named):
+    """A sidecar whose "segmentation" is no file name of the folder (edited or damaged: empty, a path) raised
+    pathlib's "ValueError: Invalid name" with a traceback, which ended a batch before its other inputs; it is read as
+    naming the output of the usual name. And where the segmentation it records is gone, no segmentation of another
+    series is there to be replaced: named "…/study_seg.nii.gz: holds series 3 'T1'", a file that was not there, it is
+    left to the check of existing outputs ("study_seg.json: output exists already")."""
+    import json
+
+    from medseg.batch_outputs import check_before_model
+    from medseg.io.dicom_series import release_scan
+
+    record = {"schema": "medseg-segmentation/1", "input": str(two_series), "segmentation": named,
+              "input_info": {"format": "dicom", "series_key": "3", "series_number": 3, "series_uid": "1.2.3.3",
+                             "description": "T1"}}
+    (tmp_path / "study_seg.json").write_text(json.dumps(record))
+    (tmp_path / "study_seg.nii.gz").write_bytes(b"series 3's segmentation")
+    with pytest.raises(OutputExistsError) as refused:
+        check_before_model(two_series, None, "4", "nifti")
+    assert str(refused.value).startswith(f"{tmp_path / 'study_seg.nii.gz'}: holds series 3 'T1' of {two_series}, ")
+    (tmp_path / "study_seg.nii.gz").unlink()
+    check_before_model(two_series, None, "4", "nifti")  # the sidecar alone: an output that exists, told later
+    release_scan(two_series)
 
 
 def test_a_folder_whose_scan_cannot_be_kept_is_read_once_left_to_its_reading(tmp_path, case, make_package, capsys,
