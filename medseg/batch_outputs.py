@@ -379,7 +379,10 @@ def check_series_output(path: Path | str, chosen: SeriesCandidate, output_dir: P
     if record.get("schema") != "medseg-segmentation/1" or not isinstance(info, dict) or info.get("format") != "dicom" \
             or not isinstance(record.get("input"), str) or not info.get("series_key"):
         return
-    if os.path.realpath(record["input"]) != os.path.realpath(path):  # another folder's: an output that exists
+    try:
+        if os.path.realpath(record["input"]) != os.path.realpath(path):  # another folder's: an output that exists
+            return
+    except ValueError:  # no path (a NUL in it: a damaged sidecar): no input of this run's
         return
     if _same_series(info, chosen):
         return

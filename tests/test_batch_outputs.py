@@ -731,6 +731,10 @@ def test_an_earlier_sidecar_naming_its_segmentation_oddly_or_whose_segmentation_
     assert str(refused.value).startswith(f"{tmp_path / 'study_seg.nii.gz'}: holds series 3 'T1' of {two_series}, ")
     (tmp_path / "study_seg.nii.gz").unlink()
     check_before_model(two_series, None, "4", "nifti")  # the sidecar alone: an output that exists, told later
+    (tmp_path / "study_seg.nii.gz").write_bytes(b"series 3's segmentation")
+    record["input"] = f"{two_series}\0"  # no path ("ValueError: embedded null byte"): no input of this run's
+    (tmp_path / "study_seg.json").write_text(json.dumps(record))
+    check_before_model(two_series, None, "4", "nifti")
     release_scan(two_series)
 
 
