@@ -128,3 +128,35 @@ def test_the_sidecar_records_the_platform_its_labels_were_computed_on(segmented)
     assert result.ok and result.checks[3].ok is None  # told, not failed: --rerun says whether the labels differ
     edited, here = record["platform"]["cpu_capability"], recorded["cpu_capability"]
     assert result.checks[3].text.startswith(f"versions or platform differ: cpu_capability {edited} (here {here})")
+
+
+def _edit(sidecar, **changes):
+    """Rewrite ``sidecar`` with top-level ``changes`` (a value None removes the key)."""
+    record = json.loads(sidecar.read_text())
+    for key, value in changes.items():
+        if value is None:
+            record.pop(key, None)
+        else:
+            record[key] = value
+    sidecar.write_text(json.dumps(record))
+    return record
+
+
+def test_a_bad_sidecar_in_a_batch_fails_alone_while_the_others_are_checked(segmented, tmp_path, capsys):
+    """One sidecar that cannot be read stopped `medseg verify A B C` at it: the sidecars after it were never checked
+    and no closing line named what failed."""
+    _, sidecar = segmented
+    broken, missing = tmp_path / "broken_seg.json", tmp_path / "missing_seg.json"
+    broken.write_text("{bad")
+    code, out, err = run(["verify", str(broken), str(sidecar), str(missing)], capsys)
+    assert code == 1
+    assert [line.split(": ", 2)[1] for line in out.splitlines()] == ["segmentation ok", "input ok", "model ok",
+                                                                    "versions ok"]
+    assert err.splitlines() == [
+        f"medseg: error: {broken}: not valid JSON at line 1, column 2: a key in double quotes was expected",
+        f"medseg: error: {missing}: cannot read the sidecar (No such file or directory)",
+        f"medseg: 2 of 3 sidecars do not match: {broken} (not read); {missing} (not read)"]
+    code, out, err = run(["verify", str(missing)], capsys)  # alone: its error line is the whole answer
+    assert (code, out) == (1, "")
+    assert err == f"medseg: error: {missing}: cannot read the sidecar (No such file or directory)\n"
+

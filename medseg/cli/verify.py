@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from medseg.cli.options import GivenPath, device_form, escaped_line, given_model
+from medseg.cli.options import GivenPath, device_form, error_line, escaped_line, given_model
 
 __all__ = ["verify"]
 
@@ -39,13 +39,21 @@ $ medseg verify out/scan_seg.json --input archive/scan.nii.gz --model my_model -
 @click.option("--threads", type=click.IntRange(1), default=None,
               help="CPU threads for --rerun (default: the sidecar's cpu_threads).")
 def verify(sidecars, input_path, model, rerun, device, threads):
+    from medseg.errors import MedsegError
     from medseg.verification import verify_sidecar
 
     if input_path is not None and len(sidecars) > 1:
         raise click.UsageError("--input names the input of one SIDECAR; give one sidecar with it")
     failed = []
     for sidecar in sidecars:
-        result = verify_sidecar(sidecar, input_path, model, rerun=rerun, device=device, threads=threads)
+        try:
+            result = verify_sidecar(sidecar, input_path, model, rerun=rerun, device=device, threads=threads)
+        except MedsegError as error:  # one sidecar that cannot be read fails alone; the others are checked
+            if len(sidecars) == 1:
+                raise
+            click.echo(error_line(error), err=True)
+            failed.append(f"{sidecar} (not read)")
+            continue
         for check in result.checks:
             mark = {True: "ok", False: "FAILED", None: "note"}[check.ok]
             click.echo(escaped_line(f"{sidecar}: {check.what} {mark}: {check.text}"))
