@@ -31,12 +31,15 @@ def _cpu_name() -> str:
 def platform_record(device: str = "cpu") -> dict[str, str]:
     """``python``, ``system`` (name and release), ``machine``, ``cpu`` (its model name), ``cpu_capability`` (the
     instruction set torch's CPU kernels were chosen for: ``AVX2``, ``AVX512``, ``DEFAULT``...) and, for a CUDA
-    ``device``, ``gpu`` (its name)."""
+    ``device`` this machine has, ``gpu`` (its name; none where it has no such device, as a machine that checks a
+    sidecar written on another may not)."""
     import torch
 
     record = {"python": platform.python_version(), "system": f"{platform.system()} {platform.release()}",
               "machine": platform.machine(), "cpu": _cpu_name(),
               "cpu_capability": str(torch.backends.cpu.get_cpu_capability())}
-    if device.startswith("cuda"):
-        record["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    if device.startswith("cuda") and torch.cuda.is_available():
+        index = torch.device(device).index
+        if index is None or index < torch.cuda.device_count():
+            record["gpu"] = torch.cuda.get_device_name(torch.device(device))
     return record

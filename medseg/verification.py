@@ -129,7 +129,7 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
             f"SHA-256 {_short(found)}, the sidecar records {_short(record['input_sha256'])}: not the input segmented")))
 
     package = _model_check(record, model, result)
-    _versions_check(record, result)
+    _versions_check(record, device, result)
     if rerun:
         _rerun(record, source, series, segmentation, package, device, threads, result)
     return result
@@ -158,13 +158,16 @@ def _model_check(record: dict, model, result: Verification):
         problems.append(f"weights {_short(package.sha256)}, the sidecar records {_short(weights)}")
     if settings is not None and package.settings_sha256 != settings:
         problems.append(f"settings {_short(package.settings_sha256)}, the sidecar records {_short(settings)}")
+    as_recorded = (f"weights {_short(weights)} and settings {_short(settings)} as recorded" if settings is not None
+                   else f"weights {_short(weights)} as recorded (the sidecar records no settings_sha256)")
     text = (f"model {package.name} ({package.path}): " + ("; ".join(problems) + ": not the model that segmented it"
-            if problems else f"weights {_short(weights)} and settings {_short(settings)} as recorded"))
+            if problems else as_recorded))
     result.checks.append(Check("model", not problems, text))
     return package
 
 
-def _versions_check(record: dict, result: Verification) -> None:
+def _versions_check(record: dict, device: str, result: Verification) -> None:
+    """The versions and platform now (the platform of ``device``, which a rerun uses) against the recorded ones."""
     from medseg.segment import versions
 
     recorded = record.get("versions") or {}
@@ -182,13 +185,29 @@ def _versions_check(record: dict, result: Verification) -> None:
     if ran_on:  # the CPU's instruction set decides torch's kernels; sidecars written before it was recorded: none
         from medseg.platform_record import platform_record
 
-        here = platform_record(str(record.get("device") or "cpu") if "gpu" in ran_on else "cpu")
+        # compared with the device a rerun here uses: a GPU's sidecar checked on a machine without one has none
+        recorded_device = str(record.get("device") or "cpu")
+        if recorded_device.split(":")[0] != _device_here(device).split(":")[0]:
+            differ.append(f"device {recorded_device} (here {_device_here(device)})")
+        here = platform_record(_device_here(device))
         differ += [f"{key} {ran_on[key]} (here {here.get(key, 'none')})" for key in ran_on
                    if str(ran_on[key]) != str(here.get(key))]
-    text = ("versions and platform as recorded" if not differ else
-            "versions or platform differ: " + ", ".join(differ) + "; re-segment with --rerun to see whether the "
-            "labels do")
+    if differ:
+        text = ("versions or platform differ: " + ", ".join(differ) + "; re-segment with --rerun to see whether the "
+                "labels do")
+    else:
+        text = ("versions and platform as recorded" if ran_on else
+                "versions as recorded; the sidecar records no platform (written before it was)")
     result.checks.append(Check("versions", None if differ else True, text))
+
+
+def _device_here(device: str) -> str:
+    """``device`` as a rerun takes it: ``auto`` as the device it picks on this machine."""
+    if device != "auto":
+        return device
+    from medseg.device import resolve_device
+
+    return resolve_device("auto").device
 
 
 def _rerun(record: dict, source: Path, series, segmentation: Path, package, device: str, threads,
@@ -211,6 +230,11 @@ def _rerun(record: dict, source: Path, series, segmentation: Path, package, devi
     inference = record.get("inference") or {}
     threads = threads if threads is not None else record.get("cpu_threads")
     precision = str(record.get("precision") or "auto")
+    if precision == "fp16" and not _device_here(device).startswith("cuda"):  # auto's precision on CUDA
+        result.checks.append(Check("rerun", False, f"not segmented again: it was segmented on "
+                                   f"{record.get('device') or 'a CUDA device'} in fp16, which needs a CUDA device; "
+                                   f"give --device cuda (this run: {_device_here(device)})"))
+        return
     try:
         set_threads(threads)
         segmenter = Segmenter(package, device=device, precision=precision,

@@ -160,3 +160,40 @@ def test_a_bad_sidecar_in_a_batch_fails_alone_while_the_others_are_checked(segme
     assert (code, out) == (1, "")
     assert err == f"medseg: error: {missing}: cannot read the sidecar (No such file or directory)\n"
 
+
+def test_a_gpu_sidecar_verifies_on_a_machine_without_that_gpu(segmented, capsys):
+    """A sidecar written on a CUDA device was compared with the GPU of that index here: without CUDA, torch's
+    AssertionError came out as a traceback. Now the platform is compared with the device a rerun uses (--device)."""
+    _, sidecar = segmented
+    record = json.loads(sidecar.read_text())
+    _edit(sidecar, device="cuda:0", platform={**record["platform"], "gpu": "NVIDIA H100 80GB HBM3"})
+    code, out, err = run(["verify", str(sidecar)], capsys)
+    assert code == 0, err
+    versions = out.splitlines()[3]
+    assert versions.startswith(f"{sidecar}: versions note: versions or platform differ: device cuda:0 (here cpu), "
+                               "gpu NVIDIA H100 80GB HBM3 (here none); re-segment")
+
+
+def test_a_rerun_of_a_gpu_sidecars_fp16_on_the_cpu_says_which_device_to_give(segmented, capsys):
+    """fp16 (auto's precision on CUDA) cannot run on the CPU, verify's default device: the line told to use bf16 or
+    fp32, which verify has no option for."""
+    _, sidecar = segmented
+    _edit(sidecar, device="cuda:0", precision="fp16")
+    code, out, _ = run(["verify", str(sidecar), "--rerun"], capsys)
+    assert code == 1
+    assert out.splitlines()[4] == (f"{sidecar}: rerun FAILED: not segmented again: it was segmented on cuda:0 in "
+                                   "fp16, which needs a CUDA device; give --device cuda (this run: cpu)")
+
+
+def test_a_sidecar_from_before_the_platform_and_settings_were_recorded_says_so(segmented, capsys):
+    """An older sidecar, without ``platform`` or ``model.settings_sha256``: the lines read 'versions and platform as
+    recorded' and 'settings none recorded as recorded'."""
+    _, sidecar = segmented
+    record = json.loads(sidecar.read_text())
+    model = {key: value for key, value in record["model"].items() if key != "settings_sha256"}
+    _edit(sidecar, platform=None, model=model)
+    result = verify_sidecar(sidecar)
+    assert result.ok
+    assert result.checks[2].text.endswith(f"weights {model['weights_sha256'][:12]}… as recorded (the sidecar "
+                                          "records no settings_sha256)")
+    assert result.checks[3].text == "versions as recorded; the sidecar records no platform (written before it was)"
