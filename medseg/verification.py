@@ -96,7 +96,7 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
 
     A sidecar that cannot be read is an :class:`~medseg.errors.InputError`; a file that is missing or differs is a
     failed :class:`Check`, not an error."""
-    from medseg.cohort.records import content_sha256
+    from medseg.cohort.records import content_sha256, input_files
     from medseg.io.atomic import sha256_of
 
     sidecar = Path(sidecar)
@@ -118,13 +118,18 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
     info = record.get("input_info") or {}
     series = info.get("series_uid") if info.get("format") == "dicom" else None
     modalities = len(record.get("modalities") or []) or 1
-    found = content_sha256(source, series, modalities) if os.path.exists(source) else None
+    files = input_files(source, modalities)  # nnU-Net's channel files of a case_0000 input, else the input alone
+    absent = next((file for file in files if not os.path.exists(file)), None)
+    found = content_sha256(source, series, modalities) if absent is None else None
+    named = source if len(files) == 1 else f"{source} (channel files {', '.join(file.name for file in files)})"
     if found is None:
-        result.checks.append(Check("input", False, f"{source}: not there or not readable"
-                                   + ("" if input_path is not None else "; give its copy with --input")))
+        absent = absent if absent is not None else source
+        elsewhere = input_path is None and absent == source
+        result.checks.append(Check("input", False, f"{absent}: not there or not readable"
+                                   + ("; give its copy with --input" if elsewhere else "")))
     else:
         same = found == record["input_sha256"]
-        result.checks.append(Check("input", same, f"{source}: " + (
+        result.checks.append(Check("input", same, f"{named}: " + (
             f"matches input_sha256 ({_short(found)})" if same else
             f"SHA-256 {_short(found)}, the sidecar records {_short(record['input_sha256'])}: not the input segmented")))
 
@@ -242,7 +247,7 @@ def _rerun(record: dict, source: Path, series, segmentation: Path, package, devi
         if package.n_modalities > 1:
             from medseg.io.channels import read_channels
 
-            volume = read_channels(source, package.modalities)
+            volume = read_channels(source, package.modalities, package.name)
         else:
             from medseg.io.images import read_image
 

@@ -197,3 +197,35 @@ def test_a_sidecar_from_before_the_platform_and_settings_were_recorded_says_so(s
     assert result.checks[2].text.endswith(f"weights {model['weights_sha256'][:12]}… as recorded (the sidecar "
                                           "records no settings_sha256)")
     assert result.checks[3].text == "versions as recorded; the sidecar records no platform (written before it was)"
+
+
+def test_a_multimodal_case_names_the_channel_file_that_is_missing_or_changed(tmp_path, capsys):
+    """nnU-Net's channel files of one case: a missing case_0001 was reported as 'case_0000…: not there', a changed
+    one as case_0000's SHA-256, and the rerun's line read 'model the model takes 2 modalities'."""
+    import torch
+    from test_channels import modal_config, write_modal_set
+
+    from medseg.network import UNet2D, UNetConfig
+    from medseg.package import save_package
+
+    config = modal_config()
+    config.pop("training")
+    torch.manual_seed(0)
+    save_package(UNet2D(UNetConfig(**{k: v for k, v in config["architecture"].items() if k != "type"})), config,
+                 tmp_path / "pkg")
+    images, _ = write_modal_set(tmp_path / "set", "nnunet", count=2)
+    first, second = images / "case0_0000.nii.gz", images / "case0_0001.nii.gz"
+    code, _, err = run(["infer", str(first), "-m", str(tmp_path / "pkg"), "-o", str(tmp_path / "out")], capsys)
+    assert code == 0, err
+    sidecar = tmp_path / "out" / "case0_seg.json"
+    assert verify_sidecar(sidecar, rerun=True).ok
+
+    shutil.copy(images / "case1_0001.nii.gz", second)  # another case's second channel
+    lines = run(["verify", str(sidecar)], capsys)[1].splitlines()
+    assert lines[1].startswith(f"{sidecar}: input FAILED: {first} (channel files case0_0000.nii.gz, "
+                               "case0_0001.nii.gz): SHA-256 ")
+    second.unlink()
+    code, out, _ = run(["verify", str(sidecar), "--rerun"], capsys)
+    lines = out.splitlines()
+    assert code == 1 and lines[1] == f"{sidecar}: input FAILED: {second}: not there or not readable"
+    assert "model tiny takes 2 modalities" in lines[4] and "model the model" not in lines[4]
