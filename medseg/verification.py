@@ -256,6 +256,11 @@ def _rerun(record: dict, source: Path, series, segmentation: Path, package, devi
     except MedsegError as error:
         result.checks.append(Check("rerun", False, f"{source}: segmenting it again failed: {error}"))
         return
+    except (RuntimeError, MemoryError) as error:  # out of memory, a torch refusal: this check fails, not the run
+        log.debug("%s: segmenting it again failed", source, exc_info=True)
+        reason = str(error) or ("out of memory" if isinstance(error, MemoryError) else type(error).__name__)
+        result.checks.append(Check("rerun", False, f"{source}: segmenting it again failed ({reason})"))
+        return
     stored = np.asarray(nib.load(segmentation).dataobj)
     if stored.shape != labels.shape:
         result.checks.append(Check("rerun", False, f"segmented again: shape {labels.shape}, the segmentation's "

@@ -229,3 +229,30 @@ def test_a_multimodal_case_names_the_channel_file_that_is_missing_or_changed(tmp
     lines = out.splitlines()
     assert code == 1 and lines[1] == f"{sidecar}: input FAILED: {second}: not there or not readable"
     assert "model tiny takes 2 modalities" in lines[4] and "model the model" not in lines[4]
+
+
+def test_a_rerun_that_runs_out_of_memory_fails_its_check_and_the_batch_goes_on(segmented, tmp_path, monkeypatch,
+                                                                                capsys):
+    """torch's out-of-memory RuntimeError (or a MemoryError) in a rerun came out as a traceback and stopped a batch
+    of sidecars at it; now it is the rerun check's failure, and the next sidecar is checked."""
+    import medseg.segment
+
+    _, sidecar = segmented
+    second = tmp_path / "out" / "copy_seg.json"
+    shutil.copy(sidecar, second)
+    real, calls = medseg.segment.segment_volume, []
+
+    def first_runs_out(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise MemoryError()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(medseg.segment, "segment_volume", first_runs_out)
+    code, out, err = run(["verify", str(sidecar), str(second), "--rerun"], capsys)
+    lines = out.splitlines()
+    assert code == 1 and len(lines) == 10
+    assert lines[4] == f"{sidecar}: rerun FAILED: {sidecar.parent.parent / 'case.nii.gz'}: segmenting it again " \
+                       "failed (out of memory)"
+    assert lines[9].startswith(f"{second}: rerun ok: ")
+    assert err == f"medseg: 1 of 2 sidecars do not match: {sidecar} (rerun)\n"
