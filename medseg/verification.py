@@ -98,6 +98,7 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
     failed :class:`Check`, not an error."""
     from medseg.cohort.records import content_sha256, input_files
     from medseg.io.atomic import sha256_of
+    from medseg.io.seg_volume import recorded_series
 
     sidecar = Path(sidecar)
     record = read_sidecar(sidecar)
@@ -116,7 +117,8 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
 
     source = Path(input_path) if input_path is not None else Path(str(record["input"]))
     info = record.get("input_info") or {}
-    series = info.get("series_uid") if info.get("format") == "dicom" else None
+    # the series' UID, or its key where that does not single it out (none, or one shared by a split series' parts)
+    series = recorded_series(record) if info.get("format") == "dicom" else None
     modalities = len(record.get("modalities") or []) or 1
     files = input_files(source, modalities)  # nnU-Net's channel files of a case_0000 input, else the input alone
     absent = next((file for file in files if not os.path.exists(file)), None)

@@ -256,3 +256,20 @@ def test_a_rerun_that_runs_out_of_memory_fails_its_check_and_the_batch_goes_on(s
                        "failed (out of memory)"
     assert lines[9].startswith(f"{second}: rerun ok: ")
     assert err == f"medseg: 1 of 2 sidecars do not match: {sidecar} (rerun)\n"
+
+
+def test_a_dicom_series_without_a_uid_verifies_and_segments_again(tmp_path, make_package, capsys):
+    """An anonymised series with an empty SeriesInstanceUID (the TotalSegmentator CT series is one): its recorded
+    ``series_uid`` '' was passed as the series to hash and read, so the input check said 'not there or not readable'
+    and the rerun '--series is empty'. The series is the one :func:`medseg.io.seg_volume.recorded_series` names."""
+    from dicom_factory import make_series
+
+    make_series(tmp_path / "study", shape=(24, 20, 6), extra={"SeriesInstanceUID": ""})
+    code, _, err = run(["infer", str(tmp_path / "study"), "-m", str(make_package()), "-o", str(tmp_path / "out"),
+                        "--threads", "1"], capsys)
+    assert code == 0, err
+    sidecar = tmp_path / "out" / "study_seg.json"
+    assert json.loads(sidecar.read_text())["input_info"]["series_uid"] == ""
+    result = verify_sidecar(sidecar, rerun=True)
+    assert [check.ok for check in result.checks] == [True, True, True, True, True], result.checks
+    assert result.differing_voxels == 0
