@@ -92,7 +92,8 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
       ``rerun`` says whether it does);
     * with ``rerun``, the input segmented again in memory on ``device`` with the recorded precision, tile overlap
       and batch size, and with ``threads`` (default: the recorded ``cpu_threads``), and compared voxel by voxel with
-      the segmentation (``differing_voxels``). Not for a DICOM SEG output (``--format dicom-seg``).
+      the segmentation (``differing_voxels``; a DICOM SEG output, ``--format dicom-seg``, read back onto its
+      series' grid).
 
     A sidecar that cannot be read is an :class:`~medseg.errors.InputError`; a file that is missing or differs is a
     failed :class:`Check`, not an error."""
@@ -219,20 +220,15 @@ def _device_here(device: str) -> str:
 
 def _rerun(record: dict, source: Path, series, segmentation: Path, package, device: str, threads,
            result: Verification) -> None:
-    import nibabel as nib
-
     from medseg.errors import MedsegError
     from medseg.inference import Segmenter
+    from medseg.io.nifti import read_nifti
     from medseg.resources import set_threads
     from medseg.segment import segment_volume
 
     if package is None or not source.exists() or not segmentation.is_file():
         result.checks.append(Check("rerun", None, "not segmented again: the model, the input or the segmentation "
                                    "is not there"))
-        return
-    if not segmentation.name.lower().endswith((".nii", ".nii.gz")):
-        result.checks.append(Check("rerun", None, f"not segmented again: {segmentation.name} is a DICOM SEG; "
-                                   "compare a NIfTI output"))
         return
     inference = record.get("inference") or {}
     threads = threads if threads is not None else record.get("cpu_threads")
@@ -263,7 +259,16 @@ def _rerun(record: dict, source: Path, series, segmentation: Path, package, devi
         reason = str(error) or ("out of memory" if isinstance(error, MemoryError) else type(error).__name__)
         result.checks.append(Check("rerun", False, f"{source}: segmenting it again failed ({reason})"))
         return
-    stored = np.asarray(nib.load(segmentation).dataobj)
+    try:
+        if segmentation.name.lower().endswith((".nii", ".nii.gz")):
+            stored = np.asarray(read_nifti(segmentation, hash_input=False, labels=True).array)
+        else:  # a DICOM SEG (--format dicom-seg): its label values on the series' grid, as medseg evaluate reads it
+            from medseg.io.seg_volume import read_seg_volume
+
+            stored = np.asarray(read_seg_volume(segmentation, record, source, warn_skipped=False).array)
+    except MedsegError as error:  # cut short, or not what medseg wrote: the segmentation check has failed too
+        result.checks.append(Check("rerun", False, f"{segmentation}: cannot be read to compare: {error}"))
+        return
     if stored.shape != labels.shape:
         result.checks.append(Check("rerun", False, f"segmented again: shape {labels.shape}, the segmentation's "
                                    f"{stored.shape}"))

@@ -273,3 +273,32 @@ def test_a_dicom_series_without_a_uid_verifies_and_segments_again(tmp_path, make
     result = verify_sidecar(sidecar, rerun=True)
     assert [check.ok for check in result.checks] == [True, True, True, True, True], result.checks
     assert result.differing_voxels == 0
+
+
+def test_a_truncated_segmentation_fails_the_rerun_in_one_line(segmented, capsys):
+    """A segmentation cut short (a copy interrupted): gzip's EOFError came out of --rerun as a traceback."""
+    _, sidecar = segmented
+    seg = sidecar.parent / "case_seg.nii.gz"
+    seg.write_bytes(seg.read_bytes()[:-40])
+    code, out, err = run(["verify", str(sidecar), "--rerun"], capsys)
+    lines = out.splitlines()
+    assert code == 1 and "Traceback" not in err and len(lines) == 5, out + err
+    assert lines[0].startswith(f"{sidecar}: segmentation FAILED: {seg}: SHA-256 ")
+    assert lines[4].startswith(f"{sidecar}: rerun FAILED: {seg}: cannot be read to compare: {seg}: ")
+    assert err == f"medseg: 1 of 1 sidecars do not match: {sidecar} (segmentation, rerun)\n"
+
+
+def test_a_dicom_seg_output_is_segmented_again_and_compared(tmp_path, make_package, capsys):
+    """--rerun of a --format dicom-seg output said 'not segmented again' and exited 0: the SEG is read back onto its
+    series' grid (as medseg evaluate reads it) and compared voxel by voxel."""
+    from dicom_factory import make_series
+
+    make_series(tmp_path / "study", shape=(24, 20, 6))
+    code, _, err = run(["infer", str(tmp_path / "study"), "-m", str(make_package()), "-o", str(tmp_path / "out"),
+                        "--format", "dicom-seg", "--threads", "1"], capsys)
+    assert code == 0, err
+    sidecar = tmp_path / "out" / "study_seg.json"
+    code, out, err = run(["verify", str(sidecar), "--rerun"], capsys)
+    assert code == 0, out + err
+    assert out.splitlines()[4] == (f"{sidecar}: rerun ok: segmented again on cpu (fp32, batch 16, overlap 0.25, 1 "
+                                   "thread): 0 of 2,880 voxels differ from study_seg.dcm")
