@@ -275,7 +275,10 @@ def _rerun(record: dict, source: Path, series, segmentation: Path, package, devi
         return
     differing = int(np.count_nonzero(stored != labels))
     result.differing_voxels = differing
+    import torch
+
+    used = torch.get_num_threads()  # as set: capped at the CPUs here, or as a sidecar before it in a batch left them
     how = (f"on {segmenter.device_choice.device} ({segmenter.precision}, batch {segmenter.batch_size}, "
-           f"overlap {segmenter.overlap:g}, {threads or 'default'} thread{'' if threads == 1 else 's'})")
+           f"overlap {segmenter.overlap:g}, {used} thread{'' if used == 1 else 's'})")
     result.checks.append(Check("rerun", differing == 0, f"segmented again {how}: {differing:,} of {labels.size:,} "
                                f"voxels differ from {segmentation.name}"))

@@ -302,3 +302,16 @@ def test_a_dicom_seg_output_is_segmented_again_and_compared(tmp_path, make_packa
     assert code == 0, out + err
     assert out.splitlines()[4] == (f"{sidecar}: rerun ok: segmented again on cpu (fp32, batch 16, overlap 0.25, 1 "
                                    "thread): 0 of 2,880 voxels differ from study_seg.dcm")
+
+
+def test_the_rerun_line_gives_the_threads_it_ran_with(segmented, capsys):
+    """The rerun's line gave the recorded cpu_threads, not those it ran with: a sidecar of 64 threads checked on a
+    machine of fewer CPUs (capped, with a warning) read '64 threads'."""
+    from medseg.resources import usable_cpus
+
+    _, sidecar = segmented
+    _edit(sidecar, cpu_threads=10_000)
+    code, out, _ = run(["verify", str(sidecar), "--rerun"], capsys)
+    used = usable_cpus()
+    assert code == 0
+    assert f"(fp32, batch 16, overlap 0.25, {used} thread{'' if used == 1 else 's'}): 0 of 12,800" in out
