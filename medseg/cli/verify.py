@@ -15,9 +15,10 @@ _HELP = """Check a segmentation's sidecar (SIDECAR, the _seg.json medseg infer w
 
 Hashes the segmentation beside it, the input (the path it records, or --input: a copy elsewhere; a DICOM folder's
 recorded series) and the model (the recorded package, or --model) and compares them with the recorded SHA-256; tells
-the versions that differ from the recorded ones. With --rerun, segments the input again with the recorded precision,
-tile overlap, batch size and thread count and counts the voxels whose label differs. One line per check; exit code 0
-when every check matches, 1 when one does not.
+the versions and the platform (CPU, its instruction set, device, GPU) that differ from the recorded ones. With --rerun,
+segments the input again with the recorded precision, tile overlap, batch size and thread count and counts the voxels
+whose label differs (a DICOM SEG read back onto its series). One line per check; exit code 0 when every check
+matches, 1 when one does not; a sidecar that cannot be read is one error line, and the others are checked.
 
 \b
 $ medseg verify out/scan_seg.json
