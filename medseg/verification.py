@@ -99,7 +99,7 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
     failed :class:`Check`, not an error."""
     from medseg.cohort.records import content_sha256, input_files
     from medseg.io.atomic import sha256_of
-    from medseg.io.seg_volume import recorded_series
+    from medseg.io.seg_volume import find_recorded_source, recorded_series
 
     sidecar = Path(sidecar)
     record = read_sidecar(sidecar)
@@ -116,7 +116,9 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
             f"SHA-256 {_short(found)}, the sidecar records {_short(record['segmentation_sha256'])}: "
             "changed since medseg wrote it")))
 
-    source = Path(input_path) if input_path is not None else Path(str(record["input"]))
+    # a relative path (sidecars before medseg recorded absolute ones): tried here, beside the sidecar and above it
+    source = Path(input_path) if input_path is not None else \
+        find_recorded_source(sidecar, str(record["input"])) or Path(str(record["input"]))
     info = record.get("input_info") or {}
     # the series' UID, or its key where that does not single it out (none, or one shared by a split series' parts)
     series = recorded_series(record) if info.get("format") == "dicom" else None

@@ -315,3 +315,13 @@ def test_the_rerun_line_gives_the_threads_it_ran_with(segmented, capsys):
     used = usable_cpus()
     assert code == 0
     assert f"(fp32, batch 16, overlap 0.25, {used} thread{'' if used == 1 else 's'}): 0 of 12,800" in out
+
+
+def test_an_older_sidecars_relative_input_is_found_as_other_readers_find_it(segmented, case, capsys):
+    """Sidecars from before medseg recorded absolute input paths hold one relative to the folder the run started in:
+    verify looked for it in the folder it runs in only, where the report and evaluate also try the sidecar's folder
+    and the one above it (find_recorded_source)."""
+    _, sidecar = segmented
+    _edit(sidecar, input=case.name)  # the run started in the case's folder; out/ beside it
+    result = verify_sidecar(sidecar)
+    assert result.checks[1].ok is True and result.checks[1].text.startswith(f"{case}: matches input_sha256")
