@@ -181,12 +181,9 @@ def _versions_check(record: dict, device: str, result: Verification) -> None:
     from medseg.segment import versions
 
     recorded = record.get("versions") or {}
-    dicom = "pydicom" in recorded
-    now = versions(None)
-    if dicom:
-        import pydicom
-
-        now["pydicom"] = pydicom.__version__
+    info = record.get("input_info") if isinstance(record.get("input_info"), dict) else {}
+    # a DICOM input's as infer records them: pydicom, and for compressed pixel data the decoders it has for the syntax
+    now = versions(str(info.get("transfer_syntax") or "") if "pydicom" in recorded else None)
     differ = [f"{key} {recorded[key]} (now {now.get(key, 'none')})" for key in recorded
               if key in now and str(recorded[key]) != str(now[key])]
     if "medseg_commit" in recorded and "medseg_commit" not in now:

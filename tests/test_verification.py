@@ -325,3 +325,23 @@ def test_an_older_sidecars_relative_input_is_found_as_other_readers_find_it(segm
     _edit(sidecar, input=case.name)  # the run started in the case's folder; out/ beside it
     result = verify_sidecar(sidecar)
     assert result.checks[1].ok is True and result.checks[1].text.startswith(f"{case}: matches input_sha256")
+
+
+def test_a_compressed_series_decoders_are_compared(tmp_path, make_package, capsys):
+    """A DICOM sidecar records the decoders pydicom had for its transfer syntax (a lossy JPEG decodes to other values
+    under another): verify compared pydicom's version alone and never named another decoder."""
+    from dicom_factory import make_series
+    from pydicom.uid import RLELossless
+
+    make_series(tmp_path / "study", shape=(24, 20, 6), transfer_syntax=RLELossless)
+    code, _, err = run(["infer", str(tmp_path / "study"), "-m", str(make_package()), "-o", str(tmp_path / "out"),
+                        "--threads", "1"], capsys)
+    assert code == 0, err
+    sidecar = tmp_path / "out" / "study_seg.json"
+    record = json.loads(sidecar.read_text())
+    decoders = record["versions"]["dicom_decoders"]
+    assert verify_sidecar(sidecar).checks[3].ok is True
+    _edit(sidecar, versions={**record["versions"], "dicom_decoders": "gdcm (gdcm 3.0.0)"})
+    check = verify_sidecar(sidecar).checks[3]
+    assert check.ok is None
+    assert check.text.startswith(f"versions or platform differ: dicom_decoders gdcm (gdcm 3.0.0) (now {decoders})")
