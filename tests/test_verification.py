@@ -307,11 +307,17 @@ def test_a_dicom_seg_output_is_segmented_again_and_compared(tmp_path, make_packa
 def test_the_rerun_line_gives_the_threads_it_ran_with(segmented, capsys):
     """The rerun's line gave the recorded cpu_threads, not those it ran with: a sidecar of 64 threads checked on a
     machine of fewer CPUs (capped, with a warning) read '64 threads'."""
-    from medseg.resources import usable_cpus
+    import torch
+
+    from medseg.resources import set_threads, usable_cpus
 
     _, sidecar = segmented
     _edit(sidecar, cpu_threads=10_000)
-    code, out, _ = run(["verify", str(sidecar), "--rerun"], capsys)
+    before = torch.get_num_threads()
+    try:
+        code, out, _ = run(["verify", str(sidecar), "--rerun"], capsys)
+    finally:
+        set_threads(before)  # the tests after this one in the process run with the threads they had
     used = usable_cpus()
     assert code == 0
     assert f"(fp32, batch 16, overlap 0.25, {used} thread{'' if used == 1 else 's'}): 0 of 12,800" in out
