@@ -269,8 +269,8 @@ def _rerun(record: dict, source: Path, series, segmentation: Path, package, devi
         result.checks.append(Check("rerun", False, f"{segmentation}: cannot be read to compare: {error}"))
         return
     if stored.shape != labels.shape:
-        result.checks.append(Check("rerun", False, f"segmented again: shape {labels.shape}, the segmentation's "
-                                   f"{stored.shape}"))
+        result.checks.append(Check("rerun", False, f"{segmentation}: shape {stored.shape}, and segmented again "
+                                   f"{labels.shape}: not a segmentation of this input"))
         return
     differing = int(np.count_nonzero(stored != labels))
     result.differing_voxels = differing

@@ -351,3 +351,14 @@ def test_a_compressed_series_decoders_are_compared(tmp_path, make_package, capsy
     check = verify_sidecar(sidecar).checks[3]
     assert check.ok is None
     assert check.text.startswith(f"versions or platform differ: dicom_decoders gdcm (gdcm 3.0.0) (now {decoders})")
+
+
+def test_a_segmentation_of_another_shape_is_named_in_the_rerun_line(segmented, capsys):
+    """The rerun's line for a segmentation of another grid gave the two shapes without the file."""
+    _, sidecar = segmented
+    seg = sidecar.parent / "case_seg.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((40, 40, 7), np.uint8), np.eye(4)), str(seg))
+    code, out, _ = run(["verify", str(sidecar), "--rerun"], capsys)
+    assert code == 1
+    assert out.splitlines()[4] == (f"{sidecar}: rerun FAILED: {seg}: shape (40, 40, 7), and segmented again "
+                                   "(40, 40, 8): not a segmentation of this input")
