@@ -27,6 +27,9 @@ class LabelResult:
     false_negative_ml: float | None = None
     # its false positives where the reference has another label, by that label's value (ml): a swap, a leak
     false_positive_in_ml: dict[str, float] = field(default_factory=dict)
+    # how deep those lie past the boundary the two labels share in the reference, in voxel layers (None: they share
+    # none; a record written before this was recorded has no entry)
+    false_positive_in_layers: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def named(self) -> bool:
@@ -114,8 +117,12 @@ class CaseResult:
                 inside = entry.get("false_positive_in_ml")
                 inside = {str(other): float(ml) for other, ml in inside.items() if _number(ml)} \
                     if isinstance(inside, dict) else {}
+                layers = entry.get("false_positive_in_layers")
+                layers = {str(other): (float(n) if _number(n) else None) for other, n in layers.items()} \
+                    if isinstance(layers, dict) else {}
                 out.append(LabelResult(str(value), str(entry.get("name", f"label_{value}")),
-                                       str(entry.get("status", "ok")), **values, false_positive_in_ml=inside))
+                                       str(entry.get("status", "ok")), **values, false_positive_in_ml=inside,
+                                       false_positive_in_layers=layers))
             return out
         return self._predicted("no_reference")
 
