@@ -153,3 +153,22 @@ def test_the_hippocampus_cases_whose_boundary_lies_off_are_not_flagged(shared_da
     with open(scores.report.table, newline="") as handle:
         assert [row["flags"] for row in csv.DictReader(handle, delimiter="\t") if "label_confusion" in row["flags"]] \
             == []
+
+
+def test_the_overlay_of_a_leak_goes_through_the_label_that_leaked_where_it_did(tmp_path, monkeypatch):
+    """The leak's overlay went through right, the label whose Dice the leak lowered most, at right's middle; it goes
+    through middle where the reference has right, the voxels the flag is about."""
+    import re
+
+    import medseg.report.overlay as overlay
+
+    centres = []
+    focus = overlay._focus
+    monkeypatch.setattr(overlay, "_focus", lambda masks: centres.append(focus(masks)) or centres[-1])
+    scores = _cohort(tmp_path)
+    page = scores.report.html.read_text()
+    alts = dict(re.findall(r'alt="overlay of (\w+): ([^"]*)"', page))
+    assert "through label 3 middle where the reference has right;" in alts["leak"]
+    assert "through label 1 left where the reference has right;" in alts["swap"]  # lowest Dice of the two
+    leak = [centre for centre in centres if 26 <= centre[0] < 29]  # middle's voxels in right: i 26-28
+    assert len(leak) == 1 and 5 <= leak[0][1] < 25 and 2 <= leak[0][2] < 8

@@ -213,17 +213,29 @@ def _label_conflicts(cases: list[CaseResult]) -> dict[str, list[str]]:
 
 
 def _focus_label(case: CaseResult, flags: list[Flag]) -> str | None:
-    """The label to slice through: among the labels a flag names (or all, when none does), the lowest Dice, else
-    the first; none when nothing singles one out (all labels). A case flagged for one label's border contact is
+    """The label to slice through: among the labels a flag names (or all, when none does; those flagged
+    ``label_confusion`` where there are some), the lowest Dice, else the first; none when nothing singles one out
+    (all labels). A case flagged for one label's border contact is
     shown through that label, even when another has the lower Dice. A label with no voxel in either mask (both empty,
     or predicted empty without a reference) is passed over: there is nothing of it to slice through."""
-    flagged = {flag.value for flag in flags if flag.value is not None}
+    # a label predicted in another's place is the finding to look at: not the other label, whose Dice it lowered
+    flagged = {flag.value for flag in flags if flag.value is not None and flag.code == "label_confusion"} or \
+        {flag.value for flag in flags if flag.value is not None}
     named = [label for label in case.labels() if label.value in flagged] or case.labels()
     labels = [label for label in named if not _voxelless(label)]
     scored = [label for label in labels if label.dice is not None]
     if scored:
         return min(scored, key=lambda label: label.dice).value
     return labels[0].value if flagged and labels else None
+
+
+def _confused_with(case: CaseResult, flags: list[Flag], focus: str | None) -> str | None:
+    """The reference's label that ``focus``, flagged ``label_confusion``, is predicted in most (its leak, or the
+    label it swapped with), for the slices to go through those voxels; none without such a flag."""
+    if focus is None or not any(flag.code == "label_confusion" and flag.value == focus for flag in flags):
+        return None
+    inside = next((label.false_positive_in_ml for label in case.labels() if label.value == focus), {})
+    return max(inside, key=lambda other: inside[other]) if inside else None
 
 
 def _voxelless(label) -> bool:
@@ -269,12 +281,14 @@ def _overlays(cases, flags, order, label_order, max_overlays
                 # a border contact is the reason to look: the slices go through it, not through the label's middle
                 faces = next((flag.faces for flag in flags[index] if flag.code == "touches_border"
                               and flag.value == focus), ())
-                overlays[index] = render_overlay(arrays, label_order, focus, focus_faces=faces)
+                within = _confused_with(case, flags[index], focus)  # the slices through its voxels in that label
+                overlays[index] = render_overlay(arrays, label_order, focus, focus_faces=faces, focus_within=within)
                 # which label the slices go through, for the alt text (a sighted reader sees it in the legend's
                 # colours and the contours)
                 through = next((f"{value} {name}" for value, name in label_order if value == focus), None)
-                shown[index] = arrays.shown() + (f", through label {through}" + (" where it touches the border"
-                                                                                 if faces else "") if through else "")
+                where = " where it touches the border" if faces else next(
+                    (f" where the reference has {name}" for value, name in label_order if value == within), "")
+                shown[index] = arrays.shown() + (f", through label {through}{where}" if through else "")
                 given[unscored] += 1
             finally:  # drawing reads the image, and may leave it out with a note
                 notes.setdefault(index, []).extend(arrays.notes)
