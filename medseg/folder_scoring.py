@@ -388,11 +388,16 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
 
     out_dir = Path(path_argument(out_dir, "the output folder"))
     found = pair_predictions(pred_dir, ref_dir)
-    images = _nifti_files(Path(images_dir), "images")[0] if images_dir is not None else None
     with contextlib.suppress(OSError):
         if out_dir.is_dir() and out_dir.samefile(ref_dir):
             raise ConflictingInputsError(f"{out_dir}: the references folder given as the output folder; give the "
                                          "metrics a folder of their own")
+    for folder, role in ((ref_dir, "references"), (pred_dir, "predictions")) if images_dir is not None else ():
+        with contextlib.suppress(OSError):
+            if Path(images_dir).samefile(folder):  # labelsTs for imagesTs: each label was drawn as its own scan
+                raise ConflictingInputsError(f"{images_dir}: the {role} folder given as the images folder; give the "
+                                             "folder of the cases' images (nnU-Net's imagesTs)")
+    images = _nifti_files(Path(images_dir), "images")[0] if images_dir is not None else None
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputWriteError(f"{out_dir}: not a folder (the output folder of a folder of predictions)")
     names = {case: case_file_name(case) for case, _, _ in found.pairs} | \

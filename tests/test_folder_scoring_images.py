@@ -108,3 +108,16 @@ def test_a_folder_failure_record_says_its_input_is_the_prediction(folders, tmp_p
     score_folder(pred, ref, tmp_path / "scores")
     record = json.loads((tmp_path / "scores" / "c_failed.json").read_text())
     assert record["input"] == record["prediction"] == str(pred / "c_seg.nii.gz")
+
+
+def test_the_references_or_predictions_folder_as_images_is_a_usage_error(folders, tmp_path, capsys):
+    """nnU-Net's labelsTs given for imagesTs: each case's label was recorded as its image and drawn as the grey scan
+    under its own contours, with no warning and no flag."""
+    pred, ref, _ = _images(folders, tmp_path)
+    for folder, role in ((ref, "references"), (pred, "predictions")):
+        out = tmp_path / f"out_{role}"
+        assert run(["evaluate", str(pred), str(ref), "-o", str(out), "--images", str(folder)]) == 2
+        assert capsys.readouterr().err.splitlines()[-1] == (
+            f"medseg evaluate: error: {folder}: the {role} folder given as the images folder; give the folder of "
+            "the cases' images (nnU-Net's imagesTs). Try 'medseg evaluate --help'.")
+        assert not out.exists()
