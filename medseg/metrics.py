@@ -350,9 +350,7 @@ def _false_positives_in_labels(pred: np.ndarray, ref: np.ndarray, values: set[in
         where = (p != r) & (p != 0) & (r != 0)
         if not where.any():
             continue
-        pairs, counts = np.unique(np.stack([p[where].astype(np.int64), r[where].astype(np.int64)]), axis=1,
-                                  return_counts=True)
-        for (predicted, referenced), n in zip(pairs.T.tolist(), counts.tolist()):
+        for (predicted, referenced), n in _pair_counts(p[where].astype(np.int64), r[where].astype(np.int64)):
             if predicted in values and referenced in values:
                 found.setdefault(predicted, {})
                 found[predicted][referenced] = found[predicted].get(referenced, 0) + n
@@ -390,7 +388,7 @@ def _pair_counts(first: np.ndarray, second: np.ndarray):
     """The distinct pairs ``(first[i], second[i])`` of two int64 arrays of values from 0, and how often each is
     there: each pair as one number where the values allow it (np.unique over the pairs as columns sorts them as
     records, several times slower)."""
-    base, span = int(first.min()), int(second.max()) + 1
+    base, span = int(first.min()), int(second.max()) + 1  # (second's values need not be above first's)
     if (int(first.max()) - base + 1) * span >= 1 << 62:  # atlas ids up to 2**32: no room for one number
         pairs, counts = np.unique(np.stack([first, second]), axis=1, return_counts=True)
         return zip(map(tuple, pairs.T.tolist()), counts.tolist())

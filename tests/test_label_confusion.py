@@ -172,3 +172,14 @@ def test_the_overlay_of_a_leak_goes_through_the_label_that_leaked_where_it_did(t
     assert "through label 1 left where the reference has right;" in alts["swap"]  # lowest Dice of the two
     leak = [centre for centre in centres if 26 <= centre[0] < 29]  # middle's voxels in right: i 26-28
     assert len(leak) == 1 and 5 <= leak[0][1] < 25 and 2 <= leak[0][2] < 8
+
+
+def test_a_swap_of_atlas_ids_too_large_to_pair_in_one_number_is_counted():
+    ref = _reference().astype(np.uint32)
+    ref[ref == 1] = 4_000_000_000
+    swapped = np.where(ref == 4_000_000_000, 2, np.where(ref == 2, 4_000_000_000, ref)).astype(np.uint32)
+    labels = evaluate_volumes(Volume(swapped, AFFINE), Volume(ref, AFFINE),
+                              {4_000_000_000: "left", 2: "right", 3: "middle"})["labels"]
+    assert labels["4000000000"]["false_positive_in_ml"] == {"2": 2.4}
+    assert labels["2"]["false_positive_in_ml"] == {"4000000000": 2.4}
+    assert labels["2"]["false_positive_in_layers"] == {"4000000000": None}
