@@ -22,6 +22,7 @@ from medseg.errors import ConflictingInputsError, ImageReadError, InputError
 from medseg.io.files import (
     absent_content,
     absent_files,
+    absolute_path,
     is_dicom_file,
     part10_seg_series,
     path_argument,
@@ -561,8 +562,8 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
             if images[1] is not None:
                 image = images[1].get(f"{unicodedata.normalize('NFC', case)}_0000") or images[1].get(
                     unicodedata.normalize("NFC", case))
-                if image is not None:
-                    metrics["image"] = str(image.resolve())
+                if image is not None:  # as written, links kept (one that loops failed the case's scoring)
+                    metrics["image"] = str(absolute_path(image))
                 else:
                     imageless.append(case)
             with atomic_paths([metrics_path[case]], overwrite=True, retire=[failure_path[case]]) as (temp,):

@@ -121,3 +121,19 @@ def test_the_references_or_predictions_folder_as_images_is_a_usage_error(folders
             f"medseg evaluate: error: {folder}: the {role} folder given as the images folder; give the folder of "
             "the cases' images (nnU-Net's imagesTs). Try 'medseg evaluate --help'.")
         assert not out.exists()
+
+
+def test_an_image_that_is_a_link_loop_or_leads_nowhere_fails_no_case(folders, tmp_path, caplog):
+    """A case whose image was a link loop failed its scoring ('RuntimeError: Symlink loop from …'), and one whose
+    image led nowhere recorded the link's missing target and showed 'image not shown: unknown input'."""
+    pred, ref, images = _images(folders, tmp_path)
+    (images / "a_0000.nii.gz").unlink()
+    (images / "a_0000.nii.gz").symlink_to("a_0000.nii.gz")  # a loop
+    (images / "b.nii.gz").unlink()
+    (images / "b.nii.gz").symlink_to(tmp_path / "moved" / "b.nii.gz")  # leads nowhere
+    out = tmp_path / "scores"
+    assert run(["evaluate", str(pred), str(ref), "-o", str(out), "--images", str(images)]) == 1  # c: other grid
+    assert sorted(path.name for path in out.glob("*_failed.json")) == ["c_failed.json"]
+    for case, name in (("a", "a_0000.nii.gz"), ("b", "b.nii.gz")):
+        assert json.loads((out / f"{case}_metrics.json").read_text())["image"] == str(images / name)
+        assert f"image not shown: {images / name} not found" in _card((out / "report.html").read_text(), case)

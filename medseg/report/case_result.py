@@ -155,7 +155,7 @@ class CaseResult:
             candidates.append(resolve_path(self.metrics["prediction"], self))
         return next((c for c in candidates if c is not None and _exists(c, file=True)), None)
 
-    def _input(self) -> str | None:
+    def recorded_input(self) -> str | None:
         """The input as recorded: the sidecar's, else the image a folder's scoring was given (``--images``), else
         the failure record's (unless that is the prediction it was scoring)."""
         return (self.sidecar or {}).get("input") or (self.metrics or {}).get("image") or \
@@ -171,7 +171,7 @@ class CaseResult:
         return None
 
     def input_path(self) -> Path | None:
-        source = self._input()
+        source = self.recorded_input()
         return resolve_path(source, self) if source else None
 
     def input_series(self) -> str | None:
@@ -184,7 +184,7 @@ class CaseResult:
 
     def input_label(self) -> str | None:
         """The input as a reader should see it: the path, with the DICOM series used."""
-        source = self._input()
+        source = self.recorded_input()
         info = (self.sidecar or {}).get("input_info") or {}
         if source and info.get("series_key"):
             from medseg.io.dicom_series import series_text

@@ -74,7 +74,7 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
     if source is not None:  # a DICOM SEG: its source series, whose headers placed it, is the image
         arrays.image = SeriesImage(source, case.input_series()) if isinstance(source, SeriesGrid) else source.array
     elif image_path is None:
-        recorded = (case.sidecar or {}).get("input")
+        recorded = case.recorded_input()  # the sidecar's, or the image a folder's scoring was given
         arrays.notes.append(f"image not shown: {recorded} not found" if recorded else "image not shown: unknown input")
     elif image_path.is_file() and _four_dimensional(image_path, modalities) and not _header_on_grid(
             image_path, lambda shape, other_affine: same_grid(_channel_grid(shape), other_affine)):
