@@ -215,3 +215,16 @@ def test_reference_3d_writes_medseg_warnings_one_line_each(tmp_path, capsys):
     lines = err.splitlines()
     assert len(lines) == 2, err
     assert lines[0].endswith(f": {ODD_SHOWN}/") and lines[1].startswith(f"error: {images}: no .nii/")
+
+
+def test_the_seg_read_benchmark_reads_back_the_labels_it_wrote(capsys):
+    """``dicom_seg_read.py`` (the README's figure for reading a DICOM SEG) writes a series and a SEG of its
+    segments, reads the SEG back onto the series and onto its headers' grid, and says whether the labels are those
+    written: a small series of two segments, each box a fifth of the slices (6 of 30) deep."""
+    main = benchmark_main("dicom_seg_read")
+    with no_logging_configured():
+        assert main(["--shape", "40", "32", "30", "--segments", "2", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "series 40×32×30 int16, 2 segments, 12 frames; best of 1"
+    assert [line.split()[0] for line in out[1:7]] == ["writing", "writing", "reading", "reading", "the", "reading"]
+    assert out[-1] == "  labels read back identical: yes"
