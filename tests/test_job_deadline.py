@@ -83,3 +83,22 @@ def test_cases_a_job_did_not_finish_by_its_deadline_are_recorded_and_tried_again
     again = infer_cases([samples["a"], samples["b"]], results, options)
     assert [(c.case_id, c.outcome, c.reused) for c in again.cases] == [("a", "ok", True), ("b", "ok", False)]
     assert not folder.failure("b").exists()
+
+
+def test_an_end_time_before_the_job_started_is_not_taken(caplog):
+    """A $SLURM_JOB_END_TIME before the command's start (a node clock ahead of the controller's, a value left in the
+    environment by another job) stopped the job at once: every case of its batch was recorded as failed, unworked,
+    whatever its --time-limit. It is passed over, with a warning, for the job's run time."""
+    slurm = {"SLURM_JOB_ID": "42", "SLURM_JOB_END_TIME": "900"}
+    with caplog.at_level("WARNING", logger="medseg.cohort.job_deadline"):
+        assert job_deadline(18, True, started=1000.0, environ=slurm) == pytest.approx(1000 + 972 - 48.6)
+    assert [record.getMessage() for record in caplog.records] == [
+        "$SLURM_JOB_END_TIME 900 (00:15:00 UTC) is before this job's start (00:16:40 UTC by this node's clock): "
+        "a clock that differs from SLURM's, or a value left by another job; the job's run time (--time-limit) is "
+        "used instead"]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="medseg.cohort.job_deadline"):
+        assert job_deadline(None, True, started=1000.0, environ=slurm) is None  # nothing else to go by: no stop
+        assert job_deadline(18, True, started=1000.0, environ={**slurm, "SLURM_JOB_END_TIME": "1000"}) \
+            == pytest.approx(1000 + 972 - 48.6)
+    assert len(caplog.records) == 2

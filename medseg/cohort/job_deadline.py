@@ -10,13 +10,16 @@ and the report lists them beside the other cases. A later run tries them again.
 
 The limit is SLURM's own, ``$SLURM_JOB_END_TIME`` (the job's end as a Unix time, which recent SLURM versions set), else
 the job's run time (``--time-limit``, the rule's ``runtime``) from the moment the command started, less a tenth for
-the job's start before it. The stop comes :data:`STOP_MARGIN_S` seconds, or a twentieth of the limit where that is
+the job's start before it. An end before the command's start (a node's clock ahead of SLURM's, a value another job
+left in the environment) is passed over with a warning: taken, it stopped the job at once, every case of its batch
+recorded as failed unworked. The stop comes :data:`STOP_MARGIN_S` seconds, or a twentieth of the limit where that is
 more, before it: time to record the cases and for the job's own Snakemake to end before SLURM's signal.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import signal
@@ -26,6 +29,8 @@ from collections.abc import Iterator, Mapping
 __all__ = ["STOP_MARGIN_S", "OutOfTime", "job_deadline", "stop_at"]
 
 STOP_MARGIN_S = 30
+
+log = logging.getLogger(__name__)
 
 
 class OutOfTime(KeyboardInterrupt):
@@ -38,7 +43,8 @@ def job_deadline(time_limit_minutes: float | None, final_attempt: bool, started:
     """The Unix time at which a job stops its batch (None: it runs until done). Only a job's last attempt stops
     itself, and only under SLURM (``$SLURM_JOB_ID`` set): elsewhere the run time is not enforced (a local run).
     ``time_limit_minutes``: the job's run time as the rule asked for it, used where SLURM does not give the job's end
-    (``$SLURM_JOB_END_TIME``), counted from ``started`` (the command's start, default now)."""
+    (``$SLURM_JOB_END_TIME``, or where that is not after ``started``: warned), counted from ``started`` (the
+    command's start, default now)."""
     environ = os.environ if environ is None else environ
     if not final_attempt or not environ.get("SLURM_JOB_ID"):
         return None
@@ -48,12 +54,21 @@ def job_deadline(time_limit_minutes: float | None, final_attempt: bool, started:
         limit_s = end - started
     except ValueError:
         end = None
+    if end is not None and math.isfinite(end) and 0 < end <= started:
+        log.warning("$SLURM_JOB_END_TIME %s (%s UTC) is before this job's start (%s UTC by this node's clock): a clock "
+                    "that differs from SLURM's, or a value left by another job; the job's run time (--time-limit) is "
+                    "used instead", environ["SLURM_JOB_END_TIME"], _utc(end), _utc(started))
+        end = None
     if end is None or not math.isfinite(end) or end <= 0:
         if time_limit_minutes is None or not math.isfinite(time_limit_minutes) or time_limit_minutes <= 0:
             return None
         limit_s = time_limit_minutes * 60 * 0.9  # the job's start before this command took some of it
         end = started + limit_s
     return end - max(STOP_MARGIN_S, limit_s / 20)
+
+
+def _utc(unix_time: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(unix_time))
 
 
 def _raise_out_of_time(signum, frame) -> None:
