@@ -868,3 +868,27 @@ def test_a_link_in_a_claim_files_place_is_refused_and_its_target_left_as_it_was(
         with folder_claim.claimed(shared / "out", "training run"):
             pass
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_stop_landing_as_a_claim_is_taken_leaves_no_lock_held(tmp_path, monkeypatch):
+    """A stop raised where the process goes on (a job's last attempt reaching its deadline, which records the case
+    it stopped under the case's claim again) landed between the claim file's lock and its holder's line: the open
+    handle, still locked, was lost, and the process's next claim on the case was refused by itself (with wait, waited
+    for forever, until SLURM killed the job the stop was meant to save)."""
+    from medseg.cohort.job_deadline import OutOfTime
+    from medseg.io import folder_claim
+
+    folder = tmp_path / "case"
+    folder.mkdir()
+    ftruncate = folder_claim.os.ftruncate
+
+    def stopped(handle, length):
+        monkeypatch.setattr(folder_claim.os, "ftruncate", ftruncate)
+        raise OutOfTime()
+
+    monkeypatch.setattr(folder_claim.os, "ftruncate", stopped)
+    with pytest.raises(OutOfTime), folder_claim.claimed(folder, "case"):
+        pass
+    with folder_claim.claimed(folder, "case"):  # the handle was closed, its lock with it: not refused as held by
+        # another run (this one)
+        assert folder_claim.claim_path(folder).read_text().strip()

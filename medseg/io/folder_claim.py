@@ -154,12 +154,19 @@ def _lock(path: Path, fcntl, folder: Path | str, what: str, wait: bool = False) 
             same = os.fstat(handle).st_ino == os.stat(path).st_ino
         except OSError:
             same = False
+        except BaseException:  # a stop (see below)
+            os.close(handle)
+            raise
         if same:
             break
         os.close(handle)
-    with contextlib.suppress(OSError):
-        os.ftruncate(handle, 0)
-        os.write(handle, f"{holder_text()}\n".encode())
+    try:
+        with contextlib.suppress(OSError):
+            os.ftruncate(handle, 0)
+            os.write(handle, f"{holder_text()}\n".encode())
+    except BaseException:  # a stop landing here lost the locked handle: a process that goes on after it (a job's
+        os.close(handle)  # deadline) was refused its next claim on the folder by itself
+        raise
     return handle
 
 
