@@ -102,3 +102,18 @@ def test_an_end_time_before_the_job_started_is_not_taken(caplog):
         assert job_deadline(18, True, started=1000.0, environ={**slurm, "SLURM_JOB_END_TIME": "1000"}) \
             == pytest.approx(1000 + 972 - 48.6)
     assert len(caplog.records) == 2
+
+
+def test_a_local_workflow_run_inside_a_slurm_allocation_stops_only_at_the_allocations_end():
+    """Snakemake with the local profile submitted as one SLURM job (sbatch, salloc) runs each job on the allocation's
+    node with $SLURM_JOB_ID set: a job's last attempt stopped at its rule's runtime (--time-limit), which no scheduler
+    enforces there, recording cases that would have finished as failed. A workflow run tells its jobs its executor
+    (MEDSEG_COHORT_EXECUTOR, set as it starts): with the local one, only SLURM's own end of the allocation counts."""
+    local = {"SLURM_JOB_ID": "42", "MEDSEG_COHORT_EXECUTOR": "local"}
+    assert job_deadline(18, True, started=1000.0, environ=local) is None
+    assert job_deadline(18, True, started=1000.0, environ={**local, "SLURM_JOB_END_TIME": "10000"}) \
+        == 10000 - (10000 - 1000) / 20
+    # the SLURM executor's jobs, and a command run by hand (no workflow): the run time is the job's own limit
+    for executor in ({"MEDSEG_COHORT_EXECUTOR": "slurm"}, {}):
+        assert job_deadline(18, True, started=1000.0, environ={"SLURM_JOB_ID": "42", **executor}) \
+            == pytest.approx(1000 + 972 - 48.6)

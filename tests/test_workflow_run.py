@@ -445,6 +445,9 @@ def test_the_slurm_profile_runs_the_cohort_through_the_executor(finished, tmp_pa
     # and the weights it planned with, which a job finding another package refuses
     assert {step["env"]["MEDSEG_COHORT_WEIGHTS"] for step in steps} == {load_package(MODEL).sha256}
     assert all(step["env"]["MEDSEG_REDO_INFER"] == step["env"]["MEDSEG_REDO_EVALUATE"] == "" for step in steps)
+    # and its executor: a job of the SLURM executor stops its last attempt at its own runtime where SLURM does not
+    # give its end (one of a local run inside an allocation does not: medseg/cohort/job_deadline.py)
+    assert {step["env"]["MEDSEG_COHORT_EXECUTOR"] for step in steps} == {"slurm"}
     # the retried job was told its memory and attempt; no case was given up
     assert "--memory-mb 2600 --final-memory-mb 3900 --attempt 2 3 " in run.stderr
     assert json.loads((results / "status" / "a.infer.json").read_text())["outcome"] == "ok"

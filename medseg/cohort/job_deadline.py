@@ -10,10 +10,13 @@ and the report lists them beside the other cases. A later run tries them again.
 
 The limit is SLURM's own, ``$SLURM_JOB_END_TIME`` (the job's end as a Unix time, which recent SLURM versions set), else
 the job's run time (``--time-limit``, the rule's ``runtime``) from the moment the command started, less a tenth for
-the job's start before it. An end before the command's start (a node's clock ahead of SLURM's, a value another job
-left in the environment) is passed over with a warning: taken, it stopped the job at once, every case of its batch
-recorded as failed unworked. The stop comes :data:`STOP_MARGIN_S` seconds, or a twentieth of the limit where that is
-more, before it: time to record the cases and for the job's own Snakemake to end before SLURM's signal.
+the job's start before it, unless the job is one of a workflow run with Snakemake's local executor (Snakemake
+itself submitted as one SLURM job: its jobs run in its allocation, and nothing enforces their rule's runtime; only
+SLURM's end of the allocation counts there). An end before the command's start (a node's clock ahead of SLURM's, a
+value another job left in the environment) is passed over with a warning: taken, it stopped the job at once, every
+case of its batch recorded as failed unworked. The stop comes :data:`STOP_MARGIN_S` seconds, or a twentieth of the
+limit where that is more, before it: time to record the cases and for the job's own Snakemake to end before SLURM's
+signal.
 """
 
 from __future__ import annotations
@@ -26,9 +29,12 @@ import signal
 import time
 from collections.abc import Iterator, Mapping
 
-__all__ = ["STOP_MARGIN_S", "OutOfTime", "job_deadline", "stop_at"]
+__all__ = ["EXECUTOR_VARIABLE", "STOP_MARGIN_S", "OutOfTime", "job_deadline", "stop_at"]
 
 STOP_MARGIN_S = 30
+# the executor of the workflow run whose job this is (Snakemake's plugin name, set as the run starts): "local" where
+# the jobs run beside Snakemake, a run time no scheduler enforces (Snakemake itself may be a SLURM job)
+EXECUTOR_VARIABLE = "MEDSEG_COHORT_EXECUTOR"
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,8 @@ def job_deadline(time_limit_minutes: float | None, final_attempt: bool, started:
     """The Unix time at which a job stops its batch (None: it runs until done). Only a job's last attempt stops
     itself, and only under SLURM (``$SLURM_JOB_ID`` set): elsewhere the run time is not enforced (a local run).
     ``time_limit_minutes``: the job's run time as the rule asked for it, used where SLURM does not give the job's end
+    and the job is not one of a workflow run with the local executor (:data:`EXECUTOR_VARIABLE`: Snakemake itself
+    submitted as one SLURM job, its jobs on the allocation's node, whose rule's runtime nothing enforces)
     (``$SLURM_JOB_END_TIME``, or where that is not after ``started``: warned), counted from ``started`` (the
     command's start, default now)."""
     environ = os.environ if environ is None else environ
@@ -60,6 +68,8 @@ def job_deadline(time_limit_minutes: float | None, final_attempt: bool, started:
                     "used instead", environ["SLURM_JOB_END_TIME"], _utc(end), _utc(started))
         end = None
     if end is None or not math.isfinite(end) or end <= 0:
+        if environ.get(EXECUTOR_VARIABLE) == "local":  # a workflow run's jobs on its own node: no scheduler enforces
+            return None  # their runtime (Snakemake submitted as one SLURM job, whose end SLURM did not give)
         if time_limit_minutes is None or not math.isfinite(time_limit_minutes) or time_limit_minutes <= 0:
             return None
         limit_s = time_limit_minutes * 60 * 0.9  # the job's start before this command took some of it

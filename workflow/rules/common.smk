@@ -55,6 +55,7 @@ from medseg.cohort.input_voxels import input_grid
 from medseg.numbers import counted
 from medseg.cohort.job_command import medseg_command
 from medseg.cohort.job_memory import evaluate_memory_mb, infer_memory_mb
+from medseg.cohort.job_deadline import EXECUTOR_VARIABLE
 from medseg.cohort.job_runtime import evaluate_minutes as planned_evaluate_minutes
 from medseg.cohort.job_runtime import infer_minutes as planned_infer_minutes
 from medseg.cohort.report_memory import report_memory_mb
@@ -235,6 +236,9 @@ onstart:
     stopping.unmark(_STOP_FILE)  # one left by a run of this pid
     planned(cohort.write_batch_plan, RESULTS, config["cases_per_job"], BATCHES, _PLAN)
     snakelock.record_run(Path(".snakemake"))
+    # the jobs are told the executor (known from here on): with the local one, Snakemake perhaps itself a SLURM job,
+    # no scheduler enforces a job's runtime, and a last attempt does not stop at it (medseg/cohort/job_deadline.py)
+    os.environ[EXECUTOR_VARIABLE] = getattr(workflow.executor_plugin, "name", "")
     # from here on a stop is Snakemake's to handle: it stops the jobs, releases its lock; and it writes the run's stop
     # file, after which the jobs end after their current case (those the signal did not reach: started as it landed,
     # or all when it went to Snakemake alone)
