@@ -233,3 +233,33 @@ def test_a_stopped_runs_count_leaves_out_a_case_given_up_with_less_memory_than_i
     # the same cases planning voids the batches of: one source for both
     void = void_stale_jobs(batches, results, package, options, memory, preview=True)
     assert void["infer"].retried == ["b"]
+
+
+def test_a_case_its_jobs_ran_out_of_time_on_voids_its_batch_and_is_made_again(tmp_path):
+    """A case recorded as failed by a job's last attempt that ran out of time (medseg.cohort.job_deadline) is not a
+    finished one: planning voids its batch's job, says why, and the job makes the case, keeping the finished one (the
+    workflow run through SLURM that shows it end to end is a slow test, test_workflow_time_limit.py)."""
+    import time
+    from dataclasses import replace
+
+    for name, seed in (("a", 1), ("b", 2)):
+        write_phantom(tmp_path / f"{name}.nii.gz", shape=(40, 40, 8), seed=seed)
+    (tmp_path / "samples.tsv").write_text("case_id\timage\na\ta.nii.gz\nb\tb.nii.gz\n")
+    samples = read_samples(tmp_path / "samples.tsv")
+    results = tmp_path / "results"
+    options = InferOptions(model="phantom", device="cpu", batch_size=8)
+    record = results / "jobs" / "b0001.infer.json"
+    write_job_record(record, infer_cases(samples[:1], results, options))
+    write_job_record(record, infer_cases(samples, results, replace(options, deadline=time.time() - 1)))
+    write_job_record(results / "jobs" / "b0001.evaluate.json", evaluate_cases(samples, results))  # nothing to score
+    (results / "report.html").write_text("<html></html>")
+    memory = {"infer": 4000, "evaluate": 2000}
+    void = void_stale_jobs({"b0001": samples}, results, load_package("phantom"), options, memory, preview=False)
+    assert void["infer"] == VoidedJobs(timed_out=["b"], jobs=["b0001.infer"])
+    assert void["evaluate"] == VoidedJobs()
+    assert not record.exists() and not (results / "report.html").exists()
+    assert voided_message("infer", void["infer"], 4000, preview=False) == (
+        "infer: b not finished by the last run, whose job ran out of time on every attempt: job b0001.infer will run "
+        "again")
+    again = infer_cases(samples, results, options)
+    assert [(c.case_id, c.outcome, c.reused) for c in again.cases] == [("a", "ok", True), ("b", "ok", False)]

@@ -20,6 +20,11 @@ from workflow_runs import (
 )
 
 pytestmark = [
+    # seven SLURM jobs (the slow batch's three attempts among them), each running two Snakemake processes (the job's
+    # and its step's), then a preview: 49-50 CPU s with every process counted, 2.6-3.5 min at a load average of
+    # 11-13 on 2 cores, and at least the last attempt's 60 s on an idle machine, where its inference also runs until
+    # the stop (the cases' own stop is proven in test_job_deadline.py, which runs by default)
+    pytest.mark.slow,
     pytest.mark.skipif(importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
                        reason="the SLURM executor plugin is not installed (pip install -e '.[workflow]')"),
     pytest.mark.skipif(sys.platform != "linux",
