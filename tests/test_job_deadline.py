@@ -117,3 +117,17 @@ def test_a_local_workflow_run_inside_a_slurm_allocation_stops_only_at_the_alloca
     for executor in ({"MEDSEG_COHORT_EXECUTOR": "slurm"}, {}):
         assert job_deadline(18, True, started=1000.0, environ={"SLURM_JOB_ID": "42", **executor}) \
             == pytest.approx(1000 + 972 - 48.6)
+
+
+def test_an_end_time_too_far_to_time_runs_the_job_to_its_end(cohort):
+    """A $SLURM_JOB_END_TIME centuries away (garbage, or a scheduler's 'no limit' written as a huge number) made the
+    timer overflow as the job's cases began: the job failed with a traceback and no record, the very outcome the
+    deadline is there to prevent. It is no deadline: the cases run."""
+    sheet, results = cohort
+    samples = {s.case_id: s for s in read_samples(sheet)}
+    deadline = job_deadline(18, True, started=time.time(), environ={"SLURM_JOB_ID": "42",
+                                                                     "SLURM_JOB_END_TIME": "99999999999"})
+    with stop_at(deadline):
+        time.sleep(0.1)
+    options = InferOptions(model=MODEL, device="cpu", batch_size=8, deadline=deadline)
+    assert [c.outcome for c in infer_cases([samples["a"]], results, options).cases] == ["ok"]

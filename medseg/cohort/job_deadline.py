@@ -14,7 +14,8 @@ the job's start before it, unless the job is one of a workflow run with Snakemak
 itself submitted as one SLURM job: its jobs run in its allocation, and nothing enforces their rule's runtime; only
 SLURM's end of the allocation counts there). An end before the command's start (a node's clock ahead of SLURM's, a
 value another job left in the environment) is passed over with a warning: taken, it stopped the job at once, every
-case of its batch recorded as failed unworked. The stop comes :data:`STOP_MARGIN_S` seconds, or a twentieth of the
+case of its batch recorded as failed unworked; one more than ten years away (garbage) is no limit, where its timer
+overflowed and failed the job with a traceback. The stop comes :data:`STOP_MARGIN_S` seconds, or a twentieth of the
 limit where that is more, before it: time to record the cases and for the job's own Snakemake to end before SLURM's
 signal.
 """
@@ -35,6 +36,7 @@ STOP_MARGIN_S = 30
 # the executor of the workflow run whose job this is (Snakemake's plugin name, set as the run starts): "local" where
 # the jobs run beside Snakemake, a run time no scheduler enforces (Snakemake itself may be a SLURM job)
 EXECUTOR_VARIABLE = "MEDSEG_COHORT_EXECUTOR"
+_FARTHEST_S = 10 * 365 * 24 * 3600  # an end of the job further away is no limit (no job runs that long)
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,12 @@ def job_deadline(time_limit_minutes: float | None, final_attempt: bool, started:
         limit_s = end - started
     except ValueError:
         end = None
+    if end is not None and math.isfinite(end) and end - started > _FARTHEST_S:
+        # garbage, or a scheduler's "no limit" as a huge number: the timer overflowed, failing the job with a
+        # traceback and no record
+        log.info("$SLURM_JOB_END_TIME %s is more than ten years away: the job does not stop itself",
+                 environ["SLURM_JOB_END_TIME"])
+        return None
     if end is not None and math.isfinite(end) and 0 < end <= started:
         log.warning("$SLURM_JOB_END_TIME %s (%s UTC) is before this job's start (%s UTC by this node's clock): a clock "
                     "that differs from SLURM's, or a value left by another job; the job's run time (--time-limit) is "
