@@ -51,10 +51,9 @@ def job_deadline(time_limit_minutes: float | None, final_attempt: bool, started:
     """The Unix time at which a job stops its batch (None: it runs until done). Only a job's last attempt stops
     itself, and only under SLURM (``$SLURM_JOB_ID`` set): elsewhere the run time is not enforced (a local run).
     ``time_limit_minutes``: the job's run time as the rule asked for it, used where SLURM does not give the job's end
-    and the job is not one of a workflow run with the local executor (:data:`EXECUTOR_VARIABLE`: Snakemake itself
-    submitted as one SLURM job, its jobs on the allocation's node, whose rule's runtime nothing enforces)
     (``$SLURM_JOB_END_TIME``, or where that is not after ``started``: warned), counted from ``started`` (the
-    command's start, default now)."""
+    command's start, default now); not in a job of a workflow run with the local executor (:data:`EXECUTOR_VARIABLE`:
+    Snakemake itself submitted as one SLURM job, its jobs on the allocation's node, whose runtime nothing enforces)."""
     environ = os.environ if environ is None else environ
     if not final_attempt or not environ.get("SLURM_JOB_ID"):
         return None
