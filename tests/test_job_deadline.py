@@ -131,3 +131,26 @@ def test_an_end_time_too_far_to_time_runs_the_job_to_its_end(cohort):
         time.sleep(0.1)
     options = InferOptions(model=MODEL, device="cpu", batch_size=8, deadline=deadline)
     assert [c.outcome for c in infer_cases([samples["a"]], results, options).cases] == ["ok"]
+
+
+def test_a_scoring_job_out_of_time_records_its_cases_as_failed_and_a_later_one_scores_them(cohort):
+    """The scoring stage's own path (the inference stage's is above): a case not scored by the deadline is recorded
+    as failed at evaluate, with no metrics file, its segmentation kept; a later job scores it."""
+    sheet, results = cohort
+    samples = [s for s in read_samples(sheet) if s.case_id in ("a", "b", "c")]
+    options = InferOptions(model=MODEL, device="cpu", batch_size=8)
+    assert [c.outcome for c in infer_cases(samples, results, options).cases] == ["ok"] * 3
+    summary = evaluate_cases(samples, results, deadline=time.time() - 1)
+    # c has no reference: nothing to score, nothing recorded
+    assert [(c.case_id, c.outcome, c.stage) for c in summary.cases] == [("a", "failed", "evaluate"),
+                                                                        ("b", "failed", "evaluate")]
+    folder = ResultsFolder(results)
+    for case in ("a", "b"):
+        assert not folder.metrics(case).exists() and folder.segmentation(case).exists()
+        failure = json.loads(folder.failure(case).read_text())
+        assert failure["error_type"] == "JobTimeLimitError"
+        assert "--set-resources evaluate:runtime=MINUTES*attempt" in failure["error"]
+        assert json.loads(folder.status_path(case, "evaluate").read_text())["out_of_time"] is True
+    again = evaluate_cases(samples, results)
+    assert [(c.case_id, c.outcome, c.reused) for c in again.cases] == [("a", "ok", False), ("b", "ok", False)]
+    assert folder.metrics("a").exists() and not folder.failure("a").exists()
