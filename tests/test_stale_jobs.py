@@ -259,7 +259,7 @@ def test_a_case_its_jobs_ran_out_of_time_on_voids_its_batch_and_is_made_again(tm
     assert void["evaluate"] == VoidedJobs()
     assert not record.exists() and not (results / "report.html").exists()
     assert voided_message("infer", void["infer"], 4000, preview=False) == (
-        "infer: b not finished by the last run, whose job ran out of time on every attempt: job b0001.infer will run "
+        "infer: b not finished by the last run, whose job's last attempt ran out of time: job b0001.infer will run "
         "again")
     again = infer_cases(samples, results, options)
     assert [(c.case_id, c.outcome, c.reused) for c in again.cases] == [("a", "ok", True), ("b", "ok", False)]

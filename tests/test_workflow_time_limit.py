@@ -77,8 +77,8 @@ def test_a_batch_out_of_time_on_every_attempt_is_reported_as_failed(cohort, tmp_
     assert {case: row["status"] for case, row in rows.items()} == {"a": "scored", "b": "scored", "big": "failed"}
     failure = json.loads((results / "cases" / "big" / "big_failed.json").read_text())
     assert failure["stage"] == "infer" and failure["error_type"] == "JobTimeLimitError"
-    assert failure["error"].startswith(f"{tmp_path / 'big.nii.gz'}: the job never finished this case: every attempt "
-                                       "of its workflow job ran out of its time limit")
+    assert failure["error"].startswith(f"{tmp_path / 'big.nii.gz'}: the job never finished this case: the job's "
+                                       "last attempt ran out of time and stopped itself before SLURM ended it")
     assert "failed: big: " in run.stdout
     record = json.loads((results / "jobs" / "batch002.infer.json").read_text())
     assert record["counts"]["failed"] == 1 and record["cases"][0]["stage"] == "infer"
@@ -87,5 +87,5 @@ def test_a_batch_out_of_time_on_every_attempt_is_reported_as_failed(cohort, tmp_
     again = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles" / "slurm"), "--default-resources",
                       "slurm_account=lab42", "slurm_partition=cpu", samples=sheet, results=results, cases_per_job=2)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert ("infer: big not finished by the last run, whose job ran out of time on every attempt: job batch002.infer "
+    assert ("infer: big not finished by the last run, whose job's last attempt ran out of time: job batch002.infer "
             "will run again when the workflow runs") in again.stdout + again.stderr

@@ -370,8 +370,8 @@ def _timed_out(sample: Sample, folder: ResultsFolder, stage: str, print_: str) -
     """Record a case that its job's last attempt did not finish before the job's time limit (stopped under way, or
     not reached). Its record is not a finished one (:meth:`ResultsFolder.finished`): a later run tries it again."""
     error = JobTimeLimitError(
-        f"{sample.image}: the job never finished this case: every attempt of its workflow job ran out of its time "
-        f"limit, and the last stopped itself before SLURM ended it; a later run tries it again (give the job more "
+        f"{sample.image}: the job never finished this case: the job's last attempt ran out of time and stopped "
+        f"itself before SLURM ended it; a later run tries it again (give the job more "
         f"time: --set-resources {stage}:runtime=MINUTES*attempt)")
     _log_failure(sample.case_id, stage, error)
     failure = folder.write_failure(sample.case_id, stage, error, sample.image, sample.reference, sample.series)

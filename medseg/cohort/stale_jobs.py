@@ -12,7 +12,7 @@ cases, when one of its cases:
 * was given up with less memory than this run's jobs start with;
 * failed on an input or reference this user could not read, which it can read now (giving read access changes
   neither the file's size nor its time);
-* was not finished by its job, whose every attempt ran out of time (:mod:`medseg.cohort.job_deadline`).
+* was not finished by its job, whose last attempt ran out of time (:mod:`medseg.cohort.job_deadline`).
 
 The batch then runs again: its finished cases are kept, the others redone. The report goes too, since Snakemake
 does not rerun a job for a missing intermediate file whose consumers are present: it is rebuilt after the batch.
@@ -57,7 +57,7 @@ class VoidedJobs:
     retried: list[str] = field(default_factory=list)  # given up with less memory than the jobs now start with
     retried_memory_mb: list[int] = field(default_factory=list)  # what the jobs of those cases start with now
     readable: list[str] = field(default_factory=list)  # failed on a file this user could not read, readable now
-    timed_out: list[str] = field(default_factory=list)  # not finished by a job whose every attempt ran out of time
+    timed_out: list[str] = field(default_factory=list)  # not finished by a job whose last attempt ran out of time
     jobs: list[str] = field(default_factory=list)  # "<batch>.<stage>"
     unrecorded: list[str] = field(default_factory=list)  # "<batch>.<stage>" without a record while the report is there
     new: list[str] = field(default_factory=list)  # the same, beside records of other batches: rows added, say
@@ -149,7 +149,7 @@ def voided_message(stage: str, void: VoidedJobs, memory_mb: int | None, preview:
     memory = f"{figures[0]} MB" if len(figures) == 1 else f"{figures[0]}-{figures[-1]} MB"
     why += ([f"{some_names(void.retried)} given up with less memory than this run's jobs start with ({memory})"]
             if void.retried else [])
-    why += ([f"{some_names(void.timed_out)} not finished by the last run, whose job ran out of time on every attempt"]
+    why += ([f"{some_names(void.timed_out)} not finished by the last run, whose job's last attempt ran out of time"]
             if void.timed_out else [])
     jobs = f"job {void.jobs[0]}" if len(void.jobs) == 1 else f"jobs {some_names(void.jobs, 3)}"
     if preview:
