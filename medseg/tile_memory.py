@@ -15,7 +15,7 @@ import math
 from medseg.errors import ModelPackageError
 from medseg.numbers import gib_text
 
-__all__ = ["check_tile_pass_fits", "tile_pass_bytes"]
+__all__ = ["check_tile_pass_fits", "package_tile_bytes", "tile_over_memory", "tile_pass_bytes"]
 
 # bytes per pixel of a tile for each class (the logits, their softmax or argmax and the blending's copy: 7.6
 # measured for 1024 classes on 256² tiles, on the CPU in fp32), and per feature-map element of the U-Net's levels
@@ -39,6 +39,31 @@ def tile_pass_bytes(architecture: dict, batch_size: int, roi_size) -> int:
     return int(batch_size * area * per_pixel)
 
 
+def package_tile_bytes(package) -> int:
+    """What one forward pass of one of ``package``'s tiles takes (:func:`tile_pass_bytes` of its declared shapes)."""
+    return tile_pass_bytes(package.config["architecture"], 1, [int(n) for n in package.inference["roi_size"]])
+
+
+def tile_over_memory(package) -> str | None:
+    """Where one tile of ``package`` needs more than the machine's physical memory in a forward pass on the CPU,
+    what says so (naming its ``model.json``, the tile, the estimate and the memory); else None (as where the memory
+    is not known). `medseg models` warns with it; :func:`check_tile_pass_fits` refuses with it."""
+    from medseg import resources
+
+    memory = resources.physical_memory()
+    needed = package_tile_bytes(package)
+    if memory is None or needed <= memory:
+        return None
+    arch = package.config["architecture"]
+    return (f"{package.path / 'model.json'}: {_tile_text(package)} and a U-Net of width {arch['base_width']} and depth "
+            f"{arch['depth']} needs about {gib_text(needed)} of memory, more than this machine's {gib_text(memory)}")
+
+
+def _tile_text(package) -> str:
+    roi, classes = [int(n) for n in package.inference["roi_size"]], package.config["architecture"]["n_classes"]
+    return f"one forward pass of a {'×'.join(map(str, roi))} tile with {classes} classes"
+
+
 def check_tile_pass_fits(package, device: str) -> None:
     """Refuse, on the CPU, a package one of whose tiles needs more than the machine's physical memory in a forward
     pass, naming its ``model.json``: no batch size makes it fit. A batch of tiles is not charged: a slab holds
@@ -50,16 +75,12 @@ def check_tile_pass_fits(package, device: str) -> None:
     from medseg import resources
     from medseg.preprocess import warn_over_cgroup
 
-    memory = resources.physical_memory()
     if not str(device).startswith("cpu"):
         return
-    arch, roi = package.config["architecture"], [int(n) for n in package.inference["roi_size"]]
-    needed = tile_pass_bytes(arch, 1, roi)
-    tile = f"one forward pass of a {'×'.join(map(str, roi))} tile with {arch['n_classes']} classes"
-    if memory is None or needed <= memory:
-        warn_over_cgroup(package.path / "model.json", needed, memory, tile)
+    over = tile_over_memory(package)
+    if over is None:
+        warn_over_cgroup(package.path / "model.json", package_tile_bytes(package), resources.physical_memory(),
+                         _tile_text(package))
         return
-    raise ModelPackageError(
-        f"{package.path / 'model.json'}: {tile} and a U-Net of width {arch['base_width']} and depth {arch['depth']} "
-        f"needs about {gib_text(needed)} of memory, more than this machine's {gib_text(memory)}; run it on a machine "
-        "with more memory, or check the package's inference.roi_size and architecture.n_classes")
+    raise ModelPackageError(f"{over}; run it on a machine with more memory, or check the package's "
+                            "inference.roi_size and architecture.n_classes")

@@ -123,3 +123,27 @@ def test_a_tile_over_the_jobs_cgroup_limit_is_warned_about_naming_the_limit(make
                                                  "with 1024 classes needs up to about 3 GiB of memory beside the ")
     assert told[0].endswith(f"more than the 2 GiB its cgroup allows ({limit_file}): it may be killed for memory; "
                             "give it more (a SLURM job's --mem, the workflow's mem_mb)")
+
+
+def test_models_warns_of_a_package_whose_tile_this_machine_cannot_hold(make_package, monkeypatch, capsys):
+    """`medseg models PKG` checks what loading a package checks, and infer refuses on the CPU a package whose tile
+    needs more than the machine's memory: models said nothing of it (exit 0, no word), and a package maker checking
+    with it learnt of it only from infer. It is a warning, not an error: another machine, or a GPU, may run it."""
+    import json
+
+    import medseg.resources
+
+    package = _many_classes(make_package)
+    monkeypatch.setattr(medseg.resources, "physical_memory", lambda: 2 << 30)
+    code, out, err = run_cli(["models", str(package)], capsys)
+    assert code == 0
+    assert f"warning: {package / 'model.json'}: one forward pass of a 512×512 tile with 1024 classes and a U-Net of " \
+           "width 1 and depth 1 needs about 3 GiB of memory, more than this machine's 2 GiB; medseg infer refuses it " \
+           "on this machine's CPU" in err.splitlines()
+    assert "many" in out
+    code, out, err = run_cli(["models", "--json", str(package)], capsys)
+    assert code == 0 and json.loads(out)[0]["tile_pass_bytes"] == tile_pass_bytes(
+        {"in_channels": 1, "n_classes": 1024, "base_width": 1, "depth": 1}, 1, (512, 512))
+    monkeypatch.setattr(medseg.resources, "physical_memory", lambda: 16 << 30)
+    code, _, err = run_cli(["models", str(package)], capsys)
+    assert code == 0 and "forward pass" not in err

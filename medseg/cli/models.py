@@ -45,6 +45,7 @@ def models(packages: tuple[str, ...], as_json: bool):
         shipped_name_taken,
         shipped_package_path,
     )
+    from medseg.tile_memory import package_tile_bytes, tile_over_memory
 
     # a folder of packages (shared as it is): each package in it, as if given
     packages = tuple(found for name in packages for found in ([str(p) for p in packages_in_folder(name)] or [name]))
@@ -73,10 +74,15 @@ def models(packages: tuple[str, ...], as_json: bool):
             row["modalities"] = package.modalities
         if packages:
             row |= {"path": os.path.abspath(package.path), "weights_checked": True,
-                    "training": _training_summary(package)}
+                    "training": _training_summary(package), "tile_pass_bytes": package_tile_bytes(package)}
             taken = shipped_name_taken(package, name)
             if taken is not None and not quiet():  # as `medseg infer` warns: where a package maker looks first
                 click.echo(escaped_line(f"warning: {taken}"), err=True)
+            # what infer refuses on this machine's CPU, though loading the package takes it: another machine or a
+            # GPU may run it, so a warning
+            over = tile_over_memory(package)
+            if over is not None and not quiet():
+                click.echo(escaped_line(f"warning: {over}; medseg infer refuses it on this machine's CPU"), err=True)
             if not quiet():
                 card_note = _card_note(package)
                 if card_note:
