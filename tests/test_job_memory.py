@@ -35,8 +35,9 @@ def test_inference_memory_is_the_base_and_the_guards_charge_of_the_largest_case(
 
 
 def test_an_ensemble_over_slicing_axes_is_charged_its_class_probabilities():
-    package = SimpleNamespace(preprocessing={"spacing_mm": None}, inference={"slice_axis": [0, 1, 2]},
-                              config={"architecture": {"n_classes": 4}})
+    package = SimpleNamespace(preprocessing={"spacing_mm": None},
+                              inference={"slice_axis": [0, 1, 2], "roi_size": [96, 96]},
+                              config={"architecture": {"n_classes": 4, "base_width": 1, "depth": 1, "in_channels": 1}})
     # 12 B + 8 B x 4 classes = 44 B a voxel: 1200 + 44 x 78.6 M = 4660 MB
     assert infer_memory_mb([CT], package) == 4700
 
@@ -75,8 +76,9 @@ def test_infer_with_a_reference_is_charged_for_scoring_once_the_inference_is_fre
 def test_a_multi_modal_input_is_charged_for_each_modality_and_scored_once():
     """A 4D input of 4 modalities is read, resampled and normalised 4 times over: its inference charge is 4 volumes'
     (a model's case_0000 file too, its other channels beside it), its scoring (3D labels) one volume's."""
-    package = SimpleNamespace(preprocessing={"spacing_mm": None}, inference={"slice_axis": 2}, n_modalities=4,
-                              config={"architecture": {"n_classes": 4}})
+    package = SimpleNamespace(preprocessing={"spacing_mm": None}, inference={"slice_axis": 2, "roi_size": [96, 96]},
+                              n_modalities=4,
+                              config={"architecture": {"n_classes": 4, "base_width": 1, "depth": 1, "in_channels": 4}})
     four = InputGrid(4 * 256 * 256 * 100, (1.0, 1.0, 1.0), channels=4)  # 6.6 M voxels, 26.2 M values
     assert four.grid_voxels == 256 * 256 * 100 and model_voxels(four, package.preprocessing) == 6_553_600
     # 1200 MB + 12 B x 6.55 M voxels x 4 modalities = 1515 MB
@@ -165,3 +167,25 @@ def test_a_resampling_multi_modal_input_is_charged_its_slab_for_each_modality():
     assert one == 12 * voxels + 64 * model
     assert four == 4 * (12 * voxels + 64 * model) and four > 0.77e9
     assert charged_bytes(1000, 250, True, channels=2) == 62_000  # 2 x (12 B x 1250 + a slab of 64 B x 250)
+
+
+def test_an_inference_job_asks_for_the_memory_of_its_models_tile_pass_on_the_cpu(make_package):
+    """`medseg infer` checks one tile's forward pass of a package against the machine and warns where the job's
+    cgroup holds less: the job memory left it out, so that a package of many classes on large tiles (1024 on 512²,
+    about 3.2 GB a tile) was given 1.3 GB for small cases, and every such job was warned of, killed and retried.
+    On a GPU the tile is in the GPU's memory, not charged here."""
+    from conftest import tiny_config
+
+    from medseg.tile_memory import tile_pass_bytes
+
+    config = tiny_config()
+    config["architecture"] |= {"n_classes": 1024, "base_width": 1, "depth": 1, "norm": "none"}
+    config["labels"] = {str(value): f"label {value}" for value in range(1024)}
+    config["inference"] |= {"roi_size": [512, 512]}
+    package = load_package(make_package("many", **{key: config[key] for key in ("architecture", "labels",
+                                                                                 "inference")}))
+    tile = tile_pass_bytes(config["architecture"], 1, (512, 512))
+    assert 3.2e9 < tile < 3.3e9  # 12 B x 1024 classes x 512² and the rest
+    assert infer_memory_mb([SMALL], package) == 4500  # 1200 + 0.44 + 3232 MB, rounded up
+    assert infer_memory_mb([SMALL], package, device="cuda") == 3300  # 1200 + 2000 + 0.44
+    assert infer_memory_mb([], package) == infer_memory_mb([InputGrid()], package) == 1200  # no readable case

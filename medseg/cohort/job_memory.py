@@ -50,6 +50,7 @@ import math
 from collections.abc import Iterable, Mapping
 
 from medseg.cohort.input_voxels import InputGrid
+from medseg.tile_memory import package_tile_bytes
 from medseg.voxel_charge import SCORING_BYTES_PER_VOXEL, charged_bytes
 
 __all__ = ["CUDA_MB", "EVALUATE_BASE_MB", "EVALUATE_BYTES_PER_VOXEL", "INFER_BASE_MB", "evaluate_memory_mb",
@@ -78,17 +79,23 @@ def infer_memory_mb(grids: Iterable[InputGrid], package, device: str = "cpu") ->
     """The memory (MB) an inference job of the cases of ``grids`` (their inputs' headers) asks for on its first
     attempt: :data:`INFER_BASE_MB`, :data:`CUDA_MB` more on a CUDA ``device``, and what the memory guard charges the
     largest case for ``package`` (a :class:`medseg.package.ModelPackage`: its preprocessing, slicing axes and
-    classes), rounded up to 100 MB. A multi-modal model's input is charged for each of its modalities: a 4D
-    input's channels, or the model's modalities for nnU-Net's ``case_0000`` file (its other channels beside it)."""
+    classes), with one forward pass of its tile off CUDA (:func:`medseg.tile_memory.package_tile_bytes`: what
+    ``medseg infer`` checks the machine and the job's cgroup against), rounded up to 100 MB. A multi-modal model's
+    input is charged for each of its modalities: a 4D input's channels, or the model's modalities for nnU-Net's
+    ``case_0000`` file (its other channels beside it)."""
     preprocessing, inference = package.preprocessing, package.inference
     resamples = any(float(v or 0) for v in preprocessing.get("spacing_mm") or [])
     axes = inference["slice_axis"]
     # an ensemble over slicing axes sums float32 class probabilities over the whole volume: two of them
     ensemble = 8 * int(package.config["architecture"]["n_classes"]) if isinstance(axes, list) and len(axes) > 1 else 0
     modalities = int(getattr(package, "n_modalities", 1))
-    charge = max((charged_bytes(grid.grid_voxels, model_voxels(grid, preprocessing), resamples, ensemble,
-                                channels=max(grid.channels, modalities)) for grid in grids), default=0)
-    memory = INFER_BASE_MB + (CUDA_MB if str(device).startswith("cuda") else 0) + charge / 1e6
+    charges = [charged_bytes(grid.grid_voxels, model_voxels(grid, preprocessing), resamples, ensemble,
+                             channels=max(grid.channels, modalities)) for grid in grids]
+    charge = max(charges, default=0)
+    cuda = str(device).startswith("cuda")
+    if charge and not cuda:  # one tile's forward pass beside the case, as `medseg infer` checks it on the CPU
+        charge += package_tile_bytes(package)
+    memory = INFER_BASE_MB + (CUDA_MB if cuda else 0) + charge / 1e6
     return int(math.ceil(memory / 100) * 100)
 
 
