@@ -19,7 +19,9 @@ _HELP = """List the shipped model packages with their labels; given packages (sh
 `medseg train` writes), describe those instead, with their validation figures, after checking their weights
 against the SHA-256 their model.json records; a folder of packages (two or more of its folders hold one) is each
 package in it, by name. A package that cannot be loaded is one error line (the others are listed; with --json it is
-also a row with "name" null, "given" and "error") and the exit code is 1.
+also a row with "name" null, "given" and "error") and the exit code is 1. A given package one of whose tiles needs
+more memory than this machine has is warned about (medseg infer refuses it on this machine's CPU; --json gives the
+charge as tile_pass_bytes).
 
 \b
 $ medseg models
