@@ -137,3 +137,31 @@ def test_an_image_that_is_a_link_loop_or_leads_nowhere_fails_no_case(folders, tm
     for case, name in (("a", "a_0000.nii.gz"), ("b", "b.nii.gz")):
         assert json.loads((out / f"{case}_metrics.json").read_text())["image"] == str(images / name)
         assert f"image not shown: {images / name} not found" in _card((out / "report.html").read_text(), case)
+
+
+def test_a_sidecars_input_that_moved_is_drawn_from_the_image_given(tmp_path):
+    """Predictions of `medseg infer` scored where their inputs now lie in an images folder (copied to another
+    machine, or sorted into nnU-Net's imagesTs/): their sidecars name the input where it was, and the report drew
+    them on a blank grid, 'image not shown: …/in/c1.nii.gz not found', over the image --images gave and the metrics
+    recorded. The sidecar's input is drawn where it is found; else the image given."""
+    import shutil
+
+    from medseg.synthetic import make_phantom
+
+    phantom = make_phantom((40, 40, 8), seed=11)
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    save(phantom.image, tmp_path / "in" / "c1.nii.gz", affine)
+    save(phantom.labels, tmp_path / "ref" / "c1.nii.gz", affine)
+    assert run(["infer", str(tmp_path / "in" / "c1.nii.gz"), "-m", "phantom", "--device", "cpu",
+                "-o", str(tmp_path / "pred")]) == 0
+    images = tmp_path / "imagesTs"
+    images.mkdir()
+    shutil.move(tmp_path / "in" / "c1.nii.gz", images / "c1.nii.gz")
+    out = tmp_path / "scores"
+    assert run(["evaluate", str(tmp_path / "pred"), str(tmp_path / "ref"), "-o", str(out), "--images",
+                str(images)]) == 0
+    assert json.loads((out / "c1_metrics.json").read_text())["image"] == str((images / "c1.nii.gz").resolve())
+    card = _card((out / "report.html").read_text(), "c1")
+    assert "image not shown" not in card
+    assert "slices of the input with the predicted labels and the reference" in card
+    assert "input image c1.nii.gz is not on the segmentation" not in card

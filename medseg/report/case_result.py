@@ -174,6 +174,15 @@ class CaseResult:
         source = self.recorded_input()
         return resolve_path(source, self) if source else None
 
+    def image_path(self) -> Path | None:
+        """The image to draw and check the labels' grid against: the input as recorded, where it is found, else the
+        image a folder's scoring was given (``--images``): a sidecar names its input where it was when segmented,
+        which a prediction scored elsewhere (another machine, inputs sorted into ``imagesTs/``) no longer finds."""
+        found = self.input_path()
+        if found is None and (self.sidecar or {}).get("input") and (self.metrics or {}).get("image"):
+            return resolve_path(self.metrics["image"], self)
+        return found
+
     def input_series(self) -> str | None:
         """The DICOM series the case was segmented from, when the input is a DICOM folder: its UID, or its key
         when the UID does not single it out (the parts of a split series share one; an anonymised series has

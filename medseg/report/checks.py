@@ -303,7 +303,7 @@ def _check_input_and_reference(case: CaseResult, check: SegmentationCheck, affin
     from medseg.io.images import read_grid
 
     shape = tuple(check.shape)
-    image_path = case.input_path()
+    image_path = case.image_path()
     if image_path is not None:
         try:
             image_shape, image_affine = read_grid(image_path, case.input_series() if image_path.is_dir() else None,

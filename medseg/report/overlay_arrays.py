@@ -65,7 +65,7 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
     def same_grid(shape, other_affine) -> bool:
         return tuple(shape) == prediction.shape and grid_displacement_mm(shape, affine, other_affine) <= tolerance_mm
 
-    image_path = case.input_path()
+    image_path = case.image_path()  # the sidecar's input, else the image --images gave
     modalities = (case.sidecar or {}).get("modalities")
     if isinstance(modalities, list) and len(modalities) > 1 and image_path is not None:
         # a multi-modal model's input: its first modality is drawn (a 4D file's first channel, or nnU-Net's _0000)
