@@ -151,13 +151,15 @@ def test_nnunet_channel_files_are_found_beside_case_0000(modal_package, modal_se
 def test_inputs_of_another_channel_count_are_refused_in_one_line(modal_package, modal_sets, tmp_path, capsys):
     """A 3D image, a 4D image of three channels or a DICOM folder given to a model of two modalities: one line naming
     the file and the counts, exit code 1, nothing written; in a batch the other inputs are segmented."""
+    from dicom_factory import make_series
+
     image, _, affine = two_modalities(7)
     three = tmp_path / "three.nii.gz"
     nib.save(nib.Nifti1Image(np.concatenate([image, image[..., :1]], axis=-1), affine), three)
     flat = tmp_path / "flat.nii.gz"
     nib.save(nib.Nifti1Image(image[..., 0], affine), flat)
     dicom = tmp_path / "series"
-    dicom.mkdir()
+    make_series(dicom)  # a real series: an empty folder is refused as one before the model loads
     good = modal_sets["4d"][0] / "case1.nii.gz"
     out = tmp_path / "out"
     code, _, err = run_cli(["infer", str(three), str(flat), str(dicom), str(good), "--model", str(modal_package),
