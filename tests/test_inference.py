@@ -480,6 +480,7 @@ def test_the_speed_benchmark_times_the_tiles_the_pipeline_evaluates(tmp_path, mo
 
     from conftest import REPO
 
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # as a script run: its folder on sys.path
     spec = importlib.util.spec_from_file_location("infer_speed", REPO / "benchmarks" / "infer_speed.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -505,6 +506,7 @@ def test_the_speed_benchmarks_whole_slice_forward_is_on_the_planes_the_network_s
 
     from conftest import REPO
 
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # as a script run: its folder on sys.path
     spec = importlib.util.spec_from_file_location("infer_speed", REPO / "benchmarks" / "infer_speed.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -531,6 +533,7 @@ def test_the_speed_benchmark_names_a_model_it_cannot_load_in_one_line(monkeypatc
 
     from conftest import REPO
 
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # as a script run: its folder on sys.path
     spec = importlib.util.spec_from_file_location("infer_speed", REPO / "benchmarks" / "infer_speed.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -551,6 +554,7 @@ def test_the_speed_benchmark_runs_the_command_on_its_own_threads(tmp_path, monke
     import torch
     from conftest import REPO
 
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # as a script run: its folder on sys.path
     spec = importlib.util.spec_from_file_location("infer_speed", REPO / "benchmarks" / "infer_speed.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
