@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from medseg.errors import InputError
@@ -129,6 +130,31 @@ _KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_I
 _JSON_TYPES = {list: "list", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
 
 
+def read_bounded(path: Path | str, max_bytes: int | None, *, not_file: Callable[[int], Exception],
+                 too_large: Callable[[str], Exception]) -> bytes:
+    """The bytes of the regular file ``path``, at most ``max_bytes`` of them (None: no cap), read without waiting on a
+    named pipe (opened non-blocking, then refused) and without reading a device. Raises ``not_file(st_mode)`` for what
+    is not a regular file and ``too_large(size_text)`` for a file over the cap (its size, or "more than …" where it
+    grew while read); ``OSError`` as opening and reading raise it."""
+    # non-blocking: a named pipe opens at once, to be refused below, instead of waiting for a writer
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise not_file(status.st_mode)
+        if max_bytes is not None and status.st_size > max_bytes:
+            raise too_large(size_text(status.st_size))
+        handle = os.fdopen(fd, "rb")  # closes the descriptor from here on
+    except BaseException:
+        os.close(fd)
+        raise
+    with handle:
+        data = handle.read(-1 if max_bytes is None else max_bytes + 1)
+    if max_bytes is not None and len(data) > max_bytes:  # grown since its size was read
+        raise too_large(f"more than {size_text(max_bytes)}")
+    return data
+
+
 def read_json_object(path: Path | str, max_bytes: int | None, what: str = "a medseg record") -> dict:
     """The JSON object in the file ``path``, read as UTF-8 (a byte order mark, which medseg never writes but an editor
     such as Windows Notepad may on saving the file, is passed over as model.json's and dataset.json's is), at most
@@ -140,25 +166,12 @@ def read_json_object(path: Path | str, max_bytes: int | None, what: str = "a med
     whose top level is not an object; ``OSError`` as opening and reading raise it (``FileNotFoundError``,
     ``PermissionError``).
     """
-    # non-blocking: a named pipe opens at once, to be refused below, instead of waiting for a writer
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    try:
-        status = os.fstat(fd)
-        if not stat.S_ISREG(status.st_mode):
-            kind = next((name for test, name in _KINDS if test(status.st_mode)), None)
-            raise JsonFileError(path, f"{kind}, not a file" if kind else "not a regular file")
-        if max_bytes is not None and status.st_size > max_bytes:
-            raise JsonFileError(path, f"{size_text(status.st_size)}, where {what} holds at most "
-                                      f"{size_text(max_bytes)}")
-        handle = os.fdopen(fd, "rb")  # closes the descriptor from here on
-    except BaseException:
-        os.close(fd)
-        raise
-    with handle:
-        data = handle.read(-1 if max_bytes is None else max_bytes + 1)
-    if max_bytes is not None and len(data) > max_bytes:  # grown since its size was read
-        raise JsonFileError(path, f"more than {size_text(max_bytes)}, where {what} holds at most "
-                                  f"{size_text(max_bytes)}")
+    def not_file(mode: int) -> JsonFileError:
+        kind = next((name for test, name in _KINDS if test(mode)), None)
+        return JsonFileError(path, f"{kind}, not a file" if kind else "not a regular file")
+
+    data = read_bounded(path, max_bytes, not_file=not_file, too_large=lambda size: JsonFileError(
+        path, f"{size}, where {what} holds at most {size_text(max_bytes)}"))
     if not data.strip():  # json's words for it: "Expecting value: line 1 column 1 (char 0)"
         raise JsonFileError(path, "an empty file" if not data else "white space only")
     if not data.strip(b"\0"):  # its size written, its content never (a system that stopped as the file was saved)

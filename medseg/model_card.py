@@ -4,7 +4,6 @@ settings and validation figures in a short markdown text, from the package confi
 from __future__ import annotations
 
 import json
-import os
 import re
 import stat
 from pathlib import Path
@@ -81,27 +80,15 @@ def read_card(path: Path | str) -> str:
     anything of it is read; ``OSError`` as opening it raises it (``FileNotFoundError``)."""
     from medseg.errors import ModelPackageError
     from medseg.io.files import not_regular
-    from medseg.jsonfile import size_text
+    from medseg.jsonfile import read_bounded, size_text
 
-    # non-blocking: a named pipe opens at once, to be refused below, instead of waiting for a writer
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    try:
-        status = os.fstat(fd)
-        if not stat.S_ISREG(status.st_mode):
-            kind = "a folder" if stat.S_ISDIR(status.st_mode) else not_regular(path)
-            raise ModelPackageError(f"{path}: {kind}, where a package keeps its model card")
-        if status.st_size > MAX_CARD_BYTES:
-            raise ModelPackageError(f"{path}: {size_text(status.st_size)}, where a model card holds at most "
-                                    f"{size_text(MAX_CARD_BYTES)}; not a package's model card, not read")
-        handle = os.fdopen(fd, "rb")  # closes the descriptor from here on
-    except BaseException:
-        os.close(fd)
-        raise
-    with handle:
-        data = handle.read(MAX_CARD_BYTES + 1)
-    if len(data) > MAX_CARD_BYTES:  # grown since its size was read
-        raise ModelPackageError(f"{path}: more than {size_text(MAX_CARD_BYTES)}, where a model card holds at most "
-                                f"{size_text(MAX_CARD_BYTES)}; not a package's model card, not read")
+    def not_file(mode: int) -> ModelPackageError:
+        kind = "a folder" if stat.S_ISDIR(mode) else not_regular(path)
+        return ModelPackageError(f"{path}: {kind}, where a package keeps its model card")
+
+    data = read_bounded(path, MAX_CARD_BYTES, not_file=not_file, too_large=lambda size: ModelPackageError(
+        f"{path}: {size}, where a model card holds at most {size_text(MAX_CARD_BYTES)}; not a package's model card, "
+        "not read"))
     return data.decode("utf-8", errors="replace")
 
 
