@@ -509,6 +509,18 @@ def test_a_folder_of_nifti_files_is_refused_before_the_model_loads(tmp_path, cas
     release_scan(tmp_path / "series")
 
 
+def _series_3_sidecar(out, folder, segmentation, uid):
+    """An earlier run's sidecar ``out/study_seg.json``: series 3 'T1' (UID ``uid``) of ``folder``, its segmentation
+    ``segmentation``; returns the record, for a test to change and write again."""
+    import json
+
+    record = {"schema": "medseg-segmentation/1", "input": str(folder), "segmentation": segmentation,
+              "input_info": {"format": "dicom", "series_key": "3", "series_number": 3, "series_uid": uid,
+                             "description": "T1"}}
+    (out / "study_seg.json").write_text(json.dumps(record))
+    return record
+
+
 @pytest.fixture
 def two_series(tmp_path):
     """A DICOM study folder holding two eligible series, 3 'T1' and 4 'T2', each in a subfolder of its own."""
@@ -641,10 +653,7 @@ def test_an_earlier_series_beside_the_study_or_of_another_folder(tmp_path, two_s
     from medseg.batch_outputs import check_before_model
     from medseg.io.dicom_series import release_scan
 
-    record = {"schema": "medseg-segmentation/1", "input": str(two_series), "segmentation": "study_seg.dcm",
-              "input_info": {"format": "dicom", "series_key": "3", "series_number": 3, "series_uid": "1.2.3.3",
-                             "description": "T1"}}
-    (tmp_path / "study_seg.json").write_text(json.dumps(record))
+    record = _series_3_sidecar(tmp_path, two_series, "study_seg.dcm", "1.2.3.3")
     (tmp_path / "study_seg.dcm").write_bytes(b"series 3's SEG")
     with pytest.raises(OutputExistsError) as refused:
         check_before_model(two_series, None, "4", "nifti")
@@ -665,17 +674,13 @@ def test_the_same_series_keyed_otherwise_since_is_no_other_series(tmp_path, two_
     series of the folder shares the number: `--series 1.2.3.3` of the series an earlier run segmented as '3' was
     refused as another series taking its name ("holds series 3 'T1' …; this run's series 3 'T1', UID 1.2.3.3 would
     take its name"). It is the same series: an output that exists, told as for any input."""
-    import json
 
     from dicom_factory import make_series
 
     from medseg.batch_outputs import check_before_model
     from medseg.io.dicom_series import release_scan
 
-    record = {"schema": "medseg-segmentation/1", "input": str(two_series), "segmentation": "study_seg.nii.gz",
-              "input_info": {"format": "dicom", "series_key": "3", "series_number": 3, "series_uid": "1.2.3.3",
-                             "description": "T1"}}
-    (tmp_path / "study_seg.json").write_text(json.dumps(record))
+    _series_3_sidecar(tmp_path, two_series, "study_seg.nii.gz", "1.2.3.3")
     (tmp_path / "study_seg.nii.gz").write_bytes(b"series 3's segmentation")
     make_series(two_series / "s3b", seed=2, series_number=3, description="T1", series_uid="1.2.3.33")
     check_before_model(two_series, None, "1.2.3.3", "nifti")  # keyed by its UID now: the same series
@@ -691,15 +696,11 @@ def test_the_same_series_keyed_otherwise_since_is_no_other_series(tmp_path, two_
 def test_a_series_that_replaced_one_of_the_same_number_and_description_is_named_by_uid(tmp_path, two_series):
     """The folder now holds another series 3 'T1' (a study exported again): both were named "series 3 'T1'", the
     one said to hold the name and the one said to take it."""
-    import json
 
     from medseg.batch_outputs import check_before_model
     from medseg.io.dicom_series import _HELD, _held_key
 
-    record = {"schema": "medseg-segmentation/1", "input": str(two_series), "segmentation": "study_seg.nii.gz",
-              "input_info": {"format": "dicom", "series_key": "3", "series_number": 3, "series_uid": "1.2.3.9",
-                             "description": "T1"}}
-    (tmp_path / "study_seg.json").write_text(json.dumps(record))
+    _series_3_sidecar(tmp_path, two_series, "study_seg.nii.gz", "1.2.3.9")
     (tmp_path / "study_seg.nii.gz").write_bytes(b"series 3's segmentation")
     with pytest.raises(OutputExistsError) as refused:
         check_before_model(two_series, None, "3", "nifti")
@@ -721,10 +722,7 @@ def test_an_earlier_sidecar_naming_its_segmentation_oddly_or_whose_segmentation_
     from medseg.batch_outputs import check_before_model
     from medseg.io.dicom_series import release_scan
 
-    record = {"schema": "medseg-segmentation/1", "input": str(two_series), "segmentation": named,
-              "input_info": {"format": "dicom", "series_key": "3", "series_number": 3, "series_uid": "1.2.3.3",
-                             "description": "T1"}}
-    (tmp_path / "study_seg.json").write_text(json.dumps(record))
+    record = _series_3_sidecar(tmp_path, two_series, named, "1.2.3.3")
     (tmp_path / "study_seg.nii.gz").write_bytes(b"series 3's segmentation")
     with pytest.raises(OutputExistsError) as refused:
         check_before_model(two_series, None, "4", "nifti")
