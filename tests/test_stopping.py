@@ -338,3 +338,46 @@ def test_a_stops_own_line_names_a_sigterm_or_sighup_and_a_ctrl_c_by_nothing():
 
     assert [stopped_by(stop_for(number)) for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)] == [
         "", " by SIGTERM", " by SIGHUP"]
+
+
+_STOP_IN_SCAN = """
+import sys
+import medseg.io.dicom_series as dicom_series
+from medseg.cli import main
+real = dicom_series._scan
+def scanning(*args, **kwargs):
+    print('scanning', 'torch' in sys.modules, flush=True)
+    return real(*args, **kwargs)
+dicom_series._scan = scanning
+sys.argv = ['medseg', 'infer', *{inputs!r}, '-o', {out!r}]
+main()
+"""
+
+
+@pytest.mark.parametrize(("signal_name", "code", "by"), [("SIGINT", 130, ""), ("SIGTERM", 143, " by SIGTERM")])
+def test_a_stop_in_a_dicom_folders_scan_is_told_in_its_own_line(tmp_path, signal_name, code, by):
+    """Ctrl-C while `infer` read a DICOM folder's headers before the model loaded (minutes for a study of thousands
+    of files) said only click's bare "Aborted.": the line names the folder being scanned, which input of the batch
+    it was, and that nothing was written; exit 130 (SIGTERM: 143), and no output folder made."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from dicom_factory import make_series
+
+    study = tmp_path / "study"
+    make_series(study, shape=(4, 4, 600))  # 600 files: a scan of a second or so, long enough to be stopped in
+    first = tmp_path / "scan.nii.gz"
+    write_phantom(first, tmp_path / "label.nii.gz", shape=(16, 16, 4), seed=1)
+    out = tmp_path / "out"
+    script = _STOP_IN_SCAN.format(inputs=[str(first), str(study)], out=str(out))
+    process = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    try:
+        assert process.stdout.readline() == "scanning False\n"  # the folder's scan began, before torch was imported
+        process.send_signal(getattr(signal, signal_name))
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == code
+    assert stderr == (f"medseg: stopped{by} while the DICOM folder {study} was scanned (input 2 of 2), before the "
+                      "model loaded: nothing was written\n")
+    assert stdout == ""
+    assert not out.exists()

@@ -123,6 +123,11 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
             if len(inputs) == 1:
                 raise
             refused[str(path)] = error
+        except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM in a DICOM folder's scan (minutes for thousands of
+            # files): told in one line, not click's bare "Aborted."; nothing is written before the model loads
+            click.echo(escaped_line(_stopped_before_model(stop, path, index, len(inputs))), err=True)
+            stop.told = True
+            raise
     if refused and len(refused) == len(inputs):
         # no model loaded, but its case names all the same: case_0000 of a multi-modal model is case, whose outputs
         # placed later take case_failed.json away (a record case_0000_failed.json stayed beside them)
@@ -307,6 +312,16 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
                    err=True)
         return 1
     return 0
+
+
+def _stopped_before_model(stop: KeyboardInterrupt, path: Path, index: int, total: int) -> str:
+    """The one line of a run stopped (Ctrl-C, SIGTERM) while its inputs were checked before the model loaded: what
+    was being read (a DICOM folder's headers: minutes for a study of thousands of files), how far the checks got, and
+    that nothing was written (the checks write nothing; failure records come after them)."""
+    by = stopped_by(stop)
+    what = f"the DICOM folder {path} was scanned" if Path(path).is_dir() else f"{path} was checked"
+    where = f" (input {index + 1} of {total})" if total > 1 else ""
+    return f"medseg: stopped{by} while {what}{where}, before the model loaded: nothing was written"
 
 
 def _modalities_of(model, inputs) -> int:
