@@ -17,7 +17,7 @@ import numpy as np
 
 from medseg.errors import InputError
 
-__all__ = ["Check", "Verification", "verify_sidecar"]
+__all__ = ["Check", "Verification", "find_sidecars", "verify_sidecar"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,38 @@ class Verification:
 
 def _short(sha256: str | None) -> str:
     return f"{sha256[:12]}…" if isinstance(sha256, str) else "none recorded"
+
+
+SIDECAR_ENDING = "_seg.json"
+
+
+def find_sidecars(folder: Path | str) -> list[Path]:
+    """The segmentation sidecars (``*_seg.json``, hidden files aside) in ``folder`` and under it, sorted: a batch's
+    output folder, or a cohort's results folder (``cases/<id>/<id>_seg.json``). Links to folders are followed, each
+    folder read once. A folder here that cannot be listed is an :class:`~medseg.errors.InputError` naming it (a
+    sidecar in it would go unchecked), and so is ``folder`` holding none."""
+    from medseg.io.files import os_reason
+
+    folder = Path(folder)
+
+    def refuse(error: OSError) -> None:  # os.walk passes over a folder it cannot list, in silence
+        where = error.filename if error.filename is not None else folder
+        raise InputError(f"{where}: cannot read ({os_reason(error)}); the sidecars in it cannot be checked") from error
+
+    found: list[Path] = []
+    seen: set[str] = set()
+    for where, subfolders, files in os.walk(folder, followlinks=True, onerror=refuse):
+        real = os.path.realpath(where)
+        if real in seen:  # a link to a folder reached another way, or a loop of links
+            subfolders[:] = []
+            continue
+        seen.add(real)
+        found += [Path(where) / name for name in files
+                  if name.endswith(SIDECAR_ENDING) and not name.startswith(".")]
+    if not found:
+        raise InputError(f"{folder}: no sidecar found in this folder or under it (looked for *{SIDECAR_ENDING}, the "
+                         "sidecars medseg infer writes)")
+    return sorted(found)
 
 
 def read_sidecar(path: Path | str) -> dict:

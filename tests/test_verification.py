@@ -362,3 +362,58 @@ def test_a_segmentation_of_another_shape_is_named_in_the_rerun_line(segmented, c
     assert code == 1
     assert out.splitlines()[4] == (f"{sidecar}: rerun FAILED: {seg}: shape (40, 40, 7), and segmented again "
                                    "(40, 40, 8): not a segmentation of this input")
+
+
+def test_a_results_folder_verifies_every_sidecar_under_it(segmented, case, tmp_path, capsys):
+    """`medseg verify out/` took sidecars only ("out: a folder, not a file"): a batch's output folder, or a cohort's
+    results folder (cases/<id>/<id>_seg.json), is searched for its sidecars, which are counted and each checked."""
+    package, sidecar = segmented
+    out = sidecar.parent
+    second = shutil.copy(case, tmp_path / "b.nii.gz")
+    nested = out / "cases" / "b"
+    code, _, err = run(["infer", str(second), "-m", str(package), "-o", str(nested), "--threads", "1"], capsys)
+    assert code == 0, err
+    code, stdout, err = run(["verify", str(out)], capsys)
+    assert code == 0, err
+    assert err == f"{out}: 2 sidecars found\n"
+    checked = [(line.split(": ", 1)[0], line.split(": ", 2)[1]) for line in stdout.splitlines()]
+    assert checked == [(str(out / name), check) for name in ("case_seg.json", "cases/b/b_seg.json")
+                       for check in ("segmentation ok", "input ok", "model ok", "versions ok")]
+
+
+def test_a_bad_sidecar_in_a_results_folder_fails_alone(segmented, case, tmp_path, capsys):
+    """In a folder, a sidecar whose segmentation was edited and one that is not JSON each fail on their own line;
+    the others are checked, and the command exits 1 naming the two."""
+    package, sidecar = segmented
+    out = sidecar.parent
+    for name in ("b", "c"):
+        copy = shutil.copy(case, tmp_path / f"{name}.nii.gz")
+        code, _, err = run(["infer", str(copy), "-m", str(package), "-o", str(out), "--threads", "1"], capsys)
+        assert code == 0, err
+    seg = out / "b_seg.nii.gz"
+    image = nib.load(str(seg))
+    labels = np.asarray(image.dataobj).copy()
+    labels[0, 0, 0] = 3 if labels[0, 0, 0] != 3 else 1
+    nib.save(nib.Nifti1Image(labels, image.affine, image.header), str(seg))
+    broken = out / "a_seg.json"
+    broken.write_text("{bad")
+    code, stdout, err = run(["verify", str(out)], capsys)
+    assert code == 1
+    assert [line.split(": ", 2)[1] for line in stdout.splitlines()] == [
+        "segmentation FAILED", "input ok", "model ok", "versions ok", "segmentation ok", "input ok", "model ok",
+        "versions ok", "segmentation ok", "input ok", "model ok", "versions ok"]
+    assert stdout.splitlines()[0].startswith(f"{out / 'b_seg.json'}: ")
+    assert err.splitlines() == [
+        f"{out}: 4 sidecars found",
+        f"medseg: error: {broken}: not valid JSON at line 1, column 2: a key in double quotes was expected",
+        f"medseg: 2 of 4 sidecars do not match: {broken} (not read); {out / 'b_seg.json'} (segmentation)"]
+
+
+def test_a_folder_without_sidecars_is_one_error_naming_it(tmp_path, case, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    shutil.copy(case, empty / "case.nii.gz")  # an image, no sidecar
+    code, stdout, err = run(["verify", str(empty)], capsys)
+    assert (code, stdout) == (1, "")
+    assert err == (f"medseg: error: {empty}: no sidecar found in this folder or under it (looked for *_seg.json, "
+                   "the sidecars medseg infer writes)\n")

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import click
 
-from medseg.cli.options import GivenPath, device_form, error_line, escaped_line, given_model
+from medseg.cli.options import GivenPath, device_form, error_line, escaped_line, given_model, quiet
 
 __all__ = ["verify"]
 
 
-_HELP = """Check a segmentation's sidecar (SIDECAR, the _seg.json medseg infer wrote) against the files it names.
+_HELP = """Check a segmentation's sidecar (SIDECAR, the _seg.json medseg infer wrote) against the files it names; a
+folder (a batch's output folder, a cohort's results folder) is searched for its sidecars (*_seg.json, in subfolders
+too), and each is checked.
 
 Hashes the segmentation beside it, the input (the path it records, or --input: a copy elsewhere; a DICOM folder's
 recorded series) and the model (the recorded package, or --model) and compares them with the recorded SHA-256; tells
@@ -22,12 +24,13 @@ matches, 1 when one does not; a sidecar that cannot be read is one error line, a
 
 \b
 $ medseg verify out/scan_seg.json
+$ medseg verify results/                 # every sidecar under it
 $ medseg verify out/scan_seg.json --input archive/scan.nii.gz --model my_model --rerun
 """
 
 
 @click.command("verify", help=_HELP)
-@click.argument("sidecars", nargs=-1, required=True, metavar="SIDECAR...",
+@click.argument("sidecars", nargs=-1, required=True, metavar="SIDECAR|FOLDER...",
                 type=GivenPath(readable=False, path_type=Path))
 @click.option("--input", "input_path", type=GivenPath(readable=False, path_type=Path), default=None,
               help="The input to check (default: the path the sidecar records); one SIDECAR only.")
@@ -41,16 +44,37 @@ $ medseg verify out/scan_seg.json --input archive/scan.nii.gz --model my_model -
               help="CPU threads for --rerun (default: the sidecar's cpu_threads).")
 def verify(sidecars, input_path, model, rerun, device, threads):
     from medseg.errors import MedsegError
-    from medseg.verification import verify_sidecar
+    from medseg.numbers import counted
+    from medseg.verification import find_sidecars, verify_sidecar
 
     if input_path is not None and len(sidecars) > 1:
         raise click.UsageError("--input names the input of one SIDECAR; give one sidecar with it")
     failed = []
-    for sidecar in sidecars:
+    found = []  # a folder given (a batch's output folder, a cohort's results folder): the sidecars under it
+    for given in sidecars:
+        if not given.is_dir():
+            found.append(given)
+            continue
+        try:
+            under = find_sidecars(given)
+        except MedsegError as error:  # none there, or a folder that cannot be listed: fails alone
+            if len(sidecars) == 1:
+                raise
+            click.echo(error_line(error), err=True)
+            failed.append(f"{given} (no sidecar checked)")
+            continue
+        if not quiet():
+            click.echo(escaped_line(f"{given}: {counted(len(under), 'sidecar')} found"), err=True)
+        found += under
+    if input_path is not None and len(found) > 1:
+        raise click.UsageError(f"--input names the input of one SIDECAR; {sidecars[0]} holds {len(found)}: give one "
+                               "sidecar with it")
+    total = len(found) + len(failed)
+    for sidecar in found:
         try:
             result = verify_sidecar(sidecar, input_path, model, rerun=rerun, device=device, threads=threads)
         except MedsegError as error:  # one sidecar that cannot be read fails alone; the others are checked
-            if len(sidecars) == 1:
+            if total == 1:
                 raise
             click.echo(error_line(error), err=True)
             failed.append(f"{sidecar} (not read)")
@@ -61,7 +85,7 @@ def verify(sidecars, input_path, model, rerun, device, threads):
         if not result.ok:
             failed.append(f"{sidecar} ({', '.join(result.failed)})")
     if failed:
-        click.echo(escaped_line(f"medseg: {len(failed)} of {len(sidecars)} sidecars do not match: {'; '.join(failed)}"),
+        click.echo(escaped_line(f"medseg: {len(failed)} of {total} sidecars do not match: {'; '.join(failed)}"),
                    err=True)
         return 1
     return 0
