@@ -10,7 +10,6 @@ need no model, so that an input they refuse costs no model load (a batch of such
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,8 +21,6 @@ if TYPE_CHECKING:
 
 __all__ = ["as_typed", "check_batch_outputs", "check_before_model", "check_dicom_file_input", "check_dicom_options",
            "check_folder_input", "check_input_exists", "check_series_output", "output_file_system"]
-
-log = logging.getLogger(__name__)
 
 
 def as_typed(output: Path, input_path: Path | str) -> Path:
@@ -359,11 +356,12 @@ def check_folder_input(path: Path | str, series: str | None) -> SeriesCandidate 
 
 
 def check_series_output(path: Path | str, chosen: SeriesCandidate, output_dir: Path | str | None,
-                        output_format: str, overwrite: bool) -> None:
+                        output_format: str, overwrite: bool) -> str | None:
     """Another series of the DICOM folder ``path`` segmented into this run's output names by an earlier run (its
     sidecar says so: ``medseg infer study --series 3 -o out``, then ``--series 4 -o out``, as a loop over a study's
     series does): an :class:`OutputExistsError` naming both series and how to keep both (a folder of its own for
-    each), before the model loads; ``overwrite``: the earlier series is replaced, and a warning names it. The same
+    each), before the model loads; ``overwrite``: the earlier series is replaced, and the warning naming it is
+    returned, to be told once this run's outputs are in place (a run that fails replaces nothing); else None. The same
     series segmented again, and a sidecar whose segmentation is gone, are left to the check of existing outputs; a
     sidecar's "segmentation" that is no file name (edited: empty, a path) is read as the usual name."""
     from medseg.io.dicom_series import series_text
@@ -374,23 +372,23 @@ def check_series_output(path: Path | str, chosen: SeriesCandidate, output_dir: P
     try:
         record = read_json_object(sidecar, RESULT_BYTES, "a prediction sidecar")
     except (OSError, ValueError):  # none, or not readable: the check of existing outputs names it
-        return
+        return None
     info = record.get("input_info")
     if record.get("schema") != "medseg-segmentation/1" or not isinstance(info, dict) or info.get("format") != "dicom" \
             or not isinstance(record.get("input"), str) or not info.get("series_key"):
-        return
+        return None
     try:
         if os.path.realpath(record["input"]) != os.path.realpath(path):  # another folder's: an output that exists
-            return
+            return None
     except ValueError:  # no path (a NUL in it: a damaged sidecar): no input of this run's
-        return
+        return None
     if _same_series(info, chosen):
-        return
+        return None
     named = record.get("segmentation")
     if isinstance(named, str) and named not in ("", ".", "..") and Path(named).name == named:
         segmentation = segmentation.with_name(named)  # the earlier run's own file (study_seg.dcm, say)
     if not os.path.lexists(segmentation):  # its sidecar alone: no other series' segmentation to replace
-        return
+        return None
     if output_dir is None:
         segmentation = as_typed(segmentation, path)
     earlier = series_text(info)
@@ -399,10 +397,9 @@ def check_series_output(path: Path | str, chosen: SeriesCandidate, output_dir: P
     plain = earlier.split(", UID ")[0]
     if plain == this.split(", UID ")[0]:  # the same number and description (a study exported again): their UIDs
         earlier, this = f"{plain}, UID {info.get('series_uid') or 'none'}", f"{plain}, UID {chosen.uid or 'none'}"
-    if overwrite:
-        log.warning("%s: holds %s of %s, segmented by an earlier run; --overwrite replaces it with %s", segmentation,
-                    earlier, path, this)
-        return
+    if overwrite:  # told once this run's outputs are in place: a run that fails replaces nothing
+        return (f"{segmentation}: held {earlier} of {path}, segmented by an earlier run; --overwrite replaced it with "
+                f"{this}")
     own = segmentation.parent / f"series_{chosen.key}"
     raise OutputExistsError(f"{segmentation}: holds {earlier} of {path}, segmented by an earlier run; this run's "
                             f"{this} would take its name: give each series its own output folder (-o {own}), or "
@@ -423,7 +420,7 @@ def _same_series(info: dict, chosen: SeriesCandidate) -> bool:
 
 
 def check_before_model(path: Path | str, reference: Path | str | None, series: str | None, output_format: str,
-                       output_dir: Path | str | None = None, overwrite: bool = False) -> None:
+                       output_dir: Path | str | None = None, overwrite: bool = False) -> str | None:
     """What refuses an input without any model: the input or its reference missing (:func:`check_input_exists`),
     a DICOM file given as the input (:func:`check_dicom_file_input`), a folder that is no DICOM study or whose series
     cannot be chosen (:func:`check_folder_input`) and one whose chosen series would take the name of another series'
@@ -432,16 +429,19 @@ def check_before_model(path: Path | str, reference: Path | str | None, series: s
     file (:func:`check_dicom_options`), and with ``output_format``
     ``dicom-seg`` a series no DICOM SEG can be made from (:func:`~medseg.io.seg_sources.check_seg_source`: no
     SeriesInstanceUID or FrameOfReferenceUID, and what else reading it for the SEG refuses), each as the error
-    segmenting it would raise, after the model had loaded (seconds: torch, the network, the device)."""
+    segmenting it would raise, after the model had loaded (seconds: torch, the network, the device). Returns the
+    warning to tell once the input's outputs are in place (another series' segmentation replaced, with
+    ``overwrite``), else None."""
     check_input_exists(path, reference)
     check_dicom_file_input(path)
     check_dicom_options(path, series, output_format)
     chosen = check_folder_input(path, series)
+    replacing = None
     if chosen is not None:
         from medseg.io.dicom_series import release_scan
 
         try:
-            check_series_output(path, chosen, output_dir, output_format, overwrite)
+            replacing = check_series_output(path, chosen, output_dir, output_format, overwrite)
         except BaseException:
             release_scan(path)  # refused: never read
             raise
@@ -449,3 +449,4 @@ def check_before_model(path: Path | str, reference: Path | str | None, series: s
         from medseg.io.seg_sources import check_seg_source
 
         check_seg_source(path, series)
+    return replacing

@@ -634,13 +634,44 @@ def test_another_series_of_a_study_segmented_into_the_same_folder_is_refused_bef
                        capsys)
     assert code == 0, err
     assert json.loads((out / "series_4" / "study_seg.json").read_text())["input_info"]["series_number"] == 4
-    with caplog.at_level("WARNING"):
+    code, _, err = run(["infer", str(two_series), "--series", "4", "-m", package, "-o", str(out), "--overwrite"],
+                       capsys)
+    assert code == 0, err
+    assert [line for line in err.splitlines() if "earlier run" in line] == [
+        f"warning: {out / 'study_seg.nii.gz'}: held series 3 'T1' of {two_series}, segmented by an earlier run; "
+        "--overwrite replaced it with series 4 'T2'"]
+    assert json.loads((out / "study_seg.json").read_text())["input_info"]["series_number"] == 4
+
+
+def test_a_replacement_of_another_series_is_told_only_once_it_is_made(tmp_path, two_series, make_package, capsys,
+                                                                     monkeypatch, caplog):
+    """--overwrite's warning that another series' segmentation is replaced was logged before the model loaded: a run
+    that then failed (inference, writing) wrote nothing, but its log said series 3's segmentation was replaced. It is
+    told once the outputs are in place, and not at all by a run that failed."""
+    import json
+
+    import medseg.segment
+
+    package = str(make_package())
+    out = tmp_path / "out"
+    code, _, err = run(["-q", "infer", str(two_series), "--series", "3", "-m", package, "-o", str(out)], capsys)
+    assert code == 0, err
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory")
+
+    with monkeypatch.context() as patched, caplog.at_level("WARNING"):
+        patched.setattr(medseg.segment, "write_labels", out_of_memory)
         code, _, err = run(["infer", str(two_series), "--series", "4", "-m", package, "-o", str(out), "--overwrite"],
                            capsys)
-    assert code == 0, err
-    assert [m for m in caplog.messages if "earlier run" in m] == [
-        f"{out / 'study_seg.nii.gz'}: holds series 3 'T1' of {two_series}, segmented by an earlier run; --overwrite "
-        "replaces it with series 4 'T2'"]
+    assert code == 1
+    told = [*err.splitlines(), *caplog.messages]
+    assert [line for line in told if "earlier run" in line] == [], told
+    assert err.splitlines()[-1] == f"medseg: error: {two_series}: inference failed (CUDA out of memory)"
+    assert json.loads((out / "study_seg.json").read_text())["input_info"]["series_number"] == 3  # untouched
+    code, _, err = run(["-q", "infer", str(two_series), "--series", "4", "-m", package, "-o", str(out),
+                        "--overwrite"], capsys)
+    assert (code, err) == (0, "")  # -q: no warning
     assert json.loads((out / "study_seg.json").read_text())["input_info"]["series_number"] == 4
 
 

@@ -115,10 +115,13 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     # made from), before the model loads: alone, the input's error; in a batch, told in its turn (the others go on),
     # and a batch of such inputs only loads no model
     refused: dict[str, MedsegError] = {}
+    replacing: dict[str, str] = {}  # another series' segmentation that --overwrite replaces: told once it is
     for index, path in enumerate(inputs):
         try:
-            check_before_model(path, references[index] if references else None, series, output_format, output_dir,
-                               overwrite)
+            replaced = check_before_model(path, references[index] if references else None, series, output_format,
+                                          output_dir, overwrite)
+            if replaced is not None:
+                replacing[str(path)] = replaced
         except MedsegError as error:
             if len(inputs) == 1:
                 raise
@@ -291,6 +294,8 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
             click.echo(error_line(line), err=True)
             record(path, reference, error, line)
             continue
+        if not silent and str(path) in replacing:
+            click.echo(escaped_line(f"warning: {replacing[str(path)]}"), err=True)
         if not silent:
             timing = outputs.record.get("timings_s", {})
             info = outputs.record.get("input_info") or {}
