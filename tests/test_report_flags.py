@@ -220,7 +220,7 @@ def test_a_flagged_case_without_reference_is_ranked_and_drawn_before_clean_ones(
     card = page[page.index("<h3>#1 noref_big "):]
     assert ('alt="overlay of noref_big: sagittal, coronal and axial slices of the input with the predicted labels, '
             'through label 1 ball; flagged: volume_outlier(ball)"') in card[: card.index('<div class="case')]
-    assert "<td>scored</td>" in page and "<td>ok</td>" not in page  # a label's status, as a reader reads it
+    assert "<td>in both</td>" in page and "<td>ok</td>" not in page  # a label's status, as a reader reads it
 
 
 def test_a_wrong_reference_and_a_repeated_input_are_flagged(tmp_path):

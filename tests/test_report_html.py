@@ -10,6 +10,7 @@ import json
 import os
 import re
 
+import numpy as np
 import pytest
 from chromium_page import CHROMIUM, probe_page
 from report_cases import (
@@ -439,3 +440,23 @@ def test_the_case_table_says_the_dice_threshold_its_red_cells_are_below(tmp_path
     write_case(tmp_path, "b", 2, "exact")
     page = build_report(tmp_path, tmp_path / "r.html", dice_threshold=0.85, max_overlays=0).html.read_text()
     assert "A Dice cell is red below the Dice threshold 0.85," in section(page, "Cases, worst first")
+
+
+def test_a_labels_status_counts_do_not_call_the_cases_with_both_masks_the_scored_ones(tmp_path):
+    """Under each label the page counted status ``ok`` as "scored 2" where all 3 cases were scored (the top of the page
+    said so): the case whose prediction missed the label was scored too, its Dice 0 in the label's mean. ``ok`` is
+    the label in both masks, and reads so, as in ``summary.json``'s ``status_counts``."""
+    for seed in range(2):
+        write_case(tmp_path, f"c{seed}", seed, "exact")
+    image, labels, affine = phantom(2)
+    write_case_arrays(tmp_path, "missed", image, labels, np.where(labels == 2, 0, labels).astype(labels.dtype), affine)
+    built = build_report(tmp_path, tmp_path / "r.html")
+    summary = json.loads(built.summary.read_text())
+    assert summary["cases"]["scored"] == 3
+    assert summary["labels"]["2"]["status_counts"] == {"empty_prediction": 1, "ok": 2}
+    assert summary["labels"]["2"]["dice"]["n"] == 3
+    page = built.html.read_text(encoding="utf-8")
+    assert "empty prediction 1, in both 2</span>" in page and "scored 2</span>" not in page
+    assert '<span class="small muted">in both 3</span>' in page  # label 1: every case
+    # a card's label rows alike (their last cell; the case table's status cell says the case was scored)
+    assert "<td>in both</td></tr>" in page and "<td>scored</td></tr>" not in page

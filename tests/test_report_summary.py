@@ -72,7 +72,7 @@ def test_per_label_status_counts_add_up_to_the_cases_alike_in_summary_table_and_
         assert dict(Counter(row[f"{prefix}_status"] for row in rows)) == counts
     assert {row[f"{prefix}_status"] for row in rows if row["case_id"] == "crashed" for prefix in ("ball", "box")} == {
         "failed"}
-    assert "empty prediction 1, failed 1, no reference 1, scored 7" in page
+    assert "empty prediction 1, failed 1, no reference 1, in both 7" in page  # 8 cases scored: "scored 7" misread
 
 
 def test_the_same_weights_under_an_edited_model_json_are_another_model_in_the_provenance(tmp_path):

@@ -24,8 +24,9 @@ FLAG_COLOURS = {
 }
 
 
-# a label's metrics status as a reader should read it: "ok" only meant that neither mask was empty
-STATUS_TEXT = {"ok": "scored", "both_empty": "both empty", "false_positive": "false positive",
+# a label's metrics status as a reader should read it: "ok" only meant that neither mask was empty, the label in both
+# (not "scored": a label's counts read "empty prediction 1, scored 2" where all 3 cases were scored, its Dice 0 counted)
+STATUS_TEXT = {"ok": "in both", "both_empty": "both empty", "false_positive": "false positive",
                "empty_prediction": "empty prediction", "no_reference": "no reference"}
 
 
