@@ -312,3 +312,21 @@ def test_the_old_default_minutes_per_case_is_named_with_what_would_be_planned():
         "--config minutes_per_case=5.0: the default before run times were planned from the cases' voxels; its 2 "
         "inference jobs ask for 35-60 min")
     assert [old_default_runtime(value, "x", [60], [6]) for value in (None, 0.2, 4, True, "5")] == [None] * 5
+
+
+def test_a_run_time_given_with_set_resources_is_told_from_the_rules_own():
+    """--set-resources infer:runtime=30 replaces the run time minutes_per_case plans: its old-default warning named
+    minutes that no job asked for."""
+    from snakemake.cli import parse_set_resources
+    from snakemake.resources import Resources
+
+    from medseg.cohort.settings import runtime_overridden
+
+    def overrides(*texts):  # as planning gets them from the command line: Snakemake's Resources per rule
+        return {rule: Resources.from_mapping(given) for rule, given in parse_set_resources(list(texts)).items()}
+
+    assert runtime_overridden(overrides("infer:runtime=30")) is True
+    assert runtime_overridden(overrides("infer:runtime=30*attempt")) is True
+    assert runtime_overridden(overrides("infer:mem_mb=4000", "evaluate:runtime=30")) is False
+    assert runtime_overridden(overrides("evaluate:runtime=30"), "evaluate") is True
+    assert runtime_overridden({}) is False

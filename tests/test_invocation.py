@@ -403,3 +403,23 @@ def test_wildcards_are_expanded_on_windows_as_a_posix_shell_expands_them(tmp_pat
     done = subprocess.run([sys.executable, "-c", script, "infer", str(tmp_path / "none" / "*.nii.gz")],
                           capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 1 and str(tmp_path / "none" / "*.nii.gz") in done.stderr.splitlines()[-1]
+
+
+def test_the_executors_that_hand_a_jobs_run_time_to_a_scheduler(tmp_path, monkeypatch):
+    """minutes_per_case sets the run time a cluster's scheduler is given (sbatch -t); a local run enforces none, and
+    its old default was warned about there too. A profile's executor counts, a preview of a cluster run too."""
+    from medseg.cohort.invocation import runtime_enforced
+
+    monkeypatch.delenv("SNAKEMAKE_PROFILE", raising=False)
+    assert runtime_enforced(["--cores", "2"]) is False
+    assert runtime_enforced(["-n", "--cores", "1"]) is False
+    assert runtime_enforced(["--executor", "local", "--cores", "2"]) is False
+    assert runtime_enforced(["--executor", "dryrun"]) is False
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    assert runtime_enforced(["--executor", "slurm", "--jobs", "4"]) is True
+    assert runtime_enforced(["-e", "slurm", "-n"]) is True
+    profile = tmp_path / "cluster"
+    profile.mkdir()
+    (profile / "config.yaml").write_text("executor: slurm\njobs: 4\n")
+    assert runtime_enforced(["--profile", str(profile), "-n"]) is True
+    assert runtime_enforced(["--profile", str(Path(__file__).resolve().parents[1] / "profiles" / "local")]) is False

@@ -101,32 +101,45 @@ def test_the_old_default_minutes_per_case_is_warned_about_once_naming_where_it_i
     """A config copied before the run time was planned from the voxels holds minutes_per_case: 5, its default then:
     every inference job asked 10 min + 5 a case (60 min for 10 small cases, planned now at 6), without a word. The
     setting is kept (it may be meant) and warned about once, naming the file or --config that sets it, what it asks
-    and what would be planned."""
+    and what would be planned; only where the run time is used: a cluster executor (a local run enforces none) that
+    is not given the run time with --set-resources infer:runtime= instead (the jobs ask for that)."""
+    import importlib.util
+
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        pytest.skip("the SLURM executor plugin is not installed (pip install -e '.[workflow]')")
     _, sheet = cohort
     old = tmp_path / "old.yaml"
     old.write_text("cases_per_job: 3\nminutes_per_case: 5\n")
+    cluster = ("--executor", "slurm", "--jobs", "4")
 
     def planned(*args, **settings):
-        run = snakemake(tmp_path, "-n", "--cores", "1", *args, samples=sheet, results=tmp_path / "results",
-                        **settings)
+        run = snakemake(tmp_path, "-n", *args, samples=sheet, results=tmp_path / "results", **settings)
         assert run.returncode == 0, run.stderr[-3000:]
         runtimes = re.findall(r"^rule infer:.*?^\s+resources: .*?runtime=(\d+)", run.stdout, re.MULTILINE | re.DOTALL)
         return run.stdout + run.stderr, sorted(int(m) for m in runtimes)
 
-    said, runtimes = planned("--configfile", str(old))
+    said, runtimes = planned(*cluster, "--configfile", str(old))
     assert runtimes == [20, 25]  # the setting is kept: 10 + 5 x 2 cases, 10 + 5 x 3
     warning = (f"{old}: minutes_per_case: 5: the default before run times were planned from the cases' voxels; its 2 "
                "inference jobs ask for 20-25 min (10 + 5 a case; twice and three times that on a retry), where "
                "planned from their voxels they would ask for 6 min: set minutes_per_case: null (or leave it out) to "
                "have the run time planned, or give a figure of your own other than 5")
     assert said.count(warning) == 1, said[-3000:]
-    # given on the command line, the warning names it; another figure, or null, is not warned about
-    said, _ = planned(minutes_per_case=5, cases_per_job=10)
+    # a local run: the run time is no job's limit; the same setting, kept, is not warned about
+    said, runtimes = planned("--cores", "1", minutes_per_case=5, cases_per_job=10)
+    assert runtimes == [35]
+    assert "the default before run times were planned" not in said, said[-3000:]
+    # on the cluster with --set-resources infer:runtime=: what every job asks for, not minutes_per_case's figure
+    said, runtimes = planned(*cluster, "--set-resources", "infer:runtime=30*attempt", minutes_per_case=5,
+                             cases_per_job=10)
+    assert runtimes == [30]
+    assert "the default before run times were planned" not in said, said[-3000:]
+    # given on the command line, the warning names it; another figure is not warned about
+    said, _ = planned(*cluster, minutes_per_case=5, cases_per_job=10)
     assert ("--config minutes_per_case=5: the default before run times were planned from the cases' voxels; its "
             "inference job asks for 35 min") in said
-    for value in ("0.5", "null"):
-        said, _ = planned(minutes_per_case=value)
-        assert "the default before run times were planned" not in said
+    said, _ = planned(*cluster, minutes_per_case="0.5")
+    assert "the default before run times were planned" not in said
 
 
 def test_a_profiles_config_dropped_by_the_command_lines_is_warned_about_while_planning(cohort, tmp_path):

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = ["NO_HOOKS_REFUSED", "claims_results", "dropped_profile_config", "forced_jobs", "hooks_skipped",
-           "hooks_skipped_by", "previewing", "repeated_config", "writes_results"]
+           "hooks_skipped_by", "previewing", "repeated_config", "runtime_enforced", "writes_results"]
 
 PREVIEW_OPTIONS = frozenset({
     "--dry-run", "--dryrun", "--touch", "--unlock", "--lint", "--list-rules", "--list", "--list-target-rules",
@@ -170,6 +170,27 @@ def writes_results(argv: Sequence[str]) -> bool:
     if any(getattr(args, dest, None) for dest in WRITING_PREVIEWS):
         return True
     return str(getattr(args, "executor", "") or "") == "touch"
+
+
+def runtime_enforced(argv: Sequence[str]) -> bool:
+    """Whether the executor ``argv`` (Snakemake's arguments, a profile's ``executor:`` counted) runs the jobs through a
+    scheduler that is given each job's ``runtime`` (``sbatch -t``): any executor but the ones that run the jobs on
+    this machine (``local``, Snakemake's default, and the previews ``dryrun`` and ``touch``: the plugins whose
+    ``local_exec`` is set). A preview (``-n``) with a cluster executor counts as that executor, whose run it
+    previews. False where Snakemake cannot read the command line (a program running the workflow through its API:
+    its executor is not known while the workflow is planned)."""
+    parsed = _parsed(tuple(argv))
+    if parsed is None:
+        return False
+    name = str(getattr(parsed[1], "executor", None) or "local")
+    if name == "local" or name in PREVIEW_EXECUTORS:
+        return False
+    try:
+        from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
+
+        return not ExecutorPluginRegistry().get_plugin(name).common_settings.local_exec
+    except Exception:  # a plugin not installed (Snakemake refuses the run then) or an interface renamed
+        return True
 
 
 def forced_jobs(argv: Sequence[str], stages: Sequence[str] = ("infer", "evaluate")) -> dict[str, list[str] | None]:

@@ -15,7 +15,8 @@ from medseg.numbers import counted
 
 __all__ = ["OLD_MINUTES_PER_CASE", "check_config", "check_results_folder", "config_source", "cpus_beside_threads",
            "first_attempt_memory", "fixed_retry_resources", "gpu_model_without_gpu", "old_default_runtime",
-           "pattern_characters", "per_cpu_memory", "placeholder_resources", "resource_settings", "rule_threads"]
+           "pattern_characters", "per_cpu_memory", "placeholder_resources", "resource_settings", "rule_threads",
+           "runtime_overridden"]
 
 # what profiles/slurm/config.yaml holds until a user sets their cluster's values (sbatch refuses them)
 SLURM_PLACEHOLDERS = {"slurm_account": "your_account"}
@@ -336,6 +337,13 @@ def first_attempt_memory(rule: str, configured: int, overrides: Mapping[str, Map
     if not isinstance(memory, (int, float)) or isinstance(memory, bool):
         return None
     return int(min(memory, cap) if isinstance(cap, (int, float)) and not isinstance(cap, bool) else memory)
+
+
+def runtime_overridden(overrides: Mapping[str, Mapping[str, object]], rule: str = "infer") -> bool:
+    """Whether ``--set-resources RULE:runtime=`` (or a profile's ``set-resources``) gives the rule's jobs their run
+    time (``overrides`` as :func:`resource_settings` gives them): it replaces the one the rule plans, from the
+    cases' voxels or ``minutes_per_case``, on every attempt."""
+    return _rule_resource(overrides, rule, "runtime") is not _NOT_GIVEN
 
 
 def config_source(key: str, command_line: Mapping, configfiles: Sequence[Path | str],

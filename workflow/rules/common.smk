@@ -55,6 +55,7 @@ from medseg.cohort.input_voxels import input_grid
 from medseg.numbers import counted
 from medseg.cohort.job_command import medseg_command
 from medseg.cohort.job_memory import evaluate_memory_mb, infer_memory_mb
+from medseg.cohort.invocation import runtime_enforced
 from medseg.cohort.job_deadline import EXECUTOR_VARIABLE
 from medseg.cohort.job_runtime import evaluate_minutes as planned_evaluate_minutes
 from medseg.cohort.job_runtime import infer_minutes as planned_infer_minutes
@@ -62,7 +63,7 @@ from medseg.cohort.report_memory import report_memory_mb
 from medseg.cohort.settings import (check_config, check_results_folder, config_source, cpus_beside_threads,
                                     first_attempt_memory, fixed_retry_resources, gpu_model_without_gpu,
                                     old_default_runtime, per_cpu_memory, placeholder_resources, resource_settings,
-                                    rule_threads)
+                                    rule_threads, runtime_overridden)
 from medseg.errors import MedsegError
 from medseg.package import DEFAULT_MODEL, load_package, shipped_name_taken, shipped_package_path
 from snakemake.logging import logger
@@ -519,9 +520,12 @@ def evaluate_minutes(batch):
     return planned_evaluate_minutes([_input_grid(str(s.image)) for s in BATCHES[batch] if s.reference is not None])
 
 
-if workflow.is_main_process and config["minutes_per_case"] is not None:
+if (workflow.is_main_process and config["minutes_per_case"] is not None and runtime_enforced(sys.argv[1:])
+        and not runtime_overridden(_OVERRIDES)):
     # an old config's minutes_per_case: 5, the default before the run time was planned from the voxels, asks every
-    # job for hours; kept (the user's figure), and said once, naming where it is set
+    # job for hours; kept (the user's figure), and said once, naming where it is set. Only where the run time is
+    # used: a cluster executor, which hands it to the scheduler (a local run enforces none), and no --set-resources
+    # infer:runtime= in its place (the jobs ask for that)
     _old_runtime = old_default_runtime(
         config["minutes_per_case"],
         config_source("minutes_per_case", workflow.config_settings.config, workflow.config_settings.configfiles or [],
