@@ -25,6 +25,7 @@ __all__ = [
     "UntrainableCasesError",
     "WorkerDiedError",
     "JobTimeLimitError",
+    "JobFailedError",
     "CohortFailedError",
     "first_line",
 ]
@@ -97,6 +98,11 @@ class WorkerDiedError(MedsegError, RuntimeError):
 
 class JobTimeLimitError(MedsegError, TimeoutError):
     """A cohort job's last attempt reached its time limit before a case of its batch was finished."""
+
+
+class JobFailedError(MedsegError, RuntimeError):
+    """A cohort job's last attempt failed for a reason of the whole job (the model package, the device), not of the
+    case, before the case was done."""
 
 
 def first_line(error: BaseException) -> str:

@@ -256,3 +256,56 @@ def test_a_case_given_up_under_a_tighter_cgroup_names_its_limit(cohort, monkeypa
     monkeypatch.setattr(run, "cgroup_limit", lambda: CgroupLimit(8000 * 10**6, limit))
     infer_cases([sample], results, options)
     assert json.loads(folder.failure("a").read_text())["error"].endswith("more than 8000 MB tries it again")
+
+
+def test_an_error_of_the_whole_job_on_its_last_attempt_records_its_cases_and_names_the_job(cohort, tmp_path):
+    """A job whose every attempt failed for a reason of the whole job (the model package, the device) left no job
+    record, so the workflow made no report: the user had nothing to read. On its last attempt its unfinished cases
+    are recorded as failed, naming the job, its one-line error and its log; the job ends with its record, whose
+    job_error the run's check names, and a later run tries the cases again."""
+    from medseg.cohort import write_job_record
+    from medseg.cohort.check import check_failures, failed_jobs
+    from medseg.errors import CohortFailedError, ModelPackageError
+
+    sheet, results = cohort
+    samples = [s for s in read_samples(sheet) if s.case_id in ("a", "b")]
+    folder = ResultsFolder(results)
+    options = InferOptions(model=MODEL, device="cpu", batch_size=8)
+    assert [c.outcome for c in infer_cases(samples[:1], results, options).cases] == ["ok"]  # a, made earlier
+    missing = tmp_path / "no-package"
+    log = results / "logs" / "infer" / "batch001.log"
+    broken = replace(options, model=str(missing), job="batch001.infer", job_log=str(log))
+    with pytest.raises(ModelPackageError):  # an earlier attempt fails, and Snakemake tries the job again
+        infer_cases(samples, results, broken)
+    assert not folder.failure("b").exists()
+    summary = infer_cases(samples, results, replace(broken, final_attempt=True))
+    line = f"{missing}: no such model folder or shipped model (shipped: hippocampus, phantom)"
+    assert summary.job_error == {"error": line, "error_type": "ModelPackageError", "log": str(log)}
+    expected = (f"{samples[1].image}: not segmented: its job batch001.infer failed on its last attempt for a reason "
+                f"of the whole job, not of this case: {line}; the job's log: {log}; a later run tries it again")
+    assert [(c.case_id, c.outcome, c.reused, c.stage, c.error) for c in summary.cases] == [
+        ("a", "ok", True, None, None), ("b", "failed", False, "infer", expected)]
+    record = json.loads(folder.failure("b").read_text())
+    assert (record["schema"], record["stage"], record["error_type"], record["error"]) == (
+        "medseg-failure/1", "infer", "JobFailedError", expected)
+    assert folder.segmentation("a").is_file() and not folder.failure("a").exists()
+    write_job_record(results / "jobs" / "batch001.infer.json", summary)
+    assert failed_jobs(results) == [("batch001.infer", summary.job_error)]
+    (results / "summary.json").write_text(json.dumps({"cases": {"failed": 1, "total": 2}}))
+    with pytest.raises(CohortFailedError) as failed:  # fail_on_failed_cases all: 1 of 2 failed, but a job did
+        check_failures(results / "summary.json", "all")
+    assert str(failed.value) == (
+        f"{results}: job batch001.infer failed on its last attempt for a reason of the whole job: {line} (its log: "
+        f"{log}); its cases are listed as failed in {results / 'report.html'}, and a later run tries them again")
+    assert check_failures(results / "summary.json", "never") == {"failed": 1, "total": 2, "fail_on": "never"}
+    # the device, once the package is loaded: the case under way and those after it (a, made on the CPU, is not
+    # finished for this work, which its job was to make again)
+    cuda = replace(options, device="cuda:7", job="batch001.infer", final_attempt=True)
+    on_gpu = infer_cases(samples, results, cuda)
+    assert [(c.case_id, c.outcome) for c in on_gpu.cases] == [("a", "failed"), ("b", "failed")]
+    assert on_gpu.job_error["error_type"] == "DeviceError"
+    assert "the job's log" not in on_gpu.cases[0].error  # no log named
+    # not finished: the next run makes them
+    again = infer_cases(samples, results, options)
+    assert [(c.case_id, c.outcome, c.reused) for c in again.cases] == [("a", "ok", False), ("b", "ok", False)]
+    assert not folder.failure("a").exists() and not folder.failure("b").exists()

@@ -317,15 +317,32 @@ def test_no_hooks_in_the_settings_of_snakemakes_api_is_refused_before_any_job(co
 def test_a_job_that_fails_for_the_whole_run_shows_why_on_the_console(tmp_path):
     """A problem of the whole run (here: device=cuda without a GPU) fails each job; its one line was only in
     RESULTS/logs/infer/<batch>.log, the console showing Snakemake's CalledProcessError. The workflow profile now
-    prints a failed job's log."""
+    prints a failed job's log. Its last attempt failed too, leaving no job record, and the run made no report: the
+    user had nothing to read. It now records its cases as failed, naming the job, its error and its log, so that the
+    report is made, and the run's check fails naming them."""
     data = tmp_path / "data"
     data.mkdir()
     write_phantom(data / "a.nii.gz", None, shape=SHAPE, seed=3)
     sheet = write_sheet(data, [("a", "a.nii.gz", "")])
-    run = snakemake(tmp_path, "--cores", "1", samples=sheet, results=tmp_path / "results", device="cuda")
+    results = tmp_path / "results"
+    run = snakemake(tmp_path, "--cores", "1", samples=sheet, results=results, device="cuda")
     assert run.returncode == 1
-    assert "medseg: error: --device cuda: CUDA is not available on this machine" in run.stdout + run.stderr
-    assert not (tmp_path / "results" / "report.html").exists()
+    error = ("--device cuda: CUDA is not available on this machine: this torch ("
+             f"{__import__('torch').__version__}) is a build without CUDA; install a CUDA build of torch, or use "
+             "--device cpu or auto")
+    assert f"medseg: error: {error}" in run.stdout + run.stderr
+    log = results / "logs" / "infer" / "batch001.log"
+    assert (f"medseg: error: {results}: job batch001.infer failed on its last attempt for a reason of the whole job: "
+            f"{error} (its log: {log}); its cases are listed as failed in {results / 'report.html'}, and a later run "
+            "tries them again") in run.stderr, run.stderr[-3000:]
+    assert (results / "report.html").is_file()
+    with open(results / "cohort.tsv", newline="") as handle:
+        (row,) = csv.DictReader(handle, delimiter="\t")
+    assert (row["case_id"], row["status"], row["failed_stage"], row["error_type"]) == (
+        "a", "failed", "infer", "JobFailedError")
+    assert row["error"] == (f"{data / 'a.nii.gz'}: not segmented: its job batch001.infer failed on its last attempt "
+                            f"for a reason of the whole job, not of this case: {error}; the job's log: {log}; a later "
+                            "run tries it again")
 
 
 def test_an_image_this_user_may_not_read_fails_its_case_not_the_run(tmp_path):

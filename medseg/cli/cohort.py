@@ -54,6 +54,11 @@ _time_limit = click.option("--time-limit", "time_limit", type=click.FloatRange(0
                                 "attempt (--attempt N N) stops before it (at $SLURM_JOB_END_TIME where SLURM sets it) "
                                 "and records the cases it did not finish as failed, so that the job ends with its "
                                 "record and the report is made; a later run tries them again.")
+_job_log = click.option("--job-log", "job_log", type=GivenPath(dir_okay=False, path_type=Path), default=None,
+                        help="The log this job's output goes to (the workflow's rule log), named where the job's last "
+                             "attempt (--attempt N N, with --record) fails for a reason of the whole job (the model, "
+                             "the device): its unfinished cases are then recorded as failed, naming the job, the "
+                             "error and this log, and the job ends with its record, so that the report is made.")
 _record = click.option("--record", type=GivenPath(dir_okay=False, path_type=Path), default=None,
                        help="Write a JSON summary of this run here, atomically, once every case is done.")
 
@@ -263,10 +268,11 @@ $ medseg cohort infer samples.tsv -o results --case case01 --case case02 --threa
 @click.option("--overlap", type=FiniteFloatRange(0, 0.95), default=None,
               help="Overlap of neighbouring tiles, a fraction of the tile (default: the model's inference.overlap).")
 @_job_options("infer")
+@_job_log
 @_planned
 @_stop_file
 def infer(samples, results, cases, model, device, precision, batch_size, overlap, threads, memory_mb, final_memory_mb,
-          attempt, time_limit, record, redo, in_run, planned_sha256, stop_file):
+          attempt, time_limit, record, job_log, redo, in_run, planned_sha256, stop_file):
     from medseg.cohort import InferOptions, infer_cases, redo_for_job
     from medseg.cohort.job_deadline import job_deadline
 
@@ -279,7 +285,9 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
                            final_attempt=_final_attempt(attempt, memory_mb, final_memory_mb), invocation=invocation(),
                            planned_sha256=_planned_by_run(planned_sha256, results, in_run),
                            deadline=job_deadline(time_limit, _final_attempt(attempt, memory_mb, final_memory_mb),
-                                                 started))
+                                                 started),
+                           job=record.name.removesuffix(".json") if record is not None else None,
+                           job_log=str(job_log) if job_log is not None else None)
     _report(infer_cases(selected, results, options, on_case=_tell, redo=redo_for_job(redo, record)), record)
     return 0
 
@@ -318,7 +326,9 @@ def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, attem
 
 _CHECK_HELP = """Whether the cohort in RESULTS succeeded as a whole, from RESULTS/summary.json (written by `medseg
 report RESULTS`, or with -o a page in RESULTS): exit 1 with one line when
-its failed cases meet --fail-on (the workflow's last step, the workflow's setting fail_on_failed_cases).
+its failed cases meet --fail-on (the workflow's last step, the workflow's setting fail_on_failed_cases), or, unless
+--fail-on never, when a job record in RESULTS/jobs/ says its job's last attempt failed for a reason of the whole job
+(the model, the device), its cases recorded as failed.
 
 \b
 $ medseg cohort check results --fail-on any

@@ -2,7 +2,9 @@
 
 Each case that fails gets its failure record and the others carry on, so the workflow's own exit status says only
 that every step ran. The last step reads the report's ``summary.json`` and fails the run (exit 1, the report kept)
-when every case failed (``all``, the default), when any did (``any``), or never (``never``).
+when every case failed (``all``, the default), when any did (``any``), or never (``never``). A job whose last attempt
+failed for a reason of the whole job (the model, the device: its job record's ``job_error``; its cases are among the
+failed ones) fails the run under ``all`` and ``any`` alike, naming the job, its error and its log.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from medseg.io.files import os_reason
 from medseg.jsonfile import RESULT_BYTES, JsonFileError, read_json_object
 from medseg.numbers import counted
 
-__all__ = ["FAIL_ON", "check_failures"]
+__all__ = ["FAIL_ON", "check_failures", "failed_jobs"]
 
 FAIL_ON = ("all", "any", "never")
 
@@ -44,10 +46,41 @@ def check_failures(summary_path: Path | str, fail_on: str = "all") -> dict:
         raise InputError(f"{summary_path}: {failed} failed of {counted(total, 'case')}; not a consistent cohort "
                          "summary")
     counts = {"failed": failed, "total": total, "fail_on": fail_on}
+    jobs = failed_jobs(summary_path.parent) if fail_on != "never" else []
+    if jobs:
+        name, job_error = jobs[0]
+        log = f" (its log: {job_error['log']})" if job_error.get("log") else ""
+        others = f", as did {counted(len(jobs) - 1, 'other job')}" if len(jobs) > 1 else ""
+        raise CohortFailedError(f"{summary_path.parent}: job {name} failed on its last attempt for a reason of the "
+                                f"whole job: {job_error.get('error')}{log}{others}; "
+                                f"{'its' if len(jobs) == 1 else 'their'} cases are listed as failed in "
+                                f"{_page(summary_path)}, and a later run tries them again")
     if failed and (fail_on == "any" or (fail_on == "all" and failed == total)):
         which = "every case" if failed == total else f"{failed} of {counted(total, 'case')}"
-        pages = sorted(summary_path.parent.glob("*.htm*"))  # report.html, or the page `medseg report -o` named
-        page = pages[0] if len(pages) == 1 else summary_path.parent / "report.html"
         raise CohortFailedError(f"{summary_path.parent}: {which} failed (fail_on_failed_cases: {fail_on}); their "
-                                f"errors are in {page} and cohort.tsv")
+                                f"errors are in {_page(summary_path)} and cohort.tsv")
     return counts
+
+
+def _page(summary_path: Path) -> Path:
+    """The report page beside ``summary_path``: report.html, or the page `medseg report -o` named."""
+    pages = sorted(summary_path.parent.glob("*.htm*"))
+    return pages[0] if len(pages) == 1 else summary_path.parent / "report.html"
+
+
+def failed_jobs(results: Path | str) -> list[tuple[str, dict]]:
+    """The workflow's jobs in ``results/jobs/`` whose last attempt failed for a reason of the whole job, their cases
+    recorded as failed (:func:`medseg.cohort.run.infer_cases`): (the job, as ``batch001.infer``, and its record's
+    ``job_error``: ``error``, ``error_type``, ``log``), by name. A record that cannot be read is passed over."""
+    found = []
+    for path in sorted(Path(results, "jobs").glob("*.json")):
+        if path.name.startswith("."):
+            continue
+        try:
+            record = read_json_object(path, RESULT_BYTES, "a cohort job record")
+        except (OSError, ValueError):  # a JsonFileError too
+            continue
+        job_error = record.get("job_error")
+        if record.get("schema") == "medseg-cohort-job/1" and isinstance(job_error, dict):
+            found.append((path.name.removesuffix(".json"), job_error))
+    return found

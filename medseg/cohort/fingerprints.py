@@ -235,6 +235,8 @@ def stale_cases(samples: Sequence[Sample], results: Path | str, package, options
         if readable_again(inferred):  # failed on a file it could not read, which it may read now
             stale["infer"].append(sample.case_id)
             continue
+        if inferred.get("job_failed"):  # not made: its job failed (the planning says so, medseg.cohort.stale_jobs)
+            continue
         if not made_for(inferred, infer_fingerprint(sample, package, options)):
             if not infer_kept(sample, folder, package, options) \
                     and infer_same_content(sample, folder, package, options) is None:

@@ -501,6 +501,8 @@ class ResultsFolder:
             return None
         if record.get("out_of_time"):  # its job's last attempt ran out of time before it: tried again
             return None
+        if record.get("job_failed"):  # its job's last attempt failed for a reason of the whole job: tried again
+            return None
         return record
 
     def case_outputs_present(self, case_id: str, stage: str = "infer") -> bool:

@@ -53,7 +53,7 @@ from medseg.cohort.records import (
     write_json,
 )
 from medseg.cohort.samples import Sample
-from medseg.errors import InputError, JobTimeLimitError, MedsegError, WorkerDiedError
+from medseg.errors import InputError, JobFailedError, JobTimeLimitError, MedsegError, WorkerDiedError
 from medseg.failure_records import failure_stage
 from medseg.io.atomic import atomic_paths, results_unwritable
 from medseg.io.files import check_searchable
@@ -66,6 +66,8 @@ __all__ = ["CaseOutcome", "InferOptions", "JobSummary", "changed_since_planned",
 log = logging.getLogger(__name__)
 
 JOB_SCHEMA = "medseg-cohort-job/1"
+# the fingerprint of a case recorded as failed for its job's error (:func:`_job_failed`): made for no work
+JOB_FAILED = "job-failed"
 
 
 def _log_failure(case_id: str, stage: str, error: BaseException | str) -> None:
@@ -94,6 +96,10 @@ class InferOptions:
     planned_sha256: str | None = None
     # the Unix time this job stops at, its batch's unfinished cases recorded as failed (medseg.cohort.job_deadline)
     deadline: float | None = None
+    # the workflow's job (``batch001.infer``) and its log: on its last attempt (final_attempt), an error of the whole
+    # job (the model, the device) records the batch's unfinished cases as failed, naming both, so the report is made
+    job: str | None = None
+    job_log: str | None = None
 
 
 @dataclass
@@ -117,6 +123,9 @@ class JobSummary:
     setup_s: float = 0.0  # imports and model loading, 0 when nothing had to be run
     total_s: float = 0.0
     model: dict | None = None
+    # the error of the whole job that ended its last attempt (error, error_type, log), its unfinished cases recorded
+    # as failed: None for a job whose every case ran
+    job_error: dict | None = None
 
     def count(self, outcome: str) -> int:
         return sum(case.outcome == outcome for case in self.cases)
@@ -176,27 +185,90 @@ def infer_cases(samples: Sequence[Sample], results: Path | str, options: InferOp
     clock = time.perf_counter()
     check_searchable(results)  # before the model is loaded: every case's files are in it
     folder = ResultsFolder(results, redo=redo)
-    package = load_package(options.model)
-    if options.planned_sha256 and package.sha256 != options.planned_sha256:
-        # a training run wrote a new package into the folder mid-run: the run's cases would be made by two models
-        from medseg.errors import ModelPackageError
+    summary = JobSummary(stage="infer")
+    lazy = package = None
+    try:
+        package = load_package(options.model)
+        if options.planned_sha256 and package.sha256 != options.planned_sha256:
+            # a training run wrote a new package into the folder mid-run: the run's cases would be made by two models
+            from medseg.errors import ModelPackageError
 
-        raise ModelPackageError(f"{package.path}: replaced since this workflow run planned its jobs (weights SHA-256 "
-                                f"{options.planned_sha256[:12]}… then, {package.sha256[:12]}… now); the cases done "
-                                "so far are the planned package's: run the workflow again, which makes every case "
-                                "with the package as it is now")
-    taken = shipped_name_taken(package, options.model)
-    if taken is not None:  # as `medseg infer` and the workflow's planning warn (a job's log keeps it too)
-        log.warning("%s", taken)
-    lazy = _LazySegmenter(package, options)
-    summary = JobSummary(stage="infer", model={"name": package.name, "weights_sha256": package.sha256})
+            raise ModelPackageError(f"{package.path}: replaced since this workflow run planned its jobs (weights "
+                                    f"SHA-256 {options.planned_sha256[:12]}… then, {package.sha256[:12]}… now); the "
+                                    "cases done so far are the planned package's: run the workflow again, which makes "
+                                    "every case with the package as it is now")
+        taken = shipped_name_taken(package, options.model)
+        if taken is not None:  # as `medseg infer` and the workflow's planning warn (a job's log keeps it too)
+            log.warning("%s", taken)
+        lazy = _LazySegmenter(package, options)
+        summary.model = {"name": package.name, "weights_sha256": package.sha256}
 
-    def run_one(sample: Sample, out_of_time: bool) -> CaseOutcome:
-        with _case_claim(folder, sample.case_id):
-            return _infer_one(sample, folder, package, options, lazy, out_of_time)
+        def run_one(sample: Sample, out_of_time: bool) -> CaseOutcome:
+            with _case_claim(folder, sample.case_id):
+                return _infer_one(sample, folder, package, options, lazy, out_of_time)
 
-    _each_case(samples, summary, on_case, options.deadline, run_one)
-    return summary.timed(lazy.setup_s, clock)
+        _each_case(samples, summary, on_case, options.deadline, run_one)
+    except MedsegError as error:
+        # a workflow job's last attempt: Snakemake would make no report, the batch having no job record
+        if not (options.final_attempt and options.job) or results_unwritable(error):
+            raise
+        _job_failed(samples, folder, summary, error, options, on_case, package)
+    return summary.timed(lazy.setup_s if lazy is not None else 0.0, clock)
+
+
+def _job_failed(samples: Sequence[Sample], folder: ResultsFolder, summary: JobSummary, error: MedsegError,
+                options: InferOptions, on_case: Callable[[CaseOutcome], None] | None, package=None) -> None:
+    """Record the cases of ``samples`` that ``summary`` does not hold yet as failed for ``error``, an error of the
+    whole job (the model package, the device) on its last attempt, naming the job and its log (``options``), and
+    note it in ``summary``: the job then ends with its record, so that the workflow makes its report, and the check
+    after it fails the run naming the job. A case finished earlier is kept as it is: for this work, where ``package``
+    (the loaded model package) tells it; where the package could not be loaded, a case segmented (its outputs there).
+    The records are not finished ones (:meth:`ResultsFolder.finished`): a later run tries the cases again. Where
+    they cannot be written, ``error`` is raised, as before."""
+    line = one_line(error)
+    summary.job_error = {"error": line, "error_type": type(error).__name__, "log": options.job_log}
+    done = {case.case_id for case in summary.cases}
+    pending = [sample for sample in samples if sample.case_id not in done]
+    log.error("%s: the job's last attempt failed for a reason of the whole job, not of one case: %s; its %d "
+              "unfinished cases are recorded as failed, so that the report is made", options.job, line, len(pending))
+    for sample in pending:
+        try:
+            with _case_claim(folder, sample.case_id):
+                outcome = _job_failed_case(sample, folder, line, options, package)
+        except (MedsegError, OSError) as failure:
+            log.error("%s: cannot record the job's failure for its cases (%s)", options.job, one_line(failure))
+            raise error from None
+        summary.cases.append(outcome)
+        if on_case is not None:
+            on_case(outcome)
+
+
+def _job_failed_case(sample: Sample, folder: ResultsFolder, line: str, options: InferOptions,
+                     package=None) -> CaseOutcome:
+    """One case of :func:`_job_failed`: kept where it was finished earlier, else recorded as failed."""
+    case_id = sample.case_id
+    if package is not None:
+        done = folder.finished(case_id, "infer", infer_fingerprint(sample, package, options))
+        if done is not None:
+            return CaseOutcome(case_id, done["outcome"], True, 0.0, done.get("failed_stage"), done.get("error"))
+    else:
+        inferred = folder.status(case_id, "infer")
+        if inferred is not None and inferred.get("outcome") == "ok" and folder.case_outputs_present(case_id):
+            return CaseOutcome(case_id, "ok", True, 0.0)
+    blocked = _blocked_case_folder(folder, case_id, "infer", JOB_FAILED)
+    if blocked is not None:
+        return blocked
+    where = f"; the job's log: {options.job_log}" if options.job_log else ""
+    error = JobFailedError(f"{sample.image}: not segmented: its job {options.job} failed on its last attempt for a "
+                           f"reason of the whole job, not of this case: {line}{where}; a later run tries it again")
+    _log_failure(case_id, "infer", error)
+    folder.forget(case_id, ("infer", "evaluate"))
+    folder.clear(case_id, [folder.segmentation(case_id), folder.sidecar(case_id), folder.metrics(case_id),
+                           folder.failure(case_id)])
+    failure = folder.write_failure(case_id, "infer", error, sample.image, sample.reference, sample.series)
+    folder.mark_finished(case_id, "infer", JOB_FAILED, "failed", [failure], 0.0, one_line(error),
+                         {"failed_stage": "infer", "job_failed": True})
+    return CaseOutcome(case_id, "failed", False, 0.0, "infer", one_line(error))
 
 
 def _each_case(samples: Sequence[Sample], summary: JobSummary, on_case: Callable[[CaseOutcome], None] | None,
@@ -559,5 +631,6 @@ def write_job_record(path: Path | str, summary: JobSummary) -> None:
         "counts": {outcome: summary.count(outcome) for outcome in ("ok", "failed", "skipped")} | {
             "reused": summary.reused},
         "cases": [asdict(case) for case in summary.cases],
+        **({"job_error": summary.job_error} if summary.job_error is not None else {}),
         "created": now(),
     })

@@ -58,6 +58,7 @@ class VoidedJobs:
     retried_memory_mb: list[int] = field(default_factory=list)  # what the jobs of those cases start with now
     readable: list[str] = field(default_factory=list)  # failed on a file this user could not read, readable now
     timed_out: list[str] = field(default_factory=list)  # not finished by a job whose last attempt ran out of time
+    job_failed: list[str] = field(default_factory=list)  # not made by a job whose last attempt failed as a whole
     jobs: list[str] = field(default_factory=list)  # "<batch>.<stage>"
     unrecorded: list[str] = field(default_factory=list)  # "<batch>.<stage>" without a record while the report is there
     new: list[str] = field(default_factory=list)  # the same, beside records of other batches: rows added, say
@@ -99,13 +100,16 @@ def void_stale_jobs(batches: Mapping[str, Sequence[Sample]], results: Path | str
             readable = [c for c in changed if any(readable_again(folder.status(c, s)) for s in STAGES)]
             timed_out = [s.case_id for s in samples if s.case_id not in changed and s.case_id not in gone
                          and (folder.status(s.case_id, stage) or {}).get("out_of_time")]
-            if gone or changed or retried or timed_out:
+            job_failed = [s.case_id for s in samples if s.case_id not in changed and s.case_id not in gone
+                          and (folder.status(s.case_id, stage) or {}).get("job_failed")]
+            if gone or changed or retried or timed_out or job_failed:
                 void[stage].gone += gone
                 # stale for both stages: named once
                 void[stage].changed += [c for c in dict.fromkeys(changed) if c not in readable]
                 void[stage].readable += list(dict.fromkeys(readable))
                 void[stage].retried += retried
                 void[stage].timed_out += timed_out
+                void[stage].job_failed += job_failed
                 void[stage].retried_memory_mb += [memory] * bool(retried)
                 void[stage].jobs.append(f"{batch}.{stage}")
                 if not preview:
@@ -151,6 +155,8 @@ def voided_message(stage: str, void: VoidedJobs, memory_mb: int | None, preview:
             if void.retried else [])
     why += ([f"{some_names(void.timed_out)} not finished by the last run, whose job's last attempt ran out of time"]
             if void.timed_out else [])
+    why += ([f"{some_names(void.job_failed)} not segmented by the last run, whose job's last attempt failed for a "
+             "reason of the whole job (its cases' failure records name it)"] if void.job_failed else [])
     jobs = f"job {void.jobs[0]}" if len(void.jobs) == 1 else f"jobs {some_names(void.jobs, 3)}"
     if preview:
         # Snakemake's own list of jobs shows it too where it notices the change itself (a changed input file or

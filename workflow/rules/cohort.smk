@@ -50,7 +50,7 @@ rule infer:
         " --device {params.device} --precision {params.precision} --batch-size {params.batch_size}"
         " {params.overlap} --threads {threads} --memory-mb {resources.mem_mb} --final-memory-mb {params.final_mem}"
         " --attempt {resources.attempt} {params.attempts} --time-limit {resources.runtime} --record {output.record:q}"
-        " > {log:q} 2>&1"
+        " --job-log {log:q} > {log:q} 2>&1"
 
 
 rule evaluate:
