@@ -263,3 +263,34 @@ def test_a_case_its_jobs_ran_out_of_time_on_voids_its_batch_and_is_made_again(tm
         "again")
     again = infer_cases(samples, results, options)
     assert [(c.case_id, c.outcome, c.reused) for c in again.cases] == [("a", "ok", True), ("b", "ok", False)]
+
+
+def test_a_case_whose_jobs_last_attempt_failed_as_a_whole_voids_its_batch_and_is_made_again(tmp_path):
+    """A case recorded as failed by a job whose last attempt failed for a reason of the whole job (its model package
+    not there) is not a finished one, nor one made for other work: planning voids its batch's job naming why, and the
+    job makes the case, keeping the finished one."""
+    from dataclasses import replace
+
+    for name, seed in (("a", 1), ("b", 2)):
+        write_phantom(tmp_path / f"{name}.nii.gz", shape=(40, 40, 8), seed=seed)
+    (tmp_path / "samples.tsv").write_text("case_id\timage\na\ta.nii.gz\nb\tb.nii.gz\n")
+    samples = read_samples(tmp_path / "samples.tsv")
+    results = tmp_path / "results"
+    options = InferOptions(model="phantom", device="cpu", batch_size=8)
+    record = results / "jobs" / "b0001.infer.json"
+    write_job_record(record, infer_cases(samples[:1], results, options))
+    failed = infer_cases(samples, results, replace(options, model=str(tmp_path / "gone"), job="b0001.infer",
+                                                   final_attempt=True))
+    assert [(c.case_id, c.outcome, c.stage) for c in failed.cases] == [
+        ("a", "ok", None), ("b", "failed", "infer")]
+    write_job_record(record, failed)
+    (results / "report.html").write_text("<html></html>")
+    memory = {"infer": 4000, "evaluate": 2000}
+    void = void_stale_jobs({"b0001": samples}, results, load_package("phantom"), options, memory, preview=False)
+    assert void["infer"] == VoidedJobs(job_failed=["b"], jobs=["b0001.infer"])
+    assert not record.exists() and not (results / "report.html").exists()
+    assert voided_message("infer", void["infer"], 4000, preview=False) == (
+        "infer: b not segmented by the last run, whose job's last attempt failed for a reason of the whole job (its "
+        "cases' failure records name it): job b0001.infer will run again")
+    again = infer_cases(samples, results, options)
+    assert [(c.case_id, c.outcome, c.reused) for c in again.cases] == [("a", "ok", True), ("b", "ok", False)]
