@@ -130,7 +130,8 @@ def test_sigterm_stops_like_ctrl_c_with_exit_143_and_no_partial_files(tmp_path, 
         code, _, err = run(["infer", str(case), "--model", str(make_package()), "-o", str(tmp_path / "out")], capsys)
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    assert code == 143 and err.strip().splitlines()[-1] == "Terminated."
+    assert code == 143  # one input's own line names it, as a batch's does (it said "Terminated.")
+    assert err.strip().splitlines()[-1] == f"medseg: stopped by SIGTERM at {case}: nothing was written"
     assert _files(tmp_path / "out") == []  # nothing partial, no temporary file
 
 
@@ -154,7 +155,8 @@ def test_a_hangup_stops_like_sigterm_with_exit_129_and_no_partial_files_unless_i
     try:
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
         code, _, err = run(["infer", str(case), "--model", package, "-o", str(tmp_path / "out")], capsys)
-        assert code == 129 and err.strip().splitlines()[-1] == "Hangup."
+        assert code == 129
+        assert err.strip().splitlines()[-1] == f"medseg: stopped by SIGHUP at {case}: nothing was written"
         assert _files(tmp_path / "out") == []  # nothing partial, no temporary file
         assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL  # the caller's handler back
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # nohup
@@ -381,3 +383,55 @@ def test_a_stop_in_a_dicom_folders_scan_is_told_in_its_own_line(tmp_path, signal
                       "model loaded: nothing was written\n")
     assert stdout == ""
     assert not out.exists()
+
+
+_STOP_AFTER_MODEL = """
+import sys, time
+import medseg.io.dicom_series as dicom_series
+import medseg.segment as segment
+from medseg.cli import main
+dicom_series._HELD_FILES_MAX = 4  # the folder's scan is not kept before the model loads: its reading scans it
+held = {held!r}
+real = getattr(dicom_series if held else segment, held or 'write_labels')
+def stopped_here(*args, **kwargs):
+    print('here', 'torch' in sys.modules, flush=True)
+    time.sleep(60)  # the stop lands here
+    return real(*args, **kwargs)
+setattr(dicom_series if held else segment, held or 'write_labels', stopped_here)
+sys.argv = ['medseg', 'infer', {given!r}, '-o', {out!r}]
+main()
+"""
+
+
+@pytest.mark.parametrize(("given", "held", "signal_name", "code", "by"), [
+    ("study", "_scan", "SIGINT", 130, ""),  # a folder over the kept scans' limit, scanned once the model has loaded
+    ("scan.nii.gz", "", "SIGINT", 130, ""),  # its labels being written
+    ("scan.nii.gz", "", "SIGTERM", 143, " by SIGTERM")])
+def test_a_stop_of_a_single_input_after_the_model_loaded_names_it_and_what_was_written(tmp_path, given, held,
+                                                                                       signal_name, code, by):
+    """Ctrl-C on one input once the model had loaded (a DICOM folder of over 20,000 files is scanned then, minutes)
+    said click's bare "Aborted." (SIGTERM "Terminated."), where a batch names the input and what was written: the
+    line names the input and that nothing was written; exit 130 (143), the output folder left empty."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from dicom_factory import make_series
+
+    if given == "study":
+        make_series(tmp_path / given, shape=(4, 4, 6))
+    else:
+        write_phantom(tmp_path / given, tmp_path / "label.nii.gz", shape=(16, 16, 4), seed=1)
+    out = tmp_path / "out"
+    out.mkdir()
+    script = _STOP_AFTER_MODEL.format(held=held, given=str(tmp_path / given), out=str(out))
+    process = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    try:
+        assert process.stdout.readline() == "here True\n"  # the model has loaded
+        process.send_signal(getattr(signal, signal_name))
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == code
+    assert stderr.splitlines()[-1] == f"medseg: stopped{by} at {tmp_path / given}: nothing was written"
+    assert "Aborted." not in stderr and "Terminated." not in stderr
+    assert stdout == ""
+    assert _files(out) == []

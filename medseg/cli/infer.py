@@ -237,6 +237,9 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
                 click.echo(escaped_line(f"medseg: stopped{by} {where} {path}: {done} of {len(inputs)} inputs done"
                                         f"{failed}, {len(inputs) - done} not written"), err=True)
                 stop.told = True
+            elif not placed_before_stop(stop):  # one input: named as a batch's is (its outputs placed: told "wrote")
+                click.echo(escaped_line(f"medseg: stopped{stopped_by(stop)} at {path}: nothing was written"), err=True)
+                stop.told = True
             raise
         except MedsegError as error:
             if len(inputs) == 1:
