@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from medseg.io.dicom_candidates import SeriesCandidate
 
 __all__ = ["as_typed", "check_batch_outputs", "check_before_model", "check_dicom_file_input", "check_dicom_options",
-           "check_folder_input", "check_input_exists", "check_series_output", "output_file_system"]
+           "check_folder_input", "check_input_exists", "check_series_output", "earlier_series_output",
+           "output_file_system", "replaced_series"]
 
 
 def as_typed(output: Path, input_path: Path | str) -> Path:
@@ -362,9 +363,27 @@ def check_series_output(path: Path | str, chosen: SeriesCandidate, output_dir: P
     series does): an :class:`OutputExistsError` naming both series and how to keep both (a folder of its own for
     each), before the model loads; ``overwrite``: the earlier series is replaced, and the warning naming it is
     returned, to be told once this run's outputs are in place (a run that fails replaces nothing); else None. The same
-    series segmented again, and a sidecar whose segmentation is gone, are left to the check of existing outputs; a
-    sidecar's "segmentation" that is no file name (edited: empty, a path) is read as the usual name."""
-    from medseg.io.dicom_series import series_text
+    series segmented again, and a sidecar whose segmentation is gone, are left to the check of existing outputs
+    (:func:`earlier_series_output`)."""
+    earlier = earlier_series_output(path, output_dir, output_format)
+    if earlier is None or _same_series(earlier[1], chosen):
+        return None
+    segmentation, info = earlier
+    texts = _series_texts(info, chosen)
+    if overwrite:  # told once this run's outputs are in place: a run that fails replaces nothing
+        return _replaced_text(path, segmentation, *texts)
+    own = segmentation.parent / f"series_{chosen.key}"
+    raise OutputExistsError(f"{segmentation}: holds {texts[0]} of {path}, segmented by an earlier run; this run's "
+                            f"{texts[1]} would take its name: give each series its own output folder (-o {own}), or "
+                            "pass --overwrite to replace it")
+
+
+def earlier_series_output(path: Path | str, output_dir: Path | str | None,
+                          output_format: str) -> tuple[Path, dict] | None:
+    """The segmentation at this run's output names of the DICOM folder ``path`` and the ``input_info`` of the series
+    its sidecar says an earlier run segmented from that folder; None where there is none (no sidecar, one that cannot
+    be read, of another input or not of a DICOM series, or a sidecar whose segmentation is gone). A sidecar's
+    "segmentation" that is no file name (edited: empty, a path) is read as the usual name."""
     from medseg.jsonfile import RESULT_BYTES, read_json_object
     from medseg.segment import case_targets
 
@@ -382,28 +401,55 @@ def check_series_output(path: Path | str, chosen: SeriesCandidate, output_dir: P
             return None
     except ValueError:  # no path (a NUL in it: a damaged sidecar): no input of this run's
         return None
-    if _same_series(info, chosen):
-        return None
     named = record.get("segmentation")
     if isinstance(named, str) and named not in ("", ".", "..") and Path(named).name == named:
         segmentation = segmentation.with_name(named)  # the earlier run's own file (study_seg.dcm, say)
     if not os.path.lexists(segmentation):  # its sidecar alone: no other series' segmentation to replace
         return None
-    if output_dir is None:
-        segmentation = as_typed(segmentation, path)
+    return (as_typed(segmentation, path) if output_dir is None else segmentation), info
+
+
+def replaced_series(path: Path | str, earlier: tuple[Path, dict] | None, info: dict | None) -> str | None:
+    """The warning that ``--overwrite`` replaced ``earlier`` (:func:`earlier_series_output`, looked up before the
+    input was segmented) with another series of the DICOM folder ``path``, the one this run read (its sidecar's
+    ``input_info``); None where it is the same series, or nothing was replaced. A folder whose scan could not be kept
+    before the model loaded (:func:`check_folder_input`) was not checked by :func:`check_series_output`, and its
+    replacement was not told."""
+    if earlier is None or not isinstance(info, dict) or not info.get("series_key"):
+        return None
+    chosen = _read_series(info)
+    if _same_series(earlier[1], chosen):
+        return None
+    return _replaced_text(path, earlier[0], *_series_texts(earlier[1], chosen))
+
+
+def _read_series(info: dict):
+    """The series a sidecar's ``input_info`` records, as :func:`_same_series` compares a chosen candidate."""
+    from types import SimpleNamespace
+
+    key, uid, number = str(info["series_key"]), info.get("series_uid"), info.get("series_number")
+    base = uid if uid and (key == uid or key.startswith(f"{uid}-")) else str(number)
+    part = key[len(base) + 1:] if key.startswith(f"{base}-") else None
+    return SimpleNamespace(key=key, number=number, uid=uid, description=info.get("description") or "",
+                           part=part or None)
+
+
+def _series_texts(info: dict, chosen) -> tuple[str, str]:
+    """The earlier run's series (its ``input_info``) and this run's ``chosen`` as a line names them; by their UIDs
+    too where their number and description are the same (a study exported again)."""
+    from medseg.io.dicom_series import series_text
+
     earlier = series_text(info)
     this = series_text({"series_key": chosen.key, "series_number": chosen.number, "series_uid": chosen.uid,
                         "description": chosen.description})
     plain = earlier.split(", UID ")[0]
-    if plain == this.split(", UID ")[0]:  # the same number and description (a study exported again): their UIDs
+    if plain == this.split(", UID ")[0]:
         earlier, this = f"{plain}, UID {info.get('series_uid') or 'none'}", f"{plain}, UID {chosen.uid or 'none'}"
-    if overwrite:  # told once this run's outputs are in place: a run that fails replaces nothing
-        return (f"{segmentation}: held {earlier} of {path}, segmented by an earlier run; --overwrite replaced it with "
-                f"{this}")
-    own = segmentation.parent / f"series_{chosen.key}"
-    raise OutputExistsError(f"{segmentation}: holds {earlier} of {path}, segmented by an earlier run; this run's "
-                            f"{this} would take its name: give each series its own output folder (-o {own}), or "
-                            "pass --overwrite to replace it")
+    return earlier, this
+
+
+def _replaced_text(path: Path | str, segmentation: Path, earlier: str, this: str) -> str:
+    return f"{segmentation}: held {earlier} of {path}, segmented by an earlier run; --overwrite replaced it with {this}"
 
 
 def _same_series(info: dict, chosen: SeriesCandidate) -> bool:

@@ -835,3 +835,32 @@ def test_a_folder_whose_scan_cannot_be_kept_is_read_once_for_a_dicom_seg_too(tmp
     assert len(reads) == files  # each header once
     assert _files(out) == ["a_seg.dcm", "a_seg.json"]
     assert dicom_series._HELD == {}
+
+
+def test_another_series_replaced_in_a_folder_whose_scan_cannot_be_kept_is_told(tmp_path, two_series, make_package,
+                                                                               capsys, monkeypatch):
+    """A folder over _HELD_FILES_MAX (20,000 files: a whole study) is not scanned before the model loads, so the check
+    of another series' segmentation never ran: --overwrite replaced series 3's segmentation with series 4's without a
+    word, the replacement the README says is warned of. It is told once the outputs are in place, as for a folder
+    checked before the model loads."""
+    import json
+
+    import medseg.io.dicom_series as dicom_series
+
+    monkeypatch.setattr(dicom_series, "_HELD_FILES_MAX", 4)  # the study's 12 files are more
+    package = str(make_package())
+    out = tmp_path / "out"
+    code, _, err = run(["-q", "infer", str(two_series), "--series", "3", "-m", package, "-o", str(out)], capsys)
+    assert code == 0, err
+    code, _, err = run(["infer", str(two_series), "--series", "3", "-m", package, "-o", str(out), "--overwrite"],
+                       capsys)
+    assert code == 0, err
+    assert "earlier run" not in err  # the same series again: no replacement of another's
+    code, _, err = run(["infer", str(two_series), "--series", "4", "-m", package, "-o", str(out), "--overwrite"],
+                       capsys)
+    assert code == 0, err
+    assert [line for line in err.splitlines() if "earlier run" in line] == [
+        f"warning: {out / 'study_seg.nii.gz'}: held series 3 'T1' of {two_series}, segmented by an earlier run; "
+        "--overwrite replaced it with series 4 'T2'"]
+    assert json.loads((out / "study_seg.json").read_text())["input_info"]["series_number"] == 4
+    assert dicom_series._HELD == {}

@@ -98,7 +98,9 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
         as_typed,
         check_batch_outputs,
         check_before_model,
+        earlier_series_output,
         output_file_system,
+        replaced_series,
     )
     from medseg.errors import DeviceError, MedsegError
     from medseg.io.atomic import placed_before_stop, results_unwritable
@@ -224,6 +226,10 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
             record(path, reference, refused[str(path)])
             continue
         try:
+            # a folder not checked before the model loaded (its scan not kept): the series an earlier run segmented
+            # into its output names, to tell once its outputs are in place that --overwrite replaced another series'
+            earlier = earlier_series_output(path, output_dir, output_format) \
+                if overwrite and str(path) not in replacing and Path(path).is_dir() else None
             with _ProgressFactory(path, silent) as progress:
                 outputs = segment_case(path, segmenter, out_dir=output_dir, overwrite=overwrite, series=series,
                                        reference=reference, progress=progress, output_format=output_format)
@@ -297,8 +303,9 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
             click.echo(error_line(line), err=True)
             record(path, reference, error, line)
             continue
-        if not silent and str(path) in replacing:
-            click.echo(escaped_line(f"warning: {replacing[str(path)]}"), err=True)
+        replaced = replacing.get(str(path)) or replaced_series(path, earlier, outputs.record.get("input_info"))
+        if not silent and replaced:
+            click.echo(escaped_line(f"warning: {replaced}"), err=True)
         if not silent:
             timing = outputs.record.get("timings_s", {})
             info = outputs.record.get("input_info") or {}
