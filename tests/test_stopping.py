@@ -435,3 +435,43 @@ def test_a_stop_of_a_single_input_after_the_model_loaded_names_it_and_what_was_w
     assert "Aborted." not in stderr and "Terminated." not in stderr
     assert stdout == ""
     assert _files(out) == []
+
+
+_STOP_IN_MODEL_LOAD = """
+import sys, time
+import medseg.package as package
+from medseg.cli import main
+real = package.load_package
+def loading(*args, **kwargs):
+    print('loading', flush=True)
+    time.sleep(60)  # the stop lands here, as in torch's import or the weights' reading
+    return real(*args, **kwargs)
+package.load_package = loading
+sys.argv = ['medseg', 'infer', *{inputs!r}, '-o', {out!r}]
+main()
+"""
+
+
+@pytest.mark.parametrize("inputs", [1, 2])
+def test_a_stop_while_the_model_loads_is_told_in_its_own_line(tmp_path, inputs):
+    """Between the checks before the model loads and the first input (torch, MONAI and the weights: 8 to 18 s on a
+    busy machine) a Ctrl-C said click's bare "Aborted.", for one input as for a batch: the line says that the model
+    was loading and nothing was written; exit 130, no output folder made."""
+    given = []
+    for index in range(inputs):
+        given.append(str(tmp_path / f"scan{index}.nii.gz"))
+        write_phantom(tmp_path / f"scan{index}.nii.gz", tmp_path / f"label{index}.nii.gz", shape=(16, 16, 4), seed=1)
+    out = tmp_path / "out"
+    script = _STOP_IN_MODEL_LOAD.format(inputs=given, out=str(out))
+    process = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    try:
+        assert process.stdout.readline() == "loading\n"
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert stderr == "medseg: stopped while the model was loaded: nothing was written\n"
+    assert stdout == ""
+    assert not out.exists()

@@ -149,16 +149,21 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
                    err=True)
         return 1
     silent = quiet()
-    from medseg.inference import Segmenter  # torch and MONAI: seconds, after the checks that need neither
-    from medseg.resources import set_threads
+    try:  # torch, MONAI and the weights: 8 to 18 s on a busy machine, in which a stop said only "Aborted."
+        from medseg.inference import Segmenter  # after the checks that need neither
+        from medseg.resources import set_threads
 
-    set_threads(threads)  # --threads, or no more than a cgroup's CPU quota allows
-    # the model and the device before existing outputs: a mistyped --model is named, not hidden behind "exists
-    # already" (which pushed towards --overwrite); the outputs are still checked before any input is read
-    defaulted = click.get_current_context().get_parameter_source("model") is click.core.ParameterSource.DEFAULT
-    package = load_package(model)  # without --model, the shipped demo model's folder (model_option)
-    segmenter = Segmenter(package, device=device, precision=precision, batch_size=batch_size, overlap=overlap,
-                          invocation=invocation())
+        set_threads(threads)  # --threads, or no more than a cgroup's CPU quota allows
+        # the model and the device before existing outputs: a mistyped --model is named, not hidden behind "exists
+        # already" (which pushed towards --overwrite); the outputs are still checked before any input is read
+        defaulted = click.get_current_context().get_parameter_source("model") is click.core.ParameterSource.DEFAULT
+        package = load_package(model)  # without --model, the shipped demo model's folder (model_option)
+        segmenter = Segmenter(package, device=device, precision=precision, batch_size=batch_size, overlap=overlap,
+                              invocation=invocation())
+    except KeyboardInterrupt as stop:  # no input's outputs or failure record is written before the model loads
+        click.echo(f"medseg: stopped{stopped_by(stop)} while the model was loaded: nothing was written", err=True)
+        stop.told = True
+        raise
     channels = further_channels(inputs)
     taken_as_channels = bool(channels) and package.n_modalities > 1 and not references
     if taken_as_channels:
