@@ -417,3 +417,20 @@ def test_a_folder_without_sidecars_is_one_error_naming_it(tmp_path, case, capsys
     assert (code, stdout) == (1, "")
     assert err == (f"medseg: error: {empty}: no sidecar found in this folder or under it (looked for *_seg.json, "
                    "the sidecars medseg infer writes)\n")
+
+
+def test_a_sidecar_named_and_found_in_a_folder_given_too_is_checked_once(segmented, tmp_path, capsys):
+    """A folder and a sidecar in it given together (`medseg verify out out/case_seg.json`, or a folder and its
+    subfolder) checked that sidecar twice, and a failed one was counted twice: "2 of 2 sidecars do not match" for
+    one sidecar. Each sidecar is checked once, in the order first given."""
+    _, sidecar = segmented
+    out = sidecar.parent
+    code, stdout, err = run(["verify", str(out), str(sidecar), str(out / "." / sidecar.name)], capsys)
+    assert code == 0, err
+    assert [line.split(": ", 2)[1] for line in stdout.splitlines()] == [
+        "segmentation ok", "input ok", "model ok", "versions ok"]
+    seg = out / "case_seg.nii.gz"
+    seg.write_bytes(seg.read_bytes() + b"\0")  # no longer the recorded file
+    code, stdout, err = run(["verify", str(sidecar), str(out)], capsys)
+    assert code == 1
+    assert err.splitlines()[-1] == f"medseg: 1 of 1 sidecars do not match: {sidecar} (segmentation)"

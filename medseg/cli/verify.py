@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -66,6 +67,11 @@ def verify(sidecars, input_path, model, rerun, device, threads):
         if not quiet():
             click.echo(escaped_line(f"{given}: {counted(len(under), 'sidecar')} found"), err=True)
         found += under
+    # a sidecar named and found in a folder given too (or in a folder and its subfolder): checked, and counted, once
+    unique: dict[str, Path] = {}
+    for sidecar in found:
+        unique.setdefault(os.path.realpath(sidecar), sidecar)
+    found = list(unique.values())
     if input_path is not None and len(found) > 1:
         raise click.UsageError(f"--input names the input of one SIDECAR; {sidecars[0]} holds {len(found)}: give one "
                                "sidecar with it")
