@@ -62,7 +62,8 @@ SIDECAR_ENDING = "_seg.json"
 
 
 def find_sidecars(folder: Path | str) -> list[Path]:
-    """The segmentation sidecars (``*_seg.json``, hidden files aside) in ``folder`` and under it, sorted: a batch's
+    """The segmentation sidecars (``*_seg.json``, hidden files and folders aside: a checkout's ``.venv``, ``.git``,
+    ``.snakemake``) in ``folder`` and under it, sorted: a batch's
     output folder, or a cohort's results folder (``cases/<id>/<id>_seg.json``). Links to folders are followed, each
     folder read once. A folder here that cannot be listed is an :class:`~medseg.errors.InputError` naming it (a
     sidecar in it would go unchecked), and so is ``folder`` holding none."""
@@ -82,6 +83,7 @@ def find_sidecars(folder: Path | str) -> list[Path]:
             subfolders[:] = []
             continue
         seen.add(real)
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
         found += [Path(where) / name for name in files
                   if name.endswith(SIDECAR_ENDING) and not name.startswith(".")]
     if not found:

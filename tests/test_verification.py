@@ -434,3 +434,26 @@ def test_a_sidecar_named_and_found_in_a_folder_given_too_is_checked_once(segment
     code, stdout, err = run(["verify", str(sidecar), str(out)], capsys)
     assert code == 1
     assert err.splitlines()[-1] == f"medseg: 1 of 1 sidecars do not match: {sidecar} (segmentation)"
+
+
+def test_a_folders_hidden_subfolders_are_not_searched(tmp_path):
+    """`medseg verify .` in a checkout walked `.venv`, `.snakemake` and `.git` (slow, and a sidecar kept there by a
+    tool, or an unlistable hidden folder, was checked or refused); hidden folders are passed over as hidden files
+    are."""
+    import os
+
+    from medseg.verification import find_sidecars
+
+    (tmp_path / "cases" / "a").mkdir(parents=True)
+    (tmp_path / "cases" / "a" / "a_seg.json").write_text("{}")
+    (tmp_path / ".snakemake" / "shadow").mkdir(parents=True)
+    (tmp_path / ".snakemake" / "shadow" / "b_seg.json").write_text("{}")
+    locked = tmp_path / ".venv"
+    locked.mkdir()
+    locked.chmod(0)
+    try:
+        if os.geteuid() == 0:  # root lists it anyway: the found list still leaves it out
+            (locked / "c_seg.json").write_text("{}")
+        assert find_sidecars(tmp_path) == [tmp_path / "cases" / "a" / "a_seg.json"]
+    finally:
+        locked.chmod(0o755)
