@@ -7,6 +7,9 @@ to the class logits. With ``base_width=64, depth=4`` the widths run 64 → 1024 
 
 Inputs whose height or width is not a multiple of ``2**depth`` are padded (reflect) before the network
 and the logits are cropped back, so any size goes in and the same size comes out.
+
+The parameters are float32 whatever torch's default dtype (a notebook's ``torch.set_default_dtype(torch.float64)``
+made a float64 network, which the float32 slices of inference and training could not go through).
 """
 
 from __future__ import annotations
@@ -20,6 +23,10 @@ from torch import nn
 __all__ = ["UNetConfig", "UNet2D"]
 
 _NORMS = ("none", "batch", "instance")
+
+# every layer's parameters and buffers are made as float32, not in torch's default dtype: the same initial values,
+# draw for draw, as in a process left at float32
+_FLOAT32 = {"dtype": torch.float32}
 
 
 @dataclass(frozen=True)
@@ -47,11 +54,11 @@ class UNetConfig:
 def _double_conv(in_ch: int, out_ch: int, norm: str) -> nn.Sequential:
     layers: list[nn.Module] = []
     for c_in in (in_ch, out_ch):
-        layers.append(nn.Conv2d(c_in, out_ch, kernel_size=3, padding=1, bias=norm == "none"))
+        layers.append(nn.Conv2d(c_in, out_ch, kernel_size=3, padding=1, bias=norm == "none", **_FLOAT32))
         if norm == "batch":
-            layers.append(nn.BatchNorm2d(out_ch))
+            layers.append(nn.BatchNorm2d(out_ch, **_FLOAT32))
         elif norm == "instance":
-            layers.append(nn.InstanceNorm2d(out_ch, affine=True))
+            layers.append(nn.InstanceNorm2d(out_ch, affine=True, **_FLOAT32))
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
 
@@ -75,9 +82,9 @@ class UNet2D(nn.Module):
         self.up = nn.ModuleList()
         self.up_conv = nn.ModuleList()
         for width in reversed(widths[:-1]):
-            self.up.append(nn.ConvTranspose2d(width * 2, width, kernel_size=2, stride=2))
+            self.up.append(nn.ConvTranspose2d(width * 2, width, kernel_size=2, stride=2, **_FLOAT32))
             self.up_conv.append(_double_conv(width * 2, width, cfg.norm))
-        self.head = nn.Conv2d(widths[0], cfg.n_classes, kernel_size=1)
+        self.head = nn.Conv2d(widths[0], cfg.n_classes, kernel_size=1, **_FLOAT32)
 
     @property
     def multiple(self) -> int:

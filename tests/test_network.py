@@ -71,3 +71,24 @@ def test_state_shapes_without_torch_equal_the_modules_own(norm, in_channels, n_c
     expected = {name: tuple(tensor.shape) for name, tensor in net.state_dict().items()}
     assert state_shapes({"type": "unet2d", "dropout": 0.3, **architecture}) == expected
     assert list(state_shapes(architecture)) == list(expected)  # the same order too
+
+
+def test_parameters_are_float32_whatever_torchs_default_dtype():
+    """A notebook that ran `torch.set_default_dtype(torch.float64)` got a float64 network, which the float32 slices
+    inference and training feed it made fail in torch's own error ("Input type (torch.FloatTensor) and weight type
+    (torch.DoubleTensor) should be the same"); the initial weights are also those of a process left at float32,
+    draw for draw."""
+    config = UNetConfig(in_channels=1, n_classes=3, base_width=4, depth=2)
+    torch.manual_seed(0)
+    single = UNet2D(config)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        torch.manual_seed(0)
+        net = UNet2D(config)
+    finally:
+        torch.set_default_dtype(previous)
+    state = net.state_dict()
+    assert {t.dtype for t in state.values() if t.is_floating_point()} == {torch.float32}
+    assert all(torch.equal(state[k], v) for k, v in single.state_dict().items())
+    assert net(torch.zeros(1, 1, 16, 16)).dtype == torch.float32

@@ -333,3 +333,26 @@ def test_a_copy_of_a_training_image_saved_another_way_is_warned_about_by_its_nam
     code, _, _ = run(["infer", str(nnunet), "--model", str(listed), "-o", str(tmp_path / "out3")], capsys)
     assert json.loads((tmp_path / "out3" / "case_008_0000_seg.json").read_text())["named_like_training_case"] == \
         "case_008"
+
+
+def test_torchs_default_dtype_float64_segments_as_float32_does(phantom_file, phantom_segmenter):
+    """`torch.set_default_dtype(torch.float64)` in the notebook made a Segmenter loaded afterwards fail on its first
+    volume with torch's RuntimeError ("Input type (torch.FloatTensor) and weight type (torch.DoubleTensor) should be
+    the same"), not a medseg error; the labels are those of a process left at float32, and the default is left as
+    the notebook set it."""
+    import torch
+
+    from medseg.inference import Segmenter
+
+    path, _ = phantom_file
+    image = nib.load(path)
+    volume = Volume(image.get_fdata(dtype=np.float32), image.affine)
+    expected = segment_volume(volume, phantom_segmenter)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        labels = segment_volume(volume, Segmenter("phantom", device="cpu"))
+        assert torch.get_default_dtype() == torch.float64
+    finally:
+        torch.set_default_dtype(previous)
+    assert labels.dtype == np.uint8 and np.array_equal(labels, expected)

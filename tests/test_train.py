@@ -587,3 +587,21 @@ def test_the_library_replaces_a_package_only_when_asked(tiny_set, tmp_path):
     with pytest.raises(TrainingError, match="notes: is not empty and holds no model package"):
         run(tiny_training_config(epochs=1, steps_per_epoch=1), *tiny_set, tmp_path / "notes")
     assert sorted(p.name for p in (tmp_path / "notes").iterdir()) == ["todo.txt"]
+
+
+def test_torchs_default_dtype_float64_trains_the_weights_float32_trains(tiny_set, tmp_path):
+    """A notebook at `torch.set_default_dtype(torch.float64)` could not train: the first step failed in torch's own
+    RuntimeError ("Input type (torch.FloatTensor) and weight type (torch.DoubleTensor) should be the same"). It now
+    trains the weights of a process left at float32, to the last bit, and leaves the default as it was set."""
+    config = tiny_training_config(epochs=1, steps_per_epoch=1)
+    run(config, *tiny_set, tmp_path / "single")
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        run(config, *tiny_set, tmp_path / "double")
+        assert torch.get_default_dtype() == torch.float64
+    finally:
+        torch.set_default_dtype(previous)
+    single, double = weights(tmp_path / "single"), weights(tmp_path / "double")
+    assert {t.dtype for t in double.values() if t.is_floating_point()} == {torch.float32}
+    assert single.keys() == double.keys() and all(torch.equal(single[k], double[k]) for k in single)
