@@ -356,3 +356,30 @@ def test_torchs_default_dtype_float64_segments_as_float32_does(phantom_file, pha
     finally:
         torch.set_default_dtype(previous)
     assert labels.dtype == np.uint8 and np.array_equal(labels, expected)
+
+
+def test_progress_is_told_the_slices_then_each_slab_done_as_tqdms_update_takes_them(phantom_file):
+    """``progress(total)`` returns a callback that is given the slices each slab labelled (increments, not a running
+    count), so that a notebook's ``progress=lambda total: tqdm(total=total).update`` ends its bar at total."""
+    import io
+
+    from tqdm import tqdm
+
+    from medseg.inference import Segmenter
+
+    path, phantom = phantom_file
+    image = nib.load(path)
+    bars = []
+
+    def bar(total):
+        bars.append(tqdm(total=total, file=io.StringIO()))  # a bar drawn, not on the test's stderr
+        return bars[-1].update
+
+    slabs = []
+    segmenter = Segmenter("phantom", device="cpu", slab_voxels=48 * 44 * 4 * 5)  # phantom: 4 classes; 5 slices a slab
+    labels = segment_volume(Volume(image.get_fdata(dtype=np.float32), image.affine), segmenter,
+                            progress=lambda total: (bar(total), slabs.append)[1])
+    assert labels.shape == phantom.image.shape and len(bars) == 1
+    segment_volume(Volume(image.get_fdata(dtype=np.float32), image.affine), segmenter, progress=bar)
+    assert bars[0].total == 12 and bars[1].total == 12 and bars[1].n == 12  # the phantom's 12 slices along axis 2
+    assert slabs == [5, 5, 2]
