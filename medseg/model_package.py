@@ -46,6 +46,19 @@ class ModelPackage:
     # labels or preprocessing, which the weights' hash cannot show, changes it)
     config_sha256: str | None = dataclass_field(default=None, compare=False)
 
+    def __repr__(self) -> str:
+        """One line of what names the package, as ``medseg models`` names one: its whole config (18 KB for the
+        hippocampus model, its training record included) was a notebook cell's value; ``config`` holds it."""
+        config = self.config if isinstance(self.config, dict) else {}
+        try:
+            labels = f"labels={self.labels!r}, "
+        except (AttributeError, KeyError, TypeError, ValueError):  # a config the checks have not passed
+            labels = ""
+        digest = config.get("weights", {}).get("sha256") if isinstance(config.get("weights"), dict) else None
+        weights = f"sha256='{digest[:12]}…', " if isinstance(digest, str) else ""
+        return (f"ModelPackage(name={config.get('name')!r}, version={config.get('version')!r}, {labels}{weights}"
+                f"path={str(self.path)!r})")
+
     @property
     def name(self) -> str:
         """The model's name (``model.json``'s ``name``)."""

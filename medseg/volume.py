@@ -38,6 +38,32 @@ class Volume:
     dicom: object | None = field(default=None, repr=False, compare=False)
     channel_axis: bool = False  # the array's fourth axis holds channels (modalities) of one grid
 
+    def __repr__(self) -> str:
+        """One line of what places the voxels, as TorchIO shows an image: numpy's print of the voxels (4 KB for a
+        small crop) and a header object's address told nothing a notebook user looks for."""
+        array = self.array if hasattr(self.array, "shape") else np.asarray(self.array)  # a list of lists, say
+        shape = tuple(int(n) for n in array.shape)
+        parts = [f"shape={shape[:3] if self.channel_axis else shape}"]
+        if self.channel_axis:
+            parts.append(f"channels={shape[3] if len(shape) == 4 else 1}")
+        parts.append(f"dtype={str(array.dtype).removeprefix('torch.')}")
+        try:
+            affine = np.asarray(self.affine, dtype=np.float64)
+            if affine.shape != (4, 4):
+                raise ValueError
+        except (TypeError, ValueError):  # a caller's affine that the checks refuse: shown as given
+            parts.append(f"affine={self.affine!r}" if self.affine is None or np.ndim(self.affine) == 0
+                         else f"affine of shape {np.shape(self.affine)}")
+        else:
+            import nibabel as nib
+
+            parts.append(f"spacing_mm={tuple(header_precision(v) for v in self.spacing_mm)}")
+            if singular_affine_text(affine) is None:
+                parts.append(f"orientation={''.join(nib.aff2axcodes(affine))}")
+        if self.source is not None:
+            parts.append(f"source={str(self.source)!r}")
+        return f"Volume({', '.join(parts)})"
+
     @property
     def shape(self) -> tuple[int, ...]:
         """The grid's shape: the array's, or with ``channel_axis`` its first three axes (the channels are

@@ -245,3 +245,13 @@ def test_weights_replaced_after_loading_are_checked_again_when_the_network_is_bu
         assert hashed == [package.weights_path]
     finally:
         medseg.model_package.sha256_of = real
+
+
+def test_a_package_shown_in_a_notebook_is_one_line_of_what_names_it(phantom_package):
+    """A package as a notebook cell's value was its whole config (18 KB for the hippocampus model, its training record
+    included); it is now its name, version, labels, weights' hash and folder, as `medseg models` names one."""
+    text = repr(phantom_package)
+    assert text == (f"ModelPackage(name='phantom', version={phantom_package.config['version']!r}, labels={{0: "
+                    "'background', 1: 'ellipsoid', 2: 'box', 3: 'tube'}, "
+                    f"sha256='{phantom_package.sha256[:12]}…', path={str(phantom_package.path)!r})")
+    assert "\n" not in text and "training" not in text

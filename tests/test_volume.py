@@ -80,3 +80,21 @@ def test_the_reader_segment_volume_and_evaluate_volumes_refuse_one_affine_in_one
         with pytest.raises(InputError) as raised:
             read_nifti(tmp_path / "bad.nii.gz")
         assert str(raised.value) == f"{tmp_path / 'bad.nii.gz'}: {fault}"
+
+
+def test_a_volume_shown_in_a_notebook_is_its_grid_not_its_voxels(tmp_path):
+    """A Volume as a notebook cell's value was numpy's print of its voxels, the affine's rows and a header object
+    (4 KB for a 36×52×38 hippocampus crop); it is now its shape, type, voxel size, the affine's orientation and its
+    source, on one line, as TorchIO shows an Image."""
+    from medseg.io.images import read_image
+    from medseg.volume import Volume
+
+    phantom = make_phantom((20, 16, 6), seed=1)
+    path = tmp_path / "case.nii.gz"
+    nib.save(nib.Nifti1Image(phantom.image, np.diag([-0.5, 0.5, 2.0, 1.0])), str(path))
+    assert repr(read_image(path)) == (f"Volume(shape=(20, 16, 6), dtype=float32, spacing_mm=(0.5, 0.5, 2.0), "
+                                      f"orientation=LAS, source={str(path)!r})")
+    array = np.zeros((4, 5, 3, 2), dtype=np.int16)
+    assert repr(Volume(array, np.eye(4), channel_axis=True)) == (
+        "Volume(shape=(4, 5, 3), channels=2, dtype=int16, spacing_mm=(1.0, 1.0, 1.0), orientation=RAS)")
+    assert repr(Volume(np.zeros((3, 4)), None)) == "Volume(shape=(3, 4), dtype=float64, affine=None)"
