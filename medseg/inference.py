@@ -205,6 +205,12 @@ class Segmenter:
         self.stitch_device = self.device
         self.inferer = self._inferer()
 
+    def __repr__(self) -> str:
+        """The model it runs, on which device and in which precision, as a notebook cell shows it (it was the
+        object's address)."""
+        return (f"Segmenter(model={self.package.name!r}, sha256='{self.package.sha256[:12]}…', device="
+                f"{str(self.device)!r}, precision={self.precision!r}, batch_size={self.batch_size})")
+
     def _inferer(self) -> SlidingWindowInferer:
         # A plane smaller than the tile is padded to it (edges repeated, centred) rather than cut to a smaller
         # tile: training presents small planes to the network the same way (``SliceAugment``), and a network

@@ -570,3 +570,11 @@ def test_the_speed_benchmark_runs_the_command_on_its_own_threads(tmp_path, monke
         torch.set_num_threads(threads)
     assert json.loads(figures.read_text())["threads"] == 1
     assert commands[0][-2:] == ["--threads", "1"]
+
+
+def test_a_segmenter_shown_in_a_notebook_names_its_model_and_device(phantom_package):
+    """A Segmenter as a notebook cell's value was `<medseg.inference.Segmenter object at 0x7f…>`: now the model it
+    runs, the device and precision it runs them in, and the tile batch."""
+    segmenter = Segmenter(phantom_package, device="cpu", precision="fp32", batch_size=8)
+    assert repr(segmenter) == (f"Segmenter(model='phantom', sha256='{phantom_package.sha256[:12]}…', device='cpu', "
+                               "precision='fp32', batch_size=8)")
