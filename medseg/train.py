@@ -122,6 +122,9 @@ def train(
     run, unless ``overwrite`` (start again) or ``resume``, and one that holds other files
     (:func:`~medseg.checkpoint.check_output_folder`, as ``medseg train`` checks it).
 
+    Gradients are on for the run whatever the caller set (``torch.set_grad_enabled(False)``, an enclosing
+    ``torch.inference_mode()``), and the caller's setting is in force again once it returns.
+
     The run seeds Python's, numpy's and torch's random generators (MONAI's ``set_determinism``) and sets cuDNN
     deterministic; their states and flags are put back as they were when it ends. Torch's flush-denormal mode,
     which has no getter, is left off (torch's default).
@@ -145,7 +148,9 @@ def train(
         check_case_list(val_cases, "the validation cases")
     out_dir = path_argument(out_dir, "the output folder")
     device = resolve_device(device).device  # "auto" and "cuda" as the device they name, torch's own errors before
-    with claimed(out_dir, "training run"), _random_state_kept():
+    # gradients on for the run, whatever the caller set: a notebook's torch.set_grad_enabled(False) or a
+    # `with torch.inference_mode():` around the call made its first step fail in torch's own RuntimeError
+    with claimed(out_dir, "training run"), _random_state_kept(), torch.inference_mode(False), torch.enable_grad():
         check_output_folder(out_dir, overwrite=overwrite, resume=resume)  # a package is not replaced unasked
         return _train(config, cases, out_dir, resume, on_epoch, device, val_cases, on_kept, labels_from)
 

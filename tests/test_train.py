@@ -605,3 +605,29 @@ def test_torchs_default_dtype_float64_trains_the_weights_float32_trains(tiny_set
     single, double = weights(tmp_path / "single"), weights(tmp_path / "double")
     assert {t.dtype for t in double.values() if t.is_floating_point()} == {torch.float32}
     assert single.keys() == double.keys() and all(torch.equal(single[k], double[k]) for k in single)
+
+
+@pytest.mark.parametrize("switched_off", ["set_grad_enabled(False)", "inference_mode()"])
+def test_a_notebook_with_gradients_switched_off_trains_the_weights_it_would_with_them_on(tiny_set, tmp_path,
+                                                                                         switched_off):
+    """`torch.set_grad_enabled(False)` run earlier in a notebook (for inference), or a `with torch.inference_mode():`
+    around the call, made the first training step fail in torch's own RuntimeError ("element 0 of tensors does not
+    require grad and does not have a grad_fn"), not a medseg error. Training switches gradients on for itself, trains
+    the weights it trains with them on, and leaves the caller's setting as it was."""
+    import contextlib
+
+    config = tiny_training_config(epochs=1, steps_per_epoch=1)
+    run(config, *tiny_set, tmp_path / "on")
+    if switched_off == "inference_mode()":
+        context = torch.inference_mode()
+    else:
+        context = contextlib.ExitStack()
+        torch.set_grad_enabled(False)
+    try:
+        with context:
+            run(config, *tiny_set, tmp_path / "off")
+            assert not torch.is_grad_enabled()
+    finally:
+        torch.set_grad_enabled(True)
+    on, off = weights(tmp_path / "on"), weights(tmp_path / "off")
+    assert on.keys() == off.keys() and all(torch.equal(on[k], off[k]) for k in on)
