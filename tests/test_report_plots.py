@@ -68,3 +68,26 @@ def test_the_worst_point_named_on_a_plot_is_ringed(monkeypatch):
     assert len(rings) == 1 and rings[0].get_offsets()[0][1] == 3.9
     named = [t for t in axes.texts if t.get_text() == "worst"]
     assert len(named) == 1 and tuple(named[0].xy) == tuple(rings[0].get_offsets()[0])
+
+
+def test_the_volume_scatter_legend_lies_outside_the_plot_area(monkeypatch):
+    """The scatter's legend sat in the plot's upper left corner, over the points there (a case predicted at twice
+    its reference volume, or any cohort of small volumes); it now lies beside the axes, covering none of them."""
+    import medseg.report.plots as plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "png_bytes", lambda figure: drawn.append(figure) or b"")
+    # points in every corner of the plot area, the upper left one where the legend was
+    groups = [("anterior", [(0.1, 2.0, False, "a"), (2.0, 0.1, False, "b"), (2.0, 2.0, True, "c")]),
+              ("posterior", [(0.1, 1.9, False, "d"), (0.1, 0.1, False, "e")])]
+    plots._volume_scatter(groups)
+    figure = drawn[0]
+    axes = figure.axes[0]
+    renderer = figure.canvas.get_renderer()
+    legend = axes.get_legend()
+    assert [text.get_text() for text in legend.get_texts()] == ["anterior", "posterior"]
+    box, area = legend.get_window_extent(renderer), axes.get_window_extent(renderer)
+    assert not box.overlaps(area), (box, area)
+    # and within the figure, not cut off by its edge
+    whole = figure.bbox
+    assert whole.x0 <= box.x0 and box.x1 <= whole.x1 and whole.y0 <= box.y0 and box.y1 <= whole.y1

@@ -209,7 +209,9 @@ def _describe_strip(key: str, title: str, groups: list[tuple[str, list]], worst:
 
 
 def _volume_scatter(groups: list[tuple[str, list]]) -> bytes:
-    figure = new_figure(4.6, 3.0)
+    """Predicted against reference volume, one point per scored case and label; the legend beside the plot area
+    (inside it, in a corner, it hid the points there), the figure wider by as much."""
+    figure = new_figure(5.4, 3.0)
     axes = figure.add_subplot()
     top = 0.0
     for position, (name, points) in enumerate(groups):
@@ -230,7 +232,7 @@ def _volume_scatter(groups: list[tuple[str, list]]) -> bytes:
     axes.set_xlabel("reference (ml)", fontsize=8)
     axes.set_ylabel("predicted (ml)", fontsize=8)
     axes.tick_params(labelsize=8)
-    axes.legend(fontsize=7, loc="upper left")
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     axes.set_title("Predicted vs reference volume", fontsize=10)
     axes.grid(alpha=0.3)
     figure.tight_layout()
