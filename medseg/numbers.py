@@ -4,8 +4,8 @@ as zero."""
 from __future__ import annotations
 
 __all__ = ["MINUS", "IMAGE_AMONG_LABELS", "IMAGE_LIKE_VALUES", "counted", "dice_round_text", "dice_status_text",
-           "dice_text", "gib_text", "never_learnt_text", "number_text", "odd_values", "values_text",
-           "with_minus"]
+           "dice_text", "gib_text", "never_learnt_text", "number_text", "odd_values", "same_reason_groups",
+           "values_text", "with_minus"]
 
 MINUS = "\u2212"  # the HTML report's minus sign (as wide as a plus; no line break after it)
 IMAGE_LIKE_VALUES = 64  # a "label image" with more distinct values than this is most likely an image
@@ -83,6 +83,21 @@ def dice_status_text(dice: float | None, status: str | None = None) -> str:
     why = {"false_positive": " (false positive: not in the reference)",
            "empty_prediction": " (empty prediction: not predicted)"}.get(status or "", "")
     return dice_round_text(dice) + why
+
+
+def same_reason_groups(entries) -> tuple[list[tuple[str, str]], list[tuple[list[str], str]]]:
+    """Labels' Dice texts (:func:`dice_status_text`) for a case's line, from ``(name, dice, status)`` in label order:
+    those that stand alone as ``(name, text)``, and the labels whose Dice the empty-mask policy set for the same
+    reason (an empty prediction, a false positive), two or more, as ``([names], text)``, said once: a case predicted
+    empty read "(empty prediction: not predicted)" once per label."""
+    texts = [(name, dice_status_text(dice, status), status) for name, dice, status in entries]
+    grouped: dict[str, list[str]] = {}
+    for name, text, status in texts:
+        if status in ("empty_prediction", "false_positive"):
+            grouped.setdefault(text, []).append(name)
+    together = {text: names for text, names in grouped.items() if len(names) > 1}
+    alone = [(name, text) for name, text, _ in texts if text not in together]
+    return alone, [(names, text) for text, names in together.items()]
 
 
 def never_learnt_text(count: int) -> str:

@@ -330,3 +330,40 @@ def test_a_callback_of_three_arguments_as_before_is_still_called_so(folders, tmp
     assert [(case, error is None, learnt) for case, error, learnt in sorted(four)] == \
         [("a", True, ()), ("b", True, ()), ("c", False, ())]
     assert (tmp_path / "three" / "report.html").is_file()  # the run went to its end
+
+
+def test_an_empty_prediction_says_why_once_for_all_its_labels(tmp_path, capsys):
+    """A case predicted empty (a blank or unusual scan) read "Dice anterior 0.0000 (empty prediction: not predicted),
+    posterior 0.0000 (empty prediction: not predicted)": the same words once per label. Labels with the same reason
+    are named together and the reason said once, as the labels never learnt are; a label with figures stays apart."""
+    import numpy as np
+
+    pred_dir, ref_dir = tmp_path / "pred", tmp_path / "ref"
+    pred_dir.mkdir()
+    ref_dir.mkdir()
+    ref = np.zeros((10, 10, 6), np.uint8)
+    ref[1:4, 1:4, 1:3], ref[5:8, 5:8, 1:3], ref[1:3, 6:9, 3:5] = 1, 2, 3
+    save(np.zeros_like(ref), pred_dir / "a_seg.nii.gz")  # nothing predicted
+    save(ref, ref_dir / "a.nii.gz")
+    pred = np.where(ref == 3, 3, 0).astype(np.uint8)  # label 3 alone predicted
+    pred[8, 1:3, 1] = 4  # and a label the reference does not hold
+    save(pred, pred_dir / "b_seg.nii.gz")
+    save(ref, ref_dir / "b.nii.gz")
+    code, stdout, _ = run_cli(["evaluate", str(pred_dir), str(ref_dir), "-o", str(tmp_path / "scores")], capsys)
+    assert code == 0
+    assert stdout.splitlines()[:2] == [
+        "a: Dice label_1, label_2, label_3: 0.0000 (empty prediction: not predicted)",
+        "b: Dice label_3 1.0000, label_4 0.0000 (false positive: not in the reference); label_1, label_2: 0.0000 "
+        "(empty prediction: not predicted)"]
+
+
+def test_infer_lines_say_an_empty_predictions_reason_once():
+    """`medseg infer --reference`'s lines, one per label, grouped as `medseg evaluate`'s line groups them."""
+    from medseg.cli.infer import _dice_lines
+
+    labels = {"1": {"name": "anterior", "dice": 0.0, "status": "empty_prediction"},
+              "2": {"name": "posterior", "dice": 0.0, "status": "empty_prediction"}}
+    assert _dice_lines(labels, None) == ["  Dice anterior, posterior: 0.0000 (empty prediction: not predicted)"]
+    labels["2"] = {"name": "posterior", "dice": 0.9, "status": "ok"}
+    assert _dice_lines(labels, None) == ["  Dice anterior: 0.0000 (empty prediction: not predicted)",
+                                         "  Dice posterior: 0.9000"]

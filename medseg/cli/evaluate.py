@@ -239,15 +239,17 @@ def _dice_line(metrics: dict, never_learnt=()) -> str:
     saying where the empty-mask policy set it, as `medseg infer`'s lines do; the labels ``never_learnt`` (no training
     case of the model held them) that are empty in both images named together at the end, as `medseg infer` groups
     them: ``; unused_2, unused_4: n/a (both empty; never learnt: no training case held them)``."""
-    from medseg.numbers import dice_status_text, never_learnt_text
+    from medseg.numbers import never_learnt_text, same_reason_groups
 
     untrained = {str(value) for value in never_learnt}
     grouped = [entry["name"] for value, entry in metrics["labels"].items()
                if value in untrained and entry.get("status") == "both_empty"]
-    parts = [f"{entry['name']} {dice_status_text(entry['dice'], entry.get('status'))}"
-             for value, entry in metrics["labels"].items()
-             if not (value in untrained and entry.get("status") == "both_empty")]
-    line = ", ".join(parts)
+    # labels predicted empty (or false positives) together: the reason once, after the others
+    alone, together = same_reason_groups(
+        (entry["name"], entry["dice"], entry.get("status")) for value, entry in metrics["labels"].items()
+        if not (value in untrained and entry.get("status") == "both_empty"))
+    line = "; ".join([", ".join(f"{name} {text}" for name, text in alone)] * bool(alone)
+                     + [f"{', '.join(names)}: {text}" for names, text in together])
     if grouped:
         line += ("; " if line else "") + f"{', '.join(grouped)}: {never_learnt_text(len(grouped))}"
     return "Dice " + line if line else "no label to score"

@@ -409,7 +409,7 @@ def _dice_lines(by_value: dict[str, dict], metrics_path: Path | None, never_lear
     lowest named, and where each label's Dice is (the metrics JSON)."""
     import math
 
-    from medseg.numbers import dice_round_text, dice_status_text, never_learnt_text
+    from medseg.numbers import dice_round_text, never_learnt_text, same_reason_groups
 
     def undefined(dice) -> bool:
         return dice is None or (isinstance(dice, float) and math.isnan(dice))
@@ -420,8 +420,10 @@ def _dice_lines(by_value: dict[str, dict], metrics_path: Path | None, never_lear
     grouped = {value for value, label in by_value.items() if value in untrained and undefined(label["dice"])}
     expected = [by_value[value] for value in by_value if value in grouped]
     if len(labels) <= DICE_LINES_MAX:
-        lines = [f"  Dice {label['name']}: {dice_status_text(label['dice'], label.get('status'))}"
-                 for value, label in by_value.items() if value not in grouped]
+        alone, together = same_reason_groups((label["name"], label["dice"], label.get("status"))
+                                             for value, label in by_value.items() if value not in grouped)
+        lines = [f"  Dice {name}: {text}" for name, text in alone]
+        lines += [f"  Dice {', '.join(names)}: {text}" for names, text in together]  # the same reason once
         if expected:
             lines.append(f"  Dice {', '.join(label['name'] for label in expected)}: {never_learnt_text(len(expected))}")
         return lines
