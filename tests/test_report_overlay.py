@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from report_cases import (
     CROSS,
+    perturb,
     phantom,
     write_case,
     write_case_arrays,
@@ -275,3 +276,33 @@ def test_each_panel_title_stays_above_its_own_panel(shape, box, spacing):
     for (start, end), (panel_start, _), following in zip(titles, panels, [*panels[1:], (image.shape[1], None)]):
         assert panel_start < start and end < following[0] - 2
     assert title_rows == 16 * (2 if shape[2] == 3 else 1)
+
+
+def test_label_3_keeps_its_colour_in_a_cohort_without_label_2(tmp_path):
+    """Colours went by a label's place in the report's label list: in a cohort of labels 1 and 3, label 3 took label
+    2's yellow in the legend, the overlays and the plots, and another report of the same model drew it otherwise. Each
+    label keeps its value's colour everywhere."""
+    import base64
+    import re
+
+    from PIL import Image
+
+    from medseg.report.figures import LABEL_COLOURS
+
+    image, truth, affine = phantom(1)
+    truth = np.where(truth == 2, 3, truth).astype(np.uint8)  # labels 1 and 3
+    for index in range(2):
+        write_case_arrays(tmp_path, f"c{index}", image, truth, perturb(truth, "erode"), affine,
+                          labels_named={0: "background", 1: "ball", 3: "box"})
+    built = build_report(tmp_path, tmp_path / "report.html", max_overlays=2)
+    page = built.html.read_text(encoding="utf-8")
+    legend = re.search(r'<p class="legend small">(.*?)&nbsp;', page).group(1)
+    assert re.findall(r'border-color:(#[0-9a-f]{6})"></span>(\w+)', legend) == [(LABEL_COLOURS[0], "ball"),
+                                                                                 (LABEL_COLOURS[2], "box")]
+    overlay = re.search(r'class="overlay"[^>]*src="data:image/png;base64,([^"]+)"|'
+                        r'src="data:image/png;base64,([^"]+)"[^>]*class="overlay"', page)
+    png = base64.b64decode(overlay.group(1) or overlay.group(2))
+    picture = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    drawn = {colour: (picture == tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))).all(axis=2).sum()
+             for colour in LABEL_COLOURS[:3]}
+    assert drawn[LABEL_COLOURS[2]] > 20 and drawn[LABEL_COLOURS[1]] == 0, drawn

@@ -20,7 +20,7 @@ from medseg.report.case_result import CaseResult, label_key
 from medseg.report.checks import check_segmentation, memory_text
 from medseg.report.collect import collect_results
 from medseg.report.expected_cases import add_expected_cases, cases_of_the_sheet, left_out_text
-from medseg.report.figures import label_colour
+from medseg.report.figures import label_colours
 from medseg.report.flags import DEFAULT_DICE_THRESHOLD, DEFAULT_OUTLIER_Z, Flag, flag_cases, flag_rules, worst_first
 from medseg.report.html import ReportContent, render_page
 from medseg.report.stale_results import check_sources
@@ -115,7 +115,7 @@ def build_report(
     flags = flag_cases(cases, checks, dice_threshold=dice_threshold, outlier_z=outlier_z)
     order = worst_first(cases, flags)
     label_order = _label_order(cases)
-    colours = {value: label_colour(position) for position, (value, _) in enumerate(label_order)}
+    colours = dict(zip([value for value, _ in label_order], label_colours([value for value, _ in label_order])))
 
     overlays, shown, notes = _overlays(cases, flags, order, label_order, max_overlays)
     settings = {"dice_threshold": dice_threshold, "outlier_z": outlier_z, "max_overlays": max_overlays,

@@ -6,26 +6,50 @@ import contextlib
 import io
 from collections.abc import Iterator
 
-__all__ = ["FALLBACK_FONTS", "LABEL_COLOURS", "MANY_LABELS", "default_style", "label_colour", "new_figure", "png_bytes"]
+__all__ = ["FALLBACK_FONTS", "LABEL_COLOURS", "MANY_LABELS", "default_style", "label_colour", "label_colours",
+           "new_figure", "png_bytes"]
 
 MANY_LABELS = 6  # above this many labels the report's tables and plots take their compact forms
 
 # distinguishable on a grey image; no grey, no black, no red (red marks flagged cases in the plots); and apart for
-# colour-blind readers: after the first three, each is the colour farthest (CIEDE2000) from those before it, from the
-# plots' red and (labels 9 and 10) from every grey of the image, in the protanopia, deuteranopia and tritanopia
+# colour-blind readers: after the first two, each is the colour farthest (CIEDE2000) from the others, from the
+# plots' red and from every grey of the image (labels 3, 9 and 10), in the protanopia, deuteranopia and tritanopia
 # simulations (Machado 2009) as in normal vision, no darker than L* 40 (benchmarks/label_colours.py). Any two of the
-# first four are 14 apart in all four visions, of the first six 11, of all ten 9.2; labels 9 and 10 are 12.2 from any
-# other and 12.3 from any grey (before, to a protanope the green was 8.9 from the yellow and the orange 7.4 from the
-# green; to a deuteranope the lime was 4.7 from the yellow and the indigo 4.3 from the purple; label 10 was white, a
-# grey, and label 9's pale yellow 8.6 from a light grey to a tritanope). Label 3's pink, kept, is 3.8 from a mid grey
-# to a deuteranope.
-LABEL_COLOURS = ("#00c7ff", "#ffcc00", "#ff2d95", "#6673ff", "#d98d57", "#00ff95", "#6633ff", "#00a3d9",
+# first three are 18 apart in all four visions, of the first four 15.8, of the first six 11, of all ten 9.2; no
+# colour is within 11.6 of a grey. Label 3 was a pink (#ff2d95) that a deuteranope sees as a mid grey (3.8 from
+# #979797), its contours lost in an MR image; it is now a muted violet, the search's pick against the nine others
+# (Okabe and Ito's palette, measured so, has two colours within 7.8 of a grey and two within 4.5 of these labels).
+# Before, to a protanope the green was 8.9 from the yellow and the orange 7.4 from the green; to a deuteranope the
+# lime was 4.7 from the yellow and the indigo 4.3 from the purple; label 10 was white, a grey, and label 9's pale
+# yellow 8.6 from a light grey to a tritanope.
+LABEL_COLOURS = ("#00c7ff", "#ffcc00", "#9878a0", "#6673ff", "#d98d57", "#00ff95", "#6633ff", "#00a3d9",
                  "#b00890", "#388050")
 
 
 def label_colour(position: int) -> str:
-    """The colour of the ``position``-th label (0-based), the same in every figure."""
+    """The colour of the ``position``-th label (0-based) of the palette."""
     return LABEL_COLOURS[position % len(LABEL_COLOURS)]
+
+
+def label_colours(values: list[str]) -> list[str]:
+    """The colour of each label value of a report, the same in its overlays, legend and plots, and from one report
+    to the next: a whole value ``v`` takes the palette's ``v``-th colour (label 3 is label 3's colour whether or
+    not label 2 is in the cohort), repeating after the tenth; where two of ``values`` would share a colour that the
+    palette has enough colours to keep apart (labels 1 and 11), or a value is not a whole number, every label takes
+    the colour of its place in ``values`` instead."""
+    slots = []
+    for value in values:
+        try:
+            number = int(str(value))
+        except ValueError:
+            number = 0
+        slots.append(number - 1 if number > 0 else None)
+    by_value = [None if slot is None else slot % len(LABEL_COLOURS) for slot in slots]
+    # as many colours as the palette can give them (all different, or with more labels than colours all of them)
+    enough = min(len(values), len(LABEL_COLOURS))
+    if None not in by_value and len(set(by_value)) == enough:
+        return [LABEL_COLOURS[slot] for slot in by_value]
+    return [label_colour(position) for position in range(len(values))]
 
 
 # fonts for the scripts matplotlib's DejaVu Sans lacks (Chinese, Japanese, Korean; Thai, Devanagari), used where

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from medseg.report.figures import label_colour
+from medseg.report.figures import label_colours
 from medseg.report.overlay_arrays import CaseArrays, load_case_arrays
 from medseg.report.overlay_image import ImageFile, ItkImageFile, SeriesImage, _shift, _window, display_window
 
@@ -191,7 +191,7 @@ def render_overlay(
     region = tuple(slice(min(b.start, c), max(b.stop, c + 1)) for b, c in zip(box, centre))
     image, window = _image_planes(arrays, ornt, region, box, centre)
     window = display_window(window)  # a CT's soft-tissue window, else the crop's percentiles
-    colours = [_rgb(label_colour(position)) for position in range(len(labels))]
+    colours = [_rgb(colour) for colour in label_colours([value for value, _ in labels])]  # by value, as the legend
 
     panels = []
     for name, axis, (u, v) in (("sagittal", 0, (1, 2)), ("coronal", 1, (0, 2)), ("axial", 2, (0, 1))):

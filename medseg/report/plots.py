@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from medseg.report.case_result import CaseResult
-from medseg.report.figures import MANY_LABELS, default_style, label_colour, new_figure, png_bytes
+from medseg.report.figures import MANY_LABELS, default_style, label_colour, label_colours, new_figure, png_bytes
 
 __all__ = ["Plot", "distribution_plots"]
 
@@ -63,6 +63,8 @@ def _plots(cases: list[CaseResult], flagged: list[set[str]], label_order: list[s
     plain = dict(names)  # as the page writes them
     names = {value: name.replace("$", r"\$") for value, name in names.items()}  # no mathtext in label names
     values = [v for v in label_order if v in names]
+    colour_of = dict(zip(label_order, label_colours(label_order)))  # by value: as the overlays and their legend
+    colours = [colour_of.get(v, label_colour(position)) for position, v in enumerate(values)]
     plots = []
     specs = [
         ("dice", "Dice", "lowest", dice_threshold),
@@ -74,7 +76,7 @@ def _plots(cases: list[CaseResult], flagged: list[set[str]], label_order: list[s
         data = series.get(key, {})
         if any(data.get(v) for v in values):
             plots.append(Plot(title, _box_strip(title, [(names[v], data.get(v, [])) for v in values], worst,
-                                                threshold),
+                                                threshold, colours),
                               _describe_strip(key, title, [(plain[v], data.get(v, [])) for v in values], worst,
                                               threshold)))
     volumes = series.get("volumes", {})
@@ -83,14 +85,14 @@ def _plots(cases: list[CaseResult], flagged: list[set[str]], label_order: list[s
         groups = [(names[v], [(100.0 * (pred - ref) / ref, bad, case_id) for ref, pred, bad, case_id
                               in volumes.get(v, []) if ref > 0]) for v in values]
         if any(points for _, points in groups):
-            plots.append(Plot(title, _box_strip(title, groups, "farthest", 0.0),
+            plots.append(Plot(title, _box_strip(title, groups, "farthest", 0.0, colours),
                               _describe_strip("volume_percent", title, [(plain[v], points) for v, (_, points)
                                                                         in zip(values, groups)], "farthest", 0.0)))
     elif any(volumes.get(v) for v in values):
         groups = [(plain[v], volumes.get(v, [])) for v in values]
         flagged_points = sum(bad for _, points in groups for _, _, bad, _ in points)
         plots.append(Plot("Predicted vs reference volume (ml)",
-                          _volume_scatter([(names[v], volumes.get(v, [])) for v in values]),
+                          _volume_scatter([(names[v], volumes.get(v, [])) for v in values], colours),
                           "Predicted vs reference volume (ml): one point per scored case and label ("
                           + ", ".join(f"{name} {len(points)}" for name, points in groups if points)
                           + "); the dashed diagonal is where they are equal"
@@ -99,8 +101,11 @@ def _plots(cases: list[CaseResult], flagged: list[set[str]], label_order: list[s
     return plots
 
 
-def _box_strip(title: str, groups: list[tuple[str, list]], worst: str | None, threshold: float | None) -> bytes:
-    """``worst``: which point of a label to name (``lowest``, ``highest``, ``farthest`` from ``threshold``)."""
+def _box_strip(title: str, groups: list[tuple[str, list]], worst: str | None, threshold: float | None,
+               colours: list[str] | None = None) -> bytes:
+    """``worst``: which point of a label to name (``lowest``, ``highest``, ``farthest`` from ``threshold``);
+    ``colours``: each group's (its label's colour; by default the palette's in order)."""
+    colours = colours or [label_colour(position) for position in range(len(groups))]
     many = len(groups) > MANY_LABELS
     figure = new_figure(max(4.6, 1.0 + 0.26 * len(groups)), 4.2 if many else 3.0)
     axes = figure.add_subplot()
@@ -117,7 +122,7 @@ def _box_strip(title: str, groups: list[tuple[str, list]], worst: str | None, th
             continue
         jitter = rng.uniform(-0.16, 0.16, size=len(points))
         bad = np.array([flagged for _, flagged, _ in points], dtype=bool)
-        axes.scatter(position + jitter[~bad], values[~bad], s=16, c=label_colour(position - 1), edgecolors="#333333",
+        axes.scatter(position + jitter[~bad], values[~bad], s=16, c=colours[position - 1], edgecolors="#333333",
                      linewidths=0.4, zorder=3)
         axes.scatter(position + jitter[bad], values[bad], s=42, c=FLAGGED_COLOUR, marker="X", edgecolors="white",
                      linewidths=0.5, zorder=4)
@@ -208,9 +213,10 @@ def _describe_strip(key: str, title: str, groups: list[tuple[str, list]], worst:
                else "") + line + ".")
 
 
-def _volume_scatter(groups: list[tuple[str, list]]) -> bytes:
+def _volume_scatter(groups: list[tuple[str, list]], colours: list[str] | None = None) -> bytes:
     """Predicted against reference volume, one point per scored case and label; the legend beside the plot area
     (inside it, in a corner, it hid the points there), the figure wider by as much."""
+    colours = colours or [label_colour(position) for position in range(len(groups))]
     figure = new_figure(5.4, 3.0)
     axes = figure.add_subplot()
     top = 0.0
@@ -220,9 +226,9 @@ def _volume_scatter(groups: list[tuple[str, list]]) -> bytes:
         ref = np.array([r for r, _, _, _ in points])
         pred = np.array([p for _, p, _, _ in points])
         bad = np.array([flagged for _, _, flagged, _ in points], dtype=bool)
-        axes.scatter(ref[~bad], pred[~bad], s=16, c=label_colour(position), edgecolors="#333333", linewidths=0.4,
+        axes.scatter(ref[~bad], pred[~bad], s=16, c=colours[position], edgecolors="#333333", linewidths=0.4,
                      label=name, zorder=3)
-        axes.scatter(ref[bad], pred[bad], s=42, c=label_colour(position), marker="X", edgecolors=FLAGGED_COLOUR,
+        axes.scatter(ref[bad], pred[bad], s=42, c=colours[position], marker="X", edgecolors=FLAGGED_COLOUR,
                      linewidths=1.0, zorder=4)
         top = max(top, float(ref.max()), float(pred.max()))
     top = top * 1.05 or 1.0
