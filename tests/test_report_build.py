@@ -27,7 +27,7 @@ def test_outputs_and_counts(built):
     assert built.table.parent == built.html.parent
     summary = json.loads(built.summary.read_text())
     assert summary["schema"] == "medseg-summary/1"
-    assert summary["cases"] == {"total": 10, "scored": 8, "no_reference": 1, "failed": 1, "flagged": 3,
+    assert summary["cases"] == {"total": 10, "scored": 8, "no_reference": 1, "failed": 1, "flagged": 3, "empty": 0,
                                 "in_training_set": 0}
     assert (built.cases, built.failed, built.flagged, built.overlays) == (10, 1, 3, 9)
     assert summary["flags"]["failed"] == {"cases": 1, "flags": 1}
@@ -66,7 +66,7 @@ def test_without_references(tmp_path):
     blank.write_text(json.dumps(record))
     outputs = build_report(tmp_path, tmp_path / "report.html")
     summary = json.loads(outputs.summary.read_text())
-    assert summary["cases"] == {"total": 5, "scored": 0, "no_reference": 5, "failed": 0, "flagged": 1,
+    assert summary["cases"] == {"total": 5, "scored": 0, "no_reference": 5, "failed": 0, "flagged": 1, "empty": 0,
                                 "in_training_set": 0}
     assert summary["labels"]["1"]["dice"]["n"] == 0 and summary["labels"]["1"]["dice"]["mean"] is None
     assert summary["labels"]["1"]["pred_volume_ml"]["n"] == 5

@@ -185,7 +185,7 @@ def test_a_sheet_over_an_empty_results_folder_reports_every_case_not_run(tmp_pat
         "a": ("failed", "not_run", "MissingResult"), "b": ("failed", "not_run", "MissingResult")}
     summary = json.loads(outputs.summary.read_text())
     assert summary["cases"] == {"total": 2, "scored": 0, "no_reference": 0, "failed": 2, "flagged": 2,
-                                "in_training_set": 0}
+                                "in_training_set": 0, "empty": 0}
     assert "not run yet" in outputs.html.read_text()
 
 

@@ -15,6 +15,7 @@ import pytest
 from chromium_page import CHROMIUM, probe_page
 from report_cases import (
     EVIL,
+    perturb,
     phantom,
     read_tsv,
     section,
@@ -24,6 +25,7 @@ from report_cases import (
     write_many_label_case,
 )
 
+from medseg.numbers import dice_text
 from medseg.report.build import build_report
 
 
@@ -248,11 +250,12 @@ def test_the_failed_cases_table_names_its_rows_and_every_table_has_a_caption(bui
                       failed) == [("case-crashed", "crashed")]
     assert 'class="id"' not in page
     captions = re.findall(r'<table[^>]*><caption class="sr">([^<]*)</caption>', page)
-    assert len(captions) == page.count("<table") == 15
-    assert captions[:3] == ["Statistics of each metric per label", "Failed cases: stage, error and files",
+    assert len(captions) == page.count("<table") == 16
+    assert captions[:4] == ["Mean and median Dice per label", "Statistics of each metric per label",
+                            "Failed cases: stage, error and files",
                             "Every case, worst first: status, flags, Dice and predicted volume"]
     assert captions[-3:] == ["Models", "Package versions", "Report settings"]
-    cases = [html_module.unescape(text.removeprefix("Labels of ")) for text in captions[3:-3]]
+    cases = [html_module.unescape(text.removeprefix("Labels of ")) for text in captions[4:-3]]
     assert sorted(cases) == sorted(["c00", "c01", "c02", "c03", "c04", "c05", "bad", EVIL, "noref_big"])
     if CHROMIUM is not None:  # the captions take no room; on a phone the failed case's id is a line of its block
         probe = ("[...document.querySelectorAll('caption')].filter(c=>c.getBoundingClientRect().height>1).length+':'+"
@@ -460,3 +463,38 @@ def test_a_labels_status_counts_do_not_call_the_cases_with_both_masks_the_scored
     assert '<span class="small muted">in both 3</span>' in page  # label 1: every case
     # a card's label rows alike (their last cell; the case table's status cell says the case was scored)
     assert "<td>in both</td></tr>" in page and "<td>scored</td></tr>" not in page
+
+
+def test_the_header_gives_the_run_totals_and_each_labels_dice_with_the_cases_it_counts(tmp_path):
+    """A QA lead opening a cohort's page read the cases, scored, failed and flagged counts at the top, but not how many
+    cases were predicted empty, and each label's mean Dice only in the summary table below, without saying that the
+    failed cases are not in it. The top now counts the empty predictions and gives each label's mean and median Dice
+    with the cases they include and why the others are left out; summary.json counts them as ``cases.empty``."""
+    for seed, (case_id, how) in enumerate((("good", "erode"), ("shifted", "shift"), ("blank", None))):
+        image, truth, affine = phantom(seed)  # three scans (one scan thrice is flagged duplicate_input)
+        prediction = np.zeros_like(truth) if how is None else perturb(truth, how)
+        write_case_arrays(tmp_path, case_id, image, truth, prediction, affine)
+    write_failure(tmp_path, "broken")
+    built = build_report(tmp_path, tmp_path / "report.html", max_overlays=0, dice_threshold=0.5)
+    summary = json.loads(built.summary.read_text())
+    assert summary["cases"] == {"total": 4, "scored": 3, "no_reference": 0, "failed": 1, "flagged": 2,
+                                     "in_training_set": 0, "empty": 1}
+    page = built.html.read_text(encoding="utf-8")
+    top = page[:page.index('<nav class="small">')]
+    tiles = dict((name, int(n)) for n, name in re.findall(r'<div class="tile[^"]*"><b>(\d+)</b>(?:<a [^>]*>)?([^<]+)',
+                                                           top))
+    assert tiles == {"cases": 4, "scored": 3, "without reference": 0, "failed": 1, "flagged (failed included)": 2,
+                     "predicted empty": 1}
+    totals = re.search(r'<table class="totals">.*?</table>', top, re.S).group(0)
+    rows = [[html_module.unescape(re.sub(r"<[^>]+>", "", cell)) for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>",
+                                                                                      row)]
+            for row in re.findall(r"<tr>(.*?)</tr>", totals)]
+    dice = {value: summary["labels"][value]["dice"] for value in ("1", "2")}
+    assert rows[0] == ["label", "mean Dice", "median Dice", "cases with a Dice", "not in these figures"]
+    for row, value in zip(rows[1:], ("1", "2")):
+        assert row[0] == f"{value} {summary['labels'][value]['name']}"
+        assert row[1:4] == [dice_text(dice[value]["mean"], 0.5), dice_text(dice[value]["median"], 0.5), "3 of 4"]
+        assert row[4] == "1 failed"
+    assert "An empty prediction counts as Dice 0" in top
+    # the same figures as the summary table below
+    assert dice["1"]["n"] == 3 and dice["1"]["min"] == 0.0

@@ -17,7 +17,7 @@ from medseg.report.case_result import CaseResult
 from medseg.report.figures import MANY_LABELS
 from medseg.report.flags import MIN_CASES_FOR_OUTLIERS, Flag
 from medseg.report.html_cards import _cases_section
-from medseg.report.html_parts import _badge, _caption, _img, e
+from medseg.report.html_parts import _badge, _caption, _dice, _img, _print_breakable, e
 from medseg.report.html_tables import _failed_section, _summary_section, _worst_table
 from medseg.report.plots import Plot
 from medseg.report.summary import model_text, models_text
@@ -156,7 +156,12 @@ def _header(content: ReportContent) -> str:
                          if k in ("medseg", "monai", "torch"))
     tiles = [("cases", counts["total"], False), ("scored", counts["scored"], False),
              ("without reference", counts["no_reference"], False), ("failed", counts["failed"], counts["failed"] > 0),
-             ("flagged (failed included)", counts["flagged"], counts["flagged"] > 0)]
+             ("flagged (failed included)", counts["flagged"], counts["flagged"] > 0),
+             # summaries written before it was counted lack it
+             ("predicted empty", counts.get("empty", 0), counts.get("empty", 0) > 0)]
+    left_out = len(summary.get("left_out_cases") or [])
+    if left_out:  # results of cases taken out of the sample sheet, named below
+        tiles.append(("left out (not in the sheet)", left_out, False))
     tile_html = "".join(
         f'<div class="tile{" bad" if bad else ""}"><b>{n}</b>'
         + (f'<a href="#failed">{e(name)}</a>' if name == "failed" and n else e(name)) + "</div>"
@@ -172,11 +177,58 @@ def _header(content: ReportContent) -> str:
         f'model: {models} · {versions or "versions unknown"} · device: '
         f'{e(", ".join(prov["devices"]) or "unknown")}</p>'
         f'{_in_progress_note(summary)}{_left_out_note(summary)}'
-        f'<div class="tiles">{tile_html}</div><p>Flags (cases): {flag_counts}</p>'
+        f'<div class="tiles">{tile_html}</div>{_dice_totals(content)}<p>Flags (cases): {flag_counts}</p>'
         f"{_conflict_note(summary)}"
         f"{_pooled_models_note(summary)}"
         f"{_training_note(summary)}"
     )
+
+
+# a label's statuses whose cases have no Dice, as the line under the header's Dice table names them
+_NO_DICE = (("failed", "failed"), ("not_scored", "failed at scoring"), ("no_reference", "without reference"),
+            ("both_empty", "empty in both masks"))
+
+
+def _dice_totals(content: ReportContent) -> str:
+    """Each label's mean and median Dice at the top, with how many of the cases they count and why the others are not
+    in them (failed, without reference, empty in both masks): the summary table below gives them among every
+    metric's figures, where a QA reader looking for the cohort's result did not see that a failed case is left out.
+    With many labels, one line: the mean of the labels' means and where each label's figures are."""
+    summary = content.summary
+    labels = summary["labels"]
+    if not labels:
+        return ""
+    threshold = summary["settings"]["dice_threshold"]
+    total = summary["cases"]["total"]
+    empty = sum(stats["status_counts"].get("empty_prediction", 0) for stats in labels.values())
+    zero = (" An empty prediction counts as Dice 0, and so does a label predicted where the reference has none."
+            if empty or any(stats["status_counts"].get("false_positive") for stats in labels.values()) else "")
+    if content.compact:
+        overall = summary.get("foreground_mean") or {}
+        if overall.get("dice") is None:
+            return ""
+        return (f'<p>Dice, the mean over {overall["labels"]} labels of their means: '
+                f'<b>{dice_text(overall["dice"], threshold)}</b> (each label\'s mean and median, and the cases they '
+                f'count, in the summary below; failed cases are in none of them).{zero}</p>')
+    rows = []
+    for value, stats in labels.items():
+        dice = stats["dice"]
+        if not dice["n"]:
+            cells = '<td class="num na">–</td><td class="num na">–</td>'
+        else:
+            cells = _dice(dice["mean"], threshold) + _dice(dice["median"], threshold)
+        counts = stats["status_counts"]
+        left = [f"{counts[status]} {words}" for status, words in _NO_DICE if counts.get(status)]
+        named = sum(counts.values())
+        if named < total:  # cases whose model has no such label (two models' results)
+            left.append(f"{total - named} without this label")
+        rows.append(f'<tr><th class="rh" scope="row">{e(value)} {_print_breakable(stats["name"])}</th>{cells}'
+                    f'<td class="num">{dice["n"]} of {total}</td><td>{e(", ".join(left)) or "none"}</td></tr>')
+    return ('<div class="wide"><table class="totals">' + _caption("Mean and median Dice per label")
+            + "<thead><tr><th>label</th><th>mean Dice</th><th>median Dice</th><th>cases with a Dice</th>"
+            "<th>not in these figures</th></tr></thead>" + "".join(rows) + "</table></div>"
+            f'<p class="small muted">Over the cases with a Dice: a failed case, one without reference and a label '
+            f"empty in both masks have none.{zero}</p>")
 
 
 def _training_note(summary: dict) -> str:

@@ -275,6 +275,8 @@ def summary_record(
             "failed": status.get("failed", 0),
             "flagged": sum(1 for case_flags in flags if case_flags),
             "in_training_set": sum(case.in_training_set is True for case in cases),
+            # segmented, but no label predicted anywhere (a blank or unusual scan, the wrong model)
+            "empty": sum(_predicted_empty(case) for case in cases),
         },
         "training_images": training_images(cases, labels),
         "flags": {code: {"cases": cases_per_flag[code], "flags": flag_counts[code]} for code in rules
@@ -286,3 +288,10 @@ def summary_record(
         "policy": policy,
         "flag_rules": rules,
     }
+
+
+def _predicted_empty(case: CaseResult) -> bool:
+    """A case whose segmentation holds no label: every label's predicted volume is 0 (a case that failed before it
+    was segmented has none)."""
+    labels = case.labels()
+    return bool(labels) and all(label.pred_volume_ml == 0 for label in labels)
