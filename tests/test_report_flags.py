@@ -460,7 +460,7 @@ def test_training_images_are_told_apart_from_new_cases(tmp_path):
     assert all(rows[name]["in_training_set"] == "" for name in rows)
     page = pooled.html.read_text(encoding="utf-8")
     assert "images the model was trained on</b>" not in page and "training image</span>" not in page
-    assert page.count('<td class="num odd">') == 5  # the flagged Dice cells are amber, not green
+    assert page.count('<td class="num odd"') == 5  # the flagged Dice cells are amber, not green
 
     mark(known=True)
     built = build_report(tmp_path, tmp_path / "report.html", overwrite=True)
@@ -486,7 +486,7 @@ def test_training_images_are_told_apart_from_new_cases(tmp_path):
     assert "Outliers of Dice, HD95 and volume difference are judged within each group." in text
     assert page.count('<span class="small muted">training image</span>') == 8  # in the case table
     assert page.count(" · training image</span>") == 8  # on the cards
-    assert '<td class="num odd">' not in page
+    assert '<td class="num odd"' not in page
 
 
 def test_volume_differences_of_training_images_and_new_cases_are_judged_apart(tmp_path):

@@ -34,7 +34,11 @@ def test_html_is_self_contained_and_escaped(built):
     assert "x&lt;b&gt;&amp;&quot;&#x27;y" in page
     assert EVIL not in page and "<b>&" not in page
     assert "out of memory &lt;in&gt; the &#x27;tiler&#x27;" in page
-    assert "<script" not in page.lower() and "<link" not in page.lower()
+    # one script, the table's sorting, exactly as the policy's hash allows it; nothing linked
+    from medseg.report.html_sort import SORT_SCRIPT_HASH, sort_script_tag
+
+    assert page.lower().count("<script") == 1 and sort_script_tag() in page and "<link" not in page.lower()
+    assert f"script-src '{SORT_SCRIPT_HASH}'" in page
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//|file:)""", page)
     sources = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     assert len(sources) == page.count("<img")
@@ -235,8 +239,8 @@ def test_the_metric_tables_mark_their_row_and_column_headers(built, many_labels)
     for text in (page, many_labels[1].html.read_text(encoding="utf-8")):
         cases = section(text, "Cases, worst first")
         rows = cases.split("<tr id=")[1:]
-        assert rows and all(re.match(r'"row-[^"]+"><td class="num">\d+</td><th class="rh id" scope="row"><a href="#',
-                                     row) for row in rows)
+        assert rows and all(re.match(r'"row-[^"]+" data-rank="\d+"><td class="num">\d+</td>'
+                                     r'<th class="rh id" scope="row"><a href="#', row) for row in rows)
         assert "<td class=\"id\">" not in cases
 
 
@@ -266,7 +270,7 @@ def test_the_failed_cases_table_names_its_rows_and_every_table_has_a_caption(bui
 
 def test_few_labels_keep_the_long_forms(built):
     page = built.html.read_text(encoding="utf-8")
-    assert "<th>Dice ball</th><th>Dice box</th>" in section(page, "Cases, worst first")
+    assert '<th data-sort="num">Dice ball</th><th data-sort="num">Dice box</th>' in section(page, "Cases, worst first")
     assert page.count("<details>") == 0 and "Volume difference" not in page
     assert "Predicted vs reference volume (ml)" in page
 
@@ -338,7 +342,7 @@ def test_the_page_has_a_table_of_contents_and_names_stay_apart_on_plot_axes(buil
     assert all(f'<div id="{anchor}">' in page for anchor in anchors)
     # one per case card, to the case's own row (it went to the table's top: 200 rows up in a large cohort)
     backs = re.findall(r'<a href="#row-(case-[^"]+)">back to the case table</a>', page)
-    assert len(backs) == 10 and all(page.count(f'<tr id="row-{anchor}">') == 1 for anchor in backs)
+    assert len(backs) == 10 and all(page.count(f'<tr id="row-{anchor}" ') == 1 for anchor in backs)
     assert "flagged (failed included)" in page
     left, right = _middle("lung_lower_lobe_left_x", 20), _middle("lung_lower_lobe_right_x", 20)
     assert len(left) == len(right) == 20 and left != right and left.startswith("lung_lowe")

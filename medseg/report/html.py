@@ -1,4 +1,5 @@
-"""The self-contained HTML page: inline CSS, images as base64 PNG, no script, no external resource.
+"""The self-contained HTML page: inline CSS, images as base64 PNG, one script of its own (the case table's sorting,
+allowed by its hash), no external resource.
 
 Everything taken from the results (case ids, paths, label names, error messages) is HTML-escaped. The page's tables
 are :mod:`~medseg.report.html_tables`, its case cards :mod:`~medseg.report.html_cards`, and the small parts they share
@@ -18,17 +19,19 @@ from medseg.report.figures import MANY_LABELS
 from medseg.report.flags import MIN_CASES_FOR_OUTLIERS, Flag
 from medseg.report.html_cards import _cases_section
 from medseg.report.html_parts import _badge, _caption, _dice, _img, _print_breakable, e
+from medseg.report.html_sort import SORT_SCRIPT_HASH, sort_script_tag
 from medseg.report.html_tables import _failed_section, _summary_section, _worst_table
 from medseg.report.plots import Plot
 from medseg.report.summary import model_text, models_text
 
 __all__ = ["ReportContent", "render_page"]
 
-# the page holds no script and needs nothing from outside it (inline CSS, images as data: URIs); the browser is told
-# so, a second line of defence behind the escaping of every name: markup that slipped through (a case id
-# ``<img src=x onerror=…>``) would run no script and fetch nothing
-CONTENT_SECURITY_POLICY = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; "
-                           "form-action 'none'")
+# the page holds one script of its own (the case table's sorting, allowed by its SHA-256 alone) and needs nothing
+# from outside it (inline CSS, images as data: URIs); the browser is told so, a second line of defence behind the
+# escaping of every name: markup that slipped through (a case id ``<img src=x onerror=…>``, ``<script>…``) would run
+# no script and fetch nothing
+CONTENT_SECURITY_POLICY = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+                           f"script-src '{SORT_SCRIPT_HASH}'; base-uri 'none'; form-action 'none'")
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;color:#1d1d1f;
@@ -60,6 +63,10 @@ white-space:nowrap}wbr.p{display:none}
 box-shadow:0 0 0 1px #c7c7cc}
 details>summary{cursor:pointer;color:#0b57d0;margin:4px 0}.plots img{max-width:100%}
 .legend span.dash{border-top-style:dashed}
+th button{font:inherit;color:inherit;background:none;border:0;padding:0;margin:0;text-align:inherit;cursor:pointer}
+th button::after{content:"\\a0\\2195";color:#6e6e73}
+th[aria-sort=ascending] button::after{content:"\\a0\\2191";color:inherit}
+th[aria-sort=descending] button::after{content:"\\a0\\2193";color:inherit}
 code{font-size:12px;background:#f0f0f3;padding:0 3px;border-radius:3px;word-break:break-all}
 dl.rules dt{font-weight:600;margin-top:4px}dl.rules dd{margin-left:18px}
 .wide{max-width:100%;overflow-x:auto}
@@ -71,7 +78,8 @@ white-space:nowrap}
 @media (max-width:600px){table.stack thead{display:none}table.stack tr{display:block;border:1px solid #e0e0e5;
 margin-bottom:6px}table.stack td,table.stack th{display:block;border:none;min-width:0}table.stack td[data-h]::before{
 content:attr(data-h) ": ";color:#5f5f64}.ov .overlay{max-width:none}}
-@media print{body{background:#fff}main{max-width:none;padding:0}p.back{display:none}
+@media print{th button::after{content:none}.vd{display:none}
+body{background:#fff}main{max-width:none;padding:0}p.back{display:none}
 td .badge{white-space:normal}wbr.p{display:inline}td.err,td.path{min-width:10em}
 .case{break-inside:auto}.case h3{break-after:avoid}
 .case ul,.case .row,.case .ov,.case p,.case li{break-inside:avoid}tr{break-inside:avoid}
@@ -143,7 +151,7 @@ def render_page(content: ReportContent) -> str:
     # a table of contents: the plots sit below a table of every case, the cards below those (200 cases: 70 000 px)
     parts.append('<nav class="small">' + " · ".join(f'<a href="#{a}">{e(t)}</a>' for a, t, _ in shown) + "</nav>")
     parts += [f'<div id="{anchor}">{html_}</div>' for anchor, _, html_ in shown]
-    parts.append("</main></body></html>")
+    parts.append(f"</main>{sort_script_tag()}</body></html>")
     return "\n".join(parts) + "\n"
 
 

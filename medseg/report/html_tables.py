@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from medseg.numbers import dice_text
+from medseg.numbers import dice_text, number_text, with_minus
 from medseg.report.case_result import CaseResult, asked_series
 from medseg.report.flags import Flag
 from medseg.report.html_parts import (
@@ -23,7 +23,7 @@ from medseg.report.html_parts import (
 if TYPE_CHECKING:
     from medseg.report.html import ReportContent
 
-__all__ = ["COMPACT_COLUMNS", "ORDER_TEXT", "STAT_ROWS"]
+__all__ = ["COMPACT_COLUMNS", "ORDER_TEXT", "SORT_TEXT", "STAT_ROWS"]
 
 
 STAT_ROWS = (("dice", "Dice", 3), ("hd95_mm", "HD95 (mm)", 2), ("assd_mm", "ASSD (mm)", 2),
@@ -136,8 +136,9 @@ def _worst_table(content: ReportContent) -> str:
     threshold = content.summary["settings"]["dice_threshold"]
     if content.compact:
         return _worst_table_compact(content, threshold)
-    label_heads = "".join(f"<th>Dice {_print_breakable(name)}</th>" for _, name in content.label_order)
-    volume_heads = "".join(f"<th>predicted {_print_breakable(name)} (ml)</th>" for _, name in content.label_order)
+    label_heads = "".join(f'<th data-sort="num">Dice {_print_breakable(name)}</th>' for _, name in content.label_order)
+    volume_heads = "".join(f'<th data-sort="num" data-first="desc">predicted {_print_breakable(name)} (ml)</th>'
+                           for _, name in content.label_order)
     rows = []
     for rank, index in enumerate(content.order, start=1):
         case = content.cases[index]
@@ -149,22 +150,75 @@ def _worst_table(content: ReportContent) -> str:
             dice = label.dice if label else None
             if dice is None:
                 status = label.status if label else ("failed" if case.status == "failed" else "")
-                dice_cells.append(f'<td class="num na">{e(status_text(status)) or "–"}</td>')
+                # a failed case sorts first by Dice, worst first; no Dice for another reason, last
+                dice_cells.append(f'<td class="num na"{_failed_key(status)}>{e(status_text(status)) or "–"}</td>')
             else:
                 css = "low" if dice < threshold else "odd" if value in outliers else "ok"
-                dice_cells.append(f'<td class="num {css}">{dice_text(dice, threshold)}</td>')
-            volume_cells.append(_num(label.pred_volume_ml if label else None, 3))
+                dice_cells.append(f'<td class="num {css}" data-v="{dice!r}">{dice_text(dice, threshold)}</td>')
+            volume_cells.append(_keyed_num(label.pred_volume_ml if label else None, 3))
         badges = "".join(_badge(flag) for flag in content.flags[index])
-        rows.append(f'<tr id="row-{content.anchors[index]}"><td class="num">{rank}</td>'
+        rows.append(f'<tr id="row-{content.anchors[index]}" data-rank="{rank}"><td class="num">{rank}</td>'
                     f'<th class="rh id" scope="row"><a href="#{content.anchors[index]}">'
                     f'{_breakable(case.case_id)}</a></th>'
-                    f"<td>{_status_cell(case)}</td><td>{badges}</td>{''.join(dice_cells)}"
-                    f"{''.join(volume_cells)}</tr>")
+                    f"<td>{_status_cell(case)}</td>{_flags_cell(content.flags[index], badges)}{''.join(dice_cells)}"
+                    f"{''.join(volume_cells)}{_volume_difference_cell(case)}</tr>")
     return ("<h2>Cases, worst first</h2>"
-            f'<p class="small muted">{ORDER_TEXT} Hover a flag for its reason. {_dice_colours(threshold)}</p>'
-            f'<div class="wide"><table>{_caption("Every case, worst first: status, flags, Dice and predicted volume")}'
-            f"<thead><tr><th>#</th><th>case</th><th>status</th><th>flags</th>{label_heads}"
-            f"{volume_heads}</tr></thead>" + "".join(rows) + "</table></div>")
+            f'<p class="small muted">{ORDER_TEXT} {SORT_TEXT} Hover a flag for its reason. '
+            f"{_dice_colours(threshold)}</p>"
+            f'<div class="wide"><table class="sortable">'
+            f'{_caption("Every case, worst first: status, flags, Dice and predicted volume")}'
+            f"<thead><tr>{_SORTED_HEADS}{label_heads}"
+            f"{volume_heads}{_VOLUME_DIFFERENCE_HEAD}</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>")
+
+
+# the heads every case table starts with, each a sort key (the rank restores the page's own order)
+_SORTED_HEADS = ('<th data-sort="num">#</th><th data-sort="text">case</th><th data-sort="text">status</th>'
+                 '<th data-sort="num" data-first="desc">flags</th>')
+# left out on paper (its column made a two-label case table wider than a portrait page: 774 px against 717), as is
+# the sorting it serves; the summary and cohort.tsv have every label's volumes
+_VOLUME_DIFFERENCE_HEAD = '<th class="vd" data-sort="num" data-first="desc">largest volume difference</th>'
+
+SORT_TEXT = ("Click a column's head to sort by it, worst first for that column (the lowest Dice, the most flags, the "
+             "largest volume difference), again for the other way; # restores this order.")
+
+
+def _failed_key(status: str) -> str:
+    """The sort key of a Dice cell without a Dice: a failed case's sorts before every Dice (worst first), any other
+    (no reference, both empty) has none and sorts last."""
+    return ' data-v="-1"' if status == "failed" else ' data-v=""'
+
+
+def _keyed_num(value, digits: int) -> str:
+    """:func:`_num`'s cell with its full value as the sort key (none: sorted last)."""
+    cell = _num(value, digits)
+    return cell.replace("<td ", f'<td data-v="{"" if value is None else repr(float(value))}" ', 1)
+
+
+def _flags_cell(flags: list[Flag], badges: str) -> str:
+    """The flag badges, sorted by their number (a failed case's ``failed`` among them)."""
+    return f'<td data-v="{len(flags)}">{badges}</td>'
+
+
+def _volume_difference_cell(case: CaseResult) -> str:
+    """The label whose predicted volume is farthest from its reference's, in percent of the reference (a label
+    predicted where the reference has none: its volume, sorted above any percentage); sorted by its size."""
+    worst = None  # (size, text)
+    for label in case.labels():
+        pred, ref = label.pred_volume_ml, label.ref_volume_ml
+        if pred is None or ref is None or (pred == 0 and ref == 0):
+            continue
+        if ref > 0:
+            percent = 100.0 * (pred - ref) / ref
+            entry = (abs(percent), f"{'+' if percent > 0 else ''}{with_minus(f'{percent:.1f}')} %", label.name)
+        else:
+            entry = (float("inf"), f"+{number_text(pred, 3)} ml, none in the reference", label.name)
+        if worst is None or entry[0] > worst[0]:
+            worst = entry
+    if worst is None:
+        return '<td class="num na vd" data-v="">–</td>'
+    key = "Infinity" if worst[0] == float("inf") else repr(worst[0])
+    return (f'<td class="num vd" data-v="{key}">{worst[1]}<br><span class="small muted">{_print_breakable(worst[2])}'
+            "</span></td>")
 
 
 def _dice_outlier_values(flags: list[Flag]) -> set[str | None]:
@@ -188,25 +242,32 @@ def _worst_table_compact(content: ReportContent, threshold: float) -> str:
             outliers = _dice_outlier_values(content.flags[index])
             css = "low" if low.dice < threshold else "odd" if low.value in outliers else "ok"
             below = sum(label.dice < threshold for label in scored)
-            cells = (f'<td class="num {css}">{dice_text(low.dice, threshold)}</td><td>{_print_breakable(low.name)}</td>'
-                     f'<td class="num">{dice_text(sum(label.dice for label in scored) / len(scored))}</td>'
-                     f'<td class="num">{below} of {len(scored)}</td>')
+            mean = sum(label.dice for label in scored) / len(scored)
+            cells = (f'<td class="num {css}" data-v="{low.dice!r}">{dice_text(low.dice, threshold)}</td>'
+                     f"<td>{_print_breakable(low.name)}</td>"
+                     f'<td class="num" data-v="{mean!r}">{dice_text(mean)}</td>'
+                     f'<td class="num" data-v="{below}">{below} of {len(scored)}</td>')
         else:
-            cells = '<td class="num na">–</td><td></td><td class="num na">–</td><td class="num na">–</td>'
-        rows.append(f'<tr id="row-{content.anchors[index]}"><td class="num">{rank}</td>'
+            key = _failed_key("failed" if case.status == "failed" else "")
+            cells = (f'<td class="num na"{key}>–</td><td></td><td class="num na"{key}>–</td>'
+                     '<td class="num na" data-v="">–</td>')
+        rows.append(f'<tr id="row-{content.anchors[index]}" data-rank="{rank}"><td class="num">{rank}</td>'
                     f'<th class="rh id" scope="row"><a href="#{content.anchors[index]}">'
                     f'{_breakable(case.case_id)}</a></th>'
-                    f"<td>{_status_cell(case)}</td><td>{_grouped_badges(content.flags[index])}</td>"
-                    f"{cells}</tr>")
+                    f"<td>{_status_cell(case)}</td>"
+                    f"{_flags_cell(content.flags[index], _grouped_badges(content.flags[index]))}"
+                    f"{cells}{_volume_difference_cell(case)}</tr>")
     return ("<h2>Cases, worst first</h2>"
             f'<p class="small muted">{ORDER_TEXT} With {len(content.label_order)} labels, each case\'s Dice per label '
             "is on its card (follow the "
             "case's link) and in <code>cohort.tsv</code>; the mean is over the labels that have a Dice. Hover a flag "
-            f"for its reasons. {_dice_colours(threshold)}</p>"
-            f'<div class="wide"><table>{_caption("Every case, worst first: status, flags, lowest and mean Dice")}'
-            "<thead><tr><th>#</th><th>case</th><th>status</th><th>flags</th><th>lowest Dice</th><th>label</th>"
-            f"<th>mean Dice</th><th>labels with Dice &lt; {threshold:g}</th></tr></thead>"
-            + "".join(rows) + "</table></div>")
+            f"for its reasons. {SORT_TEXT} {_dice_colours(threshold)}</p>"
+            f'<div class="wide"><table class="sortable">'
+            f'{_caption("Every case, worst first: status, flags, lowest and mean Dice")}'
+            f'<thead><tr>{_SORTED_HEADS}<th data-sort="num">lowest Dice</th><th data-sort="text">label</th>'
+            f'<th data-sort="num">mean Dice</th><th data-sort="num" data-first="desc">labels with Dice &lt; '
+            f"{threshold:g}</th>{_VOLUME_DIFFERENCE_HEAD}</tr></thead><tbody>"
+            + "".join(rows) + "</tbody></table></div>")
 
 
 def _failed_section(content: ReportContent) -> str:

@@ -1,0 +1,88 @@
+"""The case table's sorting (medseg.report.html_sort) in headless Chromium: the page's own script runs under its
+Content-Security-Policy, and a click on a column's head orders the rows worst first by that column (skipped when
+Chromium is not on PATH)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from chromium_page import CHROMIUM, chromium, probe_page
+from report_cases import read_tsv
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None,
+                                reason="chromium is not on PATH (Debian: apt-get install chromium)")
+
+# the case ids of the table's rows, as the reader sees them, after each click on the heads named (by their text)
+CLICKS = """(()=>{const t=document.querySelector('table.sortable'),heads=[...t.tHead.rows[0].cells];
+const ids=()=>[...t.tBodies[0].rows].map(r=>r.cells[1].textContent);
+return JSON.stringify(%s.map(name=>{heads.find(h=>h.textContent.replace(/ .$/,'')===name).querySelector('button')
+.click();return ids();}));})()"""
+
+
+def _clicks(html, tmp_path, *heads: str) -> list[list[str]]:
+    return json.loads(probe_page(html, tmp_path, 1400, CLICKS % json.dumps(list(heads))))
+
+
+def _case_id(row: dict) -> str:
+    return row["case_id"][1:] if row["case_id"].startswith("'") else row["case_id"]
+
+
+def test_the_sorting_script_runs_under_the_pages_own_policy(built):
+    """The page allows its one script by its SHA-256: in the page as written (policy in force), every sortable head
+    became a button, and Chromium logged no breach of the policy (a wrong hash would leave the table unsortable,
+    with such a line)."""
+    page = built.html.read_text(encoding="utf-8")
+    policy = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]*)">', page).group(1)
+    assert re.search(r"script-src 'sha256-[A-Za-z0-9+/]+=*'", policy) and "unsafe-inline' ;" not in policy
+    assert "'unsafe-inline'" not in policy.split("script-src")[1].split(";")[0]
+    assert page.count("<script") == 1
+    heads = len(re.findall(r'<th (?:class="vd" )?data-sort="', page))
+    assert heads == 4 + 2 * 2 + 1  # #, case, status, flags; Dice and volume of each label; volume difference
+    logged = chromium("--window-size=1400,2000", "--virtual-time-budget=3000", "--enable-logging=stderr", "--v=0",
+                      "--dump-dom", built.html.as_uri())
+    assert logged.returncode == 0, logged.stderr[-2000:]
+    assert len(re.findall(r'<th (?:class="vd" )?data-sort="[a-z]+"(?: data-first="desc")?><button type="button">',
+                          logged.stdout)) == heads
+    assert "Content Security Policy" not in logged.stderr, logged.stderr[-2000:]
+
+
+def test_a_click_on_a_head_sorts_the_case_table_worst_first_by_that_column(built, tmp_path):
+    """A QA lead wants the cases worst first by the Dice of any label, by their flags, by volume difference: the table
+    was in one fixed order. A click on a Dice head puts the failed cases first, then the lowest Dice (cases without
+    one last); a second click the other way; flags sort most first; # restores the page's order."""
+    rows = read_tsv(built.table)  # worst first, as the page
+    ranked = [_case_id(row) for row in rows]
+    by_box, flags, back = _clicks(built.html, tmp_path, "Dice box", "flags", "#")
+    again = _clicks(built.html, tmp_path, "Dice box", "Dice box")[1]
+    failed = [_case_id(row) for row in rows if row["status"] == "failed"]
+    scored = sorted((row for row in rows if row["box_dice"]), key=lambda row: (float(row["box_dice"]),
+                                                                               ranked.index(_case_id(row))))
+    rest = [_case_id(row) for row in rows if row["status"] != "failed" and not row["box_dice"]]
+    assert rest == ["noref_big"] and failed == ["crashed"]
+    assert by_box == failed + [_case_id(row) for row in scored] + rest
+    assert by_box[1] == "bad"  # its box missed: Dice 0
+    scored.sort(key=lambda row: (-float(row["box_dice"]), ranked.index(_case_id(row))))
+    assert again == [_case_id(row) for row in scored] + failed + rest
+    assert flags == [_case_id(row) for row in sorted(rows, key=lambda row: -int(row["n_flags"]))]
+    assert back == ranked
+
+
+def test_the_volume_difference_column_sorts_the_largest_first(built, tmp_path):
+    """The table's last column names each case's label farthest from its reference volume, in percent; sorted, the
+    largest difference comes first whatever its sign, cases without a reference last."""
+    rows = read_tsv(built.table)
+    ranked = [_case_id(row) for row in rows]
+
+    def largest(row: dict) -> float | None:
+        sizes = [abs(float(row[f"{name}_pred_volume_ml"]) - float(row[f"{name}_ref_volume_ml"]))
+                 / float(row[f"{name}_ref_volume_ml"]) for name in ("ball", "box")
+                 if row[f"{name}_ref_volume_ml"] and row[f"{name}_pred_volume_ml"]]
+        return max(sizes) if sizes else None
+
+    known = sorted((row for row in rows if largest(row) is not None),
+                   key=lambda row: (-largest(row), ranked.index(_case_id(row))))
+    (order,) = _clicks(built.html, tmp_path, "largest volume difference")
+    assert order == [_case_id(row) for row in known] + [_case_id(row) for row in rows if largest(row) is None]
+    assert order[0] == "bad"
