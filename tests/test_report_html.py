@@ -502,3 +502,18 @@ def test_the_header_gives_the_run_totals_and_each_labels_dice_with_the_cases_it_
     assert "An empty prediction counts as Dice 0" in top
     # the same figures as the summary table below
     assert dice["1"]["n"] == 3 and dice["1"]["min"] == 0.0
+
+
+def test_with_many_labels_the_top_gives_one_dice_line(many_labels):
+    """With more than MANY_LABELS labels a table of every label's Dice at the top would push the flags and warnings a
+    screen down: one line gives the mean of the labels' means (summary.json's foreground_mean) and says where each
+    label's figures are, and that failed cases are in none."""
+    count, built = many_labels
+    page = built.html.read_text(encoding="utf-8")
+    summary = json.loads(built.summary.read_text())
+    top = page[:page.index('<nav class="small">')]
+    overall = summary["foreground_mean"]
+    assert overall["labels"] == count and 'class="totals"' not in top
+    assert (f"Dice, the mean over {count} labels of their means: <b>{dice_text(overall['dice'], 0.7)}</b>"
+            in top)
+    assert "failed cases are in none of them" in top

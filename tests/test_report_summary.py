@@ -479,6 +479,8 @@ def test_results_left_out_of_a_folder_the_sheets_cases_share_are_named_by_their_
     assert summary["left_out_cases"] == built.left_out_cases == ["gone1", "gone2", "old1", "old2"]
     assert ("4 cases no longer in the sample sheet have results left out of the report: cases/gone/, extra/old1_*, "
             "extra/old2_*; delete them to tidy up.") in (tmp_path / "r.html").read_text()
+    # and counted among the totals at the top
+    assert '<div class="tile"><b>4</b>left out (not in the sheet)</div>' in (tmp_path / "r.html").read_text()
 
 
 @pytest.mark.parametrize("folders, cases, said", [
