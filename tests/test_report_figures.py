@@ -184,8 +184,9 @@ def test_labels_9_and_10_are_no_grey_to_colour_blind_readers():
 def test_label_3_is_no_grey_to_a_deuteranope():
     """Label 3 was a pink (#ff2d95) that a deuteranope sees as the mid grey of an MR image (CIEDE2000 3.8 from
     #979797): its contours vanished into the image, and its points read as another label's. It is now the colour the
-    script's search picks against the nine others, the greys and the plots' red: no label colour is within 11 of a
-    grey in any of the four visions, and label 3 is 11 or more from every other label."""
+    script's search picks against the nine others, the greys and the plots' red among colours vivid in normal vision
+    (CIELAB chroma 50 or more: the farthest of all, #9878a0, is a muted lavender faint on an MR): no label colour is
+    within 11 of a grey in any of the four visions, and label 3 is 11 or more from every other label."""
     from medseg.report.figures import LABEL_COLOURS
     from medseg.report.plots import FLAGGED_COLOUR
 
@@ -195,7 +196,9 @@ def test_label_3_is_no_grey_to_a_deuteranope():
     assert min(greys) > 11, greys
     others = [colour for position, colour in enumerate(LABEL_COLOURS) if position != 2]
     assert min(colours.least_difference((LABEL_COLOURS[2], other))[0] for other in others) > 11
-    assert colours.search(others, 1, avoid=(FLAGGED_COLOUR,)) == [LABEL_COLOURS[2]]
+    assert colours.search(others, 1, avoid=(FLAGGED_COLOUR,), min_chroma=50) == [LABEL_COLOURS[2]]
+    normal = colours.lab([LABEL_COLOURS[2]], colours.COLOUR_VISIONS["normal"])[0]
+    assert np.hypot(normal[1], normal[2]) > 50
 
 
 def test_a_labels_colour_follows_its_value_not_its_place_among_the_labels():

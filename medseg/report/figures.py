@@ -15,14 +15,15 @@ MANY_LABELS = 6  # above this many labels the report's tables and plots take the
 # colour-blind readers: after the first two, each is the colour farthest (CIEDE2000) from the others, from the
 # plots' red and from every grey of the image (labels 3, 9 and 10), in the protanopia, deuteranopia and tritanopia
 # simulations (Machado 2009) as in normal vision, no darker than L* 40 (benchmarks/label_colours.py). Any two of the
-# first three are 18 apart in all four visions, of the first four 15.8, of the first six 11, of all ten 9.2; no
-# colour is within 11.6 of a grey. Label 3 was a pink (#ff2d95) that a deuteranope sees as a mid grey (3.8 from
-# #979797), its contours lost in an MR image; it is now a muted violet, the search's pick against the nine others
-# (Okabe and Ito's palette, measured so, has two colours within 7.8 of a grey and two within 4.5 of these labels).
+# first three are 18 apart in all four visions, of the first four 14.5, of the first six 11, of all ten 9.2; no
+# colour is within 11.3 of a grey. Label 3 was a pink (#ff2d95) that a deuteranope sees as a mid grey (3.8 from
+# #979797), its contours lost in an MR image; it is now a magenta, the search's pick against the nine others among
+# colours vivid in normal vision (CIELAB chroma 50 or more) (Okabe and Ito's palette, measured so, has two colours
+# within 7.8 of a grey and two 10.9 apart).
 # Before, to a protanope the green was 8.9 from the yellow and the orange 7.4 from the green; to a deuteranope the
 # lime was 4.7 from the yellow and the indigo 4.3 from the purple; label 10 was white, a grey, and label 9's pale
 # yellow 8.6 from a light grey to a tritanope.
-LABEL_COLOURS = ("#00c7ff", "#ffcc00", "#9878a0", "#6673ff", "#d98d57", "#00ff95", "#6633ff", "#00a3d9",
+LABEL_COLOURS = ("#00c7ff", "#ffcc00", "#c058a0", "#6673ff", "#d98d57", "#00ff95", "#6633ff", "#00a3d9",
                  "#b00890", "#388050")
 
 
