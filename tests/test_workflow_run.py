@@ -395,7 +395,9 @@ def test_the_slurm_profile_runs_the_cohort_through_the_executor(finished, tmp_pa
     """profiles/slurm through snakemake-executor-plugin-slurm, against stand-in SLURM commands that run each job
     here and kill it as SLURM would (tests/fake_slurm.py). A job killed for memory used to run its command twice
     more in the same allocation (a rule's retries: applied in the job's own Snakemake), telling medseg twice and
-    three times the memory; and the count of failed cases, printed by the report job, went to its SLURM log."""
+    three times the memory; and the count of failed cases, printed by the report job, went to its SLURM log. The five
+    cases run as one batch (one inference and one scoring job): each SLURM job runs two Snakemake processes, the
+    job's and its step's, and a second batch of each rule added four of them and an inference job's imports."""
     import importlib.util
 
     import fake_slurm
@@ -417,7 +419,7 @@ def test_the_slurm_profile_runs_the_cohort_through_the_executor(finished, tmp_pa
     run = snakemake(tmp_path, "--profile", str(REPO / "profiles" / "slurm"), "--default-resources",
                     "slurm_account=lab42", "slurm_partition=cpu", "runtime=30", "mem_mb=2000",
                     "--slurm-logdir", str(tmp_path / "slurm-logs"), "--slurm-init-seconds-before-status-checks", "1",
-                    samples=folder / "data" / "samples.tsv", results=results, cases_per_job=3)
+                    samples=folder / "data" / "samples.tsv", results=results, cases_per_job=5)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "SLURM status is: 'OUT_OF_MEMORY'" in run.stderr
     # the count line and the failures reach the console (check_failures runs where Snakemake runs)
@@ -438,17 +440,15 @@ def test_the_slurm_profile_runs_the_cohort_through_the_executor(finished, tmp_pa
     # inference, 800 MB + 32 B a voxel for scoring
     # and 3 min + 2 s a case + 15 s a million voxels for scoring (medseg/cohort/job_runtime.py)
     assert asked == [("rule_evaluate_wildcards_batch001", "900", "4"),
-                     ("rule_evaluate_wildcards_batch002", "900", "4"),
                      ("rule_infer_wildcards_batch001", "1300", "6"),  # planned from the small inputs' voxels
                      ("rule_infer_wildcards_batch001", "2600", "12"),  # the retry: twice the memory and time
-                     ("rule_infer_wildcards_batch002", "1300", "6"),
                      ("rule_report", "1800", "120"),  # the retry: twice the memory and time
                      ("rule_report", "900", "60")]  # 5 small cases (medseg/cohort/report_memory.py)
     for entry in submitted:
         assert option(entry, "-A") == "lab42" and option(entry, "-p") == "cpu", entry["args"]
         assert {"--no-requeue", "--export=ALL", "--cpus-per-task=1"} <= set(entry["args"]), entry["args"]
     jobs = {file.stem: json.loads(file.read_text()) for file in (state / "jobs").glob("*.json")}
-    assert sorted(job["state"] for job in jobs.values()) == ["COMPLETED"] * 5 + ["OUT_OF_MEMORY"] * 2
+    assert sorted(job["state"] for job in jobs.values()) == ["COMPLETED"] * 3 + ["OUT_OF_MEMORY"] * 2
     # each job ran its command once, in the environment the run set for its jobs
     steps = [json.loads(line) for line in (state / "srun.jsonl").read_text().splitlines()]
     ran = [step["job_id"] for step in steps]
@@ -473,7 +473,7 @@ def test_the_slurm_profile_runs_the_cohort_through_the_executor(finished, tmp_pa
     logs = sorted(p.relative_to(tmp_path / "slurm-logs") for p in (tmp_path / "slurm-logs").rglob("*.log"))
     assert sorted(p.stem for p in logs) == killed and sorted(p.parts[0] for p in logs) == ["rule_infer", "rule_report"]
     assert Path("rule_infer", "batch001") in [p.parent for p in logs]
-    assert sorted(p.name for p in (results / "logs" / "infer").iterdir()) == ["batch001.log", "batch002.log"]
+    assert sorted(p.name for p in (results / "logs" / "infer").iterdir()) == ["batch001.log"]
 
 
 def test_the_cohort_benchmark_without_snakemake_says_so_before_it_starts(tmp_path, monkeypatch):
