@@ -17,6 +17,8 @@ from workflow_runs import (
     MODEL,
     SHAPE,
     SNAKEFILE,
+    kept_by_its_job,
+    made_beforehand,
     snakemake,
     workflow_cohort,  # noqa: F401  (the cohort fixture its tests take)
     write_sheet,
@@ -122,7 +124,8 @@ def test_braces_and_angle_brackets_in_paths_do_not_stop_the_run(tmp_path):
     """Snakemake reads a brace in a path as a wildcard and <name> as a path variable: an image named so, or a sheet
     in a folder named so, stopped the whole cohort while planning with a Snakemake error naming neither the sheet
     nor the line. Such files are legal on Linux; now the cases run, and a results folder named so is refused in one
-    line before anything runs."""
+    line before anything runs. (The cases are segmented beforehand, in this process, from the braced paths: the run's
+    jobs read them all the same, its inference job keeping the cases without importing torch and MONAI.)"""
     data = tmp_path / "study {2024}"
     data.mkdir()
     names = {"braced": "a{b}.nii.gz", "angled": "c<i>.nii.gz"}
@@ -131,9 +134,11 @@ def test_braces_and_angle_brackets_in_paths_do_not_stop_the_run(tmp_path):
     sheet = write_sheet(data, [(case, name, f"{seed}<{{label}}>.nii.gz")
                                for seed, (case, name) in enumerate(names.items())])
     results = tmp_path / "results"
+    made_beforehand(sheet, results)
     # both cases in one job: the paths reach Snakemake as the job's inputs all the same, with half the jobs
     run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, cases_per_job=2)
     assert run.returncode == 0, run.stderr[-3000:]
+    assert kept_by_its_job(results)
     assert "2 cases (0 failed, " in run.stdout + run.stderr
     for case in names:
         assert nib.load(results / "cases" / case / f"{case}_seg.nii.gz").shape == SHAPE

@@ -222,8 +222,10 @@ def test_a_case_that_kills_its_worker_ends_as_a_failure_and_the_rest_completes(t
 def test_a_larger_set_resources_memory_tries_a_given_up_case_again(tmp_path):
     """A case given up for killing its workers with 2000 MB: a rerun with --set-resources infer:mem_mb=3000 tries it
     again. That changes no job parameter, so Snakemake kept the finished batch and the case was never tried (the
-    README said it would be); as much memory as before keeps it given up, and nothing runs."""
-    from medseg.cohort import InferOptions, ResultsFolder, read_samples
+    README said it would be); as much memory as before keeps it given up, and nothing runs. (b is segmented here
+    beforehand, as by an earlier run: the first run's inference job then gives a up without importing torch and
+    MONAI.)"""
+    from medseg.cohort import InferOptions, ResultsFolder, infer_cases, read_samples
     from medseg.cohort.fingerprints import infer_fingerprint
     from medseg.package import load_package
 
@@ -234,8 +236,10 @@ def test_a_larger_set_resources_memory_tries_a_given_up_case_again(tmp_path):
     sheet = write_sheet(data, [("a", "a.nii.gz", ""), ("b", "b.nii.gz", "")])
     results = tmp_path / "results"
     folder = ResultsFolder(results)
-    sample = next(s for s in read_samples(sheet) if s.case_id == "a")
-    print_ = infer_fingerprint(sample, load_package(MODEL), InferOptions(model=MODEL, device="auto", precision="auto"))
+    sample, other = read_samples(sheet)
+    options = InferOptions(model=MODEL, device="auto", precision="auto")
+    assert infer_cases([other], results, options).count("ok") == 1
+    print_ = infer_fingerprint(sample, load_package(MODEL), options)
     for attempt in (1, 2):  # as two workers killed with 2000 MB noted themselves
         folder.mark_started("a", "infer", print_, attempt, 2000)
 
@@ -249,6 +253,7 @@ def test_a_larger_set_resources_memory_tries_a_given_up_case_again(tmp_path):
 
     run()
     assert outcome() == "failed" and folder.status("a", "infer")["worker_given_up_memory_mb"] == 2000
+    assert "setup (imports, model) 0.0 s" in (results / "logs" / "infer" / "batch001.log").read_text()
     again = run("--set-resources", "infer:mem_mb=2000")
     assert "Nothing to be done" in again.stderr and outcome() == "failed"
     # what the jobs will start with: --resources caps it; an expression of the attempt is worked out

@@ -26,6 +26,7 @@ from workflow_runs import (
     REPO,
     SHAPE,
     SNAKEFILE,
+    kept_by_its_job,
     sheet_of_own,
     snakemake,
     workflow_cohort,  # noqa: F401  (the cohort fixture its tests take)
@@ -370,14 +371,20 @@ def test_an_image_this_user_may_not_read_fails_its_case_not_the_run(tmp_path):
 
 
 def test_a_run_whose_every_case_failed_exits_with_an_error_and_keeps_its_report(tmp_path):
-    """Every case failed and the run exited 0 ("4 of 4 steps (100%) done"): a scheduler or CI job saw success."""
+    """Every case failed and the run exited 0 ("4 of 4 steps (100%) done"): a scheduler or CI job saw success. (The
+    cases' failures are recorded beforehand, in this process, as the run's inference job records them: the job keeps
+    them without importing torch and MONAI.)"""
+    from medseg.cohort import InferOptions, infer_cases, read_samples
+
     data = tmp_path / "data"
     data.mkdir()
     (data / "x.nii.gz").write_bytes(b"\x1f\x8b" + b"\x00" * 40)
     sheet = write_sheet(data, [("x", "x.nii.gz", ""), ("y", "missing.nii.gz", "")])
     results = tmp_path / "results"
+    assert infer_cases(read_samples(sheet), results, InferOptions(MODEL)).count("failed") == 2
     run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results)
     assert run.returncode == 1, run.stderr[-3000:]
+    assert kept_by_its_job(results)
     assert (f"medseg: error: {results}: every case failed (fail_on_failed_cases: all); their errors are in "
             f"{results / 'report.html'} and cohort.tsv") in run.stderr
     assert (results / "report.html").is_file() and (results / "cohort.tsv").is_file()
@@ -500,7 +507,11 @@ def test_the_jobs_run_the_medseg_beside_the_snakefile(tmp_path, folder):
     --directory from another folder, the jobs of a wheel install or of another checkout's editable install ran other
     code than the run was planned with, and nothing said so. Here the environment's medseg is a stand-in that leaves
     a mark and fails, as does one in the working folder. A checkout whose path holds PYTHONPATH's separator (``:``, a
-    folder named after a time) was split there, and its jobs ran the stand-in again."""
+    folder named after a time) was split there, and its jobs ran the stand-in again. The case is segmented here
+    beforehand (this process has torch and MONAI imported): each of the run's four jobs still runs medseg, its
+    inference job keeping the case, without an inference job's imports per parameter."""
+    from medseg.cohort import InferOptions, infer_cases, read_samples
+
     snakefile = SNAKEFILE
     if folder is not None:  # a copy of what the workflow reads, in a folder of that name
         checkout = tmp_path / folder
@@ -519,6 +530,7 @@ def test_the_jobs_run_the_medseg_beside_the_snakefile(tmp_path, folder):
     write_phantom(data / "a.nii.gz", None, shape=SHAPE, seed=3)
     sheet = write_sheet(data, [("a", "a.nii.gz", "")])
     results = tmp_path / "results"
+    assert infer_cases(read_samples(sheet), results, InferOptions(MODEL)).count("ok") == 1
     settings = [f"{key}={value}" for key, value in {"model": MODEL, "samples": sheet, "results": results}.items()]
     command = [sys.executable, "-m", "snakemake", "-s", str(snakefile), "--directory", str(tmp_path), "--cores", "1",
                "--config", *settings]
@@ -526,7 +538,10 @@ def test_the_jobs_run_the_medseg_beside_the_snakefile(tmp_path, folder):
     run = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO, env=environment)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert not mark.exists()
-    sidecar = json.loads((results / "cases" / "a" / "a_seg.json").read_text())
-    from medseg import __version__
-
-    assert sidecar["versions"]["medseg"] == __version__ != "0.0.0"
+    # medseg's own jobs ran (the stand-in writes no log): the inference job found the case made by this medseg, the
+    # report job wrote the table
+    log = (results / "logs" / "infer" / "batch001.log").read_text()
+    assert "(1 case, kept from an earlier run); setup (imports, model) 0.0 s" in log, log[-3000:]
+    with open(results / "cohort.tsv", newline="") as handle:
+        assert [(row["case_id"], row["status"]) for row in csv.DictReader(handle, delimiter="\t")] == [
+            ("a", "no_reference")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -67,3 +68,21 @@ def _records(status: Path) -> list[Path]:
     """The cases' finished inference records in ``status``; not a writer's temporary file (``.ms-<hex>.part.<name>``,
     which pathlib's ``*`` matches: a kill that landed while one was written had it read as a finished case)."""
     return [path for path in status.glob("*.infer.json") if not path.name.startswith(".")]
+
+
+def made_beforehand(sheet: Path, results: Path, cases: tuple[str, ...] | None = None) -> dict[str, str]:
+    """The sheet's cases (or those of ``cases``) segmented into ``results`` in this process, as a run's inference jobs
+    make them with the workflow's default settings; their run ids. A run's job then keeps them (``setup (imports,
+    model) 0.0 s`` in its log) instead of importing torch and MONAI, about 4 CPU-s a job, for a test whose subject is
+    what a later run does (the cases' segmentation by a job is the subject of test_workflow_run.py's run)."""
+    from medseg.cohort import InferOptions, infer_cases, read_samples
+
+    samples = [sample for sample in read_samples(sheet) if cases is None or sample.case_id in cases]
+    summary = infer_cases(samples, results, InferOptions(MODEL))
+    assert summary.count("ok") == len(samples), summary
+    return {path.name.split(".")[0]: json.loads(path.read_text())["run_id"] for path in _records(results / "status")}
+
+
+def kept_by_its_job(results: Path, batch: str = "batch001") -> bool:
+    """Whether the last inference job of ``batch`` loaded no model (each of its cases kept from earlier)."""
+    return "setup (imports, model) 0.0 s" in (results / "logs" / "infer" / f"{batch}.log").read_text()
