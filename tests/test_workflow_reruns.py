@@ -17,6 +17,8 @@ from workflow_runs import (
     MODEL,
     SHAPE,
     _records,
+    kept_by_its_job,
+    made_beforehand,
     snakemake,
     write_sheet,
 )
@@ -36,11 +38,15 @@ def _two_labelled_cases(tmp_path: Path, seed: int) -> tuple[Path, Path, Path]:
 
 
 def test_reruns_follow_replaced_inputs_removed_results_and_dropped_references(tmp_path):
+    """One batch of three cases: a's image replaced and b's results removed are both made again by one run, which
+    keeps c (each had a run of its own, importing torch and MONAI once more). The cases are segmented beforehand, in
+    this process, and the first run keeps them."""
     data = tmp_path / "data"
     data.mkdir()
-    for name, seed in (("a", 21), ("b", 22), ("other", 23)):
+    for name, seed in (("a", 21), ("b", 22), ("c", 24), ("other", 23)):
         write_phantom(data / f"{name}.nii.gz", data / f"{name}_label.nii.gz", shape=SHAPE, seed=seed)
-    sheet = write_sheet(data, [("a", "a.nii.gz", "a_label.nii.gz"), ("b", "b.nii.gz", "b_label.nii.gz")])
+    sheet = write_sheet(data, [("a", "a.nii.gz", "a_label.nii.gz"), ("b", "b.nii.gz", "b_label.nii.gz"),
+                               ("c", "c.nii.gz", "c_label.nii.gz")])
     results = tmp_path / "results"
 
     def run_ids() -> dict[str, str]:
@@ -48,11 +54,12 @@ def test_reruns_follow_replaced_inputs_removed_results_and_dropped_references(tm
                 for p in _records(results / "status")}
 
     def rerun() -> None:
-        run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, cases_per_job=2)
+        run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, cases_per_job=3)
         assert run.returncode == 0, run.stderr[-3000:]
 
+    first = made_beforehand(sheet, results)  # the first run's inference job keeps them
     rerun()
-    first = run_ids()
+    assert kept_by_its_job(results) and run_ids() == first
     dice_before = json.loads((results / "cases" / "a" / "a_metrics.json").read_text())["labels"]["1"]["dice"]
     # an image and its reference replaced by another pair with older modification times (mv, rsync -a, a backup)
     image = data / "a.nii.gz"
@@ -61,50 +68,48 @@ def test_reruns_follow_replaced_inputs_removed_results_and_dropped_references(tm
     (data / "other_label.nii.gz").replace(data / "a_label.nii.gz")
     for path in (image, data / "a_label.nii.gz"):
         os.utime(path, (old, old))
-    rerun()
-    second = run_ids()
-    assert second["a"] != first["a"] and second["b"] == first["b"]
-    sidecar = json.loads((results / "cases" / "a" / "a_seg.json").read_text())
-    from medseg.io.atomic import sha256_of
-
-    assert sidecar["input_sha256"] == sha256_of(image)
-    assert json.loads((results / "cases" / "a" / "a_metrics.json").read_text())["labels"]["1"]["dice"] != dice_before
-    # a case's results removed by hand: the case is redone, the other kept
+    # and a case's results removed by hand: both cases are redone, the other kept
     import shutil
 
     shutil.rmtree(results / "cases" / "b")
     # previews change nothing: before, a dry run or an unlock already removed the batch's record and the report
     kept = sorted(p.relative_to(results) for p in results.rglob("*") if p.is_file())
-    # a dry run a profile asks for (dry-run: true in its config.yaml) is one too: it removed the records and report
+    # a dry run a profile asks for (dry-run: true in its config.yaml) is one too: it removed the records and report.
+    # (The command lines that are previews, -np and --dry-r among them, are test_invocation's test_previewing.)
     dry_profile = tmp_path / "dry_profile"
     dry_profile.mkdir()
     (dry_profile / "config.yaml").write_text("dry-run: true\n")
-    for preview in (("-n",), ("-np",), ("--unlock",), ("--summary",), ("--dry-r",), ("--profile", str(dry_profile))):
-        run = snakemake(tmp_path, *preview, "--cores", "2", samples=sheet, results=results, cases_per_job=2)
+    for preview in (("-n",), ("--unlock",), ("--summary",), ("--profile", str(dry_profile))):
+        run = snakemake(tmp_path, *preview, "--cores", "2", samples=sheet, results=results, cases_per_job=3)
         assert run.returncode == 0, run.stderr[-3000:]
         assert sorted(p.relative_to(results) for p in results.rglob("*") if p.is_file()) == kept, preview
         assert "a preview changes nothing" in run.stderr + run.stdout, preview
     rerun()
     third = run_ids()
-    assert third["a"] == second["a"] and third["b"] != second["b"]
+    assert third["a"] != first["a"] and third["b"] != first["b"] and third["c"] == first["c"]
+    sidecar = json.loads((results / "cases" / "a" / "a_seg.json").read_text())
+    from medseg.io.atomic import sha256_of
+
+    assert sidecar["input_sha256"] == sha256_of(image)
+    assert json.loads((results / "cases" / "a" / "a_metrics.json").read_text())["labels"]["1"]["dice"] != dice_before
     assert (results / "cases" / "b" / "b_seg.nii.gz").is_file()
     # a case's scores removed by hand: rescored, nothing segmented again
     (results / "cases" / "a" / "a_metrics.json").unlink()
     rerun()
     assert (results / "cases" / "a" / "a_metrics.json").is_file() and run_ids() == third
     # references taken out of the sheet: their scores go, and the report says so
-    write_sheet(data, [("a", "a.nii.gz", ""), ("b", "b.nii.gz", "")])
+    write_sheet(data, [("a", "a.nii.gz", ""), ("b", "b.nii.gz", ""), ("c", "c.nii.gz", "")])
     rerun()
     assert not list(results.glob("cases/*/*_metrics.json"))
     with open(results / "cohort.tsv", newline="") as handle:
         assert {row["case_id"]: row["status"] for row in csv.DictReader(handle, delimiter="\t")} == {
-            "a": "no_reference", "b": "no_reference"}
+            "a": "no_reference", "b": "no_reference", "c": "no_reference"}
     assert run_ids() == third
     # a row taken out of the sheet: its results stay on disk, out of the report (they were listed as failed, stale,
     # failing a run with fail_on_failed_cases any) and named once, on the console too; once the folder is removed,
     # as the report advises, the report is rebuilt without the note (it said "Nothing to be done" and kept it)
-    write_sheet(data, [("a", "a.nii.gz", "")])
-    run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, cases_per_job=2,
+    write_sheet(data, [("a", "a.nii.gz", ""), ("c", "c.nii.gz", "")])
+    run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, cases_per_job=3,
                     fail_on_failed_cases="any")
     assert run.returncode == 0, run.stderr[-3000:]
     assert ("1 case no longer in the sample sheet has results left out of the report: cases/b/; delete the folder to "
@@ -114,20 +119,20 @@ def test_reruns_follow_replaced_inputs_removed_results_and_dropped_references(tm
         with open(results / "cohort.tsv", newline="") as handle:
             return {row["case_id"]: row["status"] for row in csv.DictReader(handle, delimiter="\t")}
 
-    assert statuses() == {"a": "no_reference"}
+    assert statuses() == {"a": "no_reference", "c": "no_reference"}
     assert json.loads((results / "summary.json").read_text())["left_out"] == ["cases/b/"]
     shutil.rmtree(results / "cases" / "b")
-    run = snakemake(tmp_path, "-n", "--cores", "2", samples=sheet, results=results, cases_per_job=2)
+    run = snakemake(tmp_path, "-n", "--cores", "2", samples=sheet, results=results, cases_per_job=3)
     assert "report: b no longer in the sample sheet, and its folder under cases/ removed: the report will be " \
            "rebuilt when the workflow runs (a preview changes nothing)" in run.stderr + run.stdout
     assert (results / "report.html").is_file()
-    run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, cases_per_job=2)
+    run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, cases_per_job=3)
     assert run.returncode == 0, run.stderr[-3000:]
     assert ("report: b no longer in the sample sheet, and its folder under cases/ removed: the report will be rebuilt"
             in run.stderr + run.stdout)
-    assert statuses() == {"a": "no_reference"}
+    assert statuses() == {"a": "no_reference", "c": "no_reference"}
     assert json.loads((results / "summary.json").read_text())["left_out"] == []
-    run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, cases_per_job=2)
+    run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, cases_per_job=3)
     assert "no longer in the sample sheet" not in run.stderr + run.stdout
     assert "Nothing to be done" in run.stderr + run.stdout
 
@@ -154,7 +159,9 @@ def test_a_changed_series_choice_reruns_its_case_and_a_series_for_a_file_is_refu
         return {case: json.loads((results / "status" / f"{case}.infer.json").read_text())["run_id"]
                 for case in ("d", "n")}
 
+    made_beforehand(sheet("3"), results)  # segmented here beforehand: the first run's inference job keeps them
     first = run("3")
+    assert kept_by_its_job(results)
     assert json.loads((results / "cases" / "d" / "d_seg.json").read_text())["input_info"]["series_key"] == "3"
     second = run("4")  # only the sheet's series cell changed
     assert second["d"] != first["d"] and second["n"] == first["n"]
@@ -176,7 +183,8 @@ def test_a_changed_series_choice_reruns_its_case_and_a_series_for_a_file_is_refu
 
 def test_a_settings_change_over_many_batches_is_told_once_per_stage(tmp_path):
     """A new setting voids every batch: the preview and the run said so once per batch and stage (40 warnings, 400
-    case ids for a 200-case cohort); now once per stage, the ids and jobs cut short."""
+    case ids for a 200-case cohort); now once per stage, the ids and jobs cut short. (The cases are segmented
+    beforehand, in this process: the run's four inference jobs keep them.)"""
     data = tmp_path / "data"
     data.mkdir()
     rows = []
@@ -185,8 +193,10 @@ def test_a_settings_change_over_many_batches_is_told_once_per_stage(tmp_path):
         rows.append((name, f"{name}.nii.gz", f"{name}_label.nii.gz"))
     sheet = write_sheet(data, rows)
     results = tmp_path / "results"
+    made_beforehand(sheet, results)
     run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, cases_per_job=1)
     assert run.returncode == 0, run.stderr[-3000:]
+    assert all(kept_by_its_job(results, batch) for batch in "abcd")
     preview = snakemake(tmp_path, "-n", samples=sheet, results=results, cases_per_job=1, overlap=0.5)
     assert preview.returncode == 0, preview.stderr[-3000:]
     told = [line for line in (preview.stderr + preview.stdout).splitlines() if "will run again" in line]
@@ -208,8 +218,10 @@ def test_a_sheet_edited_between_runs_from_another_folder_is_followed(tmp_path):
     data, sheet, results = _two_labelled_cases(tmp_path, seed=31)
     (tmp_path / "first").mkdir()
     (tmp_path / "second").mkdir()
+    made_beforehand(sheet, results)  # the cases segmented here beforehand: the first run keeps them
     run = snakemake(tmp_path / "first", "--cores", "2", samples=sheet, results=results, cases_per_job=2)
     assert run.returncode == 0, run.stderr[-3000:]
+    assert kept_by_its_job(results)
     write_sheet(data, [("a", "b.nii.gz", "b_label.nii.gz"), ("b", "b.nii.gz", "b_label.nii.gz")])
     # a preview from there says what the run will redo (it said "Nothing to be done"), and changes nothing
     preview = snakemake(tmp_path / "second", "-n", "--cores", "2", samples=sheet, results=results, cases_per_job=2)
@@ -298,7 +310,10 @@ def test_inputs_and_records_dated_ahead_of_the_clock_do_not_fail_the_run(tmp_pat
 def test_a_forced_run_makes_the_cases_again(tmp_path):
     """-F ran every job, and every job kept every case ("kept from an earlier run"): nothing was made again, though
     forcing is how a user asks for that (after a medseg upgrade, say). Now -F remakes every case, --forcerun
-    evaluate rescoring only, and a plain run afterwards has nothing to do."""
+    evaluate rescoring only, and a plain run afterwards has nothing to do. (The cases that are there before are made
+    in this process, as the workflow's jobs make them: a run of their own imported torch and MONAI twice more.)"""
+    from medseg.cohort import InferOptions, evaluate_cases, infer_cases, read_samples, write_job_record
+
     data, sheet, results = _two_labelled_cases(tmp_path, seed=51)
 
     def run(*args: str, **config) -> str:
@@ -309,7 +324,9 @@ def test_a_forced_run_makes_the_cases_again(tmp_path):
     def run_ids(stage: str, cases: str = "ab") -> list[str]:
         return [json.loads((results / "status" / f"{case}.{stage}.json").read_text())["run_id"] for case in cases]
 
-    run()
+    samples = read_samples(sheet)  # one batch of a and b, made as by an earlier run (its report made by the next)
+    write_job_record(results / "jobs" / "batch001.infer.json", infer_cases(samples, results, InferOptions(MODEL)))
+    write_job_record(results / "jobs" / "batch001.evaluate.json", evaluate_cases(samples, results))
     made, scored = run_ids("infer"), run_ids("evaluate")
     # a forced run stopped before it finished (its token kept), then the command without -F: told, and kept
     from medseg.cohort import redo_values
@@ -335,7 +352,9 @@ def test_a_forced_run_makes_the_cases_again(tmp_path):
     # new batch size reruns every inference job, which keeps its cases)
     write_sheet(data, [("a", "a.nii.gz", "a_label.nii.gz"), ("b", "b.nii.gz", "b_label.nii.gz"),
                        ("c", "b.nii.gz", "")])
+    infer_cases(read_samples(sheet)[2:], results, InferOptions(MODEL))  # c made as before; its job keeps it
     run()
+    assert "(1 case, kept from an earlier run)" in (results / "logs" / "infer" / "batch002.log").read_text()
     made = run_ids("infer", "abc")
     out = run("--forcerun", str(results / "jobs" / "batch002.infer.json"), batch_size=8)
     assert "forced (infer): the cases of batch002 are segmented again" in out
