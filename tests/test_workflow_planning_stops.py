@@ -15,6 +15,8 @@ from workflow_runs import (
     MODEL,
     SNAKEFILE,
     STOPS,
+    kept_by_its_job,
+    made_beforehand,
     sheet_of_own,
     snakemake_log,
     workflow_cohort,  # noqa: F401  (the cohort fixture its tests take)
@@ -171,15 +173,18 @@ def test_a_run_started_with_ctrl_c_ignored_is_not_stopped_by_one(cohort, tmp_pat
     """A run that a script starts in its background (``snakemake ... &`` in a shell that is not interactive sets SIGINT
     to be ignored) had medseg's Ctrl-C handler set all the same: a Ctrl-C meant for the script's terminal stopped the
     run while it was planned (exit 130) or its jobs ran, where medseg's own commands leave an ignored SIGINT ignored,
-    as they do SIGHUP under nohup. It stays ignored: the run goes on to its end."""
+    as they do SIGHUP under nohup. It stays ignored: the run goes on to its end (its case made beforehand in this
+    process: its inference job keeps it, without torch's and MONAI's imports)."""
     sheet = sheet_of_own(cohort, tmp_path, ["a"])
     results = tmp_path / "results"
+    made_beforehand(sheet, results)
     command = [sys.executable, "-c", _CTRL_C_IGNORED, "-s", str(SNAKEFILE), "--directory", str(tmp_path),
                "--cores", "1", "--config", f"model={MODEL}", f"samples={sheet}", f"results={results}"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "stopped" not in done.stderr and "KeyboardInterrupt" not in done.stderr
     assert (results / "cases" / "a" / "a_seg.nii.gz").is_file() and (results / "cohort.tsv").is_file()
+    assert kept_by_its_job(results)
 
 
 # Snakemake with a SIGTERM raised as it makes the jobs' scheduler: it holds its lock, and no job has started
@@ -263,11 +268,14 @@ def test_a_ctrl_c_in_the_runs_onstart_or_onsuccess_is_no_traceback(cohort, tmp_p
     """A Ctrl-C as onstart wrote the batch plan or the run record (after it gave Snakemake its Ctrl-C back) ended in a
     KeyboardInterrupt traceback, the run record left; one as onsuccess forgot it (every job done) ended in a traceback
     and exit code 1. In onstart, which starts no job, it is a stop while the run is planned: that line, exit code 130,
-    nothing held left; in onsuccess the outcome is decided: the run ends as it would have, exit code 0."""
+    nothing held left; in onsuccess the outcome is decided: the run ends as it would have, exit code 0. (The case is
+    made beforehand in this process: the run's inference job keeps it, without torch's and MONAI's imports.)"""
     from medseg.cohort.planning_stop import PLANNING_STOPPED
 
     sheet = sheet_of_own(cohort, tmp_path, ["a"])
     results = tmp_path / "results"
+    if hook == "onsuccess":
+        made_beforehand(sheet, results)
     patched = "record_run" if hook == "onstart" else "forget_run"
     command = [sys.executable, "-c", _CTRL_C_IN_A_HOOK, patched, "-s", str(SNAKEFILE), "--directory", str(tmp_path),
                "--cores", "1", "--config", f"model={MODEL}", f"samples={sheet}", f"results={results}"]
@@ -279,7 +287,7 @@ def test_a_ctrl_c_in_the_runs_onstart_or_onsuccess_is_no_traceback(cohort, tmp_p
         assert not (results / "cases").exists()
     else:
         assert done.returncode == 0, done.stderr[-3000:]
-        assert (results / "report.html").is_file()
+        assert (results / "report.html").is_file() and kept_by_its_job(results)
     state = tmp_path / ".snakemake"
     assert not list((state / "locks").glob("*")) and not list((state / "medseg-runs").glob("*"))
     assert not (tmp_path / ".results.lock").exists()
