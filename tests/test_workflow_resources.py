@@ -81,10 +81,13 @@ def test_an_inference_jobs_run_time_is_planned_from_its_cases_voxels(cohort, tmp
             ("ct", str(tmp_path / "ct.nii.gz"), "")]
     own = write_sheet(tmp_path, rows)
 
+    said = {}
+
     def infer_runtimes(*settings):
         planned = snakemake(tmp_path, "-n", "--cores", "1", samples=own, results=tmp_path / "results",
                             cases_per_job=3, **dict(setting.split("=", 1) for setting in settings))
         assert planned.returncode == 0, planned.stderr[-3000:]
+        said[settings] = planned.stdout + planned.stderr
         jobs = re.findall(r"^rule infer:.*?^\s+wildcards: batch=(\w+)$\s+resources: .*?runtime=(\d+)", planned.stdout,
                           re.MULTILINE | re.DOTALL)
         return sorted((batch, int(minutes)) for batch, minutes in jobs)
@@ -93,6 +96,8 @@ def test_an_inference_jobs_run_time_is_planned_from_its_cases_voxels(cohort, tmp
     assert infer_runtimes() == [("batch001", 6), ("batch002", 25)]
     assert infer_runtimes("minutes_per_case=0.5") == [("batch001", 11), ("batch002", 10)]
     assert infer_runtimes("minutes_per_case=null") == [("batch001", 6), ("batch002", 25)]
+    # a figure other than the old default's 5, or null, is not warned about (the next test's warning)
+    assert not [settings for settings, text in said.items() if "the default before run times were planned" in text]
     # bf16 on the CPU, emulated where the node has no AVX-512 BF16 or AMX: 17 times the voxels' seconds
     assert infer_runtimes("precision=bf16", "device=cpu") == [("batch001", 8), ("batch002", 340)]
 
