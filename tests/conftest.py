@@ -51,6 +51,61 @@ def as_plain_user(command: list[str], wait: bool = True,
     return subprocess.run(command, capture_output=True, text=True, cwd=REPO, **options)
 
 
+_DAC_CAPABILITIES = (1 << 1) | (1 << 2)  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+
+
+def _capabilities(libc, header, data=None):
+    """The calling thread's capability sets (``capget``), or set to ``data`` (``capset``)."""
+    import ctypes
+
+    if data is None:
+        data = (ctypes.c_uint32 * 6)()
+        call = libc.capget
+    else:
+        call = libc.capset
+    if call(ctypes.byref(header), data) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error))
+    return data
+
+
+@contextlib.contextmanager
+def plain_user():
+    """This thread without root's power to read any file (as :func:`as_plain_user` runs a command), given back
+    afterwards: a file or folder without read permission is unreadable to what runs inside, as to any other user. It
+    drops the two capabilities from the thread's effective set only; what it starts inherits that. Skipped as root
+    where the capability calls are not there (not Linux)."""
+    if os.geteuid() != 0:
+        yield
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.capget, libc.capset  # noqa: B018 (Linux only)
+    except (OSError, AttributeError):
+        pytest.skip("running as root without capget/capset: every file is readable")
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this thread
+    saved = _capabilities(libc, header)
+    dropped = (ctypes.c_uint32 * 6)(*saved)
+    dropped[0] &= ~_DAC_CAPABILITIES  # the effective set's low word (permitted keeps them, to take them back)
+    _capabilities(libc, header, dropped)
+    try:
+        yield
+    finally:
+        _capabilities(libc, header, saved)
+
+
+def medseg_as_plain_user(args: list[str], capsys) -> subprocess.CompletedProcess:
+    """``medseg ARGS`` run in this process under :func:`plain_user`, as ``as_plain_user([python, -m, medseg, *args])``
+    runs it in another (for the tests about permission messages, which need no process of their own; each such process
+    spent some 4 CPU-seconds importing torch and MONAI): its exit code, standard output and standard error. Logging is
+    the command's own, as in a process of its own (:func:`no_logging_configured`): its warnings are on its stderr."""
+    with no_logging_configured(), plain_user():
+        code, out, err = run_cli(args, capsys)
+    return subprocess.CompletedProcess(["medseg", *args], code, out, err)
+
+
 def benchmark_main(name: str):
     """The ``main`` of ``benchmarks/<name>.py`` (the benchmarks are scripts, not a package; run as scripts, their
     folder is on ``sys.path`` for the modules they share, as here)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -375,11 +374,11 @@ def test_an_output_folder_that_cannot_be_made_is_named_itself(tmp_path, case, ma
         "medseg: error: /sys/kernel/medseg_x: cannot make this output folder: /sys/kernel takes no files (")
 
 
-def test_outputs_this_user_may_not_read_are_written_not_refused_as_a_usage_error(tmp_path, case, make_package):
+def test_outputs_this_user_may_not_read_are_written_not_refused_as_a_usage_error(tmp_path, case, make_package, capsys):
     """click's own check refused, as a usage error (exit 2, "Directory 'out' is not readable"), an output folder
     that takes files but cannot be listed (a drop box, -wx), and a file without read permission that --overwrite
     replaces (not reads): both are written now."""
-    from conftest import as_plain_user
+    from conftest import medseg_as_plain_user
 
     out = tmp_path / "out"
     out.mkdir()
@@ -387,10 +386,9 @@ def test_outputs_this_user_may_not_read_are_written_not_refused_as_a_usage_error
     (tmp_path / "old.nii.gz").write_bytes(b"")
     (tmp_path / "old.nii.gz").chmod(0)
     try:
-        segmented = as_plain_user([sys.executable, "-m", "medseg", "infer", str(case), "--model", str(make_package()),
-                                   "-o", str(out)])
-        synthesised = as_plain_user([sys.executable, "-m", "medseg", "synth", str(tmp_path / "old.nii.gz"),
-                                     "--shape", "8", "8", "4", "--overwrite"])
+        segmented = medseg_as_plain_user(["infer", str(case), "--model", str(make_package()), "-o", str(out)], capsys)
+        synthesised = medseg_as_plain_user(["synth", str(tmp_path / "old.nii.gz"), "--shape", "8", "8", "4",
+                                            "--overwrite"], capsys)
     finally:
         out.chmod(0o755)
     assert segmented.returncode == 0, segmented.stderr

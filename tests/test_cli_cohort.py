@@ -30,13 +30,12 @@ from medseg.synthetic import write_phantom
     ("check", "results/summary.json", 0o000, "cannot read the cohort summary")])
 def test_a_sheet_results_folder_or_summary_this_user_may_not_read_is_an_error_not_a_usage_error(tmp_path, step,
                                                                                                  unreadable, mode,
-                                                                                                 problem):
+                                                                                                 problem, capsys):
     """click's own check made a sheet or results folder this user may not read a usage error (exit 2, "Try 'medseg
     cohort infer --help'"); without it, a results folder whose files it may not reach ended on a traceback, and a
     summary it may not read said to build the report first. One line now, exit 1, and nothing written."""
-    import sys
 
-    from conftest import as_plain_user
+    from conftest import medseg_as_plain_user
 
     write_phantom(tmp_path / "a.nii.gz", tmp_path / "a_label.nii.gz", shape=(16, 16, 4), seed=1)
     _sheet(tmp_path, "case_id\timage\treference\na\ta.nii.gz\ta_label.nii.gz\n")
@@ -46,7 +45,7 @@ def test_a_sheet_results_folder_or_summary_this_user_may_not_read_is_an_error_no
     arguments = [str(tmp_path / "results")] if step == "check" else [str(tmp_path / "samples.tsv"), "-o",
                                                                      str(tmp_path / "results")]
     try:
-        run = as_plain_user([sys.executable, "-m", "medseg", "cohort", step, *arguments])
+        run = medseg_as_plain_user(["cohort", step, *arguments], capsys)
     finally:
         (tmp_path / unreadable).chmod(0o755)
     assert (run.returncode, run.stderr.strip().splitlines()[-1]) == (

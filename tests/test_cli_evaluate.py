@@ -674,17 +674,16 @@ def test_a_folder_and_a_file_given_to_evaluate_say_to_give_two_of_a_kind(pair, t
 
 
 @pytest.mark.parametrize("unreadable", ["prediction", "reference"])
-def test_a_file_this_user_may_not_read_is_an_error_not_a_usage_error(pair, tmp_path, unreadable):
+def test_a_file_this_user_may_not_read_is_an_error_not_a_usage_error(pair, tmp_path, unreadable, capsys):
     """click's own check turned permission denied into a usage error (exit 2, "Try 'medseg evaluate --help'"), as
     `medseg infer` had done: the reader names it now, exit 1, as infer does, and nothing is written."""
-    import sys
 
-    from conftest import as_plain_user
+    from conftest import medseg_as_plain_user
 
     pred, ref = pair
     (pred if unreadable == "prediction" else ref).chmod(0)
-    run = as_plain_user([sys.executable, "-m", "medseg", "evaluate", str(pred), str(ref), "-o",
-                         str(tmp_path / "m.json")])
+    run = medseg_as_plain_user(["evaluate", str(pred), str(ref), "-o",
+                                str(tmp_path / "m.json")], capsys)
     assert (run.returncode, run.stderr.strip().splitlines()[-1]) == (
         1, f"medseg: error: {pred if unreadable == 'prediction' else ref}: cannot read (permission denied)")
     assert not (tmp_path / "m.json").exists()

@@ -571,9 +571,8 @@ def test_an_output_folder_out_of_reach_or_too_long_a_name_is_one_line_not_a_trac
     where infer and report said both in one line. A folder out of reach is a usage error now, as the others on the
     way, before any input is segmented, naming that folder; so is a folder name too long (it was a traceback in folder
     evaluate and train)."""
-    import sys
 
-    from conftest import as_plain_user
+    from conftest import medseg_as_plain_user
 
     package = make_package()
     results = tmp_path / "results"
@@ -587,7 +586,7 @@ def test_an_output_folder_out_of_reach_or_too_long_a_name_is_one_line_not_a_trac
                      ["evaluate", str(case), str(tmp_path / "ref.nii.gz"), "-o", str(locked / "x" / "m.json")],
                      ["report", str(results), "-o", str(locked / "x" / "report.html")],
                      ["train", "--images", str(tmp_path), "--labels", str(results), "-o", str(locked / "x" / "m")]):
-            done = as_plain_user([sys.executable, "-m", "medseg", *argv], timeout=300)
+            done = medseg_as_plain_user(argv, capsys)
             assert (done.returncode, done.stdout) == (2, ""), done.stderr
             assert done.stderr.splitlines() == [
                 f"medseg {argv[0]}: error: -o {argv[-1]}: {locked} is a folder whose files this user may not "

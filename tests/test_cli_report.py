@@ -84,12 +84,12 @@ def test_cli_report_output_names(cohort, tmp_path, capsys):
 
 # a results folder without access at all, or with its files reachable but itself not listable
 @pytest.mark.parametrize(("unreadable", "mode"), [("results", 0o000), ("results", 0o311), ("sheet", 0o000)])
-def test_a_results_folder_or_sheet_this_user_may_not_read_is_an_error_not_a_usage_error(tmp_path, unreadable, mode):
+def test_a_results_folder_or_sheet_this_user_may_not_read_is_an_error_not_a_usage_error(tmp_path, unreadable, mode,
+                                                                                         capsys):
     """click's own check made it a usage error (exit 2, "Try 'medseg report --help'"); a results folder that could
     not be listed read as one holding no results. It is the library's one line now, exit 1, and nothing is written."""
-    import sys
 
-    from conftest import as_plain_user
+    from conftest import medseg_as_plain_user
 
     results = tmp_path / "results"
     write_case(results, "case01", seed=1, how="good")
@@ -97,8 +97,8 @@ def test_a_results_folder_or_sheet_this_user_may_not_read_is_an_error_not_a_usag
     sheet.write_text(f"case_id\timage\ncase01\t{results / 'case01.nii.gz'}\n")
     (results if unreadable == "results" else sheet).chmod(mode)
     try:
-        run = as_plain_user([sys.executable, "-m", "medseg", "report", str(results), "--sheet", str(sheet),
-                             "-o", str(tmp_path / "qa") + "/"])
+        run = medseg_as_plain_user(["report", str(results), "--sheet", str(sheet),
+                                    "-o", str(tmp_path / "qa") + "/"], capsys)
     finally:
         results.chmod(0o755)
     assert (run.returncode, run.stderr.strip().splitlines()[-1]) == (1, "medseg: error: " + (

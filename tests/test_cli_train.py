@@ -36,13 +36,12 @@ from medseg.training_cases import load_cases, pair_cases
     ("images", 0o311, "cannot read"), ("labels", 0o444, "cannot look at its files"),
     ("labels/case1.nii.gz", 0o000, "cannot read"), ("config.json", 0o000, "cannot read the training config")])
 def test_a_folder_file_or_config_this_user_may_not_read_is_an_error_not_a_usage_error(tmp_path, unreadable, mode,
-                                                                                       problem):
+                                                                                       problem, capsys):
     """click's own check made a folder or config this user may not read a usage error (exit 2, "Try 'medseg train
     --help'"); without it, a folder that cannot be listed ended on a traceback and a label file that cannot be
     opened read as "cannot read header (Could not read file ...)". One line now, exit 1, and nothing written."""
-    import sys
 
-    from conftest import as_plain_user
+    from conftest import medseg_as_plain_user
 
     images, labels = write_set(tmp_path, count=2)
     (tmp_path / "config.json").write_text(json.dumps(tiny_training_config()))
@@ -50,8 +49,8 @@ def test_a_folder_file_or_config_this_user_may_not_read_is_an_error_not_a_usage_
     try:
         # without -c, the default config's label values are read from the label files' headers first
         config = ["-c", str(tmp_path / "config.json")] if unreadable == "config.json" else []
-        run = as_plain_user([sys.executable, "-m", "medseg", "train", "--images", str(images), "--labels", str(labels),
-                             *config, "-o", str(tmp_path / "model")])
+        run = medseg_as_plain_user(["train", "--images", str(images), "--labels", str(labels),
+                                    *config, "-o", str(tmp_path / "model")], capsys)
     finally:
         (tmp_path / unreadable).chmod(0o755)
     assert (run.returncode, run.stderr.strip().splitlines()[-1]) == (
@@ -60,19 +59,18 @@ def test_a_folder_file_or_config_this_user_may_not_read_is_an_error_not_a_usage_
 
 
 @pytest.mark.parametrize("mode", [0o000, 0o311])
-def test_an_output_folder_this_user_may_not_read_is_one_line(tmp_path, mode):
+def test_an_output_folder_this_user_may_not_read_is_one_line(tmp_path, mode, capsys):
     """Training must see what its output folder holds (a package, a checkpoint): one this user may not read was a
     usage error (exit 2) by click's own check, and a traceback without it. One line now, exit 1."""
-    import sys
 
-    from conftest import as_plain_user
+    from conftest import medseg_as_plain_user
 
     images, labels = write_set(tmp_path, count=2)
     (tmp_path / "model").mkdir()
     (tmp_path / "model").chmod(mode)
     try:
-        run = as_plain_user([sys.executable, "-m", "medseg", "train", "--images", str(images), "--labels", str(labels),
-                             "-o", str(tmp_path / "model")])
+        run = medseg_as_plain_user(["train", "--images", str(images), "--labels", str(labels),
+                                    "-o", str(tmp_path / "model")], capsys)
     finally:
         (tmp_path / "model").chmod(0o755)
     assert (run.returncode, run.stderr.strip().splitlines()[-1]) == (

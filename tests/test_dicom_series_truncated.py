@@ -99,20 +99,19 @@ def test_a_file_cut_just_before_its_pixel_data_says_it_may_be_cut_short(tmp_path
         read_dicom_series(tmp_path)
 
 
-def test_an_unreadable_file_is_one_line(tmp_path):
+def test_an_unreadable_file_is_one_line(tmp_path, capsys):
     """Permission denied on one file of the folder: named, one line, exit 1 (before: a traceback). Root reads
     everything, so as root the command runs with the file-access capabilities dropped."""
     import subprocess
-    import sys
 
-    from conftest import as_plain_user
+    from conftest import medseg_as_plain_user
 
     _, paths = make_series(tmp_path / "dcm", seed=13)
     target = sorted(paths)[1]
     target.chmod(0)
 
     def medseg(*args: str) -> subprocess.CompletedProcess:
-        return as_plain_user([sys.executable, "-m", "medseg", *args])
+        return medseg_as_plain_user(list(args), capsys)
 
     run = medseg("convert", str(tmp_path / "dcm"), str(tmp_path / "out.nii.gz"))
     assert run.returncode == 1, run.stderr
@@ -129,18 +128,17 @@ def test_an_unreadable_file_is_one_line(tmp_path):
 
 
 @pytest.mark.parametrize("mode", [0o000, 0o311])  # no access at all; its files reachable, itself not listable
-def test_a_folder_this_user_may_not_read_is_one_line_not_a_usage_error(tmp_path, mode):
+def test_a_folder_this_user_may_not_read_is_one_line_not_a_usage_error(tmp_path, mode, capsys):
     """click's own check made it a usage error (exit 2, "Path ... is not readable. Try 'medseg inspect --help'"),
     though the reader names it; and the reader said "dcm: cannot list dcm (Permission denied)". Exit 1 now, the
     reader's line, as for a file of the folder, and nothing written."""
-    import sys
 
-    from conftest import as_plain_user
+    from conftest import medseg_as_plain_user
 
     make_series(tmp_path / "dcm", seed=13)
     (tmp_path / "dcm").chmod(mode)
     try:
-        runs = [as_plain_user([sys.executable, "-m", "medseg", *command]) for command in (
+        runs = [medseg_as_plain_user(command, capsys) for command in (
             ["inspect", str(tmp_path / "dcm")], ["convert", str(tmp_path / "dcm"), str(tmp_path / "out.nii.gz")])]
     finally:
         (tmp_path / "dcm").chmod(0o755)

@@ -2,11 +2,10 @@
 unreadable files and folders, macOS resource forks (medseg.io.files)."""
 
 import shutil
-import sys
 
 import nibabel as nib
 import numpy as np
-from conftest import _files, as_plain_user, run_cli
+from conftest import _files, medseg_as_plain_user, run_cli
 
 from medseg.synthetic import make_phantom
 
@@ -97,7 +96,7 @@ def test_a_loop_of_links_is_one_line_in_every_command(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.nii.gz", "b.nii.gz", "loop.nii.gz", "loopdir", "set"]
 
 
-def test_an_unreadable_input_or_reference_fails_alone(tmp_path, case, make_package):
+def test_an_unreadable_input_or_reference_fails_alone(tmp_path, case, make_package, capsys):
     """Permission denied on one input or reference stopped the whole batch with click's usage error (exit 2,
     nothing segmented); it is that case's error now, in the reader's words, and the other cases are done."""
     package = make_package()
@@ -107,10 +106,10 @@ def test_an_unreadable_input_or_reference_fails_alone(tmp_path, case, make_packa
         nib.save(nib.Nifti1Image(label, np.diag([1.0, 1.0, 2.0, 1.0])), str(tmp_path / f"{name}_label.nii.gz"))
     (tmp_path / "b.nii.gz").chmod(0)
     (tmp_path / "c_label.nii.gz").chmod(0)
-    command = [sys.executable, "-m", "medseg", "infer", "--model", str(package), "-o", str(tmp_path / "out")]
+    command = ["infer", "--model", str(package), "-o", str(tmp_path / "out")]
     for name in ("a", "b", "c"):
         command += [str(tmp_path / f"{name}.nii.gz"), "--reference", str(tmp_path / f"{name}_label.nii.gz")]
-    run = as_plain_user(command)
+    run = medseg_as_plain_user(command, capsys)
     assert run.returncode == 1, run.stderr
     errors = [line for line in run.stderr.splitlines() if line.startswith("medseg: error:")]
     assert errors == [f"medseg: error: {tmp_path / 'b.nii.gz'}: cannot read (permission denied)",
@@ -119,13 +118,12 @@ def test_an_unreadable_input_or_reference_fails_alone(tmp_path, case, make_packa
                                         "c_failed.json"]
 
 
-def test_an_unreadable_img_of_a_pair_is_named(tmp_path, make_package):
+def test_an_unreadable_img_of_a_pair_is_named(tmp_path, make_package, capsys):
     """The .img of an Analyze/NIfTI pair without read permission was reported as "truncated or corrupt image data"."""
     nib.save(nib.Nifti1Pair(make_phantom((40, 40, 8), seed=2).image, np.eye(4)), str(tmp_path / "pair.hdr"))
     (tmp_path / "pair.img").chmod(0)
-    command = [sys.executable, "-m", "medseg", "infer", str(tmp_path / "pair.hdr"), "--model", str(make_package()),
-               "-o", str(tmp_path / "out")]
-    run = as_plain_user(command)
+    command = ["infer", str(tmp_path / "pair.hdr"), "--model", str(make_package()), "-o", str(tmp_path / "out")]
+    run = medseg_as_plain_user(command, capsys)
     assert run.returncode == 1, run.stderr
     assert run.stderr.strip().splitlines()[-1] == (f"medseg: error: {tmp_path / 'pair.hdr'}: cannot read the data "
                                                    "file pair.img (permission denied)")
@@ -133,7 +131,7 @@ def test_an_unreadable_img_of_a_pair_is_named(tmp_path, make_package):
 
 
 def test_an_input_behind_a_folder_that_cannot_be_searched_or_with_an_unreadable_companion_fails_alone(
-        tmp_path, case, make_package):
+        tmp_path, case, make_package, capsys):
     """An input inside a folder without search permission ended in a traceback (Path.exists raised), and the
     unreadable header of an .img, or .img.gz of a .hdr.gz, read as "not a NIfTI image" or as an unreadable header."""
     image = make_phantom((40, 40, 8), seed=2).image
@@ -146,9 +144,9 @@ def test_an_input_behind_a_folder_that_cannot_be_searched_or_with_an_unreadable_
     (tmp_path / "q.img.gz").chmod(0)
     hidden.chmod(0o600)  # listed, not searched
     try:
-        command = [sys.executable, "-m", "medseg", "infer", str(hidden / "x.nii.gz"), str(tmp_path / "p.img"),
-                   str(tmp_path / "q.hdr.gz"), str(case), "--model", str(make_package()), "-o", str(tmp_path / "out")]
-        run = as_plain_user(command)
+        command = ["infer", str(hidden / "x.nii.gz"), str(tmp_path / "p.img"), str(tmp_path / "q.hdr.gz"), str(case),
+                   "--model", str(make_package()), "-o", str(tmp_path / "out")]
+        run = medseg_as_plain_user(command, capsys)
     finally:
         hidden.chmod(0o700)
     assert run.returncode == 1, run.stderr
@@ -163,7 +161,7 @@ def test_an_input_behind_a_folder_that_cannot_be_searched_or_with_an_unreadable_
                                         "x_failed.json"]
 
 
-def test_evaluate_and_train_name_a_path_behind_a_folder_that_cannot_be_searched(tmp_path, case):
+def test_evaluate_and_train_name_a_path_behind_a_folder_that_cannot_be_searched(tmp_path, case, capsys):
     """`evaluate` and `train` gave a PermissionError traceback for a file or folder inside a folder without search
     permission (infer named it in one line)."""
     hidden = tmp_path / "hidden"
@@ -178,7 +176,7 @@ def test_evaluate_and_train_name_a_path_behind_a_folder_that_cannot_be_searched(
                              hidden / "ref.nii.gz"),
                             (["train", "--images", str(hidden / "im"), "--labels", str(hidden / "lb"), "-o",
                               str(tmp_path / "m")], hidden / "lb")):
-            run = as_plain_user([sys.executable, "-m", "medseg", *args])
+            run = medseg_as_plain_user(args, capsys)
             assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
             assert run.stderr.strip().splitlines()[-1] == f"medseg: error: {named}: {expected}"
     finally:

@@ -194,24 +194,23 @@ def test_a_deeply_nested_config_is_not_valid_json(make_package):
 
 
 @pytest.mark.parametrize("unreadable", ["model.json", "weights.safetensors", "MODEL_CARD.md"])
-def test_a_package_file_this_user_may_not_read_is_named_as_the_readers_name_one(make_package, tmp_path, unreadable):
+def test_a_package_file_this_user_may_not_read_is_named_as_the_readers_name_one(make_package, tmp_path, unreadable,
+                                                                                capsys):
     """A model.json or weights file without read permission was "cannot be read (Permission denied)", where the
     image readers say "cannot read (permission denied)"; a model card, in medseg models' warning, likewise."""
-    import sys
-
     import nibabel as nib
     import numpy as np
-    from conftest import as_plain_user
+    from conftest import medseg_as_plain_user
 
     path = make_package()
     (path / "MODEL_CARD.md").write_text("# tiny\n")
     (path / unreadable).chmod(0)
     image = tmp_path / "x.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((24, 24, 4), np.float32), np.eye(4)), image)
-    medseg = [sys.executable, "-m", "medseg"]
-    runs = [as_plain_user([*medseg, "models", str(path)])]
+    runs = [medseg_as_plain_user(["models", str(path)], capsys)]
     if unreadable != "MODEL_CARD.md":
-        runs.append(as_plain_user([*medseg, "infer", str(image), "--model", str(path), "-o", str(tmp_path / "out")]))
+        runs.append(medseg_as_plain_user(["infer", str(image), "--model", str(path), "-o", str(tmp_path / "out")],
+                                         capsys))
     for run in runs:
         line = f"{path / unreadable}: cannot read (permission denied)"
         assert run.stderr.strip().splitlines() == ([f"warning: {line}"] if unreadable == "MODEL_CARD.md" else

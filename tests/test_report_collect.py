@@ -358,19 +358,18 @@ def test_what_the_reader_noted_about_an_input_is_on_its_card(tmp_path):
     assert "input: no sform or qform: the orientation was assumed" in page and "gantry tilt" in page
 
 
-def test_a_subfolder_this_user_may_not_read_is_warned_about_not_passed_over(tmp_path):
+def test_a_subfolder_this_user_may_not_read_is_warned_about_not_passed_over(tmp_path, capsys):
     """A folder under the results that could not be listed (another user's case folder) was passed over in silence,
     its cases missing from the report with no word of why: it is named in a warning now; the others are reported."""
-    import sys
 
-    from conftest import as_plain_user
+    from conftest import medseg_as_plain_user
 
     results = tmp_path / "results"
     write_case(results / "site1", "case01", seed=1, how="good")
     write_case(results / "site2", "case02", seed=2, how="good")
     (results / "site2").chmod(0)
     try:
-        run = as_plain_user([sys.executable, "-m", "medseg", "report", str(results), "--max-overlays", "0"])
+        run = medseg_as_plain_user(["report", str(results), "--max-overlays", "0"], capsys)
     finally:
         (results / "site2").chmod(0o755)
     assert run.returncode == 0, run.stderr
@@ -380,13 +379,12 @@ def test_a_subfolder_this_user_may_not_read_is_warned_about_not_passed_over(tmp_
 
 
 @pytest.mark.parametrize("layout", ["cases", "sites"])
-def test_a_sheet_case_whose_folder_this_user_may_not_read_says_so_on_its_row(tmp_path, layout):
+def test_a_sheet_case_whose_folder_this_user_may_not_read_says_so_on_its_row(tmp_path, layout, capsys):
     """With --sheet, a case whose folder could not be listed was warned about, and its row said "in the sample sheet,
     but the results folder holds nothing for it (not run yet, or its results were removed)": the row names the
     folder it cannot read now (its own, in a cohort's layout; in another, the folders that may hold it)."""
-    import sys
 
-    from conftest import as_plain_user
+    from conftest import medseg_as_plain_user
 
     results = tmp_path / "results"
     roots = {"case01": results, "case02": results} if layout == "cases" else {
@@ -399,8 +397,8 @@ def test_a_sheet_case_whose_folder_this_user_may_not_read_says_so_on_its_row(tmp
     locked = results / "cases" / "case02" if layout == "cases" else results / "site2"
     locked.chmod(0)
     try:
-        run = as_plain_user([sys.executable, "-m", "medseg", "report", str(results), "--sheet", str(sheet),
-                             "--max-overlays", "0"])
+        run = medseg_as_plain_user(["report", str(results), "--sheet", str(sheet),
+                                    "--max-overlays", "0"], capsys)
     finally:
         locked.chmod(0o755)
     assert run.returncode == 0, run.stderr

@@ -206,14 +206,13 @@ def test_a_case_failed_at_scoring_whose_segmentation_changed_since_is_stale_and_
     assert "truncated image data" in outputs.html.read_text()  # scoring's own reason is kept as a note
 
 
-def test_a_segmentation_this_user_may_not_read_says_so_not_that_it_is_stale(tmp_path):
+def test_a_segmentation_this_user_may_not_read_says_so_not_that_it_is_stale(tmp_path, capsys):
     """A segmentation whose sidecar records its SHA-256 but which this user may not read made the case stale:
     "cannot read (permission denied); segment the case again", though the file is whole. The case fails at the
     report on the file it cannot read, named as the report's readers name it, with what to do; the overlay's
     warning words it so too (it was Python's "[Errno 13] Permission denied: '…'")."""
-    import sys
 
-    from conftest import as_plain_user
+    from conftest import medseg_as_plain_user
 
     results = tmp_path / "results"
     folder = write_case(results, "locked", 1, "exact")
@@ -224,7 +223,7 @@ def test_a_segmentation_this_user_may_not_read_says_so_not_that_it_is_stale(tmp_
         (folder / name).write_text(json.dumps(record))
     segmentation.chmod(0)
     try:
-        run = as_plain_user([sys.executable, "-m", "medseg", "report", str(results), "--max-overlays", "1"])
+        run = medseg_as_plain_user(["report", str(results), "--max-overlays", "1"], capsys)
     finally:
         segmentation.chmod(0o644)
     assert run.returncode == 0, run.stderr
@@ -236,20 +235,19 @@ def test_a_segmentation_this_user_may_not_read_says_so_not_that_it_is_stale(tmp_
         f"warning: locked: no overlay ({segmentation}: cannot read (permission denied))"]
 
 
-def test_a_case_folder_this_user_may_list_but_not_enter_is_left_out_with_a_warning(tmp_path):
+def test_a_case_folder_this_user_may_list_but_not_enter_is_left_out_with_a_warning(tmp_path, capsys):
     """A case folder with read but no search permission (``chmod -R 644 results``): its files could be listed but not
     opened, and the report crashed on them with a PermissionError traceback, exit 1, writing nothing. It is left out
     with the warning an unlistable folder gets, and the other cases are reported."""
-    import sys
 
-    from conftest import as_plain_user
+    from conftest import medseg_as_plain_user
 
     results = tmp_path / "results"
     folder = write_case(results, "locked", 1, "exact")
     write_case(results, "open", 1, "exact")
     folder.chmod(0o644)
     try:
-        run = as_plain_user([sys.executable, "-m", "medseg", "report", str(results), "--max-overlays", "0"])
+        run = medseg_as_plain_user(["report", str(results), "--max-overlays", "0"], capsys)
     finally:
         folder.chmod(0o755)
     assert run.returncode == 0, run.stderr
@@ -258,11 +256,10 @@ def test_a_case_folder_this_user_may_list_but_not_enter_is_left_out_with_a_warni
     assert [row["case_id"] for row in read_tsv(results / "cohort.tsv")] == ["open"]
 
 
-def test_a_sheet_case_whose_folder_this_user_may_list_but_not_enter_says_so_on_its_row(tmp_path):
+def test_a_sheet_case_whose_folder_this_user_may_list_but_not_enter_says_so_on_its_row(tmp_path, capsys):
     """With --sheet, such a case's row said it was not run yet, or its results removed: it names its folder."""
-    import sys
 
-    from conftest import as_plain_user
+    from conftest import medseg_as_plain_user
 
     results = tmp_path / "results"
     folder = write_case(results, "locked", 1, "exact")
@@ -271,8 +268,8 @@ def test_a_sheet_case_whose_folder_this_user_may_list_but_not_enter_says_so_on_i
     sheet.write_text("case_id\timage\nlocked\tlocked.nii.gz\nopen\topen.nii.gz\n")
     folder.chmod(0o644)
     try:
-        run = as_plain_user([sys.executable, "-m", "medseg", "report", str(results), "--sheet", str(sheet),
-                             "--max-overlays", "0"])
+        run = medseg_as_plain_user(["report", str(results), "--sheet", str(sheet),
+                                    "--max-overlays", "0"], capsys)
     finally:
         folder.chmod(0o755)
     assert run.returncode == 0, run.stderr

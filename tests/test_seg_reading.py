@@ -23,13 +23,11 @@ from medseg.io.seg_writing import write_dicom_seg
 from medseg.volume import Volume
 
 
-def test_a_seg_reference_this_user_may_not_read_is_named_so_beside_a_nifti_input(tmp_path, tiny_package):
+def test_a_seg_reference_this_user_may_not_read_is_named_so_beside_a_nifti_input(tmp_path, tiny_package, capsys):
     """An unreadable reference named *.dcm beside a NIfTI input read "a DICOM SEG reference is placed on the DICOM
     series it segments, and x.nii.gz is not a DICOM series folder" (and `medseg evaluate` blamed the prediction's
     sidecar), where what is wrong is that it cannot be read: the readers' line, exit 1, nothing written."""
-    import sys
-
-    from conftest import as_plain_user
+    from conftest import medseg_as_plain_user
 
     image = tmp_path / "x.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((24, 24, 4), np.float32), np.eye(4)), image)
@@ -39,7 +37,7 @@ def test_a_seg_reference_this_user_may_not_read_is_named_so_beside_a_nifti_input
     for command in (["infer", str(image), "--reference", str(reference), "--model", str(tiny_package.path), "-o",
                      str(tmp_path / "out")],
                     ["evaluate", str(image), str(reference), "-o", str(tmp_path / "m.json")]):
-        run = as_plain_user([sys.executable, "-m", "medseg", *command])
+        run = medseg_as_plain_user(command, capsys)
         assert (run.returncode, run.stderr.strip().splitlines()[-1]) == (
             1, f"medseg: error: {reference}: cannot read (permission denied)"), run.stderr
     assert not (tmp_path / "out").exists() and not (tmp_path / "m.json").exists()
