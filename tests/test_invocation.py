@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -380,29 +381,32 @@ def test_a_file_name_the_file_system_encoding_cannot_hold_is_one_error_line(tmp_
     assert not (tmp_path / "out" / "report.html").exists()
 
 
-def test_wildcards_are_expanded_on_windows_as_a_posix_shell_expands_them(tmp_path):
+def test_wildcards_are_expanded_on_windows_as_a_posix_shell_expands_them(tmp_path, monkeypatch, capsys):
     """Windows' shells (cmd, PowerShell) pass `scans\\*.nii.gz` on as typed, and click's own main expands it there;
     medseg's main, which does not call click's, took the pattern for a file name: `medseg infer scans\\*.nii.gz` on
     Windows said there was no such file. The pattern is expanded, sorted; one matching nothing is kept and named, and
-    a name that is there as written is that file."""
-    import subprocess
-    import sys
-
+    a name that is there as written is that file. main() reads the command line from sys.argv, as a program's entry
+    point does."""
+    import medseg.cli as cli
     from medseg.synthetic import write_phantom
 
     for name in ("b", "a", "c[1]", "c1"):
         write_phantom(tmp_path / "in" / f"{name}.nii.gz", None, shape=(16, 16, 8), seed=0)
-    script = ("import sys\nimport medseg.cli as cli\ncli.WINDOWS = True  # as on Windows\n"
-              "sys.argv = ['medseg', *sys.argv[1:]]\ncli.main()\n")
-    done = subprocess.run([sys.executable, "-c", script, "infer", str(tmp_path / "in" / "[ab].nii.gz"),
-                           str(tmp_path / "in" / "c[1].nii.gz"), "-o", str(tmp_path / "out"), "--threads", "1"],
-                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
-    assert done.returncode == 0, done.stderr
-    assert [line.split(" (")[0] for line in done.stdout.splitlines() if " -> " in line] == [
+    monkeypatch.setattr(cli, "WINDOWS", True)  # as on Windows
+
+    def medseg(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["medseg", *args])
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main()
+        return exit_info.value.code, *capsys.readouterr()
+
+    code, out, err = medseg("infer", str(tmp_path / "in" / "[ab].nii.gz"), str(tmp_path / "in" / "c[1].nii.gz"), "-o",
+                            str(tmp_path / "out"), "--threads", "1")
+    assert code == 0, err
+    assert [line.split(" (")[0] for line in out.splitlines() if " -> " in line] == [
         f"{tmp_path / 'in' / name}.nii.gz -> {tmp_path / 'out' / name}_seg.nii.gz" for name in ("a", "b", "c[1]")]
-    done = subprocess.run([sys.executable, "-c", script, "infer", str(tmp_path / "none" / "*.nii.gz")],
-                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
-    assert done.returncode == 1 and str(tmp_path / "none" / "*.nii.gz") in done.stderr.splitlines()[-1]
+    code, _, err = medseg("infer", str(tmp_path / "none" / "*.nii.gz"))
+    assert code == 1 and str(tmp_path / "none" / "*.nii.gz") in err.splitlines()[-1]
 
 
 def test_the_executors_that_hand_a_jobs_run_time_to_a_scheduler(tmp_path, monkeypatch):
