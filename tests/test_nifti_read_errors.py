@@ -1,11 +1,11 @@
 """NIfTI files `medseg infer` refuses, each in one line that says what is wrong: cut, damaged or
 mislabelled gzip, impossible headers, named pipes, more than three dimensions (medseg.io.nifti)."""
 
+import contextlib
 import gzip
 import json
 import os
-import subprocess
-import sys
+import threading
 from pathlib import Path
 
 import nibabel as nib
@@ -257,9 +257,36 @@ def test_an_image_in_a_compression_medseg_does_not_read_fails_alone_naming_what_
     assert str(caught.value) == expected
 
 
-def test_a_named_pipe_fails_alone_instead_of_waiting_for_a_writer(tmp_path, case, make_package):
+@contextlib.contextmanager
+def writers_after(seconds: float, *pipes: Path):
+    """Named pipes that a reader waiting on them for ``seconds`` is let go from (a writer opens and closes each, and
+    again every ``seconds``): a regression that waits for a writer then fails, where it would hang. Yields the list of
+    the pipes found waited on."""
+    waited: list[Path] = []
+    stop = threading.Event()
+
+    def let_go():
+        while not stop.wait(seconds):
+            for pipe in pipes:
+                try:
+                    os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+                except OSError:  # ENXIO: no reader waits on it
+                    continue
+                waited.append(pipe)
+
+    watchdog = threading.Thread(target=let_go, daemon=True)
+    watchdog.start()
+    try:
+        yield waited
+    finally:
+        stop.set()
+        watchdog.join()
+
+
+def test_a_named_pipe_fails_alone_instead_of_waiting_for_a_writer(tmp_path, case, make_package, capsys):
     """Opening a named pipe waits until something writes to it: as an input it held the whole batch (and a cohort
-    job) for ever; as a reference, the scoring. Run as a process with a time limit, so that a regression fails."""
+    job) for ever; as a reference, the scoring. A writer lets a waiting reader go after 30 s, so that a regression
+    fails, not hangs."""
 
     pipe = tmp_path / "pipe.nii.gz"
     os.mkfifo(pipe)
@@ -268,16 +295,16 @@ def test_a_named_pipe_fails_alone_instead_of_waiting_for_a_writer(tmp_path, case
     package = str(make_package())
     refused = "not a regular file (a named pipe, socket or device); give the image file"
 
-    def medseg(*args):
-        return subprocess.run([sys.executable, "-m", "medseg", *args], capture_output=True, text=True, timeout=120)
-
-    done = medseg("infer", str(pipe), str(case), "--model", package, "-o", str(tmp_path / "out"))
-    assert done.returncode == 1
-    assert f"medseg: error: {pipe}: {refused}" in done.stderr.splitlines()
-    assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz", "pipe_failed.json"]
-    done = medseg("evaluate", str(tmp_path / "out" / "case_seg.nii.gz"), str(reference), "-o", str(tmp_path / "m.json"))
-    assert done.returncode == 1 and done.stderr.strip().splitlines()[-1] == f"medseg: error: {reference}: {refused}"
-    assert not (tmp_path / "m.json").exists()
+    with writers_after(30, pipe, reference) as waited:
+        code, _, err = run(["infer", str(pipe), str(case), "--model", package, "-o", str(tmp_path / "out")], capsys)
+        assert code == 1
+        assert f"medseg: error: {pipe}: {refused}" in err.splitlines()
+        assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz", "pipe_failed.json"]
+        code, _, err = run(["evaluate", str(tmp_path / "out" / "case_seg.nii.gz"), str(reference), "-o",
+                            str(tmp_path / "m.json")], capsys)
+        assert code == 1 and err.strip().splitlines()[-1] == f"medseg: error: {reference}: {refused}"
+        assert not (tmp_path / "m.json").exists()
+    assert waited == []
 
 
 def test_the_header_checks_do_not_open_a_named_pipe(tmp_path):
@@ -314,7 +341,7 @@ def test_the_header_checks_do_not_open_a_named_pipe(tmp_path):
     assert outcomes == {"files_read": f"{pipe}: {refused}", "header_start": None, "gzip_cut_short": False}
 
 
-def test_a_named_pipe_beside_a_header_is_refused(tmp_path, case, make_package):
+def test_a_named_pipe_beside_a_header_is_refused(tmp_path, case, make_package, capsys):
     """Only the path given was checked: a ``.hdr`` whose ``.img`` is a named pipe waited for ever, as did an
     ``.img`` whose ``.hdr`` is one, or an Analyze image's SPM ``.mat`` (which nibabel opens when it is there)."""
 
@@ -324,13 +351,15 @@ def test_a_named_pipe_beside_a_header_is_refused(tmp_path, case, make_package):
     for fifo in ("data.img", "header.hdr", "spm.mat"):
         (tmp_path / fifo).unlink(missing_ok=True)
         os.mkfifo(tmp_path / fifo)
-    done = subprocess.run([sys.executable, "-m", "medseg", "infer", str(tmp_path / "data.hdr"),
-                           str(tmp_path / "header.img"), str(tmp_path / "spm.hdr"), str(case), "--model",
-                           str(make_package()), "-o", str(tmp_path / "out")], capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 1
+    fifos = [tmp_path / fifo for fifo in ("data.img", "header.hdr", "spm.mat")]
+    with writers_after(30, *fifos) as waited:
+        code, _, err = run(["infer", str(tmp_path / "data.hdr"), str(tmp_path / "header.img"),
+                            str(tmp_path / "spm.hdr"), str(case), "--model", str(make_package()), "-o",
+                            str(tmp_path / "out")], capsys)
+    assert waited == []
+    assert code == 1
     refused = "not a regular file (a named pipe, socket or device); give the image file"
-    assert [line for line in done.stderr.splitlines() if line.startswith("medseg: error: ")] == [
+    assert [line for line in err.splitlines() if line.startswith("medseg: error: ")] == [
         f"medseg: error: {tmp_path / 'data.img'}: {refused} (the data file of {tmp_path / 'data.hdr'})",
         f"medseg: error: {tmp_path / 'header.hdr'}: {refused} (the header of {tmp_path / 'header.img'})",
         f"medseg: error: {tmp_path / 'spm.mat'}: {refused} (the SPM .mat file of {tmp_path / 'spm.hdr'})"]
