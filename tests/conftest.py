@@ -96,14 +96,21 @@ def plain_user():
         _capabilities(libc, header, saved)
 
 
-def medseg_as_plain_user(args: list[str], capsys) -> subprocess.CompletedProcess:
-    """``medseg ARGS`` run in this process under :func:`plain_user`, as ``as_plain_user([python, -m, medseg, *args])``
-    runs it in another (for the tests about permission messages, which need no process of their own; each such process
-    spent some 4 CPU-seconds importing torch and MONAI): its exit code, standard output and standard error. Logging is
-    the command's own, as in a process of its own (:func:`no_logging_configured`): its warnings are on its stderr."""
-    with no_logging_configured(), plain_user():
+def run_program(args: list[str], capsys) -> subprocess.CompletedProcess:
+    """``medseg ARGS`` run in this process as a program of its own runs (:func:`run_cli` with logging unconfigured, as
+    in a fresh process: :func:`no_logging_configured`), so that the command's log and warning lines are on its stderr,
+    as the command line writes them: its exit code, standard output and standard error. For the tests of those lines
+    that need no fresh interpreter (each ``python -m medseg`` spent some 4 CPU-seconds importing torch and MONAI)."""
+    with no_logging_configured():
         code, out, err = run_cli(args, capsys)
     return subprocess.CompletedProcess(["medseg", *args], code, out, err)
+
+
+def medseg_as_plain_user(args: list[str], capsys) -> subprocess.CompletedProcess:
+    """:func:`run_program` under :func:`plain_user`, as ``as_plain_user([python, -m, medseg, *args])`` runs the command
+    in another process (for the tests about permission messages, which need no process of their own)."""
+    with plain_user():
+        return run_program(args, capsys)
 
 
 def benchmark_main(name: str):

@@ -11,7 +11,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import run_cli, run_program
 
 from medseg.cli import main
 from medseg.synthetic import make_phantom
@@ -50,13 +50,12 @@ def test_other_line_breaks_and_terminal_controls_in_a_file_name_are_escaped(tmp_
     assert "\x1b" not in err
 
 
-def test_log_and_result_lines_of_a_file_name_with_a_line_break_stay_one_line(tmp_path, case, make_package):
+def test_log_and_result_lines_of_a_file_name_with_a_line_break_stay_one_line(tmp_path, case, make_package, capsys):
     """Errors were escaped, but the log lines and the result line of the same input were not: a line break in a
     name split them, and a line of the log then began with part of a file name."""
     odd = tmp_path / "a\nb.nii.gz"
     odd.write_bytes(case.read_bytes())
-    done = subprocess.run([sys.executable, "-m", "medseg", "-v", "infer", str(odd), "--model", str(make_package()),
-                           "-o", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    done = run_program(["-v", "infer", str(odd), "--model", str(make_package()), "-o", str(tmp_path / "out")], capsys)
     assert done.returncode == 0
     shown = str(tmp_path / "a\\nb")
     assert done.stdout.startswith(f"{shown}.nii.gz -> {tmp_path / 'out'}/a\\nb_seg.nii.gz (")
@@ -90,7 +89,8 @@ def test_verbose_shows_stage_timings_and_debug_stays_medsegs_own(tmp_path, case,
                      r"\d+\.\d\d s, inference \d+\.\d\d s, postprocess \d+\.\d\d s, write \d+\.\d\d s\)", run.stderr)
 
 
-def test_a_warning_the_library_logs_reads_as_the_commands_own_and_names_its_logger_at_debug(tmp_path, make_package):
+def test_a_warning_the_library_logs_reads_as_the_commands_own_and_names_its_logger_at_debug(tmp_path, make_package,
+                                                                                             capsys):
     """A NIfTI whose sform and qform disagree: `medseg infer` wrote "WARNING medseg.io.nifti: ..." beside its own
     "warning: ..." lines (the README quotes that form); at -vv every log line still names its logger."""
     odd = tmp_path / "odd.nii.gz"
@@ -104,9 +104,8 @@ def test_a_warning_the_library_logs_reads_as_the_commands_own_and_names_its_logg
             "nibabel does); a tool that reads the qform shows the input, and its segmentation, elsewhere")
     package = make_package()
     for verbosity, line in (([], f"warning: {told}"), (["-vv"], f"WARNING medseg.io.nifti: {told}")):
-        run = subprocess.run([sys.executable, "-m", "medseg", *verbosity, "infer", str(odd), "-m", str(package), "-o",
-                              str(tmp_path / "out"), "--overwrite", "--threads", "1"], capture_output=True, text=True,
-                             cwd=Path(__file__).resolve().parents[1], timeout=300)
+        run = run_program([*verbosity, "infer", str(odd), "-m", str(package), "-o", str(tmp_path / "out"),
+                           "--overwrite", "--threads", "1"], capsys)
         assert run.returncode == 0, run.stderr
         assert line in run.stderr.splitlines(), run.stderr
         if not verbosity:
