@@ -557,9 +557,14 @@ def _probe_file(folder: Path) -> os.stat_result:
     try:
         status = os.fstat(handle)
     finally:
-        os.close(handle)
-        with contextlib.suppress(OSError):
-            probe.unlink()
+        # removed first, by one call: a Ctrl-C or SIGTERM raised between two calls here (the stop handlers raise where
+        # Python is) left the probe behind in an output folder the stop had promised to leave as it was
+        try:
+            os.unlink(probe)
+        except OSError:
+            pass
+        finally:
+            os.close(handle)
     _FILE_MODES[Path(os.path.abspath(folder))] = stat.S_IMODE(status.st_mode)
     return status
 
