@@ -385,33 +385,17 @@ def test_a_stop_in_a_dicom_folders_scan_is_told_in_its_own_line(tmp_path, signal
     assert not out.exists()
 
 
-_STOP_AFTER_MODEL = """
-import sys, time
-import medseg.io.dicom_series as dicom_series
-import medseg.segment as segment
-from medseg.cli import main
-dicom_series._HELD_FILES_MAX = 4  # the folder's scan is not kept before the model loads: its reading scans it
-held = {held!r}
-real = getattr(dicom_series if held else segment, held or 'write_labels')
-def stopped_here(*args, **kwargs):
-    print('here', 'torch' in sys.modules, flush=True)
-    time.sleep(60)  # the stop lands here
-    return real(*args, **kwargs)
-setattr(dicom_series if held else segment, held or 'write_labels', stopped_here)
-sys.argv = ['medseg', 'infer', {given!r}, '-o', {out!r}]
-main()
-"""
-
-
-@pytest.mark.parametrize(("given", "held", "signal_name", "code", "by"), [
-    ("study", "_scan", "SIGINT", 130, ""),  # a folder over the kept scans' limit, scanned once the model has loaded
-    ("scan.nii.gz", "", "SIGINT", 130, ""),  # its labels being written
-    ("scan.nii.gz", "", "SIGTERM", 143, " by SIGTERM")])
-def test_a_stop_of_a_single_input_after_the_model_loaded_names_it_and_what_was_written(tmp_path, given, held,
-                                                                                       signal_name, code, by):
+@pytest.mark.parametrize("given", ["study", "scan.nii.gz"])
+def test_a_stop_of_a_single_input_after_the_model_loaded_names_it_and_what_was_written(tmp_path, make_package,
+                                                                                       capsys, monkeypatch, given):
     """Ctrl-C on one input once the model had loaded (a DICOM folder of over 20,000 files is scanned then, minutes)
-    said click's bare "Aborted." (SIGTERM "Terminated."), where a batch names the input and what was written: the
-    line names the input and that nothing was written; exit 130 (143), the output folder left empty."""
+    said click's bare "Aborted." (SIGTERM "Terminated.", told in test_sigterm_stops_like_ctrl_c_with_exit_143_...),
+    where a batch names the input and what was written: the line names the input and that nothing was written; exit
+    130, the output folder left empty. In this process: a command in a process of its own cost 10 s a case."""
+    import medseg.io.dicom_series as dicom_series
+    import medseg.package as package
+    import medseg.segment as segment
+
     sys.path.insert(0, str(Path(__file__).parent))
     from dicom_factory import make_series
 
@@ -419,59 +403,53 @@ def test_a_stop_of_a_single_input_after_the_model_loaded_names_it_and_what_was_w
         make_series(tmp_path / given, shape=(4, 4, 6))
     else:
         write_phantom(tmp_path / given, tmp_path / "label.nii.gz", shape=(16, 16, 4), seed=1)
+    monkeypatch.setattr(dicom_series, "_HELD_FILES_MAX", 4)  # the folder's scan is not kept before the model loads
+    loaded, real_load = [], package.load_package
+    monkeypatch.setattr(package, "load_package", lambda *args, **kwargs: loaded.append(1) or real_load(*args, **kwargs))
+    module, name = (dicom_series, "_scan") if given == "study" else (segment, "write_labels")
+    real = getattr(module, name)
+
+    def stopped_here(*args, **kwargs):
+        if loaded:  # the folder's reading scans it, or the labels are being written: the model has loaded
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, stopped_here)
     out = tmp_path / "out"
     out.mkdir()
-    script = _STOP_AFTER_MODEL.format(held=held, given=str(tmp_path / given), out=str(out))
-    process = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
-    try:
-        assert process.stdout.readline() == "here True\n"  # the model has loaded
-        process.send_signal(getattr(signal, signal_name))
-        stdout, stderr = process.communicate(timeout=120)
-    finally:
-        process.kill()
-    assert process.returncode == code
-    assert stderr.splitlines()[-1] == f"medseg: stopped{by} at {tmp_path / given}: nothing was written"
-    assert "Aborted." not in stderr and "Terminated." not in stderr
-    assert stdout == ""
+    code, stdout, stderr = run(["infer", str(tmp_path / given), "-m", str(make_package()), "-o", str(out)], capsys)
+    assert (code, stdout) == (130, "")
+    assert stderr.splitlines()[-1] == f"medseg: stopped at {tmp_path / given}: nothing was written"
+    assert "Aborted." not in stderr
     assert _files(out) == []
 
 
-_STOP_IN_MODEL_LOAD = """
-import sys, time
-import medseg.package as package
-from medseg.cli import main
-real = package.load_package
-def loading(*args, **kwargs):
-    print('loading', flush=True)
-    time.sleep(60)  # the stop lands here, as in torch's import or the weights' reading
-    return real(*args, **kwargs)
-package.load_package = loading
-sys.argv = ['medseg', 'infer', *{inputs!r}, '-o', {out!r}]
-main()
-"""
-
-
-@pytest.mark.parametrize("inputs", [1, 2])
-def test_a_stop_while_the_model_loads_is_told_in_its_own_line(tmp_path, inputs):
+@pytest.mark.parametrize(("inputs", "signal_name", "exit_code", "by"), [
+    (1, "SIGINT", 130, ""), (2, "SIGINT", 130, ""), (1, "SIGTERM", 143, " by SIGTERM")])
+def test_a_stop_while_the_model_loads_is_told_in_its_own_line(tmp_path, make_package, capsys, monkeypatch, inputs,
+                                                              signal_name, exit_code, by):
     """Between the checks before the model loads and the first input (torch, MONAI and the weights: 8 to 18 s on a
     busy machine) a Ctrl-C said click's bare "Aborted.", for one input as for a batch: the line says that the model
-    was loading and nothing was written; exit 130, no output folder made."""
+    was loading and nothing was written; exit 130 (SIGTERM: 143), no output folder made. In this process, the signal
+    sent while the package is read: a command in a process of its own cost 8 s a case."""
+    import medseg.package as package
+
     given = []
     for index in range(inputs):
         given.append(str(tmp_path / f"scan{index}.nii.gz"))
         write_phantom(tmp_path / f"scan{index}.nii.gz", tmp_path / f"label{index}.nii.gz", shape=(16, 16, 4), seed=1)
+    real = package.load_package
+
+    def loading(*args, **kwargs):
+        os.kill(os.getpid(), getattr(signal, signal_name))  # the stop lands here, as in the weights' reading
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(package, "load_package", loading)
     out = tmp_path / "out"
-    script = _STOP_IN_MODEL_LOAD.format(inputs=given, out=str(out))
-    process = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
     try:
-        assert process.stdout.readline() == "loading\n"
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=120)
+        code, stdout, stderr = run(["infer", *given, "-m", str(make_package()), "-o", str(out)], capsys)
     finally:
-        process.kill()
-    assert process.returncode == 130
-    assert stderr == "medseg: stopped while the model was loaded: nothing was written\n"
-    assert stdout == ""
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    assert (code, stdout) == (exit_code, "")
+    assert stderr == f"medseg: stopped{by} while the model was loaded: nothing was written\n"
     assert not out.exists()
