@@ -452,6 +452,31 @@ def _replaced_text(path: Path | str, segmentation: Path, earlier: str, this: str
     return f"{segmentation}: held {earlier} of {path}, segmented by an earlier run; --overwrite replaced it with {this}"
 
 
+def _check_unscanned_series_output(path: Path | str, series: str, output_dir: Path | str | None,
+                                   output_format: str) -> None:
+    """A DICOM folder whose scan could not be kept before the model loads (:func:`check_folder_input`): where the
+    segmentation at its output names holds a series of it that ``series`` cannot name (not its key, UID or number, so
+    that the series read will be another), an :class:`OutputExistsError` naming that series and how to keep both, as
+    :func:`check_series_output` refuses it; it was the plain "output exists already", whose ``--overwrite`` replaced
+    the other series' segmentation. A ``series`` that may name it is left to the check of existing outputs."""
+    from medseg.io.dicom_series import series_match, series_text
+
+    wanted = str(series).strip()
+    earlier = earlier_series_output(path, output_dir, output_format) if wanted and Path(path).is_dir() else None
+    if earlier is None:
+        return
+    segmentation, info = earlier
+    try:
+        if series_match(wanted, str(info["series_key"]), info.get("series_uid"), info.get("series_number")) is not None:
+            return
+    except (TypeError, ValueError):  # an edited sidecar's series number: left to the check of existing outputs
+        return
+    own = segmentation.parent / f"series_{wanted}"
+    raise OutputExistsError(f"{segmentation}: holds {series_text(info)} of {path}, segmented by an earlier run; this "
+                            f"run's --series {wanted} would take its name: give each series its own output folder "
+                            f"(-o {own}), or pass --overwrite to replace it")
+
+
 def _same_series(info: dict, chosen: SeriesCandidate) -> bool:
     """Whether the series a sidecar's ``input_info`` records is ``chosen``: by UID and part where both have a UID (a
     key turns from the number to the UID once another series of the folder shares its number), else by key."""
@@ -483,6 +508,8 @@ def check_before_model(path: Path | str, reference: Path | str | None, series: s
     check_dicom_options(path, series, output_format)
     chosen = check_folder_input(path, series)
     replacing = None
+    if chosen is None and series is not None and not overwrite:
+        _check_unscanned_series_output(path, series, output_dir, output_format)
     if chosen is not None:
         from medseg.io.dicom_series import release_scan
 

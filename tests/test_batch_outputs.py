@@ -862,3 +862,31 @@ def test_another_series_replaced_in_a_folder_whose_scan_cannot_be_kept_is_told(t
         "--overwrite replaced it with series 4 'T2'"]
     assert json.loads((out / "study_seg.json").read_text())["input_info"]["series_number"] == 4
     assert dicom_series._HELD == {}
+
+
+def test_another_series_in_a_folder_whose_scan_cannot_be_kept_is_refused_naming_both(tmp_path, two_series,
+                                                                                    make_package, capsys,
+                                                                                    monkeypatch):
+    """A folder over _HELD_FILES_MAX (20,000 files: a whole study) is not scanned before the model loads, so `--series
+    4` into the folder holding series 3's segmentation was refused as a plain "output exists already; pass --overwrite
+    to replace it", the advice that replaced another series' segmentation. A --series that cannot name the earlier
+    series (not its key, UID or number) is refused as for a folder scanned before the model loads, naming the series
+    the output holds and how to keep both; one that can name it is left to the check of existing outputs."""
+    import medseg.io.dicom_series as dicom_series
+
+    monkeypatch.setattr(dicom_series, "_HELD_FILES_MAX", 4)  # the study's 12 files are more
+    package = str(make_package())
+    out = tmp_path / "out"
+    code, _, err = run(["-q", "infer", str(two_series), "--series", "3", "-m", package, "-o", str(out)], capsys)
+    assert code == 0, err
+    written = {name: (out / name).read_bytes() for name in _files(out)}
+    code, stdout, err = run(["infer", str(two_series), "--series", "4", "-m", package, "-o", str(out)], capsys)
+    assert (code, stdout) == (1, "")
+    assert err.splitlines()[-1] == (
+        f"medseg: error: {out / 'study_seg.nii.gz'}: holds series 3 'T1' of {two_series}, segmented by an earlier run; "
+        f"this run's --series 4 would take its name: give each series its own output folder (-o {out / 'series_4'}), "
+        "or pass --overwrite to replace it")
+    code, _, err = run(["-q", "infer", str(two_series), "--series", "1.2.3.3", "-m", package, "-o", str(out)], capsys)
+    assert code == 1 and "output exists already" in err  # the same series by its UID: an output that exists
+    assert {name: (out / name).read_bytes() for name in _files(out)} == written
+    assert dicom_series._HELD == {}
