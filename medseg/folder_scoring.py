@@ -514,12 +514,14 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
     from medseg.scoring import made_by_of, score_pair
 
     def record_failure(case: str, stage: str, error: BaseException, prediction: Path | None, reference: Path,
-                       error_type: str | None = None, tell: bool = True) -> None:
+                       error_type: str | None = None, tell: bool = True, predictions: Path | None = None) -> None:
         path = failure_path[case]
         # its input is what was scored
         record = failure_record(case, stage, error, prediction, reference, error_type=error_type)
         if prediction is not None:  # said so, for the report: a cohort's failure records give the image as input
             record["prediction"] = record["input"]
+        if predictions is not None:  # a missed case: the folder its prediction was looked for in, where the report
+            record["predictions"] = str(predictions)  # finds medseg infer's failure record of it, the one case
         # the metrics of an earlier run go as the record is placed: no figures of a case that failed now
         write_failure_record(path, record, retire=[metrics_path[case]])
         failed.append((case, one_line(error), path))
@@ -605,7 +607,7 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
                 f"of {case}_0000.nii.gz) or {case}_seg.dcm" + (f", or is one {made_from}" if series else "")
         record_failure(case, "not_run", InputError(
             f"{reference}: no prediction for this reference in {pred_dir} (a missed case; {named})"), None, reference,
-            "MissingPrediction", tell=False)  # the warning above names them all at once: not a line each
+            "MissingPrediction", tell=False, predictions=absolute_path(pred_dir))  # the warning above names them all
     ours = {path.name for path in targets}
     others = sorted(path.name for pattern in ("*_metrics.json", "*_failed.json") for path in out_dir.glob(pattern)
                     if path.name not in ours)

@@ -10,6 +10,7 @@ import csv
 import json
 import logging
 
+import numpy as np
 import pytest
 from conftest import run_cli
 from folder_cases import (
@@ -367,3 +368,29 @@ def test_infer_lines_say_an_empty_predictions_reason_once():
     labels["2"] = {"name": "posterior", "dice": 0.9, "status": "ok"}
     assert _dice_lines(labels, None) == ["  Dice anterior: 0.0000 (empty prediction: not predicted)",
                                          "  Dice posterior: 0.9000"]
+
+
+def test_a_case_infer_failed_on_and_evaluate_then_missed_is_one_case_with_both_reasons(tmp_path):
+    """`medseg infer` over images, one of them truncated, then `medseg evaluate --images` of its predictions into a
+    folder of their own: infer wrote the truncated case's failure record beside the predictions, evaluate one of a
+    missed case among the scores, and a report over both folders showed the case twice (both flagged
+    ``duplicate_id``, three cases of two). It is one case, failed at reading its image, the missed scoring a note."""
+    images, ref = tmp_path / "imagesTs", tmp_path / "labelsTs"
+    for case in ("a", "b"):
+        save(np.random.default_rng(0).normal(100, 20, (20, 20, 8)).astype(np.float32), images / f"{case}.nii.gz")
+        save(labels(0)[1], ref / f"{case}.nii.gz")
+    whole = (images / "b.nii.gz").read_bytes()
+    (images / "b.nii.gz").write_bytes(whole[: len(whole) // 2])  # an interrupted copy
+    pred, scores = tmp_path / "pred", tmp_path / "scores"
+    assert run(["infer", str(images / "a.nii.gz"), str(images / "b.nii.gz"), "-m", "phantom", "-o", str(pred)]) == 1
+    assert json.loads((pred / "b_failed.json").read_text())["stage"] == "read"
+    assert run(["evaluate", str(pred), str(ref), "-o", str(scores), "--images", str(images)]) == 1
+    assert json.loads((scores / "b_failed.json").read_text())["error_type"] == "MissingPrediction"
+    assert run(["report", str(tmp_path), "-o", str(tmp_path / "report.html")]) == 0
+    rows = list(csv.DictReader((tmp_path / "cohort.tsv").open(), delimiter="\t"))
+    assert [(row["case_id"], row["status"]) for row in rows] == [("b", "failed"), ("a", "scored")]
+    assert "duplicate_id" not in rows[0]["flags"] and "truncated" in rows[0]["error"]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["cases"]["total"] == 2 and summary["cases"]["failed"] == 1
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "no prediction for this reference" in page  # the scoring's word is kept, as a note of the case

@@ -88,11 +88,34 @@ def collect_results(results_dir: Path | str, allow_empty: bool = False) -> list[
         raise InputError(
             f"{results_dir}: no case results found (looked for *_seg.json, *_metrics.json and *_failed.json)"
         )
+    _join_missed_cases_to_their_failures(cases, results_dir)
     _join_sidecars_beside_predictions(cases)
     for case in cases.values():
         _resolve_stale_failure(case)
         _check_segmentation(case)
     return sorted(cases.values(), key=lambda c: (c.case_id, str(c.folder)))
+
+
+def _join_missed_cases_to_their_failures(cases: dict[tuple[Path, str], CaseResult], results_dir: Path) -> None:
+    """A case ``medseg evaluate PRED_DIR REF_DIR -o OUT_DIR`` counted as missed (no prediction in PRED_DIR, its
+    failure record naming that folder as ``predictions``) where ``medseg infer`` failed on it (its failure record in
+    PRED_DIR) is that one case, failed as infer's record says; the scoring's record is a note of it. Reported over
+    both folders, it was two cases of one id, each flagged ``duplicate_id``."""
+    import os
+
+    by_folder = {(os.path.realpath(folder), case_id): (folder, case_id) for folder, case_id in cases}
+    for key, case in list(cases.items()):
+        failure = case.failure or {}
+        predictions = failure.get("predictions")
+        if failure.get("error_type") != "MissingPrediction" or not isinstance(predictions, str) \
+                or case.metrics is not None or case.sidecar is not None:
+            continue
+        other = cases.get(by_folder.get((os.path.realpath(predictions), case.case_id)))
+        if other is None or other is case or other.failure is None or other.metrics is not None \
+                or other.failure.get("stage") in ("evaluate", "not_run") or "failure" not in case.paths:
+            continue
+        other.notes.append(f"{_shown(case.paths['failure'], results_dir)}: not scored either: {failure.get('error')}")
+        del cases[key]
 
 
 def _join_sidecars_beside_predictions(cases: dict[tuple[Path, str], CaseResult]) -> None:
