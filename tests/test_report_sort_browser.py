@@ -43,7 +43,8 @@ def test_the_sorting_script_runs_under_the_pages_own_policy(built):
     logged = chromium("--window-size=1400,2000", "--virtual-time-budget=3000", "--enable-logging=stderr", "--v=0",
                       "--dump-dom", built.html.as_uri())
     assert logged.returncode == 0, logged.stderr[-2000:]
-    assert len(re.findall(r'<th (?:class="vd" )?data-sort="[a-z]+"(?: data-first="desc")?><button type="button">',
+    assert len(re.findall(r'<th (?:class="vd" )?data-sort="[a-z]+"(?: data-first="desc")?(?: aria-sort="ascending")?>'
+                          r'<button type="button">',
                           logged.stdout)) == heads
     assert "Content Security Policy" not in logged.stderr, logged.stderr[-2000:]
 
@@ -86,3 +87,23 @@ def test_the_volume_difference_column_sorts_the_largest_first(built, tmp_path):
     (order,) = _clicks(built.html, tmp_path, "largest volume difference")
     assert order == [_case_id(row) for row in known] + [_case_id(row) for row in rows if largest(row) is None]
     assert order[0] == "bad"
+
+
+def test_the_sorting_is_offered_only_where_it_runs_and_the_table_says_how_it_is_sorted(built, tmp_path):
+    """Without script (a viewer that runs none, a hardened mail client) the page said "Click a column's head to sort
+    by it" over heads that were no buttons; and no head said how the table was sorted until a click (a screen
+    reader's user heard no order). The words show once the script ran, and # is marked as the order as written."""
+    page = built.html.read_text(encoding="utf-8")
+    heads = re.search(r"<thead><tr>(.*?)</tr></thead>", page.split("Cases, worst first")[1]).group(1)
+    assert heads.startswith('<th data-sort="num" aria-sort="ascending">#</th>')  # also without any script
+    assert heads.count("aria-sort") == 1
+    help_text = re.compile(r'<span class="sort-help"( hidden(?:="")?)?>Click a column')
+    assert help_text.search(page).group(1) == " hidden"  # as written: what a viewer without script shows
+    ran = chromium("--window-size=1400,2000", "--virtual-time-budget=3000", "--dump-dom", built.html.as_uri())
+    assert ran.returncode == 0 and help_text.search(ran.stdout).group(1) is None  # the policy in force
+    # a click on another head moves the mark there; # once more restores the order as written
+    marks = probe_page(built.html, tmp_path, 1400, "(()=>{const h=[...document.querySelector('table.sortable')"
+                       ".tHead.rows[0].cells];const marks=()=>h.map(x=>x.getAttribute('aria-sort')||'').join('|');"
+                       "h[4].querySelector('button').click();const a=marks();h[0].querySelector('button').click();"
+                       "return a+'/'+marks();})()")
+    assert marks == "||||ascending||||/ascending||||||||"

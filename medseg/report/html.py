@@ -78,7 +78,7 @@ white-space:nowrap}
 @media (max-width:600px){table.stack thead{display:none}table.stack tr{display:block;border:1px solid #e0e0e5;
 margin-bottom:6px}table.stack td,table.stack th{display:block;border:none;min-width:0}table.stack td[data-h]::before{
 content:attr(data-h) ": ";color:#5f5f64}.ov .overlay{max-width:none}}
-@media print{th button::after{content:none}.vd{display:none}
+@media print{th button::after{content:none}.vd,.sort-help{display:none}
 body{background:#fff}main{max-width:none;padding:0}p.back{display:none}
 td .badge{white-space:normal}wbr.p{display:inline}td.err,td.path{min-width:10em}
 .case{break-inside:auto}.case h3{break-after:avoid}

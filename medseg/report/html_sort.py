@@ -2,12 +2,13 @@
 by its SHA-256 and no other (a script that slipped into the page through a name would still not run).
 
 The table is written worst first, which a viewer that runs no script shows as it is. The script makes each column
-head of a sortable table (``<th data-sort="num|text">``) a button; a click sorts the rows by that column, worst first
-for that column (``data-first``: the lowest Dice, the most flags, the largest volume difference), a second click the
-other way. A cell's sort key is its ``data-v`` attribute where it has one, else its text; a cell with an empty key (no
-Dice: a case without reference, a label empty in both masks) sorts last either way, and rows of equal keys keep the
-page's worst-first order (``data-rank``). The script reads attributes and text only and moves the rows' own
-elements: no name on the page is ever parsed as markup.
+head of a sortable table (``<th data-sort="num|text">``) a button, and shows the words that say so (``.sort-help``,
+hidden without script); the head of the order in force has ``aria-sort`` (as written: ``#``, ascending). A click
+sorts the rows by that column, worst first for that column (``data-first``: the lowest Dice, the most flags, the
+largest volume difference), a second click the other way. A cell's sort key is its ``data-v`` attribute where it
+has one, else its text; a cell with an empty key (no Dice: a case without reference, a label empty in both masks)
+sorts last either way, and rows of equal keys keep the page's worst-first order (``data-rank``). The script reads
+attributes and text only and moves the rows' own elements: no name on the page is ever parsed as markup.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import hashlib
 __all__ = ["SORT_SCRIPT", "SORT_SCRIPT_HASH", "sort_script_tag"]
 
 SORT_SCRIPT = """(()=>{
+for(const help of document.querySelectorAll(".sort-help"))help.hidden=false;
 for(const table of document.querySelectorAll("table.sortable")){
 const body=table.tBodies[0],heads=[...table.tHead.rows[0].cells];
 const key=(row,i)=>{const c=row.cells[i];

@@ -172,14 +172,17 @@ def _worst_table(content: ReportContent) -> str:
 
 
 # the heads every case table starts with, each a sort key (the rank restores the page's own order)
-_SORTED_HEADS = ('<th data-sort="num">#</th><th data-sort="text">case</th><th data-sort="text">status</th>'
-                 '<th data-sort="num" data-first="desc">flags</th>')
+# (# marked as the order the table is written in: a screen reader says so before any click, and without script)
+_SORTED_HEADS = ('<th data-sort="num" aria-sort="ascending">#</th><th data-sort="text">case</th>'
+                 '<th data-sort="text">status</th><th data-sort="num" data-first="desc">flags</th>')
 # left out on paper (its column made a two-label case table wider than a portrait page: 774 px against 717), as is
 # the sorting it serves; the summary and cohort.tsv have every label's volumes
 _VOLUME_DIFFERENCE_HEAD = '<th class="vd" data-sort="num" data-first="desc">largest volume difference</th>'
 
-SORT_TEXT = ("Click a column's head to sort by it, worst first for that column (the lowest Dice, the most flags, the "
-             "largest volume difference), again for the other way; # restores this order.")
+# hidden until the sorting script shows it: without script (or on paper) the heads are no buttons to click
+SORT_TEXT = ('<span class="sort-help" hidden>Click a column\'s head to sort by it, worst first for that column (the '
+             "lowest Dice, the most flags, the largest volume difference), again for the other way; # restores this "
+             "order.</span>")
 
 
 def _failed_key(status: str) -> str:
