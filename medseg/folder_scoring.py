@@ -606,7 +606,8 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
             named = f"a prediction is named {case}.nii.gz, {case}_seg.nii.gz, {case}_0000_seg.nii.gz (medseg infer's " \
                 f"of {case}_0000.nii.gz) or {case}_seg.dcm" + (f", or is one {made_from}" if series else "")
         record_failure(case, "not_run", InputError(
-            f"{reference}: no prediction for this reference in {pred_dir} (a missed case; {named})"), None, reference,
+            f"{reference}: no prediction for this reference in {pred_dir}{_infer_failure(pred_dir, case)} (a missed "
+            f"case; {named})"), None, reference,
             "MissingPrediction", tell=False, predictions=absolute_path(pred_dir))  # the warning above names them all
     ours = {path.name for path in targets}
     others = sorted(path.name for pattern in ("*_metrics.json", "*_failed.json") for path in out_dir.glob(pattern)
@@ -629,6 +630,25 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
                         summary, names_from, [str(value) for value in sorted(never_learnt)])
 
 
+
+
+def _infer_failure(pred_dir: Path, case: str) -> str:
+    """Why ``medseg infer`` made no prediction of ``case`` where its failure record in ``pred_dir`` says so (``:
+    medseg infer failed on it (RECORD: ERROR)``), else nothing: the scores' own report then gives a missed case's
+    cause, which was only beside the predictions."""
+    from medseg.jsonfile import RESULT_BYTES, JsonFileError, read_json_object
+
+    for name in (f"{case}_failed.json", f"{case}_0000_failed.json"):
+        path = pred_dir / name
+        try:
+            record = read_json_object(path, RESULT_BYTES, "a medseg failure record")
+        except (JsonFileError, OSError):
+            continue
+        error = record.get("error")
+        if record.get("schema") == "medseg-failure/1" and record.get("stage") not in ("evaluate", "not_run") \
+                and isinstance(error, str) and error:
+            return f": medseg infer failed on it ({path}: {error})"
+    return ""
 
 
 def _complete_unnamed_labels(unnamed: dict[str, dict], metrics_path: dict[str, Path],

@@ -385,7 +385,11 @@ def test_a_case_infer_failed_on_and_evaluate_then_missed_is_one_case_with_both_r
     assert run(["infer", str(images / "a.nii.gz"), str(images / "b.nii.gz"), "-m", "phantom", "-o", str(pred)]) == 1
     assert json.loads((pred / "b_failed.json").read_text())["stage"] == "read"
     assert run(["evaluate", str(pred), str(ref), "-o", str(scores), "--images", str(images)]) == 1
-    assert json.loads((scores / "b_failed.json").read_text())["error_type"] == "MissingPrediction"
+    missed = json.loads((scores / "b_failed.json").read_text())
+    assert missed["error_type"] == "MissingPrediction" and missed["predictions"] == str(pred)
+    # the scores' own report says why there is no prediction: infer's record beside the predictions says so
+    assert f"no prediction for this reference in {pred}: medseg infer failed on it ({pred / 'b_failed.json'}: " \
+        f"{images / 'b.nii.gz'}: truncated image data" in missed["error"]
     assert run(["report", str(tmp_path), "-o", str(tmp_path / "report.html")]) == 0
     rows = list(csv.DictReader((tmp_path / "cohort.tsv").open(), delimiter="\t"))
     assert [(row["case_id"], row["status"]) for row in rows] == [("b", "failed"), ("a", "scored")]
