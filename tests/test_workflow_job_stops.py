@@ -201,8 +201,9 @@ def test_a_job_the_stop_did_not_reach_ends_after_its_current_case(cohort, tmp_pa
     """A SIGTERM to Snakemake alone (``kill PID`` from another shell), or one that lands as Snakemake starts a local
     job (before the job's process exists), never reaches the job: it ran its whole batch to the end (a 4-case batch of
     1 s cases: 14 s from the signal to the run's end, measured), and the stopped run waited for it. The run writes its
-    stop file, which the job reads between its cases: here, before its first (0 of 3 cases; 1.4 s measured), with the
-    job's log ending as after the signal itself, and the stop file is gone with the run."""
+    stop file, which the job reads between its cases: here, before its first (0 of 3 cases; 1.4 s measured; after it on
+    a loaded machine, seen once), with the job's log ending as after the signal itself, and the stop file is gone with
+    the run."""
     from medseg.cohort.planning_stop import run_stopped_line
 
     results = tmp_path / "results"
@@ -221,10 +222,14 @@ def test_a_job_the_stop_did_not_reach_ends_after_its_current_case(cohort, tmp_pa
             process = subprocess.run(command, stdout=output, stderr=output, timeout=120)
     text = console.read_text()
     assert process.returncode == 143, text[-3000:]
-    assert text.splitlines()[-1] == run_stopped_line(0, 3, signal.SIGTERM), text[-3000:]
+    # before its first case, as a rule; on a loaded machine the job can reach its first case (its imports done) before
+    # the run, its signal handled, writes the stop file: then it ends after that case, never going on to the next
+    made = ["a.infer.json"] if text.splitlines()[-1] == run_stopped_line(0, 3, signal.SIGTERM, unscored=1) else []
+    assert text.splitlines()[-1] == run_stopped_line(0, 3, signal.SIGTERM, unscored=len(made)), text[-3000:]
     assert "Traceback" not in text
     assert (results / "logs" / "infer" / "batch001.log").read_text().splitlines()[-1] == "Terminated."
-    assert not _records(results / "status") and not (results / "jobs" / "batch001.infer.json").exists()
+    assert sorted(path.name for path in _records(results / "status")) == made
+    assert not (results / "jobs" / "batch001.infer.json").exists()
     state = tmp_path / ".snakemake"
     assert not list((state / "medseg-runs").glob("*")) and not list((state / "locks").glob("*"))
     if clock is not None:
