@@ -17,6 +17,7 @@ from cohort_cases import (
 
 from medseg.cohort import InferOptions, infer_cases, read_samples
 from medseg.cohort.records import ResultsFolder
+from medseg.errors import DeviceError
 
 
 def test_a_case_that_killed_its_worker_twice_is_recorded_not_retried(cohort):
@@ -298,14 +299,40 @@ def test_an_error_of_the_whole_job_on_its_last_attempt_records_its_cases_and_nam
         f"{results}: job batch001.infer failed on its last attempt for a reason of the whole job: {line} (its log: "
         f"{log}); its cases are listed as failed in {results / 'report.html'}, and a later run tries them again")
     assert check_failures(results / "summary.json", "never") == {"failed": 1, "total": 2, "fail_on": "never"}
-    # the device, once the package is loaded: the case under way and those after it (a, made on the CPU, is not
-    # finished for this work, which its job was to make again)
+    # the device, once the package is loaded: the case under way and those after it (a, made on the CPU, is kept:
+    # the job made nothing in its place)
     cuda = replace(options, device="cuda:7", job="batch001.infer", final_attempt=True)
     on_gpu = infer_cases(samples, results, cuda)
-    assert [(c.case_id, c.outcome) for c in on_gpu.cases] == [("a", "failed"), ("b", "failed")]
+    assert [(c.case_id, c.outcome) for c in on_gpu.cases] == [("a", "ok"), ("b", "failed")]
     assert on_gpu.job_error["error_type"] == "DeviceError"
-    assert "the job's log" not in on_gpu.cases[0].error  # no log named
-    # not finished: the next run makes them
+    assert "the job's log" not in on_gpu.cases[1].error  # no log named
+    # b not finished: the next run makes it
     again = infer_cases(samples, results, options)
-    assert [(c.case_id, c.outcome, c.reused) for c in again.cases] == [("a", "ok", False), ("b", "ok", False)]
+    assert [(c.case_id, c.outcome, c.reused) for c in again.cases] == [("a", "ok", True), ("b", "ok", False)]
     assert not folder.failure("a").exists() and not folder.failure("b").exists()
+
+
+def test_an_error_of_the_whole_job_keeps_the_cases_segmented_earlier_for_other_settings(cohort):
+    """A whole-job error on the last attempt (here --device cuda:7 on a machine without it: a setting mistyped for the
+    run) cleared every case of the batch segmented earlier with other settings (the CPU): the case under way as the
+    device was resolved, on every attempt, and the others as they were recorded as failed, where the job had made
+    nothing in their place; the user, back on the CPU, had them made again. The failed job keeps them as they are."""
+    sheet, results = cohort
+    samples = [s for s in read_samples(sheet) if s.case_id in ("a", "b", "c")]
+    folder = ResultsFolder(results)
+    options = InferOptions(model=MODEL, device="cpu", batch_size=8)
+    assert [c.outcome for c in infer_cases(samples[:2], results, options).cases] == ["ok", "ok"]
+    made = {case: folder.segmentation(case).read_bytes() for case in ("a", "b")}
+    cuda = replace(options, device="cuda:7", job="batch001.infer")
+    with pytest.raises(DeviceError):  # an earlier attempt: Snakemake tries the job again
+        infer_cases(samples, results, cuda)
+    assert folder.segmentation("a").read_bytes() == made["a"]
+    failed = infer_cases(samples, results, replace(cuda, final_attempt=True))
+    assert failed.job_error["error_type"] == "DeviceError"
+    assert [(c.case_id, c.outcome, c.reused) for c in failed.cases] == [
+        ("a", "ok", True), ("b", "ok", True), ("c", "failed", False)]
+    assert {case: folder.segmentation(case).read_bytes() for case in ("a", "b")} == made
+    assert not folder.failure("a").exists() and not folder.failure("b").exists() and folder.failure("c").is_file()
+    again = infer_cases(samples, results, options)  # back on the CPU: a and b are kept, c made
+    assert [(c.case_id, c.outcome, c.reused) for c in again.cases] == [
+        ("a", "ok", True), ("b", "ok", True), ("c", "ok", False)]

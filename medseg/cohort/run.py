@@ -222,7 +222,8 @@ def _job_failed(samples: Sequence[Sample], folder: ResultsFolder, summary: JobSu
     whole job (the model package, the device) on its last attempt, naming the job and its log (``options``), and
     note it in ``summary``: the job then ends with its record, so that the workflow makes its report, and the check
     after it fails the run naming the job. A case finished earlier is kept as it is: for this work, where ``package``
-    (the loaded model package) tells it; where the package could not be loaded, a case segmented (its outputs there).
+    (the loaded model package) tells it, and a case segmented (its outputs there) for any work: the job made nothing
+    in its place.
     The records are not finished ones (:meth:`ResultsFolder.finished`): a later run tries the cases again. Where
     they cannot be written, ``error`` is raised, as before."""
     line = one_line(error)
@@ -251,10 +252,11 @@ def _job_failed_case(sample: Sample, folder: ResultsFolder, line: str, options: 
         done = folder.finished(case_id, "infer", infer_fingerprint(sample, package, options))
         if done is not None:
             return CaseOutcome(case_id, done["outcome"], True, 0.0, done.get("failed_stage"), done.get("error"))
-    else:
-        inferred = folder.status(case_id, "infer")
-        if inferred is not None and inferred.get("outcome") == "ok" and folder.case_outputs_present(case_id):
-            return CaseOutcome(case_id, "ok", True, 0.0)
+    # a case segmented earlier, for other settings too (the device or model mistyped for this run): this job made
+    # nothing in its place, and clearing it had a run back on the old settings make it again
+    inferred = folder.status(case_id, "infer")
+    if inferred is not None and inferred.get("outcome") == "ok" and folder.case_outputs_present(case_id):
+        return CaseOutcome(case_id, "ok", True, 0.0)
     blocked = _blocked_case_folder(folder, case_id, "infer", JOB_FAILED)
     if blocked is not None:
         return blocked
@@ -383,15 +385,18 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
     blocked = _blocked_case_folder(folder, case_id, "infer", print_)
     if blocked is not None:
         return blocked
+    attempts = folder.attempts(case_id, "infer", print_)
+    given_up = not out_of_time and give_up(folder, case_id, "infer", print_, options.memory_mb, options.final_attempt)
+    # outside the try: a model or device problem is not this case's failure; before the case's earlier results go,
+    # which such a job (a device mistyped for the run) cleared without making anything in their place
+    segmenter = None if out_of_time or given_up else lazy.get()
     folder.forget(case_id, ("infer", "evaluate"))
     folder.clear(case_id, [folder.segmentation(case_id), folder.sidecar(case_id), folder.metrics(case_id),
                            folder.failure(case_id)])
-    attempts = folder.attempts(case_id, "infer", print_)
     if out_of_time:
         return _timed_out(sample, folder, "infer", print_)
-    if give_up(folder, case_id, "infer", print_, options.memory_mb, options.final_attempt):
+    if given_up:
         return _died(sample, folder, "infer", print_, attempts, options.memory_mb)
-    segmenter = lazy.get()  # outside the try: a model or device problem is not this case's failure
     also = equivalent_fingerprints(sample, package, options, signature, segmenter.device_choice.device,
                                    segmenter.precision)
     with _attempt(folder, case_id, "infer", print_, attempts, options.memory_mb, also):
