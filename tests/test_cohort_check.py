@@ -42,3 +42,39 @@ def test_the_cohort_check_counts_failures_against_its_setting(tmp_path):
     from medseg.cohort.check import FAIL_ON
 
     assert tuple(next(p for p in check.params if p.name == "fail_on").type.choices) == FAIL_ON
+
+
+def test_a_job_that_failed_as_a_whole_counts_only_while_the_run_plans_it(tmp_path):
+    """The record of a job whose last attempt failed for a reason of the whole job stays in RESULTS/jobs/ once its
+    cases have left the sheet (or cases_per_job cut the cases into other jobs): every later run failed naming it, its
+    cases in no report, until the user removed the file by hand. Only the jobs the run planned count."""
+    from medseg.cohort import read_samples, write_batch_plan
+    from medseg.cohort.check import check_failures, failed_jobs
+    from medseg.errors import CohortFailedError
+
+    (tmp_path / "samples.tsv").write_text("case_id\timage\na\ta.nii.gz\nb\tb.nii.gz\n")
+    a, b = read_samples(tmp_path / "samples.tsv")
+    results = tmp_path / "results"
+    (results / "jobs").mkdir(parents=True)
+    job_error = {"error": "--device cuda: CUDA is not available on this machine", "error_type": "DeviceError",
+                 "log": None}
+    for name in ("a.infer", "b.infer"):
+        (results / "jobs" / f"{name}.json").write_text(json.dumps({"schema": "medseg-cohort-job/1",
+                                                                   "job_error": job_error}))
+    summary = results / "summary.json"
+    summary.write_text(json.dumps({"cases": {"total": 1, "failed": 0}}))
+    # without a plan (jobs run by hand with --record): every record counts
+    assert [name for name, _ in failed_jobs(results)] == ["a.infer", "b.infer"]
+    write_batch_plan(results, 1, {"a": [a], "b": [b]})
+    with pytest.raises(CohortFailedError, match=r"job a\.infer failed on its last attempt .*, as did 1 other job;"):
+        check_failures(summary, "all")
+    write_batch_plan(results, 1, {"a": [a]}, earlier={"a": ["a"], "b": ["b"]})  # b left the sheet: its job empty
+    with pytest.raises(CohortFailedError, match=r"job a\.infer failed on its last attempt .*machine; its cases"):
+        check_failures(summary, "all")
+    (results / "jobs" / "a.infer.json").write_text(json.dumps({"schema": "medseg-cohort-job/1"}))  # made again
+    assert failed_jobs(results) == []
+    assert check_failures(summary, "all") == {"failed": 0, "total": 1, "fail_on": "all"}
+    write_batch_plan(results, 2, {"batch001": [a, b]})  # another cases_per_job: jobs a and b are no more
+    (results / "jobs" / "a.infer.json").write_text(json.dumps({"schema": "medseg-cohort-job/1",
+                                                               "job_error": job_error}))
+    assert failed_jobs(results) == []

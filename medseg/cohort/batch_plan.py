@@ -10,7 +10,7 @@ from pathlib import Path
 from medseg.cohort.samples import Sample
 from medseg.jsonfile import read_json_object
 
-__all__ = ["PLAN_SCHEMA", "changed_since_planned", "read_batch_plan", "write_batch_plan"]
+__all__ = ["PLAN_SCHEMA", "changed_since_planned", "planned_jobs", "read_batch_plan", "write_batch_plan"]
 
 
 PLAN_SCHEMA = "medseg-cohort-plan/1"
@@ -50,6 +50,19 @@ def read_batch_plan(results: Path | str, cases_per_job: int) -> dict[str, list[s
         return {str(name): [str(case_id) for case_id in case_ids] for name, case_ids in record["jobs"].items()}
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
+
+
+def planned_jobs(results: Path | str) -> set[str] | None:
+    """The jobs (batch names) with cases in the last run's plan on ``results``, whatever its ``cases_per_job``: not a
+    job whose cases all left the sheet, listed empty, nor one of an earlier cut into jobs. None where there is no plan
+    that can be read (steps run by hand)."""
+    try:
+        jobs = read_json_object(_plan_path(results), None).get("jobs")  # not capped: as read_batch_plan
+    except (OSError, ValueError):  # a JsonFileError too
+        return None
+    if not isinstance(jobs, dict):
+        return None
+    return {str(name) for name, case_ids in jobs.items() if case_ids}
 
 
 def changed_since_planned(results: Path | str, samples: Sequence[Sample]) -> list[str]:

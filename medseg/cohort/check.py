@@ -71,10 +71,17 @@ def _page(summary_path: Path) -> Path:
 def failed_jobs(results: Path | str) -> list[tuple[str, dict]]:
     """The workflow's jobs in ``results/jobs/`` whose last attempt failed for a reason of the whole job, their cases
     recorded as failed (:func:`medseg.cohort.run.infer_cases`): (the job, as ``batch001.infer``, and its record's
-    ``job_error``: ``error``, ``error_type``, ``log``), by name. A record that cannot be read is passed over."""
+    ``job_error``: ``error``, ``error_type``, ``log``), by name. A record that cannot be read is passed over, and so is
+    one of a job the last run did not plan (its cases left the sheet, or were cut into other jobs: kept in
+    ``jobs/``, its cases in no report)."""
+    from medseg.cohort.batch_plan import planned_jobs
+
+    planned = planned_jobs(results)
     found = []
     for path in sorted(Path(results, "jobs").glob("*.json")):
         if path.name.startswith("."):
+            continue
+        if planned is not None and path.name.removesuffix(".json").rpartition(".")[0] not in planned:
             continue
         try:
             record = read_json_object(path, RESULT_BYTES, "a cohort job record")
