@@ -52,6 +52,8 @@ def as_plain_user(command: list[str], wait: bool = True,
 
 
 _DAC_CAPABILITIES = (1 << 1) | (1 << 2)  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+_PR_GET_SECUREBITS, _PR_SET_SECUREBITS = 27, 28
+_NOROOT_BITS = (1 << 0) | (1 << 2)  # SECBIT_NOROOT, SECBIT_NO_SETUID_FIXUP
 
 
 def _capabilities(libc, header, data=None):
@@ -73,8 +75,11 @@ def _capabilities(libc, header, data=None):
 def plain_user():
     """This thread without root's power to read any file (as :func:`as_plain_user` runs a command), given back
     afterwards: a file or folder without read permission is unreadable to what runs inside, as to any other user. It
-    drops the two capabilities from the thread's effective set only; what it starts inherits that. Skipped as root
-    where the capability calls are not there (not Linux)."""
+    drops the two capabilities from the thread's effective set only (threads made before keep them; threads it makes
+    inherit the drop). Two of the thread's securebits close root's two ways back: NO_SETUID_FIXUP keeps access(2)
+    (click's ``readable`` check, ``os.access``) from taking the permitted set as effective, and NOROOT keeps a program
+    it starts (git, a Snakemake job) from getting every capability at exec. Skipped as root where the capability calls
+    are not there (not Linux)."""
     if os.geteuid() != 0:
         yield
         return
@@ -87,13 +92,18 @@ def plain_user():
         pytest.skip("running as root without capget/capset: every file is readable")
     header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this thread
     saved = _capabilities(libc, header)
+    bits = libc.prctl(_PR_GET_SECUREBITS, 0, 0, 0, 0)
+    if bits < 0 or libc.prctl(_PR_SET_SECUREBITS, bits | _NOROOT_BITS, 0, 0, 0) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"cannot set this thread's securebits: {os.strerror(error)}")
     dropped = (ctypes.c_uint32 * 6)(*saved)
     dropped[0] &= ~_DAC_CAPABILITIES  # the effective set's low word (permitted keeps them, to take them back)
-    _capabilities(libc, header, dropped)
     try:
+        _capabilities(libc, header, dropped)
         yield
     finally:
         _capabilities(libc, header, saved)
+        libc.prctl(_PR_SET_SECUREBITS, bits, 0, 0, 0)
 
 
 def run_program(args: list[str], capsys) -> subprocess.CompletedProcess:
