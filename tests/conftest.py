@@ -94,8 +94,8 @@ def plain_user():
     saved = _capabilities(libc, header)
     bits = libc.prctl(_PR_GET_SECUREBITS, 0, 0, 0, 0)
     if bits < 0 or libc.prctl(_PR_SET_SECUREBITS, bits | _NOROOT_BITS, 0, 0, 0) != 0:
-        error = ctypes.get_errno()
-        raise OSError(error, f"cannot set this thread's securebits: {os.strerror(error)}")
+        error = ctypes.get_errno()  # root without CAP_SETPCAP (a container's choice): as without setpriv before
+        pytest.skip(f"running as root that cannot set its securebits ({os.strerror(error)}): every file is readable")
     dropped = (ctypes.c_uint32 * 6)(*saved)
     dropped[0] &= ~_DAC_CAPABILITIES  # the effective set's low word (permitted keeps them, to take them back)
     try:
