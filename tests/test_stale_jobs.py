@@ -10,13 +10,17 @@ from medseg.package import load_package
 from medseg.synthetic import write_phantom
 
 
-def test_a_job_whose_case_lost_its_results_is_voided_unless_previewing(tmp_path):
+def _two_cases(tmp_path):
+    """Cases a and b (40x40x8 phantoms) on a sheet, the results folder to be, and the phantom model's options."""
     for name, seed in (("a", 1), ("b", 2)):
         write_phantom(tmp_path / f"{name}.nii.gz", shape=(40, 40, 8), seed=seed)
     (tmp_path / "samples.tsv").write_text("case_id\timage\na\ta.nii.gz\nb\tb.nii.gz\n")
-    samples = read_samples(tmp_path / "samples.tsv")
-    results = tmp_path / "results"
-    options = InferOptions(model="phantom", device="cpu", batch_size=8)
+    return (read_samples(tmp_path / "samples.tsv"), tmp_path / "results",
+            InferOptions(model="phantom", device="cpu", batch_size=8))
+
+
+def test_a_job_whose_case_lost_its_results_is_voided_unless_previewing(tmp_path):
+    samples, results, options = _two_cases(tmp_path)
     package = load_package("phantom")
     record = results / "jobs" / "b0001.infer.json"
     write_job_record(record, infer_cases(samples, results, options))
@@ -159,12 +163,7 @@ def _two_cases_given_up_at_2000_mb(tmp_path):
     workers were killed twice records it: (batches, results folder, options)."""
     import json
 
-    for name, seed in (("a", 1), ("b", 2)):
-        write_phantom(tmp_path / f"{name}.nii.gz", shape=(40, 40, 8), seed=seed)
-    (tmp_path / "samples.tsv").write_text("case_id\timage\na\ta.nii.gz\nb\tb.nii.gz\n")
-    samples = read_samples(tmp_path / "samples.tsv")
-    results = tmp_path / "results"
-    options = InferOptions(model="phantom", device="cpu", batch_size=8)
+    samples, results, options = _two_cases(tmp_path)
     batches = {"b0001": samples[:1], "b0002": samples[1:]}
     for batch, cases in batches.items():
         write_job_record(results / "jobs" / f"{batch}.infer.json", infer_cases(cases, results, options))
@@ -242,12 +241,7 @@ def test_a_case_its_jobs_ran_out_of_time_on_voids_its_batch_and_is_made_again(tm
     import time
     from dataclasses import replace
 
-    for name, seed in (("a", 1), ("b", 2)):
-        write_phantom(tmp_path / f"{name}.nii.gz", shape=(40, 40, 8), seed=seed)
-    (tmp_path / "samples.tsv").write_text("case_id\timage\na\ta.nii.gz\nb\tb.nii.gz\n")
-    samples = read_samples(tmp_path / "samples.tsv")
-    results = tmp_path / "results"
-    options = InferOptions(model="phantom", device="cpu", batch_size=8)
+    samples, results, options = _two_cases(tmp_path)
     record = results / "jobs" / "b0001.infer.json"
     write_job_record(record, infer_cases(samples[:1], results, options))
     write_job_record(record, infer_cases(samples, results, replace(options, deadline=time.time() - 1)))
@@ -271,12 +265,7 @@ def test_a_case_whose_jobs_last_attempt_failed_as_a_whole_voids_its_batch_and_is
     job makes the case, keeping the finished one."""
     from dataclasses import replace
 
-    for name, seed in (("a", 1), ("b", 2)):
-        write_phantom(tmp_path / f"{name}.nii.gz", shape=(40, 40, 8), seed=seed)
-    (tmp_path / "samples.tsv").write_text("case_id\timage\na\ta.nii.gz\nb\tb.nii.gz\n")
-    samples = read_samples(tmp_path / "samples.tsv")
-    results = tmp_path / "results"
-    options = InferOptions(model="phantom", device="cpu", batch_size=8)
+    samples, results, options = _two_cases(tmp_path)
     record = results / "jobs" / "b0001.infer.json"
     write_job_record(record, infer_cases(samples[:1], results, options))
     failed = infer_cases(samples, results, replace(options, model=str(tmp_path / "gone"), job="b0001.infer",
