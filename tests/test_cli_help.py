@@ -178,10 +178,9 @@ def test_output_options_take_the_other_commands_names(command, args, alias, para
 
 
 def _readme_row(command: str) -> str:
-    from pathlib import Path
+    from documents import read, section
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    commands = readme.split("\n## Commands\n", 1)[1].split("\n### ", 1)[0]
+    commands = section(read("README.md"), "Commands")
     rows = [line for line in commands.splitlines() if line.startswith(f"| `medseg {command} ")]
     assert len(rows) == 1, command
     return rows[0]
@@ -487,13 +486,13 @@ def test_threads_advice_is_the_measured_one(capsys):
     --threads 1" where a busy machine made a case 5-60 times as long: advice from when torch's threads spun. Since
     they wait passively, two threads beat one by 3.7x with busy processes added and one beat two by up to a third
     with others' work alone (README, Devices and precision): one thread is worth a try, not the rule."""
-    from test_readme_links import ROOT
+    from documents import read
 
     text = help_of(["infer"], capsys)
     assert "Results do not depend on it; where others' work keeps every CPU busy, 1 may be faster (worth a try)." in (
         text)
     assert "often fastest" not in text
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = read("README.md")
     figures = readme[readme.index("\n## Figures\n"):readme.index("\n## Licence and attribution\n")]
     assert "give `--threads 1`" not in figures
     assert "the command's threads now\nwait passively" in figures

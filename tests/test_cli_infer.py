@@ -425,7 +425,8 @@ def _keys(value, parent=None):
 
 def test_readme_names_every_output_key(tmp_path, make_package, capsys):
     """Each key of the sidecar, the metrics, summary.json and cohort.tsv that a case of `infer --reference` and its
-    report write is named in the README (as `key`), so a reader can look up what it means and in which unit."""
+    report write is named in the README or a page of docs/ (as `key`), so a reader can look up what it means and in
+    which unit."""
     phantom = make_phantom((40, 40, 8), seed=11)
     affine = np.diag([1.0, 1.0, 2.0, 1.0])
     nib.save(nib.Nifti1Image(phantom.image, affine), str(tmp_path / "case.nii.gz"))
@@ -437,7 +438,9 @@ def test_readme_names_every_output_key(tmp_path, make_package, capsys):
     assert code == 0, err
     code, _, err = run(["report", str(out), "--max-overlays", "0"], capsys)
     assert code == 0, err
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    from documents import all_text
+
+    readme = all_text()
     sidecar = json.loads((out / "case_seg.json").read_text())
     assert "input_check" in sidecar and "invocation" in sidecar  # the keys the README had not named
     records = {name: _keys(json.loads((out / name).read_text()))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -103,8 +102,10 @@ def test_enhanced_multi_frame_equals_the_single_frame_series(tmp_path):
 
 def test_readme_names_every_key_of_a_dicom_inputs_info(tmp_path):
     """A DICOM input's sidecar `input_info` holds the series' description the reader made; the README named a few of
-    its keys (flags, passed_over) and left the others for the reader to guess."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    its keys (flags, passed_over) and left the others for the reader to guess. Its DICOM page names every one."""
+    from documents import read
+
+    readme = read("docs/dicom.md")
     write_series(tmp_path, stored_values(SHAPE), slice_positions(SHAPE[2], 2.5))
     info = read_image(tmp_path).info
     assert [key for key in info if f"`{key}`" not in readme] == []

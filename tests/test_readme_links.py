@@ -1,13 +1,13 @@
-"""Every relative link of README.md and benchmarks/README.md leads to a file that exists and, with an anchor, to a
-heading of it; the README's contents list names every section."""
+"""Every relative link of README.md, the reference pages docs/*.md and benchmarks/README.md leads to a file that
+exists and, with an anchor, to a heading of it; the README's contents list names every section and every page."""
 
 import re
 from pathlib import Path
 
 import pytest
+from documents import ROOT, pages, read, section
 
-ROOT = Path(__file__).resolve().parents[1]
-DOCUMENTS = [ROOT / "README.md", ROOT / "benchmarks" / "README.md"]
+DOCUMENTS = [*pages(), ROOT / "benchmarks" / "README.md"]
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
 
@@ -90,24 +90,12 @@ def test_anchors_are_githubs():
 
 def test_the_contents_list_names_every_section():
     """A section added to the README is added to its contents list too (and one removed, taken out of it)."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = read("README.md")
     contents = text.split("\n## Contents\n", 1)[1].split("\n## ", 1)[0]
     listed = re.findall(r"\]\(#([^)]+)\)", contents)
     sections = [anchor(heading) for heading in _headings(text, "#{2,3}") if heading != "Contents"]
     assert [fragment for fragment in sections if fragment not in listed] == []
     assert [fragment for fragment in listed if fragment not in anchors(text)] == []
-
-
-def test_the_design_section_names_every_module():
-    """The README's Design section names each module of medseg/ (`nifti_voxels.py`, `cli/infer.py`,
-    `medseg/io/atomic.py`...): modules split or added were left out of its layout before."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    design = text[text.index("\n## Design\n"):]
-    design = design[:design.index("\n## ", 1)]
-    named = set(re.findall(r"[\w/]*?(\w+\.py)`", design))
-    modules = sorted(path.relative_to(ROOT / "medseg").as_posix() for path in (ROOT / "medseg").rglob("*.py")
-                     if path.name != "__init__.py" and "models" not in path.relative_to(ROOT / "medseg").parts)
-    assert [module for module in modules if module.rsplit("/", 1)[-1] not in named] == []
 
 
 # italics that are no section of the README: a paper's title, and a heading of the QA report's page
@@ -125,17 +113,19 @@ def unknown_sections(text: str, others: list[str]) -> list[str]:
     *Metrics* for *Metrics and the empty-mask policy*), no bold paragraph head (``**What is placed how.**``) and no
     paragraph that starts with the name and a colon (``Manual install: …``)."""
     headings = [heading.replace("`", "") for document in (text, *others) for heading in _headings(document)]
-    heads = set(re.findall(r"\*\*([^*\n]+?)[.:]?\*\*", text)) | set(re.findall(r"(?m)^([A-Z][\w ]+):", text))
+    heads = {head for document in (text, *others) for head in (
+        *re.findall(r"\*\*([^*\n]+?)[.:]?\*\*", document), *re.findall(r"(?m)^([A-Z][\w ]+):", document))}
     return [name for name in section_references(text) if name not in NOT_SECTIONS and name not in heads
             and not any(heading == name or heading.startswith(name + " ") or heading.startswith(name + ",")
                         for heading in headings)]
 
 
-def test_sections_named_in_italics_exist():
+@pytest.mark.parametrize("page", pages(), ids=lambda path: str(path.relative_to(ROOT)))
+def test_sections_named_in_italics_exist(page):
     """`minutes_per_case` pointed to "(*SLURM*, run time)", a section the README does not have: the run time is
-    told under `profiles/slurm` in *Resources and profiles*."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert unknown_sections(text, [(ROOT / "benchmarks" / "README.md").read_text(encoding="utf-8")]) == []
+    told under `profiles/slurm` in *Resources and profiles*. A page's italics may name a section of another page."""
+    others = [path.read_text(encoding="utf-8") for path in DOCUMENTS if path != page]
+    assert unknown_sections(page.read_text(encoding="utf-8"), others) == []
 
 
 def test_an_unknown_section_in_italics_is_found():
@@ -145,24 +135,19 @@ def test_an_unknown_section_in_italics_is_found():
     assert unknown_sections(text, []) == ["Nowhere"]
 
 
-def _section(text: str, heading: str) -> str:
-    start = text.index(f"\n## {heading}\n")
-    return text[start:text.index("\n## ", start + 1)]
-
-
 def test_the_quick_start_is_what_to_type():
     """The Quick start's first screen held a measurement protocol (real-time priority, `chrt -r 1`, medians of 3 with
     busy processes added to a load of about 7) in the middle of what a newcomer types; those figures belong with
     the other thread measurements under Devices and precision, which keeps them. The demo's row said "run the main
     job on an embedded default", not what it does."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    quick = _section(text, "Quick start")
+    text = read("README.md")
+    quick = section(text, "Quick start")
     for detail in ("chrt", "median", "load of", "spinning", "real-time"):
         assert detail not in quick, detail
     demo = "| install, segment a synthetic phantom with the demo model and print its Dice per label | `make demo` |"
     assert demo in quick
-    assert "[Cohorts with\nSnakemake](#cohorts-with-snakemake)" in quick
-    devices = text[text.index("\n### Devices and precision\n"):text.index("\n### Memory\n")]
+    assert "[Cohorts with\nSnakemake](docs/cohorts.md#cohorts-with-snakemake)" in quick
+    devices = section(read("docs/infer.md"), "Devices and precision")
     assert "took 0.21–0.26 s waiting passively and 0.16–0.17 s spinning" in devices
 
 
@@ -170,9 +155,8 @@ def test_the_200_case_cohort_times_are_paired_alike():
     """*Cohorts with Snakemake* says the 200 hippocampus cases took 45.6 s with 50 per job against 112 s with 10 in
     one run, 38.7 s later; the Figures row put the 112 s beside the later 38.7 s, a 2.9-fold gain where the run that
     compared them measured 2.5."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    cohorts = _section(text, "Cohorts with Snakemake")
-    figures = _section(text, "Figures")
+    cohorts = section(read("docs/cohorts.md"), "Cohorts with Snakemake")
+    figures = section(read("README.md"), "Figures")
     assert "cases took 45.6 s with 50 per job against 112 s with 10 in one run (latest 38.7 s with 50;" in cohorts
     assert "latest run 38.7 s (`cases_per_job=50`; in an earlier run 45.6 s against 112 s with the default 10)" in (
         figures)

@@ -1,20 +1,19 @@
-"""The README's "Using medseg from Python" examples run as written, and give what the text says they give."""
+"""The "Using medseg from Python" examples (docs/python-api.md) run as written, and give what the text says they
+give."""
 
 import json
 import re
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
+from documents import read, section
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+PAGE = "docs/python-api.md"
 
 
 def _examples() -> list[str]:
-    text = README.read_text(encoding="utf-8")
-    section = text.split("\n## Using medseg from Python\n", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    return re.findall(r"```python\n(.*?)```", section(read(PAGE), "Using medseg from Python"), flags=re.S)
 
 
 def test_the_section_has_its_two_examples():
@@ -27,7 +26,7 @@ def test_the_python_examples_run_as_written(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     first, second = _examples()
-    exec(compile(first, "README.md (segmenting)", "exec"), namespace)
+    exec(compile(first, f"{PAGE} (segmenting)", "exec"), namespace)
     printed = capsys.readouterr().out.splitlines()
     assert [line.split(" ", 1)[0] for line in printed] == ["out/case1_seg.nii.gz", "out/case2_seg.nii.gz"]
     for case in ("case1", "case2"):
@@ -41,7 +40,7 @@ def test_the_python_examples_run_as_written(tmp_path, monkeypatch, capsys):
     assert {k: v["dice"] for k, v in namespace["scores"]["labels"].items()} == pytest.approx(
         {k: v["dice"] for k, v in metrics["labels"].items()})
 
-    exec(compile(second, "README.md (training)", "exec"), namespace)
+    exec(compile(second, f"{PAGE} (training)", "exec"), namespace)
     package = namespace["package"]
     assert package.name == "my_phantoms" and package.config["training"]["epochs_run"] == 2
     assert sorted(p.name for p in (tmp_path / "my_model").iterdir() if not p.name.startswith(".")) == [

@@ -431,10 +431,10 @@ def test_the_readmes_example_sheet_is_read_as_it_says(tmp_path):
     """The README's *Cohorts with Snakemake* sent a newcomer to the dense *Sample sheet* section to learn what a
     sheet looks like; its own cohort's command now comes after a short example, which must be a sheet medseg reads:
     tab-separated, paths relative to its folder, an empty reference cell for a case that is not scored."""
-    from pathlib import Path
+    from documents import read
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("\n## Cohorts with Snakemake\n"):readme.index("\n### What runs\n")]
+    readme = read("docs/cohorts.md")
+    section = readme[readme.index("# Cohorts with Snakemake\n"):readme.index("\n## What runs\n")]
     block = section[section.index("\n    case_id\t"):].split("\n\n", 1)[0]
     text = "".join(line[4:] + "\n" for line in block.strip("\n").splitlines())
     for folder in ("images", "labels"):

@@ -327,25 +327,24 @@ def test_a_dicom_seg_among_the_labels_says_how_to_train_on_it(tmp_path, caplog):
 
 @pytest.mark.parametrize("tilt_mm", [0.0, 0.7])
 def test_the_readmes_recipe_writes_a_dicom_seg_as_training_labels(tmp_path, monkeypatch, tilt_mm):
-    """README, 'A DICOM SEG as training labels', run as written: the labels land on the grid of the series'
+    """docs/training.md, 'A DICOM SEG as training labels', run as written: the labels land on the grid of the series'
     conversion, as the SEG holds them, with its header's sform and qform (and their codes), and pair with it. Of a
     gantry-tilted series (slices shifted ``tilt_mm`` in-plane each) the recipe wrote the sheared affine alone (sform
     code 2, qform code 0), which ITK's NIfTI reader (SimpleITK) refuses to open ("ITK only supports orthonormal
     direction cosines") where it opens the image `medseg convert` wrote beside it (its qform the grid ITK reads the
     series on)."""
     import re
-    from pathlib import Path
 
     from dicom_factory import slice_positions, stored_values, write_series
+    from documents import read, section
     from seg_placement_cases import SHAPE, label_rule
 
     from medseg.cli import main
     from medseg.io.dicom import read_dicom_series
     from medseg.io.seg_writing import write_dicom_seg
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("\n### A DICOM SEG as training labels\n", 1)[1].split("\n### ", 1)[0]
-    recipe = re.findall(r"```python\n(.*?)```", section, flags=re.S)[0]
+    recipe_section = section(read("docs/training.md"), "A DICOM SEG as training labels")
+    recipe = re.findall(r"```python\n(.*?)```", recipe_section, flags=re.S)[0]
     values = stored_values(SHAPE, seed=23)
     write_series(tmp_path / "study" / "series", values,
                  slice_positions(SHAPE[2], 2.0, inplane_shift=(0.0, tilt_mm, 0.0)), seed=2)
