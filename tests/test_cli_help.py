@@ -1,6 +1,7 @@
 """The command line as a newcomer meets it: ``--version``, ``--help`` of every command, typos, usage errors."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -184,6 +185,23 @@ def _readme_row(command: str) -> str:
     rows = [line for line in commands.splitlines() if line.startswith(f"| `medseg {command} ")]
     assert len(rows) == 1, command
     return rows[0]
+
+
+def test_the_readmes_tour_runs_every_command():
+    """The README's tour of the commands shows each command of `medseg --help` typed out (`$ medseg NAME ...`), the
+    cohort's Snakemake run with it, and sends the reader to the reference page of each subject."""
+    from documents import read, section
+
+    from medseg.cli import cli
+
+    tour = section(read("README.md"), "A tour of the commands")
+    typed = set(re.findall(r"(?m)^\$ medseg (\w+)", tour))
+    assert sorted(set(cli.commands) - typed) == []
+    assert re.search(r"(?m)^\$ snakemake .*--config samples=", tour)
+    linked = set(re.findall(r"\]\((docs/[\w.-]+\.md)\)", tour))
+    assert sorted(linked) == sorted(f"docs/{page}" for page in (
+        "cohorts.md", "dicom.md", "errors.md", "infer.md", "metrics.md", "models.md", "python-api.md", "report.md",
+        "training.md"))
 
 
 @pytest.mark.parametrize("command", ["infer", "evaluate", "train", "report", "convert", "inspect", "models", "synth",

@@ -89,13 +89,16 @@ def test_anchors_are_githubs():
 
 
 def test_the_contents_list_names_every_section():
-    """A section added to the README is added to its contents list too (and one removed, taken out of it)."""
+    """A section added to the README is added to its contents list too (and one removed, taken out of it), and so
+    is each reference page of docs/."""
     text = read("README.md")
     contents = text.split("\n## Contents\n", 1)[1].split("\n## ", 1)[0]
     listed = re.findall(r"\]\(#([^)]+)\)", contents)
     sections = [anchor(heading) for heading in _headings(text, "#{2,3}") if heading != "Contents"]
     assert [fragment for fragment in sections if fragment not in listed] == []
     assert [fragment for fragment in listed if fragment not in anchors(text)] == []
+    linked = set(re.findall(r"\]\((docs/[\w.-]+\.md)(?:#[^)]*)?\)", contents))
+    assert sorted(f"docs/{page.name}" for page in doc_pages()) == sorted(linked)
 
 
 # italics that are no section of the README: a paper's title, and a heading of the QA report's page
