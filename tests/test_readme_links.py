@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
-from documents import ROOT, pages, read, section
+from documents import ROOT, doc_pages, pages, read, section
 
 DOCUMENTS = [*pages(), ROOT / "benchmarks" / "README.md"]
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
@@ -99,6 +99,30 @@ def test_the_contents_list_names_every_section():
     assert [fragment for fragment in listed if fragment not in anchors(text)] == []
     linked = set(re.findall(r"\]\((docs/[\w.-]+\.md)(?:#[^)]*)?\)", contents))
     assert sorted(f"docs/{page.name}" for page in doc_pages()) == sorted(linked)
+
+
+@pytest.mark.parametrize("page", doc_pages(), ids=lambda path: path.name)
+def test_each_page_opens_with_a_summary_that_links_back_to_the_readme(page):
+    """A reference page starts with its title and one paragraph that says what it holds and links back to the README,
+    so a reader who lands on it from a search knows where they are."""
+    text = page.read_text(encoding="utf-8")
+    title, blank, summary = text.split("\n", 2)
+    assert title.startswith("# ") and blank == ""
+    first = summary.split("\n\n", 1)[0]
+    assert not first.startswith(("#", "```", "|", "    ")), first[:80]
+    assert "](../README.md" in first, first[:200]
+
+
+def test_the_design_section_names_every_module():
+    """The README's Design section names each module of medseg/ (`nifti_voxels.py`, `cli/infer.py`,
+    `medseg/io/atomic.py`...): modules split or added were left out of its layout before."""
+    text = read("README.md")
+    design = text[text.index("\n## Design\n"):]
+    design = design[:design.index("\n## ", 1)]
+    named = set(re.findall(r"[\w/]*?(\w+\.py)`", design))
+    modules = sorted(path.relative_to(ROOT / "medseg").as_posix() for path in (ROOT / "medseg").rglob("*.py")
+                     if path.name != "__init__.py" and "models" not in path.relative_to(ROOT / "medseg").parts)
+    assert [module for module in modules if module.rsplit("/", 1)[-1] not in named] == []
 
 
 # italics that are no section of the README: a paper's title, and a heading of the QA report's page
