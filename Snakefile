@@ -3,7 +3,7 @@
 #   snakemake --cores 2 --config samples=my.tsv model=hippocampus results=out
 #
 # The work is done by `medseg cohort infer|evaluate` and `medseg report` (medseg/cohort/, medseg/report/);
-# this file only plans the jobs. See the README, section "Cohorts with Snakemake".
+# this file only plans the jobs. See docs/cohorts.md, "Cohorts with Snakemake".
 
 from snakemake.utils import min_version
 

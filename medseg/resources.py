@@ -11,8 +11,8 @@ machine's, and torch would start a thread for each of its cores, which then wait
 torch's OpenMP threads spin while they wait for each other (GNU OpenMP, which torch's Linux wheels ship, for about
 300,000 turns at the end of each parallel region); where other processes keep the CPUs busy, a thread that spins holds
 a CPU that the thread it waits for needs, and `medseg infer` of a hippocampus crop took 7.9 s of inference with two
-threads against 0.31 s with a passive wait, on two cores that other processes kept busy (README, *Devices and
-precision*). :func:`wait_passively` makes them sleep instead; the command line calls it in its own process, before
+threads against 0.31 s with a passive wait, on two cores that other processes kept busy (docs/infer.md, *Devices
+and precision*). :func:`wait_passively` makes them sleep instead; the command line calls it in its own process, before
 torch is imported, and leaves a program that imports medseg to choose its own.
 """
 

@@ -157,7 +157,7 @@ def _listed_image_files(folder: Path, kind: str, scene: bool = False) -> dict[st
 
 
 SEG_AS_LABELS = ("medseg scores against a DICOM SEG (evaluate, infer --reference) but trains on label images: write "
-                 "its labels as a NIfTI on its image's grid first (README, 'A DICOM SEG as training labels')")
+                 "its labels as a NIfTI on its image's grid first (docs/training.md, 'A DICOM SEG as training labels')")
 _SEGS_LOOKED_FOR = 50  # files of a folder whose headers are looked at for a DICOM SEG (a series' slices dumped there)
 
 

@@ -122,7 +122,7 @@ def test_a_missing_folder_or_a_file_is_one_line_as_in_infer(tmp_path, capsys, co
 def test_a_dcm_file_that_is_no_dicom_or_a_seg_is_named_as_what_it_is(tmp_path, capsys, command):
     """A text file named .dcm was "a DICOM file, not a folder of them" (convert, inspect) or "a DICOM file, not a
     NIfTI image" (infer), and a DICOM SEG given to convert or inspect was told to give the SEG's own folder; one given
-    to convert for its labels (to train on) now hears where the README shows how to write them."""
+    to convert for its labels (to train on) now hears where docs/training.md shows how to write them."""
     text = tmp_path / "notes.dcm"
     text.write_text("exported by hand; not an image " * 10)
     _, paths = make_series(tmp_path / "series")
@@ -135,8 +135,8 @@ def test_a_dcm_file_that_is_no_dicom_or_a_seg_is_named_as_what_it_is(tmp_path, c
                       "header without one)"}
     if command != "infer":  # infer's words for a SEG are its own (test_dicom_series)
         expected[seg] = ("a DICOM SEG (a segmentation), not a series of images; give the folder of the series it "
-                         "segments (its labels as a label image, to train on: README, 'A DICOM SEG as training "
-                         "labels')")
+                         "segments (its labels as a label image, to train on: docs/training.md, 'A DICOM SEG as "
+                         "training labels')")
     for given, problem in expected.items():
         args = [command, str(given)] + {"convert": [str(out / "x.nii.gz")], "inspect": [],
                                         "infer": ["-o", str(out)]}[command]

@@ -187,3 +187,46 @@ def test_the_200_case_cohort_times_are_paired_alike():
     assert "cases took 45.6 s with 50 per job against 112 s with 10 in one run (latest 38.7 s with 50;" in cohorts
     assert "latest run 38.7 s (`cases_per_job=50`; in an earlier run 45.6 s against 112 s with the default 10)" in (
         figures)
+
+
+def _literal_texts(tree) -> list[str]:
+    """Each string literal of a module, implicit concatenations joined, an f-string with its fields as ``{}``."""
+    import ast
+
+    texts = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            texts.append("".join(part.value if isinstance(part, ast.Constant) else "{}" for part in node.values))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            texts.append(node.value)
+    return texts
+
+
+# a message's pointer to a section: "README, 'Results folder'", "docs/cohorts.md, 'Results folder'"
+SECTION_POINTER = re.compile(r"\b(README|docs/[\w-]+\.md), '([^']+)'")
+
+
+def section_pointers() -> list[tuple[str, str, str]]:
+    """(module, page, section) for each pointer to a section in medseg's messages and help texts."""
+    import ast
+
+    found = []
+    for module in sorted((ROOT / "medseg").rglob("*.py")):
+        for text in _literal_texts(ast.parse(module.read_text(encoding="utf-8"))):
+            for page, name in SECTION_POINTER.findall(text):
+                found.append((module.relative_to(ROOT).as_posix(), page, name))
+    return found
+
+
+def test_messages_point_to_sections_where_they_are():
+    """Three messages sent the user to "the README, 'Results folder'" and "README, 'A DICOM SEG as training
+    labels'", sections that moved to docs/cohorts.md and docs/training.md: each pointer names the page that holds
+    its section now (the README's own sections as "README")."""
+    pointers = section_pointers()
+    assert len(pointers) >= 3, pointers
+    wrong = []
+    for module, page, name in pointers:
+        headings = _headings(read("README.md" if page == "README" else page))
+        if name not in [heading.replace("`", "") for heading in headings]:
+            wrong.append(f"{module}: {page}, '{name}'")
+    assert wrong == []

@@ -66,7 +66,7 @@ def test_a_results_folder_this_user_may_not_write_stops_planning_in_one_line(tmp
     assert checked.stdout == (
         f"OutputWriteError: {results}: this results folder takes no files from this user (permission denied; "
         f"{owner}, dr-xr-xr-x); have it made writable to this user (for a folder a group shares, its owner runs "
-        f"chmod -R g+w {results}; see the README, 'Results folder') or give another results folder\n")
+        f"chmod -R g+w {results}; see docs/cohorts.md, 'Results folder') or give another results folder\n")
     assert in_jobs.stdout.startswith(
         f"OutputWriteError: {results / 'jobs'}: this folder of the results folder {results} takes no files from this "
         f"user (permission denied; {owner}, dr-xr-xr-x); ")

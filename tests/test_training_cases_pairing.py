@@ -306,7 +306,7 @@ def test_a_dicom_seg_among_the_labels_says_how_to_train_on_it(tmp_path, caplog):
     _write(images / "a.nii.gz", values.astype(np.int16))
     write_dicom_seg(label_rule(values), read_dicom_series(tmp_path / "series"), labels / "a.dcm", NAMES, "reader")
     how = ("medseg scores against a DICOM SEG (evaluate, infer --reference) but trains on label images: write its "
-           "labels as a NIfTI on its image's grid first (README, 'A DICOM SEG as training labels')")
+           "labels as a NIfTI on its image's grid first (docs/training.md, 'A DICOM SEG as training labels')")
     with pytest.raises(TrainingError) as error:
         pair_cases(images, labels)
     assert str(error.value) == (f"{labels}: no .nii/.nii.gz/.nii.bz2/.nii.zst/.nrrd/.nhdr/.mha/.mhd file, only 1 "

@@ -6,7 +6,7 @@ that runs it (about 0.3 GB, see :mod:`medseg.cohort.report_memory`). The largest
 headers (:mod:`medseg.cohort.input_voxels`) and charged what the inference's memory guard charges it
 (:mod:`medseg.voxel_charge`): asking for less, the guard would warn in every large case's log that the job may be
 killed for memory. Peak resident memory measured with ``/usr/bin/time -v`` (``medseg cohort infer`` / ``evaluate``
-of one case, CPU, 2 threads; the 2-core machine shared with other work; the last four rows from the README's
+of one case, CPU, 2 threads; the 2-core machine shared with other work; the last four rows from docs/infer.md's
 *Memory* and ``benchmarks/README.md``, ``medseg infer`` and ``medseg evaluate``; evaluate scored phantom's
 segmentations, hippocampus's took as much: 393 / 412 MB):
 
@@ -17,7 +17,7 @@ input                                           voxels  infer: phantom / hippoca
 256×256×100 NIfTI, 0.9×0.9×1.5 mm               6.6 M   661 / 706 MB                  414 MB
 the same as a DICOM series of 100 files         6.6 M   633 / 727 MB                  —
 512×512×100 NIfTI, 0.7×0.7×1 mm                 26 M    771 MB                        469 MB
-512×512×150 CT, 0.7×0.7×1.5 mm (README)         39 M    790 / 1,690 MB                —
+512×512×150 CT, 0.7×0.7×1.5 mm (docs/infer.md) 39 M    790 / 1,690 MB                —
 512×512×120 CT, 0.8×0.8×1.5 mm (benchmarks)     31 M    940 (and scoring) / 1,850 MB  —
 512×512×1000 CT, 0.8×0.8×1.5 mm (benchmarks)    262 M   3,040 MB (and scoring)        1,450 MB
 512×512×600 DICOM series, its SEG (benchmarks)  157 M   2,020 MB (and scoring)        1,120-2,080 MB

@@ -69,7 +69,8 @@ START_MINUTES = 5  # a job's Snakemake process and medseg's imports and model lo
 SECONDS_PER_CASE = 3  # reading, writing and recording a case, beside its voxels (a crop: 0.2 CPU s, 0.9 s under load)
 SECONDS_PER_MVOXEL = 15  # a million voxels of a case, each pass (measured: 2.1-3.3 CPU s, 13-14 s under load)
 # bf16 on a CPU without AVX-512 BF16 or AMX is emulated: a 128×128×64 phantom took 130 s instead of 7.7 s in fp32 (one
-# torch thread, an AVX2-only CPU; README, Devices and precision). Planning cannot see the node's CPU: it plans for that
+# torch thread, an AVX2-only CPU; docs/infer.md, Devices and precision). Planning cannot see the node's CPU: it plans
+# for that
 BF16_CPU_FACTOR = 17
 # a scoring job (medseg cohort evaluate): its start (the job's Snakemake process, scipy's imports: no torch) and, a
 # case, reading both label images and the Dice, surface distances and volumes of each label (evaluate_minutes)

@@ -1,7 +1,7 @@
 """Run a batch of cohort cases: segment each (``infer``) or score each against its reference (``evaluate``).
 
 One call handles several cases, so the model is loaded once per batch (loading costs python, torch and MONAI
-imports, several seconds; see the README). Each case is independent:
+imports, 4.4 s; README.md, Figures). Each case is independent:
 
 * a case already finished for the same work (see :mod:`medseg.cohort.records`) is kept as it is;
 * otherwise its old outputs are removed, it is run, and it ends either with its outputs or with a failure

@@ -83,8 +83,8 @@ def check_results_writable(results: Path | str) -> None:
             where = "this results folder" if folder == results else f"this folder of the results folder {results}"
             raise OutputWriteError(
                 f"{folder}: {where} takes no files from this user ({reason}{owner}); have it made writable to this "
-                f"user (for a folder a group shares, its owner runs chmod -R g+w {results}; see the README, 'Results "
-                "folder') or give another results folder") from error
+                f"user (for a folder a group shares, its owner runs chmod -R g+w {results}; see "
+                "docs/cohorts.md, 'Results folder') or give another results folder") from error
 
 
 def check_snakemake_folder(state: Path | str = ".snakemake") -> None:

@@ -4,7 +4,7 @@ Everything here works on headers only (no pixel decoding), so ``medseg inspect``
 without reading its pixels. DICOM patient coordinates are LPS; the affine returned maps (i, j, k) =
 (column, row, slice) indices to RAS+ millimetres, the NIfTI convention.
 
-Policy (also in the README):
+Policy (also in docs/dicom.md, *Geometry*):
 
 - order: by the projection of ImagePositionPatient on the slice normal (row × column direction), never by
   InstanceNumber or file name;

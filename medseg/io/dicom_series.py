@@ -95,8 +95,8 @@ def scan_folder(folder: Path | str, warn_skipped: bool = True, keep_broken: bool
             modality = str(_read_header(folder).get("Modality", "")).upper()
             if modality == "SEG":  # "give the folder of its series" pointed at the SEG's own folder
                 what = ("a DICOM SEG (a segmentation), not a series of images; give the folder of the series it "
-                        "segments (its labels as a label image, to train on: README, 'A DICOM SEG as training "
-                        "labels')")
+                        "segments (its labels as a label image, to train on: docs/training.md, 'A DICOM SEG as "
+                        "training labels')")
             elif modality in NON_IMAGE_MODALITIES:
                 what = f"a DICOM {modality} object, not a series of images"
             else:

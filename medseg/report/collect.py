@@ -1,7 +1,7 @@
 """Find the per-case results under a results folder and read them into :class:`CaseResult` records.
 
 A case is the ``<case_id>_seg.json`` sidecar, ``<case_id>_metrics.json`` and ``<case_id>_failed.json``
-found in one folder (see the results-folder contract in the README). A case whose JSON cannot be read
+found in one folder (see the results-folder contract in docs/cohorts.md). A case whose JSON cannot be read
 becomes a failed case (stage ``report``), so nothing found is ever silently dropped.
 
 Its parts are modules of their own: :mod:`medseg.report.result_records` (the result files under the folder found,
