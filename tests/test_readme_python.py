@@ -1,5 +1,5 @@
-"""The "Using medseg from Python" examples (docs/python-api.md) run as written, and give what the text says they
-give."""
+"""The Python blocks of the documentation run as written, and give what the text says they give: the "Using medseg
+from Python" examples (docs/python-api.md) here, and every other block by the test RUN_BLOCKS names."""
 
 import json
 import re
@@ -48,3 +48,68 @@ def test_the_python_examples_run_as_written(tmp_path, monkeypatch, capsys):
     from medseg.inference import Segmenter
 
     assert Segmenter("my_model", device="cpu").package.sha256 == package.sha256
+
+
+# where each Python block of the documentation is run: the page, the section, and the test that runs it
+RUN_BLOCKS = {
+    ("docs/python-api.md", "Using medseg from Python", 0): "test_the_python_examples_run_as_written",
+    ("docs/python-api.md", "Using medseg from Python", 1): "test_the_python_examples_run_as_written",
+    ("docs/training.md", "A DICOM SEG as training labels", 0):
+        "test_training_cases_pairing.py::test_the_readmes_recipe_writes_a_dicom_seg_as_training_labels",
+    ("docs/cohorts.md", "Results folder", 0): "test_the_two_versions_recipe_runs_as_written",
+}
+
+
+def _python_blocks() -> dict[tuple[str, str, int], str]:
+    """Every ```python block of README.md and docs/*.md, by page, the section (## or ###) it is in, and its place
+    there."""
+    from documents import ROOT, pages
+
+    blocks: dict[tuple[str, str, int], str] = {}
+    for page in pages():
+        heading, fence, code, name = "", "", [], page.relative_to(ROOT).as_posix()
+        for line in page.read_text(encoding="utf-8").splitlines():
+            if fence and line.startswith("```"):
+                if fence == "python":
+                    place = sum(1 for key in blocks if key[:2] == (name, heading))
+                    blocks[(name, heading, place)] = "\n".join(code) + "\n"
+                fence, code = "", []
+            elif fence:
+                code.append(line)
+            elif line.startswith("```"):
+                fence = line[3:].strip() or "text"
+            elif re.match(r"#{1,3} ", line):
+                heading = line.lstrip("#").strip()
+    return blocks
+
+
+def test_every_python_block_of_the_documentation_is_run():
+    """A Python block moved to another page, or added, is run by a test: the blocks of README.md and docs/*.md are
+    the ones RUN_BLOCKS names, each run by the test named there."""
+    assert sorted(_python_blocks()) == sorted(RUN_BLOCKS)
+
+
+def test_the_two_versions_recipe_runs_as_written(tmp_path, monkeypatch, capsys):
+    """docs/cohorts.md's join of two results folders' cohort.tsv on case_id (two model versions compared) runs on
+    two folders medseg infer and medseg report wrote, and prints the header and a row per case scored in both."""
+    from conftest import run_cli
+
+    from medseg.synthetic import write_phantom
+
+    monkeypatch.chdir(tmp_path)
+    for seed in (1, 2):
+        write_phantom(f"case{seed}.nii.gz", f"case{seed}_label.nii.gz", shape=(40, 40, 12), seed=seed)
+    for results in ("out_v1", "out_v2"):
+        code, _, err = run_cli(["infer", "case1.nii.gz", "case2.nii.gz", "-o", results, "--reference",
+                                "case1_label.nii.gz", "--reference", "case2_label.nii.gz"], capsys)
+        assert code == 0, err
+        code, _, err = run_cli(["report", results, "--max-overlays", "0"], capsys)
+        assert code == 0, err
+    recipe = _python_blocks()[("docs/cohorts.md", "Results folder", 0)]
+    exec(compile(recipe, "docs/cohorts.md (two versions)", "exec"), {})  # noqa: S102 - the page's code, as written
+    lines = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert lines[0] == ["case_id", "version_v1", "version_v2", "dice_v1", "dice_v2", "change"]
+    assert [row[0] for row in lines[1:]] == ["case1", "case2"]
+    for row in lines[1:]:
+        assert row[1] == row[2] and row[3] == row[4] and row[5] == "+0.0000", row
+        assert 0.5 < float(row[3]) <= 1.0, row
