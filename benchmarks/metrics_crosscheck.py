@@ -11,7 +11,7 @@ label with voxels is scored again by every library that is installed — SimpleI
 is named and skipped) —, and one line per library and figure gives how many labels were compared, how many differ
 from medseg's by more than 1e-5 (relative, or absolute below 1), the largest difference and the mean difference
 (medseg − library) and, for distances, the mean ratio medseg / library. The libraries' conventions are not all
-medseg's: the README's *Against other libraries* says which, and how far apart they were on the hippocampus cases.
+medseg's: docs/metrics.md's *Against other libraries* says which, and how far apart they were on the hippocampus cases.
 """
 
 from __future__ import annotations

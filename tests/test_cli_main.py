@@ -204,7 +204,7 @@ if library.exists():
 ])
 def test_the_commands_torch_waits_passively_unless_the_user_chose(chosen, policy, spins):
     """Two torch threads spin-waited on each other while other processes kept both CPUs busy: 7.9 s of inference
-    for a hippocampus crop against 0.31 s waiting passively (README, *Devices and precision*)."""
+    for a hippocampus crop against 0.31 s waiting passively (docs/infer.md, *Devices and precision*)."""
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME",
                                                             "KMP_LIBRARY")}
     env.update(chosen, OMP_DISPLAY_ENV="VERBOSE")

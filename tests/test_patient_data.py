@@ -1,4 +1,4 @@
-"""Which outputs carry a DICOM input's patient identifiers (README, *Patient data in outputs*): the DICOM SEG
+"""Which outputs carry a DICOM input's patient identifiers (docs/dicom.md, *Patient data in outputs*): the DICOM SEG
 alone, as DICOM requires of a SEG; not the NIfTI segmentation, sidecars, metrics, failure records, the QA report,
 its cohort.tsv and summary.json, nor medseg's own lines."""
 

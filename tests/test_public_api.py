@@ -233,7 +233,7 @@ def test_cohort_planning_shows_medseg_warnings_as_before_and_once():
     assert hosted.stderr.startswith("host: ") and hosted.stderr.count("\n") == 1
 
 
-README_ENTRY_POINTS = [  # the functions the README's "Using medseg from Python" section calls or names
+README_ENTRY_POINTS = [  # the functions docs/python-api.md's "Using medseg from Python" calls or names
     ("medseg.inference", "Segmenter"), ("medseg.segment", "segment_case"), ("medseg.segment", "segment_volume"),
     ("medseg.metrics", "evaluate_volumes"), ("medseg.scoring", "score_prediction"),
     ("medseg.scoring", "evaluate_files"),

@@ -230,3 +230,49 @@ def test_messages_point_to_sections_where_they_are():
         if name not in [heading.replace("`", "") for heading in headings]:
             wrong.append(f"{module}: {page}, '{name}'")
     assert wrong == []
+
+
+# a pointer to a section of a page anywhere in the code, its comments, the benchmarks and the tests:
+# "docs/cohorts.md, *Resources and profiles*", "the README's *Figures*", 'README "Using medseg from Python"'
+ANY_POINTER = re.compile(r"\b(README|docs/[\w-]+\.md)(?:\.md)?(?:'s)?,? "
+                         r"(?:\*([^*'\"()]{1,80})\*|'([^'()]{1,80})'|\"([^\"()]{1,80})\")")
+POINTING_FILES = [*sorted((ROOT / "medseg").rglob("*.py")), *sorted((ROOT / "benchmarks").rglob("*.py")),
+                  ROOT / "benchmarks" / "README.md", ROOT / "Snakefile", *sorted((ROOT / "workflow").rglob("*.smk")),
+                  *sorted(path for path in (ROOT / "tests").glob("*.py") if path.name != "test_readme_links.py")]
+
+
+def names_a_section(page: str, name: str) -> bool:
+    """Whether ``name`` is a heading of ``page`` (in full or its first words) or a bold paragraph head of it."""
+    headings = [heading.replace("`", "") for heading in _headings(page)]
+    heads = set(re.findall(r"\*\*([^*\n]+?)[.:]?\*\*", page))
+    return name in heads or any(heading == name or heading.startswith((name + " ", name + ","))
+                                for heading in headings)
+
+
+def pointers(text: str) -> list[tuple[str, str]]:
+    """(page, section) for each pointer of a file's text, its lines joined, comment marks and the quotes between
+    implicitly joined string literals dropped."""
+    text = re.sub(r"\"\s+f?\"", "", re.sub(r"\n\s*(?:#+\s*)?", " ", text))
+    return [(page, next(part for part in names if part)) for page, *names in ANY_POINTER.findall(text)]
+
+
+def missing_sections(found: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(page, name) for page, name in found
+            if not names_a_section(read("README.md" if page == "README" else page), name)]
+
+
+def test_pointers_in_code_comments_and_tests_name_sections_where_they_are():
+    """The move to docs/ left pointers behind in comments, docstrings and benchmarks: "the README's *Against other
+    libraries*" (now docs/metrics.md), "README, *Devices and precision*" (docs/infer.md). Each names the page that
+    holds its section."""
+    found = {path.relative_to(ROOT).as_posix(): pointers(path.read_text(encoding="utf-8")) for path in POINTING_FILES}
+    assert sum(len(each) for each in found.values()) >= 20
+    assert {path: missing_sections(each) for path, each in found.items() if missing_sections(each)} == {}
+
+
+def test_a_pointer_to_a_section_elsewhere_is_found():
+    text = ('"""See the README\'s *Figures*, README, *Nowhere*, docs/metrics.md, *Metrics\n'
+            '    JSON*; docs/metrics.md, "Against other " "libraries"; README.md, Figures."""\n')
+    assert pointers(text) == [("README", "Figures"), ("README", "Nowhere"), ("docs/metrics.md", "Metrics JSON"),
+                              ("docs/metrics.md", "Against other libraries")]
+    assert missing_sections(pointers(text)) == [("README", "Nowhere")]

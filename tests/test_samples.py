@@ -428,9 +428,10 @@ def test_some_names_cuts_a_long_list_short():
 
 
 def test_the_readmes_example_sheet_is_read_as_it_says(tmp_path):
-    """The README's *Cohorts with Snakemake* sent a newcomer to the dense *Sample sheet* section to learn what a
-    sheet looks like; its own cohort's command now comes after a short example, which must be a sheet medseg reads:
-    tab-separated, paths relative to its folder, an empty reference cell for a case that is not scored."""
+    """docs/cohorts.md's *Cohorts with Snakemake* (then the README's) sent a newcomer to the dense *Sample sheet*
+    section to learn what a sheet looks like; its own cohort's command now comes after a short example, which must be
+    a sheet medseg reads: tab-separated, paths relative to its folder, an empty reference cell for a case that is
+    not scored."""
     from documents import read
 
     readme = read("docs/cohorts.md")

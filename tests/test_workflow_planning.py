@@ -215,7 +215,7 @@ def test_a_checkout_without_its_settings_file_runs_on_a_configfile(tmp_path):
 
 
 def test_a_row_naming_a_further_channel_file_is_warned_of_while_planning(tmp_path, make_package):
-    """A multi-modal model's row naming case_0001.nii.gz (not its case's case_0000.nii.gz, README "Multi-modal
+    """A multi-modal model's row naming case_0001.nii.gz (not its case's case_0000.nii.gz, docs/models.md "Multi-modal
     models") was planned without a word and failed only as its job read it; planning now names its line and file,
     and the other rows run. A model of one image a case reads case_0001.nii.gz as a case of its own."""
     from medseg.cohort.records import further_channel_rows
@@ -393,10 +393,10 @@ def test_a_package_calling_itself_by_a_shipped_name_is_warned_about_while_planni
 
 
 def test_a_dataset_json_naming_the_labels_otherwise_than_the_model_is_warned_of_while_planning(tmp_path):
-    """A cohort made from a dataset folder (a sheet of labelsTr/ references, README "From nnU-Net") scores each label
-    by value under the model's name, as `medseg evaluate` does; a dataset.json there naming the values otherwise
-    (another labelling convention) was warned about by `medseg evaluate` and `medseg infer --reference`, but the
-    cohort scored its cases without a word. Planning names it, once for the sheet."""
+    """A cohort made from a dataset folder (a sheet of labelsTr/ references, docs/infer.md "Coming from nnU-Net")
+    scores each label by value under the model's name, as `medseg evaluate` does; a dataset.json there naming the
+    values otherwise (another labelling convention) was warned about by `medseg evaluate` and `medseg infer
+    --reference`, but the cohort scored its cases without a word. Planning names it, once for the sheet."""
     dataset = tmp_path / "Task09"
     (dataset / "imagesTr").mkdir(parents=True)
     (dataset / "labelsTr").mkdir()
