@@ -189,7 +189,8 @@ def _readme_row(command: str) -> str:
 
 def test_the_readmes_tour_runs_every_command():
     """The README's tour of the commands shows each command of `medseg --help` typed out (`$ medseg NAME ...`), the
-    cohort's Snakemake run with it, and sends the reader to the reference page of each subject."""
+    cohort's Snakemake run with it, and sends the reader to the reference page of each subject. `medseg verify` of a
+    folder, which checks a batch's or a cohort's every sidecar, was named only in the table under *Commands*."""
     from documents import read, section
 
     from medseg.cli import cli
@@ -197,6 +198,7 @@ def test_the_readmes_tour_runs_every_command():
     tour = section(read("README.md"), "A tour of the commands")
     typed = set(re.findall(r"(?m)^\$ medseg (\w+)", tour))
     assert sorted(set(cli.commands) - typed) == []
+    assert re.search(r"(?m)^\$ medseg verify [\w./-]+/$", tour)
     assert re.search(r"(?m)^\$ snakemake .*--config samples=", tour)
     linked = set(re.findall(r"\]\((docs/[\w.-]+\.md)\)", tour))
     assert sorted(linked) == sorted(f"docs/{page}" for page in (
