@@ -520,7 +520,7 @@ def test_threads_advice_is_the_measured_one(capsys):
     """infer's --threads help said "on a busy shared machine 1 is often fastest", and the README's Figures "give
     --threads 1" where a busy machine made a case 5-60 times as long: advice from when torch's threads spun. Since
     they wait passively, two threads beat one by 3.7x with busy processes added and one beat two by up to a third
-    with others' work alone (README, Devices and precision): one thread is worth a try, not the rule."""
+    with others' work alone (docs/infer.md, *Devices and precision*): one thread is worth a try, not the rule."""
     from documents import read
 
     text = help_of(["infer"], capsys)

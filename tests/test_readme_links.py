@@ -276,3 +276,23 @@ def test_a_pointer_to_a_section_elsewhere_is_found():
     assert pointers(text) == [("README", "Figures"), ("README", "Nowhere"), ("docs/metrics.md", "Metrics JSON"),
                               ("docs/metrics.md", "Against other libraries")]
     assert missing_sections(pointers(text)) == [("README", "Nowhere")]
+
+
+def italics_elsewhere_without_a_page(page: Path) -> list[str]:
+    """A reference page's italic references to a section that is not on it and whose sentence names no page (a
+    link, or a `.md` file) within 150 characters: the reader who landed on the page cannot find it."""
+    text = page.read_text(encoding="utf-8")
+    prose = re.sub(r"\s+", " ", "\n".join(_prose(text)))
+    found = []
+    for name in unknown_sections(text, []):
+        for match in re.finditer(re.escape(f"*{name}*"), prose):
+            if ".md" not in prose[max(0, match.start() - 150):match.end() + 150]:
+                found.append(name)
+    return found
+
+
+@pytest.mark.parametrize("page", doc_pages(), ids=lambda path: path.name)
+def test_italics_to_another_page_name_it(page):
+    """docs/cohorts.md sent the reader to *Devices and precision* and docs/metrics.md to *What is placed how*,
+    sections of docs/infer.md and docs/dicom.md: such a reference links the page that holds it."""
+    assert italics_elsewhere_without_a_page(page) == []
