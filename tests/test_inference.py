@@ -136,7 +136,7 @@ def test_a_sigterm_swallowed_by_a_callback_still_stops_at_the_next_slab(phantom_
     from medseg import stopping
     from medseg.cli import _stop_on_sigterm, _Terminated
 
-    before = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    before = {number: signal.getsignal(number) for number in stopping.stop_signals()}  # SIGHUP's too
     try:
         _stop_on_sigterm()
 

@@ -387,7 +387,10 @@ def test_wildcards_are_expanded_on_windows_as_a_posix_shell_expands_them(tmp_pat
     Windows said there was no such file. The pattern is expanded, sorted; one matching nothing is kept and named, and
     a name that is there as written is that file. main() reads the command line from sys.argv, as a program's entry
     point does."""
+    import signal
+
     import medseg.cli as cli
+    from medseg import stopping
     from medseg.synthetic import write_phantom
 
     for name in ("b", "a", "c[1]", "c1"):
@@ -395,9 +398,16 @@ def test_wildcards_are_expanded_on_windows_as_a_posix_shell_expands_them(tmp_pat
     monkeypatch.setattr(cli, "WINDOWS", True)  # as on Windows
 
     def medseg(*args: str) -> tuple[int, str, str]:
+        # main() as the program's entry point ignores Ctrl-C, SIGTERM and SIGHUP on its way out (a second stop waits
+        # for the exit): given back here, or this test process's later tests and the processes they start ignore them
+        handlers = {number: signal.getsignal(number) for number in stopping.stop_signals()}
         monkeypatch.setattr(sys, "argv", ["medseg", *args])
-        with pytest.raises(SystemExit) as exit_info:
-            cli.main()
+        try:
+            with pytest.raises(SystemExit) as exit_info:
+                cli.main()
+        finally:
+            for number, handler in handlers.items():
+                signal.signal(number, handler)
         return exit_info.value.code, *capsys.readouterr()
 
     code, out, err = medseg("infer", str(tmp_path / "in" / "[ab].nii.gz"), str(tmp_path / "in" / "c[1].nii.gz"), "-o",
