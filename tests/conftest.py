@@ -179,6 +179,21 @@ def cpu_unless_marked_cuda(request, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def stop_handlers_restored():
+    """Each test leaves the Ctrl-C, SIGTERM and SIGHUP handlers as it found them. medseg's ``main()`` run as a
+    program's entry point ignores them on its way out (a second stop waits for the exit); one test that ran it so in
+    this process left its worker ignoring Ctrl-C, and 13 later stop tests of that worker (and the processes they
+    started) failed, depending on which modules shared the worker."""
+    from medseg import stopping
+
+    before = {number: signal.getsignal(number) for number in stopping.stop_signals()}
+    yield
+    for number, handler in before.items():
+        if signal.getsignal(number) is not handler:
+            signal.signal(number, handler)
+
+
+@pytest.fixture(autouse=True)
 def torch_threads_restored():
     """Each test leaves torch's CPU threads as it found them. A test running a command in this process with
     ``--threads 2`` left them at 2 for every later test of its worker: with make test's two workers on two cores,
