@@ -36,7 +36,9 @@ def test_trains_on_the_configs_split_and_prints_dice(tmp_path, capsys):
         per_epoch[int(words[1])] = {words[i]: float(words[i + 1]) for i in range(5, 11, 2)}
     best = int(lines[3].split()[2].rstrip(";"))
     assert {name: row[1] for name, row in rows.items()} == pytest.approx(per_epoch[best], abs=5e-5)
-    assert sum(per_epoch[best].values()) >= max(sum(v.values()) for v in per_epoch.values())
+    # within the printing's rounding (4 decimals a label): two epochs of equal printed means summed 0.0193 and
+    # 0.019299999999999998, the best one the second (failed once so)
+    assert sum(per_epoch[best].values()) >= max(sum(v.values()) for v in per_epoch.values()) - 3 * 5e-5
 
 
 def test_a_missing_folder_is_one_error_line(tmp_path, capsys):
