@@ -507,6 +507,20 @@ def test_a_folder_of_nifti_files_is_refused_before_the_model_loads(tmp_path, cas
     release_scan(tmp_path / "series")
 
 
+def _series_4_replaces_3(two_series, package, out, capsys):
+    """``medseg infer --series 4 -o OUT --overwrite`` over series 3's segmentation: done, with the one warning that
+    names the series replaced, and series 4's sidecar in its place."""
+    import json
+
+    code, _, err = run(["infer", str(two_series), "--series", "4", "-m", package, "-o", str(out), "--overwrite"],
+                       capsys)
+    assert code == 0, err
+    assert [line for line in err.splitlines() if "earlier run" in line] == [
+        f"warning: {out / 'study_seg.nii.gz'}: held series 3 'T1' of {two_series}, segmented by an earlier run; "
+        "--overwrite replaced it with series 4 'T2'"]
+    assert json.loads((out / "study_seg.json").read_text())["input_info"]["series_number"] == 4
+
+
 def _series_3_sidecar(out, folder, segmentation, uid):
     """An earlier run's sidecar ``out/study_seg.json``: series 3 'T1' (UID ``uid``) of ``folder``, its segmentation
     ``segmentation``; returns the record, for a test to change and write again."""
@@ -632,13 +646,7 @@ def test_another_series_of_a_study_segmented_into_the_same_folder_is_refused_bef
                        capsys)
     assert code == 0, err
     assert json.loads((out / "series_4" / "study_seg.json").read_text())["input_info"]["series_number"] == 4
-    code, _, err = run(["infer", str(two_series), "--series", "4", "-m", package, "-o", str(out), "--overwrite"],
-                       capsys)
-    assert code == 0, err
-    assert [line for line in err.splitlines() if "earlier run" in line] == [
-        f"warning: {out / 'study_seg.nii.gz'}: held series 3 'T1' of {two_series}, segmented by an earlier run; "
-        "--overwrite replaced it with series 4 'T2'"]
-    assert json.loads((out / "study_seg.json").read_text())["input_info"]["series_number"] == 4
+    _series_4_replaces_3(two_series, package, out, capsys)
 
 
 def test_a_replacement_of_another_series_is_told_only_once_it_is_made(tmp_path, two_series, make_package, capsys,
@@ -841,7 +849,6 @@ def test_another_series_replaced_in_a_folder_whose_scan_cannot_be_kept_is_told(t
     of another series' segmentation never ran: --overwrite replaced series 3's segmentation with series 4's without a
     word, the replacement the README says is warned of. It is told once the outputs are in place, as for a folder
     checked before the model loads."""
-    import json
 
     import medseg.io.dicom_series as dicom_series
 
@@ -854,13 +861,7 @@ def test_another_series_replaced_in_a_folder_whose_scan_cannot_be_kept_is_told(t
                        capsys)
     assert code == 0, err
     assert "earlier run" not in err  # the same series again: no replacement of another's
-    code, _, err = run(["infer", str(two_series), "--series", "4", "-m", package, "-o", str(out), "--overwrite"],
-                       capsys)
-    assert code == 0, err
-    assert [line for line in err.splitlines() if "earlier run" in line] == [
-        f"warning: {out / 'study_seg.nii.gz'}: held series 3 'T1' of {two_series}, segmented by an earlier run; "
-        "--overwrite replaced it with series 4 'T2'"]
-    assert json.loads((out / "study_seg.json").read_text())["input_info"]["series_number"] == 4
+    _series_4_replaces_3(two_series, package, out, capsys)
     assert dicom_series._HELD == {}
 
 
