@@ -6,6 +6,7 @@ hippocampus weights beside medseg's Apache-2.0."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from test_readme_links import anchors
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -82,3 +84,39 @@ def test_the_metadata_declares_the_licence_of_the_shipped_weights(built):
     with tarfile.open(out / sdist_name) as sdist:
         pkg_info = sdist.extractfile(sdist_name.removesuffix(".tar.gz") + "/PKG-INFO").read().decode()
     assert "License-Expression: Apache-2.0 AND CC-BY-SA-4.0" in pkg_info.splitlines()
+
+
+# a link's target: inline (`[text](target)`, `![alt](target)`), a reference definition (`[name]: target`), HTML
+LINK_TARGET = re.compile(r"\]\(\s*<?([^)\s>]+)|^ {0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s|$)|(?:href|src)=[\"']([^\"']+)",
+                         re.MULTILINE)
+
+
+def links_leaving_the_page(description: str) -> list[str]:
+    """The links of a long description that lead neither to a web address nor to a heading of the description itself:
+    on a package index's project page a relative link (`docs/infer.md`) leads nowhere."""
+    targets = [next(part for part in match if part) for match in LINK_TARGET.findall(description)]
+    return [target for target in targets if not re.match(r"[a-z][a-z0-9+.-]*:", target)
+            and not (target.startswith("#") and target[1:] in anchors(description))]
+
+
+def test_a_link_that_leaves_the_description_is_found():
+    text = ("# Page\n\n## Install it\n\n[ok](#install-it) [web](https://monai.io) [mail](mailto:a@b.org) "
+            "[doc](docs/infer.md) [gone](#nowhere) ![img](figure.png)\n\n[ref]: CHANGES.md\n"
+            "<a href=\"../x.html\">x</a>\n")
+    assert links_leaving_the_page(text) == ["docs/infer.md", "#nowhere", "figure.png", "CHANGES.md", "../x.html"]
+
+
+def test_the_long_description_links_only_the_web_and_itself(built):
+    """The long description, which a package index shows as the project's page, was README.md, whose links into
+    docs/ (and the README's own files) lead nowhere there: the wheel's METADATA and the source distribution's
+    PKG-INFO carry a Markdown page whose every link is a web address or a heading of the page itself."""
+    _, out, sdist_name, wheel_name = built
+    with zipfile.ZipFile(out / wheel_name) as wheel:
+        metadata = wheel.read(wheel_name.split("-py3")[0] + ".dist-info/METADATA").decode()
+    with tarfile.open(out / sdist_name) as sdist:
+        pkg_info = sdist.extractfile(sdist_name.removesuffix(".tar.gz") + "/PKG-INFO").read().decode()
+    for found in (metadata, pkg_info):
+        header, _, description = found.partition("\n\n")
+        assert "Description-Content-Type: text/markdown" in header.splitlines()
+        assert description.startswith("# medseg\n") and "medseg infer" in description
+        assert links_leaving_the_page(description) == []

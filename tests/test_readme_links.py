@@ -296,3 +296,27 @@ def test_italics_to_another_page_name_it(page):
     """docs/cohorts.md sent the reader to *Devices and precision* and docs/metrics.md to *What is placed how*,
     sections of docs/infer.md and docs/dicom.md: such a reference links the page that holds it."""
     assert italics_elsewhere_without_a_page(page) == []
+
+
+def _fenced_lines(text: str) -> list[str]:
+    """The lines inside fenced code blocks."""
+    lines, fenced = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif fenced:
+            lines.append(line)
+    return lines
+
+
+def test_the_package_description_shows_what_the_readme_shows():
+    """DESCRIPTION.md, the page a package index shows (README.md's links into docs/ lead nowhere there), names every
+    reference page, and each command and output line of its examples is one of the README's, which the tour's tests
+    keep true: the short page cannot drift from the long one."""
+    description = read("DESCRIPTION.md")
+    readme_lines = set(read("README.md").splitlines())
+    shown = [line for line in _fenced_lines(description) if line != "…"]
+    assert len(shown) >= 10
+    assert [line for line in shown if line not in readme_lines] == []
+    assert [page.name for page in doc_pages() if f"`docs/{page.name}`" not in description] == []
+    assert unknown_sections(description, []) == []
