@@ -41,7 +41,7 @@ rule infer:
         # config mem_mb, or planned from the batch's largest input (medseg/cohort/job_memory.py), and the run time
         # from its cases' voxels (medseg/cohort/job_runtime.py) unless config minutes_per_case is given; a retried job
         # (out of memory or out of time on a cluster) asks for twice, then three times as much of both: Snakemake gives
-        # these functions the attempt, not why the last one failed (README, What runs: the trade-off and its cost)
+        # these functions the attempt, not why the last one failed (docs/cohorts.md, *What runs*: the trade-off and its cost)
         mem_mb=lambda wildcards, attempt: batch_memory(wildcards.batch, "infer") * attempt,
         attempt=lambda wildcards, attempt: attempt,  # not a limit: passed to the job as --attempt
         runtime=lambda wildcards, attempt: infer_minutes(wildcards.batch) * attempt,
