@@ -330,3 +330,15 @@ def test_the_package_description_shows_what_the_readme_shows():
     assert [line for line in shown if line not in readme_lines] == []
     assert [page.name for page in doc_pages() if f"`docs/{page.name}`" not in description] == []
     assert unknown_sections(description, []) == []
+
+
+def test_the_readme_names_the_make_targets_that_install_nothing():
+    """*Installation and make targets* said "Each target creates `.venv`, installs medseg …", but `make clean` and
+    `make browser` install nothing (the Makefile's targets without the install stamp among their prerequisites):
+    the sentence names them as the exceptions."""
+    targets = re.findall(r"(?m)^([a-z][\w-]*):(.*)$", read("Makefile"))
+    installing_nothing = sorted(name for name, prerequisites in targets if "$(STAMP)" not in prerequisites)
+    assert installing_nothing == ["browser", "clean"]
+    opening = section(read("README.md"), "Installation and make targets").split("\n\n")[1]
+    before = opening[:opening.index("creates `.venv`")]
+    assert [name for name in installing_nothing if f"`make {name}`" not in before] == []
