@@ -204,8 +204,8 @@ def test_the_readmes_tour_runs_every_command():
     assert re.search(r"(?m)^\$ snakemake .*--config samples=", tour)
     linked = set(re.findall(r"\]\((docs/[\w.-]+\.md)\)", tour))
     assert sorted(linked) == sorted(f"docs/{page}" for page in (
-        "cohorts.md", "dicom.md", "errors.md", "infer.md", "metrics.md", "models.md", "python-api.md", "report.md",
-        "training.md"))
+        "cohorts.md", "cohorts-failures.md", "cohorts-slurm.md", "dicom.md", "errors.md", "infer.md", "metrics.md",
+        "models.md", "python-api.md", "report.md", "training.md"))
 
 
 def test_the_wheel_section_names_every_command_it_runs():

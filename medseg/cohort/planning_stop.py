@@ -400,7 +400,7 @@ def run_stopped_line(finished: int, total: int, signum: int = signal.SIGINT, uns
     (``finished`` of the ``total`` cases done for this run's work, and ``unscored`` more segmented but not scored:
     :func:`~medseg.cohort.fingerprints.finished_cases`), what is not, and how to go on. It does not say
     that the jobs were stopped: a signal to Snakemake alone lets the local jobs run to their end, and a cluster's cancel
-    can miss a job (docs/cohorts.md, *Resources and profiles*)."""
+    can miss a job (docs/cohorts-slurm.md, *Resources and profiles*)."""
     kept = f"{finished} of {total} case{'' if total == 1 else 's'} finished (kept)"
     if unscored:
         kept += f", {unscored} more segmented but not scored yet (kept)"
