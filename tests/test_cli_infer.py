@@ -400,9 +400,37 @@ def test_nnunet_channel_files_given_together_are_warned_about(tmp_path, case, ma
     assert code == 0, err
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     assert warnings == ["warning: 2 inputs are named as nnU-Net names a case's further input channels "
-                        "(a_0001.nii.gz beside a_0000.nii.gz); each is segmented as an image of its own, as a medseg "
-                        "model takes one channel: give only the _0000 files to segment each case once"]
+                        "(a_0001.nii.gz beside a_0000.nii.gz); each is segmented as an image of its own, as model "
+                        "tiny takes one image a case: give only the _0000 files to segment each case once"]
     assert len(list((tmp_path / "out").glob("*_seg.nii.gz"))) == 5
+
+
+def test_a_case_0000_with_channel_files_beside_it_is_warned_about_for_a_model_of_one_image(tmp_path, case,
+                                                                                           make_package, capsys):
+    """nnU-Net's `case_0000.nii.gz` of a multi-channel case, given alone (as the warning above advises) to a model of
+    one image a case, was segmented from its first channel in silence, where a model of two modalities given three
+    channel files refuses the case: an nnU-Net user never heard that `case_0001` was left unread."""
+    for name in ("a_0000", "a_0001", "b_0000", "c_0000", "c_0001", "c_0002"):
+        shutil.copy(case, tmp_path / f"{name}.nii.gz")
+    inputs = [str(tmp_path / f"{name}.nii.gz") for name in ("a_0000", "b_0000", "c_0000")]
+    code, _, err = run(["infer", *inputs, "--model", str(make_package()), "-o", str(tmp_path / "out")], capsys)
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: 2 inputs are the _0000 file of a case of several channels as nnU-Net names them "
+                        "(a_0000.nii.gz, a_0001.nii.gz beside it), and model tiny takes one image a case: each is "
+                        "segmented from its _0000 file alone, its other channels unread"]
+    assert _files(tmp_path / "out") == sorted(f"{name}_seg.{ending}" for name in ("a_0000", "b_0000", "c_0000")
+                                              for ending in ("json", "nii.gz"))
+    # with its channel files given too, the warning about those (above) says it all: no second line
+    code, _, err = run(["infer", str(tmp_path / "a_0000.nii.gz"), str(tmp_path / "a_0001.nii.gz"), "--model",
+                        str(make_package()), "-o", str(tmp_path / "out2")], capsys)
+    assert code == 0, err
+    assert [line.split(" (")[0] for line in err.splitlines() if line.startswith("warning:")] == [
+        "warning: 1 input is named as nnU-Net names a case's further input channels"]
+    # -q hides it, as it hides the other warnings of the batch
+    code, _, err = run(["-q", "infer", str(tmp_path / "a_0000.nii.gz"), "--model", str(make_package()), "-o",
+                        str(tmp_path / "out3")], capsys)
+    assert code == 0 and "warning" not in err, err
 
 
 _KEYED_BY_DATA = {"labels", "label_voxels", "label_volume_ml", "label_codes", "versions", "flags", "flag_rules",

@@ -105,7 +105,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
     from medseg.errors import DeviceError, MedsegError
     from medseg.io.atomic import placed_before_stop, results_unwritable
     from medseg.io.dicom_series import series_text
-    from medseg.io.files import further_channels
+    from medseg.io.files import further_channels, unread_channels
     from medseg.numbers import counted
     from medseg.package import load_package, shipped_name_taken
     from medseg.segment import case_targets, segment_case
@@ -206,8 +206,16 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
             click.echo(escaped_line(
                 f"warning: {len(channels)} input{'s are' if len(channels) > 1 else ' is'} named as nnU-Net names a "
                 f"case's further input channels ({first.name} beside {zero.name}); each is segmented as an image of "
-                "its own, as a medseg model takes one channel: give only the _0000 files to segment each case once"),
-                err=True)
+                f"its own, as model {package.name} takes one image a case: give only the _0000 files to segment each "
+                "case once"), err=True)
+        unread = [] if package.n_modalities > 1 else unread_channels(inputs)
+        if unread:  # case_0000 given alone: its case's other channels were left unread in silence
+            zero, first = unread[0]
+            click.echo(escaped_line(
+                f"warning: {counted(len(unread), 'input')} {'are' if len(unread) > 1 else 'is'} the _0000 file of a "
+                f"case of several channels as nnU-Net names them ({zero.name}, {first.name} beside it), and model "
+                f"{package.name} takes one image a case: each is segmented from its _0000 file alone, its other "
+                "channels unread"), err=True)
     failures = 0
     failed_inputs: list[Path] = []  # named on the batch's last line, as its error lines may have scrolled away
 

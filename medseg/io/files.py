@@ -12,7 +12,7 @@ __all__ = ["absent_content", "absent_files", "absolute_path", "apple_double", "b
            "check_readable", "check_searchable", "dicom_modality", "exists", "files_under", "further_channels",
            "is_annex_link", "is_dicom_file", "is_path", "link_nowhere", "missing_under", "name_difference",
            "nnunet_channel", "not_regular", "not_there", "os_reason", "part10_seg_series", "path_argument", "real_path",
-           "type_text", "undecodable", "with_article"]
+           "type_text", "undecodable", "unread_channels", "with_article"]
 
 _APPLE_DOUBLE_MAGIC = b"\x00\x05\x16\x07"
 _ANNEX_POINTER = b"/annex/objects/"  # an unlocked git-annex file whose content is not here holds its key's path
@@ -160,6 +160,29 @@ def further_channels(paths) -> list[tuple[Path, Path]]:
         else:
             named.append((key, path))
     return [(path, firsts[key]) for key, path in named if key in firsts]
+
+
+def unread_channels(paths) -> list[tuple[Path, Path]]:
+    """The files among ``paths`` named as nnU-Net names a case's first input channel (``case_0000.nii.gz``) whose
+    second (``case_0001.nii.gz``, in the same folder, of the same ending) is there but not among them, each with that
+    second channel's file: a model of one image a case reads the first alone, the case's other channels unread."""
+    from medseg.volume import stem
+
+    given = {Path(path) for path in paths}
+    found = []
+    for path in map(Path, paths):
+        name = stem(path)
+        split = nnunet_channel(name)
+        if split is None or split[1] != "0000":
+            continue
+        second = path.with_name(f"{split[0]}_0001{path.name[len(name):]}")
+        try:
+            beside = second not in given and exists(second)
+        except ImageReadError:  # a folder that cannot be searched: its input's own read says so
+            continue
+        if beside:
+            found.append((path, second))
+    return found
 
 
 def undecodable(error: UnicodeDecodeError, skipped: int = 0) -> str:
