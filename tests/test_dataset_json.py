@@ -72,6 +72,23 @@ def test_a_dataset_json_label_no_file_holds_is_warned_about_with_advice_for_a_da
     assert load_package(out).config["training"]["train_labels_absent"] == [4]
 
 
+def test_the_card_names_the_dataset_folder_of_a_dataset_json_given_from_inside_it(tiny_set, tmp_path, monkeypatch):
+    """`medseg train --images imagesTr --labels labelsTr` run in the dataset folder (as nnU-Net users work, and as
+    the sample sheet recipe of the docs runs) found `dataset.json`, relative, whose folder has no name: the card
+    said the data notes came "(from /dataset.json)", a file at the root of the file system."""
+    from medseg.io.dataset_json import read_dataset_json
+
+    _dataset_folder(tiny_set, tmp_path / "Dataset009_Phantoms", {"background": 0, "Ellipsoid": 1, "Box": 2,
+                                                                  "Tube": 3})
+    monkeypatch.chdir(tmp_path / "Dataset009_Phantoms")
+    for given in ("dataset.json", "./dataset.json", "imagesTr/../dataset.json"):
+        assert read_dataset_json(Path(given)).data["description"] == (
+            "Phantoms: Synthetic shapes (from Dataset009_Phantoms/dataset.json)")
+    monkeypatch.chdir(tmp_path)
+    assert read_dataset_json(Path("Dataset009_Phantoms/dataset.json")).data["description"] == (
+        "Phantoms: Synthetic shapes (from Dataset009_Phantoms/dataset.json)")
+
+
 def test_a_dataset_json_names_the_labels_and_the_data_of_a_run_without_a_config(tiny_set, tmp_path, capsys):
     """A Decathlon or nnU-Net folder trained without a config gave labels named label_1..label_3 and a card whose
     data and licence were "not stated", though its dataset.json says both."""

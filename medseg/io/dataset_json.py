@@ -177,7 +177,10 @@ def read_dataset_json(source: Path | str | DatasetDocument) -> DatasetJson | Non
     data = {}
     title, description = _text(doc.get("name")), _text(doc.get("description"))
     if title or description:
-        data["description"] = ": ".join(t for t in (title, description) if t) + f" (from {path.parent.name}/{NAME})"
+        # the dataset's folder by name, also where the file is given from inside it (``dataset.json``, whose parent
+        # ``.`` has no name: the card said "from /dataset.json")
+        folder = Path(os.path.abspath(path)).parent.name
+        data["description"] = ": ".join(t for t in (title, description) if t) + f" (from {folder}/{NAME})"
     licence = _text(doc.get("licence") or doc.get("license"))
     reference = _text(doc.get("reference"))
     if licence or reference:
