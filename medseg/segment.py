@@ -378,6 +378,10 @@ def segment_case(
     if modalities > 1:  # a 4D NIfTI of the modalities, or nnU-Net's channel files (never a DICOM series)
         from medseg.io.channels import read_channels
 
+        if Path(input_path).is_dir():  # refused unread (one series is one modality): its scan kept for the
+            from medseg.io.dicom_series import release_scan  # reading (a batch's check before the model) is dropped
+
+            release_scan(input_path)
         if series is not None:
             raise ImageReadError(f"{input_path}: --series applies to DICOM folders only")
         volume = read_channels(input_path, segmenter.package.modalities, segmenter.package.name)

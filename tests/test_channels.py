@@ -175,6 +175,11 @@ def test_inputs_of_another_channel_count_are_refused_in_one_line(modal_package, 
     # each refused input's failure record, for the report to list
     assert sorted(path.name for path in out.iterdir()) == ["case1_seg.json", "case1_seg.nii.gz", "flat_failed.json",
                                                            "series_failed.json", "three_failed.json"]
+    # the DICOM folder's scan, made before the model loaded for its reading, is not kept once the folder is refused
+    # unread (it stayed for the life of the process, and a later check of the kept scans found it)
+    from medseg.io.dicom_series import _HELD, _held_key
+
+    assert _held_key(dicom) not in _HELD
 
 
 def test_training_refuses_cases_of_mismatched_channels(modal_sets, tmp_path):
