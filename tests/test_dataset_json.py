@@ -501,3 +501,45 @@ def test_a_training_entry_that_is_not_a_list_is_named_with_its_article(tmp_path,
     with pytest.raises(InputError) as raised:
         training_list(path)
     assert str(raised.value).startswith(f'{path}: "training" is {given}, not a list of image and label paths (')
+
+
+def test_an_nnunet_folder_of_real_cases_trains_segments_and_scores_as_it_is(shared_data, tmp_path, monkeypatch,
+                                                                            capsys):
+    """nnU-Net v2's layout of real hippocampus crops (imagesTr/case_0000.nii.gz, labelsTr/case.nii.gz, imagesTs,
+    labelsTs, a dataset.json of channel_names, labels as name: value, file_ending), worked in from its folder as the
+    docs' "Coming from nnU-Net" table does: paired by name, labels named by the dataset.json, the card naming the
+    dataset's folder, the predictions named after their _0000 inputs and scored against case.nii.gz by case."""
+    from conftest import _files, run_cli
+
+    cases = sorted(path.name for path in (shared_data / "hippocampus" / "labels").glob("*.nii.gz"))[:6]
+    folder = tmp_path / "Dataset004_Hippocampus"
+    for index, name in enumerate(cases):
+        split, case = ("Tr" if index < 4 else "Ts"), name.removesuffix(".nii.gz")
+        for kind, to in (("images", f"{case}_0000.nii.gz"), ("labels", name)):
+            (folder / f"{kind}{split}").mkdir(parents=True, exist_ok=True)
+            shutil.copy(shared_data / "hippocampus" / kind / name, folder / f"{kind}{split}" / to)
+    (folder / "dataset.json").write_text(json.dumps({
+        "name": "Hippocampus", "channel_names": {"0": "MRI"}, "labels": {"background": 0, "Anterior": 1,
+                                                                         "Posterior": 2},
+        "numTraining": 4, "file_ending": ".nii.gz"}))
+    monkeypatch.chdir(folder)
+    code, _, err = run_cli(["train", "--images", "imagesTr", "--labels", "labelsTr", "-o", "../model", "--epochs", "1",
+                            "--threads", "1", *_FEW_STEPS], capsys)
+    assert code == 0, err
+    assert err.splitlines()[0] == "label names and data notes from dataset.json: 0 background, 1 Anterior, 2 Posterior"
+    assert load_package(tmp_path / "model").labels == {0: "background", 1: "Anterior", 2: "Posterior"}
+    assert "## Data\nHippocampus (from Dataset004_Hippocampus/dataset.json)\n" in (
+        tmp_path / "model" / "MODEL_CARD.md").read_text()
+    tests = sorted(str(path.relative_to(folder)) for path in (folder / "imagesTs").glob("*_0000.nii.gz"))
+    code, _, err = run_cli(["infer", *tests, "-m", "../model", "-o", "../pred"], capsys)
+    assert code == 0, err
+    test_cases = [name.removesuffix(".nii.gz") for name in cases[4:]]
+    assert _files(tmp_path / "pred") == sorted(f"{case}_0000_seg.{ending}" for case in test_cases
+                                               for ending in ("json", "nii.gz"))
+    code, out, err = run_cli(["evaluate", "../pred", "labelsTs", "-o", "../scores", "--images", "imagesTs"], capsys)
+    assert code == 0, err
+    rows = [line.split("\t") for line in (tmp_path / "scores" / "cohort.tsv").read_text().splitlines()]
+    header = rows[0]
+    assert sorted(row[header.index("case_id")] for row in rows[1:]) == test_cases
+    assert {"Anterior_dice", "Posterior_dice"} <= set(header)
+    assert [row[header.index("status")] for row in rows[1:]] == ["scored", "scored"]
