@@ -194,3 +194,17 @@ def test_a_types_name_takes_the_article_it_is_read_with():
         "an ndarray", "a Nifti1Image", "a NoneType", "an int", "an object", "a str", "a float", "a list", "a uint8",
         "an MGHImage", "a MetaTensor", "an HTMLParser", "a memmap", "an mmap", "an xarray", "a slice", "a Volume"]
     assert (type_text(np.zeros(2)), type_text(np.uint8(1)), type_text(None)) == ("an ndarray", "a uint8", "a NoneType")
+
+
+def test_unread_channels_are_those_of_files_not_of_dicom_folders(tmp_path):
+    """A case_0000 file whose case_0001 is beside it and not given is a case of several channels read in part; DICOM
+    series folders numbered as nnU-Net numbers channels (series_0000/, series_0001/) are series of their own."""
+    from medseg.io.files import unread_channels
+
+    for name in ("a_0000.nii.gz", "a_0001.nii.gz", "b_0000.nii.gz", "c_0000.nii", "c_0001.nii.gz"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "series_0000").mkdir()
+    (tmp_path / "series_0001").mkdir()
+    given = [tmp_path / name for name in ("a_0000.nii.gz", "b_0000.nii.gz", "c_0000.nii", "series_0000")]
+    assert unread_channels(given) == [(tmp_path / "a_0000.nii.gz", tmp_path / "a_0001.nii.gz")]
+    assert unread_channels([*given, tmp_path / "a_0001.nii.gz"]) == []  # given: a case of its own, told otherwise

@@ -242,6 +242,30 @@ def test_a_row_naming_a_further_channel_file_is_warned_of_while_planning(tmp_pat
     assert "infer " in run.stdout + run.stderr
 
 
+def test_a_row_naming_a_case_0000_of_several_channels_is_warned_of_for_a_model_of_one_image(tmp_path, make_package):
+    """A sheet of nnU-Net's _0000 files of a set of several channels, run with a model of one image a case, was
+    planned and segmented in silence from each case's first channel, its case_0001 unread (`medseg infer` warns of
+    it); planning now names the rows, as it names a multi-modal model's rows of case_0001."""
+    from medseg.cohort.records import unread_channel_rows
+    from medseg.cohort.samples import read_samples
+
+    image = nib.Nifti1Image(np.zeros((8, 8, 4), np.float32), np.diag([1.0, 1.0, 2.0, 1.0]))
+    for name in ("a_0000", "a_0001", "b_0000", "c_0000", "c_0001"):  # b_0000 has no channel beside it: not told
+        nib.save(image, tmp_path / f"{name}.nii.gz")
+    sheet = write_sheet(tmp_path, [("a", "a_0000.nii.gz", ""), ("b", "b_0000.nii.gz", ""),
+                                   ("c", "c_0000.nii.gz", "")])
+    expected = (f"2 of 3 cases name the _0000 file of a case of several channels as nnU-Net names them, and model "
+                f"tiny takes one image a case: each is segmented from its _0000 file alone, its other channels "
+                f"unread: {sheet}:2: {tmp_path / 'a_0000.nii.gz'} (a_0001.nii.gz beside it); {sheet}:4: "
+                f"{tmp_path / 'c_0000.nii.gz'} (c_0001.nii.gz beside it)")
+    samples = read_samples(sheet)
+    assert unread_channel_rows(samples, 1, "tiny", sheet) == expected
+    assert unread_channel_rows(samples, 2, "tiny", sheet) is None  # a multi-modal model reads them
+    run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results", model=make_package())
+    assert run.returncode == 0, run.stderr
+    assert expected in (run.stdout + run.stderr).splitlines()
+
+
 def test_a_dicom_folder_named_with_a_compression_suffix_is_not_warned_of_while_planning(tmp_path):
     """A DICOM folder named as an archive (``study.zip``, unpacked in its place) is read as any folder: planning
     warned that its case would fail as "a ZIP archive (.zip), which medseg does not read"."""

@@ -57,6 +57,7 @@ __all__ = [
     "read_record",
     "readable_again",
     "unavailable",
+    "unread_channel_rows",
     "unread_compressions",
     "unreadable_path",
     "write_json",
@@ -169,6 +170,37 @@ def further_channel_rows(samples, modalities: int, sheet: Path | str, total: int
     return (f"{len(found)} of {counted(total, 'case')} {'names' if one else 'name'} a channel file other than "
             f"{'its' if one else 'their'} case's first (_0000) as the image; "
             f"{'this case fails' if one else 'these cases fail'} as bad input, the others run: {shown}{more}")
+
+
+def unread_channel_rows(samples, modalities: int, model: str, sheet: Path | str,
+                        total: int | None = None) -> str | None:
+    """The planning warning for the rows whose image is nnU-Net's first channel file of a case of several
+    (``case_0000.nii.gz``, its ``case_0001.nii.gz`` beside it: :func:`~medseg.io.files.unread_channels`), which
+    ``model``, of one image a case, segments from that file alone, the case's other channels unread, as ``medseg
+    infer`` warns. One line naming the sheet's line and file of each (the first three); None where there is none,
+    and for a model of several ``modalities``, which reads them. ``total``: the sheet's cases (``samples``' count
+    where not given)."""
+    from medseg.io.files import unread_channels
+    from medseg.numbers import counted
+
+    if modalities > 1:
+        return None
+    found = []
+    for sample in samples:
+        unread = unread_channels([sample.image])
+        if unread:
+            found.append((sample, unread[0][1]))
+    if not found:
+        return None
+    shown = "; ".join(f"{sheet}:{sample.line}: {sample.image} ({second.name} beside it)"
+                      for sample, second in found[:3])
+    more = f"; ... ({len(found) - 3} more: {', '.join(sample.case_id for sample, _ in found[3:13])}" \
+           f"{' ...' if len(found) > 13 else ''})" if len(found) > 3 else ""
+    total = len(samples) if total is None else total
+    one = len(found) == 1
+    return (f"{len(found)} of {counted(total, 'case')} {'names' if one else 'name'} the _0000 file of a case of "
+            f"several channels as nnU-Net names them, and model {model} takes one image a case: each is segmented "
+            f"from its _0000 file alone, its other channels unread: {shown}{more}")
 
 
 def content_sha256(path: Path | str, series: str | None = None, modalities: int = 1) -> str | None:

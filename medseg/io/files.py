@@ -165,7 +165,8 @@ def further_channels(paths) -> list[tuple[Path, Path]]:
 def unread_channels(paths) -> list[tuple[Path, Path]]:
     """The files among ``paths`` named as nnU-Net names a case's first input channel (``case_0000.nii.gz``) whose
     second (``case_0001.nii.gz``, in the same folder, of the same ending) is there but not among them, each with that
-    second channel's file: a model of one image a case reads the first alone, the case's other channels unread."""
+    second channel's file: a model of one image a case reads the first alone, the case's other channels unread.
+    Folders are not: DICOM series folders named ``series_0000``, ``series_0001`` are series of their own."""
     from medseg.volume import stem
 
     given = {Path(path) for path in paths}
@@ -177,8 +178,8 @@ def unread_channels(paths) -> list[tuple[Path, Path]]:
             continue
         second = path.with_name(f"{split[0]}_0001{path.name[len(name):]}")
         try:
-            beside = second not in given and exists(second)
-        except ImageReadError:  # a folder that cannot be searched: its input's own read says so
+            beside = second not in given and exists(second) and not path.is_dir()
+        except (ImageReadError, OSError):  # a folder that cannot be searched: its input's own read says so
             continue
         if beside:
             found.append((path, second))

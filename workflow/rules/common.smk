@@ -314,6 +314,11 @@ _further = records.further_channel_rows([s for s in SAMPLES if s.case_id not in 
                                        len(SAMPLES))
 if _further is not None and workflow.is_main_process:
     logger.warning(_further)
+# a row naming case_0000.nii.gz of a case of several channels, for a model of one image a case: its others unread
+_unread = records.unread_channel_rows([s for s in SAMPLES if s.case_id not in _away], _MODALITIES, _PACKAGE.name,
+                                      SHEET, len(SAMPLES))
+if _unread is not None and workflow.is_main_process:
+    logger.warning(_unread)
 _no_reference = [s for s in SAMPLES if s.case_id not in _away and records.unavailable(s.reference)]
 if workflow.is_main_process:  # a dataset.json of the references' dataset naming the labels otherwise: scored by value
     _unreferenced = {s.case_id for s in _no_reference}
