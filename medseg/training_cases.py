@@ -25,7 +25,7 @@ from medseg.numbers import IMAGE_AMONG_LABELS, IMAGE_LIKE_VALUES, counted, odd_v
 from medseg.training_labels import LabelsFrom, check_label_presence, check_training_foreground, label_values
 from medseg.training_pairing import TrainCase, pair_cases
 
-__all__ = ["LabelsFrom", "TrainCase", "case_channels", "check_case_channels", "check_case_list",
+__all__ = ["LabelsFrom", "TrainCase", "case_channels", "channels_text", "check_case_channels", "check_case_list",
            "read_case_image", "check_label_presence", "check_training_foreground",
            "data_hashes", "label_values", "load_cases", "padded_labels_text", "pair_cases", "untrainable_text"]
 
@@ -64,12 +64,13 @@ def case_channels(cases: list[TrainCase]) -> int:
     for case in cases[1:]:
         found = channels(case)
         if found != first:
-            raise TrainingError(f"{case.image_path}: {_channels_text(found)}, where {cases[0].image_path} has "
-                                f"{_channels_text(first)}; every case needs the same modalities, in the same order")
+            raise TrainingError(f"{case.image_path}: {channels_text(found)}, where {cases[0].image_path} has "
+                                f"{channels_text(first)}; every case needs the same modalities, in the same order")
     return first
 
 
-def _channels_text(count: int) -> str:
+def channels_text(count: int) -> str:
+    """``one channel (a 3D image)``, ``2 channels``: a case's input channels as messages name them."""
     return "one channel (a 3D image)" if count == 1 else f"{count} channels"
 
 
@@ -84,7 +85,7 @@ def check_case_channels(cases: list[TrainCase], config: dict, where: str = "the 
     if declared:
         from medseg.io.channels import modalities_text
 
-        raise TrainingError(f"{cases[0].image_path}: {_channels_text(found)}, but {where} declares "
+        raise TrainingError(f"{cases[0].image_path}: {channels_text(found)}, but {where} declares "
                             f"{modalities_text(list(declared))}; give images of {counted(wanted, 'channel')}, or "
                             "declare the modalities they hold")
     names = ", ".join(f'"channel{index}"' for index in range(found))

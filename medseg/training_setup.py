@@ -115,6 +115,17 @@ def default_training_config(images: Path | str, labels: Path | str, output: Path
     # a multi-modal set: its channel count from the files (nnU-Net's channel files, a 4D image's last axis), their
     # names from the dataset.json where it gives as many (channel_names, modality), else channel0, channel1…
     channels = case_channels(pairs)
+    if dataset is not None and dataset.modalities and len(dataset.modalities) != channels:
+        # the _0001 files not copied, or a dataset.json of another set: the model would take other inputs than the
+        # dataset.json says (nnU-Net refuses such a set)
+        from medseg.io.channels import modalities_text
+        from medseg.training_cases import channels_text
+
+        key = dataset.modalities_key
+        raise TrainingError(f"{pairs[0].image_path}: {channels_text(channels)}, but {dataset_path} names "
+                            f"{modalities_text(dataset.modalities)} in its {key}; give each case's channel files as "
+                            f"it names them (case_0000 … case_{len(dataset.modalities) - 1:04d}), or correct its "
+                            f"{key}; give -c with a config to train without it")
     modalities = modality_names(dataset.modalities if dataset is not None else None, channels) \
         if channels > 1 else None
     if modalities is not None:

@@ -268,6 +268,34 @@ def test_an_nnunet_set_of_several_channels_trains_a_model_of_its_named_modalitie
     assert package.config["architecture"]["in_channels"] == 6  # 2 modalities × 3 slices (context 1)
 
 
+@pytest.mark.parametrize("channels, declared", [(["0000"], {"0": "T1", "1": "T2"}),
+                                                 (["0000", "0001"], {"0": "MRI"})])
+def test_a_dataset_json_naming_other_channels_than_the_cases_have_is_refused(tiny_set, tmp_path, capsys, channels,
+                                                                             declared):
+    """A dataset.json of two channel_names beside an imagesTr of _0000 files only (the _0001 files not copied) trained
+    a model of one image a case without a word, as one of one channel beside cases of two trained a model of
+    channel0 and channel1; nnU-Net refuses both sets. One line names a case, both counts and the dataset.json."""
+    folder = tmp_path / "Dataset003_Channels"
+    images, labels = folder / "imagesTr", folder / "labelsTr"
+    images.mkdir(parents=True)
+    shutil.copytree(tiny_set[1], labels)
+    for path in sorted(tiny_set[0].iterdir()):
+        for channel in channels:
+            shutil.copy(path, images / path.name.replace(".nii.gz", f"_{channel}.nii.gz"))
+    (folder / "dataset.json").write_text(json.dumps({"channel_names": declared, "labels": {
+        "background": 0, "a": 1, "b": 2, "c": 3}, "file_ending": ".nii.gz"}))
+    out = tmp_path / "model"
+    assert _exit_code(_train_cli(images, labels, out, "--epochs", "1", *_FEW_STEPS)) == 1
+    first = images / sorted(tiny_set[0].iterdir())[0].name.replace(".nii.gz", "_0000.nii.gz")
+    found = "one channel (a 3D image)" if len(channels) == 1 else "2 channels"
+    names = "2 modalities (T1, T2)" if len(declared) == 2 else "1 modality (MRI)"
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"medseg: error: {first}: {found}, but {folder / 'dataset.json'} names {names} in its channel_names; give "
+        f"each case's channel files as it names them (case_0000 … case_{len(declared) - 1:04d}), or correct its "
+        "channel_names; give -c with a config to train without it")
+    assert not out.exists()
+
+
 OR_CONFIG = "; give -c with a config of the labels to train without it"
 
 

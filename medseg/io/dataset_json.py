@@ -43,6 +43,7 @@ class DatasetJson:
     # the input channels' names in channel order ("channel_names", nnU-Net v2; "modality", the Decathlon's and
     # nnU-Net v1's), as the file gives them; empty where it gives none
     modalities: list[str] = field(default_factory=list)
+    modalities_key: str = "channel_names"  # the key that names them, for messages ("modality" in the Decathlon's)
 
 
 def named_as_given(found: Path, given: Path | str) -> Path:
@@ -185,7 +186,8 @@ def read_dataset_json(source: Path | str | DatasetDocument) -> DatasetJson | Non
     reference = _text(doc.get("reference"))
     if licence or reference:
         data["licence"] = "; ".join(t for t in (licence, f"reference: {reference}" if reference else "") if t)
-    return DatasetJson(path=path, names=names, data=data, modalities=modalities)
+    key = "channel_names" if doc.get("channel_names") else "modality"
+    return DatasetJson(path=path, names=names, data=data, modalities=modalities, modalities_key=key)
 
 
 def _decoded(data: bytes) -> str:
