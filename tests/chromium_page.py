@@ -1,10 +1,14 @@
-"""Headless Chromium for the report's page tests: a script expression's value once a page has loaded, and
-the page's scroll width at a window width."""
+"""Headless Chromium for the report's page tests: a script expression's value once a page has loaded, the
+page's scroll width at a window width, and a page driven over the DevTools protocol (its pipe: no port, no library)
+for what a dump of the page cannot show: the accessibility tree, a reload, a URL's fragment."""
 
 from __future__ import annotations
 
 import html as html_module
+import json
+import os
 import re
+import select
 import shutil
 import subprocess
 import tempfile
@@ -43,3 +47,98 @@ def probe_page(html: Path, tmp_path: Path, window: int, expression: str, *flags:
 def page_width(html: Path, tmp_path: Path, window: int) -> int:
     """The page's scroll width in Chromium at a ``window`` px wide window (no wider than it: no sideways scroll)."""
     return int(probe_page(html, tmp_path, window, "document.documentElement.scrollWidth"))
+
+
+class DevTools:
+    """A headless Chromium driven over the DevTools protocol on its pipe (file descriptors 3 and 4, messages
+    separated by NUL): one page, opened with :meth:`open`; :meth:`evaluate` runs an expression in it (as the
+    DevTools console does: the page's Content-Security-Policy stays in force for the page's own script)."""
+
+    def __init__(self):
+        self._profile = tempfile.TemporaryDirectory()
+        to_chromium, self._commands = os.pipe()
+        self._events, from_chromium = os.pipe()
+
+        def pipes_as_3_and_4():
+            ends = os.dup(to_chromium), os.dup(from_chromium)
+            os.dup2(ends[0], 3)
+            os.dup2(ends[1], 4)
+
+        self._process = subprocess.Popen(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run",
+             f"--user-data-dir={self._profile.name}", "--remote-debugging-pipe", "about:blank"],
+            pass_fds=(3, 4), preexec_fn=pipes_as_3_and_4, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        os.close(to_chromium)
+        os.close(from_chromium)
+        self._sent, self._buffer = 0, b""
+        target = next(t for t in self.send("Target.getTargets")["targetInfos"] if t["type"] == "page")
+        self._session = self.send("Target.attachToTarget", targetId=target["targetId"], flatten=True)["sessionId"]
+        self.send("Page.enable", self._session)
+
+    def send(self, method: str, session: str | None = None, **params) -> dict:
+        """A command's result (``session``: the page's, else the browser's)."""
+        self._sent += 1
+        message = {"id": self._sent, "method": method, "params": params} | ({"sessionId": session} if session else {})
+        os.write(self._commands, json.dumps(message).encode() + b"\0")
+        while True:
+            answer = self._next()
+            if answer.get("id") == self._sent:
+                assert "error" not in answer, answer
+                return answer["result"]
+
+    def _next(self) -> dict:
+        while b"\0" not in self._buffer:
+            assert select.select([self._events], [], [], 60)[0], "chromium said nothing for 60 s"
+            chunk = os.read(self._events, 1 << 20)
+            assert chunk, "chromium closed its DevTools pipe"
+            self._buffer += chunk
+        message, self._buffer = self._buffer.split(b"\0", 1)
+        return json.loads(message)
+
+    def _loaded(self) -> None:
+        while self._next().get("method") != "Page.loadEventFired":
+            pass
+
+    def open(self, url: str) -> None:
+        """Loads ``url`` (a fragment with it) afresh, as a link opened in a new tab, and waits for its load event
+        (from a blank page: a URL that differs from the page's in its fragment alone would only scroll)."""
+        for address in ("about:blank", url):
+            self.send("Page.navigate", self._session, url=address)
+            self._loaded()
+
+    def reload(self) -> None:
+        self.send("Page.reload", self._session)
+        self._loaded()
+
+    def evaluate(self, expression: str):
+        """The value of a JavaScript ``expression`` in the page (JSON-like values as Python's)."""
+        result = self.send("Runtime.evaluate", self._session, expression=expression, returnByValue=True)
+        assert "exceptionDetails" not in result, result["exceptionDetails"]
+        return result["result"].get("value")
+
+    def accessibility_tree(self) -> list[dict]:
+        """The page's accessibility tree as Chromium gives it to a screen reader: its nodes, each with its role,
+        name and properties (``aria-sort``'s is ``sort``)."""
+        return self.send("Accessibility.getFullAXTree", self._session)["nodes"]
+
+    def close(self) -> None:
+        try:
+            self.send("Browser.close")
+        except AssertionError:  # the pipe closed with the browser, before the answer
+            pass
+        try:
+            self._process.wait(timeout=20)
+        finally:
+            if self._process.poll() is None:
+                self._process.kill()
+            os.close(self._commands)
+            os.close(self._events)
+            self._profile.cleanup()
+
+    def __enter__(self) -> DevTools:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
