@@ -8,7 +8,7 @@ import json
 import re
 
 import pytest
-from chromium_page import CHROMIUM, chromium, probe_page
+from chromium_page import CHROMIUM, DevTools, chromium, probe_page
 from report_cases import read_tsv
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None,
@@ -107,3 +107,49 @@ def test_the_sorting_is_offered_only_where_it_runs_and_the_table_says_how_it_is_
                        "h[4].querySelector('button').click();const a=marks();h[0].querySelector('button').click();"
                        "return a+'/'+marks();})()")
     assert marks == "||||ascending||||/ascending||||||||"
+
+
+# the page's state as a reader sees it, in a page driven over DevTools: the rows' case ids, the heads' aria-sort
+# (by head text), the heading and the caption of the case table, and the URL's fragment
+STATE = """(()=>{const t=document.querySelector('table.sortable'),heads=[...t.tHead.rows[0].cells];
+return {ids:[...t.tBodies[0].rows].map(r=>r.cells[1].textContent),
+sorted:heads.filter(h=>h.hasAttribute('aria-sort')).map(h=>h.textContent+' '+h.getAttribute('aria-sort')),
+heading:document.querySelector('#worst h2').textContent,caption:t.caption.textContent,fragment:location.hash};})()"""
+
+
+def _click(tools: DevTools, head: str) -> dict:
+    """Clicks the case table's head named ``head`` (its text) and gives the page's :data:`STATE` after it."""
+    tools.evaluate(f"[...document.querySelector('table.sortable').tHead.rows[0].cells].find(h=>h.textContent==="
+                   f"{json.dumps(head)}).querySelector('button').click()")
+    return tools.evaluate(STATE)
+
+
+ARROWS = "\u2195\u2191\u2193"
+
+
+def test_the_sort_arrow_is_not_read_but_the_sorted_head_says_its_order(built):
+    """The arrow after each head's text (CSS content) was part of each button's name and its column's: a screen
+    reader read "Dice box up down arrow". It is decorative now (its alternative text is empty), still drawn; the
+    sorted head keeps ``aria-sort`` (the DevTools tree has no property for it: read from the DOM)."""
+    heads = ["#", "case", "status", "flags", "Dice ball", "Dice box", "predicted ball (ml)", "predicted box (ml)",
+             "largest volume difference"]
+
+    def read(tools: DevTools) -> tuple[list[str], list[str], list[str]]:
+        tree = [node for node in tools.accessibility_tree() if not node.get("ignored")]
+        names = [node.get("name", {}).get("value", "") for node in tree]
+        of = {role: [node.get("name", {}).get("value") for node in tree if node.get("role", {}).get("value") == role]
+              for role in ("button", "columnheader")}
+        return [name for name in names if any(arrow in name for arrow in ARROWS)], of["button"], of["columnheader"]
+
+    with DevTools() as tools:
+        tools.open(built.html.as_uri())
+        written = read(tools)
+        drawn = tools.evaluate("[...document.querySelectorAll('table.sortable th button')].map(b=>"
+                               "getComputedStyle(b,'::after').content).join(' ')")
+        clicked = _click(tools, "Dice box")
+        after = read(tools)
+    assert written[0] == [] and after[0] == []  # no arrow in any name the tree gives a screen reader
+    assert written[1] == after[1] == heads
+    assert all(head in written[2] for head in heads)
+    assert drawn.count("\u2191") == 1 and drawn.count("\u2195") == len(heads) - 1  # still drawn: # as written
+    assert clicked["sorted"] == ["Dice box ascending"]

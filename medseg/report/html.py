@@ -64,9 +64,9 @@ box-shadow:0 0 0 1px #c7c7cc}
 details>summary{cursor:pointer;color:#0b57d0;margin:4px 0}.plots img{max-width:100%}
 .legend span.dash{border-top-style:dashed}
 th button{font:inherit;color:inherit;background:none;border:0;padding:0;margin:0;text-align:inherit;cursor:pointer}
-th button::after{content:"\\a0\\2195";color:#6e6e73}
-th[aria-sort=ascending] button::after{content:"\\a0\\2191";color:inherit}
-th[aria-sort=descending] button::after{content:"\\a0\\2193";color:inherit}
+th button::after{content:"\\a0\\2195";content:"\\a0\\2195"/"";color:#6e6e73}
+th[aria-sort=ascending] button::after{content:"\\a0\\2191";content:"\\a0\\2191"/"";color:inherit}
+th[aria-sort=descending] button::after{content:"\\a0\\2193";content:"\\a0\\2193"/"";color:inherit}
 code{font-size:12px;background:#f0f0f3;padding:0 3px;border-radius:3px;word-break:break-all}
 dl.rules dt{font-weight:600;margin-top:4px}dl.rules dd{margin-left:18px}
 .wide{max-width:100%;overflow-x:auto}
