@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import nibabel as nib
@@ -160,5 +161,5 @@ def write_many_label_case(root: Path, case_id: str, count: int, eroded: tuple[in
 
 
 def section(page: str, heading: str) -> str:
-    start = page.index(f"<h2>{heading}")
+    start = re.search(rf"<h2(?: [^>]*)?>{re.escape(heading)}", page).start()
     return page[start: page.index("<h2>", start + 4)]

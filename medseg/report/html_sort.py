@@ -2,13 +2,22 @@
 by its SHA-256 and no other (a script that slipped into the page through a name would still not run).
 
 The table is written worst first, which a viewer that runs no script shows as it is. The script makes each column
-head of a sortable table (``<th data-sort="num|text">``) a button, and shows the words that say so (``.sort-help``,
-hidden without script); the head of the order in force has ``aria-sort`` (as written: ``#``, ascending). A click
-sorts the rows by that column, worst first for that column (``data-first``: the lowest Dice, the most flags, the
-largest volume difference), a second click the other way. A cell's sort key is its ``data-v`` attribute where it
-has one, else its text; a cell with an empty key (no Dice: a case without reference, a label empty in both masks)
-sorts last either way, and rows of equal keys keep the page's worst-first order (``data-rank``). The script reads
-attributes and text only and moves the rows' own elements: no name on the page is ever parsed as markup.
+head of a sortable table (``<th data-sort="num|text" data-key="…">``) a button, and shows the words that say so
+(``.sort-help``, hidden without script); the head of the order in force has ``aria-sort`` (as written: ``#``,
+ascending). A click sorts the rows by that column, worst first for that column (``data-first``: the lowest Dice, the
+most flags, the largest volume difference; ``#``: the page's own order), a click on the column sorted by the other
+way. A cell's sort key is its ``data-v`` attribute where it has one, else its text (compared by one numeric-aware
+``Intl.Collator``: ``case_9`` before ``case_10``); a cell with an empty key (no Dice: a case without reference, a
+label empty in both masks) sorts last either way, and rows of equal keys keep the page's worst-first order
+(``data-rank``).
+
+The table's heading (``data-title``: its id) and caption say the order: their words ``data-order`` ("worst first")
+become "by <column>, ascending|descending" (``data-name`` where the head's text would not do), back to the words as
+written for the page's own order. The order is kept in the URL's fragment, ``#sort=<data-key>-asc|desc`` (replaced,
+not pushed: Back leaves the page), which the script reads as the page loads, so a reload or a shared link shows it
+again; a fragment that is not of that form or names no column's key (compared as a string, never made a selector)
+is ignored. The script reads attributes and text only, writes text only, and moves the rows' own elements: no name
+on the page, nor the fragment, is ever parsed as markup.
 """
 
 from __future__ import annotations
@@ -19,25 +28,40 @@ import hashlib
 __all__ = ["SORT_SCRIPT", "SORT_SCRIPT_HASH", "sort_script_tag"]
 
 SORT_SCRIPT = """(()=>{
+const collator=new Intl.Collator(undefined,{numeric:true});
+const asked=/^#sort=([A-Za-z0-9._-]+)-(asc|desc)$/.exec(location.hash);
 for(const help of document.querySelectorAll(".sort-help"))help.hidden=false;
 for(const table of document.querySelectorAll("table.sortable")){
-const body=table.tBodies[0],heads=[...table.tHead.rows[0].cells];
+const body=table.tBodies[0],heads=[...table.tHead.rows[0].cells],words=table.getAttribute("data-order")||"";
+const title=document.getElementById(table.getAttribute("data-title")||""),cap=table.caption;
+const said=[title,cap].filter(Boolean).map(node=>[node,node.textContent]);
+const own=heads.findIndex(h=>h.hasAttribute("aria-sort")),ownOrder=own<0?"":heads[own].getAttribute("aria-sort");
+let active=-1;
 const key=(row,i)=>{const c=row.cells[i];
 return c.hasAttribute("data-v")?c.getAttribute("data-v"):c.textContent.trim();};
-heads.forEach((head,i)=>{
-const kind=head.getAttribute("data-sort");if(!kind)return;
-const button=document.createElement("button");button.type="button";
-while(head.firstChild)button.appendChild(head.firstChild);head.appendChild(button);
-button.addEventListener("click",()=>{
-const now=head.getAttribute("aria-sort"),first=head.getAttribute("data-first")==="desc"?"descending":"ascending";
-const order=now===first?(first==="ascending"?"descending":"ascending"):first;
+const sort=(i,order)=>{
+const head=heads[i],kind=head.getAttribute("data-sort");active=i;
 for(const other of heads)other.removeAttribute("aria-sort");head.setAttribute("aria-sort",order);
 const sign=order==="ascending"?1:-1,rank=r=>Number(r.getAttribute("data-rank"));
 const rows=[...body.rows].sort((x,y)=>{const a=key(x,i),b=key(y,i);
 if(a===""||b==="")return (a==="")-(b==="")||rank(x)-rank(y);
-const d=kind==="num"?Number(a)-Number(b):a.localeCompare(b,undefined,{numeric:true});
+const d=kind==="num"?Number(a)-Number(b):collator.compare(a,b);
 return sign*d||rank(x)-rank(y);});
-for(const row of rows)body.appendChild(row);});});}
+for(const row of rows)body.appendChild(row);
+const now="by "+(head.getAttribute("data-name")||head.textContent.trim())+", "+order;
+for(const [node,text] of said)node.textContent=!words||i===own&&order===ownOrder?text:text.replace(words,()=>now);};
+heads.forEach((head,i)=>{
+if(!head.getAttribute("data-sort"))return;
+const button=document.createElement("button");button.type="button";
+while(head.firstChild)button.appendChild(head.firstChild);head.appendChild(button);
+button.addEventListener("click",()=>{
+const first=head.getAttribute("data-first")==="desc"?"descending":"ascending";
+const order=active===i&&head.getAttribute("aria-sort")===first?(first==="ascending"?"descending":"ascending"):first;
+sort(i,order);
+try{history.replaceState(history.state,"","#sort="+head.getAttribute("data-key")+(order==="ascending"?"-asc":"-desc"));}
+catch(error){}});});
+const chosen=asked?heads.findIndex(h=>h.getAttribute("data-sort")&&h.getAttribute("data-key")===asked[1]):-1;
+if(chosen>=0)sort(chosen,asked[2]==="asc"?"ascending":"descending");}
 })();"""
 
 # the Content-Security-Policy's source for the script: its SHA-256, base64, over its UTF-8 text exactly as written

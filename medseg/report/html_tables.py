@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from medseg.numbers import dice_text, number_text, with_minus
@@ -136,9 +137,10 @@ def _worst_table(content: ReportContent) -> str:
     threshold = content.summary["settings"]["dice_threshold"]
     if content.compact:
         return _worst_table_compact(content, threshold)
-    label_heads = "".join(f'<th data-sort="num">Dice {_print_breakable(name)}</th>' for _, name in content.label_order)
-    volume_heads = "".join(f'<th data-sort="num" data-first="desc">predicted {_print_breakable(name)} (ml)</th>'
-                           for _, name in content.label_order)
+    label_heads = "".join(f'<th data-sort="num" data-key="dice-{_key(value)}">Dice {_print_breakable(name)}</th>'
+                          for value, name in content.label_order)
+    volume_heads = "".join(f'<th data-sort="num" data-key="volume-{_key(value)}" data-first="desc">predicted '
+                           f"{_print_breakable(name)} (ml)</th>" for value, name in content.label_order)
     rows = []
     for rank, index in enumerate(content.order, start=1):
         case = content.cases[index]
@@ -162,27 +164,41 @@ def _worst_table(content: ReportContent) -> str:
                     f'{_breakable(case.case_id)}</a></th>'
                     f"<td>{_status_cell(case)}</td>{_flags_cell(content.flags[index], badges)}{''.join(dice_cells)}"
                     f"{''.join(volume_cells)}{_volume_difference_cell(case)}</tr>")
-    return ("<h2>Cases, worst first</h2>"
+    return (_CASES_HEADING +
             f'<p class="small muted">{ORDER_TEXT} {SORT_TEXT} Hover a flag for its reason. '
             f"{_dice_colours(threshold)}</p>"
-            f'<div class="wide"><table class="sortable">'
+            f"<div class=\"wide\">{_SORTABLE_TABLE}"
             f'{_caption("Every case, worst first: status, flags, Dice and predicted volume")}'
             f"<thead><tr>{_SORTED_HEADS}{label_heads}"
             f"{volume_heads}{_VOLUME_DIFFERENCE_HEAD}</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>")
 
 
-# the heads every case table starts with, each a sort key (the rank restores the page's own order)
+# the case table's heading and the table, whose words "worst first" (and its caption's) the sorting script makes
+# say the order in force (see medseg.report.html_sort); as written, and without script, worst first
+_CASES_HEADING = '<h2 id="cases-order">Cases, worst first</h2>'
+_SORTABLE_TABLE = '<table class="sortable" data-title="cases-order" data-order="worst first">'
+
+# the heads every case table starts with, each a sort key (the rank restores the page's own order); ``data-key``
+# names the column in the URL's fragment (#sort=flags-desc)
 # (# marked as the order the table is written in: a screen reader says so before any click, and without script)
-_SORTED_HEADS = ('<th data-sort="num" aria-sort="ascending">#</th><th data-sort="text">case</th>'
-                 '<th data-sort="text">status</th><th data-sort="num" data-first="desc">flags</th>')
+_SORTED_HEADS = ('<th data-sort="num" data-key="rank" data-name="rank" aria-sort="ascending">#</th>'
+                 '<th data-sort="text" data-key="case">case</th><th data-sort="text" data-key="status">status</th>'
+                 '<th data-sort="num" data-key="flags" data-first="desc">flags</th>')
 # left out on paper (its column made a two-label case table wider than a portrait page: 774 px against 717), as is
 # the sorting it serves; the summary and cohort.tsv have every label's volumes
-_VOLUME_DIFFERENCE_HEAD = '<th class="vd" data-sort="num" data-first="desc">largest volume difference</th>'
+_VOLUME_DIFFERENCE_HEAD = ('<th class="vd" data-sort="num" data-key="volume-difference" data-first="desc">largest '
+                           "volume difference</th>")
 
 # hidden until the sorting script shows it: without script (or on paper) the heads are no buttons to click
 SORT_TEXT = ('<span class="sort-help" hidden>Click a column\'s head to sort by it, worst first for that column (the '
              "lowest Dice, the most flags, the largest volume difference), again for the other way; # restores this "
-             "order.</span>")
+             "order. The page's address keeps the order: reload or share it.</span>")
+
+
+def _key(value: str) -> str:
+    """A label's value as it names its columns in the URL's fragment (``dice-2``): characters outside
+    ``[A-Za-z0-9._-]`` become ``_`` (the script ignores a fragment with any other)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", str(value))
 
 
 def _failed_key(status: str) -> str:
@@ -260,15 +276,17 @@ def _worst_table_compact(content: ReportContent, threshold: float) -> str:
                     f"<td>{_status_cell(case)}</td>"
                     f"{_flags_cell(content.flags[index], _grouped_badges(content.flags[index]))}"
                     f"{cells}{_volume_difference_cell(case)}</tr>")
-    return ("<h2>Cases, worst first</h2>"
+    return (_CASES_HEADING +
             f'<p class="small muted">{ORDER_TEXT} With {len(content.label_order)} labels, each case\'s Dice per label '
             "is on its card (follow the "
             "case's link) and in <code>cohort.tsv</code>; the mean is over the labels that have a Dice. Hover a flag "
             f"for its reasons. {SORT_TEXT} {_dice_colours(threshold)}</p>"
-            f'<div class="wide"><table class="sortable">'
+            f"<div class=\"wide\">{_SORTABLE_TABLE}"
             f'{_caption("Every case, worst first: status, flags, lowest and mean Dice")}'
-            f'<thead><tr>{_SORTED_HEADS}<th data-sort="num">lowest Dice</th><th data-sort="text">label</th>'
-            f'<th data-sort="num">mean Dice</th><th data-sort="num" data-first="desc">labels with Dice &lt; '
+            f'<thead><tr>{_SORTED_HEADS}<th data-sort="num" data-key="lowest-dice">lowest Dice</th>'
+            '<th data-sort="text" data-key="lowest-dice-label">label</th>'
+            '<th data-sort="num" data-key="mean-dice">mean Dice</th>'
+            f'<th data-sort="num" data-key="labels-below" data-first="desc">labels with Dice &lt; '
             f"{threshold:g}</th>{_VOLUME_DIFFERENCE_HEAD}</tr></thead><tbody>"
             + "".join(rows) + "</tbody></table></div>")
 
