@@ -258,3 +258,23 @@ def test_the_sort_arrow_is_not_read_but_the_sorted_head_says_its_order(built):
     assert all(head in written[2] for head in heads)
     assert drawn.count("\u2191") == 1 and drawn.count("\u2195") == len(heads) - 1  # still drawn: # as written
     assert clicked["sorted"] == ["Dice box ascending"]
+
+
+def test_the_many_label_table_keeps_and_says_its_order_too(many_labels):
+    """With many labels the case table has other columns (the lowest and the mean Dice): their keys restore an order
+    from the address, and the heading and caption name them."""
+    _, built = many_labels
+    with DevTools() as tools:
+        tools.open(built.html.as_uri() + "#sort=mean-dice-desc")
+        shared = tools.evaluate(STATE)
+        column = tools.evaluate("[...document.querySelector('table.sortable').tHead.rows[0].cells].findIndex("
+                                "h=>h.textContent==='mean Dice')")
+        means = tools.evaluate(f"[...document.querySelector('table.sortable').tBodies[0].rows].map(r=>"
+                               f"Number(r.cells[{column}].getAttribute('data-v')))")
+        lowest = _click(tools, "lowest Dice")
+    assert shared["sorted"] == ["mean Dice descending"] and shared["fragment"] == "#sort=mean-dice-desc"
+    assert shared["heading"] == "Cases, by mean Dice, descending"
+    assert shared["caption"] == "Every case, by mean Dice, descending: status, flags, lowest and mean Dice"
+    assert means == sorted(means, reverse=True) and means[-1] == -1 and len(set(means)) > 2  # the failed case last
+    assert shared["ids"][-1] == "m_failed"
+    assert lowest["fragment"] == "#sort=lowest-dice-asc" and lowest["ids"][0] == "m_failed"
