@@ -57,8 +57,9 @@ _time_limit = click.option("--time-limit", "time_limit", type=click.FloatRange(0
 _job_log = click.option("--job-log", "job_log", type=GivenPath(dir_okay=False, path_type=Path), default=None,
                         help="The log this job's output goes to (the workflow's rule log), named where the job's last "
                              "attempt (--attempt N N, with --record) fails for a reason of the whole job (the model, "
-                             "the device): its unfinished cases are then recorded as failed, naming the job, the "
-                             "error and this log, and the job ends with its record, so that the report is made.")
+                             "the device, a folder that cannot be read, an error medseg did not foresee): its "
+                             "unfinished cases are then recorded as failed, naming the job, the error and this log, "
+                             "and the job ends with its record, so that the report is made.")
 _record = click.option("--record", type=GivenPath(dir_okay=False, path_type=Path), default=None,
                        help="Write a JSON summary of this run here, atomically, once every case is done.")
 
@@ -307,9 +308,10 @@ $ medseg cohort evaluate samples.tsv -o results
 @_results
 @_cases
 @_job_options("evaluate")
+@_job_log
 @_stop_file
-def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, attempt, time_limit, record, redo, in_run,
-             stop_file):
+def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, attempt, time_limit, record, job_log, redo,
+             in_run, stop_file):
     from medseg.cohort import evaluate_cases, redo_for_job
     from medseg.cohort.job_deadline import job_deadline
 
@@ -320,7 +322,9 @@ def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, attem
     final = _final_attempt(attempt, memory_mb, final_memory_mb)
     _report(evaluate_cases(selected, results, threads=threads, memory_mb=memory_mb, on_case=_tell,
                            final_attempt=final, redo=redo_for_job(redo, record),
-                           deadline=job_deadline(time_limit, final, started)), record)
+                           deadline=job_deadline(time_limit, final, started),
+                           job=record.name.removesuffix(".json") if record is not None else None,
+                           job_log=str(job_log) if job_log is not None else None), record)
     return 0
 
 

@@ -248,9 +248,11 @@ def stale_cases(samples: Sequence[Sample], results: Path | str, package, options
             stale["infer"].append(sample.case_id)  # kept, but its sidecar takes the package's codes (_recode_sidecar)
             continue
         scored = folder.status(sample.case_id, "evaluate")
+        # not scored: its job failed (the planning says so, as for a segmentation)
         if scored is not None and (sample.reference is None  # scores whose reference left the sheet: to remove
-                                   or readable_again(scored)
-                                   or (scored.get("fingerprint") != evaluate_fingerprint(sample, inferred)
+                                   or (not scored.get("job_failed") and readable_again(scored))
+                                   or (not scored.get("job_failed")
+                                       and scored.get("fingerprint") != evaluate_fingerprint(sample, inferred)
                                        and not evaluate_kept(sample, folder, inferred)
                                        and evaluate_same_content(sample, folder, inferred) is None)):
             stale["evaluate"].append(sample.case_id)

@@ -10,7 +10,9 @@ imports, 4.4 s; README.md, Figures). Each case is independent:
 * its completion record is written last.
 
 Errors that are not about one case (the model package cannot be loaded, the device is missing, the results
-folder cannot be written) are raised: they would fail every case alike.
+folder cannot be written) are raised: they would fail every case alike; on a workflow job's last attempt, any such
+error (medseg's or not, but a stop) records the batch's unfinished cases as failed instead, naming the job, so that
+the workflow makes its report.
 
 What a case's results were made for, and whether they still stand, is :mod:`~medseg.cohort.fingerprints`; a case's
 attempts and the cases given up for killing their workers :mod:`~medseg.cohort.attempts`; the jobs a run planned
@@ -24,7 +26,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from medseg import stopping
@@ -97,7 +99,8 @@ class InferOptions:
     # the Unix time this job stops at, its batch's unfinished cases recorded as failed (medseg.cohort.job_deadline)
     deadline: float | None = None
     # the workflow's job (``batch001.infer``) and its log: on its last attempt (final_attempt), an error of the whole
-    # job (the model, the device) records the batch's unfinished cases as failed, naming both, so the report is made
+    # job (the model, the device, any error but a stop) records the batch's unfinished cases as failed, naming both,
+    # so the report is made
     job: str | None = None
     job_log: str | None = None
 
@@ -123,8 +126,8 @@ class JobSummary:
     setup_s: float = 0.0  # imports and model loading, 0 when nothing had to be run
     total_s: float = 0.0
     model: dict | None = None
-    # the error of the whole job that ended its last attempt (error, error_type, log), its unfinished cases recorded
-    # as failed: None for a job whose every case ran
+    # the error of the whole job that ended its last attempt (error, error_type, log; kept_earlier: the cases it kept
+    # that this run did not make), its unfinished cases recorded as failed: None for a job whose every case ran
     job_error: dict | None = None
 
     def count(self, outcome: str) -> int:
@@ -208,45 +211,83 @@ def infer_cases(samples: Sequence[Sample], results: Path | str, options: InferOp
                 return _infer_one(sample, folder, package, options, lazy, out_of_time)
 
         _each_case(samples, summary, on_case, options.deadline, run_one)
-    except MedsegError as error:
-        # a workflow job's last attempt: Snakemake would make no report, the batch having no job record
-        if not (options.final_attempt and options.job) or results_unwritable(error):
+    except Exception as error:  # not a stop (KeyboardInterrupt, SystemExit): the job ends as it was asked to
+        # a workflow job's last attempt: Snakemake would make no report, the batch having no job record. Any error
+        # of the whole job counts, medseg's or not (torch's RuntimeError, a MemoryError while the model loads), and
+        # a results folder that takes no outputs too: its cases are recorded where their records can still be written
+        if not (options.final_attempt and options.job):
             raise
-        _job_failed(samples, folder, summary, error, options, on_case, package)
+        _job_failed(samples, folder, summary, error, _JobFailure("infer", options.job, options.job_log), on_case,
+                    lambda sample, job, kept: _job_failed_case(sample, folder, job, kept, options, package))
     return summary.timed(lazy.setup_s if lazy is not None else 0.0, clock)
 
 
-def _job_failed(samples: Sequence[Sample], folder: ResultsFolder, summary: JobSummary, error: MedsegError,
-                options: InferOptions, on_case: Callable[[CaseOutcome], None] | None, package=None) -> None:
+@dataclass(frozen=True)
+class _JobFailure:
+    """The workflow job whose last attempt failed for a reason of the whole job: its stage, its name
+    (``batch001.infer``) and its log."""
+
+    stage: str
+    job: str
+    log: str | None = None
+    error: str = ""  # the error's one line (:func:`one_line`: a type and a message where medseg did not raise it)
+    error_type: str = ""
+
+    def record(self) -> dict:
+        """What a case's failure record says of the job (``job``): the report shows the job's error once, with the
+        cases it covered, instead of once per case."""
+        return {"name": self.job, "stage": self.stage, "error": self.error, "error_type": self.error_type,
+                "log": self.log}
+
+    def case_error(self, sample: Sample, done: str) -> JobFailedError:
+        """The error of one of the job's cases (``done``: what was not done to it)."""
+        where = f"; the job's log: {self.log}" if self.log else ""
+        return JobFailedError(f"{sample.image}: {done}: its job {self.job} failed on its last attempt for a reason "
+                              f"of the whole job, not of this case: {self.error}{where}; a later run tries it again")
+
+
+def _job_failed(samples: Sequence[Sample], folder: ResultsFolder, summary: JobSummary, error: Exception,
+                job: _JobFailure, on_case: Callable[[CaseOutcome], None] | None,
+                record_case: Callable[[Sample, _JobFailure, list[str]], CaseOutcome | None]) -> None:
     """Record the cases of ``samples`` that ``summary`` does not hold yet as failed for ``error``, an error of the
-    whole job (the model package, the device) on its last attempt, naming the job and its log (``options``), and
-    note it in ``summary``: the job then ends with its record, so that the workflow makes its report, and the check
-    after it fails the run naming the job. A case finished earlier is kept as it is: for this work, where ``package``
-    (the loaded model package) tells it, and a case segmented (its outputs there) for any work: the job made nothing
-    in its place.
-    The records are not finished ones (:meth:`ResultsFolder.finished`): a later run tries the cases again. Where
-    they cannot be written, ``error`` is raised, as before."""
+    whole ``job`` (the model package, the device, an unreadable folder of references, an error medseg did not
+    foresee) on its last attempt, naming the job and its log, and note it in ``summary``: the job then ends with its
+    record, so that the workflow makes its report, and the check after it fails the run naming the job.
+    ``record_case(sample, job, kept)`` records one case and gives its outcome (None: a case the stage has nothing to
+    do for), adding to ``kept`` a case kept although made for other settings than the job's (the job's record names
+    them: ``job_error``'s ``kept_earlier``, which the report tells from the cases this run made). The records are
+    not finished ones (:meth:`ResultsFolder.finished`): a later run tries the cases again. Where they cannot be
+    written, ``error`` is raised, as before."""
     line = one_line(error)
-    summary.job_error = {"error": line, "error_type": type(error).__name__, "log": options.job_log}
+    job = replace(job, error=line, error_type=type(error).__name__)
+    summary.job_error = {"error": line, "error_type": job.error_type, "log": job.log}
     done = {case.case_id for case in summary.cases}
     pending = [sample for sample in samples if sample.case_id not in done]
     log.error("%s: the job's last attempt failed for a reason of the whole job, not of one case: %s; its %d "
-              "unfinished cases are recorded as failed, so that the report is made", options.job, line, len(pending))
+              "unfinished cases are recorded as failed, so that the report is made", job.job, line, len(pending),
+              exc_info=None if isinstance(error, MedsegError) else error)  # not foreseen: its traceback too
+    kept: list[str] = []
     for sample in pending:
         try:
             with _case_claim(folder, sample.case_id):
-                outcome = _job_failed_case(sample, folder, line, options, package)
+                outcome = record_case(sample, job, kept)
         except (MedsegError, OSError) as failure:
-            log.error("%s: cannot record the job's failure for its cases (%s)", options.job, one_line(failure))
+            log.error("%s: cannot record the job's failure for its cases (%s)", job.job, one_line(failure))
             raise error from None
+        if outcome is None:
+            continue
         summary.cases.append(outcome)
         if on_case is not None:
             on_case(outcome)
+    if kept:  # the report tells them from the cases this run made
+        summary.job_error["kept_earlier"] = kept
 
 
-def _job_failed_case(sample: Sample, folder: ResultsFolder, line: str, options: InferOptions,
+def _job_failed_case(sample: Sample, folder: ResultsFolder, job: _JobFailure, kept: list[str], options: InferOptions,
                      package=None) -> CaseOutcome:
-    """One case of :func:`_job_failed`: kept where it was finished earlier, else recorded as failed."""
+    """One case of an inference job's :func:`_job_failed`: kept where it was finished earlier, else recorded as failed.
+    A case finished earlier is kept as it is: for this work, where ``package`` (the loaded model package) tells it,
+    and a case segmented (its outputs there) for any work: the job made nothing in its place."""
     case_id = sample.case_id
     if package is not None:
         done = folder.finished(case_id, "infer", infer_fingerprint(sample, package, options))
@@ -256,21 +297,61 @@ def _job_failed_case(sample: Sample, folder: ResultsFolder, line: str, options: 
     # nothing in its place, and clearing it had a run back on the old settings make it again
     inferred = folder.status(case_id, "infer")
     if inferred is not None and inferred.get("outcome") == "ok" and folder.case_outputs_present(case_id):
+        kept.append(case_id)
         return CaseOutcome(case_id, "ok", True, 0.0)
     blocked = _blocked_case_folder(folder, case_id, "infer", JOB_FAILED)
     if blocked is not None:
         return blocked
-    where = f"; the job's log: {options.job_log}" if options.job_log else ""
-    error = JobFailedError(f"{sample.image}: not segmented: its job {options.job} failed on its last attempt for a "
-                           f"reason of the whole job, not of this case: {line}{where}; a later run tries it again")
+    error = job.case_error(sample, "not segmented")
     _log_failure(case_id, "infer", error)
     folder.forget(case_id, ("infer", "evaluate"))
     folder.clear(case_id, [folder.segmentation(case_id), folder.sidecar(case_id), folder.metrics(case_id),
                            folder.failure(case_id)])
-    failure = folder.write_failure(case_id, "infer", error, sample.image, sample.reference, sample.series)
-    folder.mark_finished(case_id, "infer", JOB_FAILED, "failed", [failure], 0.0, one_line(error),
-                         {"failed_stage": "infer", "job_failed": True})
-    return CaseOutcome(case_id, "failed", False, 0.0, "infer", one_line(error))
+    return _record_job_failed(sample, folder, job, error)
+
+
+def _record_job_failed(sample: Sample, folder: ResultsFolder, job: _JobFailure, error: JobFailedError) -> CaseOutcome:
+    """Write a case's failure record for its failed ``job`` (naming the job, its error and its log: ``job``) and its
+    stage's record, not a finished one."""
+    from medseg.failure_records import failure_record
+
+    record = failure_record(sample.case_id, job.stage, error, sample.image, sample.reference, sample.series)
+    record["job"] = job.record()
+    write_json(folder.failure(sample.case_id), record)
+    folder.mark_finished(sample.case_id, job.stage, JOB_FAILED, "failed", [folder.failure(sample.case_id)], 0.0,
+                         one_line(error), {"failed_stage": job.stage, "job_failed": True})
+    return CaseOutcome(sample.case_id, "failed", False, 0.0, job.stage, one_line(error))
+
+
+def _job_failed_score(sample: Sample, folder: ResultsFolder, job: _JobFailure, kept: list[str]) -> CaseOutcome | None:
+    """One case of a scoring job's :func:`_job_failed`: nothing without a reference or a segmentation to score
+    (skipped), kept where it was scored earlier, for this work or (added to ``kept``) another reference or
+    segmentation, as the inference job keeps a segmentation (the job made nothing in its place), else recorded as
+    failed at ``evaluate`` (its segmentation kept)."""
+    case_id = sample.case_id
+    if sample.reference is None:
+        return None
+    inferred = folder.status(case_id, "infer")
+    if inferred is None or inferred.get("outcome") != "ok" or not folder.case_outputs_present(case_id):
+        return CaseOutcome(case_id, "skipped", False, 0.0, None, "segmentation failed")
+    try:
+        done = folder.finished(case_id, "evaluate", evaluate_fingerprint(sample, inferred))
+    except Exception:  # noqa: BLE001 - what failed the job may fail this too: the case is then not finished
+        done = None
+    if done is not None:
+        return CaseOutcome(case_id, done["outcome"], True, 0.0, done.get("failed_stage"), done.get("error"))
+    scored = folder.status(case_id, "evaluate")
+    if scored is not None and scored.get("outcome") == "ok" and folder.case_outputs_present(case_id, "evaluate"):
+        kept.append(case_id)
+        return CaseOutcome(case_id, "ok", True, 0.0)
+    blocked = _blocked_case_folder(folder, case_id, "evaluate", JOB_FAILED)
+    if blocked is not None:
+        return blocked
+    error = job.case_error(sample, "not scored")
+    _log_failure(case_id, "evaluate", error)
+    folder.forget(case_id, ("evaluate",))
+    folder.clear(case_id, [folder.metrics(case_id), folder.failure(case_id)])
+    return _record_job_failed(sample, folder, job, error)
 
 
 def _each_case(samples: Sequence[Sample], summary: JobSummary, on_case: Callable[[CaseOutcome], None] | None,
@@ -485,10 +566,14 @@ def _died(sample: Sample, folder: ResultsFolder, stage: str, print_: str, attemp
 
 def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int | None = None,
                    memory_mb: int | None = None, on_case: Callable[[CaseOutcome], None] | None = None,
-                   final_attempt: bool = False, redo: str | None = None, deadline: float | None = None) -> JobSummary:
+                   final_attempt: bool = False, redo: str | None = None, deadline: float | None = None,
+                   job: str | None = None, job_log: str | None = None) -> JobSummary:
     """Score the segmentations of ``samples`` that have a reference, skipping finished cases (``memory_mb`` and
-    ``deadline``: the job's memory and the time it stops at, as for :class:`InferOptions`; ``on_case`` and ``redo``
-    as for :func:`infer_cases`).
+    ``deadline``: the job's memory and the time it stops at, ``job`` and ``job_log`` the workflow's job and its log,
+    as for :class:`InferOptions`; ``on_case`` and ``redo`` as for :func:`infer_cases`). On the job's last attempt
+    (``final_attempt``, with ``job``), an error of the whole job (a folder of references that cannot be read, an error
+    medseg did not foresee) records the cases not scored yet as failed, naming the job, its error and its log, and
+    the job ends with its summary, so that the workflow makes its report (the segmentations are kept).
 
     Each case must have been through :func:`infer_cases`; a case whose segmentation failed is ``skipped``. medseg's
     thread count (:func:`medseg.resources.cpu_threads`, which the surface distances' searches follow) is set for the
@@ -499,6 +584,20 @@ def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int 
     folder = ResultsFolder(results, redo=redo)
     summary = JobSummary(stage="evaluate")
     setup = _MetricsSetup(threads)
+    try:
+        _evaluate_all(samples, folder, summary, setup, memory_mb, on_case, final_attempt, deadline)
+    except Exception as error:  # not a stop (KeyboardInterrupt, SystemExit): as for infer_cases
+        if not (final_attempt and job):
+            raise
+        _job_failed(samples, folder, summary, error, _JobFailure("evaluate", job, job_log), on_case,
+                    lambda sample, failed, kept: _job_failed_score(sample, folder, failed, kept))
+    return summary.timed(setup.setup_s, clock)
+
+
+def _evaluate_all(samples: Sequence[Sample], folder: ResultsFolder, summary: JobSummary, setup: _MetricsSetup,
+                  memory_mb: int | None, on_case: Callable[[CaseOutcome], None] | None, final_attempt: bool,
+                  deadline: float | None) -> None:
+    """The cases of :func:`evaluate_cases`, their outcomes added to ``summary``."""
     # every case to score must have been segmented: said before any is scored, all of them at once
     unsegmented = [sample.case_id for sample in samples
                    if sample.reference is not None and not folder.blocked(sample.case_id)
@@ -525,7 +624,6 @@ def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int 
             return _evaluate_one(sample, folder, setup, memory_mb, final_attempt, out_of_time)
 
     _each_case(samples, summary, on_case, deadline, run_one)
-    return summary.timed(setup.setup_s, clock)
 
 
 class _MetricsSetup:

@@ -155,8 +155,9 @@ def voided_message(stage: str, void: VoidedJobs, memory_mb: int | None, preview:
             if void.retried else [])
     why += ([f"{some_names(void.timed_out)} not finished by the last run, whose job's last attempt ran out of time"]
             if void.timed_out else [])
-    why += ([f"{some_names(void.job_failed)} not segmented by the last run, whose job's last attempt failed for a "
-             "reason of the whole job (its cases' failure records name it)"] if void.job_failed else [])
+    why += ([f"{some_names(void.job_failed)} not {'segmented' if stage == 'infer' else 'scored'} by the last run, "
+             "whose job's last attempt failed for a reason of the whole job (its cases' failure records name it)"]
+            if void.job_failed else [])
     jobs = f"job {void.jobs[0]}" if len(void.jobs) == 1 else f"jobs {some_names(void.jobs, 3)}"
     if preview:
         # Snakemake's own list of jobs shows it too where it notices the change itself (a changed input file or

@@ -84,7 +84,8 @@ rule evaluate:
     shell:
         "{params.medseg} -v cohort evaluate {params.sheet:q} -o {params.results:q} {params.cases} --threads {threads}"
         " --memory-mb {resources.mem_mb} --final-memory-mb {params.final_mem} --attempt {resources.attempt}"
-        " {params.attempts} --time-limit {resources.runtime} --record {output.record:q} > {log:q} 2>&1"
+        " {params.attempts} --time-limit {resources.runtime} --record {output.record:q} --job-log {log:q}"
+        " > {log:q} 2>&1"
 
 
 rule report:
