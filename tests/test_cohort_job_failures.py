@@ -1,5 +1,5 @@
-"""Workflow jobs whose last attempt fails as a whole (medseg.cohort.run): a scoring job, an error medseg did not
-raise."""
+"""Workflow jobs whose last attempt fails as a whole (medseg.cohort.run): a scoring job, an error medseg did not raise;
+and how the report shows such a job (medseg.report.failed_jobs)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from cohort_cases import (
     cohort_folder,  # noqa: F401  (the cohort fixture its tests take)
 )
 
-from medseg.cohort import InferOptions, infer_cases, read_samples
+from medseg.cohort import InferOptions, infer_cases, read_samples, write_job_record
 from medseg.cohort.records import ResultsFolder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -134,3 +135,45 @@ def test_a_stop_while_the_model_loads_is_not_taken_for_the_jobs_failure(cohort, 
                  "--attempt", "3", "3", "--record", str(record)], env=env)
     assert done.returncode == 130, done.stderr[-3000:]
     assert not record.exists() and not ResultsFolder(results).failure("a").exists()
+
+
+def _failed_job_folder(cohort, tmp_path) -> tuple[Path, Path, list]:
+    """A results folder whose job batch001.infer failed on its last attempt (--device cuda:7): a kept, segmented
+    earlier on the CPU; b and c recorded as failed. Its job record is written."""
+    sheet, results = cohort
+    samples = [s for s in read_samples(sheet) if s.case_id in ("a", "b", "c")]
+    options = InferOptions(model=MODEL, device="cpu", batch_size=8)
+    assert [c.outcome for c in infer_cases(samples[:1], results, options).cases] == ["ok"]
+    log = results / "logs" / "infer" / "batch001.log"
+    failed = infer_cases(samples, results, replace(options, device="cuda:7", job="batch001.infer", job_log=str(log),
+                                                   final_attempt=True))
+    assert [(c.case_id, c.outcome, c.reused) for c in failed.cases] == [
+        ("a", "ok", True), ("b", "failed", False), ("c", "failed", False)]
+    assert failed.job_error["kept_earlier"] == ["a"]  # segmented with other settings: not this run's
+    write_job_record(results / "jobs" / "batch001.infer.json", failed)
+    return results, log, failed.job_error
+
+
+@pytest.mark.skipif(__import__("torch").cuda.device_count() > 7, reason="needs a machine without an eighth GPU")
+def test_the_report_shows_a_failed_jobs_error_once_with_the_cases_it_covered(cohort, tmp_path):
+    """The report repeated a failed job's error in every one of its cases' rows, and showed a case the job kept
+    (segmented earlier with other settings) as ok like a case the run made. It names each failed job once: its error,
+    its log, the cases it failed and those it kept; the failed cases' rows point to it."""
+    from medseg.report import build_report
+
+    sheet, _ = cohort
+    results, log, job_error = _failed_job_folder(cohort, tmp_path)
+    build_report(results, results / "report.html", sheet=None, max_overlays=0)
+    page = (results / "report.html").read_text()
+    assert page.count(job_error["error"]) == 1  # once, in the job's block
+    block = page[page.index('<div id="jobs">'):page.index('<div id="failed">')]
+    assert "<h2>Jobs that failed (1)</h2>" in block and 'id="job-batch001.infer"' in block
+    assert f"<code>{log}</code>" in block
+    assert 'failed: <a href="#case-b">b</a>, <a href="#case-c">c</a>' in block
+    assert 'kept from an earlier run, not made by this one: <a href="#case-a">a</a>' in block
+    failed = page[page.index('<div id="failed">'):page.index('<div id="worst">')]
+    assert failed.count('its job <a href="#job-batch001.infer">batch001.infer</a> failed') == 2
+    worst = page[page.index('<div id="worst">'):page.index('<div id="plots">')]
+    row = worst[worst.index('id="row-case-a"'):]
+    assert ('kept from an earlier run; its job <a href="#job-batch001.infer">batch001.infer</a> failed'
+            in row[:row.index("</tr>")])

@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from html import escape
 from pathlib import Path
 
 import nibabel as nib
@@ -344,6 +345,51 @@ def test_a_job_that_fails_for_the_whole_run_shows_why_on_the_console(tmp_path):
     assert row["error"] == (f"{data / 'a.nii.gz'}: not segmented: its job batch001.infer failed on its last attempt "
                             f"for a reason of the whole job, not of this case: {error}; the job's log: {log}; a later "
                             "run tries it again")
+
+
+def test_a_scoring_job_that_fails_as_a_whole_leaves_a_report_that_names_it(tmp_path):
+    """A scoring job whose every attempt failed as a whole (here the folder of references made unreadable: a
+    PermissionError from case a, scored earlier) left no job record, and the run no report. Its last attempt records b
+    (not scored yet) as failed and keeps a's earlier scores (which the report, unable to read their reference, shows
+    as stale); the report is made, naming the job once with the case it failed and the one it kept, and the run's check
+    fails naming the job.
+    (The cases are segmented, and a scored, beforehand in this process: the run's inference job keeps them.)"""
+    from conftest import as_plain_user
+
+    from medseg.cohort import InferOptions, evaluate_cases, infer_cases, read_samples
+
+    data, labels = tmp_path / "data", tmp_path / "data" / "labels"
+    labels.mkdir(parents=True)
+    for name, seed in (("a", 3), ("b", 4)):
+        write_phantom(data / f"{name}.nii.gz", labels / f"{name}_label.nii.gz", shape=SHAPE, seed=seed)
+    sheet = write_sheet(data, [("a", "a.nii.gz", "labels/a_label.nii.gz"), ("b", "b.nii.gz", "labels/b_label.nii.gz")])
+    results = tmp_path / "results"
+    samples = read_samples(sheet)
+    assert infer_cases(samples, results, InferOptions(MODEL)).count("ok") == 2
+    assert evaluate_cases(samples[:1], results).count("ok") == 1
+    settings = [f"{key}={value}" for key, value in {"model": MODEL, "samples": sheet, "results": results}.items()]
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path), "--cores", "1",
+               "--config", *settings]
+    labels.chmod(0)
+    try:
+        run = as_plain_user(command, timeout=300)
+    finally:
+        labels.chmod(0o755)
+    assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
+    assert kept_by_its_job(results)
+    line = f"PermissionError: [Errno 13] Permission denied: '{labels / 'a_label.nii.gz'}'"
+    log = results / "logs" / "evaluate" / "batch001.log"
+    assert (f"medseg: error: {results}: job batch001.evaluate failed on its last attempt for a reason of the whole "
+            f"job: {line} (its log: {log}); its cases are listed as failed in {results / 'report.html'}, and a later "
+            "run tries them again") in run.stderr, run.stderr[-3000:]
+    with open(results / "cohort.tsv", newline="") as handle:
+        rows = {row["case_id"]: row for row in csv.DictReader(handle, delimiter="\t")}
+    assert [(rows[case]["status"], rows[case]["failed_stage"], rows[case]["error_type"]) for case in "ab"] == [
+        ("failed", "stale", "StaleResult"), ("failed", "evaluate", "JobFailedError")]
+    page = (results / "report.html").read_text()
+    assert page.count(escape(line)) == 1 and "<h2>Jobs that failed (1)</h2>" in page
+    assert ('failed: <a href="#case-b">b</a><br>kept from an earlier run, not made by this one: '
+            '<a href="#case-a">a</a>') in page
 
 
 def test_an_image_this_user_may_not_read_fails_its_case_not_the_run(tmp_path):

@@ -3,8 +3,9 @@
 Modules: ``collect`` (find and read case results; with ``result_records``, ``case_result``, ``stale_results`` and
 ``expected_cases``), ``checks`` (border contact and grid of a segmentation file), ``flags`` (QA rules and the
 worst-first order), ``summary`` (statistics, provenance, summary.json), ``table`` (cohort.tsv), ``plots`` and
-``overlay`` (figures; the overlay with ``overlay_arrays`` and ``overlay_image``), ``html`` (the page; with
-``html_tables``, ``html_cards`` and ``html_parts``), ``build`` (all together).
+``overlay`` (figures; the overlay with ``overlay_arrays`` and ``overlay_image``), ``failed_jobs`` (the workflow's
+jobs that failed as a whole, each shown once), ``html`` (the page; with ``html_tables``, ``html_cards`` and
+``html_parts``), ``build`` (all together).
 """
 
 from __future__ import annotations

@@ -146,9 +146,12 @@ def build_report(
 
     flagged_labels = [{flag.value for flag in case_flags if flag.value is not None} for case_flags in flags]
     plots = distribution_plots(cases, flagged_labels, [value for value, _ in label_order], dice_threshold)
+    from medseg.report.failed_jobs import failed_jobs
+
     page = render_page(ReportContent(
         results_dir=folder, cases=cases, flags=flags, order=order, summary=summary, label_order=label_order,
         plots=plots, overlays=overlays, overlay_shows=shown, overlay_notes=notes, label_colours=colours,
+        failed_jobs=failed_jobs(cases, folder),
     ))
     with atomic_paths(targets, overwrite=overwrite) as temps:
         temps[0].write_text(page, encoding="utf-8", errors="backslashreplace")  # undecodable file names

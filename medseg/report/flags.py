@@ -219,8 +219,12 @@ def _case_flags(case: CaseResult, check: SegmentationCheck, dice_threshold: floa
     out: list[Flag] = []
     if case.failure is not None:
         failure = case.failure
+        job = failure.get("job") if isinstance(failure.get("job"), dict) else {}
+        # a case failed for its job's error: the error is the job's, shown once on the page (Jobs that failed)
+        error = (f"its job {job['name']} failed on its last attempt for a reason of the whole job (its error is under "
+                 "Jobs that failed)" if isinstance(job.get("name"), str) else failure.get("error", ""))
         out.append(Flag("failed", f"at stage {failure.get('stage', '?')}: "
-                                  f"{failure.get('error_type', 'error')}: {failure.get('error', '')}"))
+                                  f"{failure.get('error_type', 'error')}: {error}"))
         if failure.get("error_type") == "GeometryError":
             out.append(Flag("geometry", "not scored: prediction and reference are on different grids"))
         if not case.failed_at_scoring:

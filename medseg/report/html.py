@@ -15,12 +15,13 @@ from pathlib import Path
 
 from medseg.numbers import counted, dice_text
 from medseg.report.case_result import CaseResult
+from medseg.report.failed_jobs import FailedJob
 from medseg.report.figures import MANY_LABELS
 from medseg.report.flags import MIN_CASES_FOR_OUTLIERS, Flag
 from medseg.report.html_cards import _cases_section
 from medseg.report.html_parts import _badge, _caption, _dice, _img, _print_breakable, e
 from medseg.report.html_sort import SORT_SCRIPT_HASH, sort_script_tag
-from medseg.report.html_tables import _failed_section, _summary_section, _worst_table
+from medseg.report.html_tables import _failed_section, _jobs_section, _summary_section, _worst_table
 from medseg.report.plots import Plot
 from medseg.report.summary import model_text, models_text
 
@@ -102,6 +103,7 @@ class ReportContent:
     overlay_shows: dict[int, str] = field(default_factory=dict)  # what each overlay draws, for its alt text
     overlay_notes: dict[int, list[str]] = field(default_factory=dict)
     label_colours: dict[str, str] = field(default_factory=dict)
+    failed_jobs: list[FailedJob] = field(default_factory=list)  # the workflow's jobs that failed as a whole
 
     @property
     def compact(self) -> bool:
@@ -142,6 +144,7 @@ def render_page(content: ReportContent) -> str:
     # the failures with their errors before the table of every case: a QA reader looks for them first (below the
     # table and the plots they sat 7000 px down a 200-case page)
     sections = [("summary", "summary", _summary_section(content)),
+                ("jobs", "jobs that failed", _jobs_section(content)),
                 ("failed", "failed cases", _failed_section(content)),
                 ("worst", "cases, worst first", _worst_table(content)),
                 ("plots", "distributions", _plots_section(content)), ("cards", "case cards", _cases_section(content)),

@@ -162,7 +162,8 @@ def _worst_table(content: ReportContent) -> str:
         rows.append(f'<tr id="row-{content.anchors[index]}" data-rank="{rank}"><td class="num">{rank}</td>'
                     f'<th class="rh id" scope="row"><a href="#{content.anchors[index]}">'
                     f'{_breakable(case.case_id)}</a></th>'
-                    f"<td>{_status_cell(case)}</td>{_flags_cell(content.flags[index], badges)}{''.join(dice_cells)}"
+                    f"<td>{_status_cell(case, content)}</td>{_flags_cell(content.flags[index], badges)}"
+                    f"{''.join(dice_cells)}"
                     f"{''.join(volume_cells)}{_volume_difference_cell(case)}</tr>")
     return (_CASES_HEADING +
             f'<p class="small muted">{ORDER_TEXT} {SORT_TEXT} Hover a flag for its reason. '
@@ -245,9 +246,15 @@ def _dice_outlier_values(flags: list[Flag]) -> set[str | None]:
     return {flag.value for flag in flags if flag.code == "dice_outlier"}
 
 
-def _status_cell(case: CaseResult) -> str:
-    """A case's status, and whether its input is one of the model's training images."""
+def _status_cell(case: CaseResult, content: ReportContent | None = None) -> str:
+    """A case's status, whether its input is one of the model's training images, and whether a job of the run that
+    failed as a whole kept it from an earlier run (shown as ok, it read as made by this run)."""
     tag = '<br><span class="small muted">training image</span>' if case.in_training_set else ""
+    kept = next((job for job in (content.failed_jobs if content is not None else ()) if case.case_id in job.kept),
+                None)
+    if kept is not None:
+        tag += (f'<br><span class="small muted">kept from an earlier run; its job <a href="#{e(kept.anchor)}">'
+                f"{e(kept.name)}</a> failed</span>")
     return f"{e(case.status.replace('_', ' '))}{tag}"
 
 
@@ -273,7 +280,7 @@ def _worst_table_compact(content: ReportContent, threshold: float) -> str:
         rows.append(f'<tr id="row-{content.anchors[index]}" data-rank="{rank}"><td class="num">{rank}</td>'
                     f'<th class="rh id" scope="row"><a href="#{content.anchors[index]}">'
                     f'{_breakable(case.case_id)}</a></th>'
-                    f"<td>{_status_cell(case)}</td>"
+                    f"<td>{_status_cell(case, content)}</td>"
                     f"{_flags_cell(content.flags[index], _grouped_badges(content.flags[index]))}"
                     f"{cells}{_volume_difference_cell(case)}</tr>")
     return (_CASES_HEADING +
@@ -296,20 +303,58 @@ def _failed_section(content: ReportContent) -> str:
     if not failed:
         return ""
     rows = []
+    jobs = {job.name: job for job in content.failed_jobs}
     for index in failed:
         case = content.cases[index]
         failure = case.failure or {}
+        job = jobs.get(((failure.get("job") or {}) if isinstance(failure.get("job"), dict) else {}).get("name"))
+        # a case failed for its job's error: the error is shown once, in the job's block (it filled every row)
+        error = (f'its job <a href="#{e(job.anchor)}">{e(job.name)}</a> failed on its last attempt for a reason of '
+                 "the whole job (its error is under Jobs that failed); a later run tries it again"
+                 if job is not None else e(failure.get("error")))
         rows.append(f'<tr><th class="rh id" scope="row"><a href="#{content.anchors[index]}">'
                     f"{_breakable(case.case_id)}</a></th>"
                     f'<td data-h="stage">{e(failure.get("stage"))}</td>'
                     f'<td data-h="error type">{e(failure.get("error_type"))}</td>'
-                    f'<td class="err">{e(failure.get("error"))}</td>'
+                    f'<td class="err">{error}</td>'
                     f'<td class="path">{_failure_files(failure, case.failed_prediction is not None)}</td></tr>')
     # on a phone each failure is a block of lines (as a table, the reason was off-screen to the right)
     return (f"<h2>Failed cases ({len(failed)})</h2><div class=\"wide\"><table class=\"stack\">"
             + _caption("Failed cases: stage, error and files") + "<thead><tr><th>case</th><th>stage</th>"
             "<th>error type</th><th>error</th><th>files</th></tr></thead>" + "".join(rows)
             + "</table></div>")
+
+
+def _jobs_section(content: ReportContent) -> str:
+    """The workflow's jobs whose last attempt failed as a whole (:mod:`medseg.report.failed_jobs`): each job's error
+    and log once, the cases it recorded as failed and those it kept from an earlier run."""
+    if not content.failed_jobs:
+        return ""
+    anchors: dict[str, str] = {}
+    for index, case in enumerate(content.cases):
+        anchors.setdefault(case.case_id, content.anchors[index])
+
+    def linked(cases: list[str]) -> str:
+        return ", ".join(f'<a href="#{anchors[case]}">{_breakable(case)}</a>' if case in anchors else e(case)
+                         for case in cases)
+
+    blocks = []
+    for job in content.failed_jobs:
+        lines = [f"stage {e(job.stage)}; error type <code>{e(job.error_type)}</code>",
+                 f'<span class="err">{e(job.error)}</span>']
+        if job.log:
+            lines.append(f"log <code>{e(job.log)}</code>")
+        if job.failed:
+            lines.append(f"failed: {linked(job.failed)}")
+        if job.kept:
+            lines.append(f"kept from an earlier run, not made by this one: {linked(job.kept)}")
+        blocks.append(f'<div class="job" id="{e(job.anchor)}"><h3>{e(job.name)}</h3><p>' + "<br>".join(lines)
+                      + "</p></div>")
+    return (f"<h2>Jobs that failed ({len(content.failed_jobs)})</h2>"
+            '<p class="small muted">A job of the workflow whose last attempt failed for a reason of the whole job, not '
+            "of one case: its error is shown once here. Its cases that were not finished are listed as failed, and a "
+            "later run tries them again; a case it kept was made by an earlier run (for other settings, or where the "
+            "job could not tell), not by this one.</p>" + "".join(blocks))
 
 
 def _failure_files(failure: dict, prediction: bool = False) -> str:

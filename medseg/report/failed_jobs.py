@@ -1,0 +1,67 @@
+"""The workflow's jobs whose last attempt failed for a reason of the whole job, as the report shows them: each job
+once, with its error, its log and the cases it covered, instead of its error repeated in every case's row.
+
+A case recorded as failed for its job's error names the job in its failure record (``job``: ``name``, ``stage``,
+``error``, ``error_type``, ``log``; :mod:`medseg.cohort.run`). The job's own record (``RESULTS/jobs/<job>.json``,
+``job_error``) names the cases it kept although the run did not make them (``kept_earlier``: segmented or scored by
+an earlier run, for other settings, or where the job could not tell): the report tells those from cases this run
+made, which it would otherwise show alike as ok.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medseg.report.case_result import CaseResult
+
+__all__ = ["FailedJob", "failed_jobs"]
+
+
+@dataclass
+class FailedJob:
+    """A job whose last attempt failed as a whole, and its cases (ids)."""
+
+    name: str  # batch001.infer
+    stage: str
+    error: str  # its one line
+    error_type: str
+    log: str | None
+    failed: list[str] = field(default_factory=list)  # recorded as failed for its error
+    kept: list[str] = field(default_factory=list)  # kept from an earlier run, not made by this one
+
+    @property
+    def anchor(self) -> str:
+        """Its block's fragment id on the page (``job-batch001.infer``)."""
+        return "job-" + re.sub(r"[^A-Za-z0-9._-]", "_", self.name)
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def failed_jobs(cases: Sequence[CaseResult], results_dir: Path | str) -> list[FailedJob]:
+    """The failed jobs that ``cases`` (the report's) name in their failure records, and those the job records of
+    ``results_dir`` name (the jobs the last run planned: :func:`medseg.cohort.check.failed_jobs`), with the cases of
+    ``cases`` each kept; by name."""
+    from medseg.cohort.check import failed_jobs as recorded_jobs
+
+    jobs: dict[str, FailedJob] = {}
+    for case in cases:
+        job = (case.failure or {}).get("job")
+        if not isinstance(job, dict) or not _text(job.get("name")):
+            continue
+        entry = jobs.setdefault(job["name"], FailedJob(job["name"], _text(job.get("stage")), _text(job.get("error")),
+                                                       _text(job.get("error_type")), _text(job.get("log")) or None))
+        entry.failed.append(case.case_id)
+    present = {case.case_id for case in cases}
+    for name, job_error in recorded_jobs(results_dir):
+        entry = jobs.get(name)
+        if entry is None:  # every case it covered kept, or finished earlier: the run's check names it still
+            entry = jobs[name] = FailedJob(name, name.rpartition(".")[2], _text(job_error.get("error")),
+                                           _text(job_error.get("error_type")), _text(job_error.get("log")) or None)
+        kept = job_error.get("kept_earlier")
+        entry.kept = [case for case in kept if case in present] if isinstance(kept, list) else []
+    return sorted(jobs.values(), key=lambda job: job.name)
