@@ -177,3 +177,20 @@ def test_the_report_shows_a_failed_jobs_error_once_with_the_cases_it_covered(coh
     row = worst[worst.index('id="row-case-a"'):]
     assert ('kept from an earlier run; its job <a href="#job-batch001.infer">batch001.infer</a> failed'
             in row[:row.index("</tr>")])
+
+
+@pytest.mark.skipif(__import__("torch").cuda.device_count() > 7, reason="needs a machine without an eighth GPU")
+def test_the_report_command_names_a_failed_job_once_on_the_console(cohort, tmp_path, capsys):
+    """`medseg report` printed the job's error once per case (``failed: b: …/b.nii.gz: not segmented: its job …``),
+    which the workflow's check puts on the console: one line per job now, naming its cases."""
+    from medseg.cli import main
+
+    results, log, job_error = _failed_job_folder(cohort, tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", str(results), "--max-overlays", "0"])
+    assert exit_info.value.code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("3 cases (2 failed, ")
+    assert lines[1] == (f"failed job: batch001.infer: {job_error['error']} (its log: {log}); its cases b, c are "
+                        "listed as failed, and a later run tries them again; a kept from an earlier run")
+    assert lines[2].startswith("wrote "), lines

@@ -71,11 +71,15 @@ def report(results_dir, output, output_dir, dice_threshold, outlier_z, max_overl
                         ", their Dice not its accuracy on new data")
         click.echo(f"{counted(outputs.cases, 'case')} ({outputs.failed} failed, {outputs.flagged} flagged for review, "
                    f"failures included{trained}), {counted(outputs.overlays, 'overlay')} in {outputs.seconds:.1f} s")
+        for job in outputs.failed_jobs:  # its error once, not once per case (the cases' lines repeated it)
+            click.echo(escaped_line(_failed_job_line(job)))
+        covered = {case for job in outputs.failed_jobs for case in job.failed}
+        failures = [(case_id, error) for case_id, error in outputs.failures if case_id not in covered]
         shown = 5
-        for case_id, error in outputs.failures[:shown]:  # what failed, without opening the page or a log
+        for case_id, error in failures[:shown]:  # what failed, without opening the page or a log
             click.echo(escaped_line(f"failed: {case_id}: {error}"))
-        if len(outputs.failures) > shown:
-            more = len(outputs.failures) - shown
+        if len(failures) > shown:
+            more = len(failures) - shown
             click.echo(f"… and {more} more failed case{'' if more == 1 else 's'}: see the report")
         if outputs.left_out:  # results of rows taken out of the sheet: on disk, not in the report
             from medseg.report.expected_cases import left_out_text
@@ -83,3 +87,17 @@ def report(results_dir, output, output_dir, dice_threshold, outlier_z, max_overl
             click.echo(escaped_line(left_out_text(outputs.left_out, len(outputs.left_out_cases))))
         click.echo(escaped_line(f"wrote {outputs.html}, {outputs.table} and {outputs.summary}"))
     return 0
+
+
+def _failed_job_line(job) -> str:
+    """A workflow job that failed as a whole (:class:`~medseg.report.failed_jobs.FailedJob`): its error and log once,
+    its cases (the first 10 named) and those it kept from an earlier run."""
+    def some(cases: list[str]) -> str:
+        return ", ".join(cases[:10]) + (f" … ({len(cases)} cases)" if len(cases) > 10 else "")
+
+    log = f" (its log: {job.log})" if job.log else ""
+    failed = (f"; {'its case' if len(job.failed) == 1 else 'its cases'} {some(job.failed)} "
+              f"{'is' if len(job.failed) == 1 else 'are'} listed as failed, and a later run tries "
+              f"{'it' if len(job.failed) == 1 else 'them'} again" if job.failed else "")
+    kept = f"; {some(job.kept)} kept from an earlier run" if job.kept else ""
+    return f"failed job: {job.name}: {job.error}{log}{failed}{kept}"

@@ -51,6 +51,7 @@ class ReportOutputs:
     training_scored: int = 0  # those of them with scores
     left_out: list[str] = field(default_factory=list)  # folders of cases no longer in the sheet, not reported
     left_out_cases: list[str] = field(default_factory=list)  # those cases' ids
+    failed_jobs: list = field(default_factory=list)  # the workflow's jobs that failed as a whole (FailedJob)
 
 
 def report_policy() -> dict:
@@ -148,10 +149,11 @@ def build_report(
     plots = distribution_plots(cases, flagged_labels, [value for value, _ in label_order], dice_threshold)
     from medseg.report.failed_jobs import failed_jobs
 
+    jobs = failed_jobs(cases, folder)
     page = render_page(ReportContent(
         results_dir=folder, cases=cases, flags=flags, order=order, summary=summary, label_order=label_order,
         plots=plots, overlays=overlays, overlay_shows=shown, overlay_notes=notes, label_colours=colours,
-        failed_jobs=failed_jobs(cases, folder),
+        failed_jobs=jobs,
     ))
     with atomic_paths(targets, overwrite=overwrite) as temps:
         temps[0].write_text(page, encoding="utf-8", errors="backslashreplace")  # undecodable file names
@@ -165,7 +167,7 @@ def build_report(
     return ReportOutputs(output, table_path, summary_path, counts["total"], counts["failed"], counts["flagged"],
                          len(overlays), seconds, failures, counts["in_training_set"],
                          sum(case.in_training_set is True and case.status == "scored" for case in cases),
-                         summary["left_out"], summary["left_out_cases"])
+                         summary["left_out"], summary["left_out_cases"], jobs)
 
 
 def _folder_name(case: CaseResult, results_dir: Path) -> str:
