@@ -355,3 +355,34 @@ def test_a_link_in_the_place_of_a_cases_claim_fails_that_case_alone(cohort, tmp_
     link.unlink()  # put right: the case is made
     summary = infer_cases(samples, results, options)
     assert [(c.case_id, c.outcome, c.reused) for c in summary.cases] == [("a", "ok", False), ("b", "ok", True)]
+
+
+def test_a_full_disk_on_a_jobs_last_attempt_records_its_cases_where_their_records_fit(cohort, small_disk):
+    """A results folder too full for a case's outputs on the job's last attempt left the batch without a job record,
+    and the run without a report, even where the small records still fitted. The cases are recorded as failed for the
+    job's error (tried again by a later run); where not even those fit, the job fails as before."""
+    from medseg.errors import OutputWriteError
+
+    sheet, _ = cohort
+    results = small_disk.root / "results"
+    samples = [s for s in read_samples(sheet) if s.case_id in ("a", "b")]
+    options = InferOptions(model=MODEL, device="cpu", batch_size=8, job="batch001.infer", final_attempt=True)
+    folder = ResultsFolder(results)
+    folder.case_dir("a").mkdir(parents=True)
+    folder.case_dir("b").mkdir(parents=True)
+    folder.started_path("a", "infer").parent.mkdir(parents=True)
+    small_disk.fill(leave_pages=0)
+    with pytest.raises(OutputWriteError, match=r"no space left on device"):  # no room even for a record
+        infer_cases(samples, results, options)
+    assert folder.status("a", "infer") is None and not folder.failure("a").exists()
+    small_disk.free()
+    small_disk.fill(leave_pages=6)  # room for a's outputs and records (a few kB), not for b's outputs too
+    summary = infer_cases(samples, results, options)
+    assert summary.job_error["error_type"] == "OutputWriteError"
+    assert summary.job_error["error"].endswith(f"{folder.sidecar('b')}: cannot write (no space left on device)")
+    assert [(c.case_id, c.outcome, c.stage) for c in summary.cases] == [("a", "ok", None), ("b", "failed", "infer")]
+    failure = json.loads(folder.failure("b").read_text())
+    assert failure["error_type"] == "JobFailedError" and failure["job"]["error_type"] == "OutputWriteError"
+    small_disk.free()
+    again = infer_cases(samples, results, replace(options, job=None, final_attempt=False))  # room: made
+    assert [(c.case_id, c.outcome, c.reused) for c in again.cases] == [("a", "ok", True), ("b", "ok", False)]
