@@ -477,6 +477,31 @@ def _check_unscanned_series_output(path: Path | str, series: str, output_dir: Pa
                             f"(-o {own}), or pass --overwrite to replace it")
 
 
+def _check_unscanned_unnamed_series_output(path: Path | str, output_dir: Path | str | None,
+                                           output_format: str) -> None:
+    """A DICOM folder whose scan could not be kept before the model loads (:func:`check_folder_input`), given with no
+    series, where the segmentation at its output names holds a series of it that an earlier run chose by name (its
+    sidecar's ``selection``; a folder of several series, or one asked for): an :class:`OutputExistsError` naming that
+    series and what to do, as :func:`check_series_output` refuses another series; it was the plain "output exists
+    already", whose ``--overwrite`` scanned the folder (minutes for a whole study) and then replaced that series'
+    segmentation with another's, or refused to choose one. A segmentation of the series chosen as the folder's only
+    one is left to the check of existing outputs: this run most likely reads it again."""
+    from medseg.io.dicom_series import series_text
+
+    earlier = earlier_series_output(path, output_dir, output_format) if Path(path).is_dir() else None
+    if earlier is None:
+        return
+    segmentation, info = earlier
+    selection = info.get("selection")
+    if not (isinstance(selection, str) and selection.startswith("chosen with ")):
+        return
+    own, chosen = segmentation.parent / "series_<key>", selection.split(" (")[0]  # its positional key's note left out
+    raise OutputExistsError(f"{segmentation}: holds {series_text(info)} of {path}, segmented by an earlier run "
+                            f"({chosen}); this run names no series, and the one it reads would take its name: "
+                            f"choose it with --series and give each series its own output folder (-o {own}), or "
+                            "pass --overwrite to replace it")
+
+
 def _same_series(info: dict, chosen: SeriesCandidate) -> bool:
     """Whether the series a sidecar's ``input_info`` records is ``chosen``: by UID and part where both have a UID (a
     key turns from the number to the UID once another series of the folder shares its number), else by key."""
@@ -510,6 +535,8 @@ def check_before_model(path: Path | str, reference: Path | str | None, series: s
     replacing = None
     if chosen is None and series is not None and not overwrite:
         _check_unscanned_series_output(path, series, output_dir, output_format)
+    elif chosen is None and not overwrite:
+        _check_unscanned_unnamed_series_output(path, output_dir, output_format)
     if chosen is not None:
         from medseg.io.dicom_series import release_scan
 

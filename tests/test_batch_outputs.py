@@ -891,3 +891,30 @@ def test_another_series_in_a_folder_whose_scan_cannot_be_kept_is_refused_naming_
     assert code == 1 and "output exists already" in err  # the same series by its UID: an output that exists
     assert {name: (out / name).read_bytes() for name in _files(out)} == written
     assert dicom_series._HELD == {}
+
+
+def test_no_series_into_another_series_output_of_a_folder_whose_scan_cannot_be_kept_names_it(tmp_path, two_series,
+                                                                                            make_package, capsys,
+                                                                                            monkeypatch):
+    """A folder over _HELD_FILES_MAX (20,000 files: a whole study) given without --series into the folder that holds
+    the segmentation of the series an earlier run chose with --series was refused as a plain "output exists already;
+    pass --overwrite to replace it": with --overwrite, the run then scanned the study (minutes) and replaced that
+    series' segmentation with another's, or refused to choose a series. It names the series the output holds and what
+    to do, as the check of a folder scanned before the model loads does; nothing is written."""
+    import medseg.io.dicom_series as dicom_series
+
+    monkeypatch.setattr(dicom_series, "_HELD_FILES_MAX", 4)  # the study's 12 files are more
+    package = str(make_package())
+    out = tmp_path / "out"
+    code, _, err = run(["-q", "infer", str(two_series), "--series", "3", "-m", package, "-o", str(out)], capsys)
+    assert code == 0, err
+    written = {name: (out / name).read_bytes() for name in _files(out)}
+    code, stdout, err = run(["infer", str(two_series), "-m", package, "-o", str(out)], capsys)
+    assert (code, stdout) == (1, "")
+    assert err.splitlines()[-1] == (
+        f"medseg: error: {out / 'study_seg.nii.gz'}: holds series 3 'T1' of {two_series}, segmented by an earlier run "
+        "(chosen with --series 3); this run names no series, and the one it reads would take its name: choose it "
+        f"with --series and give each series its own output folder (-o {out / 'series_<key>'}), or pass --overwrite "
+        "to replace it")
+    assert {name: (out / name).read_bytes() for name in _files(out)} == written
+    assert dicom_series._HELD == {}
