@@ -72,6 +72,7 @@ __all__ = [
     "box_on_grid",
     "check_header_shape",
     "check_same_grid",
+    "checked_case_id",
     "evaluate_volumes",
     "grid_displacement_mm",
     "grid_offset_mm",
@@ -142,6 +143,19 @@ def both_empty_entry(name: str) -> dict:
             "pred_volume_ml": 0.0, "ref_volume_ml": 0.0, "false_positive_ml": 0.0, "false_negative_ml": 0.0}
 
 
+def checked_case_id(case_id: object) -> str | None:
+    """``case_id`` as a metrics record holds it: text (a ``str`` subclass, as numpy's ``str_``, as a plain ``str``), or
+    None for a record of no case (``null``). Any other type is an :class:`~medseg.errors.InputError` naming the value
+    and its type: 7 was written as the number 7, which the report takes for no case id, and a ``Path`` or ``bytes``
+    failed only as the record was written, as no JSON."""
+    if case_id is None or type(case_id) is str:
+        return case_id
+    if isinstance(case_id, str):
+        return str.__str__(case_id)
+    raise InputError(f"case_id {case_id!r} ({type(case_id).__name__}): a case id is text; give a str, or None for "
+                     "none")
+
+
 def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id: str | None = None) -> dict:
     """Metrics of ``pred`` against ``ref`` for every non-background label in ``labels``.
 
@@ -153,8 +167,9 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
     shape on the prediction's voxel lattice (a box of it, as 3D Slicer crops a segmentation, or larger with only
     label 0 beyond it) is not refused: it is zero-padded or cropped onto the prediction's grid, and the record says
     so (``reference_sub_box`` and ``notes``); two label files of different cases with identity affines are such a
-    pair.
+    pair. ``case_id`` is text or None (:func:`checked_case_id`).
     """
+    case_id = checked_case_id(case_id)
     labels = _label_names(labels)
     pred, ref = _label_volume(pred, "prediction"), _label_volume(ref, "reference")
     # the reference is named first, as `medseg infer --reference` names it; arrays of no file by their role

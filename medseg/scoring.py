@@ -210,7 +210,7 @@ def dataset_label_names(prediction: Path | str, reference: Path | str, warned: s
     return None
 
 
-def score_prediction(prediction: Path | str, reference: Path | str, case_id: str,
+def score_prediction(prediction: Path | str, reference: Path | str, case_id: str | None,
                      package: ModelPackage | str | os.PathLike | None = None,
                      given_as: str = "--model", sidecar_required: bool = False,
                      made_by: MadeBy | None | object = _READ, names: dict[int, str] | None = None,
@@ -229,7 +229,12 @@ def score_prediction(prediction: Path | str, reference: Path | str, case_id: str
     :class:`~medseg.errors.InputError`, two that share no grid a :class:`~medseg.errors.GeometryError`. A reference
     whose file name holds a number the prediction's lacks and the reverse is warned about and noted in the record
     (:func:`~medseg.case_numbers.other_case_note`); ``named_for``, the image the prediction was made from, is
-    compared in its place where the prediction is named otherwise (a cohort's, after the sheet's case id)."""
+    compared in its place where the prediction is named otherwise (a cohort's, after the sheet's case id). A
+    ``case_id`` that is neither text nor None is an :class:`~medseg.errors.InputError` before any file is read
+    (:func:`~medseg.metrics.checked_case_id`)."""
+    from medseg.metrics import checked_case_id
+
+    case_id = checked_case_id(case_id)
     prediction, reference = path_argument(prediction, "the prediction"), path_argument(reference, "the reference")
     if is_path(package):  # a shipped model's name or a package folder (any os.PathLike, as load_package takes)
         from medseg.package import load_package

@@ -737,3 +737,30 @@ def test_a_reference_box_with_one_voxel_outside_the_grid_says_one_voxel():
     assert "; its 1 voxel outside the grid, all label 0, cropped off; " in one
     two = sub_box_note({"shape": [2, 2, 2], "offset_voxels": [-1, 0, 0], "voxels_outside_grid": 2})
     assert "; its 2 voxels outside the grid, all label 0, cropped off; " in two
+
+
+@pytest.mark.parametrize("case_id, shown", [(7, "7 (int)"), (7.0, "7.0 (float)"), (True, "True (bool)"),
+                                            (b"c1", "b'c1' (bytes)"), (Path("c1"), "PosixPath('c1') (PosixPath)")])
+def test_a_case_id_that_is_not_text_is_refused_where_it_is_given(tmp_path, case_id, shown):
+    """A case id of another type than str went into the record as it was: 7 was written as the number 7 (the
+    report's cohort table then named the case after its file), a Path raised "Object of type PosixPath is not JSON
+    serializable" only as the record was written. It is refused as evaluate_volumes and score_prediction are called,
+    naming the value and its type, before any file is read; None is no case id (``null``) and a str subclass is
+    written as plain text."""
+    import numpy as np
+
+    from medseg.scoring import score_prediction
+
+    if isinstance(case_id, Path) and os.name == "nt":
+        shown = shown.replace("PosixPath", "WindowsPath")
+    volume = Volume(np.zeros((4, 4, 4), np.uint8), np.eye(4))
+    with pytest.raises(InputError) as refused:
+        evaluate_volumes(volume, volume, {1: "one"}, case_id=case_id)
+    assert str(refused.value) == f"case_id {shown}: a case id is text; give a str, or None for none"
+    with pytest.raises(InputError) as refused:  # before any file is read: these are not there
+        score_prediction(tmp_path / "missing_seg.nii.gz", tmp_path / "missing.nii.gz", case_id)
+    assert str(refused.value) == f"case_id {shown}: a case id is text; give a str, or None for none"
+    assert evaluate_volumes(volume, volume, {1: "one"})["case_id"] is None
+    written = evaluate_volumes(volume, volume, {1: "one"}, case_id=np.str_("c1"))["case_id"]
+    assert (written, type(written)) == ("c1", str)
+    assert json.loads(metrics_json(evaluate_volumes(volume, volume, {1: "one"}, case_id=None)))["case_id"] is None
