@@ -382,6 +382,8 @@ def _run(argv: list[str] | None) -> int:
     import signal
 
     from medseg import stopping
+    from medseg.cli.options import OPTION_NAMES
+    from medseg.settings_named import named_as
 
     main_thread = threading.current_thread() is threading.main_thread()
     before = {number: signal.getsignal(number) for number in _stop_signals()} if main_thread else {}
@@ -389,7 +391,8 @@ def _run(argv: list[str] | None) -> int:
     stopping.clear()
     _stop_on_sigterm()
     try:
-        return _outcome(argv)
+        with named_as(OPTION_NAMES):  # the library's messages name the options, not its keyword arguments
+            return _outcome(argv)
     finally:
         for logger, level in levels.items():  # a caller's log levels back (-q or -vv set them for this command)
             logger.setLevel(level)

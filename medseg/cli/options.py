@@ -15,7 +15,7 @@ __all__ = [
     "GivenPath", "FiniteFloatRange", "given_model", "model_option", "device_form", "device_option", "precision_option",
     "batch_option", "overwrite_option", "threads_option", "series_option", "escaped_line", "error_line", "quiet",
     "file_output", "output_dir_option", "output_or_folder", "refuse_blocked_folder", "usage_errors", "invocation",
-    "typed_option",
+    "typed_option", "OPTION_NAMES",
 ]
 
 
@@ -112,6 +112,12 @@ series_option = click.option(
     help="One DICOM folder as the input: which series to use, as a key from `medseg inspect` (3, 3-2, #1), a "
          "SeriesNumber or a SeriesInstanceUID.",
 )
+
+
+# the library's settings (keyword arguments) that the command line gives as options: its messages name these while a
+# command runs (medseg.settings_named), a Python caller's the arguments ("pass overwrite=True")
+OPTION_NAMES = {"overwrite": "--overwrite", "resume": "--resume", "device": "--device", "series": "--series",
+                "out_dir": "-o"}
 
 
 def stopped_by(stop: BaseException) -> str:
