@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medseg.errors import ConflictingInputsError, OutputExistsError
+from medseg.settings_named import ANY, setting
 
 if TYPE_CHECKING:
     from medseg.io.dicom_candidates import SeriesCandidate
@@ -160,7 +161,7 @@ def check_batch_outputs(inputs, output_dir, scored: bool, output_format: str, ov
         if len(inputs) > 1:  # the check is made for all inputs before any is read: say that none was
             have = "has" if having == 1 else "have"
             whole = f" (nothing was segmented: {having} of {len(inputs)} inputs {have} outputs)"
-        raise OutputExistsError(f"{existing[0]}: {what}; pass --overwrite to replace it{more}{whole}")
+        raise OutputExistsError(f"{existing[0]}: {what}; pass {setting('overwrite')} to replace it{more}{whole}")
 
 
 def _check_not_a_model(path: Path) -> None:
@@ -309,7 +310,7 @@ def check_dicom_options(path: Path | str, series: str | None, output_format: str
     if path.is_dir():
         return
     if series is not None:
-        raise ImageReadError(f"{path}: --series applies to DICOM folders only")
+        raise ImageReadError(f"{path}: {setting('series', ANY)} applies to DICOM folders only")
     if output_format == "dicom-seg":
         raise InputError(f"{path}: --format dicom-seg needs a DICOM series folder as input")
 
@@ -372,10 +373,10 @@ def check_series_output(path: Path | str, chosen: SeriesCandidate, output_dir: P
     texts = _series_texts(info, chosen)
     if overwrite:  # told once this run's outputs are in place: a run that fails replaces nothing
         return _replaced_text(path, segmentation, *texts)
-    own = segmentation.parent / f"series_{chosen.key}"
+    own = setting("out_dir", str(segmentation.parent / f"series_{chosen.key}"))
     raise OutputExistsError(f"{segmentation}: holds {texts[0]} of {path}, segmented by an earlier run; this run's "
-                            f"{texts[1]} would take its name: give each series its own output folder (-o {own}), or "
-                            "pass --overwrite to replace it")
+                            f"{texts[1]} would take its name: give each series its own output folder ({own}), or "
+                            f"pass {setting('overwrite')} to replace it")
 
 
 def earlier_series_output(path: Path | str, output_dir: Path | str | None,
@@ -449,7 +450,8 @@ def _series_texts(info: dict, chosen) -> tuple[str, str]:
 
 
 def _replaced_text(path: Path | str, segmentation: Path, earlier: str, this: str) -> str:
-    return f"{segmentation}: held {earlier} of {path}, segmented by an earlier run; --overwrite replaced it with {this}"
+    return (f"{segmentation}: held {earlier} of {path}, segmented by an earlier run; {setting('overwrite')} replaced "
+            f"it with {this}")
 
 
 def _check_unscanned_series_output(path: Path | str, series: str, output_dir: Path | str | None,
@@ -471,10 +473,10 @@ def _check_unscanned_series_output(path: Path | str, series: str, output_dir: Pa
             return
     except (TypeError, ValueError):  # an edited sidecar's series number: left to the check of existing outputs
         return
-    own = segmentation.parent / f"series_{wanted}"
+    own = setting("out_dir", str(segmentation.parent / f"series_{wanted}"))
     raise OutputExistsError(f"{segmentation}: holds {series_text(info)} of {path}, segmented by an earlier run; this "
-                            f"run's --series {wanted} would take its name: give each series its own output folder "
-                            f"(-o {own}), or pass --overwrite to replace it")
+                            f"run's {setting('series', wanted)} would take its name: give each series its own output "
+                            f"folder ({own}), or pass {setting('overwrite')} to replace it")
 
 
 def _check_unscanned_unnamed_series_output(path: Path | str, output_dir: Path | str | None,
@@ -495,11 +497,12 @@ def _check_unscanned_unnamed_series_output(path: Path | str, output_dir: Path | 
     selection = info.get("selection")
     if not (isinstance(selection, str) and selection.startswith("chosen with ")):
         return
-    own, chosen = segmentation.parent / "series_<key>", selection.split(" (")[0]  # its positional key's note left out
+    own = setting("out_dir", str(segmentation.parent / "series_<key>"))
+    chosen = selection.split(" (")[0]  # its positional key's note left out
     raise OutputExistsError(f"{segmentation}: holds {series_text(info)} of {path}, segmented by an earlier run "
                             f"({chosen}); this run names no series, and the one it reads would take its name: "
-                            f"choose it with --series and give each series its own output folder (-o {own}), or "
-                            "pass --overwrite to replace it")
+                            f"choose it with {setting('series', ANY)} and give each series its own output folder "
+                            f"({own}), or pass {setting('overwrite')} to replace it")
 
 
 def _same_series(info: dict, chosen: SeriesCandidate) -> bool:

@@ -20,6 +20,7 @@ from medseg.io.files import not_there, os_reason
 from medseg.jsonfile import CHECKPOINT_RECORD_BYTES, JsonFileError, read_json_object
 from medseg.package_config import CONFIG_NAME
 from medseg.package_training import CHECKPOINT_DIR, unfinished_text, unfinished_training
+from medseg.settings_named import setting
 from medseg.train_config import default_label_name
 
 __all__ = [
@@ -92,12 +93,12 @@ def check_checkpoint_labels(out_dir: Path | str, found: dict[int, Path], names: 
             now_shown = ", ".join(f"{v} {default_label_name(v, declared)}" for v in renamed)
             raise TrainingError(f"{names_from}: names labels {now_shown}, and the checkpoint in {out_dir} was started "
                                 f"with labels {shown}; resume with the names it was started with, or start again "
-                                "with --overwrite")
+                                f"with {setting('overwrite')}")
         # the default config names labels label_N: this run was started with a config (or a dataset.json) of its own
         raise TrainingError(f"{out_dir}: the checkpoint was started with a config of its own or a dataset.json (labels "
                             f"{shown}); resume with -c and that config, or with that dataset.json beside the images "
                             "and labels folders")
-    advice = "resume with the files it was started with, or start again with --overwrite"
+    advice = f"resume with the files it was started with, or start again with {setting('overwrite')}"
     new, gone = sorted(now - started), sorted(started - now)
     if new:
         where = f"{found[new[0]]}: label value {new[0]}" if new[0] in found else \
@@ -178,18 +179,18 @@ def check_output_folder(out_dir: Path | str, overwrite: bool = False, resume: bo
     # a first checkpoint never completed (a full disk, a kill): the folder without its record holds nothing to keep
     begun = not checkpoint_record_path(out_dir).exists() and (out_dir / CHECKPOINT_DIR).is_dir()
     if resume and not out_dir.exists():  # no folder at all: the record was not unreadable, there is no run
-        raise TrainingError(f"{out_dir}: no such folder; nothing to resume: run without --resume to start training "
-                            "into it")
+        raise TrainingError(f"{out_dir}: no such folder; nothing to resume: run without {setting('resume')} to start "
+                            "training into it")
     if resume and epoch is None:
         if checkpoint_record_path(out_dir).exists():  # a record that does not read as one: say what is wrong with it
             read_checkpoint_record(checkpoint_record_path(out_dir))
         # no record at all: nothing is damaged, there is no run here (it said "no readable last.json")
         if (out_dir / CONFIG_NAME).is_file():
-            again = "train again with --overwrite"
+            again = f"train again with {setting('overwrite')}"
         elif begun or not any(out_dir.iterdir()):
-            again = "train without --resume"
+            again = f"train without {setting('resume')}"
         else:  # the user's other files: training without --resume refuses such a folder
-            again = "train without --resume into a new or empty folder"
+            again = f"train without {setting('resume')} into a new or empty folder"
         way_on = f"its first checkpoint was never completed: {again}" if begun else \
             f"{again}, or give the folder of an interrupted run"
         raise TrainingError(f"{out_dir}: nothing to resume (no checkpoint record {CHECKPOINT_DIR}/last.json in it); "
@@ -206,21 +207,23 @@ def check_output_folder(out_dir: Path | str, overwrite: bool = False, resume: bo
                                 "move it away")
         if not (package or resume or overwrite) and epoch is not None:
             raise OutputExistsError(f"{out_dir}: holds an unfinished training run (checkpoint after epoch {epoch}); "
-                                    + ("pass --resume to continue it or --overwrite to start again" if resumable
-                                       else f"pass --overwrite to start again ({_NOT_RESUMABLE})"))
+                                    + (f"pass {setting('resume')} to continue it or {setting('overwrite')} to start "
+                                       "again" if resumable
+                                       else f"pass {setting('overwrite')} to start again ({_NOT_RESUMABLE})"))
         if checkpoint and epoch is None and not overwrite:
             raise OutputExistsError(f"{out_dir}: holds a checkpoint whose record {CHECKPOINT_DIR}/last.json cannot "
-                                    "be read; pass --overwrite to start again")
+                                    f"be read; pass {setting('overwrite')} to start again")
         unfinished = unfinished_training(out_dir) if package else None
         if unfinished is not None and not (overwrite or resume):  # an --overwrite run stopped before it finished
             raise OutputExistsError(f"{out_dir}: holds a model package and an unfinished training run that would "
                                     f"replace it ({unfinished_text(unfinished)}); "
-                                    + ("pass --resume to finish that run or --overwrite to start again" if resumable
-                                       else f"pass --overwrite to start again ({_NOT_RESUMABLE})"))
+                                    + (f"pass {setting('resume')} to finish that run or {setting('overwrite')} to "
+                                       "start again" if resumable
+                                       else f"pass {setting('overwrite')} to start again ({_NOT_RESUMABLE})"))
         if package and not (overwrite or resume):
             raise OutputExistsError(f"{out_dir}: holds a model package already; "
-                                    + ("pass --overwrite or --resume" if resumable
-                                       else f"pass --overwrite ({_NOT_RESUMABLE})"))
+                                    + (f"pass {setting('overwrite')} or {setting('resume')}" if resumable
+                                       else f"pass {setting('overwrite')} ({_NOT_RESUMABLE})"))
         # a training folder (package or checkpoint) may hold the user's notes beside it; any other folder is refused
         if entries and not package and not (checkpoint and (resume or overwrite)) and entries != [CHECKPOINT_DIR]:
             shown = ", ".join(entries[:3]) + (" …" if len(entries) > 3 else "")
@@ -349,7 +352,8 @@ def read_checkpoint_record(meta: Path) -> dict:
     except (OSError, JsonFileError) as error:
         # the OS's reason alone, as every message words it: not "[Errno 13] Permission denied: '<the same path>'"
         why = error.reason if isinstance(error, JsonFileError) else os_reason(error)
-        raise TrainingError(f"{meta}: unreadable checkpoint record ({why}); start again with --overwrite") from error
+        raise TrainingError(f"{meta}: unreadable checkpoint record ({why}); start again with "
+                            f"{setting('overwrite')}") from error
     import jsonschema
 
     # an integer here is a Python int: JSON Schema's integer also takes 3.0, which range() refuses
@@ -362,7 +366,7 @@ def read_checkpoint_record(meta: Path) -> dict:
         what = (f"it lacks {', '.join(missing)}" if missing else
                 f"malformed {'.'.join(str(p) for p in error.path) or 'record'}")
         raise TrainingError(f"{meta}: cannot resume from this checkpoint record ({what}); start again with "
-                            "--overwrite")
+                            f"{setting('overwrite')}")
     return state
 
 
@@ -375,10 +379,10 @@ def check_weights_digest(weights: Path, recorded: str | None, record_name: str) 
         digest = sha256_of(weights)
     except OSError as error:
         raise TrainingError(f"{weights}: cannot resume from this checkpoint ({os_reason(error)}); start "
-                            "again with --overwrite") from error
+                            f"again with {setting('overwrite')}") from error
     if recorded != digest:
         raise TrainingError(f"{weights}: damaged checkpoint (its SHA-256 is not the one {record_name} records); start "
-                            "again with --overwrite")
+                            f"again with {setting('overwrite')}")
 
 
 def load_checkpoint(out_dir: Path, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -399,8 +403,8 @@ def load_checkpoint(out_dir: Path, net: torch.nn.Module, optimizer: torch.optim.
                                   {k: tuple(v.shape) for k, v in model.items()})
         if mismatch:  # another architecture's weights: say which tensors differ, not torch's first line
             raise TrainingError(f"{weights}: cannot resume from this checkpoint: its weights are another "
-                                f"architecture's ({mismatch}); start again with --overwrite, or resume with the "
-                                "config it was trained with")
+                                f"architecture's ({mismatch}); start again with {setting('overwrite')}, or resume "
+                                "with the config it was trained with")
         net.load_state_dict(model)
     except TrainingError:
         raise
@@ -409,7 +413,7 @@ def load_checkpoint(out_dir: Path, net: torch.nn.Module, optimizer: torch.optim.
             raise
         first = first_line(error)
         raise TrainingError(f"{weights}: cannot resume from this checkpoint ({first}); start again with "
-                            "--overwrite") from error
+                            f"{setting('overwrite')}") from error
     state = read_checkpoint_record(meta)
     # the weights' SHA-256 was checked by check_resume, called just before on the claimed folder
     state.pop("weights_sha256", None)
@@ -417,7 +421,7 @@ def load_checkpoint(out_dir: Path, net: torch.nn.Module, optimizer: torch.optim.
                   None)
     if broken is not None:
         raise TrainingError(f"{weights}: damaged checkpoint ({broken} holds NaN or infinite values); start again "
-                            "with --overwrite")
+                            f"with {setting('overwrite')}")
     if ema is not None:
         ema_state = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
         ema.load_state_dict(ema_state or net.state_dict())
@@ -433,7 +437,7 @@ def load_checkpoint(out_dir: Path, net: torch.nn.Module, optimizer: torch.optim.
         if is_out_of_memory(error):  # its moments placed on a full GPU: no damage, the caller names it
             raise
         raise TrainingError(f"{meta}: cannot resume from this checkpoint's optimizer state ({error}); start again "
-                            "with --overwrite") from error
+                            f"with {setting('overwrite')}") from error
     return state, best
 
 

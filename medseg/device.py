@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from medseg.errors import DeviceError
+from medseg.settings_named import setting, setting_choices
 
 __all__ = ["DeviceChoice", "check_device_spec", "gpu_free_text", "native_bf16", "resolve_device", "resolve_precision",
            "slow_bf16_warning"]
@@ -39,24 +40,25 @@ def resolve_device(spec: str = "auto") -> DeviceChoice:
         return DeviceChoice("cpu", "requested")
     if spec.startswith("cuda"):
         if not cuda_ok:
-            raise DeviceError(f"--device {spec}: CUDA is not available on this machine{_why_no_cuda()}")
+            raise DeviceError(f"{setting('device', spec)}: CUDA is not available on this machine{_why_no_cuda()}")
         index = 0
         if ":" in spec:
             try:
                 index = int(spec.split(":", 1)[1])
             except ValueError as error:
-                raise DeviceError(f"--device {spec}: expected cuda or cuda:N") from error
+                raise DeviceError(f"{setting('device', spec)}: expected cuda or cuda:N") from error
         if index >= torch.cuda.device_count():
             from medseg.numbers import counted
 
-            raise DeviceError(f"--device {spec}: only {counted(torch.cuda.device_count(), 'CUDA device')} present"
+            present = counted(torch.cuda.device_count(), "CUDA device")
+            raise DeviceError(f"{setting('device', spec)}: only {present} present"
                               + (f" ({_visible_devices()}, numbered from 0)" if _visible_devices() else ""))
         return DeviceChoice(f"cuda:{index}", f"requested, {torch.cuda.get_device_name(index)}")
     if spec == "mps":
         if not mps_ok:
-            raise DeviceError("--device mps: Apple MPS is not available on this machine")
+            raise DeviceError(f"{setting('device', 'mps')}: Apple MPS is not available on this machine")
         return DeviceChoice("mps", "requested")
-    raise DeviceError(f"--device {spec}: expected auto, cpu, cuda, cuda:N or mps")
+    raise DeviceError(f"{setting('device', spec)}: expected auto, cpu, cuda, cuda:N or mps")
 
 
 def _visible_devices() -> str | None:
@@ -76,12 +78,13 @@ def _why_no_cuda() -> str:
 
     if torch.version.cuda is None and not torch.version.hip:  # a GPU beside it changes nothing
         if sys.platform == "darwin":  # PyTorch makes no CUDA build for macOS: its GPU is MPS
-            return (f": this torch ({torch.__version__}) is a macOS build, which has no CUDA; use --device mps, cpu "
-                    "or auto")
+            return (f": this torch ({torch.__version__}) is a macOS build, which has no CUDA; use "
+                    f"{setting_choices('device', 'mps', 'cpu', 'auto')}")
         return (f": this torch ({torch.__version__}) is a build without CUDA; install a CUDA build of torch, or use "
-                "--device cpu or auto")
+                f"{setting_choices('device', 'cpu', 'auto')}")
     visible = _visible_devices()
-    return f"; {visible} (use --device cpu or auto)" if visible else " (use --device cpu or auto)"
+    use = f"use {setting_choices('device', 'cpu', 'auto')}"
+    return f"; {visible} ({use})" if visible else f" ({use})"
 
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -90,7 +93,7 @@ DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 def check_device_spec(spec: str) -> str:
     """``spec`` when it has a form :func:`resolve_device` accepts (whether the device exists is its business)."""
     if not DEVICE_PATTERN.fullmatch(str(spec).strip().lower()):
-        raise DeviceError(f"--device {spec}: expected auto, cpu, cuda, cuda:N or mps")
+        raise DeviceError(f"{setting('device', spec)}: expected auto, cpu, cuda, cuda:N or mps")
     return spec
 
 

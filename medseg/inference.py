@@ -38,6 +38,7 @@ from medseg.device import (
 from medseg.errors import DeviceError, InputError, ModelPackageError
 from medseg.io.files import is_path, type_text
 from medseg.package import ModelPackage, load_package
+from medseg.settings_named import setting
 from medseg.tile_memory import check_tile_pass_fits
 
 __all__ = ["OUT_OF_MEMORY", "Segmenter", "SliceNet", "context_stack", "is_out_of_memory", "out_of_memory",
@@ -198,7 +199,7 @@ class Segmenter:
                 raise
             raise DeviceError(f"{self.device}: out of GPU memory placing model {package.name}'s network on it"
                               f"{gpu_free_text(self.device)}; free GPU memory (other processes may hold it), or run "
-                              "with --device cpu") from None
+                              f"with {setting('device', 'cpu')}") from None
         self.window_net = SliceNet(self.net)
         # where each slab, its blended logits and their weights are held: the network's device, until that device
         # runs out of memory outside the network (then CPU memory, each batch of tiles still going to the device)
@@ -328,7 +329,7 @@ class Segmenter:
         elif tried <= 1:
             raise DeviceError(f"{self.device}: out of GPU memory even with one {'×'.join(map(str, self.roi_size))} "
                               f"tile per forward pass{gpu_free_text(self.device)}; free GPU memory (other "
-                              "processes may hold it), or run with --device cpu") from None
+                              f"processes may hold it), or run with {setting('device', 'cpu')}") from None
         else:
             fewer = max(1, tried // 2)
             log.warning("%s: out of GPU memory with %d tiles per forward pass; going on with %d (%s sets it)",

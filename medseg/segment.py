@@ -26,6 +26,7 @@ from medseg.io.images import read_image
 from medseg.io.nifti_write import write_labels
 from medseg.io.pairs import changed_files, file_signature, folder_signatures, input_signature
 from medseg.record_time import record_time
+from medseg.settings_named import ANY, setting
 from medseg.volume import Volume, bottom_row_text, header_precision, singular_affine_text, stem, volume_ml
 
 if TYPE_CHECKING:
@@ -383,7 +384,7 @@ def segment_case(
 
             release_scan(input_path)
         if series is not None:
-            raise ImageReadError(f"{input_path}: --series applies to DICOM folders only")
+            raise ImageReadError(f"{input_path}: {setting('series', ANY)} applies to DICOM folders only")
         volume = read_channels(input_path, segmenter.package.modalities, segmenter.package.name)
     else:
         volume = read_image(input_path, series=series,

@@ -49,6 +49,7 @@ from medseg.numbers import counted, gib_text
 from medseg.package import ModelPackage, save_package
 from medseg.package_config import CONFIG_NAME, bottleneck_cells
 from medseg.package_training import CHECKPOINT_DIR, trained_with
+from medseg.settings_named import same_run_with, setting
 from medseg.train_config import (
     check_config,
     default_config,
@@ -359,7 +360,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
         except OSError as error:
             if epoch == 0:  # the first checkpoint: no folder of a run that saved nothing is left
                 remove_empty_folders(made_here)
-            kept = (f"; the checkpoint after epoch {epoch} is kept: run the same command with --resume once it can "
+            kept = (f"; the checkpoint after epoch {epoch} is kept: run {same_run_with('resume')} once it can "
                     "be written" if epoch else "")
             raise TrainingError(f"{out_dir / CHECKPOINT_DIR}: cannot write the checkpoint "
                                 f"({os_reason(error)}){kept}") from error
@@ -462,7 +463,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
     except OSError as error:
         # the last epoch's checkpoint was saved before the package: a resume writes the package without training
         raise TrainingError(f"{out_dir}: cannot write the model package ({os_reason(error)}); the checkpoint "
-                            f"after epoch {state['epoch']} is kept: run the same command with --resume once it can be "
+                            f"after epoch {state['epoch']} is kept: run {same_run_with('resume')} once it can be "
                             "written (it writes the package without training again)") from error
     return package
 
@@ -506,7 +507,7 @@ def _out_of_memory_text(out_dir: Path, device: str, settings: dict, patch, epoch
     what it held, and the ways on (the batch is the recipe's, so it is not changed behind the user's back, as
     inference does with its tiles)."""
     size = "×".join(map(str, patch))
-    again = (f"; --resume goes on after epoch {epochs_done}" if epochs_done else "")
+    again = (f"; {setting('resume')} goes on after epoch {epochs_done}" if epochs_done else "")
     if architecture is not None:
         from medseg.step_memory import training_step_bytes
 
@@ -520,7 +521,7 @@ def _out_of_memory_text(out_dir: Path, device: str, settings: dict, patch, epoch
     free = gpu_free_text(device)
     return (f"{out_dir}: out of GPU memory on {device} in a training step of {settings['batch_size']} {size} "
             f"patches{free}; lower training.batch_size or training.patch_size, free GPU memory (other processes may "
-            f"hold it), or train on the CPU (--device cpu){again}")
+            f"hold it), or train on the CPU ({setting('device', 'cpu')}){again}")
 
 
 @contextlib.contextmanager
@@ -534,10 +535,10 @@ def _room_for(out_dir: Path, device: str, what: str, kept: bool = False):
             raise
         from medseg.device import gpu_free_text
 
-        again = "; the checkpoint is kept: run the same command with --resume once there is room" if kept else ""
+        again = f"; the checkpoint is kept: run {same_run_with('resume')} once there is room" if kept else ""
         raise TrainingError(f"{out_dir}: out of GPU memory on {device} placing {what} on it{gpu_free_text(device)}; "
-                            "free GPU memory (other processes may hold it), or train on the CPU (--device cpu)"
-                            f"{again}") from None
+                            "free GPU memory (other processes may hold it), or train on the CPU "
+                            f"({setting('device', 'cpu')}){again}") from None
 
 
 def _training_autocast(precision: str, device: str) -> Callable:

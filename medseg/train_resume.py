@@ -25,6 +25,7 @@ from medseg.package import ModelPackage, load_package
 from medseg.package_config import CONFIG_NAME, read_config_bytes, validate_config
 from medseg.package_training import CHECKPOINT_DIR, recorded_trained_with, swapped_names, unfinished_training
 from medseg.package_weights import recorded_weights_sha256
+from medseg.settings_named import setting
 from medseg.train_config import DEFAULT_DESCRIPTION, check_config, split_text
 from medseg.training_cases import TrainCase
 
@@ -55,7 +56,7 @@ def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_spli
     if "config" not in recorded:  # an earlier medseg's: nothing to compare this run's settings with
         raise TrainingError(f"{meta}: the checkpoint does not record the settings its run was started with (written "
                             "by an earlier medseg), so resuming cannot check that this run continues it; start "
-                            "again with --overwrite")
+                            f"again with {setting('overwrite')}")
     # damaged weights are told before the cases are read and the run announced
     check_weights_digest(checkpoint_tensors_path(out_dir, recorded), recorded.get("weights_sha256"), meta.name)
     done = recorded["epoch"]  # an int: read_checkpoint_record checked it
@@ -88,7 +89,7 @@ def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_spli
         shown = ", ".join(changed[:6]) + (" …" if len(changed) > 6 else "")
         raise TrainingError(f"{out_dir}: the checkpoint was started with other settings ({shown}); resume with the "
                             f"config it was started with{given} (only the epoch count may change), or start again "
-                            "with --overwrite")
+                            f"with {setting('overwrite')}")
 
 
 def resume_key(package_config: dict, settings: dict) -> dict:
@@ -137,7 +138,7 @@ def check_same_data(out_dir: Path, recorded: dict | None, now: dict) -> None:
         parts = [f"{what}: {', '.join(ids[:5])}{' …' if len(ids) > 5 else ''}"
                  for what, ids in (("changed", changed), ("added", added), ("removed", removed)) if ids]
         raise TrainingError(f"{out_dir}: the checkpoint was trained on other data ({'; '.join(parts)}); resume with "
-                            "the files it was started with, or start again with --overwrite")
+                            f"the files it was started with, or start again with {setting('overwrite')}")
 
 
 def check_trained_on(out_dir: Path | str, cases: list[TrainCase]) -> None:
@@ -380,5 +381,5 @@ def tell_other_notes(package: ModelPackage, config: dict) -> None:
               if b is not None and a != b]
     if differ:
         log.warning("%s: the finished package keeps its %s; the config gives other text, which resuming does not "
-                    "write (edit %s and MODEL_CARD.md, or train again with --overwrite)", package.path,
+                    f"write (edit %s and MODEL_CARD.md, or train again with {setting('overwrite')})", package.path,
                     " and ".join(differ), CONFIG_NAME)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from medseg.errors import InputError, TrainingError
 from medseg.io.files import real_path
 from medseg.numbers import counted
+from medseg.settings_named import setting
 
 if TYPE_CHECKING:
     from medseg.io.dataset_json import DatasetDocument
@@ -104,7 +105,7 @@ def default_training_config(images: Path | str, labels: Path | str, output: Path
         dataset = replace(dataset, names={}) if dataset is not None else None
         also = " (whose data notes go into the model card)" if notes else ""
         tell("warning", f"{output}: the checkpoint's run named its labels label_N; it goes on with those names, not "
-                        f"{dataset_path}'s{also}; start again with --overwrite to use them")
+                        f"{dataset_path}'s{also}; start again with {setting('overwrite')} to use them")
     names = (dataset.names or None) if dataset is not None else None
     undeclared = sorted(set(found) - set(names or found))
     if undeclared:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg.errors import InputError
+from medseg.settings_named import setting
 
 __all__ = ["Check", "Verification", "find_sidecars", "verify_sidecar"]
 
@@ -269,7 +270,7 @@ def _rerun(record: dict, source: Path, series, segmentation: Path, package, devi
     if precision == "fp16" and not _device_here(device).startswith("cuda"):  # auto's precision on CUDA
         result.checks.append(Check("rerun", False, f"not segmented again: it was segmented on "
                                    f"{record.get('device') or 'a CUDA device'} in fp16, which needs a CUDA device; "
-                                   f"give --device cuda (this run: {_device_here(device)})"))
+                                   f"give {setting('device', 'cuda')} (this run: {_device_here(device)})"))
         return
     try:
         set_threads(threads)

@@ -22,7 +22,7 @@ def test_a_set_is_put_in_place_whole(tmp_path):
             temp.write_text(text)
     assert [t.read_text() for t in targets] == ["image", "sidecar"]
     assert _names(tmp_path / "out") == ["a_seg.json", "a_seg.nii.gz"]  # no temporary or backup files left
-    with pytest.raises(OutputExistsError, match="a_seg.nii.gz: output exists already; pass --overwrite"):
+    with pytest.raises(OutputExistsError, match="a_seg.nii.gz: output exists already; pass overwrite=True"):
         with atomic_paths(targets):
             pass
 
@@ -298,7 +298,7 @@ def test_an_output_written_meanwhile_by_another_process_is_not_replaced_without_
     os.close(handle)
     writer.join(timeout=10)
     assert target.read_text() == "theirs"
-    assert errors == [f"{target}: output exists already; pass --overwrite to replace it"]
+    assert errors == [f"{target}: output exists already; pass overwrite=True to replace it"]
     assert _names(tmp_path) == ["a_seg.json"]
 
 
@@ -374,7 +374,7 @@ def test_outputs_of_an_earlier_run_are_retired_with_the_new_set_and_come_back_if
     for path in (seg, sidecar, metrics):
         path.write_text(f"old {path.name}")
     with pytest.raises(OutputExistsError, match=rf"^{metrics}: output of an earlier run of this case exists, which "
-                                                "this run would remove; pass --overwrite to replace it$"):
+                                                "this run would remove; pass overwrite=True to replace it$"):
         with atomic_paths([tmp_path / "b_seg.nii.gz"], retire=[metrics]):
             pass
     # placing fails: the retired file comes back with the old set

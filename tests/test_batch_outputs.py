@@ -119,7 +119,7 @@ def test_existing_outputs_need_overwrite_and_are_named_for_the_whole_batch(scans
     a, other = scans / "a" / "scan.nii.gz", scans / "c" / "other.nii.gz"
     (scans / "a" / "scan_seg.nii.gz").write_bytes(b"x")
     (scans / "a" / "scan_seg.json").write_bytes(b"{}")
-    with pytest.raises(OutputExistsError, match=r"scan_seg.nii.gz: output exists already; pass --overwrite to "
+    with pytest.raises(OutputExistsError, match=r"scan_seg.nii.gz: output exists already; pass overwrite=True to "
                                                 r"replace it; scan_seg.json exists too \(nothing was segmented: 1 of 2 "
                                                 r"inputs has outputs\)$"):
         check_batch_outputs([a, other], None, False, "nifti", False)
@@ -140,7 +140,7 @@ def test_a_missing_input_and_options_for_a_folder_given_a_file_are_named(scans):
     with pytest.raises(ImageReadError, match=rf"^{scans / 'nothing.nii.gz'}: "):
         check_input_exists(scans / "nothing.nii.gz", None)
     a = scans / "a" / "scan.nii.gz"
-    with pytest.raises(ImageReadError, match=rf"^{a}: --series applies to DICOM folders only$"):
+    with pytest.raises(ImageReadError, match=rf"^{a}: series=\.\.\. applies to DICOM folders only$"):
         check_dicom_options(a, "3", "nifti")
     with pytest.raises(InputError, match=rf"^{a}: --format dicom-seg needs a DICOM series folder as input$"):
         check_dicom_options(a, None, "dicom-seg")
@@ -696,8 +696,8 @@ def test_an_earlier_series_beside_the_study_or_of_another_folder(tmp_path, two_s
         check_before_model(two_series, None, "4", "nifti")
     assert str(refused.value) == (
         f"{tmp_path / 'study_seg.dcm'}: holds series 3 'T1' of {two_series}, segmented by an earlier run; this run's "
-        f"series 4 'T2' would take its name: give each series its own output folder (-o {tmp_path / 'series_4'}), or "
-        "pass --overwrite to replace it")
+        f"series 4 'T2' would take its name: give each series its own output folder (out_dir="
+        f"'{tmp_path / 'series_4'}'), or pass overwrite=True to replace it")
     check_before_model(two_series, None, "3", "nifti")  # the same series: an output that exists, told later
     check_before_model(two_series, None, "4", "nifti", overwrite=True)  # replaced, with a warning
     record["input"] = str(tmp_path / "elsewhere" / "study")
@@ -726,8 +726,8 @@ def test_the_same_series_keyed_otherwise_since_is_no_other_series(tmp_path, two_
         check_before_model(two_series, None, "1.2.3.33", "nifti")
     assert str(refused.value) == (
         f"{tmp_path / 'study_seg.nii.gz'}: holds series 3 'T1', UID 1.2.3.3 of {two_series}, segmented by an earlier "
-        f"run; this run's series 3 'T1', UID 1.2.3.33 would take its name: give each series its own output folder (-o "
-        f"{tmp_path / 'series_1.2.3.33'}), or pass --overwrite to replace it")
+        f"run; this run's series 3 'T1', UID 1.2.3.33 would take its name: give each series its own output folder "
+        f"(out_dir='{tmp_path / 'series_1.2.3.33'}'), or pass overwrite=True to replace it")
 
 
 def test_a_series_that_replaced_one_of_the_same_number_and_description_is_named_by_uid(tmp_path, two_series):

@@ -426,6 +426,6 @@ def test_a_job_asked_for_a_device_that_is_not_there_fails_before_monai_is_import
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.splitlines()[0].startswith("--device cuda: CUDA is not available on this machine")
+    assert done.stdout.splitlines()[0].startswith("device='cuda': CUDA is not available on this machine")
     assert done.stdout.splitlines()[-1] == "monai imported: False"
     assert not list(results.glob("cases/*/*_failed.json"))

@@ -38,18 +38,18 @@ def test_unavailable_cuda_says_why_where_it_can(case, make_package, capsys, monk
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     with pytest.raises(DeviceError) as error:
         resolve_device("cuda:0")
-    assert str(error.value) == ("--device cuda:0: CUDA is not available on this machine; CUDA_VISIBLE_DEVICES is "
-                                "'': torch sees only the GPUs it names (use --device cpu or auto)")
+    assert str(error.value) == ("device='cuda:0': CUDA is not available on this machine; CUDA_VISIBLE_DEVICES is "
+                                "'': torch sees only the GPUs it names (use device='cpu' or 'auto')")
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
-    with pytest.raises(DeviceError, match=r"^--device cuda: CUDA is not available on this machine \(use --device "
-                                          r"cpu or auto\)$"):
+    with pytest.raises(DeviceError, match=r"^device='cuda': CUDA is not available on this machine \(use "
+                                          r"device='cpu' or 'auto'\)$"):
         resolve_device("cuda")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a batch system's allocation: physical GPU 3
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
     with pytest.raises(DeviceError) as error:
         resolve_device("cuda:3")
-    assert str(error.value) == ("--device cuda:3: only 1 CUDA device present (CUDA_VISIBLE_DEVICES is '3': "
+    assert str(error.value) == ("device='cuda:3': only 1 CUDA device present (CUDA_VISIBLE_DEVICES is '3': "
                                 "torch sees only the GPUs it names, numbered from 0)")
 
 
@@ -69,6 +69,6 @@ def test_unavailable_cuda_on_macos_points_to_mps(monkeypatch):
     monkeypatch.setattr(sys, "platform", "darwin")
     with pytest.raises(DeviceError) as error:
         resolve_device("cuda")
-    assert str(error.value) == ("--device cuda: CUDA is not available on this machine: this torch "
-                                f"({torch.__version__}) is a macOS build, which has no CUDA; use --device mps, cpu "
-                                "or auto")
+    assert str(error.value) == ("device='cuda': CUDA is not available on this machine: this torch "
+                                f"({torch.__version__}) is a macOS build, which has no CUDA; use device='mps', 'cpu' "
+                                "or 'auto'")

@@ -61,15 +61,15 @@ def test_a_choice_among_series_of_several_studies_says_so_naming_the_studies_not
     with pytest.raises(DicomError) as info:
         read_dicom_series(tmp_path / "study")
     assert str(info.value).startswith(f"{tmp_path / 'study'}: 2 eligible series of 2 studies (2024-03-01 'MR knee', "
-                                      "2024-03-02 'CT head'), choose one with --series (in a sample sheet: the series "
-                                      "column), or give the folder of one (listed with it): series 3 't1'")
+                                      "2024-03-02 'CT head'), choose one with series=... (in a sample sheet: the "
+                                      "series column), or give the folder of one (listed with it): series 3 't1'")
     with pytest.raises(DicomError) as info:
         read_dicom_series(tmp_path / "same")
     assert str(info.value).startswith(f"{tmp_path / 'same'}: 2 eligible series of 2 studies (2024-01-01 UID …498.71, "
-                                      "2024-01-01 UID …498.72), choose one with --series")
+                                      "2024-01-01 UID …498.72), choose one with series=...")
     with pytest.raises(DicomError) as info:
         read_dicom_series(tmp_path / "one")
-    assert str(info.value).startswith(f"{tmp_path / 'one'}: 2 eligible series, choose one with --series")
+    assert str(info.value).startswith(f"{tmp_path / 'one'}: 2 eligible series, choose one with series=...")
     code, out, err = run_cli(["inspect", str(tmp_path / "study")], capsys)
     assert code == 0 and "would use: none: " in out
     assert "2 eligible series of 2 studies (2024-03-01 'MR knee', 2024-03-02 'CT head')" in out
@@ -83,7 +83,7 @@ def test_two_series_are_refused_and_listed_then_chosen_by_number_or_uid(tmp_path
     with pytest.raises(DicomError) as info:
         read_dicom_series(tmp_path)
     message = str(info.value)
-    assert "2 eligible series, choose one with --series" in message and "\n" not in message
+    assert "2 eligible series, choose one with series=..." in message and "\n" not in message
     assert "series 3 'arterial'" in message and "series 5 'venous'" in message and str(tmp_path) in message
     for choice in ("5", "1.2.3.5"):
         volume = read_dicom_series(tmp_path, series=choice)
@@ -131,7 +131,7 @@ def test_mixed_orientations_are_split_and_addressed_by_part(tmp_path):
     scan = scan_folder(tmp_path)
     assert sorted(c.key for c in scan.candidates) == ["3-1", "3-2"]
     assert all(c.split_reason == "orientation" for c in scan.candidates)
-    with pytest.raises(DicomError, match="--series 3 is ambiguous"):
+    with pytest.raises(DicomError, match="series='3' is ambiguous"):
         read_dicom_series(tmp_path, series="3")
     sagittal = next(c for c in scan.candidates if c.geometry.plane == "sagittal")
     volume = read_dicom_series(tmp_path, series=sagittal.key)
@@ -155,7 +155,7 @@ def test_a_series_number_two_studies_share_is_no_key_every_listed_key_can_be_giv
     with pytest.raises(DicomError) as refused:
         read_dicom_series(tmp_path, series="3")
     assert str(refused.value) == (
-        f"{tmp_path}: --series 3 is ambiguous, it matches series 3 'synthetic' (CT, 6 images, UID 1.2.40.1) "
+        f"{tmp_path}: series='3' is ambiguous, it matches series 3 'synthetic' (CT, 6 images, UID 1.2.40.1) "
         "[eligible]; series 3 'synthetic' (CT, 6 images, UID 1.2.40.2) [eligible]; pass one of their UIDs")
 
 
@@ -290,7 +290,7 @@ def test_a_key_that_is_a_place_in_the_listing_is_warned_about(tmp_path, caplog):
     note = ("#2 is this series' place in the folder's listing, as it has no UID or number of its own, and moves onto "
             f"another series if one is added; give its own folder, {tmp_path / 'study' / 'b'}, to name it for good")
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
-        f"{tmp_path / 'study'}: --series #2: {note}"]
+        f"{tmp_path / 'study'}: series='#2': {note}"]
     assert volume.info["description"] == "second" and note in volume.info["selection"]
     # the folder's only series: no folder of its own to name; without --series it is chosen, and a series added
     # later makes that refuse to choose (not silent)

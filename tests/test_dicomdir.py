@@ -69,7 +69,7 @@ def test_an_export_of_several_series_lists_each_with_the_folder_to_give(tmp_path
     with pytest.raises(DicomError) as error:
         read_dicom_series(media)
     message = str(error.value)
-    assert message.startswith(f"{media}: 2 eligible series, choose one with --series (in a sample sheet: the series "
+    assert message.startswith(f"{media}: 2 eligible series, choose one with series=... (in a sample sheet: the series "
                               "column), or give the folder of one (listed with it): series 3 'desc 0' (CT, 6 images")
     folders = re.findall(r"; folder (\S+)\]", message)
     assert folders == [str(media / "PT000000" / "ST000000" / f"SE00000{k}") for k in range(2)]
@@ -82,7 +82,7 @@ def test_an_export_of_several_series_lists_each_with_the_folder_to_give(tmp_path
 def test_several_series_in_one_folder_are_listed_without_a_folder(tmp_path):
     make_series(tmp_path, seed=1, series_number=3, prefix="a")
     make_series(tmp_path, seed=2, series_number=4, prefix="b")
-    with pytest.raises(DicomError, match=r"choose one with --series \(in a sample sheet: the series column\): "
+    with pytest.raises(DicomError, match=r"choose one with series=\.\.\. \(in a sample sheet: the series column\): "
                        ) as error:
         read_dicom_series(tmp_path)
     assert "folder" not in str(error.value).split("column): ")[1]

@@ -418,7 +418,7 @@ def test_a_segmenter_takes_a_torch_device_as_its_name(phantom_package, monkeypat
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(DeviceError) as raised:
         Segmenter(phantom_package, device=torch.device("cuda", 1))
-    assert str(raised.value).startswith("--device cuda:1: CUDA is not available on this machine")
+    assert str(raised.value).startswith("device='cuda:1': CUDA is not available on this machine")
 
 
 def test_what_a_segmenter_cannot_load_or_label_is_one_medseg_error(phantom_segmenter):

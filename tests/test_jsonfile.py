@@ -256,7 +256,7 @@ READERS = {
                           re.compile(r"TrainingError: \S*last.json: cannot resume from this checkpoint record \(it "
                                      "lacks"),
                           re.compile(r"TrainingError: \S*last.json: unreadable checkpoint record \({reason}\); "
-                                     "start again with --overwrite$"),
+                                     "start again with overwrite=True$"),
                           jsonfile.CHECKPOINT_RECORD_BYTES),
 }
 
@@ -385,7 +385,7 @@ def test_a_broken_checkpoint_record_refuses_resume_in_one_line(tmp_path):
     with pytest.raises(TrainingError) as caught:
         read_checkpoint_record(meta)
     assert str(caught.value) == (f"{meta}: unreadable checkpoint record (JSON nested too deeply); start again with "
-                                 "--overwrite")
+                                 "overwrite=True")
 
 
 def test_a_checkpoint_record_the_os_refuses_names_the_reason_once_in_lower_case(tmp_path, monkeypatch):
@@ -404,7 +404,7 @@ def test_a_checkpoint_record_the_os_refuses_names_the_reason_once_in_lower_case(
     with pytest.raises(TrainingError) as caught:
         read_checkpoint_record(meta)
     assert str(caught.value) == (f"{meta}: unreadable checkpoint record (permission denied); start again with "
-                                 "--overwrite")
+                                 "overwrite=True")
 
 
 @pytest.mark.parametrize("data, said", [(b"", "an empty file"), (b" \n\n", "white space only"),

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import pytest
+from conftest import run_cli
+
+from medseg.errors import DeviceError, DicomError, ImageReadError, OutputExistsError
 from medseg.settings_named import ANY, named_as, same_run_with, setting, setting_choices
 
 
@@ -25,3 +29,62 @@ def test_a_setting_is_named_as_the_keyword_argument_unless_the_command_line_name
     with named_as({"resume": "--resume"}):
         assert same_run_with("resume") == "the same command with --resume"
 
+
+def test_segment_case_over_its_outputs_says_overwrite_true(tmp_path, case, make_package, capsys):
+    """`segment_case` told a Python caller to "pass --overwrite", an option it cannot give; `medseg infer` keeps
+    saying it."""
+    from medseg.inference import Segmenter
+    from medseg.segment import segment_case
+
+    package = str(make_package())
+    out = tmp_path / "out"
+    segmenter = Segmenter(package, device="cpu")
+    segment_case(case, segmenter, out_dir=out)
+    with pytest.raises(OutputExistsError) as refused:
+        segment_case(case, segmenter, out_dir=out)
+    assert str(refused.value) == f"{out / 'case_seg.nii.gz'}: output exists already; pass overwrite=True to replace it"
+    code, _, err = run_cli(["infer", str(case), "-m", package, "-o", str(out), "--device", "cpu"], capsys)
+    assert (code, err) == (1, f"medseg: error: {out / 'case_seg.nii.gz'}: output exists already; pass --overwrite to "
+                              "replace it; case_seg.json exists too\n")
+
+
+def test_a_device_not_there_is_named_as_the_device_argument(monkeypatch):
+    import torch
+
+    from medseg.inference import Segmenter
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DeviceError) as refused:
+        Segmenter("phantom", device="cuda")
+    assert str(refused.value).startswith("device='cuda': CUDA is not available on this machine")
+    assert "--device" not in str(refused.value)
+    with pytest.raises(DeviceError) as refused:
+        Segmenter("phantom", device="tpu")
+    assert str(refused.value) == "device='tpu': expected auto, cpu, cuda, cuda:N or mps"
+
+
+def test_a_series_is_named_as_the_series_argument(tmp_path, case):
+    from dicom_factory import make_series
+
+    from medseg.io.images import read_image
+
+    with pytest.raises(ImageReadError) as refused:
+        read_image(case, series="3")
+    assert str(refused.value) == f"{case}: series=... applies to DICOM folders only"
+    study = tmp_path / "study"
+    make_series(study / "s3", seed=0, series_number=3, description="T1", series_uid="1.2.3.3")
+    make_series(study / "s4", seed=1, series_number=4, description="T2", series_uid="1.2.3.4")
+    with pytest.raises(DicomError) as refused:
+        read_image(study)
+    assert str(refused.value).startswith(f"{study}: 2 eligible series, choose one with series=... (in a sample sheet: "
+                                         "the series column)")
+
+
+def test_training_into_a_package_says_overwrite_true(tmp_path, make_package):
+    from medseg.checkpoint import check_output_folder
+
+    package = make_package()
+    with pytest.raises(OutputExistsError) as refused:
+        check_output_folder(package)
+    assert str(refused.value).startswith(f"{package}: holds a model package already; pass overwrite=True")
+    assert "--" not in str(refused.value)

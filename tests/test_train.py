@@ -266,8 +266,8 @@ def test_validation_without_any_foreground_chooses_no_epoch(tiny_set, tmp_path, 
 
 
 @pytest.mark.parametrize(("device", "message"), [
-    ("gpu", "--device gpu: expected auto, cpu, cuda, cuda:N or mps"),
-    ("cuda", "--device cuda: CUDA is not available on this machine"),
+    ("gpu", "device='gpu': expected auto, cpu, cuda, cuda:N or mps"),
+    ("cuda", "device='cuda': CUDA is not available on this machine"),
 ])
 def test_a_device_that_is_not_there_is_refused_before_anything_is_written(tiny_set, tmp_path, monkeypatch, device,
                                                                           message):

@@ -272,8 +272,8 @@ def test_out_of_gpu_memory_resuming_keeps_the_checkpoint_and_says_so(tiny_set, t
         run(config, *tiny_set, out, resume=True)
     assert str(error.value) == (
         f"{out}: out of GPU memory on cpu placing the checkpoint's weights and optimizer state on it; free GPU "
-        "memory (other processes may hold it), or train on the CPU (--device cpu); the checkpoint is kept: run the "
-        "same command with --resume once there is room")
+        "memory (other processes may hold it), or train on the CPU (device='cpu'); the checkpoint is kept: run the "
+        "same call with resume=True once there is room")
     assert checkpoint_epoch(out) == 1
     monkeypatch.setattr(torch.optim.AdamW, "load_state_dict", real)
     package = run(config, *tiny_set, out, resume=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 from medseg.errors import MedsegError, OutputExistsError, OutputWriteError
 from medseg.io.files import files_under, is_annex_link, link_nowhere, os_reason
 from medseg.numbers import counted
+from medseg.settings_named import setting
 
 __all__ = ["LEFTOVER_PATTERNS", "STALE_AFTER_S", "atomic_paths", "check_folders_writable", "check_superseded",
            "check_writable", "folder_now", "fsync_path", "placed_before_stop", "reading_folder", "reason_of",
@@ -169,7 +170,7 @@ def check_writable(targets: Sequence[Path], overwrite: bool) -> None:
         if folder:
             raise OutputWriteError(f"{target}: a folder is in the place of this output; move it away")
         if not overwrite and exists:
-            raise OutputExistsError(f"{target}: output exists already; pass --overwrite to replace it")
+            raise OutputExistsError(f"{target}: output exists already; pass {setting('overwrite')} to replace it")
 
 
 def _refuse_annexed(targets: Sequence[Path | str]) -> None:
@@ -186,12 +187,12 @@ def _refuse_annexed(targets: Sequence[Path | str]) -> None:
     if all(target.exists() for target in annexed):
         raise OutputWriteError(f"{annexed[0]}: an annexed file of a DataLad / git-annex dataset (a link into its "
                                f"read-only store) is in the place of this output{more}; unlock it first (datalad "
-                               f"unlock {named}, or git annex unlock) and rerun with --overwrite (medseg neither "
-                               "writes through a link nor replaces it with a file)")
+                               f"unlock {named}, or git annex unlock) and rerun with {setting('overwrite')} (medseg "
+                               "neither writes through a link nor replaces it with a file)")
     raise OutputWriteError(f"{annexed[0]}: an annexed file of a DataLad / git-annex dataset is in the place of this "
                            f"output{more}, its content not all present here; fetch and unlock it (datalad get "
-                           f"{named}, then datalad unlock) and rerun with --overwrite, or remove it (git rm) (medseg "
-                           "neither writes through a link nor replaces it with a file)")
+                           f"{named}, then datalad unlock) and rerun with {setting('overwrite')}, or remove it (git "
+                           "rm) (medseg neither writes through a link nor replaces it with a file)")
 
 
 def _refuse_link(target: Path, link: str) -> None:
@@ -334,7 +335,7 @@ def check_superseded(retire: Sequence[Path | str], overwrite: bool) -> None:
     for path in map(Path, retire):
         if path.exists() or path.is_symlink():
             raise OutputExistsError(f"{path}: output of an earlier run of this case exists, which this run would "
-                                    "remove; pass --overwrite to replace it")
+                                    f"remove; pass {setting('overwrite')} to replace it")
 
 
 @contextlib.contextmanager

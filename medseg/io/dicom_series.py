@@ -40,6 +40,7 @@ from medseg.io.dicomdir import (
 from medseg.io.dicomdir_missing import judge_missing
 from medseg.io.files import files_under, is_dicom_file
 from medseg.numbers import counted
+from medseg.settings_named import ANY, setting
 from medseg.volume import slicer_segmentation_ending
 
 __all__ = ["DicomFrame", "SeriesCandidate", "FolderScan", "scan_folder", "held_scan", "release_scan", "held_series",
@@ -300,7 +301,8 @@ def choose_series(scan: FolderScan, series: str | None = None) -> tuple[SeriesCa
     if series is not None:
         wanted = str(series).strip()
         if not wanted:
-            raise DicomError(f"{folder}: --series is empty; pass a series number, UID or key from `medseg inspect`")
+            raise DicomError(f"{folder}: {setting('series', ANY)} is empty; pass a series number, UID or key from "
+                             "`medseg inspect`")
         matches = []
         for kind in ("key", "uid", "number"):  # a key first, then a UID, then a SeriesNumber
             matches = [c for c in candidates if series_match(wanted, c.key, c.uid, c.number) == kind]
@@ -314,7 +316,7 @@ def choose_series(scan: FolderScan, series: str | None = None) -> tuple[SeriesCa
             keys = [c.key for c in matches]
             by_uid = any(c.number_shared and c.uid for c in matches) or len(set(keys)) < len(keys)
             which = "UIDs" if by_uid else f"keys ({', '.join(keys)})"
-            raise DicomError(f"{folder}: --series {wanted} is ambiguous, it matches {_listing(matches)}; "
+            raise DicomError(f"{folder}: {setting('series', wanted)} is ambiguous, it matches {_listing(matches)}; "
                              f"pass one of their {which}")
         chosen = matches[0]
         if chosen.problem is not None:
@@ -336,8 +338,9 @@ def choose_series(scan: FolderScan, series: str | None = None) -> tuple[SeriesCa
         raise DicomError(f"{folder}: no series can be one 3D volume: {_listing(candidates)}")
     own = {id(c): _own_folder(scan, c) for c in eligible}
     give = ", or give the folder of one (listed with it)" if all(own.values()) else ""
-    raise DicomError(f"{folder}: {len(eligible)} eligible series{_studies_text(eligible)}, choose one with --series "
-                     f"(in a sample sheet: the series column){give}: {_listing(eligible, own if give else None)}")
+    raise DicomError(f"{folder}: {len(eligible)} eligible series{_studies_text(eligible)}, choose one with "
+                     f"{setting('series', ANY)} (in a sample sheet: the series column){give}: "
+                     f"{_listing(eligible, own if give else None)}")
 
 
 def _studies_text(candidates: list[SeriesCandidate], shown: int = 3) -> str:

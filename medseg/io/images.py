@@ -10,6 +10,7 @@ import numpy as np
 from medseg.errors import ImageReadError, InputError, MedsegError
 from medseg.io.files import check_readable, exists, not_there, os_reason, path_argument
 from medseg.io.nifti import read_nifti
+from medseg.settings_named import ANY, setting
 from medseg.volume import Volume
 
 __all__ = ["read_grid", "read_image"]
@@ -36,7 +37,7 @@ def read_image(path: Path | str, series: str | None = None, warn_skipped: bool =
         return read_dicom_series(path, series=series, warn_skipped=warn_skipped, check_grid=check_grid,
                                  keep_headers=keep_headers)
     if series is not None:
-        raise ImageReadError(f"{path}: --series applies to DICOM folders only")
+        raise ImageReadError(f"{path}: {setting('series', ANY)} applies to DICOM folders only")
     return read_nifti(path)
 
 

@@ -75,6 +75,7 @@ from medseg.io.nifti_voxels import (
 )
 from medseg.io.nifti_write import labels_image, save_nifti, write_labels
 from medseg.io.pairs import companion
+from medseg.settings_named import ANY, setting
 from medseg.volume import Volume, singular_affine_text
 
 __all__ = ["affine_mm", "as_3d", "channel_shape",
@@ -177,8 +178,8 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
             if modality in NON_IMAGE_MODALITIES:
                 raise ImageReadError(f"{path}: a DICOM {modality} object, not an image") from error
             raise ImageReadError(f"{path}: a DICOM file, not a NIfTI image; give the folder of its series "
-                                 f"({path.parent}), with --series (in a sample sheet: the series column) where it "
-                                 "holds more than one") from error
+                                 f"({path.parent}), with {setting('series', ANY)} (in a sample sheet: the series "
+                                 "column) where it holds more than one") from error
         if path.name.lower().endswith((".img", ".img.gz")):  # half of a pair: the header says how to read the voxels
             header = companion(path)
             if header is not None and not exists(header):

@@ -13,6 +13,7 @@ from pathlib import Path
 from medseg.errors import InputError
 from medseg.io.files import not_there, os_reason
 from medseg.jsonfile import RESULT_BYTES, JsonFileError, read_json_object
+from medseg.settings_named import ANY, setting
 
 __all__ = ["INPUT_FLAGS", "KINDS", "METRIC_FIELDS"]
 
@@ -47,7 +48,7 @@ def _passed_over_notes(sidecar: dict) -> list[str]:
     if not isinstance(passed, list):
         return []
     return [f"another image series of the input could not be used and was passed over: {item}; if it is the series "
-            "meant, repair it and name it (--series; in a sample sheet, the series column)"
+            f"meant, repair it and name it ({setting('series', ANY)}; in a sample sheet, the series column)"
             for item in passed if isinstance(item, str)]
 
 
