@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from medseg.resources import set_threads, wait_passively
+    from medseg.settings_named import named_as
     from medseg.shown_warnings import show_warnings
 
     show_warnings()  # medseg's warnings on stderr, as `medseg train` shows them (cases left out, a capped --threads)
@@ -73,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     from medseg.train_resume import check_resume, check_trained_on
     from medseg.training_cases import load_cases, pair_cases
 
-    set_threads(args.threads)  # as `medseg train` sets them: given (at most the usable CPUs), or a cgroup's CPU quota
+    with named_as({"threads": "--threads"}):  # its warning names this script's option, as medseg's own do
+        set_threads(args.threads)  # as `medseg train`: given (at most the usable CPUs), or a cgroup's CPU quota
     where = str(args.config)  # errors in the config name its file, as `medseg train -c` names it
     try:
         config = read_config(args.config)

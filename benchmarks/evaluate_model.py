@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from medseg.resources import set_threads, wait_passively
+    from medseg.settings_named import named_as
     from medseg.shown_warnings import show_warnings
 
     show_warnings()  # medseg's warnings on stderr, as `medseg infer` shows them (a package's, a capped --threads)
@@ -72,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     from medseg.training_cases import pair_cases
     from medseg.volume import stem
 
-    set_threads(args.threads)  # as `medseg infer` sets them: given, or at most a cgroup's CPU quota
+    with named_as({"threads": "--threads"}):  # its warning names this script's option, as medseg's own do
+        set_threads(args.threads)  # as `medseg infer` sets them: given, or at most a cgroup's CPU quota
     try:
         package = load_package(args.model)
         cases = pair_cases(args.images, args.labels, allow_unpaired=args.cases_from == "model")

@@ -312,7 +312,7 @@ def check_dicom_options(path: Path | str, series: str | None, output_format: str
     if series is not None:
         raise ImageReadError(f"{path}: {setting('series', ANY)} applies to DICOM folders only")
     if output_format == "dicom-seg":
-        raise InputError(f"{path}: --format dicom-seg needs a DICOM series folder as input")
+        raise InputError(f"{path}: {setting('output_format', 'dicom-seg')} needs a DICOM series folder as input")
 
 
 def check_dicom_file_input(path: Path | str) -> None:

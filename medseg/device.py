@@ -103,9 +103,9 @@ def resolve_precision(precision: str, device: str) -> str:
     if precision == "auto":
         return "fp16" if device.startswith("cuda") else "fp32"
     if precision not in ("fp32", "bf16", "fp16"):
-        raise DeviceError(f"--precision {precision}: expected auto, fp32, bf16 or fp16")
+        raise DeviceError(f"{setting('precision', precision)}: expected auto, fp32, bf16 or fp16")
     if precision == "fp16" and not device.startswith("cuda"):
-        raise DeviceError(f"--precision fp16 needs a CUDA device (got {device}); use bf16 or fp32")
+        raise DeviceError(f"{setting('precision', 'fp16')} needs a CUDA device (got {device}); use bf16 or fp32")
     return precision
 
 

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from numbers import Integral
 from pathlib import Path
 
+from medseg.settings_named import ANY, setting
+
 __all__ = ["WAIT_VARIABLES", "CgroupLimit", "cgroup_cpus", "cgroup_limit", "cpu_threads", "physical_memory",
            "resident_memory", "set_threads", "usable_cpus", "wait_passively"]
 
@@ -117,11 +119,11 @@ def set_threads(threads: int | None, *, torch: bool = True) -> None:
         if isinstance(threads, bool) or not isinstance(threads, Integral) or threads < 1:
             from medseg.errors import InputError
 
-            raise InputError(f"--threads {threads!r}: give a whole number of CPU threads, 1 or more")
+            raise InputError(f"{setting('threads', threads)}: give a whole number of CPU threads, 1 or more")
         threads = int(threads)
         available = usable_cpus()
         if threads > available:  # 100 000 threads exhausted the memory in the first forward pass, with a traceback
-            log.warning("--threads %d: this process may use %d CPU%s; using %d threads", threads, available,
+            log.warning("%s: this process may use %d CPU%s; using %d threads", setting("threads", threads), available,
                         "" if available == 1 else "s", available)
             threads = available
         _threads = threads
@@ -139,8 +141,8 @@ def set_threads(threads: int | None, *, torch: bool = True) -> None:
 
     allowed = max(1, math.ceil(quota.size - 1e-9))
     if allowed < torch_module.get_num_threads():
-        log.info("torch threads: %d, the CPU quota of this process's cgroup (%g CPUs, %s); --threads sets them",
-                 allowed, quota.size, quota.file)
+        log.info("torch threads: %d, the CPU quota of this process's cgroup (%g CPUs, %s); %s sets them",
+                 allowed, quota.size, quota.file, setting("threads", ANY))
         torch_module.set_num_threads(allowed)
 
 

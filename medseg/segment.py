@@ -408,7 +408,8 @@ def segment_case(
     seg_sources = None
     if output_format == "dicom-seg":
         if volume.dicom is None:
-            raise InputError(f"{input_path}: --format dicom-seg needs a DICOM series folder as input")
+            raise InputError(f"{input_path}: {setting('output_format', 'dicom-seg')} needs a DICOM series folder as "
+                             "input")
         from medseg.io.seg_sources import seg_sources as read_seg_sources
 
         seg_sources = read_seg_sources(volume)  # before inference: a series a SEG cannot be made from fails now

@@ -142,7 +142,7 @@ def test_a_missing_input_and_options_for_a_folder_given_a_file_are_named(scans):
     a = scans / "a" / "scan.nii.gz"
     with pytest.raises(ImageReadError, match=rf"^{a}: series=\.\.\. applies to DICOM folders only$"):
         check_dicom_options(a, "3", "nifti")
-    with pytest.raises(InputError, match=rf"^{a}: --format dicom-seg needs a DICOM series folder as input$"):
+    with pytest.raises(InputError, match=rf"^{a}: output_format='dicom-seg' needs a DICOM series folder as input$"):
         check_dicom_options(a, None, "dicom-seg")
     check_dicom_options(scans / "a", "3", "dicom-seg")  # a folder: reading it decides
 

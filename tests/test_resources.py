@@ -207,7 +207,7 @@ def test_threads_that_are_no_whole_number_from_one_are_refused_and_torch_left_al
     before = torch.get_num_threads()
     with pytest.raises(InputError) as raised:
         set_threads(threads)
-    assert str(raised.value) == f"--threads {threads!r}: give a whole number of CPU threads, 1 or more"
+    assert str(raised.value) == f"threads={threads!r}: give a whole number of CPU threads, 1 or more"
     assert torch.get_num_threads() == before
 
 
@@ -224,7 +224,7 @@ def test_more_threads_than_usable_cpus_are_capped_with_a_warning(caplog):
         cpus = usable_cpus()
         assert torch.get_num_threads() == cpus
         assert [r.getMessage() for r in caplog.records] == [
-            f"--threads 100000: this process may use {cpus} CPU{'' if cpus == 1 else 's'}; using {cpus} threads"]
+            f"threads=100000: this process may use {cpus} CPU{'' if cpus == 1 else 's'}; using {cpus} threads"]
     finally:
         torch.set_num_threads(before)
 

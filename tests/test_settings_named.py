@@ -88,3 +88,25 @@ def test_training_into_a_package_says_overwrite_true(tmp_path, make_package):
         check_output_folder(package)
     assert str(refused.value).startswith(f"{package}: holds a model package already; pass overwrite=True")
     assert "--" not in str(refused.value)
+
+
+def test_precision_threads_and_output_format_are_named_as_arguments(tmp_path, case, make_package):
+    from medseg.errors import InputError
+    from medseg.inference import Segmenter
+    from medseg.resources import set_threads
+    from medseg.segment import segment_case
+
+    with pytest.raises(DeviceError) as refused:
+        Segmenter(make_package(), device="cpu", precision="fp16")
+    assert str(refused.value) == "precision='fp16' needs a CUDA device (got cpu); use bf16 or fp32"
+    with pytest.raises(InputError) as refused:
+        set_threads(0)
+    assert str(refused.value) == "threads=0: give a whole number of CPU threads, 1 or more"
+    segmenter = Segmenter(make_package(), device="cpu")
+    with pytest.raises(InputError) as refused:
+        segment_case(case, segmenter, out_dir=tmp_path / "out", output_format="dicom-seg")
+    assert str(refused.value) == (f"{case}: output_format='dicom-seg' needs a DICOM series folder as input")
+    with named_as({"precision": "--precision", "threads": "--threads", "output_format": "--format"}):
+        with pytest.raises(InputError) as refused:
+            set_threads(0)
+    assert str(refused.value) == "--threads 0: give a whole number of CPU threads, 1 or more"

@@ -117,7 +117,7 @@ series_option = click.option(
 # the library's settings (keyword arguments) that the command line gives as options: its messages name these while a
 # command runs (medseg.settings_named), a Python caller's the arguments ("pass overwrite=True")
 OPTION_NAMES = {"overwrite": "--overwrite", "resume": "--resume", "device": "--device", "series": "--series",
-                "out_dir": "-o"}
+                "out_dir": "-o", "precision": "--precision", "threads": "--threads", "output_format": "--format"}
 
 
 def stopped_by(stop: BaseException) -> str:
