@@ -266,6 +266,26 @@ def test_a_row_naming_a_case_0000_of_several_channels_is_warned_of_for_a_model_o
     assert expected in (run.stdout + run.stderr).splitlines()
 
 
+def test_a_case_0000_whose_case_0001_is_a_row_of_its_own_is_not_said_to_leave_it_unread(tmp_path):
+    """A sheet whose rows name both a_0000 and a_0001 (each a case for a model of one image a case, as `medseg infer`
+    given both reads each) was told that a_0001 was left unread: each row was looked at alone, as if the sheet named
+    no other file. Only a row whose case_0001 no row names is told of."""
+    from medseg.cohort.records import unread_channel_rows
+    from medseg.cohort.samples import read_samples
+
+    image = nib.Nifti1Image(np.zeros((8, 8, 4), np.float32), np.eye(4))
+    for name in ("a_0000", "a_0001", "c_0000", "c_0001"):
+        nib.save(image, tmp_path / f"{name}.nii.gz")
+    sheet = write_sheet(tmp_path, [("a", "a_0000.nii.gz", ""), ("a1", "a_0001.nii.gz", ""),
+                                   ("c", "c_0000.nii.gz", "")])
+    samples = read_samples(sheet)
+    assert unread_channel_rows(samples, 1, "tiny", sheet) == (
+        f"1 of 3 cases names the _0000 file of a case of several channels as nnU-Net names them, and model tiny "
+        f"takes one image a case: each is segmented from its _0000 file alone, its other channels unread: {sheet}:4: "
+        f"{tmp_path / 'c_0000.nii.gz'} (c_0001.nii.gz beside it)")
+    assert unread_channel_rows(samples[:2], 1, "tiny", sheet) is None
+
+
 def test_a_dicom_folder_named_with_a_compression_suffix_is_not_warned_of_while_planning(tmp_path):
     """A DICOM folder named as an archive (``study.zip``, unpacked in its place) is read as any folder: planning
     warned that its case would fail as "a ZIP archive (.zip), which medseg does not read"."""

@@ -185,11 +185,9 @@ def unread_channel_rows(samples, modalities: int, model: str, sheet: Path | str,
 
     if modalities > 1:
         return None
-    found = []
-    for sample in samples:
-        unread = unread_channels([sample.image])
-        if unread:
-            found.append((sample, unread[0][1]))
+    # the sheet's images looked at together: a case_0001 another row names is read, as a case of its own
+    seconds = dict(unread_channels([sample.image for sample in samples]))
+    found = [(sample, seconds[Path(sample.image)]) for sample in samples if Path(sample.image) in seconds]
     if not found:
         return None
     shown = "; ".join(f"{sheet}:{sample.line}: {sample.image} ({second.name} beside it)"
