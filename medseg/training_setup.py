@@ -122,11 +122,12 @@ def default_training_config(images: Path | str, labels: Path | str, output: Path
         from medseg.io.channels import modalities_text
         from medseg.training_cases import channels_text
 
-        key = dataset.modalities_key
+        key, named = dataset.modalities_key, len(dataset.modalities)
+        files = "case_0000 alone" if named == 1 else f"case_0000 … case_{named - 1:04d}"
         raise TrainingError(f"{pairs[0].image_path}: {channels_text(channels)}, but {dataset_path} names "
                             f"{modalities_text(dataset.modalities)} in its {key}; give each case's channel files as "
-                            f"it names them (case_0000 … case_{len(dataset.modalities) - 1:04d}), or correct its "
-                            f"{key}; give -c with a config to train without it")
+                            f"it names them ({files}), or correct its {key}; give -c with a config to train without "
+                            "it")
     modalities = modality_names(dataset.modalities if dataset is not None else None, channels) \
         if channels > 1 else None
     if modalities is not None:

@@ -289,10 +289,12 @@ def test_a_dataset_json_naming_other_channels_than_the_cases_have_is_refused(tin
     first = images / sorted(tiny_set[0].iterdir())[0].name.replace(".nii.gz", "_0000.nii.gz")
     found = "one channel (a 3D image)" if len(channels) == 1 else "2 channels"
     names = "2 modalities (T1, T2)" if len(declared) == 2 else "1 modality (MRI)"
+    # the files it names: "case_0000 … case_0001"; for one, "case_0000 alone" (it said "case_0000 … case_0000")
+    files = "case_0000 … case_0001" if len(declared) == 2 else "case_0000 alone"
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"medseg: error: {first}: {found}, but {folder / 'dataset.json'} names {names} in its channel_names; give "
-        f"each case's channel files as it names them (case_0000 … case_{len(declared) - 1:04d}), or correct its "
-        "channel_names; give -c with a config to train without it")
+        f"each case's channel files as it names them ({files}), or correct its channel_names; give -c with a config "
+        "to train without it")
     assert not out.exists()
 
 
