@@ -1,4 +1,4 @@
-# medseg developer entry points. Every target installs what it needs into .venv first.
+# medseg developer entry points. Every target but browser and clean installs what it needs into .venv first.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin

@@ -342,3 +342,7 @@ def test_the_readme_names_the_make_targets_that_install_nothing():
     opening = section(read("README.md"), "Installation and make targets").split("\n\n")[1]
     before = opening[:opening.index("creates `.venv`")]
     assert [name for name in installing_nothing if f"`make {name}`" not in before] == []
+    # the Makefile's own opening comment said "Every target installs what it needs into .venv first" too
+    header = read("Makefile").split("\n\n")[0]
+    assert "installs what it needs" in header
+    assert [name for name in installing_nothing if name not in header] == []
