@@ -2,6 +2,7 @@
 unreadable files and folders, macOS resource forks (medseg.io.files)."""
 
 import shutil
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -208,3 +209,20 @@ def test_unread_channels_are_those_of_files_not_of_dicom_folders(tmp_path):
     given = [tmp_path / name for name in ("a_0000.nii.gz", "b_0000.nii.gz", "c_0000.nii", "series_0000")]
     assert unread_channels(given) == [(tmp_path / "a_0000.nii.gz", tmp_path / "a_0001.nii.gz")]
     assert unread_channels([*given, tmp_path / "a_0001.nii.gz"]) == []  # given: a case of its own, told otherwise
+
+
+def test_channel_files_given_in_two_forms_of_path_are_known_for_one_case(tmp_path, monkeypatch):
+    """``data/a_0000.nii.gz`` given beside ``/…/data/a_0001.nii.gz`` (a relative and an absolute path, as a shell's
+    wildcards and a pasted path mix them): a_0001 was said to be left unread though given, and not told of as the
+    further channel of a_0000 it is."""
+    from medseg.io.files import further_channels, unread_channels
+
+    (tmp_path / "data").mkdir()
+    for name in ("a_0000.nii.gz", "a_0001.nii.gz"):
+        (tmp_path / "data" / name).write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    given = [Path("data/a_0000.nii.gz"), tmp_path / "data" / "a_0001.nii.gz"]
+    assert unread_channels(given) == []
+    assert further_channels(given) == [(given[1], given[0])]
+    assert further_channels([Path("data/../data/a_0000.nii.gz"), given[1]]) == [
+        (given[1], Path("data/../data/a_0000.nii.gz"))]

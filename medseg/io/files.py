@@ -148,13 +148,13 @@ def further_channels(paths) -> list[tuple[Path, Path]]:
     channel's file: segmented one by one, each channel would be taken for a case of its own."""
     from medseg.volume import stem
 
-    firsts: dict[tuple[Path, str], Path] = {}
+    firsts: dict[tuple[str, str], Path] = {}
     named = []
     for path in map(Path, paths):
         split = nnunet_channel(stem(path))
         if split is None:
             continue
-        key = (path.parent, split[0])
+        key = (os.path.dirname(os.path.abspath(path)), split[0])  # data/a_0000 and /…/data/a_0001: one case
         if split[1] == "0000":
             firsts[key] = path
         else:
@@ -169,7 +169,7 @@ def unread_channels(paths) -> list[tuple[Path, Path]]:
     Folders are not: DICOM series folders named ``series_0000``, ``series_0001`` are series of their own."""
     from medseg.volume import stem
 
-    given = {Path(path) for path in paths}
+    given = {os.path.abspath(path) for path in paths}  # data/a_0001 and /…/data/a_0001 are one file given
     found = []
     for path in map(Path, paths):
         name = stem(path)
@@ -178,7 +178,7 @@ def unread_channels(paths) -> list[tuple[Path, Path]]:
             continue
         second = path.with_name(f"{split[0]}_0001{path.name[len(name):]}")
         try:
-            beside = second not in given and exists(second) and not path.is_dir()
+            beside = os.path.abspath(second) not in given and exists(second) and not path.is_dir()
         except (ImageReadError, OSError):  # a folder that cannot be searched: its input's own read says so
             continue
         if beside:
