@@ -679,3 +679,33 @@ def test_a_config_of_one_modality_is_counted_in_the_singular_where_the_cases_hav
         check_case_channels([case], {"modalities": ["t1"]})
     assert str(info.value) == (f"{image}: 2 channels, but the config declares 1 modality (t1); give images of 1 "
                                "channel, or declare the modalities they hold")
+
+
+def test_dicom_folders_numbered_as_channels_are_series_of_their_own(modal_package, make_package, tmp_path, capsys):
+    """DICOM series folders numbered ``series_0000/``, ``series_0001/`` are two series, not a case's channel files
+    (nnU-Net's channels are image files): a model of two modalities dropped series_0001 from the batch with a note
+    that it was read beside series_0000 (it was not: series_0000 was refused, and series_0001 got no failure record);
+    a model of one image a case segmented both but warned to give only the _0000 one."""
+    from dicom_factory import make_series
+
+    folders = [tmp_path / "series_0000", tmp_path / "series_0001"]
+    for seed, folder in enumerate(folders):
+        make_series(folder, seed=seed)
+    out = tmp_path / "out"
+    code, _, err = run_cli(["infer", *map(str, folders), "--model", str(modal_package), "-o", str(out), "--device",
+                            "cpu"], capsys)
+    assert code == 1
+    assert [line.split(": ")[2] for line in err.splitlines() if line.startswith("medseg: error:")] == [
+        str(folder) for folder in folders]
+    assert "further channel" not in err
+    from medseg.io.channels import further_channel_text
+
+    assert further_channel_text(folders[1]) is None  # a sample sheet's row of it: not told to give series_0000
+    # one failure record each (series_0000's named as a multi-modal model names a case_0000 input's outputs)
+    assert sorted(path.name for path in out.iterdir()) == ["series_0001_failed.json", "series_failed.json"]
+    code, _, err = run_cli(["infer", *map(str, folders), "--model", str(make_package()), "-o", str(tmp_path / "one")],
+                           capsys)
+    assert code == 0, err
+    assert [line for line in err.splitlines() if line.startswith("warning:") and "channel" in line] == []
+    assert sorted(path.name for path in (tmp_path / "one").glob("*.nii.gz")) == ["series_0000_seg.nii.gz",
+                                                                                 "series_0001_seg.nii.gz"]

@@ -172,10 +172,16 @@ def further_channel_text(path: Path | str) -> str | None:
     """Why ``path`` is no input of a model of several modalities where it is one of nnU-Net's further channel files
     (``case_0001.nii.gz``, its case's ``case_0000.nii.gz`` beside it), without the file's name: ``channel 1 of case
     case (nnU-Net's channel files); give …/case_0000.nii.gz: the case's other channel files are read beside it``.
-    None for any other input (a ``_0001`` file without its ``_0000`` beside it is read as an image of its own)."""
+    None for any other input (a ``_0001`` file without its ``_0000`` beside it is read as an image of its own; a
+    DICOM series folder ``series_0001``, a series of its own)."""
     path = Path(path)
     split = nnunet_channel(stem(path))
     if split is None or split[1] == "0000":
+        return None
+    try:
+        if path.is_dir():
+            return None
+    except OSError:  # cannot be looked at: its input's own read says so
         return None
     first = path.with_name(f"{split[0]}_0000{path.name[len(stem(path)):]}")
     if not exists(first):

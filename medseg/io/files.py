@@ -145,14 +145,15 @@ def nnunet_channel(name: str) -> tuple[str, str] | None:
 def further_channels(paths) -> list[tuple[Path, Path]]:
     """The files among ``paths`` named as nnU-Net names a case's second, third… input channel (``case_0001.nii.gz``)
     whose first channel (``case_0000.nii.gz``, in the same folder) is among them too, each with that first
-    channel's file: segmented one by one, each channel would be taken for a case of its own."""
+    channel's file: segmented one by one, each channel would be taken for a case of its own. Folders are not, as
+    for :func:`unread_channels`: DICOM series folders ``series_0000``, ``series_0001`` are series of their own."""
     from medseg.volume import stem
 
     firsts: dict[tuple[str, str], Path] = {}
     named = []
     for path in map(Path, paths):
         split = nnunet_channel(stem(path))
-        if split is None:
+        if split is None or _is_folder(path):
             continue
         key = (os.path.dirname(os.path.abspath(path)), split[0])  # data/a_0000 and /…/data/a_0001: one case
         if split[1] == "0000":
@@ -160,6 +161,14 @@ def further_channels(paths) -> list[tuple[Path, Path]]:
         else:
             named.append((key, path))
     return [(path, firsts[key]) for key, path in named if key in firsts]
+
+
+def _is_folder(path: Path) -> bool:
+    """``Path.is_dir``, False where the path cannot be looked at (its input's own read says why)."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 def unread_channels(paths) -> list[tuple[Path, Path]]:
