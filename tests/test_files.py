@@ -226,3 +226,30 @@ def test_channel_files_given_in_two_forms_of_path_are_known_for_one_case(tmp_pat
     assert further_channels(given) == [(given[1], given[0])]
     assert further_channels([Path("data/../data/a_0000.nii.gz"), given[1]]) == [
         (given[1], Path("data/../data/a_0000.nii.gz"))]
+
+
+def test_a_name_with_a_stray_space_or_quotes_names_the_file_that_is_there(tmp_path, case, make_package, capsys):
+    """A path pasted with a space at its end ("scan.nii.gz "), or with the quotes a file manager's "copy as path"
+    puts around it, is no file; the file without them is there, and the line names it (a trailing space is invisible in
+    ``scan.nii.gz : no such file or folder``)."""
+    folder = tmp_path / "Übung 1"
+    folder.mkdir()
+    shutil.copy(case, folder / "scan.nii.gz")
+    package = str(make_package())
+    for typed in (f"{folder}/scan.nii.gz ", f"{folder} /scan.nii.gz", f"'{folder}/scan.nii.gz'",
+                  f'"{folder}/scan.nii.gz"', f" {folder}/scan.nii.gz"):
+        code, _, err = run(["infer", typed, "--model", package, "-o", str(tmp_path / "out")], capsys)
+        assert code == 1, typed
+        assert err.strip().splitlines()[-1] == (
+            f"medseg: error: {typed}: no such file or folder; {folder / 'scan.nii.gz'} is there (the path given "
+            "has a space or quote at an end of a name)"), err
+        assert not (tmp_path / "out").exists()
+    # the reference too, as the evaluation's files
+    image = nib.load(case)
+    label = folder / "label.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros(image.shape, np.uint8), image.affine), label)
+    code, _, err = run(["evaluate", str(label), f"{label} "], capsys)
+    assert code == 1 and f"{label} is there (the path given has a space or quote" in err, err
+    # a name that is simply missing says no more than that
+    code, _, err = run(["infer", str(folder / "other.nii.gz "), "--model", package], capsys)
+    assert err.strip().splitlines()[-1] == f"medseg: error: {folder / 'other.nii.gz '}: no such file or folder"

@@ -406,7 +406,29 @@ def not_there(path: Path | str, what: str = "no such file or folder") -> str:
         if _annex_link(target):
             return absent_content(path) or what
         return f"a link to {target} that leads nowhere (its target moved or deleted, or a loop of links)"
+    trimmed = _trimmed(path)
+    if trimmed is not None:
+        return f"{what}; {trimmed} is there (the path given has a space or quote at an end of a name)"
     return what
+
+
+_STRAY = " \t\"'"  # what a path pasted from a file manager brings along: a space after it, or its quotes
+
+
+def _trimmed(path: Path) -> Path | None:
+    """``path`` without the spaces and quotes at the ends of its names (``scan.nii.gz ``, ``'scan.nii.gz'``,
+    ``Übung 1 /scan.nii.gz``), where that is another path and is there; None otherwise. A name pasted with a
+    space at its end reads as no file, and the space cannot be seen in the message that says so."""
+    text = str(path).strip(_STRAY)
+    anchor = Path(text).anchor
+    parts = [part.strip(_STRAY) for part in Path(text[len(anchor):]).parts]
+    if not text or not all(parts):
+        return None
+    trimmed = Path(anchor, *parts)
+    try:
+        return trimmed if trimmed != path and trimmed.exists() else None
+    except OSError:
+        return None
 
 
 def not_regular(path: Path | str) -> str:
