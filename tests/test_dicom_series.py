@@ -304,6 +304,27 @@ def test_a_key_that_is_a_place_in_the_listing_is_warned_about(tmp_path, caplog):
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
 
 
+def test_a_place_key_asked_for_without_its_hash_says_to_quote_it(tmp_path, capsys):
+    """``inspect`` lists a series with neither a UID nor a number as ``#1``; in a shell an unquoted ``#`` starts a
+    comment (``--series #1`` is ``--series`` with no value), so a user types ``--series 1``, which matched nothing
+    and said only that. It names the key and how to type it."""
+    make_series(tmp_path / "study", seed=3, shape=(16, 16, 4), description="first")
+    _retag(sorted((tmp_path / "study").iterdir()), SeriesInstanceUID=None, SeriesNumber=None)
+    study = tmp_path / "study"
+    with pytest.raises(DicomError) as raised:
+        read_dicom_series(study, "1")
+    assert str(raised.value) == (
+        f"{study}: no series matches the series asked for, '1' (a key, number or UID `medseg inspect` lists); its "
+        "key #1, its place in the listing, is written with the # (quoted in a shell, --series '#1', where an "
+        "unquoted # starts a comment); found series #1 'first' (CT, 4 images, UID none) [eligible]")
+    code, _, err = run_cli(["convert", str(study), str(tmp_path / "x.nii.gz"), "--series", "1"], capsys)
+    assert code == 1 and "--series '#1', where an unquoted # starts" in err and not (tmp_path / "x.nii.gz").exists()
+    # a number that is no series' place says no more than before
+    with pytest.raises(DicomError) as raised:
+        read_dicom_series(study, "2")
+    assert "#" not in str(raised.value).split("; found")[0]
+
+
 def test_copies_of_the_same_images_are_ignored_with_a_warning(tmp_path, caplog):
     import shutil
 

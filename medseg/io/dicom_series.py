@@ -310,8 +310,9 @@ def choose_series(scan: FolderScan, series: str | None = None) -> tuple[SeriesCa
                 break
         if not matches:
             # neutral on where it was asked for: the --series option, or a sample sheet's series cell
+            hint = _hash_key_hint(wanted, candidates)
             raise DicomError(f"{folder}: no series matches the series asked for, {wanted!r} (a key, number or UID "
-                             f"`medseg inspect` lists); found {_listing(candidates)}")
+                             f"`medseg inspect` lists){hint}; found {_listing(candidates)}")
         if len(matches) > 1:
             keys = [c.key for c in matches]
             by_uid = any(c.number_shared and c.uid for c in matches) or len(set(keys)) < len(keys)
@@ -341,6 +342,16 @@ def choose_series(scan: FolderScan, series: str | None = None) -> tuple[SeriesCa
     raise DicomError(f"{folder}: {len(eligible)} eligible series{_studies_text(eligible)}, choose one with "
                      f"{setting('series', ANY)} (in a sample sheet: the series column){give}: "
                      f"{_listing(eligible, own if give else None)}")
+
+
+def _hash_key_hint(wanted: str, candidates: Sequence[SeriesCandidate]) -> str:
+    """Where ``wanted`` is a place key without its ``#`` (``1`` for ``#1``): how to write the key. ``inspect`` lists
+    it as ``#1``, which a shell takes for the start of a comment unless quoted (``--series #1`` gives no value)."""
+    key = f"#{wanted}"
+    if not any(c.key == key for c in candidates):
+        return ""
+    return (f"; its key {key}, its place in the listing, is written with the # (quoted in a shell, --series '{key}', "
+            "where an unquoted # starts a comment)")
 
 
 def _studies_text(candidates: list[SeriesCandidate], shown: int = 3) -> str:
