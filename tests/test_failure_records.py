@@ -130,6 +130,26 @@ def test_a_batch_whose_every_input_is_refused_records_each(tmp_path, make_packag
         assert record["error"] == f"{path}: no such file or folder" and record["medseg_version"] == __version__
 
 
+def test_an_input_that_is_not_there_gets_no_record_without_an_output_folder(tmp_path, scans, make_package, capsys,
+                                                                            monkeypatch):
+    """A path with a space typed without quotes (``medseg infer Übung 1/scan.nii.gz``) is two inputs that are not
+    there: a record "beside" each made a folder ``1/`` and left ``Übung_failed.json`` in the working folder, files
+    that a later ``medseg report .`` counted as failed cases. Without ``-o`` such an input has no folder of its own to
+    take a record; its error line and the batch's last line say it. An input that is there still gets its record."""
+    monkeypatch.chdir(tmp_path)
+    package = str(make_package())
+    before = sorted(path.name for path in tmp_path.iterdir())
+    code, _, err = run(["infer", "Übung", "1/scan.nii.gz", "-m", package], capsys)
+    assert code == 1 and "medseg: 2 of 2 inputs failed (Übung, 1/scan.nii.gz)" in err
+    assert "medseg: error: 1/scan.nii.gz: no such file or folder" in err
+    assert sorted(path.name for path in tmp_path.iterdir()) == before and not (tmp_path / "1").exists()
+    # beside inputs that are there: the missing one is told, the bad one recorded
+    code, _, err = run(["infer", str(scans / "bad.nii.gz"), str(scans / "gone.nii.gz"), str(scans / "good.nii.gz"),
+                        "-m", package], capsys)
+    assert code == 1 and f"medseg: error: {scans / 'gone.nii.gz'}: no such file or folder" in err
+    assert _files(scans) == ["bad.nii.gz", "bad_failed.json", "good.nii.gz", "good_seg.json", "good_seg.nii.gz"]
+
+
 def test_a_single_input_that_fails_writes_nothing(tmp_path, scans, make_package, capsys):
     out = tmp_path / "out"
     code, _, err = run(["infer", str(scans / "bad.nii.gz"), "-m", str(make_package()), "-o", str(out)], capsys)

@@ -38,7 +38,7 @@ volumes per label). A multi-modal model takes a 4D NIfTI of its modalities, or a
 given as case_0000.nii.gz (written as case_seg.nii.gz). The model is loaded once for all inputs; a failing input is
 reported and the others carry on (exit code 1 if any failed), each failed input of a batch recorded in
 <stem>_failed.json where its outputs would have gone, for medseg report to list (a later run that segments it
-removes the record; a single input that fails writes nothing).
+removes the record; a single input that fails writes nothing, nor, without -o, an input that is not there).
 
 \b
 $ medseg infer scan.nii.gz
@@ -373,11 +373,18 @@ def _record_failure(path: Path, error: BaseException, output_dir, reference, ser
                     overwrite: bool, modalities: int, message: str | None = None) -> None:
     """A failed input's failure record where its outputs would have gone
     (:func:`~medseg.failure_records.record_input_failure`), which ``medseg report`` lists; one that cannot be written
-    is warned about, and the batch goes on."""
+    is warned about, and the batch goes on. Without an output folder, an input that is not there (no file, folder
+    or link: a typo, or a path with a space given unquoted, ``Übung 1/scan.nii.gz`` as two inputs) gets none: there
+    is no folder of its own beside it, and a record would make one, or leave a file in the working folder that a
+    later ``medseg report`` counts as a case; its error line says it."""
+    import os
+
     from medseg.errors import MedsegError
     from medseg.failure_records import record_input_failure
     from medseg.io.files import os_reason
 
+    if output_dir is None and not os.path.lexists(path):
+        return
     try:
         record_input_failure(path, error, output_dir, reference, series, output_format, overwrite, modalities,
                              message)
