@@ -32,6 +32,20 @@ def test_the_console_summary_counts_one_case_in_the_singular(tmp_path, capsys):
     assert re.match(awk, first) and re.match(awk, "12 cases (0 failed")
 
 
+def test_the_console_summary_says_failures_included_only_where_a_case_failed(tmp_path, capsys):
+    """"1 case (0 failed, 0 flagged for review, failures included)" sent a first-time user looking for failures
+    that were not there: the words say that the flagged count includes the failed cases, which only matter where a
+    case failed."""
+    from medseg.cli import main
+
+    write_case(tmp_path / "results", "c00", 0, "exact")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", str(tmp_path / "results"), "--max-overlays", "0"])
+    assert exit_info.value.code == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("1 case (0 failed, 0 flagged for review), 0 overlays in "), first
+
+
 def test_cli_report(cohort, tmp_path, capsys):
     from medseg.cli import main
 

@@ -69,8 +69,9 @@ def report(results_dir, output, output_dir, dice_threshold, outlier_z, max_overl
         if outputs.training_scored:  # no Dice to speak of where none of them was scored
             trained += (", its Dice not the model's accuracy on new data" if one else
                         ", their Dice not its accuracy on new data")
-        click.echo(f"{counted(outputs.cases, 'case')} ({outputs.failed} failed, {outputs.flagged} flagged for review, "
-                   f"failures included{trained}), {counted(outputs.overlays, 'overlay')} in {outputs.seconds:.1f} s")
+        included = ", failures included" if outputs.failed else ""  # the flagged count holds the failed cases
+        click.echo(f"{counted(outputs.cases, 'case')} ({outputs.failed} failed, {outputs.flagged} flagged for review"
+                   f"{included}{trained}), {counted(outputs.overlays, 'overlay')} in {outputs.seconds:.1f} s")
         for job in outputs.failed_jobs:  # its error once, not once per case (the cases' lines repeated it)
             click.echo(escaped_line(_failed_job_line(job)))
         covered = {case for job in outputs.failed_jobs for case in job.failed}
