@@ -22,8 +22,10 @@ $(STAMP): pyproject.toml constraints.txt
 	(or it is not there): name one, e.g. make $(or $(MAKECMDGOALS),install) PYTHON=python3.11" >&2; exit 1; }; \
 	$(PYTHON) -m venv $(VENV); fi
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet torch==2.13.0 -c constraints.txt $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@echo "installing torch 2.13.0$(if $(TORCH_INDEX), from $(TORCH_INDEX)) (a CPU build about 200 MB, PyPI's Linux CUDA build several GB: minutes)"
+	$(BIN)/python -m pip install torch==2.13.0 -c constraints.txt $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	@echo "installing medseg and its pinned dependencies (constraints.txt: about 100 packages, minutes)"
+	$(BIN)/python -m pip install -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
