@@ -242,14 +242,40 @@ def test_a_name_with_a_stray_space_or_quotes_names_the_file_that_is_there(tmp_pa
         assert code == 1, typed
         assert err.strip().splitlines()[-1] == (
             f"medseg: error: {typed}: no such file or folder; {folder / 'scan.nii.gz'} is there (the path given "
-            "has a space or quote at an end of a name)"), err
+            "differs only in a space or quote at an end of a name)"), err
         assert not (tmp_path / "out").exists()
     # the reference too, as the evaluation's files
     image = nib.load(case)
     label = folder / "label.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros(image.shape, np.uint8), image.affine), label)
     code, _, err = run(["evaluate", str(label), f"{label} "], capsys)
-    assert code == 1 and f"{label} is there (the path given has a space or quote" in err, err
+    assert code == 1 and f"{label} is there (the path given differs only in a space or quote" in err, err
     # a name that is simply missing says no more than that
     code, _, err = run(["infer", str(folder / "other.nii.gz "), "--model", package], capsys)
     assert err.strip().splitlines()[-1] == f"medseg: error: {folder / 'other.nii.gz '}: no such file or folder"
+
+
+def test_a_name_in_another_letter_case_or_accent_composition_names_the_file_that_is_there(tmp_path, case,
+                                                                                         make_package, capsys):
+    """Course notes written on Windows or macOS, whose disks take either letter case, name ``Phantom.nii.gz``; a
+    folder copied from a Mac spells ``Übung`` as ``U`` and its accent. On Linux both are no file, and the line
+    named nothing else; it names the one file that is there, and how the names differ."""
+    import unicodedata
+
+    folder = tmp_path / unicodedata.normalize("NFD", "Übung 2")  # as macOS writes it
+    folder.mkdir()
+    shutil.copy(case, folder / "scan.nii.gz")
+    package = str(make_package())
+    typed = tmp_path / "Übung 2" / "Scan.nii.gz"  # typed: one character Ü, a capital S, and a space at the end
+    code, _, err = run(["infer", f"{typed} ", "--model", package], capsys)
+    assert code == 1
+    assert err.strip().splitlines()[-1] == (
+        f"medseg: error: {typed} : no such file or folder; {folder / 'scan.nii.gz'} is there (the path given differs "
+        "only in a space or quote at an end of a name, letter case and how an accent is composed, as one character "
+        "or as a letter and its accent)")
+    code, _, err = run(["infer", str(folder / "SCAN.nii.gz"), "--model", package], capsys)
+    assert err.strip().splitlines()[-1].endswith("is there (the path given differs only in letter case)")
+    # two files that both match are not guessed between
+    shutil.copy(case, folder / "SCAN.NII.GZ")
+    code, _, err = run(["infer", str(folder / "Scan.nii.gz"), "--model", package], capsys)
+    assert err.strip().splitlines()[-1] == f"medseg: error: {folder / 'Scan.nii.gz'}: no such file or folder"

@@ -406,29 +406,59 @@ def not_there(path: Path | str, what: str = "no such file or folder") -> str:
         if _annex_link(target):
             return absent_content(path) or what
         return f"a link to {target} that leads nowhere (its target moved or deleted, or a loop of links)"
-    trimmed = _trimmed(path)
-    if trimmed is not None:
-        return f"{what}; {trimmed} is there (the path given has a space or quote at an end of a name)"
+    alike = _spelt_otherwise(path)
+    if alike is not None:
+        found, differences = alike
+        return f"{what}; {found} is there (the path given differs only in {differences})"
     return what
 
 
 _STRAY = " \t\"'"  # what a path pasted from a file manager brings along: a space after it, or its quotes
+_LOOKED_AT = 10_000  # names of a folder compared at most: an error line, not a search of a huge folder
+_DIFFERENCES = {"stray": "a space or quote at an end of a name", "case": "letter case",
+                "accent": "how an accent is composed, as one character or as a letter and its accent"}
 
 
-def _trimmed(path: Path) -> Path | None:
-    """``path`` without the spaces and quotes at the ends of its names (``scan.nii.gz ``, ``'scan.nii.gz'``,
-    ``Übung 1 /scan.nii.gz``), where that is another path and is there; None otherwise. A name pasted with a
-    space at its end reads as no file, and the space cannot be seen in the message that says so."""
+def _spelt_otherwise(path: Path) -> tuple[Path, str] | None:
+    """The path that is there where ``path``, which is not, is spelt otherwise, and how it differs: spaces and quotes
+    at the ends of its names (``scan.nii.gz ``, ``'scan.nii.gz'``, ``Übung 1 /scan.nii.gz``: pasted from a file
+    manager), letter case (``Phantom.nii.gz``: course notes written on Windows or macOS, whose disks take either), how
+    an accent is composed (``Übung`` copied from a Mac, its ``Ü`` a ``U`` and its accent); None where no one path
+    there matches. A pasted space cannot be seen in the message that says the file is not there."""
+    import unicodedata
+
+    def key(name: str) -> str:
+        return unicodedata.normalize("NFC", name.strip(_STRAY)).casefold()
+
     text = str(path).strip(_STRAY)
+    if not text:
+        return None
+    kinds = {"stray"} if text != str(path) else set()
     anchor = Path(text).anchor
-    parts = [part.strip(_STRAY) for part in Path(text[len(anchor):]).parts]
-    if not text or not all(parts):
+    found = Path(anchor) if anchor else None
+    for part in Path(text[len(anchor):]).parts:
+        here = found / part if found is not None else Path(part)
+        if part == ".." or os.path.lexists(here):
+            found = here
+            continue
+        try:
+            with os.scandir(found if found is not None else ".") as entries:
+                alike = [entry.name for _, entry in zip(range(_LOOKED_AT), entries) if key(entry.name) == key(part)]
+        except OSError:
+            return None
+        if len(alike) != 1:
+            return None
+        name, core = alike[0], part.strip(_STRAY)
+        kinds |= {kind for kind, differs in (
+            ("stray", core != part),
+            ("case", unicodedata.normalize("NFC", core) != unicodedata.normalize("NFC", name)),
+            ("accent", core.casefold() != name.casefold() and unicodedata.normalize("NFC", core).casefold()
+             == unicodedata.normalize("NFC", name).casefold())) if differs}
+        found = found / name if found is not None else Path(name)
+    if found is None or found == path or not kinds:
         return None
-    trimmed = Path(anchor, *parts)
-    try:
-        return trimmed if trimmed != path and trimmed.exists() else None
-    except OSError:
-        return None
+    words = [_DIFFERENCES[kind] for kind in _DIFFERENCES if kind in kinds]
+    return found, " and ".join(words) if len(words) < 3 else f"{words[0]}, {words[1]} and {words[2]}"
 
 
 def not_regular(path: Path | str) -> str:
