@@ -323,6 +323,10 @@ def test_a_place_key_asked_for_without_its_hash_says_to_quote_it(tmp_path, capsy
     with pytest.raises(DicomError) as raised:
         read_dicom_series(study, "2")
     assert "#" not in str(raised.value).split("; found")[0]
+    # the option's help, which names the key among the examples, writes it as a shell takes it
+    for command in ("infer", "convert", "inspect"):
+        code, out, _ = run_cli([command, "--help"], capsys)
+        assert code == 0 and "'#1'" in " ".join(out.split()), command
 
 
 def test_copies_of_the_same_images_are_ignored_with_a_warning(tmp_path, caplog):
