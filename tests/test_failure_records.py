@@ -364,3 +364,27 @@ def test_a_multi_modal_case_is_recorded_under_its_case_without_the_packages_weig
     assert code == 1 and "2 of 2 inputs failed" in err and "weights" not in err
     assert _files(out) == ["caseA_failed.json", "caseB_failed.json"]
     assert _record(out / "caseA_failed.json")["input"] == str(first)
+
+
+def test_a_path_with_a_space_given_unquoted_is_a_usage_error_naming_it(tmp_path, case, make_package, capsys,
+                                                                      monkeypatch):
+    """``medseg infer Übung 1/scan.nii.gz``: the shell makes two inputs of it, neither there, and the lines said so
+    of each (with --series, that it applies to one folder at a time), never that the path wants quotes. Where
+    arguments that are not there, joined by spaces, name a path that is, the command says so, exit 2, nothing
+    made."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "Übung 1").mkdir()
+    shutil.copy(case, tmp_path / "Übung 1" / "scan.nii.gz")
+    package = str(make_package())
+    before = sorted(path.name for path in tmp_path.iterdir())
+    said = ("medseg infer: error: Übung and 1/scan.nii.gz are not there, but 'Übung 1/scan.nii.gz' is: give a path "
+            "with spaces in quotes, \"Übung 1/scan.nii.gz\", as the shell makes one input of each word")
+    for extra in ([], ["--series", "3"], ["-o", "out"]):
+        code, _, err = run(["infer", "Übung", "1/scan.nii.gz", *extra, "-m", package], capsys)
+        assert code == 2 and said in err, (extra, err)
+        assert sorted(path.name for path in tmp_path.iterdir()) == before
+    # among other inputs too, and a path of three words
+    (tmp_path / "a b c").mkdir()
+    shutil.copy(case, tmp_path / "a b c" / "x.nii.gz")
+    code, _, err = run(["infer", "Übung 1/scan.nii.gz", "a", "b", "c/x.nii.gz", "-m", package], capsys)
+    assert code == 2 and "a, b and c/x.nii.gz are not there, but 'a b c/x.nii.gz' is: " in err, err

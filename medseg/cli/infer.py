@@ -84,6 +84,7 @@ TYPED_OUTPUT = "medseg.infer.typed_output"
 @overwrite_option
 def infer(inputs, model, output_dir, references, device, precision, batch_size, overlap, series, threads,
           output_format, overwrite):
+    _refuse_split_path([str(path) for path in inputs])
     if references and len(references) != len(inputs):  # usage errors before torch is imported (seconds)
         given = "once" if len(references) == 1 else f"{len(references)} times"
         inputs_text = "1 input" if len(inputs) == 1 else f"{len(inputs)} inputs"
@@ -391,6 +392,20 @@ def _record_failure(path: Path, error: BaseException, output_dir, reference, ser
     except (MedsegError, OSError) as problem:
         reason = str(problem) if isinstance(problem, MedsegError) else os_reason(problem)
         click.echo(escaped_line(f"warning: {path}: no failure record written ({reason})"), err=True)
+
+
+def _refuse_split_path(inputs: list[str]) -> None:
+    """A usage error where inputs that are not there, joined by spaces, name a path that is: a path with a space
+    given without quotes (``medseg infer Übung 1/scan.nii.gz``), which was two missing inputs, or with --series,
+    "--series applies to one DICOM folder at a time"."""
+    from medseg.io.files import split_path
+
+    split = split_path(inputs)
+    if split is not None:
+        words, joined = split
+        named = words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+        raise click.UsageError(f"{named} are not there, but {joined!r} is: give a path with spaces in quotes, "
+                               f'"{joined}", as the shell makes one input of each word')
 
 
 def _check_output_folder(typed: str, first_input: Path, output_format: str) -> None:

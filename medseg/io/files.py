@@ -461,6 +461,20 @@ def _spelt_otherwise(path: Path) -> tuple[Path, str] | None:
     return found, " and ".join(words) if len(words) < 3 else f"{words[0]}, {words[1]} and {words[2]}"
 
 
+def split_path(arguments: list[str]) -> tuple[list[str], str] | None:
+    """The first run of ``arguments`` that are not there but, joined by spaces, name a path that is: a path with a
+    space given without quotes, which the shell split into words (``Übung 1/scan.nii.gz``: ``Übung`` and
+    ``1/scan.nii.gz``), as ``(words, joined)``; None where there is none."""
+    for start, first in enumerate(arguments):
+        if not first or os.path.lexists(first):
+            continue
+        for stop in range(start + 2, len(arguments) + 1):
+            joined = " ".join(arguments[start:stop])
+            if os.path.lexists(joined):
+                return arguments[start:stop], joined
+    return None
+
+
 def not_regular(path: Path | str) -> str:
     """What ``path``, which exists but is neither a regular file nor a folder, is: ``not a regular file (a named
     pipe)``, or, for a link, ``a link to /dev/zero, not a regular file (a character device)`` (such a link was said to
