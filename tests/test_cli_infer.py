@@ -640,6 +640,27 @@ def test_an_output_folder_out_of_reach_or_too_long_a_name_is_one_line_not_a_trac
     assert sorted(p.name for p in tmp_path.iterdir()) == ["case.nii.gz", "locked", "ref.nii.gz", "results", "tiny"]
 
 
+def test_an_output_folder_whose_name_ends_in_a_space_is_a_usage_error(tmp_path, case, make_package, capsys,
+                                                                      monkeypatch):
+    """``-o "Ergebnisse "`` (a name pasted with a space after it) made a folder whose name ends in a space, which a
+    file manager shows as ``Ergebnisse`` and ``cd Ergebnisse`` does not reach: a name that is not there with a
+    space or tab at an end is refused, exit 2, nothing made; written with a trailing /, or existing, it is the folder
+    asked for."""
+    monkeypatch.chdir(tmp_path)
+    package = str(make_package())
+    for name in ("Ergebnisse ", " Ergebnisse", "Übung 1 /out"):
+        code, _, err = run(["infer", str(case), "--model", package, "-o", name], capsys)
+        assert code == 2, err
+        shown = name.split("/")[0]
+        assert err.strip().splitlines()[-1] == (
+            f"medseg infer: error: -o {name}: the folder name {shown!r} begins or ends with a space (pasted?); name "
+            f"it without, or write {name}/ for a folder of that name. Try 'medseg infer --help'."), err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["case.nii.gz", "tiny"]
+    code, _, err = run(["infer", str(case), "--model", package, "-o", "Ergebnisse /"], capsys)
+    assert code == 0, err
+    assert _files(tmp_path / "Ergebnisse ") == ["case_seg.json", "case_seg.nii.gz"]
+
+
 def test_an_output_folder_named_as_an_image_file_is_a_usage_error(tmp_path, case, make_package, capsys,
                                                                     monkeypatch):
     """``-o myseg.nii.gz`` (a user naming the segmentation) made a folder myseg.nii.gz holding case_seg.nii.gz:

@@ -420,6 +420,15 @@ def _check_output_folder(typed: str, first_input: Path, output_format: str) -> N
 
     if not os.path.exists(typed):  # a file as -o is refused where the outputs are checked
         refuse_blocked_folder(typed_option("output_dir"), typed, typed)
+    if not typed.endswith(("/", os.sep)) and not os.path.lexists(typed):
+        # a folder name pasted with a space after it: shown by a file manager as the name without, which cd misses
+        made = Path()
+        for part in Path(typed).parts:
+            made = made / part
+            if not os.path.lexists(made) and part != part.strip(" \t"):
+                raise click.UsageError(
+                    f"{typed_option('output_dir')} {typed}: the folder name {part!r} begins or ends with a space "
+                    f"(pasted?); name it without, or write {typed}/ for a folder of that name")
     name = os.path.basename(typed)
     if name and not os.path.lexists(typed) and (stem(name) != name or name.lower().endswith(".json")):
         ending = ".dcm" if output_format == "dicom-seg" else ".nii.gz"
