@@ -227,3 +227,18 @@ def test_inspect_aligns_columns_after_wide_and_combining_characters(tmp_path, ca
     assert {_columns(header[:header.index(" UID ") + 1])} == {_columns(row[:row.rindex(uid)]) for row, uid in
                                                             zip(rows, uids)}
     assert {_columns(header[:header.index("STATUS")])} == {_columns(row[:row.index("eligible")]) for row in rows}
+
+
+def test_a_folder_with_a_space_given_unquoted_says_to_quote_it(tmp_path, capsys, monkeypatch):
+    """``medseg inspect MR Studie`` was "Got unexpected extra argument (Studie)" alone; the words, joined by the
+    space the shell split them at, name a folder that is there, and the usage line says so."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "MR Studie").mkdir()
+    code, _, err = run_cli(["inspect", "MR", "Studie"], capsys)
+    assert code == 2
+    assert err == ("medseg inspect: error: Got unexpected extra argument (Studie); 'MR Studie' is there: give a path "
+                   "with spaces in quotes, \"MR Studie\". Try 'medseg inspect --help'.\n")
+    code, _, err = run_cli(["convert", "MR", "Studie", "x.nii.gz"], capsys)
+    assert code == 2 and "(x.nii.gz); 'MR Studie' is there: give a path with spaces in quotes" in err, err
+    code, _, err = run_cli(["inspect", "MR", "Bilder"], capsys)  # nothing of that name: as click words it
+    assert err == "medseg inspect: error: Got unexpected extra argument (Bilder). Try 'medseg inspect --help'.\n"

@@ -237,9 +237,13 @@ def _usage_error_line(error: click.UsageError, args: list[str]) -> str:
     the error): ``medseg infer: error: <click's message>. Try 'medseg infer --help'.`` Click's parser raises some
     errors (an option missing its value) without a context: the command is then the one ``args`` name."""
     from medseg.cli.options import escaped_line
+    from medseg.io.files import split_path
 
     path = error.ctx.command_path if error.ctx is not None else _named_command(args)
     message = error.format_message()
+    split = split_path(list(args)) if message.startswith("Got unexpected extra argument") else None
+    if split is not None:  # `medseg inspect MR Studie`: a path with a space, given unquoted
+        message = message.rstrip(".") + f"; {split[1]!r} is there: give a path with spaces in quotes, \"{split[1]}\""
     stop = "" if message.endswith((".", "?", "!")) else "."  # "Did you mean 'infer'?" ends a sentence too
     return f"{path}: error: " + escaped_line(f"{message}{stop} Try '{path} --help'.")
 
