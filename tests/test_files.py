@@ -250,6 +250,10 @@ def test_a_name_with_a_stray_space_or_quotes_names_the_file_that_is_there(tmp_pa
     nib.save(nib.Nifti1Image(np.zeros(image.shape, np.uint8), image.affine), label)
     code, _, err = run(["evaluate", str(label), f"{label} "], capsys)
     assert code == 1 and f"{label} is there (the path given differs only in a space or quote" in err, err
+    # a results folder for the report
+    code, _, err = run(["report", f"{folder} "], capsys)
+    assert code == 1 and err == (f"medseg: error: {folder} : no such results folder; {folder} is there (the path given "
+                                 "differs only in a space or quote at an end of a name)\n"), err
     # a name that is simply missing says no more than that
     code, _, err = run(["infer", str(folder / "other.nii.gz "), "--model", package], capsys)
     assert err.strip().splitlines()[-1] == f"medseg: error: {folder / 'other.nii.gz '}: no such file or folder"

@@ -40,7 +40,10 @@ def collect_results(results_dir: Path | str, allow_empty: bool = False) -> list[
     results is an error unless ``allow_empty`` (a sample sheet then says which cases are missing)."""
     results_dir = absolute_path(results_dir)  # its files named as the sheet's are: a/../b as b
     if not results_dir.is_dir():
-        raise InputError(f"{results_dir}: no such results folder")
+        from medseg.io.files import not_there
+
+        missing = "no such results folder"
+        raise InputError(f"{results_dir}: {missing if results_dir.exists() else not_there(results_dir, missing)}")
     cases: dict[tuple[Path, str], CaseResult] = {}
     unreadable: set[Path] = set()
     found = 0
