@@ -313,6 +313,32 @@ def test_the_progress_bar_names_the_input_escaped(monkeypatch):
     assert "\x1b[31m" not in terminal.getvalue() and "\n" not in terminal.getvalue()
 
 
+def test_the_progress_bar_clock_runs_while_a_slab_is_labelled(monkeypatch):
+    """The bar moves a slab of slices at a time: a 20-slice CT on a busy laptop showed ``0/20 [00:00<?]`` for a minute
+    and a half, its clock frozen too (tqdm redraws only on an update), which reads as a hang. The bar is redrawn
+    every second between updates, its elapsed time running; after the case, nothing redraws it."""
+    import io
+    import sys
+    import time
+
+    from medseg.cli.infer import _ProgressFactory
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with _ProgressFactory(Path("ct.nii.gz"), silent=False) as progress:
+        progress(20)
+        time.sleep(2.5)
+        shown = terminal.getvalue()
+    assert "0/20 [00:00<" in shown and "0/20 [00:02<" in shown, shown
+    after = terminal.getvalue()
+    time.sleep(1.5)
+    assert terminal.getvalue() == after
+
+
 def test_no_progress_bar_where_there_is_no_stderr(monkeypatch):
     """A program with no standard error (pythonw; a caller of main() whose stderr the shell closed) failed the case at
     its first slice: asking the missing stream whether it was a terminal raised AttributeError."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import click
@@ -488,6 +489,7 @@ class _ProgressFactory:
         self.silent = silent
         self.bar = None
         self.redirect = None
+        self.ticker: threading.Thread | None = None
 
     def __enter__(self):
         return self
@@ -506,9 +508,21 @@ class _ProgressFactory:
         self.redirect.__enter__()
         # the name escaped as in every other line: a line break or an escape sequence in it would drive the terminal
         self.bar = tqdm(total=total, desc=escaped_line(self.path.name), unit="slice", leave=False, dynamic_ncols=True)
+        # tqdm redraws only on an update, which comes a slab of slices at a time (a minute or more on a busy CPU):
+        # redrawn each second in between, its clock runs, where a frozen 00:00 read as a hang
+        self.stopped = threading.Event()
+        self.ticker = threading.Thread(target=self._tick, name="medseg-progress", daemon=True)
+        self.ticker.start()
         return self.bar.update
 
+    def _tick(self) -> None:
+        while not self.stopped.wait(1.0):
+            self.bar.refresh()
+
     def __exit__(self, *exc) -> None:
+        if self.ticker is not None:
+            self.stopped.set()
+            self.ticker.join()
         if self.bar is not None:
             self.bar.close()
         if self.redirect is not None:
