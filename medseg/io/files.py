@@ -461,14 +461,17 @@ def _spelt_otherwise(path: Path) -> tuple[Path, str] | None:
     return found, " and ".join(words) if len(words) < 3 else f"{words[0]}, {words[1]} and {words[2]}"
 
 
+_WORDS_JOINED = 8  # words of one path split at its spaces, at most: a batch of many missing inputs stays quick
+
+
 def split_path(arguments: list[str]) -> tuple[list[str], str] | None:
     """The first run of ``arguments`` that are not there but, joined by spaces, name a path that is: a path with a
     space given without quotes, which the shell split into words (``Übung 1/scan.nii.gz``: ``Übung`` and
-    ``1/scan.nii.gz``), as ``(words, joined)``; None where there is none."""
+    ``1/scan.nii.gz``), as ``(words, joined)``, of up to eight words; None where there is none."""
     for start, first in enumerate(arguments):
         if not first or os.path.lexists(first):
             continue
-        for stop in range(start + 2, len(arguments) + 1):
+        for stop in range(start + 2, min(len(arguments), start + _WORDS_JOINED) + 1):
             joined = " ".join(arguments[start:stop])
             if os.path.lexists(joined):
                 return arguments[start:stop], joined
