@@ -228,6 +228,40 @@ def test_a_caller_of_main_keeps_its_environment(monkeypatch, capsys):
     assert "OMP_WAIT_POLICY" not in os.environ
 
 
+@pytest.mark.parametrize("verbose", [[], ["-vv"]], ids=["plain", "-vv"])
+def test_a_caller_of_main_keeps_its_warning_display_and_log_settings(tmp_path, verbose):
+    """main(ARGS) from a program (or a test) sets up the command's output: warnings shown as one log line each, once
+    per message (a set of those shown), nibabel's logger silenced, the log levels, the once-per-message filters on
+    pydicom's and highdicom's loggers, a handler on the root logger where it had none. They were all left so when it
+    returned: the caller's own warnings went into medseg's log and its set, and a later main() in the same process
+    (the next test of a pytest worker) kept quiet about a message an earlier one had shown. They are put back."""
+    import logging
+    import warnings
+
+    from conftest import no_logging_configured
+
+    import medseg.cli as medseg_cli
+
+    names = ("", "medseg", "nibabel", "pydicom", "highdicom")
+    loggers = [logging.getLogger(name) for name in names]
+    with no_logging_configured():  # as a program that configures no logging
+        shown, warned = warnings.showwarning, set(medseg_cli._WARNED)
+        before = [(log.level, log.filters[:], log.handlers[:]) for log in loggers]
+        with pytest.raises(SystemExit) as stopped:
+            main([*verbose, "synth", str(tmp_path / "p.nii.gz"), "--shape", "16", "16", "4"])
+        assert stopped.value.code == 0
+        assert (tmp_path / "p.nii.gz").is_file()
+        assert warnings.showwarning is shown
+        assert [(log.level, log.filters, log.handlers) for log in loggers] == before
+        display = warnings.showwarning  # the caller's (Python's own), or what main() left
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warnings.showwarning = display
+            warnings.warn("a caller's own warning", UserWarning, stacklevel=1)
+        assert [str(warning.message) for warning in caught] == ["a caller's own warning"]
+        assert medseg_cli._WARNED == warned  # not taken into medseg's once-per-message set
+
+
 # a stand-in torch first on the path: it writes down the wait policy the process has when a command imports it (the
 # moment torch's OpenMP runtime reads its settings), then fails the import
 _STAND_IN_TORCH = """import os

@@ -281,7 +281,8 @@ def main(argv: list[str] | None = None) -> None:
             _null_for_closed_stderr()
             _escape_unprintable_output()
             stopping.check()  # a stop the early handler (medseg.__main__) recorded, where an import dropped it
-        code = _run(argv)
+        with contextlib.nullcontext() if argv is None else _output_settings_kept():
+            code = _run(argv)
     except KeyboardInterrupt as stop:  # a stop before the command's own handling of it (imports, its first 0.1 s)
         _say(stop.said if isinstance(stop, _Terminated) else "Aborted.")
         code = stop.code if isinstance(stop, _Terminated) else 130
@@ -303,6 +304,34 @@ def main(argv: list[str] | None = None) -> None:
             for number in _stop_signals():
                 signal.signal(number, signal.SIG_IGN)
     sys.exit(code)
+
+
+_SET_UP_LOGGERS = ("", "medseg", "nibabel", "pydicom", "highdicom")  # those cli() sets a level, filter or handler on
+
+
+@contextlib.contextmanager
+def _output_settings_kept():
+    """What :func:`cli` sets up for the command's output, put back as the block ends: Python's warning display
+    (``warnings.showwarning``), the set of library messages shown once (``_WARNED``), and the levels, filters and
+    handlers of the loggers it sets. For ``main(ARGS)`` called from a program (or a test): left as the command set
+    them, the caller's own warnings went into medseg's log, nibabel's logger stayed silenced, and a later ``main()``
+    in that process kept quiet about a message an earlier one had shown. The console command's process (``argv``
+    None) keeps them to its exit, which its teardown's warnings are shown by."""
+    shown, warned = warnings.showwarning, set(_WARNED)
+    loggers = [logging.getLogger(name) for name in _SET_UP_LOGGERS]
+    saved = [(log.level, log.filters[:], log.handlers[:]) for log in loggers]
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
+        _WARNED.clear()
+        _WARNED.update(warned)
+        for log, (level, filters, handlers) in zip(loggers, saved):
+            log.setLevel(level)
+            log.filters[:] = filters
+            for handler in log.handlers[:]:
+                if handler not in handlers:  # basicConfig's, on a root logger that had none: on the caller's stderr
+                    log.removeHandler(handler)
 
 
 class _ClosedStdout:
