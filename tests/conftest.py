@@ -194,6 +194,19 @@ def stop_handlers_restored():
 
 
 @pytest.fixture(autouse=True)
+def output_settings_restored():
+    """Each test leaves what medseg's command line sets up for its output as it found it: Python's warning display,
+    the set of library messages shown once, and the levels, filters and handlers of the loggers it sets (nibabel's
+    silenced). ``main(ARGS)`` puts them back itself as it returns; ``main()`` run as a program's entry point (the
+    command line from ``sys.argv``) keeps them to the process's exit, and a test that ran it so left them to the later
+    tests of its worker: a library message it had shown was not shown again there."""
+    from medseg.cli import _output_settings_kept
+
+    with _output_settings_kept():
+        yield
+
+
+@pytest.fixture(autouse=True)
 def torch_threads_restored():
     """Each test leaves torch's CPU threads as it found them. A test running a command in this process with
     ``--threads 2`` left them at 2 for every later test of its worker: with make test's two workers on two cores,
