@@ -842,34 +842,6 @@ def test_a_link_in_the_place_of_an_output_is_refused_naming_where_it_leads(tmp_p
     assert not (tmp_path / "moved").exists()
 
 
-@pytest.mark.skipif(not hasattr(os, "O_NOFOLLOW"), reason="POSIX links")
-def test_a_link_in_a_claim_files_place_is_refused_and_its_target_left_as_it_was(tmp_path):
-    """The claim file's name beside an output folder is known in advance (``.out.lock``): a symbolic link put there by
-    anyone who may write to the folder's parent (a folder a group shares, a shared temporary folder without the
-    kernel's protected links) made a training run truncate the file the link leads to and write its pid there. It is
-    refused, naming the link, and nothing is written through it."""
-    from medseg.io import folder_claim
-
-    victim = tmp_path / "victim.txt"
-    victim.write_text("precious\n")
-    shared = tmp_path / "shared"
-    shared.mkdir()
-    link = shared / ".out.lock"
-    link.symlink_to(victim)
-    with pytest.raises(OutputWriteError) as caught:
-        with folder_claim.claimed(shared / "out", "training run"):
-            pass
-    assert str(caught.value) == (f"{link}: a symbolic link where medseg keeps its claim on {shared / 'out'} (one "
-                                 "training run at a time); nothing is written through it: remove it and run again")
-    assert victim.read_text() == "precious\n" and link.is_symlink()
-    link.unlink()
-    link.symlink_to(tmp_path / "nowhere")  # a link to nothing: nothing is made where it leads either
-    with pytest.raises(OutputWriteError):
-        with folder_claim.claimed(shared / "out", "training run"):
-            pass
-    assert not (tmp_path / "nowhere").exists()
-
-
 def test_a_stop_landing_as_a_claim_is_taken_leaves_no_lock_held(tmp_path, monkeypatch):
     """A stop raised where the process goes on (a job's last attempt reaching its deadline, which records the case
     it stopped under the case's claim again) landed between the claim file's lock and its holder's line: the open

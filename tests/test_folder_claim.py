@@ -92,17 +92,31 @@ def test_a_claim_names_a_holder_with_a_long_host_name_whole(tmp_path, monkeypatc
         assert folder_claim.claim_holder(tmp_path / "results") == folder_claim.holder_text()
 
 
-def test_a_named_pipe_in_a_claims_place_is_refused_naming_it(tmp_path):
-    """A run that claims the folder refuses a named pipe in the place of the claim file, as it refuses a link, in one
-    line naming it (the other commands then find no claim there, and do not wait on it)."""
+@pytest.mark.parametrize("kind", ["pipe", "link", "link to nothing"])
+def test_a_pipe_or_link_in_a_claims_place_is_refused_naming_it_and_nothing_is_written_through_it(tmp_path, kind):
+    """The claim file's name beside an output folder is known in advance (``.out.lock``): a symbolic link put there by
+    anyone who may write to the folder's parent (a folder a group shares, a shared temporary folder without the
+    kernel's protected links) made a training run truncate the file the link leads to and write its pid there. A run
+    that claims the folder refuses a link (one leading nowhere too: nothing is made where it leads) or a named pipe
+    there, in one line naming it (the other commands then find no claim there, and do not wait on it)."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
     claim = tmp_path / ".out.lock"
-    os.mkfifo(claim)
+    if kind == "pipe":
+        os.mkfifo(claim)
+    else:
+        claim.symlink_to(victim if kind == "link" else tmp_path / "nowhere")
     with pytest.raises(OutputWriteError) as caught:
         with folder_claim.claimed(tmp_path / "out", "training run"):
             pass
-    assert str(caught.value) == (f"{claim}: a named pipe where medseg keeps its claim on {tmp_path / 'out'} (one "
-                                 "training run at a time); nothing is written through it: remove it and run again")
-    assert claim.exists() and not claim.is_file()
+    what = "a named pipe" if kind == "pipe" else "a symbolic link"
+    assert str(caught.value) == (f"{claim}: {what} where medseg keeps its claim on {tmp_path / 'out'} (one training "
+                                 "run at a time); nothing is written through it: remove it and run again")
+    assert victim.read_text() == "precious\n" and not (tmp_path / "nowhere").exists()
+    if kind == "pipe":
+        assert claim.exists() and not claim.is_file() and not claim.is_symlink()
+    else:
+        assert claim.is_symlink()
 
 
 def test_leftover_claims_are_removed_but_links_are_not_followed(tmp_path):
