@@ -25,17 +25,19 @@ def test_a_job_whose_case_lost_its_results_is_voided_unless_previewing(tmp_path)
     record = results / "jobs" / "b0001.infer.json"
     write_job_record(record, infer_cases(samples, results, options))
     write_job_record(results / "jobs" / "b0001.evaluate.json", evaluate_cases(samples, results))  # nothing to score
-    (results / "report.html").write_text("<html></html>")
+    report = [results / name for name in ("report.html", "cohort.tsv", "summary.json")]
+    for path in report:
+        path.write_text("the earlier run's")
     memory = {"infer": 4000, "evaluate": 2000}
     batches = {"b0001": samples}
     assert void_stale_jobs(batches, results, package, options, memory, preview=False) == {
         "infer": VoidedJobs(), "evaluate": VoidedJobs()}
-    assert record.exists() and (results / "report.html").exists()
+    assert record.exists() and all(path.exists() for path in report)
 
     shutil.rmtree(ResultsFolder(results).case_dir("b"))  # removed to redo the case
     void = void_stale_jobs(batches, results, package, options, memory, preview=True)
     assert void["infer"] == VoidedJobs(gone=["b"], jobs=["b0001.infer"])
-    assert record.exists() and (results / "report.html").exists()  # a preview changes nothing
+    assert record.exists() and all(path.exists() for path in report)  # a preview changes nothing
     assert voided_message("infer", void["infer"], 4000, preview=True) == (
         "infer: results of b are missing: job b0001.infer will run again when the workflow runs (a preview changes "
         "nothing; Snakemake's list of jobs shows it only where Snakemake notices the change too)")
@@ -43,9 +45,13 @@ def test_a_job_whose_case_lost_its_results_is_voided_unless_previewing(tmp_path)
 
     # another tile overlap: every case's results were made for other work (b's record says so, its folder gone)
     other = InferOptions(model="phantom", device="cpu", batch_size=8, overlap=0.5)
+    void = void_stale_jobs(batches, results, package, other, memory, preview=True)
+    assert void["infer"].jobs == ["b0001.infer"] and record.exists() and all(path.exists() for path in report)
     void = void_stale_jobs(batches, results, package, other, memory, preview=False)
     assert void["infer"] == VoidedJobs(gone=["b"], changed=["a", "b"], jobs=["b0001.infer"])
-    assert not record.exists() and not (results / "report.html").exists()
+    # the whole report goes, not only its page: a run stopped before its report left cohort.tsv and summary.json
+    # describing the earlier run's cases (another overlap, another model version), with nothing to say so
+    assert not record.exists() and not any(path.exists() for path in report)
     assert voided_message("infer", void["infer"], 4000, preview=False) == (
         "infer: results of b are missing; made for other inputs or settings: a, b: job b0001.infer will run again")
 
@@ -175,63 +181,31 @@ def _two_cases_given_up_at_2000_mb(tmp_path):
     return batches, results, options
 
 
-def test_a_case_given_up_with_less_memory_than_its_batch_now_starts_with_voids_that_batch(tmp_path):
+def test_a_case_given_up_with_less_memory_than_its_batch_now_starts_with_voids_that_batch_and_is_not_finished(
+        tmp_path):
     """Each batch's jobs ask for their own memory (planned from their inputs): a case given up with 2000 MB is tried
     again in a batch that now starts with more, kept given up in one that does not, and the warning gives the memory
-    of the batches that run again."""
-    batches, results, options = _two_cases_given_up_at_2000_mb(tmp_path)
-    memory = {"infer": {"b0001": 2000, "b0002": 2600}, "evaluate": None}
-    void = void_stale_jobs(batches, results, load_package("phantom"), options, memory, preview=True)
-    assert void["infer"] == VoidedJobs(retried=["b"], retried_memory_mb=[2600], jobs=["b0002.infer"])
-    assert voided_message("infer", void["infer"], None, preview=False) == (
-        "infer: b given up with less memory than this run's jobs start with (2600 MB): job b0002.infer will run "
-        "again")
-    memory["infer"]["b0001"] = 3000
-    void = void_stale_jobs(batches, results, load_package("phantom"), options, memory, preview=True)
-    assert void["infer"].retried_memory_mb == [3000, 2600]
-    assert "a, b given up with less memory than this run's jobs start with (2600-3000 MB)" in voided_message(
-        "infer", void["infer"], None, preview=True)
-
-
-def test_a_voided_job_takes_the_whole_report_away_not_only_its_page(tmp_path):
-    """Planning removed report.html alone to have the report made again: a run with another model or setting that
-    was stopped before its report left cohort.tsv and summary.json describing the earlier run's cases (another
-    overlap, another model version), with nothing to say they no longer held. The table and the summary go with the
-    page; a preview still changes nothing."""
-    write_phantom(tmp_path / "a.nii.gz", shape=(40, 40, 8), seed=1)
-    (tmp_path / "samples.tsv").write_text("case_id\timage\na\ta.nii.gz\n")
-    samples = read_samples(tmp_path / "samples.tsv")
-    results = tmp_path / "results"
-    options = InferOptions(model="phantom", device="cpu", batch_size=8)
-    write_job_record(results / "jobs" / "b0001.infer.json", infer_cases(samples, results, options))
-    write_job_record(results / "jobs" / "b0001.evaluate.json", evaluate_cases(samples, results))
-    report = [results / name for name in ("report.html", "cohort.tsv", "summary.json")]
-    for path in report:
-        path.write_text("the earlier run's")
-    other = InferOptions(model="phantom", device="cpu", batch_size=8, overlap=0.5)
-    memory = {"infer": 4000, "evaluate": 2000}
-    void = void_stale_jobs({"b0001": samples}, results, load_package("phantom"), other, memory, preview=True)
-    assert void["infer"].jobs == ["b0001.infer"] and all(path.exists() for path in report)
-    void_stale_jobs({"b0001": samples}, results, load_package("phantom"), other, memory, preview=False)
-    assert not any(path.exists() for path in report)
-
-
-def test_a_stopped_runs_count_leaves_out_a_case_given_up_with_less_memory_than_its_job_starts_with(tmp_path):
-    """The stop's count (finished_cases) applies the jobs' own test of a case given up for killing its workers: a job
-    starting with more memory than the case was given up with tries it again, so it is not finished (kept) for this
-    run. It counted as finished, while planning voided its batch for it: "2 of 2 cases finished" for a run that had
-    still to try one of them."""
+    of the batches that run again. The stop's count (finished_cases) applies the same test: it counted such a case as
+    finished, while planning voided its batch for it: "2 of 2 cases finished" for a run that had still to try one."""
     from medseg.cohort import finished_cases
 
     batches, results, options = _two_cases_given_up_at_2000_mb(tmp_path)
     package = load_package("phantom")
-    assert finished_cases(batches, results, package, options) == (2, 0)  # memory not known: kept given up
     memory = {"infer": {"b0001": 2000, "b0002": 2600}, "evaluate": None}
-    assert finished_cases(batches, results, package, options, memory_mb=memory) == (1, 0)
-    assert finished_cases(batches, results, package, options, memory_mb={"infer": 2600, "evaluate": None}) == (0, 0)
-    # the same cases planning voids the batches of: one source for both
     void = void_stale_jobs(batches, results, package, options, memory, preview=True)
-    assert void["infer"].retried == ["b"]
+    assert void["infer"] == VoidedJobs(retried=["b"], retried_memory_mb=[2600], jobs=["b0002.infer"])
+    assert voided_message("infer", void["infer"], None, preview=False) == (
+        "infer: b given up with less memory than this run's jobs start with (2600 MB): job b0002.infer will run "
+        "again")
+    # the same cases planning voids the batches of (one source for both): b is not finished, a is
+    assert finished_cases(batches, results, package, options, memory_mb=memory) == (1, 0)
+    assert finished_cases(batches, results, package, options) == (2, 0)  # memory not known: kept given up
+    assert finished_cases(batches, results, package, options, memory_mb={"infer": 2600, "evaluate": None}) == (0, 0)
+    memory["infer"]["b0001"] = 3000
+    void = void_stale_jobs(batches, results, package, options, memory, preview=True)
+    assert void["infer"].retried_memory_mb == [3000, 2600]
+    assert "a, b given up with less memory than this run's jobs start with (2600-3000 MB)" in voided_message(
+        "infer", void["infer"], None, preview=True)
 
 
 def test_a_case_its_jobs_ran_out_of_time_on_voids_its_batch_and_is_made_again(tmp_path):
