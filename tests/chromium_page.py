@@ -113,8 +113,10 @@ class DevTools:
         self._loaded()
 
     def evaluate(self, expression: str):
-        """The value of a JavaScript ``expression`` in the page (JSON-like values as Python's)."""
-        result = self.send("Runtime.evaluate", self._session, expression=expression, returnByValue=True)
+        """The value of a JavaScript ``expression`` in the page (JSON-like values as Python's; a promise's once it
+        has settled)."""
+        result = self.send("Runtime.evaluate", self._session, expression=expression, returnByValue=True,
+                           awaitPromise=True)
         assert "exceptionDetails" not in result, result["exceptionDetails"]
         return result["result"].get("value")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 from chromium_page import CHROMIUM, DevTools, chromium, probe_page
@@ -182,6 +183,48 @@ def test_the_order_is_kept_in_the_fragment_and_a_reload_or_a_shared_link_restore
     assert smallest["sorted"] == ["largest volume difference ascending"]
     assert again["sorted"] == ["largest volume difference descending"]  # the order in force, the other way
     assert again["fragment"] == "#sort=volume-difference-desc"
+
+
+def _traversed(tools: DevTools, step: int, fragment: str) -> dict:
+    """Goes ``step`` entries through the tab's history (Back: -1) and gives the page's :data:`STATE` once the
+    address has the ``fragment`` and the page's tasks queued with it (its ``hashchange``) have run."""
+    tools.evaluate(f"history.go({step})")
+    for _ in range(100):
+        if tools.evaluate("location.hash") == fragment:
+            return tools.evaluate("new Promise(done=>setTimeout(()=>done(" + STATE + "),50))")
+        time.sleep(0.05)
+    raise AssertionError(f"the address never reached {fragment}")
+
+
+def test_back_and_forward_sort_the_table_as_the_address_says(built):
+    """The page read the order from its address only as it loaded: sorted by Dice box, a case's link followed (its
+    fragment added to the history), then sorted by status, Back left the address at ``#sort=dice-2-asc`` and the
+    table, its heading and ``aria-sort`` at status: a reload, or the address copied, showed another order than the one
+    on screen. A change of the address to an order (Back, Forward, an edit) sorts the table by it, Back to the address
+    as opened without a fragment gives the page's own order, and a case's link leaves the table as it is."""
+    with DevTools() as tools:
+        tools.open(built.html.as_uri())
+        _click(tools, "flags")  # the page's entry: #sort=flags-desc
+        tools.evaluate("location.hash='#case-crashed'")  # as a case's link: a new entry
+        linked = tools.evaluate("new Promise(done=>setTimeout(()=>done(" + STATE + "),50))")
+        _click(tools, "Dice box")  # the link's entry replaced: #sort=dice-2-asc
+        tools.evaluate("location.hash='#case-crashed'")
+        _click(tools, "status")  # #sort=status-asc
+        back = _traversed(tools, -1, "#sort=dice-2-asc")
+        forward = _traversed(tools, 1, "#sort=status-asc")
+        first = _traversed(tools, -2, "#sort=flags-desc")
+        tools.reload()
+        reloaded = tools.evaluate(STATE)
+        tools.open(built.html.as_uri())
+        written = tools.evaluate(STATE)
+        tools.evaluate("location.hash='#case-crashed'")
+        _click(tools, "flags")
+        opened = _traversed(tools, -1, "")
+    assert linked["sorted"] == ["flags descending"] and linked["fragment"] == "#case-crashed"
+    assert back["sorted"] == ["Dice box ascending"] and back["heading"] == "Cases, by Dice box, ascending"
+    assert forward["sorted"] == ["status ascending"] and forward["caption"].startswith("Every case, by status, asc")
+    assert first["sorted"] == ["flags descending"] and first == reloaded  # on screen what the address gives again
+    assert opened == written  # worst first, # marked, as written
 
 
 HOSTILE_FRAGMENTS = [

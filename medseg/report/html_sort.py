@@ -15,9 +15,11 @@ The table's heading (``data-title``: its id) and caption say the order: their wo
 become "by <column>, ascending|descending" (``data-name`` where the head's text would not do), back to the words as
 written for the page's own order. The order is kept in the URL's fragment, ``#sort=<data-key>-asc|desc`` (replaced,
 not pushed: Back leaves the page), which the script reads as the page loads, so a reload or a shared link shows it
-again; a fragment that is not of that form or names no column's key (compared as a string, never made a selector)
-is ignored. The script reads attributes and text only, writes text only, and moves the rows' own elements: no name
-on the page, nor the fragment, is ever parsed as markup.
+again, and as the fragment changes (Back or Forward past a case's link, an edited address: the table is then in the
+order its address names; Back to the address as opened without a fragment, the page's own order); a fragment that
+is not of that form or names no column's key (compared as a string, never made a selector) is ignored. The script
+reads attributes and text only, writes text only, and moves the rows' own elements: no name on the page, nor the
+fragment, is ever parsed as markup.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ __all__ = ["SORT_SCRIPT", "SORT_SCRIPT_HASH", "sort_script_tag"]
 
 SORT_SCRIPT = """(()=>{
 const collator=new Intl.Collator(undefined,{numeric:true});
-const asked=/^#sort=([A-Za-z0-9._-]+)-(asc|desc)$/.exec(location.hash);
 for(const help of document.querySelectorAll(".sort-help"))help.hidden=false;
 for(const table of document.querySelectorAll("table.sortable")){
 const body=table.tBodies[0],heads=[...table.tHead.rows[0].cells],words=table.getAttribute("data-order")||"";
@@ -60,8 +61,11 @@ const order=active===i&&head.getAttribute("aria-sort")===first?(first==="ascendi
 sort(i,order);
 try{history.replaceState(history.state,"","#sort="+head.getAttribute("data-key")+(order==="ascending"?"-asc":"-desc"));}
 catch(error){}});});
+const restore=changed=>{const asked=/^#sort=([A-Za-z0-9._-]+)-(asc|desc)$/.exec(location.hash);
 const chosen=asked?heads.findIndex(h=>h.getAttribute("data-sort")&&h.getAttribute("data-key")===asked[1]):-1;
-if(chosen>=0)sort(chosen,asked[2]==="asc"?"ascending":"descending");}
+if(chosen>=0)sort(chosen,asked[2]==="asc"?"ascending":"descending");
+else if(changed&&!location.hash&&own>=0){sort(own,ownOrder);active=-1;}};
+restore(false);addEventListener("hashchange",()=>restore(true));}
 })();"""
 
 # the Content-Security-Policy's source for the script: its SHA-256, base64, over its UTF-8 text exactly as written
