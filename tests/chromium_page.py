@@ -12,6 +12,7 @@ import select
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -54,8 +55,12 @@ class DevTools:
     separated by NUL): one page, opened with :meth:`open`; :meth:`evaluate` runs an expression in it (as the
     DevTools console does: the page's Content-Security-Policy stays in force for the page's own script)."""
 
-    def __init__(self):
+    def __init__(self, binary: str | None = None, timeout_s: float = 60):
+        """Starts ``binary`` (Chromium on PATH by default); each answer is awaited ``timeout_s`` seconds at most. A
+        start that fails ends the browser and removes its profile before raising."""
+        self._timeout_s = timeout_s
         self._profile = tempfile.TemporaryDirectory()
+        self._stderr = tempfile.TemporaryFile()  # the browser's own words, quoted when it stops answering
         to_chromium, self._commands = os.pipe()
         self._events, from_chromium = os.pipe()
 
@@ -64,24 +69,41 @@ class DevTools:
             os.dup2(ends[0], 3)
             os.dup2(ends[1], 4)
 
-        self._process = subprocess.Popen(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run",
-             f"--user-data-dir={self._profile.name}", "--remote-debugging-pipe", "about:blank"],
-            pass_fds=(3, 4), preexec_fn=pipes_as_3_and_4, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
-        os.close(to_chromium)
-        os.close(from_chromium)
+        try:
+            self._process = subprocess.Popen(
+                [binary or CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 f"--user-data-dir={self._profile.name}", "--remote-debugging-pipe", "about:blank"],
+                pass_fds=(3, 4), preexec_fn=pipes_as_3_and_4, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=self._stderr)
+        except BaseException:
+            self._process = None
+            self.close()
+            raise
+        finally:
+            os.close(to_chromium)
+            os.close(from_chromium)
         self._sent, self._buffer = 0, b""
-        target = next(t for t in self.send("Target.getTargets")["targetInfos"] if t["type"] == "page")
-        self._session = self.send("Target.attachToTarget", targetId=target["targetId"], flatten=True)["sessionId"]
-        self.send("Page.enable", self._session)
+        try:
+            target = next(t for t in self.send("Target.getTargets")["targetInfos"] if t["type"] == "page")
+            self._session = self.send("Target.attachToTarget", targetId=target["targetId"], flatten=True)["sessionId"]
+            self.send("Page.enable", self._session)
+        except BaseException:  # a browser left running (and its profile) would outlive the failed test
+            self.close()
+            raise
 
     def send(self, method: str, session: str | None = None, **params) -> dict:
         """A command's result (``session``: the page's, else the browser's)."""
         self._sent += 1
         message = {"id": self._sent, "method": method, "params": params} | ({"sessionId": session} if session else {})
-        os.write(self._commands, json.dumps(message).encode() + b"\0")
+        try:
+            os.write(self._commands, json.dumps(message).encode() + b"\0")
+        except BrokenPipeError:  # it stopped reading: ended, or ending (its stderr then complete)
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            raise AssertionError(f"chromium closed its DevTools pipe{self._said()}") from None
         while True:
             answer = self._next()
             if answer.get("id") == self._sent:
@@ -90,9 +112,11 @@ class DevTools:
 
     def _next(self) -> dict:
         while b"\0" not in self._buffer:
-            assert select.select([self._events], [], [], 60)[0], "chromium said nothing for 60 s"
+            if not select.select([self._events], [], [], self._timeout_s)[0]:
+                raise AssertionError(f"chromium said nothing for {self._timeout_s:g} s{self._said()}")
             chunk = os.read(self._events, 1 << 20)
-            assert chunk, "chromium closed its DevTools pipe"
+            if not chunk:
+                raise AssertionError(f"chromium closed its DevTools pipe{self._said()}")
             self._buffer += chunk
         message, self._buffer = self._buffer.split(b"\0", 1)
         return json.loads(message)
@@ -125,19 +149,42 @@ class DevTools:
         name and properties (``aria-sort``'s is ``sort``)."""
         return self.send("Accessibility.getFullAXTree", self._session)["nodes"]
 
+    def _said(self) -> str:
+        """The end of what the browser wrote on stderr, to quote in a failure."""
+        self._stderr.seek(0, os.SEEK_END)
+        self._stderr.seek(max(0, self._stderr.tell() - 2000))
+        text = self._stderr.read().decode(errors="replace").strip()
+        return f"; its stderr: {text}" if text else ""
+
     def close(self) -> None:
+        """Closes the browser (ended if it does not close, or has died) and removes its profile; closing again does
+        nothing."""
+        if self._profile is None:
+            return
         try:
-            self.send("Browser.close")
-        except AssertionError:  # the pipe closed with the browser, before the answer
+            if self._process is not None and self._process.poll() is None:
+                try:
+                    self.send("Browser.close")
+                except AssertionError:  # the pipe closed with the browser, before the answer or before the command
+                    pass
+                self._process.wait(timeout=min(20, self._timeout_s))
+        except subprocess.TimeoutExpired:  # it did not close: ended below
             pass
-        try:
-            self._process.wait(timeout=20)
         finally:
-            if self._process.poll() is None:
-                self._process.kill()
+            if self._process is not None:
+                if self._process.poll() is None:
+                    self._process.kill()
+                    self._process.wait()
             os.close(self._commands)
             os.close(self._events)
-            self._profile.cleanup()
+            self._stderr.close()
+            for _ in range(50):  # a helper still ending may write into the profile as it is removed
+                try:
+                    self._profile.cleanup()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            self._profile = None
 
     def __enter__(self) -> DevTools:
         return self

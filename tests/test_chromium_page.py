@@ -1,0 +1,85 @@
+"""The tests' DevTools driver (``tests/chromium_page.py``) leaves nothing behind however Chromium ends: no process,
+no profile folder, no open pipe, and says why it stopped; a browser that never answers or never starts is stood in
+for by a small program (a real Chromium does neither on demand)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+
+import pytest
+from chromium_page import CHROMIUM, DevTools
+
+
+def _program(tmp_path, name: str, body: str) -> str:
+    path = tmp_path / name
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return str(path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as status:
+            return status.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _profiles(tmp_path) -> list[str]:
+    return sorted(os.listdir(tmp_path / "temp"))
+
+
+@pytest.fixture
+def own_temp(tmp_path, monkeypatch):
+    """tempfile's folder for the driver's profile: this test's own, to see what is left in it."""
+    import tempfile
+
+    (tmp_path / "temp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "temp"))
+    return tmp_path
+
+
+def test_a_browser_that_never_answers_is_ended_and_its_profile_removed(own_temp):
+    """A Chromium that started but said nothing (a first-run prompt, a wrapper waiting on something) failed the
+    driver's start after its wait, and the browser kept running, its profile folder left, into the next tests."""
+    silent = _program(own_temp, "silent", "echo 'waiting for something' >&2\necho $$ > \"$0.pid\"\nexec sleep 120")
+    started = time.monotonic()
+    with pytest.raises(AssertionError) as failure:
+        DevTools(binary=silent, timeout_s=2)
+    pid = int((own_temp / "silent.pid").read_text())
+    assert time.monotonic() - started < 30
+    assert "said nothing for 2 s" in str(failure.value) and "waiting for something" in str(failure.value)
+    assert not _alive(pid)
+    assert _profiles(own_temp) == []
+
+
+def test_a_browser_that_cannot_start_says_why(own_temp):
+    """A Chromium that stopped at once (a missing library, a sandbox it cannot make) was reported as "chromium closed
+    its DevTools pipe", its own words on stderr thrown away: the failure quotes them."""
+    broken = _program(own_temp, "broken", "echo 'error while loading shared libraries: libnss3.so' >&2\nexit 127")
+    with pytest.raises(AssertionError) as failure:
+        DevTools(binary=broken, timeout_s=20)
+    assert "closed its DevTools pipe" in str(failure.value)
+    assert "error while loading shared libraries: libnss3.so" in str(failure.value)
+    assert _profiles(own_temp) == []
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
+def test_closing_after_the_browser_died_leaves_nothing(own_temp):
+    """With the browser gone (crashed, killed by the kernel for memory), closing raised BrokenPipeError on the
+    Browser.close it wrote, before the profile was removed and the pipes closed (and the profile's removal can race
+    the browser's helpers, still ending: it is tried again for up to 5 s)."""
+    page = own_temp / "page.html"
+    page.write_text("<!DOCTYPE html><title>t</title><p>a page, so that its renderer runs")
+    tools = DevTools()
+    tools.open(page.as_uri())
+    pipes = tools._commands, tools._events
+    tools._process.kill()
+    tools._process.wait()
+    tools.close()
+    assert _profiles(own_temp) == []
+    for pipe in pipes:
+        with pytest.raises(OSError):
+            os.fstat(pipe)
