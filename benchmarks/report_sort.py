@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 from argument_types import positive
+from stderr_line import stderr_line
 
 LOCALE_COMPARE = "a.localeCompare(b,undefined,{numeric:true})"
 
@@ -51,12 +52,17 @@ def main(argv: list[str] | None = None) -> int:
 
     from medseg.report.html_sort import SORT_SCRIPT, SORT_SCRIPT_HASH
 
-    if CHROMIUM is None:
-        print("error: chromium is not on PATH", file=sys.stderr)
+    try:
+        page = args.report.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        stderr_line(f"error: {args.report}: cannot be read as a report page ({error.strerror or error})"
+                    if isinstance(error, OSError) else f"error: {args.report}: not UTF-8 text, not a report page")
         return 1
-    page = args.report.read_text(encoding="utf-8")
     if SORT_SCRIPT not in page:
-        print(f"error: {args.report}: not a page of this medseg's report (its sorting script differs)", file=sys.stderr)
+        stderr_line(f"error: {args.report}: not a page of this medseg's report (its sorting script differs)")
+        return 1
+    if CHROMIUM is None:
+        stderr_line("error: chromium is not on PATH")
         return 1
     before = SORT_SCRIPT.replace("collator.compare(a,b)", LOCALE_COMPARE)
     before_hash = "sha256-" + base64.b64encode(hashlib.sha256(before.encode("utf-8")).digest()).decode("ascii")

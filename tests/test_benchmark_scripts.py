@@ -162,10 +162,11 @@ def _odd_arguments(script: str, tmp_path) -> list[str]:
     folders = [str(tmp_path), str(tmp_path)]
     return {"evaluate_model": [missing, *folders], "cross_validate": [missing, *folders, "-o", str(tmp_path / "cv")],
             "reference_3d": [missing, *folders], "report_demo": [missing, str(tmp_path / "out")],
-            "infer_speed": ["--model", missing]}[script]
+            "infer_speed": ["--model", missing], "report_sort": [missing]}[script]
 
 
-@pytest.mark.parametrize("script", ["evaluate_model", "cross_validate", "reference_3d", "report_demo", "infer_speed"])
+@pytest.mark.parametrize("script", ["evaluate_model", "cross_validate", "reference_3d", "report_demo", "infer_speed",
+                                    "report_sort"])
 def test_a_scripts_own_error_line_is_one_line_whatever_the_file_name(script, tmp_path, monkeypatch, capsys):
     """A line break or terminal escape in a file name is written escaped in the script's own error line, as the
     ``medseg`` command writes it: before, the line split in two and the escape reached the terminal."""
@@ -190,6 +191,19 @@ def test_a_scripts_own_error_line_is_one_line_whatever_the_file_name(script, tmp
     assert told.count("\n") == 1 and "\x1b" not in told
     assert f"{tmp_path / ODD_SHOWN}" in told
     assert told.startswith(f"error: {tmp_path / ODD_SHOWN}") or script == "report_demo"
+
+
+def test_the_sort_benchmark_refuses_a_page_not_of_this_report_in_one_line(tmp_path, capsys):
+    """``report_sort.py`` given a page that is not this medseg's report (or not text) says so in one line naming it,
+    before any browser is started."""
+    main = benchmark_main("report_sort")
+    (tmp_path / ODD).write_text("<!DOCTYPE html><p>another page", encoding="utf-8")
+    (tmp_path / "binary.html").write_bytes(b"\xff\xfe\x00 not text")
+    assert main([str(tmp_path / ODD)]) == 1
+    assert capsys.readouterr().err == (f"error: {tmp_path / ODD_SHOWN}: not a page of this medseg's report (its "
+                                       "sorting script differs)\n")
+    assert main([str(tmp_path / "binary.html")]) == 1
+    assert capsys.readouterr().err == f"error: {tmp_path / 'binary.html'}: not UTF-8 text, not a report page\n"
 
 
 def test_reference_3d_writes_medseg_warnings_one_line_each(tmp_path, capsys):
