@@ -117,7 +117,8 @@ def test_the_sorting_is_offered_only_where_it_runs_and_the_table_says_how_it_is_
 STATE = """(()=>{const t=document.querySelector('table.sortable'),heads=[...t.tHead.rows[0].cells];
 return {ids:[...t.tBodies[0].rows].map(r=>r.cells[1].textContent),
 sorted:heads.filter(h=>h.hasAttribute('aria-sort')).map(h=>h.textContent+' '+h.getAttribute('aria-sort')),
-heading:document.querySelector('#worst h2').textContent,caption:t.caption.textContent,fragment:location.hash};})()"""
+heading:document.querySelector('#worst h2').textContent,caption:t.caption.textContent,fragment:location.hash,
+contents:document.querySelector('nav a[href="#worst"]').textContent};})()"""
 
 
 def _click(tools: DevTools, head: str) -> dict:
@@ -144,6 +145,10 @@ def test_the_heading_and_caption_say_the_order_the_table_is_in(built):
                                                   "Every case, by Dice box, descending" + caption)
     assert (back["heading"], back["caption"]) == (written["heading"], written["caption"])
     assert backwards["heading"] == "Cases, by rank, descending"
+    # the table of contents' link to the table named it "cases, worst first" after any click too
+    assert [state["contents"] for state in (written, up, down, back, backwards)] == [
+        "cases, worst first", "cases, by Dice box, ascending", "cases, by Dice box, descending", "cases, worst first",
+        "cases, by rank, descending"]
 
 
 def test_text_is_compared_by_one_collator_made_once(built):

@@ -11,15 +11,15 @@ way. A cell's sort key is its ``data-v`` attribute where it has one, else its te
 label empty in both masks) sorts last either way, and rows of equal keys keep the page's worst-first order
 (``data-rank``).
 
-The table's heading (``data-title``: its id) and caption say the order: their words ``data-order`` ("worst first")
-become "by <column>, ascending|descending" (``data-name`` where the head's text would not do), back to the words as
-written for the page's own order. The order is kept in the URL's fragment, ``#sort=<data-key>-asc|desc`` (replaced,
-not pushed: Back leaves the page), which the script reads as the page loads, so a reload or a shared link shows it
-again, and as the fragment changes (Back or Forward past a case's link, an edited address: the table is then in the
-order its address names; Back to the address as opened without a fragment, the page's own order); a fragment that
-is not of that form or names no column's key (compared as a string, never made a selector) is ignored. The script
-reads attributes and text only, writes text only, and moves the rows' own elements: no name on the page, nor the
-fragment, is ever parsed as markup.
+The table's heading (``data-title``: its id), its caption and the table of contents' link to its section say the
+order: their words ``data-order`` ("worst first") become "by <column>, ascending|descending" (``data-name`` where
+the head's text would not do), back to the words as written for the page's own order. The order is kept in the URL's
+fragment, ``#sort=<data-key>-asc|desc`` (replaced, not pushed: Back leaves the page), which the script reads as the
+page loads, so a reload or a shared link shows it again, and as the fragment changes (Back or Forward past a case's
+link, an edited address: the table is then in the order its address names; Back to the address as opened without a
+fragment, the page's own order); a fragment that is not of that form or names no column's key (compared as a string,
+never made a selector) is ignored. The script reads attributes and text only, writes text only, and moves the rows'
+own elements: no name on the page, nor the fragment, is ever parsed as markup.
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ for(const help of document.querySelectorAll(".sort-help"))help.hidden=false;
 for(const table of document.querySelectorAll("table.sortable")){
 const body=table.tBodies[0],heads=[...table.tHead.rows[0].cells],words=table.getAttribute("data-order")||"";
 const title=document.getElementById(table.getAttribute("data-title")||""),cap=table.caption;
-const said=[title,cap].filter(Boolean).map(node=>[node,node.textContent]);
+const section=table.closest("[id]"),links=[...document.querySelectorAll("nav a")].filter(a=>section&&
+a.getAttribute("href")==="#"+section.id);
+const said=[title,cap,...links].filter(Boolean).map(node=>[node,node.textContent]);
 const own=heads.findIndex(h=>h.hasAttribute("aria-sort")),ownOrder=own<0?"":heads[own].getAttribute("aria-sort");
 let active=-1;
 const key=(row,i)=>{const c=row.cells[i];
