@@ -51,8 +51,16 @@ def main(argv: list[str] | None = None) -> int:
                         "quota)")
     args = parser.parse_args(argv)
 
-    from medseg.resources import set_threads, wait_passively
     from medseg.settings_named import named_as
+
+    # medseg's messages name this script's options (--device tpu, a capped --threads), as medseg's commands name theirs
+    with named_as({"device": "--device", "precision": "--precision", "threads": "--threads"}):
+        return _evaluate(args, argv)
+
+
+def _evaluate(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """The script's run with its parsed ``args`` (``argv`` None: run as a script)."""
+    from medseg.resources import set_threads, wait_passively
     from medseg.shown_warnings import show_warnings
 
     show_warnings()  # medseg's warnings on stderr, as `medseg infer` shows them (a package's, a capped --threads)
@@ -73,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     from medseg.training_cases import pair_cases
     from medseg.volume import stem
 
-    with named_as({"threads": "--threads"}):  # its warning names this script's option, as medseg's own do
-        set_threads(args.threads)  # as `medseg infer` sets them: given, or at most a cgroup's CPU quota
+    set_threads(args.threads)  # as `medseg infer` sets them: given, or at most a cgroup's CPU quota
     try:
         package = load_package(args.model)
         cases = pair_cases(args.images, args.labels, allow_unpaired=args.cases_from == "model")

@@ -50,6 +50,7 @@ from medseg.package import load_package  # noqa: E402
 from medseg.preprocess import grid_model_shape  # noqa: E402
 from medseg.resources import set_threads  # noqa: E402
 from medseg.segment import segment_case  # noqa: E402
+from medseg.settings_named import named_as  # noqa: E402
 from medseg.shown_warnings import show_warnings  # noqa: E402
 from medseg.synthetic import make_phantom  # noqa: E402
 
@@ -147,6 +148,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="Alternating runs of pipeline and forward.")
     parser.add_argument("--json", type=Path, default=None, help="Also write the figures here.")
     args = parser.parse_args()
+    # medseg's messages name this script's options (--device tpu, a capped --threads), as medseg's commands name theirs
+    with named_as({"device": "--device", "precision": "--precision", "threads": "--threads"}):
+        _measure(args)
+
+
+def _measure(args: argparse.Namespace) -> None:
+    """The figures of the script's parsed ``args``, printed (and written to ``--json``)."""
     show_warnings()  # medseg's warnings on stderr (its loggers write nothing in a script configuring no logging)
 
     tuned = tune_allocator()  # as the medseg command does: the in-process figures are the command's

@@ -242,3 +242,18 @@ def test_the_seg_read_benchmark_reads_back_the_labels_it_wrote(capsys):
     assert out[0] == "series 40×32×30 int16, 2 segments, 12 frames; best of 1"
     assert [line.split()[0] for line in out[1:7]] == ["writing", "writing", "reading", "reading", "the", "reading"]
     assert out[-1] == "  labels read back identical: yes"
+
+
+@pytest.mark.parametrize("option, line", [
+    (["--device", "tpu"], "error: --device tpu: expected auto, cpu, cuda, cuda:N or mps"),
+    (["--device", "cpu", "--precision", "fp16"],
+     "error: --precision fp16 needs a CUDA device (got cpu); use bf16 or fp32")])
+def test_infer_speed_names_its_own_options_in_medsegs_errors(option, line, monkeypatch, capsys):
+    """infer_speed's --device and --precision go to medseg's Segmenter, whose messages name a Python caller's keyword
+    arguments (device='tpu'): the script's reader was told of an argument it cannot give."""
+    main = benchmark_main("infer_speed")
+    monkeypatch.setattr(sys, "argv", ["infer_speed.py", *option])
+    with no_logging_configured(), pytest.raises(SystemExit) as stop:
+        main()
+    captured = capsys.readouterr()
+    assert (stop.value.code, captured.out, captured.err) == (1, "", f"{line}\n")

@@ -122,6 +122,18 @@ def test_a_corrupt_image_is_one_line(evaluate, trained, tmp_path, capsys):
     assert {n for n, *_ in _table(captured.out).values()} == {n_val - 1}
 
 
+@pytest.mark.parametrize("option, line", [
+    (["--device", "tpu"], "error: --device tpu: expected auto, cpu, cuda, cuda:N or mps"),
+    (["--precision", "fp16"], "error: --precision fp16 needs a CUDA device (got cpu); use bf16 or fp32")])
+def test_a_device_or_precision_it_cannot_use_names_the_scripts_option(evaluate, trained, option, line, capsys):
+    """The script's --device and --precision reach medseg's Segmenter, whose messages name a Python caller's keyword
+    arguments (device='tpu'): a reader of the script was told of an argument it has no way to give."""
+    package, images, labels = trained
+    assert evaluate([str(package.path), str(images), str(labels), *option]) == 1
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", f"{line}\n")
+
+
 @pytest.mark.parametrize("option", [["--batch-size", "0"], ["--threads", "-2"], ["--threads", "two"]])
 def test_bad_numbers_are_usage_errors(evaluate, trained, option, capsys):
     package, images, labels = trained
