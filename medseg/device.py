@@ -128,9 +128,10 @@ def native_bf16(device: str) -> bool:
 
 
 def slow_bf16_warning(device: str, what: str) -> str:
-    """The warning for bf16 asked of a device that emulates it (``what``: the setting that asked)."""
+    """The warning for bf16 asked of a device that emulates it (``what``: the setting that asked it, with its value:
+    ``training.precision bf16``, ``precision='bf16'``)."""
     where = "this CPU has no AVX-512 BF16 or AMX" if device == "cpu" else f"{device} has no native bf16"
-    return (f"{what} bf16: {where}, so bf16 runs emulated, several times slower than fp32; "
+    return (f"{what}: {where}, so bf16 runs emulated, several times slower than fp32; "
             f"use fp32 (or auto)")
 
 

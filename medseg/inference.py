@@ -164,7 +164,7 @@ class Segmenter:
         self.device = torch.device(self.device_choice.device)
         self.precision = resolve_precision(precision, self.device_choice.device)
         if self.precision == "bf16" and not native_bf16(self.device_choice.device):
-            log.warning(slow_bf16_warning(self.device_choice.device, "--precision"))
+            log.warning(slow_bf16_warning(self.device_choice.device, setting("precision", "bf16")))
         settings = package.inference
         self.slice_axes = slice_axes(settings)
         self.slice_axis = self.slice_axes[0]

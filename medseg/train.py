@@ -246,7 +246,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
              for c, case in enumerate(train_cases) for axis in axes}
     precision = training_precision(settings.get("precision", "fp32"), device)[0]
     if settings.get("precision") == "bf16" and not native_bf16(device):  # auto took bf16 only where it is native
-        log.warning(slow_bf16_warning(device, "training.precision"))
+        log.warning(slow_bf16_warning(device, "training.precision bf16"))
     autocast = _training_autocast(precision, device)
     # with ema_decay, a moving average of the weights is what gets validated, selected and shipped
     with _room_for(out_dir, device, "the moving average of the weights"):

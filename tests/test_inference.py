@@ -72,7 +72,7 @@ def test_bf16_on_cpu_is_opt_in_and_agrees_with_fp32(phantom_package, caplog):
         assert not caplog.records
         bf16 = Segmenter(phantom_package, device="cpu", precision="bf16")
     assert fp32.precision == "fp32" and bf16.precision == "bf16"
-    emulated = ("--precision bf16: this CPU has no AVX-512 BF16 or AMX, so bf16 runs emulated, several times slower "
+    emulated = ("precision='bf16': this CPU has no AVX-512 BF16 or AMX, so bf16 runs emulated, several times slower "
                 "than fp32; use fp32 (or auto)")
     assert [r.getMessage() for r in caplog.records] == ([] if native_bf16("cpu") else [emulated])
     a, b = fp32.predict(image), bf16.predict(image)

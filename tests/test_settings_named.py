@@ -110,3 +110,22 @@ def test_precision_threads_and_output_format_are_named_as_arguments(tmp_path, ca
         with pytest.raises(InputError) as refused:
             set_threads(0)
     assert str(refused.value) == "--threads 0: give a whole number of CPU threads, 1 or more"
+
+
+def test_bf16_emulated_on_the_cpu_is_warned_of_as_the_precision_argument(make_package, monkeypatch, caplog):
+    """A Segmenter asked for bf16 on a CPU that emulates it warned a Python caller of "--precision bf16", an option
+    it cannot give; under medseg's commands the warning names the option."""
+    import logging
+
+    import medseg.inference as inference
+    from medseg.cli.options import OPTION_NAMES
+
+    monkeypatch.setattr(inference, "native_bf16", lambda device: False)  # a CPU without AVX-512 BF16 or AMX
+    package = make_package()
+    slow = (": this CPU has no AVX-512 BF16 or AMX, so bf16 runs emulated, several times slower than fp32; use fp32 "
+            "(or auto)")
+    with caplog.at_level(logging.WARNING, logger="medseg"):
+        inference.Segmenter(package, device="cpu", precision="bf16")
+        with named_as(OPTION_NAMES):
+            inference.Segmenter(package, device="cpu", precision="bf16")
+    assert [r.getMessage() for r in caplog.records] == [f"precision='bf16'{slow}", f"--precision bf16{slow}"]
