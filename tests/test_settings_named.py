@@ -129,3 +129,52 @@ def test_bf16_emulated_on_the_cpu_is_warned_of_as_the_precision_argument(make_pa
         with named_as(OPTION_NAMES):
             inference.Segmenter(package, device="cpu", precision="bf16")
     assert [r.getMessage() for r in caplog.records] == [f"precision='bf16'{slow}", f"--precision bf16{slow}"]
+
+
+def test_a_command_run_in_a_worker_thread_names_its_options_and_starts_no_thread_of_its_own(tmp_path, case,
+                                                                                           make_package, capsys):
+    """The option names are a context variable, which a ``threading.Thread`` (a thread pool's too) does not inherit:
+    a message worded in a thread that a command started would name the keyword arguments (``overwrite=True``) on the
+    command line. A command (segmenting, scoring, refusing to overwrite) runs none of medseg's code in a thread it
+    starts (SciPy's KD-tree queries of the surface distances start threads of their own, which word no message);
+    run from a thread of a caller's own (a GUI, a workflow's job thread), it names its options there, and the
+    caller's other threads keep the keyword arguments."""
+    import threading
+
+    import nibabel as nib
+    import numpy as np
+
+    from medseg.synthetic import make_phantom
+
+    reference = tmp_path / "case_label.nii.gz"
+    nib.save(nib.Nifti1Image(make_phantom((40, 40, 8), seed=11).labels, np.diag([1.0, 1.0, 2.0, 1.0])), str(reference))
+    out, package = tmp_path / "out", str(make_package())
+    args = ["infer", str(case), "-m", package, "-o", str(out), "--reference", str(reference), "--device", "cpu"]
+    started, codes, seen_beside = set(), [], []
+
+    def record(frame, event, arg):  # medseg's code run in a thread started while the command runs
+        if event == "call" and frame.f_globals.get("__name__", "").partition(".")[0] == "medseg":
+            started.add(f"{threading.current_thread().name}: {frame.f_globals['__name__']}.{frame.f_code.co_name}")
+
+    def worker():
+        threading.setprofile(record)  # threads started from here on by threading (pools too) are watched
+        try:
+            for _ in range(2):
+                try:
+                    from medseg.cli import main
+
+                    main(args)
+                except SystemExit as stop:
+                    codes.append(stop.code)
+        finally:
+            threading.setprofile(None)
+
+    thread = threading.Thread(target=worker, name="caller's worker")
+    thread.start()
+    seen_beside.append(setting("overwrite"))  # this thread, while the command may be running in the other
+    thread.join()
+    err = capsys.readouterr().err
+    assert codes == [0, 1] and started == set()
+    assert err.splitlines()[-1] == (f"medseg: error: {out / 'case_seg.nii.gz'}: output exists already; pass "
+                                    "--overwrite to replace it; case_seg.json and case_metrics.json exist too")
+    assert seen_beside == ["overwrite=True"] and setting("overwrite") == "overwrite=True"
