@@ -15,10 +15,12 @@ from conftest import run_cli
 from dicom_factory import AXIAL, SAGITTAL, SHAPE, make_series, slice_positions
 
 from medseg.cli import main
+from medseg.cli.options import OPTION_NAMES
 from medseg.errors import DicomError, ImageReadError
 from medseg.io import read_image
 from medseg.io.dicom import describe_folder, read_dicom_series
 from medseg.io.dicom_series import scan_folder
+from medseg.settings_named import named_as
 
 
 def test_shuffled_single_series_is_chosen_with_reason(tmp_path):
@@ -295,9 +297,19 @@ def test_a_key_that_is_a_place_in_the_listing_is_warned_about(tmp_path, caplog):
     # the folder's only series: no folder of its own to name; without --series it is chosen, and a series added
     # later makes that refuse to choose (not silent)
     caplog.clear()
-    read_dicom_series(tmp_path / "study" / "a", "#1")
+    only = read_dicom_series(tmp_path / "study" / "a", "#1")
+    # the warning names the setting as its caller gives it (it told a Python caller "series='#1': ... leave --series
+    # out"), the record as medseg records a choice, whoever made it
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"][0].endswith(
-        "moves onto another series if one is added; it is the folder's only series: leave --series out")
+        "moves onto another series if one is added; it is the folder's only series: leave series=... out")
+    assert only.info["selection"].endswith("it is the folder's only series: leave --series out)")
+    caplog.clear()
+    with named_as(OPTION_NAMES):
+        read_dicom_series(tmp_path / "study" / "a", "#1")
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"][0] == (
+        f"{tmp_path / 'study' / 'a'}: --series #1: #1 is this series' place in the folder's listing, as it has no UID "
+        "or number of its own, and moves onto another series if one is added; it is the folder's only series: leave "
+        "--series out")
     make_series(tmp_path / "other", seed=5, shape=(16, 16, 4), series_number=7)
     caplog.clear()
     read_dicom_series(tmp_path / "other", "7")

@@ -39,7 +39,7 @@ from medseg.io.nifti_geometry import qform_for
 from medseg.io.nifti_write import save_nifti
 from medseg.numbers import counted, gib_text
 from medseg.resources import physical_memory
-from medseg.settings_named import setting
+from medseg.settings_named import ANY, setting
 from medseg.volume import Volume, header_precision
 
 __all__ = ["DicomSource", "SeriesGrid", "read_dicom_series", "read_dicom_grid", "describe_folder", "convert_dicom",
@@ -249,7 +249,8 @@ def _chosen_series(folder: Path, series: str | None, warn_skipped: bool, scan: F
     :func:`read_dicom_series`'s)."""
     scan = scan if scan is not None else scan_folder(folder, warn_skipped=warn_skipped)
     candidate, reason = choose_series(scan, series)
-    positional = positional_key_note(scan, candidate) if str(series).strip() == candidate.key else None
+    positional = positional_key_note(scan, candidate, setting("series", ANY)) if str(series).strip() == candidate.key \
+        else None
     if positional and warn_skipped:
         log.warning("%s: %s: %s", folder, setting("series", series), positional)
     rejected = [c for c in scan.candidates if c is not candidate and not c.localizer and c.problem is not None]

@@ -392,16 +392,17 @@ def study_value(candidate: SeriesCandidate, keyword: str) -> str:
     return str(dataset.get(keyword, "") or "").strip() if dataset is not None else ""
 
 
-def positional_key_note(scan: FolderScan, chosen: SeriesCandidate) -> str | None:
+def positional_key_note(scan: FolderScan, chosen: SeriesCandidate, series_named: str = "--series") -> str | None:
     """Where ``chosen``'s key is its place in the folder's listing (``#N``: a series with neither a UID nor a number
     of its own): a series added to the folder can move the key onto another series, which a sample sheet's series
-    cell then names without a word. Says so, and names the series' own folder where it has one."""
+    cell then names without a word. Says so, and names the series' own folder where it has one (``series_named``:
+    the setting as the note's reader gives it; a sidecar's record says ``--series``, whoever made it)."""
     if not chosen.key.startswith("#"):
         return None
     moves = (f"{chosen.key} is this series' place in the folder's listing, as it has no UID or number of its own, "
              "and moves onto another series if one is added; ")
     if len(scan.candidates) == 1:  # an added series makes a folder without --series refuse to choose: not silent
-        return moves + "it is the folder's only series: leave --series out"
+        return moves + f"it is the folder's only series: leave {series_named} out"
     own = _own_folder(scan, chosen)
     return moves + (f"give its own folder, {own}, to name it for good" if own else "keep it in a folder of its own")
 
