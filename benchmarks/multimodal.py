@@ -128,8 +128,11 @@ def main() -> None:
 
     show_warnings()  # medseg's warnings on stderr (its loggers write nothing in a script configuring no logging)
     if args.one:
+        from medseg.settings_named import named_as
+
         package_dir, input_path, out_dir = map(Path, args.one)
-        print(json.dumps(one_run(package_dir, input_path, out_dir, args.threads)))
+        with named_as({"threads": "--threads"}):  # medseg's warning names this script's option (a capped --threads)
+            print(json.dumps(one_run(package_dir, input_path, out_dir, args.threads)))
         return
 
     import nibabel as nib

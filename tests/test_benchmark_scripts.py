@@ -257,3 +257,20 @@ def test_infer_speed_names_its_own_options_in_medsegs_errors(option, line, monke
         main()
     captured = capsys.readouterr()
     assert (stop.value.code, captured.out, captured.err) == (1, "", f"{line}\n")
+
+
+def test_multimodal_names_its_threads_option_where_medseg_caps_it(tmp_path, case, make_package, monkeypatch, capsys):
+    """multimodal.py's --threads goes to medseg's set_threads, whose warning names a Python caller's keyword argument
+    (threads=100000): the script's reader was told of an argument it cannot give."""
+    from medseg.resources import usable_cpus
+
+    main = benchmark_main("multimodal")
+    monkeypatch.setattr(sys, "argv", ["multimodal.py", "--threads", "100000", "--one", str(make_package()), str(case),
+                                      str(tmp_path / "out")])
+    with no_logging_configured():
+        main()
+    captured = capsys.readouterr()
+    cpus = usable_cpus()
+    assert captured.err.splitlines() == [
+        f"warning: --threads 100000: this process may use {cpus} CPU{'' if cpus == 1 else 's'}; using {cpus} threads"]
+    assert json.loads(captured.out)["tiles"] > 0 and (tmp_path / "out" / "case_seg.nii.gz").is_file()
