@@ -500,9 +500,9 @@ def _check_unscanned_unnamed_series_output(path: Path | str, output_dir: Path | 
     own = setting("out_dir", str(segmentation.parent / "series_<key>"))
     chosen = selection.split(" (")[0]  # its positional key's note left out
     raise OutputExistsError(f"{segmentation}: holds {series_text(info)} of {path}, segmented by an earlier run "
-                            f"({chosen}); this run names no series, and the one it reads would take its name: "
-                            f"choose it with {setting('series', ANY)} and give each series its own output folder "
-                            f"({own}), or pass {setting('overwrite')} to replace it")
+                            f"({chosen}); this run names no series, and the one it reads, unless it is that one, would "
+                            f"take its name: choose it with {setting('series', ANY)} and give each series its own "
+                            f"output folder ({own}), or pass {setting('overwrite')} to replace it")
 
 
 def _same_series(info: dict, chosen: SeriesCandidate) -> bool:

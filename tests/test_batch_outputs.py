@@ -913,8 +913,34 @@ def test_no_series_into_another_series_output_of_a_folder_whose_scan_cannot_be_k
     assert (code, stdout) == (1, "")
     assert err.splitlines()[-1] == (
         f"medseg: error: {out / 'study_seg.nii.gz'}: holds series 3 'T1' of {two_series}, segmented by an earlier run "
-        "(chosen with --series 3); this run names no series, and the one it reads would take its name: choose it "
-        f"with --series and give each series its own output folder (-o {out / 'series_<key>'}), or pass --overwrite "
-        "to replace it")
+        "(chosen with --series 3); this run names no series, and the one it reads, unless it is that one, would take "
+        f"its name: choose it with --series and give each series its own output folder (-o {out / 'series_<key>'}), "
+        "or pass --overwrite to replace it")
     assert {name: (out / name).read_bytes() for name in _files(out)} == written
     assert dicom_series._HELD == {}
+
+
+def test_no_series_into_the_output_of_a_folders_only_series_chosen_by_name_claims_no_other_series(tmp_path,
+                                                                                                  make_package,
+                                                                                                  capsys,
+                                                                                                  monkeypatch):
+    """A study of one series, over _HELD_FILES_MAX files, segmented with --series 3 and again without: the run reads
+    that same series, and the refusal said "the one it reads would take its name", a series it does not read. Without
+    the scan it cannot tell which series it reads, and says so."""
+    from dicom_factory import make_series
+
+    import medseg.io.dicom_series as dicom_series
+
+    monkeypatch.setattr(dicom_series, "_HELD_FILES_MAX", 2)  # the study's 6 files are more
+    study = tmp_path / "study"
+    make_series(study / "s3", seed=0, series_number=3, description="T1", series_uid="1.2.3.3")
+    package, out = str(make_package()), tmp_path / "out"
+    code, _, err = run(["-q", "infer", str(study), "--series", "3", "-m", package, "-o", str(out)], capsys)
+    assert code == 0, err
+    code, stdout, err = run(["infer", str(study), "-m", package, "-o", str(out)], capsys)
+    assert (code, stdout) == (1, "")
+    assert err.splitlines()[-1] == (
+        f"medseg: error: {out / 'study_seg.nii.gz'}: holds series 3 'T1' of {study}, segmented by an earlier run "
+        "(chosen with --series 3); this run names no series, and the one it reads, unless it is that one, would take "
+        f"its name: choose it with --series and give each series its own output folder (-o {out / 'series_<key>'}), "
+        "or pass --overwrite to replace it")
