@@ -45,6 +45,27 @@ def cohort_folder(tmp_path):
     return sheet, tmp_path / "results"
 
 
+def broken_install(tmp_path: Path, package: str, error: str = "RuntimeError") -> dict[str, str]:
+    """The environment of a job (``python -m medseg`` from the repository) whose ``package`` (``monai``, ``scipy``)
+    fails as it is imported with ``error`` (``this scipy install is broken``), as a broken install does: the import
+    is the job's, not one case's."""
+    shadow = tmp_path / "shadow"
+    (shadow / package).mkdir(parents=True)
+    (shadow / package / "__init__.py").write_text(f'raise {error}("this {package} install is broken")\n')
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), str(shadow)])}
+
+
+def half_erased(label: Path) -> None:
+    """``label`` replaced by one on the same grid whose first half of slices is background: another reference."""
+    import nibabel as nib
+    import numpy as np
+
+    image = nib.load(label)
+    voxels = np.asarray(image.dataobj).copy()
+    voxels[..., : voxels.shape[-1] // 2] = 0
+    nib.save(nib.Nifti1Image(voxels, image.affine, image.header), label)
+
+
 def _run_ids(folder: ResultsFolder, stage: str) -> dict[str, str]:
     return {p.name.split(".")[0]: json.loads(p.read_text())["run_id"]
             for p in sorted((folder.root / "status").glob(f"*.{stage}.json"))}

@@ -4,7 +4,6 @@ and how the report shows such a job (medseg.report.failed_jobs)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -13,7 +12,9 @@ from pathlib import Path
 import pytest
 from cohort_cases import (
     MODEL,
+    broken_install,
     cohort_folder,  # noqa: F401  (the cohort fixture its tests take)
+    half_erased,
 )
 
 from medseg.cohort import InferOptions, infer_cases, read_samples, write_job_record
@@ -41,60 +42,53 @@ def _sheet(folder: Path, data: Path, cases: tuple[str, ...], references: Path) -
 
 
 def test_a_scoring_job_that_fails_as_a_whole_on_its_last_attempt_records_its_cases(cohort, tmp_path):
-    """A scoring job whose every attempt failed as a whole (here the folder of references made unreadable: a
-    PermissionError, which medseg did not raise, from case a, scored earlier) left no job record, and the run no
-    report. On its last attempt it records the cases it has not scored as failed at evaluate (b), naming the job, its
-    error and its log; their segmentations are kept, and so are a's earlier scores, which the job's record names as
-    kept (the report tells them from scores made by the run). A later run scores them again."""
-    from conftest import as_plain_user
-
+    """A scoring job whose every attempt failed as a whole (here a broken SciPy install, whose RuntimeError medseg did
+    not raise, as the job imports it for the first case it scores, b) left no job record, and the run no report. On
+    its last attempt it records the cases it has not scored as failed at evaluate (b), naming the job, its error and
+    its log; their segmentations are kept, and so are a's scores, made earlier against a reference replaced since,
+    which the job's record names as kept (the report tells them from scores made by the run). A later run scores
+    them again."""
     from medseg.cohort import evaluate_cases
     from medseg.cohort.check import failed_jobs
 
     sheet, results = cohort
-    own = _sheet(tmp_path, sheet.parent, ("a", "b"), tmp_path / "labels")
+    own = _sheet(tmp_path, sheet.parent, ("b", "a"), tmp_path / "labels")
     samples = read_samples(own)
     assert infer_cases(samples, results, InferOptions(MODEL)).count("ok") == 2
-    assert evaluate_cases(samples[:1], results).count("ok") == 1
-    scores = ResultsFolder(results).metrics("a").read_bytes()
+    assert evaluate_cases(samples[1:], results).count("ok") == 1
+    half_erased(tmp_path / "labels" / "a_label.nii.gz")
     folder = ResultsFolder(results)
-    made = folder.segmentation("a").read_bytes()
+    scores, made = folder.metrics("a").read_bytes(), folder.segmentation("a").read_bytes()
     record, log = results / "jobs" / "batch001.evaluate.json", results / "logs" / "evaluate" / "batch001.log"
     log.parent.mkdir(parents=True)
     job = ["cohort", "evaluate", str(own), "-o", str(results), "--record", str(record), "--job-log", str(log)]
-    (tmp_path / "labels").chmod(0)
-    try:
-        earlier = as_plain_user([sys.executable, "-m", "medseg", *job, "--attempt", "2", "3"], timeout=300)
-        assert earlier.returncode == 1 and not record.exists(), earlier.stderr[-3000:]  # Snakemake tries it again
-        assert not folder.failure("a").exists()
-        last = as_plain_user([sys.executable, "-m", "medseg", *job, "--attempt", "3", "3"], timeout=300)
-    finally:
-        (tmp_path / "labels").chmod(0o755)
+    broken = broken_install(tmp_path, "scipy")
+    earlier = _job([*job, "--attempt", "2", "3"], env=broken)
+    assert earlier.returncode == 1 and not record.exists(), earlier.stderr[-3000:]  # Snakemake tries it again
+    assert not folder.failure("b").exists()
+    last = _job([*job, "--attempt", "3", "3"], env=broken)
     assert last.returncode == 0, last.stderr[-3000:]
-    line = f"PermissionError: [Errno 13] Permission denied: '{tmp_path / 'labels' / 'a_label.nii.gz'}'"
-    job_error = {"error": line, "error_type": "PermissionError", "log": str(log)}
+    line = "RuntimeError: this scipy install is broken"
+    job_error = {"error": line, "error_type": "RuntimeError", "log": str(log)}
     written = json.loads(record.read_text())
     assert (written["stage"], written["counts"], written["job_error"]) == (
         "evaluate", {"ok": 1, "failed": 1, "skipped": 0, "reused": 1}, {**job_error, "kept_earlier": ["a"]})
     assert failed_jobs(results) == [("batch001.evaluate", written["job_error"])]
     assert folder.metrics("a").read_bytes() == scores and not folder.failure("a").exists()
-    for sample in samples[1:]:
-        failure = json.loads(folder.failure(sample.case_id).read_text())
-        assert (failure["stage"], failure["error_type"], failure["error"]) == (
-            "evaluate", "JobFailedError",
-            f"{sample.image}: not scored: its job batch001.evaluate failed on its last attempt for a reason of the "
-            f"whole job, not of this case: {line}; the job's log: {log}; a later run tries it again")
-        assert failure["job"] == {"name": "batch001.evaluate", "stage": "evaluate", **job_error}
-        assert folder.status(sample.case_id, "evaluate")["job_failed"] is True
+    failure = json.loads(folder.failure("b").read_text())
+    assert (failure["stage"], failure["error_type"], failure["error"]) == (
+        "evaluate", "JobFailedError",
+        f"{samples[0].image}: not scored: its job batch001.evaluate failed on its last attempt for a reason of the "
+        f"whole job, not of this case: {line}; the job's log: {log}; a later run tries it again")
+    assert failure["job"] == {"name": "batch001.evaluate", "stage": "evaluate", **job_error}
+    assert folder.status("b", "evaluate")["job_failed"] is True
     assert folder.segmentation("a").read_bytes() == made and folder.status("a", "infer")["outcome"] == "ok"
-    # readable again: the next run scores both (the job-failed records are not finished ones)
+    # SciPy put right: the next run scores both (the job-failed records are not finished ones; a's reference changed)
     again = _job(job[:5])
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "evaluate: 2 ok, 0 failed, 0 skipped (2 cases, 1 of them kept from earlier runs)" in again.stderr
+    assert "evaluate: 2 ok, 0 failed, 0 skipped (2 cases, 0 of them kept from earlier runs)" in again.stderr
     assert folder.metrics("b").is_file() and not folder.failure("b").exists()
-
-
-_SHADOW = """raise {error}("this MONAI install is broken")\n"""
+    assert folder.metrics("a").read_bytes() != scores
 
 
 @pytest.mark.parametrize("error", ["RuntimeError", "MemoryError"])
@@ -104,16 +98,13 @@ def test_an_inference_job_failing_with_an_error_medseg_did_not_raise_records_its
     record on its last attempt, and the run no report. Its cases are recorded as failed with the error's type and
     message, as for a medseg error."""
     sheet, results = cohort
-    shadow = tmp_path / "shadow"
-    (shadow / "monai").mkdir(parents=True)
-    (shadow / "monai" / "__init__.py").write_text(_SHADOW.format(error=error))
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{shadow}"}
+    env = broken_install(tmp_path, "monai", error)
     record, log = results / "jobs" / "batch001.infer.json", results / "logs" / "infer" / "batch001.log"
     job = ["cohort", "infer", str(sheet), "-o", str(results), "--case", "a", "--case", "b", "--model", MODEL,
            "--device", "cpu", "--attempt", "3", "3", "--record", str(record), "--job-log", str(log)]
     done = _job(job, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
-    line = f"{error}: this MONAI install is broken"
+    line = f"{error}: this monai install is broken"
     assert json.loads(record.read_text())["job_error"] == {"error": line, "error_type": error, "log": str(log)}
     folder = ResultsFolder(results)
     failure = json.loads(folder.failure("b").read_text())
@@ -126,10 +117,7 @@ def test_an_inference_job_failing_with_an_error_medseg_did_not_raise_records_its
 def test_a_stop_while_the_model_loads_is_not_taken_for_the_jobs_failure(cohort, tmp_path):
     """A Ctrl-C (KeyboardInterrupt) on the last attempt stops the job as before: no record, no case recorded."""
     sheet, results = cohort
-    shadow = tmp_path / "shadow"
-    (shadow / "monai").mkdir(parents=True)
-    (shadow / "monai" / "__init__.py").write_text(_SHADOW.format(error="KeyboardInterrupt"))
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{shadow}"}
+    env = broken_install(tmp_path, "monai", "KeyboardInterrupt")
     record = results / "jobs" / "batch001.infer.json"
     done = _job(["cohort", "infer", str(sheet), "-o", str(results), "--case", "a", "--model", MODEL, "--device", "cpu",
                  "--attempt", "3", "3", "--record", str(record)], env=env)

@@ -348,13 +348,13 @@ def test_a_job_that_fails_for_the_whole_run_shows_why_on_the_console(tmp_path):
 
 
 def test_a_scoring_job_that_fails_as_a_whole_leaves_a_report_that_names_it(tmp_path):
-    """A scoring job whose every attempt failed as a whole (here the folder of references made unreadable: a
-    PermissionError from case a, scored earlier) left no job record, and the run no report. Its last attempt records b
-    (not scored yet) as failed and keeps a's earlier scores (which the report, unable to read their reference, shows
-    as stale); the report is made, naming the job once with the case it failed and the one it kept, and the run's check
-    fails naming the job.
+    """A scoring job whose every attempt failed as a whole (here a broken SciPy install, whose RuntimeError medseg did
+    not raise, as the job imports it for b, the first case it scores) left no job record, and the run no report. Its
+    last attempt records b (not scored yet) as failed and keeps a's scores, made earlier against a reference replaced
+    since (which the report shows as stale); the report is made, naming the job once with the case it failed and the
+    one it kept, and the run's check fails naming the job.
     (The cases are segmented, and a scored, beforehand in this process: the run's inference job keeps them.)"""
-    from conftest import as_plain_user
+    from cohort_cases import broken_install, half_erased
 
     from medseg.cohort import InferOptions, evaluate_cases, infer_cases, read_samples
 
@@ -362,22 +362,21 @@ def test_a_scoring_job_that_fails_as_a_whole_leaves_a_report_that_names_it(tmp_p
     labels.mkdir(parents=True)
     for name, seed in (("a", 3), ("b", 4)):
         write_phantom(data / f"{name}.nii.gz", labels / f"{name}_label.nii.gz", shape=SHAPE, seed=seed)
-    sheet = write_sheet(data, [("a", "a.nii.gz", "labels/a_label.nii.gz"), ("b", "b.nii.gz", "labels/b_label.nii.gz")])
+    sheet = write_sheet(data, [("b", "b.nii.gz", "labels/b_label.nii.gz"), ("a", "a.nii.gz", "labels/a_label.nii.gz")])
     results = tmp_path / "results"
     samples = read_samples(sheet)
     assert infer_cases(samples, results, InferOptions(MODEL)).count("ok") == 2
-    assert evaluate_cases(samples[:1], results).count("ok") == 1
-    settings = [f"{key}={value}" for key, value in {"model": MODEL, "samples": sheet, "results": results}.items()]
+    assert evaluate_cases(samples[1:], results).count("ok") == 1
+    half_erased(labels / "a_label.nii.gz")
+    settings = [f"{key}={value}" for key, value in
+                {"model": MODEL, "samples": sheet, "results": results, "max_overlays": 0}.items()]
     command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path), "--cores", "1",
                "--config", *settings]
-    labels.chmod(0)
-    try:
-        run = as_plain_user(command, timeout=300)
-    finally:
-        labels.chmod(0o755)
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO,
+                         env=broken_install(tmp_path, "scipy"))
     assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
     assert kept_by_its_job(results)
-    line = f"PermissionError: [Errno 13] Permission denied: '{labels / 'a_label.nii.gz'}'"
+    line = "RuntimeError: this scipy install is broken"
     log = results / "logs" / "evaluate" / "batch001.log"
     assert (f"medseg: error: {results}: job batch001.evaluate failed on its last attempt for a reason of the whole "
             f"job: {line} (its log: {log}); its cases are listed as failed in {results / 'report.html'}, and a later "
