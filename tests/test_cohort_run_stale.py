@@ -358,3 +358,35 @@ def test_finished_cases_counts_only_what_was_made_for_this_runs_model_settings_a
     assert ResultsFolder(results).status("a", "infer")["run_id"] != made["run_id"]
     evaluate_cases(samples[:1], results, redo="token")
     assert finished_cases(batches, results, package, options, forced) == (1, 0)
+
+
+def test_a_reference_that_cannot_be_read_fails_its_case_alone_and_keeps_its_scores(cohort, tmp_path):
+    """A case scored earlier whose reference cannot be looked at now (its folder without permission: a share mounted
+    for another group) raised a bare PermissionError as its line was made (away_text), failing the whole scoring job
+    and every case in it. The case fails alone, saying the reference cannot be read, its scores kept; the other cases
+    are scored."""
+    from conftest import plain_user
+
+    sheet, results = cohort
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    reference = locked / "a_label.nii.gz"
+    os.rename(sheet.parent / "a_label.nii.gz", reference)
+    own = _sheet(tmp_path, f"case_id\timage\treference\na\t{sheet.parent / 'a.nii.gz'}\t{reference}\n"
+                           f"b\t{sheet.parent / 'b.nii.gz'}\t{sheet.parent / 'b_label.nii.gz'}\n")
+    samples = read_samples(own)
+    infer_cases(samples, results, InferOptions(model=MODEL, device="cpu", batch_size=8))
+    assert evaluate_cases(samples[:1], results).count("ok") == 1
+    folder = ResultsFolder(results)
+    scores = folder.metrics("a").read_bytes()
+    locked.chmod(0)
+    try:
+        with plain_user():
+            summary = evaluate_cases(samples, results)
+    finally:
+        locked.chmod(0o755)
+    assert [(c.case_id, c.outcome, c.reused, c.stage, c.error) for c in summary.cases] == [
+        ("a", "failed", False, "evaluate", f"{reference}: cannot read (permission denied); the scores made against it "
+                                           "earlier are kept, and reused if it comes back unchanged"),
+        ("b", "ok", False, None, None)]
+    assert folder.metrics("a").read_bytes() == scores and folder.metrics("b").is_file()

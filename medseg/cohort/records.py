@@ -284,19 +284,41 @@ def away_text(path: Path | str, missing: str = "no such file or folder", modalit
     ``study: 3 of its files are git-annex links whose content is not present here (…): fetch them with …``, or
     what a pointer file in its place is (``a git-annex pointer file, not an image (…): fetch it with …``), or which
     of the other files it is read from is not here (``scan.mhd: its data file scan.raw is a git-annex link whose
-    content is not present here (…): fetch it with …``). For a model of several ``modalities``, that of the first
-    of nnU-Net's channel files of a ``case_0000`` input that is away (``case_0001.nii.gz: no such file or folder``)."""
+    content is not present here (…): fetch it with …``), or that it cannot be looked at (``a_label.nii.gz: cannot read
+    (permission denied)``: a folder on its way this user may not search). For a model of several ``modalities``, that
+    of the first of nnU-Net's channel files of a ``case_0000`` input that is away (``case_0001.nii.gz: no such file
+    or folder``)."""
     from medseg.io.files import absent_content, missing_under, not_there
     from medseg.io.pairs import parts_not_here
 
     path = Path(path)
     if modalities > 1:
         path = next((file for file in input_files(path, modalities) if unavailable(file)), path)
+    cannot = _cannot_look_at(path)
+    if cannot is not None:
+        return f"{path}: {cannot}"
     if path.is_dir():
         return f"{path}: {missing_under(path) or 'an empty folder'}"
     if not path.exists():
         return f"{path}: {not_there(path, missing)}"
     return f"{path}: {absent_content(path) or parts_not_here(path) or not_there(path, missing)}"
+
+
+def _cannot_look_at(path: Path) -> str | None:
+    """``cannot read (permission denied)`` for a path this user may not look at (a folder on its way without search
+    permission), where ``Path.is_dir`` and ``Path.exists`` raise a bare ``PermissionError``; None for one that is
+    there or simply not there."""
+    import errno
+
+    from medseg.io.files import os_reason
+
+    try:
+        os.stat(path)
+    except OSError as error:
+        if error.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):  # not there: said by the caller
+            return None
+        return f"cannot read ({os_reason(error)})"
+    return None
 
 
 def not_fetched(paths) -> str:
