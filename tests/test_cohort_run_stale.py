@@ -364,8 +364,10 @@ def test_a_reference_that_cannot_be_read_fails_its_case_alone_and_keeps_its_scor
     """A case scored earlier whose reference cannot be looked at now (its folder without permission: a share mounted
     for another group) raised a bare PermissionError as its line was made (away_text), failing the whole scoring job
     and every case in it. The case fails alone, saying the reference cannot be read, its scores kept; the other cases
-    are scored."""
+    are scored. The report called such a reference missing: it says it cannot be read."""
     from conftest import plain_user
+
+    from medseg.report import build_report
 
     sheet, results = cohort
     locked = tmp_path / "locked"
@@ -383,6 +385,7 @@ def test_a_reference_that_cannot_be_read_fails_its_case_alone_and_keeps_its_scor
     try:
         with plain_user():
             summary = evaluate_cases(samples, results)
+            built = build_report(results, tmp_path / "report" / "report.html", max_overlays=0, sheet=own)
     finally:
         locked.chmod(0o755)
     assert [(c.case_id, c.outcome, c.reused, c.stage, c.error) for c in summary.cases] == [
@@ -390,3 +393,9 @@ def test_a_reference_that_cannot_be_read_fails_its_case_alone_and_keeps_its_scor
                                            "earlier are kept, and reused if it comes back unchanged"),
         ("b", "ok", False, None, None)]
     assert folder.metrics("a").read_bytes() == scores and folder.metrics("b").is_file()
+    with open(built.table, encoding="utf-8", newline="") as handle:
+        row = next(row for row in csv.DictReader(handle, delimiter="\t") if row["case_id"] == "a")
+    assert (row["status"], row["failed_stage"], row["error"]) == (
+        "failed", "stale", f"the reference {reference} cannot be read (permission denied); the scores made against it "
+                           "earlier are kept in the results folder (not shown here), and reused if it comes back "
+                           "unchanged")

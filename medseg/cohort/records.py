@@ -43,6 +43,7 @@ __all__ = [
     "MAX_ATTEMPTS",
     "STATUS_SCHEMA",
     "ResultsFolder",
+    "cannot_look_at",
     "case_claim_what",
     "content_sha256",
     "dataset_names_differ",
@@ -294,9 +295,9 @@ def away_text(path: Path | str, missing: str = "no such file or folder", modalit
     path = Path(path)
     if modalities > 1:
         path = next((file for file in input_files(path, modalities) if unavailable(file)), path)
-    cannot = _cannot_look_at(path)
+    cannot = cannot_look_at(path)
     if cannot is not None:
-        return f"{path}: {cannot}"
+        return f"{path}: cannot read ({cannot})"
     if path.is_dir():
         return f"{path}: {missing_under(path) or 'an empty folder'}"
     if not path.exists():
@@ -304,10 +305,10 @@ def away_text(path: Path | str, missing: str = "no such file or folder", modalit
     return f"{path}: {absent_content(path) or parts_not_here(path) or not_there(path, missing)}"
 
 
-def _cannot_look_at(path: Path) -> str | None:
-    """``cannot read (permission denied)`` for a path this user may not look at (a folder on its way without search
-    permission), where ``Path.is_dir`` and ``Path.exists`` raise a bare ``PermissionError``; None for one that is
-    there or simply not there."""
+def cannot_look_at(path: Path | str) -> str | None:
+    """Why this user cannot look at ``path`` (``permission denied``: a folder on its way without search permission),
+    where ``Path.is_dir`` and ``Path.exists`` raise a bare ``PermissionError``; None for a path that is there or
+    simply not there."""
     import errno
 
     from medseg.io.files import os_reason
@@ -317,7 +318,7 @@ def _cannot_look_at(path: Path) -> str | None:
     except OSError as error:
         if error.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):  # not there: said by the caller
             return None
-        return f"cannot read ({os_reason(error)})"
+        return os_reason(error)
     return None
 
 

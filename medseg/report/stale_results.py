@@ -28,7 +28,7 @@ def _inputs_away(image: str | None, reference: str | None, modalities: int = 1) 
     nnU-Net's beside a ``case_0000`` image, dropped, is the input's being away, named)."""
     import os
 
-    from medseg.cohort.records import input_files, unavailable
+    from medseg.cohort.records import cannot_look_at, input_files, unavailable
     from medseg.io.files import absent_content, missing_under
     from medseg.io.pairs import parts_not_here
 
@@ -42,14 +42,18 @@ def _inputs_away(image: str | None, reference: str | None, modalities: int = 1) 
             return f" in part: {part}" if part else ""
         return f": {what}" if what else ""
 
+    def why(path) -> str:  # one in a folder this user may not search was called missing
+        cannot = cannot_look_at(path)
+        return f"cannot be read ({cannot})" if cannot is not None else f"is missing{missing(path)}"
+
     if image is not None and unavailable(image, modalities):
         away = next((str(file) for file in input_files(image, modalities) if unavailable(file)), image)
         what = f"the input {image}" if away == image else f"the input {image}'s channel file {os.path.basename(away)}"
-        return (f"{what} is missing{missing(away)}; the results made from it earlier are kept in the results folder "
-                "(not shown here), and reused if it comes back unchanged")
+        return (f"{what} {why(away)}; the results made from it earlier are kept in the results folder (not shown "
+                "here), and reused if it comes back unchanged")
     if reference is not None and unavailable(reference):
-        return (f"the reference {reference} is missing{missing(reference)}; the scores made against it earlier are "
-                "kept in the results folder (not shown here), and reused if it comes back unchanged")
+        return (f"the reference {reference} {why(reference)}; the scores made against it earlier are kept in the "
+                "results folder (not shown here), and reused if it comes back unchanged")
     return None
 
 
