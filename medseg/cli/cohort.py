@@ -57,9 +57,9 @@ _time_limit = click.option("--time-limit", "time_limit", type=click.FloatRange(0
 _job_log = click.option("--job-log", "job_log", type=GivenPath(dir_okay=False, path_type=Path), default=None,
                         help="The log this job's output goes to (the workflow's rule log), named where the job's last "
                              "attempt (--attempt N N, with --record) fails for a reason of the whole job (the model, "
-                             "the device, a folder that cannot be read, an error medseg did not foresee): its "
-                             "unfinished cases are then recorded as failed, naming the job, the error and this log, "
-                             "and the job ends with its record, so that the report is made.")
+                             "the device, a results folder that takes no outputs, an error medseg did not "
+                             "foresee): its unfinished cases are then recorded as failed, naming the job, the error "
+                             "and this log, and the job ends with its record, so that the report is made.")
 _record = click.option("--record", type=GivenPath(dir_okay=False, path_type=Path), default=None,
                        help="Write a JSON summary of this run here, atomically, once every case is done.")
 

@@ -571,9 +571,10 @@ def evaluate_cases(samples: Sequence[Sample], results: Path | str, threads: int 
     """Score the segmentations of ``samples`` that have a reference, skipping finished cases (``memory_mb`` and
     ``deadline``: the job's memory and the time it stops at, ``job`` and ``job_log`` the workflow's job and its log,
     as for :class:`InferOptions`; ``on_case`` and ``redo`` as for :func:`infer_cases`). On the job's last attempt
-    (``final_attempt``, with ``job``), an error of the whole job (a folder of references that cannot be read, an error
-    medseg did not foresee) records the cases not scored yet as failed, naming the job, its error and its log, and
-    the job ends with its summary, so that the workflow makes its report (the segmentations are kept).
+    (``final_attempt``, with ``job``), an error of the whole job (a results folder that takes no outputs, an error
+    medseg did not foresee: a SciPy that fails as it is imported) records the cases not scored yet as failed, naming
+    the job, its error and its log, and the job ends with its summary, so that the workflow makes its report (the
+    segmentations are kept). A reference that cannot be read fails its case alone.
 
     Each case must have been through :func:`infer_cases`; a case whose segmentation failed is ``skipped``. medseg's
     thread count (:func:`medseg.resources.cpu_threads`, which the surface distances' searches follow) is set for the
