@@ -363,24 +363,38 @@ def test_finished_cases_counts_only_what_was_made_for_this_runs_model_settings_a
 def test_a_reference_that_cannot_be_read_fails_its_case_alone_and_keeps_its_scores(cohort, tmp_path):
     """A case scored earlier whose reference cannot be looked at now (its folder without permission: a share mounted
     for another group) raised a bare PermissionError as its line was made (away_text), failing the whole scoring job
-    and every case in it. The case fails alone, saying the reference cannot be read, its scores kept; the other cases
-    are scored. The report called such a reference missing: it says it cannot be read."""
+    and every case in it, as an image did its inference job. The case fails alone, saying the file cannot be read, its
+    results kept; the other cases are scored. The report called such a reference missing: it says it cannot be
+    read."""
     from conftest import plain_user
 
     from medseg.report import build_report
 
     sheet, results = cohort
-    locked = tmp_path / "locked"
+    locked, images = tmp_path / "locked", tmp_path / "images"
     locked.mkdir()
-    reference = locked / "a_label.nii.gz"
+    images.mkdir()
+    reference, image = locked / "a_label.nii.gz", images / "a.nii.gz"
     os.rename(sheet.parent / "a_label.nii.gz", reference)
-    own = _sheet(tmp_path, f"case_id\timage\treference\na\t{sheet.parent / 'a.nii.gz'}\t{reference}\n"
+    os.rename(sheet.parent / "a.nii.gz", image)
+    own = _sheet(tmp_path, f"case_id\timage\treference\na\t{image}\t{reference}\n"
                            f"b\t{sheet.parent / 'b.nii.gz'}\t{sheet.parent / 'b_label.nii.gz'}\n")
     samples = read_samples(own)
-    infer_cases(samples, results, InferOptions(model=MODEL, device="cpu", batch_size=8))
+    options = InferOptions(model=MODEL, device="cpu", batch_size=8)
+    infer_cases(samples, results, options)
     assert evaluate_cases(samples[:1], results).count("ok") == 1
     folder = ResultsFolder(results)
-    scores = folder.metrics("a").read_bytes()
+    scores, made = folder.metrics("a").read_bytes(), folder.segmentation("a").read_bytes()
+    images.chmod(0)  # the image too, at inference: its case fails alone, its results kept
+    try:
+        with plain_user():
+            inferred = infer_cases(samples, results, options)
+    finally:
+        images.chmod(0o755)
+    assert [(c.case_id, c.outcome, c.error) for c in inferred.cases] == [
+        ("a", "failed", f"{image}: cannot read (permission denied); the results made from it earlier are kept, and "
+                        "reused if it comes back unchanged"), ("b", "ok", None)]
+    assert folder.segmentation("a").read_bytes() == made
     locked.chmod(0)
     try:
         with plain_user():
