@@ -262,6 +262,38 @@ def test_a_caller_of_main_keeps_its_warning_display_and_log_settings(tmp_path, v
         assert medseg_cli._WARNED == warned  # not taken into medseg's once-per-message set
 
 
+def test_a_library_warning_shown_by_one_main_call_is_shown_by_the_next_too(tmp_path, capsys):
+    """A library's warning is shown once per command: nibabel warns about a NIfTI extension whose size is not a
+    multiple of 16 bytes, and the first ``main(ARGS)`` showed it; the set of messages already shown was left holding
+    it, so a second ``main(ARGS)`` in the same process (a program scoring file after file, the next test of a pytest
+    worker) scored the same file without a word about it."""
+    import struct
+
+    import medseg.cli as medseg_cli
+
+    data = np.zeros((8, 8, 4), np.uint8)
+    data[2:6, 2:6, 1:3] = 1
+    image = nib.Nifti1Image(data, np.eye(4))
+    image.header.extensions.append(nib.nifti1.Nifti1Extension(0, b"x" * 24))  # 32 bytes with its own 8
+    odd = tmp_path / "odd.nii"
+    nib.save(image, odd)
+    raw = bytearray(odd.read_bytes())
+    assert struct.unpack("<i", raw[352:356]) == (32,)
+    raw[352:356] = struct.pack("<i", 24)  # the extension's size as a writer that forgot the padding gives it
+    odd.write_bytes(bytes(raw))
+    reference = tmp_path / "reference.nii.gz"
+    nib.save(nib.Nifti1Image(data, np.eye(4)), reference)
+    warned = set(medseg_cli._WARNED)
+    told = ("warning: UserWarning: Extension size is not a multiple of 16 bytes; Assuming size is correct and hoping "
+            "for the best")
+    for _ in range(2):
+        run = run_program(["evaluate", str(odd), str(reference)], capsys)
+        assert run.returncode == 0, run.stderr
+        assert run.stderr.splitlines().count(told) == 1, run.stderr
+        assert "1 label_1  1.0000" in run.stdout
+        assert medseg_cli._WARNED == warned
+
+
 # a stand-in torch first on the path: it writes down the wait policy the process has when a command imports it (the
 # moment torch's OpenMP runtime reads its settings), then fails the import
 _STAND_IN_TORCH = """import os
