@@ -262,6 +262,40 @@ def test_a_caller_of_main_keeps_its_warning_display_and_log_settings(tmp_path, v
         assert medseg_cli._WARNED == warned  # not taken into medseg's once-per-message set
 
 
+def test_main_with_args_after_main_as_the_entry_point_leaves_the_process_warnings_as_they_read(tmp_path,
+                                                                                               monkeypatch, capsys):
+    """``main()`` as a program's entry point keeps its one-line warnings (``warning: ...``) to the process's exit; a
+    later ``main(["-vv", ...])`` in that process gave the handler it had left on the root logger its own -vv
+    formatter, and did not put it back: the process's warnings then read ``WARNING medseg.x: ...``."""
+    import logging
+    import signal
+
+    from conftest import no_logging_configured
+
+    from medseg import stopping
+
+    demo = logging.getLogger("medseg.demo")
+    handlers = {number: signal.getsignal(number) for number in stopping.stop_signals()}
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)  # main() sets it for its process: put back afterwards
+    with no_logging_configured():
+        monkeypatch.setattr(sys, "argv", ["medseg", "synth", str(tmp_path / "a.nii.gz"), "--shape", "16", "16", "4"])
+        try:
+            with pytest.raises(SystemExit) as stopped:
+                main()  # the program's entry point
+        finally:  # main() ignores the stop signals on its way out: given back for the later tests
+            for number, handler in handlers.items():
+                signal.signal(number, handler)
+        assert stopped.value.code == 0
+        demo.warning("before")
+        with pytest.raises(SystemExit) as stopped:
+            main(["-vv", "synth", str(tmp_path / "b.nii.gz"), "--shape", "16", "16", "4"])
+        assert stopped.value.code == 0 and (tmp_path / "b.nii.gz").is_file()
+        demo.warning("after")
+        err = capsys.readouterr().err.splitlines()
+    assert "warning: before" in err and "warning: after" in err, err
+    assert "WARNING medseg.demo: after" not in err
+
+
 def test_a_library_warning_shown_by_one_main_call_is_shown_by_the_next_too(tmp_path, capsys):
     """A library's warning is shown once per command: nibabel warns about a NIfTI extension whose size is not a
     multiple of 16 bytes, and the first ``main(ARGS)`` showed it; the set of messages already shown was left holding

@@ -312,14 +312,18 @@ _SET_UP_LOGGERS = ("", "medseg", "nibabel", "pydicom", "highdicom")  # those cli
 @contextlib.contextmanager
 def _output_settings_kept():
     """What :func:`cli` sets up for the command's output, put back as the block ends: Python's warning display
-    (``warnings.showwarning``), the set of library messages shown once (``_WARNED``), and the levels, filters and
-    handlers of the loggers it sets. For ``main(ARGS)`` called from a program (or a test): left as the command set
-    them, the caller's own warnings went into medseg's log, nibabel's logger stayed silenced, and a later ``main()``
-    in that process kept quiet about a message an earlier one had shown. The console command's process (``argv``
-    None) keeps them to its exit, which its teardown's warnings are shown by."""
+    (``warnings.showwarning``), the set of library messages shown once (``_WARNED``), the levels, filters and
+    handlers of the loggers it sets, and the formatters of the root logger's handlers. For ``main(ARGS)`` called from
+    a program (or a test): left as the command set them, the caller's own warnings went into medseg's log, nibabel's
+    logger stayed silenced, and a later ``main()`` in that process kept quiet about a message an earlier one had
+    shown. The console command's process (``argv`` None) keeps them to its exit, which its teardown's warnings are
+    shown by."""
     shown, warned = warnings.showwarning, set(_WARNED)
     loggers = [logging.getLogger(name) for name in _SET_UP_LOGGERS]
     saved = [(log.level, log.filters[:], log.handlers[:]) for log in loggers]
+    # cli() gives a one-line handler already on the root logger (an earlier main() of the process's, kept to its exit)
+    # this command's formatter: a later main(["-vv", ...]) left the process's warnings reading "WARNING medseg.x: ..."
+    formatters = [(handler, handler.formatter) for handler in logging.getLogger().handlers]
     try:
         yield
     finally:
@@ -332,6 +336,8 @@ def _output_settings_kept():
             for handler in log.handlers[:]:
                 if handler not in handlers:  # basicConfig's, on a root logger that had none: on the caller's stderr
                     log.removeHandler(handler)
+        for handler, formatter in formatters:
+            handler.setFormatter(formatter)
 
 
 class _ClosedStdout:
