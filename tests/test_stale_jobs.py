@@ -34,6 +34,15 @@ def test_a_job_whose_case_lost_its_results_is_voided_unless_previewing(tmp_path)
         "infer": VoidedJobs(), "evaluate": VoidedJobs()}
     assert record.exists() and all(path.exists() for path in report)
 
+    # another tile overlap, every case there: made for other work alone takes the job's record and the whole report
+    other = InferOptions(model="phantom", device="cpu", batch_size=8, overlap=0.5)
+    void = void_stale_jobs(batches, results, package, other, memory, preview=False)
+    assert void["infer"] == VoidedJobs(changed=["a", "b"], jobs=["b0001.infer"])
+    assert not record.exists() and not any(path.exists() for path in report)
+    write_job_record(record, infer_cases(samples, results, options))  # the record again: its cases, kept, are there
+    for path in report:
+        path.write_text("the earlier run's")
+
     shutil.rmtree(ResultsFolder(results).case_dir("b"))  # removed to redo the case
     void = void_stale_jobs(batches, results, package, options, memory, preview=True)
     assert void["infer"] == VoidedJobs(gone=["b"], jobs=["b0001.infer"])
@@ -44,7 +53,6 @@ def test_a_job_whose_case_lost_its_results_is_voided_unless_previewing(tmp_path)
     assert voided_message("evaluate", void["evaluate"], 2000, preview=True) is None
 
     # another tile overlap: every case's results were made for other work (b's record says so, its folder gone)
-    other = InferOptions(model="phantom", device="cpu", batch_size=8, overlap=0.5)
     void = void_stale_jobs(batches, results, package, other, memory, preview=True)
     assert void["infer"].jobs == ["b0001.infer"] and record.exists() and all(path.exists() for path in report)
     void = void_stale_jobs(batches, results, package, other, memory, preview=False)
