@@ -262,6 +262,32 @@ def test_a_caller_of_main_keeps_its_warning_display_and_log_settings(tmp_path, v
         assert medseg_cli._WARNED == warned  # not taken into medseg's once-per-message set
 
 
+@pytest.mark.parametrize("args, code", [(["infer", "--no-such-option"], 2),
+                                        (["evaluate", "gone.nii.gz", "ref.nii.gz"], 1),
+                                        (["-q", "synth", "there.nii.gz"], 1)],
+                         ids=["usage error", "missing file", "quiet, output there"])
+def test_a_caller_of_main_keeps_its_output_settings_when_the_command_fails(tmp_path, monkeypatch, capsys, args, code):
+    """A usage error (click's), a file that is not there and a refusal under -q end main(ARGS) as a failure: the
+    warning display and log settings are put back on those ways out too."""
+    import logging
+    import warnings
+
+    from conftest import no_logging_configured
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "there.nii.gz").write_bytes(b"")  # synth refuses to replace it without --overwrite
+    loggers = [logging.getLogger(name) for name in ("", "medseg", "nibabel", "pydicom", "highdicom")]
+    with no_logging_configured():
+        shown = warnings.showwarning
+        before = [(log.level, log.filters[:], log.handlers[:]) for log in loggers]
+        with pytest.raises(SystemExit) as stopped:
+            main(args)
+        assert stopped.value.code == code
+        assert warnings.showwarning is shown
+        assert [(log.level, log.filters, log.handlers) for log in loggers] == before
+    assert capsys.readouterr().err.count("error: ") == 1
+
+
 def test_main_with_args_after_main_as_the_entry_point_leaves_the_process_warnings_as_they_read(tmp_path,
                                                                                                monkeypatch, capsys):
     """``main()`` as a program's entry point keeps its one-line warnings (``warning: ...``) to the process's exit; a
