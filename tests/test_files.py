@@ -283,3 +283,19 @@ def test_a_name_in_another_letter_case_or_accent_composition_names_the_file_that
     shutil.copy(case, folder / "SCAN.NII.GZ")
     code, _, err = run(["infer", str(folder / "Scan.nii.gz"), "--model", package], capsys)
     assert err.strip().splitlines()[-1] == f"medseg: error: {folder / 'Scan.nii.gz'}: no such file or folder"
+
+
+def test_a_name_whose_file_has_the_stray_space_is_not_said_to_differ_in_letter_case(tmp_path, capsys):
+    """A folder made with a space at the end of its name (``-o "Ergebnisse "``, as earlier versions took it), asked for
+    without it: the names differ in that space, and the line said they differed "only in letter case"."""
+    made = tmp_path / "Ergebnisse "
+    made.mkdir()
+    (made / "c00_seg.nii.gz").write_bytes(b"")
+    code, _, err = run(["report", str(tmp_path / "Ergebnisse")], capsys)
+    assert code == 1 and err == (
+        f"medseg: error: {tmp_path / 'Ergebnisse'}: no such results folder; {made} is there (the path given differs "
+        "only in a space or quote at an end of a name)\n"), err
+    # in letter case too, both are said
+    code, _, err = run(["report", str(tmp_path / "ergebnisse")], capsys)
+    assert code == 1 and err.endswith(
+        f"{made} is there (the path given differs only in a space or quote at an end of a name and letter case)\n"), err

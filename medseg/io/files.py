@@ -448,12 +448,14 @@ def _spelt_otherwise(path: Path) -> tuple[Path, str] | None:
             return None
         if len(alike) != 1:
             return None
+        # the stray space or quote may be the name's on disk (a folder made as -o "Ergebnisse "), not the typed one's
         name, core = alike[0], part.strip(_STRAY)
+        bare = name.strip(_STRAY)
         kinds |= {kind for kind, differs in (
-            ("stray", core != part),
-            ("case", unicodedata.normalize("NFC", core) != unicodedata.normalize("NFC", name)),
-            ("accent", core.casefold() != name.casefold() and unicodedata.normalize("NFC", core).casefold()
-             == unicodedata.normalize("NFC", name).casefold())) if differs}
+            ("stray", core != part or bare != name),
+            ("case", unicodedata.normalize("NFC", core) != unicodedata.normalize("NFC", bare)),
+            ("accent", core.casefold() != bare.casefold() and unicodedata.normalize("NFC", core).casefold()
+             == unicodedata.normalize("NFC", bare).casefold())) if differs}
         found = found / name if found is not None else Path(name)
     if found is None or found == path or not kinds:
         return None
