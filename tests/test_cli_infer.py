@@ -680,8 +680,9 @@ def test_an_output_folder_whose_name_ends_in_a_space_is_a_usage_error(tmp_path, 
         shown = name.split("/")[0]
         assert err.strip().splitlines()[-1] == (
             f"medseg infer: error: -o {name}: the folder name {shown!r} begins or ends with a space (pasted?); name "
-            f"it without, or write {name}/ for a folder of that name. Try 'medseg infer --help'."), err
+            f"it without, or write -o \"{name}/\" for a folder of that name. Try 'medseg infer --help'."), err
         assert sorted(p.name for p in tmp_path.iterdir()) == ["case.nii.gz", "tiny"]
+    # the suggestion unquoted (-o Ergebnisse /) was an -o and a second input, /, read as a DICOM folder for seconds
     code, _, err = run(["infer", str(case), "--model", package, "-o", "Ergebnisse /"], capsys)
     assert code == 0, err
     assert _files(tmp_path / "Ergebnisse ") == ["case_seg.json", "case_seg.nii.gz"]

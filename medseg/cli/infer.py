@@ -429,7 +429,8 @@ def _check_output_folder(typed: str, first_input: Path, output_format: str) -> N
             if not os.path.lexists(made) and part != part.strip(" \t"):
                 raise click.UsageError(
                     f"{typed_option('output_dir')} {typed}: the folder name {part!r} begins or ends with a space "
-                    f"(pasted?); name it without, or write {typed}/ for a folder of that name")
+                    f"(pasted?); name it without, or write {typed_option('output_dir')} \"{typed}/\" for a folder of "
+                    "that name")  # quoted: copied as `-o Ergebnisse /`, the / is a second input
     name = os.path.basename(typed)
     if name and not os.path.lexists(typed) and (stem(name) != name or name.lower().endswith(".json")):
         ending = ".dcm" if output_format == "dicom-seg" else ".nii.gz"
