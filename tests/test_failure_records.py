@@ -388,3 +388,20 @@ def test_a_path_with_a_space_given_unquoted_is_a_usage_error_naming_it(tmp_path,
     shutil.copy(case, tmp_path / "a b c" / "x.nii.gz")
     code, _, err = run(["infer", "Übung 1/scan.nii.gz", "a", "b", "c/x.nii.gz", "-m", package], capsys)
     assert code == 2 and "a, b and c/x.nii.gz are not there, but 'a b c/x.nii.gz' is: " in err, err
+
+
+def test_a_split_path_whose_later_word_is_there_does_not_say_that_word_is_not(tmp_path, case, make_package, capsys,
+                                                                               monkeypatch):
+    """``medseg infer Übung 1/scan.nii.gz`` beside a numbered folder ``1/`` that holds a scan.nii.gz of its own: the
+    line said "Übung and 1/scan.nii.gz are not there", of a file that is; it names the word that is not there."""
+    monkeypatch.chdir(tmp_path)
+    for folder in ("Übung 1", "1"):
+        (tmp_path / folder).mkdir()
+        shutil.copy(case, tmp_path / folder / "scan.nii.gz")
+    package = str(make_package())
+    before = sorted(path.name for path in tmp_path.iterdir())
+    code, _, err = run(["infer", "Übung", "1/scan.nii.gz", "-m", package], capsys)
+    assert code == 2 and err == (
+        "medseg infer: error: Übung is not there, but 'Übung 1/scan.nii.gz' is: give a path with spaces in quotes, "
+        "\"Übung 1/scan.nii.gz\", as the shell makes one input of each word. Try 'medseg infer --help'.\n"), err
+    assert sorted(path.name for path in tmp_path.iterdir()) == before

@@ -399,13 +399,18 @@ def _refuse_split_path(inputs: list[str]) -> None:
     """A usage error where inputs that are not there, joined by spaces, name a path that is: a path with a space
     given without quotes (``medseg infer Übung 1/scan.nii.gz``), which was two missing inputs, or with --series,
     "--series applies to one DICOM folder at a time"."""
+    import os
+
     from medseg.io.files import split_path
 
     split = split_path(inputs)
     if split is not None:
         words, joined = split
-        named = words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
-        raise click.UsageError(f"{named} are not there, but {joined!r} is: give a path with spaces in quotes, "
+        # only the words that are not there (the first always): 1/scan.nii.gz may be a numbered folder's file too
+        missing = [word for word in words if not os.path.lexists(word)]
+        named = (f"{missing[0]} is" if len(missing) == 1 else
+                 f"{', '.join(missing[:-1])} and {missing[-1]} are")
+        raise click.UsageError(f"{named} not there, but {joined!r} is: give a path with spaces in quotes, "
                                f'"{joined}", as the shell makes one input of each word')
 
 
