@@ -299,3 +299,36 @@ def test_a_name_whose_file_has_the_stray_space_is_not_said_to_differ_in_letter_c
     code, _, err = run(["report", str(tmp_path / "ergebnisse")], capsys)
     assert code == 1 and err.endswith(
         f"{made} is there (the path given differs only in a space or quote at an end of a name and letter case)\n"), err
+
+
+def test_a_batch_of_missing_inputs_in_one_folder_lists_that_folder_once(tmp_path, case, make_package, capsys,
+                                                                        monkeypatch):
+    """Each missing input's line looks through its folder for a name spelt otherwise (up to 10,000 names): 300 missing
+    inputs of a 10,000-file folder took 8.2 s where they had taken 3.6 s. The folder's names are read once while it
+    is unchanged, and still found anew once it changes."""
+    import os
+
+    import medseg.io.files as files
+
+    folder = tmp_path / "cases"
+    folder.mkdir()
+    for k in range(50):
+        (folder / f"case{k:02d}.nii.gz").write_bytes(b"")
+    listed = []
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        listed.append(str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(files.os, "scandir", scandir)
+    package = str(make_package())
+    missing = [str(folder / f"gone{k:02d}.nii.gz") for k in range(20)]
+    code, _, err = run(["infer", *missing, "--model", package, "-o", str(tmp_path / "out")], capsys)
+    assert code == 1 and "medseg: 20 of 20 inputs failed" in err
+    assert listed.count(str(folder)) == 1, listed
+    # a file spelt otherwise that appears later is named: the listing is read anew once the folder changed
+    shutil.copy(case, folder / "Gone00.nii.gz")
+    code, _, err = run(["infer", missing[0], "--model", package], capsys)
+    assert err.strip().splitlines()[-1].endswith(f"{folder / 'Gone00.nii.gz'} is there (the path given differs only "
+                                                 "in letter case)"), err

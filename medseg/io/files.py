@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
@@ -427,9 +428,6 @@ def _spelt_otherwise(path: Path) -> tuple[Path, str] | None:
     there matches. A pasted space cannot be seen in the message that says the file is not there."""
     import unicodedata
 
-    def key(name: str) -> str:
-        return unicodedata.normalize("NFC", name.strip(_STRAY)).casefold()
-
     text = str(path).strip(_STRAY)
     if not text:
         return None
@@ -441,9 +439,9 @@ def _spelt_otherwise(path: Path) -> tuple[Path, str] | None:
         if part == ".." or os.path.lexists(here):
             found = here
             continue
+        folder = os.path.abspath(found if found is not None else ".")
         try:
-            with os.scandir(found if found is not None else ".") as entries:
-                alike = [entry.name for _, entry in zip(range(_LOOKED_AT), entries) if key(entry.name) == key(part)]
+            alike = _names_by_key(folder, os.stat(folder).st_mtime_ns).get(_name_key(part), [])
         except OSError:
             return None
         if len(alike) != 1:
@@ -461,6 +459,25 @@ def _spelt_otherwise(path: Path) -> tuple[Path, str] | None:
         return None
     words = [_DIFFERENCES[kind] for kind in _DIFFERENCES if kind in kinds]
     return found, " and ".join(words) if len(words) < 3 else f"{words[0]}, {words[1]} and {words[2]}"
+
+
+def _name_key(name: str) -> str:
+    """``name`` as :func:`_spelt_otherwise` compares names: without stray spaces and quotes, NFC, case folded."""
+    import unicodedata
+
+    return unicodedata.normalize("NFC", name.strip(_STRAY)).casefold()
+
+
+@functools.lru_cache(maxsize=8)
+def _names_by_key(folder: str, mtime_ns: int) -> dict[str, list[str]]:
+    """The names in ``folder`` (the first :data:`_LOOKED_AT`) by :func:`_name_key`, read once while the folder's
+    modification time, ``mtime_ns``, stays as it was: a batch of many missing inputs of one large folder lists it once,
+    not once per input."""
+    names: dict[str, list[str]] = {}
+    with os.scandir(folder) as entries:
+        for _, entry in zip(range(_LOOKED_AT), entries):
+            names.setdefault(_name_key(entry.name), []).append(entry.name)
+    return names
 
 
 _WORDS_JOINED = 8  # words of one path split at its spaces, at most: a batch of many missing inputs stays quick
