@@ -3,6 +3,7 @@ and how the report shows such a job (medseg.report.failed_jobs)."""
 
 from __future__ import annotations
 
+import html
 import json
 import subprocess
 import sys
@@ -159,7 +160,8 @@ def test_the_report_shows_a_failed_jobs_error_once_with_the_cases_it_covered(fai
     results, log, job_error = failed_job
     build_report(results, tmp_path / "report.html", sheet=None, max_overlays=0)
     page = (tmp_path / "report.html").read_text()
-    assert page.count(job_error["error"]) == 1  # once, in the job's block
+    assert "'cuda:7'" in job_error["error"]  # a quote, which the page writes as an entity
+    assert page.count(html.escape(job_error["error"])) == 1  # once, in the job's block
     block = page[page.index('<div id="jobs">'):page.index('<div id="failed">')]
     assert "<h2>Jobs that failed (1)</h2>" in block and 'id="job-batch001.infer"' in block
     assert f"<code>{log}</code>" in block
