@@ -81,6 +81,19 @@ class SliceNet(nn.Module):
         return out
 
 
+@contextlib.contextmanager
+def _without_tf32():
+    """fp32 as recorded: cuDNN's TF32 convolutions (on by default in torch; an Ampere or later GPU then runs a float32
+    convolution with a 10-bit mantissa) and TF32 matrix products off while the network runs, the caller's flags put
+    back after it. The CPU reads neither flag."""
+    flags = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = flags
+
+
 def is_out_of_memory(error: BaseException) -> bool:
     """Whether ``error`` itself is a device's out-of-memory error: torch's (CUDA, ROCm), or Apple MPS's
     ``RuntimeError`` that says so."""
@@ -231,7 +244,7 @@ class Segmenter:
     def _autocast(self):
         dtype = _DTYPES[self.precision]
         if dtype is None:
-            return contextlib.nullcontext()
+            return _without_tf32()
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
     def slab_slices(self, plane: tuple[int, int]) -> int:

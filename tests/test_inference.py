@@ -578,3 +578,22 @@ def test_a_segmenter_shown_in_a_notebook_names_its_model_and_device(phantom_pack
     segmenter = Segmenter(phantom_package, device="cpu", precision="fp32", batch_size=8)
     assert repr(segmenter) == (f"Segmenter(model='phantom', sha256='{phantom_package.sha256[:12]}…', device='cpu', "
                                "precision='fp32', batch_size=8)")
+
+
+@pytest.mark.parametrize("precision, tf32_inside", [("fp32", False), ("bf16", True)])
+def test_fp32_inference_runs_without_tf32_and_puts_the_flags_back(make_package, precision, tf32_inside):
+    """``--precision fp32`` is recorded as fp32: cuDNN's TF32 convolutions (on by default in torch, and what an
+    Ampere or later GPU runs a float32 convolution as: a 10-bit mantissa) are off while the network runs, and the
+    caller's flags are as they were afterwards; the other precisions leave them alone."""
+    segmenter = Segmenter(load_package(make_package()), device="cpu", precision=precision)
+    seen = []
+    segmenter.net.register_forward_hook(
+        lambda *_: seen.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)))
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = True, True
+    try:
+        segmenter.predict(torch.randn(1, 20, 20, 3))
+        assert seen and set(seen) == {(tf32_inside, tf32_inside)}
+        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (True, True)
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
