@@ -3,6 +3,7 @@ reads as text."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 
@@ -54,6 +55,35 @@ def test_a_case_that_failed_at_inference_names_no_model_of_the_earlier_sidecar_i
     (row,) = read_tsv(build_report(tmp_path, tmp_path / "r.html").table)
     assert (row["status"], row["failed_stage"]) == ("failed", "infer")
     assert (row["model"], row["model_version"], row["model_weights_sha256"]) == ("", "", "")
+
+
+def test_the_case_table_names_the_files_hashes_device_and_precision_each_case_was_made_with(tmp_path):
+    """A QA database fed from cohort.tsv alone could not tie a row to the exact input, segmentation and reference
+    files, nor to the device and precision that made it: the sidecar and metrics record them, the table did not."""
+    folder = write_case(tmp_path, "made", 0, "exact")
+    sidecar = folder / "made_seg.json"
+    record = json.loads(sidecar.read_text())
+    segmentation_sha256 = hashlib.sha256((folder / "made_seg.nii.gz").read_bytes()).hexdigest()
+    record.update({"segmentation_sha256": segmentation_sha256, "device": "cuda:0", "precision": "fp16",
+                   "created": "2026-12-07T10:00:00+00:00"})
+    sidecar.write_text(json.dumps(record))
+    metrics = json.loads((folder / "made_metrics.json").read_text())
+    metrics["reference_sha256"] = "ef" * 32
+    (folder / "made_metrics.json").write_text(json.dumps(metrics))
+    write_failure(tmp_path, "failed")
+    header, rows = read_tsv_header_and_rows(build_report(tmp_path, tmp_path / "r.html").table)
+    columns = ["input_sha256", "segmentation_sha256", "reference_sha256", "device", "precision", "created"]
+    assert header[header.index("reference") + 1:header.index("reference") + 7] == columns
+    made = rows["made"]
+    assert [made[column] for column in columns] == [
+        record["input_sha256"], segmentation_sha256, metrics["reference_sha256"], "cuda:0", "fp16",
+        "2026-12-07T10:00:00+00:00"]
+    assert len(made["input_sha256"]) == 64
+    assert [rows["failed"][column] for column in columns] == [""] * 6
+
+
+def read_tsv_header_and_rows(path):
+    return path.read_text(encoding="utf-8").splitlines()[0].split("\t"), {row["case_id"]: row for row in read_tsv(path)}
 
 
 def test_values_near_the_threshold_and_tiny_volumes_stay_honest_everywhere(tmp_path):
@@ -127,7 +157,8 @@ def test_a_label_name_that_a_spreadsheet_would_run_as_a_formula_heads_its_column
     outputs = build_report(tmp_path, tmp_path / "r.html")
     header = outputs.table.read_text().splitlines()[0].split("\t")
     assert header[:3] == ["rank", "case_id", "status"]
-    assert header[18:20] == ["'-x_dice", "'-x_hd95_mm"] and "'-x_status" in header
+    first = header.index("error") + 1  # the label columns follow the case's
+    assert header[first:first + 2] == ["'-x_dice", "'-x_hd95_mm"] and "'-x_status" in header
     assert "_cmd_dice" in header  # "=" is not a column name's character: the name's prefix has none to escape
     assert not [cell for cell in header if cell.startswith(("=", "+", "-", "@"))]
     (row,) = read_tsv(outputs.table)

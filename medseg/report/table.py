@@ -15,6 +15,7 @@ __all__ = ["CASE_COLUMNS", "cohort_rows", "label_columns", "label_names", "write
 
 CASE_COLUMNS = ("rank", "case_id", "status", "n_flags", "flags", "min_dice", "model", "model_version",
                 "model_weights_sha256", "in_training_set", "input", "series", "series_uid", "segmentation", "reference",
+                "input_sha256", "segmentation_sha256", "reference_sha256", "device", "precision", "created",
                 "failed_stage", "error_type", "error")
 
 
@@ -67,7 +68,10 @@ def cohort_rows(cases: list[CaseResult], flags: list[list[Flag]], order: list[in
         segmentation = case.segmentation_path()
         # a case that failed before scoring may keep an earlier run's sidecar, whose model is not the one that failed
         # (a stale case's outputs are that run's: its model made them)
-        made = case.model if not case.failed_before_scoring or failure.get("stage") == "stale" else {}
+        describes = not case.failed_before_scoring or failure.get("stage") == "stale"
+        made = case.model if describes else {}
+        sidecar = (case.sidecar or {}) if describes else {}
+        metrics = case.metrics or {}
         row = {
             "rank": rank,
             "case_id": case.case_id,
@@ -88,6 +92,13 @@ def cohort_rows(cases: list[CaseResult], flags: list[list[Flag]], order: list[in
             "series_uid": info.get("series_uid"),
             "segmentation": str(segmentation) if segmentation else None,
             "reference": (case.metrics or {}).get("reference") or failure.get("reference"),
+            # the files by their SHA-256, the device and precision, and when it was made: a row ties to its files
+            "input_sha256": sidecar.get("input_sha256"),
+            "segmentation_sha256": sidecar.get("segmentation_sha256") or metrics.get("prediction_sha256"),
+            "reference_sha256": metrics.get("reference_sha256"),
+            "device": sidecar.get("device"),
+            "precision": sidecar.get("precision"),
+            "created": sidecar.get("created") or metrics.get("created"),
             "failed_stage": failure.get("stage"),
             "error_type": failure.get("error_type"),
             "error": failure.get("error"),
