@@ -116,7 +116,7 @@ def test_a_dicom_series_rewritten_while_it_is_read_is_refused_a_file_added_besid
 
     rewritten = write_series(tmp_path / "rewritten", stored_values((24, 24, 4)), slice_positions(4, 2.0))
     write_series(tmp_path / "added", stored_values((24, 24, 4)), slice_positions(4, 2.0))
-    real = dicom._hash_files
+    real = dicom._file_digests
 
     def meanwhile(files):
         folder = Path(files[0]).parent
@@ -126,7 +126,7 @@ def test_a_dicom_series_rewritten_while_it_is_read_is_refused_a_file_added_besid
             (folder / "README.txt").write_text("another series follows")
         return real(files)
 
-    monkeypatch.setattr(dicom, "_hash_files", meanwhile)
+    monkeypatch.setattr(dicom, "_file_digests", meanwhile)
     code, _, err = run(["infer", str(tmp_path / "rewritten"), str(tmp_path / "added"), "--model", str(make_package()),
                         "-o", str(tmp_path / "out")], capsys)
     assert code == 1

@@ -533,3 +533,20 @@ def test_a_tile_holds_as_many_voxels_whatever_the_group(group, rows_at_once):
     assert set(array.blocks) == {(128, rows_at_once, group)}
     assert len(array.blocks) == (columns // 128) * (rows // rows_at_once)
     assert np.array_equal(np.asarray(array), planes.transpose(2, 1, 0))
+
+
+def test_a_series_records_each_files_sha256_and_its_hash_is_theirs_combined(tmp_path):
+    """A sidecar of a DICOM input held one SHA-256 of the series, of its files' digests: no checksum tool gives it,
+    and a series that changed could not be told file by file. ``file_sha256`` names each file read (relative to the
+    folder given) with its own SHA-256, which ``sha256sum`` gives, and the series' hash is theirs combined."""
+    import hashlib
+
+    _, paths = make_series(tmp_path / "study" / "a", seed=2)
+    volume = read_image(tmp_path / "study")
+    digests = {path.relative_to(tmp_path / "study").as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+               for path in paths}
+    assert volume.info["file_sha256"] == digests and len(digests) == SHAPE[2]
+    combined = b"".join(sorted(bytes.fromhex(digest) for digest in digests.values()))
+    assert volume.source_sha256 == hashlib.sha256(combined).hexdigest()
+    from medseg.io.dicom import read_dicom_grid
+    assert read_dicom_grid(tmp_path / "study").info["file_sha256"] == digests

@@ -129,6 +129,8 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
         flags.append("bits-beyond-stored")
     files = candidate.files
     info = _series_info(folder, scan, candidate, reason, series, rejected, flags)
+    digests = _file_digests(files)
+    info["file_sha256"] = _digests_by_name(files, digests, folder)
     headers = None
     if keep_headers:
         headers = {frame.path: candidate.datasets[frame.path] for frame in frames}
@@ -136,7 +138,7 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
             _forget_pixels(dataset)
     source = DicomSource(candidate.uid, tuple(f.path for f in frames), tuple(f.frame for f in frames), headers)
     return Volume(array=array, affine=geometry.affine, source=folder, header=None,
-                  source_sha256=_hash_files(files), info=info, dicom=source)
+                  source_sha256=_combined(digests), info=info, dicom=source)
 
 
 def _frame_plane(frame: DicomFrame, pixels: np.ndarray, candidate: SeriesCandidate, size: tuple[int, int]
@@ -236,8 +238,10 @@ def read_dicom_grid(folder: Path | str, series: str | None = None, warn_skipped:
     geometry = candidate.geometry
     frames = [candidate.frames[index] for index in geometry.order]
     info = _series_info(folder, scan, candidate, reason, series, rejected, list(candidate.flags))
+    digests = _file_digests(candidate.files)
+    info["file_sha256"] = _digests_by_name(candidate.files, digests, folder)
     return SeriesGrid(shape=tuple(int(n) for n in geometry.shape), affine=geometry.affine, source=folder,
-                      source_sha256=_hash_files(candidate.files), info=info,
+                      source_sha256=_combined(digests), info=info,
                       dicom=DicomSource(candidate.uid, tuple(f.path for f in frames), tuple(f.frame for f in frames)),
                       candidate=candidate)
 
@@ -632,6 +636,11 @@ def series_sha256(folder: Path | str, series: str | None = None) -> str:
 def _hash_files(files: list[Path]) -> str:
     """SHA-256 of the series' file contents, whatever their names and the folder given: the same series read from
     its own folder, a parent or a copy hashes the same (the report's duplicate_input check compares these)."""
+    return _combined(_file_digests(files))
+
+
+def _file_digests(files: list[Path]) -> list[bytes]:
+    """Each file's SHA-256 (the digest ``sha256sum`` prints in hex), in the order of ``files``."""
     digests = []
     for path in files:
         digest = hashlib.sha256()
@@ -639,7 +648,18 @@ def _hash_files(files: list[Path]) -> str:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
         digests.append(digest.digest())
+    return digests
+
+
+def _combined(digests: list[bytes]) -> str:
+    """The series' SHA-256: of its files' digests, sorted, so that names and order do not count."""
     return hashlib.sha256(b"".join(sorted(digests))).hexdigest()
+
+
+def _digests_by_name(files: list[Path], digests: list[bytes], folder: Path) -> dict[str, str]:
+    """The sidecar's ``input_info.file_sha256``: each file, by its path relative to ``folder`` with ``/``, and its
+    SHA-256 in hex, so a changed series is told file by file and checked with any checksum tool."""
+    return {Path(_relative(path, folder)).as_posix(): digest.hex() for path, digest in zip(files, digests)}
 
 
 def _relative(path: Path, folder: Path) -> str:
