@@ -55,6 +55,32 @@ class Verification:
         return [check.what for check in self.checks if check.ok is False]
 
 
+def _changed_files(folder: Path, info: dict, shown: int = 3) -> str:
+    """For a DICOM series whose sidecar names its files' digests (``input_info.file_sha256``): which of them changed
+    or are not there now (``: of its 35 recorded files, 1 changed (a.dcm)``); where none did, files were added."""
+    from medseg.io.atomic import sha256_of
+
+    recorded = info.get("file_sha256")
+    if not isinstance(recorded, dict) or not recorded or not folder.is_dir():
+        return ""
+    changed, gone = [], []
+    for name, digest in recorded.items():
+        path = folder / str(name)
+        if not path.is_file():
+            gone.append(str(name))
+        elif sha256_of(path) != digest:
+            changed.append(str(name))
+
+    def listed(names: list[str], what: str) -> str:
+        more = f" and {len(names) - shown} more" if len(names) > shown else ""
+        return f"{len(names)} {what} ({', '.join(names[:shown])}{more})"
+
+    parts = [listed(names, what) for names, what in ((changed, "changed"), (gone, "not there")) if names]
+    if not parts:
+        return f": its {len(recorded)} recorded files are as they were: files were added to the series"
+    return f": of its {len(recorded)} recorded files, " + ", ".join(parts)
+
+
 def _short(sha256: str | None) -> str:
     return f"{sha256[:12]}…" if isinstance(sha256, str) else "none recorded"
 
@@ -171,7 +197,8 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
         same = found == record["input_sha256"]
         result.checks.append(Check("input", same, f"{named}: " + (
             f"matches input_sha256 ({_short(found)})" if same else
-            f"SHA-256 {_short(found)}, the sidecar records {_short(record['input_sha256'])}: not the input segmented")))
+            f"SHA-256 {_short(found)}, the sidecar records {_short(record['input_sha256'])}: not the input segmented"
+            + ("" if same else _changed_files(source, info)))))
 
     package = _model_check(record, model, result)
     _versions_check(record, device, result)

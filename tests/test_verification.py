@@ -457,3 +457,30 @@ def test_a_folders_hidden_subfolders_are_not_searched(tmp_path):
         assert find_sidecars(tmp_path) == [tmp_path / "cases" / "a" / "a_seg.json"]
     finally:
         locked.chmod(0o755)
+
+
+def test_a_changed_dicom_series_is_told_file_by_file(tmp_path, make_package, capsys):
+    """A series changed since it was segmented failed the input check with its combined SHA-256 alone: which of its
+    files changed, or went, was not said. The sidecar's ``input_info.file_sha256`` names each file's own digest."""
+    import pydicom
+    from dicom_factory import make_series
+
+    _, paths = make_series(tmp_path / "study", shape=(24, 20, 6))
+    code, _, err = run(["infer", str(tmp_path / "study"), "-m", str(make_package()), "-o", str(tmp_path / "out"),
+                        "--threads", "1"], capsys)
+    assert code == 0, err
+    sidecar = tmp_path / "out" / "study_seg.json"
+    names = sorted(json.loads(sidecar.read_text())["input_info"]["file_sha256"])
+    edited = tmp_path / "study" / names[2]
+    dataset = pydicom.dcmread(edited)
+    dataset.ImageComments = "re-exported"
+    dataset.save_as(edited)
+    code, out, err = run(["verify", str(sidecar)], capsys)
+    (line,) = [line for line in out.splitlines() if ": input " in line]
+    assert code == 1 and line.startswith(f"{sidecar}: input FAILED: "), out + err
+    assert line.endswith(f"not the input segmented: of its 6 recorded files, 1 changed ({names[2]})"), line
+    # the input check only: the series is read as it is now
+    (tmp_path / "study" / names[4]).unlink()
+    code, out, _ = run(["verify", str(sidecar)], capsys)
+    (line,) = [line for line in out.splitlines() if ": input " in line]
+    assert line.endswith(f"of its 6 recorded files, 1 changed ({names[2]}), 1 not there ({names[4]})"), line
