@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     from medseg.package import ModelPackage
 
 __all__ = ["CaseOutputs", "case_targets", "check_reference_exists", "in_training_set", "labels_not_trained",
-           "named_like_training_case", "output_paths", "seg_algorithm_version", "segment_case", "segment_volume",
-           "superseded_outputs", "versions"]
+           "named_like_training_case", "output_paths", "seg_algorithm_parameters", "seg_algorithm_version",
+           "segment_case", "segment_volume", "superseded_outputs", "versions"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,14 @@ def seg_algorithm_version(package) -> str:
     weights = f"weights {package.sha256[:12]}"
     version = str(package.config.get("version", "0"))[:64 - len(weights) - 2]
     return f"{version}; {weights}"
+
+
+def seg_algorithm_parameters(segmenter) -> dict[str, str]:
+    """A DICOM SEG's Algorithm Parameters: the weights' and settings' SHA-256 in full (Algorithm Version holds 12
+    digits), the device and the precision, so that a SEG parted from its sidecar can be checked against its model."""
+    package = segmenter.package
+    return {"weights_sha256": package.sha256, "settings_sha256": package.settings_sha256,
+            "device": str(segmenter.device), "precision": segmenter.precision}
 
 
 @dataclass
@@ -501,7 +509,8 @@ def segment_case(
             record["dicom_seg"] = write_dicom_seg(labels, volume, temps[0], segmenter.package.labels,
                                                   segmenter.package.name, seg_algorithm_version(segmenter.package),
                                                   sources=seg_sources,
-                                                  label_codes=segmenter.package.label_codes)
+                                                  label_codes=segmenter.package.label_codes,
+                                                  algorithm_parameters=seg_algorithm_parameters(segmenter))
         else:
             write_labels(labels, volume, temps[0], top_label=max(segmenter.package.labels))
         # which file the sidecar (and the metrics) describe: the report refuses metrics of another segmentation

@@ -190,6 +190,10 @@ def test_infer_on_a_dicom_folder_writes_nifti_on_the_grid_and_dicom_seg(tmp_path
     algorithm = seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0]
     assert (algorithm.AlgorithmName, algorithm.AlgorithmVersion) == (
         tiny_package.name, f"{tiny_package.config.get('version', '0')}; weights {tiny_package.sha256[:12]}")
+    # and in full, with the settings and how it ran (AlgorithmParameters, an LT: 12 digits were not enough to check
+    # the weights by, nor did the SEG say the precision and device of a GPU run)
+    assert algorithm.AlgorithmParameters == (f"weights_sha256={tiny_package.sha256},"
+                                             f"settings_sha256={tiny_package.settings_sha256},device=cpu,precision=fp32")
     labels = np.asarray(nifti.dataobj)
     assert set(np.unique(labels).tolist()) == {0, 1, 2}
     found = frames_by_source(seg)

@@ -28,13 +28,15 @@ log = logging.getLogger(__name__)
 
 def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_names: dict[int, str],
                     algorithm: str = "medseg", algorithm_version: str = "0",
-                    sources: dict[Path, object] | None = None, label_codes: dict[int, dict] | None = None) -> dict:
+                    sources: dict[Path, object] | None = None, label_codes: dict[int, dict] | None = None,
+                    algorithm_parameters: dict[str, str] | None = None) -> dict:
     """Write ``labels`` (on ``volume``'s grid) as a binary DICOM SEG, one segment per non-zero label; return its
     identifiers (SOP instance, series, study UIDs and series number) for the sidecar.
 
     ``label_codes``: label value → the coded concepts of its segment (``category``, ``type``, optional
     ``modifier``; each ``{"scheme", "value", "meaning"}``), as a model package's ``label_codes`` holds them; a label
     without codes is coded as SCT Tissue (category and type), which says nothing of what it is.
+    ``algorithm_parameters``: written as the segments' AlgorithmParameters (``key=value`` joined by ``,``).
 
     ``sources`` are the headers from :func:`seg_sources` (read here when not given). Not atomic on its own:
     use :func:`medseg.io.atomic.atomic_paths` around it.
@@ -76,7 +78,8 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
         source_images = [datasets[p] for p in source.paths]
 
     identification = hd.AlgorithmIdentificationSequence(
-        name=algorithm, family=codes.cid7162.ArtificialIntelligence, version=str(algorithm_version)
+        name=algorithm, family=codes.cid7162.ArtificialIntelligence, version=str(algorithm_version),
+        parameters=algorithm_parameters or None,
     )
     coded = {int(value): codes_ for value, codes_ in (label_codes or {}).items()}
     descriptions = []
