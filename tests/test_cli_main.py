@@ -344,8 +344,8 @@ def test_a_library_warning_shown_by_one_main_call_is_shown_by_the_next_too(tmp_p
     reference = tmp_path / "reference.nii.gz"
     nib.save(nib.Nifti1Image(data, np.eye(4)), reference)
     warned = set(medseg_cli._WARNED)
-    told = ("warning: UserWarning: Extension size is not a multiple of 16 bytes; Assuming size is correct and hoping "
-            "for the best")
+    told = (f"warning: UserWarning: {odd}: Extension size is not a multiple of 16 bytes; Assuming size is correct and "
+            "hoping for the best")
     for _ in range(2):
         run = run_program(["evaluate", str(odd), str(reference)], capsys)
         assert run.returncode == 0, run.stderr

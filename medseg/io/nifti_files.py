@@ -18,6 +18,7 @@ from medseg.errors import ImageReadError, first_line
 from medseg.io.compression import unsupported_compression
 from medseg.io.files import apple_double, check_present, check_readable
 from medseg.io.free_space import DEFLATE_MAX_RATIO
+from medseg.io.read_warnings import warnings_naming
 
 try:  # Intel's ISA-L gzip: the same format and checks, about 3.4x as fast to decompress as zlib
     from isal import igzip as _gzip_reader
@@ -71,7 +72,13 @@ def load_image(path: Path | str, mmap: bool | str = True):
     takes the name's word and refuses it as "not a gzip file"; tools built on the NIfTI reference library read it).
     Such a file is read into memory, whatever ``mmap`` says. A ``.nii`` / ``.nii.gz`` name in mixed case (``.Nii``,
     ``.Nii.Gz``), from which nibabel would make up another name to open, is read from the file given. A named pipe or
-    a device is refused (:func:`check_regular_file`)."""
+    a device is refused (:func:`check_regular_file`). nibabel's warnings
+    while the header is read name the file (:func:`~medseg.io.read_warnings.warnings_naming`)."""
+    with warnings_naming(path):
+        return _load_image(Path(path), mmap)
+
+
+def _load_image(path: Path, mmap: bool | str):
     path = Path(path)
     check_regular_file(path)
     compressed = unsupported_compression(path)

@@ -174,8 +174,10 @@ def quaternion_note(image) -> str | None:
 
 def raw_header(image):
     """``image``'s header as its file stores it, before nibabel's repairs (the loaded header when it cannot be
-    read again, or for formats without one)."""
+    read again, or for formats without one); nibabel's warnings as it reads name the file."""
     from nibabel.openers import ImageOpener
+
+    from medseg.io.read_warnings import warnings_naming
 
     header = image.header
     if not isinstance(header, nib.analyze.AnalyzeHeader):
@@ -184,7 +186,7 @@ def raw_header(image):
     try:
         # a .nii.gz stored uncompressed is opened as it is stored (ImageOpener goes by the name)
         opener = open if _uncompressed_gz(Path(holder.filename)) else ImageOpener
-        with opener(holder.filename, "rb") as handle:
+        with opener(holder.filename, "rb") as handle, warnings_naming(holder.filename):
             return type(header).from_fileobj(handle, check=False)
     except Exception:  # a header that reads once reads twice; this only guards odd file maps
         return header

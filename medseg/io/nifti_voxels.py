@@ -26,6 +26,7 @@ from medseg.io.nifti_files import (
     _stray_bytes_maybe,
     _uncompressed_gz,
 )
+from medseg.io.read_warnings import warnings_naming
 
 __all__ = ["float_region_slabs", "read_float_region", "read_stored_labels", "scaled_float32", "stored_region_slabs"]
 
@@ -161,9 +162,10 @@ class _CheckedStreams:
         self.image = image
         if self.handles:
             try:
-                self.image = type(image).from_file_map(
-                    {key: FileHolder(filename=name, fileobj=self.handles.get(name)) for key, name in names.items()},
-                    mmap=False)
+                with warnings_naming(names.get("header") or names.get("image")):  # read again: as the first read
+                    self.image = type(image).from_file_map(
+                        {key: FileHolder(filename=name, fileobj=self.handles.get(name)) for key, name in names.items()},
+                        mmap=False)
             except BaseException:
                 self.close()
                 raise
