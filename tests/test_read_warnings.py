@@ -74,3 +74,28 @@ def test_a_warning_that_names_the_file_already_is_not_named_twice(tmp_path):
     with pytest.warns(UserWarning) as caught, warnings_naming(odd), warnings_naming(odd):
         read_grid(odd)
     assert [str(w.message) for w in caught] == [f"{odd}: {EXTENSION_TEXT}"]
+
+
+@pytest.mark.filterwarnings("ignore:Unknown encoding")  # pydicom, on writing the faulty test value
+def test_evaluate_names_the_dicom_seg_pydicom_warns_about_once(tmp_path, capsys):
+    """A DICOM SEG whose character set pydicom does not know: pydicom logs and warns "Unknown encoding 'ISO_IR 999'
+    - using default encoding instead" as it reads it, and `medseg evaluate pred.nii.gz seg.dcm` said so without
+    saying which file; the line names the SEG, once (logged and warned alike)."""
+    from dicom_factory import _raw, slice_positions, stored_values, write_series
+    from seg_factory import NAMES, SHAPE, label_rule
+
+    from medseg.io.dicom import read_dicom_series, volume_image
+    from medseg.io.seg_writing import write_dicom_seg
+
+    write_series(tmp_path / "series", stored_values(SHAPE, seed=14), slice_positions(SHAPE[2], -3.0), seed=2)
+    volume = read_dicom_series(tmp_path / "series")
+    labels = label_rule(volume.array)
+    seg, prediction = tmp_path / "seg.dcm", tmp_path / "pred.nii.gz"
+    write_dicom_seg(labels, volume, seg, NAMES, "test-model")
+    _raw(seg, "SpecificCharacterSet", "CS", b"ISO_IR 999")
+    nib.save(nib.Nifti1Image(labels.astype(np.uint8), volume_image(volume).affine), prediction)
+    run = run_program(["evaluate", str(prediction), str(seg)], capsys)
+    assert run.returncode == 0, run.stderr
+    warned = [line for line in run.stderr.splitlines() if "Unknown encoding" in line]
+    assert warned == [f"warning: {seg}: Unknown encoding 'ISO_IR 999' - using default encoding instead"], run.stderr
+    assert "1 odd     1.0000" in run.stdout and "2 corner  1.0000" in run.stdout

@@ -16,6 +16,7 @@ from medseg.errors import ImageReadError, InputError
 from medseg.io.dicom_messages import FileMessages
 from medseg.io.dicom_text import read_undeclared_text
 from medseg.io.files import os_reason
+from medseg.io.read_warnings import warnings_naming
 from medseg.io.seg_labels import _segment_labels, put_segments, tell_segment_names
 from medseg.io.seg_sources import _source_header
 from medseg.label_map import values_dtype
@@ -86,7 +87,13 @@ def open_seg(path: Path):
     """A DICOM SEG of labels (BINARY or LABELMAP) as highdicom reads it, with how its undeclared text was read
     (:func:`~medseg.io.dicom_text.read_undeclared_text`); refused in one line naming the file: no such file, not a
     SEG, truncated, a FRACTIONAL SEG (probabilities, not labels); one too large for the memory left an
-    :class:`~medseg.errors.ImageReadError` saying so."""
+    :class:`~medseg.errors.ImageReadError` saying so. pydicom's and highdicom's warnings as it is read name the file
+    (:func:`~medseg.io.read_warnings.warnings_naming`)."""
+    with warnings_naming(path):
+        return _open_seg(Path(path))
+
+
+def _open_seg(path: Path):
     import highdicom as hd
     import pydicom
 
