@@ -111,3 +111,36 @@ def test_a_stopped_runs_left_case_claims_are_removed_and_held_ones_kept(tmp_path
     assert sorted(p.name for p in status.iterdir()) == [".ms-0123.part.a.infer.json"]
     assert folder.remove_left_claims() == []
     assert ResultsFolder(tmp_path / "none").remove_left_claims() == []  # no status folder: nothing
+
+
+def test_a_multichannel_input_this_user_may_not_look_at_is_away_not_an_error(tmp_path):
+    """nnU-Net's channel files of a ``case_0000`` input (a model of two modalities) are listed by input_files before
+    unavailable's own guard: a folder this user may not search, or a channel file that is a link into one, is told as
+    an input away that cannot be read (its case fails alone), not a PermissionError failing the whole job."""
+    import nibabel as nib
+    import numpy as np
+    from conftest import plain_user
+
+    from medseg.cohort.records import away_text, input_files, unavailable
+
+    image = nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.eye(4))
+    locked, linked = tmp_path / "locked", tmp_path / "linked"
+    locked.mkdir()
+    linked.mkdir()
+    for index in range(2):
+        nib.save(image, locked / f"case_{index:04d}.nii.gz")
+    nib.save(image, linked / "case_0000.nii.gz")
+    (linked / "case_0001.nii.gz").symlink_to(locked / "case_0001.nii.gz")
+    locked.chmod(0)
+    try:
+        with plain_user():
+            first = locked / "case_0000.nii.gz"
+            assert input_files(first, 2) == [first]  # its siblings cannot be listed: the input alone
+            assert unavailable(first, 2) is True
+            assert away_text(first, modalities=2) == f"{first}: cannot read (permission denied)"
+            files = input_files(linked / "case_0000.nii.gz", 2)
+            assert files == [linked / "case_0000.nii.gz", linked / "case_0001.nii.gz"]
+            assert unavailable(files[0], 2) is True
+            assert away_text(files[0], modalities=2) == f"{files[1]}: cannot read (permission denied)"
+    finally:
+        locked.chmod(0o755)
