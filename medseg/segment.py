@@ -20,7 +20,7 @@ from medseg.errors import DeviceError, ImageReadError, InputError, OutputWriteEr
 from medseg.failure_records import stale_failure
 from medseg.input_range import check_extent, model_space_extent
 from medseg.io.atomic import atomic_paths, check_folders_writable, check_superseded, check_writable, sha256_of
-from medseg.io.files import absolute_path, is_path, path_argument, type_text
+from medseg.io.files import absolute_path, exists, is_path, path_argument, type_text
 from medseg.io.free_space import check_free_space
 from medseg.io.images import read_image
 from medseg.io.nifti_write import write_labels
@@ -268,7 +268,7 @@ def _dicom_versions(syntax: str) -> dict[str, str]:
 
 def check_reference_exists(reference: Path | str, input_path: Path | str) -> None:
     """A missing reference is named as the reference of its input (not as a bare missing file)."""
-    from medseg.io.files import exists, not_there
+    from medseg.io.files import not_there
 
     if not exists(reference):
         raise ImageReadError(f"{reference}: {not_there(reference, 'no such file')} (the reference given for "
@@ -373,6 +373,9 @@ def segment_case(
     # an ensemble over slicing axes sums float32 class probabilities over the whole volume: two of them
     ensemble_bytes = 8 * segmenter.n_classes if len(segmenter.slice_axes) > 1 else 0
     scoring = reference is not None  # scoring after the inference holds more than it, a speckled mask's most
+    # an input this user may not look at (a folder on its way without search permission): one line naming it, where
+    # Path.is_dir below raised a bare PermissionError (a cohort's case then failed as "PermissionError: [Errno 13] …")
+    exists(input_path)
     _check_header_size(input_path, segmenter.package.preprocessing, ensemble_bytes, scoring, modalities)
     # taken before the read: a file replaced meanwhile shows as changed, and its hash then tells (the QA report); of
     # each of nnU-Net's channel files for a multi-modal model (a case_0001 replaced since shows too)

@@ -709,3 +709,34 @@ def test_dicom_folders_numbered_as_channels_are_series_of_their_own(modal_packag
     assert [line for line in err.splitlines() if line.startswith("warning:") and "channel" in line] == []
     assert sorted(path.name for path in (tmp_path / "one").glob("*.nii.gz")) == ["series_0000_seg.nii.gz",
                                                                                  "series_0001_seg.nii.gz"]
+
+
+def test_a_case_this_user_may_not_look_at_fails_alone_in_one_line_in_a_fresh_cohort(modal_package, tmp_path):
+    """A case whose channel files lie in a folder this user may not search, in a results folder without earlier
+    results for it (so nothing is kept while it is away): the case failed alone, as it should, but its line was
+    Python's "PermissionError: [Errno 13] Permission denied: '…/a_0000.nii.gz'" (segment_case asked Path.is_dir). It
+    says the file cannot be looked at, as `medseg infer` says it; the other case is segmented."""
+    from conftest import plain_user
+
+    from medseg.cohort import InferOptions, infer_cases, read_samples
+
+    locked, data = tmp_path / "locked", tmp_path / "data"
+    for seed, (case, folder) in enumerate((("a", locked), ("b", data))):
+        folder.mkdir()
+        image, _, affine = two_modalities(seed)
+        for channel in range(2):
+            nib.save(nib.Nifti1Image(image[..., channel], affine), folder / f"{case}_{channel:04d}.nii.gz")
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text("case_id\timage\na\tlocked/a_0000.nii.gz\nb\tdata/b_0000.nii.gz\n")
+    samples = read_samples(sheet)
+    locked.chmod(0)
+    try:
+        with plain_user():
+            done = infer_cases(samples, tmp_path / "results", InferOptions(model=str(modal_package), device="cpu",
+                                                                            batch_size=8))
+    finally:
+        locked.chmod(0o755)
+    assert [(case.case_id, case.outcome, case.error) for case in done.cases] == [
+        ("a", "failed", f"{locked / 'a_0000.nii.gz'}: cannot look at it (permission denied: a folder on its way "
+                        "cannot be searched)"),
+        ("b", "ok", None)]

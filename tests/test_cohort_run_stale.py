@@ -413,3 +413,27 @@ def test_a_reference_that_cannot_be_read_fails_its_case_alone_and_keeps_its_scor
         "failed", "stale", f"the reference {reference} cannot be read (permission denied); the scores made against it "
                            "earlier are kept in the results folder (not shown here), and reused if it comes back "
                            "unchanged")
+
+
+def test_an_image_this_user_may_not_look_at_fails_its_case_alone_in_one_line_without_earlier_results(tmp_path):
+    """An image in a folder this user may not search, in a results folder that holds nothing of its case: the case
+    failed alone, but as Python's "PermissionError: [Errno 13] Permission denied: '…'" (segment_case asked
+    Path.is_dir), logged as an unexpected error. It says the file cannot be looked at, as `medseg infer` says it."""
+    from conftest import plain_user
+
+    locked, data = tmp_path / "locked", tmp_path / "data"
+    locked.mkdir()
+    data.mkdir()
+    write_phantom(locked / "a.nii.gz", shape=SHAPE, seed=1)
+    write_phantom(data / "b.nii.gz", shape=SHAPE, seed=2)
+    samples = read_samples(_sheet(tmp_path, "case_id\timage\na\tlocked/a.nii.gz\nb\tdata/b.nii.gz\n"))
+    locked.chmod(0)
+    try:
+        with plain_user():
+            done = infer_cases(samples, tmp_path / "results", InferOptions(model=MODEL, device="cpu", batch_size=8))
+    finally:
+        locked.chmod(0o755)
+    assert [(case.case_id, case.outcome, case.error) for case in done.cases] == [
+        ("a", "failed", f"{locked / 'a.nii.gz'}: cannot look at it (permission denied: a folder on its way cannot be "
+                        "searched)"),
+        ("b", "ok", None)]
