@@ -6,6 +6,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pytest
 
 from medseg.cohort.input_voxels import InputGrid, input_grid, voxel_count
 
@@ -359,3 +360,27 @@ def test_the_grids_shape_is_read_from_each_kind_of_header(tmp_path):
     series = input_grid(tmp_path / "series")
     assert sorted(series.shape[:2]) == [20, 24] and series.shape[2] == series.voxels // (24 * 20) >= 3
     assert InputGrid(8, (1.0, 1.0, 1.0), shape=(2, 2, 2)) == InputGrid(8, (1.0, 1.0, 1.0), shape=(8, 1, 1))
+
+
+@pytest.mark.filterwarnings("ignore:Unknown encoding")  # pydicom, on writing the faulty test value
+def test_pydicom_s_warnings_while_planning_reads_a_header_name_the_file(tmp_path, caplog):
+    """Planning reads a DICOM folder's largest header for its grid; pydicom logs and warns "Unknown encoding 'ISO_IR
+    999' - using default encoding instead" of a file whose character set it does not know, without naming it. The
+    warning and the log record now name the file read."""
+    import logging
+    import warnings
+
+    from dicom_factory import SHAPE, _raw, make_series
+
+    _, paths = make_series(tmp_path / "series", seed=0)
+    for path in paths:
+        _raw(path, "SpecificCharacterSet", "CS", b"ISO_IR 999")
+    caplog.set_level(logging.WARNING, logger="pydicom")
+    caplog.clear()  # pydicom's words as the test wrote the files
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        grid = input_grid(tmp_path / "series")
+    assert grid.voxels >= SHAPE[0] * SHAPE[1] * SHAPE[2]  # an upper bound, from the files' sizes
+    told = {str(w.message) for w in caught} | {r.getMessage() for r in caplog.records if r.name == "pydicom"}
+    assert len(told) == 1 and told.pop() in {f"{path}: Unknown encoding 'ISO_IR 999' - using default encoding instead"
+                                             for path in paths}

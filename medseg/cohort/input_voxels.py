@@ -25,6 +25,7 @@ from pathlib import Path
 
 # no nibabel: planning does not import it
 from medseg.io.free_space import BZIP2_MAX_RATIO, DEFLATE_MAX_RATIO, ZSTD_MAX_RATIO
+from medseg.io.read_warnings import warnings_naming
 
 __all__ = ["InputGrid", "input_grid", "voxel_count"]
 
@@ -211,9 +212,10 @@ def _dicom_folder_grid(folder: Path) -> InputGrid:
     colour: list[int] = []  # sizes of the colour images tried before the grid's file (a screenshot, a dose report)
     for tried, (size, path) in enumerate(files[:_HEADERS_TRIED]):
         try:
-            header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=[
-                "Rows", "Columns", "NumberOfFrames", "SamplesPerPixel", "BitsAllocated", "PixelSpacing",
-                "SpacingBetweenSlices", "SliceThickness"])
+            with warnings_naming(path):  # pydicom's words as it reads (an unknown character set) name the file
+                header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=[
+                    "Rows", "Columns", "NumberOfFrames", "SamplesPerPixel", "BitsAllocated", "PixelSpacing",
+                    "SpacingBetweenSlices", "SliceThickness"])
         except Exception:  # not a DICOM file (a DICOMDIR's neighbour, a note): the next one
             continue
         rows, columns = int(header.get("Rows", 0) or 0), int(header.get("Columns", 0) or 0)
@@ -247,8 +249,9 @@ def _compressed_voxels(path: str) -> int | None:
     import pydicom
 
     try:
-        header = pydicom.dcmread(path, stop_before_pixels=True,
-                                 specific_tags=["Rows", "Columns", "NumberOfFrames"])
+        with warnings_naming(path):
+            header = pydicom.dcmread(path, stop_before_pixels=True,
+                                     specific_tags=["Rows", "Columns", "NumberOfFrames"])
     except Exception:  # not a DICOM file: its bytes count, as they did
         return None
     syntax = str(getattr(getattr(header, "file_meta", None), "TransferSyntaxUID", "") or "")
