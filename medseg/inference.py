@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -81,17 +82,31 @@ class SliceNet(nn.Module):
         return out
 
 
+_tf32_lock = threading.Lock()
+_tf32_holders = 0  # fp32 passes running now, in any thread
+_tf32_caller: tuple[bool, bool] = (True, True)  # the flags the first of them found
+
+
 @contextlib.contextmanager
 def _without_tf32():
     """fp32 as recorded: cuDNN's TF32 convolutions (on by default in torch; an Ampere or later GPU then runs a float32
     convolution with a 10-bit mantissa) and TF32 matrix products off while the network runs, the caller's flags put
-    back after it. The CPU reads neither flag."""
-    flags = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    back after it. The CPU reads neither flag. The flags are the process's: passes in several threads (Segmenters
+    used from a pool) are counted, the first turns TF32 off and the last one out puts the caller's flags back (each
+    putting back what it found turned TF32 on under a pass still running, and left it off at the end)."""
+    global _tf32_holders, _tf32_caller
+    with _tf32_lock:
+        if _tf32_holders == 0:
+            _tf32_caller = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+            torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        _tf32_holders += 1
     try:
         yield
     finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = flags
+        with _tf32_lock:
+            _tf32_holders -= 1
+            if _tf32_holders == 0:
+                torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = _tf32_caller
 
 
 def is_out_of_memory(error: BaseException) -> bool:

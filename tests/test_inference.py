@@ -597,3 +597,44 @@ def test_fp32_inference_runs_without_tf32_and_puts_the_flags_back(make_package, 
         assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (True, True)
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def test_fp32_inference_in_two_threads_runs_without_tf32_and_puts_the_flags_back(make_package):
+    """Two fp32 Segmenters in two threads (a notebook's or a service's pool): the one that ends first does not turn
+    TF32 back on under the other's network, nor does the other, ending last, leave the caller's TF32 off."""
+    import threading
+
+    package = load_package(make_package())
+    first, second = (Segmenter(package, device="cpu", precision="fp32", batch_size=1) for _ in range(2))
+    first_in, second_in, first_done = threading.Event(), threading.Event(), threading.Event()
+    seen = {"first": [], "second": []}
+
+    def hook(name, entered, wait_for):
+        def record(*_):
+            seen[name].append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+            if len(seen[name]) == 1:
+                entered.set()
+                wait_for.wait(timeout=30)
+        return record
+
+    first.net.register_forward_hook(hook("first", first_in, second_in))
+    second.net.register_forward_hook(hook("second", second_in, first_done))
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = True, True
+    try:
+        def run_first():
+            first.predict(torch.randn(1, 20, 20, 3))
+            first_done.set()
+
+        threads = [threading.Thread(target=run_first)]
+        threads[0].start()
+        assert first_in.wait(timeout=30)
+        threads.append(threading.Thread(target=second.predict, args=(torch.randn(1, 20, 20, 3),)))
+        threads[1].start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert first_done.is_set() and len(seen["second"]) > 1  # the second ran on after the first had ended
+        assert set(seen["first"]) | set(seen["second"]) == {(False, False)}
+        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (True, True)
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
