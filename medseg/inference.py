@@ -43,7 +43,7 @@ from medseg.settings_named import setting
 from medseg.tile_memory import check_tile_pass_fits
 
 __all__ = ["OUT_OF_MEMORY", "Segmenter", "SliceNet", "context_stack", "is_out_of_memory", "out_of_memory",
-           "slice_axes"]
+           "slice_axes", "without_tf32"]
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ _tf32_caller: tuple[bool, bool] = (True, True)  # the flags the first of them fo
 
 
 @contextlib.contextmanager
-def _without_tf32():
+def without_tf32():
     """fp32 as recorded: cuDNN's TF32 convolutions (on by default in torch; an Ampere or later GPU then runs a float32
     convolution with a 10-bit mantissa) and TF32 matrix products off while the network runs, the caller's flags put
     back after it. The CPU reads neither flag. The flags are the process's: passes in several threads (Segmenters
@@ -259,7 +259,7 @@ class Segmenter:
     def _autocast(self):
         dtype = _DTYPES[self.precision]
         if dtype is None:
-            return _without_tf32()
+            return without_tf32()
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
     def slab_slices(self, plane: tuple[int, int]) -> int:

@@ -40,7 +40,7 @@ from medseg.checkpoint import (
     save_checkpoint,
 )
 from medseg.errors import InputError, TrainingError
-from medseg.inference import Segmenter, context_stack, is_out_of_memory, slice_axes
+from medseg.inference import Segmenter, context_stack, is_out_of_memory, slice_axes, without_tf32
 from medseg.input_range import extent_range
 from medseg.io.atomic import placed_before_stop, remove_empty_folders, remove_leftovers
 from medseg.io.files import os_reason
@@ -331,8 +331,11 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
         for group in optimizer.param_groups:
             group["lr"] = lr
         try:
-            losses = _train_epoch(net, optimizer, loss_fn, autocast, augment, sampler, views, rng, settings, context,
-                                  device, ema, epoch)
+            # fp32 as the history records it: no TF32 in the forward or the backward pass (an Ampere or later GPU
+            # runs float32 convolutions as TF32, a 10-bit mantissa, by torch's default), as inference's fp32
+            with without_tf32() if precision == "fp32" else contextlib.nullcontext():
+                losses = _train_epoch(net, optimizer, loss_fn, autocast, augment, sampler, views, rng, settings,
+                                      context, device, ema, epoch)
         except TrainingError as error:  # a loss gone non-finite: named with the run it stopped
             raise TrainingError(f"{out_dir}: {error}") from error
         except (RuntimeError, MemoryError) as error:

@@ -631,3 +631,33 @@ def test_a_notebook_with_gradients_switched_off_trains_the_weights_it_would_with
         torch.set_grad_enabled(True)
     on, off = weights(tmp_path / "on"), weights(tmp_path / "off")
     assert on.keys() == off.keys() and all(torch.equal(on[k], off[k]) for k in on)
+
+
+
+def test_fp32_training_steps_run_without_tf32_and_put_the_flags_back(tiny_set, tmp_path):
+    """A training run recorded as fp32 (its history's ``precision``) is float32 throughout, as inference's is: cuDNN's
+    TF32 convolutions (torch's default, a 10-bit mantissa on an Ampere or later GPU) are off in its forward and
+    backward passes, and the caller's flags are as they were afterwards."""
+    seen, backward = set(), []
+
+    def record(*_):
+        seen.add((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+
+    def forward(module, _, output):  # each convolution's forward pass, and its backward pass through its output
+        if isinstance(module, torch.nn.Conv2d):
+            record()
+            if output.requires_grad:
+                output.register_hook(record)
+                backward.append(module)
+
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = True, True
+    hooks = [torch.nn.modules.module.register_module_forward_hook(forward)]
+    try:
+        run(tiny_training_config(precision="fp32", epochs=1), *tiny_set, tmp_path / "model")
+        assert backward and seen == {(False, False)}
+        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (True, True)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
