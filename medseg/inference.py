@@ -84,21 +84,39 @@ class SliceNet(nn.Module):
 
 _tf32_lock = threading.Lock()
 _tf32_holders = 0  # fp32 passes running now, in any thread
-_tf32_caller: tuple[bool, bool] = (True, True)  # the flags the first of them found
+_tf32_caller: tuple = ()  # the settings the first of them found
+
+
+def _tf32_settings() -> tuple:
+    """cuDNN convolutions' and matrix products' float32 settings, as this torch has them: ``fp32_precision``
+    (``"tf32"``, ``"ieee"``, ``"none"``) from torch 2.9, whose old ``allow_tf32`` flags raise a RuntimeError once a
+    caller has set the new ones (a "mix of the legacy and new APIs"); the old flags before it."""
+    conv, matmul = getattr(torch.backends.cudnn, "conv", None), torch.backends.cuda.matmul
+    if hasattr(conv, "fp32_precision"):
+        return conv.fp32_precision, matmul.fp32_precision
+    return torch.backends.cudnn.allow_tf32, matmul.allow_tf32
+
+
+def _set_tf32_settings(settings: tuple) -> None:
+    conv, matmul = getattr(torch.backends.cudnn, "conv", None), torch.backends.cuda.matmul
+    if hasattr(conv, "fp32_precision"):
+        conv.fp32_precision, matmul.fp32_precision = settings
+    else:
+        torch.backends.cudnn.allow_tf32, matmul.allow_tf32 = settings
 
 
 @contextlib.contextmanager
 def without_tf32():
     """fp32 as recorded: cuDNN's TF32 convolutions (on by default in torch; an Ampere or later GPU then runs a float32
-    convolution with a 10-bit mantissa) and TF32 matrix products off while the network runs, the caller's flags put
-    back after it. The CPU reads neither flag. The flags are the process's: passes in several threads (Segmenters
-    used from a pool) are counted, the first turns TF32 off and the last one out puts the caller's flags back (each
-    putting back what it found turned TF32 on under a pass still running, and left it off at the end)."""
+    convolution with a 10-bit mantissa) and TF32 matrix products off while the network runs, the caller's settings
+    put back after it. The CPU reads neither. The settings are the process's: passes in several threads (Segmenters
+    used from a pool) are counted, the first turns TF32 off and the last one out puts the caller's settings back
+    (each putting back what it found turned TF32 on under a pass still running, and left it off at the end)."""
     global _tf32_holders, _tf32_caller
     with _tf32_lock:
         if _tf32_holders == 0:
-            _tf32_caller = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-            torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+            _tf32_caller = _tf32_settings()
+            _set_tf32_settings(("ieee", "ieee") if isinstance(_tf32_caller[0], str) else (False, False))
         _tf32_holders += 1
     try:
         yield
@@ -106,7 +124,7 @@ def without_tf32():
         with _tf32_lock:
             _tf32_holders -= 1
             if _tf32_holders == 0:
-                torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = _tf32_caller
+                _set_tf32_settings(_tf32_caller)
 
 
 def is_out_of_memory(error: BaseException) -> bool:

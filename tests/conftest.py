@@ -412,3 +412,33 @@ def many_labels(tmp_path_factory):
         write_many_label_case(root, case_id, count, eroded)
     write_failure(root, "m_failed")
     return count, build_report(root, root / "report.html")
+
+
+def tf32_settings() -> tuple:
+    """cuDNN convolutions' and matrix products' TF32 settings as this torch has them (``fp32_precision`` from torch
+    2.9, whose old ``allow_tf32`` flags raise once the new ones differ; the old flags before it)."""
+    import torch
+
+    conv, matmul = getattr(torch.backends.cudnn, "conv", None), torch.backends.cuda.matmul
+    if hasattr(conv, "fp32_precision"):
+        return conv.fp32_precision, matmul.fp32_precision
+    return torch.backends.cudnn.allow_tf32, matmul.allow_tf32
+
+
+def set_tf32_settings(settings: tuple) -> None:
+    import torch
+
+    conv, matmul = getattr(torch.backends.cudnn, "conv", None), torch.backends.cuda.matmul
+    if hasattr(conv, "fp32_precision"):
+        conv.fp32_precision, matmul.fp32_precision = settings
+    else:
+        torch.backends.cudnn.allow_tf32, matmul.allow_tf32 = settings
+
+
+def tf32(on: bool) -> tuple:
+    """The settings :func:`tf32_settings` gives with TF32 on (or off) for both."""
+    import torch
+
+    if hasattr(getattr(torch.backends.cudnn, "conv", None), "fp32_precision"):
+        return ("tf32", "tf32") if on else ("ieee", "ieee")
+    return (on, on)

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from conftest import set_tf32_settings, tf32, tf32_settings
 
 from medseg.inference import Segmenter, context_stack
 from medseg.package import load_package
@@ -588,15 +589,15 @@ def test_fp32_inference_runs_without_tf32_and_puts_the_flags_back(make_package, 
     segmenter = Segmenter(load_package(make_package()), device="cpu", precision=precision)
     seen = []
     segmenter.net.register_forward_hook(
-        lambda *_: seen.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)))
-    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = True, True
+        lambda *_: seen.append(tf32_settings()))
+    before = tf32_settings()
+    set_tf32_settings(tf32(True))
     try:
         segmenter.predict(torch.randn(1, 20, 20, 3))
-        assert seen and set(seen) == {(tf32_inside, tf32_inside)}
-        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (True, True)
+        assert seen and set(seen) == {tf32(tf32_inside)}
+        assert tf32_settings() == tf32(True)
     finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+        set_tf32_settings(before)
 
 
 def test_fp32_inference_in_two_threads_runs_without_tf32_and_puts_the_flags_back(make_package):
@@ -611,7 +612,7 @@ def test_fp32_inference_in_two_threads_runs_without_tf32_and_puts_the_flags_back
 
     def hook(name, entered, wait_for):
         def record(*_):
-            seen[name].append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+            seen[name].append(tf32_settings())
             if len(seen[name]) == 1:
                 entered.set()
                 wait_for.wait(timeout=30)
@@ -619,8 +620,8 @@ def test_fp32_inference_in_two_threads_runs_without_tf32_and_puts_the_flags_back
 
     first.net.register_forward_hook(hook("first", first_in, second_in))
     second.net.register_forward_hook(hook("second", second_in, first_done))
-    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = True, True
+    before = tf32_settings()
+    set_tf32_settings(tf32(True))
     try:
         def run_first():
             first.predict(torch.randn(1, 20, 20, 3))
@@ -634,7 +635,29 @@ def test_fp32_inference_in_two_threads_runs_without_tf32_and_puts_the_flags_back
         for thread in threads:
             thread.join(timeout=60)
         assert first_done.is_set() and len(seen["second"]) > 1  # the second ran on after the first had ended
-        assert set(seen["first"]) | set(seen["second"]) == {(False, False)}
-        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (True, True)
+        assert set(seen["first"]) | set(seen["second"]) == {tf32(False)}
+        assert tf32_settings() == tf32(True)
     finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+        set_tf32_settings(before)
+
+
+@pytest.mark.skipif(not hasattr(getattr(torch.backends.cudnn, "conv", None), "fp32_precision"),
+                    reason="this torch has no fp32_precision settings (before torch 2.9)")
+def test_fp32_inference_after_the_caller_set_torchs_fp32_precision_runs_and_puts_it_back(make_package):
+    """A caller who turned TF32 off as torch's documentation now says (``torch.backends.cudnn.conv.fp32_precision =
+    "ieee"``) had every fp32 pass fail with torch's RuntimeError on mixing the two APIs: the old flag
+    ``cudnn.allow_tf32`` was read to be put back. The settings are read and set as torch now has them."""
+    conv, matmul, rnn = torch.backends.cudnn.conv, torch.backends.cuda.matmul, torch.backends.cudnn.rnn
+    before = conv.fp32_precision, matmul.fp32_precision, rnn.fp32_precision
+    conv.fp32_precision, matmul.fp32_precision = "tf32", "tf32"
+    segmenter = Segmenter(load_package(make_package()), device="cpu", precision="fp32")
+    seen = []
+    segmenter.net.register_forward_hook(lambda *_: seen.append((conv.fp32_precision, matmul.fp32_precision)))
+    try:
+        rnn.fp32_precision = "ieee"  # as the new API lets one part differ from the other
+        labels = segmenter.predict(torch.randn(1, 20, 20, 3))
+        assert tuple(labels.shape) == (20, 20, 3)
+        assert seen and set(seen) == {("ieee", "ieee")}
+        assert (conv.fp32_precision, matmul.fp32_precision) == ("tf32", "tf32")
+    finally:
+        conv.fp32_precision, matmul.fp32_precision, rnn.fp32_precision = before

@@ -12,6 +12,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from conftest import set_tf32_settings, tf32, tf32_settings
 from safetensors.torch import load_file
 from training_factory import SHAPE, checkpoint_tensors, run, tiny_training_config, weights, write_set
 
@@ -641,7 +642,7 @@ def test_fp32_training_steps_run_without_tf32_and_put_the_flags_back(tiny_set, t
     seen, backward = set(), []
 
     def record(*_):
-        seen.add((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+        seen.add(tf32_settings())
 
     def forward(module, _, output):  # each convolution's forward pass, and its backward pass through its output
         if isinstance(module, torch.nn.Conv2d):
@@ -650,14 +651,14 @@ def test_fp32_training_steps_run_without_tf32_and_put_the_flags_back(tiny_set, t
                 output.register_hook(record)
                 backward.append(module)
 
-    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = True, True
+    before = tf32_settings()
+    set_tf32_settings(tf32(True))
     hooks = [torch.nn.modules.module.register_module_forward_hook(forward)]
     try:
         run(tiny_training_config(precision="fp32", epochs=1), *tiny_set, tmp_path / "model")
-        assert backward and seen == {(False, False)}
-        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (True, True)
+        assert backward and seen == {tf32(False)}
+        assert tf32_settings() == tf32(True)
     finally:
         for hook in hooks:
             hook.remove()
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+        set_tf32_settings(before)
