@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -65,8 +65,8 @@ def _changed_files(folder: Path, info: dict, shown: int = 3) -> str:
         return ""
     changed, gone = [], []
     for name, digest in recorded.items():
-        path = folder / str(name)
-        if not path.is_file():
+        path = _recorded_file(folder, str(name))
+        if path is None:
             gone.append(str(name))
         elif sha256_of(path) != digest:
             changed.append(str(name))
@@ -79,6 +79,17 @@ def _changed_files(folder: Path, info: dict, shown: int = 3) -> str:
     if not parts:
         return f": its {len(recorded)} recorded files are as they were: files were added to the series"
     return f": of its {len(recorded)} recorded files, " + ", ".join(parts)
+
+
+def _recorded_file(folder: Path, name: str) -> Path | None:
+    """A file a sidecar names relative to the folder segmented (``a/0003.dcm`` of a study folder), in ``folder``: at
+    that path, else at its end (``0003.dcm``), as in a copy of the series' own folder given with ``--input``."""
+    parts = PurePosixPath(name).parts
+    for start in range(len(parts)):
+        path = folder.joinpath(*parts[start:])
+        if path.is_file():
+            return path
+    return None
 
 
 def _short(sha256: str | None) -> str:

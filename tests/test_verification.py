@@ -484,3 +484,29 @@ def test_a_changed_dicom_series_is_told_file_by_file(tmp_path, make_package, cap
     code, out, _ = run(["verify", str(sidecar)], capsys)
     (line,) = [line for line in out.splitlines() if ": input " in line]
     assert line.endswith(f"of its 6 recorded files, 1 changed ({names[2]}), 1 not there ({names[4]})"), line
+
+
+def test_a_changed_copy_of_a_dicom_series_given_with_input_names_the_file_that_changed(tmp_path, make_package,
+                                                                                       capsys):
+    """``verify --input COPY`` checks a copy of the series elsewhere: its files' recorded names are relative to the
+    folder segmented (``a/0003.dcm`` for a study folder given), and a copy of the series folder itself had every file
+    said to be not there when one had changed."""
+    import pydicom
+    from dicom_factory import make_series
+
+    make_series(tmp_path / "study" / "a", shape=(24, 20, 6))
+    code, _, err = run(["infer", str(tmp_path / "study"), "-m", str(make_package()), "-o", str(tmp_path / "out"),
+                        "--threads", "1"], capsys)
+    assert code == 0, err
+    sidecar = tmp_path / "out" / "study_seg.json"
+    names = sorted(json.loads(sidecar.read_text())["input_info"]["file_sha256"])
+    assert names[2].startswith("a/")
+    shutil.copytree(tmp_path / "study" / "a", tmp_path / "copy")
+    edited = tmp_path / "copy" / names[2].removeprefix("a/")
+    dataset = pydicom.dcmread(edited)
+    dataset.ImageComments = "re-exported"
+    dataset.save_as(edited)
+    code, out, err = run(["verify", str(sidecar), "--input", str(tmp_path / "copy")], capsys)
+    (line,) = [line for line in out.splitlines() if ": input " in line]
+    assert code == 1 and line.endswith(f"not the input segmented: of its 6 recorded files, 1 changed ({names[2]})"), \
+        out + err
