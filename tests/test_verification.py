@@ -510,3 +510,27 @@ def test_a_changed_copy_of_a_dicom_series_given_with_input_names_the_file_that_c
     (line,) = [line for line in out.splitlines() if ": input " in line]
     assert code == 1 and line.endswith(f"not the input segmented: of its 6 recorded files, 1 changed ({names[2]})"), \
         out + err
+
+
+def test_a_changed_dicom_series_of_a_sidecar_without_file_digests_fails_its_input_check_as_before(tmp_path,
+                                                                                                  make_package, capsys):
+    """A sidecar written before ``input_info.file_sha256`` (or one of a series it was taken out of) still fails a
+    changed series' input check, on its combined SHA-256, with no files named and no error."""
+    import pydicom
+    from dicom_factory import make_series
+
+    _, paths = make_series(tmp_path / "study", shape=(24, 20, 6))
+    code, _, err = run(["infer", str(tmp_path / "study"), "-m", str(make_package()), "-o", str(tmp_path / "out"),
+                        "--threads", "1"], capsys)
+    assert code == 0, err
+    sidecar = tmp_path / "out" / "study_seg.json"
+    record = json.loads(sidecar.read_text())
+    del record["input_info"]["file_sha256"]
+    sidecar.write_text(json.dumps(record))
+    dataset = pydicom.dcmread(paths[0])
+    dataset.ImageComments = "re-exported"
+    dataset.save_as(paths[0])
+    code, out, err = run(["verify", str(sidecar)], capsys)
+    (line,) = [line for line in out.splitlines() if ": input " in line]
+    assert code == 1 and line.startswith(f"{sidecar}: input FAILED: ") and line.endswith(
+        f"the sidecar records {record['input_sha256'][:12]}…: not the input segmented"), out + err
