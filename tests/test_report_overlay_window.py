@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from medseg.report.overlay import CaseArrays, render_overlay
-from medseg.report.overlay_image import CT_WINDOW_HU, display_window
+from medseg.report.overlay_image import CT_WINDOW_HU, CT_WINDOWS_HU, display_window
 
 
 @pytest.mark.parametrize(("percentiles", "expected"), [
@@ -61,3 +61,56 @@ def test_the_legend_says_which_grey_scale_the_overlays_use(tmp_path):
     page = score_folder(tmp_path / "pred", tmp_path / "ref", tmp_path / "scores").report.html.read_text()
     assert ("Grey scale: a CT in Hounsfield units (air or gas in the crop) in a soft-tissue window, W400 L40 "
             "(−160 to 240 HU); any other image from the 0.5th to the 99.5th percentile of its crop.") in page
+
+
+@pytest.mark.parametrize(("name", "width", "level"), [
+    ("soft-tissue", 400, 40), ("bone", 1800, 400), ("lung", 1500, -600), ("brain", 80, 40)])
+def test_a_ct_is_drawn_in_the_window_chosen_by_name(name, width, level):
+    """The tissue at the chosen window's level is mid grey (127); at the soft-tissue window's level it is not, but
+    for the brain window, whose level is the same."""
+    assert CT_WINDOWS_HU[name] == (level - width / 2, level + width / 2)
+    labels = np.zeros((40, 40, 12), np.uint8)
+    labels[10:30, 10:30, 3:9] = 1
+    ct = np.full(labels.shape, float(level), np.float32)
+    ct[10:13] = -1000.0  # air inside the crop: a CT in HU
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    greys = _greys(render_overlay(CaseArrays(labels, affine, ct), [("1", "liver")], "1", ct_window=name))
+    assert greys[127] > 100_000
+    if level != 40:
+        default = _greys(render_overlay(CaseArrays(labels, affine, ct), [("1", "liver")], "1"))
+        assert default.get(127, 0) < 100
+
+
+def test_an_unknown_ct_window_is_refused_naming_the_choices():
+    from medseg.errors import InputError
+
+    labels = np.zeros((10, 10, 4), np.uint8)
+    with pytest.raises(InputError, match=r"^CT window 'liver': give one of soft-tissue, bone, lung, brain$"):
+        render_overlay(CaseArrays(labels, np.eye(4), None), [("1", "a")], "1", ct_window="liver")
+
+
+def test_the_report_draws_and_names_the_chosen_ct_window(tmp_path):
+    """`medseg report --ct-window bone`: the legend names the window, summary.json's settings record it, and an
+    unknown name is a usage error (exit 2) naming the choices."""
+    import json
+
+    from folder_cases import labels, save
+
+    from medseg.cli import main
+    from medseg.folder_scoring import score_folder
+
+    predicted, reference = labels(1)
+    save(predicted, tmp_path / "pred" / "a_seg.nii.gz")
+    save(reference, tmp_path / "ref" / "a.nii.gz")
+    results = tmp_path / "scores"
+    score_folder(tmp_path / "pred", tmp_path / "ref", results)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", str(results), "-o", f"{tmp_path / 'bad'}/", "--ct-window", "liver"])
+    assert exit_info.value.code == 2
+    assert not (tmp_path / "bad").exists()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", str(results), "-o", f"{tmp_path / 'page'}/", "--ct-window", "bone"])
+    assert exit_info.value.code == 0
+    page = (tmp_path / "page" / "report.html").read_text()
+    assert "a CT in Hounsfield units (air or gas in the crop) in a bone window, W1800 L400 (−500 to 1300 HU)" in page
+    assert json.loads((tmp_path / "page" / "summary.json").read_text())["settings"]["ct_window"] == "bone"

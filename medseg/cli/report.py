@@ -19,6 +19,7 @@ from medseg.cli.options import (
 )
 from medseg.report.build import DEFAULT_MAX_OVERLAYS
 from medseg.report.flags import DEFAULT_DICE_THRESHOLD, DEFAULT_OUTLIER_Z
+from medseg.report.overlay_image import CT_WINDOWS_HU, DEFAULT_CT_WINDOW
 
 __all__ = ["report"]
 
@@ -31,6 +32,7 @@ distributions, cases worst first with their flags and overlays, failures and pro
 $ medseg report results -o qa/
 $ medseg report results --dice-threshold 0.8 --max-overlays 200 --overwrite
 $ medseg report results --sheet samples.tsv
+$ medseg report results --ct-window lung
 """
 
 
@@ -50,10 +52,13 @@ $ medseg report results --sheet samples.tsv
 @click.option("--max-overlays", type=click.IntRange(0), default=DEFAULT_MAX_OVERLAYS, show_default=True,
               help="Draw slice overlays for this many scored or failed cases, worst first, and as many cases "
                    "without a reference (the slow part on large cohorts).")
+@click.option("--ct-window", type=click.Choice(list(CT_WINDOWS_HU)), default=DEFAULT_CT_WINDOW, show_default=True,
+              help="The window a CT in Hounsfield units is drawn in on the overlays: soft-tissue W400 L40, bone "
+                   "W1800 L400, lung W1500 L-600, brain W80 L40 (an MR keeps its crop's percentiles).")
 @click.option("--sheet", type=GivenPath(dir_okay=False, readable=False, path_type=Path), default=None,
               help="The cohort's sample sheet: list its cases that have no results, or no scores, as failed.")
 @overwrite_option
-def report(results_dir, output, output_dir, dice_threshold, outlier_z, max_overlays, sheet, overwrite):
+def report(results_dir, output, output_dir, dice_threshold, outlier_z, max_overlays, ct_window, sheet, overwrite):
     output = output_or_folder(output, output_dir)
     from medseg.numbers import counted
     from medseg.report.build import build_report
@@ -61,7 +66,8 @@ def report(results_dir, output, output_dir, dice_threshold, outlier_z, max_overl
     given_as = typed_option("output", "output_dir")  # -o, --output or --output-dir, for the messages
     output = file_output(given_as, output, "report.html", (".html", ".htm")) or results_dir / "report.html"
     outputs = build_report(results_dir, output, dice_threshold=dice_threshold, outlier_z=outlier_z,
-                           max_overlays=max_overlays, overwrite=overwrite, sheet=sheet)
+                           max_overlays=max_overlays, overwrite=overwrite, sheet=sheet,
+                           ct_window=ct_window)
     if not quiet():
         one = outputs.training_images == 1
         trained = (f"; {outputs.training_images} {'is' if one else 'are'} the model's training "

@@ -23,6 +23,7 @@ from medseg.report.expected_cases import add_expected_cases, cases_of_the_sheet,
 from medseg.report.figures import label_colours
 from medseg.report.flags import DEFAULT_DICE_THRESHOLD, DEFAULT_OUTLIER_Z, Flag, flag_cases, flag_rules, worst_first
 from medseg.report.html import ReportContent, render_page
+from medseg.report.overlay_image import DEFAULT_CT_WINDOW, ct_window_hu
 from medseg.report.stale_results import check_sources
 from medseg.report.summary import models_text, summary_record
 from medseg.report.table import cohort_rows, label_names, write_tsv
@@ -75,10 +76,13 @@ def build_report(
     max_overlays: int = DEFAULT_MAX_OVERLAYS,
     overwrite: bool = False,
     sheet: Path | str | None = None,
+    ct_window: str = DEFAULT_CT_WINDOW,
 ) -> ReportOutputs:
     """Write ``output`` (HTML) and, beside it, ``cohort.tsv`` and ``summary.json`` for the cases under
     ``results_dir``. Overlays are drawn for the ``max_overlays`` worst non-failed cases. With the cohort's
     sample ``sheet``, its cases that have no results, or a reference but no scores, are listed as failed.
+    A CT in Hounsfield units is drawn in the window named ``ct_window`` (one of
+    :data:`~medseg.report.overlay_image.CT_WINDOWS_HU`).
     A results folder that is missing or holds no case results, or a setting out of range, is an
     :class:`~medseg.errors.InputError`; an output that exists, without ``overwrite``, an
     :class:`~medseg.errors.OutputExistsError`."""
@@ -89,6 +93,7 @@ def build_report(
         raise InputError(f"outlier z {outlier_z}: give a finite value above 0")
     if int(max_overlays) < 0:
         raise InputError(f"max overlays {max_overlays}: give 0 or more")
+    ct_window_hu(ct_window)  # an unknown window name, refused before any case is read
     results_dir, output = path_argument(results_dir, "the results folder"), path_argument(output, "the report")
     table_path, summary_path = output.with_name("cohort.tsv"), output.with_name("summary.json")
     targets = [output, table_path, summary_path]
@@ -118,9 +123,9 @@ def build_report(
     label_order = _label_order(cases)
     colours = dict(zip([value for value, _ in label_order], label_colours([value for value, _ in label_order])))
 
-    overlays, shown, notes = _overlays(cases, flags, order, label_order, max_overlays)
+    overlays, shown, notes = _overlays(cases, flags, order, label_order, max_overlays, ct_window)
     settings = {"dice_threshold": dice_threshold, "outlier_z": outlier_z, "max_overlays": max_overlays,
-                "overlays_drawn": len(overlays)}
+                "overlays_drawn": len(overlays), "ct_window": ct_window}
     rules = flag_rules(dice_threshold, outlier_z)
     folder = absolute_path(results_dir)  # as summary.json and the page name it: "." read later names no folder
     summary = jsonable(summary_record(folder, cases, flags, settings, rules, report_policy()))
@@ -248,7 +253,7 @@ def _voxelless(label) -> bool:
     return label.status == "both_empty" or (label.status == "no_reference" and label.pred_volume_ml == 0)
 
 
-def _overlays(cases, flags, order, label_order, max_overlays
+def _overlays(cases, flags, order, label_order, max_overlays, ct_window=DEFAULT_CT_WINDOW
               ) -> tuple[dict[int, bytes], dict[int, str], dict[int, list[str]]]:
     from medseg.report.checks import segmentation_header_problem
     from medseg.report.overlay import load_case_arrays, render_overlay
@@ -287,7 +292,8 @@ def _overlays(cases, flags, order, label_order, max_overlays
                 faces = next((flag.faces for flag in flags[index] if flag.code == "touches_border"
                               and flag.value == focus), ())
                 within = _confused_with(case, flags[index], focus)  # the slices through its voxels in that label
-                overlays[index] = render_overlay(arrays, label_order, focus, focus_faces=faces, focus_within=within)
+                overlays[index] = render_overlay(arrays, label_order, focus, focus_faces=faces, focus_within=within,
+                                                 ct_window=ct_window)
                 # which label the slices go through, for the alt text (a sighted reader sees it in the legend's
                 # colours and the contours)
                 through = next((f"{value} {name}" for value, name in label_order if value == focus), None)

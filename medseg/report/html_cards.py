@@ -33,6 +33,9 @@ TO_LOOK_AT = ("false_positive", "empty_prediction")  # label statuses shown unfo
 
 
 def _legend(content: ReportContent) -> str:
+    from medseg.report.overlay_image import DEFAULT_CT_WINDOW, ct_window_text
+
+    window = content.summary.get("settings", {}).get("ct_window", DEFAULT_CT_WINDOW)
     items = "".join(f'<span style="border-color:{content.label_colours.get(v, "#888")}"></span>{e(name)}'
                     for v, name in content.label_order)
     distinct = len({content.label_colours.get(v) for v, _ in content.label_order})
@@ -45,8 +48,8 @@ def _legend(content: ReportContent) -> str:
             "with the slice number in the file; reoriented to RAS+ — patient right on the "
             "right (not the radiological convention), anterior and superior up, as the white letters say — with "
             "voxels drawn to scale in mm (scale bar; a panel under 60 pixels on a side is stretched, as its title "
-            "says). Grey scale: a CT in Hounsfield units (air or gas in the crop) in a soft-tissue window, W400 L40 "
-            "(−160 to 240 HU); any other image from the 0.5th to the 99.5th percentile of its crop.</p>")
+            "says). Grey scale: a CT in Hounsfield units (air or gas in the crop) in a "
+            f"{e(ct_window_text(window))}; any other image from the 0.5th to the 99.5th percentile of its crop.</p>")
 
 
 def _cases_section(content: ReportContent) -> str:

@@ -18,7 +18,16 @@ import numpy as np
 
 from medseg.report.figures import label_colours
 from medseg.report.overlay_arrays import CaseArrays, load_case_arrays
-from medseg.report.overlay_image import ImageFile, ItkImageFile, SeriesImage, _shift, _window, display_window
+from medseg.report.overlay_image import (
+    DEFAULT_CT_WINDOW,
+    ImageFile,
+    ItkImageFile,
+    SeriesImage,
+    _shift,
+    _window,
+    ct_window_hu,
+    display_window,
+)
 
 __all__ = ["CaseArrays", "ImageFile", "ItkImageFile", "SeriesImage", "load_case_arrays", "render_overlay"]
 
@@ -132,6 +141,7 @@ def render_overlay(
     panel_px: int = 230,
     focus_faces: tuple[str, ...] = (),
     focus_within: str | None = None,
+    ct_window: str = DEFAULT_CT_WINDOW,
 ) -> bytes:
     """PNG of three orthogonal slices through ``focus_label`` (prediction or reference) — through its predicted
     voxels on ``focus_faces`` (``i-``, ``k+``, … in the file's voxel axes) when given and there are some: where it
@@ -144,11 +154,14 @@ def render_overlay(
     drawn solid just inside each label, the reference's dashed just outside it, so both stay visible where
     they agree; where they disagree the voxels are shaded in the label's colour (predicted only: solid shade;
     reference only: striped). Each panel is titled with the slice as the file numbers it, carries the letters
-    of the directions it looks along (right and up) and a scale bar.
+    of the directions it looks along (right and up) and a scale bar. A CT in Hounsfield units is drawn in the window
+    named ``ct_window`` (one of :data:`~medseg.report.overlay_image.CT_WINDOWS_HU`; another name is an
+    :class:`~medseg.errors.InputError`).
     """
     import nibabel as nib
     from PIL import Image, ImageDraw, ImageFont
 
+    ct_hu = ct_window_hu(ct_window)  # a name it does not know is refused before any file is read
     ornt = nib.orientations.io_orientation(arrays.affine)  # row i: (output axis of input axis i, flip)
     spacing = np.empty(3)
     spacing[ornt[:, 0].astype(int)] = np.linalg.norm(arrays.affine[:3, :3], axis=0)
@@ -190,7 +203,7 @@ def render_overlay(
     # centre, which lie in the box unless the focus label is no foreground value
     region = tuple(slice(min(b.start, c), max(b.stop, c + 1)) for b, c in zip(box, centre))
     image, window = _image_planes(arrays, ornt, region, box, centre)
-    window = display_window(window)  # a CT's soft-tissue window, else the crop's percentiles
+    window = display_window(window, ct_hu)  # a CT's chosen window, else the crop's percentiles
     colours = [_rgb(colour) for colour in label_colours([value for value, _ in labels])]  # by value, as the legend
 
     panels = []

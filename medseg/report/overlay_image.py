@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CT_WINDOW_HU", "ImageFile", "ItkImageFile", "SeriesImage", "display_window", "read_image_channels"]
+__all__ = ["CT_WINDOWS_HU", "CT_WINDOW_HU", "DEFAULT_CT_WINDOW", "ImageFile", "ItkImageFile", "SeriesImage",
+           "ct_window_hu", "ct_window_text", "display_window", "read_image_channels"]
 
 # voxels of an image read at once (stored, as float32, and checked: about 11 bytes each for an int16 CT)
 _IMAGE_SLAB_VOXELS = 1 << 20
@@ -424,19 +425,45 @@ def _window_of(percentiles) -> tuple[float, float]:
     return float(low), float(high if high > low else low + 1)
 
 
+# the CT windows a radiologist reads in, by name: (lowest, highest) HU, from width W and level L as L ∓ W / 2
+CT_WINDOWS_HU = {
+    "soft-tissue": (-160.0, 240.0),  # W400 L40: an abdomen's organs, muscle and fat
+    "bone": (-500.0, 1300.0),  # W1800 L400: cortex and marrow
+    "lung": (-1350.0, 150.0),  # W1500 L-600: the parenchyma, airways and vessels
+    "brain": (0.0, 80.0),  # W80 L40: grey and white matter
+}
+DEFAULT_CT_WINDOW = "soft-tissue"
 # the soft-tissue window a radiologist reads an abdomen in (width 400, level 40 HU)
-CT_WINDOW_HU = (-160.0, 240.0)
+CT_WINDOW_HU = CT_WINDOWS_HU[DEFAULT_CT_WINDOW]
 
 
-def display_window(percentiles: tuple[float, float]) -> tuple[float, float]:
+def ct_window_hu(name: str) -> tuple[float, float]:
+    """The (lowest, highest) HU of the CT window ``name`` (:data:`CT_WINDOWS_HU`); another name is an
+    :class:`~medseg.errors.InputError` naming the choices."""
+    from medseg.errors import InputError
+
+    if name not in CT_WINDOWS_HU:
+        raise InputError(f"CT window {name!r}: give one of {', '.join(CT_WINDOWS_HU)}")
+    return CT_WINDOWS_HU[name]
+
+
+def ct_window_text(name: str) -> str:
+    """The window ``name`` as the legend words it: ``bone window, W1800 L400 (−500 to 1300 HU)``."""
+    low, high = ct_window_hu(name)
+    numbers = f"W{high - low:g} L{(low + high) / 2:g} ({low:g} to {high:g} HU)".replace("-", "\u2212")
+    return f"{name} window, {numbers}"
+
+
+def display_window(percentiles: tuple[float, float], ct_window: tuple[float, float] = CT_WINDOW_HU
+                   ) -> tuple[float, float]:
     """The grey scale an overlay draws its image in, from the 0.5th and 99.5th percentiles of the crop: a CT in
     Hounsfield units (air, lung or bowel gas in the crop: a low percentile from -500 down to -3100, a scanner's
-    padding, and a high one up to 4000) in :data:`CT_WINDOW_HU`, which tells the organs apart, where its percentiles,
-    air to bone, made every soft tissue one grey; any other image (an MR, a z-scored one, a CT crop of soft tissue
-    alone) by its percentiles."""
+    padding, and a high one up to 4000) in ``ct_window`` (HU; the soft-tissue :data:`CT_WINDOW_HU` unless the report
+    chose another), which tells the organs apart, where its percentiles, air to bone, made every soft tissue one
+    grey; any other image (an MR, a z-scored one, a CT crop of soft tissue alone) by its percentiles."""
     low, high = percentiles
     if -3100.0 <= low <= -500.0 and high <= 4000.0:
-        return CT_WINDOW_HU
+        return ct_window
     return low, high
 
 
