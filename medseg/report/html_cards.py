@@ -45,11 +45,13 @@ def _legend(content: ReportContent) -> str:
             "line just outside: reference; shaded in the label's colour where they disagree (solid shade: predicted "
             f"only; striped: reference only).{repeat} Three slices through the worst label (the voxel nearest its "
             "centre; for a border flag, nearest the centre of its voxels on the faces it touches), each titled "
-            "with the slice number in the file; reoriented to RAS+ — patient right on the "
-            "right (not the radiological convention), anterior and superior up, as the white letters say — with "
-            "voxels drawn to scale in mm (scale bar; a panel under 60 pixels on a side is stretched, as its title "
-            "says). Grey scale: a CT in Hounsfield units (air or gas in the crop) in a "
-            f"{e(ct_window_text(window))}; any other image from the 0.5th to the 99.5th percentile of its crop.</p>")
+            "with the slice number in the file; radiological convention: coronal and axial panels show the patient's "
+            "right on the image's left (seen from the front and from the feet), the sagittal one anterior on the "
+            "right, superior and anterior up, as the white letters at each edge say (read from the file's affine; "
+            "for an oblique one, its nearest axes) — with voxels drawn to scale in mm (scale bar; a panel under 60 "
+            "pixels on a side is stretched, as its title says). Grey scale: a CT in Hounsfield units (air or gas in "
+            f"the crop) in a {e(ct_window_text(window))}; any other image from the 0.5th to the 99.5th percentile of "
+            "its crop.</p>")
 
 
 def _cases_section(content: ReportContent) -> str:

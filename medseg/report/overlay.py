@@ -2,7 +2,10 @@
 (dashed) contours over the image.
 
 Arrays are reoriented to the closest RAS+ axes first, so the panels are sagittal, coronal and axial
-whatever the file's voxel order; each panel is drawn in mm, so anisotropic voxels keep their true shape.
+whatever the file's voxel order; each panel is drawn in mm, so anisotropic voxels keep their true shape. Coronal and
+axial panels are shown in the radiological convention (the patient's right on the image's left, as if facing the
+patient or looking up from the feet), the sagittal one anterior on the right; each is lettered at its four edges with
+the directions the affine gives (R/L, A/P, S/I: those of the nearest axes for an oblique affine).
 
 Its parts are modules of their own: :mod:`medseg.report.overlay_arrays` (a case's segmentation, image and reference
 read for its overlay) and :mod:`medseg.report.overlay_image` (the image read where it is drawn, and its contrast
@@ -154,8 +157,9 @@ def render_overlay(
     drawn solid just inside each label, the reference's dashed just outside it, so both stay visible where
     they agree; where they disagree the voxels are shaded in the label's colour (predicted only: solid shade;
     reference only: striped). Each panel is titled with the slice as the file numbers it, carries the letters
-    of the directions it looks along (right and up) and a scale bar. A CT in Hounsfield units is drawn in the window
-    named ``ct_window`` (one of :data:`~medseg.report.overlay_image.CT_WINDOWS_HU`; another name is an
+    of the anatomical directions at its four edges and a scale bar; coronal and axial panels show the patient's
+    right on the image's left (radiological convention). A CT in Hounsfield units is drawn in the window named
+    ``ct_window`` (one of :data:`~medseg.report.overlay_image.CT_WINDOWS_HU`; another name is an
     :class:`~medseg.errors.InputError`).
     """
     import nibabel as nib
@@ -207,7 +211,9 @@ def render_overlay(
     colours = [_rgb(colour) for colour in label_colours([value for value, _ in labels])]  # by value, as the legend
 
     panels = []
-    for name, axis, (u, v) in (("sagittal", 0, (1, 2)), ("coronal", 1, (0, 2)), ("axial", 2, (0, 1))):
+    # coronal and axial mirrored left to right: the patient's right (+R) on the image's left (radiological)
+    for name, axis, (u, v), mirror in (("sagittal", 0, (1, 2), False), ("coronal", 1, (0, 2), True),
+                                       ("axial", 2, (0, 1), True)):
         index = [slice(None)] * 3
         index[axis] = centre[axis]
         index[u], index[v] = box[u], box[v]
@@ -217,10 +223,10 @@ def render_overlay(
         stretch = [max(1, math.ceil(MIN_PANEL_PX / int(r.sum()))) for r in repeats]
         repeats = (repeats[0] * stretch[0], repeats[1] * stretch[1])
 
-        def plane(array, index=tuple(index), repeats=repeats):
-            # (u, v) voxels -> (rows: v upwards, columns: u) pixels
-            cut = np.repeat(np.repeat(array[index], repeats[0], axis=0), repeats[1], axis=1)
-            return cut.T[::-1]
+        def plane(array, index=tuple(index), repeats=repeats, mirror=mirror):
+            # (u, v) voxels -> (rows: v upwards, columns: u rightwards, or leftwards where mirrored) pixels
+            cut = np.repeat(np.repeat(array[index], repeats[0], axis=0), repeats[1], axis=1).T[::-1]
+            return cut[:, ::-1] if mirror else cut
 
         if image is not None:
             grey = np.clip((plane(image[axis], ()).astype(np.float32) - window[0]) / (window[1] - window[0]), 0, 1)
@@ -247,7 +253,9 @@ def render_overlay(
         title = [f"{name}, file {'ijk'[file_axis]} {file_index}"]
         if stretch[0] > 1 or stretch[1] > 1:
             title.append(f"(stretched x{max(stretch)})")  # the default font has no ×
-        panels.append((title, rgb, (_AXIS_LETTERS[u], _AXIS_LETTERS[v]), stretch[0] == 1))
+        # the directions at the left, right, top and bottom edges
+        left, right = (_AXIS_LETTERS[u], _OPPOSITE_LETTERS[u]) if mirror else (_OPPOSITE_LETTERS[u], _AXIS_LETTERS[u])
+        panels.append((title, rgb, (left, right, _AXIS_LETTERS[v], _OPPOSITE_LETTERS[v]), stretch[0] == 1))
 
     font = ImageFont.load_default(size=FONT_PX)
     slots = panel_slots([(title, rgb.shape[1]) for title, rgb, _, _ in panels], font)
@@ -256,15 +264,17 @@ def render_overlay(
     height = max(p.shape[0] for _, p, _, _ in panels) + title_px
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
-    for (title, rgb, (right, up), to_scale), (x, _) in zip(panels, slots):
+    for (title, rgb, (left, right, up, down), to_scale), (x, _) in zip(panels, slots):
         canvas.paste(Image.fromarray(rgb), (x, title_px))
         for line, words in enumerate(title):  # rows 3-15 of each line: clear of the panel
             draw.text((x + 2, TITLE_LINE_PX * line), words, fill=(40, 40, 40), font=font)
         h, w = rgb.shape[:2]
         # white letters outlined in black: the yellow they had was the second label's colour
         letters = {"fill": (255, 255, 255), "stroke_width": 1, "stroke_fill": (0, 0, 0), "font": font}
-        draw.text((x + w - 12, title_px + h // 2 - 7), right, **letters)  # + direction of the columns
-        draw.text((x + w // 2 - 4, title_px + 2), up, **letters)  # + direction of the rows
+        draw.text((x + 2, title_px + h // 2 - 7), left, **letters)
+        draw.text((x + w - 12, title_px + h // 2 - 7), right, **letters)
+        draw.text((x + w // 2 - 4, title_px + 2), up, **letters)
+        draw.text((x + w // 2 - 4, title_px + h - 17), down, **letters)
         if to_scale:  # the bar measures the columns, which are to scale unless stretched
             _scale_bar(draw, x + 4, title_px + h - 6, w, px_per_mm, font)
     buffer = io.BytesIO()
@@ -285,6 +295,7 @@ def panel_slots(panels: list[tuple[list[str], int]], font, gap: int = 8) -> list
 
 
 _AXIS_LETTERS = ("R", "A", "S")  # the + direction of each RAS+ axis
+_OPPOSITE_LETTERS = ("L", "P", "I")  # its - direction
 MIN_PANEL_PX = 60  # a panel side below this is stretched (thin stacks), and says so
 TITLE_LINE_PX = 16  # a line of a panel's title
 FONT_PX = 13  # titles, orientation letters and scale bars (the 10-px bitmap font was hard to read)
