@@ -40,6 +40,7 @@ from medseg.synthetic import write_phantom
         # NaN passes every bound: the report crashed with a traceback after every case had run
         ({"dice_threshold": "nan"}, "config dice_threshold: nan is not a finite number"),
         ({"minutes_per_case": "inf"}, "config minutes_per_case: inf is not a finite number"),
+        ({"ct_window": "liver"}, "config ct_window: 'liver' is not one of ['soft-tissue', 'bone', 'lung', 'brain']"),
     ],
 )
 def test_bad_settings_are_refused_before_anything_runs(cohort, tmp_path, setting, message):
@@ -474,3 +475,14 @@ def test_a_dataset_json_naming_the_labels_otherwise_than_the_model_is_warned_of_
     finally:
         logging.getLogger("medseg").removeHandler(handler)
     assert records == []
+
+
+@pytest.mark.parametrize(("setting", "expected"), [({}, "--ct-window soft-tissue"), ({"ct_window": "bone"},
+                                                                                       "--ct-window bone")])
+def test_the_report_step_draws_ct_in_the_configured_window(cohort, tmp_path, setting, expected):
+    """The config's ct_window reaches `medseg report` (soft-tissue where the config leaves it out)."""
+    folder, sheet = cohort
+    run = snakemake(tmp_path, "-n", "-p", "--forceall", samples=sheet, results=tmp_path / "results", **setting)
+    assert run.returncode == 0, run.stderr[-2000:]
+    report = [line for line in run.stdout.splitlines() if " report " in line and "--max-overlays" in line]
+    assert len(report) == 1 and expected in report[0], report

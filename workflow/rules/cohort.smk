@@ -102,6 +102,7 @@ rule report:
         results=lambda wildcards, output: Path(output.html).parent,
         dice_threshold=config["dice_threshold"],
         max_overlays=config["max_overlays"],
+        ct_window=config["ct_window"],
     log:
         f"{RESULTS}/logs/report.log",
     conda:
@@ -117,7 +118,7 @@ rule report:
         runtime=lambda wildcards, attempt: 60 * attempt,
     shell:
         "{params.medseg} -v report {params.results:q} -o {output.html:q} --dice-threshold {params.dice_threshold}"
-        " --max-overlays {params.max_overlays} --sheet {params.sheet:q} --overwrite > {log:q} 2>&1"
+        " --max-overlays {params.max_overlays} --ct-window {params.ct_window} --sheet {params.sheet:q} --overwrite > {log:q} 2>&1"
 
 
 # the run's own exit status: each failed case has its failure record and the others carry on, so every step
