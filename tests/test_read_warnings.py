@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from conftest import run_program
 
+from medseg.errors import ImageReadError
 from medseg.io.images import read_grid, read_image
 from medseg.io.read_warnings import warnings_naming
 
@@ -99,3 +100,85 @@ def test_evaluate_names_the_dicom_seg_pydicom_warns_about_once(tmp_path, capsys)
     warned = [line for line in run.stderr.splitlines() if "Unknown encoding" in line]
     assert warned == [f"warning: {seg}: Unknown encoding 'ISO_IR 999' - using default encoding instead"], run.stderr
     assert "1 odd     1.0000" in run.stdout and "2 corner  1.0000" in run.stdout
+
+
+def test_one_read_tells_a_warning_once_where_the_filters_say_once_per_location(tmp_path):
+    """Each header read of one ``read_image`` (the load, the raw header, the checked re-read) held nibabel's warning
+    and gave it again; every block changed the filters, which empties the registry that keeps a warning to once per
+    location, so one read of one file showed the same line four times (Python's "default" action). Once now; a second
+    file's warning names that file, once too."""
+    odd, other = tmp_path / "odd.nii", tmp_path / "other.nii"
+    odd_extension_nifti(odd)
+    odd_extension_nifti(other)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        read_image(odd)
+        read_grid(odd)
+        read_image(other)
+    assert [str(w.message) for w in caught] == [f"{odd}: {EXTENSION_TEXT}", f"{other}: {EXTENSION_TEXT}"]
+    with warnings.catch_warnings(record=True) as caught:  # "always" still gives each, every read
+        warnings.simplefilter("always")
+        read_grid(odd)
+        once = len(caught)
+        read_grid(odd)
+    assert once >= 1 and len(caught) == 2 * once
+    assert {str(w.message) for w in caught} == {f"{odd}: {EXTENSION_TEXT}"}
+
+
+def test_a_read_that_fails_ends_in_its_own_error_where_warnings_are_errors(tmp_path):
+    """Under an "error" filter (``python -W error``, pytest ``-W error``) a warning held while a read failed was
+    raised in the block's end, in place of the read's own error: the one-line ImageReadError naming the file was
+    lost to a bare UserWarning. The read's error is raised; where the read succeeds, the warning is the error (which
+    the reader names in its one line)."""
+    odd = tmp_path / "odd.nii"
+    odd_extension_nifti(odd)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ImageReadError, match="truncated"), warnings_naming(odd):
+            nib.load(odd)  # nibabel warns about the extension
+            raise ImageReadError(f"{odd}: truncated")
+        with pytest.raises(ImageReadError, match="Extension size"):  # the reader names it in its one line
+            read_grid(odd)
+
+
+def test_highdicom_s_module_loggers_are_named_too(tmp_path, caplog):
+    """highdicom logs through one logger per module (``highdicom.seg.sop``), whose records a filter on the
+    ``highdicom`` logger never sees: its warnings while a SEG was read still named no file."""
+    import logging
+
+    import highdicom.seg.sop  # noqa: F401 - its module logger exists, as when a SEG is read
+
+    seg = tmp_path / "seg.dcm"
+    with caplog.at_level(logging.WARNING), warnings_naming(seg):
+        logging.getLogger("highdicom.seg.sop").warning("Segment 1 has no frames")
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [
+        ("highdicom.seg.sop", f"{seg}: Segment 1 has no frames")]
+
+
+def test_reads_in_two_threads_leave_the_process_warnings_as_they_were(tmp_path):
+    """``warnings.catch_warnings`` swaps the process's filters and ``showwarning``: two reads at once in two threads
+    (a caller's thread pool) restored each other's state, leaving "always" filters and a recorder of a finished read
+    in place, so later warnings vanished. Blocks now take turns."""
+    import threading
+
+    files = [tmp_path / f"odd{number}.nii" for number in range(2)]
+    for path in files:
+        odd_extension_nifti(path)
+    before = (list(warnings.filters), warnings.showwarning)
+    start = threading.Barrier(2)
+
+    def read(path):
+        start.wait()
+        for _ in range(200):
+            read_grid(path)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        filters = list(warnings.filters)
+        threads = [threading.Thread(target=read, args=(path,)) for path in files]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert warnings.filters == filters
+    assert (warnings.filters, warnings.showwarning) == before

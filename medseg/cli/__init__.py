@@ -164,6 +164,9 @@ def cli(verbose: int, quiet: bool) -> None:
     if verbose < 2:  # nibabel logs header faults that medseg reports itself, in one line naming the file
         logging.getLogger("nibabel").setLevel(logging.CRITICAL)
     warnings.showwarning = _warning_as_one_line  # library warnings (pydicom, highdicom): one log line each
+    from medseg.io.read_warnings import forget_told
+
+    forget_told()  # a file's warning told once per command, a second main() in one process too
     for name in ("pydicom", "highdicom"):
         library = logging.getLogger(name)
         if not any(isinstance(f, _OncePerMessage) for f in library.filters):
