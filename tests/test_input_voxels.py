@@ -384,3 +384,26 @@ def test_pydicom_s_warnings_while_planning_reads_a_header_name_the_file(tmp_path
     told = {str(w.message) for w in caught} | {r.getMessage() for r in caplog.records if r.name == "pydicom"}
     assert len(told) == 1 and told.pop() in {f"{path}: Unknown encoding 'ISO_IR 999' - using default encoding instead"
                                              for path in paths}
+
+
+def test_pydicom_s_warnings_about_a_value_planning_takes_name_the_file(tmp_path, caplog):
+    """pydicom reads a header's values when they are asked for, not when the file is read: a number of frames of
+    ``'1.0'`` (``IS`` holds integers) was warned about ("Invalid value for VR IS: '1.0'") as planning took it, after
+    the block that names the file had ended, and so named no file."""
+    import logging
+    import warnings
+
+    from dicom_factory import SHAPE, _raw, make_series
+
+    _, paths = make_series(tmp_path / "series", seed=0)
+    for path in paths:
+        _raw(path, "NumberOfFrames", "IS", b"1.0 ")
+    caplog.set_level(logging.WARNING, logger="pydicom")
+    caplog.clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        grid = input_grid(tmp_path / "series")
+    assert grid.voxels >= SHAPE[0] * SHAPE[1] * SHAPE[2]
+    told = {str(w.message) for w in caught} | {r.getMessage() for r in caplog.records if r.name == "pydicom"}
+    assert any("Invalid value for VR IS: '1.0'" in text for text in told), told
+    assert all(any(text.startswith(f"{path}: ") for path in paths) for text in told), told

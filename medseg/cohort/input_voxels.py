@@ -216,6 +216,7 @@ def _dicom_folder_grid(folder: Path) -> InputGrid:
                 header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=[
                     "Rows", "Columns", "NumberOfFrames", "SamplesPerPixel", "BitsAllocated", "PixelSpacing",
                     "SpacingBetweenSlices", "SliceThickness"])
+                _take_values(header)
         except Exception:  # not a DICOM file (a DICOMDIR's neighbour, a note): the next one
             continue
         rows, columns = int(header.get("Rows", 0) or 0), int(header.get("Columns", 0) or 0)
@@ -243,6 +244,13 @@ def _dicom_folder_grid(folder: Path) -> InputGrid:
     return InputGrid()
 
 
+def _take_values(header) -> None:
+    """Each of the header's values, made from its bytes now: pydicom does it when a value is asked for, and warns
+    then (``Invalid value for VR IS: '1.0'``), which after the read's block named no file."""
+    for _ in header:  # a Dataset yields its elements made
+        pass
+
+
 def _compressed_voxels(path: str) -> int | None:
     """The voxels of a DICOM file whose pixels are stored compressed (encapsulated or deflated), from its header;
     None where they are stored uncompressed (its bytes bound them) or it is no DICOM image."""
@@ -252,6 +260,7 @@ def _compressed_voxels(path: str) -> int | None:
         with warnings_naming(path):
             header = pydicom.dcmread(path, stop_before_pixels=True,
                                      specific_tags=["Rows", "Columns", "NumberOfFrames"])
+            _take_values(header)
     except Exception:  # not a DICOM file: its bytes count, as they did
         return None
     syntax = str(getattr(getattr(header, "file_meta", None), "TransferSyntaxUID", "") or "")
