@@ -182,3 +182,16 @@ def test_reads_in_two_threads_leave_the_process_warnings_as_they_were(tmp_path):
             thread.join()
         assert warnings.filters == filters
     assert (warnings.filters, warnings.showwarning) == before
+
+
+def test_a_logged_warning_is_named_where_records_carry_no_thread(tmp_path, caplog, monkeypatch):
+    """A program may turn off the thread in log records (``logging.logThreads = False``); the block's own records
+    (told by the thread they come from) were then let through unnamed."""
+    import logging
+
+    monkeypatch.setattr(logging, "logThreads", False)
+    seg = tmp_path / "seg.dcm"
+    with caplog.at_level(logging.WARNING), warnings_naming(seg):
+        logging.getLogger("pydicom").warning("Unknown encoding 'ISO_IR 999' - using default encoding instead")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{seg}: Unknown encoding 'ISO_IR 999' - using default encoding instead"]

@@ -38,7 +38,7 @@ class _Held(logging.Filter):
         self.thread = threading.get_ident()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno != logging.WARNING or record.thread != self.thread:
+        if record.levelno != logging.WARNING or record.thread not in (self.thread, None):  # None: logThreads off
             return True
         self.records.append(record)
         return False
