@@ -164,3 +164,35 @@ def test_a_real_ct_shows_the_liver_on_the_images_left_and_stays_small(shared_dat
     axial = _panels(picture)[-1]
     assert _mean_column(picture, axial, 5) < 0.45 < 0.55 < _mean_column(picture, axial, 1)
     assert _letter_at(picture, axial, "left") == "R" and _letter_at(picture, axial, "right") == "L"
+
+
+def _legible_at_bottom(picture: np.ndarray, panel: tuple[int, int], letter: str) -> float:
+    """How well ``letter``, drawn alone anywhere along a panel's bottom edge (where the overlay writes it), matches the
+    picture's white pixels there: 1 where nothing else white (the scale bar's length) is drawn over or beside it."""
+    font = ImageFont.load_default(size=FONT_PX)
+    top = _top(picture)
+    h = int(((picture[top:, panel[0]] != 255).any(axis=1)).sum())
+    best = 0.0
+    for x in range(panel[0] + 2, panel[1] - 8):
+        at = (x, top + h - 17)
+        window = np.s_[at[1] - 2:top + h, at[0] - 2:min(at[0] + 14, panel[1] + 1)]
+        white = (picture[window] >= 230).all(axis=2)
+        canvas = Image.new("L", (picture.shape[1], picture.shape[0]), 0)
+        ImageDraw.Draw(canvas).text(at, letter, fill=255, font=font)
+        glyph = np.asarray(canvas)[window] >= 230
+        best = max(best, (glyph & white).sum() / max(1, (glyph | white).sum()))
+    return best
+
+
+def test_a_narrow_panels_bottom_letter_is_not_written_over_by_the_scale_bar():
+    """A label 20 mm thick from front to back in a 200 mm field: the sagittal panel is about 60 pixels wide, drawn
+    to scale with its 20 mm bar; the bar's length, written above it from the panel's left edge, covered the letter I
+    at the middle of its bottom edge."""
+    labels = np.zeros((200, 70, 200), np.uint8)
+    labels[40:160, 27:47, 40:160] = 1
+    picture = _picture(labels, np.eye(4))
+    sagittal = _panels(picture)[0]
+    assert 55 <= sagittal[1] - sagittal[0] <= 90  # narrow, and not stretched: it has a scale bar
+    assert _legible_at_bottom(picture, sagittal, "I") > 0.6
+    # the wide coronal panel's bottom letter, in the middle as before
+    assert _letter_at(picture, _panels(picture)[1], "bottom") == "I"

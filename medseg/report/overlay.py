@@ -274,9 +274,10 @@ def render_overlay(
         draw.text((x + 2, title_px + h // 2 - 7), left, **letters)
         draw.text((x + w - 12, title_px + h // 2 - 7), right, **letters)
         draw.text((x + w // 2 - 4, title_px + 2), up, **letters)
-        draw.text((x + w // 2 - 4, title_px + h - 17), down, **letters)
-        if to_scale:  # the bar measures the columns, which are to scale unless stretched
-            _scale_bar(draw, x + 4, title_px + h - 6, w, px_per_mm, font)
+        # the bar measures the columns, which are to scale unless stretched; on a narrow panel its length, written
+        # from the left edge, reaches the middle: the bottom letter then goes just right of it
+        bar_end = _scale_bar(draw, x + 4, title_px + h - 6, w, px_per_mm, font) if to_scale else x
+        draw.text((min(max(x + w // 2 - 4, bar_end + 4), x + w - 10), title_px + h - 17), down, **letters)
     buffer = io.BytesIO()
     canvas.save(buffer, format="PNG", compress_level=6)
     return buffer.getvalue()
@@ -301,16 +302,19 @@ TITLE_LINE_PX = 16  # a line of a panel's title
 FONT_PX = 13  # titles, orientation letters and scale bars (the 10-px bitmap font was hard to read)
 
 
-def _scale_bar(draw, x: int, y: int, panel_width: int, px_per_mm: float, font) -> None:
-    """A bar of a round length in mm (at most 40 % of the panel), with its length written above it."""
+def _scale_bar(draw, x: int, y: int, panel_width: int, px_per_mm: float, font) -> int:
+    """A bar of a round length in mm (at most 40 % of the panel), with its length written above it; the column
+    just right of what it drew (``x`` where no round length fits)."""
     fits = [mm for mm in (1, 2, 5, 10, 20, 50, 100, 200) if mm * px_per_mm <= 0.4 * panel_width]
     if not fits:
-        return
+        return x
     mm = fits[-1]
     length = int(round(mm * px_per_mm))
     draw.rectangle((x - 1, y - 1, x + length + 1, y + 2), fill=(0, 0, 0))
     draw.rectangle((x, y, x + length, y + 1), fill=(255, 255, 255))
-    draw.text((x, y - 15), f"{mm} mm", fill=(255, 255, 255), stroke_width=1, stroke_fill=(0, 0, 0), font=font)
+    text = f"{mm} mm"
+    draw.text((x, y - 15), text, fill=(255, 255, 255), stroke_width=1, stroke_fill=(0, 0, 0), font=font)
+    return int(math.ceil(max(x + length + 2, draw.textbbox((x, y - 15), text, font=font, stroke_width=1)[2])))
 
 
 def _pixel_counts(extent: slice, spacing_mm: float, px_per_mm: float) -> np.ndarray:
