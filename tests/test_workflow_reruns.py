@@ -361,3 +361,24 @@ def test_a_forced_run_makes_the_cases_again(tmp_path):
     assert run_ids("infer", "abc")[:2] == made[:2] and run_ids("infer", "abc")[2] != made[2]
     log = (results / "logs" / "infer" / "batch001.log").read_text()
     assert re.search(r"skipped \(\d+ cases, 2 of them kept from earlier runs\)", log)  # it ran
+
+
+def test_a_changed_ct_window_redraws_the_report_and_nothing_else(tmp_path):
+    """ct_window is one of the report step's parameters: a finished cohort previewed with another window lists the
+    report (and the check after it) to run again, for that reason, and no inference or scoring job."""
+    data = tmp_path / "data"
+    data.mkdir()
+    write_phantom(data / "a.nii.gz", data / "a_label.nii.gz", shape=SHAPE, seed=3)
+    sheet = write_sheet(data, [("a", "a.nii.gz", "a_label.nii.gz")])
+    results = tmp_path / "results"
+    made_beforehand(sheet, results)
+    run = snakemake(tmp_path, "--cores", "1", samples=sheet, results=results)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert json.loads((results / "summary.json").read_text())["settings"]["ct_window"] == "soft-tissue"
+    same = snakemake(tmp_path, "-n", samples=sheet, results=results, ct_window="soft-tissue")
+    assert same.returncode == 0 and "rule report:" not in same.stdout + same.stderr, same.stdout[-2000:]
+    preview = snakemake(tmp_path, "-n", samples=sheet, results=results, ct_window="bone")
+    told = preview.stdout + preview.stderr
+    assert preview.returncode == 0, told[-3000:]
+    assert "rule report:" in told and "params have changed since last execution:\n        report" in told
+    assert "rule infer:" not in told and "rule evaluate:" not in told
