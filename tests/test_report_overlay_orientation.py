@@ -196,3 +196,33 @@ def test_a_narrow_panels_bottom_letter_is_not_written_over_by_the_scale_bar():
     assert _legible_at_bottom(picture, sagittal, "I") > 0.6
     # the wide coronal panel's bottom letter, in the middle as before
     assert _letter_at(picture, _panels(picture)[1], "bottom") == "I"
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("position", ["HFS", "HFDL"])
+def test_a_real_mr_converted_by_medseg_is_lettered_by_the_patients_anatomy(shared_data, tmp_path, position):
+    """A sagittal T1 (stored P-I-R) converted from its DICOM series, scanned supine and lying on the left side: with a
+    label placed by world coordinates on the patient's right and one on the left, the coronal and axial panels show
+    the right one on the image's left, under the letter R (the anatomy, not the table, decides), as for RAS above."""
+    import nibabel as nib
+
+    from medseg.io.dicom import convert_dicom
+
+    series = next((shared_data / "dicom" / "mr-decubitus" / position).iterdir())
+    convert_dicom(series, tmp_path / "mr.nii.gz")
+    mr = nib.load(tmp_path / "mr.nii.gz")
+    assert nib.aff2axcodes(mr.affine) == ("P", "I", "R")
+    ijk = np.indices(mr.shape).reshape(3, -1)
+    x, y, z = (mr.affine[:3, :3] @ ijk + mr.affine[:3, 3:]).reshape((3, *mr.shape))  # RAS+ mm: x towards the right
+    middle = [float(np.median(c)) for c in (x, y, z)]
+    near = (np.abs(y - middle[1]) < 20) & (np.abs(z - middle[2]) < 20)
+    labels = np.zeros(mr.shape, np.uint8)
+    labels[near & (x > middle[0] + 20) & (x < middle[0] + 45)] = 2  # on the patient's right
+    labels[near & (x < middle[0] - 20) & (x > middle[0] - 45)] = 1  # on the patient's left
+    png = render_overlay(CaseArrays(labels, mr.affine, None), LABELS, "1", panel_px=240)
+    picture = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    _, coronal, axial = _panels(picture)
+    for panel in (coronal, axial):
+        assert _mean_column(picture, panel, 2) < 0.45 < 0.55 < _mean_column(picture, panel, 1)
+        assert [_letter_at(picture, panel, edge) for edge in ("left", "right")] == ["R", "L"]
+    assert [_letter_at(picture, axial, edge) for edge in ("top", "bottom")] == ["A", "P"]
