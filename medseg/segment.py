@@ -513,7 +513,8 @@ def segment_case(
                                                   segmenter.package.name, seg_algorithm_version(segmenter.package),
                                                   sources=seg_sources,
                                                   label_codes=segmenter.package.label_codes,
-                                                  algorithm_parameters=seg_algorithm_parameters(segmenter))
+                                                  algorithm_parameters=seg_algorithm_parameters(segmenter),
+                                                  versions=record["versions"])
         else:
             write_labels(labels, volume, temps[0], top_label=max(segmenter.package.labels))
         # which file the sidecar (and the metrics) describe: the report refuses metrics of another segmentation

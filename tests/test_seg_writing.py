@@ -598,3 +598,36 @@ def test_a_source_offset_out_of_dicoms_form_or_range_dates_the_seg_in_local_time
     assert "TimezoneOffsetFromUTC" not in seg
     assert (seg.SeriesDate, seg.SeriesTime) == (seg.InstanceCreationDate, seg.InstanceCreationTime)
     assert before <= _made_at(seg, "SeriesDate", "SeriesTime", None) <= after
+
+
+def test_the_seg_software_versions_name_what_the_sidecar_records(tmp_path, tiny_package):
+    # a SEG parted from its sidecar said only "medseg 0.1.0": neither the torch and MONAI that made its labels nor
+    # the commit between releases
+    write_series(tmp_path / "case8", stored_values((40, 36, 6), seed=15) + 900, slice_positions(6, 3.0))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-q", "infer", str(tmp_path / "case8"), "-o", str(tmp_path / "seg"), "--device", "cpu",
+              "--model", str(tiny_package.path), "--format", "dicom-seg"])
+    assert exit_info.value.code == 0
+    seg = pydicom.dcmread(tmp_path / "seg" / "case8_seg.dcm")
+    recorded = json.loads((tmp_path / "seg" / "case8_seg.json").read_text())["versions"]
+    written = list(seg.SoftwareVersions)
+    assert written[:3] == [f"medseg {recorded['medseg']}", f"torch {recorded['torch']}",
+                           f"MONAI {recorded['monai']}"]
+    commit = recorded.get("medseg_commit")
+    assert written[3:] == ([f"medseg commit {commit}"] if commit else [])
+    assert all(len(value) <= 64 and "\\" not in value for value in written)  # LO: 64 characters a value
+    assert seg.data_element("SoftwareVersions").VR == "LO"
+    assert hd.seg.Segmentation.from_dataset(seg).SoftwareVersions == seg.SoftwareVersions
+
+
+@pytest.mark.parametrize("commit, written", [
+    ("a" * 40 + "-dirty", "medseg commit " + "a" * 40 + "-dirty"),
+    ("b" * 64, "medseg commit " + "b" * 50),
+    ("c" * 64 + "-dirty", "medseg commit " + "c" * 44 + "-dirty"),
+])
+def test_a_commit_longer_than_lo_holds_is_shortened_keeping_dirty(commit, written):
+    from medseg.io.seg_writing import software_versions
+
+    values = software_versions({"medseg": "0.1.0", "torch": "2.5.1+cu124", "monai": "1.4.0", "medseg_commit": commit})
+    assert values == ["medseg 0.1.0", "torch 2.5.1+cu124", "MONAI 1.4.0", written]
+    assert all(len(value) <= 64 for value in values)

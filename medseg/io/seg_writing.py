@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medseg.checkout import DIRTY
 from medseg.errors import DicomError
 from medseg.io.dicom_text import charset_terms
 from medseg.io.seg_labels import _segment_label, check_segment_labels
@@ -21,7 +22,9 @@ from medseg.io.seg_sources import _decode_texts, _seg_texts, seg_sources
 from medseg.numbers import counted
 from medseg.volume import Volume
 
-__all__ = ["write_dicom_seg"]
+__all__ = ["software_versions", "write_dicom_seg"]
+
+_LO_CHARACTERS = 64  # a value of SoftwareVersions (VR LO)
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +32,8 @@ log = logging.getLogger(__name__)
 def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_names: dict[int, str],
                     algorithm: str = "medseg", algorithm_version: str = "0",
                     sources: dict[Path, object] | None = None, label_codes: dict[int, dict] | None = None,
-                    algorithm_parameters: dict[str, str] | None = None) -> dict:
+                    algorithm_parameters: dict[str, str] | None = None,
+                    versions: dict[str, str] | None = None) -> dict:
     """Write ``labels`` (on ``volume``'s grid) as a binary DICOM SEG, one segment per non-zero label; return its
     identifiers (SOP instance, series, study UIDs and series number) for the sidecar.
 
@@ -37,6 +41,8 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
     ``modifier``; each ``{"scheme", "value", "meaning"}``), as a model package's ``label_codes`` holds them; a label
     without codes is coded as SCT Tissue (category and type), which says nothing of what it is.
     ``algorithm_parameters``: written as the segments' AlgorithmParameters (``key=value`` joined by ``,``).
+    ``versions``: the sidecar's ``versions`` record, written as SoftwareVersions (:func:`software_versions`); medseg's
+    own version alone when not given.
 
     ``sources`` are the headers from :func:`seg_sources` (read here when not given). Not atomic on its own:
     use :func:`medseg.io.atomic.atomic_paths` around it.
@@ -105,7 +111,8 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path: Path | str, label_
     try:
         with warnings.catch_warnings(record=True) as caught:  # highdicom's doubts about source values: logged
             warnings.simplefilter("always")
-            seg = _segmentation(hd, source_images, pixel_array, descriptions, number, algorithm, medseg.__version__)
+            seg = _segmentation(hd, source_images, pixel_array, descriptions, number, algorithm,
+                                software_versions(versions or {"medseg": medseg.__version__}))
         for warning in caught:
             log.info("%s: %s", volume.source, " ".join(str(warning.message).split()))
     except (ValueError, TypeError, AttributeError, KeyError) as error:
@@ -232,7 +239,22 @@ def _concept(code: dict):
     return CodedConcept(value=str(code["value"]), scheme_designator=str(code["scheme"]), meaning=str(code["meaning"]))
 
 
-def _segmentation(hd, source_images, pixel_array, descriptions, number, algorithm, version):
+def software_versions(versions: dict[str, str]) -> list[str]:
+    """A SEG's SoftwareVersions from a sidecar's ``versions`` record: ``medseg <version>``, ``torch <version>``,
+    ``MONAI <version>`` and ``medseg commit <commit>`` (those it records, in that order), each value within the 64
+    characters of DICOM's LO. A commit too long for it (a SHA-256 repository's 64 digits) keeps its leading digits and
+    its ``-dirty``; the sidecar keeps it in full."""
+    values = [f"{name} {versions[key]}"[:_LO_CHARACTERS] for key, name in
+              (("medseg", "medseg"), ("torch", "torch"), ("monai", "MONAI")) if versions.get(key)]
+    commit = versions.get("medseg_commit")
+    if commit:
+        prefix, dirty = "medseg commit ", DIRTY if commit.endswith(DIRTY) else ""
+        digits = commit.removesuffix(dirty)[:_LO_CHARACTERS - len(prefix) - len(dirty)]
+        values.append(f"{prefix}{digits}{dirty}")
+    return values
+
+
+def _segmentation(hd, source_images, pixel_array, descriptions, number, algorithm, versions: list[str]):
     return hd.seg.Segmentation(
         source_images=source_images,
         pixel_array=pixel_array,
@@ -244,7 +266,7 @@ def _segmentation(hd, source_images, pixel_array, descriptions, number, algorith
         instance_number=1,
         manufacturer="medseg",
         manufacturer_model_name=algorithm[:64],
-        software_versions=f"medseg {version}",
+        software_versions=tuple(versions) if len(versions) > 1 else versions[0],
         device_serial_number="0",
         series_description=f"medseg {algorithm}"[:64],
         omit_empty_frames=True,
