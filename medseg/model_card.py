@@ -55,6 +55,25 @@ def _extent_line(extent: dict | None, validated: bool) -> str:
             "(`unlike_training`)")
 
 
+def _intensity_line(config: dict) -> str:
+    """The images' kind the package declares (``dicom_modality``) and the intensities it recorded
+    (``input_intensity``), which `medseg infer` compares an input's with; none where it records neither."""
+    modality, intensity = config.get("dicom_modality"), config.get("input_intensity")
+    lines = ""
+    if modality:
+        hounsfield = ", in Hounsfield units" if str(modality).upper() == "CT" else ""
+        lines += (f"\n- DICOM Modality: {modality}{hounsfield}; `medseg infer` warns about a DICOM series of another "
+                  "modality, and the QA report flags it (`unlike_training`)")
+    if intensity:
+        p1, p99 = intensity["p1"], intensity["p99"]
+        cases = counted(intensity.get("cases", "?"), "training and validation case")
+        lines += (f"\n- Intensities: 1st percentile {p1['min']:g} to {p1['max']:g}, 99th {p99['min']:g} to "
+                  f"{p99['max']:g} across its {cases} (as read); `medseg infer` warns about inputs with negative "
+                  "intensities where no training image had any (or the reverse), or a 99th percentile outside half the "
+                  "smallest to twice the largest, and the QA report flags them (`unlike_training`)")
+    return lines
+
+
 def _codes_line(config: dict) -> str:
     """The card's line on the codes a DICOM SEG gives each label's segment (none without ``label_codes``)."""
     text = codes_text(config.get("label_codes"))
@@ -205,7 +224,7 @@ accuracy figures were measured.
 - Architecture: 2D U-Net {json.dumps(config['architecture'])}
 - Slicing axis {config['inference']['slice_axis']}, tile {config['inference']['roi_size']}, context slices \
 {config['inference'].get('context_slices', 0)}, flip TTA {config['inference'].get('flip_tta', [])}
-- Preprocessing: {json.dumps(config['preprocessing'])}{inputs}{_weights_line(config)}
+- Preprocessing: {json.dumps(config['preprocessing'])}{inputs}{_intensity_line(config)}{_weights_line(config)}
 
 ## Data
 {data.get('description', 'not stated')}

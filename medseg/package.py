@@ -488,9 +488,11 @@ def shipped_name_taken(package: ModelPackage, given: str | Path) -> str | None:
 
 def _settings(config: dict) -> dict:
     """What of a config makes its segmentations or names them: all but its notes (description, version, training
-    record), its weights entry (their hash is compared apart) and the extent it warns outside of."""
+    record), its weights entry (their hash is compared apart) and the field of view, intensities and DICOM
+    Modality it warns outside of."""
     return {key: value for key, value in config.items()
-            if key not in ("description", "version", "training", "weights", "input_extent_mm")}
+            if key not in ("description", "version", "training", "weights", "input_extent_mm", "input_intensity",
+                           "dicom_modality")}
 
 
 def save_package(net, config: dict, out_dir: Path | str,

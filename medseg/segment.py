@@ -18,7 +18,14 @@ from medseg import stopping
 from medseg.case_numbers import other_case_note
 from medseg.errors import DeviceError, ImageReadError, InputError, OutputWriteError
 from medseg.failure_records import stale_failure
-from medseg.input_range import check_extent, model_space_extent
+from medseg.input_range import (
+    check_extent,
+    check_intensity,
+    check_modality,
+    combine_checks,
+    intensity_percentiles,
+    model_space_extent,
+)
 from medseg.io.atomic import atomic_paths, check_folders_writable, check_superseded, check_writable, sha256_of
 from medseg.io.files import absolute_path, exists, is_path, path_argument, type_text
 from medseg.io.free_space import check_free_space
@@ -666,9 +673,11 @@ def _label_volume(volume: Volume, segmenter, name, progress, timings: dict, rele
     check_resampling_size(volume, segmenter.package.preprocessing, ensemble_bytes)
     check_slices_fit(volume, segmenter.package.preprocessing, segmenter.slice_axes)
     transforms = build_transforms(segmenter.package.preprocessing, channels=volume.channels)
+    intensity = _intensity_check(volume, segmenter.package)  # on the values as read, before the transforms
     data = to_model_space(volume, transforms, release_voxels=release_voxels)
     timings["preprocess_s"] = time.perf_counter() - clock
-    input_check = _input_check(data["image"], segmenter.package, name)
+    input_check = _input_check(data["image"], segmenter.package, name, volume.info.get("modality")
+                               if volume.dicom is not None else None, intensity)
 
     clock = time.perf_counter()
     slices = segmenter.slices_to_label(tuple(data["image"].shape))
@@ -745,15 +754,37 @@ def named_like_training_case(volume: Volume, package: ModelPackage) -> str | Non
     return next((str(case) for case in ids if str(case).casefold() in names), None)
 
 
-def _input_check(image, package, input_path) -> dict | None:
-    """The input's field of view against the package's training volumes; a warning (before inference) when far off."""
-    trained = package.config.get("input_extent_mm")
-    if not trained:
+def _intensity_check(volume: Volume, package) -> dict | None:
+    """The input's 1st and 99th intensity percentiles as read, against the package's training images'
+    (``input_intensity``) or Hounsfield units (``dicom_modality`` CT); None where the package can know neither, or
+    the input has several channels (packages record one channel's intensities)."""
+    trained = package.config.get("input_intensity")
+    modality = package.config.get("dicom_modality")
+    if (not trained and str(modality or "").upper() != "CT") or volume.channels != 1:
         return None
-    check = check_extent(model_space_extent(image), trained)
-    if not check["within_training_range"]:
+    percentiles = intensity_percentiles(volume.array)
+    within, outside = check_intensity(percentiles, trained, modality)
+    return {"percentiles": percentiles, "within": within, "outside": outside}
+
+
+def _input_check(image, package, input_path, modality: str | None = None, intensity: dict | None = None
+                 ) -> dict | None:
+    """The input's field of view, DICOM Modality (``modality``, a series') and intensities (:func:`_intensity_check`)
+    against the package's training images (:func:`~medseg.input_range.combine_checks`); a warning (before
+    inference) where they are unlike. None where the package records nothing to compare with."""
+    trained = package.config.get("input_extent_mm")
+    declared = package.config.get("dicom_modality")
+    if not trained and not declared and not package.config.get("input_intensity"):
+        return None
+    extent = check_extent(model_space_extent(image), trained) if trained else None
+    check = combine_checks(extent, check_modality(modality, declared), intensity)
+    if extent is not None and not extent["within_training_range"]:
         log.warning("%s: field of view unlike the volumes model %s was trained on: %s; the result is not covered by "
-                    "its validation figures", input_path, package.name, "; ".join(check["outside"]))
+                    "its validation figures", input_path, package.name, "; ".join(extent["outside"]))
+    others = [line for line in check["outside"] if extent is None or line not in extent["outside"]]
+    if others:
+        log.warning("%s: unlike the images model %s was trained on: %s; the result is not covered by its validation "
+                    "figures", input_path, package.name, "; ".join(others))
     return check
 
 

@@ -41,7 +41,7 @@ from medseg.checkpoint import (
 )
 from medseg.errors import InputError, TrainingError
 from medseg.inference import Segmenter, context_stack, is_out_of_memory, slice_axes, without_tf32
-from medseg.input_range import extent_range
+from medseg.input_range import extent_range, intensity_range
 from medseg.io.atomic import placed_before_stop, remove_empty_folders, remove_leftovers
 from medseg.io.files import os_reason
 from medseg.model_card import model_card
@@ -392,6 +392,11 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
     extents = [c.extent_mm for c in [*train_cases, *val_cases] if c.extent_mm is not None]
     if extents:  # what inputs the model has seen; `medseg infer` flags inputs far outside it
         package_config["input_extent_mm"] = extent_range(extents)
+    intensities = [c.intensity_p1_p99 for c in [*train_cases, *val_cases]]
+    if intensities and all(p is not None and np.all(np.isfinite(p)) for p in intensities):
+        # the training images' intensities as read: `medseg infer` flags an image of another kind (a CT given to an
+        # MR model); a multi-channel set records none, and its inputs' intensities are unknown
+        package_config["input_intensity"] = intensity_range(intensities)
     training_images = {}
     if train_cases and all(c.sha256 is not None for c in train_cases):  # a partial list would call some "new"
         # the training images by content: `medseg infer` and the report tell a training image from a new one

@@ -97,7 +97,8 @@ def resume_key(package_config: dict, settings: dict) -> dict:
     (a run without a config is named after its folder, which may since have been moved), data notes and the labels'
     DICOM SEG codes."""
     key = {k: v for k, v in package_config.items()
-           if k not in ("weights", "name", "description", "version", "input_extent_mm", "label_codes")}
+           if k not in ("weights", "name", "description", "version", "input_extent_mm", "input_intensity",
+                        "label_codes")}
     key["training"] = {k: v for k, v in settings.items() if k not in ("epochs", "data")}
     return json.loads(json.dumps(key))
 

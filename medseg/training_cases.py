@@ -18,7 +18,7 @@ import torch
 
 from medseg.errors import InputError, MedsegError, TrainingError, UntrainableCasesError
 from medseg.inference import slice_axes
-from medseg.input_range import model_space_extent
+from medseg.input_range import intensity_percentiles, model_space_extent
 from medseg.io.files import type_text
 from medseg.label_map import label_map
 from medseg.numbers import IMAGE_AMONG_LABELS, IMAGE_LIKE_VALUES, counted, odd_values, values_text
@@ -319,6 +319,7 @@ def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes,
     case.label_box = label.info.get("sub_box")
     affine = torch.from_numpy(image.affine)
     peak = float(np.abs(image.array).max())  # before the transforms, which may work on the array in place
+    case.intensity_p1_p99 = intensity_percentiles(image.array) if image.channels == 1 else None
     data = apply_transforms(transforms, {
         "image": MetaTensor(torch.from_numpy(image.array), affine=affine),
         "label": MetaTensor(torch.from_numpy(_as_classes(label.array, declared)), affine=affine.clone()),

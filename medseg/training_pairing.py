@@ -58,6 +58,8 @@ class TrainCase:
     image: torch.Tensor | None = None  # (C, X, Y, Z) model space
     label: torch.Tensor | None = None  # (X, Y, Z) uint8 class indices (package.label_map), model space
     extent_mm: list[float] | None = None  # field of view per model-space axis (for the package's input range)
+    # the image's 1st and 99th intensity percentiles as read, one channel's (for the package's input_intensity)
+    intensity_p1_p99: list[float] | None = None
     sha256: tuple[str, str] | None = None  # of the image and label files, as read (a resumed run checks them)
     # where the label file is a box of the image's voxel lattice, zero-padded onto its grid: the box's shape and its
     # first voxel's index on the image's grid (as scoring records ``reference_sub_box``)

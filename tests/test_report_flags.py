@@ -168,6 +168,29 @@ def test_input_unlike_the_training_volumes_is_flagged(tmp_path):
     assert "field of view unlike the model&#x27;s training volumes: x 100 mm against 31–43 mm trained" in html
 
 
+def test_an_input_of_another_modality_is_flagged_with_its_reasons(tmp_path):
+    folder = write_case(tmp_path, "ct", 3, "exact")
+    sidecar_path = folder / "ct_seg.json"
+    sidecar = json.loads(sidecar_path.read_text())
+    sidecar["input_check"] = {"extent_mm": [36.0, 50.0, 36.0], "within_training_range": False,
+                              "reasons": ["modality", "intensity"],
+                              "outside": ["DICOM Modality CT against MR trained",
+                                          "intensity 1st percentile -1024, negative, where every training image's "
+                                          "was at least 6"]}
+    sidecar_path.write_text(json.dumps(sidecar))
+    unknown = write_case(tmp_path, "unknown", 4, "exact")  # intensities the package cannot know: no flag
+    sidecar = json.loads((unknown / "unknown_seg.json").read_text())
+    sidecar["input_check"] = {"within_training_range": None, "reasons": [], "outside": [], "unknown": ["intensity"]}
+    (unknown / "unknown_seg.json").write_text(json.dumps(sidecar))
+    outputs = build_report(tmp_path, tmp_path / "report.html")
+    rows = {row["case_id"]: row for row in read_tsv(outputs.table)}
+    assert flag_set(rows["ct"]) == {"unlike_training"} and flag_set(rows["unknown"]) == set()
+    html = html_module.unescape(outputs.html.read_text())
+    assert ("unlike the model's training images: DICOM Modality CT against MR trained; intensity 1st percentile "
+            "-1024, negative, where every training image's was at least 6") in html
+    assert "field of view unlike" not in html
+
+
 def test_a_far_island_is_a_distance_outlier_though_dice_stays_high(tmp_path):
     image, labels, affine = phantom(0, shape=(40, 34, 18))
     for index in range(6):

@@ -416,6 +416,23 @@ def test_package_files_are_readable_like_any_other_output(tiny_set, tmp_path):
         assert stat.S_IMODE((tmp_path / "model" / name).stat().st_mode) == 0o666 & ~mask, name
 
 
+def test_package_records_the_intensities_it_was_trained_on(tiny_set, tmp_path):
+    """Each training and validation image's 1st and 99th percentiles as read: `medseg infer` compares an input's."""
+    from medseg.package import load_package
+
+    run(tiny_training_config(epochs=1), *tiny_set, tmp_path / "model")
+    percentiles = np.array([np.percentile(np.asarray(nib.load(path).dataobj, dtype=float), [1, 99])
+                            for path in sorted(tiny_set[0].iterdir())])
+    recorded = load_package(tmp_path / "model").config["input_intensity"]
+    assert recorded["cases"] == 6
+    np.testing.assert_allclose([recorded["p1"]["min"], recorded["p1"]["max"]],
+                               [percentiles[:, 0].min(), percentiles[:, 0].max()], rtol=1e-3)
+    np.testing.assert_allclose([recorded["p99"]["min"], recorded["p99"]["max"]],
+                               [percentiles[:, 1].min(), percentiles[:, 1].max()], rtol=1e-3)
+    lines = (tmp_path / "model" / "MODEL_CARD.md").read_text().splitlines()
+    assert any(line.startswith("- Intensities: 1st percentile ") for line in lines), lines
+
+
 def test_package_records_the_field_of_view_it_was_trained_on(tiny_set, tmp_path):
     from medseg.package import load_package
 

@@ -238,8 +238,7 @@ def _case_flags(case: CaseResult, check: SegmentationCheck, dice_threshold: floa
             out[found] = replace(out[found], message="; ".join([out[found].message, *check.geometry]))
     input_check = (case.sidecar or {}).get("input_check") or {}
     if input_check.get("within_training_range") is False:
-        out.append(Flag("unlike_training", "field of view unlike the model's training volumes: "
-                                           + "; ".join(str(v) for v in input_check.get("outside", []))))
+        out.append(Flag("unlike_training", _unlike_training(input_check)))
     if case.metrics is not None and not case.metrics.get("labels"):
         out.append(Flag("nothing_scored", "no label scored: neither image has a foreground voxel, and no model named "
                                           "the expected labels"))
@@ -443,3 +442,14 @@ def worst_first(cases: list[CaseResult], flags: list[list[Flag]]) -> list[int]:
                 case.case_id)
 
     return sorted(range(len(cases)), key=key)
+
+
+def _unlike_training(input_check: dict) -> str:
+    """The ``unlike_training`` flag's text: the field of view's axes outside the training range, then the DICOM
+    Modality and intensity lines (sidecars before those checks hold field-of-view lines alone)."""
+    lines = [str(v) for v in input_check.get("outside", [])]
+    other = [line for line in lines if line.startswith(("DICOM Modality ", "intensity "))]
+    fov = [line for line in lines if line not in other]
+    parts = (["field of view unlike the model's training volumes: " + "; ".join(fov)] if fov else []) + (
+        ["unlike the model's training images: " + "; ".join(other)] if other else [])
+    return "; ".join(parts)
