@@ -15,17 +15,19 @@ run = run_cli  # medseg ARGS in this process: (exit code, stdout, stderr)
 def test_input_unlike_the_training_volumes_is_segmented_but_flagged(tmp_path, capsys, caplog):
     """The shipped hippocampus package records its training crops' field of view (31–43 × 40–59 × 24–47 mm)."""
     rng = np.random.default_rng(0)
-    like = tmp_path / "crop.nii.gz"  # an MSD-sized crop, 1 mm
-    nib.save(nib.Nifti1Image(rng.normal(size=(36, 50, 36)).astype(np.float32), np.eye(4)), str(like))
+    like = tmp_path / "crop.nii.gz"  # an MSD-sized crop, 1 mm, with an MR's intensities (none negative)
+    nib.save(nib.Nifti1Image(rng.uniform(0, 400, size=(36, 50, 36)).astype(np.float32), np.eye(4)), str(like))
     wide = tmp_path / "wide.nii.gz"  # 100 mm left-right: more than twice the largest training crop
-    nib.save(nib.Nifti1Image(rng.normal(size=(100, 50, 36)).astype(np.float32), np.eye(4)), str(wide))
+    nib.save(nib.Nifti1Image(rng.uniform(0, 400, size=(100, 50, 36)).astype(np.float32), np.eye(4)), str(wide))
     code, _, err = run(["infer", str(like), str(wide), "--model", "hippocampus", "-o", str(tmp_path / "out"),
                         "--device", "cpu"], capsys)
     assert code == 0, err
     crop = json.loads((tmp_path / "out" / "crop_seg.json").read_text())["input_check"]
+    percentiles = crop.pop("intensity_percentiles")
     assert crop == {"extent_mm": [36.0, 50.0, 36.0], "trained_extent_mm": {"min": [31.0, 40.0, 24.0],
                                                                            "max": [43.0, 59.0, 47.0]},
-                    "tolerance": 2.0, "within_training_range": True, "outside": []}
+                    "tolerance": 2.0, "within_training_range": True, "outside": [], "reasons": [], "unknown": []}
+    assert 3 < percentiles[0] < 5 and 395 < percentiles[1] < 397
     check = json.loads((tmp_path / "out" / "wide_seg.json").read_text())["input_check"]
     assert check["within_training_range"] is False and check["outside"] == ["x 100 mm against 31–43 mm trained"]
     assert (tmp_path / "out" / "wide_seg.nii.gz").is_file()  # still segmented: a warning, not a refusal
@@ -55,7 +57,115 @@ def test_one_slice_is_flagged_even_for_a_2d_package_without_context(tmp_path, ca
 
     coronal = tmp_path / "coronal.nii.gz"  # hippocampus: 2 context slices each side along y
     rng = np.random.default_rng(0)
-    nib.save(nib.Nifti1Image(rng.normal(size=(36, 1, 36)).astype(np.float32), np.eye(4)), str(coronal))
+    nib.save(nib.Nifti1Image(rng.uniform(0, 400, size=(36, 1, 36)).astype(np.float32), np.eye(4)), str(coronal))
     code, _, err = run(["infer", str(coronal), "-m", "hippocampus", "-o", str(tmp_path / "h")], capsys)
     check = json.loads((tmp_path / "h" / "coronal_seg.json").read_text())["input_check"]
     assert code == 0 and check["outside"] == ["y 1 mm against 40–59 mm trained"]
+
+
+def test_modality_and_intensity_lines():
+    from medseg.input_range import check_intensity, check_modality, combine_checks
+
+    assert check_modality("MR", "CT") == "DICOM Modality MR against CT trained"
+    assert check_modality("mr", "MR") is None and check_modality(None, "CT") is None
+    assert check_modality("MR", None) is None
+    mr = {"p1": {"min": 6.0, "max": 26080.0}, "p99": {"min": 89.0, "max": 501100.0}}
+    assert check_intensity([0.0, 1183.0], mr, "MR") == (True, [])  # another scanner's MR, another scale
+    assert check_intensity([-1024.0, 405.0], mr, "MR") == (False, [
+        "intensity 1st percentile -1024, negative, where every training image's was at least 6"])
+    assert check_intensity([0.0, 2e6], mr, None) == (False, [
+        "intensity 99th percentile 2e+06 against 89–501100 trained"])
+    # a CT package expects Hounsfield units, recorded or not
+    assert check_intensity([0.0, 1183.0], None, "CT") == (False, [
+        "intensity 1st percentile 0, none below 0, where a CT model expects Hounsfield units (air -1000; an MR, or a "
+        "CT stored without its rescale intercept?)"])
+    assert check_intensity([-1024.0, 405.0], None, "CT") == (True, [])
+    assert check_intensity([-3024.0, 4000.0], None, "CT")[1] == [
+        "intensity 99th percentile 4000 above 3071, the top of Hounsfield units' 12-bit range"]
+    ct = {"p1": {"min": -1024.0, "max": -900.0}, "p99": {"min": 300.0, "max": 1500.0}}
+    assert check_intensity([0.0, 1183.0], ct, None) == (False, [
+        "intensity 1st percentile 0, where every training image's was negative (at most -900)"])
+    # a package that records nothing of them: unknown, not in range
+    assert check_intensity([0.0, 1183.0], None, None) == (None, [])
+    extent = {"extent_mm": [36.0, 50.0, 36.0], "within_training_range": True, "outside": []}
+    check = combine_checks(extent, None, None)
+    assert (check["within_training_range"], check["unknown"], check["reasons"]) == (None, ["intensity"], [])
+    check = combine_checks(extent, "DICOM Modality CT against MR trained",
+                           {"percentiles": [-1024.0, 405.0], "within": False, "outside": ["intensity x"]})
+    assert check["within_training_range"] is False and check["reasons"] == ["modality", "intensity"]
+    assert check["outside"] == ["DICOM Modality CT against MR trained", "intensity x"]
+    assert check["intensity_percentiles"] == [-1024.0, 405.0]
+
+
+def _mr_series(folder, seed=3):
+    from dicom_factory import slice_positions, write_series
+
+    values = np.random.default_rng(seed).integers(0, 900, size=(40, 50, 36)).astype(np.uint16)
+    write_series(folder, values, slice_positions(36, 1.0), pixel_spacing=(1.0, 1.0), intercept=0.0, modality="MR")
+    return folder
+
+
+def test_an_mr_series_given_to_a_ct_model_is_flagged_by_modality_and_intensity(tmp_path, capsys, caplog,
+                                                                                make_package):
+    package = make_package("ctmodel", dicom_modality="CT")
+    series = _mr_series(tmp_path / "brain")
+    code, _, err = run(["infer", str(series), "--model", str(package), "-o", str(tmp_path / "out")], capsys)
+    assert code == 0, err  # a warning, as for the field of view, not a refusal
+    check = json.loads((tmp_path / "out" / "brain_seg.json").read_text())["input_check"]
+    assert check["within_training_range"] is False and check["reasons"] == ["modality", "intensity"]
+    assert check["outside"][0] == "DICOM Modality MR against CT trained"
+    assert check["outside"][1].startswith("intensity 1st percentile 8, none below 0, where a CT model expects")
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(w.startswith(f"{series}: unlike the images model ctmodel was trained on: DICOM Modality MR against "
+                            "CT trained; intensity 1st percentile 8") for w in warnings), warnings
+
+
+def test_a_ct_series_given_to_the_mr_hippocampus_model_is_flagged(tmp_path, capsys):
+    from dicom_factory import slice_positions, write_series
+
+    values = np.random.default_rng(4).integers(0, 1500, size=(36, 50, 36)).astype(np.uint16)  # -1024..475 HU
+    write_series(tmp_path / "ct", values, slice_positions(36, 1.0), pixel_spacing=(1.0, 1.0))
+    code, _, err = run(["infer", str(tmp_path / "ct"), "-m", "hippocampus", "-o", str(tmp_path / "out")], capsys)
+    assert code == 0, err
+    check = json.loads((tmp_path / "out" / "ct_seg.json").read_text())["input_check"]
+    assert check["within_training_range"] is False and check["reasons"] == ["modality", "intensity"]
+    assert check["outside"][0] == "DICOM Modality CT against MR trained"
+    assert check["outside"][1].startswith("intensity 1st percentile -1")
+
+
+def test_a_package_without_recorded_intensities_leaves_them_unknown(tmp_path, capsys, make_package):
+    """A package made before `medseg train` recorded intensities: its inputs are not called in range."""
+    package = make_package("old", input_extent_mm={"min": [10.0, 10.0, 10.0], "max": [100.0, 100.0, 100.0]})
+    image = tmp_path / "case.nii.gz"
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).random((40, 40, 30)).astype(np.float32), np.eye(4)), str(image))
+    code, _, err = run(["infer", str(image), "--model", str(package), "-o", str(tmp_path / "out")], capsys)
+    assert code == 0, err
+    check = json.loads((tmp_path / "out" / "case_seg.json").read_text())["input_check"]
+    assert check["within_training_range"] is None and check["unknown"] == ["intensity"]
+    assert check["reasons"] == [] and check["outside"] == []
+
+
+def test_real_series_of_the_wrong_kind_are_flagged(shared_data, tmp_path, capsys, make_package):
+    """The Prisma T1 series given to a CT model, and the TotalSegmentator CT series given to an MR model with the
+    hippocampus package's recorded intensities (the shipped one takes 5 minutes on a 512² series): both were
+    segmented with within_training_range true."""
+    package = make_package("ctmodel", dicom_modality="CT")
+    mr = shared_data / "dicom" / "mr-decubitus" / "HFS"
+    code, _, err = run(["infer", str(mr), "--model", str(package), "-o", str(tmp_path / "mr")], capsys)
+    assert code == 0, err
+    check = json.loads(next((tmp_path / "mr").glob("*_seg.json")).read_text())["input_check"]
+    assert check["within_training_range"] is False and check["reasons"] == ["modality", "intensity"]
+    assert check["intensity_percentiles"][0] == 0
+    ct = shared_data / "dicom" / "ct-jpeg2000" / "series"
+    from medseg.package import load_package
+
+    shipped = load_package("hippocampus").config
+    mr_package = make_package("mrmodel", dicom_modality=shipped["dicom_modality"],
+                              input_intensity=shipped["input_intensity"])
+    code, _, err = run(["infer", str(ct), "--model", str(mr_package), "-o", str(tmp_path / "ct")], capsys)
+    assert code == 0, err
+    check = json.loads(next((tmp_path / "ct").glob("*_seg.json")).read_text())["input_check"]
+    assert check["within_training_range"] is False
+    assert check["reasons"] == ["modality", "intensity"] and check["unknown"] == ["field_of_view"]
+    assert "DICOM Modality CT against MR trained" in check["outside"]
+    assert check["intensity_percentiles"][0] == -1024
