@@ -11,7 +11,8 @@ The same holds for an image of another kind: a package may declare ``dicom_modal
 DICOM series' Modality tag is compared with, and may record ``input_intensity``: the smallest and largest 1st and
 99th intensity percentiles of its training images as read (DICOM rescaled). An input whose intensities are negative
 where no training image's were (or the reverse), or whose 99th percentile lies outside half the smallest to twice the
-largest trained, is unlike them. A ``CT`` package expects Hounsfield units whether or not it records them: an input
+largest trained (not compared for a package that z-scores its input: the scale does not change its segmentation),
+is unlike them. A ``CT`` package expects Hounsfield units whether or not it records them: an input
 with no intensity below 0 at its 1st percentile (an MR, or a CT stored without its rescale intercept) or above 3071
 at its 99th is unlike them. A package that records no intensities and declares no ``CT``: the input's intensities
 are unknown, and ``within_training_range`` is null rather than true.
@@ -92,10 +93,13 @@ def check_modality(modality: str | None, trained: str | None) -> str | None:
 
 
 def check_intensity(percentiles: list[float], trained: dict | None, modality: str | None,
-                    tolerance: float = TOLERANCE) -> tuple[bool | None, list[str]]:
+                    tolerance: float = TOLERANCE, *, scale_free: bool = False) -> tuple[bool | None, list[str]]:
     """Whether an input's 1st and 99th intensity percentiles are like the training images' (the package's
     ``input_intensity`` ``trained``, its ``dicom_modality``), and a line for each way they are not; None (unknown)
-    where the package records no intensities and expects no Hounsfield units, or the image has no finite voxel."""
+    where the package records no intensities and expects no Hounsfield units, or the image has no finite voxel.
+    ``scale_free``: the package z-scores its input, whose segmentation then does not change with the intensities'
+    scale, so the 99th percentile is not compared with the training images' (an MR stored scaled to 0–1 is
+    segmented voxel for voxel as it is)."""
     low, high = percentiles
     if not (np.isfinite(low) and np.isfinite(high)):
         return None, []
@@ -116,7 +120,7 @@ def check_intensity(percentiles: list[float], trained: dict | None, modality: st
             lines.append(f"intensity 1st percentile {low:g}, where every training image's was negative (at most "
                          f"{p1['max']:g})")
         top, bottom = p99["max"], p99["min"]
-        if (top > 0 and high > top * tolerance) or (bottom > 0 and high < bottom / tolerance):
+        if not scale_free and ((top > 0 and high > top * tolerance) or (bottom > 0 and high < bottom / tolerance)):
             lines.append(f"intensity 99th percentile {high:g} against {bottom:g}–{top:g} trained")
     elif (modality or "").strip().upper() != "CT":
         return None, []

@@ -67,10 +67,14 @@ def _intensity_line(config: dict) -> str:
     if intensity:
         p1, p99 = intensity["p1"], intensity["p99"]
         cases = counted(intensity.get("cases", "?"), "training and validation case")
+        zscore = (config.get("preprocessing", {}).get("intensity") or {}).get("kind") == "zscore"
+        top = "" if zscore else ", or a 99th percentile outside half the smallest to twice the largest"
+        scale = ("; the 99th is not compared: the package z-scores its input, whose scale does not change its "
+                 "segmentation" if zscore else "")
         lines += (f"\n- Intensities: 1st percentile {p1['min']:g} to {p1['max']:g}, 99th {p99['min']:g} to "
                   f"{p99['max']:g} across its {cases} (as read); `medseg infer` warns about inputs with negative "
-                  "intensities where no training image had any (or the reverse), or a 99th percentile outside half the "
-                  "smallest to twice the largest, and the QA report flags them (`unlike_training`)")
+                  f"intensities where no training image had any (or the reverse){top}, and the QA report flags them "
+                  f"(`unlike_training`){scale}")
     return lines
 
 

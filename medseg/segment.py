@@ -763,8 +763,13 @@ def _intensity_check(volume: Volume, package) -> dict | None:
     if (not trained and str(modality or "").upper() != "CT") or volume.channels != 1:
         return None
     percentiles = intensity_percentiles(volume.array)
-    within, outside = check_intensity(percentiles, trained, modality)
+    within, outside = check_intensity(percentiles, trained, modality, scale_free=_zscored(package))
     return {"percentiles": percentiles, "within": within, "outside": outside}
+
+
+def _zscored(package) -> bool:
+    """Whether the package z-scores its input (its segmentation does not change with the intensities' scale)."""
+    return ((package.preprocessing or {}).get("intensity") or {}).get("kind") == "zscore"
 
 
 def _input_check(image, package, input_path, modality: str | None = None, intensity: dict | None = None

@@ -169,3 +169,33 @@ def test_real_series_of_the_wrong_kind_are_flagged(shared_data, tmp_path, capsys
     assert check["reasons"] == ["modality", "intensity"] and check["unknown"] == ["field_of_view"]
     assert "DICOM Modality CT against MR trained" in check["outside"]
     assert check["intensity_percentiles"][0] == -1024
+
+
+def test_an_mr_of_another_scale_is_not_flagged_by_a_zscore_model(shared_data, tmp_path, capsys):
+    """The hippocampus package z-scores its input, so a training MR stored scaled to 0–1 is segmented voxel for voxel
+    as it is; it was flagged for its 99th percentile (0.3466 against 89–501100 trained)."""
+    source = shared_data / "hippocampus" / "images" / "hippocampus_004.nii.gz"
+    image = nib.load(str(source))
+    values = np.asarray(image.dataobj, dtype=np.float32)
+    unit = tmp_path / "unit.nii.gz"
+    nib.save(nib.Nifti1Image(values / values.max(), image.affine), str(unit))
+    code, _, err = run(["infer", str(source), str(unit), "-m", "hippocampus", "-o", str(tmp_path / "out"),
+                        "--device", "cpu"], capsys)
+    assert code == 0, err
+    as_is = np.asarray(nib.load(str(tmp_path / "out" / "hippocampus_004_seg.nii.gz")).dataobj)
+    scaled = np.asarray(nib.load(str(tmp_path / "out" / "unit_seg.nii.gz")).dataobj)
+    assert np.array_equal(as_is, scaled) and (as_is > 0).sum() > 3000
+    check = json.loads((tmp_path / "out" / "unit_seg.json").read_text())["input_check"]
+    assert check["intensity_percentiles"] == [0.01587, 0.3466]
+    assert (check["within_training_range"], check["reasons"], check["outside"]) == (True, [], [])
+    assert "unlike" not in err
+
+
+def test_the_99th_percentile_rule_is_left_out_for_a_scale_free_normalisation():
+    from medseg.input_range import check_intensity
+
+    mr = {"p1": {"min": 6.0, "max": 26080.0}, "p99": {"min": 89.0, "max": 501100.0}}
+    assert check_intensity([0.01587, 0.3466], mr, "MR", scale_free=True) == (True, [])
+    assert check_intensity([0.0, 2e6], mr, "MR", scale_free=True) == (True, [])
+    assert check_intensity([-1024.0, 405.0], mr, "MR", scale_free=True)[0] is False  # a CT's negative HU still
+    assert check_intensity([0.01587, 0.3466], mr, "MR")[0] is False  # a window package sees the scale

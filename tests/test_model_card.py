@@ -85,3 +85,17 @@ def test_a_package_trained_from_a_checkout_with_uncommitted_changes_is_said_so()
     assert "medseg 0.1.0 at commit 553690dea599 with uncommitted changes)." in card
     config["training"]["medseg_commit"] = "553690dea59987675eba22456a7682eaaff2f70c"
     assert "medseg 0.1.0 at commit 553690dea599)." in " ".join(model_card(config).split())
+
+
+def test_the_card_of_a_zscore_package_does_not_promise_the_99th_percentile_rule():
+    """`medseg infer` leaves the 99th percentile out for a package that z-scores its input (the scale does not change
+    its segmentation); the shipped cards said it warned about one outside half the smallest to twice the largest."""
+    from medseg.package import load_package
+
+    config = load_package("hippocampus").config
+    card = model_card(config)
+    assert "or a 99th percentile outside" not in card
+    assert "the 99th is not compared: the package z-scores its input" in card
+    window = {**config, "preprocessing": {**config["preprocessing"], "intensity": {"kind": "window", "min": -100,
+                                                                                   "max": 300}}}
+    assert "or a 99th percentile outside half the smallest to twice the largest" in model_card(window)
