@@ -14,7 +14,8 @@ where no training image's were (or the reverse), or whose 99th percentile lies o
 largest trained (not compared for a package that z-scores its input: the scale does not change its segmentation),
 is unlike them. A ``CT`` package expects Hounsfield units whether or not it records them: an input
 with no intensity below 0 at its 1st percentile (an MR, or a CT stored without its rescale intercept) or above 3071
-at its 99th is unlike them. A package that records no intensities and declares no ``CT``: the input's intensities
+at its 99th is unlike them, unless its recorded training images were so too (organ crops may hold no air). A
+package that records no intensities and declares no ``CT``: the input's intensities
 are unknown, and ``within_training_range`` is null rather than true.
 """
 
@@ -104,11 +105,11 @@ def check_intensity(percentiles: list[float], trained: dict | None, modality: st
     if not (np.isfinite(low) and np.isfinite(high)):
         return None, []
     lines = []
-    if (modality or "").strip().upper() == "CT":
-        if low >= 0:
+    if (modality or "").strip().upper() == "CT":  # Hounsfield units, where its training images do not say otherwise
+        if low >= 0 and (not trained or trained["p1"]["max"] < 0):  # organ crops may hold no air
             lines.append(f"intensity 1st percentile {low:g}, none below 0, where a CT model expects Hounsfield units "
                          "(air -1000; an MR, or a CT stored without its rescale intercept?)")
-        if high > HOUNSFIELD_MAX:
+        if high > HOUNSFIELD_MAX and (not trained or trained["p99"]["max"] <= HOUNSFIELD_MAX):
             lines.append(f"intensity 99th percentile {high:g} above {HOUNSFIELD_MAX:g}, the top of Hounsfield units' "
                          "12-bit range")
     if trained:

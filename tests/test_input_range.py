@@ -199,3 +199,30 @@ def test_the_99th_percentile_rule_is_left_out_for_a_scale_free_normalisation():
     assert check_intensity([0.0, 2e6], mr, "MR", scale_free=True) == (True, [])
     assert check_intensity([-1024.0, 405.0], mr, "MR", scale_free=True)[0] is False  # a CT's negative HU still
     assert check_intensity([0.01587, 0.3466], mr, "MR")[0] is False  # a window package sees the scale
+
+
+def test_a_ct_package_trained_on_organ_crops_does_not_flag_a_crop_like_its_own(shared_data, tmp_path, capsys,
+                                                                               make_package):
+    """A 64² crop inside the TotalSegmentator CT's abdomen (20 slices) holds no voxel below 0 HU at its 1st percentile
+    (33): a CT package whose recorded training crops were all like it (1st percentiles 20 to 60) flagged it as 'an
+    MR, or a CT stored without its rescale intercept', as it would its own training images."""
+    from medseg.input_range import check_intensity
+    from medseg.io.dicom import read_dicom_series
+
+    values = np.asarray(read_dicom_series(shared_data / "dicom" / "ct-jpeg2000" / "series").array)
+    crop = tmp_path / "crop.nii.gz"
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(values[112:176, 240:304, :]).astype(np.float32), np.eye(4)),
+             str(crop))
+    crops = {"p1": {"min": 20.0, "max": 60.0}, "p99": {"min": 100.0, "max": 300.0}, "cases": 30}
+    package = make_package("organ", dicom_modality="CT", input_intensity=crops)
+    code, _, err = run(["infer", str(crop), "--model", str(package), "-o", str(tmp_path / "out")], capsys)
+    assert code == 0, err
+    check = json.loads((tmp_path / "out" / "crop_seg.json").read_text())["input_check"]
+    assert check["intensity_percentiles"] == [33.0, 137.0]
+    assert check["reasons"] == [] and check["outside"] == [] and "unlike" not in err
+    # with no intensities recorded, Hounsfield units are all a CT package knows: the crop is flagged
+    assert check_intensity([33.0, 137.0], None, "CT")[0] is False
+    # and where its training images all held air, a crop without is unlike them
+    assert check_intensity([33.0, 137.0], {**crops, "p1": {"min": -1024.0, "max": -900.0}}, "CT") == (False, [
+        "intensity 1st percentile 33, none below 0, where a CT model expects Hounsfield units (air -1000; an MR, or "
+        "a CT stored without its rescale intercept?)"])
