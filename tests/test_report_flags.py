@@ -561,3 +561,13 @@ def test_a_seg_of_another_frame_of_reference_is_told_once_on_its_card(tmp_path):
     page = build_report(tmp_path, tmp_path / "r.html", max_overlays=0).html.read_text()
     assert page.count("FrameOfReferenceUID 1.2.826.0.1.3680043.8.498.98 is not that of") == 3  # table, card badge, flag
     assert "is not that of the images of /data/case" not in page and "reference: a note of another kind" in page
+
+
+def test_the_unlike_training_rule_names_every_check_it_flags():
+    """The rule the report prints for unlike_training spoke of the field of view alone, while a case is flagged for
+    a DICOM Modality or intensities unlike the training images' too."""
+    from medseg.report.flags import flag_rules
+
+    rule = flag_rules()["unlike_training"]
+    assert "field of view" in rule and "DICOM Modality" in rule and "dicom_modality" in rule
+    assert "intensities" in rule and "Hounsfield units" in rule

@@ -118,8 +118,12 @@ def flag_rules(dice_threshold: float = DEFAULT_DICE_THRESHOLD, outlier_z: float 
                            "for DICOM the same series): a sample sheet row pointing at the wrong file, or the same "
                            "scan twice (as a sheet for inter-rater comparison has it on purpose)",
         "unlike_training": "the input's field of view (mm per model-space axis) lies outside half the smallest to "
-                           "twice the largest of the volumes the model was trained on (as its package records); the "
-                           "model's validation figures do not speak for such an input",
+                           "twice the largest of the volumes the model was trained on (as its package records), or "
+                           "the input is of another kind than they: a DICOM series whose DICOM Modality is not the "
+                           "package's dicom_modality, or intensities unlike its training images' (negative where "
+                           "none of theirs were, or the reverse; Hounsfield units for a CT package); the flag gives "
+                           "the lines of the sidecar's input_check; the model's validation figures do not speak for "
+                           "such an input",
         "label_like_input": "the input's voxels hold only a few small whole numbers, 0 among them, as a label image's "
                             "do: a label file given as the input (image and label folders swapped, or a sheet's "
                             "columns the wrong way round)",
