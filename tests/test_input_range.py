@@ -226,3 +226,20 @@ def test_a_ct_package_trained_on_organ_crops_does_not_flag_a_crop_like_its_own(s
     assert check_intensity([33.0, 137.0], {**crops, "p1": {"min": -1024.0, "max": -900.0}}, "CT") == (False, [
         "intensity 1st percentile 33, none below 0, where a CT model expects Hounsfield units (air -1000; an MR, or "
         "a CT stored without its rescale intercept?)"])
+
+
+def test_percentiles_of_a_large_nifti_array_do_not_copy_it():
+    """nibabel's arrays are Fortran-ordered: flattening one to sample every k-th voxel copied the whole volume
+    (4 s for 512×512×300 float32, against 0.09 s for the same voxels C-ordered). The sample is the same voxels."""
+    import tracemalloc
+
+    from medseg.input_range import intensity_percentiles
+
+    values = np.random.default_rng(0).normal(size=(512, 512, 80)).astype(np.float32)  # 80 MiB, 20 Mi voxels
+    fortran = np.asfortranarray(values)
+    tracemalloc.start()
+    percentiles = intensity_percentiles(fortran)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert percentiles == intensity_percentiles(values)  # every k-th voxel in C order, whatever the layout
+    assert peak < values.nbytes / 2, peak
