@@ -789,7 +789,9 @@ def _input_check(image, package, input_path, modality: str | None = None, intens
     others = [line for line in check["outside"] if extent is None or line not in extent["outside"]]
     if others:
         log.warning("%s: unlike the images model %s was trained on: %s; the result is not covered by its validation "
-                    "figures", input_path, package.name, "; ".join(others))
+                    "figures: check that this is the kind of image the model card names (modality, intensities as the "
+                    "scanner stores them), or use a model trained on such images", input_path, package.name,
+                    "; ".join(others))
     return check
 
 

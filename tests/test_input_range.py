@@ -118,6 +118,9 @@ def test_an_mr_series_given_to_a_ct_model_is_flagged_by_modality_and_intensity(t
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any(w.startswith(f"{series}: unlike the images model ctmodel was trained on: DICOM Modality MR against "
                             "CT trained; intensity 1st percentile 8") for w in warnings), warnings
+    # and what to check, not only that the result is not covered
+    assert any(w.endswith("figures: check that this is the kind of image the model card names (modality, intensities "
+                          "as the scanner stores them), or use a model trained on such images") for w in warnings)
 
 
 def test_a_ct_series_given_to_the_mr_hippocampus_model_is_flagged(tmp_path, capsys):
