@@ -415,24 +415,17 @@ def many_labels(tmp_path_factory):
 
 
 def tf32_settings() -> tuple:
-    """cuDNN convolutions' and matrix products' TF32 settings as this torch has them (``fp32_precision`` from torch
-    2.9, whose old ``allow_tf32`` flags raise once the new ones differ; the old flags before it)."""
-    import torch
+    """cuDNN convolutions' and matrix products' TF32 settings as this torch has them (the library's own reader:
+    ``fp32_precision`` from torch 2.9, the old ``allow_tf32`` flags before it)."""
+    from medseg.inference import _tf32_settings
 
-    conv, matmul = getattr(torch.backends.cudnn, "conv", None), torch.backends.cuda.matmul
-    if hasattr(conv, "fp32_precision"):
-        return conv.fp32_precision, matmul.fp32_precision
-    return torch.backends.cudnn.allow_tf32, matmul.allow_tf32
+    return _tf32_settings()
 
 
 def set_tf32_settings(settings: tuple) -> None:
-    import torch
+    from medseg.inference import _set_tf32_settings
 
-    conv, matmul = getattr(torch.backends.cudnn, "conv", None), torch.backends.cuda.matmul
-    if hasattr(conv, "fp32_precision"):
-        conv.fp32_precision, matmul.fp32_precision = settings
-    else:
-        torch.backends.cudnn.allow_tf32, matmul.allow_tf32 = settings
+    _set_tf32_settings(settings)
 
 
 def tf32(on: bool) -> tuple:

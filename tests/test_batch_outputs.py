@@ -911,11 +911,7 @@ def test_no_series_into_another_series_output_of_a_folder_whose_scan_cannot_be_k
     written = {name: (out / name).read_bytes() for name in _files(out)}
     code, stdout, err = run(["infer", str(two_series), "-m", package, "-o", str(out)], capsys)
     assert (code, stdout) == (1, "")
-    assert err.splitlines()[-1] == (
-        f"medseg: error: {out / 'study_seg.nii.gz'}: holds series 3 'T1' of {two_series}, segmented by an earlier run "
-        "(chosen with --series 3); this run names no series, and the one it reads, unless it is that one, would take "
-        f"its name: choose it with --series and give each series its own output folder (-o {out / 'series_<key>'}), "
-        "or pass --overwrite to replace it")
+    assert err.splitlines()[-1] == _no_series_into_series_3(out, two_series)
     assert {name: (out / name).read_bytes() for name in _files(out)} == written
     assert dicom_series._HELD == {}
 
@@ -939,8 +935,13 @@ def test_no_series_into_the_output_of_a_folders_only_series_chosen_by_name_claim
     assert code == 0, err
     code, stdout, err = run(["infer", str(study), "-m", package, "-o", str(out)], capsys)
     assert (code, stdout) == (1, "")
-    assert err.splitlines()[-1] == (
-        f"medseg: error: {out / 'study_seg.nii.gz'}: holds series 3 'T1' of {study}, segmented by an earlier run "
-        "(chosen with --series 3); this run names no series, and the one it reads, unless it is that one, would take "
-        f"its name: choose it with --series and give each series its own output folder (-o {out / 'series_<key>'}), "
-        "or pass --overwrite to replace it")
+    assert err.splitlines()[-1] == _no_series_into_series_3(out, study)
+
+
+def _no_series_into_series_3(out, folder):
+    """The refusal of a run naming no series, into the output folder of series 3 'T1' of ``folder``, chosen by name
+    by an earlier run."""
+    return (f"medseg: error: {out / 'study_seg.nii.gz'}: holds series 3 'T1' of {folder}, segmented by an earlier run "
+            "(chosen with --series 3); this run names no series, and the one it reads, unless it is that one, would "
+            f"take its name: choose it with --series and give each series its own output folder "
+            f"(-o {out / 'series_<key>'}), or pass --overwrite to replace it")
