@@ -111,7 +111,27 @@ def test_the_patients_left_is_on_the_images_right_in_coronal_and_axial_panels(ho
         assert _mean_column(picture, panel, 2) < 0.45
     assert [_letter_at(picture, axial, edge) for edge in ("left", "right", "top", "bottom")] == list("RLAP")
     assert [_letter_at(picture, coronal, edge) for edge in ("left", "right", "top", "bottom")] == list("RLSI")
-    assert [_letter_at(picture, sagittal, edge) for edge in ("left", "right", "top", "bottom")] == list("PASI")
+    assert [_letter_at(picture, sagittal, edge) for edge in ("left", "right", "top", "bottom")] == list("APSI")
+
+
+def _front_and_back() -> np.ndarray:
+    """In RAS+ voxels (j towards the front): label 1 at the front (high j), label 2 at the back, in one sagittal
+    slice."""
+    labels = np.zeros(SHAPE, np.uint8)
+    labels[16:24, 22:28, 6:14] = 1
+    labels[18:22, 2:6, 8:12] = 2
+    return labels
+
+
+@pytest.mark.parametrize("how", ["RAS", "LPS", "flipped_k", "oblique"])
+def test_the_sagittal_panel_shows_anterior_on_the_images_left(how):
+    """The sagittal panel showed anterior on the image's right; 3D Slicer, ITK-SNAP and OHIF (as most DICOM viewers)
+    show the patient facing the viewer's left: a structure at the front lands on the panel's left half, under A."""
+    picture = _picture(*_stored(_front_and_back(), how))
+    sagittal = _panels(picture)[0]
+    assert _mean_column(picture, sagittal, 1) < 0.45
+    assert _mean_column(picture, sagittal, 2) > 0.55
+    assert [_letter_at(picture, sagittal, edge) for edge in ("left", "right")] == ["A", "P"]
 
 
 def test_the_letters_follow_the_affine_not_the_voxel_order():

@@ -4,7 +4,8 @@
 Arrays are reoriented to the closest RAS+ axes first, so the panels are sagittal, coronal and axial
 whatever the file's voxel order; each panel is drawn in mm, so anisotropic voxels keep their true shape. Coronal and
 axial panels are shown in the radiological convention (the patient's right on the image's left, as if facing the
-patient or looking up from the feet), the sagittal one anterior on the right; each is lettered at its four edges with
+patient or looking up from the feet), the sagittal one anterior on the image's left (the patient facing the viewer's
+left, as 3D Slicer, ITK-SNAP and OHIF show it); each is lettered at its four edges with
 the directions the affine gives (R/L, A/P, S/I: those of the nearest axes for an oblique affine).
 
 Its parts are modules of their own: :mod:`medseg.report.overlay_arrays` (a case's segmentation, image and reference
@@ -158,7 +159,8 @@ def render_overlay(
     they agree; where they disagree the voxels are shaded in the label's colour (predicted only: solid shade;
     reference only: striped). Each panel is titled with the slice as the file numbers it, carries the letters
     of the anatomical directions at its four edges and a scale bar; coronal and axial panels show the patient's
-    right on the image's left (radiological convention). A CT in Hounsfield units is drawn in the window named
+    right on the image's left (radiological convention), the sagittal one anterior on the image's left. A CT in
+    Hounsfield units is drawn in the window named
     ``ct_window`` (one of :data:`~medseg.report.overlay_image.CT_WINDOWS_HU`; another name is an
     :class:`~medseg.errors.InputError`).
     """
@@ -211,8 +213,9 @@ def render_overlay(
     colours = [_rgb(colour) for colour in label_colours([value for value, _ in labels])]  # by value, as the legend
 
     panels = []
-    # coronal and axial mirrored left to right: the patient's right (+R) on the image's left (radiological)
-    for name, axis, (u, v), mirror in (("sagittal", 0, (1, 2), False), ("coronal", 1, (0, 2), True),
+    # every panel mirrored left to right: coronal and axial with the patient's right (+R) on the image's left
+    # (radiological), sagittal with anterior (+A) on the image's left (facing the viewer's left, as viewers show it)
+    for name, axis, (u, v), mirror in (("sagittal", 0, (1, 2), True), ("coronal", 1, (0, 2), True),
                                        ("axial", 2, (0, 1), True)):
         index = [slice(None)] * 3
         index[axis] = centre[axis]
