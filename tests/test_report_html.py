@@ -518,3 +518,24 @@ def test_with_many_labels_the_top_gives_one_dice_line(many_labels):
     assert (f"Dice, the mean over {count} labels of their means: <b>{dice_text(overall['dice'], 0.7)}</b>"
             in top)
     assert "failed cases are in none of them" in top
+
+
+def test_the_case_tables_sort_keys_are_unique_for_labels_that_differ_outside_their_characters(tmp_path):
+    """A label's columns are named in the URL's fragment by its value, with characters outside ``[A-Za-z0-9._-]``
+    replaced: the values ``a b`` and ``a/b`` both gave ``dice-a_b`` (and a label ``difference`` the volume
+    difference column's key), so a restored order sorted by the first of them. Every key is now unique and of those
+    characters; a label value of digits keeps its own (``dice-1``)."""
+    from medseg.report.case_result import CaseResult
+    from medseg.report.html import ReportContent
+    from medseg.report.html_tables import _worst_table
+
+    values = ["1", "a b", "a/b", "a_b", "a_20_b", "difference"]  # six: the full table
+    labels = {value: {"name": f"n{i}", "status": "ok", "dice": 0.5, "pred_volume_ml": 1.0}
+              for i, value in enumerate(values)}
+    case = CaseResult("c", tmp_path, tmp_path, metrics={"labels": labels})
+    content = ReportContent(tmp_path, [case], [[]], [0], {"settings": {"dice_threshold": 0.7}},
+                            [(value, labels[value]["name"]) for value in values])
+    keys = re.findall(r'data-key="([^"]*)"', _worst_table(content))
+    assert len(keys) == len(set(keys)) == 4 + 2 * len(values) + 1
+    assert all(re.fullmatch(r"[A-Za-z0-9._-]+", key) for key in keys)
+    assert "dice-1" in keys and "volume-1" in keys and keys.count("volume-difference") == 1

@@ -197,9 +197,15 @@ SORT_TEXT = ('<span class="sort-help" hidden>Click a column\'s head to sort by i
 
 
 def _key(value: str) -> str:
-    """A label's value as it names its columns in the URL's fragment (``dice-2``): characters outside
-    ``[A-Za-z0-9._-]`` become ``_`` (the script ignores a fragment with any other)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", str(value))
+    """A label's value as it names its columns in the URL's fragment, of ``[A-Za-z0-9._-]`` only (the script ignores a
+    fragment with any other), one key per value: a value of digits as it is (``dice-2``), any other ``_`` followed by
+    the value with each character outside ``[A-Za-z0-9.-]`` (``_`` too) written ``_<hex code>_`` (``a b``:
+    ``dice-_a_20_b``, ``a/b``: ``dice-_a_2f_b``; both were ``dice-a_b``, and a value ``difference`` took the volume
+    difference column's key)."""
+    value = str(value)
+    if value.isascii() and value.isdigit():
+        return value
+    return "_" + re.sub(r"[^A-Za-z0-9.-]", lambda found: f"_{ord(found.group()):x}_", value)
 
 
 def _failed_key(status: str) -> str:
