@@ -326,3 +326,71 @@ def test_the_many_label_table_keeps_and_says_its_order_too(many_labels):
     assert means == sorted(means, reverse=True) and means[-1] == -1 and len(set(means)) > 2  # the failed case last
     assert shared["ids"][-1] == "m_failed"
     assert lowest["fragment"] == "#sort=lowest-dice-asc" and lowest["ids"][0] == "m_failed"
+
+
+def _followed(tools: DevTools, selector: str) -> dict:
+    """Clicks the link ``selector`` finds (a case's link, a contents link: a new history entry) and gives the page's
+    :data:`STATE` with where the link's target is (its top in the viewport, px) and the page's scroll offset."""
+    tools.evaluate(f"document.querySelector({json.dumps(selector)}).click()")
+    return _placed(tools)
+
+
+def _placed(tools: DevTools) -> dict:
+    return tools.evaluate("new Promise(done=>setTimeout(()=>{const s=" + STATE + ";const t=document.getElementById("
+                          "location.hash.slice(1));s.top=t?Math.round(t.getBoundingClientRect().top):null;"
+                          "s.scroll=Math.round(scrollY);done(s);},50))")
+
+
+def test_a_case_or_contents_link_keeps_the_order_through_reload_and_back_and_forward(built):
+    """Sorted by flags, a case's link (or a contents link) replaced ``#sort=flags-desc`` in the address by its own
+    fragment: a reload there, or Back and Forward to it, showed the table worst first again. The order in force when
+    the link is followed is kept with its history entry (``history.state``): reload, Back and Forward show that
+    order, and the link's target where it was."""
+    with DevTools() as tools:
+        tools.open(built.html.as_uri())
+        sorted_by_flags = _click(tools, "flags")
+        case = _followed(tools, 'table.sortable a[href="#case-crashed"]')
+        tools.reload()
+        case_reloaded = _placed(tools)
+        contents = _followed(tools, 'nav a[href="#worst"]')
+        tools.reload()
+        contents_reloaded = _placed(tools)
+        row = _followed(tools, 'a[href="#row-case-bad"]')  # a card's link back to its row, which the order moved
+        tools.reload()
+        row_reloaded = _placed(tools)
+        back = _traversed(tools, -1, "#worst")
+        back_to_case = _traversed(tools, -1, "#case-crashed")
+        back_to_case_top = _placed(tools)["top"]
+        back_to_sort = _traversed(tools, -1, "#sort=flags-desc")
+        forward = _traversed(tools, 1, "#case-crashed")
+        forward_top = _placed(tools)["top"]
+    ids = sorted_by_flags["ids"]
+    for state in (case, case_reloaded, contents, contents_reloaded, row, row_reloaded, back, back_to_case,
+                  back_to_sort, forward):
+        assert state["ids"] == ids and state["sorted"] == ["flags descending"], state["fragment"]
+        assert state["heading"] == "Cases, by flags, descending", state["fragment"]
+    assert case_reloaded["fragment"] == "#case-crashed" and contents_reloaded["fragment"] == "#worst"
+    # the target where the link put it, after a reload too
+    assert case_reloaded["scroll"] == case["scroll"] and abs(case_reloaded["top"] - case["top"]) <= 1
+    assert contents_reloaded["scroll"] == contents["scroll"]
+    assert row["top"] is not None and abs(row["top"]) <= 1 and abs(row_reloaded["top"] - row["top"]) <= 1
+    assert abs(back_to_case_top - case["top"]) <= 1 and abs(forward_top - case["top"]) <= 1
+
+
+def test_a_link_followed_in_the_pages_own_order_keeps_that_order(built):
+    """A link followed in the order as written keeps it: sorted by status afterwards (the link's entry replaced by
+    ``#sort=status-asc``), Back to an earlier link's entry shows the order as written, which that entry was in."""
+    with DevTools() as tools:
+        tools.open(built.html.as_uri())
+        written = tools.evaluate(STATE)
+        _followed(tools, 'table.sortable a[href="#case-crashed"]')
+        _followed(tools, 'table.sortable a[href="#case-bad"]')
+        by_status = _click(tools, "status")
+        back = _traversed(tools, -1, "#case-crashed")
+        tools.reload()
+        reloaded = tools.evaluate(STATE)
+        forward = _traversed(tools, 1, "#sort=status-asc")
+    assert by_status["sorted"] == ["status ascending"]
+    assert back["ids"] == reloaded["ids"] == written["ids"] and back["sorted"] == ["# ascending"]
+    assert back["heading"] == reloaded["heading"] == "Cases, worst first"
+    assert forward["ids"] == by_status["ids"]

@@ -18,8 +18,13 @@ fragment, ``#sort=<data-key>-asc|desc`` (replaced, not pushed: Back leaves the p
 page loads, so a reload or a shared link shows it again, and as the fragment changes (Back or Forward past a case's
 link, an edited address: the table is then in the order its address names; Back to the address as opened without a
 fragment, the page's own order); a fragment that is not of that form or names no column's key (compared as a string,
-never made a selector) is ignored. The script reads attributes and text only, writes text only, and moves the rows'
-own elements: no name on the page, nor the fragment, is ever parsed as markup.
+never made a selector) is ignored. A link within the page (a case's, a card's back to its row, the contents') puts its
+own fragment in the address, in a new history entry: the order in force is kept with that entry, in
+``history.state.medsegSort`` (the table's index on the page: its order's ``<data-key>-asc|desc``, or ``""`` for the
+page's own), which a reload of that entry, or Back or Forward to it, restores (the browser then puts the link's target
+where it was: the rows are in the order they were in when it was left); before, such an entry showed the page's own
+order, whatever the table had been sorted by. The script reads attributes and text only, writes text only, and moves
+the rows' own elements: no name on the page, nor the fragment, is ever parsed as markup.
 """
 
 from __future__ import annotations
@@ -32,18 +37,19 @@ __all__ = ["SORT_SCRIPT", "SORT_SCRIPT_HASH", "sort_script_tag"]
 SORT_SCRIPT = """(()=>{
 const collator=new Intl.Collator(undefined,{numeric:true});
 for(const help of document.querySelectorAll(".sort-help"))help.hidden=false;
-for(const table of document.querySelectorAll("table.sortable")){
+[...document.querySelectorAll("table.sortable")].forEach((table,n)=>{
 const body=table.tBodies[0],heads=[...table.tHead.rows[0].cells],words=table.getAttribute("data-order")||"";
 const title=document.getElementById(table.getAttribute("data-title")||""),cap=table.caption;
 const section=table.closest("[id]"),links=[...document.querySelectorAll("nav a")].filter(a=>section&&
 a.getAttribute("href")==="#"+section.id);
 const said=[title,cap,...links].filter(Boolean).map(node=>[node,node.textContent]);
 const own=heads.findIndex(h=>h.hasAttribute("aria-sort")),ownOrder=own<0?"":heads[own].getAttribute("aria-sort");
-let active=-1;
+let active=-1,current="";
 const key=(row,i)=>{const c=row.cells[i];
 return c.hasAttribute("data-v")?c.getAttribute("data-v"):c.textContent.trim();};
 const sort=(i,order)=>{
 const head=heads[i],kind=head.getAttribute("data-sort");active=i;
+current=head.getAttribute("data-key")+(order==="ascending"?"-asc":"-desc");
 for(const other of heads)other.removeAttribute("aria-sort");head.setAttribute("aria-sort",order);
 const sign=order==="ascending"?1:-1,rank=r=>Number(r.getAttribute("data-rank"));
 const rows=[...body.rows].sort((x,y)=>{const a=key(x,i),b=key(y,i);
@@ -53,6 +59,16 @@ return sign*d||rank(x)-rank(y);});
 for(const row of rows)body.appendChild(row);
 const now="by "+(head.getAttribute("data-name")||head.textContent.trim())+", "+order;
 for(const [node,text] of said)node.textContent=!words||i===own&&order===ownOrder?text:text.replace(words,()=>now);};
+const reset=()=>{if(own>=0)sort(own,ownOrder);active=-1;current="";};
+const named=text=>{const asked=/^([A-Za-z0-9._-]+)-(asc|desc)$/.exec(text);
+const i=asked?heads.findIndex(h=>h.getAttribute("data-sort")&&h.getAttribute("data-key")===asked[1]):-1;
+return i<0?null:[i,asked[2]==="asc"?"ascending":"descending"];};
+const entry=()=>{const state=history.state;return state&&typeof state==="object"&&!Array.isArray(state)?state:{};};
+const saved=()=>{const kept=entry().medsegSort;const order=kept&&typeof kept==="object"?kept[n]:undefined;
+return typeof order==="string"&&Object.prototype.hasOwnProperty.call(kept,n)?order:null;};
+const keep=url=>{const state=entry(),kept=state.medsegSort&&typeof state.medsegSort==="object"?state.medsegSort:{};
+try{history.replaceState(Object.assign({},state,{medsegSort:Object.assign({},kept,{[n]:current})}),"",url);}
+catch(error){}};
 heads.forEach((head,i)=>{
 if(!head.getAttribute("data-sort"))return;
 const button=document.createElement("button");button.type="button";
@@ -60,14 +76,14 @@ while(head.firstChild)button.appendChild(head.firstChild);head.appendChild(butto
 button.addEventListener("click",()=>{
 const first=head.getAttribute("data-first")==="desc"?"descending":"ascending";
 const order=active===i&&head.getAttribute("aria-sort")===first?(first==="ascending"?"descending":"ascending"):first;
-sort(i,order);
-try{history.replaceState(history.state,"","#sort="+head.getAttribute("data-key")+(order==="ascending"?"-asc":"-desc"));}
-catch(error){}});});
-const restore=changed=>{const asked=/^#sort=([A-Za-z0-9._-]+)-(asc|desc)$/.exec(location.hash);
-const chosen=asked?heads.findIndex(h=>h.getAttribute("data-sort")&&h.getAttribute("data-key")===asked[1]):-1;
-if(chosen>=0)sort(chosen,asked[2]==="asc"?"ascending":"descending");
-else if(changed&&!location.hash&&own>=0){sort(own,ownOrder);active=-1;}};
-restore(false);addEventListener("hashchange",()=>restore(true));}
+sort(i,order);keep("#sort="+current);});});
+const restore=changed=>{const hash=location.hash;
+if(hash.startsWith("#sort=")){const chosen=named(hash.slice(6));if(chosen)sort(...chosen);return;}
+const kept=saved();
+if(kept!==null){const chosen=named(kept);if(chosen)sort(...chosen);else if(!kept&&(changed||active>=0))reset();}
+else if(!hash){if(changed)reset();}
+else keep();};
+restore(false);addEventListener("hashchange",()=>restore(true));addEventListener("popstate",()=>restore(true));});
 })();"""
 
 # the Content-Security-Policy's source for the script: its SHA-256, base64, over its UTF-8 text exactly as written
