@@ -359,7 +359,8 @@ def _four_argument(on_case):
 
 def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str, package=None,
                  given_as: str = "--model", overwrite: bool = False, on_case=None,
-                 invocation: dict | None = None, images_dir: Path | str | None = None) -> FolderScores:
+                 invocation: dict | None = None, images_dir: Path | str | None = None,
+                 ct_window: str | None = None) -> FolderScores:
     """Score every prediction of ``pred_dir`` against its reference in ``ref_dir`` (:func:`pair_predictions`) and
     write, in ``out_dir`` (made if missing), ``<case>_metrics.json`` per scored case, ``<case>_failed.json`` per case
     that failed or was missed, and the report of them (``report.html``, ``cohort.tsv``, ``summary.json``).
@@ -379,7 +380,8 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
     A callback written for the three arguments of earlier versions, ``on_case(case_id, metrics, error)``, is still
     called with those three. ``images_dir``, a folder of the cases' images (nnU-Net's ``imagesTs``: ``<case>_0000``
     or ``<case>`` with a NIfTI ending), records each scored case's image in its metrics (``image``), which the report
-    draws its labels over; a case without one there is named in a warning.
+    draws its labels over; a case without one there is named in a warning. ``ct_window`` is the report's
+    (:func:`~medseg.report.build.build_report`): checked before anything is scored.
 
     A Ctrl-C or SIGTERM (``KeyboardInterrupt``) goes through carrying what the caller tells of it: ``records_kept``,
     the metrics files and failure records written whole before it (they stay; the report is not made), and
@@ -387,6 +389,10 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
     from medseg.errors import OutputWriteError
     from medseg.io.atomic import check_writable, remove_empty_folders
 
+    if ct_window is not None:
+        from medseg.report.overlay_image import ct_window_hu
+
+        ct_window_hu(ct_window)  # an unknown name, refused before any case is scored
     out_dir = Path(path_argument(out_dir, "the output folder"))
     found = pair_predictions(pred_dir, ref_dir)
     with contextlib.suppress(OSError):
@@ -447,7 +453,7 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
     failed: list[tuple[str, str, Path]] = []
     try:
         return _score_into(found, pred_dir, ref_dir, out_dir, targets, metrics_path, failure_path, package, given_as,
-                           invocation, _four_argument(on_case), scored, failed, (images_dir, images))
+                           invocation, _four_argument(on_case), scored, failed, (images_dir, images), ct_window)
     except KeyboardInterrupt as stop:  # what is written stands (each file whole); the caller tells how far it got
         from medseg.io.atomic import placed_before_stop
 
@@ -502,7 +508,8 @@ def _check_not_swapped(pred_dir, ref_dir, pairs: list[tuple[Path, Path]]) -> Non
 def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: list[Path],
                 metrics_path: dict[str, Path], failure_path: dict[str, Path], package, given_as: str,
                 invocation: dict | None, on_case, scored: list[tuple[str, Path]],
-                failed: list[tuple[str, str, Path]], images: tuple = (None, None)) -> FolderScores:
+                failed: list[tuple[str, str, Path]], images: tuple = (None, None),
+                ct_window: str | None = None) -> FolderScores:
     """:func:`score_folder`'s work once ``out_dir`` is there: each pair scored, the missed cases recorded, the
     report made; ``scored`` and ``failed`` (empty) grow as the cases are written; ``images`` is the images folder
     and its files by name (``(None, None)`` without one)."""
@@ -618,7 +625,7 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
                     "is" if len(others) == 1 else "are", _shown(others))
     from medseg.report.build import build_report
 
-    report = build_report(out_dir, out_dir / REPORT_NAMES[0], overwrite=True)
+    report = build_report(out_dir, out_dir / REPORT_NAMES[0], overwrite=True, ct_window=ct_window)
     from medseg.jsonfile import RESULT_BYTES, read_json_object
 
     summary = read_json_object(report.summary, RESULT_BYTES, "a summary")

@@ -114,3 +114,80 @@ def test_the_report_draws_and_names_the_chosen_ct_window(tmp_path):
     page = (tmp_path / "page" / "report.html").read_text()
     assert "a CT in Hounsfield units (air or gas in the crop) in a bone window, W1800 L400 (−500 to 1300 HU)" in page
     assert json.loads((tmp_path / "page" / "summary.json").read_text())["settings"]["ct_window"] == "bone"
+
+
+def _two_folders(tmp_path, image: np.ndarray | None = None):
+    """Folders pred/, ref/ (and images/ holding ``image``) of one case, a."""
+    from folder_cases import labels, save
+
+    predicted, reference = labels(1)
+    save(predicted, tmp_path / "pred" / "a_seg.nii.gz")
+    save(reference, tmp_path / "ref" / "a.nii.gz")
+    if image is not None:
+        save(image, tmp_path / "images" / "a.nii.gz")
+    return tmp_path / "pred", tmp_path / "ref"
+
+
+def test_evaluate_of_two_folders_draws_its_report_in_the_chosen_ct_window(tmp_path, capsys):
+    """`medseg report` and the cohorts had --ct-window, `medseg evaluate -o DIR` (which writes the same report) had
+    not: it takes the same choices, drawn and recorded as there; an unknown name is a usage error (exit 2) before
+    anything is scored, and one pair (scored without a report) refuses it."""
+    import json
+
+    from medseg.cli import main
+
+    pred, ref = _two_folders(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", str(pred), str(ref), "-o", f"{tmp_path / 'bad'}/", "--ct-window", "liver"])
+    assert exit_info.value.code == 2 and not (tmp_path / "bad").exists()
+    assert "'liver' is not one of 'soft-tissue', 'bone', 'lung', 'brain'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", str(pred / "a_seg.nii.gz"), str(ref / "a.nii.gz"), "--ct-window", "bone"])
+    assert exit_info.value.code == 2 and "--ct-window is for two folders" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", str(pred), str(ref), "-o", f"{tmp_path / 'scores'}/", "--ct-window", "bone"])
+    assert exit_info.value.code == 0
+    page = (tmp_path / "scores" / "report.html").read_text()
+    assert "a CT in Hounsfield units (air or gas in the crop) in a bone window, W1800 L400 (−500 to 1300 HU)" in page
+    settings = json.loads((tmp_path / "scores" / "summary.json").read_text())["settings"]
+    assert (settings["ct_window"], settings["ct_window_chosen"]) == ("bone", True)
+
+
+def _mr_like(shape=(20, 20, 8)) -> np.ndarray:
+    """An image with no air in it (0 to 1000): not taken for a CT in Hounsfield units."""
+    return np.linspace(0.0, 1000.0, int(np.prod(shape)), dtype=np.float32).reshape(shape)
+
+
+def test_a_chosen_ct_window_not_used_for_an_image_that_is_no_ct_is_said(tmp_path, caplog):
+    """--ct-window lung over an image without air (an MR, a CT crop of soft tissue alone) drew it from its percentiles
+    and said nothing: the choice looked applied. A warning names the case, and its card says why the window was not
+    used; without a choice (the default window) nothing is said."""
+    import logging
+
+    from medseg.folder_scoring import score_folder
+
+    pred, ref = _two_folders(tmp_path, _mr_like())
+    with caplog.at_level(logging.WARNING, logger="medseg"):
+        chosen = score_folder(pred, ref, tmp_path / "chosen", images_dir=tmp_path / "images", ct_window="lung")
+    warned = [r.getMessage() for r in caplog.records if "CT window not used" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith("a: CT window not used: the lung window chosen for the report")
+    import re
+
+    assert re.search(r"its crop's 0\.5th percentile \d+\.\d is not from -3100 to -500, as air or gas makes it, or "
+                     r"its 99\.5th \d+\.\d is above 4000: an MR, or a CT crop without air\); drawn from its crop's "
+                     r"percentiles$", warned[0]), warned[0]
+    page = chosen.report.html.read_text()
+    assert "CT window not used: the lung window chosen for the report is for a CT in Hounsfield units" in page
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="medseg"):
+        default = score_folder(pred, ref, tmp_path / "default", images_dir=tmp_path / "images")
+    assert not [r for r in caplog.records if "CT window" in r.getMessage()]
+    assert "CT window not used" not in default.report.html.read_text()
+    ct = _mr_like() - 1000.0  # air to soft tissue: a CT, drawn in the lung window, nothing said
+    pred, ref = _two_folders(tmp_path / "ct", ct)
+    with caplog.at_level(logging.WARNING, logger="medseg"):
+        used = score_folder(pred, ref, tmp_path / "ct" / "scores", images_dir=tmp_path / "ct" / "images",
+                            ct_window="lung")
+    assert not [r for r in caplog.records if "CT window" in r.getMessage()]
+    assert "CT window not used" not in used.report.html.read_text()
+

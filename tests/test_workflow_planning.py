@@ -40,7 +40,8 @@ from medseg.synthetic import write_phantom
         # NaN passes every bound: the report crashed with a traceback after every case had run
         ({"dice_threshold": "nan"}, "config dice_threshold: nan is not a finite number"),
         ({"minutes_per_case": "inf"}, "config minutes_per_case: inf is not a finite number"),
-        ({"ct_window": "liver"}, "config ct_window: 'liver' is not one of ['soft-tissue', 'bone', 'lung', 'brain']"),
+        ({"ct_window": "liver"},
+         "config ct_window: 'liver' is not one of ['soft-tissue', 'bone', 'lung', 'brain', None]"),
     ],
 )
 def test_bad_settings_are_refused_before_anything_runs(cohort, tmp_path, setting, message):
@@ -477,12 +478,12 @@ def test_a_dataset_json_naming_the_labels_otherwise_than_the_model_is_warned_of_
     assert records == []
 
 
-@pytest.mark.parametrize(("setting", "expected"), [({}, "--ct-window soft-tissue"), ({"ct_window": "bone"},
-                                                                                       "--ct-window bone")])
+@pytest.mark.parametrize(("setting", "expected"), [({}, None), ({"ct_window": "bone"}, "--ct-window bone")])
 def test_the_report_step_draws_ct_in_the_configured_window(cohort, tmp_path, setting, expected):
-    """The config's ct_window reaches `medseg report` (soft-tissue where the config leaves it out)."""
+    """The config's ct_window reaches `medseg report`; where the config leaves it out none is given (the report then
+    takes the window the model declares, else soft-tissue, and warns of no image that is not a CT)."""
     folder, sheet = cohort
     run = snakemake(tmp_path, "-n", "-p", "--forceall", samples=sheet, results=tmp_path / "results", **setting)
     assert run.returncode == 0, run.stderr[-2000:]
     report = [line for line in run.stdout.splitlines() if " report " in line and "--max-overlays" in line]
-    assert len(report) == 1 and expected in report[0], report
+    assert len(report) == 1 and (expected in report[0] if expected else "--ct-window" not in report[0]), report

@@ -9,6 +9,7 @@ import click
 
 from medseg.cli.options import (
     GivenPath,
+    ct_window_option,
     escaped_line,
     file_output,
     given_model,
@@ -66,6 +67,7 @@ code is 1 if any case failed or was missed.
 $ medseg evaluate out/case1_seg.nii.gz labels/case1.nii.gz
 $ medseg evaluate out/case1_seg.nii.gz labels/case1.nii.gz -o out/case1_metrics.json --model hippocampus
 $ medseg evaluate nnunet_out/ Task04_Hippocampus/labelsTs/ -o scores/ --images Task04_Hippocampus/imagesTs/
+$ medseg evaluate ct_out/ ct_labels/ -o scores/ --images ct_images/ --ct-window bone
 """
 
 
@@ -89,13 +91,17 @@ $ medseg evaluate nnunet_out/ Task04_Hippocampus/labelsTs/ -o scores/ --images T
               help="Two folders: the cases' images (nnU-Net's imagesTs: case_0000.nii.gz or case.nii.gz), recorded "
                    "in each case's metrics so that the report draws its labels over the image (predictions without "
                    "a sidecar are drawn on a blank grid otherwise).")
+@ct_window_option
 @overwrite_option
-def evaluate(prediction, reference, output, output_dir, model, case_id, as_json, overwrite, images):
+def evaluate(prediction, reference, output, output_dir, model, case_id, as_json, overwrite, images, ct_window):
     output = output_or_folder(output, output_dir)
     # os.path.isdir: a path behind a folder that cannot be searched is not taken for a folder (Path.is_dir raised
     # PermissionError); reading it then names it in one line
     if os.path.isdir(prediction) or os.path.isdir(reference):
-        return _evaluate_folders(prediction, reference, output, model, case_id, as_json, overwrite, images)
+        return _evaluate_folders(prediction, reference, output, model, case_id, as_json, overwrite, images, ct_window)
+    if ct_window is not None:
+        raise click.UsageError("--ct-window is for two folders (the window of their report's overlays); one pair "
+                               "is scored without a report: give it to `medseg report` on the folder of its results")
     if images is not None:
         raise click.UsageError("--images is for two folders (each case's image, drawn under its labels in the "
                                "report); for one pair, the report draws the image its sidecar records")
@@ -164,7 +170,7 @@ def evaluate(prediction, reference, output, output_dir, model, case_id, as_json,
 
 
 def _evaluate_folders(predictions: Path, references: Path, output, model, case_id, as_json, overwrite,
-                      images: Path | None = None) -> int:
+                      images: Path | None = None, ct_window: str | None = None) -> int:
     """Two folders: every pair scored into ``output``, with the report of them and a short summary."""
     if not (os.path.isdir(predictions) and os.path.isdir(references)):
         folder, other = (predictions, references) if os.path.isdir(predictions) else (references, predictions)
@@ -206,7 +212,8 @@ def _evaluate_folders(predictions: Path, references: Path, output, model, case_i
     try:
         with usage_errors():  # the wrong --model, two cases writing one file
             result = score_folder(predictions, references, Path(output), package, given_as=f"--model {model}",
-                                  overwrite=overwrite, on_case=tell, invocation=invocation(), images_dir=images)
+                                  overwrite=overwrite, on_case=tell, invocation=invocation(), images_dir=images,
+                                  ct_window=ct_window)
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: one line (click said only "Aborted."), exit 130 (143)
         if not hasattr(stop, "cases_total"):  # before any case (the pairing, the checks): nothing written
             raise

@@ -15,7 +15,7 @@ __all__ = [
     "GivenPath", "FiniteFloatRange", "given_model", "model_option", "device_form", "device_option", "precision_option",
     "batch_option", "overwrite_option", "threads_option", "series_option", "escaped_line", "error_line", "quiet",
     "file_output", "output_dir_option", "output_or_folder", "refuse_blocked_folder", "usage_errors", "invocation",
-    "typed_option", "OPTION_NAMES",
+    "typed_option", "OPTION_NAMES", "ct_window_option",
 ]
 
 
@@ -246,3 +246,16 @@ def usage_errors():
         yield
     except (ConflictingInputsError, ModelMismatchError) as error:
         raise click.UsageError(str(error)) from error
+
+
+def ct_window_option(function):
+    """``--ct-window``: the window the report's overlays draw a CT in (Hounsfield units), for ``medseg report`` and
+    ``medseg evaluate``'s report of two folders; None where not given (the model's, else soft-tissue)."""
+    from medseg.report.overlay_image import CT_WINDOWS_HU, DEFAULT_CT_WINDOW
+
+    return click.option(
+        "--ct-window", type=click.Choice(list(CT_WINDOWS_HU)), default=None,
+        help="The window a CT in Hounsfield units is drawn in on the report's overlays: soft-tissue W400 L40, bone "
+             "W1800 L400, lung W1500 L-600, brain W80 L40 (an MR keeps its crop's percentiles; an image not taken "
+             "for a CT is named in a warning). Default: the window the case's model declares (model.json "
+             f"report.ct_window), else {DEFAULT_CT_WINDOW}.")(function)

@@ -9,6 +9,7 @@ import click
 from medseg.cli.options import (
     FiniteFloatRange,
     GivenPath,
+    ct_window_option,
     escaped_line,
     file_output,
     output_dir_option,
@@ -19,7 +20,6 @@ from medseg.cli.options import (
 )
 from medseg.report.build import DEFAULT_MAX_OVERLAYS
 from medseg.report.flags import DEFAULT_DICE_THRESHOLD, DEFAULT_OUTLIER_Z
-from medseg.report.overlay_image import CT_WINDOWS_HU, DEFAULT_CT_WINDOW
 
 __all__ = ["report"]
 
@@ -52,9 +52,7 @@ $ medseg report results --ct-window lung
 @click.option("--max-overlays", type=click.IntRange(0), default=DEFAULT_MAX_OVERLAYS, show_default=True,
               help="Draw slice overlays for this many scored or failed cases, worst first, and as many cases "
                    "without a reference (the slow part on large cohorts).")
-@click.option("--ct-window", type=click.Choice(list(CT_WINDOWS_HU)), default=DEFAULT_CT_WINDOW, show_default=True,
-              help="The window a CT in Hounsfield units is drawn in on the overlays: soft-tissue W400 L40, bone "
-                   "W1800 L400, lung W1500 L-600, brain W80 L40 (an MR keeps its crop's percentiles).")
+@ct_window_option
 @click.option("--sheet", type=GivenPath(dir_okay=False, readable=False, path_type=Path), default=None,
               help="The cohort's sample sheet: list its cases that have no results, or no scores, as failed.")
 @overwrite_option

@@ -76,13 +76,16 @@ def build_report(
     max_overlays: int = DEFAULT_MAX_OVERLAYS,
     overwrite: bool = False,
     sheet: Path | str | None = None,
-    ct_window: str = DEFAULT_CT_WINDOW,
+    ct_window: str | None = None,
 ) -> ReportOutputs:
     """Write ``output`` (HTML) and, beside it, ``cohort.tsv`` and ``summary.json`` for the cases under
     ``results_dir``. Overlays are drawn for the ``max_overlays`` worst non-failed cases. With the cohort's
     sample ``sheet``, its cases that have no results, or a reference but no scores, are listed as failed.
     A CT in Hounsfield units is drawn in the window named ``ct_window`` (one of
-    :data:`~medseg.report.overlay_image.CT_WINDOWS_HU`).
+    :data:`~medseg.report.overlay_image.CT_WINDOWS_HU`); None: the window the case's model declares (its sidecar's
+    ``model.ct_window``, from model.json's ``report.ct_window``), else :data:`DEFAULT_CT_WINDOW`. A window chosen (or
+    declared) but not used, for an image the report does not take for a CT, is said in a warning naming the case and
+    in a note on its card.
     A results folder that is missing or holds no case results, or a setting out of range, is an
     :class:`~medseg.errors.InputError`; an output that exists, without ``overwrite``, an
     :class:`~medseg.errors.OutputExistsError`."""
@@ -93,7 +96,8 @@ def build_report(
         raise InputError(f"outlier z {outlier_z}: give a finite value above 0")
     if int(max_overlays) < 0:
         raise InputError(f"max overlays {max_overlays}: give 0 or more")
-    ct_window_hu(ct_window)  # an unknown window name, refused before any case is read
+    if ct_window is not None:
+        ct_window_hu(ct_window)  # an unknown window name, refused before any case is read
     results_dir, output = path_argument(results_dir, "the results folder"), path_argument(output, "the report")
     table_path, summary_path = output.with_name("cohort.tsv"), output.with_name("summary.json")
     targets = [output, table_path, summary_path]
@@ -125,7 +129,10 @@ def build_report(
 
     overlays, shown, notes = _overlays(cases, flags, order, label_order, max_overlays, ct_window)
     settings = {"dice_threshold": dice_threshold, "outlier_z": outlier_z, "max_overlays": max_overlays,
-                "overlays_drawn": len(overlays), "ct_window": ct_window}
+                "overlays_drawn": len(overlays), "ct_window": ct_window or DEFAULT_CT_WINDOW,
+                "ct_window_chosen": ct_window is not None,
+                # the windows the cases' models declare, used where none was chosen (model name: window)
+                "model_ct_windows": {} if ct_window is not None else _model_ct_windows(cases)}
     rules = flag_rules(dice_threshold, outlier_z)
     folder = absolute_path(results_dir)  # as summary.json and the page name it: "." read later names no folder
     summary = jsonable(summary_record(folder, cases, flags, settings, rules, report_policy()))
@@ -253,7 +260,47 @@ def _voxelless(label) -> bool:
     return label.status == "both_empty" or (label.status == "no_reference" and label.pred_volume_ml == 0)
 
 
-def _overlays(cases, flags, order, label_order, max_overlays, ct_window=DEFAULT_CT_WINDOW
+def model_ct_window(case: CaseResult) -> str | None:
+    """The CT window the model that made ``case`` declares (its sidecar's ``model.ct_window``, from model.json's
+    ``report.ct_window``), or None (none declared, or a name this version does not know)."""
+    from medseg.report.overlay_image import CT_WINDOWS_HU
+
+    model = (case.sidecar or {}).get("model")
+    window = model.get("ct_window") if isinstance(model, dict) else None
+    return window if isinstance(window, str) and window in CT_WINDOWS_HU else None
+
+
+def _model_ct_windows(cases: list[CaseResult]) -> dict[str, str]:
+    """Model name: the CT window it declares, for the cases' models that declare one."""
+    found: dict[str, str] = {}
+    for case in cases:
+        window = model_ct_window(case)
+        if window is not None:
+            found.setdefault(str((case.sidecar.get("model") or {}).get("name") or "?"), window)
+    return found
+
+
+def _case_ct_window(case: CaseResult, ct_window: str | None) -> tuple[str, str | None]:
+    """The window ``case``'s CT is drawn in, and who chose it: ``ct_window`` (``"chosen"``), else its model's
+    (``"model"``), else the default (None: nobody chose it, and nothing is said where it is not used)."""
+    if ct_window is not None:
+        return ct_window, "chosen"
+    declared = model_ct_window(case)
+    return (declared, "model") if declared is not None else (DEFAULT_CT_WINDOW, None)
+
+
+def _unused_window_note(window: str, chooser: str, percentiles: tuple[float, float]) -> str:
+    """The note on a case whose image was not drawn in the CT window chosen (or its model's) for the report."""
+    from medseg.numbers import number_text
+
+    whose = "chosen for the report" if chooser == "chosen" else "its model declares (model.json report.ct_window)"
+    low, high = (number_text(value, 1) for value in percentiles)
+    return (f"CT window not used: the {window} window {whose} is for a CT in Hounsfield units, and this image is not "
+            f"taken for one (its crop's 0.5th percentile {low} is not from -3100 to -500, as air or gas makes it, or "
+            f"its 99.5th {high} is above 4000: an MR, or a CT crop without air); drawn from its crop's percentiles")
+
+
+def _overlays(cases, flags, order, label_order, max_overlays, ct_window=None
               ) -> tuple[dict[int, bytes], dict[int, str], dict[int, list[str]]]:
     from medseg.report.checks import segmentation_header_problem
     from medseg.report.overlay import load_case_arrays, render_overlay
@@ -292,8 +339,13 @@ def _overlays(cases, flags, order, label_order, max_overlays, ct_window=DEFAULT_
                 faces = next((flag.faces for flag in flags[index] if flag.code == "touches_border"
                               and flag.value == focus), ())
                 within = _confused_with(case, flags[index], focus)  # the slices through its voxels in that label
+                window, chooser = _case_ct_window(case, ct_window)
                 overlays[index] = render_overlay(arrays, label_order, focus, focus_faces=faces, focus_within=within,
-                                                 ct_window=ct_window)
+                                                 ct_window=window)
+                if chooser is not None and arrays.drawn_as_ct is False:  # said, never silently left out
+                    note = _unused_window_note(window, chooser, arrays.image_percentiles)
+                    log.warning("%s: %s", case.case_id, note)
+                    arrays.notes.append(note)
                 # which label the slices go through, for the alt text (a sighted reader sees it in the legend's
                 # colours and the contours)
                 through = next((f"{value} {name}" for value, name in label_order if value == focus), None)

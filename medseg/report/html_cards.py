@@ -35,7 +35,11 @@ TO_LOOK_AT = ("false_positive", "empty_prediction")  # label statuses shown unfo
 def _legend(content: ReportContent) -> str:
     from medseg.report.overlay_image import DEFAULT_CT_WINDOW, ct_window_text
 
-    window = content.summary.get("settings", {}).get("ct_window", DEFAULT_CT_WINDOW)
+    settings = content.summary.get("settings", {})
+    window = settings.get("ct_window", DEFAULT_CT_WINDOW)
+    # the windows the models declare, used for their cases where the report chose none
+    declared = "".join(f"; the cases of model {e(model)} in its {e(ct_window_text(name))} (its model.json's "
+                       "report.ct_window)" for model, name in (settings.get("model_ct_windows") or {}).items())
     items = "".join(f'<span style="border-color:{content.label_colours.get(v, "#888")}"></span>{e(name)}'
                     for v, name in content.label_order)
     distinct = len({content.label_colours.get(v) for v, _ in content.label_order})
@@ -51,8 +55,8 @@ def _legend(content: ReportContent) -> str:
             "letters at each edge say (read from the file's affine; "
             "for an oblique one, its nearest axes) — with voxels drawn to scale in mm (scale bar; a panel under 60 "
             "pixels on a side is stretched, as its title says). Grey scale: a CT in Hounsfield units (air or gas in "
-            f"the crop) in a {e(ct_window_text(window))}; any other image from the 0.5th to the 99.5th percentile of "
-            "its crop.</p>")
+            f"the crop) in a {e(ct_window_text(window))}{declared}; any other image from the 0.5th to the 99.5th "
+            "percentile of its crop.</p>")
 
 
 def _cases_section(content: ReportContent) -> str:

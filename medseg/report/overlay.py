@@ -31,6 +31,7 @@ from medseg.report.overlay_image import (
     _window,
     ct_window_hu,
     display_window,
+    taken_for_ct,
 )
 
 __all__ = ["CaseArrays", "ImageFile", "ItkImageFile", "SeriesImage", "load_case_arrays", "render_overlay"]
@@ -160,9 +161,9 @@ def render_overlay(
     reference only: striped). Each panel is titled with the slice as the file numbers it, carries the letters
     of the anatomical directions at its four edges and a scale bar; coronal and axial panels show the patient's
     right on the image's left (radiological convention), the sagittal one anterior on the image's left. A CT in
-    Hounsfield units is drawn in the window named
-    ``ct_window`` (one of :data:`~medseg.report.overlay_image.CT_WINDOWS_HU`; another name is an
-    :class:`~medseg.errors.InputError`).
+    Hounsfield units is drawn in the window named ``ct_window`` (one of
+    :data:`~medseg.report.overlay_image.CT_WINDOWS_HU`; another name is an :class:`~medseg.errors.InputError`);
+    ``arrays`` then records the crop's percentiles and whether they made the image a CT (``drawn_as_ct``).
     """
     import nibabel as nib
     from PIL import Image, ImageDraw, ImageFont
@@ -209,6 +210,8 @@ def render_overlay(
     # centre, which lie in the box unless the focus label is no foreground value
     region = tuple(slice(min(b.start, c), max(b.stop, c + 1)) for b, c in zip(box, centre))
     image, window = _image_planes(arrays, ornt, region, box, centre)
+    if image is not None:  # what the report tells of a CT window not used for an image that is no CT
+        arrays.image_percentiles, arrays.drawn_as_ct = window, taken_for_ct(window)
     window = display_window(window, ct_hu)  # a CT's chosen window, else the crop's percentiles
     colours = [_rgb(colour) for colour in label_colours([value for value, _ in labels])]  # by value, as the legend
 

@@ -35,6 +35,10 @@ class CaseArrays:
     image: np.ndarray | ImageFile | ItkImageFile | SeriesImage | None = None
     reference: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)  # why the image or the reference is not shown, or how it is
+    # once drawn: the 0.5th and 99.5th percentiles of the image's crop (None: no image drawn), and whether they made
+    # it a CT in Hounsfield units, drawn in the CT window
+    image_percentiles: tuple[float, float] | None = None
+    drawn_as_ct: bool | None = None
 
     def shown(self) -> str:
         """What an overlay of these arrays draws, for its alternative text."""

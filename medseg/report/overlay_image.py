@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["CT_WINDOWS_HU", "CT_WINDOW_HU", "DEFAULT_CT_WINDOW", "ImageFile", "ItkImageFile", "SeriesImage",
-           "ct_window_hu", "ct_window_text", "display_window", "read_image_channels"]
+           "ct_window_hu", "ct_window_text", "display_window", "read_image_channels", "taken_for_ct"]
 
 # voxels of an image read at once (stored, as float32, and checked: about 11 bytes each for an int16 CT)
 _IMAGE_SLAB_VOXELS = 1 << 20
@@ -462,9 +462,14 @@ def display_window(percentiles: tuple[float, float], ct_window: tuple[float, flo
     chose another), which tells the organs apart, where its percentiles, air to bone, made every soft tissue one
     grey; any other image (an MR, a z-scored one, a CT crop of soft tissue alone) by its percentiles."""
     low, high = percentiles
-    if -3100.0 <= low <= -500.0 and high <= 4000.0:
-        return ct_window
-    return low, high
+    return ct_window if taken_for_ct(percentiles) else (low, high)
+
+
+def taken_for_ct(percentiles: tuple[float, float]) -> bool:
+    """Whether a crop whose 0.5th and 99.5th percentiles are ``percentiles`` is taken for a CT in Hounsfield units
+    (air or gas in it, nothing above 4000), and drawn in a CT window (:func:`display_window`)."""
+    low, high = percentiles
+    return -3100.0 <= low <= -500.0 and high <= 4000.0
 
 
 def _window(image: np.ndarray | None, box: list[slice]) -> tuple[float, float]:

@@ -102,7 +102,8 @@ rule report:
         results=lambda wildcards, output: Path(output.html).parent,
         dice_threshold=config["dice_threshold"],
         max_overlays=config["max_overlays"],
-        ct_window=config["ct_window"],
+        # given only where the config names one: else the model's window (model.json report.ct_window), or the default
+        ct_window="" if config["ct_window"] is None else f" --ct-window {config['ct_window']}",
     log:
         f"{RESULTS}/logs/report.log",
     conda:
@@ -118,7 +119,7 @@ rule report:
         runtime=lambda wildcards, attempt: 60 * attempt,
     shell:
         "{params.medseg} -v report {params.results:q} -o {output.html:q} --dice-threshold {params.dice_threshold}"
-        " --max-overlays {params.max_overlays} --ct-window {params.ct_window} --sheet {params.sheet:q} --overwrite > {log:q} 2>&1"
+        " --max-overlays {params.max_overlays}{params.ct_window} --sheet {params.sheet:q} --overwrite > {log:q} 2>&1"
 
 
 # the run's own exit status: each failed case has its failure record and the others carry on, so every step
