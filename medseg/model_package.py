@@ -115,6 +115,12 @@ class ModelPackage:
         return {**defaults, **self.config["inference"]}
 
     @property
+    def report_ct_window(self) -> str | None:
+        """The CT window the QA report draws this model's cases in where it is given none (``report.ct_window``:
+        one of :data:`~medseg.report.overlay_image.CT_WINDOWS_HU`), or None."""
+        return (self.config.get("report") or {}).get("ct_window")
+
+    @property
     def settings_sha256(self) -> str:
         """The SHA-256 of what of ``model.json`` decides its segmentations, as inference applies it: architecture,
         labels (values and names), preprocessing and inference settings; not its name, version, description, label

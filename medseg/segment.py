@@ -843,6 +843,8 @@ def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timi
             # what of model.json decides the segmentation: the same under new label codes or notes
             "settings_sha256": package.settings_sha256,
             "path": str(absolute_path(package.path)),  # as the input: readable from anywhere
+            # the window the report draws its CT in where it is given none (model.json's report.ct_window)
+            **({"ct_window": package.report_ct_window} if package.report_ct_window is not None else {}),
         },
         "inference": {
             "slice_axis": segmenter.slice_axes if len(segmenter.slice_axes) > 1 else segmenter.slice_axis,

@@ -191,3 +191,47 @@ def test_a_chosen_ct_window_not_used_for_an_image_that_is_no_ct_is_said(tmp_path
     assert not [r for r in caplog.records if "CT window" in r.getMessage()]
     assert "CT window not used" not in used.report.html.read_text()
 
+
+def _overlay_pngs(page: str) -> list[str]:
+    import re
+
+    return re.findall(r'<img[^>]* alt="overlay of [^"]*" src="data:image/png;base64,([^"]+)"', page)
+
+
+def test_a_model_package_declares_the_ct_window_its_cases_are_drawn_in(make_package, tmp_path):
+    """A lung model's cases were drawn in the soft-tissue window unless each report was asked for another. Its
+    model.json may declare one (``report.ct_window``, validated): infer records it in the sidecar, and the report draws
+    the model's cases in it where none is chosen, saying so in the legend and summary.json; a window chosen for the
+    report still wins."""
+    import json
+
+    import nibabel as nib
+
+    from medseg.errors import ModelPackageError
+    from medseg.inference import Segmenter
+    from medseg.package import load_package
+    from medseg.package_config import load_schema
+    from medseg.report.build import build_report
+    from medseg.segment import segment_case
+
+    # the package format's choices are the report's windows
+    assert load_schema()["properties"]["report"]["properties"]["ct_window"]["enum"] == list(CT_WINDOWS_HU)
+    with pytest.raises(ModelPackageError, match=r"report/ct_window: 'liver' is not one of"):
+        make_package("odd", report={"ct_window": "liver"})
+    package = load_package(make_package("lungs", report={"ct_window": "lung"}))
+    ct = np.full((40, 40, 12), 40.0, np.float32)
+    ct[:, :12] = -1000.0  # air in the crop: a CT in HU
+    nib.save(nib.Nifti1Image(ct, np.eye(4)), tmp_path / "chest.nii.gz")
+    segment_case(tmp_path / "chest.nii.gz", Segmenter(package, device="cpu"), out_dir=tmp_path / "out")
+    sidecar = json.loads((tmp_path / "out" / "chest_seg.json").read_text())
+    assert sidecar["model"]["ct_window"] == "lung"
+    pages = {}
+    for chosen in (None, "lung", "soft-tissue"):
+        built = build_report(tmp_path / "out", tmp_path / f"report-{chosen}" / "report.html", ct_window=chosen)
+        pages[chosen] = (built.html.read_text(), json.loads(built.summary.read_text())["settings"])
+    page, settings = pages[None]
+    assert settings["model_ct_windows"] == {"lungs": "lung"} and settings["ct_window_chosen"] is False
+    assert "the cases of model lungs in its lung window, W1500 L−600 (−1350 to 150 HU)" in page
+    assert _overlay_pngs(page) and _overlay_pngs(page) == _overlay_pngs(pages["lung"][0])
+    assert _overlay_pngs(page) != _overlay_pngs(pages["soft-tissue"][0])
+    assert pages["soft-tissue"][1]["model_ct_windows"] == {}
