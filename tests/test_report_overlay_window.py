@@ -235,3 +235,6 @@ def test_a_model_package_declares_the_ct_window_its_cases_are_drawn_in(make_pack
     assert _overlay_pngs(page) and _overlay_pngs(page) == _overlay_pngs(pages["lung"][0])
     assert _overlay_pngs(page) != _overlay_pngs(pages["soft-tissue"][0])
     assert pages["soft-tissue"][1]["model_ct_windows"] == {}
+    # the settings table shows the model's window as words, not a Python mapping
+    assert "<tr><td>model_ct_windows</td><td>lungs: lung</td></tr>" in page
+    assert "<tr><td>model_ct_windows</td><td>none</td></tr>" in pages["soft-tissue"][0]

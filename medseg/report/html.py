@@ -369,7 +369,9 @@ def _provenance_section(summary: dict) -> str:
     ) or '<tr><td colspan="5" class="muted">no sidecar records a model</td></tr>'
     versions = "".join(f"<tr><td>{e(k)}</td><td>{e(', '.join(v))}</td></tr>" for k, v in prov["versions"].items()
                        ) or '<tr><td colspan="2" class="muted">no sidecar records them</td></tr>'  # not a bare head
-    settings = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in summary["settings"].items())
+    # a mapping (the CT windows the models declare) as "model: window", not Python's repr of it
+    settings = "".join(f"<tr><td>{e(k)}</td><td>{e(_setting_text(v))}</td></tr>"
+                       for k, v in summary["settings"].items())
     devices = ", ".join(f"{e(d)} ({n})" for d, n in prov["devices"].items()) or "unknown"
     # summaries written before these were recorded lack them
     precisions = ", ".join(f"{e(p)} ({n})" for p, n in (prov.get("precisions") or {}).items()) or "unknown"
@@ -391,3 +393,10 @@ def _provenance_section(summary: dict) -> str:
             f"{e(summary['medseg_version'])}.</p>"
             f"<div class=\"wide\"><table>{_caption('Report settings')}<tr><th>report setting</th><th>value</th></tr>"
             f"{settings}</table></div>")
+
+
+def _setting_text(value) -> str:
+    """A report setting as its table shows it: a mapping as ``model: window, …`` (``none`` when empty)."""
+    if isinstance(value, dict):
+        return ", ".join(f"{key}: {item}" for key, item in value.items()) or "none"
+    return str(value)
