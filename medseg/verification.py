@@ -55,30 +55,58 @@ class Verification:
         return [check.what for check in self.checks if check.ok is False]
 
 
-def _changed_files(folder: Path, info: dict, shown: int = 3) -> str:
+def _changed_files(folder: Path, info: dict, series: str | None = None, shown: int = 3) -> str:
     """For a DICOM series whose sidecar names its files' digests (``input_info.file_sha256``): which of them changed
-    or are not there now (``: of its 35 recorded files, 1 changed (a.dcm)``); where none did, files were added."""
+    or are not there now, and which files the series holds now that it does not record (``: of its 35 recorded
+    files, 1 changed (a.dcm); 1 file added (b.dcm)``): the first ``shown`` of each, and how many more."""
     from medseg.io.atomic import sha256_of
 
     recorded = info.get("file_sha256")
     if not isinstance(recorded, dict) or not recorded or not folder.is_dir():
         return ""
-    changed, gone = [], []
+    changed, gone, kept = [], [], set()
     for name, digest in recorded.items():
         path = _recorded_file(folder, str(name))
         if path is None:
             gone.append(str(name))
-        elif sha256_of(path) != digest:
+            continue
+        kept.add(os.path.realpath(path))
+        if sha256_of(path) != digest:
             changed.append(str(name))
+    added = [name for path, name in _series_files(folder, series) if os.path.realpath(path) not in kept]
 
     def listed(names: list[str], what: str) -> str:
         more = f" and {len(names) - shown} more" if len(names) > shown else ""
         return f"{len(names)} {what} ({', '.join(names[:shown])}{more})"
 
     parts = [listed(names, what) for names, what in ((changed, "changed"), (gone, "not there")) if names]
-    if not parts:
-        return f": its {len(recorded)} recorded files are as they were: files were added to the series"
-    return f": of its {len(recorded)} recorded files, " + ", ".join(parts)
+    text = (f": of its {len(recorded)} recorded files, " + ", ".join(parts) if parts else
+            f": its {len(recorded)} recorded files are as they were")
+    if added:
+        text += "; " + listed(added, "file added" if len(added) == 1 else "files added")
+    elif not parts:
+        text += ": files were added to the series"  # none found now (the series cannot be read again): not named
+    return text
+
+
+def _series_files(folder: Path, series: str | None) -> list[tuple[Path, str]]:
+    """The files of the series ``folder`` holds now, as the input check hashed them, each with its path relative to
+    ``folder`` (``/`` between folders), sorted by it; none where the folder holds no such series now."""
+    from medseg.errors import MedsegError
+    from medseg.io.dicom_series import choose_series, scan_folder
+
+    try:
+        candidate, _ = choose_series(scan_folder(folder, warn_skipped=False), series)
+    except (MedsegError, OSError):
+        return []
+    found = []
+    for path in candidate.files:
+        try:
+            name = Path(path).relative_to(folder).as_posix()
+        except ValueError:
+            name = str(path)
+        found.append((Path(path), name))
+    return sorted(found, key=lambda each: each[1])
 
 
 def _recorded_file(folder: Path, name: str) -> Path | None:
@@ -209,7 +237,7 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
         result.checks.append(Check("input", same, f"{named}: " + (
             f"matches input_sha256 ({_short(found)})" if same else
             f"SHA-256 {_short(found)}, the sidecar records {_short(record['input_sha256'])}: not the input segmented"
-            + ("" if same else _changed_files(source, info)))))
+            + ("" if same else _changed_files(source, info, series)))))
 
     package = _model_check(record, model, result)
     _versions_check(record, device, result)

@@ -534,3 +534,54 @@ def test_a_changed_dicom_series_of_a_sidecar_without_file_digests_fails_its_inpu
     (line,) = [line for line in out.splitlines() if ": input " in line]
     assert code == 1 and line.startswith(f"{sidecar}: input FAILED: ") and line.endswith(
         f"the sidecar records {record['input_sha256'][:12]}…: not the input segmented"), out + err
+
+
+def test_files_added_to_a_dicom_series_are_named(tmp_path, make_package, capsys):
+    """A series given slices since it was segmented failed its input check with "files were added to the series",
+    naming none of them: the added files are named (the first three and how many more), after any changed one."""
+    import pydicom
+    from dicom_factory import make_series
+
+    _, paths = make_series(tmp_path / "study", shape=(24, 20, 8))
+    aside = tmp_path / "aside"
+    aside.mkdir()
+    for path in paths[4:]:  # segmented without its last four slices
+        shutil.move(path, aside / path.name)
+    code, _, err = run(["infer", str(tmp_path / "study"), "-m", str(make_package()), "-o", str(tmp_path / "out"),
+                        "--threads", "1"], capsys)
+    assert code == 0, err
+    sidecar = tmp_path / "out" / "study_seg.json"
+    names = sorted(json.loads(sidecar.read_text())["input_info"]["file_sha256"])
+    assert len(names) == 4
+    shutil.move(aside / paths[4].name, paths[4])
+    code, out, err = run(["verify", str(sidecar)], capsys)
+    (line,) = [line for line in out.splitlines() if ": input " in line]
+    added = paths[4].relative_to(tmp_path / "study").as_posix()
+    assert code == 1 and line.endswith(f"not the input segmented: its 4 recorded files are as they were; 1 file "
+                                       f"added ({added})"), out + err
+    for path in paths[5:]:
+        shutil.move(aside / path.name, path)
+    edited = tmp_path / "study" / names[1]
+    dataset = pydicom.dcmread(edited)
+    dataset.ImageComments = "re-exported"
+    dataset.save_as(edited)
+    code, out, _ = run(["verify", str(sidecar)], capsys)
+    (line,) = [line for line in out.splitlines() if ": input " in line]
+    shown = ", ".join(sorted(path.relative_to(tmp_path / "study").as_posix() for path in paths[4:])[:3])
+    assert code == 1 and line.endswith(f"of its 4 recorded files, 1 changed ({names[1]}); 4 files added ({shown} "
+                                       "and 1 more)"), line
+
+
+@pytest.mark.shared_data
+def test_a_slice_added_to_a_real_ct_series_is_named(shared_data, tmp_path, capsys):
+    """The real 3-slice CT series segmented with two of its slices, then given its third: the line names it."""
+    series = tmp_path / "series"
+    series.mkdir()
+    for name in ("01.dcm", "02.dcm"):
+        shutil.copyfile(shared_data / "dicom" / "ct-seg" / "series" / name, series / name)
+    code, _, err = run(["infer", str(series), "-o", str(tmp_path / "out"), "--threads", "1"], capsys)
+    assert code == 0, err
+    shutil.copyfile(shared_data / "dicom" / "ct-seg" / "series" / "03.dcm", series / "03.dcm")
+    code, out, err = run(["verify", str(tmp_path / "out" / "series_seg.json")], capsys)
+    (line,) = [line for line in out.splitlines() if ": input " in line]
+    assert code == 1 and line.endswith("its 2 recorded files are as they were; 1 file added (03.dcm)"), out + err
