@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 
@@ -175,7 +176,71 @@ def read_sidecar(path: Path | str) -> dict:
     for key in ("segmentation", "segmentation_sha256", "input", "input_sha256", "model"):
         if key not in record:
             raise InputError(f"{path}: the sidecar has no {key!r}; it was not written whole by medseg infer")
+    _check_fields(path, record)
     return record
+
+
+_EDITED = "the sidecar was edited or damaged since medseg infer wrote it"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+# each field verify reads, and the JSON type it must have (None: it may be null or left out)
+_FIELDS = (("segmentation", str, False), ("segmentation_sha256", "sha256", False), ("input", str, False),
+           ("input_sha256", "sha256", False), ("model", dict, False), ("input_info", dict, True),
+           ("modalities", list, True), ("versions", dict, True), ("platform", dict, True), ("inference", dict, True))
+
+
+def _check_fields(path: Path, record: dict) -> None:
+    """Refuse a sidecar whose fields verify reads are not of the types medseg infer writes (a hand edit, a damaged
+    copy) in one line naming the field, as ``the segmentation`` or ``input_info.file_sha256`` naming a file outside
+    the folder they are read in (``../x``, an absolute path): such a file is never opened."""
+    for key, kind, optional in _FIELDS:
+        value = record.get(key)
+        if optional and value is None:
+            continue
+        if kind == "sha256":
+            if not isinstance(value, str) or not _SHA256.fullmatch(value):
+                raise InputError(f"{path}: {key} is {_json_kind(value, True)}, not a SHA-256 in hex; {_EDITED}")
+        elif not isinstance(value, kind):
+            wanted = {str: "a file name" if key == "segmentation" else "a path", dict: "an object", list: "a list"}
+            raise InputError(f"{path}: {key} is {_json_kind(value)}, not {wanted[kind]}; {_EDITED}")
+    name = record["segmentation"]
+    if not _plain_name(name):
+        raise InputError(f"{path}: segmentation is {name!r}, not the name of a file beside the sidecar; {_EDITED}")
+    digests = (record.get("input_info") or {}).get("file_sha256")
+    if digests is None:
+        return
+    if not isinstance(digests, dict):
+        raise InputError(f"{path}: input_info.file_sha256 is {_json_kind(digests)}, not an object; {_EDITED}")
+    for entry, digest in digests.items():
+        if not _inside(entry):
+            raise InputError(f"{path}: input_info.file_sha256 names {entry!r}, not a file in the series folder; "
+                             f"{_EDITED}")
+        if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+            raise InputError(f"{path}: input_info.file_sha256 gives {entry!r} {_json_kind(digest, True)}, not a "
+                             f"SHA-256 in hex; {_EDITED}")
+
+
+def _json_kind(value, shown: bool = False) -> str:
+    """What a JSON value is, in words (``a list``, ``null``); a string or number itself where ``shown``."""
+    if value is None:
+        return "null"
+    if shown and isinstance(value, str) and len(value) <= 24:
+        return repr(value)
+    kinds = ((bool, "true or false"), (str, "a string"), ((int, float), "a number"), (list, "a list"),
+             (dict, "an object"))
+    return next(text for kind, text in kinds if isinstance(value, kind))
+
+
+def _plain_name(name: str) -> bool:
+    """Whether ``name`` is a file's name alone: no folder (``/`` or ``\\``), not ``.`` or ``..``, no drive."""
+    return (bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name and "\0" not in name
+            and not PureWindowsPath(name).drive)
+
+
+def _inside(name: str) -> bool:
+    """Whether ``name`` is a path relative to a folder and within it, as medseg records a series' files
+    (``a/0003.dcm``): no absolute path, drive, ``..`` or ``\\``."""
+    parts = name.split("/")
+    return all(_plain_name(part) for part in parts)
 
 
 def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, model: str | os.PathLike | None = None,

@@ -2,7 +2,9 @@
 segmentation, the input and the model it names, and the input segmented again."""
 
 import json
+import os
 import shutil
+import sys
 
 import nibabel as nib
 import numpy as np
@@ -585,3 +587,106 @@ def test_a_slice_added_to_a_real_ct_series_is_named(shared_data, tmp_path, capsy
     code, out, err = run(["verify", str(tmp_path / "out" / "series_seg.json")], capsys)
     (line,) = [line for line in out.splitlines() if ": input " in line]
     assert code == 1 and line.endswith("its 2 recorded files are as they were; 1 file added (03.dcm)"), out + err
+
+
+_OPENED: dict = {"paths": None}  # the files this process opens while a test records them (an audit hook: real opens)
+
+
+def _record_open(event: str, args: tuple) -> None:
+    if event == "open" and _OPENED["paths"] is not None and isinstance(args[0], (str, bytes, os.PathLike)):
+        _OPENED["paths"].append(os.path.realpath(os.fsdecode(args[0])))
+
+
+sys.addaudithook(_record_open)
+
+
+def _verified_opening(sidecar, capsys):
+    """``medseg verify SIDECAR``: (exit code, stdout, stderr, the real paths of the files it opened)."""
+    _OPENED["paths"] = []
+    try:
+        code, out, err = run(["verify", str(sidecar)], capsys)
+        return code, out, err, list(_OPENED["paths"])
+    finally:
+        _OPENED["paths"] = None
+
+
+@pytest.mark.parametrize("entry", ["../secret.dcm", "ABSOLUTE", "a/../../secret.dcm", "..\\secret.dcm"])
+def test_a_sidecar_naming_a_file_outside_the_series_folder_is_refused_unread(tmp_path, make_package, capsys, entry):
+    """A crafted or damaged sidecar whose ``input_info.file_sha256`` named ``../secret.dcm`` (or an absolute path)
+    had verify hash that file, outside the series folder, once the series differed. Such an entry is one error line
+    naming the sidecar and the entry, and the file is not opened."""
+    import pydicom
+    from dicom_factory import make_series
+
+    _, paths = make_series(tmp_path / "study", shape=(24, 20, 4))
+    code, _, err = run(["infer", str(tmp_path / "study"), "-m", str(make_package()), "-o", str(tmp_path / "out"),
+                        "--threads", "1"], capsys)
+    assert code == 0, err
+    secret = tmp_path / "secret.dcm"
+    secret.write_bytes(b"not part of the series")
+    entry = str(secret) if entry == "ABSOLUTE" else entry
+    sidecar = tmp_path / "out" / "study_seg.json"
+    record = json.loads(sidecar.read_text())
+    record["input_info"]["file_sha256"][entry] = "0" * 64
+    sidecar.write_text(json.dumps(record))
+    dataset = pydicom.dcmread(paths[0])
+    dataset.ImageComments = "re-exported"
+    dataset.save_as(paths[0])
+    code, out, err, opened = _verified_opening(sidecar, capsys)
+    assert code == 1 and out == "", out
+    assert err.strip() == (f"medseg: error: {sidecar}: input_info.file_sha256 names {entry!r}, not a file in the "
+                           "series folder; the sidecar was edited or damaged since medseg infer wrote it"), err
+    assert str(secret) not in opened and str(sidecar) in opened
+
+
+@pytest.mark.parametrize("named", ["../case_seg.nii.gz", "ABSOLUTE", "sub/case_seg.nii.gz"])
+def test_a_sidecar_naming_a_segmentation_outside_its_folder_is_refused_unread(segmented, tmp_path, capsys, named):
+    """The sidecar's ``segmentation`` is the name of the file beside it; ``../x_seg.nii.gz`` had verify hash a file
+    elsewhere, and say "segmentation ok" of a copy outside the output folder."""
+    _, sidecar = segmented
+    elsewhere = tmp_path / "case_seg.nii.gz"
+    shutil.copyfile(sidecar.parent / "case_seg.nii.gz", elsewhere)
+    (sidecar.parent / "sub").mkdir()
+    shutil.copyfile(elsewhere, sidecar.parent / "sub" / "case_seg.nii.gz")
+    named = str(elsewhere) if named == "ABSOLUTE" else named
+    record = json.loads(sidecar.read_text())
+    record["segmentation"] = named
+    sidecar.write_text(json.dumps(record))
+    code, out, err, opened = _verified_opening(sidecar, capsys)
+    assert code == 1 and out == "", out
+    assert err.strip() == (f"medseg: error: {sidecar}: segmentation is {named!r}, not the name of a file beside the "
+                           "sidecar; the sidecar was edited or damaged since medseg infer wrote it"), err
+    assert str(elsewhere) not in opened and str(sidecar.parent / "sub" / "case_seg.nii.gz") not in opened
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), [
+    ("segmentation", ["a"], "a list, not a file name"),
+    ("segmentation", None, "null, not a file name"),
+    ("segmentation_sha256", 5, "a number, not a SHA-256 in hex"),
+    ("input_sha256", "ab", "'ab', not a SHA-256 in hex"),
+    ("input", 7, "a number, not a path"),
+    ("model", "hippocampus", "a string, not an object"),
+    ("input_info", [1], "a list, not an object"),
+    ("modalities", 5, "a number, not a list"),
+    ("versions", [1], "a list, not an object"),
+    ("platform", "x", "a string, not an object"),
+    ("inference", "x", "a string, not an object"),
+    ("input_info.file_sha256", [1], "a list, not an object"),
+])
+def test_a_hand_edited_sidecar_field_of_the_wrong_type_is_one_error_line(segmented, capsys, key, value, expected):
+    """A sidecar edited by hand: a field of another type gave a traceback (``input_info`` a list, ``modalities`` a
+    number), a check of a made-up path (``segmentation`` null: ``out/None: not there``) or no word at all
+    (``versions`` a list). One error line names the sidecar and the field."""
+    _, sidecar = segmented
+    record = json.loads(sidecar.read_text())
+    if key == "input_info.file_sha256":
+        record["input_info"] = {"format": "dicom", "file_sha256": value}
+    else:
+        record[key] = value
+    sidecar.write_text(json.dumps(record))
+    code, out, err = run(["verify", str(sidecar)], capsys)
+    assert code == 1 and out == "", out
+    assert err.strip() == (f"medseg: error: {sidecar}: {key} is {expected}; the sidecar was edited or damaged since "
+                           "medseg infer wrote it"), err
+    with pytest.raises(InputError, match=f"{key} is "):
+        verify_sidecar(sidecar)
