@@ -483,3 +483,23 @@ def test_a_record_that_is_a_link_leading_nowhere_fails_its_case_and_a_folder_so_
     assert [m for m in caplog.messages if "c4_metrics.json" in m] == [
         f"{folder / 'c4_metrics.json'}: a folder, though named as a result record: no record of its case is read from "
         "it (the results in it, if any, are)"]
+
+
+@pytest.mark.parametrize("outside", ["../elsewhere", "ABSOLUTE"])
+def test_a_records_case_id_naming_a_path_is_not_read_as_its_segmentation(tmp_path, outside):
+    """A case's records name its id (``case_id``); the report looked for the segmentation as ``<case_id>_seg.nii.gz``
+    in the case's folder, so a crafted or damaged record whose id was ``../elsewhere`` (or an absolute path) had it
+    hash and draw a file outside the case's folder as that case's segmentation. Such an id names no file."""
+    from medseg.report.collect import collect_results
+
+    folder = write_case(tmp_path / "results", "a", 0, "identity")
+    found = folder.parent / "elsewhere_seg.nii.gz"  # beside the case's folder, not in it
+    shutil.move(folder / "a_seg.nii.gz", found)
+    case_id = str(tmp_path / "results" / "cases" / "elsewhere") if outside == "ABSOLUTE" else outside
+    for name in ("a_seg.json", "a_metrics.json"):
+        record = json.loads((folder / name).read_text())
+        record["case_id"] = case_id
+        (folder / name).write_text(json.dumps(record))
+    (case,) = [case for case in collect_results(tmp_path / "results") if case.case_id == case_id]
+    assert case.folder == folder
+    assert case.segmentation_path() is None

@@ -4,7 +4,7 @@ with the paths its records name as they exist now (:func:`resolve_path`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 from medseg.report.result_records import METRIC_FIELDS, _number
 
@@ -150,7 +150,9 @@ class CaseResult:
             candidates.append(self.folder / name)
             if "sidecar" in self.paths:
                 candidates.append(self.paths["sidecar"].parent / name)
-        candidates.append(self.folder / f"{self.case_id}_seg.nii.gz")
+        own = f"{self.case_id}_seg.nii.gz"
+        if "/" not in own and "\\" not in own and not PureWindowsPath(own).drive:  # a record's id may name a path
+            candidates.append(self.folder / own)  # (../x, a crafted one): never a file outside the case's folder
         if self.metrics and self.metrics.get("prediction"):
             candidates.append(resolve_path(self.metrics["prediction"], self))
         return next((c for c in candidates if c is not None and _exists(c, file=True)), None)
