@@ -9,7 +9,7 @@ import warnings
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import run_program
+from conftest import REPO, run_cli, run_program
 
 from medseg.errors import ImageReadError
 from medseg.io.images import read_grid, read_image
@@ -195,3 +195,41 @@ def test_a_logged_warning_is_named_where_records_carry_no_thread(tmp_path, caplo
         logging.getLogger("pydicom").warning("Unknown encoding 'ISO_IR 999' - using default encoding instead")
     assert [r.getMessage() for r in caplog.records] == [
         f"{seg}: Unknown encoding 'ISO_IR 999' - using default encoding instead"]
+
+
+WARNING_AS_ERROR = f"{EXTENSION_TEXT} (a UserWarning, made an error by the warnings filter)"
+
+
+def test_a_warning_made_an_error_names_the_file_once(tmp_path, capsys):
+    """Under ``-W error`` nibabel's warning was raised as it was: ``read_grid`` wrapped it as "odd.nii: cannot read
+    header (odd.nii: Extension size …)", and in a batch of ``medseg infer`` it was "odd.nii: unexpected failure
+    (UserWarning: odd.nii: Extension size …); run it alone for the traceback", where alone it was a traceback. It is
+    the read's error, one line naming the file once; the other inputs of the batch are segmented."""
+    odd, other = tmp_path / "odd.nii", tmp_path / "other.nii.gz"
+    data = odd_extension_nifti(odd)
+    nib.save(nib.Nifti1Image(data, np.eye(4)), other)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for read in (read_grid, read_image):
+            with pytest.raises(ImageReadError) as raised:
+                read(odd)
+            assert str(raised.value) == f"{odd}: {WARNING_AS_ERROR}"
+            assert isinstance(raised.value.__cause__, UserWarning)
+        code, out, err = run_cli(["infer", str(odd), str(other), "-o", str(tmp_path / "out")], capsys)
+    assert code == 1 and (tmp_path / "out" / "other_seg.nii.gz").is_file()
+    assert f"medseg: error: {odd}: {WARNING_AS_ERROR}" in err.splitlines(), err
+    assert err.count(str(odd)) == 2 and f"1 of 2 inputs failed ({odd})" in err, err  # its error and the summary
+
+
+def test_python_w_error_makes_a_reading_warning_one_error_line(tmp_path):
+    """``python -W error -m medseg infer odd.nii``: a traceback ending in the UserWarning; one error line, exit 1."""
+    import subprocess
+    import sys
+
+    odd = tmp_path / "odd.nii"
+    odd_extension_nifti(odd)
+    run = subprocess.run([sys.executable, "-W", "error", "-m", "medseg", "-q", "infer", str(odd), "-o",
+                          str(tmp_path / "out")], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert run.returncode == 1 and run.stderr.splitlines() == [f"medseg: error: {odd}: {WARNING_AS_ERROR}"], \
+        run.stderr
+    assert not (tmp_path / "out" / "odd_seg.nii.gz").exists()

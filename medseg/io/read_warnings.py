@@ -9,7 +9,9 @@ given as it was.
 
 Each block sets a filter, and a change of the filters empties Python's memory of the warnings it told once per
 location: that memory is kept here instead (one read of a file, which reads its header three or four times, tells its
-warning once). Under an "error" filter, a block that ends in its own error raises that error, not a held warning.
+warning once). Under an "error" filter (``python -W error``), a held warning is raised as the read's
+:class:`~medseg.errors.ImageReadError`, one line naming the file once (``<file>: <message> (a UserWarning, made an
+error by the warnings filter)``, the warning its cause); a block that ends in its own error raises that error.
 The filters and loggers are the process's: blocks in two threads take turns.
 """
 
@@ -56,8 +58,8 @@ def warnings_naming(path: Path | str) -> Iterator[None]:
     again as ``<path>: <message>``: a warning of its category, from its code location, a logged one through its
     logger. One that names ``path`` already (a warning of medseg's own, or one an inner block named) is given as it
     was. Where the filters tell a warning once per location ("default"), a file's is told once however many blocks
-    read it; where they make it an error, a block that ends in its own error raises that error. One thread's block
-    at a time."""
+    read it; where they make it an error, it is raised as an :class:`~medseg.errors.ImageReadError` naming the file
+    once, and a block that ends in its own error raises that error. One thread's block at a time."""
     name = str(path)
     held = _Held()
     with _LOCK:
@@ -97,9 +99,12 @@ def _tell(name: str, records: list[logging.LogRecord], caught: list[warnings.War
             continue
         try:
             warnings.warn_explicit(text, warning.category, warning.filename, warning.lineno, module=module)
-        except Warning:
-            if not failed:  # an "error" filter: the warning is the read's error
-                raise
+        except Warning as error:
+            if not failed:  # an "error" filter: the warning is the read's error, one line naming the file once
+                from medseg.errors import ImageReadError
+
+                raise ImageReadError(f"{text} (a {warning.category.__name__}, made an error by the warnings "
+                                     "filter)") from error
             # the read ended in its own error (one line naming the file), which a warning must not replace
 
 
