@@ -121,6 +121,17 @@ def _recorded_file(folder: Path, name: str) -> Path | None:
     return None
 
 
+def _naming(path, text: str) -> str:
+    """``text`` as a check's line naming ``path`` once: ``<path>: <text>``, or ``text`` with the name it gives taken
+    out where it names the file itself (a reader's error: ``seg.nii.gz: truncated header ...``)."""
+    name = str(path)
+    for lead in (f"{name}: ", f"{os.path.abspath(name)}: "):
+        text = text.replace(f": {lead}", ": ", 1) if f": {lead}" in text else text
+        if text.startswith(lead):
+            text = text[len(lead):]
+    return f"{name}: {text}"
+
+
 def _short(sha256: str | None) -> str:
     return f"{sha256[:12]}…" if isinstance(sha256, str) else "none recorded"
 
@@ -326,7 +337,7 @@ def _model_check(record: dict, model, result: Verification):
     try:
         package = load_package(given)
     except MedsegError as error:
-        result.checks.append(Check("model", False, f"{given}: {error}"))
+        result.checks.append(Check("model", False, _naming(given, str(error))))
         return None
     weights, settings = recorded.get("weights_sha256"), recorded.get("settings_sha256")
     problems = []
@@ -417,7 +428,7 @@ def _rerun(record: dict, source: Path, series, segmentation: Path, package, devi
             volume = read_image(source, series=series, warn_skipped=False)
         labels = np.asarray(segment_volume(volume, segmenter))
     except MedsegError as error:
-        result.checks.append(Check("rerun", False, f"{source}: segmenting it again failed: {error}"))
+        result.checks.append(Check("rerun", False, _naming(source, f"segmenting it again failed: {error}")))
         return
     except (RuntimeError, MemoryError) as error:  # out of memory, a torch refusal: this check fails, not the run
         log.debug("%s: segmenting it again failed", source, exc_info=True)
@@ -432,7 +443,7 @@ def _rerun(record: dict, source: Path, series, segmentation: Path, package, devi
 
             stored = np.asarray(read_seg_volume(segmentation, record, source, warn_skipped=False).array)
     except MedsegError as error:  # cut short, or not what medseg wrote: the segmentation check has failed too
-        result.checks.append(Check("rerun", False, f"{segmentation}: cannot be read to compare: {error}"))
+        result.checks.append(Check("rerun", False, _naming(segmentation, f"cannot be read to compare: {error}")))
         return
     if stored.shape != labels.shape:
         result.checks.append(Check("rerun", False, f"{segmentation}: shape {stored.shape}, and segmented again "

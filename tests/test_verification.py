@@ -286,7 +286,9 @@ def test_a_truncated_segmentation_fails_the_rerun_in_one_line(segmented, capsys)
     lines = out.splitlines()
     assert code == 1 and "Traceback" not in err and len(lines) == 5, out + err
     assert lines[0].startswith(f"{sidecar}: segmentation FAILED: {seg}: SHA-256 ")
-    assert lines[4].startswith(f"{sidecar}: rerun FAILED: {seg}: cannot be read to compare: {seg}: ")
+    # the segmentation named once (its reader's error named it again: "seg: cannot be read to compare: seg: ...")
+    assert lines[4].startswith(f"{sidecar}: rerun FAILED: {seg}: cannot be read to compare: ") and \
+        lines[4].count(str(seg)) == 1, lines[4]
     assert err == f"medseg: 1 of 1 sidecars do not match: {sidecar} (segmentation, rerun)\n"
 
 
@@ -690,3 +692,13 @@ def test_a_hand_edited_sidecar_field_of_the_wrong_type_is_one_error_line(segment
                            "medseg infer wrote it"), err
     with pytest.raises(InputError, match=f"{key} is "):
         verify_sidecar(sidecar)
+
+
+def test_a_model_that_cannot_be_loaded_is_named_once(segmented, tmp_path, capsys):
+    """``verify -m missing``: "model FAILED: missing: missing: no such model folder ..." named it twice."""
+    _, sidecar = segmented
+    missing = tmp_path / "missing"
+    code, out, _ = run(["verify", str(sidecar), "-m", str(missing)], capsys)
+    (line,) = [line for line in out.splitlines() if ": model " in line]
+    assert code == 1 and line.startswith(f"{sidecar}: model FAILED: {missing}: no such model folder") and \
+        line.count(str(missing)) == 1, line
