@@ -56,10 +56,12 @@ class Verification:
         return [check.what for check in self.checks if check.ok is False]
 
 
-def _changed_files(folder: Path, info: dict, series: str | None = None, shown: int = 3) -> str:
+def _changed_files(folder: Path, info: dict, series: str | None = None, recorded_sha256: str | None = None,
+                   shown: int = 3) -> str:
     """For a DICOM series whose sidecar names its files' digests (``input_info.file_sha256``): which of them changed
     or are not there now, and which files the series holds now that it does not record (``: of its 35 recorded
-    files, 1 changed (a.dcm); 1 file added (b.dcm)``): the first ``shown`` of each, and how many more."""
+    files, 1 changed (a.dcm); 1 file added (b.dcm)``): the first ``shown`` of each, and how many more. Where none
+    differs, the recorded ``input_sha256`` is not that of the recorded files (``recorded_sha256``): a hand edit."""
     from medseg.io.atomic import sha256_of
 
     recorded = info.get("file_sha256")
@@ -74,7 +76,8 @@ def _changed_files(folder: Path, info: dict, series: str | None = None, shown: i
         kept.add(os.path.realpath(path))
         if sha256_of(path) != digest:
             changed.append(str(name))
-    added = [name for path, name in _series_files(folder, series) if os.path.realpath(path) not in kept]
+    now = _series_files(folder, series)
+    added = [name for path, name in now or () if os.path.realpath(path) not in kept]
 
     def listed(names: list[str], what: str) -> str:
         more = f" and {len(names) - shown} more" if len(names) > shown else ""
@@ -85,21 +88,34 @@ def _changed_files(folder: Path, info: dict, series: str | None = None, shown: i
             f": its {len(recorded)} recorded files are as they were")
     if added:
         text += "; " + listed(added, "file added" if len(added) == 1 else "files added")
+    elif not parts and now is not None and recorded_sha256 != _combined_sha256(recorded.values()):
+        text += (" and the series holds no other: the sidecar's input_sha256 is not that of the files it records; "
+                 f"{_EDITED}")
     elif not parts:
         text += ": files were added to the series"  # none found now (the series cannot be read again): not named
     return text
 
 
-def _series_files(folder: Path, series: str | None) -> list[tuple[Path, str]]:
+def _combined_sha256(digests) -> str | None:
+    """A series' SHA-256 from its files' (hex), as medseg combines them (:func:`medseg.io.dicom.series_sha256`)."""
+    from medseg.io.dicom import _combined
+
+    try:
+        return _combined([bytes.fromhex(str(digest)) for digest in digests])
+    except ValueError:
+        return None
+
+
+def _series_files(folder: Path, series: str | None) -> list[tuple[Path, str]] | None:
     """The files of the series ``folder`` holds now, as the input check hashed them, each with its path relative to
-    ``folder`` (``/`` between folders), sorted by it; none where the folder holds no such series now."""
+    ``folder`` (``/`` between folders), sorted by it; None where the folder holds no such series now."""
     from medseg.errors import MedsegError
     from medseg.io.dicom_series import choose_series, scan_folder
 
     try:
         candidate, _ = choose_series(scan_folder(folder, warn_skipped=False), series)
     except (MedsegError, OSError):
-        return []
+        return None
     found = []
     for path in candidate.files:
         try:
@@ -313,7 +329,7 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
         result.checks.append(Check("input", same, f"{named}: " + (
             f"matches input_sha256 ({_short(found)})" if same else
             f"SHA-256 {_short(found)}, the sidecar records {_short(record['input_sha256'])}: not the input segmented"
-            + ("" if same else _changed_files(source, info, series)))))
+            + ("" if same else _changed_files(source, info, series, record["input_sha256"])))))
 
     package = _model_check(record, model, result)
     _versions_check(record, device, result)

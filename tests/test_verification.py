@@ -702,3 +702,25 @@ def test_a_model_that_cannot_be_loaded_is_named_once(segmented, tmp_path, capsys
     (line,) = [line for line in out.splitlines() if ": model " in line]
     assert code == 1 and line.startswith(f"{sidecar}: model FAILED: {missing}: no such model folder") and \
         line.count(str(missing)) == 1, line
+
+
+def test_a_hand_edited_input_sha256_of_an_unchanged_series_is_not_told_as_files_added(tmp_path, make_package,
+                                                                                       capsys):
+    """A series' sidecar whose input_sha256 was edited by hand, its files as they were: the input line said "files
+    were added to the series", which none were. It says the recorded input_sha256 is not that of the files the
+    sidecar records."""
+    from dicom_factory import make_series
+
+    make_series(tmp_path / "study", shape=(24, 20, 4))
+    code, _, err = run(["infer", str(tmp_path / "study"), "-m", str(make_package()), "-o", str(tmp_path / "out"),
+                        "--threads", "1"], capsys)
+    assert code == 0, err
+    sidecar = tmp_path / "out" / "study_seg.json"
+    record = json.loads(sidecar.read_text())
+    record["input_sha256"] = "0" * 64
+    sidecar.write_text(json.dumps(record))
+    code, out, err = run(["verify", str(sidecar)], capsys)
+    (line,) = [line for line in out.splitlines() if ": input " in line]
+    assert code == 1 and line.endswith(
+        "its 4 recorded files are as they were and the series holds no other: the sidecar's input_sha256 is not "
+        "that of the files it records; the sidecar was edited or damaged since medseg infer wrote it"), out + err
