@@ -229,6 +229,10 @@ def _check_fields(path: Path, record: dict) -> None:
         elif not isinstance(value, kind):
             wanted = {str: "a file name" if key == "segmentation" else "a path", dict: "an object", list: "a list"}
             raise InputError(f"{path}: {key} is {_json_kind(value)}, not {wanted[kind]}; {_EDITED}")
+    for key, optional in (("weights_sha256", False), ("settings_sha256", True)):
+        value = record["model"].get(key)
+        if not (optional and value is None) and (not isinstance(value, str) or not _SHA256.fullmatch(value)):
+            raise InputError(f"{path}: model.{key} is {_json_kind(value, True)}, not a SHA-256 in hex; {_EDITED}")
     name = record["segmentation"]
     if not _plain_name(name):
         raise InputError(f"{path}: segmentation is {name!r}, not the name of a file beside the sidecar; {_EDITED}")

@@ -674,6 +674,8 @@ def test_a_sidecar_naming_a_segmentation_outside_its_folder_is_refused_unread(se
     ("platform", "x", "a string, not an object"),
     ("inference", "x", "a string, not an object"),
     ("input_info.file_sha256", [1], "a list, not an object"),
+    ("model.weights_sha256", None, "null, not a SHA-256 in hex"),
+    ("model.settings_sha256", 12, "a number, not a SHA-256 in hex"),
 ])
 def test_a_hand_edited_sidecar_field_of_the_wrong_type_is_one_error_line(segmented, capsys, key, value, expected):
     """A sidecar edited by hand: a field of another type gave a traceback (``input_info`` a list, ``modalities`` a
@@ -683,6 +685,8 @@ def test_a_hand_edited_sidecar_field_of_the_wrong_type_is_one_error_line(segment
     record = json.loads(sidecar.read_text())
     if key == "input_info.file_sha256":
         record["input_info"] = {"format": "dicom", "file_sha256": value}
+    elif key.startswith("model."):
+        record["model"][key.removeprefix("model.")] = value
     else:
         record[key] = value
     sidecar.write_text(json.dumps(record))
