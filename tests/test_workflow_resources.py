@@ -396,3 +396,36 @@ def test_the_batch_jobs_memory_follows_their_largest_input_unless_set(cohort, tm
                            results=tmp_path / "results", cases_per_job=2, mem_mb=3000)) == {
         ("infer", "batch001"): (3000, 3000, 9000), ("infer", "batch002"): (3000, 3000, 9000),
         ("evaluate", "batch001"): (5000, 5000, 2700), ("evaluate", "batch002"): (5000, 5000, 10200)}
+
+
+def test_a_retry_after_its_time_limit_asks_for_more_time_and_the_memory_it_had(cohort, tmp_path):
+    """A retried job asked for twice the memory and the time whichever ran out. Where its attempt noted that SLURM's
+    time limit ended it (medseg/cohort/time_outs.py), the retry asks for twice the time and the memory it had; the
+    other batches' retries (killed for memory: nothing noted) for twice both. Snakemake's ``--attempt`` (what a job
+    it submits is given) has its preview plan the second attempts."""
+    import json
+
+    _, sheet = cohort
+    results = tmp_path / "results"
+    (results / "jobs").mkdir(parents=True)
+    for job in ("batch001.infer", "batch002.evaluate"):
+        (results / "jobs" / f"{job}.json.out-of-time").write_text(json.dumps({"attempts": [1]}))
+
+    def planned(*options):
+        run = snakemake(tmp_path, "-n", "--cores", "1", *options, samples=sheet, results=results, cases_per_job=3)
+        assert run.returncode == 0, run.stderr[-3000:]
+        jobs = re.findall(r"^rule (infer|evaluate):.*?^\s+wildcards: batch=(\w+)$\s+resources: (.*?)$", run.stdout,
+                          re.MULTILINE | re.DOTALL)
+        listed = {(rule, batch): dict(item.split("=", 1) for item in resources.split(", "))
+                  for rule, batch, resources in jobs}
+        return {job: (int(its["mem_mb"]), int(its["runtime"])) for job, its in listed.items()}
+
+    first, second = planned(), planned("--attempt", "2")
+    assert sorted(first) == sorted(second) == [("evaluate", "batch001"), ("evaluate", "batch002"),
+                                               ("infer", "batch001"), ("infer", "batch002")]
+    kept = {("infer", "batch001"), ("evaluate", "batch002")}
+    for job, (memory, minutes) in first.items():
+        assert second[job] == (memory if job in kept else 2 * memory, 2 * minutes), (job, first, second)
+    # a preview leaves the notes (a run removes the last run's as it starts: its attempts count from 1)
+    assert sorted(p.name for p in (results / "jobs").iterdir()) == ["batch001.infer.json.out-of-time",
+                                                                      "batch002.evaluate.json.out-of-time"]

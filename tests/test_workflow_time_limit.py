@@ -89,3 +89,51 @@ def test_a_batch_out_of_time_on_every_attempt_is_reported_as_failed(cohort, tmp_
     assert again.returncode == 0, again.stderr[-3000:]
     assert ("infer: big not finished by the last run, whose job's last attempt ran out of time: job batch002.infer "
             "will run again when the workflow runs") in again.stdout + again.stderr
+
+
+def test_a_job_ended_by_its_time_limit_is_retried_with_more_time_and_the_same_memory(cohort, tmp_path, monkeypatch):
+    """A retry asked for twice the memory and the time whichever ran out: Snakemake gives a rule's resources the
+    attempt, not why the last one failed. A job that SLURM's time limit ends gets SIGTERM at its end
+    ($SLURM_JOB_END_TIME) and notes its attempt beside its record: its retry asks for twice the time and the memory it
+    had. (A job killed for memory notes nothing, and its retry has twice the memory:
+    test_the_slurm_profile_runs_the_cohort_through_the_executor.)"""
+    import fake_slurm
+
+    folder, _ = cohort
+    data = folder / "data"
+    # planned at 10 min: its first attempt is given 40 s (4 s a minute), which its inference alone outlasts (about 40
+    # CPU seconds, after the job's and its step's Snakemake and medseg's imports), its retry 20 min
+    ramp = np.broadcast_to(np.arange(300, dtype=np.int16), (256, 256, 300))
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(ramp), np.eye(4)), str(tmp_path / "big.nii.gz"))
+    sheet = write_sheet(tmp_path, [("a", str(data / "a.nii.gz"), str(data / "a_label.nii.gz")),
+                                   ("b", str(data / "b.nii.gz"), str(data / "b_label.nii.gz")),
+                                   ("big", str(tmp_path / "big.nii.gz"), "")])
+    state = tmp_path / "slurm"
+    monkeypatch.setenv("PATH", f"{fake_slurm.install(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SLURM_STATE", str(state))
+    monkeypatch.setenv("FAKE_SLURM_STATUS_WAIT", "20")
+    monkeypatch.setenv("FAKE_SLURM_MINUTES", "rule_infer_wildcards_batch002=4:60")
+    results = tmp_path / "results"
+    run = snakemake(tmp_path, "--profile", str(REPO / "profiles" / "slurm"), "--default-resources",
+                    "slurm_account=lab42", "slurm_partition=cpu", "runtime=30", "mem_mb=2000",
+                    "--slurm-logdir", str(tmp_path / "slurm-logs"), "--slurm-init-seconds-before-status-checks", "1",
+                    samples=sheet, results=results, cases_per_job=2, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "SLURM status is: 'TIMEOUT'" in run.stderr
+    submitted = [json.loads(line) for line in (state / "sbatch.jsonl").read_text().splitlines()]
+
+    def option(entry: dict, name: str) -> str:
+        return entry["args"][entry["args"].index(name) + 1]
+
+    slow = [(option(s, "--mem"), option(s, "-t")) for s in sorted(submitted, key=lambda s: int(s["job_id"]))
+            if option(s, "--comment") == "rule_infer_wildcards_batch002"]
+    assert [minutes for _, minutes in slow] == ["10", "20"]
+    assert slow[1][0] == slow[0][0], slow  # the memory it had, not twice
+    jobs = [json.loads(file.read_text()) for file in (state / "jobs").glob("*.json")]
+    assert sorted(job["state"] for job in jobs if option(job, "--comment") == "rule_infer_wildcards_batch002") == [
+        "COMPLETED", "TIMEOUT"]
+    assert f"--memory-mb {slow[0][0]} --final-memory-mb " in run.stderr
+    assert json.loads((results / "jobs" / "batch002.infer.json.out-of-time").read_text()) == {"attempts": [1]}
+    with open(results / "cohort.tsv", newline="", encoding="utf-8") as handle:
+        rows = {row["case_id"]: row["status"] for row in csv.DictReader(handle, delimiter="\t")}
+    assert rows == {"a": "scored", "b": "scored", "big": "no_reference"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import time
 from pathlib import Path
 
@@ -200,6 +202,23 @@ def _check_job(memory_mb: int | None, final_memory_mb: int | None, attempt: tupl
     _check_record(record)
 
 
+@contextlib.contextmanager
+def _noting_time_limit(record, attempt: tuple[int, int] | None):
+    """A job stopped by SIGTERM at its SLURM time limit notes its attempt beside its record, so that the workflow
+    submits it again with more time and the memory it had (medseg/cohort/time_outs.py); any other stop notes
+    nothing."""
+    from medseg import stopping
+
+    try:
+        yield
+    except stopping.Terminated as stop:
+        if stop.code == 128 + signal.SIGTERM and record is not None and attempt is not None:
+            from medseg.cohort.time_outs import note_out_of_time
+
+            note_out_of_time(record, attempt[0])
+        raise
+
+
 def _final_attempt(attempt: tuple[int, int] | None, memory_mb: int | None, final_memory_mb: int | None) -> bool:
     """Whether this job is its last retry: ``--attempt N M`` names the last, or ``--memory-mb`` has reached
     ``--final-memory-mb`` (which does not tell it where a scheduler caps the retries' memory, as Snakemake's
@@ -274,12 +293,20 @@ $ medseg cohort infer samples.tsv -o results --case case01 --case case02 --threa
 @_stop_file
 def infer(samples, results, cases, model, device, precision, batch_size, overlap, threads, memory_mb, final_memory_mb,
           attempt, time_limit, record, job_log, redo, in_run, planned_sha256, stop_file):
-    from medseg.cohort import InferOptions, infer_cases, redo_for_job
-    from medseg.cohort.job_deadline import job_deadline
-
     started = time.time()
     _check_job(memory_mb, final_memory_mb, attempt, record)
     _watch(stop_file)
+    with _noting_time_limit(record, attempt):
+        _infer(samples, results, cases, model, device, precision, batch_size, overlap, threads, memory_mb,
+               final_memory_mb, attempt, time_limit, record, job_log, redo, in_run, planned_sha256, started)
+    return 0
+
+
+def _infer(samples, results, cases, model, device, precision, batch_size, overlap, threads, memory_mb, final_memory_mb,
+           attempt, time_limit, record, job_log, redo, in_run, planned_sha256, started) -> None:
+    from medseg.cohort import InferOptions, infer_cases, redo_for_job
+    from medseg.cohort.job_deadline import job_deadline
+
     selected = _select(samples, cases, results, in_run)
     options = InferOptions(model=model, device=device, precision=precision, batch_size=batch_size, overlap=overlap,
                            threads=threads, memory_mb=memory_mb,
@@ -290,7 +317,6 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
                            job=record.name.removesuffix(".json") if record is not None else None,
                            job_log=str(job_log) if job_log is not None else None)
     _report(infer_cases(selected, results, options, on_case=_tell, redo=redo_for_job(redo, record)), record)
-    return 0
 
 
 _EVALUATE_HELP = """Score the cases of the sample sheet SAMPLES that have a reference; writes
@@ -318,13 +344,14 @@ def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, attem
     started = time.time()
     _check_job(memory_mb, final_memory_mb, attempt, record)
     _watch(stop_file)
-    selected = _select(samples, cases, results, in_run)
-    final = _final_attempt(attempt, memory_mb, final_memory_mb)
-    _report(evaluate_cases(selected, results, threads=threads, memory_mb=memory_mb, on_case=_tell,
-                           final_attempt=final, redo=redo_for_job(redo, record),
-                           deadline=job_deadline(time_limit, final, started),
-                           job=record.name.removesuffix(".json") if record is not None else None,
-                           job_log=str(job_log) if job_log is not None else None), record)
+    with _noting_time_limit(record, attempt):
+        selected = _select(samples, cases, results, in_run)
+        final = _final_attempt(attempt, memory_mb, final_memory_mb)
+        _report(evaluate_cases(selected, results, threads=threads, memory_mb=memory_mb, on_case=_tell,
+                               final_attempt=final, redo=redo_for_job(redo, record),
+                               deadline=job_deadline(time_limit, final, started),
+                               job=record.name.removesuffix(".json") if record is not None else None,
+                               job_log=str(job_log) if job_log is not None else None), record)
     return 0
 
 

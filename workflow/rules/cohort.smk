@@ -9,6 +9,8 @@
 # knows its last retry from its attempt (resources.attempt), not from its memory, which --resources may cap. Under
 # SLURM the last retry also stops before its time limit (--time-limit, the job's runtime), recording the cases it did
 # not finish as failed, so that the batch has its record and the report is made (medseg/cohort/job_deadline.py).
+# An attempt SLURM ended at its time limit notes it beside its record, and its retry asks for more time alone
+# (medseg/cohort/time_outs.py).
 
 
 rule infer:
@@ -40,9 +42,11 @@ rule infer:
     resources:
         # config mem_mb, or planned from the batch's largest input (medseg/cohort/job_memory.py), and the run time
         # from its cases' voxels (medseg/cohort/job_runtime.py) unless config minutes_per_case is given; a retried job
-        # (out of memory or out of time on a cluster) asks for twice, then three times as much of both: Snakemake gives
-        # these functions the attempt, not why the last one failed (docs/cohorts.md, *What runs*: the trade-off and its cost)
-        mem_mb=lambda wildcards, attempt: batch_memory(wildcards.batch, "infer") * attempt,
+        # asks for twice, then three times the time, and as much more memory unless the attempt before noted that
+        # SLURM's time limit ended it: Snakemake gives these functions the attempt, not why the last one failed
+        # (medseg/cohort/time_outs.py; docs/cohorts.md, *What runs*)
+        mem_mb=lambda wildcards, attempt: batch_memory(wildcards.batch, "infer") * memory_factor(
+            f"{RESULTS}/jobs/{wildcards.batch}.infer.json", attempt),
         attempt=lambda wildcards, attempt: attempt,  # not a limit: passed to the job as --attempt
         runtime=lambda wildcards, attempt: infer_minutes(wildcards.batch) * attempt,
         gpu=GPUS,
@@ -77,8 +81,10 @@ rule evaluate:
     retries: RULE_RETRIES
     resources:
         # config evaluate_mem_mb, or planned from the largest input of the batch's cases with a reference, and the
-        # run time from their voxels (medseg/cohort/job_runtime.py); twice, then three times as much on a retry
-        mem_mb=lambda wildcards, attempt: batch_memory(wildcards.batch, "evaluate") * attempt,
+        # run time from their voxels (medseg/cohort/job_runtime.py); twice, then three times as much on a retry (the
+        # memory not after an attempt that SLURM's time limit ended, as for infer)
+        mem_mb=lambda wildcards, attempt: batch_memory(wildcards.batch, "evaluate") * memory_factor(
+            f"{RESULTS}/jobs/{wildcards.batch}.evaluate.json", attempt),
         attempt=lambda wildcards, attempt: attempt,
         runtime=lambda wildcards, attempt: evaluate_minutes(wildcards.batch) * attempt,
     shell:

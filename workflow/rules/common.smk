@@ -60,6 +60,7 @@ from medseg.cohort.job_deadline import EXECUTOR_VARIABLE
 from medseg.cohort.job_runtime import evaluate_minutes as planned_evaluate_minutes
 from medseg.cohort.job_runtime import infer_minutes as planned_infer_minutes
 from medseg.cohort.report_memory import report_memory_mb
+from medseg.cohort.time_outs import forget_out_of_time, memory_factor
 from medseg.cohort.settings import (check_config, check_results_folder, config_source, cpus_beside_threads,
                                     first_attempt_memory, fixed_retry_resources, gpu_model_without_gpu,
                                     old_default_runtime, per_cpu_memory, placeholder_resources, resource_settings,
@@ -236,6 +237,8 @@ onstart:
     stop_if_snakemake_took_sigterm(workflow)
     stopping.unmark(_STOP_FILE)  # one left by a run of this pid
     planned(cohort.write_batch_plan, RESULTS, config["cases_per_job"], BATCHES, _PLAN)
+    # the notes of an earlier run's attempts that SLURM ended at their time limit (this run's attempts count from 1)
+    forget_out_of_time(Path(RESULTS, "jobs"))
     snakelock.record_run(Path(".snakemake"))
     # the jobs are told the executor (known from here on): with the local one, Snakemake perhaps itself a SLURM job,
     # no scheduler enforces a job's runtime, and a last attempt does not stop at it (medseg/cohort/job_deadline.py)
