@@ -398,6 +398,36 @@ def test_the_batch_jobs_memory_follows_their_largest_input_unless_set(cohort, tm
         ("evaluate", "batch001"): (5000, 5000, 2700), ("evaluate", "batch002"): (5000, 5000, 10200)}
 
 
+def test_a_cluster_preview_says_what_the_sheets_jobs_ask_for_in_all(cohort, tmp_path):
+    """Before a submission, the CPU and GPU time a cohort asks a cluster for was the sum, by hand, of every job's
+    resources in Snakemake's preview (41 jobs for 200 cases). Planning with a cluster executor says it in one line,
+    the same figures as the jobs Snakemake lists; a local run's jobs ask no scheduler, and it says nothing."""
+    import importlib.util
+
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        pytest.skip("the SLURM executor plugin is not installed (pip install -e '.[workflow]')")
+    _, sheet = cohort
+    preview = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles" / "slurm"), "--default-resources",
+                        "slurm_account=lab42", "slurm_partition=cpu", "--set-resources", "infer:slurm_partition=gpu",
+                        samples=sheet, results=tmp_path / "results", cases_per_job=3, device="cuda", threads=2)
+    assert preview.returncode == 0, preview.stderr[-3000:]
+    jobs = re.findall(r"^rule (\w+):.*?^\s+resources: (.*?)$", preview.stdout, re.MULTILINE | re.DOTALL)
+    listed = [(rule, dict(item.split("=", 1) for item in resources.split(", "))) for rule, resources in jobs
+              if rule in ("infer", "evaluate", "report")]
+    infer = [int(job["runtime"]) for rule, job in listed if rule == "infer"]
+    cpu_minutes = sum(int(job["runtime"]) * (2 if rule == "infer" else 1) for rule, job in listed)
+    gb_minutes = sum(int(job["runtime"]) * int(job["mem_mb"]) / 1000 for _, job in listed)
+    infer_mb = {job["mem_mb"] for rule, job in listed if rule == "infer"}
+    assert len(infer) == 2 and len(infer_mb) == 1 and not preview.stderr.count("Traceback")
+    line = next(line for line in (preview.stdout + preview.stderr).splitlines() if "jobs ask the cluster" in line)
+    assert line.startswith(f"the sheet's jobs ask the cluster for: 2 infer ({infer[0]} min, {int(infer_mb.pop()):,} "
+                           "MB, 2 CPU, 1 GPU each), 2 evaluate (")
+    assert f"their run times reserve {cpu_minutes / 60:.1f} CPU h, {sum(infer) / 60:.1f} GPU h and " \
+           f"{gb_minutes / 60:.1f} GB h of memory on their first attempts" in line
+    local = snakemake(tmp_path, "-n", "--cores", "1", samples=sheet, results=tmp_path / "results", cases_per_job=3)
+    assert local.returncode == 0 and "jobs ask the cluster" not in local.stdout + local.stderr
+
+
 def test_a_retry_after_its_time_limit_asks_for_more_time_and_the_memory_it_had(cohort, tmp_path):
     """A retried job asked for twice the memory and the time whichever ran out. Where its attempt noted that SLURM's
     time limit ended it (medseg/cohort/time_outs.py), the retry asks for twice the time and the memory it had; the

@@ -55,6 +55,7 @@ from medseg.cohort.input_voxels import input_grid
 from medseg.numbers import counted
 from medseg.cohort.job_command import medseg_command
 from medseg.cohort.job_memory import evaluate_memory_mb, infer_memory_mb
+from medseg.cohort.job_totals import AskedJob, asked_line
 from medseg.cohort.invocation import runtime_enforced
 from medseg.cohort.job_deadline import EXECUTOR_VARIABLE
 from medseg.cohort.job_runtime import evaluate_minutes as planned_evaluate_minutes
@@ -543,6 +544,18 @@ if (workflow.is_main_process and config["minutes_per_case"] is not None and runt
                                config["overlap"], config["precision"], config["device"]) for batch in BATCHES])
     if _old_runtime is not None:
         logger.warning(_old_runtime)
+
+
+if workflow.is_main_process and runtime_enforced(sys.argv[1:]):
+    # what the sheet's jobs ask a cluster for in all, before a submission (Snakemake's preview lists them one by one)
+    logger.info(asked_line(
+        [AskedJob("infer", None if runtime_overridden(_OVERRIDES) else infer_minutes(batch), _memory["infer"][batch],
+                  _THREADS["infer"], GPUS) for batch in BATCHES]
+        + [AskedJob("evaluate", None if runtime_overridden(_OVERRIDES, "evaluate") else evaluate_minutes(batch),
+                    _memory["evaluate"][batch], _THREADS["evaluate"]) for batch in BATCHES]
+        + [AskedJob("report", None if runtime_overridden(_OVERRIDES, "report") else 60,
+                    first_attempt_memory("report", report_memory(), _OVERRIDES, _CAPS))],
+        retries=RETRIES))
 
 
 def results_of(job_record):

@@ -1,0 +1,66 @@
+"""What a cohort run asks a cluster for, in all: its jobs by rule, and the CPU, GPU and memory time they reserve.
+
+Snakemake's preview (``-n``) lists every job with its resources, one job at a time: for 200 cases, 41 jobs to add up
+by hand before a submission. The workflow's planning says it in one line instead (:func:`asked_line`), for a run
+whose executor hands each job's run time to a scheduler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = ["AskedJob", "asked_line"]
+
+
+@dataclass(frozen=True)
+class AskedJob:
+    """One job as its first attempt asks for it: its rule, run time (minutes) and memory (MB), each None where a
+    --set-resources gives it in a form planning cannot work out, its CPUs and GPUs."""
+
+    rule: str
+    minutes: int | None
+    mem_mb: int | None
+    cpus: int = 1
+    gpus: int = 0
+
+
+def _span(values: Sequence[int], unit: str) -> str:
+    low, high = min(values), max(values)
+    return f"{low:,} {unit}" if low == high else f"{low:,}-{high:,} {unit}"
+
+
+def _hours(value_minutes: float) -> str:
+    return f"{value_minutes / 60:.1f}"
+
+
+def asked_line(jobs: Sequence[AskedJob], retried_rules: Sequence[str] = ("infer", "evaluate"),
+               retries: int = 2) -> str:
+    """One line: the jobs by rule (count, run time and memory each) and, over them all, the CPU hours, GPU hours and
+    memory (GB hours) their run times reserve on the first attempts, and what every retry of ``retried_rules`` (twice,
+    then three times the time: ``retries``) would bring it to. A job whose run time is not known (``minutes`` None)
+    counts in the jobs, not in the hours."""
+    by_rule: dict[str, list[AskedJob]] = {}
+    for job in jobs:
+        by_rule.setdefault(job.rule, []).append(job)
+    parts = []
+    for rule, its in by_rule.items():
+        minutes = [job.minutes for job in its if job.minutes is not None]
+        runtime = _span(minutes, "min") if len(minutes) == len(its) else "run time from --set-resources"
+        memories = [job.mem_mb for job in its if job.mem_mb is not None]
+        memory = _span(memories, "MB") if len(memories) == len(its) else "memory from --set-resources"
+        gpus = f", {_span([job.gpus for job in its], 'GPU')}" if any(job.gpus for job in its) else ""
+        parts.append(f"{len(its)} {rule} ({runtime}, {memory}"
+                     f"{', ' + _span([job.cpus for job in its], 'CPU') if any(job.cpus > 1 for job in its) else ''}"
+                     f"{gpus}{' each' if len(its) > 1 else ''})")
+    timed = [job for job in jobs if job.minutes is not None]
+    cpu = sum(job.minutes * job.cpus for job in timed)
+    gpu = sum(job.minutes * job.gpus for job in timed)
+    memory = sum(job.minutes * job.mem_mb / 1000 for job in timed if job.mem_mb is not None)
+    # every attempt of a retried rule: 1 + 2 + 3 times the time (the memory grows too, unless the time ran out)
+    scale = sum(range(1, retries + 2))
+    worst = sum((job.minutes * job.cpus) * (scale if job.rule in retried_rules else 1) for job in timed)
+    return (f"the sheet's jobs ask the cluster for: {', '.join(parts)}; their run times reserve {_hours(cpu)} CPU h"
+            f"{f', {_hours(gpu)} GPU h' if gpu else ''} and {_hours(memory)} GB h of memory on their first attempts, "
+            f"{_hours(worst)} CPU h were every {'/'.join(retried_rules)} job to fail {retries} times (a job that "
+            "finished in an earlier run is not submitted again: Snakemake's job stats count those that run)")

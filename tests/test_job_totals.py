@@ -1,0 +1,30 @@
+"""The one line that says what a cohort's jobs ask a cluster for in all."""
+
+from __future__ import annotations
+
+from medseg.cohort.job_totals import AskedJob, asked_line
+
+
+def test_the_line_adds_up_the_jobs_cpu_gpu_and_memory_time():
+    """Two GPU inference jobs of 4 CPUs (10 and 20 min, 3,300 MB), two scoring jobs and the report: the hours are the
+    jobs' run times times their CPUs, GPUs and memory; every infer and evaluate job failing twice brings their CPU
+    time to 1 + 2 + 3 times."""
+    jobs = [AskedJob("infer", 10, 3300, 4, 1), AskedJob("infer", 20, 3300, 4, 1), AskedJob("evaluate", 6, 900),
+            AskedJob("evaluate", 6, 900), AskedJob("report", 60, 1000)]
+    line = asked_line(jobs)
+    assert line.startswith("the sheet's jobs ask the cluster for: 2 infer (10-20 min, 3,300 MB, 4 CPU, 1 GPU each), "
+                           "2 evaluate (6 min, 900 MB each), 1 report (60 min, 1,000 MB); ")
+    # CPU: 4 x 30 + 12 + 60 = 192 min; GPU: 30 min; memory: 3.3 x 30 + 0.9 x 12 + 1 x 60 = 169.8 GB min
+    assert "their run times reserve 3.2 CPU h, 0.5 GPU h and 2.8 GB h of memory on their first attempts, " in line
+    # 6 x (120 + 12) + 60 = 852 min
+    assert "14.2 CPU h were every infer/evaluate job to fail 2 times" in line
+
+
+def test_a_run_time_or_memory_given_by_set_resources_is_named_not_counted():
+    """A --set-resources expression planning cannot work out (None) is named in its rule's part and left out of the
+    hours; CPU jobs name no GPU."""
+    line = asked_line([AskedJob("infer", None, None), AskedJob("report", 60, 1000)])
+    assert line.startswith("the sheet's jobs ask the cluster for: 1 infer (run time from --set-resources, memory from "
+                           "--set-resources), 1 report (60 min, 1,000 MB); their run times reserve 1.0 CPU h and 1.0 "
+                           "GB h of memory")
+    assert "GPU" not in line
