@@ -43,7 +43,10 @@ _final_memory = click.option("--final-memory-mb", type=click.IntRange(1), defaul
 _attempt = click.option("--attempt", "attempt", type=(click.IntRange(1), click.IntRange(1)), default=None,
                         metavar="N M", help="This job is attempt N of at most M (Snakemake's retries): on the last, a "
                                             "case whose workers died twice is given up, so that the rest of the batch "
-                                            "completes, whatever memory the scheduler granted.")
+                                            "completes, whatever memory the scheduler granted. Under SLURM, an "
+                                            "attempt ended by SIGTERM at its time limit ($SLURM_JOB_END_TIME) notes N "
+                                            "beside --record (RECORD.out-of-time): the workflow's retry then asks for "
+                                            "more time and the same memory.")
 # a scoring job imports no torch: its threads are medseg's own, which the surface distances' searches follow
 _scoring_threads = click.option(
     "--threads", type=click.IntRange(1), default=None,
