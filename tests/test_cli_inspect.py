@@ -242,3 +242,61 @@ def test_a_folder_with_a_space_given_unquoted_says_to_quote_it(tmp_path, capsys,
     assert code == 2 and "(x.nii.gz); 'MR Studie' is there: give a path with spaces in quotes" in err, err
     code, _, err = run_cli(["inspect", "MR", "Bilder"], capsys)  # nothing of that name: as click words it
     assert err == "medseg inspect: error: Got unexpected extra argument (Bilder). Try 'medseg inspect --help'.\n"
+
+
+def _two_series_folder(root):
+    make_series(root / "a", seed=1, series_number=3, description="body " * 16, prefix="a")
+    make_series(root / "deeply" / "nested" / "folder" / "of" / "the" / "second" / "series", seed=2, series_number=6,
+                description="tilted", prefix="t",
+                positions=slice_positions(SHAPE[2], 2.0, inplane_shift=(0.0, 0.5, 0.0)))
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_inspect_fits_a_narrow_terminal_with_every_field(tmp_path, capsys, monkeypatch, columns):
+    """The table was 200-330 columns wide (a UID, a study, a folder), each row wrapped over the next in an 80 or
+    120 column terminal: narrower than the table, each series is a block of one field a line, every line within
+    the width, no field left out."""
+    _two_series_folder(tmp_path)
+    monkeypatch.setenv("COLUMNS", str(columns))
+    code, out, _ = run_cli(["inspect", str(tmp_path)], capsys)
+    assert code == 0
+    lines = out.splitlines()
+    assert max(_columns(line) for line in lines) <= columns
+    monkeypatch.delenv("COLUMNS")
+    report = json.loads(run_cli(["inspect", str(tmp_path), "--json"], capsys)[1])
+    blocks = out.split("\n\n")
+    assert len(blocks) == len(report["series"]) == 2
+    for block, entry in zip(blocks, report["series"]):
+        block_lines = block.splitlines()
+        assert block_lines[0] == f"series {entry['key']}"
+        fields = {}
+        for line in block_lines[1:]:
+            if not line.startswith(" "):  # the lines after the last series
+                break
+            if not line.startswith("    "):
+                label, value = line.strip().split("  ", 1)
+                fields[label] = value.strip()
+            else:  # a value wrapped onto the next line
+                fields[label] += " " + line.strip()
+        assert list(fields) == ["number", "description", "modality", "position", "images", "shape", "spacing (mm)",
+                                "orientation", "flags", "uid", "status", "folder"]
+        assert fields["number"] == str(entry["number"])
+        assert fields["description"] == " ".join(entry["description"].split())
+        assert (fields["modality"], fields["images"]) == (entry["modality"], str(entry["images"]))
+        assert fields["shape"] == "x".join(map(str, entry["shape"])) and fields["uid"] == entry["uid"]
+        assert fields["folder"].replace(" ", "") == entry["folder"]
+        assert fields["orientation"] == entry["orientation"] and fields["status"] == "eligible"
+    assert fields["flags"].startswith("tilt(") and "tilt" in entry["flags"]
+    assert "would use: none:" in out and "2 eligible series" in out
+
+
+def test_inspect_piped_or_wide_keeps_its_table(tmp_path, capsys, monkeypatch):
+    """Piped (no terminal, no COLUMNS), or in a terminal as wide as the table: one row a series, for grep and awk."""
+    _two_series_folder(tmp_path)
+    monkeypatch.delenv("COLUMNS", raising=False)
+    code, out, _ = run_cli(["inspect", str(tmp_path)], capsys)
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split()[:2] == ["KEY", "NUMBER"] and max(map(len, lines[:3])) > 120
+    assert lines[1].startswith("3 ") and lines[2].startswith("6 ")
+    monkeypatch.setenv("COLUMNS", "400")
+    assert run_cli(["inspect", str(tmp_path)], capsys)[1].splitlines()[:3] == lines[:3]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 import click
 
-from medseg.cli.options import GivenPath, escaped_line
+from medseg.cli.options import GivenPath, escaped_line, output_columns
 from medseg.one_line import padded, terminal_columns
 
 __all__ = ["inspect"]
@@ -23,6 +24,9 @@ uneven, 4D, non-HU (intensities are not Hounsfield units), per-slice-rescale (sl
 their own), per-slice-bits (files stating different BitsStored), monochrome1 (read as stored, not inverted),
 no-series-uid (an anonymised series, told apart by its key), split:<why> (a series split because it mixes
 orientations, image types, echoes or sizes; choose a part as NUMBER-PART).
+
+The listing is a table, one row a series, where it fits the terminal's width (or COLUMNS); where it does not, each
+series is a block of one field a line. Piped or redirected, it stays a table. --json gives every field, and more.
 
 \b
 $ medseg inspect study/
@@ -61,21 +65,42 @@ def inspect(folder, as_json, series):
     # padded by the columns a terminal gives each cell, not its characters: a description in Japanese (two columns
     # a character) or with a combining accent (none) put every later column of its row out of line
     widths = [max(terminal_columns(v) for v in [h] + [r[i] for r in rows]) for i, h in enumerate(header)]
-    click.echo("  ".join(padded(h, w) for h, w in zip(header, widths)).rstrip())
-    for row in rows:
-        click.echo("  ".join(padded(v, w) for v, w in zip(row, widths)).rstrip())
+    # a table of 13 columns, a UID among them, is 200 to 330 columns wide: in a terminal narrower than that each row
+    # wrapped onto the next and no column stood under its header; there, one field a line
+    width = output_columns()
+    if width is None or sum(widths) + 2 * (len(widths) - 1) <= width:
+        click.echo("  ".join(padded(h, w) for h, w in zip(header, widths)).rstrip())
+        for row in rows:
+            click.echo("  ".join(padded(v, w) for v, w in zip(row, widths)).rstrip())
+    else:
+        labels = [h.lower() for h in header]
+        indent = 2 + max(terminal_columns(label) for label in labels[1:]) + 2
+        for number, row in enumerate(rows):
+            if number:
+                click.echo("")
+            click.echo(_fitted(f"series {row[0]}", width))
+            for label, value in zip(labels[1:], row[1:]):
+                click.echo(_fitted(padded(f"  {label}", indent) + value, width, indent))
     for kind in ("skipped_files", "ignored_objects", "unreadable_files"):
         if report[kind]:
             names = ", ".join(f"{item['path']} ({item['reason']})" for item in report[kind][:10])
             more = f" and {len(report[kind]) - 10} more" if len(report[kind]) > 10 else ""
-            click.echo(escaped_line(f"{kind.replace('_', ' ')}: {names}{more}"))
+            click.echo(_fitted(escaped_line(f"{kind.replace('_', ' ')}: {names}{more}"), width))
     chosen = report["chosen"]
     if chosen["key"] is not None:
-        click.echo(escaped_line(f"would use: series {chosen['key']} ({chosen['reason']})"))
+        click.echo(_fitted(escaped_line(f"would use: series {chosen['key']} ({chosen['reason']})"), width))
     else:
-        click.echo(escaped_line(f"would use: none: {chosen['reason']}"))
+        click.echo(_fitted(escaped_line(f"would use: none: {chosen['reason']}"), width))
     _tell_failure(folder, report, failed)
     return failed
+
+
+def _fitted(line: str, width: int | None, indent: int = 2) -> str:
+    """``line`` wrapped to ``width`` columns, its further lines indented by ``indent`` (a UID or path longer than a
+    line is broken); unchanged where ``width`` is None (piped: one line an item, for grep)."""
+    if width is None or terminal_columns(line) <= width:
+        return line
+    return "\n".join(textwrap.wrap(line, width=width, subsequent_indent=" " * indent, break_on_hyphens=False))
 
 
 def _tell_failure(folder, report: dict, failed: int) -> None:

@@ -15,7 +15,7 @@ __all__ = [
     "GivenPath", "FiniteFloatRange", "given_model", "model_option", "device_form", "device_option", "precision_option",
     "batch_option", "overwrite_option", "threads_option", "series_option", "escaped_line", "error_line", "quiet",
     "file_output", "output_dir_option", "output_or_folder", "refuse_blocked_folder", "usage_errors", "invocation",
-    "typed_option", "OPTION_NAMES", "ct_window_option",
+    "typed_option", "OPTION_NAMES", "ct_window_option", "output_columns",
 ]
 
 
@@ -125,6 +125,25 @@ def stopped_by(stop: BaseException) -> str:
     terminal or ssh session closed), so that a batch job's log tells a scheduler's stop from a Ctrl-C, which is
     named by nothing ("")."""
     return {143: " by SIGTERM", 129: " by SIGHUP"}.get(getattr(stop, "code", None), "")
+
+
+def output_columns() -> int | None:
+    """The columns standard output's lines should fit: ``COLUMNS`` where it is set (a positive number), else the
+    terminal's width where standard output is a terminal; None where it is piped or redirected (no limit: a listing
+    keeps one line per row for ``grep`` and ``awk``)."""
+    import shutil
+    import sys
+
+    given = os.environ.get("COLUMNS", "").strip()
+    if given.isdigit() and int(given) > 0:
+        return int(given)
+    stream = sys.stdout
+    try:
+        if stream is None or not stream.isatty():
+            return None
+    except (AttributeError, ValueError):  # a stream without isatty, or closed
+        return None
+    return shutil.get_terminal_size((80, 24)).columns
 
 
 def error_line(message: object) -> str:
