@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable
@@ -60,6 +61,30 @@ def slice_axes(inference: dict) -> list[int]:
     return [int(a) for a in axis] if isinstance(axis, list) else [int(axis)]
 
 
+class _SlabProgress:
+    """A slab's slices told to ``progress`` as its tiles go through the network: whole slices, never more than the
+    slab's (a pass tried again after running out of memory counts its tiles again), the rest at :meth:`finish`."""
+
+    def __init__(self, progress: Callable[[int], None] | None, slices: int, tiles_a_slice: int) -> None:
+        self.progress = progress
+        self.slices = slices
+        self.tiles_a_slice = max(1, tiles_a_slice)
+        self.done = 0  # tiles through the network
+        self.told = 0  # slices told
+
+    def tiles(self, count: int) -> None:
+        self.done += count
+        self._tell(min(self.slices, self.done // self.tiles_a_slice))
+
+    def finish(self) -> None:
+        self._tell(self.slices)
+
+    def _tell(self, slices: int) -> None:
+        if self.progress is not None and slices > self.told:
+            self.progress(slices - self.told)
+            self.told = slices
+
+
 class SliceNet(nn.Module):
     """Wraps a 2D network so that it takes 3D windows ``(B, C, H, W, 1)`` from the sliding window."""
 
@@ -69,6 +94,7 @@ class SliceNet(nn.Module):
         self.tiles = 0  # tiles evaluated so far, for benchmarks and sidecars
         self.last_batch = 0  # tiles in the latest forward pass, counted or not (one out of memory is not)
         self.ran_out = False  # whether the latest out-of-memory error arose inside the network (not in the stitching)
+        self.on_tiles: Callable[[int], None] | None = None  # told the tiles of each forward pass done (progress)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.last_batch = x.shape[0]
@@ -79,6 +105,8 @@ class SliceNet(nn.Module):
                 self.ran_out = True
             raise
         self.tiles += x.shape[0]
+        if self.on_tiles is not None:
+            self.on_tiles(x.shape[0])
         return out
 
 
@@ -322,16 +350,33 @@ class Segmenter:
         else:
             # the type argmax_labels gives: uint8 up to 256 classes (label values above 255 would wrap)
             out = torch.empty((*plane, depth), dtype=torch.uint8 if self.n_classes <= 256 else torch.int32)
+        # a slab's tiles (each plane's, for each flip) go through the network in passes of batch_size: progress is
+        # told the slices of each pass as it ends, not the slab's at its end (one slab held a 30-slice volume whole,
+        # and its bar stood at 0 until it jumped to 30)
+        tiles_a_slice = self._tiles_a_plane(plane) * (1 + len(self.flips))
         for start in range(0, depth, step):
             stopping.check()  # a Ctrl-C or SIGTERM whose exception a callback swallowed
             stop = min(depth, start + step)
             slab = context_stack(volume, start, stop, self.context).contiguous()[None]
-            out[..., start:stop] = self._label_slab(slab, axis, probabilities)
-            if progress is not None:
-                progress(stop - start)
+            told = _SlabProgress(progress, stop - start, tiles_a_slice)
+            self.window_net.on_tiles = told.tiles if progress is not None else None
+            try:
+                out[..., start:stop] = self._label_slab(slab, axis, probabilities)
+            finally:
+                self.window_net.on_tiles = None
+            told.finish()
         if probabilities:
             return torch.movedim(out, -1, 1 + axis)
         return torch.movedim(out, -1, axis)
+
+    def _tiles_a_plane(self, plane: tuple[int, int]) -> int:
+        """The tiles the sliding window takes of one plane (MONAI's count: a plane smaller than the tile is one)."""
+        count = 1
+        for size, roi in zip(plane, self.roi_size):
+            if size > roi:
+                step = max(1, int(roi * (1 - self.overlap)))
+                count *= math.ceil((size - roi) / step) + 1
+        return count
 
     def _label_slab(self, slab: torch.Tensor, axis: int, probabilities: bool) -> torch.Tensor:
         """One slab's labels (or softmax) on the CPU, from the slab on the CPU. Out of GPU memory (a GPU shared with

@@ -310,6 +310,8 @@ def test_the_progress_bar_names_the_input_escaped(monkeypatch):
     with _ProgressFactory(Path("evil\x1b[31mRED\nx.nii.gz"), silent=False) as progress:
         update = progress(4)
         update(2)
+    # the count says what it counts (it was a bare "0/4")
+    assert "| 0/4 slices [" in terminal.getvalue()
     assert "evil\\x1b[31mRED\\nx.nii.gz" in terminal.getvalue()
     assert "\x1b[31m" not in terminal.getvalue() and "\n" not in terminal.getvalue()
 
@@ -333,10 +335,10 @@ def test_the_progress_bar_clock_runs_while_a_slab_is_labelled(monkeypatch):
     with _ProgressFactory(Path("ct.nii.gz"), silent=False) as progress:
         progress(20)
         deadline = time.monotonic() + 20  # a loaded machine may delay a redraw: wait for one, not for a fixed time
-        while not re.search(r"0/20 \[00:0[1-9]<", terminal.getvalue()) and time.monotonic() < deadline:
+        while not re.search(r"0/20 slices \[00:0[1-9]<", terminal.getvalue()) and time.monotonic() < deadline:
             time.sleep(0.05)
         shown = terminal.getvalue()
-    assert "0/20 [00:00<" in shown and re.search(r"0/20 \[00:0[1-9]<", shown), shown
+    assert "0/20 slices [00:00<" in shown and re.search(r"0/20 slices \[00:0[1-9]<", shown), shown
     after = terminal.getvalue()
     time.sleep(1.5)
     assert terminal.getvalue() == after

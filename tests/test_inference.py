@@ -42,6 +42,31 @@ def test_progress_reports_every_slice(make_package):
     assert sum(seen) == 10 and len(seen) == 4  # slabs of 3 slices
 
 
+@pytest.mark.parametrize(("roi", "batch", "expected"), [
+    (40, 4, [4] * 7 + [2]),  # one tile a slice: a pass of 4 tiles is 4 slices
+    (32, 6, None),  # four 32×32 tiles a 40×40 slice: a pass of 6 tiles is 1.5 slices
+])
+def test_progress_advances_with_each_forward_pass_not_each_slab(make_package, roi, batch, expected):
+    """A 30-slice volume of small planes is one slab: its bar stood at 0 until the slab was done, then jumped to
+    30. It is told the whole slices of each forward pass now, in order, as many as there are in all."""
+    package = load_package(make_package(inference={"slice_axis": 2, "roi_size": [roi, roi], "overlap": 0.25,
+                                                   "blend": "gaussian", "context_slices": 0}))
+    segmenter = Segmenter(package, device="cpu", batch_size=batch)
+    image = torch.randn(1, 40, 40, 30)
+    seen = []
+    labels = segmenter.predict(image, progress=seen.append)
+    assert segmenter.slab_slices((40, 40)) >= 30 and sum(seen) == 30 and min(seen) >= 1
+    tiles_a_slice = 1 if roi == 40 else 4
+    assert segmenter.window_net.tiles == 30 * tiles_a_slice == 30 * segmenter._tiles_a_plane((40, 40))
+    if expected is not None:
+        assert seen == expected
+    else:  # 120 tiles in 20 passes of 6: slices 1, 3, 4, 6, ... told as each pass ends
+        running = [sum(seen[:i + 1]) for i in range(len(seen))]
+        assert len(seen) == 20 and running == [6 * (n + 1) // 4 for n in range(20)]
+    assert torch.equal(labels, segmenter.predict(image))
+    assert segmenter.window_net.on_tiles is None
+
+
 
 def test_slabs_of_a_multi_modal_model_hold_no_more_input_values_than_slab_voxels(make_package):
     """A model of 4 modalities with 1 context slice each side takes 12 input channels for its 4 classes: a slab is

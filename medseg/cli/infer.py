@@ -513,8 +513,11 @@ class _ProgressFactory:
         self.redirect = logging_redirect_tqdm()
         self.redirect.__enter__()
         # the name escaped as in every other line: a line break or an escape sequence in it would drive the terminal
-        self.bar = tqdm(total=total, desc=escaped_line(self.path.name), unit="slice", leave=False, dynamic_ncols=True)
-        # tqdm redraws only on an update, which comes a slab of slices at a time (a minute or more on a busy CPU):
+        # "12/30 slices": tqdm's own form gave the count bare ("12/30"), the unit only in its rate
+        self.bar = tqdm(total=total, desc=escaped_line(self.path.name), unit="slice", leave=False, dynamic_ncols=True,
+                        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} slices [{elapsed}<{remaining}, {rate_fmt}]")
+        # tqdm redraws only on an update, which comes a forward pass of tiles at a time (seconds or more on a busy
+        # CPU, for a large plane's tiles):
         # redrawn each second in between, its clock runs, where a frozen 00:00 read as a hang
         self.stopped = threading.Event()
         self.ticker = threading.Thread(target=self._tick, name="medseg-progress", daemon=True)
