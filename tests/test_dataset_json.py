@@ -573,3 +573,61 @@ def test_an_nnunet_folder_of_real_cases_trains_segments_and_scores_as_it_is(shar
     assert sorted(row[header.index("case_id")] for row in rows[1:]) == test_cases
     assert {"Anterior_dice", "Posterior_dice"} <= set(header)
     assert [row[header.index("status")] for row in rows[1:]] == ["scored", "scored"]
+
+
+@pytest.mark.parametrize(("ending", "told"), [
+    (None, None), (".nii.gz", None), (".NII.GZ", None),
+    (".nrrd", "warning"), (".mha", "warning"), (".nii", "warning"),
+    (".png", "error"), (".tif", "error"), (5, "error"), ("nii.gz", "error"),
+])
+def test_an_nnunet_file_ending_is_read_and_one_medseg_does_not_write_is_told(tmp_path, ending, told):
+    """nnU-Net v2's file_ending (the images' format, and its predictions') was not read: medseg's segmentations are
+    .nii.gz whatever it says. .nii.gz is taken in silence; a format medseg reads but does not write is a one-line
+    warning; one it cannot read, or a value that is no file ending, a one-line error naming the file."""
+    from medseg.io.dataset_json import file_ending_note
+
+    path = tmp_path / "dataset.json"
+    document = {"labels": {"background": 0, "a": 1}, "channel_names": {"0": "MRI"}}
+    if ending is not None:
+        document["file_ending"] = ending
+    path.write_text(json.dumps(document))
+    if told == "error":
+        with pytest.raises(InputError) as error:
+            file_ending_note(path)
+        message = str(error.value)
+        assert message.startswith(f"{path}: file_ending ") and "\n" not in message
+        if ending == ".png":
+            assert message == (f'{path}: file_ending ".png" names images medseg cannot read or write (it reads '
+                               '.nii.gz, .nii, .nrrd, .nhdr, .mha, .mhd; it writes .nii.gz); convert the images and '
+                               'labels to NIfTI and set file_ending to ".nii.gz"')
+        return
+    note = file_ending_note(path)
+    if told is None:
+        assert note is None
+    else:
+        assert note == (f'{path}: file_ending "{ending}": the images are read as they are, but medseg writes its '
+                        f'segmentations as NIfTI (.nii.gz), not {ending}; convert them where a tool expects {ending}')
+
+
+def test_train_tells_the_file_ending_of_its_dataset_json(tiny_set, tmp_path, capsys):
+    """`medseg train` on an nnU-Net folder whose dataset.json says .png stops in one line before anything is written;
+    one that says .nrrd trains, with the warning that its segmentations are .nii.gz."""
+    images, labels = _dataset_folder(tiny_set, tmp_path / "Dataset009", {"0": "background", "1": "Ellipsoid",
+                                                                          "2": "Box", "3": "Tube"})
+    dataset = tmp_path / "Dataset009" / "dataset.json"
+    document = json.loads(dataset.read_text())
+    dataset.write_text(json.dumps({**document, "file_ending": ".png"}))
+    out = tmp_path / "model"
+    assert _exit_code(_train_cli(images, labels, out, "--epochs", "1", *_FEW_STEPS)) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f'medseg: error: {dataset}: file_ending ".png" names images medseg cannot read or '
+                                'write (it reads .nii.gz, .nii, .nrrd, .nhdr, .mha, .mhd; it writes .nii.gz); '
+                                'convert the images and labels to NIfTI and set file_ending to ".nii.gz"']
+    assert not out.exists()
+    dataset.write_text(json.dumps({**document, "file_ending": ".nrrd"}))
+    assert _exit_code(_train_cli(images, labels, out, "--epochs", "1", *_FEW_STEPS)) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "file_ending" in line]
+    assert warnings == [f'warning: {dataset}: file_ending ".nrrd": the images are read as they are, but medseg '
+                        'writes its segmentations as NIfTI (.nii.gz), not .nrrd; convert them where a tool expects '
+                        '.nrrd']
+    assert load_package(out).labels[1] == "Ellipsoid"

@@ -24,7 +24,8 @@ from medseg.jsonfile import json_error_text, size_text
 from medseg.label_map import MAX_LABEL_VALUE
 from medseg.numbers import values_text
 
-__all__ = ["DatasetDocument", "DatasetJson", "TrainingList", "declared_names", "find_dataset_json", "load_document",
+__all__ = ["DatasetDocument", "DatasetJson", "TrainingList", "declared_names", "file_ending_note", "find_dataset_json",
+           "load_document",
            "named_as_given", "names_for_scoring", "not_used", "read_dataset_json", "read_document", "renamed_labels",
            "same_label_name", "training_list"]
 
@@ -188,6 +189,36 @@ def read_dataset_json(source: Path | str | DatasetDocument) -> DatasetJson | Non
         data["licence"] = "; ".join(t for t in (licence, f"reference: {reference}" if reference else "") if t)
     key = "channel_names" if doc.get("channel_names") else "modality"
     return DatasetJson(path=path, names=names, data=data, modalities=modalities, modalities_key=key)
+
+
+# nnU-Net v2's ``file_ending``: the format of the images, labels and the predictions nnU-Net writes. medseg reads
+# these (medseg.io.images), and writes its segmentations as NIfTI, ``.nii.gz``, whatever the input's format.
+WRITTEN_ENDING = ".nii.gz"
+READ_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+
+
+def file_ending_note(source: Path | str | DatasetDocument) -> str | None:
+    """What a ``dataset.json``'s ``file_ending`` (nnU-Net v2) means for medseg, as one line: None where it gives none,
+    or ``.nii.gz`` (what medseg writes); a warning where it names a format medseg reads but does not write (its
+    segmentations stay ``.nii.gz``, which a tool expecting that format will not find); an :class:`InputError` for a
+    format medseg cannot read (``.png``, ``.tif``: 2D images, which medseg does not segment) or a value that is no
+    file ending. A file that cannot be read, or holds no mapping, is left to the readers that tell so."""
+    read = _read(source)
+    if read.reason is not None or not isinstance(read.document, dict) or "file_ending" not in read.document:
+        return None
+    ending = read.document["file_ending"]
+    if not isinstance(ending, str) or not re.fullmatch(r"\.[A-Za-z0-9][A-Za-z0-9.]*", ending.strip()):
+        raise InputError(f"{read.path}: file_ending {json.dumps(ending)} is not a file name ending; give one such as "
+                         f"\"{WRITTEN_ENDING}\"")
+    ending = ending.strip().lower()
+    if ending == WRITTEN_ENDING:
+        return None
+    if ending not in READ_ENDINGS:
+        raise InputError(f"{read.path}: file_ending \"{ending}\" names images medseg cannot read or write (it reads "
+                         f"{', '.join(READ_ENDINGS)}; it writes {WRITTEN_ENDING}); convert the images and labels to "
+                         f"NIfTI and set file_ending to \"{WRITTEN_ENDING}\"")
+    return (f"{read.path}: file_ending \"{ending}\": the images are read as they are, but medseg writes its "
+            f"segmentations as NIfTI ({WRITTEN_ENDING}), not {ending}; convert them where a tool expects {ending}")
 
 
 def _decoded(data: bytes) -> str:
