@@ -135,6 +135,31 @@ def test_every_help_ends_with_a_real_example(command, capsys):
     assert any(line.startswith(" ".join(["$ medseg", *command])) for line in examples), examples
 
 
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda command: " ".join(command) or "medseg")
+def test_every_help_fits_80_columns(command, capsys, monkeypatch):
+    """At COLUMNS=80 click wraps the option and prose text, but not the examples (kept as typed, ``\\b``): `medseg`'s,
+    infer's, evaluate's, train's, verify's and cohort infer's ran to 81-109 columns and wrapped in the terminal."""
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run([*command, "--help"], capsys)
+    assert code == 0 and [line for line in out.splitlines() if len(line) > 80] == []
+
+
+@pytest.mark.parametrize(("command", "option", "words"), [
+    (["infer"], "--reference", "default: none, nothing scored"),
+    (["infer"], "--series", "default: the only series that qualifies; where several do, the run asks for this"),
+    (["convert"], "--series", "default: the only series that qualifies; where several do, the run asks for this"),
+    (["inspect"], "--series", "default: none; the listing says which would be used"),
+    (["synth"], "--label", "default: none"),
+    (["evaluate"], "--images", "default: none"),
+    (["report"], "--sheet", "default: none: the cases found in RESULTS_DIR alone"),
+    ([], "--verbose", "default: warnings and results only"),
+])
+def test_options_without_a_shown_default_say_what_leaving_them_out_does(command, option, words):
+    """Options whose default is 'not given' said nothing of what a run without them does."""
+    found = next(p for p in _click_command(command).params if option in p.opts)
+    assert words in " ".join(found.help.split())
+
+
 def _click_command(command):
     import click
 

@@ -90,10 +90,10 @@ class LazyGroup(click.Group):
 _MEDSEG_HELP = """Segment medical volumes in batch with slice-wise 2D U-Nets, and check the results.
 
 \b
-$ medseg infer scan.nii.gz                 # writes scan_seg.nii.gz + scan_seg.json
+$ medseg infer scan.nii.gz        # writes scan_seg.nii.gz + scan_seg.json
 $ medseg infer a.nii.gz b.nii.gz -o out --model hippocampus
-$ medseg models                            # the shipped models and their labels
-$ medseg synth demo.nii.gz --label demo_label.nii.gz   # a phantom to try it on
+$ medseg models                   # the shipped models and their labels
+$ medseg synth demo.nii.gz --label demo_label.nii.gz    # a phantom to try
 
 Each command's --help gives its options and examples.
 """
@@ -142,7 +142,8 @@ def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> No
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, help=_MEDSEG_HELP)
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
               help="Show the version, the commit of a source checkout and where the shipped models are; then exit.")
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-v", "--verbose", count=True,
+              help="More log output: -v info, -vv debug (default: warnings and results only).")
 @click.option("-q", "--quiet", is_flag=True,
               help="Errors only: no progress, warning or result lines (listings and --json output still print).")
 def cli(verbose: int, quiet: bool) -> None:

@@ -276,7 +276,8 @@ Exit code 0 when every case ended as a segmentation or as a failure record; 1 wh
 not go on (model, device, results folder).
 
 \b
-$ medseg cohort infer samples.tsv -o results --case case01 --case case02 --threads 1
+$ medseg cohort infer samples.tsv -o results --case case01 --case case02 \\
+    --threads 1
 """
 
 

@@ -65,9 +65,12 @@ code is 1 if any case failed or was missed.
 
 \b
 $ medseg evaluate out/case1_seg.nii.gz labels/case1.nii.gz
-$ medseg evaluate out/case1_seg.nii.gz labels/case1.nii.gz -o out/case1_metrics.json --model hippocampus
-$ medseg evaluate nnunet_out/ Task04_Hippocampus/labelsTs/ -o scores/ --images Task04_Hippocampus/imagesTs/
-$ medseg evaluate ct_out/ ct_labels/ -o scores/ --images ct_images/ --ct-window bone
+$ medseg evaluate out/case1_seg.nii.gz labels/case1.nii.gz \\
+    -o out/case1_metrics.json --model hippocampus
+$ medseg evaluate nnunet_out/ Task04_Hippocampus/labelsTs/ -o scores/ \\
+    --images Task04_Hippocampus/imagesTs/
+$ medseg evaluate ct_out/ ct_labels/ -o scores/ --images ct_images/ \\
+    --ct-window bone
 """
 
 
@@ -90,7 +93,7 @@ $ medseg evaluate ct_out/ ct_labels/ -o scores/ --images ct_images/ --ct-window 
 @click.option("--images", default=None, metavar="DIR", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Two folders: the cases' images (nnU-Net's imagesTs: case_0000.nii.gz or case.nii.gz), recorded "
                    "in each case's metrics so that the report draws its labels over the image (predictions without "
-                   "a sidecar are drawn on a blank grid otherwise).")
+                   "a sidecar are drawn on a blank grid otherwise; default: none).")
 @ct_window_option
 @overwrite_option
 def evaluate(prediction, reference, output, output_dir, model, case_id, as_json, overwrite, images, ct_window):

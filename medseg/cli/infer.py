@@ -43,9 +43,12 @@ removes the record; a single input that fails writes nothing, nor, without -o, a
 
 \b
 $ medseg infer scan.nii.gz
-$ medseg infer case1.nii.gz case2.nii.gz -o out --model hippocampus --device cuda   # on a GPU
+# on a GPU:
+$ medseg infer case1.nii.gz case2.nii.gz -o out --model hippocampus \\
+    --device cuda
 $ medseg infer dicom/study --series 3 --format dicom-seg
-$ medseg infer case.nrrd --reference case_label.seg.nrrd   # 3D Slicer's NRRD (pip install 'medseg[itk]')
+# 3D Slicer's NRRD (pip install 'medseg[itk]'):
+$ medseg infer case.nrrd --reference case_label.seg.nrrd
 """
 
 
@@ -71,7 +74,7 @@ TYPED_OUTPUT = "medseg.infer.typed_output"
 @click.option("--reference", "references", multiple=True, type=GivenPath(readable=False, path_type=Path),
               help="Reference label image (NIfTI, or a DICOM SEG: of a DICOM input, or of the series an input image "
               "was converted from, placed by its frames' own geometry); score the result (give one per input, in "
-              "order).")
+              "order; default: none, nothing scored).")
 @device_option
 @precision_option
 @batch_option

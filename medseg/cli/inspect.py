@@ -40,7 +40,8 @@ $ medseg inspect study/ --json > series.json
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--series", default=None, metavar="KEY|NUMBER|UID",
               help="Check that this series would be usable, and say why not (exit 1 if it names none that is); a "
-                   "key of the listing, a SeriesNumber or a SeriesInstanceUID (#1: quoted in a shell, '#1').")
+                   "key of the listing, a SeriesNumber or a SeriesInstanceUID (#1: quoted in a shell, '#1'; "
+                   "default: none; the listing says which would be used).")
 def inspect(folder, as_json, series):
     from medseg.io.dicom import describe_folder
 

@@ -110,7 +110,8 @@ threads_option = click.option(
 series_option = click.option(
     "--series", default=None, metavar="KEY|NUMBER|UID",
     help="One DICOM folder as the input: which series to use, as a key from `medseg inspect` (3, 3-2, #1: "
-         "quoted in a shell, '#1'), a SeriesNumber or a SeriesInstanceUID.",
+         "quoted in a shell, '#1'), a SeriesNumber or a SeriesInstanceUID (default: the only series that "
+         "qualifies; where several do, the run asks for this).",
 )
 
 

@@ -54,7 +54,8 @@ $ medseg report results --ct-window lung
                    "without a reference (the slow part on large cohorts).")
 @ct_window_option
 @click.option("--sheet", type=GivenPath(dir_okay=False, readable=False, path_type=Path), default=None,
-              help="The cohort's sample sheet: list its cases that have no results, or no scores, as failed.")
+              help="The cohort's sample sheet: list its cases that have no results, or no scores, as failed "
+                   "(default: none: the cases found in RESULTS_DIR alone).")
 @overwrite_option
 def report(results_dir, output, output_dir, dice_threshold, outlier_z, max_overlays, ct_window, sheet, overwrite):
     output = output_or_folder(output, output_dir)

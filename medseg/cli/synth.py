@@ -20,7 +20,8 @@ $ medseg synth demo/phantom.nii.gz --label demo/phantom_label.nii.gz --seed 7
 
 @click.command("synth", help=_HELP)
 @click.argument("image", type=GivenPath(dir_okay=False, path_type=Path))
-@click.option("--label", type=GivenPath(dir_okay=False, path_type=Path), default=None, help="Also write its labels.")
+@click.option("--label", type=GivenPath(dir_okay=False, path_type=Path), default=None,
+              help="Also write its label image to this file (default: none).")
 @click.option("--shape", nargs=3, type=click.IntRange(1, 2048), default=(128, 128, 64), show_default=True,
               metavar="X Y Z", help="Voxels along each axis (at most 512³ in all; 16 or more each draw all three "
                                     "structures).")

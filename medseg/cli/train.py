@@ -18,7 +18,8 @@ _HELP = """Train a slice-wise U-Net (2D, or 2.5D with neighbouring slices as cha
 and write a model package (model.json, weights.safetensors, MODEL_CARD.md) that `medseg infer --model` runs.
 
 \b
-$ medseg train --images imagesTr --labels labelsTr -c configs/train/hippocampus.json -o my_model
+$ medseg train --images imagesTr --labels labelsTr \\
+    -c configs/train/hippocampus.json -o my_model
 $ medseg infer scan.nii.gz --model my_model
 """
 

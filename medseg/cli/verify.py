@@ -26,7 +26,8 @@ matches, 1 when one does not; a sidecar that cannot be read is one error line, a
 \b
 $ medseg verify out/scan_seg.json
 $ medseg verify results/                 # every sidecar under it
-$ medseg verify out/scan_seg.json --input archive/scan.nii.gz --model my_model --rerun
+$ medseg verify out/scan_seg.json --input archive/scan.nii.gz \\
+    --model my_model --rerun
 """
 
 
