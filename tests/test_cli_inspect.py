@@ -300,3 +300,39 @@ def test_inspect_piped_or_wide_keeps_its_table(tmp_path, capsys, monkeypatch):
     assert lines[1].startswith("3 ") and lines[2].startswith("6 ")
     monkeypatch.setenv("COLUMNS", "400")
     assert run_cli(["inspect", str(tmp_path)], capsys)[1].splitlines()[:3] == lines[:3]
+
+
+def test_the_width_is_the_terminals_unless_columns_says_otherwise(monkeypatch):
+    """A real terminal (a pseudo-terminal sized 100×30): its width; COLUMNS over it; a pipe: no limit; a terminal
+    that gives no size: 80."""
+    import os
+    import struct
+    import sys
+
+    from medseg.cli.options import output_columns
+
+    fcntl = pytest.importorskip("fcntl", reason="pseudo-terminals are POSIX's")
+    termios = pytest.importorskip("termios", reason="pseudo-terminals are POSIX's")
+
+    leader, follower = os.openpty()
+    terminal = os.fdopen(follower, "w")
+    read_end, write_end = os.pipe()
+    pipe = os.fdopen(write_end, "w")
+    try:
+        monkeypatch.delenv("COLUMNS", raising=False)
+        monkeypatch.setattr(sys, "stdout", terminal)
+        assert output_columns() == 80  # never sized
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+        assert output_columns() == 100
+        monkeypatch.setenv("COLUMNS", "120")
+        assert output_columns() == 120
+        monkeypatch.setattr(sys, "stdout", pipe)
+        assert output_columns() == 120
+        monkeypatch.setenv("COLUMNS", "wide")  # not a number: as if unset
+        assert output_columns() is None
+    finally:
+        monkeypatch.undo()
+        terminal.close()
+        pipe.close()
+        os.close(leader)
+        os.close(read_end)

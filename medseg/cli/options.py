@@ -132,7 +132,6 @@ def output_columns() -> int | None:
     """The columns standard output's lines should fit: ``COLUMNS`` where it is set (a positive number), else the
     terminal's width where standard output is a terminal; None where it is piped or redirected (no limit: a listing
     keeps one line per row for ``grep`` and ``awk``)."""
-    import shutil
     import sys
 
     given = os.environ.get("COLUMNS", "").strip()
@@ -144,7 +143,10 @@ def output_columns() -> int | None:
             return None
     except (AttributeError, ValueError):  # a stream without isatty, or closed
         return None
-    return shutil.get_terminal_size((80, 24)).columns
+    try:  # standard output's own terminal (shutil asks sys.__stdout__'s, which a caller may have replaced)
+        return os.get_terminal_size(stream.fileno()).columns or 80
+    except (AttributeError, ValueError, OSError):  # a terminal that gives no size (a pty never sized): 80
+        return 80
 
 
 def error_line(message: object) -> str:
