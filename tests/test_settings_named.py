@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from conftest import run_cli
 
@@ -178,3 +180,85 @@ def test_a_command_run_in_a_worker_thread_names_its_options_and_starts_no_thread
     assert err.splitlines()[-1] == (f"medseg: error: {out / 'case_seg.nii.gz'}: output exists already; pass "
                                     "--overwrite to replace it; case_seg.json and case_metrics.json exist too")
     assert seen_beside == ["overwrite=True"] and setting("overwrite") == "overwrite=True"
+
+
+
+
+def test_each_command_names_only_options_it_has():
+    """One list of option names for every command let a message in `medseg cohort infer` name --overwrite, which
+    that command lacks: each command installs the options it has, as its parameters declare them."""
+    import click
+
+    from medseg.cli import COMMANDS, cli
+    from medseg.cli.options import COMMAND_OPTIONS, ELSEWHERE
+
+    context = click.Context(cli)
+    commands = {}
+    for name in COMMANDS:
+        command = cli.get_command(context, name)
+        if isinstance(command, click.Group):
+            commands.update({f"{name} {sub}": command.get_command(context, sub)
+                             for sub in command.list_commands(context)})
+        else:
+            commands[name] = command
+    assert set(COMMAND_OPTIONS) == set(commands)
+    for name, options in COMMAND_OPTIONS.items():
+        declared = {opt for param in commands[name].params for opt in (*param.opts, *param.secondary_opts)}
+        assert set(options.values()) <= declared, name
+        assert not set(ELSEWHERE.get(name, {})) & set(options), name  # elsewhere only what no option gives
+    assert "overwrite" not in COMMAND_OPTIONS["cohort infer"] and "series" not in COMMAND_OPTIONS["cohort infer"]
+
+
+def test_a_setting_the_command_lacks_is_named_where_its_user_gives_it_or_as_no_option_of_it():
+    from medseg.cli.options import COMMAND_OPTIONS, ELSEWHERE
+
+    with named_as(COMMAND_OPTIONS["cohort infer"], "cohort infer", ELSEWHERE["cohort infer"]):
+        assert (setting("device", "cpu"), setting("series", ANY)) == ("--device cpu",
+                                                                      "the sample sheet's series column")
+        assert setting("overwrite") == ("overwrite=True (a keyword argument of medseg's Python functions; medseg "
+                                        "cohort infer has no option for it)")
+        assert same_run_with("resume").startswith("the same run with resume=True (a keyword argument")
+    with named_as(COMMAND_OPTIONS["cohort evaluate"], "cohort evaluate", ELSEWHERE["cohort evaluate"]):
+        assert setting("package", "phantom") == "model: phantom in the workflow config"
+
+
+
+def test_a_thread_started_while_a_command_runs_names_its_options_when_carried():
+    """A thread starts in an empty context: a message worded in it named the keyword arguments though a command ran.
+    Its work run through ``carried`` names the command's options; medseg starts every thread of its own so."""
+    import ast
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import medseg
+    from medseg.cli.options import COMMAND_OPTIONS
+    from medseg.errors import InputError
+    from medseg.resources import set_threads
+    from medseg.settings_named import carried
+
+    said = {}
+
+    def refused(key):
+        try:
+            set_threads(0)
+        except InputError as error:
+            said[key] = str(error)
+
+    with named_as(COMMAND_OPTIONS["infer"], "infer"):
+        plain = threading.Thread(target=refused, args=("plain",))
+        kept = threading.Thread(target=carried(refused), args=("carried",))
+        for thread in (plain, kept):
+            thread.start()
+            thread.join()
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(carried(refused), "pool").result()
+    threads = "give a whole number of CPU threads, 1 or more"
+    assert said == {"plain": f"threads=0: {threads}", "carried": f"--threads 0: {threads}",
+                    "pool": f"--threads 0: {threads}"}
+    started = []  # each thread medseg starts: its target carried
+    for path in Path(medseg.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) in ("threading.Thread", "Thread"):
+                target = next(k.value for k in node.keywords if k.arg == "target")
+                started.append((path.name, ast.unparse(target)))
+    assert started == [("infer.py", "carried(self._tick)")]

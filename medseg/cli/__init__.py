@@ -147,6 +147,11 @@ def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> No
 @click.option("-q", "--quiet", is_flag=True,
               help="Errors only: no progress, warning or result lines (listings and --json output still print).")
 def cli(verbose: int, quiet: bool) -> None:
+    from medseg.cli.options import name_options
+
+    ctx = click.get_current_context()
+    if ctx.invoked_subcommand is not None:  # the library's messages name this command's options while it runs
+        name_options(ctx, ctx.invoked_subcommand)
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     # a logged warning reads as the commands' own ("warning: ..."); -vv names the logger of every record
     formatter = _OneLineFormatter("%(levelname)s %(name)s: %(message)s", plain_warnings=level != logging.DEBUG)
@@ -425,8 +430,6 @@ def _run(argv: list[str] | None) -> int:
     import signal
 
     from medseg import stopping
-    from medseg.cli.options import OPTION_NAMES
-    from medseg.settings_named import named_as
 
     main_thread = threading.current_thread() is threading.main_thread()
     before = {number: signal.getsignal(number) for number in _stop_signals()} if main_thread else {}
@@ -434,8 +437,7 @@ def _run(argv: list[str] | None) -> int:
     stopping.clear()
     _stop_on_sigterm()
     try:
-        with named_as(OPTION_NAMES):  # the library's messages name the options, not its keyword arguments
-            return _outcome(argv)
+        return _outcome(argv)  # the library's messages name the command's options while it runs (cli names them)
     finally:
         for logger, level in levels.items():  # a caller's log levels back (-q or -vv set them for this command)
             logger.setLevel(level)

@@ -91,7 +91,11 @@ class _InWorkflowOrder(click.Group):
 
 @click.group("cohort", cls=_InWorkflowOrder, help=_COHORT_HELP)
 def cohort():
-    pass
+    from medseg.cli.options import name_options
+
+    ctx = click.get_current_context()
+    if ctx.invoked_subcommand is not None:  # this step's options, not another step's
+        name_options(ctx, f"cohort {ctx.invoked_subcommand}")
 
 
 def _redo(stage: str):

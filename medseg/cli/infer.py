@@ -512,6 +512,8 @@ class _ProgressFactory:
         from tqdm import tqdm
         from tqdm.contrib.logging import logging_redirect_tqdm
 
+        from medseg.settings_named import carried
+
         # log lines (-v) go above the bar instead of being glued to its end
         self.redirect = logging_redirect_tqdm()
         self.redirect.__enter__()
@@ -523,7 +525,8 @@ class _ProgressFactory:
         # CPU, for a large plane's tiles):
         # redrawn each second in between, its clock runs, where a frozen 00:00 read as a hang
         self.stopped = threading.Event()
-        self.ticker = threading.Thread(target=self._tick, name="medseg-progress", daemon=True)
+        # in this command's context (its options' names), as every thread medseg starts (settings_named.carried)
+        self.ticker = threading.Thread(target=carried(self._tick), name="medseg-progress", daemon=True)
         self.ticker.start()
         return self.bar.update
 

@@ -15,7 +15,7 @@ __all__ = [
     "GivenPath", "FiniteFloatRange", "given_model", "model_option", "device_form", "device_option", "precision_option",
     "batch_option", "overwrite_option", "threads_option", "series_option", "escaped_line", "error_line", "quiet",
     "file_output", "output_dir_option", "output_or_folder", "refuse_blocked_folder", "usage_errors", "invocation",
-    "typed_option", "OPTION_NAMES", "ct_window_option", "output_columns",
+    "typed_option", "OPTION_NAMES", "ct_window_option", "output_columns", "COMMAND_OPTIONS", "name_options",
 ]
 
 
@@ -115,10 +115,44 @@ series_option = click.option(
 )
 
 
-# the library's settings (keyword arguments) that the command line gives as options: its messages name these while a
-# command runs (medseg.settings_named), a Python caller's the arguments ("pass overwrite=True")
-OPTION_NAMES = {"overwrite": "--overwrite", "resume": "--resume", "device": "--device", "series": "--series",
-                "out_dir": "-o", "precision": "--precision", "threads": "--threads", "output_format": "--format"}
+# the library's settings (keyword arguments, a training config's keys) that each command gives as options: the
+# library's messages name these while the command runs (medseg.settings_named), a Python caller's the arguments ("pass
+# overwrite=True"); a setting a command has no option for is never named as another command's option
+_SEGMENTING = {"device": "--device", "precision": "--precision", "batch_size": "--batch-size", "overlap": "--overlap",
+               "threads": "--threads", "package": "-m"}
+COMMAND_OPTIONS: dict[str, dict[str, str]] = {
+    "infer": {**_SEGMENTING, "overwrite": "--overwrite", "series": "--series", "out_dir": "-o",
+              "output_format": "--format", "reference": "--reference"},
+    "train": {"overwrite": "--overwrite", "resume": "--resume", "device": "--device", "threads": "--threads",
+              "out_dir": "-o", "config": "-c", "images_dir": "--images", "labels_dir": "--labels", "epochs": "--epochs",
+              "steps_per_epoch": "--steps-per-epoch", "seed": "--seed", "fold": "--fold"},
+    "evaluate": {"overwrite": "--overwrite", "package": "--model", "images_dir": "--images", "case_id": "--case-id"},
+    "report": {"overwrite": "--overwrite", "max_overlays": "--max-overlays", "sheet": "--sheet",
+               "dice_threshold": "--dice-threshold", "outlier_z": "--outlier-z", "ct_window": "--ct-window"},
+    "convert": {"overwrite": "--overwrite", "series": "--series", "sidecar": "--sidecar"},
+    "inspect": {"series": "--series"},
+    "verify": {"input_path": "--input", "model": "--model", "rerun": "--rerun", "device": "--device",
+               "threads": "--threads"},
+    "synth": {"overwrite": "--overwrite", "seed": "--seed"},
+    "models": {},
+    "cohort infer": dict(_SEGMENTING),
+    "cohort evaluate": {"threads": "--threads"},
+    "cohort check": {},
+}
+# where a cohort step's user gives a setting its command has no option for: the sample sheet, the workflow config
+_SHEET = {"series": "the sample sheet's series column", "reference": "the sample sheet's reference column"}
+ELSEWHERE: dict[str, dict[str, str]] = {
+    "cohort infer": _SHEET, "cohort evaluate": {**_SHEET, "package": "model: {value} in the workflow config"}}
+# each setting as an option, whichever command has it
+OPTION_NAMES = {name: option for names in COMMAND_OPTIONS.values() for name, option in names.items()}
+
+
+def name_options(ctx: click.Context, command: str) -> None:
+    """The library's messages name the options of ``command`` (``cohort infer``) until ``ctx`` closes, the command
+    that runs within it then ended (:data:`COMMAND_OPTIONS`)."""
+    from medseg.settings_named import named_as
+
+    ctx.with_resource(named_as(COMMAND_OPTIONS.get(command, {}), command, ELSEWHERE.get(command)))
 
 
 def stopped_by(stop: BaseException) -> str:
