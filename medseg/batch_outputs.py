@@ -102,7 +102,7 @@ def check_batch_outputs(inputs, output_dir, scored: bool, output_format: str, ov
             if replaced is not None:
                 what = "the reference" if replaced in references else "the input"
                 raise ConflictingInputsError(f"{path}: its output {target} would replace {what} "
-                                             f"{replaced}; write the outputs elsewhere (-o)")
+                                             f"{replaced}; write the outputs elsewhere ({setting('out_dir', ANY)})")
         segmentation = _real(targets[0])
         key = _folded(segmentation)
         if key in seen:
@@ -120,7 +120,8 @@ def check_batch_outputs(inputs, output_dir, scored: bool, output_format: str, ov
                 names = f"{names} and {segmentation.name}, names that differ only " \
                         f"{name_difference(names, segmentation.name)} (one file on a macOS or Windows disk),"
             raise ConflictingInputsError(f"{first} and {path} would both be written to {names} in "
-                                         f"{segmentation.parent}; segment them into different folders (-o)")
+                                         f"{segmentation.parent}; segment them into different folders "
+                                         f"({setting('out_dir', ANY)})")
         seen[key] = path
         try:
             check_writable(targets, overwrite=True)  # names the file system cannot hold, folders in the way
@@ -174,11 +175,11 @@ def _check_not_a_model(path: Path) -> None:
     if os.path.lexists(path):
         if os.path.isdir(path) and os.path.isfile(path / CONFIG_NAME):  # (Path.is_dir raises on EACCES)
             raise ConflictingInputsError(f"{path}: a model package (it holds {CONFIG_NAME}), not an input: give a "
-                                         f"model with -m (-m {path})")
+                                         f"model with {setting('package', ANY)} ({setting('package', str(path))})")
         return
     if len(path.parts) == 1 and path.name in shipped_models():
         raise ConflictingInputsError(f"{path}: no such file or folder, but the name of a shipped model: give a model "
-                                     f"with -m (-m {path.name})")
+                                     f"with {setting('package', ANY)} ({setting('package', path.name)})")
 
 
 def _check_not_a_segmentation(path: Path) -> None:
@@ -271,7 +272,7 @@ def _check_scene(first: Path, second: Path) -> None:
     segmentation, image = (first, second) if is_slicer_segmentation(first) else (second, first)
     raise ConflictingInputsError(f"{segmentation} is a 3D Slicer segmentation (of {image.name}, given with it), not "
                                  f"an image to segment: give the images alone (a segmentation may be given as "
-                                 f"--reference {segmentation})")
+                                 f"{setting('reference', str(segmentation))})")
 
 
 def _one_image(first: Path, second: Path) -> bool:

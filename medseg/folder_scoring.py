@@ -358,7 +358,7 @@ def _four_argument(on_case):
 
 
 def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str, package=None,
-                 given_as: str = "--model", overwrite: bool = False, on_case=None,
+                 given_as: str | None = None, overwrite: bool = False, on_case=None,
                  invocation: dict | None = None, images_dir: Path | str | None = None,
                  ct_window: str | None = None) -> FolderScores:
     """Score every prediction of ``pred_dir`` against its reference in ``ref_dir`` (:func:`pair_predictions`) and
@@ -506,7 +506,7 @@ def _check_not_swapped(pred_dir, ref_dir, pairs: list[tuple[Path, Path]]) -> Non
 
 
 def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: list[Path],
-                metrics_path: dict[str, Path], failure_path: dict[str, Path], package, given_as: str,
+                metrics_path: dict[str, Path], failure_path: dict[str, Path], package, given_as: str | None,
                 invocation: dict | None, on_case, scored: list[tuple[str, Path]],
                 failed: list[tuple[str, str, Path]], images: tuple = (None, None),
                 ct_window: str | None = None) -> FolderScores:

@@ -40,7 +40,7 @@ from medseg.device import (
 from medseg.errors import DeviceError, InputError, ModelPackageError
 from medseg.io.files import is_path, type_text
 from medseg.package import ModelPackage, load_package
-from medseg.settings_named import setting
+from medseg.settings_named import ANY, setting
 from medseg.tile_memory import check_tile_pass_fits
 
 __all__ = ["OUT_OF_MEMORY", "Segmenter", "SliceNet", "context_stack", "is_out_of_memory", "out_of_memory",
@@ -224,7 +224,7 @@ class Segmenter:
         overlap: float | None = None,
         slab_voxels: int = 1 << 24,
         net: nn.Module | None = None,
-        batch_setting: str = "--batch-size",
+        batch_setting: str | None = None,
         invocation: dict | None = None,
     ) -> None:
         if is_path(package):  # a name or a folder, as scoring takes one
@@ -424,7 +424,7 @@ class Segmenter:
         else:
             fewer = max(1, tried // 2)
             log.warning("%s: out of GPU memory with %d tiles per forward pass; going on with %d (%s sets it)",
-                        self.device, tried, fewer, self.batch_setting)
+                        self.device, tried, fewer, self.batch_setting or setting("batch_size", ANY))
             self.batch_size = fewer
         self.inferer = self._inferer()
 

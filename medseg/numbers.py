@@ -3,14 +3,18 @@ as zero."""
 
 from __future__ import annotations
 
-__all__ = ["MINUS", "IMAGE_AMONG_LABELS", "IMAGE_LIKE_VALUES", "counted", "dice_round_text", "dice_status_text",
+__all__ = ["MINUS", "image_among_labels", "IMAGE_LIKE_VALUES", "counted", "dice_round_text", "dice_status_text",
            "dice_text", "gib_text", "never_learnt_text", "number_text", "odd_values", "same_reason_groups",
            "values_text", "with_minus"]
 
 MINUS = "\u2212"  # the HTML report's minus sign (as wide as a plus; no line break after it)
 IMAGE_LIKE_VALUES = 64  # a "label image" with more distinct values than this is most likely an image
-# said after a label file's values when there are more than IMAGE_LIKE_VALUES of them
-IMAGE_AMONG_LABELS = "; so many values suggest an image rather than labels (are --images and --labels swapped?)"
+def image_among_labels() -> str:
+    """Said after a label file's values when there are more than IMAGE_LIKE_VALUES of them."""
+    from medseg.settings_named import ANY, setting
+
+    return (f"; so many values suggest an image rather than labels (are {setting('images_dir', ANY)} and "
+            f"{setting('labels_dir', ANY)} swapped?)")
 
 
 def gib_text(size: float) -> str:

@@ -361,8 +361,7 @@ def _read_package(path: Path, check_hash: bool, weights: bool = True) -> ModelPa
             unfinished = None if link else unfinished_training(path)
             if unfinished is not None:  # a first run, stopped: said so, not only that a file is missing
                 raise ModelPackageError(f"{path}: not a model package yet: it holds an unfinished training run "
-                                        f"({unfinished_text(unfinished)}); medseg train --resume with the same "
-                                        "command finishes it")
+                                        f"({unfinished_text(unfinished)}); {_resumed()} finishes it")
             raise ModelPackageError(f"{path}: not a model package (no {CONFIG_NAME}{link}){_held_below(path)}")
         raw = read_config_bytes(config_path)
         short = _cut_short(raw)
@@ -433,8 +432,8 @@ def _read_package(path: Path, check_hash: bool, weights: bool = True) -> ModelPa
             # a run killed outright (SIGKILL, power loss) while it replaced the package: its new weights may lie
             # under the old model.json; the checkpoint holds the run whole
             raise ModelPackageError(f"{error}; {path} holds a training run ({unfinished_text(unfinished)}) that may "
-                                    "have been stopped while it replaced this package: medseg train --resume with "
-                                    "the same command writes the package whole") from error
+                                    f"have been stopped while it replaced this package: {_resumed()} writes the "
+                                    "package whole") from error
     if unfinished is not None:
         log.warning("%s: holds an unfinished training run (%s) that will replace this package when it finishes; "
                     "until then the package is the one written before it", path, unfinished_text(unfinished))
@@ -523,3 +522,15 @@ def save_package(net, config: dict, out_dir: Path | str,
         for temp, text in zip(temps[2:], (extra_files or {}).values()):
             temp.write_text(text(config) if callable(text) else text, encoding="utf-8")
     return ModelPackage(path=out_dir, config=config, config_sha256=sha256_of(out_dir / CONFIG_NAME))
+
+
+def _resumed() -> str:
+    """The training run that made a package, resumed, as this message's reader runs it: ``medseg train``'s own
+    command with ``--resume``, ``medseg train --resume`` from another command, a Python caller's call of
+    :func:`medseg.train.train` with ``resume=True``."""
+    from medseg.settings_named import has_option, same_run_with
+
+    given = has_option("resume")
+    if given is None:
+        return "medseg.train.train with the same arguments and resume=True"
+    return same_run_with("resume") if given else "medseg train --resume with the same command"

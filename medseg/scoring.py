@@ -22,6 +22,7 @@ from medseg.errors import InputError, ModelMismatchError, first_line
 from medseg.io.files import is_path, os_reason, path_argument, type_text
 from medseg.io.label_images import prediction_sidecar
 from medseg.jsonfile import RESULT_BYTES, JsonFileError, read_json_object
+from medseg.settings_named import ANY, setting
 
 if TYPE_CHECKING:
     from medseg.package import ModelPackage
@@ -75,15 +76,18 @@ def read_made_by(sidecar: Path | str) -> MadeBy | None:
         raise InputError(f"{sidecar}: not a readable sidecar ({first_line(error)})") from error
 
 
-def check_made_by(prediction: Path | str, made_by: MadeBy, package, given_as: str) -> None:
+def check_made_by(prediction: Path | str, made_by: MadeBy, package, given_as: str | None = None) -> None:
     """Refuses (:class:`ModelMismatchError`) a package that is not the model ``made_by`` records: another name, or
     the same name with other labels (a retrained "v2"; its values would be scored under the wrong names). Other
     weights of the same model and labels are scored, with a warning. ``given_as``: how the caller named the
-    package (``--model hippocampus``), for the message."""
+    package (``--model hippocampus``), for the message; None: as the caller gives ``package``
+    (:func:`medseg.settings_named.setting`)."""
     option = _option(given_as)
     if made_by.model and made_by.model != package.name:
         raise ModelMismatchError(f"{prediction} was made by model {made_by.model!r} (its sidecar says so), not "
-                                 f"{package.name!r}; pass {option} {_to_pass(made_by)} or leave {option} out")
+                                 f"{package.name!r}; pass {_passed(given_as, _to_pass(made_by))} or leave {option} "
+                                 "out")
+    given_as = _given(given_as, package)
     if made_by.labels and _named(made_by.labels) != _named(package.labels):
         raise ModelMismatchError(f"{prediction} was made with labels {_labels_text(made_by.labels)} (its sidecar "
                                  f"says so), but {given_as} has {_labels_text(package.labels)}; pass the package "
@@ -94,9 +98,22 @@ def check_made_by(prediction: Path | str, made_by: MadeBy, package, given_as: st
                     package.sha256[:12])
 
 
-def _option(given_as: str) -> str:
-    """The option that names a package, of ``given_as`` (``--model hippocampus`` -> ``--model``)."""
-    return given_as.split()[0] if given_as.strip() else "--model"
+def _option(given_as: str | None) -> str:
+    """The option that names a package, of ``given_as`` (``--model hippocampus`` -> ``--model``); None: the setting
+    as the caller gives it (``package=...``, ``--model``)."""
+    if given_as is None or not given_as.strip():
+        return setting("package", ANY)
+    return given_as.split()[0]
+
+
+def _given(given_as: str | None, package) -> str:
+    """How the caller gave ``package``: ``given_as``, else ``package='hippocampus'`` (``--model hippocampus``)."""
+    return given_as if given_as is not None else setting("package", package.name)
+
+
+def _passed(given_as: str | None, value: str) -> str:
+    """The package ``value`` given as the caller gave the package: ``--model value``, ``package='value'``."""
+    return setting("package", value) if given_as is None or not given_as.strip() else f"{_option(given_as)} {value}"
 
 
 def _to_pass(made_by: MadeBy) -> str:
@@ -107,7 +124,7 @@ def _to_pass(made_by: MadeBy) -> str:
     return made_by.model if made_by.model in shipped_models() else (made_by.model_path or made_by.model)
 
 
-def check_folder_made_by(folder: Path | str, predictions: list[Path], package, given_as: str) -> None:
+def check_folder_made_by(folder: Path | str, predictions: list[Path], package, given_as: str | None = None) -> None:
     """Refuses (:class:`ModelMismatchError`, one line) a package that made none of a folder's ``predictions``: where
     every one's sidecar names the same other model, or names the package's own model with labels other than the
     package's (a package of that name retrained with other labels), each case would fail alike. Folders of mixed or
@@ -126,7 +143,8 @@ def check_folder_made_by(folder: Path | str, predictions: list[Path], package, g
             return
         made.append(made_by)
     models = {made_by.model for made_by in made}
-    option, first = _option(given_as), made[0]
+    option, first, passed = _option(given_as), made[0], _passed(given_as, _to_pass(made[0]))
+    given_as = _given(given_as, package)
     whose = ("its prediction was", "its sidecar says") if len(made) == 1 else \
         (f"all {len(made)} of its predictions were", "their sidecars say")
     if models == {package.name}:
@@ -140,7 +158,7 @@ def check_folder_made_by(folder: Path | str, predictions: list[Path], package, g
     if len(models) != 1:
         return
     raise ModelMismatchError(f"{folder}: {whose[0]} made by model {first.model!r} ({whose[1]} so), not "
-                             f"{package.name!r}; pass {option} {_to_pass(first)} or leave {option} out")
+                             f"{package.name!r}; pass {passed} or leave {option} out")
 
 
 def _warn_if_changed(prediction: Path, made_by: MadeBy, scored_sha256: str | None) -> None:
@@ -212,7 +230,7 @@ def dataset_label_names(prediction: Path | str, reference: Path | str, warned: s
 
 def score_prediction(prediction: Path | str, reference: Path | str, case_id: str | None,
                      package: ModelPackage | str | os.PathLike | None = None,
-                     given_as: str = "--model", sidecar_required: bool = False,
+                     given_as: str | None = None, sidecar_required: bool = False,
                      made_by: MadeBy | None | object = _READ, names: dict[int, str] | None = None,
                      names_from: Path | str | None = None, named_for: Path | str | None = None) -> dict:
     """The metrics record (schema medseg-metrics/1) of ``prediction`` against ``reference``.
@@ -275,7 +293,7 @@ def score_prediction(prediction: Path | str, reference: Path | str, case_id: str
 
 
 def score_pair(prediction: Path | str, reference: Path | str, case_id: str, package=None,
-               given_as: str = "--model", made_by=_READ,
+               given_as: str | None = None, made_by=_READ,
                warned: set | None = None) -> tuple[dict, Path | None]:
     """The metrics record of ``prediction`` against ``reference`` as ``medseg evaluate`` makes it, for one pair and
     for each pair of two folders alike: :func:`score_prediction`, its label names from ``package``, else the

@@ -373,7 +373,7 @@ def segment_case(
         if out_dir is not None:
             raise
         # beside the input, by default: a read-only share of scans, a folder of another user's
-        raise OutputWriteError(f"{error}; write the outputs elsewhere with -o") from error
+        raise OutputWriteError(f"{error}; write the outputs elsewhere with {setting('out_dir', ANY)}") from error
     timings: dict[str, float] = {}
 
     clock = time.perf_counter()

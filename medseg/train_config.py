@@ -19,7 +19,7 @@ from medseg.io.files import os_reason, path_argument, type_text, undecodable
 from medseg.json_schema import schema_validator
 from medseg.jsonfile import size_text
 from medseg.label_map import MAX_LABEL_VALUE
-from medseg.numbers import IMAGE_AMONG_LABELS, IMAGE_LIKE_VALUES, counted, values_text
+from medseg.numbers import IMAGE_LIKE_VALUES, counted, image_among_labels, values_text
 from medseg.package_config import (
     CONFIG_NAME,
     MAX_CONFIG_BYTES,
@@ -31,6 +31,7 @@ from medseg.package_config import (
     unique_keys,
     whole_numbers,
 )
+from medseg.settings_named import ANY, setting
 
 if TYPE_CHECKING:  # the cases' class imports torch; reading a config does not need it
     from medseg.training_cases import TrainCase
@@ -154,15 +155,15 @@ def default_config(values: list[int] | dict[int, Path], name: str = "model", whe
     if values[-1] > MAX_LABEL_VALUE:  # checked before the gaps are looked at (a value of 2^40 leaves 2^40 of them)
         first = f"{files[values[-1]]}: label" if values[-1] in files else f"{where}: label"
         raise TrainingError(f"{first} value {values[-1]} is above {MAX_LABEL_VALUE}, the largest a segmentation "
-                            f"(uint16) holds{IMAGE_AMONG_LABELS if len(values) > IMAGE_LIKE_VALUES else ''}")
+                            f"(uint16) holds{image_among_labels() if len(values) > IMAGE_LIKE_VALUES else ''}")
     if held != list(range(len(held))) and len(held) > IMAGE_LIKE_VALUES:
         # labels may skip values (class k is the k-th smallest), but so many scattered values in the files are an
         # image's; those a dataset.json names (``names``: FreeSurfer's hundred) are declared, not guessed at
         beyond = next(v for k, v in enumerate(held) if v != k)
         first = (f"{files[beyond]}: label value {beyond}; the label files in {where} hold" if beyond in files else
                  f"{where}: label values")
-        raise TrainingError(f"{first} {values_text(held)}{IMAGE_AMONG_LABELS}; if these are labels, declare them "
-                            "in a config given with -c")
+        raise TrainingError(f"{first} {values_text(held)}{image_among_labels()}; if these are labels, declare them "
+                            f"in a config given with {setting('config', ANY)}")
     if len(values) == 1:  # background only: one foreground label, as the network has two classes at least
         values.append(1)
     several = modalities is not None and len(modalities) > 1
@@ -334,7 +335,8 @@ def split_cases(
         n_val = 0
     folds = len(cases) // n_val if n_val else 1
     if not 0 <= fold < folds:
-        raise TrainingError(f"{where}: training.fold (--fold) must be in 0..{folds - 1} "
+        raise TrainingError(f"{where}: training.fold ({setting('fold', ANY, python='the training config')}) must be "
+                            f"in 0..{folds - 1} "
                             f"({counted(len(cases), 'case')}, {counted(n_val, 'validation case')} per fold), got "
                             f"{fold}")
     chosen = set(order[fold * n_val:(fold + 1) * n_val].tolist())

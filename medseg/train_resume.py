@@ -25,7 +25,7 @@ from medseg.package import ModelPackage, load_package
 from medseg.package_config import CONFIG_NAME, read_config_bytes, validate_config
 from medseg.package_training import CHECKPOINT_DIR, recorded_trained_with, swapped_names, unfinished_training
 from medseg.package_weights import recorded_weights_sha256
-from medseg.settings_named import setting
+from medseg.settings_named import ANY, has_option, setting
 from medseg.train_config import DEFAULT_DESCRIPTION, check_config, split_text
 from medseg.training_cases import TrainCase
 
@@ -64,10 +64,11 @@ def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_spli
     if int(settings["epochs"]) < done:
         if planned is not None and planned > done:
             raise TrainingError(f"{out_dir}: the checkpoint has {done} finished epochs of the {planned} planned, more "
-                                f"than the {settings['epochs']} asked for (--epochs / training.epochs); give --epochs "
-                                f"{planned} to finish it as planned, or at least {done}")
+                                f"than the {settings['epochs']} asked for ({_epochs_asked()}); give "
+                                f"{setting('epochs', planned, python=EPOCHS)} to finish it as planned, or at least "
+                                f"{done}")
         raise TrainingError(f"{out_dir}: the checkpoint has {done} finished epochs, more than the {settings['epochs']} "
-                            "asked for (--epochs / training.epochs); ask for at least as many")
+                            f"asked for ({_epochs_asked()}); ask for at least as many")
     trained_on = recorded.get("data_sha256")
     if case_ids is not None and isinstance(trained_on, dict) and set(trained_on) != set(case_ids):
         # an added or removed case also moves the seeded split: named as what it is, not as a split setting
@@ -75,11 +76,13 @@ def check_resume(out_dir: Path | str, config: dict, val_ids: list[str], val_spli
     started_with = resume_key(package_config, settings)
     changed = _differences(_patch_resolved(recorded["config"]), started_with)
     before = recorded["config"].get("training", {})
-    options = [f"--{key.replace('_', '-')} {before[key]}" for key in ("steps_per_epoch", "seed", "fold")
-               if f"training.{key}" in changed and before.get(key) is not None]
+    options = [setting(key, before[key], python=f"training.{key}: {{value}}") for key in
+               ("steps_per_epoch", "seed", "fold") if f"training.{key}" in changed and before.get(key) is not None]
     if options and not epochs_given and planned is not None and planned != int(settings["epochs"]):
-        options.append(f"--epochs {planned}")  # else the command the hint gives is refused for its epoch count
-    given = f" (give {' '.join(options)} as it was)" if options else ""
+        # else the command the hint gives is refused for its epoch count
+        options.append(setting("epochs", planned, python="training.epochs: {value}"))
+    shown = " ".join(options) if has_option("epochs") else ", ".join(options)
+    given = f" (give {shown} as it was)" if options else ""
     if recorded.get("val_cases", val_ids) != val_ids:
         then = f"{split_text(before)} then, " if before else ""
         raise TrainingError(f"{out_dir}: the checkpoint was validated on other cases "
@@ -384,3 +387,13 @@ def tell_other_notes(package: ModelPackage, config: dict) -> None:
         log.warning("%s: the finished package keeps its %s; the config gives other text, which resuming does not "
                     f"write (edit %s and MODEL_CARD.md, or train again with {setting('overwrite')})", package.path,
                     " and ".join(differ), CONFIG_NAME)
+
+
+EPOCHS = "training.epochs: {value} in the config"  # the epoch count, as a Python caller gives it
+
+
+def _epochs_asked() -> str:
+    """Where the epoch count a run asks for is given: ``--epochs / training.epochs`` on the command line, the
+    config's ``training.epochs`` for a Python caller."""
+    epochs = setting("epochs", ANY, python="training.epochs")
+    return epochs if epochs == "training.epochs" else f"{epochs} / training.epochs"

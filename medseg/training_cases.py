@@ -21,7 +21,8 @@ from medseg.inference import slice_axes
 from medseg.input_range import intensity_percentiles, model_space_extent
 from medseg.io.files import type_text
 from medseg.label_map import label_map
-from medseg.numbers import IMAGE_AMONG_LABELS, IMAGE_LIKE_VALUES, counted, odd_values, values_text
+from medseg.numbers import IMAGE_LIKE_VALUES, counted, image_among_labels, odd_values, values_text
+from medseg.settings_named import ANY, setting
 from medseg.training_labels import LabelsFrom, check_label_presence, check_training_foreground, label_values
 from medseg.training_pairing import TrainCase, pair_cases
 
@@ -91,7 +92,7 @@ def check_case_channels(cases: list[TrainCase], config: dict, where: str = "the 
     names = ", ".join(f'"channel{index}"' for index in range(found))
     raise TrainingError(f"{cases[0].image_path}: {found} channels (modalities), but {where} declares none (one image "
                         f"a case); declare them, as \"modalities\": [{names}] with in_channels = {found} × (2 × "
-                        "context_slices + 1), or train without -c")
+                        f"context_slices + 1), or train without {setting('config', ANY)}")
 
 
 def check_case_list(cases, role: str) -> None:
@@ -305,13 +306,13 @@ def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes,
     # the values as stored (a box zero-padded onto its image adds only background), checked whatever the grid
     values = np.unique(stored.array)
     if not np.all(values == np.round(values)):
-        hint = IMAGE_AMONG_LABELS if len(values) > IMAGE_LIKE_VALUES else ""
+        hint = image_among_labels() if len(values) > IMAGE_LIKE_VALUES else ""
         problems.append(f"{case.label_path}: label values are not whole numbers, found {odd_values(values)}{hint}"
                         f"{header_scaling_note(stored)}")
     else:
         unknown = sorted(set(int(v) for v in values) - declared)
         if unknown:
-            hint = IMAGE_AMONG_LABELS if len(values) > IMAGE_LIKE_VALUES else ""
+            hint = image_among_labels() if len(values) > IMAGE_LIKE_VALUES else ""
             problems.append(f"{case.label_path}: label values {values_text(unknown)} are not declared in the "
                             f"config's labels {values_text(sorted(declared))}{hint}")
     if problems:

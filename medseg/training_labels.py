@@ -15,7 +15,8 @@ import torch
 
 from medseg.errors import TrainingError
 from medseg.label_map import label_map
-from medseg.numbers import IMAGE_AMONG_LABELS, IMAGE_LIKE_VALUES, odd_values
+from medseg.numbers import IMAGE_LIKE_VALUES, image_among_labels, odd_values
+from medseg.settings_named import ANY, setting
 from medseg.train_config import validation_without_foreground
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ def label_values(cases: list[TrainCase]) -> dict[int, Path]:
             continue
         values = np.unique(label.array)
         if not np.all(values == np.round(values)) or values.min() < 0:
-            hint = IMAGE_AMONG_LABELS if len(values) > IMAGE_LIKE_VALUES else ""
+            hint = image_among_labels() if len(values) > IMAGE_LIKE_VALUES else ""
             raise TrainingError(f"{case.label_path}: label values must be whole non-negative numbers, found "
                                 f"{odd_values(values, negative=True)}{hint}{header_scaling_note(label)}")
         for value in values:
@@ -120,11 +121,13 @@ def _untrained_advice(untrained: list[int], in_training: set[int], labels_from: 
     by a config of their own; labels found in the files are held by validation cases only."""
     it = "it" if len(untrained) == 1 else "them"
     if labels_from.kind == "files":
-        return (f" (only validation cases hold {it}: another split, with --seed or --fold, may put a case that holds "
+        split = f"{setting('seed', ANY, python='training.seed')} or {setting('fold', ANY, python='training.fold')}"
+        return (f" (only validation cases hold {it}: another split, with {split}, may put a case that holds "
                 f"{it} among the training cases)")
     if labels_from.kind == "dataset.json":
         where = labels_from.path or "the dataset.json"
-        return (f" ({where} declares {it}: to spend no output class on {it}, train with -c and a config whose labels "
+        return (f" ({where} declares {it}: to spend no output class on {it}, train with {setting('config', ANY)} "
+                f"and a config whose labels "
                 f"leave {it} out)")
     if not all(value < max(in_training, default=0) for value in untrained):
         return ""  # above every value the files hold: a structure these cases lack, not a gap

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 from medseg.errors import InputError, TrainingError
 from medseg.io.files import real_path
 from medseg.numbers import counted
-from medseg.settings_named import setting
+from medseg.settings_named import ANY, setting
+from medseg.train_resume import EPOCHS
 
 if TYPE_CHECKING:
     from medseg.io.dataset_json import DatasetDocument
@@ -126,8 +127,8 @@ def default_training_config(images: Path | str, labels: Path | str, output: Path
         files = "case_0000 alone" if named == 1 else f"case_0000 … case_{named - 1:04d}"
         raise TrainingError(f"{pairs[0].image_path}: {channels_text(channels)}, but {dataset_path} names "
                             f"{modalities_text(dataset.modalities)} in its {key}; give each case's channel files as "
-                            f"it names them ({files}), or correct its {key}; give -c with a config to train without "
-                            "it")
+                            f"it names them ({files}), or correct its {key}; give {setting('config', ANY)} with a "
+                            "config to train without it")
     modalities = modality_names(dataset.modalities if dataset is not None else None, channels) \
         if channels > 1 else None
     if modalities is not None:
@@ -353,8 +354,9 @@ def check_planned_epochs(output: Path, asked: int, where: str, epochs_given: boo
         return
     config_text = where if from_file else "the default config"
     raise TrainingError(f"{output}: the checkpoint's run was planned for {planned} epoch{'s' if planned != 1 else ''}, "
-                        f"and {config_text} asks for {asked}; give --epochs {planned} to finish it as planned, or "
-                        f"--epochs {asked} to {'extend it' if asked > planned else 'end it sooner'}")
+                        f"and {config_text} asks for {asked}; give {setting('epochs', planned, python=EPOCHS)} to "
+                        f"finish it as planned, or {setting('epochs', asked, python=EPOCHS)} to "
+                        f"{'extend it' if asked > planned else 'end it sooner'}")
 
 
 def outcome_text(package_config: dict, model_space: dict) -> str:

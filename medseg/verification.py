@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 import numpy as np
 
 from medseg.errors import InputError
-from medseg.settings_named import setting
+from medseg.settings_named import ANY, setting
 
 __all__ = ["Check", "Verification", "find_sidecars", "verify_sidecar"]
 
@@ -327,7 +327,7 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
         absent = absent if absent is not None else source
         elsewhere = input_path is None and absent == source
         result.checks.append(Check("input", False, f"{absent}: not there or not readable"
-                                   + ("; give its copy with --input" if elsewhere else "")))
+                                   + (f"; give its copy with {setting('input_path', ANY)}" if elsewhere else "")))
     else:
         same = found == record["input_sha256"]
         result.checks.append(Check("input", same, f"{named}: " + (
@@ -352,7 +352,8 @@ def _model_check(record: dict, model, result: Verification):
     if model is None and recorded.get("path") and not Path(str(recorded["path"])).is_dir():
         given = recorded.get("name")  # the package folder moved (another install): the shipped model of that name
     if not given:
-        result.checks.append(Check("model", False, "the sidecar names no model; give one with --model"))
+        result.checks.append(Check("model", False,
+                                   f"the sidecar names no model; give one with {setting('model', ANY)}"))
         return None
     try:
         package = load_package(given)
@@ -397,8 +398,8 @@ def _versions_check(record: dict, device: str, result: Verification) -> None:
         differ += [f"{key} {ran_on[key]} (here {here.get(key, 'none')})" for key in ran_on
                    if str(ran_on[key]) != str(here.get(key))]
     if differ:
-        text = ("versions or platform differ: " + ", ".join(differ) + "; re-segment with --rerun to see whether the "
-                "labels do")
+        text = ("versions or platform differ: " + ", ".join(differ) + f"; re-segment with {setting('rerun')} to see "
+                "whether the labels do")
     else:
         text = ("versions and platform as recorded" if ran_on else
                 "versions as recorded; the sidecar records no platform (written before it was)")

@@ -34,7 +34,8 @@ def test_inputs_that_would_write_the_same_files_are_refused_together(scans):
     a, b = scans / "a" / "scan.nii.gz", scans / "b" / "scan.nii.gz"
     out = scans / "out"
     with pytest.raises(ConflictingInputsError, match=rf"^{a} and {b} would both be written to scan_seg.nii.gz in "
-                                                     rf"{out}; segment them into different folders \(-o\)$"):
+                                                     rf"{out}; segment them into different folders "
+                                                     r"\(out_dir=\.\.\.\)$"):
         check_batch_outputs([a, b], out, False, "nifti", True)
     with pytest.raises(ConflictingInputsError, match=rf"^{a} is given twice; give each input once$"):
         check_batch_outputs([a, a], out, False, "nifti", True)
@@ -54,7 +55,7 @@ def test_inputs_whose_outputs_differ_only_in_letter_case_or_accent_form_are_refu
     with pytest.raises(ConflictingInputsError, match=rf"^{a} and {b} would both be written to Scan_seg.nii.gz and "
                                                      r"scan_seg.nii.gz, names that differ only in letter case \(one "
                                                      rf"file on a macOS or Windows disk\), in {out}; segment them "
-                                                     r"into different folders \(-o\)$"):
+                                                     r"into different folders \(out_dir=\.\.\.\)$"):
         check_batch_outputs([a, b], out, False, "nifti", True)
     # é composed otherwise is named as such, not as letter case: the two names look alike on a screen
     with pytest.raises(ConflictingInputsError, match=rf"^{c} and {d} would both be written to "
@@ -98,7 +99,7 @@ def test_an_output_named_as_an_input_or_reference_but_for_letter_case_replaces_i
     monkeypatch.setattr(batch_outputs, "_same_file", lambda first, second: folded(first) == folded(second))
     with pytest.raises(ConflictingInputsError, match=rf"^{scan}: its output {tmp_path / 'a' / 'Scan_seg.nii.gz'} "
                                                      rf"would replace the input {given_seg}; write the outputs "
-                                                     r"elsewhere \(-o\)$"):
+                                                     r"elsewhere \(out_dir=\.\.\.\)$"):
         check_batch_outputs([scan, given_seg], None, False, "nifti", True)
     with pytest.raises(ConflictingInputsError, match=rf"would replace the reference {nfd_seg}; "):
         check_batch_outputs([nfc], None, True, "nifti", True, references=[nfd_seg])
@@ -109,7 +110,7 @@ def test_an_output_that_would_replace_an_input_is_refused(scans):
     given_seg = scans / "a" / "scan_seg.nii.gz"
     given_seg.write_bytes(b"x")
     with pytest.raises(ConflictingInputsError, match=rf"^{a}: its output {given_seg} would replace the input "
-                                                     rf"{given_seg}; write the outputs elsewhere \(-o\)$"):
+                                                     rf"{given_seg}; write the outputs elsewhere \(out_dir=\.\.\.\)$"):
         check_batch_outputs([a, given_seg], None, False, "nifti", True)
     with pytest.raises(ConflictingInputsError, match="would replace the reference"):
         check_batch_outputs([a], None, True, "nifti", True, references=[given_seg])

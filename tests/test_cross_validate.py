@@ -127,7 +127,7 @@ def test_a_fold_without_a_labels_dice_prints_n_a_and_is_left_out_of_the_mean(cro
     ({"split_seed": -5}, "training.split_seed: -5 is less than the minimum of 0"),
     ({"val_fraction": "0.3"}, "training.val_fraction: '0.3' is not of type 'number'"),
     ({"val_fraction": 0}, "training.val_fraction is 0: no case is held out, so no fold has validation cases"),
-    ({"fold": 9}, "training.fold (--fold) must be in 0..2 (6 cases, 2 validation cases per fold), got 9"),
+    ({"fold": 9}, "training.fold (the training config) must be in 0..2 (6 cases, 2 validation cases per fold), got 9"),
 ])
 def test_a_config_error_is_one_line_naming_the_config_before_any_fold_is_trained(
         cross_validate, tmp_path, capsys, training, message):

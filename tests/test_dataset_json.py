@@ -40,16 +40,16 @@ def test_the_advice_on_labels_no_training_case_holds_fits_where_they_were_declar
         " (declared to keep the files' values? no need: a model's labels may skip values, so leave it out of "
         "cfg/brats.json and no output class is spent on it)")
     assert advice(LabelsFrom("dataset.json", Path("Task09/dataset.json"))) == (
-        " (Task09/dataset.json declares it: to spend no output class on it, train with -c and a config whose labels "
-        "leave it out)")
+        " (Task09/dataset.json declares it: to spend no output class on it, train with config=... and a config whose "
+        "labels leave it out)")
     assert advice(LabelsFrom("files")) == (
-        " (only validation cases hold it: another split, with --seed or --fold, may put a case that holds it among "
-        "the training cases)")
+        " (only validation cases hold it: another split, with training.seed or training.fold, may put a case that "
+        "holds it among the training cases)")
     # above every value training holds: a structure these cases lack, not a gap; a dataset.json's, as any other
     untold = "labels 2 unused_2, 3 box are in no training case: the network cannot learn them"
     for labels_from, said in [(LabelsFrom("config", Path("cfg/brats.json")), ""), (
             LabelsFrom("dataset.json", Path("Task09/dataset.json")), " (Task09/dataset.json declares them: to spend "
-            "no output class on them, train with -c and a config whose labels leave them out)")]:
+            "no output class on them, train with config=... and a config whose labels leave them out)")]:
         caplog.clear()
         with caplog.at_level("WARNING"):
             check_label_presence(config, [_case_holding("t0", 1)], [_case_holding("v0", 1)], labels_from)
@@ -298,7 +298,7 @@ def test_a_dataset_json_naming_other_channels_than_the_cases_have_is_refused(tin
     assert not out.exists()
 
 
-OR_CONFIG = "; give -c with a config of the labels to train without it"
+OR_CONFIG = "; give config=... with a config of the labels to train without it"
 
 
 @pytest.mark.parametrize("labels, message", [

@@ -327,8 +327,8 @@ def test_a_place_key_asked_for_without_its_hash_says_to_quote_it(tmp_path, capsy
         read_dicom_series(study, "1")
     assert str(raised.value) == (
         f"{study}: no series matches the series asked for, '1' (a key, number or UID `medseg inspect` lists); its "
-        "key #1, its place in the listing, is written with the # (quoted in a shell, --series '#1', where an "
-        "unquoted # starts a comment); found series #1 'first' (CT, 4 images, UID none) [eligible]")
+        "key #1, its place in the listing, is written with the # (series='#1'); found series #1 'first' (CT, 4 "
+        "images, UID none) [eligible]")
     code, _, err = run_cli(["convert", str(study), str(tmp_path / "x.nii.gz"), "--series", "1"], capsys)
     assert code == 1 and "--series '#1', where an unquoted # starts" in err and not (tmp_path / "x.nii.gz").exists()
     # a number that is no series' place says no more than before

@@ -252,7 +252,7 @@ def test_out_of_gpu_memory_halves_the_tiles_per_pass_and_keeps_the_result(make_p
     assert segmenter.batch_size == halved[-1] and max(small.batches[-3:]) <= 5
     told = [first, *halved]
     assert caplog.messages == [f"cpu: out of GPU memory with {a} tiles per forward pass; going on with {b} "
-                               "(--batch-size sets it)" for a, b in zip(told, told[1:])]
+                               "(batch_size=... sets it)" for a, b in zip(told, told[1:])]
     caplog.clear()
     segmenter.predict(image)  # the next volume starts with the smaller batch
     assert not caplog.messages
@@ -342,7 +342,7 @@ def test_out_of_gpu_memory_in_monai_blending_weights_is_backed_off(make_package,
         labels = segmenter.predict(image)
     assert len(calls) >= 2 and torch.equal(labels, expected)
     assert caplog.messages == ["cpu: out of GPU memory with 16 tiles per forward pass; going on with 8 "
-                               "(--batch-size sets it)"]
+                               "(batch_size=... sets it)"]
 
 
 def test_out_of_memory_is_recognised_through_its_cause_not_through_a_suppressed_context():

@@ -222,7 +222,7 @@ def test_infer_given_a_slicer_scene_says_the_segmentation_is_no_image(sitk, tmp_
     sitk.WriteImage(_oblique(sitk, _values("int16")), str(scene / "a.nrrd"))
     sitk.WriteImage(_oblique(sitk, _labels()), str(scene / "a.seg.nrrd"))
     message = (f"{scene / 'a.seg.nrrd'} is a 3D Slicer segmentation (of a.nrrd, given with it), not an image to "
-               f"segment: give the images alone (a segmentation may be given as --reference {scene / 'a.seg.nrrd'})")
+               f"segment: give the images alone (a segmentation may be given as reference='{scene / 'a.seg.nrrd'}')")
     for inputs in ([scene / "a.nrrd", scene / "a.seg.nrrd"], [scene / "a.seg.nrrd", scene / "a.nrrd"]):
         with pytest.raises(ConflictingInputsError) as info:
             check_batch_outputs(inputs, tmp_path / "out", False, "nifti", True)
@@ -255,7 +255,7 @@ def test_infer_given_a_slicer_scene_with_a_detached_segmentation_says_the_segmen
             check_batch_outputs(inputs, tmp_path / "out", False, "nifti", True)
         assert str(info.value) == (f"{segmentation} is a 3D Slicer segmentation (of a.nrrd, given with it), not an "
                                    f"image to segment: give the images alone (a segmentation may be given as "
-                                   f"--reference {segmentation})")
+                                   f"reference='{segmentation}')")
     with pytest.raises(ConflictingInputsError) as info:
         check_batch_outputs([segmentation, data], tmp_path / "out", False, "nifti", True)
     assert str(info.value) == (f"{segmentation} and {data} are the two files of one image (a.seg.raw.gz holds the "

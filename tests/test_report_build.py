@@ -53,7 +53,7 @@ def test_overlay_limit_keeps_the_worst(cohort, tmp_path):
     assert json.loads(outputs.summary.read_text())["settings"]["overlays_drawn"] == 3
     none = build_report(cohort, tmp_path / "none.html", max_overlays=0, overwrite=True).html.read_text()
     assert 'class="overlay"' not in none and "only the 0 worst" not in none
-    assert none.count("no overlay: none drawn (--max-overlays 0)") == 9
+    assert none.count("no overlay: none drawn (max_overlays=0)") == 9
     assert "<li><b>failed</b>: at stage " in none  # not "failed: failed at stage"
 
 

@@ -182,6 +182,63 @@ def test_a_command_run_in_a_worker_thread_names_its_options_and_starts_no_thread
     assert seen_beside == ["overwrite=True"] and setting("overwrite") == "overwrite=True"
 
 
+def test_messages_beyond_the_first_name_a_python_callers_arguments_and_a_commands_options(tmp_path, monkeypatch):
+    """Messages that named the command line's options whoever called: a model given as an input (``-m``), outputs
+    that would replace an input (``-o``), a package's unfinished training (``medseg train --resume``), images and
+    labels swapped (``--images``/``--labels``), the epochs (``--epochs``). A Python caller now reads its arguments,
+    each command its own options."""
+    from medseg.batch_outputs import check_batch_outputs
+    from medseg.cli.options import COMMAND_OPTIONS
+    from medseg.errors import ConflictingInputsError
+    from medseg.numbers import image_among_labels
+    from medseg.package import _resumed
+    from medseg.train_resume import _epochs_asked
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConflictingInputsError) as refused:
+        check_batch_outputs([Path("hippocampus")], None, False, "nifti", True)
+    assert str(refused.value) == ("hippocampus: no such file or folder, but the name of a shipped model: give a model "
+                                  "with package=... (package='hippocampus')")
+    scan = tmp_path / "scan.nii.gz"
+    scan.write_bytes(b"")
+    with pytest.raises(ConflictingInputsError) as refused:
+        check_batch_outputs([scan], tmp_path, False, "nifti", True, references=[tmp_path / "scan_seg.nii.gz"])
+    assert str(refused.value).endswith("; write the outputs elsewhere (out_dir=...)")
+    python = ("; so many values suggest an image rather than labels (are images_dir=... and labels_dir=... swapped?)",
+              "medseg.train.train with the same arguments and resume=True", "training.epochs")
+    assert (image_among_labels(), _resumed(), _epochs_asked()) == python
+    with named_as(COMMAND_OPTIONS["train"], "train"):
+        assert (image_among_labels(), _resumed(), _epochs_asked()) == (
+            "; so many values suggest an image rather than labels (are --images and --labels swapped?)",
+            "the same command with --resume", "--epochs / training.epochs")
+        assert setting("epochs", 30, python="training.epochs: {value}") == "--epochs 30"
+    assert setting("epochs", 30, python="training.epochs: {value}") == "training.epochs: 30"
+    with named_as(COMMAND_OPTIONS["infer"], "infer"):  # a package's unfinished training, met by infer
+        assert _resumed() == "medseg train --resume with the same command"
+        with pytest.raises(ConflictingInputsError) as refused:
+            check_batch_outputs([Path("hippocampus")], None, False, "nifti", True)
+    assert str(refused.value).endswith("give a model with -m (-m hippocampus)")
+
+
+def test_a_package_a_prediction_was_not_made_by_is_named_as_the_callers_package_argument(tmp_path):
+    """Scoring's default named the package ``--model`` for a Python caller of score_prediction or score_folder."""
+    from medseg.errors import ModelMismatchError
+    from medseg.package import load_package
+    from medseg.scoring import MadeBy, check_made_by
+
+    package = load_package("phantom")
+    other = MadeBy(sidecar=tmp_path / "case_seg.json", model="hippocampus")
+    with pytest.raises(ModelMismatchError) as refused:
+        check_made_by(tmp_path / "case_seg.nii.gz", other, package)
+    assert str(refused.value).endswith("not 'phantom'; pass package='hippocampus' or leave package=... out")
+    relabelled = MadeBy(sidecar=tmp_path / "case_seg.json", model="phantom", labels={0: "background", 1: "x"})
+    with pytest.raises(ModelMismatchError) as refused:
+        check_made_by(tmp_path / "case_seg.nii.gz", relabelled, package)
+    assert "but package='phantom' has 1 ellipsoid, 2 box, 3 tube;" in str(refused.value)
+    assert str(refused.value).endswith("pass the package that made it, or leave package=... out")
+    with pytest.raises(ModelMismatchError) as refused:  # as the command line gives it, it names it
+        check_made_by(tmp_path / "case_seg.nii.gz", other, package, "--model phantom")
+    assert str(refused.value).endswith("; pass --model hippocampus or leave --model out")
 
 
 def test_each_command_names_only_options_it_has():
@@ -221,6 +278,25 @@ def test_a_setting_the_command_lacks_is_named_where_its_user_gives_it_or_as_no_o
     with named_as(COMMAND_OPTIONS["cohort evaluate"], "cohort evaluate", ELSEWHERE["cohort evaluate"]):
         assert setting("package", "phantom") == "model: phantom in the workflow config"
 
+
+def test_a_cohort_step_names_the_sheets_series_column_not_an_option_it_lacks(tmp_path, capsys):
+    """`medseg cohort infer` on a study of two series without a series column recorded "choose one with --series",
+    an option of `medseg infer` that the cohort step lacks; now the sample sheet's column, named once."""
+    import json
+
+    from dicom_factory import make_series
+
+    make_series(tmp_path / "study" / "s3", seed=0, series_number=3, description="T1", series_uid="1.2.3.3")
+    make_series(tmp_path / "study" / "s4", seed=1, series_number=4, description="T2", series_uid="1.2.3.4")
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text("case_id\timage\ns\tstudy\n")
+    results = tmp_path / "results"
+    code, out, _ = run_cli(["cohort", "infer", str(sheet), "-o", str(results), "--model", "phantom",
+                            "--device", "cpu"], capsys)
+    failure = json.loads((results / "cases" / "s" / "s_failed.json").read_text())
+    said = f"{tmp_path / 'study'}: 2 eligible series, choose one with the sample sheet's series column, or give"
+    assert code == 0 and said in out and said in json.dumps(failure)
+    assert "--series" not in out and "(in a sample sheet" not in out
 
 
 def test_a_thread_started_while_a_command_runs_names_its_options_when_carried():
@@ -262,3 +338,51 @@ def test_a_thread_started_while_a_command_runs_names_its_options_when_carried():
                 target = next(k.value for k in node.keywords if k.arg == "target")
                 started.append((path.name, ast.unparse(target)))
     assert started == [("infer.py", "carried(self._tick)")]
+
+
+# option names a library message may still say: another program's (Snakemake's, SLURM's, git's), or medseg's with
+# the command that has it named beside it (``medseg evaluate -o ... --overwrite``), or a record's text (a sidecar's
+# "chosen with --series 3"), whoever reads it
+_OPTIONS_ALLOWED = {
+    "checkout.py": {"--no-optional-locks", "--porcelain", "--untracked-files"},
+    "io/files.py": {"--include"},
+    "preprocess.py": {"--mem"},
+    # the selection a sidecar records; "`medseg models DIR` describes it, and `-m DIR` segments with it"
+    "io/dicom_series.py": {"--series", "-m"},
+    "io/seg_reading.py": {"--sidecar"},  # "medseg convert without --sidecar"
+    "package.py": {"--resume"},  # "medseg train --resume", said where the command has no --resume
+    "report/flags.py": {"--model"},  # "`medseg evaluate` without --model"
+    "report/stale_results.py": {"-o", "--overwrite"},  # "medseg evaluate -o ... --overwrite"
+    "training_pairing.py": {"--reference"},  # "infer --reference"
+    "cohort/": {"*"},  # Snakemake's and the SLURM plugin's options, for a workflow's user
+}
+
+
+def test_library_messages_name_no_option_of_medsegs_commands_outside_the_allowed():
+    """About 31 library messages named options (``--reference``, ``-c``, ``--batch-size``, ``medseg train
+    --resume``) to Python callers too; each is now a setting (:func:`setting`). A string (not a docstring) of the
+    library that names an option anew fails here."""
+    import ast
+    import re
+
+    import medseg
+    from medseg.cli.options import OPTION_NAMES
+
+    root = Path(medseg.__file__).parent
+    short = {option for option in OPTION_NAMES.values() if not option.startswith("--")} | {"-m", "-o", "-c"}
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        where = path.relative_to(root).as_posix()
+        if where.startswith("cli/"):
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                      and node.body and isinstance(node.body[0], ast.Expr)}
+        allowed = next((names for prefix, names in _OPTIONS_ALLOWED.items() if where.startswith(prefix)), set())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                for option in re.findall(r"(?<![\w-])(--[a-z][a-z-]*|-[a-z])(?![\w-])", node.value):
+                    if (option.startswith("--") or option in short) and option not in allowed and "*" not in allowed:
+                        found.append(f"{where}:{node.lineno}: {option}")
+    assert found == []

@@ -45,7 +45,7 @@ def test_folds_of_one_seed_are_disjoint_and_fold_zero_is_the_plain_split():
         assert len(val) == 2 and len(train_) == 9 and not set(map(id, val)) & set(map(id, train_))
     validated = [c.case_id for _, val in folds for c in val]
     assert len(set(validated)) == 10  # 11 // 2 = 5 folds of two; one case is never validated
-    with pytest.raises(TrainingError, match=r"training config: training.fold \(--fold\) must be in 0..4 "
+    with pytest.raises(TrainingError, match=r"training config: training.fold \(the training config\) must be in 0..4 "
                        r"\(11 cases, 2 validation cases per fold\)"):
         split_cases(cases, 0.2, 7, 5)
 
@@ -103,8 +103,8 @@ def test_default_config_declares_the_labels_found(tiny_set):
         default_config({v: Path("a.nii.gz") for v in range(0, 200, 2)}, where="lab")
     assert str(info.value) == (
         "a.nii.gz: label value 2; the label files in lab hold [0, 2, 4, 6, 8, 10, 12, 14, … (100 values)]; so many "
-        "values suggest an image rather than labels (are --images and --labels swapped?); if these are labels, "
-        "declare them in a config given with -c")
+        "values suggest an image rather than labels (are images_dir=... and labels_dir=... swapped?); if these are "
+        "labels, declare them in a config given with config=...")
     with pytest.raises(TrainingError, match=r"^b.nii.gz: label value 70000 is above 65535, the largest a segmentation "
                                             r"\(uint16\) holds$"):
         default_config({0: Path("a.nii.gz"), 1: Path("a.nii.gz"), 70000: Path("b.nii.gz")}, where="lab")

@@ -116,8 +116,9 @@ def test_a_package_half_replaced_by_a_killed_run_says_to_resume(tiny_set, tmp_pa
         load_package(out)
     assert "does not match" in str(info.value)
     assert str(info.value).endswith(f"{out} holds a training run (all 2 epochs done, stopped before it wrote its "
-                                    "package) that may have been stopped while it replaced this package: medseg "
-                                    "train --resume with the same command writes the package whole")
+                                    "package) that may have been stopped while it replaced this package: "
+                                    "medseg.train.train with the same arguments and resume=True writes the package "
+                                    "whole")
     assert _exit_code(args + ["--seed", "1", "--resume"]) == 0
     assert load_package(out).config["training"]["settings"]["seed"] == 1
 
@@ -243,7 +244,8 @@ def test_resume_hints_name_every_option_the_refused_command_needs(tiny_set, tmp_
     with pytest.raises(ModelPackageError) as refused:
         load_package(out)
     assert str(refused.value) == (f"{out}: not a model package yet: it holds an unfinished training run (checkpoint "
-                                  "after epoch 2 of 4); medseg train --resume with the same command finishes it")
+                                  "after epoch 2 of 4); medseg.train.train with the same arguments and resume=True "
+                                  "finishes it")
     capsys.readouterr()
     assert _exit_code(args + ["--steps-per-epoch", str(steps), "--epochs", "4"]) == 0  # what the hints said
     assert json.loads((out / "model.json").read_text())["training"]["epochs_run"] == 4

@@ -23,6 +23,7 @@ from medseg.io.files import absent_content, type_text, undecodable
 from medseg.jsonfile import json_error_text, size_text
 from medseg.label_map import MAX_LABEL_VALUE
 from medseg.numbers import values_text
+from medseg.settings_named import ANY, setting
 
 __all__ = ["DatasetDocument", "DatasetJson", "TrainingList", "declared_names", "file_ending_note", "find_dataset_json",
            "load_document",
@@ -91,7 +92,8 @@ def _read_capped(path: Path) -> bytes:
     return data
 
 
-_OR_CONFIG = "; give -c with a config of the labels to train without it"
+def _or_config() -> str:
+    return f"; give {setting('config', ANY)} with a config of the labels to train without it"
 
 
 def read_document(path: Path | str) -> tuple[object, str | None]:
@@ -165,17 +167,17 @@ def read_dataset_json(source: Path | str | DatasetDocument) -> DatasetJson | Non
     values = sorted(names)
     if values[0] < 0:  # told as labels without 0 before, when 0 was among them
         raise InputError(f"{path}: label value {values[0]} '{names[values[0]]}' is negative; label values are whole "
-                         f"numbers from 0 (background) up{_OR_CONFIG}")
+                         f"numbers from 0 (background) up{_or_config()}")
     if values[-1] > MAX_LABEL_VALUE:  # told before as a value the labels folder held
         raise InputError(f"{path}: label value {values[-1]} '{names[values[-1]]}' is above {MAX_LABEL_VALUE}, the "
-                         f"largest a segmentation (uint16) holds{_OR_CONFIG}")
+                         f"largest a segmentation (uint16) holds{_or_config()}")
     if values[0] != 0:  # values may skip (BraTS's 0, 1, 2, 4), but 0 is the background every label file holds
         raise InputError(f"{path}: label values {values_text(values)} do not hold 0 (background), as a model's labels "
-                         f"must; declare label 0 (background) in the dataset.json{_OR_CONFIG}")
+                         f"must; declare label 0 (background) in the dataset.json{_or_config()}")
     ignore = [value for value, name in names.items() if name.casefold() == "ignore"]
     if ignore:
         raise InputError(f"{path}: label {ignore[0]} 'ignore' is nnU-Net's ignore label (voxels without annotation), "
-                         f"which medseg would train as a class; recode those voxels{_OR_CONFIG}")
+                         f"which medseg would train as a class; recode those voxels{_or_config()}")
     data = {}
     title, description = _text(doc.get("name")), _text(doc.get("description"))
     if title or description:
@@ -360,7 +362,7 @@ def _names(labels: dict, path: Path) -> dict[int, str]:
                 value = int(value)
             if isinstance(value, (list, tuple)):
                 raise InputError(f"{path}: label '{name}' is a region of values {list(value)} (nnU-Net's region-based "
-                                 f"training); medseg trains one label per value{_OR_CONFIG}")
+                                 f"training); medseg trains one label per value{_or_config()}")
             if isinstance(value, bool) or not isinstance(value, int):
                 raise InputError(f"{path}: label '{name}' has the value {value!r}, not a whole number")
             pairs.append((value, name))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +41,7 @@ from medseg.io.dicomdir import (
 from medseg.io.dicomdir_missing import judge_missing
 from medseg.io.files import files_under, is_dicom_file
 from medseg.numbers import counted
-from medseg.settings_named import ANY, setting
+from medseg.settings_named import ANY, has_option, named_elsewhere, setting
 from medseg.volume import slicer_segmentation_ending
 
 __all__ = ["DicomFrame", "SeriesCandidate", "FolderScan", "scan_folder", "held_scan", "release_scan", "held_series",
@@ -258,10 +259,10 @@ def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped:
         segmentations = sorted({ending for ending in map(slicer_segmentation_ending, itk) if ending})
         if segmentations:  # 3D Slicer's segmentations: no images
             hint += (f" (not its {'/'.join(segmentations)} files, 3D Slicer's segmentations: one may be given as "
-                     "--reference)")
+                     f"{setting('reference', ANY)})")
         if any(p.parent == folder and p.name == "model.json" for p, _ in skipped):  # a package where a study goes
             hint = (f"; it is a model package (model.json), not a DICOM study: `medseg models {folder}` describes it, "
-                    f"and `-m {folder}` segments with it")
+                    f"and {_with_package(folder)} segments with it")
         raise DicomError(f"{folder}: no DICOM images found ({what}{extra}){hint}")
     if skipped and warn_skipped:
         names = ", ".join(str(path.relative_to(folder)) for path, _ in skipped[:5])
@@ -323,7 +324,7 @@ def choose_series(scan: FolderScan, series: str | None = None) -> tuple[SeriesCa
         if chosen.problem is not None:
             raise DicomError(f"{folder}: {chosen.label()} cannot be one 3D volume: {chosen.problem}")
         note = positional_key_note(scan, chosen) if kind == "key" else None
-        return chosen, f"chosen with --series {wanted}" + (f" ({note})" if note else "")
+        return chosen, f"chosen with --series {wanted}" + (f" ({note})" if note else "")  # a record's, whoever made it
     eligible = [c for c in candidates if c.eligible]
     if len(eligible) == 1:
         others = len(candidates) - 1
@@ -339,8 +340,9 @@ def choose_series(scan: FolderScan, series: str | None = None) -> tuple[SeriesCa
         raise DicomError(f"{folder}: no series can be one 3D volume: {_listing(candidates)}")
     own = {id(c): _own_folder(scan, c) for c in eligible}
     give = ", or give the folder of one (listed with it)" if all(own.values()) else ""
+    sheet = "" if named_elsewhere("series") else " (in a sample sheet: the series column)"
     raise DicomError(f"{folder}: {len(eligible)} eligible series{_studies_text(eligible)}, choose one with "
-                     f"{setting('series', ANY)} (in a sample sheet: the series column){give}: "
+                     f"{setting('series', ANY)}{sheet}{give}: "
                      f"{_listing(eligible, own if give else None)}")
 
 
@@ -350,8 +352,16 @@ def _hash_key_hint(wanted: str, candidates: Sequence[SeriesCandidate]) -> str:
     key = f"#{wanted}"
     if not any(c.key == key for c in candidates):
         return ""
-    return (f"; its key {key}, its place in the listing, is written with the # (quoted in a shell, --series '{key}', "
-            "where an unquoted # starts a comment)")
+    if not has_option("series"):  # a Python caller's string, a sample sheet's cell: no shell in between
+        return f"; its key {key}, its place in the listing, is written with the # ({setting('series', key)})"
+    return (f"; its key {key}, its place in the listing, is written with the # (quoted in a shell, "
+            f"{setting('series', shlex.quote(key))}, where an unquoted # starts a comment)")
+
+
+def _with_package(folder: Path) -> str:
+    """Segmenting with the package ``folder``: ``package='folder'`` for a Python caller, ``medseg infer``'s
+    ``-m folder`` on the command line (which names ``medseg models`` beside it)."""
+    return setting("package", str(folder)) if has_option("package") is None else f"`-m {folder}`"
 
 
 def _studies_text(candidates: list[SeriesCandidate], shown: int = 3) -> str:

@@ -19,6 +19,7 @@ from medseg.io.files import check_readable, is_dicom_file, not_there, os_reason
 from medseg.io.seg_labels import bare_name
 from medseg.label_values import label_values
 from medseg.numbers import IMAGE_LIKE_VALUES, odd_values, values_text
+from medseg.settings_named import ANY, setting
 from medseg.volume import Volume, stem
 
 __all__ = ["MAX_LABEL", "header_scaling_note", "prediction_sidecar", "read_prediction", "read_prediction_values",
@@ -59,8 +60,8 @@ def read_reference_values(path: Path | str, labels: dict[int, str] | None = None
         raise InputError(f"{path}: label value {int(values.max())} is above {MAX_LABEL} (2^53), the largest medseg "
                          "can tell apart from its neighbours")
     if labels is None and len(values) > IMAGE_LIKE_VALUES:
-        log.warning("%s: holds %d distinct values, each scored as a label: an image given as the %s? (--model names "
-                    "the labels it may hold)", path, len(values), role)
+        log.warning("%s: holds %d distinct values, each scored as a label: an image given as the %s? (%s names "
+                    "the labels it may hold)", path, len(values), role, setting("package", ANY))
     if labels is not None:
         labels = {int(value): name for value, name in labels.items()}  # JSON gives the keys as text
         unknown = sorted({int(v) for v in values} - set(labels) - {0})  # background, named or not (as a SEG's)

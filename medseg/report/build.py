@@ -27,6 +27,7 @@ from medseg.report.overlay_image import DEFAULT_CT_WINDOW, ct_window_hu
 from medseg.report.stale_results import check_sources
 from medseg.report.summary import models_text, summary_record
 from medseg.report.table import cohort_rows, label_names, write_tsv
+from medseg.settings_named import ANY, setting
 
 __all__ = ["DEFAULT_MAX_OVERLAYS", "ReportOutputs", "build_report", "report_policy"]
 
@@ -152,7 +153,7 @@ def build_report(
     if summary["run_in_progress"]:
         log.warning("%s: a cohort run is still writing to this folder (%s): this report shows its cases as they are "
                     "now; cases it has not segmented yet are missing, and those not scored yet are shown without "
-                    "reference (with --sheet: as failed)", results_dir, summary["run_in_progress"])
+                    "reference (with %s: as failed)", results_dir, summary["run_in_progress"], setting("sheet", ANY))
     header, rows = cohort_rows(cases, flags, order, dice_threshold)
 
     from medseg.report.plots import distribution_plots
@@ -319,8 +320,8 @@ def _overlays(cases, flags, order, label_order, max_overlays, ct_window=None
         if given[unscored] >= max_overlays:
             kind = "cases without a reference" if unscored else "scored or failed cases"
             notes.setdefault(index, []).append(
-                f"no overlay: only the {max_overlays} worst {kind} get one (--max-overlays)" if max_overlays else
-                "no overlay: none drawn (--max-overlays 0)")
+                f"no overlay: only the {max_overlays} worst {kind} get one ({setting('max_overlays', ANY)})"
+                if max_overlays else f"no overlay: none drawn ({setting('max_overlays', 0)})")
             continue
         path = case.segmentation_path()
         problem = segmentation_header_problem(case, path) if path is not None else None
