@@ -3,6 +3,7 @@ and how the report shows such a job (medseg.report.failed_jobs)."""
 
 from __future__ import annotations
 
+import csv
 import html
 import json
 import subprocess
@@ -169,6 +170,16 @@ def test_the_report_shows_a_failed_jobs_error_once_with_the_cases_it_covered(fai
     assert 'kept from an earlier run, not made by this one: <a href="#case-a">a</a>' in block
     failed = page[page.index('<div id="failed">'):page.index('<div id="worst">')]
     assert failed.count('its job <a href="#job-batch001.infer">batch001.infer</a> failed') == 2
+    # summary.json and cohort.tsv account for the job as the page does: its error and log once, the cases it failed
+    # and those it kept; each failed case's row names it (they did not: only the error text of each row said so)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["failed_jobs"] == [{"job": "batch001.infer", "stage": "infer", "error": job_error["error"],
+                                       "error_type": "DeviceError", "log": str(log), "cases": ["b", "c"],
+                                       "kept": ["a"]}]
+    with open(tmp_path / "cohort.tsv", newline="") as handle:
+        rows = {row["case_id"]: row for row in csv.DictReader(handle, delimiter="\t")}
+    assert {case: (row["status"] == "failed", row["failed_job"]) for case, row in rows.items()} == {
+        "a": (False, ""), "b": (True, "batch001.infer"), "c": (True, "batch001.infer")}
     worst = page[page.index('<div id="worst">'):page.index('<div id="plots">')]
     row = worst[worst.index('id="row-case-a"'):]
     assert ('kept from an earlier run; its job <a href="#job-batch001.infer">batch001.infer</a> failed'

@@ -345,6 +345,16 @@ def test_a_job_that_fails_for_the_whole_run_shows_why_on_the_console(tmp_path):
     assert row["error"] == (f"{data / 'a.nii.gz'}: not segmented: its job batch001.infer failed on its last attempt "
                             f"for a reason of the whole job, not of this case: {error}; the job's log: {log}; a later "
                             "run tries it again")
+    # the table's row names its job, in a column of its own at the end (readers by position keep theirs), and the
+    # summary lists the job as the page and the console do: they did not, so a reader of summary.json saw one failed
+    # case and not why
+    with open(results / "cohort.tsv", newline="") as handle:
+        header = next(csv.reader(handle, delimiter="\t"))
+    assert header[-1] == "failed_job" and row["failed_job"] == "batch001.infer"
+    summary = json.loads((results / "summary.json").read_text())
+    assert list(summary)[-1] == "failed_jobs"
+    assert summary["failed_jobs"] == [{"job": "batch001.infer", "stage": "infer", "error": error,
+                                       "error_type": "DeviceError", "log": str(log), "cases": ["a"], "kept": []}]
 
 
 def test_a_scoring_job_that_fails_as_a_whole_leaves_a_report_that_names_it(tmp_path):

@@ -154,15 +154,17 @@ def build_report(
         log.warning("%s: a cohort run is still writing to this folder (%s): this report shows its cases as they are "
                     "now; cases it has not segmented yet are missing, and those not scored yet are shown without "
                     "reference (with %s: as failed)", results_dir, summary["run_in_progress"], setting("sheet", ANY))
+    from medseg.report.failed_jobs import failed_jobs, summary_entry
+
+    jobs = failed_jobs(cases, folder)
+    # the jobs that failed as a whole, as the page's "Jobs that failed" and the console name them (last: a new key)
+    summary["failed_jobs"] = [summary_entry(job) for job in jobs]
     header, rows = cohort_rows(cases, flags, order, dice_threshold)
 
     from medseg.report.plots import distribution_plots
 
     flagged_labels = [{flag.value for flag in case_flags if flag.value is not None} for case_flags in flags]
     plots = distribution_plots(cases, flagged_labels, [value for value, _ in label_order], dice_threshold)
-    from medseg.report.failed_jobs import failed_jobs
-
-    jobs = failed_jobs(cases, folder)
     page = render_page(ReportContent(
         results_dir=folder, cases=cases, flags=flags, order=order, summary=summary, label_order=label_order,
         plots=plots, overlays=overlays, overlay_shows=shown, overlay_notes=notes, label_colours=colours,

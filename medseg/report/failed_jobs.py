@@ -17,7 +17,7 @@ from pathlib import Path
 
 from medseg.report.case_result import CaseResult
 
-__all__ = ["FailedJob", "failed_jobs"]
+__all__ = ["FailedJob", "failed_jobs", "summary_entry"]
 
 
 @dataclass
@@ -65,3 +65,11 @@ def failed_jobs(cases: Sequence[CaseResult], results_dir: Path | str) -> list[Fa
         kept = job_error.get("kept_earlier")
         entry.kept = [case for case in kept if case in present] if isinstance(kept, list) else []
     return sorted(jobs.values(), key=lambda job: job.name)
+
+
+def summary_entry(job: FailedJob) -> dict:
+    """A failed job as ``summary.json``'s ``failed_jobs`` lists it: ``job`` (``batch001.infer``), ``stage``,
+    ``error`` (its one line), ``error_type``, ``log`` (null where not recorded), ``cases`` (the ids it recorded as
+    failed) and ``kept`` (those it kept from an earlier run, not made by this one)."""
+    return {"job": job.name, "stage": job.stage, "error": job.error, "error_type": job.error_type, "log": job.log,
+            "cases": list(job.failed), "kept": list(job.kept)}

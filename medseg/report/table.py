@@ -11,12 +11,15 @@ from medseg.report.case_result import CaseResult, LabelResult
 from medseg.report.flags import Flag
 from medseg.report.result_records import METRIC_FIELDS
 
-__all__ = ["CASE_COLUMNS", "cohort_rows", "label_columns", "label_names", "write_tsv"]
+__all__ = ["CASE_COLUMNS", "LAST_COLUMNS", "cohort_rows", "label_columns", "label_names", "write_tsv"]
 
 CASE_COLUMNS = ("rank", "case_id", "status", "n_flags", "flags", "min_dice", "model", "model_version",
                 "model_weights_sha256", "in_training_set", "input", "series", "series_uid", "segmentation", "reference",
                 "input_sha256", "segmentation_sha256", "reference_sha256", "device", "precision", "created",
                 "failed_stage", "error_type", "error")
+# after the label columns, so that a reader of the columns by position keeps its own: the job whose last attempt
+# failed as a whole and failed the case (``batch001.infer``; summary.json's ``failed_jobs`` holds its error and log)
+LAST_COLUMNS = ("failed_job",)
 
 
 def label_names(cases: list[CaseResult]) -> dict[str, str]:
@@ -60,6 +63,7 @@ def cohort_rows(cases: list[CaseResult], flags: list[list[Flag]], order: list[in
     header = list(CASE_COLUMNS)
     for prefix in prefixes.values():
         header += [f"{prefix}_{key}" for key in METRIC_FIELDS] + [f"{prefix}_status"]
+    header += LAST_COLUMNS
     rows = []
     for rank, index in enumerate(order, start=1):
         case = cases[index]
@@ -102,6 +106,7 @@ def cohort_rows(cases: list[CaseResult], flags: list[list[Flag]], order: list[in
             "failed_stage": failure.get("stage"),
             "error_type": failure.get("error_type"),
             "error": failure.get("error"),
+            "failed_job": _job_name(failure),
         }
         for label in case.labels():
             prefix = prefixes[label.value]
@@ -113,6 +118,13 @@ def cohort_rows(cases: list[CaseResult], flags: list[list[Flag]], order: list[in
             row.update({f"{prefix}_status": "failed" for prefix in prefixes.values()})
         rows.append(row)
     return header, rows
+
+
+def _job_name(failure: dict) -> str | None:
+    """The workflow job a failure record says failed the case as a whole (its ``job``'s ``name``), else None."""
+    job = failure.get("job")
+    name = job.get("name") if isinstance(job, dict) else None
+    return name if isinstance(name, str) and name else None
 
 
 def write_tsv(header: list[str], rows: list[dict], path: Path) -> None:
