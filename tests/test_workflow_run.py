@@ -142,6 +142,14 @@ def test_the_report_shows_every_case_and_the_failures(finished):
     assert {case: rows[case]["status"] for case in rows} == {
         "a": "scored", "b": "scored", "c": "no_reference", "bad": "failed", "gone": "failed"}
     assert rows["bad"]["failed_stage"] == "read" and "truncated" in rows["bad"]["error"]
+    # when each case was segmented and when scored, each in its own column: `created` held the segmentation's time,
+    # else the scoring's, and a reader could not tell which (kept as it was, for older readers)
+    for case in ("a", "b", "c"):
+        sidecar = json.loads((results / "cases" / case / f"{case}_seg.json").read_text())
+        scored = results / "cases" / case / f"{case}_metrics.json"
+        assert rows[case]["segmented_at"] == sidecar["created"] == rows[case]["created"]
+        assert rows[case]["scored_at"] == (json.loads(scored.read_text())["created"] if case != "c" else "")
+    assert [rows[case][column] for case in ("bad", "gone") for column in ("segmented_at", "scored_at")] == [""] * 4
     summary = json.loads((results / "summary.json").read_text())
     assert {k: summary["cases"][k] for k in ("total", "scored", "no_reference", "failed")} == {
         "total": 5, "scored": 2, "no_reference": 1, "failed": 2}
@@ -350,7 +358,7 @@ def test_a_job_that_fails_for_the_whole_run_shows_why_on_the_console(tmp_path):
     # case and not why
     with open(results / "cohort.tsv", newline="") as handle:
         header = next(csv.reader(handle, delimiter="\t"))
-    assert header[-1] == "failed_job" and row["failed_job"] == "batch001.infer"
+    assert header[-3:] == ["failed_job", "segmented_at", "scored_at"] and row["failed_job"] == "batch001.infer"
     summary = json.loads((results / "summary.json").read_text())
     assert list(summary)[-1] == "failed_jobs"
     assert summary["failed_jobs"] == [{"job": "batch001.infer", "stage": "infer", "error": error,

@@ -18,8 +18,9 @@ CASE_COLUMNS = ("rank", "case_id", "status", "n_flags", "flags", "min_dice", "mo
                 "input_sha256", "segmentation_sha256", "reference_sha256", "device", "precision", "created",
                 "failed_stage", "error_type", "error")
 # after the label columns, so that a reader of the columns by position keeps its own: the job whose last attempt
-# failed as a whole and failed the case (``batch001.infer``; summary.json's ``failed_jobs`` holds its error and log)
-LAST_COLUMNS = ("failed_job",)
+# failed as a whole and failed the case (``batch001.infer``; summary.json's ``failed_jobs`` holds its error and log),
+# and when the case was segmented and when scored (``created`` is the one, else the other: kept for older readers)
+LAST_COLUMNS = ("failed_job", "segmented_at", "scored_at")
 
 
 def label_names(cases: list[CaseResult]) -> dict[str, str]:
@@ -107,6 +108,8 @@ def cohort_rows(cases: list[CaseResult], flags: list[list[Flag]], order: list[in
             "error_type": failure.get("error_type"),
             "error": failure.get("error"),
             "failed_job": _job_name(failure),
+            "segmented_at": sidecar.get("created"),  # as the model columns: not an earlier run's, for a failed case
+            "scored_at": metrics.get("created"),
         }
         for label in case.labels():
             prefix = prefixes[label.value]
