@@ -737,6 +737,6 @@ def test_a_case_this_user_may_not_look_at_fails_alone_in_one_line_in_a_fresh_coh
     finally:
         locked.chmod(0o755)
     assert [(case.case_id, case.outcome, case.error) for case in done.cases] == [
-        ("a", "failed", f"{locked / 'a_0000.nii.gz'}: cannot look at it (permission denied: a folder on its way "
+        ("a", "failed", f"{locked / 'a_0000.nii.gz'}: cannot read (permission denied: a folder on its way "
                         "cannot be searched)"),
         ("b", "ok", None)]

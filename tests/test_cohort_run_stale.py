@@ -23,6 +23,9 @@ from medseg.cohort import InferOptions, evaluate_cases, infer_cases, read_sample
 from medseg.cohort.records import ResultsFolder
 from medseg.synthetic import write_phantom
 
+# why a file in a folder this user may not search cannot be read, as every line of medseg words it
+SEARCH_DENIED = "permission denied: a folder on its way cannot be searched"
+
 
 def test_a_reference_become_a_dangling_link_is_named_as_one_not_as_an_empty_folder(cohort, tmp_path):
     """A reference whose link's target was moved away kept its scores, as a missing one does, but the line called it
@@ -392,7 +395,7 @@ def test_a_reference_that_cannot_be_read_fails_its_case_alone_and_keeps_its_scor
     finally:
         images.chmod(0o755)
     assert [(c.case_id, c.outcome, c.error) for c in inferred.cases] == [
-        ("a", "failed", f"{image}: cannot read (permission denied); the results made from it earlier are kept, and "
+        ("a", "failed", f"{image}: cannot read ({SEARCH_DENIED}); the results made from it earlier are kept, and "
                         "reused if it comes back unchanged"), ("b", "ok", None)]
     assert folder.segmentation("a").read_bytes() == made
     locked.chmod(0)
@@ -403,14 +406,14 @@ def test_a_reference_that_cannot_be_read_fails_its_case_alone_and_keeps_its_scor
     finally:
         locked.chmod(0o755)
     assert [(c.case_id, c.outcome, c.reused, c.stage, c.error) for c in summary.cases] == [
-        ("a", "failed", False, "evaluate", f"{reference}: cannot read (permission denied); the scores made against it "
+        ("a", "failed", False, "evaluate", f"{reference}: cannot read ({SEARCH_DENIED}); the scores made against it "
                                            "earlier are kept, and reused if it comes back unchanged"),
         ("b", "ok", False, None, None)]
     assert folder.metrics("a").read_bytes() == scores and folder.metrics("b").is_file()
     with open(built.table, encoding="utf-8", newline="") as handle:
         row = next(row for row in csv.DictReader(handle, delimiter="\t") if row["case_id"] == "a")
     assert (row["status"], row["failed_stage"], row["error"]) == (
-        "failed", "stale", f"the reference {reference} cannot be read (permission denied); the scores made against it "
+        "failed", "stale", f"the reference {reference}: cannot read ({SEARCH_DENIED}); the scores made against it "
                            "earlier are kept in the results folder (not shown here), and reused if it comes back "
                            "unchanged")
 
@@ -434,6 +437,6 @@ def test_an_image_this_user_may_not_look_at_fails_its_case_alone_in_one_line_wit
     finally:
         locked.chmod(0o755)
     assert [(case.case_id, case.outcome, case.error) for case in done.cases] == [
-        ("a", "failed", f"{locked / 'a.nii.gz'}: cannot look at it (permission denied: a folder on its way cannot be "
+        ("a", "failed", f"{locked / 'a.nii.gz'}: cannot read (permission denied: a folder on its way cannot be "
                         "searched)"),
         ("b", "ok", None)]

@@ -154,7 +154,7 @@ def test_an_input_behind_a_folder_that_cannot_be_searched_or_with_an_unreadable_
     assert "Traceback" not in run.stderr
     errors = [line for line in run.stderr.splitlines() if line.startswith("medseg: error:")]
     assert errors == [
-        f"medseg: error: {hidden / 'x.nii.gz'}: cannot look at it (permission denied: a folder on its way cannot be "
+        f"medseg: error: {hidden / 'x.nii.gz'}: cannot read (permission denied: a folder on its way cannot be "
         "searched)",
         f"medseg: error: {tmp_path / 'p.img'}: cannot read the header p.hdr (permission denied)",
         f"medseg: error: {tmp_path / 'q.hdr.gz'}: cannot read the data file q.img.gz (permission denied)"]
@@ -171,7 +171,7 @@ def test_evaluate_and_train_name_a_path_behind_a_folder_that_cannot_be_searched(
     nib.save(nib.Nifti1Image(label, np.diag([1.0, 1.0, 2.0, 1.0])), str(tmp_path / "label.nii.gz"))
     shutil.copy(tmp_path / "label.nii.gz", hidden / "ref.nii.gz")
     hidden.chmod(0o600)
-    expected = "cannot look at it (permission denied: a folder on its way cannot be searched)"
+    expected = "cannot read (permission denied: a folder on its way cannot be searched)"
     try:
         for args, named in ((["evaluate", str(tmp_path / "label.nii.gz"), str(hidden / "ref.nii.gz")],
                              hidden / "ref.nii.gz"),

@@ -10,6 +10,9 @@ import pytest
 
 from medseg.cohort.records import ResultsFolder
 
+# why a file in a folder this user may not search cannot be read, as every line of medseg words it
+SEARCH_DENIED = "permission denied: a folder on its way cannot be searched"
+
 
 def test_cases_left_since_the_report_are_those_whose_folder_went_after_it(tmp_path):
     """A row taken out of the sheet, then its folder removed: the report must be rebuilt (Snakemake saw nothing to
@@ -137,10 +140,10 @@ def test_a_multichannel_input_this_user_may_not_look_at_is_away_not_an_error(tmp
             first = locked / "case_0000.nii.gz"
             assert input_files(first, 2) == [first]  # its siblings cannot be listed: the input alone
             assert unavailable(first, 2) is True
-            assert away_text(first, modalities=2) == f"{first}: cannot read (permission denied)"
+            assert away_text(first, modalities=2) == f"{first}: cannot read ({SEARCH_DENIED})"
             files = input_files(linked / "case_0000.nii.gz", 2)
             assert files == [linked / "case_0000.nii.gz", linked / "case_0001.nii.gz"]
             assert unavailable(files[0], 2) is True
-            assert away_text(files[0], modalities=2) == f"{files[1]}: cannot read (permission denied)"
+            assert away_text(files[0], modalities=2) == f"{files[1]}: cannot read ({SEARCH_DENIED})"
     finally:
         locked.chmod(0o755)

@@ -433,6 +433,45 @@ def test_an_image_this_user_may_not_read_fails_its_case_not_the_run(tmp_path):
     assert rows["b"]["error"] == f"{data / 'b.nii.gz'}: cannot read (permission denied)"
 
 
+def test_an_image_in_a_folder_this_user_may_not_search_reads_alike_with_or_without_earlier_results(tmp_path):
+    """Two images in a folder this user may not search: a segmented by an earlier run, b not. The run's console and
+    cohort.tsv said a's input "cannot be read (permission denied)" and b's "cannot look at it (permission denied: a
+    folder on its way cannot be searched)", one problem in two wordings that depended on earlier results. Both now
+    say "cannot read (permission denied: a folder on its way cannot be searched)"."""
+    from conftest import as_plain_user
+
+    from medseg.cohort import InferOptions, infer_cases, read_samples
+
+    data, locked = tmp_path / "data", tmp_path / "data" / "locked"
+    locked.mkdir(parents=True)
+    for name, seed in (("a", 3), ("b", 4)):
+        write_phantom(locked / f"{name}.nii.gz", None, shape=SHAPE, seed=seed)
+    write_phantom(data / "c.nii.gz", None, shape=SHAPE, seed=5)
+    sheet = write_sheet(data, [("a", "locked/a.nii.gz", ""), ("b", "locked/b.nii.gz", ""), ("c", "c.nii.gz", "")])
+    results = tmp_path / "results"
+    assert infer_cases(read_samples(sheet)[:1], results, InferOptions(MODEL)).count("ok") == 1
+    settings = [f"{key}={value}" for key, value in {"model": MODEL, "samples": sheet, "results": results,
+                                                     "max_overlays": 0}.items()]
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path), "--cores", "1",
+               "--config", *settings]
+    locked.chmod(0)
+    try:
+        run = as_plain_user(command, timeout=300)
+    finally:
+        locked.chmod(0o755)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    reason = "cannot read (permission denied: a folder on its way cannot be searched)"
+    with open(results / "cohort.tsv", newline="") as handle:
+        rows = {row["case_id"]: row for row in csv.DictReader(handle, delimiter="\t")}
+    assert [(rows[case]["status"], rows[case]["failed_stage"]) for case in "abc"] == [
+        ("failed", "stale"), ("failed", "read"), ("no_reference", "")]
+    assert rows["a"]["error"] == (f"the input {locked / 'a.nii.gz'}: {reason}; the results made from it earlier are "
+                                  "kept in the results folder (not shown here), and reused if it comes back unchanged")
+    assert rows["b"]["error"] == f"{locked / 'b.nii.gz'}: {reason}"
+    failed = [line for line in run.stdout.splitlines() if line.startswith("failed: ")]
+    assert failed == [f"failed: a: {rows['a']['error']}", f"failed: b: {rows['b']['error']}"]
+
+
 def test_a_run_whose_every_case_failed_exits_with_an_error_and_keeps_its_report(tmp_path):
     """Every case failed and the run exited 0 ("4 of 4 steps (100%) done"): a scheduler or CI job saw success. (The
     cases' failures are recorded beforehand, in this process, as the run's inference job records them: the job keeps

@@ -311,13 +311,15 @@ def cannot_look_at(path: Path | str) -> str | None:
     simply not there."""
     import errno
 
-    from medseg.io.files import os_reason
+    from medseg.io.files import SEARCH_DENIED, os_reason
 
     try:
         os.stat(path)
     except OSError as error:
         if error.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):  # not there: said by the caller
             return None
+        if error.errno in (errno.EACCES, errno.EPERM):  # stat needs no access to the file itself: a folder's search
+            return SEARCH_DENIED  # as medseg infer words it
         return os_reason(error)
     return None
 

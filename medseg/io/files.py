@@ -337,14 +337,18 @@ def blocked_folder(folder: Path | str) -> str | None:
     return None
 
 
+# why a path in a folder this user may not search cannot be read: one wording wherever it is told (a case made before
+# and a case not made yet read alike; one said "cannot look at it", the other "cannot read (permission denied)")
+SEARCH_DENIED = "permission denied: a folder on its way cannot be searched"
+
+
 def exists(path: Path | str) -> bool:
     """``Path.exists``, with a path that cannot be looked at (a folder on its way without search permission) an
     :class:`ImageReadError` naming it, where ``Path.exists`` raises a bare ``PermissionError``."""
     try:
         return Path(path).exists()
     except PermissionError as error:
-        raise ImageReadError(f"{path}: cannot look at it (permission denied: a folder on its way cannot be "
-                             "searched)") from error
+        raise ImageReadError(f"{path}: cannot read ({SEARCH_DENIED})") from error
 
 
 def name_difference(first: str, second: str) -> str:

@@ -44,15 +44,15 @@ def _inputs_away(image: str | None, reference: str | None, modalities: int = 1) 
 
     def why(path) -> str:  # one in a folder this user may not search was called missing
         cannot = cannot_look_at(path)
-        return f"cannot be read ({cannot})" if cannot is not None else f"is missing{missing(path)}"
+        return f": cannot read ({cannot})" if cannot is not None else f" is missing{missing(path)}"
 
     if image is not None and unavailable(image, modalities):
         away = next((str(file) for file in input_files(image, modalities) if unavailable(file)), image)
         what = f"the input {image}" if away == image else f"the input {image}'s channel file {os.path.basename(away)}"
-        return (f"{what} {why(away)}; the results made from it earlier are kept in the results folder (not shown "
+        return (f"{what}{why(away)}; the results made from it earlier are kept in the results folder (not shown "
                 "here), and reused if it comes back unchanged")
     if reference is not None and unavailable(reference):
-        return (f"the reference {reference} {why(reference)}; the scores made against it earlier are kept in the "
+        return (f"the reference {reference}{why(reference)}; the scores made against it earlier are kept in the "
                 "results folder (not shown here), and reused if it comes back unchanged")
     return None
 
