@@ -372,8 +372,12 @@ def test_a_full_disk_on_a_jobs_last_attempt_records_its_cases_where_their_record
     folder.case_dir("b").mkdir(parents=True)
     folder.started_path("a", "infer").parent.mkdir(parents=True)
     small_disk.fill(leave_pages=0)
-    with pytest.raises(OutputWriteError, match=r"no space left on device"):  # no room even for a record
-        infer_cases(samples, results, options)
+    with pytest.raises(OutputWriteError) as raised:  # no room even for a record: one line naming the folder, and that
+        infer_cases(samples, results, options)  # the report cannot be written there either
+    assert str(raised.value) == (
+        f"{results}: this results folder takes no records ({folder.failure('a')}: cannot write (no space left on "
+        "device)): job batch001.infer could record neither its cases nor their failures, and the cohort's report "
+        "cannot be written there either; free space on its disk or make it writable, then run the same command again")
     assert folder.status("a", "infer") is None and not folder.failure("a").exists()
     small_disk.free()
     small_disk.fill(leave_pages=6)  # room for a's outputs and records (a few kB), not for b's outputs too
@@ -386,3 +390,38 @@ def test_a_full_disk_on_a_jobs_last_attempt_records_its_cases_where_their_record
     small_disk.free()
     again = infer_cases(samples, results, replace(options, job=None, final_attempt=False))  # room: made
     assert [(c.case_id, c.outcome, c.reused) for c in again.cases] == [("a", "ok", True), ("b", "ok", False)]
+
+
+def test_a_results_folder_that_takes_no_records_fails_the_run_in_one_line_naming_it(tmp_path, small_disk):
+    """A results folder whose disk filled up once the run had planned (room for the plan and the job's log, none for
+    a case's records): every attempt of the job failed, its last one logging that its cases "are recorded as failed,
+    so that the report is made", then that it could not record them, then the first error again, naming a record
+    file; the run ended without a report and without saying why there was none. Its last attempt now ends on one
+    line naming the folder, the problem and that the report cannot be written there, which the console shows."""
+    import sys
+
+    from workflow_runs import SNAKEFILE, write_sheet
+
+    from medseg.synthetic import write_phantom
+
+    data = tmp_path / "data"
+    data.mkdir()
+    write_phantom(data / "a.nii.gz", None, shape=SHAPE, seed=3)
+    sheet = write_sheet(data, [("a", "a.nii.gz", "")])
+    results = small_disk.root / "results"
+    results.mkdir()
+    small_disk.fill(leave_pages=3)  # the run's claim on the folder, the plan and the job's log; no case record
+    settings = [f"{key}={value}" for key, value in {"model": MODEL, "samples": sheet, "results": results,
+                                                     "max_overlays": 0}.items()]
+    run = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path),
+                          "--cores", "1", "--config", *settings], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1, run.stderr[-3000:]
+    record = results / "cases" / "a" / "a_failed.json"
+    line = (f"medseg: error: {results}: this results folder takes no records ({record}: cannot write (no space left "
+            "on device)): job batch001.infer could record neither its cases nor their "
+            "failures, and the cohort's report cannot be written there either; free space on its disk or make it "
+            "writable, then run the same command again")
+    assert line in run.stdout + run.stderr, run.stderr[-3000:]
+    log = (results / "logs" / "infer" / "batch001.log").read_text()
+    assert "are recorded as failed, so that the report is made" not in log and log.strip().splitlines()[-1] == line
+    assert not (results / "report.html").exists() and not (results / "jobs" / "batch001.infer.json").exists()

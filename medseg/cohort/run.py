@@ -55,7 +55,7 @@ from medseg.cohort.records import (
     write_json,
 )
 from medseg.cohort.samples import Sample
-from medseg.errors import InputError, JobFailedError, JobTimeLimitError, MedsegError, WorkerDiedError
+from medseg.errors import InputError, JobFailedError, JobTimeLimitError, MedsegError, OutputWriteError, WorkerDiedError
 from medseg.failure_records import failure_stage
 from medseg.io.atomic import atomic_paths, results_unwritable
 from medseg.io.files import check_searchable
@@ -257,23 +257,23 @@ def _job_failed(samples: Sequence[Sample], folder: ResultsFolder, summary: JobSu
     do for), adding to ``kept`` a case kept although made for other settings than the job's (the job's record names
     them: ``job_error``'s ``kept_earlier``, which the report tells from the cases this run made). The records are
     not finished ones (:meth:`ResultsFolder.finished`): a later run tries the cases again. Where they cannot be
-    written, ``error`` is raised, as before."""
+    written (a full disk, a read-only mount), an :class:`OutputWriteError` says in one line that the results folder
+    takes no records, and so no report either."""
     line = one_line(error)
     job = replace(job, error=line, error_type=type(error).__name__)
     summary.job_error = {"error": line, "error_type": job.error_type, "log": job.log}
     done = {case.case_id for case in summary.cases}
     pending = [sample for sample in samples if sample.case_id not in done]
     log.error("%s: the job's last attempt failed for a reason of the whole job, not of one case: %s; its %d "
-              "unfinished cases are recorded as failed, so that the report is made", job.job, line, len(pending),
-              exc_info=None if isinstance(error, MedsegError) else error)  # not foreseen: its traceback too
+              "unfinished cases are to be recorded as failed, so that the report is made", job.job, line,
+              len(pending), exc_info=None if isinstance(error, MedsegError) else error)  # not foreseen: its traceback
     kept: list[str] = []
     for sample in pending:
         try:
             with _case_claim(folder, sample.case_id):
                 outcome = record_case(sample, job, kept)
         except (MedsegError, OSError) as failure:
-            log.error("%s: cannot record the job's failure for its cases (%s)", job.job, one_line(failure))
-            raise error from None
+            raise _no_records(folder, job, error, failure) from error
         if outcome is None:
             continue
         summary.cases.append(outcome)
@@ -281,6 +281,17 @@ def _job_failed(samples: Sequence[Sample], folder: ResultsFolder, summary: JobSu
             on_case(outcome)
     if kept:  # the report tells them from the cases this run made
         summary.job_error["kept_earlier"] = kept
+
+
+def _no_records(folder: ResultsFolder, job: _JobFailure, error: Exception, failure: Exception) -> OutputWriteError:
+    """The one line of a job's last attempt whose results folder took not even its cases' failure records
+    (``failure``, as ``error`` had failed the job): the job's record cannot be written, and the report cannot be
+    written there either. The job's own error is named where it was not the folder's (a device missing as well)."""
+    own = "" if isinstance(error, OSError) else f" (the job's own error: {one_line(error)})"
+    return OutputWriteError(f"{folder.root}: this results folder takes no records ({one_line(failure)}): job "
+                            f"{job.job} could record neither its cases nor their failures{own}, and the cohort's "
+                            "report cannot be written there either; free space on its disk or make it writable, then "
+                            "run the same command again")
 
 
 def _job_failed_case(sample: Sample, folder: ResultsFolder, job: _JobFailure, kept: list[str], options: InferOptions,
