@@ -1,10 +1,15 @@
 """Headless Chromium for the report's page tests: a script expression's value once a page has loaded, the
 page's scroll width at a window width, and a page driven over the DevTools protocol (its pipe: no port, no library)
-for what a dump of the page cannot show: the accessibility tree, a reload, a URL's fragment."""
+for what a dump of the page cannot show: the accessibility tree, a reload, a URL's fragment.
+
+The probes and the driven pages share one browser in each test process (:func:`fresh_page`: a new tab each), started
+at the first and closed at the session's end (``tests/conftest.py``): a Chromium started for each probe took 1-2 s
+idle, 5-7 s beside other work, some 40 times in a run. :func:`chromium` still starts one of its own, for what only its
+command line does (a dump of the page as written, a screenshot, a PDF, the browser's log)."""
 
 from __future__ import annotations
 
-import html as html_module
+import contextlib
 import json
 import os
 import re
@@ -32,17 +37,27 @@ def scriptable(page: str) -> str:
 
 
 def probe_page(html: Path, tmp_path: Path, window: int, expression: str, *flags: str) -> str:
-    """The value of a JavaScript ``expression`` once ``html`` has loaded in Chromium, in a ``window`` px wide
-    window (the page is copied with a script that writes the value into the DOM, which Chromium then dumps);
-    ``flags`` are more of Chromium's options."""
+    """The value of a JavaScript ``expression`` once ``html`` has loaded in Chromium, in a ``window`` px wide, 2000 px
+    high viewport (the page is copied with a script that writes the value into the DOM as the page's load event runs,
+    which is then read from the page); ``flags``: ``--hide-scrollbars`` (Chromium's option of that name), no other.
+    The viewport is as wide as asked, narrower than 500 px too (``chromium --window-size`` made such a window 500 px
+    wide: a probe at 390 px measured 500)."""
+    unknown = [flag for flag in flags if flag != "--hide-scrollbars"]
+    if unknown:
+        raise ValueError(f"probe_page: no such flag {unknown[0]!r} (it takes --hide-scrollbars)")
     probe = tmp_path / "probe.html"
     script = (f"<script>window.addEventListener('load',()=>{{document.body.setAttribute('data-probe',"
               f"String({expression}));}});</script>")
     probe.write_text(scriptable(html.read_text(encoding="utf-8")).replace("</body>", script + "</body>"),
                      encoding="utf-8")
-    dom = chromium(f"--window-size={window},2000", "--virtual-time-budget=5000", *flags, "--dump-dom", probe.as_uri())
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    return html_module.unescape(re.search(r'data-probe="([^"]*)"', dom.stdout).group(1))
+    with fresh_page() as tools:
+        tools.send("Emulation.setDeviceMetricsOverride", tools.session, width=window, height=2000,
+                   deviceScaleFactor=1, mobile=False)
+        if flags:
+            tools.send("Emulation.setScrollbarsHidden", tools.session, hidden=True)
+        tools.open(probe.as_uri())
+        return tools.evaluate("new Promise(done=>{const read=()=>document.body.hasAttribute('data-probe')?"
+                              "done(document.body.getAttribute('data-probe')):setTimeout(read,10);read();})")
 
 
 def page_width(html: Path, tmp_path: Path, window: int) -> int:
@@ -85,12 +100,32 @@ class DevTools:
             os.close(from_chromium)
         self._sent, self._buffer = 0, b""
         try:
-            target = next(t for t in self.send("Target.getTargets")["targetInfos"] if t["type"] == "page")
-            self._session = self.send("Target.attachToTarget", targetId=target["targetId"], flatten=True)["sessionId"]
-            self.send("Page.enable", self._session)
+            self._target = next(t for t in self.send("Target.getTargets")["targetInfos"] if t["type"] == "page")[
+                "targetId"]
+            self._attach()
         except BaseException:  # a browser left running (and its profile) would outlive the failed test
             self.close()
             raise
+
+    def _attach(self) -> None:
+        self._session = self.send("Target.attachToTarget", targetId=self._target, flatten=True)["sessionId"]
+        self.send("Page.enable", self._session)
+
+    @property
+    def session(self) -> str:
+        """The page's session, for a command of :meth:`send` to the page."""
+        return self._session
+
+    def alive(self) -> bool:
+        """Whether the browser still runs."""
+        return self._profile is not None and self._process.poll() is None
+
+    def new_page(self) -> None:
+        """A new tab in place of the page (blank: no history, no emulation, no script state of the page before)."""
+        old = self._target
+        self._target = self.send("Target.createTarget", url="about:blank")["targetId"]
+        self._attach()
+        self.send("Target.closeTarget", targetId=old)
 
     def send(self, method: str, session: str | None = None, **params) -> dict:
         """A command's result (``session``: the page's, else the browser's)."""
@@ -122,8 +157,10 @@ class DevTools:
         return json.loads(message)
 
     def _loaded(self) -> None:
-        while self._next().get("method") != "Page.loadEventFired":
-            pass
+        while True:
+            event = self._next()
+            if event.get("method") == "Page.loadEventFired" and event.get("sessionId") == self._session:
+                return
 
     def open(self, url: str) -> None:
         """Loads ``url`` (a fragment with it) afresh, as a link opened in a new tab, and waits for its load event
@@ -191,3 +228,27 @@ class DevTools:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+_shared: DevTools | None = None
+
+
+@contextlib.contextmanager
+def fresh_page():
+    """This process's one browser (started at the first call, or again if it has died) with a new tab: a
+    :class:`DevTools` for the ``with`` block, which it leaves running (:func:`close_shared`)."""
+    global _shared
+    if _shared is None or not _shared.alive():
+        if _shared is not None:
+            _shared.close()
+        _shared = DevTools()
+    _shared.new_page()
+    yield _shared
+
+
+def close_shared() -> None:
+    """Closes this process's browser, if one was started."""
+    global _shared
+    if _shared is not None:
+        _shared.close()
+        _shared = None

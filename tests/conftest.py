@@ -36,6 +36,13 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: not item.path.name.startswith("test_workflow_"))
 
 
+def pytest_sessionfinish(session):
+    """The browser the page tests share in this process (``tests/chromium_page.py``), closed with its profile."""
+    chromium_page = sys.modules.get("chromium_page")
+    if chromium_page is not None:
+        chromium_page.close_shared()
+
+
 def as_plain_user(command: list[str], wait: bool = True,
                   **options) -> subprocess.CompletedProcess | subprocess.Popen:
     """Run ``command`` (run from the repository; ``options``, such as ``timeout``, passed to ``subprocess.run``) with

@@ -9,7 +9,7 @@ import re
 import time
 
 import pytest
-from chromium_page import CHROMIUM, DevTools, chromium, probe_page
+from chromium_page import CHROMIUM, DevTools, chromium, fresh_page, probe_page
 from report_cases import read_tsv
 
 from medseg.report.html_sort import SORT_SCRIPT
@@ -133,7 +133,7 @@ def test_the_heading_and_caption_say_the_order_the_table_is_in(built):
     screen reader lists the table by, "Every case, worst first"): false. They name the column and the direction,
     and the page's own order brings back the worst-first words, which a page without script shows as written."""
     caption = ": status, flags, Dice and predicted volume"
-    with DevTools() as tools:
+    with fresh_page() as tools:
         tools.open(built.html.as_uri())
         written = tools.evaluate(STATE)
         up, down, back = (_click(tools, head) for head in ("Dice box", "Dice box", "#"))
@@ -158,7 +158,7 @@ def test_text_is_compared_by_one_collator_made_once(built):
     assert "localeCompare" not in SORT_SCRIPT
     assert SORT_SCRIPT.count("new Intl.Collator(") == 1
     assert SORT_SCRIPT.index("new Intl.Collator(") < SORT_SCRIPT.index("addEventListener")
-    with DevTools() as tools:
+    with fresh_page() as tools:
         tools.open(built.html.as_uri())
         tools.evaluate("(()=>{const rows=document.querySelector('table.sortable').tBodies[0].rows;"
                        "['case_10','case_9','Case_2','case_1'].forEach((id,i)=>{rows[i].cells[1].textContent=id;});})()")
@@ -170,7 +170,7 @@ def test_text_is_compared_by_one_collator_made_once(built):
 def test_the_order_is_kept_in_the_fragment_and_a_reload_or_a_shared_link_restores_it(built):
     """A reload, or the link sent to a colleague, showed the worst-first order again, whatever the reader had sorted
     by. A click writes the order into the URL's fragment (``#sort=dice-2-desc``), which the page reads as it loads."""
-    with DevTools() as tools:
+    with fresh_page() as tools:
         tools.open(built.html.as_uri())
         _click(tools, "Dice box")
         sorted_down = _click(tools, "Dice box")
@@ -207,7 +207,7 @@ def test_back_and_forward_sort_the_table_as_the_address_says(built):
     table, its heading and ``aria-sort`` at status: a reload, or the address copied, showed another order than the one
     on screen. A change of the address to an order (Back, Forward, an edit) sorts the table by it, Back to the address
     as opened without a fragment gives the page's own order, and a case's link leaves the table as it is."""
-    with DevTools() as tools:
+    with fresh_page() as tools:
         tools.open(built.html.as_uri())
         _click(tools, "flags")  # the page's entry: #sort=flags-desc
         tools.evaluate("location.hash='#case-crashed'")  # as a case's link: a new entry
@@ -248,7 +248,7 @@ def test_an_unknown_or_hostile_fragment_is_ignored(built):
     probe = ("(()=>{const s=" + STATE + ";s.made=document.querySelectorAll('img:not([src^=\"data:\"]),svg,iframe,"
              "object,embed,[onerror],[onload]').length;s.ran=document.body.getAttribute('data-ran');"
              "s.scripts=document.scripts.length;return s;})()")
-    with DevTools() as tools:
+    with fresh_page() as tools:
         tools.open(built.html.as_uri())
         written = tools.evaluate(probe)
         seen = {}
@@ -268,7 +268,7 @@ def test_the_rank_column_sorts_worst_first_on_its_first_click_like_every_column(
     written; the second the other way; the third worst first again."""
     rows = read_tsv(built.table)
     ranked = [_case_id(row) for row in rows]
-    with DevTools() as tools:
+    with fresh_page() as tools:
         tools.open(built.html.as_uri())
         clicks = [_click(tools, "#") for _ in range(3)]
     assert [state["ids"] for state in clicks] == [ranked, ranked[::-1], ranked]
@@ -294,7 +294,7 @@ def test_the_sort_arrow_is_not_read_but_the_sorted_head_says_its_order(built):
               for role in ("button", "columnheader")}
         return [name for name in names if any(arrow in name for arrow in ARROWS)], of["button"], of["columnheader"]
 
-    with DevTools() as tools:
+    with fresh_page() as tools:
         tools.open(built.html.as_uri())
         written = read(tools)
         drawn = tools.evaluate("[...document.querySelectorAll('table.sortable th button')].map(b=>"
@@ -312,7 +312,7 @@ def test_the_many_label_table_keeps_and_says_its_order_too(many_labels):
     """With many labels the case table has other columns (the lowest and the mean Dice): their keys restore an order
     from the address, and the heading and caption name them."""
     _, built = many_labels
-    with DevTools() as tools:
+    with fresh_page() as tools:
         tools.open(built.html.as_uri() + "#sort=mean-dice-desc")
         shared = tools.evaluate(STATE)
         column = tools.evaluate("[...document.querySelector('table.sortable').tHead.rows[0].cells].findIndex("
