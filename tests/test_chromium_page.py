@@ -8,8 +8,9 @@ import os
 import stat
 import time
 
+import chromium_page
 import pytest
-from chromium_page import CHROMIUM, DevTools
+from chromium_page import CHROMIUM, DevTools, fresh_page
 
 
 def _program(tmp_path, name: str, body: str) -> str:
@@ -83,3 +84,35 @@ def test_closing_after_the_browser_died_leaves_nothing(own_temp):
     for pipe in pipes:
         with pytest.raises(OSError):
             os.fstat(pipe)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
+def test_the_shared_browser_gives_each_test_a_fresh_tab_and_starts_again_once_it_died(own_temp):
+    """The page tests share one browser in a process (a Chromium started per probe cost 1-2 s each, some 40 times a
+    run): each gets a new tab, without the history, the viewport or the page of the test before; a browser that died
+    is started again, and closing it leaves no process and no profile."""
+    chromium_page.close_shared()  # the next start makes its profile in this test's folder
+    page = own_temp / "page.html"
+    page.write_text("<!DOCTYPE html><title>t</title><p>a page")
+    with fresh_page() as first:
+        first.send("Emulation.setDeviceMetricsOverride", first.session, width=600, height=900, deviceScaleFactor=1,
+                   mobile=False)
+        first.open(page.as_uri())
+        first.evaluate("location.hash='#moved'")
+        assert first.evaluate("[history.length, innerWidth]") == [3, 600]  # about:blank, the page, its fragment
+    with fresh_page() as second:
+        assert second is first
+        assert second.evaluate("[history.length, location.href, innerWidth === 600]") == [1, "about:blank", False]
+        second.open(page.as_uri())
+        assert second.evaluate("history.length") == 2
+    assert len(_profiles(own_temp)) == 1
+    first._process.kill()
+    first._process.wait()
+    with fresh_page() as third:
+        assert third is not first and third.alive()
+        third.open(page.as_uri())
+        assert third.evaluate("document.title") == "t"
+    pid = third._process.pid
+    assert _profiles(own_temp) != [] and not first.alive()
+    chromium_page.close_shared()
+    assert not _alive(pid) and _profiles(own_temp) == []
