@@ -330,3 +330,29 @@ def test_a_run_time_given_with_set_resources_is_told_from_the_rules_own():
     assert runtime_overridden(overrides("infer:mem_mb=4000", "evaluate:runtime=30")) is False
     assert runtime_overridden(overrides("evaluate:runtime=30"), "evaluate") is True
     assert runtime_overridden({}) is False
+
+
+def test_the_cpus_and_run_times_a_cluster_job_asks_for_are_worked_out_as_the_plugin_reads_them():
+    """The cluster totals counted each job's threads as its CPUs and left a --set-resources run time out: sbatch is
+    asked for cpus_per_task (else, for a GPU job, cpus_per_gpu per GPU, else the threads), and runtime=60*attempt
+    gives each attempt 60, 120 and 180 minutes."""
+    from types import SimpleNamespace
+
+    from snakemake.cli import parse_set_resources
+    from snakemake.resources import Resources
+
+    from medseg.cohort.settings import job_cpus, resource_settings, set_runtime_minutes
+
+    settings = SimpleNamespace(overwrite_resources=parse_set_resources(
+        ["infer:cpus_per_gpu=4", "infer:runtime=60*attempt", "evaluate:runtime=2h", "report:cpus_per_task=0"]),
+        resources=Resources.from_mapping({}))
+    overrides, _, warning = resource_settings(settings)
+    assert warning is None
+    assert job_cpus([], overrides, "infer", 1, gpus=1) == 4
+    assert job_cpus([], overrides, "infer", 2, gpus=0) == 2  # cpus_per_gpu: read for a GPU job only
+    assert job_cpus(["cpus_per_task=3"], overrides, "infer", 1, gpus=1) == 3  # cpus_per_task first
+    assert job_cpus(["cpus_per_task=3"], overrides, "evaluate", 1) == 3  # the default resources'
+    assert job_cpus(["cpus_per_task=3"], overrides, "report", 1) == 1  # 0: not set, the threads
+    assert set_runtime_minutes(overrides, "infer", attempts=3) == (60, 120, 180)
+    assert set_runtime_minutes(overrides, "evaluate", attempts=2) == (120, 120)
+    assert set_runtime_minutes(overrides, "report") is None  # none given

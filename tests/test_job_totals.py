@@ -28,3 +28,14 @@ def test_a_run_time_or_memory_given_by_set_resources_is_named_not_counted():
                            "--set-resources), 1 report (60 min, 1,000 MB); their run times reserve 1.0 CPU h and 1.0 "
                            "GB h of memory")
     assert "GPU" not in line
+
+
+def test_a_run_time_set_for_each_attempt_counts_as_given_not_scaled_by_the_rule():
+    """A --set-resources infer:runtime=60*attempt gives the retries 120 and 180 min: every infer job failing twice
+    brings it to 360 min, not 6 times its first attempt's by the rule's scaling (a fixed runtime=60: 180 min)."""
+    line = asked_line([AskedJob("infer", 60, 1300, 4, 1, (60, 120, 180)),
+                       AskedJob("evaluate", 10, 900, 1, 0, (10,) * 3)])
+    # CPU: 4 x 60 + 10 = 250 min; all attempts: 4 x 360 + 30 = 1,470 min
+    assert "1 infer (60 min, 1,300 MB, 4 CPU, 1 GPU), 1 evaluate (10 min, 900 MB)" in line
+    assert "their run times reserve 4.2 CPU h, 1.0 GPU h and " in line
+    assert "24.5 CPU h were every infer/evaluate job to fail 2 times" in line

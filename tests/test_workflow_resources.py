@@ -428,6 +428,37 @@ def test_a_cluster_preview_says_what_the_sheets_jobs_ask_for_in_all(cohort, tmp_
     assert local.returncode == 0 and "jobs ask the cluster" not in local.stdout + local.stderr
 
 
+def test_the_cluster_totals_count_a_set_run_time_and_the_cpus_a_gpu_job_is_given(cohort, tmp_path):
+    """`--set-resources infer:runtime=60*attempt` (what docs/cohorts.md advises where time is the risk) left the
+    inference jobs out of the hours, and `infer:cpus_per_gpu=4` (profiles/slurm's example) counted 1 CPU where sbatch
+    reserves 4: the line's totals fell short of what the preview's jobs ask for. Both count now, as listed."""
+    import importlib.util
+
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        pytest.skip("the SLURM executor plugin is not installed (pip install -e '.[workflow]')")
+    _, sheet = cohort
+    preview = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles" / "slurm"), "--default-resources",
+                        "slurm_account=lab42", "slurm_partition=cpu", "--set-resources", "infer:runtime=60*attempt",
+                        "infer:cpus_per_gpu=4", samples=sheet, results=tmp_path / "results", cases_per_job=2,
+                        device="cuda")
+    assert preview.returncode == 0, preview.stderr[-3000:]
+    jobs = re.findall(r"^rule (infer|evaluate|report):.*?^\s+resources: (.*?)$", preview.stdout,
+                      re.MULTILINE | re.DOTALL)
+    listed = [(rule, dict(item.split("=", 1) for item in resources.split(", "))) for rule, resources in jobs]
+    assert sorted({job["runtime"] for rule, job in listed if rule == "infer"}) == ["60"]
+    assert {job["cpus_per_gpu"] for rule, job in listed if rule == "infer"} == {"4"}
+    cpus = {"infer": 4, "evaluate": 1, "report": 1}
+    cpu_minutes = sum(int(job["runtime"]) * cpus[rule] for rule, job in listed)
+    # the retries: infer's run time is 60*attempt (60 + 120 + 180), evaluate's the rule's (1 + 2 + 3 times)
+    worst = sum(4 * 360 if rule == "infer" else int(job["runtime"]) * (6 if rule == "evaluate" else 1)
+                for rule, job in listed)
+    line = next(line for line in (preview.stdout + preview.stderr).splitlines() if "jobs ask the cluster" in line)
+    assert line.startswith("the sheet's jobs ask the cluster for: 3 infer (60 min, "), line
+    assert ", 4 CPU, 1 GPU each), 3 evaluate (" in line, line
+    assert f"their run times reserve {cpu_minutes / 60:.1f} CPU h, 3.0 GPU h and " in line, line
+    assert f"{worst / 60:.1f} CPU h were every infer/evaluate job to fail 2 times" in line, line
+
+
 def test_a_retry_after_its_time_limit_asks_for_more_time_and_the_memory_it_had(cohort, tmp_path):
     """A retried job asked for twice the memory and the time whichever ran out. Where its attempt noted that SLURM's
     time limit ended it (medseg/cohort/time_outs.py), the retry asks for twice the time and the memory it had; the

@@ -16,13 +16,16 @@ __all__ = ["AskedJob", "asked_line"]
 @dataclass(frozen=True)
 class AskedJob:
     """One job as its first attempt asks for it: its rule, run time (minutes) and memory (MB), each None where a
-    --set-resources gives it in a form planning cannot work out, its CPUs and GPUs."""
+    --set-resources gives it in a form planning cannot work out, its CPUs (as sbatch is asked for them) and GPUs;
+    ``attempt_minutes``: each attempt's run time where a --set-resources gives it (``runtime=60*attempt``), which
+    the rule's retries do not scale."""
 
     rule: str
     minutes: int | None
     mem_mb: int | None
     cpus: int = 1
     gpus: int = 0
+    attempt_minutes: tuple[int, ...] | None = None
 
 
 def _span(values: Sequence[int], unit: str) -> str:
@@ -57,9 +60,16 @@ def asked_line(jobs: Sequence[AskedJob], retried_rules: Sequence[str] = ("infer"
     cpu = sum(job.minutes * job.cpus for job in timed)
     gpu = sum(job.minutes * job.gpus for job in timed)
     memory = sum(job.minutes * job.mem_mb / 1000 for job in timed if job.mem_mb is not None)
-    # every attempt of a retried rule: 1 + 2 + 3 times the time (the memory grows too, unless the time ran out)
+    # every attempt of a retried rule: 1 + 2 + 3 times the time (the memory grows too, unless the time ran out), or
+    # what a --set-resources gives each attempt
     scale = sum(range(1, retries + 2))
-    worst = sum((job.minutes * job.cpus) * (scale if job.rule in retried_rules else 1) for job in timed)
+
+    def all_attempts(job: AskedJob) -> int:
+        if job.rule not in retried_rules:
+            return job.minutes
+        return sum(job.attempt_minutes[:retries + 1]) if job.attempt_minutes else job.minutes * scale
+
+    worst = sum(all_attempts(job) * job.cpus for job in timed)
     return (f"the sheet's jobs ask the cluster for: {', '.join(parts)}; their run times reserve {_hours(cpu)} CPU h"
             f"{f', {_hours(gpu)} GPU h' if gpu else ''} and {_hours(memory)} GB h of memory on their first attempts, "
             f"{_hours(worst)} CPU h were every {'/'.join(retried_rules)} job to fail {retries} times (a job that "

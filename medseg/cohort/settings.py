@@ -14,9 +14,9 @@ from medseg.json_schema import schema_validator
 from medseg.numbers import counted
 
 __all__ = ["OLD_MINUTES_PER_CASE", "check_config", "check_results_folder", "config_source", "cpus_beside_threads",
-           "first_attempt_memory", "fixed_retry_resources", "gpu_model_without_gpu", "old_default_runtime",
-           "pattern_characters", "per_cpu_memory", "placeholder_resources", "resource_settings", "rule_threads",
-           "runtime_overridden"]
+           "first_attempt_memory", "fixed_retry_resources", "gpu_model_without_gpu", "job_cpus",
+           "old_default_runtime", "pattern_characters", "per_cpu_memory", "placeholder_resources",
+           "resource_settings", "rule_threads", "runtime_overridden", "set_runtime_minutes"]
 
 # what profiles/slurm/config.yaml holds until a user sets their cluster's values (sbatch refuses them)
 SLURM_PLACEHOLDERS = {"slurm_account": "your_account"}
@@ -198,8 +198,9 @@ def _whole_number(value: object) -> int | None:
 _NOT_GIVEN, _NOT_KNOWN = object(), object()
 
 
-def _rule_resource(overrides: Mapping[str, Mapping[str, object]], rule: str, name: str, threads: int = 1) -> object:
-    """The value ``set-resources RULE:NAME=`` gives a rule's first attempt (``overrides``: rule → resources, numbers
+def _rule_resource(overrides: Mapping[str, Mapping[str, object]], rule: str, name: str, threads: int = 1,
+                   attempt: int = 1) -> object:
+    """The value ``set-resources RULE:NAME=`` gives a rule's ``attempt`` (``overrides``: rule → resources, numbers
     or Snakemake's ``Resource``, which holds a text or an expression as one to evaluate, here with the rule's
     ``threads``, as Snakemake evaluates it for the job); ``_NOT_GIVEN`` where none is given, ``_NOT_KNOWN`` where it
     cannot be worked out before the jobs exist (an expression of the job's input)."""
@@ -211,7 +212,7 @@ def _rule_resource(overrides: Mapping[str, Mapping[str, object]], rule: str, nam
     value = given[name]
     try:
         if hasattr(value, "evaluate"):
-            value = value.evaluate(wildcards={}, input=[], attempt=1, threads=threads, rulename=rule,
+            value = value.evaluate(wildcards={}, input=[], attempt=attempt, threads=threads, rulename=rule,
                                    async_run=asyncio.run).value
     except Exception:  # an expression of the job's input, or Snakemake's signature changed: not known here
         return _NOT_KNOWN
@@ -337,6 +338,42 @@ def first_attempt_memory(rule: str, configured: int, overrides: Mapping[str, Map
     if not isinstance(memory, (int, float)) or isinstance(memory, bool):
         return None
     return int(min(memory, cap) if isinstance(cap, (int, float)) and not isinstance(cap, bool) else memory)
+
+
+def set_runtime_minutes(overrides: Mapping[str, Mapping[str, object]], rule: str, threads: int = 1,
+                        attempts: int = 1) -> tuple[int, ...] | None:
+    """The run time (minutes) ``--set-resources RULE:runtime=`` gives each of the rule's attempts 1 to ``attempts``
+    (``runtime=60*attempt``: 60, 120, 180), evaluated with its ``threads`` as Snakemake evaluates it for the job;
+    None where none is given (:func:`runtime_overridden`) or it cannot be worked out before the jobs exist."""
+    minutes = []
+    for attempt in range(1, attempts + 1):
+        value = _rule_resource(overrides, rule, "runtime", threads, attempt)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        value = _whole_number(value)
+        if value is None or value < 0:
+            return None
+        minutes.append(value)
+    return tuple(minutes)
+
+
+def job_cpus(default_resources: Sequence[str], overrides: Mapping[str, Mapping[str, object]], rule: str,
+             threads: int, gpus: int = 0) -> int:
+    """The CPUs the SLURM plugin asks sbatch for a job of ``rule``: ``cpus_per_task`` (``set-resources``, else the
+    default resources ``NAME=VALUE`` texts), else for a job of ``gpus`` GPUs ``cpus_per_gpu`` times them, else its
+    ``threads``, as the plugin reads them (0 or none: the next). A value that cannot be worked out before the jobs
+    exist counts as the threads."""
+    defaults = _named_values(default_resources)
+    for name in ("cpus_per_task", "cpus_per_gpu"):
+        if name == "cpus_per_gpu" and not gpus:
+            break
+        value = _rule_resource(overrides, rule, name, threads)
+        if value is _NOT_KNOWN:
+            return threads
+        cpus = _whole_number(defaults.get(name) if value is _NOT_GIVEN else value)
+        if cpus is not None and cpus > 0:
+            return cpus * (gpus if name == "cpus_per_gpu" else 1)
+    return threads
 
 
 def runtime_overridden(overrides: Mapping[str, Mapping[str, object]], rule: str = "infer") -> bool:

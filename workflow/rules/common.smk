@@ -65,7 +65,7 @@ from medseg.cohort.time_outs import forget_out_of_time, memory_factor
 from medseg.cohort.settings import (check_config, check_results_folder, config_source, cpus_beside_threads,
                                     first_attempt_memory, fixed_retry_resources, gpu_model_without_gpu,
                                     old_default_runtime, per_cpu_memory, placeholder_resources, resource_settings,
-                                    rule_threads, runtime_overridden)
+                                    rule_threads, runtime_overridden, job_cpus, set_runtime_minutes)
 from medseg.errors import MedsegError
 from medseg.package import DEFAULT_MODEL, load_package, shipped_name_taken, shipped_package_path
 from snakemake.logging import logger
@@ -548,13 +548,25 @@ if (workflow.is_main_process and config["minutes_per_case"] is not None and runt
 
 if workflow.is_main_process and runtime_enforced(sys.argv[1:]):
     # what the sheet's jobs ask a cluster for in all, before a submission (Snakemake's preview lists them one by one)
+    # a --set-resources RULE:runtime= counts as the jobs ask for it on each attempt (not scaled by the rule), and the
+    # CPUs as sbatch is asked for them (cpus_per_task, cpus_per_gpu for a GPU job, else the threads)
+    _set_minutes = {_rule: set_runtime_minutes(_OVERRIDES, _rule, _THREADS.get(_rule, 1), 1 + RETRIES)
+                    for _rule in ("infer", "evaluate", "report")}
+
+    def _asked(rule, planned_minutes, mem_mb, threads, gpus=0):
+        if runtime_overridden(_OVERRIDES, rule):
+            attempts = _set_minutes[rule]
+            planned_minutes = None if attempts is None else attempts[0]
+        else:
+            attempts = None
+        return AskedJob(rule, planned_minutes, mem_mb, job_cpus(_DEFAULT_RESOURCES, _OVERRIDES, rule, threads, gpus),
+                        gpus, attempts)
+
     logger.info(asked_line(
-        [AskedJob("infer", None if runtime_overridden(_OVERRIDES) else infer_minutes(batch), _memory["infer"][batch],
-                  _THREADS["infer"], GPUS) for batch in BATCHES]
-        + [AskedJob("evaluate", None if runtime_overridden(_OVERRIDES, "evaluate") else evaluate_minutes(batch),
-                    _memory["evaluate"][batch], _THREADS["evaluate"]) for batch in BATCHES]
-        + [AskedJob("report", None if runtime_overridden(_OVERRIDES, "report") else 60,
-                    first_attempt_memory("report", report_memory(), _OVERRIDES, _CAPS))],
+        [_asked("infer", infer_minutes(batch), _memory["infer"][batch], _THREADS["infer"], GPUS) for batch in BATCHES]
+        + [_asked("evaluate", evaluate_minutes(batch), _memory["evaluate"][batch], _THREADS["evaluate"])
+           for batch in BATCHES]
+        + [_asked("report", 60, first_attempt_memory("report", report_memory(), _OVERRIDES, _CAPS), 1)],
         retries=RETRIES))
 
 
