@@ -107,3 +107,46 @@ def test_a_job_that_slurm_ends_at_its_time_limit_notes_its_attempt(tmp_path):
     assert json.loads((results / "jobs" / "batch001.infer.json.out-of-time").read_text()) == {"attempts": [1]}
     assert not record.exists() and not started.exists()
     assert memory_factor(record, 2) == 1
+
+
+def test_a_job_of_a_killed_run_notes_nothing_once_another_run_holds_the_folder(tmp_path):
+    """A run killed outright leaves its SLURM jobs working; the next run forgets the notes as it starts, and then such a
+    job ended by its time limit noted its attempt 1 for the new run's job of the same batch, whose retry, killed for
+    memory, asked for the memory it had. A job notes nothing where another run than its own holds the results folder
+    (its claim); its SIGTERM stops it as before."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import nibabel as nib
+    import numpy as np
+    from workflow_runs import MODEL, write_sheet
+
+    from medseg.io.folder_claim import claimed
+
+    ramp = np.broadcast_to(np.arange(300, dtype=np.int16), (256, 256, 300))  # seconds of inference
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(ramp), np.eye(4)), str(tmp_path / "big.nii.gz"))
+    sheet = write_sheet(tmp_path, [("big", str(tmp_path / "big.nii.gz"), "")])
+    results = tmp_path / "results"
+    record = results / "jobs" / "batch001.infer.json"
+    record.parent.mkdir(parents=True)
+    killed_run = "pid 4242 on login1, user alice"  # the run that started the job, gone since
+    env = {**os.environ, "SLURM_JOB_ID": "4242001", "SLURM_JOB_END_TIME": str(int(time.time()) - 5)}
+    env.pop("MEDSEG_COHORT_RUN", None)
+    process = subprocess.Popen([sys.executable, "-m", "medseg", "cohort", "infer", str(sheet), "-o", str(results),
+                                "--model", str(MODEL), "--device", "cpu", "--attempt", "1", "3", "--time-limit", "10",
+                                "--record", str(record), "--in-run", killed_run], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started = results / "status" / "big.infer.started.json"
+    deadline = time.time() + 240
+    while not started.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert started.exists(), process.communicate(timeout=60)
+    with claimed(results, "cohort run"):  # the new run holds the folder (this process)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr[-3000:]
+    assert sorted(p.name for p in (results / "jobs").iterdir()) == []
+    assert memory_factor(record, 2) == 2

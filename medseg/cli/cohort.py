@@ -210,10 +210,10 @@ def _check_job(memory_mb: int | None, final_memory_mb: int | None, attempt: tupl
 
 
 @contextlib.contextmanager
-def _noting_time_limit(record, attempt: tuple[int, int] | None):
+def _noting_time_limit(record, attempt: tuple[int, int] | None, results, run: str | None):
     """A job stopped by SIGTERM at its SLURM time limit notes its attempt beside its record, so that the workflow
-    submits it again with more time and the memory it had (medseg/cohort/time_outs.py); any other stop notes
-    nothing."""
+    submits it again with more time and the memory it had (medseg/cohort/time_outs.py), unless another run than its
+    own (``run``) holds ``results``; any other stop notes nothing."""
     from medseg import stopping
 
     try:
@@ -222,7 +222,7 @@ def _noting_time_limit(record, attempt: tuple[int, int] | None):
         if stop.code == 128 + signal.SIGTERM and record is not None and attempt is not None:
             from medseg.cohort.time_outs import note_out_of_time
 
-            note_out_of_time(record, attempt[0])
+            note_out_of_time(record, attempt[0], results=results, run=run)
         raise
 
 
@@ -304,7 +304,7 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
     started = time.time()
     _check_job(memory_mb, final_memory_mb, attempt, record)
     _watch(stop_file)
-    with _noting_time_limit(record, attempt):
+    with _noting_time_limit(record, attempt, results, in_run):
         _infer(samples, results, cases, model, device, precision, batch_size, overlap, threads, memory_mb,
                final_memory_mb, attempt, time_limit, record, job_log, redo, in_run, planned_sha256, started)
     return 0
@@ -352,7 +352,7 @@ def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, attem
     started = time.time()
     _check_job(memory_mb, final_memory_mb, attempt, record)
     _watch(stop_file)
-    with _noting_time_limit(record, attempt):
+    with _noting_time_limit(record, attempt, results, in_run):
         selected = _select(samples, cases, results, in_run)
         final = _final_attempt(attempt, memory_mb, final_memory_mb)
         _report(evaluate_cases(selected, results, threads=threads, memory_mb=memory_mb, on_case=_tell,

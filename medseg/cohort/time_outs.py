@@ -48,15 +48,24 @@ def out_of_time_attempts(record: str | os.PathLike) -> set[int]:
 
 
 def note_out_of_time(record: str | os.PathLike, attempt: int, environ: Mapping[str, str] | None = None,
-                     now: float | None = None) -> bool:
+                     now: float | None = None, results: str | os.PathLike | None = None,
+                     run: str | None = None) -> bool:
     """Note that attempt ``attempt`` of the job whose record is ``record`` was ended by SLURM's time limit, where the
     SIGTERM it got came at or after its end (``$SLURM_JOB_END_TIME``, less :data:`NEAR_END_S`); returns whether it
     was noted. Called as the job stops on SIGTERM: an error writing the note is passed over (the retry then asks for
-    more memory too, as without it)."""
+    more memory too, as without it). With ``results``, nothing is noted where another run than the job's (``run``:
+    its claim holder, :func:`~medseg.io.folder_claim.holder_text`) holds that folder: a job left working by a run
+    killed outright, whose note would count for the next run's job of the same batch."""
     environ = os.environ if environ is None else environ
     now = time.time() if now is None else now
     if not environ.get("SLURM_JOB_ID"):
         return False
+    if results is not None:
+        from medseg.io.folder_claim import claim_holder
+
+        holder = claim_holder(results)
+        if holder is not None and holder != (run or ""):
+            return False
     try:
         end = float(environ.get("SLURM_JOB_END_TIME", ""))
     except ValueError:
