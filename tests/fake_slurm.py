@@ -34,6 +34,7 @@ import fcntl
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -233,7 +234,8 @@ def run_job(job_id: str) -> int:
         if limit_s is not None and time.time() - started > limit_s:
             state = "TIMEOUT"
             with open(output, "a") as log:
-                log.write(f"slurmstepd: error: *** JOB {job_id} CANCELLED DUE TO TIME LIMIT ***\n")
+                log.write(f"slurmstepd: error: *** JOB {job_id} ON {socket.gethostname()} CANCELLED AT "
+                          f"{time.strftime('%Y-%m-%dT%H:%M:%S')} DUE TO TIME LIMIT ***\n")
             _kill_all(signal.SIGTERM)
             time.sleep(2)
             _kill_all(signal.SIGKILL)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from medseg.cohort.time_outs import (
     NEAR_END_S,
@@ -150,3 +151,18 @@ def test_a_job_of_a_killed_run_notes_nothing_once_another_run_holds_the_folder(t
     assert process.returncode == 143, stderr[-3000:]
     assert sorted(p.name for p in (results / "jobs").iterdir()) == []
     assert memory_factor(record, 2) == 2
+
+
+def test_the_slurm_log_line_the_docs_name_is_the_one_slurm_writes():
+    """docs/cohorts-slurm.md told to look for `CANCELLED DUE TO TIME LIMIT` in a failed job's SLURM log; slurmstepd
+    writes `*** JOB 4242001 ON node01 CANCELLED AT 2026-12-07T10:00:00 DUE TO TIME LIMIT ***` (src/slurmd/slurmstepd/
+    req.c), which that text, searched for, does not find. The stand-in SLURM writes SLURM's line too."""
+    import re
+
+    from documents import read
+
+    slurm = "slurmstepd: error: *** JOB 4242001 ON node01 CANCELLED AT 2026-12-07T10:00:00 DUE TO TIME LIMIT ***"
+    told = re.search(r"SLURM's own `oom_kill` or `([^`]+)` line", " ".join(read("docs/cohorts-slurm.md").split()))
+    assert told is not None and told.group(1) in slurm, told
+    fake = (Path(__file__).parent / "fake_slurm.py").read_text(encoding="utf-8")
+    assert "*** JOB {job_id} ON {" in fake and "CANCELLED AT " in fake and told.group(1) in fake
