@@ -4,9 +4,9 @@ The entry points a script or notebook needs are names of this package, each impo
 used (``import medseg`` itself imports neither torch nor numpy): ``Segmenter`` (a model loaded once), ``Volume`` (an
 array and its voxel-to-RAS+ affine in mm), ``read_image``, ``segment_volume`` (labels in memory), ``segment_case``
 (the files ``medseg infer`` writes), ``evaluate_volumes`` and ``score_prediction`` (the metrics record),
-``score_folder``, ``build_report``, ``load_package``, ``set_threads`` and ``MedsegError``, the root of every error
-medseg raises. Training is :func:`medseg.train.train` with :mod:`medseg.train_config` and
-:mod:`medseg.training_cases`.
+``score_folder``, ``build_report``, ``load_package``, ``set_threads``, ``MedsegError``, the root of every error
+medseg raises, and ``MedsegWarning``, the category of its warnings. Training is :func:`medseg.train.train` with
+:mod:`medseg.train_config` and :mod:`medseg.training_cases`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ __version__ = "0.1.0"
 # name -> the module it is defined in: imported on first use (PEP 562), so that `import medseg` stays light
 _ENTRY_POINTS = {
     "MedsegError": "medseg.errors",
+    "MedsegWarning": "medseg.errors",
     "Segmenter": "medseg.inference",
     "Volume": "medseg.volume",
     "build_report": "medseg.report.build",
@@ -36,11 +37,12 @@ _ENTRY_POINTS = {
     "set_threads": "medseg.resources",
 }
 
-__all__ = ["__version__", "MedsegError", "Segmenter", "Volume", "build_report", "evaluate_volumes", "load_package",
-           "read_image", "score_folder", "score_prediction", "segment_case", "segment_volume", "set_threads"]
+__all__ = ["__version__", "MedsegError", "MedsegWarning", "Segmenter", "Volume", "build_report", "evaluate_volumes",
+           "load_package", "read_image", "score_folder", "score_prediction", "segment_case", "segment_volume",
+           "set_threads"]
 
 if TYPE_CHECKING:  # for mypy and pyright: the names as their modules define them
-    from medseg.errors import MedsegError
+    from medseg.errors import MedsegError, MedsegWarning
     from medseg.folder_scoring import score_folder
     from medseg.inference import Segmenter
     from medseg.io.images import read_image

@@ -27,6 +27,7 @@ __all__ = [
     "JobTimeLimitError",
     "JobFailedError",
     "CohortFailedError",
+    "MedsegWarning",
     "first_line",
 ]
 
@@ -103,6 +104,13 @@ class JobTimeLimitError(MedsegError, TimeoutError):
 class JobFailedError(MedsegError, RuntimeError):
     """A cohort job's last attempt failed for a reason of the whole job (the model package, the device), not of the
     case, before the case was done."""
+
+
+class MedsegWarning(UserWarning):
+    """What medseg warns a Python caller about while it goes on (an input unlike the model's training images, nnU-Net's
+    ``case_0000`` read without its ``case_0001``): a ``warnings.warn`` category a caller can filter
+    (``warnings.simplefilter("error", MedsegWarning)`` turns each into an error raised before anything is written, as
+    these are told before the outputs are). Each is also logged, but where the command tells it otherwise."""
 
 
 def first_line(error: BaseException) -> str:

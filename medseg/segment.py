@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medseg import stopping
+from medseg.caller_warnings import warn
 from medseg.case_numbers import other_case_note
 from medseg.errors import DeviceError, ImageReadError, InputError, OutputWriteError
 from medseg.failure_records import stale_failure
@@ -383,6 +384,13 @@ def segment_case(
     # an input this user may not look at (a folder on its way without search permission): one line naming it, where
     # Path.is_dir below raised a bare PermissionError (a cohort's case then failed as "PermissionError: [Errno 13] …")
     exists(input_path)
+    if modalities == 1:  # nnU-Net's case_0000 given alone: its case's other channels left unread, in silence
+        from medseg.io.files import unread_channels
+
+        for _, second in unread_channels([input_path]):  # the command tells a batch's in one line: not logged
+            warn(f"{input_path}: the _0000 file of a case of several channels as nnU-Net names them ({second.name} "
+                 f"beside it), and model {segmenter.package.name} takes one image a case: segmented from its _0000 "
+                 "file alone, its other channels unread")
     _check_header_size(input_path, segmenter.package.preprocessing, ensemble_bytes, scoring, modalities)
     # taken before the read: a file replaced meanwhile shows as changed, and its hash then tells (the QA report); of
     # each of nnU-Net's channel files for a multi-modal model (a case_0001 replaced since shows too)
@@ -440,7 +448,7 @@ def segment_case(
         check_reference_exists(reference, input_path)
         other_case = other_case_note(input_path, reference)
         if other_case is not None:  # nothing else tells a reference of another case on a shared grid
-            log.warning("%s, the reference given for %s: %s", reference, input_path, other_case)
+            warn(f"{reference}, the reference given for {input_path}: {other_case}", log)
         reference_signature = file_signature(reference)
         if is_dicom_file(reference):  # a DICOM SEG: placed frame by frame on the series it segments
             ref_volume = _seg_reference(reference, volume, segmenter.package.labels, segmenter.package.label_codes)
@@ -479,9 +487,9 @@ def segment_case(
     named = named_like_training_case(volume, segmenter.package) if trained_on is False else None
     if named is not None:  # a decompressed or re-saved copy of a training image has other bytes
         record["named_like_training_case"] = named
-        log.warning("%s: named like training case %s of model %s, but not byte for byte its file (decompressed, "
-                    "converted or re-saved?): if it is that image, its Dice overstates the model's accuracy on new "
-                    "data", input_path, named, segmenter.package.name)
+        warn(f"{input_path}: named like training case {named} of model {segmenter.package.name}, but not byte for "
+             "byte its file (decompressed, converted or re-saved?): if it is that image, its Dice overstates the "
+             "model's accuracy on new data", log)
     metrics = None
     if ref_volume is not None:
         from medseg.metrics import evaluate_volumes
@@ -668,7 +676,7 @@ def _label_volume(volume: Volume, segmenter, name, progress, timings: dict, rele
     check_not_constant(volume, intensity=segmenter.package.preprocessing.get("intensity"))
     label_like = label_like_note(volume)
     if label_like is not None:  # segmented all the same; the sidecar and the QA report say so
-        log.warning("%s: %s; segmented all the same", volume.source, label_like)
+        warn(f"{volume.source}: {label_like}; segmented all the same", log)
         volume.info["label_like_note"] = label_like
     check_resampling_size(volume, segmenter.package.preprocessing, ensemble_bytes)
     check_slices_fit(volume, segmenter.package.preprocessing, segmenter.slice_axes)
@@ -784,14 +792,13 @@ def _input_check(image, package, input_path, modality: str | None = None, intens
     extent = check_extent(model_space_extent(image), trained) if trained else None
     check = combine_checks(extent, check_modality(modality, declared), intensity)
     if extent is not None and not extent["within_training_range"]:
-        log.warning("%s: field of view unlike the volumes model %s was trained on: %s; the result is not covered by "
-                    "its validation figures", input_path, package.name, "; ".join(extent["outside"]))
+        warn(f"{input_path}: field of view unlike the volumes model {package.name} was trained on: "
+             f"{'; '.join(extent['outside'])}; the result is not covered by its validation figures", log)
     others = [line for line in check["outside"] if extent is None or line not in extent["outside"]]
     if others:
-        log.warning("%s: unlike the images model %s was trained on: %s; the result is not covered by its validation "
-                    "figures: check that this is the kind of image the model card names (modality, intensities as the "
-                    "scanner stores them), or use a model trained on such images", input_path, package.name,
-                    "; ".join(others))
+        warn(f"{input_path}: unlike the images model {package.name} was trained on: {'; '.join(others)}; the result "
+             "is not covered by its validation figures: check that this is the kind of image the model card names "
+             "(modality, intensities as the scanner stores them), or use a model trained on such images", log)
     return check
 
 

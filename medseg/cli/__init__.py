@@ -208,6 +208,10 @@ _WARNED: set[str] = set()  # library messages already shown, whitespace-normalis
 
 
 def _warning_as_one_line(message, category, filename, lineno, file=None, line=None) -> None:
+    from medseg.errors import MedsegWarning
+
+    if issubclass(category, MedsegWarning):  # medseg's own, to a Python caller: logged too, or the command tells it
+        return
     key = " ".join(str(message).split())
     if key not in _WARNED:  # a decoder may warn once per slice: once is enough
         _WARNED.add(key)

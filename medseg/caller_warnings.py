@@ -1,0 +1,35 @@
+"""Warnings to the program that called medseg: a ``warnings.warn`` of :class:`~medseg.errors.MedsegWarning` placed at
+the caller's own line (the first outside the package), which a notebook shows and a program filters, where a log line
+reached nothing until logging was configured."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+
+from medseg.errors import MedsegWarning
+
+__all__ = ["warn"]
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn(message: str, log: logging.Logger | None = None, category: type[MedsegWarning] = MedsegWarning) -> None:
+    """Warn the caller of ``message`` (one line, naming the file), and log it as a warning on ``log`` where given
+    (where the command tells it otherwise, as nnU-Net's unread channel files of a whole batch, none is given): the
+    ``medseg`` command shows the log line and leaves the warning untold, the Python caller gets both."""
+    if log is not None:
+        log.warning("%s", message)
+    warnings.warn(message, category, stacklevel=_caller_level())
+
+
+def _caller_level() -> int:
+    """``warnings.warn``'s stacklevel, called in :func:`warn`, of the first frame outside medseg (1 where none is)."""
+    frame = sys._getframe(1)  # warn's
+    level = 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    return level if frame is not None else 1

@@ -1,0 +1,84 @@
+"""Warnings a Python caller can filter: what medseg warns about while segmenting is also a ``warnings.warn`` of
+:class:`medseg.errors.MedsegWarning` (a ``UserWarning``), placed at the caller's line, beside the log line the
+commands show; nnU-Net's ``case_0000`` given alone, its ``case_0001`` beside it, is told from Python too."""
+
+import shutil
+import warnings
+
+import nibabel as nib
+import numpy as np
+import pytest
+from conftest import run_program
+
+from medseg.errors import MedsegWarning
+from medseg.segment import segment_case, segment_volume
+from medseg.synthetic import make_phantom
+from medseg.volume import Volume
+
+
+def _files(folder):
+    return sorted(p.name for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def test_a_medseg_warning_is_a_user_warning_and_a_name_of_the_package():
+    import medseg
+
+    assert issubclass(MedsegWarning, UserWarning) and not issubclass(MedsegWarning, medseg.MedsegError)
+    assert medseg.MedsegWarning is MedsegWarning and "MedsegWarning" in medseg.__all__
+
+
+def test_a_case_0000_with_its_case_0001_beside_it_is_warned_about_from_python(tmp_path, case, make_package):
+    """`medseg infer a_0000.nii.gz` warns that a_0001 is left unread; segment_case said nothing."""
+    for name in ("a_0000", "a_0001", "b_0000"):
+        shutil.copy(case, tmp_path / f"{name}.nii.gz")
+    package = make_package()
+    with pytest.warns(MedsegWarning) as caught:
+        outputs = segment_case(tmp_path / "a_0000.nii.gz", package, out_dir=tmp_path / "out")
+    assert [str(w.message) for w in caught] == [
+        f"{tmp_path / 'a_0000.nii.gz'}: the _0000 file of a case of several channels as nnU-Net names them "
+        "(a_0001.nii.gz beside it), and model tiny takes one image a case: segmented from its _0000 file alone, its "
+        "other channels unread"]
+    assert caught[0].filename == __file__  # the caller's line, not medseg's
+    assert outputs.segmentation == tmp_path / "out" / "a_0000_seg.nii.gz"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no channel file beside b_0000: nothing to tell
+        segment_case(tmp_path / "b_0000.nii.gz", package, out_dir=tmp_path / "out")
+
+
+def test_a_warning_turned_into_an_error_leaves_no_outputs(tmp_path, case, make_package):
+    for name in ("a_0000", "a_0001"):
+        shutil.copy(case, tmp_path / f"{name}.nii.gz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MedsegWarning)
+        with pytest.raises(MedsegWarning, match="a_0001.nii.gz beside it"):
+            segment_case(tmp_path / "a_0000.nii.gz", make_package(), out_dir=tmp_path / "out")
+    assert _files(tmp_path / "out") == []
+
+
+def test_the_input_checks_of_an_array_in_memory_are_warnings_too(make_package):
+    """A label image given as the image, and a field of view unlike the training volumes: logged only, which a
+    notebook without logging configured never showed."""
+    labels = make_phantom((40, 40, 8), seed=11).labels.astype(np.uint8)
+    with pytest.warns(MedsegWarning, match="a label image given as the input") as caught:
+        segment_volume(Volume(labels, np.diag([1.0, 1.0, 2.0, 1.0])), make_package())
+    assert caught[0].filename == __file__
+    wide = np.random.default_rng(0).uniform(0, 400, size=(100, 50, 36)).astype(np.float32)
+    with pytest.warns(MedsegWarning, match="the volume: field of view unlike the volumes model hippocampus was "
+                                           "trained on: x 100 mm against 31–43 mm trained"):
+        segment_volume(Volume(wide, np.eye(4)), "hippocampus")
+
+
+def test_the_command_tells_each_warning_once(tmp_path, case, make_package, capsys):
+    """The command logs what the library warns about: the Python warning is not told a second time."""
+    labels = tmp_path / "labels.nii.gz"
+    nib.save(nib.Nifti1Image(make_phantom((40, 40, 8), seed=11).labels.astype(np.uint8),
+                             np.diag([1.0, 1.0, 2.0, 1.0])), str(labels))
+    shutil.copy(case, tmp_path / "a_0000.nii.gz")
+    shutil.copy(case, tmp_path / "a_0001.nii.gz")
+    ran = run_program(["infer", str(labels), str(tmp_path / "a_0000.nii.gz"), "-m", str(make_package()), "-o",
+                       str(tmp_path / "out")], capsys)
+    code, err = ran.returncode, ran.stderr
+    assert code == 0, err
+    told = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(told) == 2 and "MedsegWarning" not in err and "warnings.warn" not in err, err
+    assert "label image given as the input" in told[1] and "1 input is the _0000 file" in told[0], told
