@@ -68,6 +68,19 @@ class TrainCase:
     # channel order; None for a case of one image file (3D, or 4D holding its modalities)
     channel_paths: list[Path] | None = None
 
+    def __repr__(self) -> str:
+        """One line: the case, its files and, once loaded, its tensors' shapes and types (the dataclass's repr printed
+        both tensors, some 40 lines a case in a notebook)."""
+        parts = [f"case_id={self.case_id!r}", f"image_path={str(self.image_path)!r}",
+                 f"label_path={str(self.label_path)!r}"]
+        if self.channel_paths is not None:
+            parts.append(f"channels={len(self.channel_paths)}")
+        for name in ("image", "label"):
+            tensor = getattr(self, name)
+            if tensor is not None:
+                parts.append(f"{name}={tuple(int(n) for n in tensor.shape)} {str(tensor.dtype).removeprefix('torch.')}")
+        return f"TrainCase({', '.join(parts)})"
+
     def view(self, axis: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Image ``(C, A, B, S)`` and label ``(A, B, S)`` turned so that model-space ``axis`` is last."""
         return torch.movedim(self.image, 1 + axis, -1), torch.movedim(self.label, axis, -1)

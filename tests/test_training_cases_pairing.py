@@ -394,3 +394,21 @@ def test_unpaired_files_and_labels_with_undeclared_values_are_named_in_one_run(t
     with pytest.raises(TrainingError) as error:  # no config, or every value declared: nothing more is said
         pair_cases(images, labels, declared=[0, 1, 7, 12])
     assert str(error.value).endswith(str(images / "lonely.nii.gz"))
+
+
+def test_a_case_shows_as_one_line_in_a_notebook(tmp_path):
+    """A loaded case's repr was the dataclass's, with both tensors printed: 40 lines a case, six cases a screenful
+    of numbers where a notebook user looked for which files went in and what shape they took."""
+    from conftest import tiny_config
+
+    from medseg.training_cases import load_cases
+
+    images, labels = write_set(tmp_path, count=1)
+    paired = pair_cases(images, labels)
+    assert repr(paired[0]) == (f"TrainCase(case_id='case0', image_path='{images / 'case0.nii.gz'}', "
+                               f"label_path='{labels / 'case0.nii.gz'}')")
+    loaded = load_cases(paired, tiny_config())[0]
+    shown = repr(loaded)
+    assert "\n" not in shown and "tensor" not in shown, shown
+    assert shown.endswith(f", image=(1, {', '.join(map(str, loaded.label.shape))}) float32, "
+                          f"label={tuple(loaded.label.shape)} uint8)"), shown
