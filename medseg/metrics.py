@@ -80,6 +80,7 @@ __all__ = [
     "grid_tolerance_mm",
     "jsonable",
     "metrics_json",
+    "metrics_rows",
     "on_tilt_grid",
     "place_onto_grid",
     "reorder_onto_grid",
@@ -549,6 +550,28 @@ def jsonable(value):
     if isinstance(value, np.integer):
         return int(value)
     return value
+
+
+def metrics_rows(metrics: dict) -> list[dict[str, str | int | float | None]]:
+    """A ``medseg-metrics/1`` record (:func:`evaluate_volumes`, :func:`medseg.scoring.score_prediction`, a
+    ``_metrics.json`` read back) as one flat row per label, for a table of many cases
+    (``pandas.DataFrame([row for record in records for row in metrics_rows(record)])``, ``csv.DictWriter``): the
+    record's ``case_id``, the ``label`` value as an int, then the label's values that are numbers or text (``name``,
+    ``dice``, ``hd95_mm``, ``assd_mm``, ``status``, the volumes in ml …) as the record has them (NaN, or ``None``
+    in a record read back from JSON, where a value is undefined); the breakdowns by other label
+    (``false_positive_in_ml``) are left to the record. An :class:`~medseg.errors.InputError` for what is no such
+    record."""
+    labels = metrics.get("labels") if isinstance(metrics, dict) else None
+    if not isinstance(labels, dict):
+        raise InputError(f"{type_text(metrics)} given as the metrics: not a medseg-metrics/1 record (a dict whose "
+                         "'labels' maps each label value to its metrics)")
+    rows: list[dict[str, str | int | float | None]] = []
+    for value, entry in labels.items():
+        row: dict[str, str | int | float | None] = {"case_id": metrics.get("case_id"), "label": int(value)}
+        row.update((key, item) for key, item in entry.items()
+                   if item is None or isinstance(item, (str, int, float)))
+        rows.append(row)
+    return rows
 
 
 def metrics_json(metrics: dict) -> str:

@@ -764,3 +764,34 @@ def test_a_case_id_that_is_not_text_is_refused_where_it_is_given(tmp_path, case_
     written = evaluate_volumes(volume, volume, {1: "one"}, case_id=np.str_("c1"))["case_id"]
     assert (written, type(written)) == ("c1", str)
     assert json.loads(metrics_json(evaluate_volumes(volume, volume, {1: "one"}, case_id=None)))["case_id"] is None
+
+
+def test_a_record_as_one_flat_row_per_label_for_a_table():
+    """A notebook builds a table (a pandas DataFrame, a csv.DictWriter) of many cases from flat rows: the record's
+    labels are a dict of dicts keyed by text, some of whose values are dicts again (false_positive_in_ml)."""
+    from medseg.metrics import metrics_rows
+
+    pred = np.zeros((12, 12, 6), np.uint8)
+    ref = np.zeros_like(pred)
+    pred[2:6, 2:6, 1:4], ref[2:6, 2:7, 1:4] = 1, 1
+    pred[7:9, 7:9, 2:4], ref[7:9, 5:9, 2:4] = 2, 2
+    pred[5, 2:4, 1] = 2  # label 2 where the reference has 1: the record's false_positive_in_ml, a dict
+    record = evaluate_volumes(Volume(pred, np.eye(4)), Volume(ref, np.eye(4)), {0: "bg", 1: "a", 2: "b", 3: "c"},
+                              case_id="s1")
+    assert record["labels"]["2"]["false_positive_in_ml"] == {"1": 0.002}
+    rows = metrics_rows(record)
+    assert [(row["case_id"], row["label"], row["name"], row["status"]) for row in rows] == [
+        ("s1", 1, "a", "ok"), ("s1", 2, "b", "ok"), ("s1", 3, "c", "both_empty")]
+    for value, row in zip((1, 2), rows):
+        p, r = pred == value, ref == value
+        assert row["dice"] == pytest.approx(2 * (p & r).sum() / (p.sum() + r.sum()))
+        assert row["pred_volume_ml"] == p.sum() / 1000 and row["ref_volume_ml"] == r.sum() / 1000
+    assert math.isnan(rows[2]["dice"]) and math.isnan(rows[2]["hd95_mm"])  # NaN, as the record has it
+    assert "false_positive_in_ml" not in rows[1]
+    read_back = metrics_rows(json.loads(metrics_json(record)))  # a _metrics.json read back: null as None
+    assert read_back[2]["dice"] is None and read_back[:2] == rows[:2]
+    for row in rows:
+        assert all(isinstance(value, (str, int, float)) for value in row.values()), row
+        assert set(row) >= {"dice", "hd95_mm", "assd_mm", "pred_volume_ml", "ref_volume_ml"}
+    with pytest.raises(InputError, match="not a medseg-metrics/1 record"):
+        metrics_rows({"labels": []})
