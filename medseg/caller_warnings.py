@@ -19,9 +19,10 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 def warn(message: str, log: logging.Logger | None = None, category: type[MedsegWarning] = MedsegWarning) -> None:
     """Warn the caller of ``message`` (one line, naming the file), and log it as a warning on ``log`` where given
     (where the command tells it otherwise, as nnU-Net's unread channel files of a whole batch, none is given): the
-    ``medseg`` command shows the log line and leaves the warning untold, the Python caller gets both."""
-    if log is not None:
-        log.warning("%s", message)
+    ``medseg`` command shows the log line and leaves the warning untold, a Python caller gets both (but where it
+    added :func:`medseg.shown_warnings.show_warnings`' handler, which leaves the log line to Python's warning)."""
+    if log is not None:  # marked: show_warnings' handler leaves it to Python's warnings, which show it
+        log.warning("%s", message, extra={"medseg_warning": category.__name__})
     warnings.warn(message, category, stacklevel=_caller_level())
 
 

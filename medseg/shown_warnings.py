@@ -17,7 +17,12 @@ __all__ = ["show_warnings"]
 
 
 class _ShownWarnings(logging.StreamHandler):
-    """The handler :func:`show_warnings` adds to the ``medseg`` logger (one, however often it is called)."""
+    """The handler :func:`show_warnings` adds to the ``medseg`` logger (one, however often it is called). A record
+    that is also a ``warnings.warn`` (:func:`medseg.caller_warnings.warn`) is left to Python, which shows it (or not,
+    where the program filters its category): told here too, a script heard it twice."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not hasattr(record, "medseg_warning") and bool(super().filter(record))
 
 
 class _LevelFirst(logging.Formatter):

@@ -81,3 +81,29 @@ def test_a_program_that_disabled_the_last_resort_handler_is_left_silent(capsys, 
         assert show_warnings() is False
         logging.getLogger("medseg.io.nifti").warning("a.nii.gz: not gzip-compressed")
     assert capsys.readouterr().err == ""
+
+
+def test_a_warning_python_shows_is_not_told_again_by_the_handler(capsys):
+    """What medseg also warns about through ``warnings.warn`` (:mod:`medseg.caller_warnings`), which Python shows on
+    stderr itself, was told a second time by the handler show_warnings added: a script heard each such warning twice;
+    where the program silences the category, it hears it from neither."""
+    import sys
+    import warnings
+
+    from medseg.caller_warnings import warn
+    from medseg.errors import MedsegWarning
+
+    def shown(message, category, filename, lineno, file=None, line=None):  # as Python shows it (pytest records)
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    with no_logging_configured(), warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = shown
+        assert show_warnings() is True
+        warn("a.nii.gz: unlike the images model m was trained on", logging.getLogger("medseg.segment"))
+        logging.getLogger("medseg.io.nifti").warning("b.nii.gz: logged only")
+        warnings.simplefilter("ignore", MedsegWarning)
+        warn("c.nii.gz: silenced", logging.getLogger("medseg.segment"))
+    err = capsys.readouterr().err
+    assert err.count("MedsegWarning: a.nii.gz: unlike the images model m was trained on\n") == 1, err
+    assert "warning: a.nii.gz" not in err and "warning: b.nii.gz: logged only\n" in err and "c.nii.gz" not in err
