@@ -39,6 +39,9 @@ def test_the_python_examples_run_as_written(tmp_path, monkeypatch, capsys):
     assert np.array_equal(namespace["labels"], from_file)  # in memory as from the file
     assert {k: v["dice"] for k, v in namespace["scores"]["labels"].items()} == pytest.approx(
         {k: v["dice"] for k, v in metrics["labels"].items()})
+    assert [(row["case_id"], row["label"], row["name"]) for row in namespace["rows"]] == [
+        ("case1", 1, "ellipsoid"), ("case1", 2, "box"), ("case1", 3, "tube")]
+    assert [row["dice"] for row in namespace["rows"]] == pytest.approx([metrics["labels"][k]["dice"] for k in "123"])
 
     exec(compile(second, f"{PAGE} (training)", "exec"), namespace)
     package = namespace["package"]
