@@ -79,6 +79,22 @@ class CaseOutputs:
     metrics: Path | None = None
     record: dict = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        """One short line: the files, and each label's Dice (3 decimals) where the case was scored; the whole sidecar
+        record, 4.5 KB of hashes, versions and timings, made a notebook's loop over cases unreadable."""
+        shown = [f"{name}={None if value is None else str(value)!r}" for name, value in
+                 (("segmentation", self.segmentation), ("sidecar", self.sidecar), ("metrics", self.metrics))]
+        labels = (self.record.get("metrics") or {}).get("labels") if isinstance(self.record, dict) else None
+        if isinstance(labels, dict):
+            shown.append("dice={" + ", ".join(f"{entry.get('name', value)!r}: {_rounded(entry.get('dice'))}"
+                                              for value, entry in labels.items()) + "}")
+        return f"CaseOutputs({', '.join(shown)})"
+
+
+def _rounded(value) -> str:
+    """A Dice as :meth:`CaseOutputs.__repr__` shows it: 3 decimals, ``nan`` where undefined."""
+    return "nan" if value is None or value != value else repr(round(float(value), 3))
+
 
 def output_paths(
     input_path: Path | str, out_dir: Path | str | None = None, case_id: str | None = None

@@ -383,3 +383,19 @@ def test_progress_is_told_the_slices_then_each_slab_done_as_tqdms_update_takes_t
     segment_volume(Volume(image.get_fdata(dtype=np.float32), image.affine), segmenter, progress=bar)
     assert bars[0].total == 12 and bars[1].total == 12 and bars[1].n == 12  # the phantom's 12 slices along axis 2
     assert slabs == [5, 5, 2]
+
+
+def test_a_case_outputs_shows_its_files_and_dice_in_one_short_line(phantom_file, phantom_segmenter, tmp_path):
+    """A notebook looping over cases showed each CaseOutputs with its whole sidecar record: 4.5 KB of hashes,
+    versions and timings a line, the Dice deep inside."""
+    path, phantom = phantom_file
+    reference = tmp_path / "case_label.nii.gz"
+    nib.save(nib.Nifti1Image(phantom.labels.astype(np.uint8), nib.load(path).affine), str(reference))
+    outputs = segment_case(path, phantom_segmenter, out_dir=tmp_path / "out", reference=reference)
+    dice = {entry["name"]: round(entry["dice"], 3) for entry in outputs.record["metrics"]["labels"].values()}
+    assert repr(outputs) == (f"CaseOutputs(segmentation='{tmp_path / 'out' / 'case_seg.nii.gz'}', "
+                             f"sidecar='{tmp_path / 'out' / 'case_seg.json'}', "
+                             f"metrics='{tmp_path / 'out' / 'case_metrics.json'}', dice={dice})")
+    unscored = segment_case(path, phantom_segmenter, out_dir=tmp_path / "out2")
+    assert repr(unscored).endswith("case_seg.json', metrics=None)")
+    assert unscored.record["schema"] == "medseg-segmentation/1"  # the record is kept, only not shown
