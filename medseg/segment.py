@@ -400,13 +400,7 @@ def segment_case(
     # an input this user may not look at (a folder on its way without search permission): one line naming it, where
     # Path.is_dir below raised a bare PermissionError (a cohort's case then failed as "PermissionError: [Errno 13] …")
     exists(input_path)
-    if modalities == 1:  # nnU-Net's case_0000 given alone: its case's other channels left unread, in silence
-        from medseg.io.files import unread_channels
-
-        for _, second in unread_channels([input_path]):  # the command tells a batch's in one line: not logged
-            warn(f"{input_path}: the _0000 file of a case of several channels as nnU-Net names them ({second.name} "
-                 f"beside it), and model {segmenter.package.name} takes one image a case: segmented from its _0000 "
-                 "file alone, its other channels unread")
+    _warn_if_channels_unread(input_path, segmenter.package)
     _check_header_size(input_path, segmenter.package.preprocessing, ensemble_bytes, scoring, modalities)
     # taken before the read: a file replaced meanwhile shows as changed, and its hash then tells (the QA report); of
     # each of nnU-Net's channel files for a multi-modal model (a case_0001 replaced since shows too)
@@ -580,8 +574,10 @@ def segment_volume(
     labels on the volume's own grid: its shape, the package's label values (class k written as its k-th smallest
     declared value), uint8 (uint16 where a value is above 255); ``volume`` is left as it was.
     ``progress`` as for :func:`segment_case`. The input checks are :func:`segment_case`'s (a blank image, a grid
-    too large to resample, too few slices: :class:`~medseg.errors.InputError`), and so are the warnings logged
-    (a label image given as the input, a field of view unlike the training volumes')."""
+    too large to resample, too few slices: :class:`~medseg.errors.InputError`), and so are its warnings, each a
+    :class:`~medseg.errors.MedsegWarning` and a log line (a label image given as the input, a field of view unlike the
+    training volumes'; nnU-Net's ``case_0000`` file read with :func:`~medseg.io.images.read_image`, its
+    ``case_0001`` beside it, for a model of one image a case)."""
     if not isinstance(volume, Volume):  # an array or a nibabel image failed on a missing attribute
         raise InputError(f"{type_text(volume)} given as the volume; give a Volume(array, affine) (for a nibabel "
                          "image, Volume(image.get_fdata(dtype=np.float32), image.affine))")
@@ -626,8 +622,24 @@ def segment_volume(
                              "array[0][..., None]") from None
     # a float32 copy made here (of an int16 or float64 array) is handed over, not held through inference beside the
     # model-space image and copied again; the caller's own float32 array is left as it was
+    if volume.source is not None and is_path(volume.source):  # read from a file: its channel files beside it
+        _warn_if_channels_unread(volume.source, segmenter.package)
     mine = not np.may_share_memory(own.array, array)
     return _label_volume(own, segmenter, name, progress, {}, release_voxels=mine)[0]
+
+
+def _warn_if_channels_unread(path: Path | str, package: ModelPackage) -> None:
+    """A :class:`~medseg.errors.MedsegWarning` where ``path`` is nnU-Net's ``case_0000`` file of a case whose
+    ``case_0001`` is beside it, and ``package`` takes one image a case: its case's other channels left unread, in
+    silence. Not logged: the command tells a batch's in one line."""
+    if package.n_modalities != 1:
+        return
+    from medseg.io.files import unread_channels
+
+    for _, second in unread_channels([path]):
+        warn(f"{path}: the _0000 file of a case of several channels as nnU-Net names them ({second.name} beside it), "
+             f"and model {package.name} takes one image a case: segmented from its _0000 file alone, its other "
+             "channels unread")
 
 
 def _axes_hint(shape: tuple[int, ...]) -> str:

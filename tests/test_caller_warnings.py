@@ -82,3 +82,18 @@ def test_the_command_tells_each_warning_once(tmp_path, case, make_package, capsy
     told = [line for line in err.splitlines() if line.startswith("warning:")]
     assert len(told) == 2 and "MedsegWarning" not in err and "warnings.warn" not in err, err
     assert "label image given as the input" in told[1] and "1 input is the _0000 file" in told[0], told
+
+
+def test_a_case_0000_read_into_memory_is_warned_about_as_it_is_segmented(tmp_path, case, make_package):
+    """read_image then segment_volume: the Volume keeps the file it was read from, and the same warning is given."""
+    from medseg.io.images import read_image
+
+    for name in ("a_0000", "a_0001"):
+        shutil.copy(case, tmp_path / f"{name}.nii.gz")
+    volume = read_image(tmp_path / "a_0000.nii.gz")
+    with pytest.warns(MedsegWarning, match=r"a_0000.nii.gz: the _0000 file .* \(a_0001.nii.gz beside it\)") as caught:
+        segment_volume(volume, make_package())
+    assert len(caught) == 1 and caught[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an array of no file: nothing to tell
+        segment_volume(Volume(volume.array, volume.affine), make_package())
