@@ -575,9 +575,9 @@ def segment_volume(
     declared value), uint8 (uint16 where a value is above 255); ``volume`` is left as it was.
     ``progress`` as for :func:`segment_case`. The input checks are :func:`segment_case`'s (a blank image, a grid
     too large to resample, too few slices: :class:`~medseg.errors.InputError`), and so are its warnings, each a
-    :class:`~medseg.errors.MedsegWarning` and a log line (a label image given as the input, a field of view unlike the
-    training volumes'; nnU-Net's ``case_0000`` file read with :func:`~medseg.io.images.read_image`, its
-    ``case_0001`` beside it, for a model of one image a case)."""
+    :class:`~medseg.errors.MedsegWarning`, and but for the last a log line (a label image given as the input, a
+    field of view unlike the training volumes'; nnU-Net's ``case_0000`` file read with
+    :func:`~medseg.io.images.read_image`, its ``case_0001`` beside it, for a model of one image a case)."""
     if not isinstance(volume, Volume):  # an array or a nibabel image failed on a missing attribute
         raise InputError(f"{type_text(volume)} given as the volume; give a Volume(array, affine) (for a nibabel "
                          "image, Volume(image.get_fdata(dtype=np.float32), image.affine))")
