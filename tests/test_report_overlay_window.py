@@ -5,6 +5,7 @@ which left liver, spleen, muscle and fat one flat grey. Other images keep the pe
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -173,9 +174,8 @@ def test_a_chosen_ct_window_not_used_for_an_image_that_is_no_ct_is_said(tmp_path
     assert len(warned) == 1 and warned[0].startswith("a: CT window not used: the lung window chosen for the report")
     import re
 
-    assert re.search(r"its crop's 0\.5th percentile \d+\.\d is not from -3100 to -500, as air or gas makes it, or "
-                     r"its 99\.5th \d+\.\d is above 4000: an MR, or a CT crop without air\); drawn from its crop's "
-                     r"percentiles$", warned[0]), warned[0]
+    assert re.search(r"its crop's 0\.5th percentile \d+\.\d is not from -3100 to -500, as air or gas makes it: an "
+                     r"MR, or a CT crop without air\); drawn from its crop's percentiles$", warned[0]), warned[0]
     page = chosen.report.html.read_text()
     assert "CT window not used: the lung window chosen for the report is for a CT in Hounsfield units" in page
     caplog.clear()
@@ -238,3 +238,30 @@ def test_a_model_package_declares_the_ct_window_its_cases_are_drawn_in(make_pack
     # the settings table shows the model's window as words, not a Python mapping
     assert "<tr><td>model_ct_windows</td><td>lungs: lung</td></tr>" in page
     assert "<tr><td>model_ct_windows</td><td>none</td></tr>" in pages["soft-tissue"][0]
+
+
+def test_the_note_on_a_window_not_used_names_only_the_percentile_that_kept_it_off(tmp_path, caplog):
+    """The note said both tests failed whatever did: an MR (0.5th percentile 23.8, 99.5th 804.5) read "… or its
+    99.5th 804.5 is above 4000", and a CT with air and metal in its crop (0.5th -1000, 99.5th 6000) "its crop's 0.5th
+    percentile -1000.0 is not from -3100 to -500": false on its face. The note names the test that failed."""
+    import logging
+
+    from medseg.folder_scoring import score_folder
+
+    pred, ref = _two_folders(tmp_path / "mr", _mr_like())
+    metal = np.full((20, 20, 8), 40.0, np.float32)
+    metal[:, :, :2] = -1000.0  # air in the crop: the low percentile is a CT's
+    metal[:, :, 6:] = 6000.0  # metal (or values not in HU) above 4000
+    pred_ct, ref_ct = _two_folders(tmp_path / "ct", metal)
+    warned = {}
+    for name, (p, r) in {"mr": (pred, ref), "ct": (pred_ct, ref_ct)}.items():
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="medseg"):
+            score_folder(p, r, tmp_path / name / "scores", images_dir=tmp_path / name / "images", ct_window="lung")
+        (warned[name],) = [r.getMessage() for r in caplog.records if "CT window not used" in r.getMessage()]
+    assert re.search(r"its crop's 0\.5th percentile \d+\.\d is not from -3100 to -500, as air or gas makes it: an "
+                     r"MR, or a CT crop without air\); drawn from its crop's percentiles$", warned["mr"]), warned["mr"]
+    assert "above 4000" not in warned["mr"]
+    assert re.search(r"its crop's 99\.5th percentile 6000\.0 is above 4000: not Hounsfield units, or metal in the "
+                     r"crop\); drawn from its crop's percentiles$", warned["ct"]), warned["ct"]
+    assert "-3100" not in warned["ct"]

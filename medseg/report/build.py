@@ -297,10 +297,17 @@ def _unused_window_note(window: str, chooser: str, percentiles: tuple[float, flo
     from medseg.numbers import number_text
 
     whose = "chosen for the report" if chooser == "chosen" else "its model declares (model.json report.ct_window)"
-    low, high = (number_text(value, 1) for value in percentiles)
+    low, high = percentiles
+    # only the test that failed (:func:`~medseg.report.overlay_image.taken_for_ct`): naming both read as if both had
+    why = []
+    if not -3100.0 <= low <= -500.0:
+        why.append(f"its crop's 0.5th percentile {number_text(low, 1)} is not from -3100 to -500, as air or gas makes "
+                   "it: an MR, or a CT crop without air")
+    if high > 4000.0:
+        why.append(f"its crop's 99.5th percentile {number_text(high, 1)} is above 4000: not Hounsfield units, or metal "
+                   "in the crop")
     return (f"CT window not used: the {window} window {whose} is for a CT in Hounsfield units, and this image is not "
-            f"taken for one (its crop's 0.5th percentile {low} is not from -3100 to -500, as air or gas makes it, or "
-            f"its 99.5th {high} is above 4000: an MR, or a CT crop without air); drawn from its crop's percentiles")
+            f"taken for one ({'; '.join(why)}); drawn from its crop's percentiles")
 
 
 def _overlays(cases, flags, order, label_order, max_overlays, ct_window=None
