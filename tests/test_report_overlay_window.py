@@ -265,3 +265,34 @@ def test_the_note_on_a_window_not_used_names_only_the_percentile_that_kept_it_of
     assert re.search(r"its crop's 99\.5th percentile 6000\.0 is above 4000: not Hounsfield units, or metal in the "
                      r"crop\); drawn from its crop's percentiles$", warned["ct"]), warned["ct"]
     assert "-3100" not in warned["ct"]
+
+
+def test_two_packages_of_one_name_declaring_two_windows_are_both_named(make_package, tmp_path):
+    """The cases of a package named lungs declaring the lung window and of one of that name declaring bone (its
+    model.json edited, or another version): each was drawn in its own window, but summary.json and the legend named
+    the first one found alone (``lungs: lung``), false for the other's cases. Each is named, told apart by the SHA-256
+    of its model.json."""
+    import json
+
+    import nibabel as nib
+
+    from medseg.inference import Segmenter
+    from medseg.package import load_package
+    from medseg.report.build import build_report
+    from medseg.segment import segment_case
+
+    ct = np.full((40, 40, 12), 40.0, np.float32)
+    ct[:, :12] = -1000.0
+    nib.save(nib.Nifti1Image(ct, np.eye(4)), tmp_path / "chest.nii.gz")
+    nib.save(nib.Nifti1Image(ct, np.eye(4)), tmp_path / "spine.nii.gz")
+    hashes = {}
+    for case, window in (("chest", "lung"), ("spine", "bone")):
+        package = load_package(make_package("lungs", report={"ct_window": window}))
+        hashes[window] = package.config_sha256[:8]
+        segment_case(tmp_path / f"{case}.nii.gz", Segmenter(package, device="cpu"), out_dir=tmp_path / "out")
+    assert hashes["lung"] != hashes["bone"]
+    built = build_report(tmp_path / "out", tmp_path / "report" / "report.html")
+    windows = json.loads(built.summary.read_text())["settings"]["model_ct_windows"]
+    assert windows == {f"lungs (model.json {hashes['lung']})": "lung", f"lungs (model.json {hashes['bone']})": "bone"}
+    page = built.html.read_text()
+    assert f"the cases of model lungs (model.json {hashes['bone']}) in its bone window, W1800 L400" in page

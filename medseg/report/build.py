@@ -274,12 +274,22 @@ def model_ct_window(case: CaseResult) -> str | None:
 
 
 def _model_ct_windows(cases: list[CaseResult]) -> dict[str, str]:
-    """Model name: the CT window it declares, for the cases' models that declare one."""
-    found: dict[str, str] = {}
+    """Model name: the CT window it declares, for the cases' models that declare one; where packages of one name
+    declare different windows (an edited model.json, another version), each as ``name (model.json <first 8 hex
+    digits of its SHA-256>)``, as the first one's name alone was false for the others' cases."""
+    declared: dict[str, dict[str, str]] = {}  # name: {model.json SHA-256: window}
     for case in cases:
         window = model_ct_window(case)
         if window is not None:
-            found.setdefault(str((case.sidecar.get("model") or {}).get("name") or "?"), window)
+            model = case.sidecar.get("model") or {}
+            declared.setdefault(str(model.get("name") or "?"), {}).setdefault(str(model.get("config_sha256") or ""),
+                                                                              window)
+    found: dict[str, str] = {}
+    for name, windows in declared.items():
+        if len(set(windows.values())) == 1:
+            found[name] = next(iter(windows.values()))
+        else:
+            found.update({f"{name} (model.json {config[:8]})": window for config, window in windows.items()})
     return found
 
 
