@@ -246,3 +246,30 @@ def test_a_real_mr_converted_by_medseg_is_lettered_by_the_patients_anatomy(share
         assert _mean_column(picture, panel, 2) < 0.45 < 0.55 < _mean_column(picture, panel, 1)
         assert [_letter_at(picture, panel, edge) for edge in ("left", "right")] == ["R", "L"]
     assert [_letter_at(picture, axial, edge) for edge in ("top", "bottom")] == ["A", "P"]
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("position", ["HFS", "HFDL"])
+def test_a_real_mr_shows_anterior_on_the_sagittal_panels_left(shared_data, tmp_path, position):
+    """The sagittal T1 (stored P-I-R), supine and on its left side: a label placed by world coordinates in front and
+    one behind, in one sagittal plane, land on the sagittal panel's left and right halves, under A and P (as 3D Slicer,
+    ITK-SNAP and OHIF show a sagittal slice; the panel showed anterior on the right)."""
+    import nibabel as nib
+
+    from medseg.io.dicom import convert_dicom
+
+    series = next((shared_data / "dicom" / "mr-decubitus" / position).iterdir())
+    convert_dicom(series, tmp_path / "mr.nii.gz")
+    mr = nib.load(tmp_path / "mr.nii.gz")
+    ijk = np.indices(mr.shape).reshape(3, -1)
+    x, y, z = (mr.affine[:3, :3] @ ijk + mr.affine[:3, 3:]).reshape((3, *mr.shape))  # RAS+ mm: y towards the front
+    middle = [float(np.median(c)) for c in (x, y, z)]
+    near = (np.abs(x - middle[0]) < 15) & (np.abs(z - middle[2]) < 20)
+    labels = np.zeros(mr.shape, np.uint8)
+    labels[near & (y > middle[1] + 20) & (y < middle[1] + 45)] = 1  # in front
+    labels[near & (y < middle[1] - 20) & (y > middle[1] - 45)] = 2  # behind
+    png = render_overlay(CaseArrays(labels, mr.affine, None), LABELS, "1", panel_px=240)
+    picture = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    sagittal = _panels(picture)[0]
+    assert _mean_column(picture, sagittal, 1) < 0.45 < 0.55 < _mean_column(picture, sagittal, 2)
+    assert [_letter_at(picture, sagittal, edge) for edge in ("left", "right", "top", "bottom")] == list("APSI")
