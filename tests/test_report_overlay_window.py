@@ -296,3 +296,35 @@ def test_two_packages_of_one_name_declaring_two_windows_are_both_named(make_pack
     assert windows == {f"lungs (model.json {hashes['lung']})": "lung", f"lungs (model.json {hashes['bone']})": "bone"}
     page = built.html.read_text()
     assert f"the cases of model lungs (model.json {hashes['bone']}) in its bone window, W1800 L400" in page
+
+
+def test_a_models_window_not_used_for_an_image_that_is_no_ct_is_said_as_the_models(make_package, tmp_path, caplog):
+    """A lung model run on an image without air (an MR given to a CT model): its declared window cannot be used, and
+    the warning and the card say it was the model's (the legend names the model's window for its cases); a report
+    given a window of its own says nothing of the model's."""
+    import logging
+
+    import nibabel as nib
+
+    from medseg.inference import Segmenter
+    from medseg.package import load_package
+    from medseg.report.build import build_report
+    from medseg.segment import segment_case
+
+    package = load_package(make_package("lungs", report={"ct_window": "lung"}))
+    nib.save(nib.Nifti1Image(_mr_like((40, 40, 12)), np.eye(4)), tmp_path / "head.nii.gz")
+    segment_case(tmp_path / "head.nii.gz", Segmenter(package, device="cpu"), out_dir=tmp_path / "out")
+    with caplog.at_level(logging.WARNING, logger="medseg"):
+        built = build_report(tmp_path / "out", tmp_path / "report" / "report.html")
+    warned = [r.getMessage() for r in caplog.records if "CT window not used" in r.getMessage()]
+    assert len(_overlay_pngs(built.html.read_text())) == 1  # the seeded model's labels, drawn over the image
+    assert len(warned) == 1 and warned[0].startswith(
+        "head: CT window not used: the lung window its model declares (model.json report.ct_window) is for a CT in "
+        "Hounsfield units, and this image is not taken for one (its crop's 0.5th percentile"), warned
+    assert "the lung window its model declares (model.json report.ct_window)" in built.html.read_text()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="medseg"):
+        chosen = build_report(tmp_path / "out", tmp_path / "chosen" / "report.html", ct_window="bone")
+    warned = [r.getMessage() for r in caplog.records if "CT window not used" in r.getMessage()]
+    assert len(warned) == 1 and "the bone window chosen for the report" in warned[0]
+    assert "its model declares" not in chosen.html.read_text()
