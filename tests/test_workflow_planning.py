@@ -478,7 +478,10 @@ def test_a_dataset_json_naming_the_labels_otherwise_than_the_model_is_warned_of_
     assert records == []
 
 
-@pytest.mark.parametrize(("setting", "expected"), [({}, None), ({"ct_window": "bone"}, "--ct-window bone")])
+@pytest.mark.parametrize(("setting", "expected"), [({}, None), ({"ct_window": "bone"}, "--ct-window bone"),
+                                                   # the YAML file's null (the default), on the command line: it was
+                                                   # refused, "config ct_window: 'null' is not one of [..., None]"
+                                                   ({"ct_window": "null"}, None)])
 def test_the_report_step_draws_ct_in_the_configured_window(cohort, tmp_path, setting, expected):
     """The config's ct_window reaches `medseg report`; where the config leaves it out none is given (the report then
     takes the window the model declares, else soft-tissue, and warns of no image that is not a CT)."""

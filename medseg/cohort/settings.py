@@ -43,9 +43,14 @@ def check_config(config: dict, schema_path: Path | str) -> None:
             raise InputError(f"config: unknown key {key!r}{hint}; the keys are {', '.join(known)}")
     kinds = {key: spec.get("type") if isinstance(spec.get("type"), list) else [spec.get("type")]
              for key, spec in schema.get("properties", {}).items()}
+    # a choice among names that may be null (ct_window: its enum holds None and none of these words)
+    nullable_choices = {key for key, spec in schema.get("properties", {}).items()
+                        if None in (spec.get("enum") or []) and not {"null", "none", "~"} & {
+                            str(choice).lower() for choice in spec["enum"] if choice is not None}}
     for key, types in kinds.items():
         # Snakemake passes --config overlap=null as the text 'null': the YAML file's null, given on the command line
-        if "null" in types and "string" not in types and str(config.get(key)).lower() in ("null", "none", "~"):
+        if (("null" in types and "string" not in types) or key in nullable_choices) and str(
+                config.get(key)).lower() in ("null", "none", "~"):
             config[key] = None
     for key, types in kinds.items():  # `--config results=` (nothing after it) reaches here as None
         if key in config and config[key] is None and "null" not in types and None not in types:
