@@ -328,3 +328,38 @@ def test_a_models_window_not_used_for_an_image_that_is_no_ct_is_said_as_the_mode
     warned = [r.getMessage() for r in caplog.records if "CT window not used" in r.getMessage()]
     assert len(warned) == 1 and "the bone window chosen for the report" in warned[0]
     assert "its model declares" not in chosen.html.read_text()
+
+
+def test_a_sidecars_unknown_ct_window_is_warned_of_not_silently_dropped(make_package, tmp_path, caplog):
+    """A sidecar naming a window this version does not know (written by a later medseg, or edited: ``liver``) had
+    its case drawn in the default window without a word, the legend naming no model's window. A warning names the
+    sidecar, the window and what was drawn instead."""
+    import json
+    import logging
+
+    import nibabel as nib
+
+    from medseg.inference import Segmenter
+    from medseg.package import load_package
+    from medseg.report.build import build_report
+    from medseg.segment import segment_case
+
+    package = load_package(make_package("lungs", report={"ct_window": "lung"}))
+    ct = np.full((40, 40, 12), 40.0, np.float32)
+    ct[:, :12] = -1000.0
+    nib.save(nib.Nifti1Image(ct, np.eye(4)), tmp_path / "chest.nii.gz")
+    segment_case(tmp_path / "chest.nii.gz", Segmenter(package, device="cpu"), out_dir=tmp_path / "out")
+    sidecar_path = tmp_path / "out" / "chest_seg.json"
+    sidecar = json.loads(sidecar_path.read_text())
+    sidecar["model"]["ct_window"] = "liver"
+    sidecar_path.write_text(json.dumps(sidecar))
+    with caplog.at_level(logging.WARNING, logger="medseg"):
+        built = build_report(tmp_path / "out", tmp_path / "report" / "report.html")
+    warned = [r.getMessage() for r in caplog.records if "liver" in r.getMessage()]
+    assert warned == [f"{sidecar_path}: model.ct_window 'liver' is not a CT window this medseg knows (soft-tissue, "
+                      "bone, lung, brain): its case is drawn in the soft-tissue window"], warned
+    assert json.loads(built.summary.read_text())["settings"]["model_ct_windows"] == {}
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="medseg"):
+        build_report(tmp_path / "out", tmp_path / "chosen" / "report.html", ct_window="bone")
+    assert not [r for r in caplog.records if "liver" in r.getMessage()]  # a window given: the model's is not used

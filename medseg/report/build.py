@@ -277,9 +277,16 @@ def _model_ct_windows(cases: list[CaseResult]) -> dict[str, str]:
     """Model name: the CT window it declares, for the cases' models that declare one; where packages of one name
     declare different windows (an edited model.json, another version), each as ``name (model.json <first 8 hex
     digits of its SHA-256>)``, as the first one's name alone was false for the others' cases."""
+    from medseg.report.overlay_image import CT_WINDOWS_HU
+
     declared: dict[str, dict[str, str]] = {}  # name: {model.json SHA-256: window}
     for case in cases:
         window = model_ct_window(case)
+        named = case.model.get("ct_window") if isinstance(case.model, dict) else None
+        if window is None and named is not None:  # a later medseg's window, or an edit: said, not silently dropped
+            log.warning("%s: model.ct_window %r is not a CT window this medseg knows (%s): its case is drawn in the "
+                        "%s window", case.paths.get("sidecar", case.case_id), named, ", ".join(CT_WINDOWS_HU),
+                        DEFAULT_CT_WINDOW)
         if window is not None:
             model = case.sidecar.get("model") or {}
             declared.setdefault(str(model.get("name") or "?"), {}).setdefault(str(model.get("config_sha256") or ""),
