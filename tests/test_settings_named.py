@@ -386,3 +386,34 @@ def test_library_messages_name_no_option_of_medsegs_commands_outside_the_allowed
                     if (option.startswith("--") or option in short) and option not in allowed and "*" not in allowed:
                         found.append(f"{where}:{node.lineno}: {option}")
     assert found == []
+
+
+def test_evaluate_of_two_folders_names_how_its_report_draws_more_overlays_not_a_keyword_argument(tmp_path, capsys):
+    """`medseg evaluate` of two folders writes a report of at most 100 overlays; a case beyond them said "no overlay:
+    ... (max_overlays=... (a keyword argument of medseg's Python functions; medseg evaluate has no option for it))",
+    no help to a shell user: `medseg report` of the output folder with --max-overlays draws more."""
+    import html
+
+    import nibabel as nib
+    import numpy as np
+
+    from medseg.cli.options import COMMAND_OPTIONS, ELSEWHERE
+
+    pred, ref = tmp_path / "pred", tmp_path / "ref"
+    pred.mkdir()
+    ref.mkdir()
+    for index in range(101):
+        reference = np.zeros((8, 8, 2), np.uint8)
+        reference[2:6, 2:6, :] = 1
+        prediction = reference.copy()
+        prediction[2, 2:2 + index % 4, :] = 0
+        nib.save(nib.Nifti1Image(reference, np.eye(4)), ref / f"c{index:03d}.nii.gz")
+        nib.save(nib.Nifti1Image(prediction, np.eye(4)), pred / f"c{index:03d}.nii.gz")
+    out = tmp_path / "scores"
+    code, _, _ = run_cli(["evaluate", str(pred), str(ref), "-o", str(out)], capsys)
+    page = html.unescape((out / "report.html").read_text())
+    assert code == 0 and page.count("no overlay: only the 100 worst scored or failed cases get one (`medseg report` "
+                                    "of the output folder with --max-overlays ... --overwrite)") == 1
+    assert "keyword argument" not in page
+    with named_as(COMMAND_OPTIONS["evaluate"], "evaluate", ELSEWHERE.get("evaluate")):
+        assert setting("ct_window", "bone") == "--ct-window bone"  # evaluate has --ct-window, as report does

@@ -126,7 +126,8 @@ COMMAND_OPTIONS: dict[str, dict[str, str]] = {
     "train": {"overwrite": "--overwrite", "resume": "--resume", "device": "--device", "threads": "--threads",
               "out_dir": "-o", "config": "-c", "images_dir": "--images", "labels_dir": "--labels", "epochs": "--epochs",
               "steps_per_epoch": "--steps-per-epoch", "seed": "--seed", "fold": "--fold"},
-    "evaluate": {"overwrite": "--overwrite", "package": "--model", "images_dir": "--images", "case_id": "--case-id"},
+    "evaluate": {"overwrite": "--overwrite", "package": "--model", "images_dir": "--images", "case_id": "--case-id",
+                 "ct_window": "--ct-window"},
     "report": {"overwrite": "--overwrite", "max_overlays": "--max-overlays", "sheet": "--sheet",
                "dice_threshold": "--dice-threshold", "outlier_z": "--outlier-z", "ct_window": "--ct-window"},
     "convert": {"overwrite": "--overwrite", "series": "--series", "sidecar": "--sidecar"},
@@ -139,10 +140,12 @@ COMMAND_OPTIONS: dict[str, dict[str, str]] = {
     "cohort evaluate": {"threads": "--threads"},
     "cohort check": {},
 }
-# where a cohort step's user gives a setting its command has no option for: the sample sheet, the workflow config
+# where a user gives a setting its command has no option for: a cohort step's in the sample sheet or the workflow
+# config; the report of `medseg evaluate`'s two folders is built again by `medseg report`, which has the option
 _SHEET = {"series": "the sample sheet's series column", "reference": "the sample sheet's reference column"}
 ELSEWHERE: dict[str, dict[str, str]] = {
-    "cohort infer": _SHEET, "cohort evaluate": {**_SHEET, "package": "model: {value} in the workflow config"}}
+    "cohort infer": _SHEET, "cohort evaluate": {**_SHEET, "package": "model: {value} in the workflow config"},
+    "evaluate": {"max_overlays": "`medseg report` of the output folder with --max-overlays {value} --overwrite"}}
 # each setting as an option, whichever command has it
 OPTION_NAMES = {name: option for names in COMMAND_OPTIONS.values() for name, option in names.items()}
 
