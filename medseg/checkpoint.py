@@ -20,7 +20,7 @@ from medseg.io.files import not_there, os_reason
 from medseg.jsonfile import CHECKPOINT_RECORD_BYTES, JsonFileError, read_json_object
 from medseg.package_config import CONFIG_NAME
 from medseg.package_training import CHECKPOINT_DIR, unfinished_text, unfinished_training
-from medseg.settings_named import ANY, setting
+from medseg.settings_named import ANY, has_option, setting
 from medseg.train_config import default_label_name
 
 __all__ = [
@@ -96,8 +96,10 @@ def check_checkpoint_labels(out_dir: Path | str, found: dict[int, Path], names: 
                                 f"with {setting('overwrite')}")
         # the default config names labels label_N: this run was started with a config (or a dataset.json) of its own
         raise TrainingError(f"{out_dir}: the checkpoint was started with a config of its own or a dataset.json (labels "
-                            f"{shown}); resume with {setting('config', ANY)} and that config, or with that "
-                            "dataset.json beside the images and labels folders")
+                            f"{shown}); resume with "
+                            + (f"{setting('config', ANY)} and that config" if has_option("config") else
+                               "that config (train's config argument)")
+                            + ", or with that dataset.json beside the images and labels folders")
     advice = f"resume with the files it was started with, or start again with {setting('overwrite')}"
     new, gone = sorted(now - started), sorted(started - now)
     if new:

@@ -31,7 +31,7 @@ from medseg.package_config import (
     unique_keys,
     whole_numbers,
 )
-from medseg.settings_named import ANY, setting
+from medseg.settings_named import ANY, has_option, setting
 
 if TYPE_CHECKING:  # the cases' class imports torch; reading a config does not need it
     from medseg.training_cases import TrainCase
@@ -162,8 +162,10 @@ def default_config(values: list[int] | dict[int, Path], name: str = "model", whe
         beyond = next(v for k, v in enumerate(held) if v != k)
         first = (f"{files[beyond]}: label value {beyond}; the label files in {where} hold" if beyond in files else
                  f"{where}: label values")
+        own = (f"a config given with {setting('config', ANY)}" if has_option("config") else
+               "a config of your own (train's config argument)")
         raise TrainingError(f"{first} {values_text(held)}{image_among_labels()}; if these are labels, declare them "
-                            f"in a config given with {setting('config', ANY)}")
+                            f"in {own}")
     if len(values) == 1:  # background only: one foreground label, as the network has two classes at least
         values.append(1)
     several = modalities is not None and len(modalities) > 1

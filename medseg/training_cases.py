@@ -22,7 +22,7 @@ from medseg.input_range import intensity_percentiles, model_space_extent
 from medseg.io.files import type_text
 from medseg.label_map import label_map
 from medseg.numbers import IMAGE_LIKE_VALUES, counted, image_among_labels, odd_values, values_text
-from medseg.settings_named import ANY, setting
+from medseg.settings_named import ANY, has_option, setting
 from medseg.training_labels import LabelsFrom, check_label_presence, check_training_foreground, label_values
 from medseg.training_pairing import TrainCase, pair_cases
 
@@ -92,7 +92,15 @@ def check_case_channels(cases: list[TrainCase], config: dict, where: str = "the 
     names = ", ".join(f'"channel{index}"' for index in range(found))
     raise TrainingError(f"{cases[0].image_path}: {found} channels (modalities), but {where} declares none (one image "
                         f"a case); declare them, as \"modalities\": [{names}] with in_channels = {found} × (2 × "
-                        f"context_slices + 1), or train without {setting('config', ANY)}")
+                        f"context_slices + 1), or train {_default_config()}")
+
+
+def _default_config() -> str:
+    """Training with the default config, which declares an image's channels: without ``-c`` on the command line;
+    a Python caller's train always takes a config (it was told to train "without config=...")."""
+    if has_option("config"):
+        return f"without {setting('config', ANY)}"
+    return "with the default config, which declares them (medseg.training_setup.default_training_config)"
 
 
 def check_case_list(cases, role: str) -> None:

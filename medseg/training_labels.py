@@ -16,7 +16,7 @@ import torch
 from medseg.errors import TrainingError
 from medseg.label_map import label_map
 from medseg.numbers import IMAGE_LIKE_VALUES, image_among_labels, odd_values
-from medseg.settings_named import ANY, setting
+from medseg.settings_named import ANY, has_option, setting
 from medseg.train_config import validation_without_foreground
 
 if TYPE_CHECKING:
@@ -126,9 +126,11 @@ def _untrained_advice(untrained: list[int], in_training: set[int], labels_from: 
                 f"{it} among the training cases)")
     if labels_from.kind == "dataset.json":
         where = labels_from.path or "the dataset.json"
-        return (f" ({where} declares {it}: to spend no output class on {it}, train with {setting('config', ANY)} "
-                f"and a config whose labels "
-                f"leave {it} out)")
+        if has_option("config"):
+            return (f" ({where} declares {it}: to spend no output class on {it}, train with {setting('config', ANY)} "
+                    f"and a config whose labels leave {it} out)")
+        return (f" ({where} declares {it}: to spend no output class on {it}, train with a config whose labels leave "
+                f"{it} out (train's config argument))")
     if not all(value < max(in_training, default=0) for value in untrained):
         return ""  # above every value the files hold: a structure these cases lack, not a gap
     where = labels_from.path or "the config"

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from medseg.errors import InputError, TrainingError
 from medseg.io.files import real_path
 from medseg.numbers import counted
-from medseg.settings_named import ANY, setting
+from medseg.settings_named import ANY, has_option, setting
 from medseg.train_resume import EPOCHS
 
 if TYPE_CHECKING:
@@ -61,6 +61,14 @@ def read_given_config(path: Path, overrides: dict) -> dict:
     config = with_overrides(config, overrides)
     check_config(config, str(path))
     return config
+
+
+def _own_config() -> str:
+    """Training with a config of one's own: ``-c`` on the command line; a Python caller's train always takes a config
+    (it was told to "give config=... with a config")."""
+    if has_option("config"):
+        return f"give {setting('config', ANY)} with a config to train without it"
+    return "train with a config of your own (train's config argument) to do without it"
 
 
 def default_training_config(images: Path | str, labels: Path | str, output: Path | str, pairs: list, overrides: dict,
@@ -127,8 +135,7 @@ def default_training_config(images: Path | str, labels: Path | str, output: Path
         files = "case_0000 alone" if named == 1 else f"case_0000 … case_{named - 1:04d}"
         raise TrainingError(f"{pairs[0].image_path}: {channels_text(channels)}, but {dataset_path} names "
                             f"{modalities_text(dataset.modalities)} in its {key}; give each case's channel files as "
-                            f"it names them ({files}), or correct its {key}; give {setting('config', ANY)} with a "
-                            "config to train without it")
+                            f"it names them ({files}), or correct its {key}; {_own_config()}")
     modalities = modality_names(dataset.modalities if dataset is not None else None, channels) \
         if channels > 1 else None
     if modalities is not None:

@@ -199,7 +199,7 @@ def test_training_refuses_cases_of_mismatched_channels(modal_sets, tmp_path):
     assert str(info.value) == (
         f"{images / 'case0.nii.gz'}: 2 channels (modalities), but cfg.json declares none (one image a case); declare "
         'them, as "modalities": ["channel0", "channel1"] with in_channels = 2 × (2 × context_slices + 1), or train '
-        "without config=...")
+        "with the default config, which declares them (medseg.training_setup.default_training_config)")
 
     files, file_labels = write_modal_set(tmp_path / "files", "nnunet", count=3)
     (files / "case2_0001.nii.gz").unlink()

@@ -40,8 +40,8 @@ def test_the_advice_on_labels_no_training_case_holds_fits_where_they_were_declar
         " (declared to keep the files' values? no need: a model's labels may skip values, so leave it out of "
         "cfg/brats.json and no output class is spent on it)")
     assert advice(LabelsFrom("dataset.json", Path("Task09/dataset.json"))) == (
-        " (Task09/dataset.json declares it: to spend no output class on it, train with config=... and a config whose "
-        "labels leave it out)")
+        " (Task09/dataset.json declares it: to spend no output class on it, train with a config whose labels leave "
+        "it out (train's config argument))")
     assert advice(LabelsFrom("files")) == (
         " (only validation cases hold it: another split, with training.seed or training.fold, may put a case that "
         "holds it among the training cases)")
@@ -49,7 +49,7 @@ def test_the_advice_on_labels_no_training_case_holds_fits_where_they_were_declar
     untold = "labels 2 unused_2, 3 box are in no training case: the network cannot learn them"
     for labels_from, said in [(LabelsFrom("config", Path("cfg/brats.json")), ""), (
             LabelsFrom("dataset.json", Path("Task09/dataset.json")), " (Task09/dataset.json declares them: to spend "
-            "no output class on them, train with config=... and a config whose labels leave them out)")]:
+            "no output class on them, train with a config whose labels leave them out (train's config argument))")]:
         caplog.clear()
         with caplog.at_level("WARNING"):
             check_label_presence(config, [_case_holding("t0", 1)], [_case_holding("v0", 1)], labels_from)
@@ -296,9 +296,18 @@ def test_a_dataset_json_naming_other_channels_than_the_cases_have_is_refused(tin
         f"each case's channel files as it names them ({files}), or correct its channel_names; give -c with a config "
         "to train without it")
     assert not out.exists()
+    # a Python caller's train always takes a config: it was told to "give config=... with a config"
+    from medseg.training_pairing import pair_cases
+    from medseg.training_setup import default_training_config
+
+    with pytest.raises(TrainingError) as refused:
+        default_training_config(images, labels, out, pair_cases(images, labels), {}, False)
+    assert str(refused.value).endswith("or correct its channel_names; train with a config of your own (train's config "
+                                       "argument) to do without it")
 
 
-OR_CONFIG = "; give config=... with a config of the labels to train without it"
+# a Python caller's train takes a config argument, always: it was told to "give config=... with a config"
+OR_CONFIG = "; train with a config of your own that declares the labels (train's config argument) to do without it"
 
 
 @pytest.mark.parametrize("labels, message", [

@@ -104,7 +104,7 @@ def test_default_config_declares_the_labels_found(tiny_set):
     assert str(info.value) == (
         "a.nii.gz: label value 2; the label files in lab hold [0, 2, 4, 6, 8, 10, 12, 14, … (100 values)]; so many "
         "values suggest an image rather than labels (are images_dir=... and labels_dir=... swapped?); if these are "
-        "labels, declare them in a config given with config=...")
+        "labels, declare them in a config of your own (train's config argument)")
     with pytest.raises(TrainingError, match=r"^b.nii.gz: label value 70000 is above 65535, the largest a segmentation "
                                             r"\(uint16\) holds$"):
         default_config({0: Path("a.nii.gz"), 1: Path("a.nii.gz"), 70000: Path("b.nii.gz")}, where="lab")

@@ -446,6 +446,16 @@ def test_a_run_started_with_a_config_and_resumed_without_one_is_told_to_give_it(
         f"medseg: error: {out}: the checkpoint was started with a config of its own or a dataset.json (labels 1 "
         "ellipsoid, 2 box, 3 tube); resume with -c and that config, or with that dataset.json beside the images and "
         "labels folders")
+    # a Python caller's train always takes a config: it was told to "resume with config=... and that config"
+    from medseg.checkpoint import check_checkpoint_labels
+    from medseg.errors import TrainingError
+
+    with pytest.raises(TrainingError) as refused:
+        check_checkpoint_labels(out, {1: labels / "a.nii.gz", 2: labels / "a.nii.gz"})
+    assert str(refused.value) == (
+        f"{out}: the checkpoint was started with a config of its own or a dataset.json (labels 1 ellipsoid, 2 box, 3 "
+        "tube); resume with that config (train's config argument), or with that dataset.json beside the images and "
+        "labels folders")
 
 
 def test_resuming_a_run_stopped_after_its_last_epoch_says_so(tiny_set, tmp_path, capsys, config_file, monkeypatch):

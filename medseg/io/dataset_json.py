@@ -23,7 +23,7 @@ from medseg.io.files import absent_content, type_text, undecodable
 from medseg.jsonfile import json_error_text, size_text
 from medseg.label_map import MAX_LABEL_VALUE
 from medseg.numbers import values_text
-from medseg.settings_named import ANY, setting
+from medseg.settings_named import ANY, has_option, setting
 
 __all__ = ["DatasetDocument", "DatasetJson", "TrainingList", "declared_names", "file_ending_note", "find_dataset_json",
            "load_document",
@@ -93,7 +93,10 @@ def _read_capped(path: Path) -> bytes:
 
 
 def _or_config() -> str:
-    return f"; give {setting('config', ANY)} with a config of the labels to train without it"
+    # a Python caller's train always takes a config: "give config=... with a config" told it nothing
+    if has_option("config"):
+        return f"; give {setting('config', ANY)} with a config of the labels to train without it"
+    return "; train with a config of your own that declares the labels (train's config argument) to do without it"
 
 
 def read_document(path: Path | str) -> tuple[object, str | None]:
