@@ -219,7 +219,19 @@ def test_a_model_package_given_as_a_study_is_named_as_one(tmp_path, capsys):
     assert info.value.code == 1
     assert capsys.readouterr().err == (
         f"medseg: error: {package}: no DICOM images found (3 non-DICOM files); it is a model package (model.json), "
-        f"not a DICOM study: `medseg models {package}` describes it, and `-m {package}` segments with it\n")
+        f"not a DICOM study: `medseg models {package}` describes it, and `medseg infer -m {package}` segments with "
+        "it\n")
+    # inspect has no -m: it said "`-m DIR` segments with it", another command's option with no command named;
+    # a command with -m (a sheet's image in `medseg cohort infer`) names its -m, a Python caller its package argument
+    from medseg.cli.options import COMMAND_OPTIONS
+    from medseg.settings_named import named_as
+
+    with named_as(COMMAND_OPTIONS["cohort infer"], "cohort infer"), pytest.raises(DicomError) as refused:
+        read_dicom_series(package)
+    assert str(refused.value).endswith(f"describes it, and `-m {package}` segments with it")
+    with pytest.raises(DicomError) as refused:
+        read_dicom_series(package)
+    assert str(refused.value).endswith(f"describes it, and package={str(package)!r} segments with it")
 
 
 def test_a_subfolder_that_cannot_be_listed_is_one_line_naming_it(tmp_path, monkeypatch, capsys):

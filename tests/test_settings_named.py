@@ -347,7 +347,7 @@ _OPTIONS_ALLOWED = {
     "checkout.py": {"--no-optional-locks", "--porcelain", "--untracked-files"},
     "io/files.py": {"--include"},
     "preprocess.py": {"--mem"},
-    # the selection a sidecar records; "`medseg models DIR` describes it, and `-m DIR` segments with it"
+    # the selection a sidecar records; "`medseg models DIR` describes it, and `medseg infer -m DIR` segments with it"
     "io/dicom_series.py": {"--series", "-m"},
     "io/seg_reading.py": {"--sidecar"},  # "medseg convert without --sidecar"
     "package.py": {"--resume"},  # "medseg train --resume", said where the command has no --resume

@@ -359,9 +359,13 @@ def _hash_key_hint(wanted: str, candidates: Sequence[SeriesCandidate]) -> str:
 
 
 def _with_package(folder: Path) -> str:
-    """Segmenting with the package ``folder``: ``package='folder'`` for a Python caller, ``medseg infer``'s
-    ``-m folder`` on the command line (which names ``medseg models`` beside it)."""
-    return setting("package", str(folder)) if has_option("package") is None else f"`-m {folder}`"
+    """Segmenting with the package ``folder``: ``package='folder'`` for a Python caller, the command's option where it
+    has one (``-m folder``), where its user gives it otherwise (a cohort step's workflow config), else ``medseg infer
+    -m folder``: a command without ``-m`` (inspect, convert) named another command's option without its command."""
+    if has_option("package") is False and not named_elsewhere("package"):
+        return f"`medseg infer -m {folder}`"
+    given = setting("package", str(folder))
+    return f"`{given}`" if has_option("package") else given
 
 
 def _studies_text(candidates: list[SeriesCandidate], shown: int = 3) -> str:
