@@ -12,7 +12,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -262,14 +262,18 @@ def _json_kind(value, shown: bool = False) -> str:
 
 
 def _plain_name(name: str) -> bool:
-    """Whether ``name`` is a file's name alone: no folder (``/`` or ``\\``), not ``.`` or ``..``, no drive."""
-    return (bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name and "\0" not in name
-            and not PureWindowsPath(name).drive)
+    """Whether ``name`` is a file's name alone here: no folder (``/``; on Windows ``\\`` too), not ``.`` or ``..``, no
+    drive (on Windows). On POSIX ``\\`` and ``C:`` are characters of a name, as medseg records them: a series
+    unzipped from a Windows archive holds ``DICOM\\IM0001`` files, and joined to a folder they stay in it."""
+    if not name or name in (".", "..") or "/" in name or "\0" in name:
+        return False
+    path = Path(name)  # the platform's own rules: a Windows path's folders and drive
+    return not path.anchor and len(path.parts) == 1 and path.name == name
 
 
 def _inside(name: str) -> bool:
     """Whether ``name`` is a path relative to a folder and within it, as medseg records a series' files
-    (``a/0003.dcm``): no absolute path, drive, ``..`` or ``\\``."""
+    (``a/0003.dcm``): no absolute path or ``..``; on Windows no drive or ``\\`` either."""
     parts = name.split("/")
     return all(_plain_name(part) for part in parts)
 

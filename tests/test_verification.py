@@ -612,7 +612,8 @@ def _verified_opening(sidecar, capsys):
         _OPENED["paths"] = None
 
 
-@pytest.mark.parametrize("entry", ["../secret.dcm", "ABSOLUTE", "a/../../secret.dcm", "..\\secret.dcm"])
+@pytest.mark.parametrize("entry", ["../secret.dcm", "ABSOLUTE", "a/../../secret.dcm", pytest.param(
+    "..\\secret.dcm", marks=pytest.mark.skipif(os.name != "nt", reason="on POSIX a name with '\\' is in the folder"))])
 def test_a_sidecar_naming_a_file_outside_the_series_folder_is_refused_unread(tmp_path, make_package, capsys, entry):
     """A crafted or damaged sidecar whose ``input_info.file_sha256`` named ``../secret.dcm`` (or an absolute path)
     had verify hash that file, outside the series folder, once the series differed. Such an entry is one error line
@@ -728,3 +729,57 @@ def test_a_hand_edited_input_sha256_of_an_unchanged_series_is_not_told_as_files_
     assert code == 1 and line.endswith(
         "its 4 recorded files are as they were and the series holds no other: the sidecar's input_sha256 is not "
         "that of the files it records; the sidecar was edited or damaged since medseg infer wrote it"), out + err
+
+
+@pytest.mark.skipif(os.name == "nt", reason="'\\' and 'C:' name folders and drives on Windows: no file is so named")
+def test_outputs_of_files_named_with_a_backslash_or_a_drive_like_prefix_verify_on_posix(tmp_path, make_package,
+                                                                                          capsys):
+    """On POSIX ``\\`` and ``C:`` are characters of a file's name: a series unzipped from a Windows archive holds
+    ``DICOM\\IM0001`` files, an input may be named ``C:004.nii.gz``. medseg infer records them as they are, and verify
+    refused its own fresh sidecars as "edited or damaged" (``input_info.file_sha256 names 'DICOM\\\\IM0001', not a
+    file in the series folder``; ``segmentation is 'C:004_seg.nii.gz', not the name of a file beside the sidecar``)."""
+    from dicom_factory import make_series
+
+    _, paths = make_series(tmp_path / "study", shape=(24, 20, 4))
+    for path in paths:
+        path.rename(path.parent / f"DICOM\\{path.name}")
+    image = np.random.default_rng(0).random((16, 16, 4), dtype=np.float32)
+    nib.save(nib.Nifti1Image(image, np.eye(4)), str(tmp_path / "C:004.nii.gz"))
+    nib.save(nib.Nifti1Image(image, np.eye(4)), str(tmp_path / "scan\\006.nii.gz"))
+    package = make_package()
+    code, _, err = run(["infer", str(tmp_path / "study"), str(tmp_path / "C:004.nii.gz"),
+                        str(tmp_path / "scan\\006.nii.gz"), "-m", str(package), "-o", str(tmp_path / "out"),
+                        "--threads", "1"], capsys)
+    assert code == 0, err
+    recorded = json.loads((tmp_path / "out" / "study_seg.json").read_text())["input_info"]["file_sha256"]
+    assert sorted(recorded) == sorted(f"DICOM\\{path.name}" for path in paths)
+    code, out, err = run(["verify", str(tmp_path / "out")], capsys)
+    assert code == 0 and err.strip() == f"{tmp_path / 'out'}: 3 sidecars found", err
+    assert len([line for line in out.splitlines() if ": input ok: " in line]) == 3, out
+
+
+@pytest.mark.skipif(os.name == "nt", reason="on Windows '..\\secret.dcm' leads out of the folder: refused above")
+def test_a_recorded_name_with_a_backslash_names_a_file_in_the_series_folder_on_posix(tmp_path, make_package, capsys):
+    """On POSIX ``..\\secret.dcm`` is one name in the series folder, not a way out of it: the changed series' line
+    names it as not there, and ``../secret.dcm`` beside the folder is not opened."""
+    import pydicom
+    from dicom_factory import make_series
+
+    _, paths = make_series(tmp_path / "study", shape=(24, 20, 4))
+    code, _, err = run(["infer", str(tmp_path / "study"), "-m", str(make_package()), "-o", str(tmp_path / "out"),
+                        "--threads", "1"], capsys)
+    assert code == 0, err
+    secret = tmp_path / "secret.dcm"
+    secret.write_bytes(b"not part of the series")
+    sidecar = tmp_path / "out" / "study_seg.json"
+    record = json.loads(sidecar.read_text())
+    record["input_info"]["file_sha256"]["..\\secret.dcm"] = "0" * 64
+    sidecar.write_text(json.dumps(record))
+    dataset = pydicom.dcmread(paths[0])
+    dataset.ImageComments = "re-exported"
+    dataset.save_as(paths[0])
+    code, out, err, opened = _verified_opening(sidecar, capsys)
+    (line,) = [line for line in out.splitlines() if ": input " in line]
+    assert code == 1 and "of its 5 recorded files, 1 changed (" in line and "1 not there (..\\secret.dcm)" in line, \
+        out + err
+    assert os.path.realpath(secret) not in opened and os.path.realpath(sidecar) in opened
