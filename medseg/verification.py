@@ -200,7 +200,8 @@ def read_sidecar(path: Path | str) -> dict:
     if schema != SIDECAR_SCHEMA:
         raise InputError(f"{path}: not a segmentation sidecar (schema {schema!r}, not {SIDECAR_SCHEMA!r}); give the "
                          "_seg.json that medseg infer wrote beside the segmentation")
-    for key in ("segmentation", "segmentation_sha256", "input", "input_sha256", "model"):
+    # segmentation_sha256 may be left out: medseg recorded it from 2026-12-02 on (its earlier sidecars are checked)
+    for key in ("segmentation", "input", "input_sha256", "model"):
         if key not in record:
             raise InputError(f"{path}: the sidecar has no {key!r}; it was not written whole by medseg infer")
     _check_fields(path, record)
@@ -221,7 +222,7 @@ def _check_fields(path: Path, record: dict) -> None:
     the folder they are read in (``../x``, an absolute path): such a file is never opened."""
     for key, kind, optional in _FIELDS:
         value = record.get(key)
-        if optional and value is None:
+        if (optional and value is None) or (key == "segmentation_sha256" and key not in record):
             continue
         if kind == "sha256":
             if not isinstance(value, str) or not _SHA256.fullmatch(value):
@@ -308,6 +309,9 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
     segmentation = sidecar.parent / str(record["segmentation"])
     if not segmentation.is_file():
         result.checks.append(Check("segmentation", False, f"{segmentation}: not there"))
+    elif "segmentation_sha256" not in record:
+        result.checks.append(Check("segmentation", None, f"{segmentation}: the sidecar records no segmentation_sha256 "
+                                   "(written by medseg before 2026-12-02): not compared; --rerun compares its voxels"))
     else:
         found = sha256_of(segmentation)
         same = found == record["segmentation_sha256"]

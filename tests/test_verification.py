@@ -783,3 +783,26 @@ def test_a_recorded_name_with_a_backslash_names_a_file_in_the_series_folder_on_p
     assert code == 1 and "of its 5 recorded files, 1 changed (" in line and "1 not there (..\\secret.dcm)" in line, \
         out + err
     assert os.path.realpath(secret) not in opened and os.path.realpath(sidecar) in opened
+
+
+def test_a_sidecar_from_before_the_segmentation_sha256_was_recorded_verifies_its_other_checks(segmented, capsys):
+    """medseg recorded ``segmentation_sha256`` from 2026-12-02 on; its earlier sidecars (schema
+    ``medseg-segmentation/1`` too) were refused whole: "the sidecar has no 'segmentation_sha256'; it was not written
+    whole by medseg infer", which medseg infer had written so. Their input, model and versions are checked, and the
+    segmentation's line says it is not compared (``--rerun`` compares its voxels)."""
+    _, sidecar = segmented
+    record = json.loads(sidecar.read_text())
+    del record["segmentation_sha256"]
+    sidecar.write_text(json.dumps(record))
+    code, out, err = run(["verify", str(sidecar), "--rerun"], capsys)
+    assert code == 0, out + err
+    lines = out.splitlines()
+    assert [line.split(": ", 2)[1] for line in lines] == ["segmentation note", "input ok", "model ok", "versions ok",
+                                                         "rerun ok"], out
+    assert lines[0] == (f"{sidecar}: segmentation note: {sidecar.parent / 'case_seg.nii.gz'}: the sidecar records no "
+                        "segmentation_sha256 (written by medseg before 2026-12-02): not compared; --rerun compares "
+                        "its voxels")
+    record["segmentation_sha256"] = None  # written so by no medseg: a hand edit
+    sidecar.write_text(json.dumps(record))
+    with pytest.raises(InputError, match="segmentation_sha256 is null, not a SHA-256 in hex"):
+        verify_sidecar(sidecar)
