@@ -210,6 +210,7 @@ def read_sidecar(path: Path | str) -> dict:
 
 _EDITED = "the sidecar was edited or damaged since medseg infer wrote it"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_NOT_SHA256 = "not a SHA-256 in hex (64 of 0-9 and a-f)"
 # each field verify reads, and the JSON type it must have (None: it may be null or left out)
 _FIELDS = (("segmentation", str, False), ("segmentation_sha256", "sha256", False), ("input", str, False),
            ("input_sha256", "sha256", False), ("model", dict, False), ("input_info", dict, True),
@@ -226,14 +227,14 @@ def _check_fields(path: Path, record: dict) -> None:
             continue
         if kind == "sha256":
             if not isinstance(value, str) or not _SHA256.fullmatch(value):
-                raise InputError(f"{path}: {key} is {_json_kind(value, True)}, not a SHA-256 in hex; {_EDITED}")
+                raise InputError(f"{path}: {key} is {_json_kind(value, True)}, {_NOT_SHA256}; {_EDITED}")
         elif not isinstance(value, kind):
             wanted = {str: "a file name" if key == "segmentation" else "a path", dict: "an object", list: "a list"}
             raise InputError(f"{path}: {key} is {_json_kind(value)}, not {wanted[kind]}; {_EDITED}")
     for key, optional in (("weights_sha256", False), ("settings_sha256", True)):
         value = record["model"].get(key)
         if not (optional and value is None) and (not isinstance(value, str) or not _SHA256.fullmatch(value)):
-            raise InputError(f"{path}: model.{key} is {_json_kind(value, True)}, not a SHA-256 in hex; {_EDITED}")
+            raise InputError(f"{path}: model.{key} is {_json_kind(value, True)}, {_NOT_SHA256}; {_EDITED}")
     name = record["segmentation"]
     if not _plain_name(name):
         raise InputError(f"{path}: segmentation is {name!r}, not the name of a file beside the sidecar; {_EDITED}")
@@ -247,16 +248,17 @@ def _check_fields(path: Path, record: dict) -> None:
             raise InputError(f"{path}: input_info.file_sha256 names {entry!r}, not a file in the series folder; "
                              f"{_EDITED}")
         if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
-            raise InputError(f"{path}: input_info.file_sha256 gives {entry!r} {_json_kind(digest, True)}, not a "
-                             f"SHA-256 in hex; {_EDITED}")
+            raise InputError(f"{path}: input_info.file_sha256 gives {entry!r} {_json_kind(digest, True)}, "
+                             f"{_NOT_SHA256}; {_EDITED}")
 
 
 def _json_kind(value, shown: bool = False) -> str:
-    """What a JSON value is, in words (``a list``, ``null``); a string or number itself where ``shown``."""
+    """What a JSON value is, in words (``a list``, ``null``); a string itself where ``shown``, a long one by its
+    start and length (``'ABCDEF012345…' (64 characters)``)."""
     if value is None:
         return "null"
-    if shown and isinstance(value, str) and len(value) <= 24:
-        return repr(value)
+    if shown and isinstance(value, str):
+        return repr(value) if len(value) <= 24 else f"{value[:12]!r}… ({len(value)} characters)"
     kinds = ((bool, "true or false"), (str, "a string"), ((int, float), "a number"), (list, "a list"),
              (dict, "an object"))
     return next(text for kind, text in kinds if isinstance(value, kind))

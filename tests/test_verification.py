@@ -665,8 +665,8 @@ def test_a_sidecar_naming_a_segmentation_outside_its_folder_is_refused_unread(se
 @pytest.mark.parametrize(("key", "value", "expected"), [
     ("segmentation", ["a"], "a list, not a file name"),
     ("segmentation", None, "null, not a file name"),
-    ("segmentation_sha256", 5, "a number, not a SHA-256 in hex"),
-    ("input_sha256", "ab", "'ab', not a SHA-256 in hex"),
+    ("segmentation_sha256", 5, "a number, not a SHA-256 in hex (64 of 0-9 and a-f)"),
+    ("input_sha256", "ab", "'ab', not a SHA-256 in hex (64 of 0-9 and a-f)"),
     ("input", 7, "a number, not a path"),
     ("model", "hippocampus", "a string, not an object"),
     ("input_info", [1], "a list, not an object"),
@@ -675,8 +675,8 @@ def test_a_sidecar_naming_a_segmentation_outside_its_folder_is_refused_unread(se
     ("platform", "x", "a string, not an object"),
     ("inference", "x", "a string, not an object"),
     ("input_info.file_sha256", [1], "a list, not an object"),
-    ("model.weights_sha256", None, "null, not a SHA-256 in hex"),
-    ("model.settings_sha256", 12, "a number, not a SHA-256 in hex"),
+    ("model.weights_sha256", None, "null, not a SHA-256 in hex (64 of 0-9 and a-f)"),
+    ("model.settings_sha256", 12, "a number, not a SHA-256 in hex (64 of 0-9 and a-f)"),
 ])
 def test_a_hand_edited_sidecar_field_of_the_wrong_type_is_one_error_line(segmented, capsys, key, value, expected):
     """A sidecar edited by hand: a field of another type gave a traceback (``input_info`` a list, ``modalities`` a
@@ -806,3 +806,20 @@ def test_a_sidecar_from_before_the_segmentation_sha256_was_recorded_verifies_its
     sidecar.write_text(json.dumps(record))
     with pytest.raises(InputError, match="segmentation_sha256 is null, not a SHA-256 in hex"):
         verify_sidecar(sidecar)
+
+
+@pytest.mark.parametrize(("key", "edit"), [("input_sha256", str.upper), ("segmentation_sha256", lambda v: v + " "),
+                                           ("model.weights_sha256", lambda v: v[:-1] + "g")])
+def test_a_long_hash_that_is_not_one_is_shown_in_the_error_line(segmented, capsys, key, edit):
+    """A hash of 64 capitals, one with a space after it or a letter beyond f (a hand edit) was told as "input_sha256
+    is a string, not a SHA-256 in hex": which string, and what is wrong with it, the line did not say."""
+    _, sidecar = segmented
+    record = json.loads(sidecar.read_text())
+    holder, field_name = (record["model"], "weights_sha256") if key.startswith("model.") else (record, key)
+    holder[field_name] = value = edit(holder[field_name])
+    sidecar.write_text(json.dumps(record))
+    code, out, err = run(["verify", str(sidecar)], capsys)
+    assert code == 1 and out == "", out
+    assert err.strip() == (f"medseg: error: {sidecar}: {key} is {value[:12]!r}… ({len(value)} characters), not a "
+                           "SHA-256 in hex (64 of 0-9 and a-f); the sidecar was edited or damaged since medseg infer "
+                           "wrote it"), err
