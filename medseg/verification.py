@@ -96,6 +96,21 @@ def _changed_files(folder: Path, info: dict, series: str | None = None, recorded
     return text
 
 
+def _series_missing(folder: Path, series: str | None) -> str | None:
+    """Why the series a sidecar records cannot be found in ``folder`` now, which is there (its files replaced by
+    another series'): the reader's one line; None where it is found (its files could not be read: said apart)."""
+    from medseg.errors import MedsegError
+    from medseg.io.dicom_series import choose_series, scan_folder
+
+    try:
+        choose_series(scan_folder(folder, warn_skipped=False), series)
+    except MedsegError as error:
+        return str(error)
+    except OSError:
+        return None
+    return None
+
+
 def _combined_sha256(digests) -> str | None:
     """A series' SHA-256 from its files' (hex), as medseg combines them (:func:`medseg.io.dicom.series_sha256`)."""
     from medseg.io.dicom import _combined
@@ -333,7 +348,11 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
     absent = next((file for file in files if not os.path.exists(file)), None)
     found = content_sha256(source, series, modalities) if absent is None else None
     named = source if len(files) == 1 else f"{source} (channel files {', '.join(file.name for file in files)})"
-    if found is None:
+    missing = _series_missing(source, series) if found is None and absent is None and source.is_dir() else None
+    if missing is not None:  # the folder is there, the recorded series not in it: the reader's reason, the files
+        changed = _changed_files(source, info, series, record["input_sha256"])
+        result.checks.append(Check("input", False, _naming(source, missing) + changed.replace(": ", "; ", 1)))
+    elif found is None:
         absent = absent if absent is not None else source
         elsewhere = input_path is None and absent == source
         result.checks.append(Check("input", False, f"{absent}: not there or not readable"

@@ -823,3 +823,29 @@ def test_a_long_hash_that_is_not_one_is_shown_in_the_error_line(segmented, capsy
     assert err.strip() == (f"medseg: error: {sidecar}: {key} is {value[:12]!r}… ({len(value)} characters), not a "
                            "SHA-256 in hex (64 of 0-9 and a-f); the sidecar was edited or damaged since medseg infer "
                            "wrote it"), err
+
+
+def test_a_series_folder_that_no_longer_holds_the_recorded_series_says_so(tmp_path, make_package, capsys):
+    """The series' folder is there and readable, but the series the sidecar records is not in it (its files replaced
+    by another series' export): the input line said "<folder>: not there or not readable; give its copy with
+    --input", of a folder that is there. It gives the reader's reason and the recorded files that are not there."""
+    from dicom_factory import make_series
+
+    _, paths = make_series(tmp_path / "study", shape=(24, 20, 4))
+    code, _, err = run(["infer", str(tmp_path / "study"), "-m", str(make_package()), "-o", str(tmp_path / "out"),
+                        "--threads", "1"], capsys)
+    assert code == 0, err
+    for path in paths:
+        path.unlink()
+    _, others = make_series(tmp_path / "other", seed=1, shape=(24, 20, 3), series_number=4)
+    for path in others:
+        path.rename(tmp_path / "study" / f"new_{path.name}")
+    sidecar = tmp_path / "out" / "study_seg.json"
+    uid = json.loads(sidecar.read_text())["input_info"]["series_uid"]
+    code, out, err = run(["verify", str(sidecar)], capsys)
+    (line,) = [line for line in out.splitlines() if ": input " in line]
+    assert code == 1 and "not there or not readable" not in line, out + err
+    assert line.startswith(f"{sidecar}: input FAILED: {tmp_path / 'study'}: no series matches the series asked for, "
+                           f"{uid!r}") and line.count(str(tmp_path / "study")) == 1, line
+    first = ", ".join(sorted(path.name for path in paths)[:3])
+    assert line.endswith(f"; of its 4 recorded files, 4 not there ({first} and 1 more)"), line
