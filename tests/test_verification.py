@@ -639,7 +639,7 @@ def test_a_sidecar_naming_a_file_outside_the_series_folder_is_refused_unread(tmp
     assert code == 1 and out == "", out
     assert err.strip() == (f"medseg: error: {sidecar}: input_info.file_sha256 names {entry!r}, not a file in the "
                            "series folder; the sidecar was edited or damaged since medseg infer wrote it"), err
-    assert str(secret) not in opened and str(sidecar) in opened
+    assert os.path.realpath(secret) not in opened and os.path.realpath(sidecar) in opened
 
 
 @pytest.mark.parametrize("named", ["../case_seg.nii.gz", "ABSOLUTE", "sub/case_seg.nii.gz"])
@@ -659,7 +659,10 @@ def test_a_sidecar_naming_a_segmentation_outside_its_folder_is_refused_unread(se
     assert code == 1 and out == "", out
     assert err.strip() == (f"medseg: error: {sidecar}: segmentation is {named!r}, not the name of a file beside the "
                            "sidecar; the sidecar was edited or damaged since medseg infer wrote it"), err
-    assert str(elsewhere) not in opened and str(sidecar.parent / "sub" / "case_seg.nii.gz") not in opened
+    # the hook records real paths: compared as such, the sidecar's own read showing that it records at all
+    assert os.path.realpath(sidecar) in opened, opened
+    assert os.path.realpath(elsewhere) not in opened
+    assert os.path.realpath(sidecar.parent / "sub" / "case_seg.nii.gz") not in opened
 
 
 @pytest.mark.parametrize(("key", "value", "expected"), [
