@@ -154,12 +154,15 @@ def _recorded_file(folder: Path, name: str) -> Path | None:
 
 def _naming(path, text: str) -> str:
     """``text`` as a check's line naming ``path`` once: ``<path>: <text>``, or ``text`` with the name it gives taken
-    out where it names the file itself (a reader's error: ``seg.nii.gz: truncated header ...``)."""
+    out where it names the file itself (a reader's error: ``seg.nii.gz: truncated header ...``); ``text`` as it is
+    where it begins with a file in the folder ``path`` (``pkg/model.json: not valid JSON``), which names it."""
     name = str(path)
     for lead in (f"{name}: ", f"{os.path.abspath(name)}: "):
         text = text.replace(f": {lead}", ": ", 1) if f": {lead}" in text else text
         if text.startswith(lead):
             text = text[len(lead):]
+    if text.startswith(tuple(os.path.join(folder, "") for folder in (name, os.path.abspath(name)))):
+        return text
     return f"{name}: {text}"
 
 

@@ -852,3 +852,16 @@ def test_a_series_folder_that_no_longer_holds_the_recorded_series_says_so(tmp_pa
                            f"{uid!r}") and line.count(str(tmp_path / "study")) == 1, line
     first = ", ".join(sorted(path.name for path in paths)[:3])
     assert line.endswith(f"; of its 4 recorded files, 4 not there ({first} and 1 more)"), line
+
+
+def test_a_model_whose_model_json_cannot_be_read_names_that_file_alone(segmented, tmp_path, capsys):
+    """``verify -m pkg`` of a package whose model.json is cut short: "model FAILED: pkg: pkg/model.json: not valid
+    JSON …" named the package folder, then the file in it. The file in it names the package once."""
+    package, sidecar = segmented
+    broken = tmp_path / "broken"
+    shutil.copytree(package, broken)
+    (broken / "model.json").write_text("{")
+    code, out, _ = run(["verify", str(sidecar), "-m", str(broken)], capsys)
+    (line,) = [line for line in out.splitlines() if ": model " in line]
+    assert code == 1 and line.startswith(f"{sidecar}: model FAILED: {broken / 'model.json'}: not valid JSON") and \
+        line.count(str(broken)) == 1, line
