@@ -96,14 +96,20 @@ def _changed_files(folder: Path, info: dict, series: str | None = None, recorded
     return text
 
 
-def _series_missing(folder: Path, series: str | None) -> str | None:
-    """Why the series a sidecar records cannot be found in ``folder`` now, which is there (its files replaced by
-    another series'): the reader's one line; None where it is found (its files could not be read: said apart)."""
+def _unread_reason(source: Path, series: str | None) -> str | None:
+    """Why the input ``source``, which is there, cannot be hashed as medseg hashes it: the reader's one line (a
+    folder that no longer holds the recorded series, its files replaced by another export; an image's header refused,
+    or its reading warning made an error by ``python -W error``); None where no reason is found (said apart)."""
     from medseg.errors import MedsegError
     from medseg.io.dicom_series import choose_series, scan_folder
+    from medseg.io.files import is_dicom_file
+    from medseg.io.nifti import files_read
 
     try:
-        choose_series(scan_folder(folder, warn_skipped=False), series)
+        if source.is_dir():
+            choose_series(scan_folder(source, warn_skipped=False), series)
+        elif not is_dicom_file(source):
+            files_read(source)  # the header alone, as the hash reads it
     except MedsegError as error:
         return str(error)
     except OSError:
@@ -351,9 +357,9 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
     absent = next((file for file in files if not os.path.exists(file)), None)
     found = content_sha256(source, series, modalities) if absent is None else None
     named = source if len(files) == 1 else f"{source} (channel files {', '.join(file.name for file in files)})"
-    missing = _series_missing(source, series) if found is None and absent is None and source.is_dir() else None
-    if missing is not None:  # the folder is there, the recorded series not in it: the reader's reason, the files
-        changed = _changed_files(source, info, series, record["input_sha256"])
+    missing = _unread_reason(source, series) if found is None and absent is None and len(files) == 1 else None
+    if missing is not None:  # the input is there, and cannot be hashed: the reader's reason, a series' files
+        changed = _changed_files(source, info, series, record["input_sha256"]) if source.is_dir() else ""
         result.checks.append(Check("input", False, _naming(source, missing) + changed.replace(": ", "; ", 1)))
     elif found is None:
         absent = absent if absent is not None else source

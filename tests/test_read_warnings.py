@@ -233,3 +233,21 @@ def test_python_w_error_makes_a_reading_warning_one_error_line(tmp_path):
     assert run.returncode == 1 and run.stderr.splitlines() == [f"medseg: error: {odd}: {WARNING_AS_ERROR}"], \
         run.stderr
     assert not (tmp_path / "out" / "odd_seg.nii.gz").exists()
+
+
+def test_verify_under_an_error_filter_says_why_an_untouched_input_cannot_be_hashed(tmp_path, make_package, capsys):
+    """``python -W error -m medseg verify``: the input's reading warning, made the read's one-line error, was taken
+    by the input check as a file that could not be read at all: "odd.nii: not there or not readable; give its copy
+    with --input", of a file that is there, as it was segmented. The line gives the reader's reason, naming the file
+    once."""
+    odd = tmp_path / "odd.nii"
+    odd_extension_nifti(odd)
+    code, _, err = run_cli(["infer", str(odd), "-m", str(make_package()), "-o", str(tmp_path / "out"), "--threads",
+                            "1"], capsys)
+    assert code == 0, err
+    sidecar = tmp_path / "out" / "odd_seg.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        code, out, err = run_cli(["verify", str(sidecar)], capsys)
+    (line,) = [line for line in out.splitlines() if ": input " in line]
+    assert code == 1 and line == f"{sidecar}: input FAILED: {odd}: {WARNING_AS_ERROR}", out + err
