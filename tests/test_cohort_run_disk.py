@@ -6,7 +6,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -46,17 +49,57 @@ class _SmallDisk:
         self.pages = []
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    root = tmp_path / "disk"
-    root.mkdir()
+@contextmanager
+def _small_disk_at(root: Path) -> Iterator[_SmallDisk]:
+    """A 256 kB tmpfs mounted at ``root`` for the block, unmounted after it; skipped where this process may not
+    mount one (no mount command, not root). A process left behind still holding a file in it (a workflow job that
+    outlived a Snakemake killed at its time limit) does not keep it mounted: it is detached (``umount --lazy``), and
+    freed as that process ends; a disk that cannot be unmounted at all fails the test, naming it."""
+    if shutil.which("mount") is None:
+        pytest.skip("a full disk needs a small tmpfs, and there is no mount command to mount one")
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(root)], capture_output=True)
     if mounted.returncode != 0:
         pytest.skip("a full disk needs a small tmpfs, and this process may not mount one")
     try:
         yield _SmallDisk(root)
     finally:
-        subprocess.run(["umount", str(root)], check=False)
+        if subprocess.run(["umount", str(root)], capture_output=True).returncode != 0:  # busy: "target is busy"
+            lazy = subprocess.run(["umount", "--lazy", str(root)], capture_output=True, text=True)
+            assert lazy.returncode == 0, f"{root}: the small disk stays mounted: {lazy.stderr.strip()}"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    root = tmp_path / "disk"
+    root.mkdir()
+    with _small_disk_at(root) as disk:
+        yield disk
+
+
+def test_the_small_disk_is_skipped_where_there_is_no_mount_command(tmp_path, monkeypatch):
+    """Where no ``mount`` command is found (a minimal image), the tests of a full disk are skipped, saying why: they
+    stopped in an error, a FileNotFoundError of ``mount``."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no mount command in it
+    with pytest.raises(pytest.skip.Exception, match="there is no mount command"):
+        with _small_disk_at(tmp_path):
+            pass
+
+
+def test_the_small_disk_is_unmounted_even_while_a_process_left_behind_holds_it(tmp_path):
+    """A test that fails while a process it started still holds a file in the small disk (a workflow job outliving a
+    Snakemake killed at its time limit): ``umount`` said "target is busy", in silence, and the disk stayed mounted
+    under the test's temporary folder, one more at each such failure. It is now detached, and freed as that process
+    ends."""
+    root = tmp_path / "disk"
+    root.mkdir()
+    with _small_disk_at(root):
+        held = subprocess.Popen(["sleep", "60"], cwd=root)  # its working folder in the disk: the disk is busy
+    try:
+        assert not os.path.ismount(root)
+    finally:
+        held.kill()
+        held.wait()
+        subprocess.run(["umount", str(root)], capture_output=True)  # where the test failed: not left mounted
 
 
 def test_a_full_disk_stops_the_job_and_is_not_the_cases_failure(cohort, small_disk):
