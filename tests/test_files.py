@@ -162,9 +162,10 @@ def test_an_input_behind_a_folder_that_cannot_be_searched_or_with_an_unreadable_
                                         "x_failed.json"]
 
 
-def test_evaluate_and_train_name_a_path_behind_a_folder_that_cannot_be_searched(tmp_path, case, capsys):
+def test_evaluate_train_and_inspect_name_a_path_behind_a_folder_that_cannot_be_searched(tmp_path, case, capsys):
     """`evaluate` and `train` gave a PermissionError traceback for a file or folder inside a folder without search
-    permission (infer named it in one line)."""
+    permission (infer named it in one line); so did `inspect`, for a file and for a folder of DICOM files alike,
+    `evaluate` for a folder of predictions there, and `report` for a results folder there."""
     hidden = tmp_path / "hidden"
     hidden.mkdir()
     label = make_phantom((40, 40, 8), seed=11).labels.astype(np.uint8)
@@ -176,7 +177,11 @@ def test_evaluate_and_train_name_a_path_behind_a_folder_that_cannot_be_searched(
         for args, named in ((["evaluate", str(tmp_path / "label.nii.gz"), str(hidden / "ref.nii.gz")],
                              hidden / "ref.nii.gz"),
                             (["train", "--images", str(hidden / "im"), "--labels", str(hidden / "lb"), "-o",
-                              str(tmp_path / "m")], hidden / "lb")):
+                              str(tmp_path / "m")], hidden / "lb"),
+                            (["inspect", str(hidden / "ref.nii.gz")], hidden / "ref.nii.gz"),
+                            (["inspect", str(hidden / "study")], hidden / "study"),
+                            (["evaluate", str(hidden / "preds"), str(tmp_path)], hidden / "preds"),
+                            (["report", str(hidden / "results"), "-o", f"{tmp_path / 'qa'}/"], hidden / "results")):
             run = medseg_as_plain_user(args, capsys)
             assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
             assert run.stderr.strip().splitlines()[-1] == f"medseg: error: {named}: {expected}"

@@ -175,9 +175,11 @@ def evaluate(prediction, reference, output, output_dir, model, case_id, as_json,
 def _evaluate_folders(predictions: Path, references: Path, output, model, case_id, as_json, overwrite,
                       images: Path | None = None, ct_window: str | None = None) -> int:
     """Two folders: every pair scored into ``output``, with the report of them and a short summary."""
+    from medseg.io.files import exists
+
     if not (os.path.isdir(predictions) and os.path.isdir(references)):
         folder, other = (predictions, references) if os.path.isdir(predictions) else (references, predictions)
-        what = "is a file" if other.exists() else "does not exist"
+        what = "is a file" if exists(other) else "does not exist"  # behind a folder it may not search: named
         raise click.UsageError(f"{folder} is a folder and {other} {what}: give two files (a prediction and its "
                                "reference) or two folders (predictions and references)")
     if case_id is not None or as_json:

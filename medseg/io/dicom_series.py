@@ -39,7 +39,7 @@ from medseg.io.dicomdir import (
     read_dicomdir,
 )
 from medseg.io.dicomdir_missing import judge_missing
-from medseg.io.files import files_under, is_dicom_file
+from medseg.io.files import exists, files_under, is_dicom_file
 from medseg.numbers import counted
 from medseg.settings_named import ANY, has_option, named_elsewhere, setting
 from medseg.volume import slicer_segmentation_ending
@@ -85,6 +85,7 @@ def scan_folder(folder: Path | str, warn_skipped: bool = True, keep_broken: bool
     file (its header cut short) is an error, as it may be a slice of any series; with ``keep_broken`` (a listing)
     it is recorded in ``broken`` instead, and a folder without images gives no candidates instead of an error."""
     folder = Path(folder)
+    exists(folder)  # a path behind a folder this user may not search: named (Path.is_dir raised PermissionError)
     if not folder.is_dir():
         what = "no such folder" if not folder.exists() else "a file, not a folder of DICOM files"
         if folder.exists() and is_dicom_file(folder):  # a slice given for its series

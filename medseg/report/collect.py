@@ -39,6 +39,9 @@ def collect_results(results_dir: Path | str, allow_empty: bool = False) -> list[
     """Every case under ``results_dir`` (searched recursively), in a stable order. A folder without any
     results is an error unless ``allow_empty`` (a sample sheet then says which cases are missing)."""
     results_dir = absolute_path(results_dir)  # its files named as the sheet's are: a/../b as b
+    from medseg.io.files import exists
+
+    exists(results_dir)  # behind a folder this user may not search: named (Path.is_dir raised PermissionError)
     if not results_dir.is_dir():
         from medseg.io.files import not_there
 
