@@ -21,9 +21,18 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from medseg.errors import ModelPackageError
+from medseg.errors import ImageReadError, ModelPackageError
 from medseg.io.atomic import atomic_paths, reading_folder, sha256_of
-from medseg.io.files import absent_content, is_path, name_difference, not_regular, not_there, os_reason, type_text
+from medseg.io.files import (
+    absent_content,
+    exists,
+    is_path,
+    name_difference,
+    not_regular,
+    not_there,
+    os_reason,
+    type_text,
+)
 from medseg.model_package import ModelPackage
 from medseg.package_config import (  # model.json's names, importable from here as before the split
     CONFIG_NAME,
@@ -185,6 +194,10 @@ def load_package(name_or_path: str | os.PathLike, check_hash: bool = True, *, we
     if empty_model_name(name_or_path):
         raise ModelPackageError(f"an empty model name names no package: {model_choices()}")
     candidate = Path(name_or_path)
+    try:
+        exists(candidate)  # behind a folder this user may not search: named (Path.is_dir raised PermissionError)
+    except ImageReadError as error:
+        raise ModelPackageError(str(error)) from error
     shipped = _models_root() / str(name_or_path)
     is_name = "/" not in str(name_or_path) and (shipped / CONFIG_NAME).is_file()
     if candidate.is_dir() and (not is_name or (candidate / CONFIG_NAME).is_file()):

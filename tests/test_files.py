@@ -165,7 +165,8 @@ def test_an_input_behind_a_folder_that_cannot_be_searched_or_with_an_unreadable_
 def test_evaluate_train_and_inspect_name_a_path_behind_a_folder_that_cannot_be_searched(tmp_path, case, capsys):
     """`evaluate` and `train` gave a PermissionError traceback for a file or folder inside a folder without search
     permission (infer named it in one line); so did `inspect`, for a file and for a folder of DICOM files alike,
-    `evaluate` for a folder of predictions there, and `report` for a results folder there."""
+    `evaluate` for a folder of predictions there, `report` for a results folder there and `infer` for a model
+    package folder there."""
     hidden = tmp_path / "hidden"
     hidden.mkdir()
     label = make_phantom((40, 40, 8), seed=11).labels.astype(np.uint8)
@@ -181,12 +182,34 @@ def test_evaluate_train_and_inspect_name_a_path_behind_a_folder_that_cannot_be_s
                             (["inspect", str(hidden / "ref.nii.gz")], hidden / "ref.nii.gz"),
                             (["inspect", str(hidden / "study")], hidden / "study"),
                             (["evaluate", str(hidden / "preds"), str(tmp_path)], hidden / "preds"),
-                            (["report", str(hidden / "results"), "-o", f"{tmp_path / 'qa'}/"], hidden / "results")):
+                            (["report", str(hidden / "results"), "-o", f"{tmp_path / 'qa'}/"], hidden / "results"),
+                            (["infer", str(case), "--model", str(hidden / "model"), "-o", str(tmp_path / "out")],
+                             hidden / "model")):
             run = medseg_as_plain_user(args, capsys)
             assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
             assert run.stderr.strip().splitlines()[-1] == f"medseg: error: {named}: {expected}"
     finally:
         hidden.chmod(0o700)
+
+
+def test_a_sample_sheet_behind_a_folder_that_cannot_be_searched_reads_as_the_images_there_do(tmp_path, capsys):
+    """A sample sheet in a folder without search permission read "cannot read the sample sheet (permission denied)",
+    as a sheet this user may not read does, where the images of that folder read "cannot read (permission denied: a
+    folder on its way cannot be searched)": the user looked at the file's mode, not at its folder's."""
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / "samples.tsv").write_text("case_id\timage\na\ta.nii.gz\n")
+    (tmp_path / "results").mkdir()
+    hidden.chmod(0o600)
+    try:
+        run = medseg_as_plain_user(["report", str(tmp_path / "results"), "--sheet", str(hidden / "samples.tsv")],
+                                   capsys)
+    finally:
+        hidden.chmod(0o700)
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert run.stderr.strip().splitlines()[-1] == (
+        f"medseg: error: {hidden / 'samples.tsv'}: cannot read the sample sheet (permission denied: a folder on its "
+        "way cannot be searched)")
 
 
 def test_a_types_name_takes_the_article_it_is_read_with():

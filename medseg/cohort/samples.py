@@ -78,7 +78,11 @@ def read_sample_rows(path: Path | str) -> list[dict[str, str]]:
                 where = f" (a relative path, taken from the folder {Path.cwd()})"
         raise InputError(f"{path}: no such sample sheet{where}") from error
     except OSError as error:
-        raise InputError(f"{path}: cannot read the sample sheet ({os_reason(error)})") from error
+        from medseg.cohort.records import cannot_look_at
+
+        # behind a folder this user may not search: said as for the images there, not as the file's own permission
+        reason = cannot_look_at(path) if isinstance(error, PermissionError) else None
+        raise InputError(f"{path}: cannot read the sample sheet ({reason or os_reason(error)})") from error
     # UTF-8 (a byte order mark allowed), or UTF-16 with its byte order mark: a spreadsheet's "Unicode text" export,
     # tab-separated as the sheet is
     encoding = "utf-16" if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
