@@ -219,3 +219,29 @@ def test_label_columns_keep_the_letters_of_any_script():
             return [LabelResult(v, n, "ok") for v, n in names.items()]
 
     assert label_columns([Case()]) == {"1": "肝", "2": "part_1_ü", "3": "脾", "4": "part_1_ä", "5": "über", "6": "_"}
+
+
+def test_the_case_table_says_when_each_case_was_segmented_and_when_scored(tmp_path):
+    """`created` holds the segmentation's time, else the scoring's: a prediction scored without a sidecar showed its
+    scoring time there, as a segmentation time would show. `segmented_at` and `scored_at` say which: the sidecar's
+    time and the metrics' own, each empty where that record is not the case's (no sidecar; a case that failed at
+    inference, which keeps an earlier run's sidecar)."""
+    times = {"made": ("2026-12-07T10:00:00+00:00", "2026-12-07T11:30:00+00:00"),
+             "unsided": (None, "2026-12-07T12:00:00+00:00")}
+    for case, (segmented, scored) in times.items():
+        folder = write_case(tmp_path, case, 0, "exact")
+        sidecar, metrics = folder / f"{case}_seg.json", folder / f"{case}_metrics.json"
+        if segmented is None:
+            sidecar.unlink()  # a prediction scored as it was given (medseg evaluate), without a sidecar
+        else:
+            sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "created": segmented}))
+        metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "created": scored}))
+    folder = write_case(tmp_path, "again", 1, "exact")
+    (folder / "again_metrics.json").unlink()
+    write_failure(tmp_path, "again")  # failed at inference: the earlier run's sidecar is not this run's
+    header, rows = read_tsv_header_and_rows(build_report(tmp_path, tmp_path / "r.html").table)
+    assert header[-2:] == ["segmented_at", "scored_at"]
+    assert {case: (row["created"], row["segmented_at"], row["scored_at"]) for case, row in rows.items()} == {
+        "made": ("2026-12-07T10:00:00+00:00", "2026-12-07T10:00:00+00:00", "2026-12-07T11:30:00+00:00"),
+        "unsided": ("2026-12-07T12:00:00+00:00", "", "2026-12-07T12:00:00+00:00"),
+        "again": ("", "", "")}
