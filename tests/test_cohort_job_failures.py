@@ -201,3 +201,24 @@ def test_the_report_command_names_a_failed_job_once_on_the_console(failed_job, t
     assert lines[1] == (f"failed job: batch001.infer: {job_error['error']} (its log: {log}); its cases b, c are "
                         "listed as failed, and a later run tries them again; a kept from an earlier run")
     assert lines[2].startswith("wrote "), lines
+
+
+def test_a_results_folder_taking_no_records_names_the_jobs_own_os_error_not_about_the_folder(tmp_path):
+    """Any OSError that failed the job was taken for the folder's own (a full disk) and left out of the one line; a
+    library that cannot be loaded (an OSError of its own) hid the job's real cause."""
+    import errno
+
+    from medseg.cohort.records import ResultsFolder
+    from medseg.cohort.run import _JobFailure, _no_records
+    from medseg.errors import OutputWriteError
+
+    folder = ResultsFolder(tmp_path / "results")
+    job = _JobFailure("infer", "batch001.infer")
+    full = OutputWriteError(f"{tmp_path}/x: cannot write (no space left on device)")
+    full.__cause__ = OSError(errno.ENOSPC, "No space left on device")
+    library = OSError(errno.ENOENT, "libtorch_cuda.so: cannot open shared object file")
+    assert "the job's own error" not in str(_no_records(folder, job, full, full))
+    assert "the job's own error" not in str(_no_records(folder, job, OSError(errno.ENOSPC, "full"), full))
+    line = str(_no_records(folder, job, library, full))
+    own = "FileNotFoundError: [Errno 2] libtorch_cuda.so: cannot open shared object file"
+    assert f"(the job's own error: {own})" in line

@@ -57,7 +57,7 @@ from medseg.cohort.records import (
 from medseg.cohort.samples import Sample
 from medseg.errors import InputError, JobFailedError, JobTimeLimitError, MedsegError, OutputWriteError, WorkerDiedError
 from medseg.failure_records import failure_stage
-from medseg.io.atomic import atomic_paths, results_unwritable
+from medseg.io.atomic import _WHOLE_FOLDER_ERRNOS, atomic_paths, results_unwritable
 from medseg.io.files import check_searchable
 from medseg.resources import cgroup_limit, set_threads
 
@@ -264,8 +264,8 @@ def _job_failed(samples: Sequence[Sample], folder: ResultsFolder, summary: JobSu
     summary.job_error = {"error": line, "error_type": job.error_type, "log": job.log}
     done = {case.case_id for case in summary.cases}
     pending = [sample for sample in samples if sample.case_id not in done]
-    log.error("%s: the job's last attempt failed for a reason of the whole job, not of one case: %s; its %d "
-              "unfinished cases are to be recorded as failed, so that the report is made", job.job, line,
+    log.error("%s: the job's last attempt failed for a reason of the whole job, not of one case: %s; its "
+              "unfinished cases (%d) are to be recorded as failed, so that the report is made", job.job, line,
               len(pending), exc_info=None if isinstance(error, MedsegError) else error)  # not foreseen: its traceback
     kept: list[str] = []
     for sample in pending:
@@ -287,7 +287,8 @@ def _no_records(folder: ResultsFolder, job: _JobFailure, error: Exception, failu
     """The one line of a job's last attempt whose results folder took not even its cases' failure records
     (``failure``, as ``error`` had failed the job): the job's record cannot be written, and the report cannot be
     written there either. The job's own error is named where it was not the folder's (a device missing as well)."""
-    own = "" if isinstance(error, OSError) else f" (the job's own error: {one_line(error)})"
+    folders_own = results_unwritable(error) or (isinstance(error, OSError) and error.errno in _WHOLE_FOLDER_ERRNOS)
+    own = "" if folders_own else f" (the job's own error: {one_line(error)})"  # an OSError of its own: a library's
     return OutputWriteError(f"{folder.root}: this results folder takes no records ({one_line(failure)}): job "
                             f"{job.job} could record neither its cases nor their failures{own}, and the cohort's "
                             "report cannot be written there either; free space on its disk or make it writable, then "
