@@ -97,3 +97,24 @@ def test_a_case_0000_read_into_memory_is_warned_about_as_it_is_segmented(tmp_pat
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # an array of no file: nothing to tell
         segment_volume(Volume(volume.array, volume.affine), make_package())
+
+
+def test_the_command_is_not_failed_by_an_error_filter_on_its_own_warnings(tmp_path, case, make_package, capsys):
+    """``python -W error -m medseg infer`` (or ``PYTHONWARNINGS=error``): each of the command's own warnings, logged
+    as a ``warning:`` line, was raised as well by the MedsegWarning filtered into an error, and every case of the batch
+    failed as "unexpected failure (MedsegWarning: ...); run it alone for the traceback". The command tells them as
+    log lines: the process's filters are the caller's again once ``main`` returns."""
+    labels = tmp_path / "labels.nii.gz"
+    nib.save(nib.Nifti1Image(make_phantom((40, 40, 8), seed=11).labels.astype(np.uint8),
+                             np.diag([1.0, 1.0, 2.0, 1.0])), str(labels))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        filters = list(warnings.filters)
+        ran = run_program(["infer", str(labels), str(case), "-m", str(make_package()), "-o", str(tmp_path / "out")],
+                          capsys)
+        assert warnings.filters == filters
+    assert ran.returncode == 0, ran.stderr
+    told = [line for line in ran.stderr.splitlines() if line.startswith("warning:")]
+    assert len(told) == 1 and "label image given as the input" in told[0], ran.stderr
+    assert "error" not in ran.stderr and "MedsegWarning" not in ran.stderr, ran.stderr
+    assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz", "labels_seg.json", "labels_seg.nii.gz"]

@@ -170,6 +170,11 @@ def cli(verbose: int, quiet: bool) -> None:
     if verbose < 2:  # nibabel logs header faults that medseg reports itself, in one line naming the file
         logging.getLogger("nibabel").setLevel(logging.CRITICAL)
     warnings.showwarning = _warning_as_one_line  # library warnings (pydicom, highdicom): one log line each
+    from medseg.errors import MedsegWarning
+
+    # medseg's own warnings are the log lines above: a Python caller's warning only, which an "error" filter
+    # (python -W error, PYTHONWARNINGS=error) raised as well, failing each case the command had warned about
+    warnings.filterwarnings("ignore", category=MedsegWarning)
     from medseg.io.read_warnings import forget_told
 
     forget_told()  # a file's warning told once per command, a second main() in one process too
@@ -325,11 +330,11 @@ _SET_UP_LOGGERS = ("", "medseg", "nibabel", "pydicom", "highdicom")  # those cli
 @contextlib.contextmanager
 def _output_settings_kept():
     """What :func:`cli` sets up for the command's output, put back as the block ends: Python's warning display
-    (``warnings.showwarning``), the set of library messages shown once (``_WARNED``), the levels, filters and
-    handlers of the loggers it sets, and the formatters of the root logger's handlers. For ``main(ARGS)`` called from
-    a program (or a test): left as the command set them, the caller's own warnings went into medseg's log, nibabel's
-    logger stayed silenced, and a later ``main()`` in that process kept quiet about a message an earlier one had
-    shown. The console command's process (``argv`` None) keeps them to its exit, which its teardown's warnings are
+    (``warnings.showwarning``) and filters, the set of library messages shown once (``_WARNED``), the levels, filters
+    and handlers of the loggers it sets, and the formatters of the root logger's handlers. For ``main(ARGS)`` called
+    from a program (or a test): left as the command set them, the caller's own warnings went into medseg's log,
+    nibabel's logger stayed silenced, and a later ``main()`` in that process kept quiet about a message an earlier one
+    had shown. The console command's process (``argv`` None) keeps them to its exit, which its teardown's warnings are
     shown by."""
     shown, warned = warnings.showwarning, set(_WARNED)
     loggers = [logging.getLogger(name) for name in _SET_UP_LOGGERS]
@@ -338,7 +343,8 @@ def _output_settings_kept():
     # this command's formatter: a later main(["-vv", ...]) left the process's warnings reading "WARNING medseg.x: ..."
     formatters = [(handler, handler.formatter) for handler in logging.getLogger().handlers]
     try:
-        yield
+        with warnings.catch_warnings():  # the filters: cli() leaves medseg's own warnings to its log lines
+            yield
     finally:
         warnings.showwarning = shown
         _WARNED.clear()
