@@ -251,3 +251,40 @@ def test_verify_under_an_error_filter_says_why_an_untouched_input_cannot_be_hash
         code, out, err = run_cli(["verify", str(sidecar)], capsys)
     (line,) = [line for line in out.splitlines() if ": input " in line]
     assert code == 1 and line == f"{sidecar}: input FAILED: {odd}: {WARNING_AS_ERROR}", out + err
+
+
+def test_a_warning_of_another_thread_during_a_read_is_not_named_after_the_file_read(tmp_path):
+    """A caller's pool reads the next file while this thread segments: medseg's own warning about the case being
+    segmented (a MedsegWarning naming its file), given while the other thread's read held the process's warnings, was
+    told again as that read's, "next.nii.gz: this.nii.gz: ...", and where warnings are errors it failed the other
+    thread's read as an ImageReadError of a file it was not about."""
+    import threading
+
+    from medseg.caller_warnings import warn
+    from medseg.errors import MedsegWarning
+
+    inside, done, failed = threading.Event(), threading.Event(), []
+
+    def read():
+        try:
+            with warnings_naming(tmp_path / "next.nii.gz"):
+                inside.set()
+                done.wait(30)
+        except Exception as error:  # noqa: BLE001 - the read's error, looked at below
+            failed.append(error)
+
+    for action in ("always", "error"):
+        inside.clear(), done.clear()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter(action)
+            warnings.filterwarnings("always", category=MedsegWarning)  # this thread's: shown, not raised
+            reader = threading.Thread(target=read)
+            reader.start()
+            assert inside.wait(30)
+            warn(f"{tmp_path / 'this.nii.gz'}: field of view unlike the volumes model m was trained on")
+            done.set()
+            reader.join()
+        assert failed == [], failed
+        assert [str(w.message) for w in caught] == [
+            f"{tmp_path / 'this.nii.gz'}: field of view unlike the volumes model m was trained on"], action
+        assert caught[0].category is MedsegWarning and caught[0].filename == __file__

@@ -12,7 +12,8 @@ location: that memory is kept here instead (one read of a file, which reads its 
 warning once). Under an "error" filter (``python -W error``), a held warning is raised as the read's
 :class:`~medseg.errors.ImageReadError`, one line naming the file once (``<file>: <message> (a UserWarning, made an
 error by the warnings filter)``, the warning its cause); a block that ends in its own error raises that error.
-The filters and loggers are the process's: blocks in two threads take turns.
+The filters and loggers are the process's: blocks in two threads take turns, and a warning another thread gives
+meanwhile is shown as it was, not held (its filters are the block's "always" while the block lasts).
 """
 
 from __future__ import annotations
@@ -69,8 +70,9 @@ def warnings_naming(path: Path | str) -> Iterator[None]:
         caught: list[warnings.WarningMessage] = []
         failed = False
         try:
-            with warnings.catch_warnings(record=True) as caught:
+            with warnings.catch_warnings():
                 warnings.simplefilter("always")
+                warnings.showwarning = _holding(caught, warnings.showwarning)
                 try:
                     yield
                 except BaseException:
@@ -80,6 +82,22 @@ def warnings_naming(path: Path | str) -> Iterator[None]:
             for logger in loggers:
                 logger.removeFilter(held)
             _tell(name, held.records, caught, failed)
+
+
+def _holding(caught: list[warnings.WarningMessage], shown):
+    """A ``showwarning`` that holds the reading thread's warnings in ``caught`` and shows another thread's as
+    ``shown`` (the one in place as the block began) does: a caller's thread segmenting while another reads gave its
+    warning (medseg's own, naming its file) to the read, which named it after the file read, or failed as that
+    file's error where warnings are errors."""
+    thread = threading.get_ident()
+
+    def showwarning(message, category, filename, lineno, file=None, line=None) -> None:
+        if threading.get_ident() == thread:
+            caught.append(warnings.WarningMessage(message, category, filename, lineno, file, line))
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    return showwarning
 
 
 def _tell(name: str, records: list[logging.LogRecord], caught: list[warnings.WarningMessage], failed: bool) -> None:
