@@ -118,3 +118,17 @@ def test_the_command_is_not_failed_by_an_error_filter_on_its_own_warnings(tmp_pa
     assert len(told) == 1 and "label image given as the input" in told[0], ran.stderr
     assert "error" not in ran.stderr and "MedsegWarning" not in ran.stderr, ran.stderr
     assert _files(tmp_path / "out") == ["case_seg.json", "case_seg.nii.gz", "labels_seg.json", "labels_seg.nii.gz"]
+
+
+def test_a_loop_over_arrays_of_no_file_hears_each_once_they_are_named(make_package):
+    """As the Python API page says: Python shows a warning once per caller line and text, and one about an array of
+    no file reads "the volume: ..." every time; named by its source, each volume's is shown."""
+    labels = make_phantom((40, 40, 8), seed=11).labels.astype(np.float32)
+    package, affine = make_package(), np.diag([1.0, 1.0, 2.0, 1.0])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")  # Python's own action for a UserWarning
+        for _ in range(2):
+            segment_volume(Volume(labels, affine), package)
+        for index in range(2):
+            segment_volume(Volume(labels, affine, source=f"case{index}"), package)
+    assert [str(w.message).split(":")[0] for w in caught] == ["the volume", "case0", "case1"]
