@@ -78,6 +78,14 @@ class FolderScores:
     # sidecar of every scored case lists (labels_not_trained)
     never_learnt: list[str] = field(default_factory=list)
 
+    def __repr__(self) -> str:
+        """One short line: the folder, the cases counted as the command's closing line counts them, and the report;
+        the dataclass's repr held the whole summary record and the report's fields (11.6 KB for two cases)."""
+        html = getattr(self.report, "html", None)
+        return (f"FolderScores(out_dir={str(self.out_dir)!r}, scored={len(self.scored)}, failed={len(self.failed)}, "
+                f"unreferenced={len(self.unreferenced)}, missed={len(self.missed)}, "
+                f"report={None if html is None else str(html)!r})")
+
 
 def case_file_name(case_id: str) -> str:
     """A case id as a file-name stem in one folder: characters a file name cannot hold (on Windows too) as ``_``,

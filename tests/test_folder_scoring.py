@@ -398,3 +398,16 @@ def test_a_case_infer_failed_on_and_evaluate_then_missed_is_one_case_with_both_r
     assert summary["cases"]["total"] == 2 and summary["cases"]["failed"] == 1
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "no prediction for this reference" in page  # the scoring's word is kept, as a note of the case
+
+
+def test_the_folder_scores_show_as_one_short_line(folders, tmp_path):
+    """score_folder's result, a notebook cell's value, showed the whole summary.json record with its report's
+    fields: 11.6 KB for two cases, the counts a reader looks for deep inside. It shows as the command's closing line
+    counts, with its folder and report; the lists and the summary stay on the object."""
+    from medseg.folder_scoring import score_folder
+
+    pred, ref = folders
+    scores = score_folder(pred, ref, tmp_path / "scores")
+    assert repr(scores) == (f"FolderScores(out_dir='{tmp_path / 'scores'}', scored=2, failed=1, unreferenced=0, "
+                            f"missed=0, report='{tmp_path / 'scores' / 'report.html'}')")
+    assert [case for case, _ in scores.scored] == ["a", "b"] and scores.summary["cases"]["failed"] == 1
