@@ -567,6 +567,11 @@ def metrics_rows(metrics: dict) -> list[dict[str, str | int | float | None]]:
                          "'labels' maps each label value to its metrics)")
     rows: list[dict[str, str | int | float | None]] = []
     for value, entry in labels.items():
+        if not isinstance(entry, dict) or not str(value).strip().isdecimal():  # another tool's JSON, an edited one
+            case = metrics.get("case_id")
+            raise InputError(f"label {str(value)!r} of {'the metrics record' if case is None else f'case {case}'}: "
+                             "not a medseg-metrics/1 record's label (a label value, a whole number, mapping to its "
+                             "metrics)")
         row: dict[str, str | int | float | None] = {"case_id": metrics.get("case_id"), "label": int(value)}
         row.update((key, item) for key, item in entry.items()
                    if item is None or isinstance(item, (str, int, float)))

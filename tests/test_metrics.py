@@ -795,3 +795,16 @@ def test_a_record_as_one_flat_row_per_label_for_a_table():
         assert set(row) >= {"dice", "hd95_mm", "assd_mm", "pred_volume_ml", "ref_volume_ml"}
     with pytest.raises(InputError, match="not a medseg-metrics/1 record"):
         metrics_rows({"labels": []})
+
+
+def test_a_record_whose_labels_are_not_label_values_with_their_metrics_is_an_input_error():
+    """metrics_rows says it raises an InputError for what is no medseg-metrics/1 record: a label keyed by a name
+    (another tool's JSON) failed as a bare ValueError, "invalid literal for int()", and a label without its metrics as
+    an AttributeError of NoneType, neither saying which label of which case."""
+    from medseg.metrics import metrics_rows
+
+    with pytest.raises(InputError, match=r"^label 'liver' of case c1: not a medseg-metrics/1 record's label \(a label "
+                                         r"value, a whole number, mapping to its metrics\)$"):
+        metrics_rows({"case_id": "c1", "labels": {"1": {"dice": 1.0}, "liver": {"dice": 0.5}}})
+    with pytest.raises(InputError, match=r"^label '2' of the metrics record: not a medseg-metrics/1 record's label"):
+        metrics_rows({"labels": {"2": None}})
