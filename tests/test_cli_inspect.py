@@ -337,3 +337,45 @@ def test_the_width_is_the_terminals_unless_columns_says_otherwise(monkeypatch):
         pipe.close()
         os.close(leader)
         os.close(read_end)
+
+
+@pytest.mark.parametrize("columns", [40, 60])
+def test_inspect_wraps_wide_characters_within_a_narrow_terminal(tmp_path, capsys, monkeypatch, columns):
+    """A description in Japanese (two terminal columns a character) was wrapped by its count of characters: in a
+    60-column terminal its line took 66 columns and ran over the edge. Every line fits, its words kept whole and in
+    order, and a UID longer than a line still starts beside its label."""
+    description = " ".join(["頭部単純CT"] * 5)  # 5 words of 10 columns (6 characters) each
+    make_series(tmp_path / "a", seed=1, series_number=3, prefix="a",
+                extra={"SpecificCharacterSet": "ISO_IR 192", "SeriesDescription": description})
+    monkeypatch.setenv("COLUMNS", str(columns))
+    code, out, _ = run_cli(["inspect", str(tmp_path)], capsys)
+    lines = out.splitlines()
+    assert code == 0 and lines[0] == "series 3"
+    assert [line for line in lines if _columns(line) > columns] == []
+    start = next(i for i, line in enumerate(lines) if line.startswith("  description  "))
+    told = [lines[start][len("  description"):]] + [line for line in lines[start + 1:start + 4]
+                                                     if line.startswith("      ")]
+    assert " ".join(" ".join(told).split()) == description
+    uid = next(line for line in lines if line.startswith("  uid  "))
+    assert uid.split()[1].startswith("1.2.") and _columns(uid) == columns
+
+
+@pytest.mark.parametrize("width", [5, 10, 24, 40, 80])
+def test_wrapped_lines_fit_their_width_in_terminal_columns(width):
+    """The narrow listing's wrapping (medseg.one_line.wrapped): every line within the width in terminal columns (a
+    Japanese character two, a combining accent none), nothing lost or reordered, even where the indent is as wide as
+    the terminal."""
+    from medseg.one_line import wrapped
+
+    for text in ("series 3", "  number        3", "  uid           1.2.826.0.1.3680043.8.498.7402212076205321229",
+                 "  description   頭部単純CT 頭部単純CT 頭部単純CT 頭部単純CT",
+                 "Cafe\u0301 knee  de\u0301ja\u0300 vu " * 3,
+                 "would use: none: /data/study: 2 eligible series, choose one with --series"):
+        lines = wrapped(text, width, 16)
+        assert all(_columns(line) <= width for line in lines), (text, lines)
+        assert "".join(lines).replace(" ", "") == text.replace(" ", ""), (text, lines)
+        assert lines[0].startswith(text[:len(text) - len(text.lstrip())]) and lines[-1].strip()
+    assert wrapped("  uid           1.2.826.0.1.3680043.8.49", 24, 16) == ["  uid           1.2.826.",
+                                                                         "            0.1.3680043.", "            8.49"]
+    assert wrapped("  description   頭部単純CT 頭部単純CT", 32, 16) == ["  description   頭部単純CT",
+                                                                     "                頭部単純CT"]

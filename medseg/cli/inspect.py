@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import click
 
 from medseg.cli.options import GivenPath, escaped_line, output_columns
-from medseg.one_line import padded, terminal_columns
+from medseg.one_line import padded, terminal_columns, wrapped
 
 __all__ = ["inspect"]
 
@@ -97,11 +96,12 @@ def inspect(folder, as_json, series):
 
 
 def _fitted(line: str, width: int | None, indent: int = 2) -> str:
-    """``line`` wrapped to ``width`` columns, its further lines indented by ``indent`` (a UID or path longer than a
-    line is broken); unchanged where ``width`` is None (piped: one line an item, for grep)."""
+    """``line`` wrapped to ``width`` terminal columns (:func:`~medseg.one_line.wrapped`), its further lines indented
+    by ``indent`` (a UID or path longer than a line is broken); unchanged where ``width`` is None (piped: one line an
+    item, for grep)."""
     if width is None or terminal_columns(line) <= width:
         return line
-    return "\n".join(textwrap.wrap(line, width=width, subsequent_indent=" " * indent, break_on_hyphens=False))
+    return "\n".join(wrapped(line, width, indent))
 
 
 def _tell_failure(folder, report: dict, failed: int) -> None:
