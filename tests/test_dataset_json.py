@@ -587,6 +587,8 @@ def test_an_nnunet_folder_of_real_cases_trains_segments_and_scores_as_it_is(shar
 @pytest.mark.parametrize(("ending", "told"), [
     (None, None), (".nii.gz", None), (".NII.GZ", None),
     (".nrrd", "warning"), (".mha", "warning"), (".nii", "warning"),
+    # compressed NIfTI that training's folders are searched for too: refused as "cannot read" before
+    (".nii.bz2", "warning"), (".nii.zst", "warning"),
     (".png", "error"), (".tif", "error"), (5, "error"), ("nii.gz", "error"),
 ])
 def test_an_nnunet_file_ending_is_read_and_one_medseg_does_not_write_is_told(tmp_path, ending, told):
@@ -607,8 +609,8 @@ def test_an_nnunet_file_ending_is_read_and_one_medseg_does_not_write_is_told(tmp
         assert message.startswith(f"{path}: file_ending ") and "\n" not in message
         if ending == ".png":
             assert message == (f'{path}: file_ending ".png" names images medseg cannot read or write (it reads '
-                               '.nii.gz, .nii, .nrrd, .nhdr, .mha, .mhd; it writes .nii.gz); convert the images and '
-                               'labels to NIfTI and set file_ending to ".nii.gz"')
+                               '.nii, .nii.gz, .nii.bz2, .nii.zst, .nrrd, .nhdr, .mha, .mhd; it writes .nii.gz); '
+                               'convert the images and labels to NIfTI and set file_ending to ".nii.gz"')
         return
     note = file_ending_note(path)
     if told is None:
@@ -630,7 +632,8 @@ def test_train_tells_the_file_ending_of_its_dataset_json(tiny_set, tmp_path, cap
     assert _exit_code(_train_cli(images, labels, out, "--epochs", "1", *_FEW_STEPS)) == 1
     err = capsys.readouterr().err
     assert err.splitlines() == [f'medseg: error: {dataset}: file_ending ".png" names images medseg cannot read or '
-                                'write (it reads .nii.gz, .nii, .nrrd, .nhdr, .mha, .mhd; it writes .nii.gz); '
+                                'write (it reads .nii, .nii.gz, .nii.bz2, .nii.zst, .nrrd, .nhdr, .mha, .mhd; it '
+                                'writes .nii.gz); '
                                 'convert the images and labels to NIfTI and set file_ending to ".nii.gz"']
     assert not out.exists()
     dataset.write_text(json.dumps({**document, "file_ending": ".nrrd"}))

@@ -197,9 +197,10 @@ def read_dataset_json(source: Path | str | DatasetDocument) -> DatasetJson | Non
 
 
 # nnU-Net v2's ``file_ending``: the format of the images, labels and the predictions nnU-Net writes. medseg reads
-# these (medseg.io.images), and writes its segmentations as NIfTI, ``.nii.gz``, whatever the input's format.
+# those that training's folders are searched for (medseg.io.itk_image.IMAGE_ENDINGS: a list of its own here left
+# .nii.bz2 and .nii.zst out, and refused them as images medseg cannot read), and writes its segmentations as NIfTI,
+# ``.nii.gz``, whatever the input's format.
 WRITTEN_ENDING = ".nii.gz"
-READ_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 
 
 def file_ending_note(source: Path | str | DatasetDocument) -> str | None:
@@ -215,12 +216,14 @@ def file_ending_note(source: Path | str | DatasetDocument) -> str | None:
     if not isinstance(ending, str) or not re.fullmatch(r"\.[A-Za-z0-9][A-Za-z0-9.]*", ending.strip()):
         raise InputError(f"{read.path}: file_ending {json.dumps(ending)} is not a file name ending; give one such as "
                          f"\"{WRITTEN_ENDING}\"")
+    from medseg.io.itk_image import IMAGE_ENDINGS
+
     ending = ending.strip().lower()
     if ending == WRITTEN_ENDING:
         return None
-    if ending not in READ_ENDINGS:
+    if ending not in IMAGE_ENDINGS:
         raise InputError(f"{read.path}: file_ending \"{ending}\" names images medseg cannot read or write (it reads "
-                         f"{', '.join(READ_ENDINGS)}; it writes {WRITTEN_ENDING}); convert the images and labels to "
+                         f"{', '.join(IMAGE_ENDINGS)}; it writes {WRITTEN_ENDING}); convert the images and labels to "
                          f"NIfTI and set file_ending to \"{WRITTEN_ENDING}\"")
     return (f"{read.path}: file_ending \"{ending}\": the images are read as they are, but medseg writes its "
             f"segmentations as NIfTI ({WRITTEN_ENDING}), not {ending}; convert them where a tool expects {ending}")
