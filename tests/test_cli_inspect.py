@@ -379,3 +379,14 @@ def test_wrapped_lines_fit_their_width_in_terminal_columns(width):
                                                                          "            0.1.3680043.", "            8.49"]
     assert wrapped("  description   頭部単純CT 頭部単純CT", 32, 16) == ["  description   頭部単純CT",
                                                                      "                頭部単純CT"]
+
+
+def test_inspect_help_says_columns_sets_the_width_of_piped_output_too(tmp_path, capsys, monkeypatch):
+    """COLUMNS is taken before the terminal is asked, piped or not (a script or CI job that exports it gets the
+    blocks); --help said that piped output "stays a table", whatever COLUMNS says."""
+    _two_series_folder(tmp_path)
+    monkeypatch.setenv("COLUMNS", "80")
+    out = run_cli(["inspect", str(tmp_path)], capsys)[1]  # not a terminal: captured
+    assert out.startswith("series 3\n  number ")
+    code, text, _ = run_cli(["inspect", "--help"], capsys)
+    assert code == 0 and "Piped or redirected with COLUMNS unset, it stays a table." in " ".join(text.split())

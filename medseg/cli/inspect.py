@@ -25,7 +25,8 @@ no-series-uid (an anonymised series, told apart by its key), split:<why> (a seri
 orientations, image types, echoes or sizes; choose a part as NUMBER-PART).
 
 The listing is a table, one row a series, where it fits the terminal's width (or COLUMNS); where it does not, each
-series is a block of one field a line. Piped or redirected, it stays a table. --json gives every field, and more.
+series is a block of one field a line. Piped or redirected with COLUMNS unset, it stays a table. --json gives every
+field, and more.
 
 \b
 $ medseg inspect study/
