@@ -186,6 +186,14 @@ def cpu_unless_marked_cuda(request, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def columns_unset(monkeypatch):
+    """Every test runs with COLUMNS unset, whatever the shell that started pytest exports: `medseg inspect` takes it
+    as its width, piped or not, and the tests that read its table got the blocks of a narrow terminal instead. A test
+    that wants a width sets COLUMNS itself."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def stop_handlers_restored():
     """Each test leaves the Ctrl-C, SIGTERM and SIGHUP handlers as it found them. medseg's ``main()`` run as a
     program's entry point ignores them on its way out (a second stop waits for the exit); one test that ran it so in

@@ -390,3 +390,21 @@ def test_inspect_help_says_columns_sets_the_width_of_piped_output_too(tmp_path, 
     assert out.startswith("series 3\n  number ")
     code, text, _ = run_cli(["inspect", "--help"], capsys)
     assert code == 0 and "Piped or redirected with COLUMNS unset, it stays a table." in " ".join(text.split())
+
+
+def test_the_table_tests_pass_where_the_shell_exports_columns(tmp_path):
+    """`inspect` takes COLUMNS as its width, piped or not: run from a shell that exports it (COLUMNS=100), seven of
+    this module's tests got the blocks of one field a line where they read the table, and failed on correct output.
+    The tests run with COLUMNS unset (conftest), those that want a width setting it themselves."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "--basetemp",
+         str(tmp_path / "base"), "tests/test_cli_inspect.py::test_inspect_lists_series_flags_and_choice",
+         "tests/test_cli_inspect.py::test_inspect_aligns_columns_after_wide_and_combining_characters"],
+        capture_output=True, text=True, cwd=root, timeout=300, env={**os.environ, "COLUMNS": "100"})
+    assert result.returncode == 0 and "2 passed" in result.stdout, result.stdout[-2000:]
