@@ -68,6 +68,24 @@ def test_progress_advances_with_each_forward_pass_not_each_slab(make_package, ro
 
 
 
+def test_progress_of_a_view_ensemble_with_flips_ends_at_its_slices(make_package):
+    """Three slicing axes, a flip TTA and several tiles a plane of unequal sides, in slabs of a few slices: each
+    axis' tiles are counted by its own plane (as MONAI tiles it), and the bar ends at the slices of all three axes,
+    never past them."""
+    package = load_package(make_package(inference={"slice_axis": [0, 1, 2], "roi_size": [16, 16], "overlap": 0.3,
+                                                   "blend": "gaussian", "context_slices": 0, "flip_tta": [0, 1]}))
+    segmenter = Segmenter(package, device="cpu", batch_size=5, slab_voxels=33 * 20 * 4 * 2)
+    shape = (33, 20, 9)
+    seen = []
+    segmenter.predict(torch.randn(1, *shape), progress=seen.append)
+    planes = {0: (20, 9), 1: (33, 9), 2: (33, 20)}
+    assert sum(seen) == segmenter.slices_to_label((1, *shape)) == 33 + 20 + 9 and min(seen) >= 1
+    assert segmenter.window_net.tiles == 3 * sum(shape[axis] * segmenter._tiles_a_plane(planes[axis])
+                                                 for axis in range(3))
+    assert [segmenter._tiles_a_plane(planes[axis]) for axis in range(3)] == [2, 3, 6]
+    assert len(seen) > 3 * 3  # told within slabs, not once a slab
+
+
 def test_slabs_of_a_multi_modal_model_hold_no_more_input_values_than_slab_voxels(make_package):
     """A model of 4 modalities with 1 context slice each side takes 12 input channels for its 4 classes: a slab is
     sized by the larger, so its stacked input stays within ``slab_voxels`` values (sized by the classes alone it
