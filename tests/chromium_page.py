@@ -98,7 +98,7 @@ class DevTools:
         finally:
             os.close(to_chromium)
             os.close(from_chromium)
-        self._sent, self._buffer = 0, b""
+        self._sent, self._buffer, self._context = 0, b"", None
         try:
             self._target = next(t for t in self.send("Target.getTargets")["targetInfos"] if t["type"] == "page")[
                 "targetId"]
@@ -121,11 +121,17 @@ class DevTools:
         return self._profile is not None and self._process.poll() is None
 
     def new_page(self) -> None:
-        """A new tab in place of the page (blank: no history, no emulation, no script state of the page before)."""
-        old = self._target
-        self._target = self.send("Target.createTarget", url="about:blank")["targetId"]
+        """A new tab in place of the page (blank: no history, no emulation, no script state of the page before), in a
+        browser context of its own (as a private window: no storage, cookie or cache of the tabs before, which the
+        profile's tabs share); the page before and its context are closed."""
+        old, old_context = self._target, self._context
+        self._context = self.send("Target.createBrowserContext")["browserContextId"]
+        self._target = self.send("Target.createTarget", url="about:blank",
+                                 browserContextId=self._context)["targetId"]
         self._attach()
         self.send("Target.closeTarget", targetId=old)
+        if old_context is not None:
+            self.send("Target.disposeBrowserContext", browserContextId=old_context)
 
     def send(self, method: str, session: str | None = None, **params) -> dict:
         """A command's result (``session``: the page's, else the browser's)."""

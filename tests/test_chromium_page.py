@@ -116,3 +116,25 @@ def test_the_shared_browser_gives_each_test_a_fresh_tab_and_starts_again_once_it
     assert _profiles(own_temp) != [] and not first.alive()
     chromium_page.close_shared()
     assert not _alive(pid) and _profiles(own_temp) == []
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
+def test_a_fresh_tab_sees_no_storage_or_cookie_a_test_before_left(tmp_path):
+    """The tabs of the shared browser shared its profile: a value one test's page put in ``localStorage`` (the report's
+    file:// pages share one origin) was there for every later test's page, which then began in another state than a
+    reader's. Each fresh tab has a store of its own, and what it kept goes with it."""
+    page = tmp_path / "page.html"
+    page.write_text("<!DOCTYPE html><title>t</title><p>a page")
+    read = "[localStorage.length, sessionStorage.length, indexedDB !== undefined]"
+    with fresh_page() as first:
+        first.open(page.as_uri())
+        first.evaluate("localStorage.setItem('order','dice-2-desc');sessionStorage.setItem('order','flags-desc')")
+        assert first.evaluate(read) == [1, 1, True]
+        first.send("Network.enable", first.session)
+        first.send("Network.setCookie", first.session, name="kept", value="1", url="http://medseg.invalid/")
+    with fresh_page() as second:
+        second.open(page.as_uri())
+        assert second.evaluate(read) == [0, 0, True]
+        second.send("Network.enable", second.session)
+        assert second.send("Network.getCookies", second.session, urls=["http://medseg.invalid/"])["cookies"] == []
+
