@@ -46,18 +46,26 @@ def probe_page(html: Path, tmp_path: Path, window: int, expression: str, *flags:
     if unknown:
         raise ValueError(f"probe_page: no such flag {unknown[0]!r} (it takes --hide-scrollbars)")
     probe = tmp_path / "probe.html"
-    script = (f"<script>window.addEventListener('load',()=>{{document.body.setAttribute('data-probe',"
-              f"String({expression}));}});</script>")
-    probe.write_text(scriptable(html.read_text(encoding="utf-8")).replace("</body>", script + "</body>"),
-                     encoding="utf-8")
+    page = scriptable(html.read_text(encoding="utf-8"))
+    if "</body>" not in page:
+        raise ValueError(f"probe_page: {html} has no </body> to put the probe before")
+    # the expression's error is kept too: without it the reader below waited for a value that never came
+    script = (f"<script>window.addEventListener('load',()=>{{let v;try{{v=String({expression});}}catch(e){{"
+              f"document.body.setAttribute('data-probe-error',String(e));return;}}"
+              f"document.body.setAttribute('data-probe',v);}});</script>")
+    probe.write_text(page.replace("</body>", script + "</body>"), encoding="utf-8")
     with fresh_page() as tools:
         tools.send("Emulation.setDeviceMetricsOverride", tools.session, width=window, height=2000,
                    deviceScaleFactor=1, mobile=False)
         if flags:
             tools.send("Emulation.setScrollbarsHidden", tools.session, hidden=True)
         tools.open(probe.as_uri())
-        return tools.evaluate("new Promise(done=>{const read=()=>document.body.hasAttribute('data-probe')?"
-                              "done(document.body.getAttribute('data-probe')):setTimeout(read,10);read();})")
+        value, error = tools.evaluate("new Promise(done=>{const b=document.body,read=()=>b.hasAttribute('data-probe')"
+                                      "||b.hasAttribute('data-probe-error')?done([b.getAttribute('data-probe'),"
+                                      "b.getAttribute('data-probe-error')]):setTimeout(read,10);read();})")
+    if error is not None:
+        raise AssertionError(f"probe_page: {expression!r} failed in {html.name} at {window} px: {error}")
+    return value
 
 
 def page_width(html: Path, tmp_path: Path, window: int) -> int:

@@ -138,3 +138,20 @@ def test_a_fresh_tab_sees_no_storage_or_cookie_a_test_before_left(tmp_path):
         second.send("Network.enable", second.session)
         assert second.send("Network.getCookies", second.session, urls=["http://medseg.invalid/"])["cookies"] == []
 
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
+def test_a_probe_measures_the_width_asked_and_says_at_once_why_its_expression_failed(tmp_path):
+    """A probe at 390 px (a phone) measured a 500 px wide window, Chromium's narrowest for ``--window-size``: the
+    viewport is as wide as asked. A probe whose expression threw waited for the driver's 60 s and then failed as
+    "chromium said nothing", quoting the browser's unrelated log: it fails at once with the page's error."""
+    page = tmp_path / "page.html"
+    page.write_text("<!DOCTYPE html><title>t</title><body><p>a page</body>")
+    assert chromium_page.probe_page(page, tmp_path, 390, "innerWidth+':'+document.documentElement.clientWidth") == (
+        "390:390")
+    started = time.monotonic()
+    with pytest.raises(AssertionError) as failure:
+        chromium_page.probe_page(page, tmp_path, 390, "document.querySelector('table').rows.length")
+    assert time.monotonic() - started < 20
+    assert "said nothing" not in str(failure.value)
+    assert "TypeError" in str(failure.value) and "reading 'rows'" in str(failure.value)
+    assert chromium_page.probe_page(page, tmp_path, 800, "innerWidth") == "800"  # the next probe as usual
