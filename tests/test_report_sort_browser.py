@@ -346,7 +346,7 @@ def test_a_case_or_contents_link_keeps_the_order_through_reload_and_back_and_for
     fragment: a reload there, or Back and Forward to it, showed the table worst first again. The order in force when
     the link is followed is kept with its history entry (``history.state``): reload, Back and Forward show that
     order, and the link's target where it was."""
-    with DevTools() as tools:
+    with fresh_page() as tools:
         tools.open(built.html.as_uri())
         sorted_by_flags = _click(tools, "flags")
         case = _followed(tools, 'table.sortable a[href="#case-crashed"]')
@@ -380,7 +380,7 @@ def test_a_case_or_contents_link_keeps_the_order_through_reload_and_back_and_for
 def test_a_link_followed_in_the_pages_own_order_keeps_that_order(built):
     """A link followed in the order as written keeps it: sorted by status afterwards (the link's entry replaced by
     ``#sort=status-asc``), Back to an earlier link's entry shows the order as written, which that entry was in."""
-    with DevTools() as tools:
+    with fresh_page() as tools:
         tools.open(built.html.as_uri())
         written = tools.evaluate(STATE)
         _followed(tools, 'table.sortable a[href="#case-crashed"]')
@@ -394,3 +394,22 @@ def test_a_link_followed_in_the_pages_own_order_keeps_that_order(built):
     assert back["ids"] == reloaded["ids"] == written["ids"] and back["sorted"] == ["# ascending"]
     assert back["heading"] == reloaded["heading"] == "Cases, worst first"
     assert forward["ids"] == by_status["ids"]
+
+
+def test_an_order_kept_in_one_tab_does_not_reach_the_next_tests_tab(built):
+    """The driven pages share one browser (a fresh tab each): an order a tab kept with its history entry
+    (``history.state``) or anywhere else the page could keep it, reached no later tab, which opens the page in its
+    own order as a reader's new tab does."""
+    with fresh_page() as tools:
+        tools.open(built.html.as_uri())
+        written = tools.evaluate(STATE)
+        _click(tools, "flags")
+        kept = _followed(tools, 'table.sortable a[href="#case-crashed"]')
+    with fresh_page() as tools:
+        tools.open(built.html.as_uri() + "#case-crashed")
+        fresh = tools.evaluate(STATE)
+        state = tools.evaluate("[history.length, history.state, localStorage.length, sessionStorage.length]")
+    assert kept["ids"] != written["ids"] and kept["sorted"] == ["flags descending"]
+    assert fresh["ids"] == written["ids"] and fresh["sorted"] == ["# ascending"]
+    # the blank page the tab opened with, and this page, whose entry the page marks with its own order ("")
+    assert state == [2, {"medsegSort": {"0": ""}}, 0, 0]
