@@ -69,7 +69,7 @@ th button::after{content:"\\a0\\2195";content:"\\a0\\2195"/"";color:#6e6e73}
 th[aria-sort=ascending] button::after{content:"\\a0\\2191";content:"\\a0\\2191"/"";color:inherit}
 th[aria-sort=descending] button::after{content:"\\a0\\2193";content:"\\a0\\2193"/"";color:inherit}
 code{font-size:12px;background:#f0f0f3;padding:0 3px;border-radius:3px;word-break:break-all}
-dl.rules dt{font-weight:600;margin-top:4px}dl.rules dd{margin-left:18px}
+dl.rules dt{font-weight:600;margin-top:4px}dl.rules dd{margin-left:18px;overflow-wrap:anywhere}
 .wide{max-width:100%;overflow-x:auto}
 .warn{background:#fff4e5;border:1px solid #f0a020;border-radius:6px;padding:6px 10px}
 .case li,td.err{overflow-wrap:anywhere}td.err{min-width:16em}td.path{min-width:14em}
