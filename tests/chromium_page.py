@@ -137,7 +137,8 @@ class DevTools:
         self._target = self.send("Target.createTarget", url="about:blank",
                                  browserContextId=self._context)["targetId"]
         self._attach()
-        self.send("Target.closeTarget", targetId=old)
+        if any(target["targetId"] == old for target in self.send("Target.getTargets")["targetInfos"]):
+            self.send("Target.closeTarget", targetId=old)  # a test may have closed it (or its crash did)
         if old_context is not None:
             self.send("Target.disposeBrowserContext", browserContextId=old_context)
 

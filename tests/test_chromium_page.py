@@ -155,3 +155,26 @@ def test_a_probe_measures_the_width_asked_and_says_at_once_why_its_expression_fa
     assert "said nothing" not in str(failure.value)
     assert "TypeError" in str(failure.value) and "reading 'rows'" in str(failure.value)
     assert chromium_page.probe_page(page, tmp_path, 800, "innerWidth") == "800"  # the next probe as usual
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
+def test_a_tab_a_test_closed_or_crashed_leaves_the_next_tests_tab_working(tmp_path):
+    """The next fresh tab closed the tab before: a test that had closed its own tab (or whose page's renderer had
+    crashed) failed the next test, which had nothing to do with it, with "No target with given id found"."""
+    page = tmp_path / "page.html"
+    page.write_text("<!DOCTYPE html><title>t</title><p>a page")
+    with fresh_page() as closing:
+        closing.open(page.as_uri())
+        closing.send("Target.closeTarget", targetId=closing._target)
+    with fresh_page() as crashing:
+        crashing.open(page.as_uri())
+        assert crashing.evaluate("document.title") == "t"
+        waited, crashing._timeout_s = crashing._timeout_s, 5  # a crashed page answers no command
+        try:
+            with pytest.raises(AssertionError, match="said nothing for 5 s"):
+                crashing.send("Page.crash", crashing.session)
+        finally:
+            crashing._timeout_s = waited
+    with fresh_page() as after:
+        after.open(page.as_uri())
+        assert after.evaluate("document.title") == "t"
