@@ -337,7 +337,8 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
         result.checks.append(Check("segmentation", False, f"{segmentation}: not there"))
     elif "segmentation_sha256" not in record:
         result.checks.append(Check("segmentation", None, f"{segmentation}: the sidecar records no segmentation_sha256 "
-                                   "(written by medseg before 2026-12-02): not compared; --rerun compares its voxels"))
+                                   "(written by medseg before 2026-12-02): not compared; "
+                                   f"{setting('rerun')} compares its voxels"))
     else:
         found = sha256_of(segmentation)
         same = found == record["segmentation_sha256"]
