@@ -354,9 +354,9 @@ def segment_case(
     folder, loaded for this case).
 
     ``progress(total_slices)`` is called once the number of 2D slices to label is known, and may return a callback
-    that is then given the slices each slab labelled (increments that sum to ``total_slices``, as tqdm's ``update``
-    takes them: ``progress=lambda total: tqdm(total=total).update``). With a ``reference``
-    label image, per-label metrics are computed and written to ``<name>_metrics.json``. Outputs are named
+    that is then given the slices labelled as each forward pass of tiles ends (increments that sum to
+    ``total_slices``, as tqdm's ``update`` takes them: ``progress=lambda total: tqdm(total=total).update``). With a
+    ``reference`` label image, per-label metrics are computed and written to ``<name>_metrics.json``. Outputs are named
     after ``case_id`` when given (a name, in ``out_dir``: one holding ``/`` or ``\\``, or ``.`` or ``..``, or only
     spaces or spaces around it, is an :class:`~medseg.errors.InputError`), else after the input (for a multi-modal
     model, nnU-Net's ``case_0000.nii.gz`` after its case: ``case_seg.nii.gz``,

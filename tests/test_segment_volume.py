@@ -359,8 +359,9 @@ def test_torchs_default_dtype_float64_segments_as_float32_does(phantom_file, pha
 
 
 def test_progress_is_told_the_slices_then_each_slab_done_as_tqdms_update_takes_them(phantom_file):
-    """``progress(total)`` returns a callback that is given the slices each slab labelled (increments, not a running
-    count), so that a notebook's ``progress=lambda total: tqdm(total=total).update`` ends its bar at total."""
+    """``progress(total)`` returns a callback that is given the slices of each forward pass done (here one pass a
+    slab of 5 slices; increments, not a running count), so that a notebook's
+    ``progress=lambda total: tqdm(total=total).update`` ends its bar at total."""
     import io
 
     from tqdm import tqdm
@@ -399,3 +400,25 @@ def test_a_case_outputs_shows_its_files_and_dice_in_one_short_line(phantom_file,
     unscored = segment_case(path, phantom_segmenter, out_dir=tmp_path / "out2")
     assert repr(unscored).endswith("case_seg.json', metrics=None)")
     assert unscored.record["schema"] == "medseg-segmentation/1"  # the record is kept, only not shown
+
+
+def test_the_progress_callback_is_described_as_it_is_called_each_forward_pass(phantom_file):
+    """Progress was told as each slab ended, then as each forward pass of tiles ends (a volume of one slab moved its
+    bar once, at its end); docs/python-api.md and segment_case's docstring still said the callback is given each
+    slab's slices. One slab of 12 slices in passes of 4 tiles is told 4 slices at a time, as they now say."""
+    from pathlib import Path
+
+    from medseg.inference import Segmenter
+
+    path, _ = phantom_file
+    image = nib.load(path)
+    told = []
+    segmenter = Segmenter("phantom", device="cpu", batch_size=4)  # the phantom's 12 slices: one slab, one tile each
+    segment_volume(Volume(image.get_fdata(dtype=np.float32), image.affine), segmenter,
+                   progress=lambda total: told.append(total) or told.append)
+    assert told == [12, 4, 4, 4]
+    page = " ".join((Path(__file__).resolve().parents[1] / "docs" / "python-api.md").read_text().split())
+    docstring = " ".join(segment_case.__doc__.split())
+    for text in (page, docstring):
+        assert "slab" not in text.split("progress", 1)[1][:300]
+        assert "each forward pass of tiles ends" in text
