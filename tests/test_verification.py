@@ -811,6 +811,20 @@ def test_a_sidecar_from_before_the_segmentation_sha256_was_recorded_verifies_its
         verify_sidecar(sidecar)
 
 
+def test_a_python_caller_of_a_sidecar_without_segmentation_sha256_is_told_rerun_true_not_the_option(segmented):
+    """The note on a sidecar from before ``segmentation_sha256`` was recorded said "--rerun compares its voxels" to
+    a Python caller of :func:`verify_sidecar` too, which has no such option: it names the keyword argument, as the
+    library's messages name a setting (the command names its option, above)."""
+    _, sidecar = segmented
+    record = json.loads(sidecar.read_text())
+    del record["segmentation_sha256"]
+    sidecar.write_text(json.dumps(record))
+    check = verify_sidecar(sidecar).checks[0]
+    assert (check.what, check.ok) == ("segmentation", None)
+    assert check.text.endswith("(written by medseg before 2026-12-02): not compared; rerun=True compares its "
+                               "voxels"), check.text
+
+
 @pytest.mark.parametrize(("key", "edit"), [("input_sha256", str.upper), ("segmentation_sha256", lambda v: v + " "),
                                            ("model.weights_sha256", lambda v: v[:-1] + "g")])
 def test_a_long_hash_that_is_not_one_is_shown_in_the_error_line(segmented, capsys, key, edit):
