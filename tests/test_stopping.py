@@ -346,11 +346,15 @@ _STOP_IN_SCAN = """
 import sys
 import medseg.io.dicom_series as dicom_series
 from medseg.cli import main
-real = dicom_series._scan
+import time
+real, read = dicom_series._scan, dicom_series._read_header
 def scanning(*args, **kwargs):
     print('scanning', 'torch' in sys.modules, flush=True)
     return real(*args, **kwargs)
-dicom_series._scan = scanning
+def slow_read(path):  # 10 ms a file: the scan outlasts a loaded machine's delay in sending the signal
+    time.sleep(0.01)
+    return read(path)
+dicom_series._scan, dicom_series._read_header = scanning, slow_read
 sys.argv = ['medseg', 'infer', *{inputs!r}, '-o', {out!r}]
 main()
 """
@@ -365,7 +369,7 @@ def test_a_stop_in_a_dicom_folders_scan_is_told_in_its_own_line(tmp_path, signal
     from dicom_factory import make_series
 
     study = tmp_path / "study"
-    make_series(study, shape=(4, 4, 600))  # 600 files: a scan of a second or so, long enough to be stopped in
+    make_series(study, shape=(4, 4, 600))  # 600 files: a scan of 6 s or more (10 ms a file), to be stopped in
     first = tmp_path / "scan.nii.gz"
     write_phantom(first, tmp_path / "label.nii.gz", shape=(16, 16, 4), seed=1)
     out = tmp_path / "out"
