@@ -32,18 +32,14 @@ pytestmark = [
 ]
 
 
-def test_a_batch_out_of_time_on_every_attempt_is_reported_as_failed(cohort, tmp_path, monkeypatch):
-    """Every attempt of one inference job ran out of its time: the batch had no job record, the report (which needs
-    every batch's) was never made, and the run failed without a word on the other cases. Its last attempt now stops
-    before SLURM's limit ($SLURM_JOB_END_TIME), records its unfinished cases as failed, and the report lists them
-    beside the others, scored as usual; the next run tries them again."""
+def _run_with_a_big_case(cohort, tmp_path, monkeypatch, minutes: str, **options):
+    """The cohort's cases a and b and a 256x256x300 case (planned at 10 min, batch002 at two cases a job) run through
+    profiles/slurm against the stand-in SLURM, whose ``FAKE_SLURM_MINUTES`` gives batch002's attempts ``minutes``
+    (seconds a planned minute, attempt by attempt): the run, the sheet, the stand-in's state and the results."""
     import fake_slurm
 
     folder, _ = cohort
     data = folder / "data"
-    # 256x256x300 voxels: planned at 10 min; its first two attempts are given 2 and 4 s here (0.2 s a minute), and
-    # its last 60 s (2 s a minute), which its inference alone outlasts (about 40 CPU seconds): it stops itself 30 s
-    # before its end
     ramp = np.broadcast_to(np.arange(300, dtype=np.int16), (256, 256, 300))  # a small file, not a blank image
     nib.save(nib.Nifti1Image(np.ascontiguousarray(ramp), np.eye(4)), str(tmp_path / "big.nii.gz"))
     sheet = write_sheet(tmp_path, [("a", str(data / "a.nii.gz"), str(data / "a_label.nii.gz")),
@@ -53,12 +49,23 @@ def test_a_batch_out_of_time_on_every_attempt_is_reported_as_failed(cohort, tmp_
     monkeypatch.setenv("PATH", f"{fake_slurm.install(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_SLURM_STATE", str(state))
     monkeypatch.setenv("FAKE_SLURM_STATUS_WAIT", "20")
-    monkeypatch.setenv("FAKE_SLURM_MINUTES", "rule_infer_wildcards_batch002=0.2:0.2:2")
+    monkeypatch.setenv("FAKE_SLURM_MINUTES", f"rule_infer_wildcards_batch002={minutes}")
     results = tmp_path / "results"
     run = snakemake(tmp_path, "--profile", str(REPO / "profiles" / "slurm"), "--default-resources",
                     "slurm_account=lab42", "slurm_partition=cpu", "runtime=30", "mem_mb=2000",
                     "--slurm-logdir", str(tmp_path / "slurm-logs"), "--slurm-init-seconds-before-status-checks", "1",
-                    samples=sheet, results=results, cases_per_job=2)
+                    samples=sheet, results=results, cases_per_job=2, **options)
+    return run, sheet, state, results
+
+
+def test_a_batch_out_of_time_on_every_attempt_is_reported_as_failed(cohort, tmp_path, monkeypatch):
+    """Every attempt of one inference job ran out of its time: the batch had no job record, the report (which needs
+    every batch's) was never made, and the run failed without a word on the other cases. Its last attempt now stops
+    before SLURM's limit ($SLURM_JOB_END_TIME), records its unfinished cases as failed, and the report lists them
+    beside the others, scored as usual; the next run tries them again."""
+    # its first two attempts are given 2 and 4 s (0.2 s a minute), and its last 60 s (2 s a minute), which its
+    # inference alone outlasts (about 40 CPU seconds): it stops itself 30 s before its end
+    run, sheet, state, results = _run_with_a_big_case(cohort, tmp_path, monkeypatch, "0.2:0.2:2")
     assert run.returncode == 0, run.stderr[-3000:]
     submitted = [json.loads(line) for line in (state / "sbatch.jsonl").read_text().splitlines()]
 
@@ -97,27 +104,10 @@ def test_a_job_ended_by_its_time_limit_is_retried_with_more_time_and_the_same_me
     ($SLURM_JOB_END_TIME) and notes its attempt beside its record: its retry asks for twice the time and the memory it
     had. (A job killed for memory notes nothing, and its retry has twice the memory:
     test_the_slurm_profile_runs_the_cohort_through_the_executor.)"""
-    import fake_slurm
-
-    folder, _ = cohort
-    data = folder / "data"
-    # planned at 10 min: its first attempt is given 40 s (4 s a minute), which its inference alone outlasts (about 40
-    # CPU seconds, after the job's and its step's Snakemake and medseg's imports), its retry 20 min
-    ramp = np.broadcast_to(np.arange(300, dtype=np.int16), (256, 256, 300))
-    nib.save(nib.Nifti1Image(np.ascontiguousarray(ramp), np.eye(4)), str(tmp_path / "big.nii.gz"))
-    sheet = write_sheet(tmp_path, [("a", str(data / "a.nii.gz"), str(data / "a_label.nii.gz")),
-                                   ("b", str(data / "b.nii.gz"), str(data / "b_label.nii.gz")),
-                                   ("big", str(tmp_path / "big.nii.gz"), "")])
-    state = tmp_path / "slurm"
-    monkeypatch.setenv("PATH", f"{fake_slurm.install(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_SLURM_STATE", str(state))
-    monkeypatch.setenv("FAKE_SLURM_STATUS_WAIT", "20")
-    monkeypatch.setenv("FAKE_SLURM_MINUTES", "rule_infer_wildcards_batch002=4:60")
-    results = tmp_path / "results"
-    run = snakemake(tmp_path, "--profile", str(REPO / "profiles" / "slurm"), "--default-resources",
-                    "slurm_account=lab42", "slurm_partition=cpu", "runtime=30", "mem_mb=2000",
-                    "--slurm-logdir", str(tmp_path / "slurm-logs"), "--slurm-init-seconds-before-status-checks", "1",
-                    samples=sheet, results=results, cases_per_job=2, timeout=900)
+    # its first attempt is given 20 s (2 s a minute), which its inference alone outlasts (about 40 CPU seconds, after
+    # the job's and its step's Snakemake and medseg's imports; at 40 s an idle machine finished it in time), its
+    # retry 20 min
+    run, sheet, state, results = _run_with_a_big_case(cohort, tmp_path, monkeypatch, "2:60", timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "SLURM status is: 'TIMEOUT'" in run.stderr
     submitted = [json.loads(line) for line in (state / "sbatch.jsonl").read_text().splitlines()]
