@@ -16,6 +16,7 @@ import pytest
 from dicom_factory import slice_positions, stored_values, write_series
 from seg_factory import ANATOMY, HIPPOCAMPUS, NAMES, OBLIQUE, SHAPE, code, label_rule, retag, write_enhanced
 
+import medseg
 from medseg.cli import main
 from medseg.io.dicom import read_dicom_series
 from medseg.io.seg_reading import read_dicom_seg
@@ -631,3 +632,18 @@ def test_a_commit_longer_than_lo_holds_is_shortened_keeping_dirty(commit, writte
     values = software_versions({"medseg": "0.1.0", "torch": "2.5.1+cu124", "monai": "1.4.0", "medseg_commit": commit})
     assert values == ["medseg 0.1.0", "torch 2.5.1+cu124", "MONAI 1.4.0", written]
     assert all(len(value) <= 64 for value in values)
+
+
+def test_writing_the_seg_warns_nothing_about_its_software_versions(tmp_path, caplog, tiny_package):
+    # the versions went to highdicom as a tuple, which pydicom takes for one value of the wrong type: every SEG
+    # written logged "warning: A value of type 'tuple' cannot be assigned to a tag with VR LO.", naming no file
+    write_series(tmp_path / "case9", stored_values((40, 36, 6), seed=16) + 900, slice_positions(6, 3.0))
+    with caplog.at_level(logging.INFO), pytest.raises(SystemExit) as exit_info:
+        main(["infer", str(tmp_path / "case9"), "-o", str(tmp_path / "seg"), "--device", "cpu",
+              "--model", str(tiny_package.path), "--format", "dicom-seg"])
+    assert exit_info.value.code == 0
+    assert [r.getMessage() for r in caplog.records if "cannot be assigned" in r.getMessage()] == []
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
+            and str(tmp_path / "case9") not in r.getMessage()] == []
+    seg = pydicom.dcmread(tmp_path / "seg" / "case9_seg.dcm")
+    assert list(seg.SoftwareVersions)[0] == f"medseg {medseg.__version__}"

@@ -266,7 +266,9 @@ def _segmentation(hd, source_images, pixel_array, descriptions, number, algorith
         instance_number=1,
         manufacturer="medseg",
         manufacturer_model_name=algorithm[:64],
-        software_versions=tuple(versions) if len(versions) > 1 else versions[0],
+        # a list: pydicom takes a list for a multi-valued element, a tuple for one value of the wrong type (it logged
+        # "A value of type 'tuple' cannot be assigned to a tag with VR LO" for every SEG, naming no file)
+        software_versions=list(versions) if len(versions) > 1 else versions[0],
         device_serial_number="0",
         series_description=f"medseg {algorithm}"[:64],
         omit_empty_frames=True,
