@@ -411,3 +411,26 @@ def test_the_folder_scores_show_as_one_short_line(folders, tmp_path):
     assert repr(scores) == (f"FolderScores(out_dir='{tmp_path / 'scores'}', scored=2, failed=1, unreferenced=0, "
                             f"missed=0, report='{tmp_path / 'scores' / 'report.html'}')")
     assert [case for case, _ in scores.scored] == ["a", "b"] and scores.summary["cases"]["failed"] == 1
+
+
+def test_a_case_whose_input_changed_since_it_was_segmented_is_named_and_fails_the_run(tmp_path, capsys,
+                                                                                        tiny_package):
+    """The report counts such a case as failed (stale); the command printed its Dice, then "2 cases: 1 scored,
+    1 failed" without naming it or saying why, and exited 0, where any failed case is exit 1."""
+    images, pred, ref = tmp_path / "images", tmp_path / "pred", tmp_path / "ref"
+    rng = np.random.default_rng(3)
+    for case in ("a", "b"):
+        save((rng.random((20, 20, 8)) * 100).astype(np.float32), images / f"{case}.nii.gz")
+        assert run(["-q", "infer", str(images / f"{case}.nii.gz"), "-o", str(pred), "--device", "cpu",
+                    "--model", str(tiny_package.path)]) == 0
+        save(labels(0)[1], ref / f"{case}.nii.gz")
+    save((rng.random((20, 20, 8)) * 100).astype(np.float32), images / "b.nii.gz")  # b's input replaced
+    capsys.readouterr()
+    out = tmp_path / "scores"
+    assert run(["evaluate", str(pred), str(ref), "-o", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert "2 cases: 1 scored, 1 failed" in printed
+    failed = [line for line in printed.splitlines() if line.startswith("failed ")]
+    assert len(failed) == 1 and failed[0].startswith(f"failed b: the input {images / 'b.nii.gz'} was changed")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["cases"]["failed"] == 1

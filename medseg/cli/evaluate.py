@@ -229,7 +229,15 @@ def _evaluate_folders(predictions: Path, references: Path, output, model, case_i
             click.echo(escaped_line(f"label names from {source}"), err=True)
         for line in _summary_lines(result):
             click.echo(escaped_line(line))
-    return 1 if result.failed else 0
+    return 1 if result.failed or _failed_in_report(result) else 0
+
+
+def _failed_in_report(result) -> list[tuple[str, str]]:
+    """The cases the report counts as failed that failed after they were scored, with their error: a case whose
+    input or segmentation changed since the sidecar recorded it (``stale``) is scored, has no failure record of its
+    own, and was counted among the failed cases without a line naming it, in a run that exited 0."""
+    recorded = {case for case, _, _ in result.failed}
+    return [(case, error) for case, error in getattr(result.report, "failures", []) if case not in recorded]
 
 
 def _stopped_line(stop: KeyboardInterrupt, output: Path, overwrite: bool) -> str:
@@ -300,6 +308,7 @@ def _summary_lines(result) -> list[str]:
     missed = set(result.missed)
     lines += [f"failed {case}: {error}" for case, error, _ in result.failed
               if case not in missed or "no prediction for this reference" not in error]
+    lines += [f"failed {case}: {error}" for case, error in _failed_in_report(result)]
     unmade = [(case, error) for case, error, _ in result.failed
               if case in missed and "no prediction for this reference" in error]
     if unmade:
