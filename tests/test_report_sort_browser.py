@@ -413,3 +413,29 @@ def test_an_order_kept_in_one_tab_does_not_reach_the_next_tests_tab(built):
     assert fresh["ids"] == written["ids"] and fresh["sorted"] == ["# ascending"]
     # the blank page the tab opened with, and this page, whose entry the page marks with its own order ("")
     assert state == [2, {"medsegSort": {"0": ""}}, 0, 0]
+
+
+def test_an_unknown_order_reached_by_back_or_typed_gives_the_pages_own_order(built):
+    """Sorted by flags, then the address edited to an order that names no column (``#sort=nothing-asc``, a link of an
+    older page), Back from a later order to it left the table in the order before (status), while the address said
+    none the page knows: a reload then showed worst first. An unknown order, reached by Back or typed, is the page's
+    own order, as a reload of it gives."""
+    with fresh_page() as tools:
+        tools.open(built.html.as_uri())
+        written = tools.evaluate(STATE)
+        _click(tools, "flags")
+        tools.evaluate("location.hash='#sort=nothing-asc'")  # typed: a new entry
+        typed = tools.evaluate("new Promise(done=>setTimeout(()=>done(" + STATE + "),50))")
+        _click(tools, "status")  # the typed entry replaced by #sort=status-asc
+        tools.evaluate("location.hash='#sort=dice-2-sideways'")  # typed again
+        _click(tools, "Dice box")  # #sort=dice-2-asc replaces it
+        tools.evaluate("history.replaceState(history.state,'','#sort=nothing-desc')")  # as an older page left it
+        tools.evaluate("location.hash='#case-crashed'")
+        _click(tools, "status")
+        back = _traversed(tools, -1, "#sort=nothing-desc")
+        tools.reload()
+        reloaded = tools.evaluate(STATE)
+    assert typed["sorted"] == ["# ascending"] and typed["ids"] == written["ids"]
+    assert typed["heading"] == written["heading"] == "Cases, worst first"
+    assert back["sorted"] == ["# ascending"] and back["ids"] == written["ids"], back
+    assert {k: v for k, v in back.items() if k != "fragment"} == {k: v for k, v in reloaded.items() if k != "fragment"}

@@ -11,20 +11,21 @@ way. A cell's sort key is its ``data-v`` attribute where it has one, else its te
 label empty in both masks) sorts last either way, and rows of equal keys keep the page's worst-first order
 (``data-rank``).
 
-The table's heading (``data-title``: its id), its caption and the table of contents' link to its section say the
-order: their words ``data-order`` ("worst first") become "by <column>, ascending|descending" (``data-name`` where
-the head's text would not do), back to the words as written for the page's own order. The order is kept in the URL's
-fragment, ``#sort=<data-key>-asc|desc`` (replaced, not pushed: Back leaves the page), which the script reads as the
-page loads, so a reload or a shared link shows it again, and as the fragment changes (Back or Forward past a case's
-link, an edited address: the table is then in the order its address names; Back to the address as opened without a
-fragment, the page's own order); a fragment that is not of that form or names no column's key (compared as a string,
-never made a selector) is ignored. A link within the page (a case's, a card's back to its row, the contents') puts its
-own fragment in the address, in a new history entry: the order in force is kept with that entry, in
-``history.state.medsegSort`` (the table's index on the page: its order's ``<data-key>-asc|desc``, or ``""`` for the
-page's own), which a reload of that entry, or Back or Forward to it, restores (the browser then puts the link's target
-where it was: the rows are in the order they were in when it was left); before, such an entry showed the page's own
-order, whatever the table had been sorted by. The script reads attributes and text only, writes text only, and moves
-the rows' own elements: no name on the page, nor the fragment, is ever parsed as markup.
+The table's heading (``data-title``: its id), its caption and the table of contents' link to its section say the order:
+their words ``data-order`` ("worst first") become "by <column>, ascending|descending" (``data-name`` where the head's
+text would not do), back to the words as written for the page's own order. The order is kept in the URL's fragment,
+``#sort=<data-key>-asc|desc`` (replaced, not pushed: Back leaves the page), which the script reads as the page loads, so
+a reload or a shared link shows it again, and as the fragment changes (Back or Forward past a case's link, an edited
+address: the table is then in the order its address names; Back to the address as opened without a fragment, the page's
+own order); a fragment that is not of that form or names no column's key (compared as a string, never made a selector)
+is the page's own order too, typed or reached by Back (it left the order in force, which a reload of that address did
+not show); any other fragment is a link's, and leaves the order as it is. A link within the page (a case's, a card's
+back to its row, the contents') puts its own fragment in the address, in a new history entry: the order in force is kept
+with that entry, in ``history.state.medsegSort`` (the table's index on the page: its order's ``<data-key>-asc|desc``, or
+``""`` for the page's own), which a reload of that entry, or Back or Forward to it, restores (the browser then puts the
+link's target where it was: the rows are in the order they were in when it was left); before, such an entry showed the
+page's own order, whatever the table had been sorted by. The script reads attributes and text only, writes text only,
+and moves the rows' own elements: no name on the page, nor the fragment, is ever parsed as markup.
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ const first=head.getAttribute("data-first")==="desc"?"descending":"ascending";
 const order=active===i&&head.getAttribute("aria-sort")===first?(first==="ascending"?"descending":"ascending"):first;
 sort(i,order);keep("#sort="+current);});});
 const restore=changed=>{const hash=location.hash;
-if(hash.startsWith("#sort=")){const chosen=named(hash.slice(6));if(chosen)sort(...chosen);return;}
+if(hash.startsWith("#sort=")){const chosen=named(hash.slice(6));if(chosen)sort(...chosen);else if(active>=0)reset();
+return;}
 const kept=saved();
 if(kept!==null){const chosen=named(kept);if(chosen)sort(...chosen);else if(!kept&&(changed||active>=0))reset();}
 else if(!hash){if(changed)reset();}
