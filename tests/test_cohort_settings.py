@@ -356,3 +356,19 @@ def test_the_cpus_and_run_times_a_cluster_job_asks_for_are_worked_out_as_the_plu
     assert set_runtime_minutes(overrides, "infer", attempts=3) == (60, 120, 180)
     assert set_runtime_minutes(overrides, "evaluate", attempts=2) == (120, 120)
     assert set_runtime_minutes(overrides, "report") is None  # none given
+
+
+@pytest.mark.parametrize(("value", "shown"), [("liver", "'liver'"), (True, "true"), (3, "3")])
+def test_a_choice_that_may_be_null_lists_its_choices_in_yamls_words(value, shown):
+    """The config's ct_window takes a window's name or null (the model's window): a wrong one was refused with
+    Python's list, "is not one of ['soft-tissue', 'bone', 'lung', 'brain', None]", naming a None that the YAML file
+    cannot hold (``None`` there is the text 'None'). The choices read as the file writes them."""
+    import yaml
+
+    from medseg.cohort.settings import check_config
+
+    repo = Path(__file__).resolve().parents[1]
+    config = yaml.safe_load((repo / "configs" / "cohort.yaml").read_text()) | {"ct_window": value}
+    with pytest.raises(InputError) as refused:
+        check_config(config, repo / "configs" / "schemas" / "config.schema.yaml")
+    assert str(refused.value) == f"config ct_window: {shown} is not one of soft-tissue, bone, lung, brain, null"

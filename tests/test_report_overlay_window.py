@@ -363,3 +363,31 @@ def test_a_sidecars_unknown_ct_window_is_warned_of_not_silently_dropped(make_pac
     with caplog.at_level(logging.WARNING, logger="medseg"):
         build_report(tmp_path / "out", tmp_path / "chosen" / "report.html", ct_window="bone")
     assert not [r for r in caplog.records if "liver" in r.getMessage()]  # a window given: the model's is not used
+
+
+def test_the_settings_table_says_in_words_whether_a_ct_window_was_chosen(tmp_path):
+    """The page's settings table showed ``ct_window_chosen`` as Python's ``False`` beside ``ct_window soft-tissue``,
+    which read as if soft-tissue had been chosen. It says in words which window was chosen, or none (each model's
+    declared window, else the default); summary.json keeps its values."""
+    import json
+
+    from medseg.report.build import build_report
+
+    pred, ref = _two_folders(tmp_path)
+    from medseg.folder_scoring import score_folder
+
+    score_folder(pred, ref, tmp_path / "scores")
+    pages = {}
+    for chosen in (None, "bone"):
+        built = build_report(tmp_path / "scores", tmp_path / f"page-{chosen}" / "report.html", ct_window=chosen)
+        pages[chosen] = (built.html.read_text(), json.loads(built.summary.read_text())["settings"])
+    page, settings = pages[None]
+    assert (settings["ct_window"], settings["ct_window_chosen"]) == ("soft-tissue", False)
+    assert "<tr><td>ct_window</td><td>soft-tissue (the default: none chosen, and no model declares one)</td></tr>" \
+        in page
+    assert "<tr><td>ct_window_chosen</td><td>no (none chosen)</td></tr>" in page
+    assert ">False<" not in page and ">True<" not in page
+    page, settings = pages["bone"]
+    assert (settings["ct_window"], settings["ct_window_chosen"]) == ("bone", True)
+    assert "<tr><td>ct_window</td><td>bone</td></tr>" in page
+    assert "<tr><td>ct_window_chosen</td><td>yes</td></tr>" in page

@@ -41,7 +41,7 @@ from medseg.synthetic import write_phantom
         ({"dice_threshold": "nan"}, "config dice_threshold: nan is not a finite number"),
         ({"minutes_per_case": "inf"}, "config minutes_per_case: inf is not a finite number"),
         ({"ct_window": "liver"},
-         "config ct_window: 'liver' is not one of ['soft-tissue', 'bone', 'lung', 'brain', None]"),
+         "config ct_window: 'liver' is not one of soft-tissue, bone, lung, brain, null"),
     ],
 )
 def test_bad_settings_are_refused_before_anything_runs(cohort, tmp_path, setting, message):

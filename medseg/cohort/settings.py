@@ -65,11 +65,29 @@ def check_config(config: dict, schema_path: Path | str) -> None:
     if errors:
         error = errors[0]
         where = ".".join(str(p) for p in error.path)
-        raise InputError(f"config {where}: {' '.join(error.message.split())}" if where else
-                         f"config: {' '.join(error.message.split())}")
+        # a choice in the words of the YAML file (null, true), not Python's list of them ([..., None]: the file's None
+        # is the text 'None')
+        message = " ".join(error.message.split())
+        if error.validator == "enum":
+            choices = ", ".join(map(_yaml_word, error.validator_value))
+            message = f"{_yaml_word(error.instance, quoted=True)} is not one of {choices}"
+
+        raise InputError(f"config {where}: {message}" if where else f"config: {message}")
     for key, types in kinds.items():
         if "integer" in types and isinstance(config.get(key), float) and config[key].is_integer():
             config[key] = int(config[key])
+
+
+def _yaml_word(value, quoted: bool = False) -> str:
+    """A config value as the YAML file writes it: ``null``, ``true``, a number; text quoted (``'liver'``) where it is
+    the value given, bare where it is a choice (see :func:`check_config`)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value) if quoted else value
+    return str(value) if isinstance(value, (int, float)) else repr(value)
 
 
 def check_results_folder(results: Path | str) -> None:

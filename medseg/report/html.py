@@ -370,7 +370,7 @@ def _provenance_section(summary: dict) -> str:
     versions = "".join(f"<tr><td>{e(k)}</td><td>{e(', '.join(v))}</td></tr>" for k, v in prov["versions"].items()
                        ) or '<tr><td colspan="2" class="muted">no sidecar records them</td></tr>'  # not a bare head
     # a mapping (the CT windows the models declare) as "model: window", not Python's repr of it
-    settings = "".join(f"<tr><td>{e(k)}</td><td>{e(_setting_text(v))}</td></tr>"
+    settings = "".join(f"<tr><td>{e(k)}</td><td>{e(_setting_text(k, v, summary['settings']))}</td></tr>"
                        for k, v in summary["settings"].items())
     devices = ", ".join(f"{e(d)} ({n})" for d, n in prov["devices"].items()) or "unknown"
     # summaries written before these were recorded lack them
@@ -395,8 +395,18 @@ def _provenance_section(summary: dict) -> str:
             f"{settings}</table></div>")
 
 
-def _setting_text(value) -> str:
-    """A report setting as its table shows it: a mapping as ``model: window, …`` (``none`` when empty)."""
+def _setting_text(key: str, value, settings: dict) -> str:
+    """A report setting as its table shows it, in words: a mapping as ``model: window, …`` (``none`` when empty), a
+    yes or no for a truth value (``ct_window_chosen`` read ``False`` beside ``ct_window soft-tissue``, as if that
+    window had been chosen), and the CT window said to be the default where none was chosen."""
     if isinstance(value, dict):
-        return ", ".join(f"{key}: {item}" for key, item in value.items()) or "none"
-    return str(value)
+        return ", ".join(f"{name}: {item}" for name, item in value.items()) or "none"
+    if key == "ct_window" and settings.get("ct_window_chosen") is False:
+        return (f"{value} (the default, for the cases whose model declares none: none chosen)"
+                if settings.get("model_ct_windows") else f"{value} (the default: none chosen, and no model declares "
+                "one)")
+    if key == "ct_window_chosen" and value is False:
+        return "no (none chosen)"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "none" if value is None else str(value)
