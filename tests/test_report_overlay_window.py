@@ -171,7 +171,8 @@ def test_a_chosen_ct_window_not_used_for_an_image_that_is_no_ct_is_said(tmp_path
     with caplog.at_level(logging.WARNING, logger="medseg"):
         chosen = score_folder(pred, ref, tmp_path / "chosen", images_dir=tmp_path / "images", ct_window="lung")
     warned = [r.getMessage() for r in caplog.records if "CT window not used" in r.getMessage()]
-    assert len(warned) == 1 and warned[0].startswith("a: CT window not used: the lung window chosen for the report")
+    assert len(warned) == 1 and warned[0].startswith(
+        "CT window not used for 1 case (a): the lung window chosen for the report"), warned
     import re
 
     assert re.search(r"its crop's 0\.5th percentile \d+\.\d is not from -3100 to -500, as air or gas makes it: an "
@@ -319,8 +320,8 @@ def test_a_models_window_not_used_for_an_image_that_is_no_ct_is_said_as_the_mode
     warned = [r.getMessage() for r in caplog.records if "CT window not used" in r.getMessage()]
     assert len(_overlay_pngs(built.html.read_text())) == 1  # the seeded model's labels, drawn over the image
     assert len(warned) == 1 and warned[0].startswith(
-        "head: CT window not used: the lung window its model declares (model.json report.ct_window) is for a CT in "
-        "Hounsfield units, and this image is not taken for one (its crop's 0.5th percentile"), warned
+        "CT window not used for 1 case (head): the lung window its model declares (model.json report.ct_window) is "
+        "for a CT in Hounsfield units, and its image is not taken for one (its crop's 0.5th percentile"), warned
     assert "the lung window its model declares (model.json report.ct_window)" in built.html.read_text()
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="medseg"):
@@ -391,3 +392,32 @@ def test_the_settings_table_says_in_words_whether_a_ct_window_was_chosen(tmp_pat
     assert (settings["ct_window"], settings["ct_window_chosen"]) == ("bone", True)
     assert "<tr><td>ct_window</td><td>bone</td></tr>" in page
     assert "<tr><td>ct_window_chosen</td><td>yes</td></tr>" in page
+
+
+def test_a_window_not_used_for_many_cases_is_one_warning_naming_how_many_and_the_first(tmp_path, caplog):
+    """--ct-window lung over a folder of MR cases warned once per case drawn, a screenful for a cohort, each line the
+    same words. One line per run says how many cases and names the first few (and why, for the first); each card keeps
+    its own note."""
+    import logging
+
+    from folder_cases import labels, save
+
+    from medseg.folder_scoring import score_folder
+
+    predicted, reference = labels(1)
+    cases = [f"mr{n}" for n in range(7)]
+    for case in cases:
+        save(predicted, tmp_path / "pred" / f"{case}_seg.nii.gz")
+        save(reference, tmp_path / "ref" / f"{case}.nii.gz")
+        save(_mr_like(), tmp_path / "images" / f"{case}.nii.gz")
+    with caplog.at_level(logging.WARNING, logger="medseg"):
+        built = score_folder(tmp_path / "pred", tmp_path / "ref", tmp_path / "scores",
+                             images_dir=tmp_path / "images", ct_window="lung")
+    warned = [r.getMessage() for r in caplog.records if "CT window not used" in r.getMessage()]
+    assert len(warned) == 1, warned
+    assert warned[0].startswith("CT window not used for 7 cases (mr0, mr1, mr2, mr3, mr4, … 7 in all): the lung "
+                                "window chosen for the report is for a CT in Hounsfield units, and their images are "
+                                "not taken for one (mr0: its crop's 0.5th percentile "), warned[0]
+    assert warned[0].endswith("; each case's card says why); drawn from their crops' percentiles"), warned[0]
+    page = built.report.html.read_text()
+    assert page.count("CT window not used: the lung window chosen for the report is for a CT") == 7

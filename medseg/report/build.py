@@ -85,8 +85,8 @@ def build_report(
     A CT in Hounsfield units is drawn in the window named ``ct_window`` (one of
     :data:`~medseg.report.overlay_image.CT_WINDOWS_HU`); None: the window the case's model declares (its sidecar's
     ``model.ct_window``, from model.json's ``report.ct_window``), else :data:`DEFAULT_CT_WINDOW`. A window chosen (or
-    declared) but not used, for an image the report does not take for a CT, is said in a warning naming the case and
-    in a note on its card.
+    declared) but not used, for an image the report does not take for a CT, is said in one warning of the run (how
+    many cases, the first few) and in a note on each such card.
     A results folder that is missing or holds no case results, or a setting out of range, is an
     :class:`~medseg.errors.InputError`; an output that exists, without ``overwrite``, an
     :class:`~medseg.errors.OutputExistsError`."""
@@ -338,6 +338,7 @@ def _overlays(cases, flags, order, label_order, max_overlays, ct_window=None
     # cases without a reference rank after the scored ones, and the overlay is all a reader can check them by:
     # they have a budget of their own
     given = {False: 0, True: 0}
+    unused: list[tuple[str, str, str, str]] = []  # (case id, window, who chose it, its note): a CT window not used
     for index in order:
         case = cases[index]
         if case.status == "failed" and case.sidecar is None:
@@ -371,7 +372,7 @@ def _overlays(cases, flags, order, label_order, max_overlays, ct_window=None
                                                  ct_window=window)
                 if chooser is not None and arrays.drawn_as_ct is False:  # said, never silently left out
                     note = _unused_window_note(window, chooser, arrays.image_percentiles)
-                    log.warning("%s: %s", case.case_id, note)
+                    unused.append((case.case_id, window, chooser, note))
                     arrays.notes.append(note)
                 # which label the slices go through, for the alt text (a sighted reader sees it in the legend's
                 # colours and the contours)
@@ -395,4 +396,37 @@ def _overlays(cases, flags, order, label_order, max_overlays, ct_window=None
         finally:  # this case's volumes released, and their memory given back, before the next case's are read
             arrays = None
             release_free_memory()
+    if unused:
+        log.warning("%s", _unused_window_line(unused))
     return overlays, shown, notes
+
+
+def _unused_window_line(unused: list[tuple[str, str, str, str]]) -> str:
+    """The one warning of a run for the cases whose image was not drawn in the CT window chosen (or their model's):
+    how many, the first few, and why for the first (each card's note says why for its own). A line per case made a
+    screenful of the same words for an MR cohort given a window."""
+    from medseg.numbers import counted
+
+    ids = [case_id for case_id, _, _, _ in unused]
+    shown = ", ".join(ids[:5]) + (f", … {len(ids)} in all" if len(ids) > 5 else "")
+    windows = {(window, chooser) for _, window, chooser, _ in unused}
+    if len(windows) == 1:
+        window, chooser = next(iter(windows))
+        whose = (f"the {window} window chosen for the report" if chooser == "chosen"
+                 else f"the {window} window {'its model declares' if len(ids) == 1 else 'their model declares'} "
+                 "(model.json report.ct_window)")
+    else:  # only models' windows differ: a window chosen is the one window of every case
+        counts: dict[str, int] = {}
+        for _, window, _, _ in unused:
+            counts[window] = counts.get(window, 0) + 1
+        whose = ("the windows their models declare (model.json report.ct_window: "
+                 + ", ".join(f"{window} {count}" for window, count in counts.items()) + ")")
+    first, note = unused[0][0], unused[0][3]
+    why = note[note.index(", and this image is not taken for one (") + len(", and this image is not taken for one ("):
+               note.rindex("); drawn from")]
+    if len(ids) == 1:
+        return (f"CT window not used for 1 case ({first}): {whose} is for a CT in Hounsfield units, and its image is "
+                f"not taken for one ({why}); drawn from its crop's percentiles")
+    return (f"CT window not used for {counted(len(ids), 'case')} ({shown}): {whose} "
+            f"{'is' if len(windows) == 1 else 'are'} for a CT in Hounsfield units, and their images are not taken for "
+            f"one ({first}: {why}; each case's card says why); drawn from their crops' percentiles")
