@@ -24,11 +24,31 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def chromium(*args: str, timeout: int = 60) -> subprocess.CompletedProcess:
+    """A run of Chromium of its own (its profile, and its folder in the temporary folder, removed however it ended:
+    ``subprocess.TimeoutExpired`` after ``timeout`` seconds)."""
     with tempfile.TemporaryDirectory() as profile:
         command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                    "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
                    *args]
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        try:
+            return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        finally:
+            remove_socket_folder(profile)
+
+
+def remove_socket_folder(profile: str) -> None:
+    """Removes the folder Chromium made in the temporary folder for the lock socket of ``profile`` (its
+    ``SingletonSocket`` link leads there: ``org.chromium.Chromium.XXXXXX``), once the browser has ended. Chromium
+    removes it as it closes; one killed (a crash test, a hang ended, a timeout) left it, dozens of them in a machine's
+    temporary folder. Its path cannot be chosen shorter: a socket address holds 107 bytes, and Chromium stops at once
+    where the socket's path is longer (in a pytest folder, the profile's own folder was)."""
+    try:
+        target = os.readlink(os.path.join(profile, "SingletonSocket"))
+    except OSError:  # never made (it stopped before), or its profile gone
+        return
+    folder = os.path.dirname(target)
+    if os.path.basename(folder).startswith("org.chromium.Chromium."):  # its own, never another folder a link names
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def scriptable(page: str) -> str:
@@ -127,6 +147,27 @@ class DevTools:
     def alive(self) -> bool:
         """Whether the browser still runs."""
         return self._profile is not None and self._process.poll() is None
+
+    def answers(self, within_s: float = 10) -> bool:
+        """Whether the browser answers a command within ``within_s`` seconds: one that runs but answers nothing (a
+        whole-browser hang) does not, nor one that has ended."""
+        if not self.alive():
+            return False
+        waited, self._timeout_s = self._timeout_s, within_s
+        try:
+            self.send("Browser.getVersion")
+            return True
+        except AssertionError:  # said nothing in time, or closed its pipe
+            return False
+        finally:
+            self._timeout_s = waited
+
+    def end(self) -> None:
+        """Ends the browser at once (killed: a hung one never answers Browser.close) and removes what it left."""
+        if self._profile is not None and self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        self.close()
 
     def new_page(self) -> None:
         """A new tab in place of the page (blank: no history, no emulation, no script state of the page before), in a
@@ -230,6 +271,7 @@ class DevTools:
             os.close(self._commands)
             os.close(self._events)
             self._stderr.close()
+            remove_socket_folder(self._profile.name)
             for _ in range(50):  # a helper still ending may write into the profile as it is removed
                 try:
                     self._profile.cleanup()
@@ -248,15 +290,26 @@ class DevTools:
 _shared: DevTools | None = None
 
 
+# how long the shared browser may take to answer before it is taken for hung, ended and started again
+ANSWER_WITHIN_S = 10
+
+
 @contextlib.contextmanager
 def fresh_page():
-    """This process's one browser (started at the first call, or again if it has died) with a new tab: a
-    :class:`DevTools` for the ``with`` block, which it leaves running (:func:`close_shared`)."""
+    """This process's one browser (started at the first call, or again if it has died or hangs) with a new tab: a
+    :class:`DevTools` for the ``with`` block, which it leaves running (:func:`close_shared`). A browser that runs but
+    does not answer within :data:`ANSWER_WITHIN_S` (a whole-browser hang: each later page test waited 60 s for it and
+    failed) is ended and started again, once: a new browser that does not answer either fails the test, saying so."""
     global _shared
-    if _shared is None or not _shared.alive():
-        if _shared is not None:
-            _shared.close()
+    if _shared is not None and not _shared.answers(ANSWER_WITHIN_S):
+        _shared.end()
+        _shared = None
+    if _shared is None:
         _shared = DevTools()
+        if not _shared.answers(ANSWER_WITHIN_S):
+            _shared.end()
+            _shared = None
+            raise AssertionError(f"chromium started again did not answer within {ANSWER_WITHIN_S} s")
     _shared.new_page()
     yield _shared
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import stat
 import time
+from pathlib import Path
 
 import chromium_page
 import pytest
@@ -84,6 +85,38 @@ def test_closing_after_the_browser_died_leaves_nothing(own_temp):
     for pipe in pipes:
         with pytest.raises(OSError):
             os.fstat(pipe)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
+def test_a_killed_browser_leaves_no_folder_of_its_own_in_the_temporary_folder(tmp_path, monkeypatch):
+    """Chromium makes a folder of its own in the temporary folder (``org.chromium.Chromium.*``, its profile's lock
+    socket), which it removes as it closes: a browser killed (a test of a crash, a hang ended, a timeout) left it
+    behind, dozens of them in a machine's temporary folder. The driver gives the browser a temporary folder inside its
+    own, removed with it whatever ended the browser; so does a one-off run of :func:`chromium` cut short."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    # a short folder: the socket's path in it must fit a socket address (107 bytes; Chromium stops at a longer one)
+    temp = Path(tempfile.mkdtemp(prefix="chromium-"))
+    try:
+        monkeypatch.setenv("TMPDIR", str(temp))
+        monkeypatch.setattr(tempfile, "tempdir", str(temp))
+        page = tmp_path / "page.html"
+        page.write_text("<!DOCTYPE html><title>t</title><p>a page")
+        tools = DevTools()
+        tools.open(page.as_uri())
+        assert tools.evaluate("document.title") == "t"
+        assert any(name.startswith("org.chromium.Chromium.") for name in os.listdir(temp))  # made as it started
+        tools._process.kill()
+        tools._process.wait()
+        tools.close()
+        assert os.listdir(temp) == []
+        with pytest.raises(subprocess.TimeoutExpired):  # a page shown, not dumped: it runs until it is ended
+            chromium_page.chromium(page.as_uri(), timeout=5)
+        assert os.listdir(temp) == []
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
@@ -178,3 +211,35 @@ def test_a_tab_a_test_closed_or_crashed_leaves_the_next_tests_tab_working(tmp_pa
     with fresh_page() as after:
         after.open(page.as_uri())
         assert after.evaluate("document.title") == "t"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
+def test_a_hung_shared_browser_is_ended_and_started_again_at_the_next_page(tmp_path):
+    """A whole-browser hang (stopped here with SIGSTOP: still running, answering nothing) made each later page test of
+    the process wait the driver's 60 s and fail, since the shared browser still ran. The next fresh page finds it does
+    not answer within a few seconds, ends it, and starts one browser again; a browser killed outright likewise."""
+    import signal
+
+    page = tmp_path / "page.html"
+    page.write_text("<!DOCTYPE html><title>t</title><p>a page")
+    with fresh_page() as first:
+        first.open(page.as_uri())
+    hung = first._process.pid
+    os.kill(hung, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with fresh_page() as second:
+            second.open(page.as_uri())
+            title = second.evaluate("document.title")
+        waited = time.monotonic() - started
+    finally:
+        if _alive(hung):
+            os.kill(hung, signal.SIGCONT)
+    assert second is not first and title == "t"
+    assert waited < 30, waited
+    assert not _alive(hung) and not first.alive()
+    os.kill(second._process.pid, signal.SIGKILL)
+    second._process.wait()
+    with fresh_page() as third:
+        third.open(page.as_uri())
+        assert third is not second and third.evaluate("document.title") == "t"
