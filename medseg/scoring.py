@@ -284,6 +284,11 @@ def score_prediction(prediction: Path | str, reference: Path | str, case_id: str
         _warn_if_changed(prediction, made_by, metrics.get("prediction_sha256"))
     else:
         _warn_if_swapped(prediction, Path(reference), metrics.get("reference_sha256"))
+    if package is not None and made_by is None:  # no sidecar names the model: the package it was scored under,
+        # whose CT window (model.json report.ct_window) the QA report draws the case in, as a sidecar's model's
+        metrics["scored_with_model"] = {"name": package.name, "version": package.config.get("version"),
+                                        "config_sha256": package.config_sha256} | (
+            {"ct_window": package.report_ct_window} if package.report_ct_window else {})
     named = Path(named_for) if named_for is not None else prediction
     other_case = other_case_note(named, reference, role="prediction" if named_for is None else "image")
     if other_case is not None:  # nothing else tells a reference of another case on a shared grid

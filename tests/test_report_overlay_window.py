@@ -421,3 +421,40 @@ def test_a_window_not_used_for_many_cases_is_one_warning_naming_how_many_and_the
     assert warned[0].endswith("; each case's card says why); drawn from their crops' percentiles"), warned[0]
     page = built.report.html.read_text()
     assert page.count("CT window not used: the lung window chosen for the report is for a CT") == 7
+
+
+def test_evaluate_with_a_model_draws_predictions_without_sidecars_in_the_models_window(make_package, tmp_path,
+                                                                                       capsys):
+    """`medseg evaluate PRED REF --model M --images IMG -o OUT`: predictions of another tool (no sidecar) scored under
+    M's labels were drawn in the default soft-tissue window, though M declares its own (``report.ct_window``). Each
+    metrics record names the package it was scored under with its window (``scored_with_model``), which the report
+    draws the case in, as it would a sidecar's model, also when it is made again with `medseg report`; a window given
+    still wins."""
+    import json
+
+    from medseg.cli import main
+    from medseg.package import load_package
+
+    package = load_package(make_package("lungs", report={"ct_window": "lung"}))
+    ct = np.full((20, 20, 8), 40.0, np.float32)
+    ct[:, :, :3] = -1000.0  # air in the crop: a CT in HU
+    pred, ref = _two_folders(tmp_path, ct)
+    pages = {}
+    for chosen in (None, "lung"):
+        out = tmp_path / f"scores-{chosen}"
+        with pytest.raises(SystemExit) as exit_info:
+            main(["evaluate", str(pred), str(ref), "--model", str(package.path), "--images", str(tmp_path / "images"),
+                  "-o", f"{out}/", *(["--ct-window", chosen] if chosen else [])])
+        assert exit_info.value.code == 0, capsys.readouterr().err
+        pages[chosen] = ((out / "report.html").read_text(), json.loads((out / "summary.json").read_text())["settings"])
+    metrics = json.loads((tmp_path / "scores-None" / "a_metrics.json").read_text())
+    assert metrics["scored_with_model"] == {"name": "lungs", "version": package.config.get("version"),
+                                            "config_sha256": package.config_sha256, "ct_window": "lung"}
+    page, settings = pages[None]
+    assert settings["model_ct_windows"] == {"lungs": "lung"} and settings["ct_window_chosen"] is False
+    assert "the cases of model lungs in its lung window, W1500 L−600 (−1350 to 150 HU)" in page
+    assert _overlay_pngs(page) and _overlay_pngs(page) == _overlay_pngs(pages["lung"][0])
+    with pytest.raises(SystemExit) as exit_info:  # made again from the folder: the metrics keep the model's window
+        main(["report", str(tmp_path / "scores-None"), "-o", f"{tmp_path / 'again'}/"])
+    assert exit_info.value.code == 0
+    assert _overlay_pngs((tmp_path / "again" / "report.html").read_text()) == _overlay_pngs(page)

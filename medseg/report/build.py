@@ -263,13 +263,23 @@ def _voxelless(label) -> bool:
     return label.status == "both_empty" or (label.status == "no_reference" and label.pred_volume_ml == 0)
 
 
+def _window_model(case: CaseResult) -> dict:
+    """The record of the model whose CT window ``case`` is drawn in: its sidecar's ``model``, else, for a prediction
+    without a sidecar scored under a package (``medseg evaluate --model``), its metrics' ``scored_with_model``."""
+    model = (case.sidecar or {}).get("model")
+    if isinstance(model, dict):
+        return model
+    scored_with = (case.metrics or {}).get("scored_with_model") if case.sidecar is None else None
+    return scored_with if isinstance(scored_with, dict) else {}
+
+
 def model_ct_window(case: CaseResult) -> str | None:
     """The CT window the model that made ``case`` declares (its sidecar's ``model.ct_window``, from model.json's
-    ``report.ct_window``), or None (none declared, or a name this version does not know)."""
+    ``report.ct_window``; for a prediction without a sidecar, the one of the package it was scored under, as its
+    metrics record it), or None (none declared, or a name this version does not know)."""
     from medseg.report.overlay_image import CT_WINDOWS_HU
 
-    model = (case.sidecar or {}).get("model")
-    window = model.get("ct_window") if isinstance(model, dict) else None
+    window = _window_model(case).get("ct_window")
     return window if isinstance(window, str) and window in CT_WINDOWS_HU else None
 
 
@@ -282,13 +292,14 @@ def _model_ct_windows(cases: list[CaseResult]) -> dict[str, str]:
     declared: dict[str, dict[str, str]] = {}  # name: {model.json SHA-256: window}
     for case in cases:
         window = model_ct_window(case)
-        named = case.model.get("ct_window") if isinstance(case.model, dict) else None
+        model = _window_model(case)
+        named = model.get("ct_window")
         if window is None and named is not None:  # a later medseg's window, or an edit: said, not silently dropped
-            log.warning("%s: model.ct_window %r is not a CT window this medseg knows (%s): its case is drawn in the "
-                        "%s window", case.paths.get("sidecar", case.case_id), named, ", ".join(CT_WINDOWS_HU),
-                        DEFAULT_CT_WINDOW)
+            where, field = ((case.paths.get("sidecar", case.case_id), "model") if case.sidecar is not None
+                            else (case.paths.get("metrics", case.case_id), "scored_with_model"))
+            log.warning("%s: %s.ct_window %r is not a CT window this medseg knows (%s): its case is drawn in the "
+                        "%s window", where, field, named, ", ".join(CT_WINDOWS_HU), DEFAULT_CT_WINDOW)
         if window is not None:
-            model = case.sidecar.get("model") or {}
             declared.setdefault(str(model.get("name") or "?"), {}).setdefault(str(model.get("config_sha256") or ""),
                                                                               window)
     found: dict[str, str] = {}
