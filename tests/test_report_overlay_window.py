@@ -60,8 +60,9 @@ def test_the_legend_says_which_grey_scale_the_overlays_use(tmp_path):
     save(predicted, tmp_path / "pred" / "a_seg.nii.gz")
     save(reference, tmp_path / "ref" / "a.nii.gz")
     page = score_folder(tmp_path / "pred", tmp_path / "ref", tmp_path / "scores").report.html.read_text()
-    assert ("Grey scale: a CT in Hounsfield units (air or gas in the crop) in a soft-tissue window, W400 L40 "
-            "(−160 to 240 HU); any other image from the 0.5th to the 99.5th percentile of its crop.") in page
+    assert ("Grey scale: a CT in Hounsfield units (a CT by its record, the DICOM Modality or dcm2niix's JSON; else "
+            "air or gas in the crop) in a soft-tissue window, W400 L40 (−160 to 240 HU); any other image from the "
+            "0.5th to the 99.5th percentile of its crop.") in page
 
 
 @pytest.mark.parametrize(("name", "width", "level"), [
@@ -90,6 +91,10 @@ def test_an_unknown_ct_window_is_refused_naming_the_choices():
         render_overlay(CaseArrays(labels, np.eye(4), None), [("1", "a")], "1", ct_window="liver")
 
 
+BONE_LEGEND = ("a CT in Hounsfield units (a CT by its record, the DICOM Modality or dcm2niix's JSON; else air or gas "
+               "in the crop) in a bone window, W1800 L400 (−500 to 1300 HU)")
+
+
 def test_the_report_draws_and_names_the_chosen_ct_window(tmp_path):
     """`medseg report --ct-window bone`: the legend names the window, summary.json's settings record it, and an
     unknown name is a usage error (exit 2) naming the choices."""
@@ -113,7 +118,7 @@ def test_the_report_draws_and_names_the_chosen_ct_window(tmp_path):
         main(["report", str(results), "-o", f"{tmp_path / 'page'}/", "--ct-window", "bone"])
     assert exit_info.value.code == 0
     page = (tmp_path / "page" / "report.html").read_text()
-    assert "a CT in Hounsfield units (air or gas in the crop) in a bone window, W1800 L400 (−500 to 1300 HU)" in page
+    assert BONE_LEGEND in page
     assert json.loads((tmp_path / "page" / "summary.json").read_text())["settings"]["ct_window"] == "bone"
 
 
@@ -149,7 +154,7 @@ def test_evaluate_of_two_folders_draws_its_report_in_the_chosen_ct_window(tmp_pa
         main(["evaluate", str(pred), str(ref), "-o", f"{tmp_path / 'scores'}/", "--ct-window", "bone"])
     assert exit_info.value.code == 0
     page = (tmp_path / "scores" / "report.html").read_text()
-    assert "a CT in Hounsfield units (air or gas in the crop) in a bone window, W1800 L400 (−500 to 1300 HU)" in page
+    assert BONE_LEGEND in page
     settings = json.loads((tmp_path / "scores" / "summary.json").read_text())["settings"]
     assert (settings["ct_window"], settings["ct_window_chosen"]) == ("bone", True)
 
@@ -458,3 +463,106 @@ def test_evaluate_with_a_model_draws_predictions_without_sidecars_in_the_models_
         main(["report", str(tmp_path / "scores-None"), "-o", f"{tmp_path / 'again'}/"])
     assert exit_info.value.code == 0
     assert _overlay_pngs((tmp_path / "again" / "report.html").read_text()) == _overlay_pngs(page)
+
+
+def _window_cases(tmp_path, image: np.ndarray, record: dict | None, affine=None):
+    """pred/, ref/ and images/ of one case ``a``: its labels a box in the middle of ``image``, and ``record``
+    (dcm2niix's JSON) beside the image where given."""
+    import json
+
+    from folder_cases import save
+
+    label = np.zeros(image.shape, np.uint8)
+    middle = tuple(slice(n // 3, 2 * n // 3) for n in image.shape)
+    label[middle] = 1
+    kwargs = {} if affine is None else {"affine": affine}
+    save(label, tmp_path / "pred" / "a_seg.nii.gz", **kwargs)
+    save(label, tmp_path / "ref" / "a.nii.gz", **kwargs)
+    save(image, tmp_path / "images" / "a.nii.gz", **kwargs)
+    if record is not None:
+        (tmp_path / "images" / "a.json").write_text(json.dumps(record))
+    return tmp_path / "pred", tmp_path / "ref"
+
+
+def _head_ct(shape=(24, 24, 8)) -> np.ndarray:
+    """A head CT's crop inside the skull: brain (20-45 HU) and bone (1000-1500 HU), no air."""
+    image = np.linspace(20.0, 45.0, int(np.prod(shape)), dtype=np.float32).reshape(shape)
+    image[:3], image[-3:] = 1000.0, 1500.0
+    return image
+
+
+@pytest.mark.parametrize(("record", "drawn", "why"), [
+    ({"Modality": "CT"}, True, None),
+    ({"Modality": "MR"}, False, "its modality is MR, as its record says"),
+    (None, False, "is not from -3100 to -500, as air or gas makes it"),
+])
+def test_a_ct_crop_without_air_is_drawn_in_the_ct_window_where_its_record_says_ct(tmp_path, caplog, record, drawn,
+                                                                                   why):
+    """The brain window never applied to a head CT's crop inside the skull (brain and bone, no air): an image was
+    taken for a CT only if its crop held air. Where dcm2niix's JSON beside the image (or the sidecar, for a DICOM
+    series) gives its Modality, a CT is drawn in the CT window whatever its crop holds, and an MR never; where
+    nothing says, the crop's air still decides."""
+    import logging
+
+    from medseg.folder_scoring import score_folder
+
+    pred, ref = _window_cases(tmp_path, _head_ct(), record)
+    with caplog.at_level(logging.WARNING, logger="medseg"):
+        built = score_folder(pred, ref, tmp_path / "scores", images_dir=tmp_path / "images", ct_window="brain")
+    warned = [r.getMessage() for r in caplog.records if "CT window not used" in r.getMessage()]
+    page = built.report.html.read_text()
+    assert len(_overlay_pngs(page)) == 1
+    if drawn:
+        assert warned == [] and "CT window not used" not in page
+    else:
+        assert len(warned) == 1 and why in warned[0], warned
+        assert "CT window not used: the brain window chosen for the report" in page
+
+
+def test_a_soft_tissue_crop_of_the_shared_ct_is_a_ct_by_its_dcm2niix_record(shared_data, tmp_path, caplog):
+    """On the shared Siemens CT (dcm2niix's conversion and its JSON, Modality CT), the crop around a label of the
+    multi-label segmentation that holds no air (label 63: its crop from -60 to 242 HU) was not taken for a CT: the
+    window chosen was not used. With the record beside the image it is; without it, as before, it is not."""
+    import logging
+    import shutil
+
+    import nibabel as nib
+
+    from medseg.folder_scoring import score_folder
+
+    folder = shared_data / "dicom" / "ct-jpeg2000"
+    segmentation = nib.load(folder / "model_segmentation.nii.gz")
+    label = (np.asarray(segmentation.dataobj) == 63).astype(np.uint8)
+    warned = {}
+    for kind in ("with", "without"):
+        images = tmp_path / kind / "images"
+        images.mkdir(parents=True)
+        shutil.copy(folder / "ref" / "example_ct_dicom.nii.gz", images / "a.nii.gz")
+        if kind == "with":
+            shutil.copy(folder / "ref" / "example_ct_dicom.json", images / "a.json")
+        for role, name in (("pred", "a_seg.nii.gz"), ("ref", "a.nii.gz")):
+            (tmp_path / kind / role).mkdir()
+            nib.save(nib.Nifti1Image(label, segmentation.affine), tmp_path / kind / role / name)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="medseg"):
+            score_folder(tmp_path / kind / "pred", tmp_path / kind / "ref", tmp_path / kind / "scores",
+                         images_dir=images, ct_window="brain")
+        warned[kind] = [r.getMessage() for r in caplog.records if "CT window not used" in r.getMessage()]
+    assert warned["with"] == []
+    assert len(warned["without"]) == 1 and "is not from -3100 to -500" in warned["without"][0], warned
+
+
+@pytest.mark.parametrize(("recorded", "expected"), [("CT", "CT"), ("mr", "MR"), ("", None), (None, None)])
+def test_a_dicom_inputs_modality_is_the_one_its_sidecar_records(tmp_path, recorded, expected):
+    """A DICOM series' Modality, which the sidecar records of the input (``input_info.modality``), is the modality of
+    the image drawn; not of another image (an --images one, where the input is not found)."""
+    from medseg.report.case_result import CaseResult
+    from medseg.report.overlay_arrays import image_modality
+
+    series = tmp_path / "series"
+    series.mkdir()
+    info = {} if recorded is None else {"modality": recorded}
+    case = CaseResult("a", tmp_path, tmp_path, sidecar={"input": str(series), "input_info": info})
+    assert case.image_path() == series
+    assert image_modality(case, case.image_path()) == expected
+    assert image_modality(case, tmp_path / "other.nii.gz") is None

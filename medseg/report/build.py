@@ -320,7 +320,8 @@ def _case_ct_window(case: CaseResult, ct_window: str | None) -> tuple[str, str |
     return (declared, "model") if declared is not None else (DEFAULT_CT_WINDOW, None)
 
 
-def _unused_window_note(window: str, chooser: str, percentiles: tuple[float, float]) -> str:
+def _unused_window_note(window: str, chooser: str, percentiles: tuple[float, float],
+                        modality: str | None = None) -> str:
     """The note on a case whose image was not drawn in the CT window chosen (or its model's) for the report."""
     from medseg.numbers import number_text
 
@@ -328,10 +329,14 @@ def _unused_window_note(window: str, chooser: str, percentiles: tuple[float, flo
     low, high = percentiles
     # only the test that failed (:func:`~medseg.report.overlay_image.taken_for_ct`): naming both read as if both had
     why = []
-    if not -3100.0 <= low <= -500.0:
+    if modality is not None and modality != "CT":
+        why.append(f"its modality is {modality}, as its record says")
+    elif modality is not None and low < -3100.0:
+        why.append(f"its crop's 0.5th percentile {number_text(low, 1)} is below -3100: not Hounsfield units")
+    elif modality is None and not -3100.0 <= low <= -500.0:
         why.append(f"its crop's 0.5th percentile {number_text(low, 1)} is not from -3100 to -500, as air or gas makes "
                    "it: an MR, or a CT crop without air")
-    if high > 4000.0:
+    if high > 4000.0 and (modality is None or modality == "CT"):
         why.append(f"its crop's 99.5th percentile {number_text(high, 1)} is above 4000: not Hounsfield units, or metal "
                    "in the crop")
     return (f"CT window not used: the {window} window {whose} is for a CT in Hounsfield units, and this image is not "
@@ -382,7 +387,7 @@ def _overlays(cases, flags, order, label_order, max_overlays, ct_window=None
                 overlays[index] = render_overlay(arrays, label_order, focus, focus_faces=faces, focus_within=within,
                                                  ct_window=window)
                 if chooser is not None and arrays.drawn_as_ct is False:  # said, never silently left out
-                    note = _unused_window_note(window, chooser, arrays.image_percentiles)
+                    note = _unused_window_note(window, chooser, arrays.image_percentiles, arrays.modality)
                     unused.append((case.case_id, window, chooser, note))
                     arrays.notes.append(note)
                 # which label the slices go through, for the alt text (a sighted reader sees it in the legend's

@@ -211,8 +211,8 @@ def render_overlay(
     region = tuple(slice(min(b.start, c), max(b.stop, c + 1)) for b, c in zip(box, centre))
     image, window = _image_planes(arrays, ornt, region, box, centre)
     if image is not None:  # what the report tells of a CT window not used for an image that is no CT
-        arrays.image_percentiles, arrays.drawn_as_ct = window, taken_for_ct(window)
-    window = display_window(window, ct_hu)  # a CT's chosen window, else the crop's percentiles
+        arrays.image_percentiles, arrays.drawn_as_ct = window, taken_for_ct(window, arrays.modality)
+    window = display_window(window, ct_hu, arrays.modality)  # a CT's chosen window, else the crop's percentiles
     colours = [_rgb(colour) for colour in label_colours([value for value, _ in labels])]  # by value, as the legend
 
     panels = []

@@ -4,6 +4,7 @@ they can be found and share its grid (:func:`load_case_arrays`); where not, a no
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +21,7 @@ from medseg.report.overlay_image import (
     read_image_channels,
 )
 
-__all__ = ["CaseArrays", "load_case_arrays"]
+__all__ = ["CaseArrays", "image_modality", "load_case_arrays"]
 
 # the overlay's logger, whichever of its modules logs: its lines are told as "DEBUG medseg.report.overlay: ..."
 log = logging.getLogger("medseg.report.overlay")
@@ -39,6 +40,9 @@ class CaseArrays:
     # it a CT in Hounsfield units, drawn in the CT window
     image_percentiles: tuple[float, float] | None = None
     drawn_as_ct: bool | None = None
+    # the image's modality where a record says it (the DICOM series' Modality, as the sidecar records the input's, or
+    # the JSON dcm2niix writes beside its NIfTI: "CT", "MR"); None where nothing says
+    modality: str | None = None
 
     def shown(self) -> str:
         """What an overlay of these arrays draws, for its alternative text."""
@@ -70,6 +74,7 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
         return tuple(shape) == prediction.shape and grid_displacement_mm(shape, affine, other_affine) <= tolerance_mm
 
     image_path = case.image_path()  # the sidecar's input, else the image --images gave
+    arrays.modality = image_modality(case, image_path)
     modalities = (case.sidecar or {}).get("modalities")
     if isinstance(modalities, list) and len(modalities) > 1 and image_path is not None:
         # a multi-modal model's input: its first modality is drawn (a 4D file's first channel, or nnU-Net's _0000)
@@ -156,3 +161,44 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
     elif case.metrics is not None:
         arrays.notes.append(f"reference not shown: {case.metrics.get('reference')} not found")
     return arrays
+
+
+def image_modality(case: CaseResult, image_path) -> str | None:
+    """The modality of the image an overlay draws, where a record says it: the DICOM Modality of the series the case
+    was segmented from (its sidecar's ``input_info.modality``), else, for a NIfTI image, the ``Modality`` of the JSON
+    dcm2niix writes beside it (``<name>.json``, BIDS). None where neither does, or for a DICOM SEG's source series."""
+    if image_path is None:
+        return None
+    if image_path == case.input_path():
+        modality = ((case.sidecar or {}).get("input_info") or {}).get("modality")
+        if isinstance(modality, str) and modality.strip():
+            return modality.strip().upper()
+    name = image_path.name
+    stem = name[:-7] if name.lower().endswith(".nii.gz") else name[:-4] if name.lower().endswith(".nii") else None
+    if stem is None:
+        return None
+    return _dcm2niix_modality(image_path.with_name(stem + ".json"))
+
+
+def _dcm2niix_modality(path) -> str | None:
+    """The ``Modality`` of a dcm2niix JSON (None: no such file, or no such key). dcm2niix writes one key a line, and
+    its text values as the DICOM header holds them: a line break in an address, a trailing backslash (``"Br38f\\"``
+    written ``"Br38f\"``, which escapes the closing quote) make some files that no JSON reader reads (TotalSegmentator's
+    example CT's); the key is then read from its own line."""
+    import json
+    import re
+
+    if not os.path.isfile(path):  # none (a named pipe would not end a read)
+        return None
+    try:
+        with open(path, "rb") as file:
+            text = file.read(1 << 20).decode("utf-8", errors="replace")
+    except OSError:  # none, or not one to read: nothing is said by it
+        return None
+    try:
+        record = json.loads(text, strict=False)
+        modality = record.get("Modality") if isinstance(record, dict) else None
+    except ValueError:
+        found = re.search(r'^\s*"Modality"\s*:\s*"([A-Za-z]{1,16})"\s*,?\s*$', text, re.MULTILINE)
+        modality = found.group(1) if found else None
+    return modality.strip().upper() if isinstance(modality, str) and modality.strip() else None

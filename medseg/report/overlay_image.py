@@ -454,21 +454,26 @@ def ct_window_text(name: str) -> str:
     return f"{name} window, {numbers}"
 
 
-def display_window(percentiles: tuple[float, float], ct_window: tuple[float, float] = CT_WINDOW_HU
-                   ) -> tuple[float, float]:
+def display_window(percentiles: tuple[float, float], ct_window: tuple[float, float] = CT_WINDOW_HU,
+                   modality: str | None = None) -> tuple[float, float]:
     """The grey scale an overlay draws its image in, from the 0.5th and 99.5th percentiles of the crop: a CT in
     Hounsfield units (air, lung or bowel gas in the crop: a low percentile from -500 down to -3100, a scanner's
     padding, and a high one up to 4000) in ``ct_window`` (HU; the soft-tissue :data:`CT_WINDOW_HU` unless the report
     chose another), which tells the organs apart, where its percentiles, air to bone, made every soft tissue one
-    grey; any other image (an MR, a z-scored one, a CT crop of soft tissue alone) by its percentiles."""
+    grey; any other image (an MR, a z-scored one) by its percentiles. ``modality``: as :func:`taken_for_ct`."""
     low, high = percentiles
-    return ct_window if taken_for_ct(percentiles) else (low, high)
+    return ct_window if taken_for_ct(percentiles, modality) else (low, high)
 
 
-def taken_for_ct(percentiles: tuple[float, float]) -> bool:
-    """Whether a crop whose 0.5th and 99.5th percentiles are ``percentiles`` is taken for a CT in Hounsfield units
-    (air or gas in it, nothing above 4000), and drawn in a CT window (:func:`display_window`)."""
+def taken_for_ct(percentiles: tuple[float, float], modality: str | None = None) -> bool:
+    """Whether a crop whose 0.5th and 99.5th percentiles are ``percentiles`` is taken for a CT in Hounsfield units,
+    and drawn in a CT window (:func:`display_window`). Where a record gives the image's ``modality`` (a DICOM series'
+    Modality, dcm2niix's JSON), a CT is one whose crop lies in Hounsfield units' range (-3100 to 4000: a crop of soft
+    tissue and bone alone too, as a head CT's inside the skull), any other modality none; where nothing says, a crop
+    with air or gas in it (its 0.5th percentile from -3100 to -500) and nothing above 4000."""
     low, high = percentiles
+    if modality is not None:
+        return modality.upper() == "CT" and -3100.0 <= low and high <= 4000.0
     return -3100.0 <= low <= -500.0 and high <= 4000.0
 
 
