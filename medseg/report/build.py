@@ -320,12 +320,19 @@ def _case_ct_window(case: CaseResult, ct_window: str | None) -> tuple[str, str |
     return (declared, "model") if declared is not None else (DEFAULT_CT_WINDOW, None)
 
 
-def _unused_window_note(window: str, chooser: str, percentiles: tuple[float, float],
-                        modality: str | None = None) -> str:
-    """The note on a case whose image was not drawn in the CT window chosen (or its model's) for the report."""
+def _unused_window_note(window: str, chooser: str, why: str) -> str:
+    """The note on a case whose image was not drawn in the CT window chosen (or its model's) for the report, ``why``
+    as :func:`_unused_window_reason` words it."""
+    whose = "chosen for the report" if chooser == "chosen" else "its model declares (model.json report.ct_window)"
+    return (f"CT window not used: the {window} window {whose} is for a CT in Hounsfield units, and this image is not "
+            f"taken for one ({why}); drawn from its crop's percentiles")
+
+
+def _unused_window_reason(percentiles: tuple[float, float], modality: str | None = None) -> str:
+    """Why an image whose crop has these 0.5th and 99.5th ``percentiles`` (and whose record gives this ``modality``,
+    where one does) is not taken for a CT."""
     from medseg.numbers import number_text
 
-    whose = "chosen for the report" if chooser == "chosen" else "its model declares (model.json report.ct_window)"
     low, high = percentiles
     # only the test that failed (:func:`~medseg.report.overlay_image.taken_for_ct`): naming both read as if both had
     why = []
@@ -339,8 +346,7 @@ def _unused_window_note(window: str, chooser: str, percentiles: tuple[float, flo
     if high > 4000.0 and (modality is None or modality == "CT"):
         why.append(f"its crop's 99.5th percentile {number_text(high, 1)} is above 4000: not Hounsfield units, or metal "
                    "in the crop")
-    return (f"CT window not used: the {window} window {whose} is for a CT in Hounsfield units, and this image is not "
-            f"taken for one ({'; '.join(why)}); drawn from its crop's percentiles")
+    return "; ".join(why)
 
 
 def _overlays(cases, flags, order, label_order, max_overlays, ct_window=None
@@ -354,7 +360,7 @@ def _overlays(cases, flags, order, label_order, max_overlays, ct_window=None
     # cases without a reference rank after the scored ones, and the overlay is all a reader can check them by:
     # they have a budget of their own
     given = {False: 0, True: 0}
-    unused: list[tuple[str, str, str, str]] = []  # (case id, window, who chose it, its note): a CT window not used
+    unused: list[tuple[str, str, str, str]] = []  # (case id, window, who chose it, why): a CT window not used
     for index in order:
         case = cases[index]
         if case.status == "failed" and case.sidecar is None:
@@ -387,8 +393,9 @@ def _overlays(cases, flags, order, label_order, max_overlays, ct_window=None
                 overlays[index] = render_overlay(arrays, label_order, focus, focus_faces=faces, focus_within=within,
                                                  ct_window=window)
                 if chooser is not None and arrays.drawn_as_ct is False:  # said, never silently left out
-                    note = _unused_window_note(window, chooser, arrays.image_percentiles, arrays.modality)
-                    unused.append((case.case_id, window, chooser, note))
+                    why = _unused_window_reason(arrays.image_percentiles, arrays.modality)
+                    note = _unused_window_note(window, chooser, why)
+                    unused.append((case.case_id, window, chooser, why))
                     arrays.notes.append(note)
                 # which label the slices go through, for the alt text (a sighted reader sees it in the legend's
                 # colours and the contours)
@@ -437,9 +444,7 @@ def _unused_window_line(unused: list[tuple[str, str, str, str]]) -> str:
             counts[window] = counts.get(window, 0) + 1
         whose = ("the windows their models declare (model.json report.ct_window: "
                  + ", ".join(f"{window} {count}" for window, count in counts.items()) + ")")
-    first, note = unused[0][0], unused[0][3]
-    why = note[note.index(", and this image is not taken for one (") + len(", and this image is not taken for one ("):
-               note.rindex("); drawn from")]
+    first, why = unused[0][0], unused[0][3]
     if len(ids) == 1:
         return (f"CT window not used for 1 case ({first}): {whose} is for a CT in Hounsfield units, and its image is "
                 f"not taken for one ({why}); drawn from its crop's percentiles")
