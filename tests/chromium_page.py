@@ -315,8 +315,12 @@ def fresh_page():
 
 
 def close_shared() -> None:
-    """Closes this process's browser, if one was started."""
+    """Closes this process's browser, if one was started (one that does not answer is ended: closing it waited 60 s
+    for its answer)."""
     global _shared
     if _shared is not None:
-        _shared.close()
+        if _shared.answers(ANSWER_WITHIN_S):
+            _shared.close()
+        else:
+            _shared.end()
         _shared = None

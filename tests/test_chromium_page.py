@@ -243,3 +243,7 @@ def test_a_hung_shared_browser_is_ended_and_started_again_at_the_next_page(tmp_p
     with fresh_page() as third:
         third.open(page.as_uri())
         assert third is not second and third.evaluate("document.title") == "t"
+    os.kill(third._process.pid, signal.SIGSTOP)  # hung as the test run ends: ended, not waited for 60 s
+    started = time.monotonic()
+    chromium_page.close_shared()
+    assert time.monotonic() - started < 30 and not _alive(third._process.pid)
