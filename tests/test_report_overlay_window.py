@@ -566,3 +566,35 @@ def test_a_dicom_inputs_modality_is_the_one_its_sidecar_records(tmp_path, record
     assert case.image_path() == series
     assert image_modality(case, case.image_path()) == expected
     assert image_modality(case, tmp_path / "other.nii.gz") is None
+
+
+def test_unknown_ct_windows_of_many_sidecars_are_one_warning(make_package, tmp_path, caplog):
+    """Sidecars naming a window this version does not know were warned of one line each: a cohort written by a later
+    medseg, a screenful. Several are one line, naming how many cases, the windows and the first few."""
+    import json
+    import logging
+
+    import nibabel as nib
+
+    from medseg.inference import Segmenter
+    from medseg.package import load_package
+    from medseg.report.build import build_report
+    from medseg.segment import segment_case
+
+    segmenter = Segmenter(load_package(make_package("lungs", report={"ct_window": "lung"})), device="cpu")
+    ct = np.full((40, 40, 12), 40.0, np.float32)
+    ct[:, :12] = -1000.0
+    for case in ("c1", "c2", "c3"):
+        nib.save(nib.Nifti1Image(ct, np.eye(4)), tmp_path / f"{case}.nii.gz")
+        segment_case(tmp_path / f"{case}.nii.gz", segmenter, out_dir=tmp_path / "out")
+        sidecar_path = tmp_path / "out" / f"{case}_seg.json"
+        sidecar = json.loads(sidecar_path.read_text())
+        sidecar["model"]["ct_window"] = "liver" if case != "c3" else "kidney"
+        sidecar_path.write_text(json.dumps(sidecar))
+    with caplog.at_level(logging.WARNING, logger="medseg"):
+        build_report(tmp_path / "out", tmp_path / "report" / "report.html")
+    warned = [r.getMessage() for r in caplog.records if "not a CT window" in r.getMessage()
+              or "does not know" in r.getMessage()]
+    assert warned == ["3 cases name a CT window this medseg does not know ('liver', 'kidney'; it knows soft-tissue, "
+                      "bone, lung, brain) in their sidecar's model.ct_window: drawn in the soft-tissue window: c1, c2, "
+                      "c3"], warned

@@ -290,18 +290,32 @@ def _model_ct_windows(cases: list[CaseResult]) -> dict[str, str]:
     from medseg.report.overlay_image import CT_WINDOWS_HU
 
     declared: dict[str, dict[str, str]] = {}  # name: {model.json SHA-256: window}
+    unknown: list[tuple] = []  # (case id, window named, whose record, its field, the record's path)
     for case in cases:
         window = model_ct_window(case)
         model = _window_model(case)
         named = model.get("ct_window")
         if window is None and named is not None:  # a later medseg's window, or an edit: said, not silently dropped
-            where, field = ((case.paths.get("sidecar", case.case_id), "model") if case.sidecar is not None
-                            else (case.paths.get("metrics", case.case_id), "scored_with_model"))
-            log.warning("%s: %s.ct_window %r is not a CT window this medseg knows (%s): its case is drawn in the "
-                        "%s window", where, field, named, ", ".join(CT_WINDOWS_HU), DEFAULT_CT_WINDOW)
+            unknown.append((case.case_id, named) + (("sidecar's", "model", case.paths.get("sidecar", case.case_id))
+                                                    if case.sidecar is not None else
+                                                    ("metrics'", "scored_with_model",
+                                                     case.paths.get("metrics", case.case_id))))
         if window is not None:
             declared.setdefault(str(model.get("name") or "?"), {}).setdefault(str(model.get("config_sha256") or ""),
                                                                               window)
+    if len(unknown) == 1:
+        _, named, _, field, where = unknown[0]
+        log.warning("%s: %s.ct_window %r is not a CT window this medseg knows (%s): its case is drawn in the %s "
+                    "window", where, field, named, ", ".join(CT_WINDOWS_HU), DEFAULT_CT_WINDOW)
+    elif unknown:  # one line for a cohort written by a later medseg, not one a case
+        from medseg.numbers import counted
+
+        ids = [case_id for case_id, *_ in unknown]
+        names = ", ".join(dict.fromkeys(repr(named) for _, named, *_ in unknown))
+        fields = " or ".join(dict.fromkeys(f"{whose} {field}.ct_window" for _, _, whose, field, _ in unknown))
+        log.warning("%s name a CT window this medseg does not know (%s; it knows %s) in their %s: drawn in the %s "
+                    "window: %s", counted(len(ids), "case"), names, ", ".join(CT_WINDOWS_HU), fields,
+                    DEFAULT_CT_WINDOW, ", ".join(ids[:5]) + (f", … {len(ids)} in all" if len(ids) > 5 else ""))
     found: dict[str, str] = {}
     for name, windows in declared.items():
         if len(set(windows.values())) == 1:
