@@ -437,3 +437,30 @@ def test_the_executors_that_hand_a_jobs_run_time_to_a_scheduler(tmp_path, monkey
     (profile / "config.yaml").write_text("executor: slurm\njobs: 4\n")
     assert runtime_enforced(["--profile", str(profile), "-n"]) is True
     assert runtime_enforced(["--profile", str(Path(__file__).resolve().parents[1] / "profiles" / "local")]) is False
+
+
+@pytest.mark.parametrize("directory", ["absolute", "relative"])
+def test_a_relative_profile_is_read_from_the_folder_snakemake_was_started_in(tmp_path, monkeypatch, directory):
+    """`snakemake --directory RUN --profile profiles/slurm` reads the profile from the folder it was started in, then
+    moves into RUN, where the workflow's planning asked again: the profile was not found there, and the cluster
+    executor, its preview and its totals line went unnoticed (runtime_enforced False). The folder the shell started
+    it in ($PWD, which Snakemake's move leaves as it is) is asked too, where it leads to RUN."""
+    from medseg.cohort import invocation
+
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    monkeypatch.delenv("SNAKEMAKE_PROFILE", raising=False)
+    launch = tmp_path / "checkout"
+    (launch / "profiles" / "cluster").mkdir(parents=True)
+    (launch / "profiles" / "cluster" / "config.yaml").write_text("executor: slurm\njobs: 4\ndry-run: true\n")
+    run = tmp_path / "checkout" / "run" if directory == "relative" else tmp_path / "run"
+    run.mkdir()
+    argv = ["--directory", "run" if directory == "relative" else str(run), "--profile", "profiles/cluster"]
+    monkeypatch.chdir(run)  # where Snakemake has moved by the time the Snakefile is read
+    monkeypatch.setenv("PWD", str(launch))
+    invocation._parsed_with.cache_clear()
+    assert invocation.runtime_enforced(argv) is True
+    assert invocation.previewing(argv) is True  # the profile's dry-run: true
+    # a $PWD that does not lead to the run's folder is not taken for the start folder
+    monkeypatch.setenv("PWD", str(tmp_path / "elsewhere"))
+    invocation._parsed_with.cache_clear()
+    assert invocation.runtime_enforced(argv) is False

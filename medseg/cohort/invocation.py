@@ -238,11 +238,45 @@ def _parsed_with(argv: tuple[str, ...], profile_setting: str | None):
         from snakemake.cli import parse_args
     except ImportError:
         return None
-    try:  # it says which profile it uses on stderr: the run itself says so too
-        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-            return parse_args(list(argv))
-    except (Exception, SystemExit):
+    folders = [None]
+    start = _start_folder(argv)
+    if start is not None:
+        folders.append(start)
+    for folder in folders:
+        try:  # it says which profile it uses on stderr: the run itself says so too
+            with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()), \
+                    (contextlib.nullcontext() if folder is None else contextlib.chdir(folder)):
+                return parse_args(list(argv))
+        except (Exception, SystemExit):
+            continue
+    return None
+
+
+def _start_folder(argv: tuple[str, ...]) -> str | None:
+    """The folder Snakemake was started in, where ``argv`` moved it elsewhere (``--directory``/``-d``): Snakemake
+    reads a relative ``--profile`` (and other paths) from there before it moves, and the workflow is read after.
+    Python keeps no note of it: the shell's ``$PWD``, which a move inside the process leaves as it is, where the
+    ``--directory`` given leads from it to the current folder. None where nothing says (no ``--directory``)."""
+    import os
+
+    directory = None
+    for position, token in enumerate(argv):
+        name, equals, value = token.partition("=")
+        if token.startswith("--"):
+            if "--directory" in (_names(name) or ()):
+                directory = value if equals else argv[position + 1] if position + 1 < len(argv) else None
+        elif token.startswith("-d"):
+            directory = token[2:] or (argv[position + 1] if position + 1 < len(argv) else None)
+    start = os.environ.get("PWD")
+    if directory is None or not start or not os.path.isabs(start):
         return None
+    try:
+        here = Path.cwd().resolve()
+        if Path(start).resolve() == here or Path(start, directory).resolve() != here:
+            return None
+    except OSError:
+        return None
+    return start
 
 
 def _profile_previews(argv: Sequence[str]) -> bool:
