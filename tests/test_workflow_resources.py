@@ -449,14 +449,16 @@ def test_the_cluster_totals_count_a_set_run_time_and_the_cpus_a_gpu_job_is_given
     assert {job["cpus_per_gpu"] for rule, job in listed if rule == "infer"} == {"4"}
     cpus = {"infer": 4, "evaluate": 1, "report": 1}
     cpu_minutes = sum(int(job["runtime"]) * cpus[rule] for rule, job in listed)
-    # the retries: infer's run time is 60*attempt (60 + 120 + 180), evaluate's the rule's (1 + 2 + 3 times)
-    worst = sum(4 * 360 if rule == "infer" else int(job["runtime"]) * (6 if rule == "evaluate" else 1)
+    # the retries: infer's run time is 60*attempt (60 + 120 + 180), evaluate's the rule's (1 + 2 + 3 times), the
+    # report's the profile's one retry (1 + 2 times)
+    worst = sum(4 * 360 if rule == "infer" else int(job["runtime"]) * (6 if rule == "evaluate" else 3)
                 for rule, job in listed)
     line = next(line for line in (preview.stdout + preview.stderr).splitlines() if "jobs ask the cluster" in line)
     assert line.startswith("the sheet's jobs ask the cluster for: 3 infer (60 min, "), line
     assert ", 4 CPU, 1 GPU each), 3 evaluate (" in line, line
     assert f"their run times reserve {cpu_minutes / 60:.1f} CPU h, 3.0 GPU h and " in line, line
-    assert f"{worst / 60:.1f} CPU h were every infer/evaluate job to fail 2 times" in line, line
+    assert f"{worst / 60:.1f} CPU h, 18.0 GPU h and " in line, line
+    assert " GB h were every infer/evaluate job to fail 2 times and the report 1 time (" in line, line
 
 
 def test_a_retry_after_its_time_limit_asks_for_more_time_and_the_memory_it_had(cohort, tmp_path):
@@ -490,3 +492,29 @@ def test_a_retry_after_its_time_limit_asks_for_more_time_and_the_memory_it_had(c
     # a preview leaves the notes (a run removes the last run's as it starts: its attempts count from 1)
     assert sorted(p.name for p in (results / "jobs").iterdir()) == ["batch001.infer.json.out-of-time",
                                                                       "batch002.evaluate.json.out-of-time"]
+
+
+def test_a_relative_profile_with_directory_still_says_the_totals(cohort, tmp_path):
+    """`snakemake --directory RUN --profile profiles/slurm` from the checkout (a relative profile, read by Snakemake
+    before it moves into RUN): planning looked for the profile in RUN, found none, took the run for a local one and
+    said no totals. Started from a shell, as a user does."""
+    import importlib.util
+    import shlex
+    import subprocess
+    import sys
+
+    from workflow_runs import MODEL
+
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        pytest.skip("the SLURM executor plugin is not installed (pip install -e '.[workflow]')")
+    _, sheet = cohort
+    command = [sys.executable, "-m", "snakemake", "-s", "Snakefile", "--directory", str(tmp_path), "-n", "--profile",
+               "profiles/slurm", "--default-resources", "slurm_account=lab42", "slurm_partition=cpu", "--config",
+               f"model={MODEL}", f"samples={sheet}", f"results={tmp_path / 'results'}", "cases_per_job=3"]
+    preview = subprocess.run(["bash", "-c", f"cd {shlex.quote(str(REPO))} && exec {shlex.join(command)}"],
+                             capture_output=True, text=True, timeout=300)
+    assert preview.returncode == 0, preview.stderr[-3000:]
+    line = next((line for line in (preview.stdout + preview.stderr).splitlines() if "jobs ask the cluster" in line),
+                None)
+    assert line is not None and line.endswith("count those that run)"), preview.stderr[-3000:]
+    assert "2 infer (" in line and "were every infer/evaluate job to fail 2 times and the report 1 time (" in line

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = ["NO_HOOKS_REFUSED", "claims_results", "dropped_profile_config", "forced_jobs", "hooks_skipped",
-           "hooks_skipped_by", "previewing", "repeated_config", "runtime_enforced", "writes_results"]
+           "hooks_skipped_by", "previewing", "profile_retries", "repeated_config", "runtime_enforced",
+           "writes_results"]
 
 PREVIEW_OPTIONS = frozenset({
     "--dry-run", "--dryrun", "--touch", "--unlock", "--lint", "--list-rules", "--list", "--list-target-rules",
@@ -191,6 +192,17 @@ def runtime_enforced(argv: Sequence[str]) -> bool:
         return not ExecutorPluginRegistry().get_plugin(name).common_settings.local_exec
     except Exception:  # a plugin not installed (Snakemake refuses the run then) or an interface renamed
         return True
+
+
+def profile_retries(argv: Sequence[str]) -> int:
+    """The ``--retries`` of ``argv`` (Snakemake's arguments, a profile's ``retries:`` counted): how many times a failed
+    job of a rule that sets no ``retries:`` of its own (the report) is submitted again. 0 where Snakemake cannot
+    read the command line."""
+    parsed = _parsed(tuple(argv))
+    try:
+        return max(0, int(getattr(parsed[1], "retries", 0) or 0)) if parsed is not None else 0
+    except (TypeError, ValueError):
+        return 0
 
 
 def forced_jobs(argv: Sequence[str], stages: Sequence[str] = ("infer", "evaluate")) -> dict[str, list[str] | None]:

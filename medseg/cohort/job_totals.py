@@ -38,11 +38,13 @@ def _hours(value_minutes: float) -> str:
 
 
 def asked_line(jobs: Sequence[AskedJob], retried_rules: Sequence[str] = ("infer", "evaluate"),
-               retries: int = 2) -> str:
+               retries: int = 2, other_retries: int = 0) -> str:
     """One line: the jobs by rule (count, run time and memory each) and, over them all, the CPU hours, GPU hours and
-    memory (GB hours) their run times reserve on the first attempts, and what every retry of ``retried_rules`` (twice,
-    then three times the time: ``retries``) would bring it to. A job whose run time is not known (``minutes`` None)
-    counts in the jobs, not in the hours."""
+    memory (GB hours) their run times reserve on the first attempts, and what they would come to were every job of
+    ``retried_rules`` to fail ``retries`` times and every other job (the report) ``other_retries`` times (a
+    profile's ``retries``): attempt k asks for k times the first's run time (or what a --set-resources gives each
+    attempt) and, at worst (each attempt killed for memory), k times its memory. A job whose run time is not known
+    (``minutes`` None) counts in the jobs, not in the hours."""
     by_rule: dict[str, list[AskedJob]] = {}
     for job in jobs:
         by_rule.setdefault(job.rule, []).append(job)
@@ -60,17 +62,27 @@ def asked_line(jobs: Sequence[AskedJob], retried_rules: Sequence[str] = ("infer"
     cpu = sum(job.minutes * job.cpus for job in timed)
     gpu = sum(job.minutes * job.gpus for job in timed)
     memory = sum(job.minutes * job.mem_mb / 1000 for job in timed if job.mem_mb is not None)
-    # every attempt of a retried rule: 1 + 2 + 3 times the time (the memory grows too, unless the time ran out), or
-    # what a --set-resources gives each attempt
-    scale = sum(range(1, retries + 2))
 
-    def all_attempts(job: AskedJob) -> int:
-        if job.rule not in retried_rules:
-            return job.minutes
-        return sum(job.attempt_minutes[:retries + 1]) if job.attempt_minutes else job.minutes * scale
+    def attempts(job: AskedJob) -> list[int]:
+        """Each attempt's run time (minutes), every retry taken."""
+        count = 1 + (retries if job.rule in retried_rules else other_retries)
+        if job.attempt_minutes:
+            given = list(job.attempt_minutes[:count])
+            return given + given[-1:] * (count - len(given))
+        return [job.minutes * attempt for attempt in range(1, count + 1)]
 
-    worst = sum(all_attempts(job) * job.cpus for job in timed)
+    worst_cpu = sum(sum(attempts(job)) * job.cpus for job in timed)
+    worst_gpu = sum(sum(attempts(job)) * job.gpus for job in timed)
+    # at worst every attempt was killed for memory: attempt k asks for k times the first's memory (a time-out keeps it)
+    worst_memory = sum(sum(minutes * attempt for attempt, minutes in enumerate(attempts(job), start=1))
+                       * job.mem_mb / 1000 for job in timed if job.mem_mb is not None)
+    others = sorted({job.rule for job in jobs} - set(retried_rules))
+    failing = f"every {'/'.join(retried_rules)} job to fail {retries} times"
+    if others and other_retries:
+        failing += f" and the {'/'.join(others)} {other_retries} time{'s' if other_retries > 1 else ''}"
     return (f"the sheet's jobs ask the cluster for: {', '.join(parts)}; their run times reserve {_hours(cpu)} CPU h"
             f"{f', {_hours(gpu)} GPU h' if gpu else ''} and {_hours(memory)} GB h of memory on their first attempts, "
-            f"{_hours(worst)} CPU h were every {'/'.join(retried_rules)} job to fail {retries} times (a job that "
-            "finished in an earlier run is not submitted again: Snakemake's job stats count those that run)")
+            f"{_hours(worst_cpu)} CPU h{f', {_hours(worst_gpu)} GPU h' if worst_gpu else ''} and "
+            f"{_hours(worst_memory)} GB h were {failing} (each retry with more time, and more memory as after an "
+            "out-of-memory kill; a job that finished in an earlier run is not submitted again: Snakemake's job stats "
+            "count those that run)")

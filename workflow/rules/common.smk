@@ -56,7 +56,7 @@ from medseg.numbers import counted
 from medseg.cohort.job_command import medseg_command
 from medseg.cohort.job_memory import evaluate_memory_mb, infer_memory_mb
 from medseg.cohort.job_totals import AskedJob, asked_line
-from medseg.cohort.invocation import runtime_enforced
+from medseg.cohort.invocation import profile_retries, runtime_enforced
 from medseg.cohort.job_deadline import EXECUTOR_VARIABLE
 from medseg.cohort.job_runtime import evaluate_minutes as planned_evaluate_minutes
 from medseg.cohort.job_runtime import infer_minutes as planned_infer_minutes
@@ -567,7 +567,7 @@ if workflow.is_main_process and runtime_enforced(sys.argv[1:]):
         + [_asked("evaluate", evaluate_minutes(batch), _memory["evaluate"][batch], _THREADS["evaluate"])
            for batch in BATCHES]
         + [_asked("report", 60, first_attempt_memory("report", report_memory(), _OVERRIDES, _CAPS), 1)],
-        retries=RETRIES))
+        retries=RETRIES, other_retries=profile_retries(sys.argv[1:])))
 
 
 def results_of(job_record):
