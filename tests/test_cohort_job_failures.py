@@ -72,7 +72,7 @@ def test_a_scoring_job_that_fails_as_a_whole_on_its_last_attempt_records_its_cas
     last = _job([*job, "--attempt", "3", "3"], env=broken)
     assert last.returncode == 0, last.stderr[-3000:]
     line = "RuntimeError: this scipy install is broken"
-    job_error = {"error": line, "error_type": "RuntimeError", "log": str(log)}
+    job_error = {"error": line, "error_type": "RuntimeError", "log": str(log), "slurm_log": None}
     written = json.loads(record.read_text())
     assert (written["stage"], written["counts"], written["job_error"]) == (
         "evaluate", {"ok": 1, "failed": 1, "skipped": 0, "reused": 1}, {**job_error, "kept_earlier": ["a"]})
@@ -109,7 +109,8 @@ def test_an_inference_job_failing_with_an_error_medseg_did_not_raise_records_its
     done = _job(job, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     line = f"{error}: this monai install is broken"
-    assert json.loads(record.read_text())["job_error"] == {"error": line, "error_type": error, "log": str(log)}
+    assert json.loads(record.read_text())["job_error"] == {"error": line, "error_type": error, "log": str(log),
+                                                                  "slurm_log": None}
     folder = ResultsFolder(results)
     failure = json.loads(folder.failure("b").read_text())
     assert (failure["stage"], failure["error_type"]) == ("infer", "JobFailedError")
@@ -175,7 +176,7 @@ def test_the_report_shows_a_failed_jobs_error_once_with_the_cases_it_covered(fai
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["failed_jobs"] == [{"job": "batch001.infer", "stage": "infer", "error": job_error["error"],
                                        "error_type": "DeviceError", "log": str(log), "cases": ["b", "c"],
-                                       "kept": ["a"]}]
+                                       "kept": ["a"], "slurm_log": None}]
     with open(tmp_path / "cohort.tsv", newline="") as handle:
         rows = {row["case_id"]: row for row in csv.DictReader(handle, delimiter="\t")}
     assert {case: (row["status"] == "failed", row["failed_job"]) for case, row in rows.items()} == {
@@ -222,3 +223,39 @@ def test_a_results_folder_taking_no_records_names_the_jobs_own_os_error_not_abou
     line = str(_no_records(folder, job, library, full))
     own = "FileNotFoundError: [Errno 2] libtorch_cuda.so: cannot open shared object file"
     assert f"(the job's own error: {own})" in line
+
+
+@pytest.mark.skipif(__import__("torch").cuda.device_count() > 7, reason="needs a machine without an eighth GPU")
+def test_a_failed_job_under_slurm_names_slurms_own_log_in_its_records_and_the_report(tmp_path, monkeypatch):
+    """Under SLURM a failed job's records, summary.json's failed_jobs and the report named the rule log alone, which
+    each attempt rewrites, not SLURM's own log of the attempt (<slurm-logdir>/rule_infer/<batch>/<job id>.log, where
+    SLURM writes its oom_kill or DUE TO TIME LIMIT line), which the console named. The job finds it from the folder the
+    workflow tells it and $SLURM_JOB_ID, and every record of the job names it."""
+    from medseg.report import build_report
+
+    data = write_cohort_data(tmp_path / "data", seeds=(4,))
+    results = tmp_path / "results"
+    slurm_logs = tmp_path / "slurm-logs"
+    monkeypatch.setenv("MEDSEG_SLURM_LOGDIR", str(slurm_logs))
+    monkeypatch.setenv("SLURM_JOB_ID", "4242009")
+    log = results / "logs" / "infer" / "batch001.log"
+    failed = infer_cases([Sample("a", data / "a.nii.gz", data / "a_label.nii.gz")], results,
+                         InferOptions(model=MODEL, device="cuda:7", job="batch001.infer", job_log=str(log),
+                                      final_attempt=True))
+    slurm_log = str(slurm_logs / "rule_infer" / "batch001" / "4242009.log")
+    assert failed.job_error["slurm_log"] == slurm_log and failed.job_error["log"] == str(log)
+    write_job_record(results / "jobs" / "batch001.infer.json", failed)
+    failure = json.loads(ResultsFolder(results).failure("a").read_text())
+    assert failure["job"]["slurm_log"] == slurm_log
+    assert f"; the job's log: {log}; SLURM's log of the attempt: {slurm_log}; " in failure["error"]
+    build_report(results, tmp_path / "report.html", sheet=None, max_overlays=0)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["failed_jobs"][0]["slurm_log"] == slurm_log and summary["failed_jobs"][0]["cases"] == ["a"]
+    page = (tmp_path / "report.html").read_text()
+    block = page[page.index('<div id="jobs">'):page.index('<div id="failed">')]
+    assert f"SLURM log <code>{slurm_log}</code>" in block
+    # outside SLURM there is none, and summary.json says so (null)
+    monkeypatch.delenv("SLURM_JOB_ID")
+    again = infer_cases([Sample("a", data / "a.nii.gz", data / "a_label.nii.gz")], tmp_path / "local",
+                        InferOptions(model=MODEL, device="cuda:7", job="batch001.infer", final_attempt=True))
+    assert again.job_error["slurm_log"] is None

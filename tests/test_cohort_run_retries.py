@@ -284,7 +284,7 @@ def test_an_error_of_the_whole_job_on_its_last_attempt_records_its_cases_and_nam
     # a, segmented earlier, is kept: without the package the job cannot tell whether it was made for this run's
     # settings, and the job's record names it so that the report tells it from a case this run made
     assert summary.job_error == {"error": line, "error_type": "ModelPackageError", "log": str(log),
-                                 "kept_earlier": ["a"]}
+                                 "slurm_log": None, "kept_earlier": ["a"]}
     expected = (f"{samples[1].image}: not segmented: its job batch001.infer failed on its last attempt for a reason "
                 f"of the whole job, not of this case: {line}; the job's log: {log}; a later run tries it again")
     assert [(c.case_id, c.outcome, c.reused, c.stage, c.error) for c in summary.cases] == [

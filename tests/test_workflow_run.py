@@ -362,7 +362,8 @@ def test_a_job_that_fails_for_the_whole_run_shows_why_on_the_console(tmp_path):
     summary = json.loads((results / "summary.json").read_text())
     assert list(summary)[-1] == "failed_jobs"
     assert summary["failed_jobs"] == [{"job": "batch001.infer", "stage": "infer", "error": error,
-                                       "error_type": "DeviceError", "log": str(log), "cases": ["a"], "kept": []}]
+                                       "error_type": "DeviceError", "log": str(log), "cases": ["a"], "kept": [],
+                                       "slurm_log": None}]
 
 
 def test_a_scoring_job_that_fails_as_a_whole_leaves_a_report_that_names_it(tmp_path):

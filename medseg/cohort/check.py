@@ -50,6 +50,8 @@ def check_failures(summary_path: Path | str, fail_on: str = "all") -> dict:
     if jobs:
         name, job_error = jobs[0]
         log = f" (its log: {job_error['log']})" if job_error.get("log") else ""
+        if job_error.get("slurm_log"):
+            log += f" (SLURM's log of its last attempt: {job_error['slurm_log']})"
         others = f", as did {counted(len(jobs) - 1, 'other job')}" if len(jobs) > 1 else ""
         raise CohortFailedError(f"{summary_path.parent}: job {name} failed on its last attempt for a reason of the "
                                 f"whole job: {job_error.get('error')}{log}{others}; "

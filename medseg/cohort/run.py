@@ -55,6 +55,7 @@ from medseg.cohort.records import (
     write_json,
 )
 from medseg.cohort.samples import Sample
+from medseg.cohort.slurm_logs import job_log_path
 from medseg.errors import InputError, JobFailedError, JobTimeLimitError, MedsegError, OutputWriteError, WorkerDiedError
 from medseg.failure_records import failure_stage
 from medseg.io.atomic import _WHOLE_FOLDER_ERRNOS, atomic_paths, results_unwritable
@@ -232,16 +233,19 @@ class _JobFailure:
     log: str | None = None
     error: str = ""  # the error's one line (:func:`one_line`: a type and a message where medseg did not raise it)
     error_type: str = ""
+    # SLURM's own log of the attempt, which holds SLURM's lines about it (medseg.cohort.slurm_logs); None elsewhere
+    slurm_log: str | None = None
 
     def record(self) -> dict:
         """What a case's failure record says of the job (``job``): the report shows the job's error once, with the
         cases it covered, instead of once per case."""
         return {"name": self.job, "stage": self.stage, "error": self.error, "error_type": self.error_type,
-                "log": self.log}
+                "log": self.log, "slurm_log": self.slurm_log}
 
     def case_error(self, sample: Sample, done: str) -> JobFailedError:
         """The error of one of the job's cases (``done``: what was not done to it)."""
         where = f"; the job's log: {self.log}" if self.log else ""
+        where += f"; SLURM's log of the attempt: {self.slurm_log}" if self.slurm_log else ""
         return JobFailedError(f"{sample.image}: {done}: its job {self.job} failed on its last attempt for a reason "
                               f"of the whole job, not of this case: {self.error}{where}; a later run tries it again")
 
@@ -260,8 +264,8 @@ def _job_failed(samples: Sequence[Sample], folder: ResultsFolder, summary: JobSu
     written (a full disk, a read-only mount), an :class:`OutputWriteError` says in one line that the results folder
     takes no records, and so no report either."""
     line = one_line(error)
-    job = replace(job, error=line, error_type=type(error).__name__)
-    summary.job_error = {"error": line, "error_type": job.error_type, "log": job.log}
+    job = replace(job, error=line, error_type=type(error).__name__, slurm_log=job_log_path(job.job))
+    summary.job_error = {"error": line, "error_type": job.error_type, "log": job.log, "slurm_log": job.slurm_log}
     done = {case.case_id for case in summary.cases}
     pending = [sample for sample in samples if sample.case_id not in done]
     log.error("%s: the job's last attempt failed for a reason of the whole job, not of one case: %s; its "

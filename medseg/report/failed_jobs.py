@@ -30,6 +30,7 @@ class FailedJob:
     error_type: str
     log: str | None
     failed: list[str] = field(default_factory=list)  # recorded as failed for its error
+    slurm_log: str | None = None  # SLURM's own log of its last attempt, where it ran under SLURM
     kept: list[str] = field(default_factory=list)  # kept from an earlier run, not made by this one
 
     @property
@@ -54,7 +55,8 @@ def failed_jobs(cases: Sequence[CaseResult], results_dir: Path | str) -> list[Fa
         if not isinstance(job, dict) or not _text(job.get("name")):
             continue
         entry = jobs.setdefault(job["name"], FailedJob(job["name"], _text(job.get("stage")), _text(job.get("error")),
-                                                       _text(job.get("error_type")), _text(job.get("log")) or None))
+                                                       _text(job.get("error_type")), _text(job.get("log")) or None,
+                                                       slurm_log=_text(job.get("slurm_log")) or None))
         entry.failed.append(case.case_id)
     present = {case.case_id for case in cases}
     for name, job_error in recorded_jobs(results_dir):
@@ -62,6 +64,7 @@ def failed_jobs(cases: Sequence[CaseResult], results_dir: Path | str) -> list[Fa
         if entry is None:  # every case it covered kept, or finished earlier: the run's check names it still
             entry = jobs[name] = FailedJob(name, name.rpartition(".")[2], _text(job_error.get("error")),
                                            _text(job_error.get("error_type")), _text(job_error.get("log")) or None)
+        entry.slurm_log = entry.slurm_log or _text(job_error.get("slurm_log")) or None
         kept = job_error.get("kept_earlier")
         entry.kept = [case for case in kept if case in present] if isinstance(kept, list) else []
     return sorted(jobs.values(), key=lambda job: job.name)
@@ -70,6 +73,7 @@ def failed_jobs(cases: Sequence[CaseResult], results_dir: Path | str) -> list[Fa
 def summary_entry(job: FailedJob) -> dict:
     """A failed job as ``summary.json``'s ``failed_jobs`` lists it: ``job`` (``batch001.infer``), ``stage``,
     ``error`` (its one line), ``error_type``, ``log`` (null where not recorded), ``cases`` (the ids it recorded as
-    failed) and ``kept`` (those it kept from an earlier run, not made by this one)."""
+    failed), ``kept`` (those it kept from an earlier run, not made by this one) and ``slurm_log`` (SLURM's own log of
+    its last attempt: null where it did not run under SLURM, or the run did not tell it the folder)."""
     return {"job": job.name, "stage": job.stage, "error": job.error, "error_type": job.error_type, "log": job.log,
-            "cases": list(job.failed), "kept": list(job.kept)}
+            "cases": list(job.failed), "kept": list(job.kept), "slurm_log": job.slurm_log}

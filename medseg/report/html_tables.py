@@ -350,6 +350,8 @@ def _jobs_section(content: ReportContent) -> str:
                  f'<span class="err">{e(job.error)}</span>']
         if job.log:
             lines.append(f"log <code>{e(job.log)}</code>")
+        if job.slurm_log:
+            lines.append(f"SLURM log <code>{e(job.slurm_log)}</code>")
         if job.failed:
             lines.append(f"failed: {linked(job.failed)}")
         if job.kept:

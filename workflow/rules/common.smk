@@ -58,6 +58,7 @@ from medseg.cohort.job_memory import evaluate_memory_mb, infer_memory_mb
 from medseg.cohort.job_totals import AskedJob, asked_line
 from medseg.cohort.invocation import profile_retries, runtime_enforced
 from medseg.cohort.job_deadline import EXECUTOR_VARIABLE
+from medseg.cohort.slurm_logs import LOGDIR_VARIABLE, attempt_logs, memory_attempts, slurm_logdir
 from medseg.cohort.job_runtime import evaluate_minutes as planned_evaluate_minutes
 from medseg.cohort.job_runtime import infer_minutes as planned_infer_minutes
 from medseg.cohort.report_memory import report_memory_mb
@@ -231,6 +232,28 @@ if workflow.is_main_process:
         planned(snakelock.check_lock, Path(".snakemake"), RESULTS)
 
 
+# the folder of SLURM's logs of this run's jobs (set as the run starts, under SLURM), and the time planning began: a
+# log changed since is of this run's attempts
+_SLURM_LOGS = None
+_RUN_START = __import__("time").time()
+
+
+def retry_memory_factor(rule, batch, record, attempt):
+    """What attempt ``attempt`` of the job of ``rule`` on ``batch`` multiplies its first attempt's memory by. Under
+    SLURM, one more for each earlier attempt whose SLURM log says it was killed for memory: a time-out, a node's
+    failure or a batch script that failed before medseg started keeps the memory (medseg/cohort/slurm_logs.py).
+    Elsewhere the attempt, less the earlier attempts that noted a time-out (``record``'s note,
+    medseg/cohort/time_outs.py). A job's own Snakemake process is given the attempt: the --resources its submitter
+    passes (this process's figure) caps it."""
+    if attempt <= 1:
+        return 1
+    if not workflow.is_main_process:
+        return attempt
+    if _SLURM_LOGS is not None:
+        return memory_attempts(attempt_logs(Path(_SLURM_LOGS, f"rule_{rule}", batch), _RUN_START), attempt)
+    return attempt if record is None else memory_factor(record, attempt)
+
+
 onstart:
     # no job has started before the end of onstart: a Ctrl-C, SIGTERM or SIGHUP until then is one while the run is
     # planned (its line and exit code; one in onstart's own work was a KeyboardInterrupt traceback), and so is a
@@ -244,6 +267,14 @@ onstart:
     # the jobs are told the executor (known from here on): with the local one, Snakemake perhaps itself a SLURM job,
     # no scheduler enforces a job's runtime, and a last attempt does not stop at it (medseg/cohort/job_deadline.py)
     os.environ[EXECUTOR_VARIABLE] = getattr(workflow.executor_plugin, "name", "")
+    # and, under SLURM, the folder of SLURM's logs of the jobs, which tell why an attempt ended (retry_memory_factor)
+    # and which a job names in its records (medseg/cohort/slurm_logs.py)
+    global _SLURM_LOGS
+    if getattr(workflow.executor_plugin, "name", "") == "slurm":
+        _SLURM_LOGS = slurm_logdir(getattr(workflow.executor_settings, "logdir", None), workflow.workdir_init)
+        os.environ[LOGDIR_VARIABLE] = str(_SLURM_LOGS)
+    else:
+        os.environ.pop(LOGDIR_VARIABLE, None)
     # from here on a stop is Snakemake's to handle: it stops the jobs, releases its lock; and it writes the run's stop
     # file, after which the jobs end after their current case (those the signal did not reach: started as it landed,
     # or all when it went to Snakemake alone)

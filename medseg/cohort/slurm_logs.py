@@ -1,0 +1,91 @@
+"""SLURM's own logs of a cohort run's jobs: where each attempt's is, and what it says of why the attempt ended.
+
+snakemake-executor-plugin-slurm (2.8) has each job write its output, and SLURM's own lines about it, to
+``<slurm-logdir>/rule_<rule>/<wildcards>/<SLURM job id>.log`` (``rule_infer/batch001/4242001.log``); it keeps the
+log of a failed job and deletes those of the jobs that succeeded. SLURM writes there why it ended an attempt: an
+``oom_kill`` event (``slurmstepd: error: Detected 1 oom_kill event in StepId=4242001.batch. Some of the step tasks
+have been OOM Killed.``) or ``*** JOB 4242001 ON node01 CANCELLED AT ... DUE TO TIME LIMIT ***``. That is the only
+evidence of an out-of-memory kill that reaches the workflow: Snakemake gives a rule's resource functions the attempt
+alone, so every retry asked for more memory, also after a time-out, a node's failure or a batch script that failed
+before medseg started (:func:`memory_attempts`).
+
+The workflow tells its jobs the folder (:data:`LOGDIR_VARIABLE`), so that a job names its own log in its records
+(:func:`job_log_path`) and the report points at it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+__all__ = ["LOGDIR_VARIABLE", "attempt_logs", "job_log_path", "killed_for_memory", "memory_attempts",
+           "slurm_logdir"]
+
+LOGDIR_VARIABLE = "MEDSEG_SLURM_LOGDIR"  # the run's slurm-logdir, absolute, as the workflow tells its jobs
+# SLURM's lines for an attempt ended for memory: slurmstepd's oom_kill event, the kernel's, or the job's state
+_OOM = re.compile(r"oom[_-]kill|out of memory|OUT_OF_MEMORY", re.IGNORECASE)
+_TAIL_BYTES = 256 * 1024  # SLURM writes its lines as the job ends: the end of a long log holds them
+
+
+def slurm_logdir(setting: str | os.PathLike | None, workdir: str | os.PathLike) -> Path:
+    """The folder the SLURM plugin writes the jobs' logs to, as it chooses it: ``setting`` (``--slurm-logdir``)
+    where absolute, else under ``workdir`` (the folder Snakemake runs in), and ``.snakemake/slurm_logs`` there
+    where it is not set."""
+    if setting:
+        return Path(setting) if Path(setting).is_absolute() else Path(workdir, setting)
+    return Path(workdir, ".snakemake", "slurm_logs")
+
+
+def job_log_path(job: str | None, environ: Mapping[str, str] | None = None) -> str | None:
+    """SLURM's log of the running attempt of the workflow's ``job`` (``batch001.infer``):
+    ``<slurm-logdir>/rule_infer/batch001/<$SLURM_JOB_ID>.log``; None outside a SLURM job, or where the workflow did
+    not tell its jobs the folder (a local run, a job started by hand)."""
+    environ = os.environ if environ is None else environ
+    folder, job_id = environ.get(LOGDIR_VARIABLE), environ.get("SLURM_JOB_ID")
+    if not job or not folder or not job_id:
+        return None
+    batch, _, rule = job.rpartition(".")
+    if not batch or not rule:
+        return None
+    return str(Path(folder, f"rule_{rule}", batch, f"{job_id}.log"))
+
+
+def attempt_logs(folder: str | os.PathLike, since: float) -> list[Path]:
+    """The logs in ``folder`` (one job's: ``<slurm-logdir>/rule_infer/batch001``) of attempts started by a run that
+    started at ``since`` (Unix time; a log changed since), by SLURM job id: its attempts in order. Empty where there
+    is none or the folder cannot be read."""
+    found = []
+    try:
+        entries = list(Path(folder).glob("*.log"))
+    except OSError:
+        return []
+    for path in entries:
+        try:
+            if path.stat().st_mtime >= since:
+                found.append(path)
+        except OSError:
+            continue
+    return sorted(found, key=lambda path: (int(path.stem) if path.stem.isdigit() else 0, path.name))
+
+
+def killed_for_memory(log: str | os.PathLike) -> bool:
+    """Whether SLURM's log of an attempt says it was killed for memory (an ``oom_kill`` event, out of memory);
+    False where the log cannot be read."""
+    try:
+        with open(log, "rb") as file:
+            file.seek(0, os.SEEK_END)
+            file.seek(max(0, file.tell() - _TAIL_BYTES))
+            text = file.read().decode("utf-8", errors="replace")
+    except OSError:
+        return False
+    return bool(_OOM.search(text))
+
+
+def memory_attempts(logs: Sequence[str | os.PathLike], attempt: int) -> int:
+    """What attempt ``attempt`` of a job multiplies its first attempt's memory by, from SLURM's logs of its earlier
+    attempts (``logs``, in order; :func:`attempt_logs`): one more for each of the first ``attempt - 1`` that says it
+    was killed for memory. A time-out, a node's failure, a batch script that failed before medseg started, a log not
+    there: no evidence of an out-of-memory kill, and the memory stays."""
+    return 1 + sum(killed_for_memory(log) for log in list(logs)[:max(0, attempt - 1)])

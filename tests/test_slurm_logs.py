@@ -1,0 +1,84 @@
+"""SLURM's own logs of a cohort run's jobs: where each attempt's is, and the memory a retry asks for after it."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+
+import pytest
+
+from medseg.cohort.slurm_logs import (
+    LOGDIR_VARIABLE,
+    attempt_logs,
+    job_log_path,
+    killed_for_memory,
+    memory_attempts,
+    slurm_logdir,
+)
+
+# what SLURM writes at the end of an attempt's log (slurmstepd's lines, as on a cluster and as tests/fake_slurm.py
+# writes them), and what a batch script that fails before medseg starts leaves
+ENDINGS = {
+    "oom": "slurmstepd: error: Detected 1 oom_kill event in StepId=4242001.batch. Some of the step tasks have been "
+           "OOM Killed.\n",
+    "time": "slurmstepd: error: *** JOB 4242001 ON node01 CANCELLED AT 2026-12-07T10:00:00 DUE TO TIME LIMIT ***\n",
+    "before": "/var/spool/slurmd/job4242001/slurm_script: line 3: .venv/bin/python: No such file or directory\n",
+}
+
+
+def _attempts(folder, endings, start_id=4242001):
+    folder.mkdir(parents=True, exist_ok=True)
+    for number, ending in enumerate(endings):
+        (folder / f"{start_id + number}.log").write_text("Building DAG of jobs...\n" + ENDINGS[ending])
+    return attempt_logs(folder, time.time() - 60)
+
+
+@pytest.mark.parametrize("endings", [list(pair) for pair in itertools.product(ENDINGS, repeat=2)],
+                         ids=lambda endings: "-".join(endings))
+def test_the_last_attempt_has_more_memory_for_each_oom_kill_alone(tmp_path, endings):
+    """The retry rule, for any sequence of endings of the first two attempts: a time-out keeps the memory, an
+    out-of-memory kill adds the first attempt's, and an attempt that ended before medseg started (no sign of an
+    out-of-memory kill) keeps it too; it had doubled it. Attempt 2 reads attempt 1's log alone."""
+    logs = _attempts(tmp_path / "rule_infer" / "batch001", endings)
+    assert memory_attempts(logs, 3) == 1 + endings.count("oom")
+    assert memory_attempts(logs, 2) == 1 + (endings[0] == "oom")
+    assert memory_attempts(logs, 1) == 1
+
+
+def test_two_time_outs_then_an_oom_kill(tmp_path):
+    """A fourth attempt after time-out, time-out, oom: twice the memory; after oom, time-out, oom: three times."""
+    assert memory_attempts(_attempts(tmp_path / "a", ["time", "time", "oom"]), 4) == 2
+    assert memory_attempts(_attempts(tmp_path / "b", ["oom", "time", "oom"]), 4) == 3
+
+
+def test_only_this_runs_logs_count_and_in_the_order_of_their_job_ids(tmp_path):
+    """A log older than the run (an earlier run's failed attempt, kept for 10 days) is not one of its attempts; the
+    attempts are ordered by their SLURM job ids, not their names as text."""
+    folder = tmp_path / "rule_evaluate" / "batch002"
+    folder.mkdir(parents=True)
+    old = folder / "999.log"
+    old.write_text(ENDINGS["oom"])
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    (folder / "10000.log").write_text(ENDINGS["time"])
+    (folder / "9999.log").write_text(ENDINGS["oom"])
+    logs = attempt_logs(folder, time.time() - 60)
+    assert [log.name for log in logs] == ["9999.log", "10000.log"]
+    assert memory_attempts(logs, 2) == 2 and memory_attempts(logs, 3) == 2
+    assert attempt_logs(tmp_path / "none", 0) == []
+    assert killed_for_memory(tmp_path / "none.log") is False
+
+
+def test_a_jobs_own_log_path_as_the_plugin_names_it(tmp_path):
+    """The plugin writes an attempt's log to <slurm-logdir>/rule_<rule>/<batch>/<job id>.log; a job finds its own from
+    the folder the workflow tells it and $SLURM_JOB_ID, and has none outside SLURM or untold."""
+    environ = {LOGDIR_VARIABLE: str(tmp_path / "slurm-logs"), "SLURM_JOB_ID": "4242007"}
+    assert job_log_path("batch003.infer", environ) == str(tmp_path / "slurm-logs" / "rule_infer" / "batch003"
+                                                          / "4242007.log")
+    assert job_log_path("batch003.infer", {"SLURM_JOB_ID": "4242007"}) is None
+    assert job_log_path("batch003.infer", {LOGDIR_VARIABLE: str(tmp_path)}) is None
+    assert job_log_path(None, environ) is None
+    # the plugin's choice of folder: absolute as given, relative to the folder Snakemake runs in, else its default
+    assert slurm_logdir("/scratch/logs", tmp_path).as_posix() == "/scratch/logs"
+    assert slurm_logdir("logs", tmp_path) == tmp_path / "logs"
+    assert slurm_logdir(None, tmp_path) == tmp_path / ".snakemake" / "slurm_logs"
