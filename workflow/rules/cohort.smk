@@ -45,8 +45,8 @@ rule infer:
         # asks for twice, then three times the time, and as much more memory unless the attempt before noted that
         # SLURM's time limit ended it: Snakemake gives these functions the attempt, not why the last one failed
         # (medseg/cohort/time_outs.py; docs/cohorts.md, *What runs*)
-        mem_mb=lambda wildcards, attempt: batch_memory(wildcards.batch, "infer") * memory_factor(
-            f"{RESULTS}/jobs/{wildcards.batch}.infer.json", attempt),
+        mem_mb=lambda wildcards, attempt: batch_memory(wildcards.batch, "infer") * retry_memory_factor(
+            "infer", wildcards.batch, f"{RESULTS}/jobs/{wildcards.batch}.infer.json", attempt),
         attempt=lambda wildcards, attempt: attempt,  # not a limit: passed to the job as --attempt
         runtime=lambda wildcards, attempt: infer_minutes(wildcards.batch) * attempt,
         gpu=GPUS,
@@ -83,8 +83,8 @@ rule evaluate:
         # config evaluate_mem_mb, or planned from the largest input of the batch's cases with a reference, and the
         # run time from their voxels (medseg/cohort/job_runtime.py); twice, then three times as much on a retry (the
         # memory not after an attempt that SLURM's time limit ended, as for infer)
-        mem_mb=lambda wildcards, attempt: batch_memory(wildcards.batch, "evaluate") * memory_factor(
-            f"{RESULTS}/jobs/{wildcards.batch}.evaluate.json", attempt),
+        mem_mb=lambda wildcards, attempt: batch_memory(wildcards.batch, "evaluate") * retry_memory_factor(
+            "evaluate", wildcards.batch, f"{RESULTS}/jobs/{wildcards.batch}.evaluate.json", attempt),
         attempt=lambda wildcards, attempt: attempt,
         runtime=lambda wildcards, attempt: evaluate_minutes(wildcards.batch) * attempt,
     shell:
@@ -121,7 +121,7 @@ rule report:
         # what the report holds at once: its libraries, each case's records, the overlays it may draw and the largest
         # case's arrays (medseg/cohort/report_memory.py); scaled on a retry as the other rules' are: a report killed
         # for memory or time was resubmitted with as much
-        mem_mb=lambda wildcards, attempt: report_memory() * attempt,
+        mem_mb=lambda wildcards, attempt: report_memory() * retry_memory_factor("report", "", None, attempt),
         runtime=lambda wildcards, attempt: 60 * attempt,
     shell:
         "{params.medseg} -v report {params.results:q} -o {output.html:q} --dice-threshold {params.dice_threshold}"
