@@ -17,6 +17,8 @@ slurm-jobstep companion) run, in the formats they parse:
   deterministic: ``COMMENT=MB,...`` treats a job whose ``--comment`` is COMMENT (``rule_infer_wildcards_batch001``)
   as needing MB: given less, its largest process is killed once its processes hold more than 150 MB (a report job's
   processes hold about 390 MB together at their peak, an infer job's more: 400 MB let a report job through).
+  ``FAKE_SLURM_BROKEN`` (``COMMENT,...``): a job of such a ``--comment`` fails before its script starts anything, as
+  a batch script whose first line fails or a broken node does: its log says why, state FAILED, exit code 127.
 - ``sacct``/``squeue`` ``--name RUN``: ``<id>|<state>`` per job (PENDING, RUNNING, COMPLETED, FAILED,
   OUT_OF_MEMORY, TIMEOUT, CANCELLED), answered once a job pending or running has ended, within
   ``FAKE_SLURM_STATUS_WAIT`` seconds (default 0: at once); ``scancel ID...``: SIGTERM to the job's processes
@@ -208,6 +210,12 @@ def run_job(job_id: str) -> int:
     signal.signal(signal.SIGTERM, cancel)
     _write_job(job_id, state="RUNNING", monitor=os.getpid(), started=started,
                end=None if limit_s is None else int(started + limit_s))
+    if options.get("--comment") in os.environ.get("FAKE_SLURM_BROKEN", "").split(","):
+        with open(output, "a") as log:
+            log.write(f"/var/spool/slurmd/job{job_id}/slurm_script: line 2: /shared/.venv/bin/python: No such file "
+                      "or directory\n")
+        _write_job(job_id, state="FAILED", exit_code=127, peak_mb=0, ended=time.time())
+        return 0
     with open(output, "ab") as log:
         process = subprocess.Popen(["/bin/bash", "-c", job["script"]], cwd=workdir, env=env, stdout=log,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

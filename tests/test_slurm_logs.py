@@ -82,3 +82,33 @@ def test_a_jobs_own_log_path_as_the_plugin_names_it(tmp_path):
     assert slurm_logdir("/scratch/logs", tmp_path).as_posix() == "/scratch/logs"
     assert slurm_logdir("logs", tmp_path) == tmp_path / "logs"
     assert slurm_logdir(None, tmp_path) == tmp_path / ".snakemake" / "slurm_logs"
+
+
+def test_a_job_that_never_started_is_recorded_with_its_slurm_log(tmp_path):
+    """A scoring job whose three attempts ended before medseg started: its case with a segmentation is recorded as
+    failed at evaluate naming the job, its attempts and SLURM's log of the last, with that log's last line; a case
+    without a reference is none of its business; the job's record holds the error, so that the report is made."""
+    import json
+
+    from cohort_cases import write_cohort_data
+
+    from medseg.cohort import InferOptions, Sample, infer_cases
+    from medseg.cohort.check import failed_jobs
+    from medseg.cohort.records import ResultsFolder
+    from medseg.cohort.unstarted_jobs import record_unstarted_job
+
+    data = write_cohort_data(tmp_path / "data", seeds=(5, 6))
+    results = tmp_path / "results"
+    samples = [Sample("a", data / "a.nii.gz", data / "a_label.nii.gz"), Sample("b", data / "b.nii.gz", None)]
+    assert infer_cases(samples, results, InferOptions("phantom")).count("ok") == 2
+    logs = _attempts(tmp_path / "slurm-logs" / "rule_evaluate" / "batch001", ["before"] * 3)
+    summary = record_unstarted_job(samples, results, "batch001.evaluate", logs, str(results / "logs" / "x.log"))
+    assert [(case.case_id, case.outcome) for case in summary.cases] == [("a", "failed")]
+    error = ("every attempt (3) ended before medseg started or recorded anything (its batch script failed, or its "
+             f"node; SLURM's log of the last attempt ends: {ENDINGS['before'].strip()})")
+    assert failed_jobs(results) == [("batch001.evaluate", {"error": error, "error_type": "JobFailedError",
+                                                           "log": str(results / "logs" / "x.log"),
+                                                           "slurm_log": str(logs[-1])})]
+    failure = json.loads(ResultsFolder(results).failure("a").read_text())
+    assert failure["stage"] == "evaluate" and failure["job"]["slurm_log"] == str(logs[-1])
+    assert ResultsFolder(results).segmentation("a").exists()  # its segmentation kept

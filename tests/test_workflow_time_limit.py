@@ -127,3 +127,58 @@ def test_a_job_ended_by_its_time_limit_is_retried_with_more_time_and_the_same_me
     with open(results / "cohort.tsv", newline="", encoding="utf-8") as handle:
         rows = {row["case_id"]: row["status"] for row in csv.DictReader(handle, delimiter="\t")}
     assert rows == {"a": "scored", "b": "scored", "big": "no_reference"}
+
+
+def test_a_batch_whose_every_attempt_fails_before_medseg_starts_is_reported_with_its_slurm_log(cohort, tmp_path,
+                                                                                              monkeypatch):
+    """An inference job whose every attempt SLURM ended before medseg started (here its batch script's first line
+    fails, as where the Python environment is not on the node) left no record: no report, the run's other cases in
+    none, and each retry asked for twice the memory with no out-of-memory kill. Its retries keep the memory now (only
+    SLURM's oom_kill line in an attempt's log adds to it), and the run records the job as failed, naming SLURM's log
+    of its last attempt, and makes the report, which lists the job and its case; the run still fails."""
+    import fake_slurm
+
+    folder, _ = cohort
+    data = folder / "data"
+    sheet = write_sheet(tmp_path, [("a", str(data / "a.nii.gz"), str(data / "a_label.nii.gz")),
+                                   ("b", str(data / "b.nii.gz"), str(data / "b_label.nii.gz"))])
+    state = tmp_path / "slurm"
+    monkeypatch.setenv("PATH", f"{fake_slurm.install(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SLURM_STATE", str(state))
+    monkeypatch.setenv("FAKE_SLURM_STATUS_WAIT", "20")
+    monkeypatch.setenv("FAKE_SLURM_BROKEN", "rule_infer_wildcards_b")
+    results = tmp_path / "results"
+    logs = tmp_path / "slurm-logs"
+    run = snakemake(tmp_path, "--profile", str(REPO / "profiles" / "slurm"), "--default-resources",
+                    "slurm_account=lab42", "slurm_partition=cpu", "runtime=30", "mem_mb=2000",
+                    "--slurm-logdir", str(logs), "--slurm-init-seconds-before-status-checks", "1",
+                    samples=sheet, results=results, cases_per_job=1)  # a job a case, named by it
+    assert run.returncode == 1, run.stderr[-3000:]
+    submitted = [json.loads(line) for line in (state / "sbatch.jsonl").read_text().splitlines()]
+
+    def option(entry: dict, name: str) -> str:
+        return entry["args"][entry["args"].index(name) + 1]
+
+    broken = [(option(s, "--mem"), option(s, "-t")) for s in sorted(submitted, key=lambda s: int(s["job_id"]))
+              if option(s, "--comment") == "rule_infer_wildcards_b"]
+    assert len(broken) == 3 and len({memory for memory, _ in broken}) == 1, broken  # the memory kept
+    assert [int(minutes) for _, minutes in broken] == [int(broken[0][1]) * k for k in (1, 2, 3)]
+    last_id = max(int(s["job_id"]) for s in submitted if option(s, "--comment") == "rule_infer_wildcards_b")
+    last_log = logs / "rule_infer" / "b" / f"{last_id}.log"
+    # the job's record, its case's failure and the report name SLURM's log of the last attempt
+    record = json.loads((results / "jobs" / "b.infer.json").read_text())
+    assert record["job_error"]["slurm_log"] == str(last_log) and record["job_error"]["error_type"] == "JobFailedError"
+    assert record["job_error"]["error"].startswith("every attempt (3) ended before medseg started or recorded "
+                                                   "anything (its batch script failed, or its node; SLURM's log of "
+                                                   "the last attempt ends: ")
+    assert "No such file or directory" in record["job_error"]["error"]
+    summary = json.loads((results / "summary.json").read_text())
+    assert [(job["job"], job["cases"], job["slurm_log"]) for job in summary["failed_jobs"]] == [
+        ("b.infer", ["b"], str(last_log))]
+    assert f"SLURM log <code>{last_log}</code>" in (results / "report.html").read_text()
+    with open(results / "cohort.tsv", newline="", encoding="utf-8") as handle:
+        rows = {row["case_id"]: row["status"] for row in csv.DictReader(handle, delimiter="\t")}
+    assert rows == {"a": "scored", "b": "failed"}
+    # the run fails naming the job and SLURM's log (the cohort's check, as its last step would)
+    assert "job b.infer failed on its last attempt for a reason of the whole job" in run.stderr
+    assert f"(SLURM's log of its last attempt: {last_log})" in run.stderr

@@ -42,9 +42,10 @@ rule infer:
     resources:
         # config mem_mb, or planned from the batch's largest input (medseg/cohort/job_memory.py), and the run time
         # from its cases' voxels (medseg/cohort/job_runtime.py) unless config minutes_per_case is given; a retried job
-        # asks for twice, then three times the time, and as much more memory unless the attempt before noted that
-        # SLURM's time limit ended it: Snakemake gives these functions the attempt, not why the last one failed
-        # (medseg/cohort/time_outs.py; docs/cohorts.md, *What runs*)
+        # asks for twice, then three times the time, and the first attempt's memory once more for each earlier attempt
+        # killed for memory: under SLURM, as SLURM's log of that attempt says (medseg/cohort/slurm_logs.py), elsewhere
+        # each attempt but those that noted SLURM's time limit ended them: Snakemake gives these functions the attempt,
+        # not why the last one failed (medseg/cohort/time_outs.py; docs/cohorts.md, *What runs*)
         mem_mb=lambda wildcards, attempt: batch_memory(wildcards.batch, "infer") * retry_memory_factor(
             "infer", wildcards.batch, f"{RESULTS}/jobs/{wildcards.batch}.infer.json", attempt),
         attempt=lambda wildcards, attempt: attempt,  # not a limit: passed to the job as --attempt
@@ -120,7 +121,7 @@ rule report:
     resources:
         # what the report holds at once: its libraries, each case's records, the overlays it may draw and the largest
         # case's arrays (medseg/cohort/report_memory.py); scaled on a retry as the other rules' are: a report killed
-        # for memory or time was resubmitted with as much
+        # for memory or time was resubmitted with as much (under SLURM the memory only after an out-of-memory kill)
         mem_mb=lambda wildcards, attempt: report_memory() * retry_memory_factor("report", "", None, attempt),
         runtime=lambda wildcards, attempt: 60 * attempt,
     shell:

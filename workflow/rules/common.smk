@@ -1,5 +1,6 @@
 # Sample sheet, jobs and helpers of the cohort workflow.
 
+import contextlib
 import functools
 import os
 import re
@@ -293,6 +294,62 @@ onsuccess:
         run_ended()
 
 
+def report_unstarted_jobs():
+    """After a failed run under SLURM: an inference or scoring job whose every attempt ended before medseg recorded
+    anything (its batch script or its node failed: SLURM's logs of this run hold every attempt, and the job wrote no
+    record) is recorded here, its cases as failed naming the job and SLURM's log of its last attempt
+    (medseg/cohort/unstarted_jobs.py); then the report is made and the failed cases checked as the run's last steps
+    do, here on the login node (one line each where that fails). The report had never been made: it needs every
+    batch's record."""
+    import subprocess
+
+    from medseg.cohort.unstarted_jobs import record_unstarted_job
+
+    recorded = []
+    for _batch, _samples in BATCHES.items():
+        for _stage in ("infer", "evaluate"):
+            if Path(RESULTS, "jobs", f"{_batch}.{_stage}.json").exists():
+                continue
+            _logs = attempt_logs(Path(_SLURM_LOGS, f"rule_{_stage}", _batch), _RUN_START)
+            if len(_logs) < 1 + RETRIES:  # not every attempt ran (the run stopped first): Snakemake's own message
+                continue
+            try:
+                record_unstarted_job(_samples, RESULTS, f"{_batch}.{_stage}", _logs,
+                                     f"{RESULTS}/logs/{_stage}/{_batch}.log", _options, _PACKAGE)
+            except (MedsegError, OSError) as error:
+                print(f"medseg: error: {error}", file=sys.stderr, flush=True)
+                return
+            recorded.append(f"{_batch}.{_stage}")
+    if not recorded:
+        return
+    _unrecorded = [batch for batch in BATCHES if not Path(RESULTS, "jobs", f"{batch}.infer.json").exists()]
+    if _unrecorded:
+        print(f"medseg: {cohort.some_names(recorded)}: every attempt ended before medseg recorded anything; their "
+              f"cases are recorded as failed, but no report is made: {cohort.some_names(_unrecorded)} never ran",
+              file=sys.stderr, flush=True)
+        return
+    print(f"medseg: {cohort.some_names(recorded)}: every attempt ended before medseg started or recorded anything "
+          "(SLURM's log of the last is named in the report); their cases are recorded as failed, and the report is "
+          "made here", file=sys.stderr, flush=True)
+    _report_log = Path(RESULTS, "logs", "report.log")
+    _report_log.parent.mkdir(parents=True, exist_ok=True)
+    _window = "" if config["ct_window"] is None else f" --ct-window {shlex.quote(str(config['ct_window']))}"
+    subprocess.run(f"{MEDSEG} -v report {shlex.quote(RESULTS)} -o {shlex.quote(str(Path(RESULTS, 'report.html')))}"
+                   f" --dice-threshold {config['dice_threshold']} --max-overlays {config['max_overlays']}{_window}"
+                   f" --sheet {shlex.quote(SHEET_PATH)} --overwrite > {shlex.quote(str(_report_log))} 2>&1",
+                   shell=True, check=False)
+    with contextlib.suppress(OSError):
+        _shown = False
+        for _line in _report_log.read_text(encoding="utf-8", errors="replace").splitlines():
+            _shown = _shown or re.match(r"[0-9]+ cases? \(", _line) is not None
+            if _shown:
+                print(_line, flush=True)
+    _check = subprocess.run(f"{MEDSEG} cohort check {shlex.quote(RESULTS)} --fail-on "
+                            f"{config.get('fail_on_failed_cases', 'all')}", shell=True, check=False,
+                            capture_output=True, text=True)
+    print((_check.stdout + _check.stderr).strip(), file=sys.stderr, flush=True)
+
+
 onerror:
     outcome_decided()
     try:
@@ -312,6 +369,8 @@ onerror:
                                            for _stage, _variable in _REDO_VARIABLES.items()}, _memory)
             tell_stop(run_stopped_line(_done.finished, len(SAMPLES), stopped_by(), _done.unscored), log)
             sys.exit(stopped_code())
+        if _SLURM_LOGS is not None:
+            report_unstarted_jobs()
     finally:
         run_ended()
 
