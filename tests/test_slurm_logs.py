@@ -112,3 +112,25 @@ def test_a_job_that_never_started_is_recorded_with_its_slurm_log(tmp_path):
     failure = json.loads(ResultsFolder(results).failure("a").read_text())
     assert failure["stage"] == "evaluate" and failure["job"]["slurm_log"] == str(logs[-1])
     assert ResultsFolder(results).segmentation("a").exists()  # its segmentation kept
+
+
+def test_the_job_itself_finds_the_same_earlier_attempts_as_the_run(tmp_path):
+    """The memory a job tells medseg is worked out again by the job's own Snakemake process, which SLURM runs: it had
+    the attempt alone (three times the memory after two time-outs, where SLURM gave it the first's). Asked from inside
+    attempt 3 (its own job id), the two logs just before its own count, as the run that submitted it counted this
+    run's first two; an earlier run's log of the same job does not."""
+    folder = tmp_path / "rule_infer" / "batch001"
+    folder.mkdir(parents=True)
+    earlier_run = folder / "4241990.log"
+    earlier_run.write_text(ENDINGS["oom"])
+    os.utime(earlier_run, (time.time() - 3600, time.time() - 3600))
+    for job_id, ending in (("4242001", "time"), ("4242005", "time"), ("4242009", "before")):
+        (folder / f"{job_id}.log").write_text(ENDINGS[ending])
+    from medseg.cohort.slurm_logs import earlier_attempts
+
+    by_the_run = earlier_attempts(folder, 3, since=time.time() - 60)
+    by_the_job = earlier_attempts(folder, 3, job_id="4242009")
+    assert [log.name for log in by_the_run] == [log.name for log in by_the_job] == ["4242001.log", "4242005.log"]
+    assert memory_attempts(by_the_job, 3) == 1
+    assert earlier_attempts(folder, 1, job_id="4242001") == []
+    assert [log.name for log in earlier_attempts(folder, 2, job_id="4242005")] == ["4242001.log"]

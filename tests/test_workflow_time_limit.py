@@ -123,6 +123,12 @@ def test_a_job_ended_by_its_time_limit_is_retried_with_more_time_and_the_same_me
     assert sorted(job["state"] for job in jobs if option(job, "--comment") == "rule_infer_wildcards_batch002") == [
         "COMPLETED", "TIMEOUT"]
     assert f"--memory-mb {slow[0][0]} --final-memory-mb " in run.stderr
+    # and the job's own Snakemake process, which works the memory out again for the command it runs, told medseg
+    # the memory the job asked SLURM for (the segmentation's sidecar records the command)
+    from medseg.cohort.records import ResultsFolder
+
+    argv = json.loads(ResultsFolder(results).sidecar("big").read_text())["invocation"]["argv"]
+    assert argv[argv.index("--memory-mb") + 1] == slow[1][0] and argv[argv.index("--attempt") + 1] == "2"
     assert json.loads((results / "jobs" / "batch002.infer.json.out-of-time").read_text()) == {"attempts": [1]}
     with open(results / "cohort.tsv", newline="", encoding="utf-8") as handle:
         rows = {row["case_id"]: row["status"] for row in csv.DictReader(handle, delimiter="\t")}

@@ -20,8 +20,8 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["LOGDIR_VARIABLE", "attempt_logs", "job_log_path", "killed_for_memory", "memory_attempts",
-           "slurm_logdir"]
+__all__ = ["LOGDIR_VARIABLE", "attempt_logs", "earlier_attempts", "job_log_path", "killed_for_memory",
+           "memory_attempts", "slurm_logdir"]
 
 LOGDIR_VARIABLE = "MEDSEG_SLURM_LOGDIR"  # the run's slurm-logdir, absolute, as the workflow tells its jobs
 # SLURM's lines for an attempt ended for memory: slurmstepd's oom_kill event, the kernel's, or the job's state
@@ -68,6 +68,20 @@ def attempt_logs(folder: str | os.PathLike, since: float) -> list[Path]:
         except OSError:
             continue
     return sorted(found, key=lambda path: (int(path.stem) if path.stem.isdigit() else 0, path.name))
+
+
+def earlier_attempts(folder: str | os.PathLike, attempt: int, since: float | None = None,
+                     job_id: str | None = None) -> list[Path]:
+    """SLURM's logs of attempts 1 to ``attempt - 1`` of the job whose logs are in ``folder``, in order: asked by the
+    run that submits it (``since``: the time the run started), its first ones since; asked from inside an attempt
+    (``job_id``: its own SLURM job id, whose Snakemake process works its resources out again), the ones just before
+    its own log, by job id. Both find the same logs where every attempt wrote one."""
+    if attempt <= 1:
+        return []
+    if job_id is not None and job_id.isdigit():
+        before = [path for path in attempt_logs(folder, 0.0) if path.stem.isdigit() and int(path.stem) < int(job_id)]
+        return before[-(attempt - 1):]
+    return attempt_logs(folder, 0.0 if since is None else since)[:attempt - 1]
 
 
 def killed_for_memory(log: str | os.PathLike) -> bool:

@@ -59,7 +59,8 @@ from medseg.cohort.job_memory import evaluate_memory_mb, infer_memory_mb
 from medseg.cohort.job_totals import AskedJob, asked_line
 from medseg.cohort.invocation import profile_retries, runtime_enforced
 from medseg.cohort.job_deadline import EXECUTOR_VARIABLE
-from medseg.cohort.slurm_logs import LOGDIR_VARIABLE, attempt_logs, memory_attempts, slurm_logdir
+from medseg.cohort.slurm_logs import (LOGDIR_VARIABLE, attempt_logs, earlier_attempts, memory_attempts,
+                                      slurm_logdir)
 from medseg.cohort.job_runtime import evaluate_minutes as planned_evaluate_minutes
 from medseg.cohort.job_runtime import infer_minutes as planned_infer_minutes
 from medseg.cohort.report_memory import report_memory_mb
@@ -244,14 +245,18 @@ def retry_memory_factor(rule, batch, record, attempt):
     SLURM, one more for each earlier attempt whose SLURM log says it was killed for memory: a time-out, a node's
     failure or a batch script that failed before medseg started keeps the memory (medseg/cohort/slurm_logs.py).
     Elsewhere the attempt, less the earlier attempts that noted a time-out (``record``'s note,
-    medseg/cohort/time_outs.py). A job's own Snakemake process is given the attempt: the --resources its submitter
-    passes (this process's figure) caps it."""
+    medseg/cohort/time_outs.py). A job's own Snakemake process (which SLURM runs, told the folder and its job id)
+    reads the same logs: the memory it tells medseg is the memory the job asked SLURM for."""
     if attempt <= 1:
         return 1
-    if not workflow.is_main_process:
-        return attempt
-    if _SLURM_LOGS is not None:
-        return memory_attempts(attempt_logs(Path(_SLURM_LOGS, f"rule_{rule}", batch), _RUN_START), attempt)
+    if workflow.is_main_process:
+        folder, job_id = _SLURM_LOGS, None
+    else:  # a job's own Snakemake process works the memory out again, for the command it runs: the same logs
+        folder, job_id = os.environ.get(LOGDIR_VARIABLE), os.environ.get("SLURM_JOB_ID")
+        folder = folder if job_id else None
+    if folder is not None:
+        return memory_attempts(earlier_attempts(Path(folder, f"rule_{rule}", batch), attempt, _RUN_START, job_id),
+                               attempt)
     return attempt if record is None else memory_factor(record, attempt)
 
 
