@@ -503,3 +503,20 @@ def test_a_records_case_id_naming_a_path_is_not_read_as_its_segmentation(tmp_pat
     (case,) = [case for case in collect_results(tmp_path / "results") if case.case_id == case_id]
     assert case.folder == folder
     assert case.segmentation_path() is None
+
+
+@pytest.mark.skipif(os.name == "nt", reason="'\\' parts a path on Windows: no case is so named there")
+def test_a_posix_case_named_with_a_backslash_finds_its_segmentation_by_its_own_name(tmp_path):
+    """The guard that keeps a record's ``case_id`` from naming a file outside the case's folder refused any id
+    holding ``\\``: a POSIX case named ``scan\\006`` (a legal name there) whose sidecar and metrics both fail to
+    locate its segmentation had none found, though ``scan\\006_seg.nii.gz`` lies in its folder."""
+    from medseg.report.collect import collect_results
+
+    case_id = "scan\\006"
+    folder = write_case(tmp_path / "results", case_id, 0, "identity")
+    for name, key in ((f"{case_id}_seg.json", "segmentation"), (f"{case_id}_metrics.json", "prediction")):
+        record = json.loads((folder / name).read_text())
+        record[key] = str(tmp_path / "moved_seg.nii.gz") if key == "prediction" else "moved_seg.nii.gz"
+        (folder / name).write_text(json.dumps(record))
+    (case,) = collect_results(tmp_path / "results")
+    assert case.case_id == case_id and case.segmentation_path() == folder / f"{case_id}_seg.nii.gz"

@@ -12,8 +12,8 @@ from medseg.errors import ImageReadError, InputError
 __all__ = ["absent_content", "absent_files", "absolute_path", "apple_double", "blocked_folder", "check_present",
            "check_readable", "check_searchable", "dicom_modality", "exists", "files_under", "further_channels",
            "is_annex_link", "is_dicom_file", "is_path", "link_nowhere", "missing_under", "name_difference",
-           "nnunet_channel", "not_regular", "not_there", "os_reason", "part10_seg_series", "path_argument", "real_path",
-           "type_text", "undecodable", "unread_channels", "with_article"]
+           "nnunet_channel", "not_regular", "not_there", "os_reason", "part10_seg_series", "path_argument",
+           "plain_name", "real_path", "type_text", "undecodable", "unread_channels", "with_article"]
 
 _APPLE_DOUBLE_MAGIC = b"\x00\x05\x16\x07"
 _ANNEX_POINTER = b"/annex/objects/"  # an unlocked git-annex file whose content is not here holds its key's path
@@ -740,3 +740,14 @@ def _has_dicom_marker(path: Path | str) -> bool:
             return handle.read(132)[128:] == b"DICM"
     except OSError:
         return False
+
+
+def plain_name(name: str) -> bool:
+    """Whether ``name`` is a file's name alone here: no folder (``/``; on Windows ``\\`` too), not ``.`` or ``..``, no
+    drive (on Windows). On POSIX ``\\`` and ``C:`` are characters of a name, as medseg records them: a series
+    unzipped from a Windows archive holds ``DICOM\\IM0001`` files, a case may be named ``scan\\006``, and joined to a
+    folder they stay in it."""
+    if not name or name in (".", "..") or "/" in name or "\0" in name:
+        return False
+    path = Path(name)  # the platform's own rules: a Windows path's folders and drive
+    return not path.anchor and len(path.parts) == 1 and path.name == name

@@ -4,8 +4,9 @@ with the paths its records name as they exist now (:func:`resolve_path`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path, PureWindowsPath
+from pathlib import Path
 
+from medseg.io.files import plain_name
 from medseg.report.result_records import METRIC_FIELDS, _number
 
 __all__ = ["CaseResult", "LabelResult", "asked_series", "label_key", "resolve_path"]
@@ -151,8 +152,8 @@ class CaseResult:
             if "sidecar" in self.paths:
                 candidates.append(self.paths["sidecar"].parent / name)
         own = f"{self.case_id}_seg.nii.gz"
-        if "/" not in own and "\\" not in own and not PureWindowsPath(own).drive:  # a record's id may name a path
-            candidates.append(self.folder / own)  # (../x, a crafted one): never a file outside the case's folder
+        if plain_name(own):  # a record's id may name a path (../x, a crafted one): never a file outside the case's
+            candidates.append(self.folder / own)  # folder; a POSIX name holding "\\" (scan\006) is a name there
         if self.metrics and self.metrics.get("prediction"):
             candidates.append(resolve_path(self.metrics["prediction"], self))
         return next((c for c in candidates if c is not None and _exists(c, file=True)), None)
