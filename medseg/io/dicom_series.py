@@ -285,6 +285,13 @@ def series_text(info: dict) -> str:
     return text if name == f"series {key}" else f"{text}, UID {uid}"
 
 
+class SeriesUID(str):
+    """A series asked for by its SeriesInstanceUID alone (a sidecar's ``series_uid``): matched as a UID only, never
+    as a key or a SeriesNumber (a UID edited to ``5`` would otherwise pick series number 5)."""
+
+    __slots__ = ()
+
+
 def series_match(wanted: str, key: str | None, uid: str | None, number: int | None) -> str | None:
     """How ``wanted`` (a --series value or a sheet's series cell) names a series with this key, UID and number:
     ``"key"``, ``"uid"``, ``"number"`` (a whole number, ``03`` too, as the SeriesNumber), or None."""
@@ -306,12 +313,16 @@ def choose_series(scan: FolderScan, series: str | None = None) -> tuple[SeriesCa
             raise DicomError(f"{folder}: {setting('series', ANY)} is empty; pass a series number, UID or key from "
                              "`medseg inspect`")
         matches = []
-        for kind in ("key", "uid", "number"):  # a key first, then a UID, then a SeriesNumber
+        kinds = ("uid",) if isinstance(series, SeriesUID) else ("key", "uid", "number")
+        for kind in kinds:  # a key first, then a UID, then a SeriesNumber
             matches = [c for c in candidates if series_match(wanted, c.key, c.uid, c.number) == kind]
             if matches:
                 break
         if not matches:
             # neutral on where it was asked for: the --series option, or a sample sheet's series cell
+            if isinstance(series, SeriesUID):
+                raise DicomError(f"{folder}: no series has the SeriesInstanceUID asked for, {wanted!r}; found "
+                                 f"{_listing(candidates)}")
             hint = _hash_key_hint(wanted, candidates)
             raise DicomError(f"{folder}: no series matches the series asked for, {wanted!r} (a key, number or UID "
                              f"`medseg inspect` lists){hint}; found {_listing(candidates)}")

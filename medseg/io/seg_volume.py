@@ -23,10 +23,15 @@ log = logging.getLogger(__name__)
 def recorded_series(sidecar: dict) -> str | None:
     """The DICOM series a sidecar says its case was segmented from: its UID, or its key when the UID does not
     single it out (the parts of a split series share one; an anonymised series has none). Two series may share
-    a number, so the key alone is not enough either."""
+    a number, so the key alone is not enough either. The UID is a :class:`~medseg.io.dicom_series.SeriesUID`,
+    matched as a UID only."""
     info = sidecar.get("input_info") or {}
     split = any(str(flag).startswith("split:") for flag in info.get("flags") or [])
-    series = info.get("series_key") if split or not info.get("series_uid") else info.get("series_uid")
+    if not split and info.get("series_uid"):
+        from medseg.io.dicom_series import SeriesUID
+
+        return SeriesUID(info["series_uid"])  # matched as a UID only: an edited "5" is not series number 5
+    series = info.get("series_key")
     return str(series) if series else None
 
 
