@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import shutil
 import struct
 import warnings
 
@@ -288,3 +289,23 @@ def test_a_warning_of_another_thread_during_a_read_is_not_named_after_the_file_r
         assert [str(w.message) for w in caught] == [
             f"{tmp_path / 'this.nii.gz'}: field of view unlike the volumes model m was trained on"], action
         assert caught[0].category is MedsegWarning and caught[0].filename == __file__
+
+
+def test_verify_of_a_copy_given_by_a_relative_path_tells_its_reading_warning_once(tmp_path, make_package, capsys,
+                                                                                monkeypatch):
+    """``medseg verify SIDECAR --input odd.nii --rerun``: nibabel's warning was told twice, once as the input was
+    hashed (naming the file by its absolute path) and again as it was segmented again (by the path given). The input
+    is read as given each time: the warning is told once."""
+    odd = tmp_path / "odd.nii"
+    odd_extension_nifti(odd)
+    code, _, err = run_cli(["infer", str(odd), "-m", str(make_package()), "-o", str(tmp_path / "out"), "--threads",
+                            "1"], capsys)
+    assert code == 0, err
+    (tmp_path / "copy").mkdir()
+    shutil.copyfile(odd, tmp_path / "copy" / "odd.nii")
+    monkeypatch.chdir(tmp_path)
+    run = run_program(["verify", str(tmp_path / "out" / "odd_seg.json"), "--input", "copy/odd.nii", "--rerun"],
+                      capsys)
+    assert run.returncode == 0, run.stdout + run.stderr
+    told = [line for line in run.stderr.splitlines() if "Extension size" in line]
+    assert told == [f"warning: UserWarning: copy/odd.nii: {EXTENSION_TEXT}"], run.stderr

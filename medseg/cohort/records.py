@@ -213,7 +213,8 @@ def content_sha256(path: Path | str, series: str | None = None, modalities: int 
     if len(files) > 1:
         return _channels_sha256(tuple(str(file.absolute()) for file in files),
                                 json.dumps(path_signature(path, modalities)))
-    return _content_sha256(str(path.absolute()), series, json.dumps(path_signature(path)))
+    # read as given: a reading warning names the file as the caller's own read of it names it, and is told once
+    return _content_sha256(str(path.absolute()), series, json.dumps(path_signature(path)), str(path))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -228,16 +229,16 @@ def _channels_sha256(files: tuple[str, ...], signature: str) -> str | None:
         return None
 
 
-@functools.lru_cache(maxsize=4096)
-def _content_sha256(path: str, series: str | None, signature: str) -> str | None:
-    """:func:`content_sha256` of ``path`` while its signature is ``signature`` (the cache's key: a file changed
-    since has another)."""
+@functools.lru_cache(maxsize=4096, typed=True)  # typed: a series UID (SeriesUID) is not the key of the same text
+def _content_sha256(absolute: str, series: str | None, signature: str, given: str) -> str | None:
+    """:func:`content_sha256` of the file at ``absolute``, read as ``given``, while its signature is ``signature``
+    (the cache's key: a file changed since has another)."""
     from medseg.errors import MedsegError
     from medseg.io.atomic import sha256_of
     from medseg.io.files import is_dicom_file
     from medseg.io.nifti import files_read
 
-    path = Path(path)
+    path = Path(given)
     try:
         if path.is_dir():
             from medseg.io.dicom import series_sha256
