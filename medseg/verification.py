@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from medseg.errors import InputError
+from medseg.io.files import plain_name
 from medseg.settings_named import ANY, setting
 
 __all__ = ["Check", "Verification", "find_sidecars", "verify_sidecar"]
@@ -30,11 +31,13 @@ SIDECAR_SCHEMA = "medseg-segmentation/1"
 class Check:
     """One comparison: ``what`` was checked (``segmentation``, ``input``, ``model``, ``versions``, ``rerun``),
     ``ok`` whether it matched the record (None: not checked, ``text`` says why), ``text`` one line saying what was
-    found."""
+    found; ``compared`` False where a failed check could not compare at all (a file not there or unreadable, a model
+    that cannot be loaded, a rerun that could not run), True where it compared and found a difference."""
 
     what: str
     ok: bool | None
     text: str
+    compared: bool = True
 
 
 @dataclass
@@ -55,18 +58,25 @@ class Verification:
         """What failed, in order."""
         return [check.what for check in self.checks if check.ok is False]
 
+    @property
+    def differs(self) -> bool:
+        """Whether a check compared a file with the record and found it differs (the files changed)."""
+        return any(check.ok is False and check.compared for check in self.checks)
 
-def _changed_files(folder: Path, info: dict, series: str | None = None, recorded_sha256: str | None = None,
-                   shown: int = 3) -> str:
-    """For a DICOM series whose sidecar names its files' digests (``input_info.file_sha256``): which of them changed
-    or are not there now, and which files the series holds now that it does not record (``: of its 35 recorded
-    files, 1 changed (a.dcm); 1 file added (b.dcm)``): the first ``shown`` of each, and how many more. Where none
-    differs, the recorded ``input_sha256`` is not that of the recorded files (``recorded_sha256``): a hand edit."""
+    @property
+    def segmentation_checked(self) -> bool:
+        """Whether the segmentation file was compared with a recorded SHA-256 (a sidecar of medseg before 2026-12-02
+        records none: its other checks may all match while the segmentation file was not checked)."""
+        return any(check.what == "segmentation" and check.ok is not None for check in self.checks)
+
+
+def _file_changes(folder: Path, recorded: dict, series: str | None):
+    """The recorded files of a DICOM series (``input_info.file_sha256``) against ``folder`` now: the names of those
+    that changed and of those not there, the renamed ones as ``(recorded, now)`` (a file not there whose digest is
+    that of a file the series holds now and does not record), the series' files now that it does not record, and
+    whether the series can be read now (its files listed)."""
     from medseg.io.atomic import sha256_of
 
-    recorded = info.get("file_sha256")
-    if not isinstance(recorded, dict) or not recorded or not folder.is_dir():
-        return ""
     changed, gone, kept = [], [], set()
     for name, digest in recorded.items():
         path = _recorded_file(folder, str(name))
@@ -77,23 +87,97 @@ def _changed_files(folder: Path, info: dict, series: str | None = None, recorded
         if sha256_of(path) != digest:
             changed.append(str(name))
     now = _series_files(folder, series)
-    added = [name for path, name in now or () if os.path.realpath(path) not in kept]
+    added = [(path, name) for path, name in now or () if os.path.realpath(path) not in kept]
+    renamed = []
+    if gone and added:  # a file renamed keeps its bytes: its digest names it
+        by_digest: dict[str, list[str]] = {}
+        for path, name in added:
+            by_digest.setdefault(sha256_of(path), []).append(name)
+        for name in list(gone):
+            if by_digest.get(recorded[name]):
+                renamed.append((name, by_digest[recorded[name]].pop(0)))
+                gone.remove(name)
+        taken = {new for _, new in renamed}
+        added = [(path, name) for path, name in added if name not in taken]
+    return changed, gone, renamed, [name for _, name in added], now is not None
 
-    def listed(names: list[str], what: str) -> str:
-        more = f" and {len(names) - shown} more" if len(names) > shown else ""
-        return f"{len(names)} {what} ({', '.join(names[:shown])}{more})"
 
-    parts = [listed(names, what) for names, what in ((changed, "changed"), (gone, "not there")) if names]
+def _listed(names: list[str], what: str, shown: int = 3) -> str:
+    """``2 changed (a.dcm, b.dcm)``: how many, and the first ``shown`` of them and how many more."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f"{len(names)} {what} ({', '.join(names[:shown])}{more})"
+
+
+def _renamed(pairs: list[tuple[str, str]]) -> list[str]:
+    return [f"{old} → {new}" for old, new in pairs]
+
+
+def _changed_files(folder: Path, info: dict, series: str | None = None,
+                   recorded_sha256: str | None = None) -> tuple[str, bool]:
+    """For a DICOM series whose sidecar names its files' digests (``input_info.file_sha256``): which of them changed,
+    are not there now or were renamed (recognised by their digest), and which files the series holds now that it does
+    not record (``: of its 35 recorded files, 1 changed (a.dcm), 1 renamed (b.dcm → c.dcm); 1 file added
+    (d.dcm)``): the first three of each, and how many more. Where none differs, the recorded ``input_sha256`` is not
+    that of the recorded files (``recorded_sha256``), or the recorded ``series_uid`` not theirs: a hand edit. With
+    whether a difference was found (a file changed, gone, renamed or added, or the sidecar edited)."""
+    from medseg.io.dicom_series import SeriesUID
+
+    recorded = info.get("file_sha256")
+    if not isinstance(recorded, dict) or not recorded or not folder.is_dir():
+        return "", False
+    changed, gone, renamed, added, readable = _file_changes(folder, recorded, series)
+    parts = [_listed(names, what) for names, what in ((changed, "changed"), (gone, "not there"),
+                                                     (_renamed(renamed), "renamed")) if names]
     text = (f": of its {len(recorded)} recorded files, " + ", ".join(parts) if parts else
             f": its {len(recorded)} recorded files are as they were")
     if added:
-        text += "; " + listed(added, "file added" if len(added) == 1 else "files added")
-    elif not parts and now is not None and recorded_sha256 != _combined_sha256(recorded.values()):
-        text += (" and the series holds no other: the sidecar's input_sha256 is not that of the files it records; "
-                 f"{_EDITED}")
-    elif not parts:
-        text += ": files were added to the series"  # none found now (the series cannot be read again): not named
-    return text
+        return text + "; " + _listed(added, "file added" if len(added) == 1 else "files added"), True
+    if not parts and readable and recorded_sha256 != _combined_sha256(recorded.values()):
+        return text + (" and the series holds no other: the sidecar's input_sha256 is not that of the files it "
+                       f"records; {_EDITED}"), True
+    if not parts and isinstance(series, SeriesUID) and not _holds_uid(folder, series):
+        return text + f", and none is of the series_uid the sidecar records; {_EDITED}", True
+    if not parts:
+        return text + ": files were added to the series", True  # none found now (the series cannot be read): unnamed
+    return text, True
+
+
+def _holds_uid(folder: Path, uid: str) -> bool:
+    """Whether a series in ``folder`` has the SeriesInstanceUID ``uid``."""
+    from medseg.errors import MedsegError
+    from medseg.io.dicom_series import scan_folder
+
+    try:
+        return any(candidate.uid == uid for candidate in scan_folder(folder, warn_skipped=False).candidates)
+    except (MedsegError, OSError):
+        return True  # cannot tell: not said to be edited
+
+
+def _matching_series(folder: Path, info: dict, series: str | None, recorded_sha256: str) -> tuple[bool, str]:
+    """For a DICOM series that matches its recorded ``input_sha256``: whether the sidecar's per-file digests
+    (``input_info.file_sha256``) agree with it, and what to add to the input's line: the files whose recorded digest
+    is not theirs (a hand edit of the sidecar, which the series' SHA-256 alone does not show), or the files renamed
+    since (the same bytes under another name: the input is as segmented)."""
+    from medseg.io.atomic import sha256_of
+
+    recorded = info.get("file_sha256")
+    if not isinstance(recorded, dict) or not recorded or not folder.is_dir():
+        return True, ""
+    if _combined_sha256(recorded.values()) != recorded_sha256:
+        wrong = []
+        for name, digest in recorded.items():
+            path = _recorded_file(folder, str(name))
+            if path is None or sha256_of(path) != digest:
+                wrong.append(str(name) if path is None else f"{name} recorded as {_short(digest)}, its SHA-256 "
+                             f"{_short(sha256_of(path))}")
+        named = f" ({'; '.join(wrong[:3])}{f' and {len(wrong) - 3} more' if len(wrong) > 3 else ''})" if wrong else ""
+        return False, (f"; but the sidecar's input_info.file_sha256 is not that of the series' files{named}; "
+                       f"{_EDITED}")
+    if all(_recorded_file(folder, str(name)) is not None for name in recorded):
+        return True, ""
+    _, _, renamed, _, _ = _file_changes(folder, recorded, series)
+    return True, f"; {_listed(_renamed(renamed), 'file renamed' if len(renamed) == 1 else 'files renamed')}" \
+        if renamed else ""
 
 
 def _unread_reason(source: Path, series: str | None) -> str | None:
@@ -260,7 +344,7 @@ def _check_fields(path: Path, record: dict) -> None:
         if not (optional and value is None) and (not isinstance(value, str) or not _SHA256.fullmatch(value)):
             raise InputError(f"{path}: model.{key} is {_json_kind(value, True)}, {_NOT_SHA256}; {_EDITED}")
     name = record["segmentation"]
-    if not _plain_name(name):
+    if not plain_name(name):
         raise InputError(f"{path}: segmentation is {name!r}, not the name of a file beside the sidecar; {_EDITED}")
     digests = (record.get("input_info") or {}).get("file_sha256")
     if digests is None:
@@ -288,21 +372,11 @@ def _json_kind(value, shown: bool = False) -> str:
     return next(text for kind, text in kinds if isinstance(value, kind))
 
 
-def _plain_name(name: str) -> bool:
-    """Whether ``name`` is a file's name alone here: no folder (``/``; on Windows ``\\`` too), not ``.`` or ``..``, no
-    drive (on Windows). On POSIX ``\\`` and ``C:`` are characters of a name, as medseg records them: a series
-    unzipped from a Windows archive holds ``DICOM\\IM0001`` files, and joined to a folder they stay in it."""
-    if not name or name in (".", "..") or "/" in name or "\0" in name:
-        return False
-    path = Path(name)  # the platform's own rules: a Windows path's folders and drive
-    return not path.anchor and len(path.parts) == 1 and path.name == name
-
-
 def _inside(name: str) -> bool:
     """Whether ``name`` is a path relative to a folder and within it, as medseg records a series' files
     (``a/0003.dcm``): no absolute path or ``..``; on Windows no drive or ``\\`` either."""
     parts = name.split("/")
-    return all(_plain_name(part) for part in parts)
+    return all(plain_name(part) for part in parts)
 
 
 def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, model: str | os.PathLike | None = None,
@@ -311,7 +385,8 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
 
     * the segmentation beside the sidecar against ``segmentation_sha256``;
     * the input (``input_path``, else the path the sidecar records) against ``input_sha256``, hashed as medseg hashes
-      it when it reads it (a DICOM folder: the recorded series' files);
+      it when it reads it (a DICOM folder: the recorded series' files, found by the recorded UID alone; their recorded
+      digests, ``input_info.file_sha256``, against them too: files changed, gone, renamed or added are named);
     * the model (``model``: a shipped model's name or a package folder; else the recorded ``model.path``, else its
       name) against the recorded weights' and settings' SHA-256;
     * the versions of medseg and its libraries, and the platform (Python, system, CPU and its instruction set), now
@@ -323,7 +398,8 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
       series' grid).
 
     A sidecar that cannot be read is an :class:`~medseg.errors.InputError`; a file that is missing or differs is a
-    failed :class:`Check`, not an error."""
+    failed :class:`Check`, not an error (``compared`` False for one that could not be compared: ``differs`` of the
+    result says whether a file was found changed)."""
     from medseg.cohort.records import content_sha256, input_files
     from medseg.io.atomic import sha256_of
     from medseg.io.seg_volume import find_recorded_source, recorded_series
@@ -334,7 +410,7 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
 
     segmentation = sidecar.parent / str(record["segmentation"])
     if not segmentation.is_file():
-        result.checks.append(Check("segmentation", False, f"{segmentation}: not there"))
+        result.checks.append(Check("segmentation", False, f"{segmentation}: not there", compared=False))
     elif "segmentation_sha256" not in record:
         result.checks.append(Check("segmentation", None, f"{segmentation}: the sidecar records no segmentation_sha256 "
                                    "(written by medseg before 2026-12-02): not compared; "
@@ -360,19 +436,24 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
     named = source if len(files) == 1 else f"{source} (channel files {', '.join(file.name for file in files)})"
     missing = _unread_reason(source, series) if found is None and absent is None and len(files) == 1 else None
     if missing is not None:  # the input is there, and cannot be hashed: the reader's reason, a series' files
-        changed = _changed_files(source, info, series, record["input_sha256"]) if source.is_dir() else ""
-        result.checks.append(Check("input", False, _naming(source, missing) + changed.replace(": ", "; ", 1)))
+        changed, differs = _changed_files(source, info, series, record["input_sha256"]) if source.is_dir() else \
+            ("", False)
+        result.checks.append(Check("input", False, _naming(source, missing) + changed.replace(": ", "; ", 1),
+                                   compared=differs))
     elif found is None:
         absent = absent if absent is not None else source
         elsewhere = input_path is None and absent == source
         result.checks.append(Check("input", False, f"{absent}: not there or not readable"
-                                   + (f"; give its copy with {setting('input_path', ANY)}" if elsewhere else "")))
+                                   + (f"; give its copy with {setting('input_path', ANY)}" if elsewhere else ""),
+                                   compared=False))
     else:
-        same = found == record["input_sha256"]
+        same, added = found == record["input_sha256"], ""
+        if same and source.is_dir():  # its files' recorded digests, which the series' SHA-256 does not cover
+            same, added = _matching_series(source, info, series, record["input_sha256"])
         result.checks.append(Check("input", same, f"{named}: " + (
-            f"matches input_sha256 ({_short(found)})" if same else
+            f"matches input_sha256 ({_short(found)}){added}" if found == record["input_sha256"] else
             f"SHA-256 {_short(found)}, the sidecar records {_short(record['input_sha256'])}: not the input segmented"
-            + ("" if same else _changed_files(source, info, series, record["input_sha256"])))))
+            + _changed_files(source, info, series, record["input_sha256"])[0])))
 
     package = _model_check(record, model, result)
     _versions_check(record, device, result)
@@ -392,12 +473,13 @@ def _model_check(record: dict, model, result: Verification):
         given = recorded.get("name")  # the package folder moved (another install): the shipped model of that name
     if not given:
         result.checks.append(Check("model", False,
-                                   f"the sidecar names no model; give one with {setting('model', ANY)}"))
+                                   f"the sidecar names no model; give one with {setting('model', ANY)}",
+                                   compared=False))
         return None
     try:
         package = load_package(given)
     except MedsegError as error:
-        result.checks.append(Check("model", False, _naming(given, str(error))))
+        result.checks.append(Check("model", False, _naming(given, str(error)), compared=False))
         return None
     weights, settings = recorded.get("weights_sha256"), recorded.get("settings_sha256")
     problems = []
@@ -472,7 +554,8 @@ def _rerun(record: dict, source: Path, series, segmentation: Path, package, devi
     if precision == "fp16" and not _device_here(device).startswith("cuda"):  # auto's precision on CUDA
         result.checks.append(Check("rerun", False, f"not segmented again: it was segmented on "
                                    f"{record.get('device') or 'a CUDA device'} in fp16, which needs a CUDA device; "
-                                   f"give {setting('device', 'cuda')} (this run: {_device_here(device)})"))
+                                   f"give {setting('device', 'cuda')} (this run: {_device_here(device)})",
+                                   compared=False))
         return
     try:
         set_threads(threads)
@@ -488,12 +571,14 @@ def _rerun(record: dict, source: Path, series, segmentation: Path, package, devi
             volume = read_image(source, series=series, warn_skipped=False)
         labels = np.asarray(segment_volume(volume, segmenter))
     except MedsegError as error:
-        result.checks.append(Check("rerun", False, _naming(source, f"segmenting it again failed: {error}")))
+        result.checks.append(Check("rerun", False, _naming(source, f"segmenting it again failed: {error}"),
+                                   compared=False))
         return
     except (RuntimeError, MemoryError) as error:  # out of memory, a torch refusal: this check fails, not the run
         log.debug("%s: segmenting it again failed", source, exc_info=True)
         reason = str(error) or ("out of memory" if isinstance(error, MemoryError) else type(error).__name__)
-        result.checks.append(Check("rerun", False, f"{source}: segmenting it again failed ({reason})"))
+        result.checks.append(Check("rerun", False, f"{source}: segmenting it again failed ({reason})",
+                                   compared=False))
         return
     try:
         if segmentation.name.lower().endswith((".nii", ".nii.gz")):
@@ -503,7 +588,8 @@ def _rerun(record: dict, source: Path, series, segmentation: Path, package, devi
 
             stored = np.asarray(read_seg_volume(segmentation, record, source, warn_skipped=False).array)
     except MedsegError as error:  # cut short, or not what medseg wrote: the segmentation check has failed too
-        result.checks.append(Check("rerun", False, _naming(segmentation, f"cannot be read to compare: {error}")))
+        result.checks.append(Check("rerun", False, _naming(segmentation, f"cannot be read to compare: {error}"),
+                                   compared=False))
         return
     if stored.shape != labels.shape:
         result.checks.append(Check("rerun", False, f"{segmentation}: shape {stored.shape}, and segmented again "

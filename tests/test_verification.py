@@ -47,10 +47,10 @@ def test_an_edited_segmentation_fails_and_the_rerun_counts_the_voxels(segmented,
     labels[0, 0, 0] = 3 if labels[0, 0, 0] != 3 else 1
     nib.save(nib.Nifti1Image(labels, image.affine, image.header), str(seg))
     code, out, err = run(["verify", str(sidecar), "--rerun"], capsys)
-    assert code == 1
+    assert code == 3
     assert "segmentation FAILED" in out and "changed since medseg wrote it" in out
     assert "1 of 12,800 voxels differ from case_seg.nii.gz" in out
-    assert err.strip() == f"medseg: 1 of 1 sidecars do not match: {sidecar} (segmentation, rerun)"
+    assert err.strip() == f"medseg: the sidecar does not match: {sidecar} (segmentation, rerun)"
 
 
 def test_another_input_or_a_missing_one_fails_the_input_check(segmented, case, tmp_path, capsys):
@@ -59,7 +59,7 @@ def test_another_input_or_a_missing_one_fails_the_input_check(segmented, case, t
     image = nib.load(str(case))
     nib.save(nib.Nifti1Image(np.asarray(image.dataobj) + 1, image.affine), str(other))
     code, out, _ = run(["verify", str(sidecar), "--input", str(other)], capsys)
-    assert code == 1 and f"input FAILED: {other}: SHA-256 " in out and "not the input segmented" in out
+    assert code == 3 and f"input FAILED: {other}: SHA-256 " in out and "not the input segmented" in out
 
     moved = tmp_path / "moved.nii.gz"
     shutil.move(case, moved)
@@ -73,7 +73,7 @@ def test_another_model_fails_the_model_check(segmented, make_package, capsys):
     _, sidecar = segmented
     code, out, _ = run(["verify", str(sidecar), "-m", "phantom"], capsys)
     recorded = json.loads(sidecar.read_text())["model"]["weights_sha256"]
-    assert code == 1 and "model FAILED: model phantom (" in out
+    assert code == 3 and "model FAILED: model phantom (" in out
     assert f"the sidecar records {recorded[:12]}…" in out and "not the model that segmented it" in out
 
 
@@ -157,7 +157,7 @@ def test_a_bad_sidecar_in_a_batch_fails_alone_while_the_others_are_checked(segme
     assert err.splitlines() == [
         f"medseg: error: {broken}: not valid JSON at line 1, column 2: a key in double quotes was expected",
         f"medseg: error: {missing}: cannot read the sidecar (No such file or directory)",
-        f"medseg: 2 of 3 sidecars do not match: {broken} (not read); {missing} (not read)"]
+        f"medseg: 2 of 3 sidecars could not be checked: {broken} (not read); {missing} (not read)"]
     code, out, err = run(["verify", str(missing)], capsys)  # alone: its error line is the whole answer
     assert (code, out) == (1, "")
     assert err == f"medseg: error: {missing}: cannot read the sidecar (No such file or directory)\n"
@@ -257,7 +257,7 @@ def test_a_rerun_that_runs_out_of_memory_fails_its_check_and_the_batch_goes_on(s
     assert lines[4] == f"{sidecar}: rerun FAILED: {sidecar.parent.parent / 'case.nii.gz'}: segmenting it again " \
                        "failed (out of memory)"
     assert lines[9].startswith(f"{second}: rerun ok: ")
-    assert err == f"medseg: 1 of 2 sidecars do not match: {sidecar} (rerun)\n"
+    assert err == f"medseg: 1 of 2 sidecars could not be checked: {sidecar} (rerun)\n"
 
 
 def test_a_dicom_series_without_a_uid_verifies_and_segments_again(tmp_path, make_package, capsys):
@@ -284,12 +284,12 @@ def test_a_truncated_segmentation_fails_the_rerun_in_one_line(segmented, capsys)
     seg.write_bytes(seg.read_bytes()[:-40])
     code, out, err = run(["verify", str(sidecar), "--rerun"], capsys)
     lines = out.splitlines()
-    assert code == 1 and "Traceback" not in err and len(lines) == 5, out + err
+    assert code == 3 and "Traceback" not in err and len(lines) == 5, out + err
     assert lines[0].startswith(f"{sidecar}: segmentation FAILED: {seg}: SHA-256 ")
     # the segmentation named once (its reader's error named it again: "seg: cannot be read to compare: seg: ...")
     assert lines[4].startswith(f"{sidecar}: rerun FAILED: {seg}: cannot be read to compare: ") and \
         lines[4].count(str(seg)) == 1, lines[4]
-    assert err == f"medseg: 1 of 1 sidecars do not match: {sidecar} (segmentation, rerun)\n"
+    assert err == f"medseg: the sidecar does not match: {sidecar} (segmentation, rerun)\n"
 
 
 def test_a_dicom_seg_output_is_segmented_again_and_compared(tmp_path, make_package, capsys):
@@ -363,7 +363,7 @@ def test_a_segmentation_of_another_shape_is_named_in_the_rerun_line(segmented, c
     seg = sidecar.parent / "case_seg.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((40, 40, 7), np.uint8), np.eye(4)), str(seg))
     code, out, _ = run(["verify", str(sidecar), "--rerun"], capsys)
-    assert code == 1
+    assert code == 3
     assert out.splitlines()[4] == (f"{sidecar}: rerun FAILED: {seg}: shape (40, 40, 7), and segmented again "
                                    "(40, 40, 8): not a segmentation of this input")
 
@@ -402,7 +402,7 @@ def test_a_bad_sidecar_in_a_results_folder_fails_alone(segmented, case, tmp_path
     broken = out / "a_seg.json"
     broken.write_text("{bad")
     code, stdout, err = run(["verify", str(out)], capsys)
-    assert code == 1
+    assert code == 3
     assert [line.split(": ", 2)[1] for line in stdout.splitlines()] == [
         "segmentation FAILED", "input ok", "model ok", "versions ok", "segmentation ok", "input ok", "model ok",
         "versions ok", "segmentation ok", "input ok", "model ok", "versions ok"]
@@ -410,7 +410,8 @@ def test_a_bad_sidecar_in_a_results_folder_fails_alone(segmented, case, tmp_path
     assert err.splitlines() == [
         f"{out}: 4 sidecars found",
         f"medseg: error: {broken}: not valid JSON at line 1, column 2: a key in double quotes was expected",
-        f"medseg: 2 of 4 sidecars do not match: {broken} (not read); {out / 'b_seg.json'} (segmentation)"]
+        f"medseg: 1 of 4 sidecars does not match: {out / 'b_seg.json'} (segmentation)",
+        f"medseg: 1 of 4 sidecars could not be checked: {broken} (not read)"]
 
 
 def test_a_folder_without_sidecars_is_one_error_naming_it(tmp_path, case, capsys):
@@ -436,8 +437,8 @@ def test_a_sidecar_named_and_found_in_a_folder_given_too_is_checked_once(segment
     seg = out / "case_seg.nii.gz"
     seg.write_bytes(seg.read_bytes() + b"\0")  # no longer the recorded file
     code, stdout, err = run(["verify", str(sidecar), str(out)], capsys)
-    assert code == 1
-    assert err.splitlines()[-1] == f"medseg: 1 of 1 sidecars do not match: {sidecar} (segmentation)"
+    assert code == 3
+    assert err.splitlines()[-1] == f"medseg: the sidecar does not match: {sidecar} (segmentation)"
 
 
 def test_a_folders_hidden_subfolders_are_not_searched(tmp_path):
@@ -481,7 +482,7 @@ def test_a_changed_dicom_series_is_told_file_by_file(tmp_path, make_package, cap
     dataset.save_as(edited)
     code, out, err = run(["verify", str(sidecar)], capsys)
     (line,) = [line for line in out.splitlines() if ": input " in line]
-    assert code == 1 and line.startswith(f"{sidecar}: input FAILED: "), out + err
+    assert code == 3 and line.startswith(f"{sidecar}: input FAILED: "), out + err
     assert line.endswith(f"not the input segmented: of its 6 recorded files, 1 changed ({names[2]})"), line
     # the input check only: the series is read as it is now
     (tmp_path / "study" / names[4]).unlink()
@@ -512,7 +513,7 @@ def test_a_changed_copy_of_a_dicom_series_given_with_input_names_the_file_that_c
     dataset.save_as(edited)
     code, out, err = run(["verify", str(sidecar), "--input", str(tmp_path / "copy")], capsys)
     (line,) = [line for line in out.splitlines() if ": input " in line]
-    assert code == 1 and line.endswith(f"not the input segmented: of its 6 recorded files, 1 changed ({names[2]})"), \
+    assert code == 3 and line.endswith(f"not the input segmented: of its 6 recorded files, 1 changed ({names[2]})"), \
         out + err
 
 
@@ -536,7 +537,7 @@ def test_a_changed_dicom_series_of_a_sidecar_without_file_digests_fails_its_inpu
     dataset.save_as(paths[0])
     code, out, err = run(["verify", str(sidecar)], capsys)
     (line,) = [line for line in out.splitlines() if ": input " in line]
-    assert code == 1 and line.startswith(f"{sidecar}: input FAILED: ") and line.endswith(
+    assert code == 3 and line.startswith(f"{sidecar}: input FAILED: ") and line.endswith(
         f"the sidecar records {record['input_sha256'][:12]}…: not the input segmented"), out + err
 
 
@@ -561,7 +562,7 @@ def test_files_added_to_a_dicom_series_are_named(tmp_path, make_package, capsys)
     code, out, err = run(["verify", str(sidecar)], capsys)
     (line,) = [line for line in out.splitlines() if ": input " in line]
     added = paths[4].relative_to(tmp_path / "study").as_posix()
-    assert code == 1 and line.endswith(f"not the input segmented: its 4 recorded files are as they were; 1 file "
+    assert code == 3 and line.endswith(f"not the input segmented: its 4 recorded files are as they were; 1 file "
                                        f"added ({added})"), out + err
     for path in paths[5:]:
         shutil.move(aside / path.name, path)
@@ -572,7 +573,7 @@ def test_files_added_to_a_dicom_series_are_named(tmp_path, make_package, capsys)
     code, out, _ = run(["verify", str(sidecar)], capsys)
     (line,) = [line for line in out.splitlines() if ": input " in line]
     shown = ", ".join(sorted(path.relative_to(tmp_path / "study").as_posix() for path in paths[4:])[:3])
-    assert code == 1 and line.endswith(f"of its 4 recorded files, 1 changed ({names[1]}); 4 files added ({shown} "
+    assert code == 3 and line.endswith(f"of its 4 recorded files, 1 changed ({names[1]}); 4 files added ({shown} "
                                        "and 1 more)"), line
 
 
@@ -588,7 +589,7 @@ def test_a_slice_added_to_a_real_ct_series_is_named(shared_data, tmp_path, capsy
     shutil.copyfile(shared_data / "dicom" / "ct-seg" / "series" / "03.dcm", series / "03.dcm")
     code, out, err = run(["verify", str(tmp_path / "out" / "series_seg.json")], capsys)
     (line,) = [line for line in out.splitlines() if ": input " in line]
-    assert code == 1 and line.endswith("its 2 recorded files are as they were; 1 file added (03.dcm)"), out + err
+    assert code == 3 and line.endswith("its 2 recorded files are as they were; 1 file added (03.dcm)"), out + err
 
 
 _OPENED: dict = {"paths": None}  # the files this process opens while a test records them (an audit hook: real opens)
@@ -729,7 +730,7 @@ def test_a_hand_edited_input_sha256_of_an_unchanged_series_is_not_told_as_files_
     sidecar.write_text(json.dumps(record))
     code, out, err = run(["verify", str(sidecar)], capsys)
     (line,) = [line for line in out.splitlines() if ": input " in line]
-    assert code == 1 and line.endswith(
+    assert code == 3 and line.endswith(
         "its 4 recorded files are as they were and the series holds no other: the sidecar's input_sha256 is not "
         "that of the files it records; the sidecar was edited or damaged since medseg infer wrote it"), out + err
 
@@ -783,7 +784,7 @@ def test_a_recorded_name_with_a_backslash_names_a_file_in_the_series_folder_on_p
     dataset.save_as(paths[0])
     code, out, err, opened = _verified_opening(sidecar, capsys)
     (line,) = [line for line in out.splitlines() if ": input " in line]
-    assert code == 1 and "of its 5 recorded files, 1 changed (" in line and "1 not there (..\\secret.dcm)" in line, \
+    assert code == 3 and "of its 5 recorded files, 1 changed (" in line and "1 not there (..\\secret.dcm)" in line, \
         out + err
     assert os.path.realpath(secret) not in opened and os.path.realpath(sidecar) in opened
 
@@ -792,13 +793,19 @@ def test_a_sidecar_from_before_the_segmentation_sha256_was_recorded_verifies_its
     """medseg recorded ``segmentation_sha256`` from 2026-12-02 on; its earlier sidecars (schema
     ``medseg-segmentation/1`` too) were refused whole: "the sidecar has no 'segmentation_sha256'; it was not written
     whole by medseg infer", which medseg infer had written so. Their input, model and versions are checked, and the
-    segmentation's line says it is not compared (``--rerun`` compares its voxels)."""
+    segmentation's line says it is not compared (``--rerun`` compares its voxels). Such a pass, exit 0, gave no last
+    line, as a full pass gives none: a QA user reading the exit code could take it for one; its last line says the
+    segmentation file was not checked."""
     _, sidecar = segmented
     record = json.loads(sidecar.read_text())
     del record["segmentation_sha256"]
     sidecar.write_text(json.dumps(record))
+    code, out, err = run(["verify", str(sidecar)], capsys)
+    assert code == 0 and err == ("medseg: the segmentation file was not checked (no segmentation_sha256 recorded: "
+                                 f"written by medseg before 2026-12-02; --rerun compares its voxels): {sidecar}\n")
     code, out, err = run(["verify", str(sidecar), "--rerun"], capsys)
-    assert code == 0, out + err
+    assert code == 0 and err == ("medseg: the segmentation file was not checked (no segmentation_sha256 recorded: "
+                                 f"written by medseg before 2026-12-02; its voxels compared by --rerun): {sidecar}\n")
     lines = out.splitlines()
     assert [line.split(": ", 2)[1] for line in lines] == ["segmentation note", "input ok", "model ok", "versions ok",
                                                          "rerun ok"], out
@@ -861,9 +868,9 @@ def test_a_series_folder_that_no_longer_holds_the_recorded_series_says_so(tmp_pa
     uid = json.loads(sidecar.read_text())["input_info"]["series_uid"]
     code, out, err = run(["verify", str(sidecar)], capsys)
     (line,) = [line for line in out.splitlines() if ": input " in line]
-    assert code == 1 and "not there or not readable" not in line, out + err
-    assert line.startswith(f"{sidecar}: input FAILED: {tmp_path / 'study'}: no series matches the series asked for, "
-                           f"{uid!r}") and line.count(str(tmp_path / "study")) == 1, line
+    assert code == 3 and "not there or not readable" not in line, out + err
+    assert line.startswith(f"{sidecar}: input FAILED: {tmp_path / 'study'}: no series has the SeriesInstanceUID "
+                           f"asked for, {uid!r}") and line.count(str(tmp_path / "study")) == 1, line
     first = ", ".join(sorted(path.name for path in paths)[:3])
     assert line.endswith(f"; of its 4 recorded files, 4 not there ({first} and 1 more)"), line
 
@@ -879,3 +886,101 @@ def test_a_model_whose_model_json_cannot_be_read_names_that_file_alone(segmented
     (line,) = [line for line in out.splitlines() if ": model " in line]
     assert code == 1 and line.startswith(f"{sidecar}: model FAILED: {broken / 'model.json'}: not valid JSON") and \
         line.count(str(broken)) == 1, line
+
+
+def _input_line(out: str) -> str:
+    (line,) = [line for line in out.splitlines() if ": input " in line]
+    return line
+
+
+@pytest.fixture
+def ct_series(shared_data, tmp_path, make_package, capsys):
+    """The real 3-slice CT series (a copy) segmented: (the series folder, its sidecar)."""
+    series = tmp_path / "series"
+    shutil.copytree(shared_data / "dicom" / "ct-seg" / "series", series)
+    code, _, err = run(["infer", str(series), "-m", str(make_package()), "-o", str(tmp_path / "out"), "--threads",
+                        "1"], capsys)
+    assert code == 0, err
+    return series, tmp_path / "out" / "series_seg.json"
+
+
+@pytest.mark.shared_data
+def test_a_renamed_file_of_a_real_series_is_told_renamed_not_gone_and_added(ct_series, shared_data, capsys):
+    """A slice renamed since the series was segmented read as "1 not there (02.dcm); 1 file added (02b.dcm)": two
+    findings for one rename. Its bytes, and so its recorded digest, are the same: it is told as renamed. Renamed
+    alone, the series is the input segmented (its SHA-256 is that of its files' contents): the check passes and
+    names the rename."""
+    import pydicom
+
+    series, sidecar = ct_series
+    (series / "02.dcm").rename(series / "02b.dcm")
+    dataset = pydicom.dcmread(series / "03.dcm")
+    dataset.ImageComments = "re-exported"
+    dataset.save_as(series / "03.dcm")
+    code, out, err = run(["verify", str(sidecar)], capsys)
+    assert code == 3 and _input_line(out).endswith(
+        "not the input segmented: of its 3 recorded files, 1 changed (03.dcm), 1 renamed (02.dcm → 02b.dcm)"), out
+    shutil.copyfile(shared_data / "dicom" / "ct-seg" / "series" / "03.dcm", series / "03.dcm")
+    code, out, err = run(["verify", str(sidecar)], capsys)
+    recorded = json.loads(sidecar.read_text())["input_sha256"]
+    assert code == 0 and _input_line(out) == (f"{sidecar}: input ok: {series}: matches input_sha256 "
+                                              f"({recorded[:12]}…); 1 file renamed (02.dcm → 02b.dcm)"), out + err
+
+
+@pytest.mark.shared_data
+def test_a_hand_edited_file_digest_of_a_real_series_is_told_though_the_series_matches(ct_series, capsys):
+    """``input_info.file_sha256`` edited by hand, the series as it was: its combined SHA-256 matched, so the input
+    check passed and the edit went unnoticed. The recorded digests are not those of its files: the check fails,
+    naming the entry, its recorded digest and the file's."""
+    from medseg.io.atomic import sha256_of
+
+    series, sidecar = ct_series
+    record = json.loads(sidecar.read_text())
+    record["input_info"]["file_sha256"]["02.dcm"] = "0" * 64
+    sidecar.write_text(json.dumps(record))
+    code, out, err = run(["verify", str(sidecar)], capsys)
+    assert code == 3 and _input_line(out) == (
+        f"{sidecar}: input FAILED: {series}: matches input_sha256 ({record['input_sha256'][:12]}…); but the "
+        "sidecar's input_info.file_sha256 is not that of the series' files (02.dcm recorded as 000000000000…, its "
+        f"SHA-256 {sha256_of(series / '02.dcm')[:12]}…); the sidecar was edited or damaged since medseg infer "
+        "wrote it"), out
+    assert err == f"medseg: the sidecar does not match: {sidecar} (input)\n"
+
+
+@pytest.mark.shared_data
+def test_a_series_uid_edited_to_the_series_number_does_not_match_that_series(ct_series, capsys):
+    """A sidecar's ``series_uid`` edited to ``2``, the real series' SeriesNumber (and key): the series was chosen by
+    that number, and the input check passed. A recorded UID is matched as a UID only."""
+    series, sidecar = ct_series
+    record = json.loads(sidecar.read_text())
+    number = record["input_info"]["series_number"]
+    record["input_info"]["series_uid"] = str(number)
+    sidecar.write_text(json.dumps(record))
+    code, out, _ = run(["verify", str(sidecar)], capsys)
+    line = _input_line(out)
+    assert code == 3 and line.startswith(f"{sidecar}: input FAILED: {series}: no series has the SeriesInstanceUID "
+                                         f"asked for, '{number}'; found series {number} "), out
+    assert line.endswith("its 3 recorded files are as they were, and none is of the series_uid the sidecar records; "
+                         "the sidecar was edited or damaged since medseg infer wrote it"), line
+
+
+def test_a_change_found_exits_3_and_a_sidecar_not_checked_exits_1(segmented, case, tmp_path, capsys):
+    """A QA script could not tell "the files changed" from "the check could not be made": both exited 1. A check
+    that compared a file and found it changed exits 3; a sidecar that cannot be read, or a file it names that is not
+    there, exits 1, as every medseg error does; with both, 3, each told on its own last line."""
+    _, sidecar = segmented
+    moved = tmp_path / "moved.nii.gz"
+    shutil.move(case, moved)
+    code, _, err = run(["verify", str(sidecar)], capsys)
+    assert code == 1 and err == f"medseg: the sidecar could not be checked: {sidecar} (input)\n", err
+    shutil.move(moved, case)
+    seg = sidecar.parent / "case_seg.nii.gz"
+    seg.write_bytes(seg.read_bytes() + b"\0")
+    code, _, err = run(["verify", str(sidecar)], capsys)
+    assert code == 3 and err == f"medseg: the sidecar does not match: {sidecar} (segmentation)\n", err
+    missing = tmp_path / "gone_seg.json"
+    code, _, err = run(["verify", str(sidecar), str(missing)], capsys)
+    assert code == 3 and err.splitlines() == [
+        f"medseg: error: {missing}: cannot read the sidecar (No such file or directory)",
+        f"medseg: 1 of 2 sidecars does not match: {sidecar} (segmentation)",
+        f"medseg: 1 of 2 sidecars could not be checked: {missing} (not read)"], err

@@ -9,7 +9,9 @@ import click
 
 from medseg.cli.options import GivenPath, device_form, error_line, escaped_line, given_model, quiet
 
-__all__ = ["verify"]
+__all__ = ["EXIT_DIFFERS", "verify"]
+
+EXIT_DIFFERS = 3  # a check compared a file with its record and found it changed: told apart from 1, "not checked"
 
 
 _HELP = """Check a segmentation's sidecar (SIDECAR, the _seg.json medseg infer wrote) against the files it names; a
@@ -20,8 +22,11 @@ Hashes the segmentation beside it, the input (the path it records, or --input: a
 recorded series) and the model (the recorded package, or --model) and compares them with the recorded SHA-256; tells
 the versions and the platform (CPU, its instruction set, device, GPU) that differ from the recorded ones. With --rerun,
 segments the input again with the recorded precision, tile overlap, batch size and thread count and counts the voxels
-whose label differs (a DICOM SEG read back onto its series). One line per check; exit code 0 when every check
-matches, 1 when one does not; a sidecar that cannot be read is one error line, and the others are checked.
+whose label differs (a DICOM SEG read back onto its series). One line per check, then a last line naming the
+sidecars that do not match or could not be checked. Exit code 0 when every check matches; 3 when a check found a file
+changed (its SHA-256 or voxels differ from the record); else 1 when one could not be checked (a sidecar that cannot be
+read, one error line, the others checked; a file not there or unreadable, a model that cannot be loaded); 2 for a
+usage error.
 
 \b
 $ medseg verify out/scan_seg.json
@@ -51,7 +56,9 @@ def verify(sidecars, input_path, model, rerun, device, threads):
 
     if input_path is not None and len(sidecars) > 1:
         raise click.UsageError("--input names the input of one SIDECAR; give one sidecar with it")
-    failed = []
+    differing: list[str] = []  # sidecars a check found changed: "<sidecar> (<checks>)"
+    unchecked: list[str] = []  # sidecars that could not be read, or a check of which could not compare
+    unhashed: list[str] = []  # sidecars that match, their segmentation file not compared (no SHA-256 recorded)
     found = []  # a folder given (a batch's output folder, a cohort's results folder): the sidecars under it
     for given in sidecars:
         if not given.is_dir():
@@ -63,7 +70,7 @@ def verify(sidecars, input_path, model, rerun, device, threads):
             if len(sidecars) == 1:
                 raise
             click.echo(error_line(error), err=True)
-            failed.append(f"{given} (no sidecar checked)")
+            unchecked.append(f"{given} (no sidecar checked)")
             continue
         if not quiet():
             click.echo(escaped_line(f"{given}: {counted(len(under), 'sidecar')} found"), err=True)
@@ -76,7 +83,7 @@ def verify(sidecars, input_path, model, rerun, device, threads):
     if input_path is not None and len(found) > 1:
         raise click.UsageError(f"--input names the input of one SIDECAR; {sidecars[0]} holds {len(found)}: give one "
                                "sidecar with it")
-    total = len(found) + len(failed)
+    total = len(found) + len(unchecked)
     for sidecar in found:
         try:
             result = verify_sidecar(sidecar, input_path, model, rerun=rerun, device=device, threads=threads)
@@ -84,15 +91,32 @@ def verify(sidecars, input_path, model, rerun, device, threads):
             if total == 1:
                 raise
             click.echo(error_line(error), err=True)
-            failed.append(f"{sidecar} (not read)")
+            unchecked.append(f"{sidecar} (not read)")
             continue
         for check in result.checks:
             mark = {True: "ok", False: "FAILED", None: "note"}[check.ok]
             click.echo(escaped_line(f"{sidecar}: {check.what} {mark}: {check.text}"))
         if not result.ok:
-            failed.append(f"{sidecar} ({', '.join(result.failed)})")
-    if failed:
-        click.echo(escaped_line(f"medseg: {len(failed)} of {total} sidecars do not match: {'; '.join(failed)}"),
-                   err=True)
-        return 1
-    return 0
+            (differing if result.differs else unchecked).append(f"{sidecar} ({', '.join(result.failed)})")
+        elif not result.segmentation_checked:
+            unhashed.append(str(sidecar))
+    for names, verb in ((differing, "do not match"), (unchecked, "could not be checked")):
+        if names:
+            click.echo(escaped_line(f"medseg: {_how_many(len(names), total, verb)}: {'; '.join(names)}"), err=True)
+    if unhashed:  # every check that ran matched: a full pass but for this file (exit 0)
+        told = "its voxels compared by --rerun" if rerun else "--rerun compares its voxels"
+        which = "" if total == 1 else f"{len(unhashed)} of {total} sidecars: "
+        click.echo(escaped_line(
+            f"medseg: {which}the segmentation file was not checked (no segmentation_sha256 recorded: written by "
+            f"medseg before 2026-12-02; {told}): {'; '.join(unhashed)}"), err=True)
+    # a difference found is told by its own code, whatever else could not be checked; an error otherwise, as always
+    return EXIT_DIFFERS if differing else 1 if unchecked else 0
+
+
+def _how_many(count: int, total: int, verb: str) -> str:
+    """``the sidecar does not match`` (one checked), ``1 of 3 sidecars does not match``, ``2 of 3 sidecars do not
+    match``; ``verb`` in its plural form (``do not match``, ``could not be checked``)."""
+    if count == 1:  # the verb agrees with the one sidecar
+        verb = {"do not match": "does not match"}.get(verb, verb)
+        return f"the sidecar {verb}" if total == 1 else f"1 of {total} sidecars {verb}"
+    return f"{count} of {total} sidecars {verb}"
