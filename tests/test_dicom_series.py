@@ -96,6 +96,21 @@ def test_two_series_are_refused_and_listed_then_chosen_by_number_or_uid(tmp_path
         read_dicom_series(tmp_path, series="7")
 
 
+def test_a_recorded_series_uid_is_matched_as_a_uid_only(tmp_path):
+    """A sidecar's ``series_uid`` (a :class:`SeriesUID`) was matched as a --series value is, a key or a number first:
+    one edited to ``5`` read series number 5. It matches a SeriesInstanceUID alone; the same text as a --series value
+    still names series 5."""
+    from medseg.io.dicom_series import SeriesUID
+
+    make_series(tmp_path, seed=1, series_number=3, description="arterial", series_uid="1.2.3.3", prefix="a")
+    make_series(tmp_path, seed=2, series_number=5, description="venous", series_uid="1.2.3.5", prefix="v")
+    assert read_dicom_series(tmp_path, series=SeriesUID("1.2.3.5")).info["series_number"] == 5
+    assert read_dicom_series(tmp_path, series="5").info["series_uid"] == "1.2.3.5"
+    with pytest.raises(DicomError) as info:
+        read_dicom_series(tmp_path, series=SeriesUID("5"))
+    assert str(info.value).startswith(f"{tmp_path}: no series has the SeriesInstanceUID asked for, '5'; found "
+                                      "series 3 'arterial'"), str(info.value)
+
 def test_a_second_reading_does_not_claim_a_user_chose_the_series(tmp_path, caplog):
     """The report re-reads an input with the series UID its sidecar records; its log said "chosen with --series
     <UID>" for a sheet row that named no series."""

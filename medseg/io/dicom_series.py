@@ -312,12 +312,14 @@ def choose_series(scan: FolderScan, series: str | None = None) -> tuple[SeriesCa
         if not wanted:
             raise DicomError(f"{folder}: {setting('series', ANY)} is empty; pass a series number, UID or key from "
                              "`medseg inspect`")
-        matches = []
-        kinds = ("uid",) if isinstance(series, SeriesUID) else ("key", "uid", "number")
-        for kind in kinds:  # a key first, then a UID, then a SeriesNumber
-            matches = [c for c in candidates if series_match(wanted, c.key, c.uid, c.number) == kind]
-            if matches:
-                break
+        if isinstance(series, SeriesUID):  # its UID alone (one sharing its number with another has it as its key)
+            kind, matches = "uid", [c for c in candidates if c.uid and wanted == str(c.uid)]
+        else:
+            matches = []
+            for kind in ("key", "uid", "number"):  # a key first, then a UID, then a SeriesNumber
+                matches = [c for c in candidates if series_match(wanted, c.key, c.uid, c.number) == kind]
+                if matches:
+                    break
         if not matches:
             # neutral on where it was asked for: the --series option, or a sample sheet's series cell
             if isinstance(series, SeriesUID):
