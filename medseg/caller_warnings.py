@@ -16,14 +16,24 @@ __all__ = ["warn"]
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
-def warn(message: str, log: logging.Logger | None = None, category: type[MedsegWarning] = MedsegWarning) -> None:
+def warn(message: str, log: logging.Logger | None = None, category: type[MedsegWarning] = MedsegWarning,
+         raised: str | None = None) -> None:
     """Warn the caller of ``message`` (one line, naming the file), and log it as a warning on ``log`` where given
     (where the command tells it otherwise, as nnU-Net's unread channel files of a whole batch, none is given): the
     ``medseg`` command shows the log line and leaves the warning untold, a Python caller gets both (but where it
-    added :func:`medseg.shown_warnings.show_warnings`' handler, which leaves the log line to Python's warning)."""
+    added :func:`medseg.shown_warnings.show_warnings`' handler, which leaves the log line to Python's warning).
+
+    Where the program's filters turn the warning into an error (``warnings.simplefilter("error", MedsegWarning)``),
+    it is raised before anything is logged, and with the text ``raised`` where given: ``message`` tells what is done
+    all the same ("segmented all the same"), which an error stopping it makes untrue."""
+    try:
+        warnings.warn(message, category, stacklevel=_caller_level())
+    except category as error:
+        if raised is None or str(error) != message:
+            raise
+        raise category(raised) from None
     if log is not None:  # marked: show_warnings' handler leaves it to Python's warnings, which show it
         log.warning("%s", message, extra={"medseg_warning": category.__name__})
-    warnings.warn(message, category, stacklevel=_caller_level())
 
 
 def _caller_level() -> int:

@@ -704,7 +704,8 @@ def _label_volume(volume: Volume, segmenter, name, progress, timings: dict, rele
     check_not_constant(volume, intensity=segmenter.package.preprocessing.get("intensity"))
     label_like = label_like_note(volume)
     if label_like is not None:  # segmented all the same; the sidecar and the QA report say so
-        warn(f"{volume.source}: {label_like}; segmented all the same", log)
+        warn(f"{volume.source}: {label_like}; segmented all the same", log,
+             raised=f"{volume.source}: {label_like}; nothing segmented (MedsegWarning filtered into an error)")
         volume.info["label_like_note"] = label_like
     check_resampling_size(volume, segmenter.package.preprocessing, ensemble_bytes)
     check_slices_fit(volume, segmenter.package.preprocessing, segmenter.slice_axes)

@@ -132,3 +132,22 @@ def test_a_loop_over_arrays_of_no_file_hears_each_once_they_are_named(make_packa
         for index in range(2):
             segment_volume(Volume(labels, affine, source=f"case{index}"), package)
     assert [str(w.message).split(":")[0] for w in caught] == ["the volume", "case0", "case1"]
+
+
+def test_a_warning_raised_as_an_error_says_nothing_was_segmented(tmp_path, make_package, caplog):
+    """``warnings.simplefilter("error", MedsegWarning)``: the label image given as the input was raised as an error
+    whose text ended "segmented all the same", where nothing was segmented or written."""
+    labels = make_phantom((40, 40, 8), seed=11).labels.astype(np.uint8)
+    path = tmp_path / "labels.nii.gz"
+    nib.save(nib.Nifti1Image(labels, np.diag([1.0, 1.0, 2.0, 1.0])), str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MedsegWarning)
+        with pytest.raises(MedsegWarning) as raised:
+            segment_case(path, make_package(), out_dir=tmp_path / "out")
+    text = str(raised.value)
+    assert text.startswith(f"{path}: its voxels hold only the values 0, 1, 2, 3") and "all the same" not in text
+    assert text.endswith("label image given as the input?; nothing segmented (MedsegWarning filtered into an error)")
+    assert _files(tmp_path / "out") == []
+    assert "all the same" not in caplog.text  # nor logged: a log file read the same untruth
+    with pytest.warns(MedsegWarning, match=r"input\?; segmented all the same$"):  # where it goes on, it says so
+        segment_volume(Volume(labels, np.diag([1.0, 1.0, 2.0, 1.0])), make_package())
