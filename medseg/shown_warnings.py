@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 
+from medseg.errors import MedsegWarning
 from medseg.one_line import escaped_line
 
 __all__ = ["show_warnings"]
@@ -19,7 +21,8 @@ __all__ = ["show_warnings"]
 class _ShownWarnings(logging.StreamHandler):
     """The handler :func:`show_warnings` adds to the ``medseg`` logger (one, however often it is called). A record
     that is also a ``warnings.warn`` (:func:`medseg.caller_warnings.warn`) is left to Python, which shows it (or not,
-    where the program filters its category): told here too, a script heard it twice."""
+    where the program filters its category) as :func:`_one_line_showwarning` writes it: told here too, a script
+    heard it twice."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not hasattr(record, "medseg_warning") and bool(super().filter(record))
@@ -45,7 +48,9 @@ def show_warnings(*, labelled: bool = True) -> bool:
     """Give the ``medseg`` logger a handler writing its warnings and errors to stderr, one line each (control
     characters in the message escaped, as :func:`medseg.one_line.escaped_line` writes them): the message
     after its level (``warning: ...``) where ``labelled``, the bare message otherwise (the workflow's planning, as it
-    always read). Nothing where the process has configured logging itself (the root logger has a handler, as under
+    always read); a :class:`~medseg.errors.MedsegWarning` Python shows is written so too, in place of Python's two
+    lines (``warnings.showwarning`` wraps the one in place; ``warnings.catch_warnings`` puts it back on leaving).
+    Nothing where the process has configured logging itself (the root logger has a handler, as under
     ``logging.basicConfig``, pytest or a program running the workflow through Snakemake's API; the ``medseg`` logger
     has one of the program's; or ``logging.lastResort`` is None: the program wants nothing shown of logging it did not
     configure), or where an earlier call added the handler. True when this call added it.
@@ -58,7 +63,29 @@ def show_warnings(*, labelled: bool = True) -> bool:
     handler.setLevel(logging.WARNING)
     handler.setFormatter(_LevelFirst() if labelled else _Bare())
     medseg_log.addHandler(handler)
+    if not getattr(warnings.showwarning, "_medseg_one_line", False):
+        warnings.showwarning = _one_line_showwarning(warnings.showwarning, labelled)
     return True
+
+
+def _one_line_showwarning(shown, labelled: bool):
+    """A ``warnings.showwarning`` that writes a :class:`~medseg.errors.MedsegWarning` Python shows as the handler's
+    lines read, ``warning: <message>`` (the bare message where not ``labelled``), one line, where Python's own wrote
+    ``<file>:<line>: MedsegWarning: <message>`` and the caller's line of code under it; other warnings go to
+    ``shown``, the one in place. Python's filters still decide whether a warning is shown, raised or dropped."""
+
+    def showwarning(message, category, filename, lineno, file=None, line=None) -> None:
+        if not issubclass(category, MedsegWarning):
+            shown(message, category, filename, lineno, file, line)
+            return
+        text = escaped_line(str(message))
+        try:
+            (file if file is not None else sys.stderr).write(f"warning: {text}\n" if labelled else f"{text}\n")
+        except (OSError, AttributeError):  # no stderr (pythonw), or a closed one: as Python's own drops it
+            pass
+
+    showwarning._medseg_one_line = True  # type: ignore[attr-defined]
+    return showwarning
 
 
 def _own_handlers(medseg_log: logging.Logger) -> bool:

@@ -86,7 +86,8 @@ def test_a_program_that_disabled_the_last_resort_handler_is_left_silent(capsys, 
 def test_a_warning_python_shows_is_not_told_again_by_the_handler(capsys):
     """What medseg also warns about through ``warnings.warn`` (:mod:`medseg.caller_warnings`), which Python shows on
     stderr itself, was told a second time by the handler show_warnings added: a script heard each such warning twice;
-    where the program silences the category, it hears it from neither."""
+    where the program silences the category, it hears it from neither. Python shows it as the handler's lines read,
+    ``warning: <message>`` (it read ``<file>:<line>: MedsegWarning: <message>`` and the caller's line of code below)."""
     import sys
     import warnings
 
@@ -102,8 +103,33 @@ def test_a_warning_python_shows_is_not_told_again_by_the_handler(capsys):
         assert show_warnings() is True
         warn("a.nii.gz: unlike the images model m was trained on", logging.getLogger("medseg.segment"))
         logging.getLogger("medseg.io.nifti").warning("b.nii.gz: logged only")
+        warnings.warn("another library's", UserWarning, stacklevel=1)  # shown as it was
         warnings.simplefilter("ignore", MedsegWarning)
         warn("c.nii.gz: silenced", logging.getLogger("medseg.segment"))
     err = capsys.readouterr().err
-    assert err.count("MedsegWarning: a.nii.gz: unlike the images model m was trained on\n") == 1, err
-    assert "warning: a.nii.gz" not in err and "warning: b.nii.gz: logged only\n" in err and "c.nii.gz" not in err
+    assert err.startswith("warning: a.nii.gz: unlike the images model m was trained on\n"
+                          "warning: b.nii.gz: logged only\n"), err
+    assert "UserWarning: another library's" in err and "MedsegWarning" not in err and "c.nii.gz" not in err
+
+
+def test_a_medseg_warning_in_a_script_is_one_line_however_its_message_reads(capsys):
+    """A script's ``show_warnings()``: a MedsegWarning naming a file with a line break in its name is one escaped line,
+    as the command writes it, the bare message for the workflow's planning; an "error" filter still raises it."""
+    import warnings
+
+    import pytest
+
+    from medseg.caller_warnings import warn
+    from medseg.errors import MedsegWarning
+
+    with no_logging_configured(), warnings.catch_warnings():
+        assert show_warnings() is True
+        warn("odd\nname.nii.gz: a label image given as the input?", logging.getLogger("medseg.segment"))
+        warnings.simplefilter("error", MedsegWarning)
+        with pytest.raises(MedsegWarning, match="raised"):
+            warn("raised", logging.getLogger("medseg.segment"))
+    assert capsys.readouterr().err == "warning: odd\\nname.nii.gz: a label image given as the input?\n"
+    with no_logging_configured(), warnings.catch_warnings():
+        assert show_warnings(labelled=False) is True
+        warn("p.nii.gz: planned", logging.getLogger("medseg.segment"))
+    assert capsys.readouterr().err == "p.nii.gz: planned\n"
