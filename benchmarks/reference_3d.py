@@ -21,9 +21,12 @@ import logging
 import math
 import statistics
 import time
+import warnings
 from pathlib import Path
 
 from stderr_line import stderr_line
+
+from medseg.errors import MedsegWarning
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     # (one line each, as the medseg command writes them: a line break or terminal escape in a file name escaped)
     logging.basicConfig(handlers=[_one_line_handler()])
     logging.getLogger("medseg").setLevel(logging.INFO)
+    # medseg's own warnings are those log lines, as the medseg command tells them: Python's warning of each (a
+    # MedsegWarning, in its two lines) told it twice
+    warnings.filterwarnings("ignore", category=MedsegWarning)
 
     import numpy as np
     import torch

@@ -11,7 +11,7 @@ import warnings
 
 from medseg.errors import MedsegWarning
 
-__all__ = ["warn"]
+__all__ = ["warn", "warning"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -34,6 +34,13 @@ def warn(message: str, log: logging.Logger | None = None, category: type[MedsegW
         raise category(raised) from None
     if log is not None:  # marked: show_warnings' handler leaves it to Python's warnings, which show it
         log.warning("%s", message, extra={"medseg_warning": category.__name__})
+
+
+def warning(log: logging.Logger, message: str, *args: object) -> None:
+    """``log.warning(message, *args)`` that is also told to the caller as :func:`warn` tells it: a line of what the
+    library logs (a DICOM series passed over, a label missing, a case left out) that a Python caller needs to hear
+    where it has configured no logging."""
+    warn(message % args if args else message, log)
 
 
 def _caller_level() -> int:

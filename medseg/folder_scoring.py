@@ -18,6 +18,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medseg.caller_warnings import warning
 from medseg.errors import ConflictingInputsError, ImageReadError, InputError
 from medseg.io.files import (
     absent_content,
@@ -149,14 +150,14 @@ def _nifti_files(folder: Path, what: str, segs: str | None = None
     left_out = [p for p in left_out if not (p.is_dir() and any(
         unicodedata.normalize("NFC", p.name) + suffix in seg_files for suffix in ("", _PREDICTION_SUFFIX)))]
     if scene_images:
-        log.warning("%s: %s", folder, scene_images_text(scene_images))
+        warning(log, "%s: %s", folder, scene_images_text(scene_images))
     if left_out:
         names = [p.name + ("/" if p.is_dir() else "") for p in left_out]
         shown = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
         kinds = _kinds(segs)
         entries = (f"1 entry that is not a {kinds} file" if len(names) == 1
                    else f"{len(names)} entries that are not {kinds} files")
-        log.warning("%s: left out %s (subfolders are not searched): %s", folder, entries, shown)
+        warning(log, "%s: left out %s (subfolders are not searched): %s", folder, entries, shown)
     both = {name: (files[name], path) for name, path in seg_files.items() if name in files}
     return files | {name: path for name, path in seg_files.items() if name not in both}, both
 
@@ -211,7 +212,7 @@ def pair_predictions(pred_dir: Path | str, ref_dir: Path | str) -> FolderPairs:
     # medseg infer without -o writes case_seg.nii.gz beside its input case.nii.gz: the input is no prediction
     inputs = sorted(name for name in predictions if f"{name}{_PREDICTION_SUFFIX}" in predictions)
     if inputs:
-        log.warning("%s: left out %s beside %s segmentation (<name>_seg.nii.gz, as medseg infer writes it): %s",
+        warning(log, "%s: left out %s beside %s segmentation (<name>_seg.nii.gz, as medseg infer writes it): %s",
                     pred_dir, counted(len(inputs), "image"), "its" if len(inputs) == 1 else "their",
                     _shown([predictions[name] for name in inputs]))
         predictions = {name: path for name, path in predictions.items() if name not in inputs}
@@ -434,10 +435,10 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
     _check_not_swapped(pred_dir, ref_dir, [(p, r) for case, p, r in found.pairs if case not in found.doubled])
     check_writable(targets, overwrite)  # before anything is scored: nothing of an earlier run replaced unasked
     if found.unreferenced:
-        log.warning("%s: %s without a reference in %s, not scored: %s", pred_dir,
+        warning(log, "%s: %s without a reference in %s, not scored: %s", pred_dir,
                     counted(len(found.unreferenced), "prediction"), ref_dir, _shown(found.unreferenced))
     if found.missed:
-        log.warning("%s: %s without a prediction in %s, counted as missed cases (failed, stage not_run): %s",
+        warning(log, "%s: %s without a prediction in %s, counted as missed cases (failed, stage not_run): %s",
                     ref_dir, counted(len(found.missed), "reference"), pred_dir, _shown([p for _, p in found.missed]))
     # the folders made for the results go again, where left empty, if the run stops (a full disk at the first case)
     made = [f for f in (out_dir, *out_dir.parents) if not f.exists() and not f.is_symlink()]
@@ -602,7 +603,7 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
             on_case(case, metrics, None, package_untrained if package_untrained is not None else sidecar_untrained)
     _complete_unnamed_labels(unnamed, metrics_path, failure_path)
     if imageless:
-        log.warning("%s: no image of %s (%s with a NIfTI ending): %s; %s the labels alone", images[0],
+        warning(log, "%s: no image of %s (%s with a NIfTI ending): %s; %s the labels alone", images[0],
                     counted(len(imageless), "case"), f"{imageless[0]}_0000 or {imageless[0]}", _shown(imageless),
                     "its overlay shows" if len(imageless) == 1 else "their overlays show")
     for case, reference in found.missed:
@@ -628,7 +629,7 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
     others = sorted(path.name for pattern in ("*_metrics.json", "*_failed.json") for path in out_dir.glob(pattern)
                     if path.name not in ours)
     if others:  # the report takes every result in the folder: an earlier run's other cases would pass for this one's
-        log.warning("%s: %s not of these predictions (an earlier run's?) %s in the report and its figures: %s; "
+        warning(log, "%s: %s not of these predictions (an earlier run's?) %s in the report and its figures: %s; "
                     "remove them, or give a folder of its own", out_dir, counted(len(others), "result file"),
                     "is" if len(others) == 1 else "are", _shown(others))
     from medseg.report.build import build_report

@@ -40,6 +40,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from medseg.caller_warnings import warning
 from medseg.errors import InputError
 from medseg.grid_match import (  # the grid matching's public names, importable from here as before
     GRID_TOLERANCE_MM,
@@ -263,7 +264,7 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
         notes.append(f"reference: {sub_box_note(box)}")
     other_thickness = _flat_thickness_differs(pred, ref)
     if other_thickness is not None:
-        log.warning("%s: %s", ref.source, other_thickness)
+        warning(log, "%s: %s", ref.source, other_thickness)
         notes.append(f"reference: {other_thickness}")
     if notes:
         record["notes"] = notes

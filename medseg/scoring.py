@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from medseg.caller_warnings import warning
 from medseg.case_numbers import other_case_note
 from medseg.errors import InputError, ModelMismatchError, first_line
 from medseg.io.files import is_path, os_reason, path_argument, type_text
@@ -93,7 +94,7 @@ def check_made_by(prediction: Path | str, made_by: MadeBy, package, given_as: st
                                  f"says so), but {given_as} has {_labels_text(package.labels)}; pass the package "
                                  f"that made it, or leave {option} out")
     if made_by.weights_sha256 and made_by.weights_sha256 != package.sha256:
-        log.warning("%s was made by other weights of model %s (sha256 %s…, %s has %s…); its labels are the same, "
+        warning(log, "%s was made by other weights of model %s (sha256 %s…, %s has %s…); its labels are the same, "
                     "so it is scored under them", prediction, package.name, made_by.weights_sha256[:12], option,
                     package.sha256[:12])
 
@@ -169,7 +170,7 @@ def _warn_if_changed(prediction: Path, made_by: MadeBy, scored_sha256: str | Non
         return  # the sidecar describes another file (or none)
     if scored_sha256 is None or scored_sha256 == made:
         return
-    log.warning("%s was changed after medseg infer wrote it (its SHA-256 is not the one its sidecar %s records): it "
+    warning(log, "%s was changed after medseg infer wrote it (its SHA-256 is not the one its sidecar %s records): it "
                 "is scored as it is now, under the label names and model the sidecar gives", prediction,
                 made_by.sidecar.name)
 
@@ -185,7 +186,7 @@ def made_by_of(prediction: Path | str, required: bool = False) -> MadeBy | None:
     except InputError as error:
         if required:
             raise
-        log.warning("%s: its label names and the model that made the prediction are not used", error)
+        warning(log, "%s: its label names and the model that made the prediction are not used", error)
         return None
     if made_by is None and required:
         raise InputError(f"{sidecar}: no such file (the sidecar that names the labels of {prediction.name})")
@@ -221,7 +222,7 @@ def dataset_label_names(prediction: Path | str, reference: Path | str, warned: s
                 return names, named_as_given(path, given)  # named as the files beside it are given
             if reason is not None and tell_unusable and (warned is None or path not in warned):
                 # was passed over in silence: a region-based dataset's figures read as its regions'
-                log.warning("%s: %s; its label names are not used (the labels are named label_N)",
+                warning(log, "%s: %s; its label names are not used (the labels are named label_N)",
                             named_as_given(path, given), reason)
                 if warned is not None:
                     warned.add(path)
@@ -292,7 +293,7 @@ def score_prediction(prediction: Path | str, reference: Path | str, case_id: str
     named = Path(named_for) if named_for is not None else prediction
     other_case = other_case_note(named, reference, role="prediction" if named_for is None else "image")
     if other_case is not None:  # nothing else tells a reference of another case on a shared grid
-        log.warning("%s, the reference given for %s: %s", reference, named, other_case)
+        warning(log, "%s, the reference given for %s: %s", reference, named, other_case)
         metrics.setdefault("notes", []).append(f"reference: {other_case}")
     return metrics
 
@@ -364,7 +365,7 @@ def warn_if_dataset_names_differ(reference: Path | str, labels: Mapping, whose: 
     def shown(names: dict) -> str:
         return ", ".join(f"{value} {name}" for value, name in names.items())
 
-    log.warning("%s names labels %s; %s names them %s: each label is scored by its value under the model's name; "
+    warning(log, "%s names labels %s; %s names them %s: each label is scored by its value under the model's name; "
                 "check that the reference uses the model's label values", path, shown(theirs), whose, shown(ours))
 
 
@@ -394,7 +395,7 @@ def _warn_if_swapped(prediction: Path, reference: Path, scored_sha256: str | Non
         return
     if None not in (scored_sha256, made_by.segmentation_sha256) and scored_sha256 != made_by.segmentation_sha256:
         return
-    log.warning("%s, given as the reference, is a segmentation medseg infer made (its sidecar %s says so), and the "
+    warning(log, "%s, given as the reference, is a segmentation medseg infer made (its sidecar %s says so), and the "
                 "prediction %s has none: are they swapped? The prediction comes first", reference,
                 made_by.sidecar.name, prediction)
 
@@ -476,14 +477,14 @@ def evaluate_files(
             how = ("scored as label_N" if not by_segment else f"scored under the reference's segment labels ({shown})"
                    if len(by_segment) == len(undeclared) else
                    f"scored under the reference's segment labels ({shown}), the others as label_N")
-            log.warning("%s, %s: label values %s are not among the labels the dataset.json names (%s); %s",
+            warning(log, "%s, %s: label values %s are not among the labels the dataset.json names (%s); %s",
                         pred_path, ref_path, values_text(undeclared), _labels_text(names), how)
         labels = {int(v): names.get(int(v)) or segment_names.get(int(v)) or f"label_{int(v)}"
                   for v in sorted(present | set(names))}
         ignore = [value for value, name in names.items() if value and name.strip().casefold() == "ignore"]
         if ignore:  # nnU-Net leaves those voxels out of every label's figures
-            log.warning("%s: label %d 'ignore' is nnU-Net's ignore label (voxels without annotation); medseg scores it "
-                        "as a label, and a prediction of another label in its voxels counts as a false positive, "
+            warning(log, "%s: label %d 'ignore' is nnU-Net's ignore label (voxels without annotation); medseg scores "
+                        "it as a label, and a prediction of another label in its voxels counts as a false positive, "
                         "where nnU-Net's evaluation leaves those voxels out", ref_path, ignore[0])
     metrics = evaluate_volumes(pred, ref, labels, case_id=case_id)
     metrics["reference_signature"] = reference_signature

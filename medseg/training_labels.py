@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import torch
 
+from medseg.caller_warnings import warning
 from medseg.errors import TrainingError
 from medseg.label_map import label_map
 from medseg.numbers import IMAGE_LIKE_VALUES, image_among_labels, odd_values
@@ -99,7 +100,7 @@ def _warn_blank_labels(train_cases: list[TrainCase], val_cases: list[TrainCase])
                                                                     if len(blank) > 3 else "")
     training = {id(case) for case in train_cases}
     roles = {"training" if id(case) in training else "validation" for case in blank}
-    log.warning("%s: %s background only (no label value above 0): %s as %s without the structure; a blank "
+    warning(log, "%s: %s background only (no label value above 0): %s as %s without the structure; a blank "
                 "export?", shown, "holds" if len(blank) == 1 else f"{len(blank)} label images hold",
                 "trained on and scored" if len(roles) == 2 else
                 ("trained on" if "training" in roles else "scored"), "a case" if len(blank) == 1 else "cases")
@@ -160,26 +161,26 @@ def check_label_presence(config: dict, train_cases: list[TrainCase], val_cases: 
     untrained = [value for value in declared if value not in in_training]
     advice = _untrained_advice(untrained, in_training, labels_from or LabelsFrom()) if untrained else ""
     if len(untrained) == 1:
-        log.warning("label %d %r appears in no training case: the network cannot learn it%s", untrained[0],
+        warning(log, "label %d %r appears in no training case: the network cannot learn it%s", untrained[0],
                     declared[untrained[0]], advice)
     elif untrained:  # one line for all: labels 1, 3, 7 declared as 0..7 gave one line per gap
-        log.warning("labels %s are in no training case: the network cannot learn them%s", _named(untrained, declared),
+        warning(log, "labels %s are in no training case: the network cannot learn them%s", _named(untrained, declared),
                     advice)
     if not val_cases:
         return untrained, []
     in_validation = present(val_cases)
     absent = [value for value in declared if value not in in_validation]
     if validation_without_foreground(config["labels"], len(val_cases), absent):
-        log.warning("no validation case holds a foreground label (%d case%s): their Dice can only count false "
+        warning(log, "no validation case holds a foreground label (%d case%s): their Dice can only count false "
                     "positives, so it chooses no epoch; the package holds the last epoch's weights", len(val_cases),
                     "" if len(val_cases) == 1 else "s")
         return untrained, absent
     trained = [value for value in absent if value not in untrained]  # the others: named in the line above
     if len(trained) == 1:
-        log.warning("label %d %r appears in no validation case: its Dice counts only false positives (0 in a case "
+        warning(log, "label %d %r appears in no validation case: its Dice counts only false positives (0 in a case "
                     "where it is predicted, n/a where not)", trained[0], declared[trained[0]])
     elif trained:
-        log.warning("labels %s are in training but in no validation case: their Dice counts only false positives (0 "
+        warning(log, "labels %s are in training but in no validation case: their Dice counts only false positives (0 "
                     "in a case where one is predicted, n/a where not)", _named(trained, declared))
     return untrained, absent
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from medseg.caller_warnings import warning
 from medseg.errors import MedsegError, TrainingError
 from medseg.io.files import (
     absent_content,
@@ -149,25 +150,25 @@ def _listed_image_files(folder: Path, kind: str, scene: bool = False) -> dict[st
         shown = ", ".join(left_out[:5]) + (" …" if len(left_out) > 5 else "")
         entries = (f"1 entry that is not a {IMAGE_FILE_KINDS} file" if len(left_out) == 1
                    else f"{len(left_out)} entries that are not {IMAGE_FILE_KINDS} files")
-        log.warning("%s: left out %s (subfolders are not searched): %s", folder, entries, shown)
+        warning(log, "%s: left out %s (subfolders are not searched): %s", folder, entries, shown)
     if dicom_segs:
         shown = ", ".join(dicom_segs[:5]) + (" …" if len(dicom_segs) > 5 else "")
-        log.warning("%s: left out %s: %s; %s", folder, counted(len(dicom_segs), "DICOM SEG"), shown, SEG_AS_LABELS)
+        warning(log, "%s: left out %s: %s; %s", folder, counted(len(dicom_segs), "DICOM SEG"), shown, SEG_AS_LABELS)
     if segmentations:
         shown = ", ".join(segmentations[:5]) + (" …" if len(segmentations) > 5 else "")
         endings = "/".join(sorted({slicer_segmentation_ending(name) for name in segmentations}))
-        log.warning("%s: left out %s (%s: labels, not images to train on; a case's goes in the labels "
+        warning(log, "%s: left out %s (%s: labels, not images to train on; a case's goes in the labels "
                     "folder): %s", folder, counted(len(segmentations), "3D Slicer segmentation"), endings, shown)
     if scene_images:
-        log.warning("%s: %s", folder, scene_images_text(scene_images))
+        warning(log, "%s: %s", folder, scene_images_text(scene_images))
     if hidden:
         shown = ", ".join(hidden[:5]) + (" …" if len(hidden) > 5 else "")
-        log.warning("%s: left out %s (names starting with a dot are hidden): %s", folder,
+        warning(log, "%s: left out %s (names starting with a dot are hidden): %s", folder,
                     counted(len(hidden), "hidden image file"), shown)
     if broken:
         shown = ", ".join(broken[:5]) + (" …" if len(broken) > 5 else "")
         links = "1 link that leads" if len(broken) == 1 else f"{len(broken)} links that lead"
-        log.warning("%s: left out %s nowhere (moved or deleted targets, or a loop): %s", folder, links, shown)
+        warning(log, "%s: left out %s nowhere (moved or deleted targets, or a loop): %s", folder, links, shown)
     return files
 
 
@@ -265,7 +266,7 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
     if listed is not None and listed.num_training is not None and listed.num_training != len(cases):
         what = (f"its training list holds {counted(len(listed.pairs), 'pair')}" if listed.pairs else
                 f"{images_dir} and {labels_dir} hold {counted(len(cases), 'case')}")
-        log.warning("%s: numTraining is %d, but %s; training takes the %d %s", listed.path, listed.num_training, what,
+        warning(log, "%s: numTraining is %d, but %s; training takes the %d %s", listed.path, listed.num_training, what,
                     len(cases), "listed" if listed.pairs else "found")
     return cases
 
@@ -358,7 +359,7 @@ def _paired_by_name(images_dir: Path | str, labels_dir: Path | str, allow_unpair
         unpaired += [labels[n] for n in sorted(set(labels) - set(images))]
         shown = ", ".join(str(p) for p in unpaired[:5]) + (" …" if len(unpaired) > 5 else "")
     if unpaired and allow_unpaired:  # left out as asked, but said
-        log.warning("%s: left out %s without a counterpart of the same name: %s", images_dir,
+        warning(log, "%s: left out %s without a counterpart of the same name: %s", images_dir,
                     counted(len(unpaired), "file"), shown)
     if unpaired and not allow_unpaired:
         paired_cases = [TrainCase(name, images[name], labels[name]) for name in paired]
@@ -411,7 +412,7 @@ def _listed_cases(images_dir: Path, labels_dir: Path, listed, scene: bool = Fals
     unlisted = [path for path in unlisted if path not in {unused[name] for name in taken}]
     if unlisted:
         shown = ", ".join(f"{path.parent.name}/{path.name}" for path in unlisted[:5])
-        log.warning("%s: left out %s of %s and %s that its training list does not name (trained on: the %s it "
+        warning(log, "%s: left out %s of %s and %s that its training list does not name (trained on: the %s it "
                     "lists): %s%s", listed.path, counted(len(unlisted), "file"), images_dir, labels_dir,
                     counted(len(cases), "case"), shown, f" … and {len(unlisted) - 5} more" if len(unlisted) > 5 else "")
     return _with_channels([cases[case_id] for case_id in sorted(cases)], channel_files)

@@ -21,6 +21,7 @@ import pydicom
 from pydicom.uid import RLELossless
 
 from medseg.array_order import fortran_order
+from medseg.caller_warnings import warning
 from medseg.errors import DicomError, ImageReadError, InputError, first_line
 from medseg.io.dicom_messages import FileMessages
 from medseg.io.dicom_series import (
@@ -89,7 +90,7 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
         log.info("%s: the files of %s state different BitsStored; each is decoded by its own", folder,
                  candidate.label())
     if "monochrome1" in candidate.flags and warn_skipped:  # (not again on a second reading of the input)
-        log.warning("%s: %s is MONOCHROME1 (high values display dark): read as stored (rescaled), not inverted; "
+        warning(log, "%s: %s is MONOCHROME1 (high values display dark): read as stored (rescaled), not inverted; "
                     "unless they are physical units (HU), a model trained on MONOCHROME2 images sees its contrast "
                     "reversed", folder, candidate.label())
     geometry = candidate.geometry
@@ -123,7 +124,7 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
     if beyond:
         path, note = next(iter(beyond.items()))
         others = f" (and {counted(len(beyond) - 1, 'more file')})" if len(beyond) > 1 else ""
-        log.warning("%s: %s: %s%s; read as pydicom reads them, masked to BitsStored: right if the high bits hold an "
+        warning(log, "%s: %s: %s%s; read as pydicom reads them, masked to BitsStored: right if the high bits hold an "
                     "overlay (its tags may have been removed), wrong if the header understates the bits; compare "
                     "the intensities with the scanner's", folder, _relative(path, folder), note, others)
         flags.append("bits-beyond-stored")
@@ -256,10 +257,10 @@ def _chosen_series(folder: Path, series: str | None, warn_skipped: bool, scan: F
     positional = positional_key_note(scan, candidate, setting("series", ANY)) if str(series).strip() == candidate.key \
         else None
     if positional and warn_skipped:
-        log.warning("%s: %s: %s", folder, setting("series", series), positional)
+        warning(log, "%s: %s: %s", folder, setting("series", series), positional)
     rejected = [c for c in scan.candidates if c is not candidate and not c.localizer and c.problem is not None]
     if rejected and series is None:  # a series that would have been chosen had it not been broken: say so loudly
-        log.warning("%s: using %s; %d other image series could not be used: %s", folder, candidate.label(),
+        warning(log, "%s: using %s; %d other image series could not be used: %s", folder, candidate.label(),
                     len(rejected), "; ".join(f"{c.label()}: {c.problem}" for c in rejected))
     elif warn_skipped:
         log.info("%s: using %s: %s", folder, candidate.label(), reason)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pydicom
 
+from medseg.caller_warnings import warning
 from medseg.io.atomic import sha256_of
 from medseg.io.dicom_frames import DicomFrame, _count, _floats, _frame_name, _frames, _image_type, _int
 from medseg.io.dicom_geometry import ORIENTATION_ATOL, GeometryProblem, SeriesGeometry, series_geometry
@@ -140,7 +141,7 @@ def _group(images: list[tuple[Path, pydicom.Dataset]], messages: FileMessages) -
         if copies:
             more = (f"; {counted(len(copies) - 1, 'more file')} {'copies' if len(copies) == 2 else 'copy'} others of "
                     "the series") if len(copies) > 1 else ""
-            log.warning("%s: a copy of %s (same SOPInstanceUID, same bytes)%s; each image used once", copies[0][0],
+            warning(log, "%s: a copy of %s (same SOPInstanceUID, same bytes)%s; each image used once", copies[0][0],
                         copies[0][1], more)
         unoriented = _leave_out_unoriented(parts)
         # what differs between the parts (after the unoriented images left): the split's reason
@@ -154,7 +155,7 @@ def _group(images: list[tuple[Path, pydicom.Dataset]], messages: FileMessages) -
         unoriented = [(_file_key(dataset, orientations), why, positions) for dataset, why, positions in unoriented]
         for file_key, why, *_ in left_keys + unoriented:
             if parts and not any(_same_part(file_key, key) for key in parts):
-                log.warning("%s; it belongs to no usable part of its series and is left out", why)
+                warning(log, "%s; it belongs to no usable part of its series and is left out", why)
         placed = _place_unoriented(unoriented, parts)
         for index, (key, items) in enumerate(ordered):
             found = problems + [why for file_key, why in left_keys if _same_part(file_key, key)]
@@ -398,7 +399,7 @@ def _judge_unoriented(candidate: SeriesCandidate, spares: list[str], problems: l
     """Images without orientation placed with ``candidate`` (see :func:`_place_unoriented`): spares (each standing
     on one of its slices) are left out with a warning; problems make it unusable, named first."""
     if spares:
-        log.warning("%s; left out of %s: it stands on a slice of it", _first_of(spares), candidate.label())
+        warning(log, "%s; left out of %s: it stands on a slice of it", _first_of(spares), candidate.label())
     if not problems:
         return
     without = f"; without them: {candidate.problem}" if candidate.problem else ""

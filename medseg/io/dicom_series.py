@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pydicom
 
+from medseg.caller_warnings import warning
 from medseg.errors import DicomError, ImageReadError
 from medseg.io.dicom_candidates import SeriesCandidate, _group, series_name
 from medseg.io.dicom_frames import DicomFrame
@@ -267,7 +268,7 @@ def _scan(folder: Path, files: list[Path], messages: FileMessages, warn_skipped:
         raise DicomError(f"{folder}: no DICOM images found ({what}{extra}){hint}")
     if skipped and warn_skipped:
         names = ", ".join(str(path.relative_to(folder)) for path, _ in skipped[:5])
-        log.warning("%s: skipped %s that %s not DICOM (%s%s)", folder, counted(len(skipped), "file"),
+        warning(log, "%s: skipped %s that %s not DICOM (%s%s)", folder, counted(len(skipped), "file"),
                     "is" if len(skipped) == 1 else "are", names,
                     ", ..." if len(skipped) > 5 else "")
     candidates = _group(images, messages)

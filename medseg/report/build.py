@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medseg.allocator import release_free_memory
+from medseg.caller_warnings import warning
 from medseg.errors import InputError, MedsegError
 from medseg.grid_match import GRID_TOLERANCE_MM, GRID_TOLERANCE_VOXELS
 from medseg.io.atomic import atomic_paths, check_folders_writable, check_writable
@@ -139,11 +140,11 @@ def build_report(
     summary = jsonable(summary_record(folder, cases, flags, settings, rules, report_policy()))
     summary["label_conflicts"] = _label_conflicts(cases)
     if summary["label_conflicts"]:
-        log.warning("%s: label values name different labels in different cases (%s): per-label tables, plots and "
+        warning(log, "%s: label values name different labels in different cases (%s): per-label tables, plots and "
                     "outlier flags pool them by value; make one report per model", results_dir,
                     "; ".join(f"{value}: {' / '.join(names)}" for value, names in summary["label_conflicts"].items()))
     if summary["pooled_models"]:
-        log.warning("%s: the figures pool the cases of %d models (%s): make one report per model", results_dir,
+        warning(log, "%s: the figures pool the cases of %d models (%s): make one report per model", results_dir,
                     len(summary["pooled_models"]), models_text(summary["pooled_models"]))
     summary["left_out"] = _left_out_names(left_out, cases, folder)
     summary["left_out_cases"] = sorted({case.case_id for case in left_out})  # a folder named once may hold several
@@ -151,7 +152,7 @@ def build_report(
         log.debug("%s: %s", results_dir, left_out_text(summary["left_out"], len(summary["left_out_cases"])))
     summary["run_in_progress"] = _run_in_progress(results_dir)
     if summary["run_in_progress"]:
-        log.warning("%s: a cohort run is still writing to this folder (%s): this report shows its cases as they are "
+        warning(log, "%s: a cohort run is still writing to this folder (%s): this report shows its cases as they are "
                     "now; cases it has not segmented yet are missing, and those not scored yet are shown without "
                     "reference (with %s: as failed)", results_dir, summary["run_in_progress"], setting("sheet", ANY))
     from medseg.report.failed_jobs import failed_jobs, summary_entry
@@ -305,17 +306,15 @@ def _model_ct_windows(cases: list[CaseResult]) -> dict[str, str]:
                                                                               window)
     if len(unknown) == 1:
         _, named, _, field, where = unknown[0]
-        log.warning("%s: %s.ct_window %r is not a CT window this medseg knows (%s): its case is drawn in the %s "
-                    "window", where, field, named, ", ".join(CT_WINDOWS_HU), DEFAULT_CT_WINDOW)
+        warning(log, "%s: %s.ct_window %r is not a CT window this medseg knows (%s): its case is drawn in the %s "
+                     "window", where, field, named, ", ".join(CT_WINDOWS_HU), DEFAULT_CT_WINDOW)
     elif unknown:  # one line for a cohort written by a later medseg, not one a case
-        from medseg.numbers import counted
-
         ids = [case_id for case_id, *_ in unknown]
         names = ", ".join(dict.fromkeys(repr(named) for _, named, *_ in unknown))
         fields = " or ".join(dict.fromkeys(f"{whose} {field}.ct_window" for _, _, whose, field, _ in unknown))
-        log.warning("%s name a CT window this medseg does not know (%s; it knows %s) in their %s: drawn in the %s "
-                    "window: %s", counted(len(ids), "case"), names, ", ".join(CT_WINDOWS_HU), fields,
-                    DEFAULT_CT_WINDOW, ", ".join(ids[:5]) + (f", … {len(ids)} in all" if len(ids) > 5 else ""))
+        warning(log, "%s name a CT window this medseg does not know (%s; it knows %s) in their %s: drawn in the %s "
+                     "window: %s", counted(len(ids), "case"), names, ", ".join(CT_WINDOWS_HU), fields,
+                     DEFAULT_CT_WINDOW, ", ".join(ids[:5]) + (f", … {len(ids)} in all" if len(ids) > 5 else ""))
     found: dict[str, str] = {}
     for name, windows in declared.items():
         if len(set(windows.values())) == 1:
@@ -428,13 +427,13 @@ def _overlays(cases, flags, order, label_order, max_overlays, ct_window=None
                 f"{error.filename}: cannot read ({os_reason(error)})" if isinstance(error, OSError) and error.filename
                 and error.strerror else memory_text(error, "its files") if isinstance(error, MemoryError)
                 else f"{type(error).__name__}: {error}")
-            log.warning("%s: no overlay (%s)", case.case_id, told)
+            warning(log, "%s: no overlay (%s)", case.case_id, told)
             notes.setdefault(index, []).append(f"no overlay: {told}")
         finally:  # this case's volumes released, and their memory given back, before the next case's are read
             arrays = None
             release_free_memory()
     if unused:
-        log.warning("%s", _unused_window_line(unused))
+        warning(log, "%s", _unused_window_line(unused))
     return overlays, shown, notes
 
 

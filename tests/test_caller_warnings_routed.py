@@ -1,0 +1,91 @@
+"""What the library only logged, a Python caller that configures no logging now hears too: a DICOM series passed
+over, a file left out of training, a reference whose labels the dataset names otherwise, a prediction without a
+reference. Each is a :class:`medseg.errors.MedsegWarning` placed at the caller's line, beside the same log line."""
+
+import json
+import logging
+import warnings
+
+import nibabel as nib
+import numpy as np
+import pytest
+from dicom_factory import SHAPE, make_series, slice_positions
+
+from medseg.errors import MedsegWarning
+
+
+def _nifti(path, array, affine=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(array, np.eye(4) if affine is None else affine), str(path))
+    return path
+
+
+def test_a_broken_dicom_series_passed_over_is_warned_about(tmp_path, caplog):
+    """A folder of two series, the one a slice short: the other is read, and the caller is told which and why."""
+    from medseg.io.images import read_image
+
+    make_series(tmp_path / "study", seed=7, series_number=4, description="thick recon")
+    broken = slice_positions(SHAPE[2] + 1, 2.0)
+    del broken[2]
+    make_series(tmp_path / "study", seed=8, series_number=3, description="main", positions=broken, prefix="m")
+    with pytest.warns(MedsegWarning) as caught, caplog.at_level(logging.WARNING, logger="medseg"):
+        volume = read_image(tmp_path / "study")
+    told = [str(w.message) for w in caught if issubclass(w.category, MedsegWarning)]
+    assert len(told) == 1, told
+    assert told[0].startswith(f"{tmp_path / 'study'}: using series 4 'thick recon' (CT, 6 images"), told
+    assert "; 1 other image series could not be used: series 3 'main' (CT" in told[0] and "missing slices" in told[0]
+    assert caught[0].filename == __file__  # the caller's line, not medseg's
+    assert caplog.messages == told  # the log line the command shows, the same text
+    assert volume.shape == SHAPE
+
+
+def test_a_file_left_out_of_training_is_warned_about(tmp_path):
+    from medseg.training_pairing import pair_cases
+
+    images, labels = tmp_path / "imagesTr", tmp_path / "labelsTr"
+    for name in ("a", "lonely"):
+        _nifti(images / f"{name}.nii.gz", np.zeros((16, 16, 6), np.float32))
+    _nifti(labels / "a.nii.gz", np.zeros((16, 16, 6), np.uint8))
+    with pytest.warns(MedsegWarning) as caught:
+        cases = pair_cases(images, labels, allow_unpaired=True)
+    assert [case.case_id for case in cases] == ["a"]
+    assert [str(w.message) for w in caught] == [
+        f"{images}: left out 1 file without a counterpart of the same name: {images / 'lonely.nii.gz'}"]
+    assert caught[0].filename == __file__
+
+
+def test_scoring_warns_of_a_dataset_naming_labels_otherwise_and_of_a_prediction_without_reference(tmp_path):
+    from medseg.folder_scoring import score_folder
+    from medseg.package import load_package
+
+    task = tmp_path / "Task09"
+    labels = np.zeros((16, 16, 6), np.uint8)
+    labels[4:10, 4:10, 1:4] = 1
+    _nifti(task / "labelsTr" / "a.nii.gz", labels)
+    (task / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "liver"}}))
+    _nifti(tmp_path / "pred" / "a.nii.gz", labels)
+    _nifti(tmp_path / "pred" / "b.nii.gz", labels)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MedsegWarning)
+        result = score_folder(tmp_path / "pred", task / "labelsTr", out_dir=tmp_path / "out",
+                              package=load_package("phantom"))
+    told = [str(w.message) for w in caught if issubclass(w.category, MedsegWarning)]
+    assert f"{tmp_path / 'pred'}: 1 prediction without a reference in {task / 'labelsTr'}, not scored: b.nii.gz" in told
+    named = f"{task / 'dataset.json'} names labels 1 liver; the model phantom names them 1 ellipsoid"
+    assert any(text.startswith(named) for text in told), told
+    assert all(w.filename == __file__ for w in caught if issubclass(w.category, MedsegWarning))
+    assert len(result.scored) == 1
+
+
+def test_an_error_filter_stops_at_the_warning(tmp_path):
+    """``simplefilter("error", MedsegWarning)``: a file left out of training stops the pairing, as a program asks."""
+    from medseg.training_pairing import pair_cases
+
+    images, labels = tmp_path / "imagesTr", tmp_path / "labelsTr"
+    for name in ("a", "lonely"):
+        _nifti(images / f"{name}.nii.gz", np.zeros((16, 16, 6), np.float32))
+    _nifti(labels / "a.nii.gz", np.zeros((16, 16, 6), np.uint8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MedsegWarning)
+        with pytest.raises(MedsegWarning, match="left out 1 file without a counterpart"):
+            pair_cases(images, labels, allow_unpaired=True)
