@@ -560,12 +560,17 @@ def metrics_rows(metrics: dict) -> list[dict[str, str | int | float | None]]:
     record's ``case_id``, the ``label`` value as an int, then the label's values that are numbers or text (``name``,
     ``dice``, ``hd95_mm``, ``assd_mm``, ``status``, the volumes in ml …) as the record has them (NaN, or ``None``
     in a record read back from JSON, where a value is undefined); the breakdowns by other label
-    (``false_positive_in_ml``) are left to the record. An :class:`~medseg.errors.InputError` for what is no such
-    record."""
+    (``false_positive_in_ml``) are left to the record. A record of no label (both masks empty and scored without label
+    names, or labels given as background alone) is one row all the same, so that its case stays in the table:
+    ``{"case_id": ..., "label": None, "name": None, "dice": None, "hd95_mm": None, "assd_mm": None,
+    "status": "no_labels"}``. An :class:`~medseg.errors.InputError` for what is no such record."""
     labels = metrics.get("labels") if isinstance(metrics, dict) else None
     if not isinstance(labels, dict):
         raise InputError(f"{type_text(metrics)} given as the metrics: not a medseg-metrics/1 record (a dict whose "
                          "'labels' maps each label value to its metrics)")
+    if not labels:  # no row dropped the case from a table of many without a word
+        return [{"case_id": metrics.get("case_id"), "label": None, "name": None, "dice": None, "hd95_mm": None,
+                 "assd_mm": None, "status": "no_labels"}]
     rows: list[dict[str, str | int | float | None]] = []
     for value, entry in labels.items():
         if not isinstance(entry, dict) or not str(value).strip().isdecimal():  # another tool's JSON, an edited one

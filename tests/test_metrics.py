@@ -808,3 +808,16 @@ def test_a_record_whose_labels_are_not_label_values_with_their_metrics_is_an_inp
         metrics_rows({"case_id": "c1", "labels": {"1": {"dice": 1.0}, "liver": {"dice": 0.5}}})
     with pytest.raises(InputError, match=r"^label '2' of the metrics record: not a medseg-metrics/1 record's label"):
         metrics_rows({"labels": {"2": None}})
+
+
+def test_a_record_of_no_labels_is_one_row_saying_so():
+    """Two empty masks scored without label names hold no label: metrics_rows gave no row, and the case dropped out
+    of a table of many cases without a word. It is one row, label None, status no_labels, the figures None."""
+    from medseg.metrics import metrics_rows
+
+    empty = np.zeros((8, 8, 4), np.uint8)
+    record = evaluate_volumes(Volume(empty, np.eye(4)), Volume(empty, np.eye(4)), {0: "background"}, case_id="s2")
+    assert record["labels"] == {}
+    assert metrics_rows(record) == [{"case_id": "s2", "label": None, "name": None, "dice": None, "hd95_mm": None,
+                                     "assd_mm": None, "status": "no_labels"}]
+    assert metrics_rows(json.loads(metrics_json(record))) == metrics_rows(record)  # a _metrics.json read back
