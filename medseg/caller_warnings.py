@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import warnings
+from types import FrameType
 
 from medseg.errors import MedsegWarning
 
@@ -45,7 +46,7 @@ def warning(log: logging.Logger, message: str, *args: object) -> None:
 
 def _caller_level() -> int:
     """``warnings.warn``'s stacklevel, called in :func:`warn`, of the first frame outside medseg (1 where none is)."""
-    frame = sys._getframe(1)  # warn's
+    frame: FrameType | None = sys._getframe(1)  # warn's
     level = 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
         frame = frame.f_back

@@ -15,8 +15,10 @@ import logging
 import os
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medseg.caller_warnings import warning
 from medseg.errors import ConflictingInputsError, ImageReadError, InputError
@@ -37,6 +39,9 @@ from medseg.io.itk_image import (
 )
 from medseg.numbers import counted
 from medseg.volume import stem
+
+if TYPE_CHECKING:
+    from medseg.package import ModelPackage
 
 __all__ = ["FolderPairs", "FolderScores", "case_file_name", "pair_predictions", "score_folder"]
 
@@ -366,8 +371,11 @@ def _four_argument(on_case):
     return on_case
 
 
-def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str, package=None,
-                 given_as: str | None = None, overwrite: bool = False, on_case=None,
+def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
+                 package: ModelPackage | str | os.PathLike | None = None,
+                 given_as: str | None = None, overwrite: bool = False,
+                 on_case: Callable[[str, dict | None, str | None, tuple[int, ...]], object] | Callable[
+                     [str, dict | None, str | None], object] | None = None,
                  invocation: dict | None = None, images_dir: Path | str | None = None,
                  ct_window: str | None = None) -> FolderScores:
     """Score every prediction of ``pred_dir`` against its reference in ``ref_dir`` (:func:`pair_predictions`) and
@@ -382,7 +390,8 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
     recorded in each metrics file, as sidecars record theirs. Predictions without a reference are named in a warning
     and not scored. Existing outputs are refused before anything is scored unless ``overwrite``; two pairs whose
     outputs would share a name, or ``out_dir`` being the references folder, are a :class:`ConflictingInputsError`.
-    ``on_case(case_id, metrics_or_None, error_or_None, never_learnt)`` is called after each case scored or failed,
+    ``package`` is a loaded :class:`~medseg.package.ModelPackage`, a shipped model's name or a package folder.
+    ``on_case(case_id, metrics_or_None, error_line_or_None, never_learnt)`` is called after each case scored or failed,
     but not for a missed case (a reference without a prediction): the warning that lists them tells those at once;
     ``never_learnt`` is the label values the model that made the case never learnt (no training case held them): the
     ``package``'s record, else its sidecar's ``labels_not_trained`` (empty where neither says, and for a failure).
@@ -402,6 +411,9 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
         from medseg.report.overlay_image import ct_window_hu
 
         ct_window_hu(ct_window)  # an unknown name, refused before any case is scored
+    from medseg.scoring import package_argument
+
+    package = package_argument(package)  # a model's name loaded, as score_prediction loads it: once for all cases
     out_dir = Path(path_argument(out_dir, "the output folder"))
     found = pair_predictions(pred_dir, ref_dir)
     with contextlib.suppress(OSError):

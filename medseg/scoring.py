@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from medseg.package import ModelPackage
 
 __all__ = ["MadeBy", "check_folder_made_by", "check_made_by", "dataset_label_names", "evaluate_files", "made_by_of",
-           "prediction_sidecar", "read_made_by", "score_pair", "score_prediction", "warn_if_dataset_names_differ"]
+           "package_argument", "prediction_sidecar", "read_made_by", "score_pair", "score_prediction",
+           "warn_if_dataset_names_differ"]
 
 log = logging.getLogger("medseg")
 
@@ -229,6 +230,26 @@ def dataset_label_names(prediction: Path | str, reference: Path | str, warned: s
     return None
 
 
+def package_argument(package: ModelPackage | str | os.PathLike | None) -> ModelPackage | None:
+    """``package`` as a caller gives it to :func:`score_prediction` or
+    :func:`~medseg.folder_scoring.score_folder`: a loaded :class:`~medseg.package.ModelPackage`, a shipped model's name
+    or a package folder (loaded; any ``os.PathLike``, as :func:`~medseg.package.load_package` takes), or None; another
+    type is a :class:`~medseg.errors.ModelPackageError` naming it."""
+    if is_path(package):
+        from medseg.package import load_package
+
+        return load_package(package, check_hash=False)
+    if package is not None:
+        from medseg.package import ModelPackage
+
+        if not isinstance(package, ModelPackage):  # failed on "'int' object has no attribute 'labels'"
+            from medseg.errors import ModelPackageError
+
+            raise ModelPackageError(f"{type_text(package)} given as the model package; give a shipped model's name, "
+                                    "a package folder or a loaded medseg.package.ModelPackage")
+    return package
+
+
 def score_prediction(prediction: Path | str, reference: Path | str, case_id: str | None,
                      package: ModelPackage | str | os.PathLike | None = None,
                      given_as: str | None = None, sidecar_required: bool = False,
@@ -255,18 +276,7 @@ def score_prediction(prediction: Path | str, reference: Path | str, case_id: str
 
     case_id = checked_case_id(case_id)
     prediction, reference = path_argument(prediction, "the prediction"), path_argument(reference, "the reference")
-    if is_path(package):  # a shipped model's name or a package folder (any os.PathLike, as load_package takes)
-        from medseg.package import load_package
-
-        package = load_package(package, check_hash=False)
-    elif package is not None:
-        from medseg.package import ModelPackage
-
-        if not isinstance(package, ModelPackage):  # failed on "'int' object has no attribute 'labels'"
-            from medseg.errors import ModelPackageError
-
-            raise ModelPackageError(f"{type_text(package)} given as the model package; give a shipped model's name, "
-                                    "a package folder or a loaded medseg.package.ModelPackage")
+    package = package_argument(package)
     if made_by is _READ:
         made_by = made_by_of(prediction, sidecar_required)
     labels = codes = None

@@ -665,7 +665,7 @@ def _axes_hint(shape: tuple[int, ...]) -> str:
     return f": {channel}give array[{', '.join(index)}]"
 
 
-def _segmenter(segmenter):
+def _segmenter(segmenter: Segmenter | str | os.PathLike) -> Segmenter:
     """``segmenter`` as a :class:`~medseg.inference.Segmenter`: one given, or a model's name or folder loaded (on the
     device ``auto`` finds); anything else is an :class:`~medseg.errors.InputError`, not a missing attribute."""
     if is_path(segmenter):
@@ -675,7 +675,7 @@ def _segmenter(segmenter):
     if not all(hasattr(segmenter, name) for name in ("package", "predict", "window_net")):
         raise InputError(f"{type_text(segmenter)} given as the segmenter; give a medseg.inference.Segmenter, "
                          "or a shipped model's name or a package folder")
-    return segmenter
+    return segmenter  # type: ignore[return-value]  # a Segmenter, or one like it (its attributes checked above)
 
 
 def _label_volume(volume: Volume, segmenter, name, progress, timings: dict, release_voxels: bool

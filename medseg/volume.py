@@ -31,7 +31,7 @@ class Volume:
 
     array: np.ndarray
     affine: np.ndarray
-    source: Path | None = None
+    source: Path | str | None = None  # a file or folder read, or a caller's name for an array ("case7")
     header: object | None = None
     source_sha256: str | None = None
     info: dict = field(default_factory=dict)
@@ -79,7 +79,8 @@ class Volume:
     @property
     def spacing_mm(self) -> tuple[float, float, float]:
         """Voxel size along each array axis, from the affine's column norms."""
-        return tuple(float(v) for v in np.linalg.norm(self.affine[:3, :3], axis=0))
+        x, y, z = (float(v) for v in np.linalg.norm(self.affine[:3, :3], axis=0))
+        return x, y, z
 
     @property
     def voxel_volume_ml(self) -> float:

@@ -89,3 +89,23 @@ def test_an_error_filter_stops_at_the_warning(tmp_path):
         warnings.simplefilter("error", MedsegWarning)
         with pytest.raises(MedsegWarning, match="left out 1 file without a counterpart"):
             pair_cases(images, labels, allow_unpaired=True)
+
+
+def test_score_folder_takes_a_model_name_as_score_prediction_does(tmp_path):
+    """``score_folder(..., package="phantom")``, as ``score_prediction`` takes it, failed deep in the scoring as
+    "'str' object has no attribute 'config'"; another type is a ModelPackageError naming it."""
+    from medseg.errors import ModelPackageError
+    from medseg.folder_scoring import score_folder
+    from medseg.metrics import metrics_rows
+
+    labels = np.zeros((16, 16, 6), np.uint8)
+    labels[4:10, 4:10, 1:4] = 1
+    _nifti(tmp_path / "ref" / "a.nii.gz", labels)
+    _nifti(tmp_path / "pred" / "a.nii.gz", labels)
+    result = score_folder(tmp_path / "pred", tmp_path / "ref", out_dir=tmp_path / "out", package="phantom")
+    ((case, path),) = result.scored
+    record = json.loads(path.read_text())
+    assert (case, [(row["name"], row["dice"]) for row in metrics_rows(record)][0]) == ("a", ("ellipsoid", 1.0))
+    with pytest.raises(ModelPackageError, match=r"^an int given as the model package; give a shipped model's"):
+        score_folder(tmp_path / "pred", tmp_path / "ref", out_dir=tmp_path / "out2", package=7)
+    assert not (tmp_path / "out2").exists()

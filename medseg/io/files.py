@@ -6,8 +6,12 @@ import functools
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medseg.errors import ImageReadError, InputError
+
+if TYPE_CHECKING:
+    from typing import TypeGuard
 
 __all__ = ["absent_content", "absent_files", "absolute_path", "apple_double", "blocked_folder", "check_present",
            "check_readable", "check_searchable", "dicom_modality", "exists", "files_under", "further_channels",
@@ -241,7 +245,7 @@ def type_text(value) -> str:
     return with_article(type(value).__name__)
 
 
-def is_path(value) -> bool:
+def is_path(value: object) -> TypeGuard[str | os.PathLike]:
     """Whether a caller's ``value`` is a path: text or an ``os.PathLike`` (a :class:`~pathlib.Path`); not bytes,
     None, a list of paths or a number."""
     return isinstance(value, (str, os.PathLike))
