@@ -45,10 +45,13 @@ def warning(log: logging.Logger, message: str, *args: object) -> None:
 
 
 def _caller_level() -> int:
-    """``warnings.warn``'s stacklevel, called in :func:`warn`, of the first frame outside medseg (1 where none is)."""
+    """``warnings.warn``'s stacklevel, called in :func:`warn`, of the first frame outside medseg (1 where none is)
+    whose module has a name: Python drops in silence a warning placed in code whose globals' ``__name__`` is None, as
+    a Snakefile's (the cohort workflow's planning lost each warning medseg gave it)."""
     frame: FrameType | None = sys._getframe(1)  # warn's
     level = 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+    while frame is not None and (os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR)
+                                 or ("__name__" in frame.f_globals and frame.f_globals["__name__"] is None)):
         frame = frame.f_back
         level += 1
     return level if frame is not None else 1

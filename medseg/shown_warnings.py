@@ -64,13 +64,14 @@ def show_warnings(*, labelled: bool = True) -> bool:
     handler.setFormatter(_LevelFirst() if labelled else _Bare())
     medseg_log.addHandler(handler)
     if not getattr(warnings.showwarning, "_medseg_one_line", False):
-        warnings.showwarning = _one_line_showwarning(warnings.showwarning, labelled)
+        warnings.showwarning = _one_line_showwarning(warnings.showwarning, labelled, handler.stream)
     return True
 
 
-def _one_line_showwarning(shown, labelled: bool):
+def _one_line_showwarning(shown, labelled: bool, stream):
     """A ``warnings.showwarning`` that writes a :class:`~medseg.errors.MedsegWarning` Python shows as the handler's
-    lines read, ``warning: <message>`` (the bare message where not ``labelled``), one line, where Python's own wrote
+    lines read, on the handler's ``stream``: ``warning: <message>`` (the bare message where not ``labelled``), one
+    line, where Python's own wrote
     ``<file>:<line>: MedsegWarning: <message>`` and the caller's line of code under it; other warnings go to
     ``shown``, the one in place. Python's filters still decide whether a warning is shown, raised or dropped."""
 
@@ -80,7 +81,7 @@ def _one_line_showwarning(shown, labelled: bool):
             return
         text = escaped_line(str(message))
         try:
-            (file if file is not None else sys.stderr).write(f"warning: {text}\n" if labelled else f"{text}\n")
+            (file if file is not None else stream).write(f"warning: {text}\n" if labelled else f"{text}\n")
         except (OSError, AttributeError):  # no stderr (pythonw), or a closed one: as Python's own drops it
             pass
 

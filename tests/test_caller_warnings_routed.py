@@ -109,3 +109,15 @@ def test_score_folder_takes_a_model_name_as_score_prediction_does(tmp_path):
     with pytest.raises(ModelPackageError, match=r"^an int given as the model package; give a shipped model's"):
         score_folder(tmp_path / "pred", tmp_path / "ref", out_dir=tmp_path / "out2", package=7)
     assert not (tmp_path / "out2").exists()
+
+
+def test_a_warning_given_to_code_of_no_module_name_is_not_dropped():
+    """Python drops in silence a warning placed in code whose ``__name__`` is None, as a Snakefile's: the cohort
+    workflow's planning lost the dataset.json warning it had shown as a log line. It is placed further out."""
+    from medseg.caller_warnings import warn
+
+    code = compile("warn('x.nii.gz: told')", "Snakefile", "exec")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        exec(code, {"__name__": None, "warn": warn})
+    assert [(str(w.message), w.filename) for w in caught] == [("x.nii.gz: told", __file__)]
