@@ -108,9 +108,11 @@ class JobFailedError(MedsegError, RuntimeError):
 
 class MedsegWarning(UserWarning):
     """What medseg warns a Python caller about while it goes on (an input unlike the model's training images, nnU-Net's
-    ``case_0000`` read without its ``case_0001``): a ``warnings.warn`` category a caller can filter
-    (``warnings.simplefilter("error", MedsegWarning)`` turns each into an error raised before anything is written, as
-    these are told before the outputs are). Each is also logged, but where the command tells it otherwise."""
+    ``case_0000`` read without its ``case_0001``, a broken DICOM series passed over for another, a file left out of
+    the training pairs, a prediction without a reference): a ``warnings.warn`` category a caller can filter
+    (``warnings.simplefilter("error", MedsegWarning)`` turns each into an error raised where it is given, stopping the
+    call: segmenting's before anything is written, as these are told before the outputs are). Each is also logged,
+    but where the command tells it otherwise."""
 
 
 def first_line(error: BaseException) -> str:
