@@ -21,6 +21,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from medseg.caller_warnings import warning
 from medseg.errors import ImageReadError, ModelPackageError
 from medseg.io.atomic import atomic_paths, reading_folder, sha256_of
 from medseg.io.files import (
@@ -109,7 +110,7 @@ def _models_root() -> Path:
 
 @cache
 def _warned_tile(config_path: Path, tile: tuple, patch: tuple) -> None:
-    log.warning("%s: inference.roi_size %s differs from the %s patches its network was trained on (training."
+    warning(log, "%s: inference.roi_size %s differs from the %s patches its network was trained on (training."
                 "settings.patch_size): the tiles it sees at inference are unlike its training ones, and Dice can "
                 "fall far (0.91 to 0.74 on hippocampus planes); set roi_size to %s", config_path, list(tile),
                 list(patch), list(patch))
@@ -139,7 +140,7 @@ def _warn_edited_since_training(config: dict, config_path: Path) -> None:
 
 @cache
 def _warned_edit(config_path: Path, trained: str, now: str) -> None:
-    log.warning("%s: %s not what its weights were trained with (trained: %s): they will make other segmentations "
+    warning(log, "%s: %s not what its weights were trained with (trained: %s): they will make other segmentations "
                 "than its validation figures describe; put it back, or train again with it", config_path,
                 _changed_text(json.loads(now)), trained)
 
@@ -204,13 +205,13 @@ def load_package(name_or_path: str | os.PathLike, check_hash: bool = True, *, we
         path = candidate  # a package folder wins over a shipped name; a plain folder of that name does not
         # said, not silent, where a user named it (as text; the library's own folders come as paths)
         if is_name and isinstance(name_or_path, str):
-            log.warning("%s: the package folder %s, not the shipped model of that name; give ./%s to say so, or "
+            warning(log, "%s: the package folder %s, not the shipped model of that name; give ./%s to say so, or "
                         "rename the folder", name_or_path, candidate.absolute(), name_or_path)
     elif is_name:
         path = shipped
         below = _held_below(candidate) if candidate.is_dir() and isinstance(name_or_path, str) else ""
         if below.startswith("; the package is one folder deeper"):  # unpacked one folder too deep: not what is run
-            log.warning("%s: the shipped model of that name; the folder %s holds no %s, but a package one folder "
+            warning(log, "%s: the shipped model of that name; the folder %s holds no %s, but a package one folder "
                         "deeper: give %s to use that one", name_or_path, candidate.absolute(), CONFIG_NAME,
                         below.rsplit("give ", 1)[1])
     elif candidate.exists():
@@ -448,7 +449,7 @@ def _read_package(path: Path, check_hash: bool, weights: bool = True) -> ModelPa
                                     f"have been stopped while it replaced this package: {_resumed()} writes the "
                                     "package whole") from error
     if unfinished is not None:
-        log.warning("%s: holds an unfinished training run (%s) that will replace this package when it finishes; "
+        warning(log, "%s: holds an unfinished training run (%s) that will replace this package when it finishes; "
                     "until then the package is the one written before it", path, unfinished_text(unfinished))
     return package
 

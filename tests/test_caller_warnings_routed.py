@@ -121,3 +121,22 @@ def test_a_warning_given_to_code_of_no_module_name_is_not_dropped():
         warnings.simplefilter("always")
         exec(code, {"__name__": None, "warn": warn})
     assert [(str(w.message), w.filename) for w in caught] == [("x.nii.gz: told", __file__)]
+
+
+def test_a_package_folder_taken_for_the_shipped_model_of_its_name_is_warned_about(tmp_path, monkeypatch):
+    """``Segmenter("phantom")`` in a folder holding a package folder named phantom (a model trained with
+    ``-o phantom``) runs that one, not the shipped model: a notebook heard nothing of it."""
+    import shutil
+
+    from medseg.package import load_package
+
+    shipped = load_package("phantom").path
+    shutil.copytree(shipped, tmp_path / "phantom")
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(MedsegWarning) as caught:
+        package = load_package("phantom")
+    assert package.path.resolve() == (tmp_path / "phantom").resolve()
+    assert [str(w.message) for w in caught] == [
+        f"phantom: the package folder {tmp_path / 'phantom'}, not the shipped model of that name; give ./phantom to "
+        "say so, or rename the folder"]
+    assert caught[0].filename == __file__
