@@ -30,6 +30,7 @@ import torch
 
 from medseg import stopping
 from medseg.augment import SliceAugment
+from medseg.caller_warnings import warning
 from medseg.checkpoint import (
     check_output_folder,
     checkpoint_epoch,
@@ -195,7 +196,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
                     training_precision(settings["precision"], device)[0], out_dir)
     # warm-up reaches the rate after its epochs (a one-epoch trial run is not warned about)
     if int(settings["warmup_epochs"]) >= int(settings["epochs"]) > 1:
-        log.warning("training.warmup_epochs %s of %s: the learning rate never reaches training.learning_rate %g",
+        warning(log, "training.warmup_epochs %s of %s: the learning rate never reaches training.learning_rate %g",
                     settings["warmup_epochs"], counted(int(settings["epochs"]), "epoch"),
                     float(settings["learning_rate"]))
     seed = int(settings["seed"])
@@ -221,13 +222,13 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
     patch = tuple(settings["patch_size"])  # the tile where the config asked for the default (check_config)
     labels = sorted(int(k) for k in config["labels"])
     if patch != tile:
-        log.warning("training patches %s differ from the inference tile %s: planes smaller than the tile will be "
+        warning(log, "training patches %s differ from the inference tile %s: planes smaller than the tile will be "
                     "padded differently at inference than in training", list(patch), list(tile))
     depth = int(config["architecture"].get("depth", 4))
     _warn_if_larger_than_planes(patch, tile, [*train_cases, *val_cases], slice_axes(config["inference"]), depth)
     if bottleneck_cells(patch, depth) <= 1:  # batch norm over a batch (else refused by check_config): it trains, badly
         fits = max((d for d in range(1, depth) if bottleneck_cells(patch, d) > 1), default=1)
-        log.warning("training.patch_size %s leaves one cell at the bottom of a depth-%d U-Net: its deepest levels "
+        warning(log, "training.patch_size %s leaves one cell at the bottom of a depth-%d U-Net: its deepest levels "
                     "see little but padding and it learns little; architecture.depth %d or less fits the patch",
                     list(patch), depth, fits)
 
@@ -246,7 +247,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
              for c, case in enumerate(train_cases) for axis in axes}
     precision = training_precision(settings.get("precision", "fp32"), device)[0]
     if settings.get("precision") == "bf16" and not native_bf16(device):  # auto took bf16 only where it is native
-        log.warning(slow_bf16_warning(device, "training.precision bf16"))
+        warning(log, slow_bf16_warning(device, "training.precision bf16"))
     autocast = _training_autocast(precision, device)
     # with ema_decay, a moving average of the weights is what gets validated, selected and shipped
     with _room_for(out_dir, device, "the moving average of the weights"):
@@ -267,7 +268,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
         # replaces are not this run's
         left = folder_codes(out_dir)
         if left:
-            log.warning("%s: the package this run replaces has label_codes (for labels %s) that the config does not "
+            warning(log, "%s: the package this run replaces has label_codes (for labels %s) that the config does not "
                         "declare; they are not kept: give them in the config to keep them", out_dir / CONFIG_NAME,
                         ", ".join(sorted(left, key=int)))
     if resume:
@@ -292,7 +293,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
             return package
         named = (folder_config(out_dir) or {}).get("name")
         if named and named != package_config.get("name") and config_given(config):
-            log.warning("%s: the package in the folder is named %r; this run writes it as %r, the name its config "
+            warning(log, "%s: the package in the folder is named %r; this run writes it as %r, the name its config "
                         "gives (outputs made with the package name %r)", out_dir, named, package_config.get("name"),
                         named)
         if not config_given(config):  # named after its folder: the package's own name and label names are kept
@@ -580,7 +581,7 @@ def _warn_if_larger_than_planes(patch: tuple[int, ...], tile: tuple[int, ...], c
              [("training.patch_size", "each patch", patch), ("inference.roi_size", "each tile", tile)])
     for what, each, size in sizes:
         if all(size[k] > fits[k] for k in range(2)):
-            log.warning("%s %s: larger than every plane of the cases (at most %d × %d voxels in model space), so %s "
+            warning(log, "%s %s: larger than every plane of the cases (at most %d × %d voxels in model space), so %s "
                         "is mostly padding, about %.1f× the compute of %s, which holds every plane", what,
                         list(size), *largest, each, size[0] * size[1] / (fits[0] * fits[1]), fits)
 
