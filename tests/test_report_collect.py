@@ -282,6 +282,8 @@ def test_two_metrics_files_of_one_case_fail_it_naming_both(tmp_path):
     assert row["status"] == "failed" and row["failed_stage"] == "report" and row["error_type"] == "DuplicateResult"
     assert row["error"].startswith("cases/c1/c1_metrics.json and copy_metrics.json both hold the metrics of case "
                                    "'c1'")
+    # neither file's scores are the case's: no time it was scored (the first file read gave it one)
+    assert row["scored_at"] == "" and row["segmented_at"] == ""
 
 
 def test_a_result_this_user_may_not_read_is_named_so_not_to_be_removed(tmp_path, monkeypatch):

@@ -77,6 +77,9 @@ def cohort_rows(cases: list[CaseResult], flags: list[list[Flag]], order: list[in
         made = case.model if describes else {}
         sidecar = (case.sidecar or {}) if describes else {}
         metrics = case.metrics or {}
+        # its scores, where the report takes them: not a failed case's (two files claiming to be its metrics, scores
+        # an earlier run left), but a stale case's, which are that run's as its segmentation is
+        scores = metrics if case.failure is None or failure.get("stage") == "stale" else {}
         row = {
             "rank": rank,
             "case_id": case.case_id,
@@ -109,7 +112,7 @@ def cohort_rows(cases: list[CaseResult], flags: list[list[Flag]], order: list[in
             "error": failure.get("error"),
             "failed_job": _job_name(failure),
             "segmented_at": sidecar.get("created"),  # as the model columns: not an earlier run's, for a failed case
-            "scored_at": metrics.get("created"),
+            "scored_at": scores.get("created"),
         }
         for label in case.labels():
             prefix = prefixes[label.value]
