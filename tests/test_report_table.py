@@ -240,7 +240,7 @@ def test_the_case_table_says_when_each_case_was_segmented_and_when_scored(tmp_pa
     (folder / "again_metrics.json").unlink()
     write_failure(tmp_path, "again")  # failed at inference: the earlier run's sidecar is not this run's
     header, rows = read_tsv_header_and_rows(build_report(tmp_path, tmp_path / "r.html").table)
-    assert header[-2:] == ["segmented_at", "scored_at"]
+    assert header[-3:] == ["segmented_at", "scored_at", "kept_by_failed_job"]
     assert {case: (row["created"], row["segmented_at"], row["scored_at"]) for case, row in rows.items()} == {
         "made": ("2026-12-07T10:00:00+00:00", "2026-12-07T10:00:00+00:00", "2026-12-07T11:30:00+00:00"),
         "unsided": ("2026-12-07T12:00:00+00:00", "", "2026-12-07T12:00:00+00:00"),

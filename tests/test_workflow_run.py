@@ -358,7 +358,8 @@ def test_a_job_that_fails_for_the_whole_run_shows_why_on_the_console(tmp_path):
     # case and not why
     with open(results / "cohort.tsv", newline="") as handle:
         header = next(csv.reader(handle, delimiter="\t"))
-    assert header[-3:] == ["failed_job", "segmented_at", "scored_at"] and row["failed_job"] == "batch001.infer"
+    assert header[-4:] == ["failed_job", "segmented_at", "scored_at", "kept_by_failed_job"]
+    assert (row["failed_job"], row["kept_by_failed_job"]) == ("batch001.infer", "")
     summary = json.loads((results / "summary.json").read_text())
     assert list(summary)[-1] == "failed_jobs"
     assert summary["failed_jobs"] == [{"job": "batch001.infer", "stage": "infer", "error": error,
@@ -408,6 +409,14 @@ def test_a_scoring_job_that_fails_as_a_whole_leaves_a_report_that_names_it(tmp_p
     assert page.count(escape(line)) == 1 and "<h2>Jobs that failed (1)</h2>" in page
     assert ('failed: <a href="#case-b">b</a><br>kept from an earlier run, not made by this one: '
             '<a href="#case-a">a</a>') in page
+    # the case the job kept is named in cohort.tsv too, in a column of its own after the others (only summary.json's
+    # failed_jobs[].kept and the page named it)
+    with open(results / "cohort.tsv", newline="") as handle:
+        header = next(csv.reader(handle, delimiter="\t"))
+    assert header[-4:] == ["failed_job", "segmented_at", "scored_at", "kept_by_failed_job"]
+    assert [(rows[case]["failed_job"], rows[case]["kept_by_failed_job"]) for case in "ab"] == [
+        ("", "batch001.evaluate"), ("batch001.evaluate", "")]
+    assert json.loads((results / "summary.json").read_text())["failed_jobs"][0]["kept"] == ["a"]
 
 
 def test_an_image_this_user_may_not_read_fails_its_case_not_the_run(tmp_path):

@@ -160,7 +160,7 @@ def build_report(
     jobs = failed_jobs(cases, folder)
     # the jobs that failed as a whole, as the page's "Jobs that failed" and the console name them (last: a new key)
     summary["failed_jobs"] = [summary_entry(job) for job in jobs]
-    header, rows = cohort_rows(cases, flags, order, dice_threshold)
+    header, rows = cohort_rows(cases, flags, order, dice_threshold, jobs)
 
     from medseg.report.plots import distribution_plots
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from pathlib import Path
 
 from medseg.numbers import dice_text
 from medseg.report.case_result import CaseResult, LabelResult
+from medseg.report.failed_jobs import FailedJob
 from medseg.report.flags import Flag
 from medseg.report.result_records import METRIC_FIELDS
 
@@ -19,8 +21,10 @@ CASE_COLUMNS = ("rank", "case_id", "status", "n_flags", "flags", "min_dice", "mo
                 "failed_stage", "error_type", "error")
 # after the label columns, so that a reader of the columns by position keeps its own: the job whose last attempt
 # failed as a whole and failed the case (``batch001.infer``; summary.json's ``failed_jobs`` holds its error and log),
-# and when the case was segmented and when scored (``created`` is the one, else the other: kept for older readers)
-LAST_COLUMNS = ("failed_job", "segmented_at", "scored_at")
+# when the case was segmented and when scored (``created`` is the one, else the other: kept for older readers), and
+# the job whose last attempt failed as a whole and kept the case from an earlier run (summary.json's
+# ``failed_jobs[].kept``: shown as the others are, it read as made by this run)
+LAST_COLUMNS = ("failed_job", "segmented_at", "scored_at", "kept_by_failed_job")
 
 
 def label_names(cases: list[CaseResult]) -> dict[str, str]:
@@ -57,10 +61,14 @@ def label_columns(cases: list[CaseResult]) -> dict[str, str]:
 
 
 def cohort_rows(cases: list[CaseResult], flags: list[list[Flag]], order: list[int],
-                dice_threshold: float | None = None) -> tuple[list[str], list[dict]]:
+                dice_threshold: float | None = None, failed_jobs: Sequence[FailedJob] = ()
+                ) -> tuple[list[str], list[dict]]:
     """Header and rows (dicts) of the cohort table, in ``order``. Dice values are text to 6 decimals, or to as
-    many more as it takes to stay on their side of ``dice_threshold`` (0.6999996 is not written 0.7)."""
+    many more as it takes to stay on their side of ``dice_threshold`` (0.6999996 is not written 0.7).
+    ``failed_jobs``: the workflow's jobs that failed as a whole (:func:`medseg.report.failed_jobs.failed_jobs`), whose
+    kept cases name them in ``kept_by_failed_job``."""
     prefixes = label_columns(cases)
+    kept_by = {case_id: job.name for job in failed_jobs for case_id in job.kept}
     header = list(CASE_COLUMNS)
     for prefix in prefixes.values():
         header += [f"{prefix}_{key}" for key in METRIC_FIELDS] + [f"{prefix}_status"]
@@ -113,6 +121,7 @@ def cohort_rows(cases: list[CaseResult], flags: list[list[Flag]], order: list[in
             "failed_job": _job_name(failure),
             "segmented_at": sidecar.get("created"),  # as the model columns: not an earlier run's, for a failed case
             "scored_at": scores.get("created"),
+            "kept_by_failed_job": kept_by.get(case.case_id),
         }
         for label in case.labels():
             prefix = prefixes[label.value]
