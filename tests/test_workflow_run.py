@@ -157,6 +157,39 @@ def test_the_report_shows_every_case_and_the_failures(finished):
     assert "truncated image data (its gzip stream ends early); the file was cut short" in html and "gone.nii.gz" in html
 
 
+def _documented_results() -> list[re.Pattern]:
+    """The files of docs/cohorts.md's results tree (its section "Results folder"), as patterns of paths under
+    RESULTS: ``<id>`` any case id, ``<batch>`` a batch (``batch001``), ``<stage>`` a job's (``infer``, ``evaluate``),
+    a folder (``RESULTS/logs/``) everything under it; a line's later names (``, cohort.tsv``) in its first's folder."""
+    from documents import read, section
+
+    tree = section(read("docs/cohorts.md"), "Results folder").split("```")[1]
+    placeholders = {"<id>": "[^/]+", "<batch>": r"batch\d+", "<stage>": "(infer|evaluate)"}
+    patterns = []
+    for line in tree.splitlines():
+        if not line.startswith("RESULTS/"):
+            continue
+        names = re.split(r"\s{2,}", line)[0].split(", ")
+        folder = names[0].rpartition("/")[0] + "/"
+        for name in names:
+            path = (name if name.startswith("RESULTS/") else folder + name).removeprefix("RESULTS/")
+            text = re.escape(path)
+            for placeholder, pattern in placeholders.items():
+                text = text.replace(re.escape(placeholder), pattern)
+            patterns.append(re.compile(text + (".+" if path.endswith("/") else "")))
+    return patterns
+
+
+def test_every_file_a_run_writes_is_in_the_documented_results_tree(finished):
+    """docs/cohorts.md's tree of the results folder left out jobs/cohort.check.json, which the run's last step
+    writes (and Snakemake tracks): every file a run leaves is now in it."""
+    _, results, run = finished
+    patterns = _documented_results()
+    written = sorted(str(path.relative_to(results)) for path in results.rglob("*") if not path.is_dir())
+    assert "jobs/cohort.check.json" in written, run.stderr[-3000:]
+    assert [path for path in written if not any(pattern.fullmatch(path) for pattern in patterns)] == []
+
+
 def test_a_second_run_does_nothing(finished):
     folder, results, _ = finished
     status = {p.name: p.read_text() for p in (results / "status").iterdir()}
