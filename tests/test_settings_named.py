@@ -243,11 +243,13 @@ def test_a_package_a_prediction_was_not_made_by_is_named_as_the_callers_package_
 
 def test_each_command_names_only_options_it_has():
     """One list of option names for every command let a message in `medseg cohort infer` name --overwrite, which
-    that command lacks: each command installs the options it has, as its parameters declare them."""
+    that command lacks: each command installs the options it has, as its parameters declare them. Every option of
+    each command is placed: a setting the library names, or the command's own (only the first direction was checked:
+    a new option in neither list passed)."""
     import click
 
     from medseg.cli import COMMANDS, cli
-    from medseg.cli.options import COMMAND_OPTIONS, ELSEWHERE
+    from medseg.cli.options import COMMAND_ONLY, COMMAND_OPTIONS, ELSEWHERE
 
     context = click.Context(cli)
     commands = {}
@@ -258,11 +260,21 @@ def test_each_command_names_only_options_it_has():
                              for sub in command.list_commands(context)})
         else:
             commands[name] = command
-    assert set(COMMAND_OPTIONS) == set(commands)
+    assert set(COMMAND_OPTIONS) == set(commands) == set(COMMAND_ONLY)
     for name, options in COMMAND_OPTIONS.items():
         declared = {opt for param in commands[name].params for opt in (*param.opts, *param.secondary_opts)}
         assert set(options.values()) <= declared, name
         assert not set(ELSEWHERE.get(name, {})) & set(options), name  # elsewhere only what no option gives
+        # and the other way: each option of the command is either a setting the library names (COMMAND_OPTIONS) or
+        # one of the command's own (COMMAND_ONLY), never both: an option added to a command and to neither list (a
+        # setting its messages would name as a keyword argument the command "has no option for") fails here
+        for param in commands[name].params:
+            if not isinstance(param, click.Option):
+                continue
+            opts = set(param.opts) | set(param.secondary_opts)
+            placed = (bool(opts & set(options.values())), bool(opts & set(COMMAND_ONLY[name])))
+            assert placed in ((True, False), (False, True)), (name, param.opts, placed)
+        assert set(COMMAND_ONLY[name]) <= declared, name
     assert "overwrite" not in COMMAND_OPTIONS["cohort infer"] and "series" not in COMMAND_OPTIONS["cohort infer"]
 
 

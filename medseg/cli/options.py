@@ -15,7 +15,8 @@ __all__ = [
     "GivenPath", "FiniteFloatRange", "given_model", "model_option", "device_form", "device_option", "precision_option",
     "batch_option", "overwrite_option", "threads_option", "series_option", "escaped_line", "error_line", "quiet",
     "file_output", "output_dir_option", "output_or_folder", "refuse_blocked_folder", "usage_errors", "invocation",
-    "typed_option", "OPTION_NAMES", "ct_window_option", "output_columns", "COMMAND_OPTIONS", "name_options",
+    "typed_option", "OPTION_NAMES", "ct_window_option", "output_columns", "COMMAND_OPTIONS", "COMMAND_ONLY",
+    "name_options",
 ]
 
 
@@ -139,6 +140,22 @@ COMMAND_OPTIONS: dict[str, dict[str, str]] = {
     "cohort infer": dict(_SEGMENTING),
     "cohort evaluate": {"threads": "--threads"},
     "cohort check": {},
+}
+# each command's options that give no setting a library message names (the form of its output, what it writes besides,
+# a workflow job's bookkeeping): with COMMAND_OPTIONS they are every option of the command, each in one of the two
+# (tests/test_settings_named.py), so that a new option is placed where messages name it or said to be the command's own
+_JOB_OPTIONS = ("-o", "--case", "--memory-mb", "--final-memory-mb", "--attempt", "--time-limit", "--record", "--redo",
+                "--in-run", "--job-log", "--stop-file")
+COMMAND_ONLY: dict[str, tuple[str, ...]] = {
+    "infer": (), "train": (), "convert": (), "verify": (),
+    "evaluate": ("-o", "--output-dir", "--json"),  # the library is given -o as typed (given_as)
+    "report": ("-o", "--output-dir"),
+    "inspect": ("--json",),
+    "synth": ("--label", "--shape", "--axis-aligned"),
+    "models": ("--json",),
+    "cohort infer": (*_JOB_OPTIONS, "--planned-sha256"),
+    "cohort evaluate": _JOB_OPTIONS,
+    "cohort check": ("--fail-on", "--record"),
 }
 # where a user gives a setting its command has no option for: a cohort step's in the sample sheet or the workflow
 # config; the report of `medseg evaluate`'s two folders is built again by `medseg report`, which has the option
