@@ -556,3 +556,24 @@ def test_threads_advice_is_the_measured_one(capsys):
     figures = readme[readme.index("\n## Figures\n"):readme.index("\n## Licence and attribution\n")]
     assert "give `--threads 1`" not in figures
     assert "the command's threads now\nwait passively" in figures
+
+
+@pytest.mark.parametrize("command", [["cohort", "infer"], ["cohort", "evaluate"], ["cohort", "check"]],
+                         ids=" ".join)
+def test_every_cohort_option_states_its_default(command, capsys, monkeypatch):
+    """`medseg cohort`'s --record, --memory-mb, --attempt, --time-limit, --redo and --job-log said nothing of what a
+    step without them does: each visible option that is not required shows its default or says it, within the 80
+    columns of every --help."""
+    import click
+
+    unstated = []
+    for param in _click_command(command).params:
+        if not isinstance(param, click.Option) or param.hidden or param.required:
+            continue
+        shown = param.show_default and param.default is not None
+        if not shown and "default:" not in " ".join((param.help or "").split()):
+            unstated.append(param.opts[-1])
+    assert unstated == []
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run([*command, "--help"], capsys)
+    assert code == 0 and [line for line in out.splitlines() if len(line) > 80] == []

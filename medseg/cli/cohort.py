@@ -34,19 +34,20 @@ _cases = click.option("--case", "cases", multiple=True, metavar="ID",
 _memory = click.option("--memory-mb", type=click.IntRange(1), default=None,
                        help="The memory this job has, in MB (the scheduler's request): a case whose earlier attempts "
                             "died with less is tried again instead of being given up; one that died twice with as much "
-                            "is given up.")
+                            "is given up (default: not known: every attempt that died counts against the case).")
 _final_memory = click.option("--final-memory-mb", type=click.IntRange(1), default=None,
                              help="The memory of the job's last retry, in MB (needs --memory-mb): there, a case whose "
                                   "workers died twice is given up (so that the rest of the batch completes) instead of "
-                                  "tried once more. Without it, a case that kills every worker while the memory keeps "
-                                  "rising fails the job's last retry.")
+                                  "tried once more (default: none: a case that kills every worker while the memory "
+                                  "keeps rising fails the job's last retry).")
 _attempt = click.option("--attempt", "attempt", type=(click.IntRange(1), click.IntRange(1)), default=None,
                         metavar="N M", help="This job is attempt N of at most M (Snakemake's retries): on the last, a "
                                             "case whose workers died twice is given up, so that the rest of the batch "
                                             "completes, whatever memory the scheduler granted. Under SLURM, an "
                                             "attempt ended by SIGTERM at its time limit ($SLURM_JOB_END_TIME) notes N "
                                             "beside --record (RECORD.out-of-time): the workflow's retry then asks for "
-                                            "more time and the same memory.")
+                                            "more time and the same memory (default: none: the last retry is the "
+                                            "one whose --memory-mb reaches --final-memory-mb).")
 # a scoring job imports no torch: its threads are medseg's own, which the surface distances' searches follow
 _scoring_threads = click.option(
     "--threads", type=click.IntRange(1), default=None,
@@ -58,15 +59,18 @@ _time_limit = click.option("--time-limit", "time_limit", type=click.FloatRange(0
                            help="The job's run time (the scheduler's limit, the rule's runtime): under SLURM, the last "
                                 "attempt (--attempt N N) stops before it (at $SLURM_JOB_END_TIME where SLURM sets it) "
                                 "and records the cases it did not finish as failed, so that the job ends with its "
-                                "record and the report is made; a later run tries them again.")
+                                "record and the report is made; a later run tries them again (default: none: no "
+                                "stop before a limit).")
 _job_log = click.option("--job-log", "job_log", type=GivenPath(dir_okay=False, path_type=Path), default=None,
                         help="The log this job's output goes to (the workflow's rule log), named where the job's last "
                              "attempt (--attempt N N, with --record) fails for a reason of the whole job (the model, "
                              "the device, a results folder that takes no outputs, an error medseg did not "
                              "foresee): its unfinished cases are then recorded as failed, naming the job, the error "
-                             "and this log, and the job ends with its record, so that the report is made.")
+                             "and this log, and the job ends with its record, so that the report is made (default: "
+                             "none: the records name no log).")
 _record = click.option("--record", type=GivenPath(dir_okay=False, path_type=Path), default=None,
-                       help="Write a JSON summary of this run here, atomically, once every case is done.")
+                       help="Write a JSON summary of this run here, atomically, once every case is done (default: "
+                            "none written).")
 
 
 _COHORT_HELP = """Run the cases of a sample sheet (TSV: case_id, image, optional reference and series) into a results
@@ -104,7 +108,8 @@ def _redo(stage: str):
     return click.option("--redo", metavar="TOKEN[:BATCH,...]", default=None, envvar=f"MEDSEG_REDO_{stage.upper()}",
                         help=f"Make every case again, once: a case counts as finished only when made under this "
                              f"TOKEN (the workflow sets it, through $MEDSEG_REDO_{stage.upper()}, when Snakemake is "
-                             "forced: -F, --forcerun); with batches, only in a job whose --record names one.")
+                             "forced: -F, --forcerun); with batches, only in a job whose --record names one "
+                             "(default: none: cases finished earlier for the same work are kept).")
 
 
 _in_run = click.option("--in-run", metavar="HOLDER", default=None, hidden=True, envvar="MEDSEG_COHORT_RUN",
@@ -380,7 +385,8 @@ $ medseg cohort check results --fail-on any
 @click.option("--fail-on", type=click.Choice(["all", "any", "never"]), default="all", show_default=True,  # FAIL_ON
               help="Exit 1 when every case failed (all), when any did (any), or never.")
 @click.option("--record", type=GivenPath(dir_okay=False, path_type=Path), default=None,
-              help="Write the check's result (failed, total, fail_on) here as JSON, atomically.")
+              help="Write the check's result (failed, total, fail_on) here as JSON, atomically (default: none "
+                   "written).")
 def check(results, fail_on, record):
     import json
 
