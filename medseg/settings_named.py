@@ -82,9 +82,13 @@ def has_option(name: str) -> bool | None:
 
 def setting_choices(name: str, *values: object) -> str:
     """The setting ``name`` given one of ``values``, as one phrase: ``device='mps', 'cpu' or 'auto'``; on the command
-    line ``--device mps, cpu or auto``."""
+    line ``--device mps, cpu or auto``; given elsewhere, ``device: mps, cpu or auto in the workflow config``."""
     first, *others = values
     names = _OPTIONS.get()
+    if named_elsewhere(name):  # one key given one of them: ``device: cpu or auto in the workflow config``
+        shown_values = [str(value) for value in values]
+        joined = shown_values[0] if len(values) == 1 else f"{', '.join(shown_values[:-1])} or {shown_values[-1]}"
+        return setting(name, joined)
     shown = str if names is not None and name in names.options else repr
     phrases = [setting(name, first), *map(shown, others)]
     return phrases[0] if len(phrases) == 1 else f"{', '.join(phrases[:-1])} or {phrases[-1]}"

@@ -704,3 +704,42 @@ def test_fp32_inference_after_the_caller_set_torchs_fp32_precision_runs_and_puts
         assert (conv.fp32_precision, matmul.fp32_precision) == ("tf32", "tf32")
     finally:
         conv.fp32_precision, matmul.fp32_precision, rnn.fp32_precision = before
+
+
+@pytest.mark.parametrize(("workflow", "named"), [
+    ([], "--batch-size sets it"),
+    (["--in-workflow"], "batch_size: ... in the workflow config sets it"),
+], ids=["by hand", "in the workflow"])
+def test_a_cohort_step_out_of_gpu_memory_names_the_batch_as_its_user_sets_it(make_package, tmp_path, capsys, caplog,
+                                                                              workflow, named):
+    """A cohort step that runs as a job of the workflow named its own option (--batch-size) to a user who sets the
+    batch in the workflow config (batch_size:, --config batch_size=): it names the config's key there, and the option
+    where the step is run by hand."""
+    import nibabel as nib
+    import numpy as np
+
+    from medseg.cli import main
+
+    package = make_package()
+    nib.save(nib.Nifti1Image(np.random.default_rng(1).normal(size=(40, 40, 8)).astype(np.float32), np.eye(4)),
+             str(tmp_path / "a.nii.gz"))
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text("case_id\timage\na\ta.nii.gz\n")
+    real_init = Segmenter.__init__
+
+    def on_a_small_gpu(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        self.window_net.net = _SmallGPU(self.window_net.net, room=5)
+
+    import medseg.inference
+
+    with pytest.MonkeyPatch.context() as patch, caplog.at_level("WARNING", logger="medseg.inference"):
+        patch.setattr(medseg.inference.Segmenter, "__init__", on_a_small_gpu)
+        with pytest.raises(SystemExit) as exit_info:
+            main(["-v", "cohort", "infer", str(sheet), "-o", str(tmp_path / "results"), "-m", str(package), "--device",
+                  "cpu", *workflow])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 0, err
+    told = [line for line in caplog.messages if "out of GPU memory" in line]
+    assert told and all(line.endswith(f"({named})") for line in told), told
+    assert (tmp_path / "results" / "cases" / "a" / "a_seg.nii.gz").is_file()

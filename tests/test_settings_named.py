@@ -275,6 +275,7 @@ def test_each_command_names_only_options_it_has():
             placed = (bool(opts & set(options.values())), bool(opts & set(COMMAND_ONLY[name])))
             assert placed in ((True, False), (False, True)), (name, param.opts, placed)
         assert set(COMMAND_ONLY[name]) <= declared, name
+    assert {"--in-workflow", "--in-run"} <= set(COMMAND_ONLY["cohort infer"]) & set(COMMAND_ONLY["cohort evaluate"])
     assert "overwrite" not in COMMAND_OPTIONS["cohort infer"] and "series" not in COMMAND_OPTIONS["cohort infer"]
 
 
@@ -289,6 +290,34 @@ def test_a_setting_the_command_lacks_is_named_where_its_user_gives_it_or_as_no_o
         assert same_run_with("resume").startswith("the same run with resume=True (a keyword argument")
     with named_as(COMMAND_OPTIONS["cohort evaluate"], "cohort evaluate", ELSEWHERE["cohort evaluate"]):
         assert setting("package", "phantom") == "model: phantom in the workflow config"
+
+
+def test_a_cohort_step_run_by_the_workflow_names_the_workflows_settings():
+    """A cohort step run as a job of the workflow (--in-workflow) named its own options (--batch-size, --device cuda,
+    "use --device cpu or auto") to a user who sets batch_size: and device: in the workflow config; it names those, and
+    each setting it replaces is one the step has an option for."""
+    import click
+
+    from medseg.cli import cli
+    from medseg.cli.options import COMMAND_OPTIONS, IN_WORKFLOW, name_options
+
+    for command, names in IN_WORKFLOW.items():
+        assert set(names) <= set(COMMAND_OPTIONS[command]), command
+    with click.Context(cli) as ctx:
+        name_options(ctx, "cohort infer", in_workflow=True)
+        assert (setting("batch_size", ANY), setting("device", "cuda"), setting_choices("device", "cpu", "auto"),
+                setting("package", "phantom"), setting("series", ANY)) == (
+            "batch_size: ... in the workflow config", "device: cuda in the workflow config",
+            "device: cpu or auto in the workflow config", "model: phantom in the workflow config",
+            "the sample sheet's series column")
+    with click.Context(cli) as ctx:
+        name_options(ctx, "cohort evaluate", in_workflow=True)
+        assert setting("threads", 2) == "Snakemake's --set-threads evaluate=2"
+    with click.Context(cli) as ctx:  # the step run by hand names its options
+        name_options(ctx, "cohort infer")
+        assert (setting("batch_size", ANY), setting_choices("device", "cpu", "auto")) == (
+            "--batch-size", "--device cpu or auto")
+    assert setting("batch_size", 8) == "batch_size=8"
 
 
 def test_a_cohort_step_names_the_sheets_series_column_not_an_option_it_lacks(tmp_path, capsys):

@@ -370,9 +370,11 @@ def test_a_job_that_fails_for_the_whole_run_shows_why_on_the_console(tmp_path):
     results = tmp_path / "results"
     run = snakemake(tmp_path, "--cores", "1", samples=sheet, results=results, device="cuda")
     assert run.returncode == 1
-    error = ("--device cuda: CUDA is not available on this machine: this torch ("
+    # the job names the workflow config's key the user set, not its own option (--device cuda, which the user never
+    # typed and cannot give the workflow)
+    error = ("device: cuda in the workflow config: CUDA is not available on this machine: this torch ("
              f"{__import__('torch').__version__}) is a build without CUDA; install a CUDA build of torch, or use "
-             "--device cpu or auto")
+             "device: cpu or auto in the workflow config")
     assert f"medseg: error: {error}" in run.stdout + run.stderr
     log = results / "logs" / "infer" / "batch001.log"
     assert (f"medseg: error: {results}: job batch001.infer failed on its last attempt for a reason of the whole job: "

@@ -189,6 +189,20 @@ def _edited(removed: list[str], changed: list[str]) -> str:
     return f"{', '.join(what)} (edited since this run planned its jobs): {', '.join(done)}"
 
 
+_in_workflow = click.option("--in-workflow", is_flag=True, hidden=True,
+                            help="This step runs as a job of the cohort workflow (the Snakefile gives it): its "
+                                 "messages name the workflow's settings (batch_size: 8 in the workflow config), which "
+                                 "its user sets, not this step's options.")
+
+
+def _named_in_workflow(in_workflow: bool, stage: str) -> None:
+    """A job of the workflow names the workflow's settings from here on (the group named the step's options)."""
+    if in_workflow:
+        from medseg.cli.options import name_options
+
+        name_options(click.get_current_context(), f"cohort {stage}", in_workflow=True)
+
+
 def _job_options(stage: str):
     """The options an infer or evaluate job takes after its own, in this order: --threads (torch's for infer,
     the surface distances' for evaluate), the memory, retries and time limit it runs under, --record, --redo and the
@@ -197,7 +211,7 @@ def _job_options(stage: str):
 
     def decorate(command):
         for option in reversed((threads, _memory, _final_memory, _attempt, _time_limit, _record, _redo(stage),
-                                _in_run)):
+                                _in_run, _in_workflow)):
             command = option(command)
         return command
 
@@ -305,8 +319,9 @@ $ medseg cohort infer samples.tsv -o results --case case01 --case case02 \\
 @_planned
 @_stop_file
 def infer(samples, results, cases, model, device, precision, batch_size, overlap, threads, memory_mb, final_memory_mb,
-          attempt, time_limit, record, job_log, redo, in_run, planned_sha256, stop_file):
+          attempt, time_limit, record, job_log, redo, in_run, in_workflow, planned_sha256, stop_file):
     started = time.time()
+    _named_in_workflow(in_workflow, "infer")
     _check_job(memory_mb, final_memory_mb, attempt, record)
     _watch(stop_file)
     with _noting_time_limit(record, attempt, results, in_run):
@@ -350,11 +365,12 @@ $ medseg cohort evaluate samples.tsv -o results
 @_job_log
 @_stop_file
 def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, attempt, time_limit, record, job_log, redo,
-             in_run, stop_file):
+             in_run, in_workflow, stop_file):
     from medseg.cohort import evaluate_cases, redo_for_job
     from medseg.cohort.job_deadline import job_deadline
 
     started = time.time()
+    _named_in_workflow(in_workflow, "evaluate")
     _check_job(memory_mb, final_memory_mb, attempt, record)
     _watch(stop_file)
     with _noting_time_limit(record, attempt, results, in_run):

@@ -16,7 +16,7 @@ __all__ = [
     "batch_option", "overwrite_option", "threads_option", "series_option", "escaped_line", "error_line", "quiet",
     "file_output", "output_dir_option", "output_or_folder", "refuse_blocked_folder", "usage_errors", "invocation",
     "typed_option", "OPTION_NAMES", "ct_window_option", "output_columns", "COMMAND_OPTIONS", "COMMAND_ONLY",
-    "name_options",
+    "IN_WORKFLOW", "name_options",
 ]
 
 
@@ -145,7 +145,7 @@ COMMAND_OPTIONS: dict[str, dict[str, str]] = {
 # a workflow job's bookkeeping): with COMMAND_OPTIONS they are every option of the command, each in one of the two
 # (tests/test_settings_named.py), so that a new option is placed where messages name it or said to be the command's own
 _JOB_OPTIONS = ("-o", "--case", "--memory-mb", "--final-memory-mb", "--attempt", "--time-limit", "--record", "--redo",
-                "--in-run", "--job-log", "--stop-file")
+                "--in-run", "--job-log", "--stop-file", "--in-workflow")
 COMMAND_ONLY: dict[str, tuple[str, ...]] = {
     "infer": (), "train": (), "convert": (), "verify": (),
     "evaluate": ("-o", "--output-dir", "--json"),  # the library is given -o as typed (given_as)
@@ -163,16 +163,28 @@ _SHEET = {"series": "the sample sheet's series column", "reference": "the sample
 ELSEWHERE: dict[str, dict[str, str]] = {
     "cohort infer": _SHEET, "cohort evaluate": {**_SHEET, "package": "model: {value} in the workflow config"},
     "evaluate": {"max_overlays": "`medseg report` of the output folder with --max-overlays {value} --overwrite"}}
+# a cohort step run as a job of the workflow (--in-workflow, which the Snakefile gives): its user set these in the
+# workflow config (or --config KEY=VALUE), or the rule's threads on Snakemake's command line, never the step's options
+_CONFIG = "{key}: {{value}} in the workflow config"
+IN_WORKFLOW: dict[str, dict[str, str]] = {
+    "cohort infer": {**{name: _CONFIG.format(key=name) for name in ("device", "precision", "batch_size", "overlap",
+                                                                    "threads")},
+                     "package": _CONFIG.format(key="model")},
+    "cohort evaluate": {"threads": "Snakemake's --set-threads evaluate={value}"},
+}
 # each setting as an option, whichever command has it
 OPTION_NAMES = {name: option for names in COMMAND_OPTIONS.values() for name, option in names.items()}
 
 
-def name_options(ctx: click.Context, command: str) -> None:
+def name_options(ctx: click.Context, command: str, in_workflow: bool = False) -> None:
     """The library's messages name the options of ``command`` (``cohort infer``) until ``ctx`` closes, the command
-    that runs within it then ended (:data:`COMMAND_OPTIONS`)."""
+    that runs within it then ended (:data:`COMMAND_OPTIONS`); ``in_workflow``: a cohort step run as a job of the
+    workflow, whose messages name the workflow's settings in place of the step's options (:data:`IN_WORKFLOW`)."""
     from medseg.settings_named import named_as
 
-    ctx.with_resource(named_as(COMMAND_OPTIONS.get(command, {}), command, ELSEWHERE.get(command)))
+    config = IN_WORKFLOW.get(command, {}) if in_workflow else {}
+    options = {name: option for name, option in COMMAND_OPTIONS.get(command, {}).items() if name not in config}
+    ctx.with_resource(named_as(options, command, {**ELSEWHERE.get(command, {}), **config}))
 
 
 def stopped_by(stop: BaseException) -> str:

@@ -56,7 +56,7 @@ rule infer:
         " --device {params.device} --precision {params.precision} --batch-size {params.batch_size}"
         " {params.overlap} --threads {threads} --memory-mb {resources.mem_mb} --final-memory-mb {params.final_mem}"
         " --attempt {resources.attempt} {params.attempts} --time-limit {resources.runtime} --record {output.record:q}"
-        " --job-log {log:q} > {log:q} 2>&1"
+        " --job-log {log:q} --in-workflow > {log:q} 2>&1"
 
 
 rule evaluate:
@@ -92,7 +92,7 @@ rule evaluate:
         "{params.medseg} -v cohort evaluate {params.sheet:q} -o {params.results:q} {params.cases} --threads {threads}"
         " --memory-mb {resources.mem_mb} --final-memory-mb {params.final_mem} --attempt {resources.attempt}"
         " {params.attempts} --time-limit {resources.runtime} --record {output.record:q} --job-log {log:q}"
-        " > {log:q} 2>&1"
+        " --in-workflow > {log:q} 2>&1"
 
 
 rule report:
