@@ -226,6 +226,7 @@ class Segmenter:
         net: nn.Module | None = None,
         batch_setting: str | None = None,
         invocation: dict | None = None,
+        batch_note: str | None = None,
     ) -> None:
         if is_path(package):  # a name or a folder, as scoring takes one
             package = load_package(package)
@@ -264,6 +265,9 @@ class Segmenter:
         # ``net`` lets training validate its network in memory with exactly this code path (``batch_setting``:
         # what sets ``batch_size`` there, for the out-of-memory warning)
         self.batch_setting = batch_setting
+        # the warning's note in place of "<batch_setting> sets it", where no setting of the caller's sets it (a rerun
+        # of verify keeps the batch its sidecar records)
+        self.batch_note = batch_note
         if net is None:  # a package's declared classes and tile, before its network is built (training passes its own)
             check_tile_pass_fits(package, self.device_choice.device)
         try:
@@ -423,8 +427,9 @@ class Segmenter:
                               f"processes may hold it), or run with {setting('device', 'cpu')}") from None
         else:
             fewer = max(1, tried // 2)
-            log.warning("%s: out of GPU memory with %d tiles per forward pass; going on with %d (%s sets it)",
-                        self.device, tried, fewer, self.batch_setting or setting("batch_size", ANY))
+            log.warning("%s: out of GPU memory with %d tiles per forward pass; going on with %d (%s)",
+                        self.device, tried, fewer,
+                        self.batch_note or f"{self.batch_setting or setting('batch_size', ANY)} sets it")
             self.batch_size = fewer
         self.inferer = self._inferer()
 

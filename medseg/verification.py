@@ -559,8 +559,12 @@ def _rerun(record: dict, source: Path, series, segmentation: Path, package, devi
         return
     try:
         set_threads(threads)
-        segmenter = Segmenter(package, device=device, precision=precision,
-                              batch_size=int(inference.get("batch_size") or 16), overlap=inference.get("overlap"))
+        batch = int(inference.get("batch_size") or 16)
+        # out of GPU memory, the batch is halved: the rerun's comes from the sidecar, so the device is what to change
+        note = (f"a rerun starts from the batch its sidecar records, {batch} tiles; {setting('device', 'cpu')} "
+                "segments it again without the GPU")
+        segmenter = Segmenter(package, device=device, precision=precision, batch_size=batch,
+                              overlap=inference.get("overlap"), batch_note=note)
         if package.n_modalities > 1:
             from medseg.io.channels import read_channels
 

@@ -984,3 +984,30 @@ def test_a_change_found_exits_3_and_a_sidecar_not_checked_exits_1(segmented, cas
         f"medseg: error: {missing}: cannot read the sidecar (No such file or directory)",
         f"medseg: 1 of 2 sidecars does not match: {sidecar} (segmentation)",
         f"medseg: 1 of 2 sidecars could not be checked: {missing} (not read)"], err
+
+
+def test_a_rerun_out_of_gpu_memory_names_what_the_verify_user_can_change(segmented, monkeypatch, caplog, capsys):
+    """A rerun that ran out of GPU memory went on with fewer tiles, saying "batch_size=... (a keyword argument of
+    medseg's Python functions; medseg verify has no option for it) sets it": a setting verify lacks, as a rerun keeps
+    the batch the sidecar records. It names that batch, and --device, which the verify user can give."""
+    from test_inference import _SmallGPU
+
+    import medseg.inference
+
+    _, sidecar = segmented
+    real_init = medseg.inference.Segmenter.__init__
+
+    def on_a_small_gpu(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        self.window_net.net = _SmallGPU(self.window_net.net, room=5)
+
+    monkeypatch.setattr(medseg.inference.Segmenter, "__init__", on_a_small_gpu)
+    with caplog.at_level("WARNING", logger="medseg.inference"):
+        code, out, err = run(["verify", str(sidecar), "--rerun"], capsys)
+    assert code == 0, err
+    assert out.splitlines()[4].split(": ", 2)[1] == "rerun ok"
+    told = [message for message in caplog.messages if "out of GPU memory" in message]
+    assert told == ["cpu: out of GPU memory with 16 tiles per forward pass; going on with 8 (a rerun starts from "
+                    "the batch its sidecar records, 16 tiles; --device cpu segments it again without the GPU)",
+                    "cpu: out of GPU memory with 8 tiles per forward pass; going on with 4 (a rerun starts from "
+                    "the batch its sidecar records, 16 tiles; --device cpu segments it again without the GPU)"]
