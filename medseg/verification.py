@@ -416,12 +416,20 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
                                    "(written by medseg before 2026-12-02): not compared; "
                                    f"{setting('rerun')} compares its voxels"))
     else:
-        found = sha256_of(segmentation)
-        same = found == record["segmentation_sha256"]
-        result.checks.append(Check("segmentation", same, f"{segmentation}: " + (
-            f"matches segmentation_sha256 ({_short(found)})" if same else
-            f"SHA-256 {_short(found)}, the sidecar records {_short(record['segmentation_sha256'])}: "
-            "changed since medseg wrote it")))
+        try:
+            found = sha256_of(segmentation)
+        except OSError as error:  # there, and its reading fails (permission denied, an I/O error): not compared
+            from medseg.io.files import os_reason
+
+            found = None
+            result.checks.append(Check("segmentation", False, f"{segmentation}: cannot read ({os_reason(error)})",
+                                       compared=False))
+        if found is not None:
+            same = found == record["segmentation_sha256"]
+            result.checks.append(Check("segmentation", same, f"{segmentation}: " + (
+                f"matches segmentation_sha256 ({_short(found)})" if same else
+                f"SHA-256 {_short(found)}, the sidecar records {_short(record['segmentation_sha256'])}: "
+                "changed since medseg wrote it")))
 
     # a relative path (sidecars before medseg recorded absolute ones): tried here, beside the sidecar and above it
     source = Path(input_path) if input_path is not None else \

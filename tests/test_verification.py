@@ -1011,3 +1011,29 @@ def test_a_rerun_out_of_gpu_memory_names_what_the_verify_user_can_change(segment
                     "the batch its sidecar records, 16 tiles; --device cpu segments it again without the GPU)",
                     "cpu: out of GPU memory with 8 tiles per forward pass; going on with 4 (a rerun starts from "
                     "the batch its sidecar records, 16 tiles; --device cpu segments it again without the GPU)"]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/mem"), reason="needs a file whose reading fails (Linux's /proc)")
+def test_a_segmentation_that_cannot_be_read_fails_its_check_alone_and_a_difference_still_exits_3(segmented, case,
+                                                                                                  tmp_path, capsys):
+    """A segmentation file that is there and whose reading fails (an I/O error; permission denied on a shared
+    disk) stopped the whole batch with a traceback and exit 1, hiding another sidecar's difference found before it.
+    It is a check that could not compare; the other sidecar's difference exits 3, each told on its last line."""
+    package, sidecar = segmented
+    code, _, err = run(["infer", str(case), "-m", str(package), "-o", str(tmp_path / "other"), "--threads", "1"],
+                       capsys)
+    assert code == 0, err
+    seg = sidecar.parent / "case_seg.nii.gz"
+    seg.write_bytes(seg.read_bytes() + b"\0")
+    unreadable = tmp_path / "other" / "case_seg.nii.gz"
+    unreadable.unlink()
+    unreadable.symlink_to("/proc/self/mem")  # a regular file whose reading fails (EIO)
+    other = tmp_path / "other" / "case_seg.json"
+    code, out, err = run(["verify", str(sidecar), str(other)], capsys)
+    (line,) = [line for line in out.splitlines() if line.startswith(f"{other}: segmentation ")]
+    assert line == f"{other}: segmentation FAILED: {unreadable}: cannot read (input/output error)", out
+    assert code == 3 and "Traceback" not in err and err.splitlines() == [
+        f"medseg: 1 of 2 sidecars does not match: {sidecar} (segmentation)",
+        f"medseg: 1 of 2 sidecars could not be checked: {other} (segmentation)"], err
+    result = verify_sidecar(other)
+    assert result.failed == ["segmentation"] and not result.differs
