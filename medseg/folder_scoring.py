@@ -74,7 +74,9 @@ class FolderScores:
 
     out_dir: Path
     scored: list[tuple[str, Path]]  # (case id, metrics file)
-    failed: list[tuple[str, str, Path]]  # (case id, one-line error, failure record): scoring failed, or missed
+    # (case id, one-line error, failure record): scoring failed, or missed; or a case scored that the report counts
+    # as failed (``stale``: its input or segmentation changed since medseg infer recorded it), with its metrics file
+    failed: list[tuple[str, str, Path]]
     unreferenced: list[Path]
     missed: list[str]  # case ids of references without a prediction (also among ``failed``)
     report: object  # medseg.report.build.ReportOutputs
@@ -83,6 +85,9 @@ class FolderScores:
     # label values the model never learnt (no training case held them): the package's record, else those the
     # sidecar of every scored case lists (labels_not_trained)
     never_learnt: list[str] = field(default_factory=list)
+    # case ids scored (a metrics file each) that the report counts as failed: their input or segmentation changed
+    # since medseg infer recorded it; among ``failed``, not ``scored``, as summary.json counts them
+    stale: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:
         """One short line: the folder, the cases counted as the command's closing line counts them, and the report;
@@ -650,12 +655,19 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
     from medseg.jsonfile import RESULT_BYTES, read_json_object
 
     summary = read_json_object(report.summary, RESULT_BYTES, "a summary")
+    # a case scored that the report counts as failed (stale: changed since it was segmented) is failed, as summary.json
+    # counts it; the report's failures of other cases (an earlier run's records in the folder, warned of) are not
+    written = dict(scored)
+    stale = [(case, error) for case, error in getattr(report, "failures", []) if case in written]
+    failed += [(case, error, written[case]) for case, error in stale]
+    scored = [(case, path) for case, path in scored if case not in dict(stale)]
     if package_untrained is not None:
         never_learnt = set(package_untrained)
     else:
         never_learnt = set.intersection(*untrained) if untrained else set()
     return FolderScores(out_dir, scored, failed, found.unreferenced, [case for case, _ in found.missed], report,
-                        summary, names_from, [str(value) for value in sorted(never_learnt)])
+                        summary, names_from, [str(value) for value in sorted(never_learnt)],
+                        [case for case, _ in stale])
 
 
 

@@ -434,3 +434,44 @@ def test_a_case_whose_input_changed_since_it_was_segmented_is_named_and_fails_th
     assert len(failed) == 1 and failed[0].startswith(f"failed b: the input {images / 'b.nii.gz'} was changed")
     summary = json.loads((out / "summary.json").read_text())
     assert summary["cases"]["failed"] == 1
+
+
+def test_the_folder_scores_count_a_case_whose_input_changed_as_failed_as_the_command_does(tmp_path, tiny_package):
+    """score_folder's result listed such a case among ``scored`` and not among ``failed`` (``scored=2, failed=0``),
+    where summary.json and the command's closing line count it failed (``1 scored, 1 failed``). It is among
+    ``failed`` with its metrics file, and named in ``stale``."""
+    from medseg.folder_scoring import score_folder
+
+    images, pred, ref = tmp_path / "images", tmp_path / "pred", tmp_path / "ref"
+    rng = np.random.default_rng(3)
+    for case in ("a", "b"):
+        save((rng.random((20, 20, 8)) * 100).astype(np.float32), images / f"{case}.nii.gz")
+        assert run(["-q", "infer", str(images / f"{case}.nii.gz"), "-o", str(pred), "--device", "cpu",
+                    "--model", str(tiny_package.path)]) == 0
+        save(labels(0)[1], ref / f"{case}.nii.gz")
+    save((rng.random((20, 20, 8)) * 100).astype(np.float32), images / "b.nii.gz")  # b's input replaced
+    out = tmp_path / "scores"
+    scores = score_folder(pred, ref, out)
+    assert [case for case, _ in scores.scored] == ["a"] and scores.stale == ["b"]
+    ((case, error, record),) = scores.failed
+    assert case == "b" and error.startswith(f"the input {images / 'b.nii.gz'} was changed") and \
+        record == out / "b_metrics.json"
+    assert (scores.summary["cases"]["scored"], scores.summary["cases"]["failed"]) == (1, 1)
+    assert "scored=1, failed=1," in repr(scores)
+
+
+def test_an_earlier_runs_failure_in_the_output_folder_does_not_fail_this_run(folders, tmp_path, capsys, caplog):
+    """The report takes every record in the folder (a warning names an earlier run's); its failures were printed as
+    this run's ("failed c: ...") and failed a run whose every case was scored, with exit 1."""
+    pred, ref = folders
+    out = tmp_path / "scores"
+    assert run(["evaluate", str(pred), str(ref), "-o", str(out)]) == 1  # c fails: c_failed.json
+    for folder in (pred, ref):
+        next(folder.glob("c*")).unlink()
+    capsys.readouterr()
+    with caplog.at_level(logging.WARNING):
+        assert run(["evaluate", str(pred), str(ref), "-o", str(out), "--overwrite"]) == 0
+    printed = capsys.readouterr().out
+    assert [line for line in printed.splitlines() if line.startswith("failed")] == [], printed
+    assert any(message.endswith("is in the report and its figures: c_failed.json; remove them, or give a folder of "
+                                "its own") for message in caplog.messages), caplog.messages

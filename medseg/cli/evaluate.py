@@ -229,15 +229,9 @@ def _evaluate_folders(predictions: Path, references: Path, output, model, case_i
             click.echo(escaped_line(f"label names from {source}"), err=True)
         for line in _summary_lines(result):
             click.echo(escaped_line(line))
-    return 1 if result.failed or _failed_in_report(result) else 0
-
-
-def _failed_in_report(result) -> list[tuple[str, str]]:
-    """The cases the report counts as failed that failed after they were scored, with their error: a case whose
-    input or segmentation changed since the sidecar recorded it (``stale``) is scored, has no failure record of its
-    own, and was counted among the failed cases without a line naming it, in a run that exited 0."""
-    recorded = {case for case, _, _ in result.failed}
-    return [(case, error) for case, error in getattr(result.report, "failures", []) if case not in recorded]
+    # a case the report counts as failed after it was scored (stale: its input changed since it was segmented) is
+    # among the failed, named by its line; an earlier run's records in the folder are not this run's (warned of)
+    return 1 if result.failed else 0
 
 
 def _stopped_line(stop: KeyboardInterrupt, output: Path, overwrite: bool) -> str:
@@ -308,7 +302,6 @@ def _summary_lines(result) -> list[str]:
     missed = set(result.missed)
     lines += [f"failed {case}: {error}" for case, error, _ in result.failed
               if case not in missed or "no prediction for this reference" not in error]
-    lines += [f"failed {case}: {error}" for case, error in _failed_in_report(result)]
     unmade = [(case, error) for case, error, _ in result.failed
               if case in missed and "no prediction for this reference" in error]
     if unmade:
@@ -319,8 +312,9 @@ def _summary_lines(result) -> list[str]:
                      f"{', '.join(rest[:3])}{', …' if len(rest) > 3 else ''} (a failure record each in "
                      f"{result.out_dir}; cohort.tsv lists them all)")
     report = result.report
-    lines.append(f"wrote {result.out_dir} ({counted(len(result.scored), 'metrics file')}, "
-                 f"{counted(len(result.failed), 'failure record')}, {report.html.name}, {report.table.name}, "
+    stale = len(result.stale)  # failed, each with its metrics file (no failure record)
+    lines.append(f"wrote {result.out_dir} ({counted(len(result.scored) + stale, 'metrics file')}, "
+                 f"{counted(len(result.failed) - stale, 'failure record')}, {report.html.name}, {report.table.name}, "
                  f"{report.summary.name})")
     return lines
 
