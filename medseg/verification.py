@@ -400,7 +400,7 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
     A sidecar that cannot be read is an :class:`~medseg.errors.InputError`; a file that is missing or differs is a
     failed :class:`Check`, not an error (``compared`` False for one that could not be compared: ``differs`` of the
     result says whether a file was found changed)."""
-    from medseg.cohort.records import content_sha256, input_files
+    from medseg.cohort.records import content_sha256, input_files, unavailable
     from medseg.io.atomic import sha256_of
     from medseg.io.seg_volume import find_recorded_source, recorded_series
 
@@ -446,6 +446,8 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
     if missing is not None:  # the input is there, and cannot be hashed: the reader's reason, a series' files
         changed, differs = _changed_files(source, info, series, record["input_sha256"]) if source.is_dir() else \
             ("", False)
+        if differs and unavailable(source):  # emptied (a share not mounted, its files dropped): not there, as a
+            differs = False  # folder gone is; not a series found changed
         result.checks.append(Check("input", False, _naming(source, missing) + changed.replace(": ", "; ", 1),
                                    compared=differs))
     elif found is None:

@@ -1037,3 +1037,24 @@ def test_a_segmentation_that_cannot_be_read_fails_its_check_alone_and_a_differen
         f"medseg: 1 of 2 sidecars could not be checked: {other} (segmentation)"], err
     result = verify_sidecar(other)
     assert result.failed == ["segmentation"] and not result.differs
+
+
+def test_an_emptied_series_folder_could_not_be_checked_as_a_folder_not_there(tmp_path, make_package, capsys):
+    """A series' folder emptied (a share not mounted on its mount point, a dataset's files dropped) exited 3, "the
+    sidecar does not match", as if its files had been changed, where the folder gone exits 1, "could not be
+    checked": both are an input not there. An emptied folder exits 1 too, its line naming the files not there."""
+    from dicom_factory import make_series
+
+    _, paths = make_series(tmp_path / "study", shape=(24, 20, 4))
+    code, _, err = run(["infer", str(tmp_path / "study"), "-m", str(make_package()), "-o", str(tmp_path / "out"),
+                        "--threads", "1"], capsys)
+    assert code == 0, err
+    (tmp_path / "held").mkdir()
+    for path in paths:
+        path.rename(tmp_path / "held" / path.name)
+    sidecar = tmp_path / "out" / "study_seg.json"
+    code, out, err = run(["verify", str(sidecar)], capsys)
+    line = _input_line(out)
+    assert line.startswith(f"{sidecar}: input FAILED: {tmp_path / 'study'}: ") and "4 not there (" in line, line
+    assert code == 1 and err == f"medseg: the sidecar could not be checked: {sidecar} (input)\n", err
+    assert not verify_sidecar(sidecar).differs
