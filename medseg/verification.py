@@ -142,6 +142,25 @@ def _changed_files(folder: Path, info: dict, series: str | None = None,
     return text, True
 
 
+def _nifti_bytes_differ(source: Path, recorded_sha256: str) -> tuple[str, bool]:
+    """For an input that cannot be read as an image now: where it is a NIfTI (``.nii``, ``.nii.gz``: one file, whose
+    bytes are what ``input_sha256`` hashes) whose bytes are not the recorded ones (cut short, overwritten), what to
+    add to its line and True: the file changed; else ``""`` and False (its bytes as recorded, a reading warning made
+    an error; another format, whose hash may take more files than this one: not compared)."""
+    from medseg.io.atomic import sha256_of
+
+    if not source.name.lower().endswith((".nii", ".nii.gz")):
+        return "", False
+    try:
+        found = sha256_of(source)
+    except OSError:
+        return "", False
+    if found == recorded_sha256:
+        return "", False
+    return (f"; SHA-256 {_short(found)}, the sidecar records {_short(recorded_sha256)}: not the input segmented",
+            True)
+
+
 def _holds_uid(folder: Path, uid: str) -> bool:
     """Whether a series in ``folder`` has the SeriesInstanceUID ``uid``."""
     from medseg.errors import MedsegError
@@ -448,7 +467,10 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
             ("", False)
         if differs and unavailable(source):  # emptied (a share not mounted, its files dropped): not there, as a
             differs = False  # folder gone is; not a series found changed
-        result.checks.append(Check("input", False, _naming(source, missing) + changed.replace(": ", "; ", 1),
+        elif not source.is_dir():  # a NIfTI no longer read as one: its bytes, which input_sha256 hashes, may differ
+            changed, differs = _nifti_bytes_differ(source, record["input_sha256"])
+        result.checks.append(Check("input", False, _naming(source, missing)
+                                   + (changed.replace(": ", "; ", 1) if source.is_dir() else changed),
                                    compared=differs))
     elif found is None:
         absent = absent if absent is not None else source

@@ -1058,3 +1058,20 @@ def test_an_emptied_series_folder_could_not_be_checked_as_a_folder_not_there(tmp
     assert line.startswith(f"{sidecar}: input FAILED: {tmp_path / 'study'}: ") and "4 not there (" in line, line
     assert code == 1 and err == f"medseg: the sidecar could not be checked: {sidecar} (input)\n", err
     assert not verify_sidecar(sidecar).differs
+
+
+def test_an_input_nifti_overwritten_with_what_is_no_image_is_a_difference_found(segmented, case, capsys):
+    """An input NIfTI overwritten since it was segmented (cut short, another file's bytes) was "cannot read (...)",
+    exit 1, "could not be checked", as if the check were to run again: its bytes, which are what input_sha256
+    hashes for a NIfTI, are there and differ from the record. It exits 3, its line giving both SHA-256s."""
+    from medseg.io.atomic import sha256_of
+
+    _, sidecar = segmented
+    recorded = json.loads(sidecar.read_text())["input_sha256"]
+    case.write_bytes(case.read_bytes()[:300])
+    code, out, err = run(["verify", str(sidecar)], capsys)
+    line = _input_line(out)
+    assert line.startswith(f"{sidecar}: input FAILED: {case}: cannot read (") and line.endswith(
+        f"; SHA-256 {sha256_of(case)[:12]}…, the sidecar records {recorded[:12]}…: not the input segmented"), line
+    assert code == 3 and err == f"medseg: the sidecar does not match: {sidecar} (input)\n", err
+    assert verify_sidecar(sidecar).differs
