@@ -74,17 +74,19 @@ def _file_changes(folder: Path, recorded: dict, series: str | None):
     """The recorded files of a DICOM series (``input_info.file_sha256``) against ``folder`` now: the names of those
     that changed and of those not there, the renamed ones as ``(recorded, now)`` (a file not there whose digest is
     that of a file the series holds now and does not record), the series' files now that it does not record, and
-    whether the series can be read now (its files listed)."""
-    from medseg.io.atomic import sha256_of
-
-    changed, gone, kept = [], [], set()
+    whether the series can be read now (its files listed); and the names of the recorded files there whose reading
+    fails (permission denied, an I/O error): not compared."""
+    changed, gone, unread, kept = [], [], [], set()
     for name, digest in recorded.items():
         path = _recorded_file(folder, str(name))
         if path is None:
             gone.append(str(name))
             continue
         kept.add(os.path.realpath(path))
-        if sha256_of(path) != digest:
+        found = _digest(path)
+        if found is None:
+            unread.append(str(name))
+        elif found != digest:
             changed.append(str(name))
     now = _series_files(folder, series)
     added = [(path, name) for path, name in now or () if os.path.realpath(path) not in kept]
@@ -92,14 +94,24 @@ def _file_changes(folder: Path, recorded: dict, series: str | None):
     if gone and added:  # a file renamed keeps its bytes: its digest names it
         by_digest: dict[str, list[str]] = {}
         for path, name in added:
-            by_digest.setdefault(sha256_of(path), []).append(name)
+            by_digest.setdefault(_digest(path), []).append(name)
         for name in list(gone):
             if by_digest.get(recorded[name]):
                 renamed.append((name, by_digest[recorded[name]].pop(0)))
                 gone.remove(name)
         taken = {new for _, new in renamed}
         added = [(path, name) for path, name in added if name not in taken]
-    return changed, gone, renamed, [name for _, name in added], now is not None
+    return changed, gone, renamed, [name for _, name in added], now is not None, unread
+
+
+def _digest(path: Path) -> str | None:
+    """The SHA-256 of the file ``path``; None where reading it fails (permission denied, an I/O error)."""
+    from medseg.io.atomic import sha256_of
+
+    try:
+        return sha256_of(path)
+    except OSError:
+        return None
 
 
 def _listed(names: list[str], what: str, shown: int = 3) -> str:
@@ -125,9 +137,10 @@ def _changed_files(folder: Path, info: dict, series: str | None = None,
     recorded = info.get("file_sha256")
     if not isinstance(recorded, dict) or not recorded or not folder.is_dir():
         return "", False
-    changed, gone, renamed, added, readable = _file_changes(folder, recorded, series)
+    changed, gone, renamed, added, readable, unread = _file_changes(folder, recorded, series)
     parts = [_listed(names, what) for names, what in ((changed, "changed"), (gone, "not there"),
-                                                     (_renamed(renamed), "renamed")) if names]
+                                                     (_renamed(renamed), "renamed"), (unread, "not readable"))
+             if names]
     text = (f": of its {len(recorded)} recorded files, " + ", ".join(parts) if parts else
             f": its {len(recorded)} recorded files are as they were")
     if added:
@@ -139,7 +152,7 @@ def _changed_files(folder: Path, info: dict, series: str | None = None,
         return text + f", and none is of the series_uid the sidecar records; {_EDITED}", True
     if not parts:
         return text + ": files were added to the series", True  # none found now (the series cannot be read): unnamed
-    return text, True
+    return text, bool(changed or gone or renamed)  # files not readable alone: not compared
 
 
 def _nifti_bytes_differ(source: Path, recorded_sha256: str) -> tuple[str, bool]:
@@ -194,7 +207,7 @@ def _matching_series(folder: Path, info: dict, series: str | None, recorded_sha2
                        f"{_EDITED}")
     if all(_recorded_file(folder, str(name)) is not None for name in recorded):
         return True, ""
-    _, _, renamed, _, _ = _file_changes(folder, recorded, series)
+    _, _, renamed, _, _, _ = _file_changes(folder, recorded, series)
     return True, f"; {_listed(_renamed(renamed), 'file renamed' if len(renamed) == 1 else 'files renamed')}" \
         if renamed else ""
 

@@ -1075,3 +1075,26 @@ def test_an_input_nifti_overwritten_with_what_is_no_image_is_a_difference_found(
         f"; SHA-256 {sha256_of(case)[:12]}…, the sidecar records {recorded[:12]}…: not the input segmented"), line
     assert code == 3 and err == f"medseg: the sidecar does not match: {sidecar} (input)\n", err
     assert verify_sidecar(sidecar).differs
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/mem"), reason="needs a file whose reading fails (Linux's /proc)")
+def test_a_series_file_that_cannot_be_read_is_named_and_the_check_could_not_be_made(tmp_path, make_package, capsys):
+    """A recorded slice that is there and whose reading fails (an I/O error; permission denied on a shared disk)
+    stopped verify with a traceback as the series' files were compared one by one. It is named, and the input could
+    not be checked (exit 1)."""
+    from dicom_factory import make_series
+
+    _, paths = make_series(tmp_path / "study", shape=(24, 20, 4))
+    code, _, err = run(["infer", str(tmp_path / "study"), "-m", str(make_package()), "-o", str(tmp_path / "out"),
+                        "--threads", "1"], capsys)
+    assert code == 0, err
+    unreadable = sorted(paths)[1]
+    unreadable.unlink()
+    unreadable.symlink_to("/proc/self/mem")  # a regular file whose reading fails (EIO)
+    sidecar = tmp_path / "out" / "study_seg.json"
+    code, out, err = run(["verify", str(sidecar)], capsys)
+    assert "Traceback" not in err, err
+    line = _input_line(out)
+    assert line.startswith(f"{sidecar}: input FAILED: {tmp_path / 'study'}") and \
+        f"1 not readable ({unreadable.name})" in line, line
+    assert code == 1 and err == f"medseg: the sidecar could not be checked: {sidecar} (input)\n", err
