@@ -318,13 +318,17 @@ def check_dicom_options(path: Path | str, series: str | None, output_format: str
 
 def check_dicom_file_input(path: Path | str) -> None:
     """A DICOM file given as the input (a file of a series, a DICOM SEG, a DICOMDIR, an SR or other non-image object:
-    ``.dcm``, or the ``DICM`` marker under a name nibabel knows nothing of) as the error reading it raises, which
-    says what it is and what to give instead. Reading such a file fails before any voxel: nibabel takes no image
-    type from such a name. A name nibabel reads by (``.mgh`` say) is left to its reading."""
+    ``.dcm``, or the ``DICM`` marker under a name nibabel knows nothing of or under a NIfTI name) as the error reading
+    it raises, which says what it is and what to give instead. Reading such a file fails before any voxel: nibabel
+    takes no image type from such a name. A name nibabel reads by (``.mgh`` say) is left to its reading."""
     from medseg.io.files import is_dicom_file
+    from medseg.io.nifti_files import dicom_named_as_nifti
 
     path = Path(path)
-    if path.is_dir() or not is_dicom_file(path) or _nibabel_name(path):
+    if path.is_dir():
+        return
+    # a DICOM file renamed .nii.gz: nibabel's name, and still the DICOM file's line (its reading refuses it so)
+    if (not is_dicom_file(path) or _nibabel_name(path)) and dicom_named_as_nifti(path) is None:
         return
     from medseg.io.images import read_image
 

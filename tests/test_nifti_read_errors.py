@@ -622,3 +622,32 @@ def test_the_img_of_a_pair_whose_header_is_corrupt_names_its_header(tmp_path, ca
             reader(tmp_path / "scan.img")
         assert str(caught.value) == f"{header}: {said}"
     assert capfd.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("name", ["slice.nii.gz", "slice.nii", "slice.NII.GZ"])
+def test_a_dicom_file_named_as_nifti_is_named_as_dicom(tmp_path, capsys, name):
+    """A DICOM file renamed ``.nii.gz`` or ``.nii`` was "not a NIfTI image (named .gz but not gzip-compressed, and not
+    an uncompressed NIfTI file either)" (or nibabel's "Cannot work out file type"): its DICM marker tells what it is,
+    and its folder is what to give, as the DICOM reader takes it there (the misnamed file among the series)."""
+    from dicom_factory import make_series
+
+    from medseg.errors import ImageReadError
+    from medseg.io.images import read_grid, read_image
+
+    _, paths = make_series(tmp_path / "series")
+    misnamed = paths[0].with_name(name)
+    paths[0].rename(misnamed)
+    ending = ".nii" if name.lower().endswith(".nii") else ".nii.gz"
+    line = (f"{misnamed}: a DICOM file (the DICM marker after its 128-byte preamble) named as a NIfTI image "
+            f"({ending}); DICOM is read by its series' folder: give {misnamed.parent}, with series=... where it "
+            "holds more than one (or name the file .dcm)")
+    for reader in (read_image, read_grid):
+        with pytest.raises(ImageReadError) as raised:
+            reader(misnamed)
+        assert str(raised.value) == line
+    code, out, err = run(["infer", str(misnamed), "-o", str(tmp_path / "out")], capsys)
+    # refused before the model loads (no "model phantom ... on cpu" line), as a file named .dcm is
+    told = "medseg: error: " + line.replace("series=...", "--series")
+    assert (code, out, err.strip().splitlines()) == (1, "", [told])
+    assert not (tmp_path / "out").exists()
+    assert read_image(misnamed.parent).array.shape == (10, 8, 6)  # the folder given, the file is one of its slices

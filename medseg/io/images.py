@@ -70,7 +70,14 @@ def read_grid(path: Path | str, series: str | None = None, warn_skipped: bool = 
     import nibabel as nib
 
     from medseg.io.image_shape import shape_3d
-    from medseg.io.nifti_files import _magic_text, check_voxels_fit, cut_short_text, gzip_without_gz, load_image
+    from medseg.io.nifti_files import (
+        _magic_text,
+        check_voxels_fit,
+        cut_short_text,
+        dicom_named_as_nifti,
+        gzip_without_gz,
+        load_image,
+    )
     from medseg.io.nifti_geometry import affine_mm
 
     check_readable(path)  # as read_image says it, not as a header nibabel could not read
@@ -82,7 +89,9 @@ def read_grid(path: Path | str, series: str | None = None, warn_skipped: bool = 
     except MedsegError:
         raise
     except Exception as error:  # any header nibabel cannot read
-        misnamed = gzip_without_gz(path) if isinstance(error, nib.filebasedimages.ImageFileError) else None
+        misnamed = dicom_named_as_nifti(path) if isinstance(error, nib.filebasedimages.ImageFileError) else None
+        misnamed = misnamed or (gzip_without_gz(path) if isinstance(error, nib.filebasedimages.ImageFileError)
+                                else None)
         if misnamed is not None:  # as read_image says it
             raise ImageReadError(misnamed) from error
         cut = cut_short_text(path) if isinstance(error, nib.filebasedimages.ImageFileError) else None

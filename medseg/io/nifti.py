@@ -42,6 +42,7 @@ from medseg.io.nifti_files import (
     _uncompressed_gz,
     check_voxels_fit,
     cut_short_text,
+    dicom_named_as_nifti,
     gzip_without_gz,
     load_image,
 )
@@ -180,6 +181,9 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
             raise ImageReadError(f"{path}: a DICOM file, not a NIfTI image; give the folder of its series "
                                  f"({path.parent}), with {setting('series', ANY)} (in a sample sheet: the series "
                                  "column) where it holds more than one") from error
+        dicom = dicom_named_as_nifti(path)
+        if dicom is not None:  # a DICOM file renamed .nii.gz was "not a NIfTI image": said as what it is
+            raise ImageReadError(dicom) from error
         if path.name.lower().endswith((".img", ".img.gz")):  # half of a pair: the header says how to read the voxels
             header = companion(path)
             if header is not None and not exists(header):

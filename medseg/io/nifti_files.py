@@ -33,8 +33,8 @@ _GZIP_ENDS_EARLY = f"truncated image data (its gzip stream ends early); {_CUT_SH
 # a gzip stream whose checksum or length does not match what it decodes to: bytes changed on the way
 _DAMAGED = "the file was damaged (a bad copy, download or disk?): copy it again from its source"
 
-__all__ = ["check_regular_file", "check_voxels_fit", "cut_short_text", "gzip_without_gz", "load_image",
-           "nibabel_name"]
+__all__ = ["check_regular_file", "check_voxels_fit", "cut_short_text", "dicom_named_as_nifti", "gzip_without_gz",
+           "load_image", "nibabel_name"]
 
 
 def _gzip_damage_text(error: BaseException) -> str:
@@ -54,6 +54,23 @@ def gzip_without_gz(path: Path) -> str | None:
     if path.name.lower().endswith((".nii", ".hdr", ".img")) and _starts_with(path, _GZIP_MAGIC):
         return f"{path}: a gzip-compressed file named without .gz; name it {path.name}.gz"
     return None
+
+
+def dicom_named_as_nifti(path: Path) -> str | None:
+    """The message for a DICOM Part 10 file (the ``DICM`` marker after its 128-byte preamble) named as an Analyze or
+    NIfTI file (``.nii``, ``.nii.gz``, ``.hdr``, ``.img``, any case), for a file nibabel refused: it was "not a NIfTI
+    image", as if damaged. Its folder is what to give: the DICOM reader takes a series by its folder, whatever its
+    files are named. None for any other file."""
+    from medseg.io.files import _has_dicom_marker
+    from medseg.settings_named import ANY, setting
+
+    name = path.name.lower()
+    ending = next((ending for ending in _NIFTI_NAMES[::-1] if name.endswith(ending)), None)
+    if ending is None or not _has_dicom_marker(path):
+        return None
+    return (f"{path}: a DICOM file (the DICM marker after its 128-byte preamble) named as a NIfTI image ({ending}); "
+            f"DICOM is read by its series' folder: give {path.parent}, with {setting('series', ANY)} where it holds "
+            "more than one (or name the file .dcm)")
 
 
 def _stray_bytes_maybe(cause: BaseException | None) -> bool:
