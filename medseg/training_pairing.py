@@ -235,7 +235,10 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
     :func:`~medseg.io.dataset_json.find_dataset_json` finds it, or as
     :func:`~medseg.io.dataset_json.load_document` read it) lists the ``training`` pairs, those pairs are the
     cases: a listed file that is not there is an error naming it, files of the folders it does not list are left
-    out, named in one warning; a ``numTraining`` that disagrees with the cases is warned about.
+    out, named in one warning; a ``numTraining`` that disagrees with the cases is warned about. Its ``file_ending``
+    (nnU-Net v2) is checked first (:func:`~medseg.io.dataset_json.file_ending_note`): a format medseg cannot read is
+    an :class:`~medseg.errors.InputError`; one it reads but does not write (``.nrrd``) a
+    :class:`~medseg.errors.MedsegWarning` (and a log line), since its segmentations are ``.nii.gz``.
 
     ``declared``: the label values the config declares, where there is one. The error about unpaired (or unlisted)
     files then also names the paired cases whose label file holds other values (each label file read for its values
@@ -256,8 +259,14 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
     _check_present(Path(images_dir), Path(labels_dir), files=[Path(described)] if described is not None else [])
     listed = None
     if dataset_json is not None:
-        from medseg.io.dataset_json import training_list
+        from medseg.caller_warnings import warn
+        from medseg.io.dataset_json import file_ending_note, training_list
 
+        # nnU-Net v2's file_ending: a format medseg cannot read refused (InputError), one it does not write warned of
+        # (it was the command line's check alone: a Python caller paired .png files without a word)
+        ending = file_ending_note(dataset_json)
+        if ending is not None:
+            warn(ending, log)
         listed = training_list(dataset_json)
     if listed is not None and listed.pairs:
         cases = _listed_cases(Path(images_dir), Path(labels_dir), listed, scene, declared)

@@ -620,7 +620,7 @@ def test_an_nnunet_file_ending_is_read_and_one_medseg_does_not_write_is_told(tmp
                         f'segmentations as NIfTI (.nii.gz), not {ending}; convert them where a tool expects {ending}')
 
 
-def test_train_tells_the_file_ending_of_its_dataset_json(tiny_set, tmp_path, capsys):
+def test_train_tells_the_file_ending_of_its_dataset_json(tiny_set, tmp_path, capsys, caplog):
     """`medseg train` on an nnU-Net folder whose dataset.json says .png stops in one line before anything is written;
     one that says .nrrd trains, with the warning that its segmentations are .nii.gz."""
     images, labels = _dataset_folder(tiny_set, tmp_path / "Dataset009", {"0": "background", "1": "Ellipsoid",
@@ -637,9 +637,47 @@ def test_train_tells_the_file_ending_of_its_dataset_json(tiny_set, tmp_path, cap
                                 'convert the images and labels to NIfTI and set file_ending to ".nii.gz"']
     assert not out.exists()
     dataset.write_text(json.dumps({**document, "file_ending": ".nrrd"}))
-    assert _exit_code(_train_cli(images, labels, out, "--epochs", "1", *_FEW_STEPS)) == 0
-    warnings = [line for line in capsys.readouterr().err.splitlines() if "file_ending" in line]
-    assert warnings == [f'warning: {dataset}: file_ending ".nrrd": the images are read as they are, but medseg '
+    # the pairing's log line, which the command writes as "warning: ..." (here the test's log capture takes it)
+    with caplog.at_level(logging.WARNING, logger="medseg.training_cases"):
+        assert _exit_code(_train_cli(images, labels, out, "--epochs", "1", *_FEW_STEPS)) == 0
+    warnings = [r.getMessage() for r in caplog.records if "file_ending" in r.getMessage()]
+    assert warnings == [f'{dataset}: file_ending ".nrrd": the images are read as they are, but medseg '
                         'writes its segmentations as NIfTI (.nii.gz), not .nrrd; convert them where a tool expects '
                         '.nrrd']
+    assert "file_ending" not in capsys.readouterr().err  # told once: the command's own echo of it is gone
     assert load_package(out).labels[1] == "Ellipsoid"
+
+
+def test_pairing_refuses_or_warns_of_the_file_ending_as_train_does(tiny_set, tmp_path, caplog):
+    """The file_ending check was the command line's alone: a Python caller pairing an nnU-Net folder whose dataset.json
+    says .png paired its files without a word, and one that says .nrrd was not told its segmentations are .nii.gz.
+    pair_cases, given the dataset.json, refuses and warns as `medseg train` does (one MedsegWarning, one log line)."""
+    import warnings
+
+    from medseg.errors import MedsegWarning
+
+    images, labels = _dataset_folder(tiny_set, tmp_path / "Dataset009", {"0": "background", "1": "Ellipsoid",
+                                                                          "2": "Box", "3": "Tube"})
+    dataset = tmp_path / "Dataset009" / "dataset.json"
+    document = json.loads(dataset.read_text())
+    dataset.write_text(json.dumps({**document, "file_ending": ".png"}))
+    with pytest.raises(InputError) as raised:
+        pair_cases(images, labels, dataset_json=dataset)
+    assert str(raised.value) == (f'{dataset}: file_ending ".png" names images medseg cannot read or write (it reads '
+                                 '.nii, .nii.gz, .nii.bz2, .nii.zst, .nrrd, .nhdr, .mha, .mhd; it writes .nii.gz); '
+                                 'convert the images and labels to NIfTI and set file_ending to ".nii.gz"')
+    told = (f'{dataset}: file_ending ".nrrd": the images are read as they are, but medseg writes its segmentations as '
+            'NIfTI (.nii.gz), not .nrrd; convert them where a tool expects .nrrd')
+    dataset.write_text(json.dumps({**document, "file_ending": ".nrrd"}))
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING,
+                                                                         logger="medseg.training_cases"):
+        warnings.simplefilter("always")
+        assert len(pair_cases(images, labels, dataset_json=dataset)) == 6
+    assert [(w.category, str(w.message), Path(w.filename).name) for w in caught] == [
+        (MedsegWarning, told, "test_dataset_json.py")]  # placed at the caller's line
+    assert [r.getMessage() for r in caplog.records] == [told]
+    dataset.write_text(json.dumps({**document, "file_ending": ".nii.gz"}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pair_cases(images, labels, dataset_json=dataset)
+    assert [str(w.message) for w in caught] == []

@@ -127,16 +127,12 @@ def _train(images, labels, config_path, output, epochs, steps_per_epoch, seed, f
     if config_path is not None:
         config = read_given_config(config_path, overrides)
     check_output_folder(output, overwrite=overwrite, resume=resume)
-    from medseg.io.dataset_json import file_ending_note, find_dataset_json, load_document
+    from medseg.io.dataset_json import find_dataset_json, load_document
 
     found = find_dataset_json(images, labels)
     dataset_json = load_document(found) if found is not None else None  # read once: training list, names, warning
-    # nnU-Net's file_ending was not read: a set of .png images failed on its files, one of .nrrd trained a model whose
-    # segmentations are .nii.gz with not a word said
-    ending = file_ending_note(dataset_json) if dataset_json is not None else None
-    if ending is not None and not quiet():
-        click.echo(escaped_line(f"warning: {ending}"), err=True)
-    # its training list; with -c, an error about unpaired files names the cases with undeclared label values too
+    # its training list and file_ending (refused or warned of); with -c, an error about unpaired files names the
+    # cases with undeclared label values too
     declared = [int(value) for value in config["labels"]] if config_path is not None else None
     pairs = pair_cases(images, labels, dataset_json=dataset_json, declared=declared)
     if config_path is not None and not quiet():
