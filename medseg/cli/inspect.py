@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import click
@@ -86,12 +87,12 @@ def inspect(folder, as_json, series):
         if report[kind]:
             names = ", ".join(f"{item['path']} ({item['reason']})" for item in report[kind][:10])
             more = f" and {len(report[kind]) - 10} more" if len(report[kind]) > 10 else ""
-            click.echo(_fitted(escaped_line(f"{kind.replace('_', ' ')}: {names}{more}"), width))
+            click.echo(_closing(escaped_line(f"{kind.replace('_', ' ')}: {names}{more}"), width))
     chosen = report["chosen"]
     if chosen["key"] is not None:
-        click.echo(_fitted(escaped_line(f"would use: series {chosen['key']} ({chosen['reason']})"), width))
+        click.echo(_closing(escaped_line(f"would use: series {chosen['key']} ({chosen['reason']})"), width))
     else:
-        click.echo(_fitted(escaped_line(f"would use: none: {chosen['reason']}"), width))
+        click.echo(_closing(escaped_line(f"would use: none: {chosen['reason']}"), width))
     _tell_failure(folder, report, failed)
     return failed
 
@@ -103,6 +104,33 @@ def _fitted(line: str, width: int | None, indent: int = 2) -> str:
     if width is None or terminal_columns(line) <= width:
         return line
     return "\n".join(wrapped(line, width, indent))
+
+
+# a DICOM UID as the closing lines give it (``UID 1.2.826.0.1...``): digits and dots, a word of its own (not the
+# tail of a file name such as ``CT.1.3.12...``)
+_UID = re.compile(r"(?<![\w.])[0-9]+(?:\.[0-9]+){3,}(?![\w.])")
+
+
+def _closing(line: str, width: int | None, indent: int = 2) -> str:
+    """A closing line (the files passed over, the series that would be used) :func:`_fitted` to ``width``, each UID in
+    it whole on a line of its own (indented where that fits, else from the first column, over the width where it is
+    longer): broken where the width fell, a copied UID lost its digits to the line break. Unchanged where it fits or
+    ``width`` is None."""
+    if width is None or terminal_columns(line) <= width or not _UID.search(line):
+        return _fitted(line, width, indent)
+    lines: list[str] = []
+    start = 0
+    for found in [*_UID.finditer(line), None]:
+        text = line[start:found.start() if found is not None else len(line)]
+        if text.strip():
+            head = text.rstrip() if not lines else " " * indent + text.strip()
+            lines.extend(wrapped(head, width, indent))
+        if found is None:
+            break
+        uid = found.group()
+        lines.append(" " * indent + uid if indent + terminal_columns(uid) <= width else uid)
+        start = found.end()
+    return "\n".join(lines)
 
 
 def _tell_failure(folder, report: dict, failed: int) -> None:
