@@ -23,6 +23,7 @@ from pydicom.uid import RLELossless
 from medseg.array_order import fortran_order
 from medseg.caller_warnings import warning
 from medseg.errors import DicomError, ImageReadError, InputError, first_line
+from medseg.io.dicom_instances import missing_instances_text
 from medseg.io.dicom_messages import FileMessages
 from medseg.io.dicom_series import (
     DicomFrame,
@@ -93,6 +94,10 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
         warning(log, "%s: %s is MONOCHROME1 (high values display dark): read as stored (rescaled), not inverted; "
                     "unless they are physical units (HU), a model trained on MONOCHROME2 images sees its contrast "
                     "reversed", folder, candidate.label())
+    if warn_skipped:  # (not again on a second reading of the input)
+        missing = missing_instances_text(candidate)
+        if missing is not None:  # evenly spaced without its first or last files: read a slice short, untold
+            log.warning("%s: %s: %s", folder, candidate.label(), missing)
     geometry = candidate.geometry
     if check_grid is not None:
         check_grid(tuple(int(n) for n in geometry.shape), np.asarray(geometry.affine, np.float64))

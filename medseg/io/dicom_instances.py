@@ -1,0 +1,82 @@
+"""Files a DICOM series has lost at its ends, told by its InstanceNumbers: a series without its first or last file
+still has evenly spaced positions (a lost file inside it leaves a gap there, which its geometry refuses), so it was
+read as a whole series, a slice short, without a word."""
+
+from __future__ import annotations
+
+from medseg.io.dicom_candidates import SeriesCandidate
+from medseg.io.dicom_frames import _int
+from medseg.numbers import counted
+
+__all__ = ["missing_instances_text"]
+
+
+def missing_instances_text(candidate: SeriesCandidate) -> str | None:
+    """What the InstanceNumbers of ``candidate``'s files say is missing, as the end of a warning (``InstanceNumbers
+    1-2 missing (those here run 3 to 6): ...``); None where nothing is, or the numbers cannot tell:
+
+    * where a file states the images of its acquisition (ImagesInAcquisition, the same in every file, all of one
+      AcquisitionNumber), fewer files than that are short of the numbers 1..N not here (the last file's loss, which
+      nothing else tells); as many, whatever their numbers, are whole;
+    * else the numbers are those from 1 to the last here: a series that starts at 3 lost 1 and 2. Numbering that
+      starts further from 1 than the series has images (a scanner's count across a study, an excerpt) is the
+      series' own, and only numbers missing between its first and last are told.
+
+    Not judged (None): a part of a series split for mixing images (its numbers interleave with the other part's), a
+    multi-frame file (NumberOfFrames counts its images, all in the one file), a file without an InstanceNumber, or
+    numbers given twice."""
+    if candidate.part is not None or any(frame.frame is not None for frame in candidate.frames):
+        return None
+    numbers = [frame.instance_number for frame in candidate.frames]
+    if not numbers or any(number is None for number in numbers) or len(set(numbers)) != len(numbers):
+        return None
+    numbers = sorted(numbers)
+    present = set(numbers)
+    first, last = numbers[0], numbers[-1]
+    stated = _stated_count(candidate)
+    if stated is not None:
+        if len(numbers) >= stated:
+            return None
+        missing = sorted(set(range(1, stated + 1)) - present) if last <= stated else []
+        why = f"ImagesInAcquisition says {counted(stated, 'image')}, {len(numbers)} here"
+        if not missing:
+            return f"{why}: files of the series may have been lost; {_ADVICE}"
+    else:
+        start = 1 if first - 1 < len(numbers) else first
+        missing = sorted(set(range(start, last + 1)) - present)
+        if not missing:
+            return None
+        why = f"those here run {first} to {last}"
+    word = "InstanceNumber" if len(missing) == 1 else "InstanceNumbers"
+    return f"{word} {_ranges(missing)} missing ({why}): files of the series may have been lost, their slices left " \
+           f"out of the volume; {_ADVICE}"
+
+
+_ADVICE = "copy the series again from its source"
+
+
+def _stated_count(candidate: SeriesCandidate) -> int | None:
+    """ImagesInAcquisition where every file of ``candidate`` states the same and all are of one acquisition, else
+    None."""
+    datasets = [candidate.datasets[path] for path in candidate.files if path in candidate.datasets]
+    if not datasets or len(datasets) != len(candidate.files):
+        return None
+    counts = {_int(dataset.get("ImagesInAcquisition")) for dataset in datasets}
+    acquisitions = {str(dataset.get("AcquisitionNumber", "")).strip() for dataset in datasets}
+    if len(counts) != 1 or len(acquisitions) != 1:
+        return None
+    count = counts.pop()
+    return count if count is not None and count > 0 else None
+
+
+def _ranges(numbers: list[int], shown: int = 8) -> str:
+    """``1-2, 7``: sorted whole numbers as runs, cut short after ``shown`` runs."""
+    runs: list[list[int]] = []
+    for number in numbers:
+        if runs and number == runs[-1][1] + 1:
+            runs[-1][1] = number
+        else:
+            runs.append([number, number])
+    texts = [f"{a}" if a == b else f"{a}-{b}" for a, b in runs]
+    more = f", … ({len(numbers)} in all)" if len(texts) > shown else ""
+    return ", ".join(texts[:shown]) + more

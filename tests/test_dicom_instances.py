@@ -1,0 +1,86 @@
+"""A series that lost files at its ends (medseg/io/dicom_instances.py): its positions stay evenly spaced, so only its
+InstanceNumbers (or a count its headers state) tell; reading it warns once, naming the folder and the numbers missing.
+Numbering that legitimately starts elsewhere is not warned about."""
+
+from __future__ import annotations
+
+import logging
+
+import pydicom
+import pytest
+from dicom_factory import make_series
+
+from medseg.io.dicom import read_dicom_series
+
+_LOGGER = "medseg.io.dicom"
+
+
+def _instance_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "InstanceNumber" in
+            r.getMessage()]
+
+
+def _renumber(paths, first: int, **tags) -> None:
+    """Number the files (in slice order) from ``first``, and set ``tags`` on each."""
+    for offset, path in enumerate(paths):
+        dataset = pydicom.dcmread(path)
+        dataset.InstanceNumber = first + offset
+        for keyword, value in tags.items():
+            setattr(dataset, keyword, value)
+        dataset.save_as(path)
+
+
+def test_a_series_that_lost_its_first_files_is_warned_about_once(tmp_path, caplog):
+    """Before: 4 of 6 slices converted without a word (the positions of the 4 left are evenly spaced)."""
+    _, paths = make_series(tmp_path)  # InstanceNumbers 1 to 6, in slice order
+    paths[0].unlink()
+    paths[1].unlink()
+    with caplog.at_level(logging.WARNING, logger=_LOGGER):
+        volume = read_dicom_series(tmp_path)
+    assert volume.array.shape[2] == 4
+    assert _instance_warnings(caplog) == [
+        f"{tmp_path}: series 3 'synthetic' (CT, 4 images, UID {volume.info['series_uid']}): InstanceNumbers 1-2 "
+        "missing (those here run 3 to 6): files of the series may have been lost, their slices left out of the "
+        "volume; copy the series again from its source"]
+    caplog.clear()  # a second reading of the input (the report's) does not warn again
+    with caplog.at_level(logging.WARNING, logger=_LOGGER):
+        read_dicom_series(tmp_path, warn_skipped=False)
+    assert _instance_warnings(caplog) == []
+
+
+def test_a_series_that_lost_its_last_file_is_told_by_its_stated_count(tmp_path, caplog):
+    """The last file's loss leaves 1..N-1, numbered as a whole series is: ImagesInAcquisition tells it."""
+    _, paths = make_series(tmp_path)
+    _renumber(paths, 1, ImagesInAcquisition=6)
+    paths[-1].unlink()
+    with caplog.at_level(logging.WARNING, logger=_LOGGER):
+        volume = read_dicom_series(tmp_path)
+    assert volume.array.shape[2] == 5
+    assert _instance_warnings(caplog) == [
+        f"{tmp_path}: series 3 'synthetic' (CT, 5 images, UID {volume.info['series_uid']}): InstanceNumber 6 "
+        "missing (ImagesInAcquisition says 6 images, 5 here): files of the series may have been lost, their slices "
+        "left out of the volume; copy the series again from its source"]
+
+
+@pytest.mark.parametrize(("first", "tags"), [(1, {}), (101, {}), (3, {"ImagesInAcquisition": 6})])
+def test_numbering_of_its_own_is_not_warned_about(tmp_path, caplog, first, tags):
+    """A whole series; one numbered on from an earlier one (101 to 106: more numbers before it than it has images,
+    as a scanner numbering across a study gives, or the shared CT's 267 to 286); one whose stated count it holds."""
+    _, paths = make_series(tmp_path)
+    _renumber(paths, first, **tags)
+    with caplog.at_level(logging.WARNING, logger=_LOGGER):
+        assert read_dicom_series(tmp_path).array.shape[2] == 6
+    assert _instance_warnings(caplog) == []
+
+
+@pytest.mark.shared_data
+def test_no_shared_series_is_warned_about(shared_data, caplog):
+    """The real series (one numbered 267 to 286, an excerpt with no count stated) read without the warning."""
+    folders = [shared_data / "dicom" / name for name in ("ct-seg/series", "ct-jpeg2000/series",
+                                                          "mr-decubitus/HFS", "mr-decubitus/HFDL")]
+    if not all(folder.is_dir() for folder in folders):
+        pytest.skip("the shared DICOM series are absent")
+    with caplog.at_level(logging.WARNING, logger=_LOGGER):
+        for folder in folders:
+            read_dicom_series(folder)
+    assert _instance_warnings(caplog) == []
