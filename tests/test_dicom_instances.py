@@ -84,3 +84,26 @@ def test_no_shared_series_is_warned_about(shared_data, caplog):
         for folder in folders:
             read_dicom_series(folder)
     assert _instance_warnings(caplog) == []
+
+
+def test_inspect_flags_a_series_that_lost_files(tmp_path, capsys, monkeypatch):
+    """`medseg inspect` lists such a series with the flag lost-files, and --json gives what is missing; a whole series
+    has neither."""
+    import json
+
+    from conftest import run_cli
+
+    _, paths = make_series(tmp_path / "lost", series_number=3)
+    paths[0].unlink()
+    make_series(tmp_path / "whole", seed=1, series_number=4, prefix="w")
+    monkeypatch.delenv("COLUMNS", raising=False)
+    code, out, _ = run_cli(["inspect", str(tmp_path), "--json"], capsys)
+    entries = {entry["key"]: entry for entry in json.loads(out)["series"]}
+    assert entries["3"]["missing_instances"] == (
+        "InstanceNumber 1 missing (those here run 2 to 6): files of the series may have been lost, their slices left "
+        "out of the volume; copy the series again from its source")
+    assert entries["4"]["missing_instances"] is None
+    code, out, _ = run_cli(["inspect", str(tmp_path)], capsys)
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:3]}
+    flags = out.splitlines()[0].split().index("FLAGS") - 1  # the header's "SPACING (mm)" is two words
+    assert (rows["3"][flags], rows["4"][flags]) == ("lost-files", "-")

@@ -22,8 +22,9 @@ _HELP = """List the DICOM series under FOLDER (searched recursively) and which o
 Nothing is decoded: shapes, spacings and flags come from the headers. Flags: localizer, tilt, gaps,
 uneven, 4D, non-HU (intensities are not Hounsfield units), per-slice-rescale (slices scaled by slopes of
 their own), per-slice-bits (files stating different BitsStored), monochrome1 (read as stored, not inverted),
-no-series-uid (an anonymised series, told apart by its key), split:<why> (a series split because it mixes
-orientations, image types, echoes or sizes; choose a part as NUMBER-PART).
+no-series-uid (an anonymised series, told apart by its key), lost-files (InstanceNumbers missing: files lost at
+its ends; --json says which), split:<why> (a series split because it mixes orientations, image types, echoes or
+sizes; choose a part as NUMBER-PART).
 
 The listing is a table, one row a series, where it fits the terminal's width (or COLUMNS); where it does not, each
 series is a block of one field a line. Piped or redirected with COLUMNS unset, it stays a table. --json gives every
@@ -151,7 +152,8 @@ def _cell(entry: dict, column: str) -> str:
     if column == "spacing_mm" and value:
         return "x".join(f"{v:.4g}" for v in value)
     if column == "flags":
-        return ",".join(f"tilt({entry['tilt_deg']:.2f}deg)" if flag == "tilt" else flag for flag in value) or "-"
+        flags = [f"tilt({entry['tilt_deg']:.2f}deg)" if flag == "tilt" else flag for flag in value]
+        return ",".join(flags + (["lost-files"] if entry.get("missing_instances") else [])) or "-"
     if value is None or value == "":
         return "-"
     return str(value)

@@ -456,6 +456,8 @@ def _describe(candidate: SeriesCandidate, root: Path, studies: dict[str, str]) -
         "plane": geometry.plane if geometry else None,
         "tilt_deg": geometry.tilt_deg if geometry else None,
         "flags": list(candidate.flags),
+        # InstanceNumbers that say files were lost at the ends (read with a warning; inspect flags it lost-files)
+        "missing_instances": missing_instances_text(candidate),
         "eligible": candidate.eligible,
         "problem": candidate.problem,
     }
