@@ -495,6 +495,11 @@ def _head_ct(shape=(24, 24, 8)) -> np.ndarray:
     ({"Modality": "CT"}, True, None),
     ({"Modality": "MR"}, False, "its modality is MR, as its record says"),
     (None, False, "is not from -3100 to -500, as air or gas makes it"),
+    # medseg convert --sidecar's record of the series (its DICOM Modality as "modality", as an infer sidecar's
+    # input_info has it) beside the NIfTI it wrote
+    ({"source": "/data/dcm", "source_sha256": "0" * 64, "series_uid": "1.2.3", "modality": "CT"}, True, None),
+    ({"source": "/data/dcm", "source_sha256": "0" * 64, "series_uid": "1.2.3", "modality": "MR"}, False,
+     "its modality is MR, as its record says"),
 ])
 def test_a_ct_crop_without_air_is_drawn_in_the_ct_window_where_its_record_says_ct(tmp_path, caplog, record, drawn,
                                                                                    why):
@@ -517,6 +522,28 @@ def test_a_ct_crop_without_air_is_drawn_in_the_ct_window_where_its_record_says_c
     else:
         assert len(warned) == 1 and why in warned[0], warned
         assert "CT window not used: the brain window chosen for the report" in page
+
+
+@pytest.mark.parametrize("text", ["[" * 200_000 + "]" * 200_000, '{"Modality": "' + "C" * 100_000 + '"}',
+                                  '{"Modality": "CT<b>"}'])
+def test_a_crafted_json_beside_the_image_says_no_modality_and_the_case_keeps_its_overlay(tmp_path, caplog, text):
+    """A JSON beside the image nested deeper than Python's reader goes raised RecursionError, not a ValueError: the
+    case lost its overlay, told as "no overlay (RecursionError: maximum recursion depth exceeded …)" without the file.
+    A Modality that is no DICOM code string (16 characters at most: upper-case letters, digits, space, underscore) is
+    none either, not a 100 000-character warning."""
+    import logging
+
+    from medseg.folder_scoring import score_folder
+
+    pred, ref = _window_cases(tmp_path, _head_ct(), {})
+    (tmp_path / "images" / "a.json").write_text(text)
+    with caplog.at_level(logging.WARNING, logger="medseg"):
+        built = score_folder(pred, ref, tmp_path / "scores", images_dir=tmp_path / "images", ct_window="brain")
+    page = built.report.html.read_text()
+    assert len(_overlay_pngs(page)) == 1 and "no overlay" not in page
+    warned = [r.getMessage() for r in caplog.records if "CT window not used" in r.getMessage()]
+    assert len(warned) == 1 and "is not from -3100 to -500, as air or gas makes it" in warned[0], warned
+    assert len(warned[0]) < 1000
 
 
 def test_a_soft_tissue_crop_of_the_shared_ct_is_a_ct_by_its_dcm2niix_record(shared_data, tmp_path, caplog):

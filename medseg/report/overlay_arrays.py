@@ -166,7 +166,8 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
 def image_modality(case: CaseResult, image_path) -> str | None:
     """The modality of the image an overlay draws, where a record says it: the DICOM Modality of the series the case
     was segmented from (its sidecar's ``input_info.modality``), else, for a NIfTI image, the ``Modality`` of the JSON
-    dcm2niix writes beside it (``<name>.json``, BIDS). None where neither does, or for a DICOM SEG's source series."""
+    dcm2niix writes beside it (``<name>.json``, BIDS), or the ``modality`` ``medseg convert --sidecar`` records there.
+    None where neither does, or for a DICOM SEG's source series."""
     if image_path is None:
         return None
     if image_path == case.input_path():
@@ -181,10 +182,14 @@ def image_modality(case: CaseResult, image_path) -> str | None:
 
 
 def _dcm2niix_modality(path) -> str | None:
-    """The ``Modality`` of a dcm2niix JSON (None: no such file, or no such key). dcm2niix writes one key a line, and
-    its text values as the DICOM header holds them: a line break in an address, a trailing backslash (``"Br38f\\"``
-    written ``"Br38f\"``, which escapes the closing quote) make some files that no JSON reader reads (TotalSegmentator's
-    example CT's); the key is then read from its own line."""
+    """The ``Modality`` of a dcm2niix JSON, or the ``modality`` of the record ``medseg convert --sidecar`` writes under
+    the same name (its series' DICOM Modality, as an infer sidecar's ``input_info`` holds it; its ``source``,
+    ``source_sha256`` and ``series_uid`` tell it apart). None: no such file, no such key, or a value that is no DICOM
+    code string (16 characters at most: upper-case letters, digits, space, underscore). dcm2niix writes one key a
+    line, and its text values as the DICOM header holds them: a line break in an address, a trailing backslash
+    (``"Br38f\\"`` written ``"Br38f\"``, which escapes the closing quote) make some files that no JSON reader reads
+    (TotalSegmentator's example CT's); the key is then read from its own line, as it is from a file nested deeper than
+    the JSON reader goes (a crafted one: RecursionError, which cost the case its overlay)."""
     import json
     import re
 
@@ -197,8 +202,13 @@ def _dcm2niix_modality(path) -> str | None:
         return None
     try:
         record = json.loads(text, strict=False)
-        modality = record.get("Modality") if isinstance(record, dict) else None
-    except ValueError:
+    except (ValueError, RecursionError):
         found = re.search(r'^\s*"Modality"\s*:\s*"([A-Za-z]{1,16})"\s*,?\s*$', text, re.MULTILINE)
         modality = found.group(1) if found else None
-    return modality.strip().upper() if isinstance(modality, str) and modality.strip() else None
+    else:
+        own = isinstance(record, dict) and {"source", "source_sha256", "series_uid"} <= set(record)
+        modality = record.get("modality" if own else "Modality") if isinstance(record, dict) else None
+    if not isinstance(modality, str):
+        return None
+    modality = modality.strip().upper()
+    return modality if re.fullmatch(r"[A-Z0-9_ ]{1,16}", modality) else None
