@@ -15,6 +15,7 @@ import os
 import re
 import select
 import shutil
+import stat
 import subprocess
 import tempfile
 import time
@@ -47,8 +48,23 @@ def remove_socket_folder(profile: str) -> None:
     except OSError:  # never made (it stopped before), or its profile gone
         return
     folder = os.path.dirname(target)
-    if os.path.basename(folder).startswith("org.chromium.Chromium."):  # its own, never another folder a link names
-        shutil.rmtree(folder, ignore_errors=True)
+    if not os.path.isabs(folder) or not os.path.basename(folder).startswith("org.chromium.Chromium.") or \
+            os.path.islink(folder):
+        return
+    # only what Chromium puts there (its socket, and the SingletonCookie link), then the folder if that leaves it
+    # empty: a link naming a folder of that name that holds anything else (a user's) removes nothing of it. Where it
+    # lies is not asked: Chromium makes it in $TMPDIR, else the system's, whatever folder tempfile was told
+    for name, made_by_chromium in (("SingletonSocket", stat.S_ISSOCK), ("SingletonCookie", stat.S_ISLNK)):
+        path = os.path.join(folder, name)
+        try:
+            if made_by_chromium(os.lstat(path).st_mode):
+                os.unlink(path)
+        except OSError:
+            pass
+    try:
+        os.rmdir(folder)
+    except OSError:  # not empty (not Chromium's alone), or gone
+        pass
 
 
 def scriptable(page: str) -> str:

@@ -247,3 +247,66 @@ def test_a_hung_shared_browser_is_ended_and_started_again_at_the_next_page(tmp_p
     started = time.monotonic()
     chromium_page.close_shared()
     assert time.monotonic() - started < 30 and not _alive(third._process.pid)
+
+
+def test_only_chromiums_own_socket_folder_in_the_temporary_folder_is_removed(tmp_path, monkeypatch):
+    """The profile's ``SingletonSocket`` link names the folder removed once the browser has ended; its name alone
+    (``org.chromium.Chromium.*``) was checked, so a link naming such a folder elsewhere (a user's, or one relative to
+    the working folder) had it removed with all it held. Only what Chromium puts there (its socket and the
+    SingletonCookie link) is removed, and the folder where that leaves it empty."""
+    import tempfile
+
+    temp, work = tmp_path / "temp", tmp_path / "work"
+    temp.mkdir()
+    work.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    monkeypatch.delenv("TMPDIR", raising=False)
+    monkeypatch.chdir(work)
+
+    def folder(parent: Path, name: str) -> Path:
+        made = parent / name
+        made.mkdir()
+        (made / "kept.txt").write_text("a user's file")
+        return made
+
+    def profile_linking(target: str) -> str:
+        profile = Path(tempfile.mkdtemp(dir=tmp_path))
+        os.symlink(target, profile / "SingletonSocket")
+        return str(profile)
+
+    elsewhere = folder(work, "org.chromium.Chromium.users")
+    chromium_page.remove_socket_folder(profile_linking(str(elsewhere / "SingletonSocket")))
+    assert (elsewhere / "kept.txt").read_text() == "a user's file"
+    relative = folder(work, "org.chromium.Chromium.relative")
+    chromium_page.remove_socket_folder(profile_linking("org.chromium.Chromium.relative/SingletonSocket"))
+    assert (relative / "kept.txt").exists()
+    os.mknod(elsewhere / "SingletonSocket", stat.S_IFSOCK | 0o600)
+    chromium_page.remove_socket_folder(profile_linking(str(elsewhere / "SingletonSocket")))
+    assert (elsewhere / "kept.txt").read_text() == "a user's file"
+    own = temp / "org.chromium.Chromium.AbC123"
+    own.mkdir()
+    os.mknod(own / "SingletonSocket", stat.S_IFSOCK | 0o600)
+    os.symlink("5103233373830827778", own / "SingletonCookie")
+    chromium_page.remove_socket_folder(profile_linking(str(own / "SingletonSocket")))
+    assert not own.exists() and os.listdir(temp) == []
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)")
+def test_a_killed_browser_leaves_no_socket_folder_where_tempfile_is_told_another_folder(tmp_path, monkeypatch):
+    """Tests that give tempfile a folder of their own (tempfile.tempdir, not $TMPDIR) still have Chromium make its
+    socket folder in the system's temporary folder: it is removed there too, once the browser has ended."""
+    import tempfile
+
+    (tmp_path / "temp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "temp"))
+    monkeypatch.delenv("TMPDIR", raising=False)
+    page = tmp_path / "page.html"
+    page.write_text("<!DOCTYPE html><title>t</title><p>a page")
+    tools = DevTools()
+    tools.open(page.as_uri())
+    folder = os.path.dirname(os.readlink(os.path.join(tools._profile.name, "SingletonSocket")))
+    assert os.path.isdir(folder)
+    tools._process.kill()
+    tools._process.wait()
+    tools.close()
+    assert not os.path.exists(folder)
