@@ -358,6 +358,28 @@ def test_the_cpus_and_run_times_a_cluster_job_asks_for_are_worked_out_as_the_plu
     assert set_runtime_minutes(overrides, "report") is None  # none given
 
 
+def test_the_memory_set_resources_gives_each_attempt_is_worked_out_as_the_jobs_ask_for_it():
+    """A fixed --set-resources mem_mb is the same on every attempt (the rule's retries no longer scale it), an
+    expression of attempt is evaluated for each, --resources mem_mb caps each, and an expression of the job's input
+    is not known before the jobs exist."""
+    from types import SimpleNamespace
+
+    from snakemake.cli import parse_set_resources
+    from snakemake.resources import Resources
+
+    from medseg.cohort.settings import resource_settings, set_memory_mb
+
+    settings = SimpleNamespace(overwrite_resources=parse_set_resources(
+        ["infer:mem_mb=4000", "evaluate:mem_mb=1000*attempt", "report:mem_mb=lambda wildcards, input: 5"]),
+        resources=Resources.from_mapping({"mem_mb": 2500}))
+    overrides, caps, _ = resource_settings(settings)
+    assert set_memory_mb(overrides, "infer", {}, attempts=3) == (4000, 4000, 4000)
+    assert set_memory_mb(overrides, "evaluate", {}, attempts=3) == (1000, 2000, 3000)
+    assert set_memory_mb(overrides, "evaluate", caps, attempts=3) == (1000, 2000, 2500)
+    assert set_memory_mb(overrides, "report", {}, attempts=2) is None
+    assert set_memory_mb({}, "infer", {}, attempts=3) is None  # none given: the rule's own, which retries scale
+
+
 @pytest.mark.parametrize(("value", "shown"), [("liver", "'liver'"), (True, "true"), (3, "3")])
 def test_a_choice_that_may_be_null_lists_its_choices_in_yamls_words(value, shown):
     """The config's ct_window takes a window's name or null (the model's window): a wrong one was refused with

@@ -56,3 +56,11 @@ def test_a_run_time_set_for_each_attempt_counts_as_given_not_scaled_by_the_rule(
     assert "1 infer (60 min, 1,300 MB, 4 CPU, 1 GPU), 1 evaluate (10 min, 900 MB)" in line
     assert "their run times reserve 4.2 CPU h, 1.0 GPU h and " in line
     assert "24.5 CPU h, 6.0 GPU h and " in line and " GB h were every infer/evaluate job to fail 2 times (" in line
+
+
+def test_a_memory_given_for_each_attempt_counts_as_given_in_the_worst_case():
+    """A fixed --set-resources infer:mem_mb=4000 asks each attempt for 4,000 MB: the worst case counted 4,000, 8,000
+    and 12,000 MB (the rule's scaling, which the setting replaces)."""
+    line = asked_line([AskedJob("infer", 60, 4000, 1, 0, None, (4000, 4000, 4000))])
+    # (60 + 120 + 180) min x 4 GB = 1,440 GB min
+    assert "1.0 CPU h and 4.0 GB h of memory on their first attempts, 6.0 CPU h and 24.0 GB h were every " in line, line

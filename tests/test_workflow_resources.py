@@ -518,3 +518,32 @@ def test_a_relative_profile_with_directory_still_says_the_totals(cohort, tmp_pat
                 None)
     assert line is not None and line.endswith("count those that run)"), preview.stderr[-3000:]
     assert "2 infer (" in line and "were every infer/evaluate job to fail 2 times and the report 1 time (" in line
+
+
+def test_the_worst_case_counts_a_memory_set_resources_fixes_as_the_jobs_ask_for_it(cohort, tmp_path):
+    """`--set-resources infer:mem_mb=4000` replaces the rules' memory, which retries scale: every attempt asks for
+    4,000 MB (planning warns of it). The worst case counted attempt k at k times the memory, as if the rule's scaling
+    still held: 2.3 times the GB hours the retries can ask for. It counts the memory given now (a fixed value, or an
+    expression of attempt), as listed."""
+    import importlib.util
+
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        pytest.skip("the SLURM executor plugin is not installed (pip install -e '.[workflow]')")
+    _, sheet = cohort
+    preview = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles" / "slurm"), "--default-resources",
+                        "slurm_account=lab42", "slurm_partition=cpu", "--set-resources", "infer:mem_mb=4000",
+                        "evaluate:mem_mb=1000*attempt", "report:mem_mb=2000", samples=sheet,
+                        results=tmp_path / "results", cases_per_job=2)
+    assert preview.returncode == 0, preview.stderr[-3000:]
+    jobs = re.findall(r"^rule (infer|evaluate|report):.*?^\s+resources: (.*?)$", preview.stdout,
+                      re.MULTILINE | re.DOTALL)
+    listed = [(rule, dict(item.split("=", 1) for item in resources.split(", "))) for rule, resources in jobs]
+    assert {(rule, job["mem_mb"]) for rule, job in listed} == {("infer", "4000"), ("evaluate", "1000"),
+                                                               ("report", "2000")}
+    # attempt k: k times the run time (the report's one retry: the profile's), and the memory --set-resources gives it
+    memory = {"infer": lambda attempt: 4000, "evaluate": lambda attempt: 1000 * attempt, "report": lambda attempt: 2000}
+    worst = sum(int(job["runtime"]) * attempt * memory[rule](attempt) / 1000
+                for rule, job in listed for attempt in range(1, (3 if rule == "report" else 4)))
+    line = next(line for line in (preview.stdout + preview.stderr).splitlines() if "jobs ask the cluster" in line)
+    expected = f" and {worst / 60:.1f} GB h were every infer/evaluate job to fail 2 times and the report 1 time ("
+    assert expected in line, (worst / 60, line)

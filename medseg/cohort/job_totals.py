@@ -18,7 +18,8 @@ class AskedJob:
     """One job as its first attempt asks for it: its rule, run time (minutes) and memory (MB), each None where a
     --set-resources gives it in a form planning cannot work out, its CPUs (as sbatch is asked for them) and GPUs;
     ``attempt_minutes``: each attempt's run time where a --set-resources gives it (``runtime=60*attempt``), which
-    the rule's retries do not scale."""
+    the rule's retries do not scale; ``attempt_mem_mb`` likewise each attempt's memory (``mem_mb=4000``: 4000 on
+    each)."""
 
     rule: str
     minutes: int | None
@@ -26,6 +27,7 @@ class AskedJob:
     cpus: int = 1
     gpus: int = 0
     attempt_minutes: tuple[int, ...] | None = None
+    attempt_mem_mb: tuple[int, ...] | None = None
 
 
 def _span(values: Sequence[int], unit: str) -> str:
@@ -43,7 +45,8 @@ def asked_line(jobs: Sequence[AskedJob], retried_rules: Sequence[str] = ("infer"
     memory (GB hours) their run times reserve on the first attempts, and what they would come to were every job of
     ``retried_rules`` to fail ``retries`` times and every other job (the report) ``other_retries`` times (a
     profile's ``retries``): attempt k asks for k times the first's run time (or what a --set-resources gives each
-    attempt) and, at worst (each attempt killed for memory), k times its memory. A job whose run time is not known
+    attempt) and, at worst (each attempt killed for memory), k times its memory (or what a --set-resources gives
+    each attempt: a fixed mem_mb is the same on each). A job whose run time is not known
     (``minutes`` None) counts in the jobs, not in the hours."""
     by_rule: dict[str, list[AskedJob]] = {}
     for job in jobs:
@@ -63,19 +66,25 @@ def asked_line(jobs: Sequence[AskedJob], retried_rules: Sequence[str] = ("infer"
     gpu = sum(job.minutes * job.gpus for job in timed)
     memory = sum(job.minutes * job.mem_mb / 1000 for job in timed if job.mem_mb is not None)
 
-    def attempts(job: AskedJob) -> list[int]:
-        """Each attempt's run time (minutes), every retry taken."""
+    def each_attempt(job: AskedJob, given: tuple[int, ...] | None, first: int) -> list[int]:
+        """Each attempt's run time (minutes) or memory (MB), every retry taken: what a --set-resources gives each,
+        else k times the first's."""
         count = 1 + (retries if job.rule in retried_rules else other_retries)
-        if job.attempt_minutes:
-            given = list(job.attempt_minutes[:count])
+        if given:
+            given = list(given[:count])
             return given + given[-1:] * (count - len(given))
-        return [job.minutes * attempt for attempt in range(1, count + 1)]
+        return [first * attempt for attempt in range(1, count + 1)]
+
+    def attempts(job: AskedJob) -> list[int]:
+        return each_attempt(job, job.attempt_minutes, job.minutes)
 
     worst_cpu = sum(sum(attempts(job)) * job.cpus for job in timed)
     worst_gpu = sum(sum(attempts(job)) * job.gpus for job in timed)
-    # at worst every attempt was killed for memory: attempt k asks for k times the first's memory (a time-out keeps it)
-    worst_memory = sum(sum(minutes * attempt for attempt, minutes in enumerate(attempts(job), start=1))
-                       * job.mem_mb / 1000 for job in timed if job.mem_mb is not None)
+    # at worst every attempt was killed for memory: attempt k asks for k times the first's memory (a time-out keeps
+    # it), unless a --set-resources gives each attempt's (a fixed mem_mb: the same on each)
+    worst_memory = sum(sum(minutes * memory for minutes, memory in
+                           zip(attempts(job), each_attempt(job, job.attempt_mem_mb, job.mem_mb)))
+                       / 1000 for job in timed if job.mem_mb is not None)
     others = sorted({job.rule for job in jobs} - set(retried_rules))
     failing = f"every {'/'.join(retried_rules)} job to fail {retries} times"
     if others and other_retries:

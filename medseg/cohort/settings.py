@@ -16,7 +16,7 @@ from medseg.numbers import counted
 __all__ = ["OLD_MINUTES_PER_CASE", "check_config", "check_results_folder", "config_source", "cpus_beside_threads",
            "first_attempt_memory", "fixed_retry_resources", "gpu_model_without_gpu", "job_cpus",
            "old_default_runtime", "pattern_characters", "per_cpu_memory", "placeholder_resources",
-           "resource_settings", "rule_threads", "runtime_overridden", "set_runtime_minutes"]
+           "resource_settings", "rule_threads", "runtime_overridden", "set_memory_mb", "set_runtime_minutes"]
 
 # what profiles/slurm/config.yaml holds until a user sets their cluster's values (sbatch refuses them)
 SLURM_PLACEHOLDERS = {"slurm_account": "your_account"}
@@ -378,6 +378,24 @@ def set_runtime_minutes(overrides: Mapping[str, Mapping[str, object]], rule: str
             return None
         minutes.append(value)
     return tuple(minutes)
+
+
+def set_memory_mb(overrides: Mapping[str, Mapping[str, object]], rule: str, caps: Mapping[str, object],
+                  threads: int = 1, attempts: int = 1) -> tuple[int, ...] | None:
+    """The memory (MB) ``--set-resources RULE:mem_mb=`` gives each of the rule's attempts 1 to ``attempts`` (a fixed
+    value the same on each, which the rule's retries no longer scale; ``mem_mb=4000*attempt``: 4000, 8000, 12000), at
+    most a ``--resources mem_mb=``, as :func:`first_attempt_memory` gives the first; None where none is given or it
+    cannot be worked out before the jobs exist."""
+    cap = caps["mem_mb"] if "mem_mb" in caps else None
+    cap = getattr(cap, "value", cap)
+    cap = cap if isinstance(cap, (int, float)) and not isinstance(cap, bool) else None
+    memory = []
+    for attempt in range(1, attempts + 1):
+        value = _rule_resource(overrides, rule, "mem_mb", threads, attempt)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            return None
+        memory.append(int(min(value, cap) if cap is not None else value))
+    return tuple(memory)
 
 
 def job_cpus(default_resources: Sequence[str], overrides: Mapping[str, Mapping[str, object]], rule: str,

@@ -68,7 +68,8 @@ from medseg.cohort.time_outs import forget_out_of_time, memory_factor
 from medseg.cohort.settings import (check_config, check_results_folder, config_source, cpus_beside_threads,
                                     first_attempt_memory, fixed_retry_resources, gpu_model_without_gpu,
                                     old_default_runtime, per_cpu_memory, placeholder_resources, resource_settings,
-                                    rule_threads, runtime_overridden, job_cpus, set_runtime_minutes)
+                                    rule_threads, runtime_overridden, job_cpus, set_memory_mb,
+                                    set_runtime_minutes)
 from medseg.errors import MedsegError
 from medseg.package import DEFAULT_MODEL, load_package, shipped_name_taken, shipped_package_path
 from snakemake.logging import logger
@@ -645,7 +646,10 @@ if workflow.is_main_process and runtime_enforced(sys.argv[1:]):
     # what the sheet's jobs ask a cluster for in all, before a submission (Snakemake's preview lists them one by one)
     # a --set-resources RULE:runtime= counts as the jobs ask for it on each attempt (not scaled by the rule), and the
     # CPUs as sbatch is asked for them (cpus_per_task, cpus_per_gpu for a GPU job, else the threads)
-    _set_minutes = {_rule: set_runtime_minutes(_OVERRIDES, _rule, _THREADS.get(_rule, 1), 1 + RETRIES)
+    # every attempt a job may make: the rules' retries, or the profile's (--retries) for the report where more
+    _other_retries = profile_retries(sys.argv[1:])
+    _attempts = 1 + max(RETRIES, _other_retries)
+    _set_minutes = {_rule: set_runtime_minutes(_OVERRIDES, _rule, _THREADS.get(_rule, 1), _attempts)
                     for _rule in ("infer", "evaluate", "report")}
 
     def _asked(rule, planned_minutes, mem_mb, threads, gpus=0):
@@ -654,15 +658,17 @@ if workflow.is_main_process and runtime_enforced(sys.argv[1:]):
             planned_minutes = None if attempts is None else attempts[0]
         else:
             attempts = None
+        # a --set-resources RULE:mem_mb= each attempt asks for (a fixed one: the same on each, not scaled by retries)
+        memory = set_memory_mb(_OVERRIDES, rule, _CAPS, threads, _attempts)
         return AskedJob(rule, planned_minutes, mem_mb, job_cpus(_DEFAULT_RESOURCES, _OVERRIDES, rule, threads, gpus),
-                        gpus, attempts)
+                        gpus, attempts, memory)
 
     logger.info(asked_line(
         [_asked("infer", infer_minutes(batch), _memory["infer"][batch], _THREADS["infer"], GPUS) for batch in BATCHES]
         + [_asked("evaluate", evaluate_minutes(batch), _memory["evaluate"][batch], _THREADS["evaluate"])
            for batch in BATCHES]
         + [_asked("report", 60, first_attempt_memory("report", report_memory(), _OVERRIDES, _CAPS), 1)],
-        retries=RETRIES, other_retries=profile_retries(sys.argv[1:])))
+        retries=RETRIES, other_retries=_other_retries))
 
 
 def results_of(job_record):
