@@ -547,3 +547,26 @@ def test_the_worst_case_counts_a_memory_set_resources_fixes_as_the_jobs_ask_for_
     line = next(line for line in (preview.stdout + preview.stderr).splitlines() if "jobs ask the cluster" in line)
     expected = f" and {worst / 60:.1f} GB h were every infer/evaluate job to fail 2 times and the report 1 time ("
     assert expected in line, (worst / 60, line)
+
+
+def test_the_worst_case_counts_every_retry_the_profile_gives_the_report_as_set_resources_gives_it(cohort, tmp_path):
+    """The run times a --set-resources gives each attempt were worked out for the rules' 3 attempts: a report given
+    runtime=90*attempt and --retries 3 (4 attempts) counted its last at 270 min, the third's, where it asks for 360."""
+    import importlib.util
+
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        pytest.skip("the SLURM executor plugin is not installed (pip install -e '.[workflow]')")
+    _, sheet = cohort
+    preview = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles" / "slurm"), "--default-resources",
+                        "slurm_account=lab42", "slurm_partition=cpu", "--retries", "3", "--set-resources",
+                        "report:runtime=90*attempt", samples=sheet, results=tmp_path / "results", cases_per_job=2)
+    assert preview.returncode == 0, preview.stderr[-3000:]
+    jobs = re.findall(r"^rule (infer|evaluate|report):.*?^\s+resources: (.*?)$", preview.stdout,
+                      re.MULTILINE | re.DOTALL)
+    listed = [(rule, dict(item.split("=", 1) for item in resources.split(", "))) for rule, resources in jobs]
+    assert [job["runtime"] for rule, job in listed if rule == "report"] == ["90"]
+    # infer and evaluate: the rules' 1 + 2 + 3 times; the report: 90 + 180 + 270 + 360
+    worst = sum(int(job["runtime"]) * 6 for rule, job in listed if rule != "report") + 900
+    line = next(line for line in (preview.stdout + preview.stderr).splitlines() if "jobs ask the cluster" in line)
+    assert f"on their first attempts, {worst / 60:.1f} CPU h and " in line, (worst / 60, line)
+    assert "were every infer/evaluate job to fail 2 times and the report 3 times (" in line, line
