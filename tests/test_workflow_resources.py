@@ -570,3 +570,26 @@ def test_the_worst_case_counts_every_retry_the_profile_gives_the_report_as_set_r
     line = next(line for line in (preview.stdout + preview.stderr).splitlines() if "jobs ask the cluster" in line)
     assert f"on their first attempts, {worst / 60:.1f} CPU h and " in line, (worst / 60, line)
     assert "were every infer/evaluate job to fail 2 times and the report 3 times (" in line, line
+
+
+def test_the_worst_case_counts_the_retries_memory_at_most_the_resources_cap(cohort, tmp_path):
+    """`--resources mem_mb=1500` caps each job's memory, a retry's too (Snakemake constrains a job's resources by the
+    global ones): the worst case counted attempt k at k times the first's memory, past the cap."""
+    import importlib.util
+
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        pytest.skip("the SLURM executor plugin is not installed (pip install -e '.[workflow]')")
+    _, sheet = cohort
+    preview = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles" / "slurm"), "--default-resources",
+                        "slurm_account=lab42", "slurm_partition=cpu", "--resources", "mem_mb=1500", samples=sheet,
+                        results=tmp_path / "results", cases_per_job=2)
+    assert preview.returncode == 0, preview.stderr[-3000:]
+    jobs = re.findall(r"^rule (infer|evaluate|report):.*?^\s+resources: (.*?)$", preview.stdout,
+                      re.MULTILINE | re.DOTALL)
+    listed = [(rule, dict(item.split("=", 1) for item in resources.split(", "))) for rule, resources in jobs]
+    assert max(int(job["mem_mb"]) for _, job in listed) <= 1500
+    worst = sum(int(job["runtime"]) * attempt * min(int(job["mem_mb"]) * attempt, 1500) / 1000
+                for rule, job in listed for attempt in range(1, (3 if rule == "report" else 4)))
+    line = next(line for line in (preview.stdout + preview.stderr).splitlines() if "jobs ask the cluster" in line)
+    expected = f" and {worst / 60:.1f} GB h were every infer/evaluate job to fail 2 times and the report 1 time ("
+    assert expected in line, (worst / 60, line)

@@ -16,7 +16,8 @@ from medseg.numbers import counted
 __all__ = ["OLD_MINUTES_PER_CASE", "check_config", "check_results_folder", "config_source", "cpus_beside_threads",
            "first_attempt_memory", "fixed_retry_resources", "gpu_model_without_gpu", "job_cpus",
            "old_default_runtime", "pattern_characters", "per_cpu_memory", "placeholder_resources",
-           "resource_settings", "rule_threads", "runtime_overridden", "set_memory_mb", "set_runtime_minutes"]
+           "resource_settings", "rule_threads", "runtime_overridden", "scaled_memory_mb", "set_memory_mb",
+           "set_runtime_minutes"]
 
 # what profiles/slurm/config.yaml holds until a user sets their cluster's values (sbatch refuses them)
 SLURM_PLACEHOLDERS = {"slurm_account": "your_account"}
@@ -386,9 +387,7 @@ def set_memory_mb(overrides: Mapping[str, Mapping[str, object]], rule: str, caps
     value the same on each, which the rule's retries no longer scale; ``mem_mb=4000*attempt``: 4000, 8000, 12000), at
     most a ``--resources mem_mb=``, as :func:`first_attempt_memory` gives the first; None where none is given or it
     cannot be worked out before the jobs exist."""
-    cap = caps["mem_mb"] if "mem_mb" in caps else None
-    cap = getattr(cap, "value", cap)
-    cap = cap if isinstance(cap, (int, float)) and not isinstance(cap, bool) else None
+    cap = _memory_cap(caps)
     memory = []
     for attempt in range(1, attempts + 1):
         value = _rule_resource(overrides, rule, "mem_mb", threads, attempt)
@@ -396,6 +395,21 @@ def set_memory_mb(overrides: Mapping[str, Mapping[str, object]], rule: str, caps
             return None
         memory.append(int(min(value, cap) if cap is not None else value))
     return tuple(memory)
+
+
+def scaled_memory_mb(first_mb: int, caps: Mapping[str, object], attempts: int = 1) -> tuple[int, ...] | None:
+    """The memory (MB) each of attempts 1 to ``attempts`` of a rule whose retries scale it asks for at worst (k times
+    the first attempt's ``first_mb``), at most a ``--resources mem_mb=`` (Snakemake constrains a retry's resources by
+    it too); None where none is given (k times the first)."""
+    cap = _memory_cap(caps)
+    return None if cap is None else tuple(int(min(first_mb * attempt, cap)) for attempt in range(1, attempts + 1))
+
+
+def _memory_cap(caps: Mapping[str, object]) -> float | None:
+    """The ``--resources mem_mb=`` every job's memory is at most, or None."""
+    cap = caps["mem_mb"] if "mem_mb" in caps else None
+    cap = getattr(cap, "value", cap)
+    return cap if isinstance(cap, (int, float)) and not isinstance(cap, bool) else None
 
 
 def job_cpus(default_resources: Sequence[str], overrides: Mapping[str, Mapping[str, object]], rule: str,

@@ -68,8 +68,8 @@ from medseg.cohort.time_outs import forget_out_of_time, memory_factor
 from medseg.cohort.settings import (check_config, check_results_folder, config_source, cpus_beside_threads,
                                     first_attempt_memory, fixed_retry_resources, gpu_model_without_gpu,
                                     old_default_runtime, per_cpu_memory, placeholder_resources, resource_settings,
-                                    rule_threads, runtime_overridden, job_cpus, set_memory_mb,
-                                    set_runtime_minutes)
+                                    rule_threads, runtime_overridden, job_cpus, scaled_memory_mb,
+                                    set_memory_mb, set_runtime_minutes)
 from medseg.errors import MedsegError
 from medseg.package import DEFAULT_MODEL, load_package, shipped_name_taken, shipped_package_path
 from snakemake.logging import logger
@@ -660,6 +660,8 @@ if workflow.is_main_process and runtime_enforced(sys.argv[1:]):
             attempts = None
         # a --set-resources RULE:mem_mb= each attempt asks for (a fixed one: the same on each, not scaled by retries)
         memory = set_memory_mb(_OVERRIDES, rule, _CAPS, threads, _attempts)
+        if memory is None and mem_mb is not None:  # the rule's own, which retries scale: at most --resources mem_mb
+            memory = scaled_memory_mb(mem_mb, _CAPS, _attempts)
         return AskedJob(rule, planned_minutes, mem_mb, job_cpus(_DEFAULT_RESOURCES, _OVERRIDES, rule, threads, gpus),
                         gpus, attempts, memory)
 
