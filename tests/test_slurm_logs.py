@@ -134,3 +134,37 @@ def test_the_job_itself_finds_the_same_earlier_attempts_as_the_run(tmp_path):
     assert memory_attempts(by_the_job, 3) == 1
     assert earlier_attempts(folder, 1, job_id="4242001") == []
     assert [log.name for log in earlier_attempts(folder, 2, job_id="4242005")] == ["4242001.log"]
+
+
+@pytest.mark.parametrize("line", [
+    "slurmstepd: error: Detected 1 oom_kill event in StepId=4242001.batch. Some of the step tasks have been OOM "
+    "Killed.",
+    "slurmstepd: error: Detected 2 oom-kill event(s) in step 4242001.batch cgroup. Some of your processes may have "
+    "been killed by the cgroup out-of-memory handler.",
+    "slurmstepd-node01: error: Job 4242001 exceeded memory limit (10889240 > 4194304), being killed",
+    "srun: error: node01: task 0: Out Of Memory",
+])
+def test_each_of_slurms_own_out_of_memory_lines_counts(tmp_path, line):
+    """SLURM says an attempt was killed for memory in several ways: slurmstepd's oom_kill event (cgroup enforcement,
+    as 21.08 on words it, and as older releases did), its own kill for a job past its memory limit (JobAcctGather's
+    enforcement: 'exceeded memory limit ..., being killed', which was not read as one), srun's task line."""
+    log = tmp_path / "4242001.log"
+    log.write_text(f"Building DAG of jobs...\n{line}\n*** JOB 4242001 ON node01 CANCELLED AT 2026-12-07T10:00:00 ***\n")
+    assert killed_for_memory(log) is True
+
+
+@pytest.mark.parametrize("line", [
+    # the rule's own log, which the profile's show-failed-logs puts in SLURM's log of a failed attempt: medseg's words
+    "[2026-12-07 10:00:00] case a: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB",
+    "case b: data/b.nii.gz: the process working on this case died once without reporting an error (crashed, killed "
+    "or out of memory); not tried again",
+    "slurmstepd: error: Exceeded step memory limit at some point.",  # a warning: nothing was killed
+])
+def test_words_that_are_not_slurms_out_of_memory_kill_do_not_count(tmp_path, line):
+    """An attempt that SLURM ended at its time limit keeps its memory on the retry, also where its log holds the words
+    'out of memory' that are not SLURM's: the profile's show-failed-logs copies the rule's log (medseg's lines on a
+    case, torch's CUDA message) into SLURM's log of the attempt, and any 'out of memory' there counted as a kill."""
+    log = tmp_path / "4242001.log"
+    log.write_text(f"Building DAG of jobs...\nLogfile results/logs/infer/batch001.log:\n{line}\n"
+                   + ENDINGS["time"])
+    assert killed_for_memory(log) is False

@@ -24,8 +24,14 @@ __all__ = ["LOGDIR_VARIABLE", "attempt_logs", "earlier_attempts", "job_log_path"
            "memory_attempts", "slurm_logdir"]
 
 LOGDIR_VARIABLE = "MEDSEG_SLURM_LOGDIR"  # the run's slurm-logdir, absolute, as the workflow tells its jobs
-# SLURM's lines for an attempt ended for memory: slurmstepd's oom_kill event, the kernel's, or the job's state
-_OOM = re.compile(r"oom[_-]kill|out of memory|OUT_OF_MEMORY", re.IGNORECASE)
+# SLURM's own lines for an attempt killed for memory, each at the start of a line: slurmstepd's oom_kill event (cgroup
+# enforcement: "Detected 1 oom_kill event in StepId=...", older "Detected 1 oom-kill event(s) in step ..."), its kill of
+# a job past its limit (JobAcctGather enforcement: "Job 42 exceeded memory limit (... > ...), being killed") and srun's
+# "task 0: Out Of Memory". Other words for it do not count: the profile's show-failed-logs copies the rule's own log
+# (medseg's lines on a case, torch's "CUDA out of memory") into SLURM's log of a failed attempt
+_OOM = re.compile(r"^(?:slurmstepd(?:-[^:\s]+)?: error: (?:Detected \d+ oom[_-]kill event"
+                  r"|(?:Job|Step) \S+ exceeded memory limit .*being killed)"
+                  r"|srun: error: \S+: tasks? [0-9,-]+: Out Of Memory)", re.IGNORECASE | re.MULTILINE)
 _TAIL_BYTES = 256 * 1024  # SLURM writes its lines as the job ends: the end of a long log holds them
 
 
