@@ -168,3 +168,28 @@ def test_words_that_are_not_slurms_out_of_memory_kill_do_not_count(tmp_path, lin
     log.write_text(f"Building DAG of jobs...\nLogfile results/logs/infer/batch001.log:\n{line}\n"
                    + ENDINGS["time"])
     assert killed_for_memory(log) is False
+
+
+def test_an_attempt_without_its_slurm_log_keeps_the_rule_without_logs(tmp_path):
+    """Where SLURM's logs of the earlier attempts are not where the run looks (the plugin's array jobs write
+    rule_infer/<array id>_<task>.log; a log folder moved or cleaned), nothing said the attempts were not killed for
+    memory, yet every retry kept the first attempt's memory: a batch killed for memory failed three times alike. The
+    rule without logs (one more for each attempt that did not note a time-out) holds then; and the job's own Snakemake
+    process, asked from inside attempt 2, takes no earlier run's log of the same batch for this run's missing one."""
+    from medseg.cohort.slurm_logs import earlier_attempts, retry_memory_attempts
+
+    folder = tmp_path / "rule_infer" / "batch001"
+    assert retry_memory_attempts(folder, 3, fallback=3) == 3  # no log at all: as Snakemake's attempt gives
+    folder.mkdir(parents=True)
+    start = time.time() - 60
+    earlier_run = folder / "4241990.log"
+    earlier_run.write_text(ENDINGS["oom"])
+    os.utime(earlier_run, (start - 3600, start - 3600))
+    # this run's attempt 1 (4242001) left no log; attempt 2 is 4242005
+    assert earlier_attempts(folder, 2, since=start, job_id="4242005") == []
+    assert retry_memory_attempts(folder, 2, 2, since=start) == 2
+    assert retry_memory_attempts(folder, 2, 2, since=start, job_id="4242005") == 2
+    # with every earlier attempt's log there, the logs decide, and the same in the run and in the job
+    (folder / "4242001.log").write_text(ENDINGS["time"])
+    assert retry_memory_attempts(folder, 2, 2, since=start) == 1
+    assert retry_memory_attempts(folder, 2, 2, since=start, job_id="4242005") == 1

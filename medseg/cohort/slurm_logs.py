@@ -20,10 +20,11 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["LOGDIR_VARIABLE", "attempt_logs", "earlier_attempts", "job_log_path", "killed_for_memory",
-           "memory_attempts", "slurm_logdir"]
+__all__ = ["LOGDIR_VARIABLE", "RUN_START_VARIABLE", "attempt_logs", "earlier_attempts", "job_log_path",
+           "killed_for_memory", "memory_attempts", "retry_memory_attempts", "slurm_logdir"]
 
 LOGDIR_VARIABLE = "MEDSEG_SLURM_LOGDIR"  # the run's slurm-logdir, absolute, as the workflow tells its jobs
+RUN_START_VARIABLE = "MEDSEG_SLURM_RUN_START"  # the Unix time the run started planning, as it tells its jobs
 # SLURM's own lines for an attempt killed for memory, each at the start of a line: slurmstepd's oom_kill event (cgroup
 # enforcement: "Detected 1 oom_kill event in StepId=...", older "Detected 1 oom-kill event(s) in step ..."), its kill of
 # a job past its limit (JobAcctGather enforcement: "Job 42 exceeded memory limit (... > ...), being killed") and srun's
@@ -81,13 +82,15 @@ def earlier_attempts(folder: str | os.PathLike, attempt: int, since: float | Non
     """SLURM's logs of attempts 1 to ``attempt - 1`` of the job whose logs are in ``folder``, in order: asked by the
     run that submits it (``since``: the time the run started), its first ones since; asked from inside an attempt
     (``job_id``: its own SLURM job id, whose Snakemake process works its resources out again), the ones just before
-    its own log, by job id. Both find the same logs where every attempt wrote one."""
+    its own log, by job id, of those since ``since`` too (an earlier run's log of the same batch is none of this run's
+    attempts). Both find the same logs where every attempt wrote one."""
     if attempt <= 1:
         return []
+    logs = attempt_logs(folder, 0.0 if since is None else since)
     if job_id is not None and job_id.isdigit():
-        before = [path for path in attempt_logs(folder, 0.0) if path.stem.isdigit() and int(path.stem) < int(job_id)]
+        before = [path for path in logs if path.stem.isdigit() and int(path.stem) < int(job_id)]
         return before[-(attempt - 1):]
-    return attempt_logs(folder, 0.0 if since is None else since)[:attempt - 1]
+    return logs[:attempt - 1]
 
 
 def killed_for_memory(log: str | os.PathLike) -> bool:
@@ -109,3 +112,19 @@ def memory_attempts(logs: Sequence[str | os.PathLike], attempt: int) -> int:
     was killed for memory. A time-out, a node's failure, a batch script that failed before medseg started, a log not
     there: no evidence of an out-of-memory kill, and the memory stays."""
     return 1 + sum(killed_for_memory(log) for log in list(logs)[:max(0, attempt - 1)])
+
+
+def retry_memory_attempts(folder: str | os.PathLike, attempt: int, fallback: int, since: float | None = None,
+                          job_id: str | None = None) -> int:
+    """What attempt ``attempt`` of the job whose SLURM logs are in ``folder`` multiplies its first attempt's memory by:
+    :func:`memory_attempts` on its :func:`earlier_attempts` (``since``, ``job_id`` as there) where each earlier attempt
+    has its log there, else ``fallback`` (the rule without logs: one more for each earlier attempt that did not note a
+    time-out, medseg/cohort/time_outs.py). Logs not where the run looks (the plugin's array jobs write
+    ``rule_infer/<array id>_<task>.log``; a log folder moved or cleaned) are no evidence that no attempt was killed
+    for memory, and a retry kept at the memory that was killed fails alike."""
+    if attempt <= 1:
+        return 1
+    logs = earlier_attempts(folder, attempt, since, job_id)
+    if len(logs) < attempt - 1:
+        return fallback
+    return memory_attempts(logs, attempt)

@@ -59,8 +59,8 @@ from medseg.cohort.job_memory import evaluate_memory_mb, infer_memory_mb
 from medseg.cohort.job_totals import AskedJob, asked_line
 from medseg.cohort.invocation import profile_retries, runtime_enforced
 from medseg.cohort.job_deadline import EXECUTOR_VARIABLE
-from medseg.cohort.slurm_logs import (LOGDIR_VARIABLE, attempt_logs, earlier_attempts, memory_attempts,
-                                      slurm_logdir)
+from medseg.cohort.slurm_logs import (LOGDIR_VARIABLE, RUN_START_VARIABLE, attempt_logs,
+                                      retry_memory_attempts, slurm_logdir)
 from medseg.cohort.job_runtime import evaluate_minutes as planned_evaluate_minutes
 from medseg.cohort.job_runtime import infer_minutes as planned_infer_minutes
 from medseg.cohort.report_memory import report_memory_mb
@@ -244,21 +244,27 @@ _RUN_START = __import__("time").time()
 def retry_memory_factor(rule, batch, record, attempt):
     """What attempt ``attempt`` of the job of ``rule`` on ``batch`` multiplies its first attempt's memory by. Under
     SLURM, one more for each earlier attempt whose SLURM log says it was killed for memory: a time-out, a node's
-    failure or a batch script that failed before medseg started keeps the memory (medseg/cohort/slurm_logs.py).
-    Elsewhere the attempt, less the earlier attempts that noted a time-out (``record``'s note,
+    failure or a batch script that failed before medseg started keeps the memory (medseg/cohort/slurm_logs.py),
+    where each earlier attempt of this run left its log there (else as elsewhere). Elsewhere the attempt, less the earlier attempts that noted a time-out (``record``'s note,
     medseg/cohort/time_outs.py). A job's own Snakemake process (which SLURM runs, told the folder and its job id)
     reads the same logs: the memory it tells medseg is the memory the job asked SLURM for."""
     if attempt <= 1:
         return 1
+    since = _RUN_START
     if workflow.is_main_process:
         folder, job_id = _SLURM_LOGS, None
     else:  # a job's own Snakemake process works the memory out again, for the command it runs: the same logs
         folder, job_id = os.environ.get(LOGDIR_VARIABLE), os.environ.get("SLURM_JOB_ID")
         folder = folder if job_id else None
+        try:  # the run's start, which it tells its jobs: an earlier run's log of the batch is none of its attempts
+            since = float(os.environ.get(RUN_START_VARIABLE) or 0.0)
+        except ValueError:
+            since = 0.0
+    # where an earlier attempt's log is not there, the rule without logs (retry_memory_attempts)
+    fallback = attempt if record is None else memory_factor(record, attempt)
     if folder is not None:
-        return memory_attempts(earlier_attempts(Path(folder, f"rule_{rule}", batch), attempt, _RUN_START, job_id),
-                               attempt)
-    return attempt if record is None else memory_factor(record, attempt)
+        return retry_memory_attempts(Path(folder, f"rule_{rule}", batch), attempt, fallback, since, job_id)
+    return fallback
 
 
 onstart:
@@ -280,8 +286,10 @@ onstart:
     if getattr(workflow.executor_plugin, "name", "") == "slurm":
         _SLURM_LOGS = slurm_logdir(getattr(workflow.executor_settings, "logdir", None), workflow.workdir_init)
         os.environ[LOGDIR_VARIABLE] = str(_SLURM_LOGS)
+        os.environ[RUN_START_VARIABLE] = repr(_RUN_START)
     else:
         os.environ.pop(LOGDIR_VARIABLE, None)
+        os.environ.pop(RUN_START_VARIABLE, None)
     # from here on a stop is Snakemake's to handle: it stops the jobs, releases its lock; and it writes the run's stop
     # file, after which the jobs end after their current case (those the signal did not reach: started as it landed,
     # or all when it went to Snakemake alone)
