@@ -439,12 +439,12 @@ def test_the_executors_that_hand_a_jobs_run_time_to_a_scheduler(tmp_path, monkey
     assert runtime_enforced(["--profile", str(Path(__file__).resolve().parents[1] / "profiles" / "local")]) is False
 
 
-@pytest.mark.parametrize("directory", ["absolute", "relative"])
-def test_a_relative_profile_is_read_from_the_folder_snakemake_was_started_in(tmp_path, monkeypatch, directory):
+def test_a_relative_profile_is_read_from_the_folder_snakemake_was_started_in(tmp_path, monkeypatch):
     """`snakemake --directory RUN --profile profiles/slurm` reads the profile from the folder it was started in, then
     moves into RUN, where the workflow's planning asked again: the profile was not found there, and the cluster
     executor, its preview and its totals line went unnoticed (runtime_enforced False). The folder the shell started
-    it in ($PWD, which Snakemake's move leaves as it is) is asked too, where it leads to RUN."""
+    it in ($PWD, which Snakemake's move leaves as it is) is asked too, where the relative RUN leads from it to the run's
+    folder (an absolute RUN ties no $PWD to it: test_a_stale_pwd_does_not_lend_another_checkouts_profile)."""
     from medseg.cohort import invocation
 
     pytest.importorskip("snakemake_executor_plugin_slurm")
@@ -452,9 +452,9 @@ def test_a_relative_profile_is_read_from_the_folder_snakemake_was_started_in(tmp
     launch = tmp_path / "checkout"
     (launch / "profiles" / "cluster").mkdir(parents=True)
     (launch / "profiles" / "cluster" / "config.yaml").write_text("executor: slurm\njobs: 4\ndry-run: true\n")
-    run = tmp_path / "checkout" / "run" if directory == "relative" else tmp_path / "run"
+    run = tmp_path / "checkout" / "run"
     run.mkdir()
-    argv = ["--directory", "run" if directory == "relative" else str(run), "--profile", "profiles/cluster"]
+    argv = ["--directory", "run", "--profile", "profiles/cluster"]
     monkeypatch.chdir(run)  # where Snakemake has moved by the time the Snakefile is read
     monkeypatch.setenv("PWD", str(launch))
     invocation._parsed_with.cache_clear()
@@ -464,3 +464,33 @@ def test_a_relative_profile_is_read_from_the_folder_snakemake_was_started_in(tmp
     monkeypatch.setenv("PWD", str(tmp_path / "elsewhere"))
     invocation._parsed_with.cache_clear()
     assert invocation.runtime_enforced(argv) is False
+
+
+def test_a_stale_pwd_does_not_lend_another_checkouts_profile(tmp_path, monkeypatch):
+    """$PWD is the shell's, and a process that starts Snakemake elsewhere (Python's subprocess with cwd=, a job
+    launcher) passes it on unchanged. With an absolute --directory nothing ties it to the folder Snakemake started in:
+    a launcher started in another checkout had planning read that checkout's profile of the same name (a dry-run: true
+    there took a real run for a preview, which voids no stale job; executor: slurm, a local run for a cluster one),
+    where Snakemake read the start folder's. An absolute --directory takes no profile from $PWD; a relative one does
+    only where it leads from $PWD to the run's folder."""
+    from medseg.cohort import invocation
+
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    monkeypatch.delenv("SNAKEMAKE_PROFILE", raising=False)
+    for checkout, text in (("started", "executor: local\njobs: 2\n"),
+                           ("other", "executor: slurm\njobs: 4\ndry-run: true\n")):
+        (tmp_path / checkout / "profiles" / "cluster").mkdir(parents=True)
+        (tmp_path / checkout / "profiles" / "cluster" / "config.yaml").write_text(text)
+    run = tmp_path / "run"
+    run.mkdir()
+    argv = ["--directory", str(run), "--profile", "profiles/cluster"]
+    monkeypatch.chdir(run)  # Snakemake, started in tmp_path/started, has moved here
+    monkeypatch.setenv("PWD", str(tmp_path / "other"))  # the launcher's shell's
+    invocation._parsed_with.cache_clear()
+    assert invocation.previewing(argv) is False
+    assert invocation.runtime_enforced(argv) is False
+    # a relative --directory that does not lead from $PWD to the run's folder: the same
+    (tmp_path / "started" / "run").mkdir()
+    monkeypatch.chdir(tmp_path / "started" / "run")
+    invocation._parsed_with.cache_clear()
+    assert invocation.previewing(["--directory", "run", "--profile", "profiles/cluster"]) is False

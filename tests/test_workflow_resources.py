@@ -499,6 +499,7 @@ def test_a_relative_profile_with_directory_still_says_the_totals(cohort, tmp_pat
     before it moves into RUN): planning looked for the profile in RUN, found none, took the run for a local one and
     said no totals. Started from a shell, as a user does."""
     import importlib.util
+    import os
     import shlex
     import subprocess
     import sys
@@ -508,9 +509,10 @@ def test_a_relative_profile_with_directory_still_says_the_totals(cohort, tmp_pat
     if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
         pytest.skip("the SLURM executor plugin is not installed (pip install -e '.[workflow]')")
     _, sheet = cohort
-    command = [sys.executable, "-m", "snakemake", "-s", "Snakefile", "--directory", str(tmp_path), "-n", "--profile",
-               "profiles/slurm", "--default-resources", "slurm_account=lab42", "slurm_partition=cpu", "--config",
-               f"model={MODEL}", f"samples={sheet}", f"results={tmp_path / 'results'}", "cases_per_job=3"]
+    # a relative --directory, which leads from $PWD to the run's folder (an absolute one takes no profile from $PWD)
+    command = [sys.executable, "-m", "snakemake", "-s", "Snakefile", "--directory", os.path.relpath(tmp_path, REPO),
+               "-n", "--profile", "profiles/slurm", "--default-resources", "slurm_account=lab42", "slurm_partition=cpu",
+               "--config", f"model={MODEL}", f"samples={sheet}", f"results={tmp_path / 'results'}", "cases_per_job=3"]
     preview = subprocess.run(["bash", "-c", f"cd {shlex.quote(str(REPO))} && exec {shlex.join(command)}"],
                              capture_output=True, text=True, timeout=300)
     assert preview.returncode == 0, preview.stderr[-3000:]

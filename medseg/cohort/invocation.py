@@ -268,7 +268,10 @@ def _start_folder(argv: tuple[str, ...]) -> str | None:
     """The folder Snakemake was started in, where ``argv`` moved it elsewhere (``--directory``/``-d``): Snakemake
     reads a relative ``--profile`` (and other paths) from there before it moves, and the workflow is read after.
     Python keeps no note of it: the shell's ``$PWD``, which a move inside the process leaves as it is, where the
-    ``--directory`` given leads from it to the current folder. None where nothing says (no ``--directory``)."""
+    relative ``--directory`` given leads from it to the current folder. None where nothing says (no ``--directory``)
+    and where nothing ties ``$PWD`` to it: a process that starts Snakemake in another folder (``subprocess`` with
+    ``cwd=``, a job launcher) passes its shell's ``$PWD`` on, and with an absolute ``--directory`` any ``$PWD`` would
+    pass, lending another checkout's profile of the same name."""
     import os
 
     directory = None
@@ -280,7 +283,7 @@ def _start_folder(argv: tuple[str, ...]) -> str | None:
         elif token.startswith("-d"):
             directory = token[2:] or (argv[position + 1] if position + 1 < len(argv) else None)
     start = os.environ.get("PWD")
-    if directory is None or not start or not os.path.isabs(start):
+    if directory is None or os.path.isabs(directory) or not start or not os.path.isabs(start):
         return None
     try:
         here = Path.cwd().resolve()
