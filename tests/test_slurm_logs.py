@@ -193,3 +193,26 @@ def test_an_attempt_without_its_slurm_log_keeps_the_rule_without_logs(tmp_path):
     (folder / "4242001.log").write_text(ENDINGS["time"])
     assert retry_memory_attempts(folder, 2, 2, since=start) == 1
     assert retry_memory_attempts(folder, 2, 2, since=start, job_id="4242005") == 1
+
+
+def test_a_job_killed_for_memory_before_it_recorded_anything_is_not_said_to_have_a_broken_script(tmp_path):
+    """A job that SLURM killed for memory on every attempt before medseg wrote its record (a model that does not fit
+    the job's memory) was recorded as one whose 'batch script failed, or its node': the words pointed at the Python
+    environment, where SLURM's own line says memory. It says the out-of-memory kill now; the other stays."""
+    from cohort_cases import write_cohort_data
+
+    from medseg.cohort import Sample
+    from medseg.cohort.check import failed_jobs
+    from medseg.cohort.unstarted_jobs import record_unstarted_job
+
+    data = write_cohort_data(tmp_path / "data", seeds=(5,))
+    samples = [Sample("a", data / "a.nii.gz", data / "a_label.nii.gz")]
+    for ending, results in (("oom", tmp_path / "killed"), ("before", tmp_path / "broken")):
+        logs = _attempts(tmp_path / ending / "rule_infer" / "batch001", [ending] * 3)
+        record_unstarted_job(samples, results, "batch001.infer", logs)
+    killed = failed_jobs(tmp_path / "killed")[0][1]["error"]
+    assert killed == ("every attempt (3) ended before medseg recorded anything (SLURM killed the last for memory; "
+                      f"SLURM's log of the last attempt ends: {ENDINGS['oom'].strip()})"), killed
+    broken = failed_jobs(tmp_path / "broken")[0][1]["error"]
+    assert broken == ("every attempt (3) ended before medseg started or recorded anything (its batch script failed, "
+                      f"or its node; SLURM's log of the last attempt ends: {ENDINGS['before'].strip()})"), broken

@@ -27,6 +27,7 @@ from medseg.cohort.run import (
     write_job_record,
 )
 from medseg.cohort.samples import Sample
+from medseg.cohort.slurm_logs import killed_for_memory
 from medseg.errors import JobFailedError
 
 __all__ = ["last_log_line", "record_unstarted_job"]
@@ -67,9 +68,13 @@ def record_unstarted_job(samples: Sequence[Sample], results: str | os.PathLike, 
     last = str(slurm_logs[-1]) if slurm_logs else None
     said = last_log_line(last)
     count = len(slurm_logs)
+    # SLURM's own line on an out-of-memory kill (a model that does not fit the job's memory kills medseg before it
+    # records anything): memory, not the batch script or the node
+    killed = last is not None and killed_for_memory(last)
     error = JobFailedError(
         f"{'its one attempt' if count == 1 else f'every attempt ({count})' if count else 'every attempt'} ended "
-        "before medseg started or recorded anything (its batch script failed, or its node"
+        + ("before medseg recorded anything (SLURM killed the last for memory" if killed else
+           "before medseg started or recorded anything (its batch script failed, or its node")
         + (f"; SLURM's log of the last attempt ends: {said}" if said else "") + ")")
     summary = JobSummary(stage=stage)
     failure = _JobFailure(stage, job, job_log, slurm_log=last)
