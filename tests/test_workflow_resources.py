@@ -206,36 +206,44 @@ def test_a_programs_own_options_are_not_taken_for_a_second_config(cohort, tmp_pa
         done.stderr[-3000:]
 
 
-def test_a_fixed_set_resources_memory_is_warned_about_while_planning(cohort, tmp_path):
+@pytest.fixture(scope="module")
+def odd_resources(cohort, tmp_path_factory) -> dict[str, tuple[str, str]]:
+    """One dry run (printing its commands) given each resource setting warned about while planning: a fixed
+    inference memory, memory per CPU, CPUs per task other than the threads (and evaluate's matched by
+    --set-threads), a GPU model without device cuda; and one given their plain forms. Each warning is its own line,
+    asked for on its own: one run a side, not one per setting (a Snakemake start, about 2 CPU-s each). Their
+    outputs by side ("odd", "plain"): stdout and stderr together, and stdout."""
+    _, sheet = cohort
+    odd_run = tmp_path_factory.mktemp("odd_resources")
+    odd = snakemake(odd_run, "-n", "-p", "--set-resources", "infer:mem_mb=500", "infer:cpus_per_task=8",
+                    "evaluate:cpus_per_task=2", "infer:gpu_model=a100", "--set-threads", "evaluate=2",
+                    "--default-resources", "mem_mb_per_cpu=2000", samples=sheet, results=odd_run / "results",
+                    device="auto")
+    assert odd.returncode == 0, odd.stderr[-3000:]
+    plain_run = tmp_path_factory.mktemp("plain_resources")
+    plain = snakemake(plain_run, "-n", "-p", "--set-resources", "infer:mem_mb=500*attempt", "--default-resources",
+                      "mem_mb=2000", samples=sheet, results=plain_run / "results")
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    return {"odd": (odd.stdout + odd.stderr, odd.stdout), "plain": (plain.stdout + plain.stderr, plain.stdout)}
+
+
+def test_a_fixed_set_resources_memory_is_warned_about_while_planning(odd_resources):
     """--set-resources infer:mem_mb=500 gave every retry of a job killed for memory the same 500 MB, without a word;
     an expression of attempt keeps the retries' scaling."""
-    _, sheet = cohort
-    warning = "set-resources infer:mem_mb=500: every attempt of the job asks for this"
-    fixed = snakemake(tmp_path, "-n", "-p", "--set-resources", "infer:mem_mb=500", samples=sheet,
-                      results=tmp_path / "results")
-    assert fixed.returncode == 0, fixed.stderr[-3000:]
-    assert warning in fixed.stdout + fixed.stderr
-    assert "--memory-mb 500 " in fixed.stdout
-    scaled = snakemake(tmp_path, "-n", "-p", "--set-resources", "infer:mem_mb=500*attempt", samples=sheet,
-                       results=tmp_path / "results")
-    assert scaled.returncode == 0, scaled.stderr[-3000:]
-    assert "set-resources" not in scaled.stdout.replace("--set-resources", "") + scaled.stderr.replace(
-        "--set-resources", "")
-    assert "--memory-mb 500 " in scaled.stdout
+    said, stdout = odd_resources["odd"]
+    assert said.count("set-resources infer:mem_mb=500: every attempt of the job asks for this") == 1
+    assert "--memory-mb 500 " in stdout
+    said, stdout = odd_resources["plain"]
+    assert "set-resources" not in said.replace("--set-resources", "")
+    assert "--memory-mb 500 " in stdout
 
 
-def test_memory_per_cpu_is_warned_about_while_planning(cohort, tmp_path):
+def test_memory_per_cpu_is_warned_about_while_planning(odd_resources):
     """--default-resources mem_mb_per_cpu= (sbatch --mem-per-cpu, which the retries' scaling and the jobs'
     --memory-mb do not follow) was planned without a word."""
-    _, sheet = cohort
     warning = "default-resources mem_mb_per_cpu=2000: memory per CPU makes the SLURM plugin ask for --mem-per-cpu"
-    run = snakemake(tmp_path, "-n", "--default-resources", "mem_mb_per_cpu=2000", samples=sheet,
-                    results=tmp_path / "results")
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert (run.stdout + run.stderr).count(warning) == 1
-    plain = snakemake(tmp_path, "-n", "--default-resources", "mem_mb=2000", samples=sheet, results=tmp_path / "results")
-    assert plain.returncode == 0, plain.stderr[-3000:]
-    assert "mem_mb_per_cpu" not in plain.stdout + plain.stderr
+    assert odd_resources["odd"][0].count(warning) == 1
+    assert "mem_mb_per_cpu" not in odd_resources["plain"][0]
 
 
 def test_a_set_resources_memory_of_threads_tries_a_case_given_up_with_less_again(tmp_path):
@@ -289,28 +297,20 @@ def test_a_set_resources_memory_of_threads_is_worked_out_with_the_threads_the_co
            "again when the workflow runs" in output
 
 
-def test_cpus_per_task_other_than_the_threads_are_warned_about_while_planning(cohort, tmp_path):
+def test_cpus_per_task_other_than_the_threads_are_warned_about_while_planning(odd_resources):
     """--set-resources infer:cpus_per_task=8 had the SLURM plugin ask for 8 CPUs per job while medseg ran on one
     thread (config threads), planned without a word; evaluate's CPUs matched by --set-threads are not warned of."""
-    _, sheet = cohort
-    run = snakemake(tmp_path, "-n", "--set-resources", "infer:cpus_per_task=8", "evaluate:cpus_per_task=2",
-                    "--set-threads", "evaluate=2", samples=sheet, results=tmp_path / "results")
-    assert run.returncode == 0, run.stderr[-3000:]
-    output = run.stdout + run.stderr
+    output = odd_resources["odd"][0]
     assert output.count("set-resources infer:cpus_per_task=8 (infer runs 1 thread): the SLURM plugin asks sbatch "
                         "for these CPUs, but medseg runs each job on its rule's threads") == 1
     assert "evaluate:cpus_per_task=2 (" not in output
 
 
-def test_a_gpu_model_for_inference_without_device_cuda_is_warned_about_while_planning(cohort, tmp_path):
+def test_a_gpu_model_for_inference_without_device_cuda_is_warned_about_while_planning(odd_resources):
     """--set-resources infer:gpu_model=a100 with device auto: sbatch --gpus=a100:0 and the jobs on the CPU, planned
     without a word."""
-    _, sheet = cohort
-    run = snakemake(tmp_path, "-n", "--set-resources", "infer:gpu_model=a100", samples=sheet,
-                    results=tmp_path / "results", device="auto")
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert (run.stdout + run.stderr).count("set-resources infer:gpu_model=a100 with device auto: the inference jobs "
-                                           "ask for no GPU (gpu=0; the SLURM plugin passes --gpus=a100:0)") == 1
+    assert odd_resources["odd"][0].count("set-resources infer:gpu_model=a100 with device auto: the inference jobs "
+                                         "ask for no GPU (gpu=0; the SLURM plugin passes --gpus=a100:0)") == 1
 
 
 def test_the_memory_of_scoring_jobs_is_a_setting(cohort, tmp_path):
