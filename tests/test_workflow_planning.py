@@ -373,15 +373,29 @@ def test_missing_references_are_named_at_planning(tmp_path):
             "against the same file are kept): b") in run.stderr + run.stdout
 
 
-def test_a_null_setting_can_be_given_on_the_command_line(cohort, tmp_path):
-    """Snakemake passes overlap=null as the text 'null'; it was refused ("'null' is not of type 'number',
-    'null'"), so the model's own overlap could not be restored from the command line."""
+@pytest.fixture(scope="module")
+def planned_commands(cohort, tmp_path_factory) -> dict[str, str]:
+    """The commands of three dry runs (``-n -p --forceall``), by the settings given: the overlap as null, NULL and
+    0.5, and the CT window as bone, null and not given, two settings a run (a Snakemake start each, not one a
+    setting)."""
     _, sheet = cohort
     commands = {}
-    for value in ("null", "0.5", "NULL"):
-        run = snakemake(tmp_path, "-n", "-p", samples=sheet, results=tmp_path / "results", overlap=value)
+    for name, settings in (("overlap null, ct_window bone", {"overlap": "null", "ct_window": "bone"}),
+                           ("overlap NULL, ct_window null", {"overlap": "NULL", "ct_window": "null"}),
+                           ("overlap 0.5", {"overlap": "0.5"})):
+        workdir = tmp_path_factory.mktemp("planned")
+        run = snakemake(workdir, "-n", "-p", "--forceall", samples=sheet, results=workdir / "results", **settings)
         assert run.returncode == 0, run.stderr[-3000:]
-        commands[value] = [line for line in run.stdout.splitlines() if "cohort infer" in line]
+        commands[name] = run.stdout
+    return commands
+
+
+def test_a_null_setting_can_be_given_on_the_command_line(planned_commands):
+    """Snakemake passes overlap=null as the text 'null'; it was refused ("'null' is not of type 'number',
+    'null'"), so the model's own overlap could not be restored from the command line."""
+    commands = {value: [line for line in planned_commands[name].splitlines() if "cohort infer" in line]
+                for value, name in (("null", "overlap null, ct_window bone"), ("NULL", "overlap NULL, ct_window null"),
+                                    ("0.5", "overlap 0.5"))}
     assert commands["null"] and not any("--overlap" in line for line in commands["null"] + commands["NULL"])
     assert commands["0.5"] and all("--overlap 0.5" in line for line in commands["0.5"])
 
@@ -478,15 +492,14 @@ def test_a_dataset_json_naming_the_labels_otherwise_than_the_model_is_warned_of_
     assert records == []
 
 
-@pytest.mark.parametrize(("setting", "expected"), [({}, None), ({"ct_window": "bone"}, "--ct-window bone"),
-                                                   # the YAML file's null (the default), on the command line: it was
-                                                   # refused, "config ct_window: 'null' is not one of [..., None]"
-                                                   ({"ct_window": "null"}, None)])
-def test_the_report_step_draws_ct_in_the_configured_window(cohort, tmp_path, setting, expected):
+@pytest.mark.parametrize(("run", "expected"), [("overlap 0.5", None),
+                                               ("overlap null, ct_window bone", "--ct-window bone"),
+                                               # the YAML file's null (the default), on the command line: it was
+                                               # refused, "config ct_window: 'null' is not one of [..., None]"
+                                               ("overlap NULL, ct_window null", None)],
+                         ids=["not given", "bone", "null"])
+def test_the_report_step_draws_ct_in_the_configured_window(planned_commands, run, expected):
     """The config's ct_window reaches `medseg report`; where the config leaves it out none is given (the report then
     takes the window the model declares, else soft-tissue, and warns of no image that is not a CT)."""
-    folder, sheet = cohort
-    run = snakemake(tmp_path, "-n", "-p", "--forceall", samples=sheet, results=tmp_path / "results", **setting)
-    assert run.returncode == 0, run.stderr[-2000:]
-    report = [line for line in run.stdout.splitlines() if " report " in line and "--max-overlays" in line]
+    report = [line for line in planned_commands[run].splitlines() if " report " in line and "--max-overlays" in line]
     assert len(report) == 1 and (expected in report[0] if expected else "--ct-window" not in report[0]), report
