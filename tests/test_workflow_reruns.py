@@ -7,11 +7,13 @@ import csv
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import run_cli
 from workflow_runs import (
     MODEL,
@@ -181,23 +183,32 @@ def test_a_changed_series_choice_reruns_its_case_and_a_series_for_a_file_is_refu
     assert f"input <code>{study}</code> (series 7 asked for)" in (results / "report.html").read_text()
 
 
-def test_a_settings_change_over_many_batches_is_told_once_per_stage(tmp_path):
-    """A new setting voids every batch: the preview and the run said so once per batch and stage (40 warnings, 400
-    case ids for a 200-case cohort); now once per stage, the ids and jobs cut short. (The cases are segmented
-    beforehand, in this process: the run's four inference jobs keep them.)"""
-    data = tmp_path / "data"
+@pytest.fixture(scope="module")
+def four_batches(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """Cases a to d (references beside them), one a batch, run once by the workflow for the tests that preview it
+    with other settings (a preview changes nothing, which they check): its working folder, sheet and results folder.
+    (The cases are segmented beforehand, in this process: the run's four inference jobs keep them.)"""
+    workdir = tmp_path_factory.mktemp("four_batches")
+    data = workdir / "data"
     data.mkdir()
     rows = []
     for index, name in enumerate("abcd"):
         write_phantom(data / f"{name}.nii.gz", data / f"{name}_label.nii.gz", shape=SHAPE, seed=40 + index)
         rows.append((name, f"{name}.nii.gz", f"{name}_label.nii.gz"))
     sheet = write_sheet(data, rows)
-    results = tmp_path / "results"
+    results = workdir / "results"
     made_beforehand(sheet, results)
-    run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, cases_per_job=1)
+    run = snakemake(workdir, "--cores", "2", samples=sheet, results=results, cases_per_job=1)
     assert run.returncode == 0, run.stderr[-3000:]
+    return workdir, sheet, results
+
+
+def test_a_settings_change_over_many_batches_is_told_once_per_stage(four_batches):
+    """A new setting voids every batch: the preview and the run said so once per batch and stage (40 warnings, 400
+    case ids for a 200-case cohort); now once per stage, the ids and jobs cut short."""
+    workdir, sheet, results = four_batches
     assert all(kept_by_its_job(results, batch) for batch in "abcd")
-    preview = snakemake(tmp_path, "-n", samples=sheet, results=results, cases_per_job=1, overlap=0.5)
+    preview = snakemake(workdir, "-n", samples=sheet, results=results, cases_per_job=1, overlap=0.5)
     assert preview.returncode == 0, preview.stderr[-3000:]
     told = [line for line in (preview.stderr + preview.stdout).splitlines() if "will run again" in line]
     # one case per job: each batch is named after its case
@@ -363,28 +374,25 @@ def test_a_forced_run_makes_the_cases_again(tmp_path):
     assert re.search(r"skipped \(\d+ cases, 2 of them kept from earlier runs\)", log)  # it ran
 
 
-def test_a_changed_ct_window_redraws_the_report_and_nothing_else(tmp_path):
+def test_a_changed_ct_window_redraws_the_report_and_nothing_else(four_batches):
     """ct_window is one of the report step's parameters: a finished cohort previewed with another window lists the
     report (and the check after it) to run again, for that reason, and no inference or scoring job."""
-    data = tmp_path / "data"
-    data.mkdir()
-    write_phantom(data / "a.nii.gz", data / "a_label.nii.gz", shape=SHAPE, seed=3)
-    sheet = write_sheet(data, [("a", "a.nii.gz", "a_label.nii.gz")])
-    results = tmp_path / "results"
-    made_beforehand(sheet, results)
-    run = snakemake(tmp_path, "--cores", "1", samples=sheet, results=results)
-    assert run.returncode == 0, run.stderr[-3000:]
+    workdir, sheet, results = four_batches
     assert json.loads((results / "summary.json").read_text())["settings"]["ct_window"] == "soft-tissue"
-    same = snakemake(tmp_path, "-n", samples=sheet, results=results)
+
+    def preview(**settings) -> subprocess.CompletedProcess:
+        return snakemake(workdir, "-n", samples=sheet, results=results, cases_per_job=1, **settings)
+
+    same = preview()
     assert same.returncode == 0 and "rule report:" not in same.stdout + same.stderr, same.stdout[-2000:]
     # soft-tissue, the default before (an old config's, or a cohort finished then): a choice, not the null default,
     # so the report alone is drawn again once (docs/cohorts.md)
-    old = snakemake(tmp_path, "-n", samples=sheet, results=results, ct_window="soft-tissue")
+    old = preview(ct_window="soft-tissue")
     told = old.stdout + old.stderr
     assert old.returncode == 0 and "params have changed since last execution:\n        report" in told, told[-3000:]
     assert "rule infer:" not in told and "rule evaluate:" not in told
-    preview = snakemake(tmp_path, "-n", samples=sheet, results=results, ct_window="bone")
-    told = preview.stdout + preview.stderr
-    assert preview.returncode == 0, told[-3000:]
+    bone = preview(ct_window="bone")
+    told = bone.stdout + bone.stderr
+    assert bone.returncode == 0, told[-3000:]
     assert "rule report:" in told and "params have changed since last execution:\n        report" in told
     assert "rule infer:" not in told and "rule evaluate:" not in told
