@@ -26,24 +26,46 @@ from workflow_runs import (
 
 from medseg.synthetic import write_phantom
 
+BAD_SETTINGS = [
+    ({"cases_per_job": 0}, "config cases_per_job: 0 is less than the minimum of 1"),
+    ({"device": "gpu"}, "config device: 'gpu' does not match '^(auto|cpu|mps|cuda(:[0-9]+)?)$'"),
+    ({"colour": "red"}, "config: unknown key 'colour'; the keys are samples, model, results"),
+    ({"modle": "phantom"}, "config: unknown key 'modle' (did you mean 'model'?)"),
+    # `cases_per_job=` with nothing after it: it read "None is not of type 'integer'"
+    ({"cases_per_job": ""}, "config cases_per_job: no value given (cases_per_job= with nothing after it, or "
+                            "null); it takes an integer"),
+    # NaN passes every bound: the report crashed with a traceback after every case had run
+    ({"dice_threshold": "nan"}, "config dice_threshold: nan is not a finite number"),
+    ({"minutes_per_case": "inf"}, "config minutes_per_case: inf is not a finite number"),
+    ({"ct_window": "liver"}, "config ct_window: 'liver' is not one of soft-tissue, bone, lung, brain, null"),
+]
 
-@pytest.mark.parametrize(
-    ("setting", "message"),
-    [
-        ({"cases_per_job": 0}, "config cases_per_job: 0 is less than the minimum of 1"),
-        ({"device": "gpu"}, "config device: 'gpu' does not match '^(auto|cpu|mps|cuda(:[0-9]+)?)$'"),
-        ({"colour": "red"}, "config: unknown key 'colour'; the keys are samples, model, results"),
-        ({"modle": "phantom"}, "config: unknown key 'modle' (did you mean 'model'?)"),
-        # `cases_per_job=` with nothing after it: it read "None is not of type 'integer'"
-        ({"cases_per_job": ""}, "config cases_per_job: no value given (cases_per_job= with nothing after it, or "
-                                "null); it takes an integer"),
-        # NaN passes every bound: the report crashed with a traceback after every case had run
-        ({"dice_threshold": "nan"}, "config dice_threshold: nan is not a finite number"),
-        ({"minutes_per_case": "inf"}, "config minutes_per_case: inf is not a finite number"),
-        ({"ct_window": "liver"},
-         "config ct_window: 'liver' is not one of soft-tissue, bone, lung, brain, null"),
-    ],
-)
+
+@pytest.mark.parametrize(("setting", "message"), BAD_SETTINGS)
+def test_bad_settings_are_refused_by_the_check_planning_runs_first(cohort, tmp_path, setting, message):
+    """Each bad setting, read as Snakemake reads ``--config`` (its own parser, over configs/cohort.yaml), is refused
+    by the check the Snakefile runs before anything else, in one line naming the key. That the Snakefile runs it and
+    how a run ends on it (the line alone, no traceback, nothing written) is the next test's, one Snakemake run by
+    default: a run a setting (a Snakemake start each) is among the slow tests."""
+    import yaml
+    from snakemake.cli import parse_config
+    from workflow_runs import REPO
+
+    from medseg.cohort.settings import check_config
+    from medseg.errors import InputError
+
+    _, sheet = cohort
+    config = yaml.safe_load((REPO / "configs" / "cohort.yaml").read_text()) or {}
+    given = {"model": MODEL, "samples": sheet, "results": tmp_path / "results", **setting}
+    config.update(parse_config([f"{key}={value}" for key, value in given.items()]))
+    with pytest.raises(InputError) as refused:
+        check_config(config, REPO / "configs" / "schemas" / "config.schema.yaml")
+    assert message in str(refused.value) and "\n" not in str(refused.value)
+
+
+# one setting by default; each of the others is refused by the same check (the test above), their runs slow
+@pytest.mark.parametrize(("setting", "message"), [BAD_SETTINGS[0]] + [pytest.param(*case, marks=pytest.mark.slow)
+                                                                      for case in BAD_SETTINGS[1:]])
 def test_bad_settings_are_refused_before_anything_runs(cohort, tmp_path, setting, message):
     """One line naming the key (not Snakemake's print of the whole schema, a hundred lines)."""
     folder, sheet = cohort
