@@ -107,3 +107,58 @@ def test_inspect_flags_a_series_that_lost_files(tmp_path, capsys, monkeypatch):
     rows = {line.split()[0]: line.split() for line in out.splitlines()[1:3]}
     flags = out.splitlines()[0].split().index("FLAGS") - 1  # the header's "SPACING (mm)" is two words
     assert (rows["3"][flags], rows["4"][flags]) == ("lost-files", "-")
+
+
+def test_a_python_caller_is_warned_and_the_sidecar_records_it(tmp_path):
+    """The warning reaches a Python caller as a MedsegWarning (it was a log line only, untold where no logging is
+    configured), and the volume's info keeps it as ``lost_files_note``, which a case's card in the report shows."""
+    from medseg.errors import MedsegWarning
+    from medseg.report.result_records import _input_notes
+
+    _, paths = make_series(tmp_path)
+    paths[0].unlink()
+    with pytest.warns(MedsegWarning, match=r"InstanceNumber 1 missing \(those here run 2 to 6\)") as caught:
+        volume = read_dicom_series(tmp_path)
+    assert len([w for w in caught if "InstanceNumber" in str(w.message)]) == 1
+    assert volume.info["lost_files_note"] == (
+        "InstanceNumber 1 missing (those here run 2 to 6): files of the series may have been lost, their slices left "
+        "out of the volume; copy the series again from its source")
+    assert f"input: {volume.info['lost_files_note']}" in _input_notes({"input_info": volume.info})
+    whole = tmp_path / "whole"
+    make_series(whole, seed=1)
+    assert "lost_files_note" not in read_dicom_series(whole).info
+
+
+def test_the_command_warns_once(tmp_path):
+    """`medseg convert` of such a series says it once, as its warning line (a Python caller's MedsegWarning is not
+    told a second time)."""
+    import subprocess
+    import sys
+
+    _, paths = make_series(tmp_path / "series")
+    paths[0].unlink()
+    done = subprocess.run([sys.executable, "-m", "medseg", "convert", str(tmp_path / "series"),
+                           str(tmp_path / "out.nii.gz")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    told = [line for line in done.stderr.splitlines() if "InstanceNumber" in line]
+    assert len(told) == 1 and told[0].startswith(f"warning: {tmp_path / 'series'}: series 3 'synthetic' (CT, 5 images")
+    assert told[0].endswith(": InstanceNumber 1 missing (those here run 2 to 6): files of the series may have been "
+                            "lost, their slices left out of the volume; copy the series again from its source")
+
+
+@pytest.mark.parametrize("numbers", [[1, 3, 5, 7, 9, 11], [2, 4, 6, 8, 10, 12]])
+@pytest.mark.parametrize("tags", [{}, {"ImagesInAcquisition": 12}])
+def test_numbers_of_another_echo_between_the_slices_are_not_warned_about(tmp_path, caplog, numbers, tags):
+    """One echo of a series numbered echo by echo (1, 3, 5 … or 2, 4, 6 …), its slices evenly spaced: the numbers
+    missing between them are no slices of this stack (a slice lost inside leaves a gap, which is refused), so
+    nothing was lost: it was warned of as five or six lost files."""
+    _, paths = make_series(tmp_path)
+    for number, path in zip(numbers, paths):
+        dataset = pydicom.dcmread(path)
+        dataset.InstanceNumber = number
+        for keyword, value in tags.items():
+            setattr(dataset, keyword, value)
+        dataset.save_as(path)
+    with caplog.at_level(logging.WARNING, logger=_LOGGER):
+        assert read_dicom_series(tmp_path).array.shape[2] == 6
+    assert _instance_warnings(caplog) == []

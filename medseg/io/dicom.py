@@ -94,10 +94,10 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
         warning(log, "%s: %s is MONOCHROME1 (high values display dark): read as stored (rescaled), not inverted; "
                     "unless they are physical units (HU), a model trained on MONOCHROME2 images sees its contrast "
                     "reversed", folder, candidate.label())
-    if warn_skipped:  # (not again on a second reading of the input)
-        missing = missing_instances_text(candidate)
-        if missing is not None:  # evenly spaced without its first or last files: read a slice short, untold
-            log.warning("%s: %s: %s", folder, candidate.label(), missing)
+    missing = missing_instances_text(candidate)
+    if missing is not None and warn_skipped:  # (not again on a second reading of the input)
+        # evenly spaced without its first or last files: read a slice short, untold
+        warning(log, "%s: %s: %s", folder, candidate.label(), missing)
     geometry = candidate.geometry
     if check_grid is not None:
         check_grid(tuple(int(n) for n in geometry.shape), np.asarray(geometry.affine, np.float64))
@@ -135,6 +135,8 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
         flags.append("bits-beyond-stored")
     files = candidate.files
     info = _series_info(folder, scan, candidate, reason, series, rejected, flags)
+    if missing is not None:  # in the sidecar, and on the case's card in the report (every input_info *_note)
+        info["lost_files_note"] = missing
     digests = _file_digests(files)
     info["file_sha256"] = _digests_by_name(files, digests, folder)
     headers = None

@@ -20,17 +20,22 @@ def missing_instances_text(candidate: SeriesCandidate) -> str | None:
       nothing else tells); as many, whatever their numbers, are whole;
     * else the numbers are those from 1 to the last here: a series that starts at 3 lost 1 and 2. Numbering that
       starts further from 1 than the series has images (a scanner's count across a study, an excerpt) is the
-      series' own, and only numbers missing between its first and last are told.
+      series' own.
 
-    Not judged (None): a part of a series split for mixing images (its numbers interleave with the other part's), a
-    multi-frame file (NumberOfFrames counts its images, all in the one file), a file without an InstanceNumber, or
-    numbers given twice."""
+    Not judged (None): numbers with holes between those here (the slices of a series read are evenly spaced, so
+    those holes are no slices of it: one echo of a series numbered echo by echo, 1, 3, 5 ...), a part of a series
+    split for mixing images (its numbers interleave with the other part's), a multi-frame file (NumberOfFrames
+    counts its images, all in the one file), a file without an InstanceNumber, or numbers given twice."""
     if candidate.part is not None or any(frame.frame is not None for frame in candidate.frames):
         return None
     numbers = [frame.instance_number for frame in candidate.frames]
     if not numbers or any(number is None for number in numbers) or len(set(numbers)) != len(numbers):
         return None
     numbers = sorted(numbers)
+    if any(b - a != 1 for a, b in zip(numbers, numbers[1:])):
+        # numbers between the slices of an evenly spaced stack (a slice lost inside leaves a gap, which the geometry
+        # refuses) are no slices of it: one echo of a series numbered echo by echo (1, 3, 5 ...), a stride of its own
+        return None
     present = set(numbers)
     first, last = numbers[0], numbers[-1]
     stated = _stated_count(candidate)
