@@ -433,3 +433,25 @@ def test_the_closing_lines_keep_a_uid_whole_on_a_line_of_its_own(tmp_path, capsy
     assert code == 1 and (f"  {uid}" if 2 + len(uid) <= columns else uid) in told
     assert [line for line in told if _columns(line) > columns and line != uid] == []
     assert "".join(told).replace(" ", "") == closing.replace(" ", "")
+
+
+@pytest.mark.parametrize("columns", [60, 100])
+def test_a_path_through_folders_named_by_uid_is_not_torn_apart(tmp_path, capsys, monkeypatch, columns):
+    """A PACS export names its folders by study and series UID: a file passed over in one was named in the closing
+    line as "1.2.840...320", "/", "1.2.840...321", "/notes.txt" on four lines, the path torn at each UID (taken for a
+    UID of the closing line's own). A UID inside a path is part of it: the line is wrapped as any other."""
+    study = "1.2.840.113619.2.55.3.604688119.969.1268071029.320"
+    folder = tmp_path / study / "1.2.840.113619.2.55.3.604688119.969.1268071029.321"
+    make_series(folder)
+    (folder / "notes.txt").write_text("not an image")
+    monkeypatch.delenv("COLUMNS", raising=False)
+    code, piped, _ = run_cli(["inspect", str(tmp_path)], capsys)
+    closing = next(line for line in piped.splitlines() if line.startswith("skipped files: "))
+    monkeypatch.setenv("COLUMNS", str(columns))
+    code, out, _ = run_cli(["inspect", str(tmp_path)], capsys)
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("skipped files:"))
+    told = lines[start:next(i for i, line in enumerate(lines) if line.startswith("would use: "))]
+    assert code == 0 and told[0].startswith(f"skipped files: {study[:10]}")
+    assert [line for line in told if line.strip() in ("/", "") or _columns(line) > columns] == []
+    assert "".join(line.removeprefix("  ") if i else line for i, line in enumerate(told)) == closing

@@ -108,8 +108,8 @@ def _fitted(line: str, width: int | None, indent: int = 2) -> str:
 
 
 # a DICOM UID as the closing lines give it (``UID 1.2.826.0.1...``): digits and dots, a word of its own (not the
-# tail of a file name such as ``CT.1.3.12...``)
-_UID = re.compile(r"(?<![\w.])[0-9]+(?:\.[0-9]+){3,}(?![\w.])")
+# tail of a file name such as ``CT.1.3.12...``, nor a folder of a path, as a PACS export names them by UID)
+_UID = re.compile(r"(?<![\w./\\])[0-9]+(?:\.[0-9]+){3,}(?![\w./\\])")
 
 
 def _closing(line: str, width: int | None, indent: int = 2) -> str:
