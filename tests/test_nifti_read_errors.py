@@ -651,3 +651,38 @@ def test_a_dicom_file_named_as_nifti_is_named_as_dicom(tmp_path, capsys, name):
     assert (code, out, err.strip().splitlines()) == (1, "", [told])
     assert not (tmp_path / "out").exists()
     assert read_image(misnamed.parent).array.shape == (10, 8, 6)  # the folder given, the file is one of its slices
+
+
+def test_a_gzipped_dicom_file_named_nii_gz_is_named_as_dicom(tmp_path, capsys):
+    """A DICOM file gzip-compressed and named ``.nii.gz`` was "not a NIfTI image (Cannot work out file type ...)" from
+    read_image and "cannot read header (...)" from read_grid: its DICM marker, once decompressed, tells what it is,
+    and the DICOM reader takes no compressed file, so it is to be decompressed into its series' folder. Refused
+    before the model loads; a NIfTI file whose bytes 128 to 131 (cal_min) happen to read DICM is read as it is."""
+    import struct
+
+    from dicom_factory import make_series
+
+    from medseg.errors import ImageReadError
+    from medseg.io.images import read_grid, read_image
+
+    _, paths = make_series(tmp_path / "series")
+    misnamed = tmp_path / "gz" / "slice.nii.gz"
+    misnamed.parent.mkdir()
+    misnamed.write_bytes(gzip.compress(paths[0].read_bytes()))
+    line = (f"{misnamed}: a gzip-compressed DICOM file (the DICM marker after its 128-byte preamble, once "
+            "decompressed) named as a NIfTI image (.nii.gz); DICOM is read by its series' folder, uncompressed: "
+            "decompress it into the folder of its series and give that folder, with series=... where it holds more "
+            "than one")
+    for reader in (read_image, read_grid):
+        with pytest.raises(ImageReadError) as raised:
+            reader(misnamed)
+        assert str(raised.value) == line
+    code, out, err = run_cli(["infer", str(misnamed), "-o", str(tmp_path / "out")], capsys)
+    assert (code, out, err.strip().splitlines()) == (1, "", ["medseg: error: " + line.replace("series=...",
+                                                                                              "--series")])
+    assert not (tmp_path / "out").exists()
+    image = nib.Nifti1Image(np.arange(24, dtype=np.float32).reshape(2, 3, 4), np.eye(4))
+    image.header["cal_min"] = struct.unpack("<f", b"DICM")[0]
+    for name in ("cal.nii", "cal.nii.gz"):
+        nib.save(image, tmp_path / name)
+        assert read_image(tmp_path / name).array.shape == (2, 3, 4)

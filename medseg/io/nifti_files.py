@@ -60,17 +60,38 @@ def dicom_named_as_nifti(path: Path) -> str | None:
     """The message for a DICOM Part 10 file (the ``DICM`` marker after its 128-byte preamble) named as an Analyze or
     NIfTI file (``.nii``, ``.nii.gz``, ``.hdr``, ``.img``, any case), for a file nibabel refused: it was "not a NIfTI
     image", as if damaged. Its folder is what to give: the DICOM reader takes a series by its folder, whatever its
-    files are named. None for any other file."""
+    files are named; one gzip-compressed under a ``.gz`` name is to be decompressed there first. None for any other
+    file."""
     from medseg.io.files import _has_dicom_marker
     from medseg.settings_named import ANY, setting
 
     name = path.name.lower()
     ending = next((ending for ending in _NIFTI_NAMES[::-1] if name.endswith(ending)), None)
-    if ending is None or not _has_dicom_marker(path):
+    if ending is None:
         return None
+    if not _has_dicom_marker(path):
+        if not (name.endswith(".gz") and _gzipped_dicom(path)):
+            return None
+        # the DICOM reader takes no compressed file: the folder alone would be "no DICOM images found"
+        return (f"{path}: a gzip-compressed DICOM file (the DICM marker after its 128-byte preamble, once "
+                f"decompressed) named as a NIfTI image ({ending}); DICOM is read by its series' folder, uncompressed: "
+                f"decompress it into the folder of its series and give that folder, with {setting('series', ANY)} "
+                "where it holds more than one")
     return (f"{path}: a DICOM file (the DICM marker after its 128-byte preamble) named as a NIfTI image ({ending}); "
             f"DICOM is read by its series' folder: give {path.parent}, with {setting('series', ANY)} where it holds "
             "more than one (or name the file .dcm)")
+
+
+def _gzipped_dicom(path: Path) -> bool:
+    """Whether ``path`` is a gzip-compressed DICOM Part 10 file (its decompressed bytes 128 to 131 are ``DICM``); False
+    for any other, or one that cannot be read."""
+    try:
+        if not os.path.isfile(path):  # checked before opening: opening a named pipe waits for a writer
+            return False
+        with gzip.open(path, "rb") as handle:
+            return handle.read(132)[128:] == b"DICM"
+    except (OSError, EOFError, zlib.error):
+        return False
 
 
 def _stray_bytes_maybe(cause: BaseException | None) -> bool:
