@@ -162,3 +162,29 @@ def test_numbers_of_another_echo_between_the_slices_are_not_warned_about(tmp_pat
     with caplog.at_level(logging.WARNING, logger=_LOGGER):
         assert read_dicom_series(tmp_path).array.shape[2] == 6
     assert _instance_warnings(caplog) == []
+
+
+def test_zero_based_numbering_that_lost_its_last_file_names_the_number_lost(tmp_path, caplog):
+    """Numbered from 0 (some vendors), 0 to 4 of a stated 6: InstanceNumber 5 is missing, not "5-6" (no file of the
+    series is numbered 6)."""
+    _, paths = make_series(tmp_path)
+    _renumber(paths, 0, ImagesInAcquisition=6)
+    paths[-1].unlink()
+    with caplog.at_level(logging.WARNING, logger=_LOGGER):
+        read_dicom_series(tmp_path)
+    told = _instance_warnings(caplog)
+    assert len(told) == 1 and told[0].split("): ", 1)[1] == (
+        "InstanceNumber 5 missing (ImagesInAcquisition says 6 images, 5 here): files of the series may have been "
+        "lost, their slices left out of the volume; copy the series again from its source")
+
+
+@pytest.mark.parametrize("stated", [12, 18])
+def test_a_count_over_several_series_of_one_acquisition_is_not_warned_about(tmp_path, caplog, stated):
+    """Each echo saved as a series of its own, or a derived series (an ADC map of a DWI acquisition of 3 b-values),
+    may state the images of the whole acquisition: 6 slices numbered 1 to 6 of a stated 12 or 18 were warned of as
+    6 or 12 lost files. A stated count that is a whole multiple of the images here is such a count, not a loss."""
+    _, paths = make_series(tmp_path)
+    _renumber(paths, 1, ImagesInAcquisition=stated)
+    with caplog.at_level(logging.WARNING, logger=_LOGGER):
+        assert read_dicom_series(tmp_path).array.shape[2] == 6
+    assert _instance_warnings(caplog) == []

@@ -17,7 +17,9 @@ def missing_instances_text(candidate: SeriesCandidate) -> str | None:
 
     * where a file states the images of its acquisition (ImagesInAcquisition, the same in every file, all of one
       AcquisitionNumber), fewer files than that are short of the numbers 1..N not here (the last file's loss, which
-      nothing else tells); as many, whatever their numbers, are whole;
+      nothing else tells); as many, whatever their numbers, are whole, and a whole multiple of the files here (2, 3
+      ... times as many) is the count of an acquisition saved as several series (an echo each, the maps derived
+      from a DWI acquisition's b-values), not a loss; numbering from 0 counts 0..N-1;
     * else the numbers are those from 1 to the last here: a series that starts at 3 lost 1 and 2. Numbering that
       starts further from 1 than the series has images (a scanner's count across a study, an excerpt) is the
       series' own.
@@ -40,9 +42,12 @@ def missing_instances_text(candidate: SeriesCandidate) -> str | None:
     first, last = numbers[0], numbers[-1]
     stated = _stated_count(candidate)
     if stated is not None:
-        if len(numbers) >= stated:
+        if len(numbers) >= stated or stated % len(numbers) == 0:
+            # a whole multiple: the count of an acquisition saved as several series (an echo each, a derived map of
+            # a DWI acquisition's b-values), not files lost
             return None
-        missing = sorted(set(range(1, stated + 1)) - present) if last <= stated else []
+        base = 0 if first == 0 else 1  # some vendors number from 0
+        missing = sorted(set(range(base, base + stated)) - present) if last < base + stated else []
         why = f"ImagesInAcquisition says {counted(stated, 'image')}, {len(numbers)} here"
         if not missing:
             return f"{why}: files of the series may have been lost; {_ADVICE}"
