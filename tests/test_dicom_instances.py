@@ -188,3 +188,40 @@ def test_a_count_over_several_series_of_one_acquisition_is_not_warned_about(tmp_
     with caplog.at_level(logging.WARNING, logger=_LOGGER):
         assert read_dicom_series(tmp_path).array.shape[2] == 6
     assert _instance_warnings(caplog) == []
+
+
+def _numbered(folder, numbers, acquisitions=None, **kwargs):
+    """A 6-slice series numbered ``numbers`` (in slice order), with ``acquisitions`` as AcquisitionNumbers."""
+    _, paths = make_series(folder, **kwargs)
+    for k, path in enumerate(paths):
+        dataset = pydicom.dcmread(path)
+        dataset.InstanceNumber = numbers[k]
+        if acquisitions is not None:
+            dataset.AcquisitionNumber = acquisitions[k]
+        dataset.save_as(path)
+    return paths
+
+
+def test_realistic_numberings_of_whole_series_are_not_warned_about(tmp_path, caplog):
+    """Whole series numbered as exports number them: from 0 (some vendors); restarting at 1 for a second acquisition
+    of the stack (two AcquisitionNumbers); a localizer of three sagittal images numbered 1 to 3 in the axial series'
+    own UID, the axial images 4 to 9 (a part of a split series); an enhanced multi-frame file numbered 2."""
+    from dicom_factory import SAGITTAL, slice_positions, stored_values, write_series
+    from highdicom.legacy import LegacyConvertedEnhancedCTImage
+
+    _numbered(tmp_path / "zero", [0, 1, 2, 3, 4, 5])
+    _numbered(tmp_path / "restart", [1, 2, 3, 1, 2, 3], acquisitions=[1, 1, 1, 2, 2, 2])
+    uid = pydicom.uid.generate_uid()
+    _numbered(tmp_path / "localizer", [4, 5, 6, 7, 8, 9], series_uid=uid)
+    write_series(tmp_path / "localizer", stored_values((10, 8, 3)), slice_positions(3, 20.0, orientation=SAGITTAL),
+                 orientation=SAGITTAL, series_uid=uid, prefix="loc", image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"))
+    _, paths = make_series(tmp_path / "single")
+    enhanced = LegacyConvertedEnhancedCTImage([pydicom.dcmread(p) for p in paths],
+                                              series_instance_uid=pydicom.uid.generate_uid(), series_number=9,
+                                              sop_instance_uid=pydicom.uid.generate_uid(), instance_number=2)
+    (tmp_path / "multi").mkdir()
+    enhanced.save_as(tmp_path / "multi" / "enhanced.dcm")
+    with caplog.at_level(logging.WARNING, logger=_LOGGER):
+        for name, series in (("zero", None), ("restart", None), ("localizer", "3-1"), ("multi", None)):
+            assert read_dicom_series(tmp_path / name, series=series).array.shape[2] == 6, name
+    assert _instance_warnings(caplog) == []
