@@ -681,3 +681,22 @@ def test_pairing_refuses_or_warns_of_the_file_ending_as_train_does(tiny_set, tmp
         warnings.simplefilter("always")
         pair_cases(images, labels, dataset_json=dataset)
     assert [str(w.message) for w in caught] == []
+
+
+def test_the_command_says_the_file_ending_warning_once_on_its_stderr(tiny_set, tmp_path):
+    """`medseg train` shows the pairing's warning as its own line, once: the in-process test above sees it in the log
+    capture, which takes the record before the command's handler; here the command runs as its user runs it."""
+    import subprocess
+    import sys
+
+    images, labels = _dataset_folder(tiny_set, tmp_path / "Dataset009", {"0": "background", "1": "Ellipsoid",
+                                                                          "2": "Box", "3": "Tube"})
+    dataset = tmp_path / "Dataset009" / "dataset.json"
+    dataset.write_text(json.dumps({**json.loads(dataset.read_text()), "file_ending": ".nrrd"}))
+    done = subprocess.run([sys.executable, "-m", "medseg", *_train_cli(images, labels, tmp_path / "out", "--epochs",
+                                                                       "1", *_FEW_STEPS)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [line for line in done.stderr.splitlines() if "file_ending" in line] == [
+        f'warning: {dataset}: file_ending ".nrrd": the images are read as they are, but medseg writes its '
+        'segmentations as NIfTI (.nii.gz), not .nrrd; convert them where a tool expects .nrrd']
