@@ -343,21 +343,21 @@ def test_the_width_is_the_terminals_unless_columns_says_otherwise(monkeypatch):
 def test_inspect_wraps_wide_characters_within_a_narrow_terminal(tmp_path, capsys, monkeypatch, columns):
     """A description in Japanese (two terminal columns a character) was wrapped by its count of characters: in a
     60-column terminal its line took 66 columns and ran over the edge. Every line fits, its words kept whole and in
-    order, and a UID longer than a line still starts beside its label."""
+    order, but a UID longer than a line: it stands whole on the line after its label (broken to fit, a copied UID
+    lost its digits to the line break)."""
     description = " ".join(["頭部単純CT"] * 5)  # 5 words of 10 columns (6 characters) each
     make_series(tmp_path / "a", seed=1, series_number=3, prefix="a",
                 extra={"SpecificCharacterSet": "ISO_IR 192", "SeriesDescription": description})
     monkeypatch.setenv("COLUMNS", str(columns))
     code, out, _ = run_cli(["inspect", str(tmp_path)], capsys)
     lines = out.splitlines()
-    assert code == 0 and lines[0] == "series 3"
-    assert [line for line in lines if _columns(line) > columns] == []
+    uid = lines[next(i for i, line in enumerate(lines) if line == "  uid") + 1]
+    assert code == 0 and lines[0] == "series 3" and uid.startswith("1.2.")
+    assert [line for line in lines if _columns(line) > columns and line != uid] == []
     start = next(i for i, line in enumerate(lines) if line.startswith("  description  "))
     told = [lines[start][len("  description"):]] + [line for line in lines[start + 1:start + 4]
                                                      if line.startswith("      ")]
     assert " ".join(" ".join(told).split()) == description
-    uid = next(line for line in lines if line.startswith("  uid  "))
-    assert uid.split()[1].startswith("1.2.") and _columns(uid) == columns
 
 
 @pytest.mark.parametrize("width", [5, 10, 24, 40, 80])
@@ -455,3 +455,21 @@ def test_a_path_through_folders_named_by_uid_is_not_torn_apart(tmp_path, capsys,
     assert code == 0 and told[0].startswith(f"skipped files: {study[:10]}")
     assert [line for line in told if line.strip() in ("/", "") or _columns(line) > columns] == []
     assert "".join(line.removeprefix("  ") if i else line for i, line in enumerate(told)) == closing
+
+
+@pytest.mark.parametrize("columns", [40, 60, 79])
+def test_the_uid_field_of_a_block_stays_whole(tmp_path, capsys, monkeypatch, columns):
+    """The block's own ``uid`` field was broken where the width fell (at 60 columns "1.2.826...534" and
+    "50093337400775536666" on two lines), as the closing lines were: copied, it lost its digits to the line break.
+    Where it does not fit beside its label it stands whole on the next line (indented where that fits)."""
+    from pydicom.uid import generate_uid
+
+    uid = generate_uid()
+    make_series(tmp_path / "s", series_uid=uid)
+    monkeypatch.setenv("COLUMNS", str(columns))
+    code, out, _ = run_cli(["inspect", str(tmp_path / "s")], capsys)
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith("uid"))
+    assert code == 0 and lines[at].strip() == "uid"
+    assert lines[at + 1] == (f"  {uid}" if 2 + len(uid) <= columns else uid)
+    assert lines[at + 2].strip().startswith("status")

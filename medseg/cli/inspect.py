@@ -83,7 +83,14 @@ def inspect(folder, as_json, series):
                 click.echo("")
             click.echo(_fitted(f"series {row[0]}", width))
             for label, value in zip(labels[1:], row[1:]):
-                click.echo(_fitted(padded(f"  {label}", indent) + value, width, indent))
+                line = padded(f"  {label}", indent) + value
+                if label == "uid" and terminal_columns(line) > width:
+                    # broken where the width fell, a copied UID lost its digits to the line break: whole on the
+                    # next line, as in the closing lines (indented where that fits)
+                    click.echo(f"  {label}")
+                    click.echo(f"  {value}" if 2 + terminal_columns(value) <= width else value)
+                    continue
+                click.echo(_fitted(line, width, indent))
     for kind in ("skipped_files", "ignored_objects", "unreadable_files"):
         if report[kind]:
             names = ", ".join(f"{item['path']} ({item['reason']})" for item in report[kind][:10])
