@@ -5,11 +5,13 @@ Numbering that legitimately starts elsewhere is not warned about."""
 from __future__ import annotations
 
 import logging
+import warnings
 
 import pydicom
 import pytest
 from dicom_factory import make_series
 
+from medseg.errors import MedsegWarning
 from medseg.io.dicom import read_dicom_series
 
 _LOGGER = "medseg.io.dicom"
@@ -60,6 +62,22 @@ def test_a_series_that_lost_its_last_file_is_told_by_its_stated_count(tmp_path, 
         f"{tmp_path}: series 3 'synthetic' (CT, 5 images, UID {volume.info['series_uid']}): InstanceNumber 6 "
         "missing (ImagesInAcquisition says 6 images, 5 here): files of the series may have been lost, their slices "
         "left out of the volume; copy the series again from its source"]
+
+
+def test_the_lost_files_warning_reaches_a_python_caller_once(tmp_path):
+    """Before: logged alone, where the other warnings of the series' reading (MONOCHROME1, files skipped) are
+    MedsegWarnings too: a notebook without logging configured heard nothing of the lost slices."""
+    _, paths = make_series(tmp_path)
+    paths[0].unlink()
+    with pytest.warns(MedsegWarning) as caught:
+        read_dicom_series(tmp_path)
+    told = [str(w.message) for w in caught if "InstanceNumber" in str(w.message)]
+    assert len(told) == 1 and told[0].startswith(f"{tmp_path}: series 3 'synthetic' (CT, 5 images, UID ")
+    assert "InstanceNumber 1 missing (those here run 2 to 6)" in told[0]
+    assert caught[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MedsegWarning)  # a second reading (the report's) tells nothing again
+        assert read_dicom_series(tmp_path, warn_skipped=False).array.shape[2] == 5
 
 
 @pytest.mark.parametrize(("first", "tags"), [(1, {}), (101, {}), (3, {"ImagesInAcquisition": 6})])
