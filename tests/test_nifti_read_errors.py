@@ -686,3 +686,23 @@ def test_a_gzipped_dicom_file_named_nii_gz_is_named_as_dicom(tmp_path, capsys):
     for name in ("cal.nii", "cal.nii.gz"):
         nib.save(image, tmp_path / name)
         assert read_image(tmp_path / name).array.shape == (2, 3, 4)
+
+
+@pytest.mark.parametrize("given_as", ["reference", "prediction"])
+def test_a_dicom_image_named_as_nifti_given_as_a_segmentation_is_no_segmentation(tmp_path, capsys, given_as):
+    """`medseg evaluate` of a CT slice renamed ``ref.nii.gz`` told its user to give the slice's folder "with series=...
+    (a keyword argument of medseg's Python functions; medseg evaluate has no option for it)": a series folder is no
+    reference, and evaluate refuses a folder beside a file. Named .dcm, the same file is "a DICOM CT object, not a
+    DICOM SEG (a segmentation)"; named .nii.gz it is told so too."""
+    from dicom_factory import make_series
+
+    _, paths = make_series(tmp_path / "series")
+    misnamed = tmp_path / "seg.nii.gz"
+    misnamed.write_bytes(paths[0].read_bytes())
+    labels = tmp_path / "labels.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((10, 8, 6), np.uint8), np.eye(4)), str(labels))
+    pair = [str(labels), str(misnamed)] if given_as == "reference" else [str(misnamed), str(labels)]
+    code, out, err = run_cli(["evaluate", *pair, "-o", str(tmp_path / "scores") + "/"], capsys)
+    assert (code, out, err.strip().splitlines()) == (1, "", [
+        f"medseg: error: {misnamed}: a DICOM file (the DICM marker after its 128-byte preamble) named as a NIfTI "
+        "image (.nii.gz): a DICOM CT object, not a DICOM SEG (a segmentation)"])

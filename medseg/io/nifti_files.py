@@ -56,12 +56,13 @@ def gzip_without_gz(path: Path) -> str | None:
     return None
 
 
-def dicom_named_as_nifti(path: Path) -> str | None:
+def dicom_named_as_nifti(path: Path, segmentation: bool = False) -> str | None:
     """The message for a DICOM Part 10 file (the ``DICM`` marker after its 128-byte preamble) named as an Analyze or
     NIfTI file (``.nii``, ``.nii.gz``, ``.hdr``, ``.img``, any case), for a file nibabel refused: it was "not a NIfTI
     image", as if damaged. Its folder is what to give: the DICOM reader takes a series by its folder, whatever its
-    files are named; one gzip-compressed under a ``.gz`` name is to be decompressed there first. None for any other
-    file."""
+    files are named; one gzip-compressed under a ``.gz`` name is to be decompressed there first. Read as a
+    ``segmentation`` (a prediction or reference), a series' folder is none: what makes it no DICOM SEG is said, as for
+    a ``.dcm`` (a SEG itself is read by its .dcm name). None for any other file."""
     from medseg.io.files import _has_dicom_marker
     from medseg.settings_named import ANY, setting
 
@@ -77,6 +78,12 @@ def dicom_named_as_nifti(path: Path) -> str | None:
                 f"decompressed) named as a NIfTI image ({ending}); DICOM is read by its series' folder, uncompressed: "
                 f"decompress it into the folder of its series and give that folder, with {setting('series', ANY)} "
                 "where it holds more than one")
+    named = f"{path}: a DICOM file (the DICM marker after its 128-byte preamble) named as a NIfTI image ({ending})"
+    if segmentation:
+        from medseg.io.seg_reading import _not_a_seg
+
+        reason = _not_a_seg(path)
+        return f"{named}: {reason or 'a DICOM SEG; name it .dcm to have it read as one'}"
     return (f"{path}: a DICOM file (the DICM marker after its 128-byte preamble) named as a NIfTI image ({ending}); "
             f"DICOM is read by its series' folder: give {path.parent}, with {setting('series', ANY)} where it holds "
             "more than one (or name the file .dcm)")
