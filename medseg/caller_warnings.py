@@ -8,13 +8,17 @@ import logging
 import os
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from types import FrameType
 
 from medseg.errors import MedsegWarning
 
-__all__ = ["warn", "warning"]
+__all__ = ["warn", "warning", "held_until_done"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_HELD: ContextVar[list[MedsegWarning] | None] = ContextVar("medseg_held_warnings", default=None)
 
 
 def warn(message: str, log: logging.Logger | None = None, category: type[MedsegWarning] = MedsegWarning,
@@ -30,6 +34,10 @@ def warn(message: str, log: logging.Logger | None = None, category: type[MedsegW
     try:
         warnings.warn(message, category, stacklevel=_caller_level())
     except category as error:
+        held = _HELD.get()
+        if held is not None:  # raised once the work that tells it is done (held_until_done)
+            held.append(error)
+            return
         if raised is None or str(error) != message:
             raise
         raise category(raised) from None
@@ -42,6 +50,22 @@ def warning(log: logging.Logger, message: str, *args: object) -> None:
     library logs (a DICOM series passed over, a label missing, a case left out) that a Python caller needs to hear
     where it has configured no logging."""
     warn(message % args if args else message, log)
+
+
+@contextmanager
+def held_until_done() -> Iterator[None]:
+    """A warning the program's filters raise as an error (``warnings.simplefilter("error", MedsegWarning)``) held
+    while the block runs and the first raised once it has finished: for work whose outputs belong together (the
+    cases scored and the report that names them), which a warning raised midway left half made. An error of the
+    block itself is raised as it is, the held warnings dropped."""
+    held: list[MedsegWarning] = []
+    token = _HELD.set(held)
+    try:
+        yield
+    finally:
+        _HELD.reset(token)
+    if held:
+        raise held[0]
 
 
 def _caller_level() -> int:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medseg.caller_warnings import warning
+from medseg.caller_warnings import held_until_done, warning
 from medseg.errors import ConflictingInputsError, ImageReadError, InputError
 from medseg.io.files import (
     absent_content,
@@ -618,40 +618,42 @@ def _score_into(found: FolderPairs, pred_dir, ref_dir, out_dir: Path, targets: l
             names_from.append(source)
         if on_case is not None:  # the package's word on the labels never learnt, else the sidecar's
             on_case(case, metrics, None, package_untrained if package_untrained is not None else sidecar_untrained)
-    _complete_unnamed_labels(unnamed, metrics_path, failure_path)
-    if imageless:
-        warning(log, "%s: no image of %s (%s with a NIfTI ending): %s; %s the labels alone", images[0],
-                    counted(len(imageless), "case"), f"{imageless[0]}_0000 or {imageless[0]}", _shown(imageless),
-                    "its overlay shows" if len(imageless) == 1 else "their overlays show")
-    for case, reference in found.missed:
-        absent = absent_content(reference, "a DICOM SEG") if _seg_by_content(reference) else None
-        if absent is not None:  # a SEG whose name meets no prediction is paired by what its header says: not here
-            record_failure(case, "evaluate", ImageReadError(
-                f"{reference}: {absent}; a DICOM SEG reference whose name meets no prediction in {pred_dir} is paired "
-                "with the prediction made from the series it segments, which its header says"), None, reference)
-            continue
-        series = sorted(part10_seg_series(reference) or ()) if is_dicom_file(reference) else []
-        made_from = f"made from series {', '.join(series)}, the series this DICOM SEG segments, as its sidecar " \
-            "records it"
-        if series and not reference.name.lower().endswith(_DICOM):  # named by its UID: paired by content only
-            named = f"a prediction is one {made_from}"
-        else:
-            named = f"a prediction is named {case}.nii.gz, {case}_seg.nii.gz, {case}_0000_seg.nii.gz (medseg infer's " \
-                f"of {case}_0000.nii.gz) or {case}_seg.dcm" + (f", or is one {made_from}" if series else "")
-        record_failure(case, "not_run", InputError(
-            f"{reference}: no prediction for this reference in {pred_dir}{_infer_failure(pred_dir, case)} (a missed "
-            f"case; {named})"), None, reference,
-            "MissingPrediction", tell=False, predictions=absolute_path(pred_dir))  # the warning above names them all
-    ours = {path.name for path in targets}
-    others = sorted(path.name for pattern in ("*_metrics.json", "*_failed.json") for path in out_dir.glob(pattern)
-                    if path.name not in ours)
-    if others:  # the report takes every result in the folder: an earlier run's other cases would pass for this one's
-        warning(log, "%s: %s not of these predictions (an earlier run's?) %s in the report and its figures: %s; "
-                    "remove them, or give a folder of its own", out_dir, counted(len(others), "result file"),
-                    "is" if len(others) == 1 else "are", _shown(others))
-    from medseg.report.build import build_report
+    with held_until_done():  # a warning an "error" filter raises: once the report of the cases scored is made
+        _complete_unnamed_labels(unnamed, metrics_path, failure_path)
+        if imageless:
+            warning(log, "%s: no image of %s (%s with a NIfTI ending): %s; %s the labels alone", images[0],
+                        counted(len(imageless), "case"), f"{imageless[0]}_0000 or {imageless[0]}", _shown(imageless),
+                        "its overlay shows" if len(imageless) == 1 else "their overlays show")
+        for case, reference in found.missed:
+            absent = absent_content(reference, "a DICOM SEG") if _seg_by_content(reference) else None
+            if absent is not None:  # a SEG whose name meets no prediction is paired by what its header says
+                record_failure(case, "evaluate", ImageReadError(
+                    f"{reference}: {absent}; a DICOM SEG reference whose name meets no prediction in {pred_dir} is "
+                    "paired with the prediction made from the series it segments, which its header says"), None,
+                    reference)
+                continue
+            series = sorted(part10_seg_series(reference) or ()) if is_dicom_file(reference) else []
+            made_from = f"made from series {', '.join(series)}, the series this DICOM SEG segments, as its sidecar " \
+                "records it"
+            if series and not reference.name.lower().endswith(_DICOM):  # named by its UID: paired by content only
+                named = f"a prediction is one {made_from}"
+            else:
+                named = f"a prediction is named {case}.nii.gz, {case}_seg.nii.gz, {case}_0000_seg.nii.gz (medseg " \
+                    f"infer's of {case}_0000.nii.gz) or {case}_seg.dcm" + (f", or is one {made_from}" if series else "")
+            record_failure(case, "not_run", InputError(
+                f"{reference}: no prediction for this reference in {pred_dir}{_infer_failure(pred_dir, case)} (a "
+                f"missed case; {named})"), None, reference,
+                "MissingPrediction", tell=False, predictions=absolute_path(pred_dir))  # the warning above names all
+        ours = {path.name for path in targets}
+        others = sorted(path.name for pattern in ("*_metrics.json", "*_failed.json")
+                        for path in out_dir.glob(pattern) if path.name not in ours)
+        if others:  # the report takes every result in the folder: an earlier run's cases would pass for this one's
+            warning(log, "%s: %s not of these predictions (an earlier run's?) %s in the report and its figures: %s; "
+                        "remove them, or give a folder of its own", out_dir, counted(len(others), "result file"),
+                        "is" if len(others) == 1 else "are", _shown(others))
+        from medseg.report.build import build_report
 
-    report = build_report(out_dir, out_dir / REPORT_NAMES[0], overwrite=True, ct_window=ct_window)
+        report = build_report(out_dir, out_dir / REPORT_NAMES[0], overwrite=True, ct_window=ct_window)
     from medseg.jsonfile import RESULT_BYTES, read_json_object
 
     summary = read_json_object(report.summary, RESULT_BYTES, "a summary")

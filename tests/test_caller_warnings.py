@@ -151,3 +151,26 @@ def test_a_warning_raised_as_an_error_says_nothing_was_segmented(tmp_path, make_
     assert "all the same" not in caplog.text  # nor logged: a log file read the same untruth
     with pytest.warns(MedsegWarning, match=r"input\?; segmented all the same$"):  # where it goes on, it says so
         segment_volume(Volume(labels, np.diag([1.0, 1.0, 2.0, 1.0])), make_package())
+
+
+def test_a_held_warning_is_raised_after_the_block_and_an_error_of_the_block_wins():
+    """``held_until_done``: under an "error" filter the block runs to its end and the first warning is raised then;
+    where the block fails, its own error is raised."""
+    import warnings
+
+    from medseg.caller_warnings import held_until_done, warn
+    from medseg.errors import MedsegWarning
+
+    done = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MedsegWarning)
+        with pytest.raises(MedsegWarning, match=r"^a.nii.gz: first$"):
+            with held_until_done():
+                warn("a.nii.gz: first")
+                warn("b.nii.gz: second")
+                done.append("end")
+        assert done == ["end"]
+        with pytest.raises(KeyError):
+            with held_until_done():
+                warn("a.nii.gz: first")
+                raise KeyError("x")

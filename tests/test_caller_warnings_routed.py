@@ -158,3 +158,47 @@ def test_a_training_config_at_odds_with_itself_is_warned_about_before_training(t
                                                 r"\[32, 32\]: planes smaller than the tile"):
             train(config, cases, tmp_path / "model")
     assert not (tmp_path / "model").exists() or sorted(p.name for p in (tmp_path / "model").iterdir()) == []
+
+
+def test_an_error_filter_on_a_warning_of_the_report_leaves_the_scores_folder_whole(tmp_path):
+    """``score_folder`` warns of a case without an image only once its cases are scored: an "error" filter raised it
+    there, and left the cases' metrics without the report, cohort.tsv and summary.json that name them. The report
+    is made first; the warning is raised after it, as the caller's filter asks."""
+    from medseg.folder_scoring import score_folder
+
+    labels = np.zeros((16, 16, 6), np.uint8)
+    labels[4:10, 4:10, 1:4] = 1
+    for case in ("a", "b"):
+        _nifti(tmp_path / "ref" / f"{case}.nii.gz", labels)
+        _nifti(tmp_path / "pred" / f"{case}.nii.gz", labels)
+    _nifti(tmp_path / "img" / "a_0000.nii.gz", labels.astype(np.float32))
+    out = tmp_path / "out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MedsegWarning)
+        with pytest.raises(MedsegWarning, match=r"img: no image of 1 case \(b_0000 or b with a NIfTI ending\): b; its "
+                                                r"overlay shows the labels alone$"):
+            score_folder(tmp_path / "pred", tmp_path / "ref", out_dir=out, images_dir=tmp_path / "img",
+                         package="phantom")
+    assert sorted(p.name for p in out.iterdir()) == ["a_metrics.json", "b_metrics.json", "cohort.tsv", "report.html",
+                                                     "summary.json"]
+    assert json.loads((out / "summary.json").read_text())["cases"]["scored"] == 2
+
+
+def test_an_error_filter_on_a_warning_of_earlier_results_leaves_the_scores_folder_whole(tmp_path):
+    """An earlier run's result in the output folder is warned of after the cases are scored: raised there, the
+    report of the scored cases was never made."""
+    from medseg.folder_scoring import score_folder
+
+    labels = np.zeros((16, 16, 6), np.uint8)
+    labels[4:10, 4:10, 1:4] = 1
+    _nifti(tmp_path / "ref" / "a.nii.gz", labels)
+    _nifti(tmp_path / "pred" / "a.nii.gz", labels)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old_failed.json").write_text("{}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MedsegWarning)
+        with pytest.raises(MedsegWarning, match=r"1 result file not of these predictions \(an earlier run's\?\) is in "
+                                                r"the report and its figures: old_failed.json"):
+            score_folder(tmp_path / "pred", tmp_path / "ref", out_dir=out, package="phantom")
+    assert {"a_metrics.json", "report.html", "cohort.tsv", "summary.json"} <= {p.name for p in out.iterdir()}
