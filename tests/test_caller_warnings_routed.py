@@ -157,7 +157,7 @@ def test_a_training_config_at_odds_with_itself_is_warned_about_before_training(t
         with pytest.raises(MedsegWarning, match=r"^training patches \[24, 24\] differ from the inference tile "
                                                 r"\[32, 32\]: planes smaller than the tile"):
             train(config, cases, tmp_path / "model")
-    assert not (tmp_path / "model").exists() or sorted(p.name for p in (tmp_path / "model").iterdir()) == []
+    assert not (tmp_path / "model").exists(), sorted(p.name for p in (tmp_path / "model").iterdir())
 
 
 def test_an_error_filter_on_a_warning_of_the_report_leaves_the_scores_folder_whole(tmp_path):
