@@ -286,6 +286,24 @@ def test_two_metrics_files_of_one_case_fail_it_naming_both(tmp_path):
     assert row["scored_at"] == "" and row["segmented_at"] == ""
 
 
+def test_scores_the_report_does_not_take_give_no_column_of_the_row(tmp_path):
+    """A case failed as a duplicate result lost its scored_at, but ``created`` (documented as segmented_at, else
+    scored_at) still gave the first metrics file's time, and the hashes of the files those untaken scores were made
+    from filled reference_sha256 and segmentation_sha256: none of them comes from scores the report does not take."""
+    folder = write_case(tmp_path / "results", "c1", 0, "exact")
+    other = write_case(tmp_path / "elsewhere", "c1", 1, "erode")
+    for metrics in (folder / "c1_metrics.json", other / "c1_metrics.json"):
+        record = json.loads(metrics.read_text())
+        record.update(created="2026-12-01T08:00:00+00:00", prediction_sha256="cd" * 32, reference_sha256="ef" * 32)
+        metrics.write_text(json.dumps(record))
+    (folder / "c1_seg.json").unlink()  # no sidecar: only the metrics could give a time or a hash
+    shutil.copy(other / "c1_metrics.json", folder / "copy_metrics.json")
+    [row] = read_tsv(build_report(tmp_path / "results", tmp_path / "r.html").table)
+    assert (row["status"], row["error_type"]) == ("failed", "DuplicateResult")
+    assert [row[column] for column in ("created", "segmented_at", "scored_at", "segmentation_sha256",
+                                       "reference_sha256")] == ["", "", "", "", ""]
+
+
 def test_a_result_this_user_may_not_read_is_named_so_not_to_be_removed(tmp_path, monkeypatch):
     """A metrics file another user's umask left unreadable read "cannot read ([Errno 13] Permission denied: '/…');
     remove it and run again to redo the case": whole results to be thrown away for a permission. (Monkeypatched:

@@ -110,11 +110,12 @@ def cohort_rows(cases: list[CaseResult], flags: list[list[Flag]], order: list[in
             "reference": (case.metrics or {}).get("reference") or failure.get("reference"),
             # the files by their SHA-256, the device and precision, and when it was made: a row ties to its files
             "input_sha256": sidecar.get("input_sha256"),
-            "segmentation_sha256": sidecar.get("segmentation_sha256") or metrics.get("prediction_sha256"),
-            "reference_sha256": metrics.get("reference_sha256"),
+            # not from scores the report does not take (scored_at's rule): their files may not be the case's now
+            "segmentation_sha256": sidecar.get("segmentation_sha256") or scores.get("prediction_sha256"),
+            "reference_sha256": scores.get("reference_sha256"),
             "device": sidecar.get("device"),
             "precision": sidecar.get("precision"),
-            "created": sidecar.get("created") or metrics.get("created"),
+            "created": sidecar.get("created") or scores.get("created"),  # segmented_at, else scored_at
             "failed_stage": failure.get("stage"),
             "error_type": failure.get("error_type"),
             "error": failure.get("error"),
