@@ -245,3 +245,33 @@ def test_the_case_table_says_when_each_case_was_segmented_and_when_scored(tmp_pa
         "made": ("2026-12-07T10:00:00+00:00", "2026-12-07T10:00:00+00:00", "2026-12-07T11:30:00+00:00"),
         "unsided": ("2026-12-07T12:00:00+00:00", "", "2026-12-07T12:00:00+00:00"),
         "again": ("", "", "")}
+
+
+
+def test_the_documented_columns_are_the_header_the_report_writes(tmp_path):
+    """docs/report.md lists cohort.tsv's columns in prose, and each new last column (failed_job, segmented_at,
+    scored_at, kept_by_failed_job) was added to the code and the page by hand: the header a report writes is the
+    documented columns in their order, a label's columns as ``<label>_dice`` and so on, the last ones after them."""
+    from documents import read
+
+    from medseg.report.result_records import METRIC_FIELDS
+    from medseg.report.table import CASE_COLUMNS, LAST_COLUMNS
+
+    write_case(tmp_path, "c1", 0, "exact")
+    header, _ = read_tsv_header_and_rows(build_report(tmp_path, tmp_path / "r.html").table)
+    per_label = [*METRIC_FIELDS, "status"]
+    first_label = header[len(CASE_COLUMNS):len(CASE_COLUMNS) + len(per_label)]
+    prefix = first_label[0].removesuffix("_dice")
+    assert header[:len(CASE_COLUMNS)] == list(CASE_COLUMNS) and header[-len(LAST_COLUMNS):] == list(LAST_COLUMNS)
+    assert first_label == [f"{prefix}_{key}" for key in per_label]
+    text = read("docs/report.md")
+    text = " ".join(text[text.index("`cohort.tsv`: one row per case"):text.index("A Dice is shown to three")].split())
+    documented = [*CASE_COLUMNS, *(f"<label>_{key}" for key in per_label), *LAST_COLUMNS]
+    places, position = [], 0
+    for column in documented:
+        found = text.find(f"`{column}`", position)
+        assert found >= 0, f"{column} not documented after {places[-1][0] if places else 'the start'}"
+        places.append((column, found))
+        position = found
+    assert text.index("After the label columns") < dict(places)["failed_job"]
+    assert header[-4:] == ["failed_job", "segmented_at", "scored_at", "kept_by_failed_job"]
