@@ -119,3 +119,20 @@ def test_a_results_folder_or_sheet_this_user_may_not_read_is_an_error_not_a_usag
         f"{results}: cannot read (permission denied)" if unreadable == "results"
         else f"{sheet}: cannot read the sample sheet (permission denied)")), run.stderr
     assert not (tmp_path / "qa").exists()
+
+
+@pytest.mark.parametrize(("workflow", "named"), [([], "--max-overlays 0"),
+                                                 (["--in-workflow"], "max_overlays: 0 in the workflow config")],
+                         ids=["by hand", "in the workflow"])
+def test_the_report_of_a_workflow_names_its_config_keys(tmp_path, capsys, workflow, named):
+    """The workflow's report job (`medseg report ... --max-overlays 0`) told its user "no overlay: none drawn
+    (--max-overlays 0)", an option the user of the workflow never typed: it set max_overlays: in the workflow config.
+    Given --in-workflow, as the rules give it, the page names the config's keys; run by hand, the options."""
+    from medseg.cli import main
+
+    write_case(tmp_path / "results", "c00", 0, "exact")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", str(tmp_path / "results"), "--max-overlays", "0", *workflow])
+    assert exit_info.value.code == 0, capsys.readouterr().err
+    page = (tmp_path / "results" / "report.html").read_text()
+    assert re.findall(r"no overlay: [^<]*", page) == [f"no overlay: none drawn ({named})"]

@@ -452,6 +452,9 @@ def test_a_scoring_job_that_fails_as_a_whole_leaves_a_report_that_names_it(tmp_p
     assert [(rows[case]["failed_job"], rows[case]["kept_by_failed_job"]) for case in "ab"] == [
         ("", "batch001.evaluate"), ("batch001.evaluate", "")]
     assert json.loads((results / "summary.json").read_text())["failed_jobs"][0]["kept"] == ["a"]
+    # the report job names the workflow config's key its user set (max_overlays: 0), not `medseg report`'s option
+    assert set(re.findall(r"no overlay: [^<]*", page)) == {"no overlay: none drawn (max_overlays: 0 in the workflow "
+                                                            "config)"}
 
 
 def test_an_image_this_user_may_not_read_fails_its_case_not_the_run(tmp_path):

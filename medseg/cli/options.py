@@ -149,7 +149,7 @@ _JOB_OPTIONS = ("-o", "--case", "--memory-mb", "--final-memory-mb", "--attempt",
 COMMAND_ONLY: dict[str, tuple[str, ...]] = {
     "infer": (), "train": (), "convert": (), "verify": (),
     "evaluate": ("-o", "--output-dir", "--json"),  # the library is given -o as typed (given_as)
-    "report": ("-o", "--output-dir"),
+    "report": ("-o", "--output-dir", "--in-workflow"),
     "inspect": ("--json",),
     "synth": ("--label", "--shape", "--axis-aligned"),
     "models": ("--json",),
@@ -171,6 +171,8 @@ IN_WORKFLOW: dict[str, dict[str, str]] = {
                                                                     "threads")},
                      "package": _CONFIG.format(key="model")},
     "cohort evaluate": {"threads": "Snakemake's --set-threads evaluate={value}"},
+    # the report rule's `medseg report` (its page's "no overlay: none drawn (max_overlays: 0 in the workflow config)")
+    "report": {name: _CONFIG.format(key=name) for name in ("dice_threshold", "max_overlays", "ct_window")},
 }
 # each setting as an option, whichever command has it
 OPTION_NAMES = {name: option for names in COMMAND_OPTIONS.values() for name, option in names.items()}

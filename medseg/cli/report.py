@@ -12,6 +12,7 @@ from medseg.cli.options import (
     ct_window_option,
     escaped_line,
     file_output,
+    name_options,
     output_dir_option,
     output_or_folder,
     overwrite_option,
@@ -57,7 +58,14 @@ $ medseg report results --ct-window lung
               help="The cohort's sample sheet: list its cases that have no results, or no scores, as failed "
                    "(default: none: the cases found in RESULTS_DIR alone).")
 @overwrite_option
-def report(results_dir, output, output_dir, dice_threshold, outlier_z, max_overlays, ct_window, sheet, overwrite):
+@click.option("--in-workflow", is_flag=True, hidden=True,
+              help="The cohort workflow's report job (the Snakefile gives it): its page and messages name the "
+                   "workflow's settings (max_overlays: 0 in the workflow config), which its user sets, not these "
+                   "options.")
+def report(results_dir, output, output_dir, dice_threshold, outlier_z, max_overlays, ct_window, sheet, overwrite,
+           in_workflow):
+    if in_workflow:  # the workflow's settings from here on (the group named the options)
+        name_options(click.get_current_context(), "report", in_workflow=True)
     output = output_or_folder(output, output_dir)
     from medseg.numbers import counted
     from medseg.report.build import build_report

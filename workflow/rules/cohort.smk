@@ -126,7 +126,8 @@ rule report:
         runtime=lambda wildcards, attempt: 60 * attempt,
     shell:
         "{params.medseg} -v report {params.results:q} -o {output.html:q} --dice-threshold {params.dice_threshold}"
-        " --max-overlays {params.max_overlays}{params.ct_window} --sheet {params.sheet:q} --overwrite > {log:q} 2>&1"
+        " --max-overlays {params.max_overlays}{params.ct_window} --sheet {params.sheet:q} --overwrite --in-workflow"
+        " > {log:q} 2>&1"
 
 
 # the run's own exit status: each failed case has its failure record and the others carry on, so every step

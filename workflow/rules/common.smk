@@ -350,7 +350,8 @@ def report_unstarted_jobs():
     _window = "" if config["ct_window"] is None else f" --ct-window {shlex.quote(str(config['ct_window']))}"
     subprocess.run(f"{MEDSEG} -v report {shlex.quote(RESULTS)} -o {shlex.quote(str(Path(RESULTS, 'report.html')))}"
                    f" --dice-threshold {config['dice_threshold']} --max-overlays {config['max_overlays']}{_window}"
-                   f" --sheet {shlex.quote(SHEET_PATH)} --overwrite > {shlex.quote(str(_report_log))} 2>&1",
+                   f" --sheet {shlex.quote(SHEET_PATH)} --overwrite --in-workflow"
+                   f" > {shlex.quote(str(_report_log))} 2>&1",
                    shell=True, check=False)
     with contextlib.suppress(OSError):
         _shown = False
