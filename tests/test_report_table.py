@@ -275,3 +275,21 @@ def test_the_documented_columns_are_the_header_the_report_writes(tmp_path):
         position = found
     assert text.index("After the label columns") < dict(places)["failed_job"]
     assert header[-4:] == ["failed_job", "segmented_at", "scored_at", "kept_by_failed_job"]
+
+
+def test_a_case_two_failed_jobs_kept_names_both(tmp_path):
+    """The inference and the scoring job of one batch can both fail as a whole and each keep a case from an earlier
+    run (summary.json lists it in both jobs' ``kept``): kept_by_failed_job named the job read last alone."""
+    write_case(tmp_path, "a", 0, "exact")
+    write_case(tmp_path, "b", 1, "exact")
+    (tmp_path / "jobs").mkdir()
+    for stage in ("infer", "evaluate"):
+        (tmp_path / "jobs" / f"batch001.{stage}.json").write_text(json.dumps({
+            "schema": "medseg-cohort-job/1", "cases": [],
+            "job_error": {"error": f"{stage} broke", "error_type": "RuntimeError", "log": None,
+                          "kept_earlier": ["a", "b"] if stage == "infer" else ["a"]}}))
+    outputs = build_report(tmp_path, tmp_path / "r.html")
+    rows = {row["case_id"]: row for row in read_tsv(outputs.table)}
+    assert [job["kept"] for job in json.loads(outputs.summary.read_text())["failed_jobs"]] == [["a"], ["a", "b"]]
+    assert {case: row["kept_by_failed_job"] for case, row in rows.items()} == {
+        "a": "batch001.evaluate;batch001.infer", "b": "batch001.infer"}

@@ -66,9 +66,12 @@ def cohort_rows(cases: list[CaseResult], flags: list[list[Flag]], order: list[in
     """Header and rows (dicts) of the cohort table, in ``order``. Dice values are text to 6 decimals, or to as
     many more as it takes to stay on their side of ``dice_threshold`` (0.6999996 is not written 0.7).
     ``failed_jobs``: the workflow's jobs that failed as a whole (:func:`medseg.report.failed_jobs.failed_jobs`), whose
-    kept cases name them in ``kept_by_failed_job``."""
+    kept cases name them in ``kept_by_failed_job`` (joined by ``;`` where two jobs kept a case)."""
     prefixes = label_columns(cases)
-    kept_by = {case_id: job.name for job in failed_jobs for case_id in job.kept}
+    kept_by: dict[str, list[str]] = {}  # a batch's inference and scoring jobs may both have kept a case
+    for job in failed_jobs:
+        for case_id in job.kept:
+            kept_by.setdefault(case_id, []).append(job.name)
     header = list(CASE_COLUMNS)
     for prefix in prefixes.values():
         header += [f"{prefix}_{key}" for key in METRIC_FIELDS] + [f"{prefix}_status"]
@@ -122,7 +125,7 @@ def cohort_rows(cases: list[CaseResult], flags: list[list[Flag]], order: list[in
             "failed_job": _job_name(failure),
             "segmented_at": sidecar.get("created"),  # as the model columns: not an earlier run's, for a failed case
             "scored_at": scores.get("created"),
-            "kept_by_failed_job": kept_by.get(case.case_id),
+            "kept_by_failed_job": ";".join(kept_by.get(case.case_id, [])) or None,
         }
         for label in case.labels():
             prefix = prefixes[label.value]
