@@ -640,7 +640,8 @@ def test_a_dicom_file_named_as_nifti_is_named_as_dicom(tmp_path, capsys, name):
     ending = ".nii" if name.lower().endswith(".nii") else ".nii.gz"
     line = (f"{misnamed}: a DICOM file (the DICM marker after its 128-byte preamble) named as a NIfTI image "
             f"({ending}); DICOM is read by its series' folder: give {misnamed.parent}, with series=... where it "
-            "holds more than one (or name the file .dcm)")
+            "holds more than one")
+    assert ".dcm" not in line  # a .dcm given on its own is refused too: renaming it is no way to have it read
     for reader in (read_image, read_grid):
         with pytest.raises(ImageReadError) as raised:
             reader(misnamed)

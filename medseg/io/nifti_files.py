@@ -86,7 +86,7 @@ def dicom_named_as_nifti(path: Path, segmentation: bool = False) -> str | None:
         return f"{named}: {reason or 'a DICOM SEG; name it .dcm to have it read as one'}"
     return (f"{path}: a DICOM file (the DICM marker after its 128-byte preamble) named as a NIfTI image ({ending}); "
             f"DICOM is read by its series' folder: give {path.parent}, with {setting('series', ANY)} where it holds "
-            "more than one (or name the file .dcm)")
+            "more than one")
 
 
 def _gzipped_dicom(path: Path) -> bool:
