@@ -243,6 +243,7 @@ def read_case_image(case: TrainCase, n_channels: int | list[str] = 1, hash_input
     names = n_channels if isinstance(n_channels, list) else None
     n_channels = len(n_channels) if isinstance(n_channels, list) else n_channels
     from medseg.io.nifti import read_nifti
+    from medseg.io.nifti_files import TRAINING_IMAGE
 
     if case.channel_paths:
         from medseg.errors import GeometryError
@@ -256,7 +257,7 @@ def read_case_image(case: TrainCase, n_channels: int | list[str] = 1, hash_input
         from medseg.io.channels import read_channels
 
         return read_channels(case.image_path, names or n_channels, hash_input=hash_input)
-    return read_nifti(case.image_path, hash_input=hash_input)
+    return read_nifti(case.image_path, hash_input=hash_input, role=TRAINING_IMAGE)
 
 
 def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes,

@@ -585,3 +585,32 @@ def test_the_cli_tells_the_cases_read_and_the_first_epoch_starting(tiny_set, tmp
     told = [r.getMessage() for r in caplog.records if r.name == "medseg.training_progress"]
     assert told[0].startswith("reading 6 cases: 1 read (") and told[5].startswith("read 6 cases in ")
     assert told[6].startswith("setting up training to epoch 1 (") and len(told) == 7
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_a_dicom_file_named_as_a_training_image_is_told_to_be_converted(tmp_path, capsys, gzipped):
+    """A DICOM file renamed case0.nii.gz among the training images was told to give its folder "with series=... (a
+    keyword argument of medseg's Python functions; medseg train has no option for it)": training leaves DICOM
+    folders out, so that advice could not be followed. It says what training takes and how to get there."""
+    import gzip
+
+    from dicom_factory import make_series
+
+    images, labels = write_set(tmp_path / "set", count=3)
+    _, paths = make_series(tmp_path / "series")
+    misnamed = images / "case0.nii.gz"
+    misnamed.write_bytes(gzip.compress(paths[0].read_bytes()) if gzipped else paths[0].read_bytes())
+    what = ("a gzip-compressed DICOM file (the DICM marker after its 128-byte preamble, once decompressed)"
+            if gzipped else "a DICOM file (the DICM marker after its 128-byte preamble)")
+    line = (f"{misnamed}: {what} named as a NIfTI image (.nii.gz); medseg trains on NIfTI, NRRD and MetaImage files, "
+            f"not on DICOM: convert the {'decompressed ' if gzipped else ''}series it belongs to with medseg convert "
+            "and give the converted file in its place")
+    with pytest.raises(MedsegError) as raised:
+        load_cases(pair_cases(images, labels), tiny_training_config())
+    assert str(raised.value) == line
+    out = tmp_path / "model"
+    assert _exit_code(_train_cli(images, labels, out, "--epochs", "1")) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"medseg: error: {line}" and "series" not in err[-1].split("(.nii.gz)")[1].replace(
+        "series it belongs", "")
+    assert not out.exists()

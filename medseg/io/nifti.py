@@ -181,7 +181,7 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
             raise ImageReadError(f"{path}: a DICOM file, not a NIfTI image; give the folder of its series "
                                  f"({path.parent}), with {setting('series', ANY)} (in a sample sheet: the series "
                                  "column) where it holds more than one") from error
-        dicom = dicom_named_as_nifti(path, segmentation=labels)
+        dicom = dicom_named_as_nifti(path, segmentation=labels, role=role)
         if dicom is not None:  # a DICOM file renamed .nii.gz was "not a NIfTI image": said as what it is
             raise ImageReadError(dicom) from error
         if path.name.lower().endswith((".img", ".img.gz")):  # half of a pair: the header says how to read the voxels

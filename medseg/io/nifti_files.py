@@ -33,8 +33,8 @@ _GZIP_ENDS_EARLY = f"truncated image data (its gzip stream ends early); {_CUT_SH
 # a gzip stream whose checksum or length does not match what it decodes to: bytes changed on the way
 _DAMAGED = "the file was damaged (a bad copy, download or disk?): copy it again from its source"
 
-__all__ = ["check_regular_file", "check_voxels_fit", "cut_short_text", "dicom_named_as_nifti", "gzip_without_gz",
-           "load_image", "nibabel_name"]
+__all__ = ["TRAINING_IMAGE", "check_regular_file", "check_voxels_fit", "cut_short_text", "dicom_named_as_nifti",
+           "gzip_without_gz", "load_image", "nibabel_name"]
 
 
 def _gzip_damage_text(error: BaseException) -> str:
@@ -56,13 +56,19 @@ def gzip_without_gz(path: Path) -> str | None:
     return None
 
 
-def dicom_named_as_nifti(path: Path, segmentation: bool = False) -> str | None:
+TRAINING_IMAGE = "training image"  # the role (read_nifti's) of an image read for training, which takes no DICOM
+_TRAINING_TAKES = ("medseg trains on NIfTI, NRRD and MetaImage files, not on DICOM: convert the {}series it belongs to "
+                   "with medseg convert and give the converted file in its place")
+
+
+def dicom_named_as_nifti(path: Path, segmentation: bool = False, role: str = "") -> str | None:
     """The message for a DICOM Part 10 file (the ``DICM`` marker after its 128-byte preamble) named as an Analyze or
     NIfTI file (``.nii``, ``.nii.gz``, ``.hdr``, ``.img``, any case), for a file nibabel refused: it was "not a NIfTI
     image", as if damaged. Its folder is what to give: the DICOM reader takes a series by its folder, whatever its
     files are named; one gzip-compressed under a ``.gz`` name is to be decompressed there first. Read as a
     ``segmentation`` (a prediction or reference), a series' folder is none: what makes it no DICOM SEG is said, as for
-    a ``.dcm`` (a SEG itself is read by its .dcm name). None for any other file."""
+    a ``.dcm`` (a SEG itself is read by its .dcm name). Read as a :data:`TRAINING_IMAGE` (``role``), no folder will do
+    either (training leaves DICOM folders out): the series is to be converted first. None for any other file."""
     from medseg.io.files import _has_dicom_marker
     from medseg.settings_named import ANY, setting
 
@@ -73,6 +79,10 @@ def dicom_named_as_nifti(path: Path, segmentation: bool = False) -> str | None:
     if not _has_dicom_marker(path):
         if not (name.endswith(".gz") and _gzipped_dicom(path)):
             return None
+        gzipped = (f"{path}: a gzip-compressed DICOM file (the DICM marker after its 128-byte preamble, once "
+                   f"decompressed) named as a NIfTI image ({ending})")
+        if role == TRAINING_IMAGE:
+            return f"{gzipped}; {_TRAINING_TAKES.format('decompressed ')}"
         # the DICOM reader takes no compressed file: the folder alone would be "no DICOM images found"
         return (f"{path}: a gzip-compressed DICOM file (the DICM marker after its 128-byte preamble, once "
                 f"decompressed) named as a NIfTI image ({ending}); DICOM is read by its series' folder, uncompressed: "
@@ -84,6 +94,8 @@ def dicom_named_as_nifti(path: Path, segmentation: bool = False) -> str | None:
 
         reason = _not_a_seg(path)
         return f"{named}: {reason or 'a DICOM SEG; name it .dcm to have it read as one'}"
+    if role == TRAINING_IMAGE:
+        return f"{named}; {_TRAINING_TAKES.format('')}"
     return (f"{path}: a DICOM file (the DICM marker after its 128-byte preamble) named as a NIfTI image ({ending}); "
             f"DICOM is read by its series' folder: give {path.parent}, with {setting('series', ANY)} where it holds "
             "more than one")
