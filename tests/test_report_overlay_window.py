@@ -176,8 +176,8 @@ def test_a_chosen_ct_window_not_used_for_an_image_that_is_no_ct_is_said(tmp_path
     with caplog.at_level(logging.WARNING, logger="medseg"):
         chosen = score_folder(pred, ref, tmp_path / "chosen", images_dir=tmp_path / "images", ct_window="lung")
     warned = [r.getMessage() for r in caplog.records if "CT window not used" in r.getMessage()]
-    assert len(warned) == 1 and warned[0].startswith(
-        "CT window not used for 1 case (a): the lung window chosen for the report"), warned
+    assert len(warned) == 1 and warned[0].startswith(  # the results folder named, as the file a single case names
+        f"{tmp_path / 'chosen'}: CT window not used for 1 case (a): the lung window chosen for the report"), warned
     import re
 
     assert re.search(r"its crop's 0\.5th percentile \d+\.\d is not from -3100 to -500, as air or gas makes it: an "
@@ -325,7 +325,8 @@ def test_a_models_window_not_used_for_an_image_that_is_no_ct_is_said_as_the_mode
     warned = [r.getMessage() for r in caplog.records if "CT window not used" in r.getMessage()]
     assert len(_overlay_pngs(built.html.read_text())) == 1  # the seeded model's labels, drawn over the image
     assert len(warned) == 1 and warned[0].startswith(
-        "CT window not used for 1 case (head): the lung window its model declares (model.json report.ct_window) is "
+        f"{tmp_path / 'out'}: CT window not used for 1 case (head): the lung window its model declares (model.json "
+        "report.ct_window) is "
         "for a CT in Hounsfield units, and its image is not taken for one (its crop's 0.5th percentile"), warned
     assert "the lung window its model declares (model.json report.ct_window)" in built.html.read_text()
     caplog.clear()
@@ -420,7 +421,8 @@ def test_a_window_not_used_for_many_cases_is_one_warning_naming_how_many_and_the
                              images_dir=tmp_path / "images", ct_window="lung")
     warned = [r.getMessage() for r in caplog.records if "CT window not used" in r.getMessage()]
     assert len(warned) == 1, warned
-    assert warned[0].startswith("CT window not used for 7 cases (mr0, mr1, mr2, mr3, mr4, … 7 in all): the lung "
+    assert warned[0].startswith(f"{tmp_path / 'scores'}: CT window not used for 7 cases (mr0, mr1, mr2, mr3, mr4, "
+                                "… 7 in all): the lung "
                                 "window chosen for the report is for a CT in Hounsfield units, and their images are "
                                 "not taken for one (mr0: its crop's 0.5th percentile "), warned[0]
     assert warned[0].endswith("; each case's card says why); drawn from their crops' percentiles"), warned[0]
@@ -622,6 +624,7 @@ def test_unknown_ct_windows_of_many_sidecars_are_one_warning(make_package, tmp_p
         build_report(tmp_path / "out", tmp_path / "report" / "report.html")
     warned = [r.getMessage() for r in caplog.records if "not a CT window" in r.getMessage()
               or "does not know" in r.getMessage()]
-    assert warned == ["3 cases name a CT window this medseg does not know ('liver', 'kidney'; it knows soft-tissue, "
+    assert warned == [f"{tmp_path / 'out'}: 3 cases name a CT window this medseg does not know ('liver', 'kidney'; "
+                      "it knows soft-tissue, "
                       "bone, lung, brain) in their sidecar's model.ct_window: drawn in the soft-tissue window: c1, c2, "
                       "c3"], warned

@@ -129,12 +129,12 @@ def build_report(
     label_order = _label_order(cases)
     colours = dict(zip([value for value, _ in label_order], label_colours([value for value, _ in label_order])))
 
-    overlays, shown, notes = _overlays(cases, flags, order, label_order, max_overlays, ct_window)
+    overlays, shown, notes = _overlays(cases, flags, order, label_order, max_overlays, ct_window, results_dir)
     settings = {"dice_threshold": dice_threshold, "outlier_z": outlier_z, "max_overlays": max_overlays,
                 "overlays_drawn": len(overlays), "ct_window": ct_window or DEFAULT_CT_WINDOW,
                 "ct_window_chosen": ct_window is not None,
                 # the windows the cases' models declare, used where none was chosen (model name: window)
-                "model_ct_windows": {} if ct_window is not None else _model_ct_windows(cases)}
+                "model_ct_windows": {} if ct_window is not None else _model_ct_windows(cases, results_dir)}
     rules = flag_rules(dice_threshold, outlier_z)
     folder = absolute_path(results_dir)  # as summary.json and the page name it: "." read later names no folder
     summary = jsonable(summary_record(folder, cases, flags, settings, rules, report_policy()))
@@ -284,10 +284,11 @@ def model_ct_window(case: CaseResult) -> str | None:
     return window if isinstance(window, str) and window in CT_WINDOWS_HU else None
 
 
-def _model_ct_windows(cases: list[CaseResult]) -> dict[str, str]:
+def _model_ct_windows(cases: list[CaseResult], results_dir: Path) -> dict[str, str]:
     """Model name: the CT window it declares, for the cases' models that declare one; where packages of one name
     declare different windows (an edited model.json, another version), each as ``name (model.json <first 8 hex
-    digits of its SHA-256>)``, as the first one's name alone was false for the others' cases."""
+    digits of its SHA-256>)``, as the first one's name alone was false for the others' cases. Windows this medseg
+    does not know are warned of: one case's naming its record, several cases' naming ``results_dir``."""
     from medseg.report.overlay_image import CT_WINDOWS_HU
 
     declared: dict[str, dict[str, str]] = {}  # name: {model.json SHA-256: window}
@@ -312,8 +313,8 @@ def _model_ct_windows(cases: list[CaseResult]) -> dict[str, str]:
         ids = [case_id for case_id, *_ in unknown]
         names = ", ".join(dict.fromkeys(repr(named) for _, named, *_ in unknown))
         fields = " or ".join(dict.fromkeys(f"{whose} {field}.ct_window" for _, _, whose, field, _ in unknown))
-        warning(log, "%s name a CT window this medseg does not know (%s; it knows %s) in their %s: drawn in the %s "
-                     "window: %s", counted(len(ids), "case"), names, ", ".join(CT_WINDOWS_HU), fields,
+        warning(log, "%s: %s name a CT window this medseg does not know (%s; it knows %s) in their %s: drawn in the "
+                     "%s window: %s", results_dir, counted(len(ids), "case"), names, ", ".join(CT_WINDOWS_HU), fields,
                      DEFAULT_CT_WINDOW, ", ".join(ids[:5]) + (f", … {len(ids)} in all" if len(ids) > 5 else ""))
     found: dict[str, str] = {}
     for name, windows in declared.items():
@@ -362,7 +363,7 @@ def _unused_window_reason(percentiles: tuple[float, float], modality: str | None
     return "; ".join(why)
 
 
-def _overlays(cases, flags, order, label_order, max_overlays, ct_window=None
+def _overlays(cases, flags, order, label_order, max_overlays, ct_window: str | None, results_dir: Path
               ) -> tuple[dict[int, bytes], dict[int, str], dict[int, list[str]]]:
     from medseg.report.checks import segmentation_header_problem
     from medseg.report.overlay import load_case_arrays, render_overlay
@@ -433,7 +434,7 @@ def _overlays(cases, flags, order, label_order, max_overlays, ct_window=None
             arrays = None
             release_free_memory()
     if unused:
-        warning(log, "%s", _unused_window_line(unused))
+        warning(log, "%s: %s", results_dir, _unused_window_line(unused))
     return overlays, shown, notes
 
 
