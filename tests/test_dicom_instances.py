@@ -243,3 +243,31 @@ def test_realistic_numberings_of_whole_series_are_not_warned_about(tmp_path, cap
         for name, series in (("zero", None), ("restart", None), ("localizer", "3-1"), ("multi", None)):
             assert read_dicom_series(tmp_path / name, series=series).array.shape[2] == 6, name
     assert _instance_warnings(caplog) == []
+
+
+@pytest.mark.parametrize(("main_first", "warned"), [(4, False), (3, True)])
+def test_numbering_across_the_study_is_told_by_the_studys_other_series(tmp_path, caplog, main_first, warned):
+    """A scanner numbering across a study: a 3-image localizer 1 to 3, then the series 4 to 9. Its numbers start
+    closer to 1 than it has images, so it was warned "InstanceNumbers 1-3 missing", though nothing was lost: the
+    study's other series in the folder hold exactly those numbers, and none of its own. Numbered series by series
+    (the localizer 1 to 3, the series from 1, its first two files lost: 3 to 8), the numbers overlap and the loss is
+    still told."""
+    _, localizer = make_series(tmp_path / "localizer", shape=(10, 8, 3), series_number=1, prefix="l",
+                               description="localizer", image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"))
+    _renumber(localizer, 1)
+    _, paths = make_series(tmp_path / "series")
+    _renumber(paths, main_first)
+    with caplog.at_level(logging.WARNING, logger=_LOGGER), warnings.catch_warnings(record=True):
+        warnings.simplefilter("always", MedsegWarning)
+        volume = read_dicom_series(tmp_path, series="3")
+    assert volume.array.shape[2] == 6
+    if warned:
+        assert [line.split(": ", 2)[2] for line in _instance_warnings(caplog)] == [
+            "InstanceNumbers 1-2 missing (those here run 3 to 8): files of the series may have been lost, their "
+            "slices left out of the volume; copy the series again from its source"]
+    else:
+        assert _instance_warnings(caplog) == []
+    from medseg.io.dicom import describe_folder
+
+    listed = {entry["key"]: entry["missing_instances"] for entry in describe_folder(tmp_path)["series"]}
+    assert (listed["3"] is not None, listed["1"]) == (warned, None)  # inspect flags it as the reading warns

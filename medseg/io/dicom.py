@@ -94,7 +94,7 @@ def read_dicom_series(folder: Path | str, series: str | None = None, warn_skippe
         warning(log, "%s: %s is MONOCHROME1 (high values display dark): read as stored (rescaled), not inverted; "
                     "unless they are physical units (HU), a model trained on MONOCHROME2 images sees its contrast "
                     "reversed", folder, candidate.label())
-    missing = missing_instances_text(candidate)
+    missing = missing_instances_text(candidate, scan.candidates)
     if missing is not None and warn_skipped:  # (not again on a second reading of the input)
         # evenly spaced without its first or last files: read a slice short, untold
         warning(log, "%s: %s: %s", folder, candidate.label(), missing)
@@ -420,7 +420,7 @@ def describe_folder(folder: Path | str, series: str | None = None) -> dict:
     studies = study_names(scan.candidates)
     return {
         "folder": str(absolute_path(folder)),  # its files' paths are relative to it
-        "series": [_describe(c, folder, studies) for c in scan.candidates],
+        "series": [_describe(c, folder, studies, scan.candidates) for c in scan.candidates],
         "skipped_files": [{"path": _relative(p, folder), "reason": why} for p, why in scan.skipped],
         "ignored_objects": [{"path": _relative(p, folder), "reason": why} for p, why in scan.non_image],
         "unreadable_files": [{"path": _relative(p, folder), "reason": why} for p, why in scan.broken],
@@ -428,11 +428,13 @@ def describe_folder(folder: Path | str, series: str | None = None) -> dict:
     }
 
 
-def _describe(candidate: SeriesCandidate, root: Path, studies: dict[str, str]) -> dict:
+def _describe(candidate: SeriesCandidate, root: Path, studies: dict[str, str],
+              others: list[SeriesCandidate]) -> dict:
     """One series as ``inspect`` lists it; ``folder``: the folder that holds its files, relative to ``root`` (``.``
     for ``root`` itself), so that a row can be found on disk (two series may share a number and a description);
     ``study``: its study as messages name it (``studies``, :func:`~medseg.io.dicom_series.study_names`), so that a
-    series of a folder of several studies is told by its study, as the message asking to choose one names them."""
+    series of a folder of several studies is told by its study, as the message asking to choose one names them;
+    ``others``: the folder's series, whose numbering tells that of ``candidate``'s study (``missing_instances``)."""
     import os
 
     geometry = candidate.geometry
@@ -459,7 +461,7 @@ def _describe(candidate: SeriesCandidate, root: Path, studies: dict[str, str]) -
         "tilt_deg": geometry.tilt_deg if geometry else None,
         "flags": list(candidate.flags),
         # InstanceNumbers that say files were lost at the ends (read with a warning; inspect flags it lost-files)
-        "missing_instances": missing_instances_text(candidate),
+        "missing_instances": missing_instances_text(candidate, others),
         "eligible": candidate.eligible,
         "problem": candidate.problem,
     }

@@ -4,6 +4,8 @@ read as a whole series, a slice short, without a word."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from medseg.io.dicom_candidates import SeriesCandidate
 from medseg.io.dicom_frames import _int
 from medseg.numbers import counted
@@ -11,7 +13,7 @@ from medseg.numbers import counted
 __all__ = ["missing_instances_text"]
 
 
-def missing_instances_text(candidate: SeriesCandidate) -> str | None:
+def missing_instances_text(candidate: SeriesCandidate, others: Sequence[SeriesCandidate] = ()) -> str | None:
     """What the InstanceNumbers of ``candidate``'s files say is missing, as the end of a warning (``InstanceNumbers
     1-2 missing (those here run 3 to 6): ...``); None where nothing is, or the numbers cannot tell:
 
@@ -22,7 +24,10 @@ def missing_instances_text(candidate: SeriesCandidate) -> str | None:
       from a DWI acquisition's b-values), not a loss; numbering from 0 counts 0..N-1;
     * else the numbers are those from 1 to the last here: a series that starts at 3 lost 1 and 2. Numbering that
       starts further from 1 than the series has images (a scanner's count across a study, an excerpt) is the
-      series' own.
+      series' own; so is numbering whose missing numbers the other series of its study among ``others`` (the
+      folder's other candidates) hold, none of them a number of its own (a scanner numbering across the study: a
+      localizer 1 to 3, then the series 4 to 103). Without them nothing tells such numbering from lost files (no
+      header states a series' place in its study's count): a series alone numbered 4 to 103 is warned about.
 
     Not judged (None): numbers with holes between those here (the slices of a series read are evenly spaced, so
     those holes are no slices of it: one echo of a series numbered echo by echo, 1, 3, 5 ...), a part of a series
@@ -54,7 +59,7 @@ def missing_instances_text(candidate: SeriesCandidate) -> str | None:
     else:
         start = 1 if first - 1 < len(numbers) else first
         missing = sorted(set(range(start, last + 1)) - present)
-        if not missing:
+        if not missing or _numbered_across_the_study(candidate, present, missing, others):
             return None
         why = f"those here run {first} to {last}"
     word = "InstanceNumber" if len(missing) == 1 else "InstanceNumbers"
@@ -63,6 +68,24 @@ def missing_instances_text(candidate: SeriesCandidate) -> str | None:
 
 
 _ADVICE = "copy the series again from its source"
+
+
+def _numbered_across_the_study(candidate: SeriesCandidate, present: set[int], missing: list[int],
+                               others: Sequence[SeriesCandidate]) -> bool:
+    """Whether the ``missing`` numbers are those of the other series of ``candidate``'s study among ``others``, which
+    hold none of the numbers ``present``: a scanner numbering its images across the study, not files lost. Series
+    numbered each from 1 share numbers (a localizer 1 to 3 beside a series that lost 1 and 2: 3 is both's)."""
+    from medseg.io.dicom_series import study_value
+
+    study = study_value(candidate, "StudyInstanceUID")
+    if not study:
+        return False
+    held: set[int] = set()
+    for other in others:
+        if other is candidate or other.uid == candidate.uid or study_value(other, "StudyInstanceUID") != study:
+            continue
+        held.update(frame.instance_number for frame in other.frames if frame.instance_number is not None)
+    return not held & present and set(missing) <= held
 
 
 def _stated_count(candidate: SeriesCandidate) -> int | None:
