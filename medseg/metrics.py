@@ -562,14 +562,16 @@ def metrics_rows(metrics: dict) -> list[dict[str, str | int | float | None]]:
     in a record read back from JSON, where a value is undefined); the breakdowns by other label
     (``false_positive_in_ml``) are left to the record. A record of no label (both masks empty and scored without label
     names, or labels given as background alone) is one row all the same, so that its case stays in the table:
-    ``{"case_id": ..., "label": None, "name": None, "dice": None, "hd95_mm": None, "assd_mm": None,
-    "status": "no_labels"}``. An :class:`~medseg.errors.InputError` for what is no such record."""
+    ``{"case_id": ..., "label": 0, "name": None, "dice": None, "hd95_mm": None, "assd_mm": None,
+    "status": "no_labels"}``, label 0 (background, the one label it holds) and its ``status`` telling it apart: a
+    ``None`` label made a DataFrame's label column floats (1.0, 2.0), an int in every row keeps it ints. An
+    :class:`~medseg.errors.InputError` for what is no such record."""
     labels = metrics.get("labels") if isinstance(metrics, dict) else None
     if not isinstance(labels, dict):
         raise InputError(f"{type_text(metrics)} given as the metrics: not a medseg-metrics/1 record (a dict whose "
                          "'labels' maps each label value to its metrics)")
     if not labels:  # no row dropped the case from a table of many without a word
-        return [{"case_id": metrics.get("case_id"), "label": None, "name": None, "dice": None, "hd95_mm": None,
+        return [{"case_id": metrics.get("case_id"), "label": 0, "name": None, "dice": None, "hd95_mm": None,
                  "assd_mm": None, "status": "no_labels"}]
     rows: list[dict[str, str | int | float | None]] = []
     for value, entry in labels.items():

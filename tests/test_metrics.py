@@ -812,12 +812,22 @@ def test_a_record_whose_labels_are_not_label_values_with_their_metrics_is_an_inp
 
 def test_a_record_of_no_labels_is_one_row_saying_so():
     """Two empty masks scored without label names hold no label: metrics_rows gave no row, and the case dropped out
-    of a table of many cases without a word. It is one row, label None, status no_labels, the figures None."""
+    of a table of many cases without a word. It is one row, label 0 (background, the one label it holds), status
+    no_labels, the figures None. Its label was None, which turned a table's label column into floats (1 -> 1.0, the
+    no-label row NaN): the label is an int in every row, and the status alone tells the row apart."""
     from medseg.metrics import metrics_rows
 
     empty = np.zeros((8, 8, 4), np.uint8)
     record = evaluate_volumes(Volume(empty, np.eye(4)), Volume(empty, np.eye(4)), {0: "background"}, case_id="s2")
     assert record["labels"] == {}
-    assert metrics_rows(record) == [{"case_id": "s2", "label": None, "name": None, "dice": None, "hd95_mm": None,
+    assert metrics_rows(record) == [{"case_id": "s2", "label": 0, "name": None, "dice": None, "hd95_mm": None,
                                      "assd_mm": None, "status": "no_labels"}]
     assert metrics_rows(json.loads(metrics_json(record))) == metrics_rows(record)  # a _metrics.json read back
+    assert all(type(row["label"]) is int for row in metrics_rows(record))
+    pandas = pytest.importorskip("pandas")
+    pred, ref = np.zeros((8, 8, 4), np.uint8), np.zeros((8, 8, 4), np.uint8)
+    pred[2:5, 2:5, 1:3] = ref[2:6, 2:5, 1:3] = 1
+    scored = evaluate_volumes(Volume(pred, np.eye(4)), Volume(ref, np.eye(4)), {0: "bg", 1: "a"}, case_id="s1")
+    table = pandas.DataFrame([row for one in (scored, record) for row in metrics_rows(one)])
+    assert (str(table["label"].dtype), table["label"].tolist()) == ("int64", [1, 0])
+    assert table.loc[table["status"] != "no_labels", "label"].tolist() == [1]
