@@ -370,8 +370,9 @@ def config_given(config: dict) -> bool:
 
 
 def tell_other_notes(package: ModelPackage, config: dict) -> None:
-    """Warn when the config resuming a finished ``package`` describes it otherwise (its name, its description, its
-    data notes): the package keeps its own, as its card may have been edited since."""
+    """Warn (a :class:`~medseg.errors.MedsegWarning` and a log line) when the config resuming a finished ``package``
+    describes it otherwise (its name, its description, its data notes): the package keeps its own, as its card may
+    have been edited since."""
     def notes(of: dict) -> tuple:
         training = of.get("training") if isinstance(of.get("training"), dict) else {}
         settings = training.get("settings") if isinstance(training.get("settings"), dict) else {}  # a record, free-form
@@ -383,10 +384,12 @@ def tell_other_notes(package: ModelPackage, config: dict) -> None:
         theirs = (None, None, theirs[2])  # have moved): nothing said
     differ = [what for what, a, b in zip(("name", "description", "training.data"), ours, theirs)
               if b is not None and a != b]
-    if differ:
-        log.warning("%s: the finished package keeps its %s; the config gives other text, which resuming does not "
-                    f"write (edit %s and MODEL_CARD.md, or train again with {setting('overwrite')})", package.path,
-                    " and ".join(differ), CONFIG_NAME)
+    if differ:  # told to a Python caller too (a MedsegWarning), which a notebook without logging configured hears
+        from medseg.caller_warnings import warning
+
+        warning(log, "%s: the finished package keeps its %s; the config gives other text, which resuming does not "
+                     "write (edit %s and MODEL_CARD.md, or train again with %s)", package.path, " and ".join(differ),
+                CONFIG_NAME, setting("overwrite"))
 
 
 EPOCHS = "training.epochs: {value} in the config"  # the epoch count, as a Python caller gives it

@@ -270,6 +270,39 @@ def test_resuming_a_finished_run_with_other_notes_says_they_are_not_written(tiny
     assert load_package(out).name == "renamed"
 
 
+def test_other_notes_of_a_resumed_finished_run_reach_a_python_caller_and_the_cli_once(tiny_set, tmp_path, capsys):
+    """The notes a finished package keeps over its resuming config's were only logged: a notebook that configured no
+    logging heard nothing. A Python caller gets a MedsegWarning at its own line; the command says it once."""
+    import warnings
+
+    from conftest import no_logging_configured
+    from training_factory import run
+
+    from medseg.errors import MedsegWarning
+
+    out = tmp_path / "model"
+    config = tiny_training_config(epochs=1)
+    run(config, *tiny_set, out)
+    config["description"] = "corrected"
+    with pytest.warns(MedsegWarning) as caught:
+        run(config, *tiny_set, out, resume=True)
+    told = [str(w.message) for w in caught if "resuming does not write" in str(w.message)]
+    assert told == [f"{out}: the finished package keeps its description; the config gives other text, which resuming "
+                    "does not write (edit model.json and MODEL_CARD.md, or train again with overwrite=True)"]
+    # the caller's line (training_factory's run, which calls train), not medseg's
+    assert [Path(w.filename).name for w in caught if "resuming does not write" in str(w.message)] == [
+        "training_factory.py"]
+    config_file = tmp_path / "corrected.json"
+    config_file.write_text(json.dumps(config))
+    capsys.readouterr()
+    with warnings.catch_warnings(), no_logging_configured():  # as the command runs: its own handler shows the line
+        warnings.simplefilter("always", MedsegWarning)
+        assert _exit_code(_train_cli(*tiny_set, out, "-c", str(config_file), "--resume")) == 0
+    told = [line for line in capsys.readouterr().err.splitlines() if "resuming does not write" in line]
+    assert told == [f"warning: {out}: the finished package keeps its description; the config gives other text, which "
+                    "resuming does not write (edit model.json and MODEL_CARD.md, or train again with --overwrite)"]
+
+
 @pytest.mark.parametrize("edit", ["width", "labels"])
 def test_a_finished_package_whose_model_json_was_edited_is_made_again_on_resume(tiny_set, tmp_path, caplog, edit):
     """Resume looked at the weights' hash and the card only: a model.json given another width (the weights no longer
