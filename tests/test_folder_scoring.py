@@ -413,10 +413,8 @@ def test_the_folder_scores_show_as_one_short_line(folders, tmp_path):
     assert [case for case, _ in scores.scored] == ["a", "b"] and scores.summary["cases"]["failed"] == 1
 
 
-def test_a_case_whose_input_changed_since_it_was_segmented_is_named_and_fails_the_run(tmp_path, capsys,
-                                                                                        tiny_package):
-    """The report counts such a case as failed (stale); the command printed its Dice, then "2 cases: 1 scored,
-    1 failed" without naming it or saying why, and exited 0, where any failed case is exit 1."""
+def _segmented_then_b_replaced(tmp_path, tiny_package):
+    """Cases a and b segmented with their references, then b's input replaced: (images, predictions, references)."""
     images, pred, ref = tmp_path / "images", tmp_path / "pred", tmp_path / "ref"
     rng = np.random.default_rng(3)
     for case in ("a", "b"):
@@ -425,6 +423,14 @@ def test_a_case_whose_input_changed_since_it_was_segmented_is_named_and_fails_th
                     "--model", str(tiny_package.path)]) == 0
         save(labels(0)[1], ref / f"{case}.nii.gz")
     save((rng.random((20, 20, 8)) * 100).astype(np.float32), images / "b.nii.gz")  # b's input replaced
+    return images, pred, ref
+
+
+def test_a_case_whose_input_changed_since_it_was_segmented_is_named_and_fails_the_run(tmp_path, capsys,
+                                                                                        tiny_package):
+    """The report counts such a case as failed (stale); the command printed its Dice, then "2 cases: 1 scored,
+    1 failed" without naming it or saying why, and exited 0, where any failed case is exit 1."""
+    images, pred, ref = _segmented_then_b_replaced(tmp_path, tiny_package)
     capsys.readouterr()
     out = tmp_path / "scores"
     assert run(["evaluate", str(pred), str(ref), "-o", str(out)]) == 1
@@ -442,14 +448,7 @@ def test_the_folder_scores_count_a_case_whose_input_changed_as_failed_as_the_com
     ``failed`` with its metrics file, and named in ``stale``."""
     from medseg.folder_scoring import score_folder
 
-    images, pred, ref = tmp_path / "images", tmp_path / "pred", tmp_path / "ref"
-    rng = np.random.default_rng(3)
-    for case in ("a", "b"):
-        save((rng.random((20, 20, 8)) * 100).astype(np.float32), images / f"{case}.nii.gz")
-        assert run(["-q", "infer", str(images / f"{case}.nii.gz"), "-o", str(pred), "--device", "cpu",
-                    "--model", str(tiny_package.path)]) == 0
-        save(labels(0)[1], ref / f"{case}.nii.gz")
-    save((rng.random((20, 20, 8)) * 100).astype(np.float32), images / "b.nii.gz")  # b's input replaced
+    images, pred, ref = _segmented_then_b_replaced(tmp_path, tiny_package)
     out = tmp_path / "scores"
     scores = score_folder(pred, ref, out)
     assert [case for case, _ in scores.scored] == ["a"] and scores.stale == ["b"]
