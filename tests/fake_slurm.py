@@ -336,6 +336,16 @@ def install(folder: Path, python: str = sys.executable) -> Path:
     return folder
 
 
+def put_first(monkeypatch, tmp_path: Path) -> Path:
+    """A test's stand-in SLURM: the commands written under ``tmp_path/bin`` and put first on PATH, their state kept in
+    ``tmp_path/slurm`` (returned), a status check answering once a job has ended (20 s at most, so that the executor
+    plugin does not wait ever longer)."""
+    monkeypatch.setenv("PATH", f"{install(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SLURM_STATE", str(tmp_path / "slurm"))
+    monkeypatch.setenv("FAKE_SLURM_STATUS_WAIT", "20")
+    return tmp_path / "slurm"
+
+
 def main() -> int:
     command, args = Path(sys.argv[0]).name, sys.argv[1:]
     if command not in COMMANDS:  # python fake_slurm.py COMMAND ARGS...

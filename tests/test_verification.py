@@ -613,13 +613,9 @@ def _verified_opening(sidecar, capsys):
         _OPENED["paths"] = None
 
 
-@pytest.mark.parametrize("entry", ["../secret.dcm", "ABSOLUTE", "a/../../secret.dcm", pytest.param(
-    "..\\secret.dcm", marks=pytest.mark.skipif(os.name != "nt", reason="on POSIX a name with '\\' is in the folder"))])
-def test_a_sidecar_naming_a_file_outside_the_series_folder_is_refused_unread(tmp_path, make_package, capsys, entry):
-    """A crafted or damaged sidecar whose ``input_info.file_sha256`` named ``../secret.dcm`` (or an absolute path)
-    had verify hash that file, outside the series folder, once the series differed. Such an entry is one error line
-    naming the sidecar and the entry, and the file is not opened."""
-    import pydicom
+def _segmented_study_beside_a_secret(tmp_path, make_package, capsys):
+    """A 4-slice DICOM study segmented into ``out/``, and ``secret.dcm`` beside the study's folder, not part of it:
+    (the study's file paths, the secret file)."""
     from dicom_factory import make_series
 
     _, paths = make_series(tmp_path / "study", shape=(24, 20, 4))
@@ -628,6 +624,18 @@ def test_a_sidecar_naming_a_file_outside_the_series_folder_is_refused_unread(tmp
     assert code == 0, err
     secret = tmp_path / "secret.dcm"
     secret.write_bytes(b"not part of the series")
+    return paths, secret
+
+
+@pytest.mark.parametrize("entry", ["../secret.dcm", "ABSOLUTE", "a/../../secret.dcm", pytest.param(
+    "..\\secret.dcm", marks=pytest.mark.skipif(os.name != "nt", reason="on POSIX a name with '\\' is in the folder"))])
+def test_a_sidecar_naming_a_file_outside_the_series_folder_is_refused_unread(tmp_path, make_package, capsys, entry):
+    """A crafted or damaged sidecar whose ``input_info.file_sha256`` named ``../secret.dcm`` (or an absolute path)
+    had verify hash that file, outside the series folder, once the series differed. Such an entry is one error line
+    naming the sidecar and the entry, and the file is not opened."""
+    import pydicom
+
+    paths, secret = _segmented_study_beside_a_secret(tmp_path, make_package, capsys)
     entry = str(secret) if entry == "ABSOLUTE" else entry
     sidecar = tmp_path / "out" / "study_seg.json"
     record = json.loads(sidecar.read_text())
@@ -767,14 +775,8 @@ def test_a_recorded_name_with_a_backslash_names_a_file_in_the_series_folder_on_p
     """On POSIX ``..\\secret.dcm`` is one name in the series folder, not a way out of it: the changed series' line
     names it as not there, and ``../secret.dcm`` beside the folder is not opened."""
     import pydicom
-    from dicom_factory import make_series
 
-    _, paths = make_series(tmp_path / "study", shape=(24, 20, 4))
-    code, _, err = run(["infer", str(tmp_path / "study"), "-m", str(make_package()), "-o", str(tmp_path / "out"),
-                        "--threads", "1"], capsys)
-    assert code == 0, err
-    secret = tmp_path / "secret.dcm"
-    secret.write_bytes(b"not part of the series")
+    paths, secret = _segmented_study_beside_a_secret(tmp_path, make_package, capsys)
     sidecar = tmp_path / "out" / "study_seg.json"
     record = json.loads(sidecar.read_text())
     record["input_info"]["file_sha256"]["..\\secret.dcm"] = "0" * 64

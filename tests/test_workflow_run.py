@@ -564,11 +564,7 @@ def test_the_slurm_profile_runs_the_cohort_through_the_executor(finished, tmp_pa
     if sys.platform != "linux":
         pytest.skip("the stand-in SLURM commands read /proc to enforce --mem, as SLURM's cgroup does")
     folder, local, _ = finished
-    state = tmp_path / "slurm"
-    monkeypatch.setenv("PATH", f"{fake_slurm.install(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_SLURM_STATE", str(state))
-    # a status check answers once a job has ended (20 s at most), so that the plugin does not wait ever longer
-    monkeypatch.setenv("FAKE_SLURM_STATUS_WAIT", "20")
+    state = fake_slurm.put_first(monkeypatch, tmp_path)
     # more than their first 1300 MB and 900 MB, planned from the small inputs (the report's retry, by the profile's
     # retries: 1, had as much again)
     monkeypatch.setenv("FAKE_SLURM_NEEDS", "rule_infer_wildcards_batch001=2000,rule_report=1500")

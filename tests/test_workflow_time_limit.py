@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
-import os
 import sys
 
 import nibabel as nib
@@ -45,10 +44,7 @@ def _run_with_a_big_case(cohort, tmp_path, monkeypatch, minutes: str, **options)
     sheet = write_sheet(tmp_path, [("a", str(data / "a.nii.gz"), str(data / "a_label.nii.gz")),
                                    ("b", str(data / "b.nii.gz"), str(data / "b_label.nii.gz")),
                                    ("big", str(tmp_path / "big.nii.gz"), "")])
-    state = tmp_path / "slurm"
-    monkeypatch.setenv("PATH", f"{fake_slurm.install(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_SLURM_STATE", str(state))
-    monkeypatch.setenv("FAKE_SLURM_STATUS_WAIT", "20")
+    state = fake_slurm.put_first(monkeypatch, tmp_path)
     monkeypatch.setenv("FAKE_SLURM_MINUTES", f"rule_infer_wildcards_batch002={minutes}")
     results = tmp_path / "results"
     run = snakemake(tmp_path, "--profile", str(REPO / "profiles" / "slurm"), "--default-resources",
@@ -148,10 +144,7 @@ def test_a_batch_whose_every_attempt_fails_before_medseg_starts_is_reported_with
     data = folder / "data"
     sheet = write_sheet(tmp_path, [("a", str(data / "a.nii.gz"), str(data / "a_label.nii.gz")),
                                    ("b", str(data / "b.nii.gz"), str(data / "b_label.nii.gz"))])
-    state = tmp_path / "slurm"
-    monkeypatch.setenv("PATH", f"{fake_slurm.install(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_SLURM_STATE", str(state))
-    monkeypatch.setenv("FAKE_SLURM_STATUS_WAIT", "20")
+    state = fake_slurm.put_first(monkeypatch, tmp_path)
     monkeypatch.setenv("FAKE_SLURM_BROKEN", "rule_infer_wildcards_b")
     results = tmp_path / "results"
     logs = tmp_path / "slurm-logs"
