@@ -462,9 +462,7 @@ def test_the_uid_field_of_a_block_stays_whole(tmp_path, capsys, monkeypatch, col
     """The block's own ``uid`` field was broken where the width fell (at 60 columns "1.2.826...534" and
     "50093337400775536666" on two lines), as the closing lines were: copied, it lost its digits to the line break.
     Where it does not fit beside its label it stands whole on the next line (indented where that fits)."""
-    from pydicom.uid import generate_uid
-
-    uid = generate_uid()
+    uid = "1.2.826.0.1.3680043.8.498." + "7" * 38  # 64 characters, the longest a UID is: never beside its label here
     make_series(tmp_path / "s", series_uid=uid)
     monkeypatch.setenv("COLUMNS", str(columns))
     code, out, _ = run_cli(["inspect", str(tmp_path / "s")], capsys)
