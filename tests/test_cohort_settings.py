@@ -394,3 +394,33 @@ def test_a_choice_that_may_be_null_lists_its_choices_in_yamls_words(value, shown
     with pytest.raises(InputError) as refused:
         check_config(config, repo / "configs" / "schemas" / "config.schema.yaml")
     assert str(refused.value) == f"config ct_window: {shown} is not one of soft-tissue, bone, lung, brain, null"
+
+
+def test_a_bad_setting_names_where_it_was_set(tmp_path):
+    """A cohort's settings come from the workflow's configs/cohort.yaml, each --configfile and --config: the message
+    named only the key, so a user with a bad value in one of three places had to find it. With ``source`` (the
+    Snakefile passes :func:`config_source`) it names the file or the --config setting; a line break in a --config
+    value stays escaped on the one line."""
+    from medseg.cohort.settings import check_config, config_source
+
+    schema = Path(__file__).resolve().parents[1] / "configs" / "schemas" / "config.schema.yaml"
+    own, mine = tmp_path / "cohort.yaml", tmp_path / "mine.yaml"
+    mine.write_text("cases_per_job: 0\n")
+    base = {"samples": "samples.tsv", "model": "phantom", "results": "results"}
+
+    def refused(config, command_line):
+        with pytest.raises(InputError) as caught:
+            check_config(config, schema, lambda key: config_source(key, command_line, [mine], own))
+        return str(caught.value)
+
+    assert refused({**base, "cases_per_job": 0}, {}) == (
+        f"config cases_per_job: 0 is less than the minimum of 1 (set in {mine})")
+    assert refused({**base, "cases_per_job": 0}, {"cases_per_job": 0}) == (
+        "config cases_per_job: 0 is less than the minimum of 1 (set by --config cases_per_job=0)")
+    assert refused({**base, "colour": "red"}, {}).endswith(f"(set in {own})")
+    assert refused({**base, "dice_threshold": float("nan")}, {"dice_threshold": "nan"}).endswith(
+        "(set by --config dice_threshold=nan)")
+    assert refused({**base, "device": "cpu\n"}, {"device": "cpu\n"}).endswith("(set by --config device=cpu\\n)")
+    with pytest.raises(InputError) as caught:  # without a source, the key alone as before
+        check_config({**base, "cases_per_job": 0}, schema)
+    assert str(caught.value) == "config cases_per_job: 0 is less than the minimum of 1"

@@ -74,6 +74,9 @@ def test_bad_settings_are_refused_before_anything_runs(cohort, tmp_path, setting
     assert message in run.stdout + run.stderr
     # medseg's one line: Snakemake framed it with the Snakefile's line and two traceback lines
     assert run.stderr.strip().splitlines()[-1].startswith("medseg: error: config")
+    # and where the setting was made (the workflow's config, a --configfile or --config), which the line named not
+    key = next(iter(setting))
+    assert run.stderr.strip().splitlines()[-1].endswith(f"(set by --config {key}={setting[key]})")
     assert "Traceback" not in run.stderr and '  File "' not in run.stderr
     assert not (tmp_path / "results").exists()
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import difflib
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from medseg.errors import InputError
 from medseg.json_schema import schema_validator
 from medseg.numbers import counted
+from medseg.one_line import escaped_line
 
 __all__ = ["OLD_MINUTES_PER_CASE", "check_config", "check_results_folder", "config_source", "cpus_beside_threads",
            "first_attempt_memory", "fixed_retry_resources", "gpu_model_without_gpu", "job_cpus",
@@ -29,10 +30,33 @@ RETRY_SCALED = {("infer", "mem_mb"): "mem_mb", ("infer", "runtime"): None,
                 ("evaluate", "mem_mb"): "evaluate_mem_mb", ("evaluate", "runtime"): None}
 
 
-def check_config(config: dict, schema_path: Path | str) -> None:
-    """Raise :class:`InputError` naming the first unknown key (with the closest known one) or bad value. A whole
-    number written as a float (``batch_size=16.0``), which the schema's ``integer`` accepts, is made an int in
-    ``config``: the commands the jobs run refuse "16.0", so every job failed after a passing dry run."""
+def check_config(config: dict, schema_path: Path | str, source: Callable[[str], str] | None = None) -> None:
+    """Raise :class:`InputError` naming the first unknown key (with the closest known one) or bad value, and, with
+    ``source`` (a key's :func:`config_source`), where that key was set: a config file's path or ``--config KEY=VALUE``
+    (a cohort's settings come from up to three places, and the message named only the key). A whole number written as
+    a float (``batch_size=16.0``), which the schema's ``integer`` accepts, is made an int in ``config``: the commands
+    the jobs run refuse "16.0", so every job failed after a passing dry run."""
+    try:
+        _check_config(config, schema_path)
+    except InputError as error:
+        key = getattr(error, "config_key", None)
+        if source is None or key is None:
+            raise
+        raise InputError(f"{error} ({_set_where(source(key))})") from None
+
+
+def _set_where(where: str) -> str:
+    """``config_source``'s answer in a message: ``set by --config device=cpu`` or ``set in /path/cohort.yaml``."""
+    return escaped_line(f"set by {where}" if where.startswith("--config ") else f"set in {where}")
+
+
+def _keyed(message: str, key: object) -> InputError:
+    error = InputError(message)
+    error.config_key = str(key)  # type: ignore[attr-defined]  # check_config's source names where it was set
+    return error
+
+
+def _check_config(config: dict, schema_path: Path | str) -> None:
     import yaml
 
     schema = yaml.safe_load(Path(schema_path).read_text())
@@ -41,7 +65,7 @@ def check_config(config: dict, schema_path: Path | str) -> None:
         if key not in known:
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise InputError(f"config: unknown key {key!r}{hint}; the keys are {', '.join(known)}")
+            raise _keyed(f"config: unknown key {key!r}{hint}; the keys are {', '.join(known)}", key)
     kinds = {key: spec.get("type") if isinstance(spec.get("type"), list) else [spec.get("type")]
              for key, spec in schema.get("properties", {}).items()}
     # a choice among names that may be null (ct_window: its enum holds None and none of these words)
@@ -56,11 +80,11 @@ def check_config(config: dict, schema_path: Path | str) -> None:
     for key, types in kinds.items():  # `--config results=` (nothing after it) reaches here as None
         if key in config and config[key] is None and "null" not in types and None not in types:
             wanted = " or ".join(f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}" for kind in types)
-            raise InputError(f"config {key}: no value given ({key}= with nothing after it, or null); it takes "
-                             f"{wanted}")
+            raise _keyed(f"config {key}: no value given ({key}= with nothing after it, or null); it takes "
+                         f"{wanted}", key)
     for key, value in config.items():  # NaN passes every bound of the schema: dice_threshold=nan crashed the report
         if isinstance(value, float) and not math.isfinite(value):
-            raise InputError(f"config {key}: {value} is not a finite number")
+            raise _keyed(f"config {key}: {value} is not a finite number", key)
     # patterns end where ECMA-262's do: device 'cpu\n' passed, and its line break split each job's shell command
     errors = sorted(schema_validator(schema).iter_errors(config), key=lambda e: [str(p) for p in e.path])
     if errors:
@@ -73,7 +97,9 @@ def check_config(config: dict, schema_path: Path | str) -> None:
             choices = ", ".join(map(_yaml_word, error.validator_value))
             message = f"{_yaml_word(error.instance, quoted=True)} is not one of {choices}"
 
-        raise InputError(f"config {where}: {message}" if where else f"config: {message}")
+        if not error.path:
+            raise InputError(f"config: {message}")
+        raise _keyed(f"config {where}: {message}", error.path[0])
     for key, types in kinds.items():
         if "integer" in types and isinstance(config.get(key), float) and config[key].is_integer():
             config[key] = int(config[key])
@@ -446,8 +472,8 @@ def config_source(key: str, command_line: Mapping, configfiles: Sequence[Path | 
     path. A file that cannot be read now is passed over (Snakemake read it)."""
     import yaml
 
-    if key in command_line:
-        return f"--config {key}={command_line[key]}"
+    if key in command_line:  # `--config results=` (nothing after it) Snakemake reads as None
+        return f"--config {key}={'' if command_line[key] is None else command_line[key]}"
     for path in reversed([str(p) for p in configfiles]):
         try:
             settings = yaml.safe_load(Path(path).read_text(encoding="utf-8"))

@@ -121,9 +121,13 @@ def planned(step, *args, **kwargs):
         sys.exit(f"medseg: error: {error}")
 
 
+_CONFIG_SETTINGS = getattr(workflow, "config_settings", None)  # where each setting came from, for the messages
 # medseg's check first: one line naming the key (Snakemake's prints the whole schema); then Snakemake's, which
 # also fills in the defaults
-planned(check_config, config, f"{workflow.basedir}/configs/schemas/config.schema.yaml")
+planned(check_config, config, f"{workflow.basedir}/configs/schemas/config.schema.yaml",
+        lambda key: config_source(key, getattr(_CONFIG_SETTINGS, "config", None) or {},
+                                  getattr(_CONFIG_SETTINGS, "configfiles", None) or [],
+                                  f"{workflow.basedir}/configs/cohort.yaml"))
 planned(check_results_folder, config["results"])
 # --set-resources and --resources, through Snakemake's public names only: a Snakemake that renames them skips the
 # checks that read them with a warning, not a traceback (medseg/cohort/settings.py resource_settings)
