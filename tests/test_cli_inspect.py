@@ -413,25 +413,25 @@ def test_the_table_tests_pass_where_the_shell_exports_columns(tmp_path):
 @pytest.mark.parametrize("columns", [60, 80])
 def test_the_closing_lines_keep_a_uid_whole_on_a_line_of_its_own(tmp_path, capsys, monkeypatch, columns):
     """In the narrow layout the closing line ("would use: none: ... UID 1.2.826...") was broken inside the UID where
-    the width fell: a copied UID lost its digits to the line break. The UID stands alone on a line of its own, whole;
-    every other line fits the width, and nothing of the line is lost or reordered."""
-    from pydicom.uid import generate_uid
-
-    uid = generate_uid()  # 1.2.826.0.1.3680043.8.498.<digits>: 50 to 64 characters
+    the width fell: a copied UID lost its digits to the line break. The UID stands alone on a line of its own, whole,
+    with the ``)`` that closes on it (alone on the next line, it started a line with ``)``); every other line fits
+    the width, and nothing of the line is lost or reordered."""
+    uid = "1.2.826.0.1.3680043.8.498." + "5" * 38  # 64 characters, the longest a UID is
     values = stored_values((10, 8, 1))
     write_series(tmp_path / "s", values, slice_positions(1, 2.0), series_uid=uid)  # one slice: no 3D volume
     monkeypatch.delenv("COLUMNS", raising=False)
     code, piped, _ = run_cli(["inspect", str(tmp_path / "s")], capsys)
     closing = piped.splitlines()[-1]
-    assert code == 1 and closing.startswith("would use: none: ") and f"UID {uid})" in closing
+    assert code == 1 and closing.startswith("would use: none: ") and f"UID {uid}) cannot be" in closing
     monkeypatch.setenv("COLUMNS", str(columns))
     code, out, _ = run_cli(["inspect", str(tmp_path / "s")], capsys)
     lines = out.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("would use: "))
     told = lines[start:]
     # indented as the other lines where that fits (80), from the first column where it does not (60)
-    assert code == 1 and (f"  {uid}" if 2 + len(uid) <= columns else uid) in told
-    assert [line for line in told if _columns(line) > columns and line != uid] == []
+    assert code == 1 and (f"  {uid})" if 3 + len(uid) <= columns else f"{uid})") in told
+    assert [line for line in told if line.lstrip().startswith(")")] == []
+    assert [line for line in told if _columns(line) > columns and line != f"{uid})"] == []
     assert "".join(told).replace(" ", "") == closing.replace(" ", "")
 
 

@@ -117,13 +117,16 @@ def _fitted(line: str, width: int | None, indent: int = 2) -> str:
 # a DICOM UID as the closing lines give it (``UID 1.2.826.0.1...``): digits and dots, a word of its own (not the
 # tail of a file name such as ``CT.1.3.12...``, nor a folder of a path, as a PACS export names them by UID)
 _UID = re.compile(r"(?<![\w./\\])[0-9]+(?:\.[0-9]+){3,}(?![\w./\\])")
+# the punctuation that closes on a UID (``UID 1.2.826...)``, ``1.2.826...,``) stays on its line: alone on the next, a
+# ``)`` started a line of its own
+_CLOSING_MARKS = re.compile(r"[)\]},;:]+")
 
 
 def _closing(line: str, width: int | None, indent: int = 2) -> str:
     """A closing line (the files passed over, the series that would be used) :func:`_fitted` to ``width``, each UID in
-    it whole on a line of its own (indented where that fits, else from the first column, over the width where it is
-    longer): broken where the width fell, a copied UID lost its digits to the line break. Unchanged where it fits or
-    ``width`` is None."""
+    it whole on a line of its own with the punctuation that closes on it (indented where that fits, else from the
+    first column, over the width where it is longer): broken where the width fell, a copied UID lost its digits to the
+    line break. Unchanged where it fits or ``width`` is None."""
     if width is None or terminal_columns(line) <= width or not _UID.search(line):
         return _fitted(line, width, indent)
     lines: list[str] = []
@@ -135,9 +138,11 @@ def _closing(line: str, width: int | None, indent: int = 2) -> str:
             lines.extend(wrapped(head, width, indent))
         if found is None:
             break
-        uid = found.group()
+        marks = _CLOSING_MARKS.match(line, found.end())
+        end = marks.end() if marks else found.end()
+        uid = line[found.start():end]
         lines.append(" " * indent + uid if indent + terminal_columns(uid) <= width else uid)
-        start = found.end()
+        start = end
     return "\n".join(lines)
 
 
