@@ -689,6 +689,33 @@ def test_a_gzipped_dicom_file_named_nii_gz_is_named_as_dicom(tmp_path, capsys):
         assert read_image(tmp_path / name).array.shape == (2, 3, 4)
 
 
+@pytest.mark.parametrize("name", ["cal.nii", "cal.nii.gz"])
+def test_a_nifti_whose_cal_min_reads_dicm_is_no_dicom_file_and_is_read_once(tmp_path, name):
+    """A NIfTI file whose bytes 128 to 131 (cal_min) read ``DICM`` was taken for a DICOM file named as NIfTI by the
+    check made before the model loads, which then read the whole image to have its error (there was none: the image
+    was read again to be segmented). Its header tells it apart, and the check reads no voxel: an image whose voxels
+    are cut short passes it (its reading refuses it), where the check refused it for reading them."""
+    import struct
+
+    from medseg.batch_outputs import check_dicom_file_input
+    from medseg.errors import ImageReadError
+    from medseg.io.images import read_image
+    from medseg.io.nifti_files import dicom_named_as_nifti
+
+    image = nib.Nifti1Image(np.arange(4096, dtype=np.float32).reshape(16, 16, 16), np.eye(4))
+    image.header["cal_min"] = struct.unpack("<f", b"DICM")[0]
+    nib.save(image, tmp_path / "whole.nii")
+    whole = (tmp_path / "whole.nii").read_bytes()
+    cut = whole[:len(whole) // 2]  # the header whole, half the voxels
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(cut) if name.endswith(".gz") else cut)
+    assert (gzip.decompress(path.read_bytes()) if name.endswith(".gz") else path.read_bytes())[128:132] == b"DICM"
+    assert dicom_named_as_nifti(path) is None
+    assert check_dicom_file_input(path) is None
+    with pytest.raises(ImageReadError, match="cut short|truncated"):
+        read_image(path)
+
+
 @pytest.mark.parametrize("given_as", ["reference", "prediction"])
 def test_a_dicom_image_named_as_nifti_given_as_a_segmentation_is_no_segmentation(tmp_path, capsys, given_as):
     """`medseg evaluate` of a CT slice renamed ``ref.nii.gz`` told its user to give the slice's folder "with series=...

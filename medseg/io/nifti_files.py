@@ -69,16 +69,16 @@ def dicom_named_as_nifti(path: Path, segmentation: bool = False, role: str = "")
     ``segmentation`` (a prediction or reference), a series' folder is none: what makes it no DICOM SEG is said, as for
     a ``.dcm`` (a SEG itself is read by its .dcm name). Read as a :data:`TRAINING_IMAGE` (``role``), no folder will do
     either (training leaves DICOM folders out): the series is to be converted first. None for any other file."""
-    from medseg.io.files import _has_dicom_marker
     from medseg.settings_named import ANY, setting
 
     name = path.name.lower()
     ending = next((ending for ending in _NIFTI_NAMES[::-1] if name.endswith(ending)), None)
     if ending is None:
         return None
-    if not _has_dicom_marker(path):
-        if not (name.endswith(".gz") and _gzipped_dicom(path)):
-            return None
+    marked = _dicom_marker(path)
+    if marked is None:
+        return None
+    if marked == "gzip":
         gzipped = (f"{path}: a gzip-compressed DICOM file (the DICM marker after its 128-byte preamble, once "
                    f"decompressed) named as a NIfTI image ({ending})")
         if role == TRAINING_IMAGE:
@@ -101,16 +101,31 @@ def dicom_named_as_nifti(path: Path, segmentation: bool = False, role: str = "")
             "more than one")
 
 
-def _gzipped_dicom(path: Path) -> bool:
-    """Whether ``path`` is a gzip-compressed DICOM Part 10 file (its decompressed bytes 128 to 131 are ``DICM``); False
-    for any other, or one that cannot be read."""
+def _dicom_marker(path: Path) -> str | None:
+    """Where ``path`` holds the ``DICM`` marker after a 128-byte preamble: ``"file"`` (in its bytes as stored),
+    ``"gzip"`` (once decompressed, under a ``.gz`` name), None for neither, for a file that cannot be read, and for a
+    file that starts with an Analyze or NIfTI header (its size field 348 or 540), whose bytes 128 to 131 are a field
+    of its own (NIfTI-1's cal_min) that may read ``DICM``; an ``.img`` beside its ``.hdr`` holds voxels, which may read
+    anything. One read of the file's first 4 KiB: such a NIfTI file was taken for a DICOM file by the check made
+    before the model loads, which read the whole image to have its error, and found none."""
+    if path.name.lower().endswith((".img", ".img.gz")) and _pair_header(path) is not None:
+        return None
     try:
         if not os.path.isfile(path):  # checked before opening: opening a named pipe waits for a writer
-            return False
-        with gzip.open(path, "rb") as handle:
-            return handle.read(132)[128:] == b"DICM"
-    except (OSError, EOFError, zlib.error):
-        return False
+            return None
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return None
+    where = "file"
+    if head[:2] == _GZIP_MAGIC and head[128:132] != b"DICM" and path.name.lower().endswith(".gz"):
+        try:
+            head, where = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 1024), "gzip"
+        except zlib.error:
+            return None
+    if head[128:132] != b"DICM" or _nifti_kind(head[:4]) is not None:
+        return None
+    return where
 
 
 def _stray_bytes_maybe(cause: BaseException | None) -> bool:
