@@ -250,13 +250,13 @@ def read_case_image(case: TrainCase, n_channels: int | list[str] = 1, hash_input
         from medseg.io.channels import read_channel_files
 
         try:
-            return read_channel_files(case.channel_paths, hash_input, names)
+            return read_channel_files(case.channel_paths, hash_input, names, TRAINING_IMAGE)
         except GeometryError as error:
             raise TrainingError(f"{error}; not trained") from error
     if n_channels > 1:
         from medseg.io.channels import read_channels
 
-        return read_channels(case.image_path, names or n_channels, hash_input=hash_input)
+        return read_channels(case.image_path, names or n_channels, hash_input=hash_input, role=TRAINING_IMAGE)
     return read_nifti(case.image_path, hash_input=hash_input, role=TRAINING_IMAGE)
 
 

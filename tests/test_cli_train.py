@@ -587,6 +587,33 @@ def test_the_cli_tells_the_cases_read_and_the_first_epoch_starting(tiny_set, tmp
     assert told[6].startswith("setting up training to epoch 1 (") and len(told) == 7
 
 
+@pytest.mark.parametrize("layout", ["channel files", "4D image"])
+def test_a_dicom_file_named_as_a_multichannel_training_image_is_told_to_be_converted(tmp_path, layout):
+    """A DICOM file named case0_0000.nii.gz among a case's channel files (or as a case's 4D image of its modalities)
+    was read without the training role, and told to give its folder "with series=..." as an input of `medseg infer`
+    is: training leaves DICOM folders out. It gets the training advice, as a one-channel training image does."""
+    from dicom_factory import make_series
+
+    from medseg.training_cases import read_case_image
+
+    images, labels = write_set(tmp_path / "set", count=1)
+    _, paths = make_series(tmp_path / "series")
+    first = images / ("case0_0000.nii.gz" if layout == "channel files" else "case0.nii.gz")
+    if layout == "channel files":
+        (images / "case0.nii.gz").rename(images / "case0_0001.nii.gz")
+    else:
+        (images / "case0.nii.gz").unlink()
+    first.write_bytes(paths[0].read_bytes())
+    case = pair_cases(images, labels)[0]
+    assert len(case.channel_paths or []) == (2 if layout == "channel files" else 0)
+    with pytest.raises(MedsegError) as raised:
+        read_case_image(case, ["T1", "T2"])
+    assert str(raised.value) == (
+        f"{first}: a DICOM file (the DICM marker after its 128-byte preamble) named as a NIfTI image (.nii.gz); medseg "
+        "trains on NIfTI, NRRD and MetaImage files, not on DICOM: convert the series it belongs to with medseg "
+        "convert and give the converted file in its place")
+
+
 @pytest.mark.parametrize("gzipped", [False, True])
 def test_a_dicom_file_named_as_a_training_image_is_told_to_be_converted(tmp_path, capsys, gzipped):
     """A DICOM file renamed case0.nii.gz among the training images was told to give its folder "with series=... (a

@@ -120,20 +120,22 @@ def _holds_volumes(path: Path) -> bool:
         return False
 
 
-def read_channel_files(paths: list[Path], hash_input: bool = True, names: list[str] | None = None) -> Volume:
+def read_channel_files(paths: list[Path], hash_input: bool = True, names: list[str] | None = None,
+                       role: str = "") -> Volume:
     """nnU-Net's channel files of one case (``paths``, in channel order) as one Volume of ``len(paths)`` channels,
     ``(X, Y, Z, C)``, on the first file's grid, with its header; its hash is that of all the files in order. Each
     must be one 3D volume on the first one's grid (the same shape, voxels placed within the scoring tolerance):
-    another is a :class:`~medseg.errors.GeometryError` naming it. ``names``: the modalities, for messages."""
+    another is a :class:`~medseg.errors.GeometryError` naming it. ``names``: the modalities, for messages; ``role``:
+    what the files are read as (:data:`~medseg.io.nifti_files.TRAINING_IMAGE`), for the errors reading them."""
     from medseg.grid_match import grid_displacement_mm, grid_tolerance_mm
     from medseg.io.atomic import sha256_of
     from medseg.io.nifti import read_nifti
 
     paths = [Path(p) for p in paths]
-    first = read_nifti(paths[0], hash_input=False)
+    first = read_nifti(paths[0], hash_input=False, role=role)
     arrays = [first.array]
     for index, path in enumerate(paths[1:], start=1):
-        volume = read_nifti(path, hash_input=False)
+        volume = read_nifti(path, hash_input=False, role=role)
         what = f"channel {index}" + (f" ({names[index]})" if names and index < len(names) else "")
         if volume.shape != first.shape:
             raise GeometryError(f"{path}: {what} has {'×'.join(map(str, volume.shape))} voxels, where "
@@ -191,11 +193,13 @@ def further_channel_text(path: Path | str) -> str | None:
 
 
 def read_channels(path: Path | str, modalities: list[str] | int, model: str = "the model",
-                  hash_input: bool = True) -> Volume:
+                  hash_input: bool = True, role: str = "") -> Volume:
     """The input of a model that takes several ``modalities`` (their names, or their count): a 4D NIfTI holding
     them on its last axis, or the first of nnU-Net's channel files (``case_0000.nii.gz``; the others are found
     beside it, :func:`channel_siblings`). Another channel count, a 3D image alone, a DICOM series (one series is one
-    modality) or a missing channel file is an :class:`~medseg.errors.InputError` naming the file and the counts."""
+    modality) or a missing channel file is an :class:`~medseg.errors.InputError` naming the file and the counts.
+    ``role``: what the files are read as (:data:`~medseg.io.nifti_files.TRAINING_IMAGE`): a DICOM file named as NIfTI
+    among a training set's images is to be converted, not given by its folder as an input of ``medseg infer``."""
     from medseg.io.nifti import read_nifti
 
     path = Path(path)
@@ -216,8 +220,8 @@ def read_channels(path: Path | str, modalities: list[str] | int, model: str = "t
             raise InputError(f"{path}: {len(siblings)} channel files ({siblings[0].name} … {siblings[-1].name}), "
                              f"and {takes}" + (f"; {channel_file(siblings[0], len(siblings))} is missing"
                                                if len(siblings) < count else ""))
-        return read_channel_files(siblings, hash_input, names)
-    volume = read_nifti(path, hash_input=hash_input, channels=True)
+        return read_channel_files(siblings, hash_input, names, role)
+    volume = read_nifti(path, hash_input=hash_input, channels=True, role=role)
     if volume.channels == count:
         return volume
     if volume.channels == 1:
