@@ -210,6 +210,26 @@ def test_two_files_for_one_case_are_an_error(tmp_path):
         pair_cases(images, labels)
 
 
+def test_images_and_labels_of_mixed_endings_pair_by_case_without_a_dataset_json(tmp_path):
+    """Without a dataset.json no file_ending says what the files end in: a case whose image is ``.nii`` and whose
+    label is ``.nii.gz`` (or the other way round) is paired by its name without the ending, and a file whose case
+    has no counterpart in the other folder, whatever its ending, is named in the error, never left out unsaid."""
+    images, labels = write_set(tmp_path, count=3)
+    nib.save(nib.load(images / "case0.nii.gz"), images / "case0.nii")
+    (images / "case0.nii.gz").unlink()
+    nib.save(nib.load(labels / "case1.nii.gz"), labels / "case1.nii")
+    (labels / "case1.nii.gz").unlink()
+    assert not (tmp_path / "dataset.json").exists() and not (images / "dataset.json").exists()
+    paired = [(case.image_path.name, case.label_path.name) for case in pair_cases(images, labels)]
+    assert paired == [("case0.nii", "case0.nii.gz"), ("case1.nii.gz", "case1.nii"), ("case2.nii.gz", "case2.nii.gz")]
+    (labels / "case2.nii.gz").rename(labels / "case3.nii")
+    with pytest.raises(TrainingError) as raised:
+        pair_cases(images, labels)
+    assert str(raised.value) == (
+        f"{images / 'case2.nii.gz'}: 2 files have no counterpart of the same name (images in {images}, labels in "
+        f"{labels}): {images / 'case2.nii.gz'}, {labels / 'case3.nii'}")
+
+
 def test_entries_pairing_cannot_use_are_named(tmp_path, caplog):
     images, labels = write_set(tmp_path, count=3)
     (images / "site2").mkdir()
