@@ -17,6 +17,12 @@ from medseg.io.dicom import read_dicom_series
 _LOGGER = "medseg.io.dicom"
 
 
+# what the warning adds for a series whose study has no other series here: the numbers cannot tell a loss of its first
+# files from a scanner's count across the study
+_ALONE = (", or the scanner numbered its images across the study, whose other series are not here (the numbers cannot "
+          "tell the two apart)")
+
+
 def _instance_warnings(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "InstanceNumber" in
             r.getMessage()]
@@ -42,8 +48,8 @@ def test_a_series_that_lost_its_first_files_is_warned_about_once(tmp_path, caplo
     assert volume.array.shape[2] == 4
     assert _instance_warnings(caplog) == [
         f"{tmp_path}: series 3 'synthetic' (CT, 4 images, UID {volume.info['series_uid']}): InstanceNumbers 1-2 "
-        "missing (those here run 3 to 6): files of the series may have been lost, their slices left out of the "
-        "volume; copy the series again from its source"]
+        f"missing (those here run 3 to 6): files of the series may have been lost, their slices left out of the "
+        f"volume{_ALONE}; copy the series again from its source"]
     caplog.clear()  # a second reading of the input (the report's) does not warn again
     with caplog.at_level(logging.WARNING, logger=_LOGGER):
         read_dicom_series(tmp_path, warn_skipped=False)
@@ -140,7 +146,7 @@ def test_a_python_caller_is_warned_and_the_sidecar_records_it(tmp_path):
     assert len([w for w in caught if "InstanceNumber" in str(w.message)]) == 1
     assert volume.info["lost_files_note"] == (
         "InstanceNumber 1 missing (those here run 2 to 6): files of the series may have been lost, their slices left "
-        "out of the volume; copy the series again from its source")
+        f"out of the volume{_ALONE}; copy the series again from its source")
     assert f"input: {volume.info['lost_files_note']}" in _input_notes({"input_info": volume.info})
     whole = tmp_path / "whole"
     make_series(whole, seed=1)
@@ -161,7 +167,8 @@ def test_the_command_warns_once(tmp_path):
     told = [line for line in done.stderr.splitlines() if "InstanceNumber" in line]
     assert len(told) == 1 and told[0].startswith(f"warning: {tmp_path / 'series'}: series 3 'synthetic' (CT, 5 images")
     assert told[0].endswith(": InstanceNumber 1 missing (those here run 2 to 6): files of the series may have been "
-                            "lost, their slices left out of the volume; copy the series again from its source")
+                            f"lost, their slices left out of the volume{_ALONE}; copy the series again from its "
+                            "source")
 
 
 @pytest.mark.parametrize("numbers", [[1, 3, 5, 7, 9, 11], [2, 4, 6, 8, 10, 12]])
@@ -243,6 +250,32 @@ def test_realistic_numberings_of_whole_series_are_not_warned_about(tmp_path, cap
         for name, series in (("zero", None), ("restart", None), ("localizer", "3-1"), ("multi", None)):
             assert read_dicom_series(tmp_path / name, series=series).array.shape[2] == 6, name
     assert _instance_warnings(caplog) == []
+
+
+def test_a_series_alone_numbered_from_4_says_the_numbers_cannot_tell_a_loss(tmp_path, caplog, capsys, monkeypatch):
+    """A series alone numbered 4 to 103 (here 4 to 9: the same case, cheaper), no count stated: lost first files, or
+    a scanner numbering across the study whose other series are not here. The warning said only that files "may have
+    been lost", and inspect's help that its flag lost-files means "files lost": both say now that the numbers cannot
+    tell the two apart, and inspect --json gives the warning's words."""
+    import json
+
+    from conftest import run_cli
+
+    _, paths = make_series(tmp_path / "s", series_number=3)
+    _renumber(paths, 4)
+    said = ("InstanceNumbers 1-3 missing (those here run 4 to 9): files of the series may have been lost, their "
+            "slices left out of the volume, or the scanner numbered its images across the study, whose other series "
+            "are not here (the numbers cannot tell the two apart); copy the series again from its source")
+    with caplog.at_level(logging.WARNING, logger=_LOGGER), pytest.warns(MedsegWarning, match="cannot tell"):
+        volume = read_dicom_series(tmp_path / "s")
+    assert volume.array.shape[2] == 6
+    assert [line.split(": ", 2)[2] for line in _instance_warnings(caplog)] == [said]
+    monkeypatch.delenv("COLUMNS", raising=False)
+    code, out, _ = run_cli(["inspect", str(tmp_path / "s"), "--json"], capsys)
+    assert code == 0 and json.loads(out)["series"][0]["missing_instances"] == said
+    code, out, _ = run_cli(["inspect", "--help"], capsys)
+    assert "lost-files (InstanceNumbers missing at its ends: files lost, or numbering across a study whose other " \
+           "series are not here, which the numbers cannot tell apart; --json says which)" in " ".join(out.split())
 
 
 @pytest.mark.parametrize(("main_first", "warned"), [(4, False), (3, True)])

@@ -22,8 +22,9 @@ _HELP = """List the DICOM series under FOLDER (searched recursively) and which o
 Nothing is decoded: shapes, spacings and flags come from the headers. Flags: localizer, tilt, gaps,
 uneven, 4D, non-HU (intensities are not Hounsfield units), per-slice-rescale (slices scaled by slopes of
 their own), per-slice-bits (files stating different BitsStored), monochrome1 (read as stored, not inverted),
-no-series-uid (an anonymised series, told apart by its key), lost-files (InstanceNumbers missing: files lost at
-its ends; --json says which), split:<why> (a series split because it mixes orientations, image types, echoes or
+no-series-uid (an anonymised series, told apart by its key), lost-files (InstanceNumbers missing at its ends: files
+lost, or numbering across a study whose other series are not here, which the numbers cannot tell apart; --json says
+which), split:<why> (a series split because it mixes orientations, image types, echoes or
 sizes; choose a part as NUMBER-PART).
 
 The listing is a table, one row a series, where it fits the terminal's width (or COLUMNS); where it does not, each

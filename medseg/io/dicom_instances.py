@@ -27,7 +27,8 @@ def missing_instances_text(candidate: SeriesCandidate, others: Sequence[SeriesCa
       series' own; so is numbering whose missing numbers the other series of its study among ``others`` (the
       folder's other candidates) hold, none of them a number of its own (a scanner numbering across the study: a
       localizer 1 to 3, then the series 4 to 103). Without them nothing tells such numbering from lost files (no
-      header states a series' place in its study's count): a series alone numbered 4 to 103 is warned about.
+      header states a series' place in its study's count): a series alone numbered 4 to 103 is warned about, the
+      warning saying that the numbers cannot tell lost files from such a count.
 
     Not judged (None): numbers with holes between those here (the slices of a series read are evenly spaced, so
     those holes are no slices of it: one echo of a series numbered echo by echo, 1, 3, 5 ...), a part of a series
@@ -62,9 +63,12 @@ def missing_instances_text(candidate: SeriesCandidate, others: Sequence[SeriesCa
         if not missing or _numbered_across_the_study(candidate, present, missing, others):
             return None
         why = f"those here run {first} to {last}"
+    lost = "files of the series may have been lost, their slices left out of the volume"
+    if stated is None and _alone_in_its_study(candidate, others):  # a loss, or a count across the study: untold
+        lost = f"{lost}, or the scanner numbered its images across the study, whose other series are not here (the " \
+               "numbers cannot tell the two apart)"
     word = "InstanceNumber" if len(missing) == 1 else "InstanceNumbers"
-    return f"{word} {_ranges(missing)} missing ({why}): files of the series may have been lost, their slices left " \
-           f"out of the volume; {_ADVICE}"
+    return f"{word} {_ranges(missing)} missing ({why}): {lost}; {_ADVICE}"
 
 
 _ADVICE = "copy the series again from its source"
@@ -86,6 +90,17 @@ def _numbered_across_the_study(candidate: SeriesCandidate, present: set[int], mi
             continue
         held.update(frame.instance_number for frame in other.frames if frame.instance_number is not None)
     return not held & present and set(missing) <= held
+
+
+def _alone_in_its_study(candidate: SeriesCandidate, others: Sequence[SeriesCandidate]) -> bool:
+    """Whether none of ``others`` (the folder's series) is another series of ``candidate``'s study (or its study is
+    not stated): its numbers, starting past 1, may then be a count across the study as well as a loss. Where the
+    study's other series are here and do not hold the missing numbers, they tell it is no such count."""
+    from medseg.io.dicom_series import study_value
+
+    study = study_value(candidate, "StudyInstanceUID")
+    return not study or not any(other is not candidate and other.uid != candidate.uid
+                                and study_value(other, "StudyInstanceUID") == study for other in others)
 
 
 def _stated_count(candidate: SeriesCandidate) -> int | None:
