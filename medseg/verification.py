@@ -70,12 +70,15 @@ class Verification:
         return any(check.what == "segmentation" and check.ok is not None for check in self.checks)
 
 
-def _file_changes(folder: Path, recorded: dict, series: str | None):
+def _file_changes(folder: Path, recorded: dict, series: str | None, copies: dict | None = None):
     """The recorded files of a DICOM series (``input_info.file_sha256``) against ``folder`` now: the names of those
     that changed and of those not there, the renamed ones as ``(recorded, now)`` (a file not there whose digest is
     that of a file the series holds now and does not record), the series' files now that it does not record, and
     whether the series can be read now (its files listed); and the names of the recorded files there whose reading
-    fails (permission denied, an I/O error): not compared."""
+    fails (permission denied, an I/O error): not compared. ``copies`` (``input_info.copy_files``): the files the
+    folder held when it was segmented, skipped as copies of a recorded one; such a file read now in place of its
+    recorded one, gone since, is no rename: that one is told not there, its copy named (``02.dcm: its copy
+    02_copy.dcm read in its place (the folder held both when segmented)``)."""
     changed, gone, unread, kept = [], [], [], set()
     for name, digest in recorded.items():
         path = _recorded_file(folder, str(name))
@@ -92,16 +95,32 @@ def _file_changes(folder: Path, recorded: dict, series: str | None):
     added = [(path, name) for path, name in now or () if os.path.realpath(path) not in kept]
     renamed = []
     if gone and added:  # a file renamed keeps its bytes: its digest names it
+        copies = {str(copy): str(original) for copy, original in (copies or {}).items()}
         by_digest: dict[str, list[str]] = {}
+        in_place: dict[str, str] = {}  # a recorded file gone -> its copy, there when segmented, read now
         for path, name in added:
-            by_digest.setdefault(_digest(path), []).append(name)
+            copied = next((original for copy, original in copies.items() if _same_name(copy, name)), None)
+            if copied is None:
+                by_digest.setdefault(_digest(path), []).append(name)
+            elif copied in gone and _digest(path) == recorded[copied]:
+                in_place.setdefault(copied, name)
         for name in list(gone):
-            if by_digest.get(recorded[name]):
+            if name in in_place:
+                gone[gone.index(name)] = (f"{name}: its copy {in_place[name]} read in its place (the folder held both "
+                                          "when segmented)")
+            elif by_digest.get(recorded[name]):
                 renamed.append((name, by_digest[recorded[name]].pop(0)))
                 gone.remove(name)
-        taken = {new for _, new in renamed}
+        taken = {new for _, new in renamed} | set(in_place.values())
         added = [(path, name) for path, name in added if name not in taken]
     return changed, gone, renamed, [name for _, name in added], now is not None, unread
+
+
+def _same_name(recorded: str, name: str) -> bool:
+    """Whether ``name``, a file's path relative to the folder checked, is the one a sidecar records relative to the
+    folder segmented (``a/0003.dcm``, ``0003.dcm`` in a copy of the series' own folder: as :func:`_recorded_file`
+    finds it)."""
+    return recorded == name or recorded.endswith(f"/{name}")
 
 
 def _digest(path: Path) -> str | None:
@@ -137,7 +156,7 @@ def _changed_files(folder: Path, info: dict, series: str | None = None,
     recorded = info.get("file_sha256")
     if not isinstance(recorded, dict) or not recorded or not folder.is_dir():
         return "", False
-    changed, gone, renamed, added, readable, unread = _file_changes(folder, recorded, series)
+    changed, gone, renamed, added, readable, unread = _file_changes(folder, recorded, series, info.get("copy_files"))
     parts = [_listed(names, what) for names, what in ((changed, "changed"), (gone, "not there"),
                                                      (_renamed(renamed), "renamed"), (unread, "not readable"))
              if names]
@@ -207,9 +226,11 @@ def _matching_series(folder: Path, info: dict, series: str | None, recorded_sha2
                        f"{_EDITED}")
     if all(_recorded_file(folder, str(name)) is not None for name in recorded):
         return True, ""
-    _, _, renamed, _, _, _ = _file_changes(folder, recorded, series)
-    return True, f"; {_listed(_renamed(renamed), 'file renamed' if len(renamed) == 1 else 'files renamed')}" \
-        if renamed else ""
+    _, gone, renamed, _, _, _ = _file_changes(folder, recorded, series, info.get("copy_files"))
+    told = [_listed(_renamed(renamed), "file renamed" if len(renamed) == 1 else "files renamed")] if renamed else []
+    if gone:  # its bytes read from a copy the folder held (the series' SHA-256 matches): not there, the copy named
+        told.append(_listed(gone, "recorded file not there" if len(gone) == 1 else "recorded files not there"))
+    return True, "".join(f"; {text}" for text in told)
 
 
 def _unread_reason(source: Path, series: str | None) -> str | None:
@@ -378,6 +399,14 @@ def _check_fields(path: Path, record: dict) -> None:
     name = record["segmentation"]
     if not plain_name(name):
         raise InputError(f"{path}: segmentation is {name!r}, not the name of a file beside the sidecar; {_EDITED}")
+    copies = (record.get("input_info") or {}).get("copy_files")  # compared by name only: never opened
+    if copies is not None and not isinstance(copies, dict):
+        raise InputError(f"{path}: input_info.copy_files is {_json_kind(copies)}, not an object; {_EDITED}")
+    for copy, original in (copies or {}).items():
+        if not isinstance(original, str) or not _inside(copy) or not _inside(original):
+            shown = original if isinstance(original, str) and _inside(copy) else copy
+            raise InputError(f"{path}: input_info.copy_files names {shown!r}, not a file in the series folder; "
+                             f"{_EDITED}")
     digests = (record.get("input_info") or {}).get("file_sha256")
     if digests is None:
         return

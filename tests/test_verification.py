@@ -687,6 +687,7 @@ def test_a_sidecar_naming_a_segmentation_outside_its_folder_is_refused_unread(se
     ("platform", "x", "a string, not an object"),
     ("inference", "x", "a string, not an object"),
     ("input_info.file_sha256", [1], "a list, not an object"),
+    ("input_info.copy_files", ["b.dcm"], "a list, not an object"),
     ("model.weights_sha256", None, "null, not a SHA-256 in hex (64 of 0-9 and a-f)"),
     ("model.settings_sha256", 12, "a number, not a SHA-256 in hex (64 of 0-9 and a-f)"),
 ])
@@ -696,8 +697,8 @@ def test_a_hand_edited_sidecar_field_of_the_wrong_type_is_one_error_line(segment
     (``versions`` a list). One error line names the sidecar and the field."""
     _, sidecar = segmented
     record = json.loads(sidecar.read_text())
-    if key == "input_info.file_sha256":
-        record["input_info"] = {"format": "dicom", "file_sha256": value}
+    if key.startswith("input_info."):
+        record["input_info"] = {"format": "dicom", key.removeprefix("input_info."): value}
     elif key.startswith("model."):
         record["model"][key.removeprefix("model.")] = value
     else:
@@ -927,6 +928,52 @@ def test_a_renamed_file_of_a_real_series_is_told_renamed_not_gone_and_added(ct_s
     recorded = json.loads(sidecar.read_text())["input_sha256"]
     assert code == 0 and _input_line(out) == (f"{sidecar}: input ok: {series}: matches input_sha256 "
                                               f"({recorded[:12]}…); 1 file renamed (02.dcm → 02b.dcm)"), out + err
+
+
+def test_a_deleted_slice_whose_copy_the_folder_held_is_told_not_there_not_renamed(tmp_path, make_package, capsys):
+    """A series with a copy of a slice beside it (``b_copy.dcm``, which the reader skips: same SOPInstanceUID, same
+    bytes), segmented; then the slice deleted: the copy is read in its place, and verify told "1 file renamed (b.dcm
+    → b_copy.dcm)", though the copy was there when the series was segmented (seen on the real CT series, ``02.dcm``
+    and ``02_copy.dcm``). The sidecar records the copies skipped (``input_info.copy_files``): the deleted slice is
+    told not there, its copy named; a file the folder did not hold is still told renamed."""
+    import pydicom
+    from dicom_factory import make_series
+
+    _, paths = make_series(tmp_path / "series", shape=(24, 20, 4))
+    names = [path.name for path in sorted(paths)]
+    deleted, changed = tmp_path / "series" / names[1], tmp_path / "series" / names[2]
+    copy = deleted.with_name(f"{deleted.stem}_copy.dcm")
+    shutil.copyfile(deleted, copy)
+    code, _, err = run(["infer", str(tmp_path / "series"), "-m", str(make_package()), "-o", str(tmp_path / "out"),
+                        "--threads", "1"], capsys)
+    assert code == 0, err
+    sidecar = tmp_path / "out" / "series_seg.json"
+    record = json.loads(sidecar.read_text())
+    assert record["input_info"]["copy_files"] == {copy.name: deleted.name}
+    assert sorted(record["input_info"]["file_sha256"]) == names
+    deleted.unlink()
+    code, out, err = run(["verify", str(sidecar)], capsys)
+    told = f"{deleted.name}: its copy {copy.name} read in its place (the folder held both when segmented)"
+    assert code == 0 and _input_line(out) == (
+        f"{sidecar}: input ok: {tmp_path / 'series'}: matches input_sha256 ({record['input_sha256'][:12]}…); 1 "
+        f"recorded file not there ({told})"), out + err
+    dataset = pydicom.dcmread(changed)
+    dataset.ImageComments = "re-exported"
+    dataset.save_as(changed)
+    code, out, err = run(["verify", str(sidecar)], capsys)
+    assert code == 3 and _input_line(out).endswith(
+        f"not the input segmented: of its 4 recorded files, 1 changed ({changed.name}), 1 not there ({told})"), out
+    # the copy renamed since: a file the folder did not hold, so a rename of the deleted slice, as before
+    copy.rename(deleted.with_name("renamed.dcm"))
+    code, out, err = run(["verify", str(sidecar)], capsys)
+    assert code == 3 and _input_line(out).endswith(
+        f"of its 4 recorded files, 1 changed ({changed.name}), 1 renamed ({deleted.name} → renamed.dcm)"), out
+    record["input_info"]["copy_files"] = {copy.name: f"../{deleted.name}"}  # compared by name, never opened
+    sidecar.write_text(json.dumps(record))
+    code, out, err = run(["verify", str(sidecar)], capsys)
+    assert code == 1 and out == "" and err.strip() == (
+        f"medseg: error: {sidecar}: input_info.copy_files names '../{deleted.name}', not a file in the series "
+        "folder; the sidecar was edited or damaged since medseg infer wrote it"), err
 
 
 @pytest.mark.shared_data

@@ -307,6 +307,9 @@ def _series_info(folder: Path, scan: FolderScan, candidate: SeriesCandidate, rea
         "ignored_objects": [f"{_relative(p, folder)}: {why}" for p, why in scan.non_image],
         "policy": POLICY,
     }
+    if candidate.copies:  # files skipped as copies of a file read: verify does not take one for that file renamed
+        info["copy_files"] = {Path(_relative(copy, folder)).as_posix(): Path(_relative(original, folder)).as_posix()
+                              for copy, original in sorted(candidate.copies.items())}
     return info
 
 

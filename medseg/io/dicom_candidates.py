@@ -50,6 +50,7 @@ class SeriesCandidate:
     index: int = 0  # 1-based place in the folder's listing, the key of last resort
     number_shared: bool = False  # another series in the folder (another UID) has the same SeriesNumber
     unusable_files: int = 0  # files of a series none of whose images could be read (it has no frames then)
+    copies: dict[Path, Path] = field(default_factory=dict)  # a file skipped as a copy -> the file of this one it copies
 
     @property
     def key(self) -> str:
@@ -162,6 +163,7 @@ def _group(images: list[tuple[Path, pydicom.Dataset]], messages: FileMessages) -
             candidate = _candidate(uid, items, index + 1 if len(ordered) > 1 else None, split_reason,
                                    _first_of(found))
             _judge_unoriented(candidate, *placed[key])
+            candidate.copies = {copy: original for copy, original in copies if original in candidate.datasets}
             if candidate.part is not None:
                 candidate.split_values = _split_values(key, split_names)
             candidates.append(candidate)
