@@ -147,3 +147,41 @@ def test_a_multichannel_input_this_user_may_not_look_at_is_away_not_an_error(tmp
             assert away_text(files[0], modalities=2) == f"{files[1]}: cannot read ({SEARCH_DENIED})"
     finally:
         locked.chmod(0o755)
+
+
+def test_a_file_named_relative_absolute_or_through_a_link_is_hashed_once(tmp_path, monkeypatch):
+    """The kept hashes were keyed by the path as given: a file named ``a.nii.gz`` and then by its absolute path (a
+    sidecar's recorded input, then ``verify --input a.nii.gz``; a sheet's relative row and a sidecar's absolute
+    one) was read and hashed twice. They are keyed by the resolved path, links followed: a link and the file it leads
+    to are one file, hashed once; a link pointed at another file since resolves to that one, hashed on its own."""
+    import os
+
+    import nibabel as nib
+    import numpy as np
+
+    import medseg.cohort.records as records
+    import medseg.io.atomic as atomic
+
+    for seed, name in ((1, "a.nii.gz"), (2, "b.nii.gz")):
+        values = np.random.default_rng(seed).integers(0, 100, (6, 5, 4)).astype(np.int16)
+        nib.save(nib.Nifti1Image(values, np.eye(4)), str(tmp_path / name))
+    (tmp_path / "sub").mkdir()
+    os.symlink(tmp_path / "a.nii.gz", tmp_path / "sub" / "link.nii.gz")
+    records._content_sha256.cache_clear()
+    real_sha256_of, hashed = atomic.sha256_of, []
+
+    def counted(path):
+        if not isinstance(path, list):  # a list of one file is hashed as that file, through here
+            hashed.append(os.path.realpath(path))
+        return real_sha256_of(path)
+
+    monkeypatch.setattr(atomic, "sha256_of", counted)
+    monkeypatch.chdir(tmp_path)
+    found = {records.content_sha256(given) for given in ("a.nii.gz", tmp_path / "a.nii.gz", "sub/../a.nii.gz",
+                                                         "sub/link.nii.gz", tmp_path / "sub" / "link.nii.gz")}
+    assert found == {real_sha256_of(tmp_path / "a.nii.gz")}
+    assert hashed == [str(tmp_path / "a.nii.gz")]
+    (tmp_path / "sub" / "link.nii.gz").unlink()
+    os.symlink(tmp_path / "b.nii.gz", tmp_path / "sub" / "link.nii.gz")
+    assert records.content_sha256("sub/link.nii.gz") == real_sha256_of(tmp_path / "b.nii.gz")
+    assert hashed == [str(tmp_path / "a.nii.gz"), str(tmp_path / "b.nii.gz")]

@@ -207,20 +207,22 @@ def content_sha256(path: Path | str, series: str | None = None, modalities: int 
     metrics' ``reference_sha256``): a DICOM folder's series (``series`` as the sheet names it), a DICOM file as it is,
     an image's files as reading it reads them (both of a header / image pair; for a model of several ``modalities``,
     nnU-Net's channel files of a ``case_0000`` input, in order). None where it cannot be read. Kept for the file's
-    size and time as they are (a report's sheet check and its sidecar check ask for the same file)."""
+    size and time as they are (a report's sheet check and its sidecar check ask for the same file), by its resolved
+    path, links followed: one file named relative and absolute, or through a link, is hashed once (a link pointed
+    at another file since resolves to that one)."""
     path = Path(path)
     files = input_files(path, modalities) if modalities > 1 else [path]
     if len(files) > 1:
-        return _channels_sha256(tuple(str(file.absolute()) for file in files),
+        return _channels_sha256(tuple(os.path.realpath(file) for file in files),
                                 json.dumps(path_signature(path, modalities)))
     # read as given: a reading warning names the file as the caller's own read of it names it, and is told once
-    return _content_sha256(str(path.absolute()), series, json.dumps(path_signature(path)), str(path))
+    return _content_sha256(os.path.realpath(path), series, json.dumps(path_signature(path)), str(path))
 
 
 @functools.lru_cache(maxsize=1024)
 def _channels_sha256(files: tuple[str, ...], signature: str) -> str | None:
-    """The SHA-256 of nnU-Net's channel files of one case, in order, as reading them hashes them, while their
-    signature is ``signature`` (the cache's key)."""
+    """The SHA-256 of nnU-Net's channel files of one case, in order (their resolved paths), as reading them hashes
+    them, while their signature is ``signature`` (the cache's key)."""
     from medseg.io.atomic import sha256_of
 
     try:
@@ -229,16 +231,49 @@ def _channels_sha256(files: tuple[str, ...], signature: str) -> str | None:
         return None
 
 
-@functools.lru_cache(maxsize=4096, typed=True)  # typed: a series UID (SeriesUID) is not the key of the same text
-def _content_sha256(absolute: str, series: str | None, signature: str, given: str) -> str | None:
-    """:func:`content_sha256` of the file at ``absolute``, read as ``given``, while its signature is ``signature``
-    (the cache's key: a file changed since has another)."""
+class _KeptHashes:
+    """:func:`content_sha256`'s hashes of one file (or DICOM folder's series), kept by its resolved path, the series
+    asked for (with its type: a series UID, :class:`~medseg.io.dicom_series.SeriesUID`, is not the key of the same
+    text) and its signature (a file changed since has another), the latest ``size`` of them; the path it is read by
+    on a miss, as given, is no part of the key."""
+
+    def __init__(self, size: int) -> None:
+        import collections
+        import threading
+
+        self._size = size
+        self._kept: collections.OrderedDict = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, resolved: str, series: str | None, signature: str, given: str) -> str | None:
+        key = (resolved, type(series), series, signature)
+        with self._lock:
+            if key in self._kept:
+                self._kept.move_to_end(key)
+                return self._kept[key]
+        found = _read_sha256(Path(given), series)
+        with self._lock:
+            self._kept[key] = found
+            while len(self._kept) > self._size:
+                self._kept.popitem(last=False)
+        return found
+
+    def cache_clear(self) -> None:
+        """Forget the hashes kept."""
+        with self._lock:
+            self._kept.clear()
+
+
+_content_sha256 = _KeptHashes(4096)
+
+
+def _read_sha256(path: Path, series: str | None) -> str | None:
+    """:func:`content_sha256` of the file (or DICOM folder) ``path``, read as given; None where it cannot be read."""
     from medseg.errors import MedsegError
     from medseg.io.atomic import sha256_of
     from medseg.io.files import is_dicom_file
     from medseg.io.nifti import files_read
 
-    path = Path(given)
     try:
         if path.is_dir():
             from medseg.io.dicom import series_sha256
