@@ -458,9 +458,10 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
       the segmentation (``differing_voxels``; a DICOM SEG output, ``--format dicom-seg``, read back onto its
       series' grid).
 
-    A sidecar that cannot be read is an :class:`~medseg.errors.InputError`; a file that is missing or differs is a
-    failed :class:`Check`, not an error (``compared`` False for one that could not be compared: ``differs`` of the
-    result says whether a file was found changed)."""
+    A sidecar that cannot be read is an :class:`~medseg.errors.InputError`, and so is an ``input_path`` that is not
+    there (a path mistyped: nothing is checked); a file that is missing or differs is a failed :class:`Check`, not an
+    error (``compared`` False for one that could not be compared: the input the sidecar records gone; ``differs``
+    of the result says whether a file was found changed)."""
     from medseg.cohort.records import content_sha256, input_files, unavailable
     from medseg.io.atomic import sha256_of
     from medseg.io.seg_volume import find_recorded_source, recorded_series
@@ -468,6 +469,8 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
     sidecar = Path(sidecar)
     record = read_sidecar(sidecar)
     result = Verification(sidecar)
+    if input_path is not None:
+        _given_input(input_path, sidecar)
 
     segmentation = sidecar.parent / str(record["segmentation"])
     if not segmentation.is_file():
@@ -517,7 +520,7 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
     elif found is None:
         absent = absent if absent is not None else source
         elsewhere = input_path is None and absent == source
-        result.checks.append(Check("input", False, f"{absent}: not there or not readable"
+        result.checks.append(Check("input", False, _not_compared(absent)
                                    + (f"; give its copy with {setting('input_path', ANY)}" if elsewhere else ""),
                                    compared=False))
     else:
@@ -534,6 +537,31 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
     if rerun:
         _rerun(record, source, series, segmentation, package, device, threads, result)
     return result
+
+
+def _given_input(path: Path | str, sidecar: Path) -> None:
+    """Refuse an input given to check ``sidecar`` against that is not there (a path mistyped) in one line naming it,
+    before any check: a mistake of the caller's, not a check of the sidecar that could not be made, as the input the
+    sidecar records gone is. One that is there but cannot be looked at (a folder on its way without search
+    permission) is left to the input check, which says so."""
+    from medseg.cohort.records import cannot_look_at
+    from medseg.io.files import not_there
+
+    if not os.path.exists(path) and cannot_look_at(path) is None:
+        raise InputError(f"{path}: {not_there(path)} ({setting('input_path', ANY)}: the input to check {sidecar} "
+                         "against); nothing was checked")
+
+
+def _not_compared(path: Path) -> str:
+    """The input check's line for an input (or one of its channel files) that could not be hashed: not there (and
+    why: a link that leads nowhere, ...), or there and not readable; not compared either way."""
+    from medseg.cohort.records import cannot_look_at
+    from medseg.io.files import not_there
+
+    cannot = cannot_look_at(path)
+    if cannot is None and not os.path.exists(path):
+        return f"{path}: not there ({not_there(path)}), so not compared"
+    return f"{path}: cannot read{f' ({cannot})' if cannot else ''}, so not compared"
 
 
 def _model_check(record: dict, model, result: Verification):

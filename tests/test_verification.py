@@ -64,9 +64,37 @@ def test_another_input_or_a_missing_one_fails_the_input_check(segmented, case, t
     moved = tmp_path / "moved.nii.gz"
     shutil.move(case, moved)
     code, out, _ = run(["verify", str(sidecar)], capsys)
-    assert code == 1 and f"input FAILED: {case}: not there or not readable; give its copy with --input" in out
+    assert code == 1 and f"input FAILED: {case}: not there (no such file or folder), so not compared; give its copy " \
+        "with --input" in out
     code, out, err = run(["verify", str(sidecar), "--input", str(moved)], capsys)  # a copy elsewhere is the input
     assert code == 0, out + err
+
+
+def test_a_recorded_input_gone_is_a_check_not_made_and_a_mistyped_input_given_is_an_error(segmented, case, tmp_path,
+                                                                                           capsys):
+    """Both said "input FAILED: <path>: not there or not readable" among the other checks, exit 1: the input the
+    sidecar records gone (moved to an archive: give its copy), and a path mistyped with ``--input``, which checked
+    the segmentation and the model against a sidecar whose input was never looked at. Neither compared a file with
+    the record, so neither exits 3 (a difference found). The recorded input gone is the input check not made (exit 1,
+    "could not be checked", the others checked); a path given that is not there is the user's mistake, one error
+    line naming it before any check (exit 1, as a missing input of every medseg command), nothing checked."""
+    _, sidecar = segmented
+    typo = tmp_path / "cse.nii.gz"
+    code, out, err = run(["verify", str(sidecar), "--input", str(typo)], capsys)
+    assert code == 1 and out == "", out
+    assert err == (f"medseg: error: {typo}: no such file or folder (--input: the input to check {sidecar} against); "
+                   "nothing was checked\n"), err
+    with pytest.raises(InputError, match=r"\(input_path=\.\.\.: the input to check "):
+        verify_sidecar(sidecar, typo)
+
+    case.rename(tmp_path / "archived.nii.gz")
+    code, out, err = run(["verify", str(sidecar)], capsys)
+    assert code == 1 and [line.split(": ", 2)[1] for line in out.splitlines()] == [
+        "segmentation ok", "input FAILED", "model ok", "versions ok"], out
+    assert _input_line(out) == (f"{sidecar}: input FAILED: {case}: not there (no such file or folder), so not "
+                                "compared; give its copy with --input"), out
+    assert err == f"medseg: the sidecar could not be checked: {sidecar} (input)\n", err
+    assert not verify_sidecar(sidecar).differs
 
 
 def test_another_model_fails_the_model_check(segmented, make_package, capsys):
@@ -229,7 +257,8 @@ def test_a_multimodal_case_names_the_channel_file_that_is_missing_or_changed(tmp
     second.unlink()
     code, out, _ = run(["verify", str(sidecar), "--rerun"], capsys)
     lines = out.splitlines()
-    assert code == 1 and lines[1] == f"{sidecar}: input FAILED: {second}: not there or not readable"
+    assert code == 1 and lines[1] == f"{sidecar}: input FAILED: {second}: not there (no such file or folder), so not " \
+        "compared"
     assert "model tiny takes 2 modalities" in lines[4] and "model the model" not in lines[4]
 
 

@@ -25,8 +25,8 @@ segments the input again with the recorded precision, tile overlap, batch size a
 whose label differs (a DICOM SEG read back onto its series). One line per check, then a last line naming the
 sidecars that do not match or could not be checked. Exit code 0 when every check matches; 3 when a check found a file
 changed (its SHA-256 or voxels differ from the record); else 1 when one could not be checked (a sidecar that cannot be
-read, one error line, the others checked; a file not there or unreadable, a model that cannot be loaded); 2 for a
-usage error.
+read, one error line, the others checked; a file not there or unreadable, a model that cannot be loaded; an --input
+path that is not there, one error line, nothing checked); 2 for a usage error.
 
 \b
 $ medseg verify out/scan_seg.json
