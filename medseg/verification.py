@@ -298,7 +298,9 @@ def _recorded_file(folder: Path, name: str) -> Path | None:
 def _naming(path, text: str) -> str:
     """``text`` as a check's line naming ``path`` once: ``<path>: <text>``, or ``text`` with the name it gives taken
     out where it names the file itself (a reader's error: ``seg.nii.gz: truncated header ...``); ``text`` as it is
-    where it begins with a file in the folder ``path`` (``pkg/model.json: not valid JSON``), which names it."""
+    where it begins with a file in the folder ``path`` (``pkg/model.json: not valid JSON``), which names it. A file
+    ``path`` named again within the text (nibabel's own words, which the reader's error wraps: ``Cannot work out file
+    type of "bad.nii"``, ``got 6400 bytes from cut.nii.gz``) is taken out there."""
     name = str(path)
     for lead in (f"{name}: ", f"{os.path.abspath(name)}: "):
         text = text.replace(f": {lead}", ": ", 1) if f": {lead}" in text else text
@@ -306,6 +308,9 @@ def _naming(path, text: str) -> str:
             text = text[len(lead):]
     if text.startswith(tuple(os.path.join(folder, "") for folder in (name, os.path.abspath(name)))):
         return text
+    if os.path.isfile(name):  # a file named again within, as nibabel's own message does: the line names it already
+        for form in dict.fromkeys((name, os.path.abspath(name), os.path.realpath(name))):
+            text = re.sub(rf"\s+(?:of|from|in)\s+([\"']?){re.escape(form)}\1(?=[\s),;]|$)", "", text)
     return f"{name}: {text}"
 
 

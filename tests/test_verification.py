@@ -97,6 +97,40 @@ def test_a_recorded_input_gone_is_a_check_not_made_and_a_mistyped_input_given_is
     assert not verify_sidecar(sidecar).differs
 
 
+@pytest.mark.parametrize("given", ["relative", "absolute"])
+def test_a_nifti_that_cannot_be_read_is_named_once_in_its_lines(segmented, case, tmp_path, monkeypatch, capsys,
+                                                                given):
+    """nibabel names the file in its own message, which the reader's error wraps: verify's lines named it twice,
+    ``input FAILED: bad.nii: cannot read (Cannot work out file type of "bad.nii")`` and ``rerun FAILED: cut.nii.gz:
+    segmenting it again failed: truncated or corrupt image data (Expected 51200 bytes, got 44800 bytes from
+    cut.nii.gz)``. Each line names it once, given relative or absolute."""
+    import gzip
+
+    from medseg.io.atomic import sha256_of
+
+    _, sidecar = segmented
+    monkeypatch.chdir(tmp_path)
+    raw = gzip.decompress(case.read_bytes())
+    (tmp_path / "bad.nii").write_bytes(b"x" * 400)  # no NIfTI header at all
+    (tmp_path / "cut.nii.gz").write_bytes(gzip.compress(raw[:len(raw) - 6400]))  # 6400 bytes short, a whole stream
+    recorded = json.loads(sidecar.read_text())["input_sha256"][:12]
+    lines = {}
+    for name in ("bad.nii", "cut.nii.gz"):
+        path = name if given == "relative" else str(tmp_path / name)
+        code, out, _ = run(["verify", str(sidecar), "--input", path, "--rerun"], capsys)
+        assert code == 3, out
+        lines[name] = [line.removeprefix(f"{sidecar}: ") for line in out.splitlines()
+                       if line.startswith((f"{sidecar}: input ", f"{sidecar}: rerun "))]
+        assert all(line.count(name) == 1 for line in lines[name]), lines[name]
+    path = "" if given == "relative" else f"{tmp_path}/"
+    assert lines["bad.nii"] == [
+        f"input FAILED: {path}bad.nii: cannot read (Cannot work out file type); SHA-256 "
+        f"{sha256_of(tmp_path / 'bad.nii')[:12]}…, the sidecar records {recorded}…: not the input segmented",
+        f"rerun FAILED: {path}bad.nii: segmenting it again failed: not a NIfTI image (Cannot work out file type)"]
+    assert lines["cut.nii.gz"][1] == (f"rerun FAILED: {path}cut.nii.gz: segmenting it again failed: truncated or "
+                                      "corrupt image data (Expected 51200 bytes, got 44800 bytes)")
+
+
 def test_another_model_fails_the_model_check(segmented, make_package, capsys):
     _, sidecar = segmented
     code, out, _ = run(["verify", str(sidecar), "-m", "phantom"], capsys)
