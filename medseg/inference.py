@@ -49,6 +49,8 @@ __all__ = ["OUT_OF_MEMORY", "Segmenter", "SliceNet", "context_stack", "is_out_of
 log = logging.getLogger(__name__)
 
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+DEFAULT_BATCH_SIZE = 16  # tiles per forward pass where none is given (a rerun of a sidecar that records none too)
 # torch.OutOfMemoryError is new in torch 2.5; the CUDA one (an alias there) is older
 OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 # Apple MPS runs out as a plain RuntimeError (torch's MPS allocator raises no OutOfMemoryError): known by its message
@@ -220,7 +222,7 @@ class Segmenter:
         package: ModelPackage | str | os.PathLike,
         device: str = "auto",
         precision: str = "auto",
-        batch_size: int = 16,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         overlap: float | None = None,
         slab_voxels: int = 1 << 24,
         net: nn.Module | None = None,

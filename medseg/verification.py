@@ -646,7 +646,7 @@ def _device_here(device: str) -> str:
 def _rerun(record: dict, source: Path, series, segmentation: Path, package, device: str, threads,
            result: Verification) -> None:
     from medseg.errors import MedsegError
-    from medseg.inference import Segmenter
+    from medseg.inference import DEFAULT_BATCH_SIZE, Segmenter
     from medseg.io.nifti import read_nifti
     from medseg.resources import set_threads
     from medseg.segment import segment_volume
@@ -666,10 +666,12 @@ def _rerun(record: dict, source: Path, series, segmentation: Path, package, devi
         return
     try:
         set_threads(threads)
-        batch = int(inference.get("batch_size") or 16)
+        recorded = inference.get("batch_size")
+        batch = DEFAULT_BATCH_SIZE if recorded is None else recorded  # one not a whole number: refused by Segmenter
         # out of GPU memory, the batch is halved: the rerun's comes from the sidecar, so the device is what to change
-        note = (f"a rerun starts from the batch its sidecar records, {batch} tiles; {setting('device', 'cpu')} "
-                "segments it again without the GPU")
+        start = (f"a rerun starts from the batch its sidecar records, {batch} tiles" if recorded is not None else
+                 f"the sidecar records no batch size: a rerun starts from medseg's default, {batch} tiles")
+        note = f"{start}; {setting('device', 'cpu')} segments it again without the GPU"
         segmenter = Segmenter(package, device=device, precision=precision, batch_size=batch,
                               overlap=inference.get("overlap"), batch_note=note)
         if package.n_modalities > 1:

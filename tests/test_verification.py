@@ -1125,6 +1125,39 @@ def test_a_rerun_out_of_gpu_memory_names_what_the_verify_user_can_change(segment
                     "the batch its sidecar records, 16 tiles; --device cpu segments it again without the GPU)"]
 
 
+def test_a_rerun_out_of_gpu_memory_of_a_sidecar_without_a_batch_size_names_the_default(segmented, monkeypatch,
+                                                                                       caplog, capsys):
+    """A sidecar that records no ``inference.batch_size`` (one written before it was, or edited): the rerun starts
+    from medseg's default batch, and its out-of-GPU-memory note said "the batch its sidecar records, 16 tiles", a
+    record there is not. It says the sidecar records none and gives the default, as the segmenter defines it."""
+    import inspect
+
+    from test_inference import _SmallGPU
+
+    import medseg.inference
+
+    _, sidecar = segmented
+    record = json.loads(sidecar.read_text())
+    del record["inference"]["batch_size"]
+    sidecar.write_text(json.dumps(record))
+    default = inspect.signature(medseg.inference.Segmenter).parameters["batch_size"].default
+    real_init = medseg.inference.Segmenter.__init__
+
+    def on_a_small_gpu(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        self.window_net.net = _SmallGPU(self.window_net.net, room=default - 1)
+
+    monkeypatch.setattr(medseg.inference.Segmenter, "__init__", on_a_small_gpu)
+    with caplog.at_level("WARNING", logger="medseg.inference"):
+        code, out, err = run(["verify", str(sidecar), "--rerun"], capsys)
+    assert code == 0, err
+    assert f"on cpu (fp32, batch {default // 2}, overlap" in out.splitlines()[4], out
+    told = [message for message in caplog.messages if "out of GPU memory" in message]
+    assert told == [f"cpu: out of GPU memory with {default} tiles per forward pass; going on with {default // 2} (the "
+                    f"sidecar records no batch size: a rerun starts from medseg's default, {default} tiles; --device "
+                    "cpu segments it again without the GPU)"]
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/mem"), reason="needs a file whose reading fails (Linux's /proc)")
 def test_a_segmentation_that_cannot_be_read_fails_its_check_alone_and_a_difference_still_exits_3(segmented, case,
                                                                                                   tmp_path, capsys):
