@@ -424,3 +424,21 @@ def test_a_bad_setting_names_where_it_was_set(tmp_path):
     with pytest.raises(InputError) as caught:  # without a source, the key alone as before
         check_config({**base, "cases_per_job": 0}, schema)
     assert str(caught.value) == "config cases_per_job: 0 is less than the minimum of 1"
+
+
+def test_a_key_yaml_reads_as_no_text_is_named_in_the_file_that_set_it(tmp_path):
+    """A config file's ``yes:`` (or ``on:``, ``1:``) is a key YAML reads as True (or 1), not as text: the message
+    named the workflow's own configs/cohort.yaml, which does not hold it, as where it was set, as the key was looked
+    up as the text 'True'."""
+    import yaml
+
+    from medseg.cohort.settings import check_config, config_source
+
+    schema = Path(__file__).resolve().parents[1] / "configs" / "schemas" / "config.schema.yaml"
+    own, mine = tmp_path / "cohort.yaml", tmp_path / "mine.yaml"
+    mine.write_text("yes: 3\n")
+    config = {"samples": "samples.tsv", "model": "phantom", "results": "results", **yaml.safe_load(mine.read_text())}
+    with pytest.raises(InputError) as caught:
+        check_config(config, schema, lambda key: config_source(key, {}, [mine], own))
+    assert str(caught.value).startswith("config: unknown key True;")
+    assert str(caught.value).endswith(f"(set in {mine})")

@@ -30,7 +30,7 @@ RETRY_SCALED = {("infer", "mem_mb"): "mem_mb", ("infer", "runtime"): None,
                 ("evaluate", "mem_mb"): "evaluate_mem_mb", ("evaluate", "runtime"): None}
 
 
-def check_config(config: dict, schema_path: Path | str, source: Callable[[str], str] | None = None) -> None:
+def check_config(config: dict, schema_path: Path | str, source: Callable[[object], str] | None = None) -> None:
     """Raise :class:`InputError` naming the first unknown key (with the closest known one) or bad value, and, with
     ``source`` (a key's :func:`config_source`), where that key was set: a config file's path or ``--config KEY=VALUE``
     (a cohort's settings come from up to three places, and the message named only the key). A whole number written as
@@ -52,7 +52,8 @@ def _set_where(where: str) -> str:
 
 def _keyed(message: str, key: object) -> InputError:
     error = InputError(message)
-    error.config_key = str(key)  # type: ignore[attr-defined]  # check_config's source names where it was set
+    # check_config's source names where it was set: the key as read, as a YAML file's `yes:` is True, not 'True'
+    error.config_key = key  # type: ignore[attr-defined]
     return error
 
 
@@ -464,7 +465,7 @@ def runtime_overridden(overrides: Mapping[str, Mapping[str, object]], rule: str 
     return _rule_resource(overrides, rule, "runtime") is not _NOT_GIVEN
 
 
-def config_source(key: str, command_line: Mapping, configfiles: Sequence[Path | str],
+def config_source(key: object, command_line: Mapping, configfiles: Sequence[Path | str],
                   workflow_configfile: Path | str) -> str:
     """Where the workflow's setting ``key`` came from, as Snakemake takes them (each later one wins): the
     workflow's own ``configs/cohort.yaml`` (``workflow_configfile``), each ``--configfile`` in turn (``configfiles``)
