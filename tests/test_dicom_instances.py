@@ -304,3 +304,26 @@ def test_numbering_across_the_study_is_told_by_the_studys_other_series(tmp_path,
 
     listed = {entry["key"]: entry["missing_instances"] for entry in describe_folder(tmp_path)["series"]}
     assert (listed["3"] is not None, listed["1"]) == (warned, None)  # inspect flags it as the reading warns
+
+
+def test_a_series_of_no_stated_study_beside_other_series_is_not_said_to_be_alone(tmp_path, caplog):
+    """Files that state no StudyInstanceUID (an anonymiser dropped it) cannot be told to be of the study of the
+    folder's other series: a localizer numbered 1 to 3 beside the series 4 to 9 is no proof. The warning said the
+    study's "other series are not here", where the localizer was; it says now that no study is stated to tell."""
+    _, localizer = make_series(tmp_path / "localizer", shape=(10, 8, 3), series_number=1, prefix="l",
+                               description="localizer", image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"))
+    _, paths = make_series(tmp_path / "series")
+    for first, files in ((1, localizer), (4, paths)):
+        _renumber(files, first)
+        for path in files:
+            dataset = pydicom.dcmread(path)
+            del dataset.StudyInstanceUID
+            dataset.save_as(path)
+    with caplog.at_level(logging.WARNING, logger=_LOGGER), warnings.catch_warnings(record=True):
+        warnings.simplefilter("always", MedsegWarning)
+        read_dicom_series(tmp_path, series="3")
+    assert [line.split(": ", 2)[2] for line in _instance_warnings(caplog)] == [
+        "InstanceNumbers 1-3 missing (those here run 4 to 9): files of the series may have been lost, their slices "
+        "left out of the volume, or the scanner numbered its images across the study, which its files do not name "
+        "(no StudyInstanceUID: the folder's other series cannot tell the two apart); copy the series again from its "
+        "source"]

@@ -64,9 +64,9 @@ def missing_instances_text(candidate: SeriesCandidate, others: Sequence[SeriesCa
             return None
         why = f"those here run {first} to {last}"
     lost = "files of the series may have been lost, their slices left out of the volume"
-    if stated is None and _alone_in_its_study(candidate, others):  # a loss, or a count across the study: untold
-        lost = f"{lost}, or the scanner numbered its images across the study, whose other series are not here (the " \
-               "numbers cannot tell the two apart)"
+    across = _across_the_study_untold(candidate, others) if stated is None else None
+    if across is not None:  # a loss, or a count across the study: untold
+        lost = f"{lost}, or the scanner numbered its images across the study, {across}"
     word = "InstanceNumber" if len(missing) == 1 else "InstanceNumbers"
     return f"{word} {_ranges(missing)} missing ({why}): {lost}; {_ADVICE}"
 
@@ -92,15 +92,21 @@ def _numbered_across_the_study(candidate: SeriesCandidate, present: set[int], mi
     return not held & present and set(missing) <= held
 
 
-def _alone_in_its_study(candidate: SeriesCandidate, others: Sequence[SeriesCandidate]) -> bool:
-    """Whether none of ``others`` (the folder's series) is another series of ``candidate``'s study (or its study is
-    not stated): its numbers, starting past 1, may then be a count across the study as well as a loss. Where the
-    study's other series are here and do not hold the missing numbers, they tell it is no such count."""
+def _across_the_study_untold(candidate: SeriesCandidate, others: Sequence[SeriesCandidate]) -> str | None:
+    """Why nothing tells ``candidate``'s numbers, starting past 1, from a count across its study, as the warning's
+    words; None where the study's other series are among ``others`` (the folder's series) and, not holding the
+    missing numbers, tell it is no such count. Files that state no StudyInstanceUID cannot be told to be of the study
+    of the folder's other series: those are no proof either way (they are here, so the words do not say otherwise)."""
     from medseg.io.dicom_series import study_value
 
     study = study_value(candidate, "StudyInstanceUID")
-    return not study or not any(other is not candidate and other.uid != candidate.uid
-                                and study_value(other, "StudyInstanceUID") == study for other in others)
+    beside = [other for other in others if other is not candidate and other.uid != candidate.uid]
+    if not study and beside:
+        return ("which its files do not name (no StudyInstanceUID: the folder's other series cannot tell the two "
+                "apart)")
+    if not study or not any(study_value(other, "StudyInstanceUID") == study for other in beside):
+        return "whose other series are not here (the numbers cannot tell the two apart)"
+    return None
 
 
 def _stated_count(candidate: SeriesCandidate) -> int | None:
