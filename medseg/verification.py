@@ -408,10 +408,13 @@ def _check_fields(path: Path, record: dict) -> None:
     if copies is not None and not isinstance(copies, dict):
         raise InputError(f"{path}: input_info.copy_files is {_json_kind(copies)}, not an object; {_EDITED}")
     for copy, original in (copies or {}).items():
-        if not isinstance(original, str) or not _inside(copy) or not _inside(original):
-            shown = original if isinstance(original, str) and _inside(copy) else copy
+        if not _inside(copy) or (isinstance(original, str) and not _inside(original)):
+            shown = original if _inside(copy) else copy
             raise InputError(f"{path}: input_info.copy_files names {shown!r}, not a file in the series folder; "
                              f"{_EDITED}")
+        if not isinstance(original, str):  # the entry's value, not its name, is what was edited
+            raise InputError(f"{path}: input_info.copy_files gives {copy!r} {_json_kind(original)}, not the name of "
+                             f"a file in the series folder; {_EDITED}")
     digests = (record.get("input_info") or {}).get("file_sha256")
     if digests is None:
         return

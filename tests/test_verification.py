@@ -775,6 +775,26 @@ def test_a_hand_edited_sidecar_field_of_the_wrong_type_is_one_error_line(segment
         verify_sidecar(sidecar)
 
 
+def test_a_copy_files_entry_that_is_not_a_file_name_names_its_value_not_its_copy(segmented, capsys):
+    """``input_info.copy_files`` maps each copy skipped to the file it copies. An entry whose value is not a string
+    (``{"b_copy.dcm": 5}``, a hand edit) was told as "copy_files names 'b_copy.dcm', not a file in the series folder",
+    a name that is one; the line says what the entry gives instead."""
+    _, sidecar = segmented
+    record = json.loads(sidecar.read_text())
+    for value, shown in ((5, "a number"), (None, "null")):
+        record["input_info"] = {"format": "dicom", "copy_files": {"b_copy.dcm": value}}
+        sidecar.write_text(json.dumps(record))
+        code, out, err = run(["verify", str(sidecar)], capsys)
+        assert code == 1 and out == "", out
+        assert err.strip() == (f"medseg: error: {sidecar}: input_info.copy_files gives 'b_copy.dcm' {shown}, not the "
+                               "name of a file in the series folder; the sidecar was edited or damaged since medseg "
+                               "infer wrote it"), err
+    record["input_info"]["copy_files"] = {"../b_copy.dcm": 5}  # a name outside the folder: that is told first
+    sidecar.write_text(json.dumps(record))
+    with pytest.raises(InputError, match=r"copy_files names '\.\./b_copy\.dcm', not a file in the series folder"):
+        verify_sidecar(sidecar)
+
+
 def test_a_model_that_cannot_be_loaded_is_named_once(segmented, tmp_path, capsys):
     """``verify -m missing``: "model FAILED: missing: missing: no such model folder ..." named it twice."""
     _, sidecar = segmented
