@@ -667,10 +667,17 @@ def _rerun(record: dict, source: Path, series, segmentation: Path, package, devi
                                    f"give {setting('device', 'cuda')} (this run: {_device_here(device)})",
                                    compared=False))
         return
+    recorded = inference.get("batch_size")
+    if recorded is not None and (isinstance(recorded, bool) or not isinstance(recorded, int) or recorded < 1):
+        # the sidecar edited: the segmenter's refusal would ask the verify user to give a batch size, of the input
+        shown = repr(recorded) if isinstance(recorded, (int, float)) and not isinstance(recorded, bool) else \
+            _json_kind(recorded, True)
+        result.checks.append(Check("rerun", False, f"not segmented again: the sidecar's inference.batch_size is "
+                                   f"{shown}, not a whole number of tiles of 1 or more; {_EDITED}", compared=False))
+        return
     try:
         set_threads(threads)
-        recorded = inference.get("batch_size")
-        batch = DEFAULT_BATCH_SIZE if recorded is None else recorded  # one not a whole number: refused by Segmenter
+        batch = DEFAULT_BATCH_SIZE if recorded is None else recorded
         # out of GPU memory, the batch is halved: the rerun's comes from the sidecar, so the device is what to change
         start = (f"a rerun starts from the batch its sidecar records, {batch} tiles" if recorded is not None else
                  f"the sidecar records no batch size: a rerun starts from medseg's default, {batch} tiles")

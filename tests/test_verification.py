@@ -1178,6 +1178,25 @@ def test_a_rerun_out_of_gpu_memory_of_a_sidecar_without_a_batch_size_names_the_d
                     "cpu segments it again without the GPU)"]
 
 
+def test_a_recorded_batch_size_that_is_not_a_whole_number_is_told_as_the_sidecar_edited(segmented, capsys):
+    """A sidecar whose ``inference.batch_size`` is not a whole number of 1 or more (edited by hand): the rerun's line
+    named the input, "case.nii.gz: segmenting it again failed: batch size 'x': give a whole number of tiles per
+    forward pass, 1 or more", advice verify has no option to follow, of a file that is as it was. It names the
+    sidecar's field, not segmented again; the other checks are made (exit 1: nothing compared)."""
+    _, sidecar = segmented
+    record = json.loads(sidecar.read_text())
+    for value, shown in (("x", "'x'"), (0, "0"), (True, "true or false")):
+        record["inference"]["batch_size"] = value
+        sidecar.write_text(json.dumps(record))
+        code, out, err = run(["verify", str(sidecar), "--rerun"], capsys)
+        assert code == 1 and [line.split(": ", 2)[1] for line in out.splitlines()] == [
+            "segmentation ok", "input ok", "model ok", "versions ok", "rerun FAILED"], out
+        assert out.splitlines()[4] == (
+            f"{sidecar}: rerun FAILED: not segmented again: the sidecar's inference.batch_size is {shown}, not a "
+            "whole number of tiles of 1 or more; the sidecar was edited or damaged since medseg infer wrote it"), out
+        assert err == f"medseg: the sidecar could not be checked: {sidecar} (rerun)\n", err
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/mem"), reason="needs a file whose reading fails (Linux's /proc)")
 def test_a_segmentation_that_cannot_be_read_fails_its_check_alone_and_a_difference_still_exits_3(segmented, case,
                                                                                                   tmp_path, capsys):
