@@ -136,6 +136,40 @@ def test_overlay_is_drawn_in_mm_and_independent_of_voxel_order():
     assert _focus_voxel([labels == 1]) == (8, 13, 4)
 
 
+def test_a_field_wider_than_the_panel_in_voxels_is_still_drawn_to_scale_with_a_true_scale_bar(monkeypatch):
+    """A 200 x 200 x 20 label volume of 1 x 1 x 10 mm voxels (a 200 mm cube) drawn with panels of 100 pixels: the
+    in-plane voxels, half a pixel each at that size, were drawn a pixel each while the slices got their 5 pixels, so
+    the coronal panel was twice as wide as high, and the scale bars were measured at half the pixels a mm the panels
+    were drawn at (a 512 x 512 CT in the default 230-pixel panel: a bar labelled 200 mm over 91 mm of the patient)."""
+    from PIL import Image
+
+    from medseg.report import overlay
+
+    bars = []
+
+    def measured(draw, x, y, panel_width, px_per_mm, font):
+        bars.append(px_per_mm)
+        return scale_bar(draw, x, y, panel_width, px_per_mm, font)
+
+    scale_bar = overlay._scale_bar
+    monkeypatch.setattr(overlay, "_scale_bar", measured)
+    labels = np.zeros((200, 200, 20), np.uint8)
+    labels[10:190, 10:190, 1:19] = 1
+    affine = np.diag([1.0, 1.0, 10.0, 1.0])
+    png = overlay.render_overlay(overlay.CaseArrays(labels, affine, None, None), [("1", "cube")], "1", panel_px=100)
+    picture = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    drawn = ~(picture[16 + 20] == 255).all(axis=1)  # a row of the panels, below the title: white canvas between
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], drawn.astype(int), [0]])))
+    panels = [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
+    heights = [int((~(picture[16:, (a + b) // 2] == 255).all(axis=1)).sum()) for a, b in panels]
+    widths = [b - a for a, b in panels]
+    # every panel is a 200 mm square, drawn as a square, at the pixels a mm its scale bar is drawn at
+    assert len(panels) == len(bars) == 3
+    for width, height, px_per_mm in zip(widths, heights, bars):
+        assert abs(width - height) <= 2, (widths, heights)
+        assert abs(width / 200.0 - px_per_mm) < 0.01, (widths, bars)
+
+
 def test_the_overlays_focus_and_crop_hold_a_block_of_slices_not_every_labelled_voxel(monkeypatch):
     """The coordinates of every labelled voxel were held at once to find the focus and the crop (24 bytes each,
     three times over): a body-sized label of a 512×512×300 CT (28 million voxels) took the report to 1.9 GB. The

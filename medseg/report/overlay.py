@@ -155,7 +155,8 @@ def render_overlay(
     [(value, name)] in legend order; colours follow that order.
 
     Drawn with numpy and Pillow (about twenty times faster than matplotlib): every voxel becomes a block of
-    pixels of its size in mm (the largest field of view is ``panel_px`` pixels), the prediction's outline is
+    pixels of its size in mm (the largest field of view is ``panel_px`` pixels, or more where a voxel would get
+    less than a pixel: the smallest voxel is a pixel or more), the prediction's outline is
     drawn solid just inside each label, the reference's dashed just outside it, so both stay visible where
     they agree; where they disagree the voxels are shaded in the label's colour (predicted only: solid shade;
     reference only: striped). Each panel is titled with the slice as the file numbers it, carries the letters
@@ -205,7 +206,11 @@ def render_overlay(
     masks.append(union)
     centre = _focus(masks)
     box = _box_of(union, spacing, centre)
-    px_per_mm = panel_px / max((b.stop - b.start) * s for b, s in zip(box, spacing))
+    # the largest field of view in ``panel_px`` pixels, unless a voxel would then be under a pixel: each voxel is drawn
+    # a pixel or more, so the panels then grow past it (a 512 x 512 CT at 0.8 mm: 1.25 pixels a mm), still to scale
+    # (its in-plane voxels were drawn a pixel each at half a pixel's scale, its slices at their scale, and the scale
+    # bar said 200 mm over 91 mm)
+    px_per_mm = max(panel_px / max((b.stop - b.start) * s for b, s in zip(box, spacing)), 1.0 / float(spacing.min()))
     # the image is read where it is drawn: the crop box (the contrast window too) and the planes through the
     # centre, which lie in the box unless the focus label is no foreground value
     region = tuple(slice(min(b.start, c), max(b.stop, c + 1)) for b, c in zip(box, centre))
