@@ -15,10 +15,18 @@ slurm-jobstep companion) run, in the formats they parse:
   retries; state TIMEOUT), which it tells the job as SLURM does
   (``SLURM_JOB_START_TIME``, ``SLURM_JOB_END_TIME``). ``FAKE_SLURM_NEEDS`` makes that
   deterministic: ``COMMENT=MB,...`` treats a job whose ``--comment`` is COMMENT (``rule_infer_wildcards_batch001``)
-  as needing MB: given less, its largest process is killed once its processes hold more than 150 MB (a report job's
-  processes hold about 390 MB together at their peak, an infer job's more: 400 MB let a report job through).
+  as needing MB: given less, its largest process is killed once its processes hold more than 150 MB
+  (``FAKE_SLURM_KILL_MB``; a report job's processes hold about 390 MB together at their peak, an infer job's more:
+  400 MB let a report job through; the two Snakemake processes of a job, before medseg starts, about 250 MB).
   ``FAKE_SLURM_BROKEN`` (``COMMENT,...``): a job of such a ``--comment`` fails before its script starts anything, as
   a batch script whose first line fails or a broken node does: its log says why, state FAILED, exit code 127.
+  ``FAKE_SLURM_REFUSE`` (``COMMENT,...``): sbatch refuses a job of such a ``--comment`` as a QOS's submission limit
+  does (its two ``sbatch: error:`` lines, exit code 1), and nothing runs or writes a log.
+  ``--array=FIRST-LAST`` (the plugin's ``--slurm-array-jobs``): one job a task, as SLURM runs an array (the array's
+  id printed; each task its own ``SLURM_JOB_ID``, the first the array's, and ``SLURM_ARRAY_JOB_ID``,
+  ``SLURM_ARRAY_TASK_ID``, ``_MIN``, ``_MAX``, ``_COUNT``; its log ``--output`` with ``%A`` and ``%a``); a task is
+  known here (``FAKE_SLURM_NEEDS``, ``_MINUTES``, ``_BROKEN``) by the ``--comment`` its Snakemake job would have alone,
+  ``rule_infer_wildcards_c``, read from its command, and its state answers to ``<array id>_<task>``.
 - ``sacct``/``squeue`` ``--name RUN``: ``<id>|<state>`` per job (PENDING, RUNNING, COMPLETED, FAILED,
   OUT_OF_MEMORY, TIMEOUT, CANCELLED), answered once a job pending or running has ended, within
   ``FAKE_SLURM_STATUS_WAIT`` seconds (default 0: at once); ``scancel ID...``: SIGTERM to the job's processes
@@ -31,15 +39,18 @@ Every call is noted in ``calls.jsonl`` (command, arguments, time).
 
 from __future__ import annotations
 
+import base64
 import ctypes
 import fcntl
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 STATE = Path(os.environ.get("FAKE_SLURM_STATE", "/tmp/fake-slurm"))
@@ -65,7 +76,7 @@ def _read_job(job_id: str) -> dict | None:
         return None
 
 
-def _write_job(job_id: str, **changes) -> dict:
+def _write_job(job_id: str, /, **changes) -> dict:
     with open(STATE / "jobs" / ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         job = {**(_read_job(job_id) or {}), **changes}
@@ -97,7 +108,7 @@ def _options(args: list[str], takes_value: set[str]) -> tuple[dict[str, str], li
 
 SBATCH_VALUES = {"--job-name", "-J", "--output", "-o", "--comment", "-A", "--account", "-p", "--partition", "-t",
                  "--time", "--mem", "--mem-per-cpu", "-D", "--chdir", "-C", "--clusters", "--ntasks", "-n",
-                 "--cpus-per-task", "-c"}
+                 "--cpus-per-task", "-c", "--array", "-a"}
 
 
 def sbatch(args: list[str]) -> int:
@@ -111,25 +122,54 @@ def sbatch(args: list[str]) -> int:
     if partition is not None and partition not in PARTITIONS:
         print(f"sbatch: error: invalid partition specified: {partition}", file=sys.stderr)
         return 1
+    if options.get("--comment") in os.environ.get("FAKE_SLURM_REFUSE", "").split(","):  # as a QOS limit refuses
+        print("sbatch: error: QOSMaxSubmitJobPerUserLimit\nsbatch: error: Batch job submission failed: Job violates "
+              "accounting/QOS policy (job submit limit, user's size and/or time limits)", file=sys.stderr)
+        return 1
     script = options.get("--wrap")
     if script is None:
         script = sys.stdin.read() if rest and rest[0] == "/dev/stdin" else Path(rest[0]).read_text()
+    array = options.get("--array", options.get("-a"))
+    first, _, last = (array or "").partition("-")
+    tasks = list(range(int(first), int(last or first) + 1)) if array else []
     (STATE / "jobs").mkdir(parents=True, exist_ok=True)
-    with open(STATE / "jobs" / ".counter", "a+") as counter:
+    with open(STATE / "jobs" / ".counter", "a+") as counter:  # an array's tasks each take a job id, the first its own
         fcntl.flock(counter, fcntl.LOCK_EX)
         counter.seek(0)
         job_id = str(int(counter.read() or "4242000") + 1)
         counter.seek(0)
         counter.truncate()
-        counter.write(job_id)
-    _append("sbatch.jsonl", {"job_id": job_id, "args": args,
+        counter.write(str(int(job_id) + max(len(tasks), 1) - 1))
+    _append("sbatch.jsonl", {"job_id": job_id, "args": args, "tasks": tasks,
                              "env": {k: v for k, v in os.environ.items() if k.startswith("MEDSEG_")}})
-    _write_job(job_id, name=options.get("--job-name", options.get("-J", "")), state="PENDING", args=args,
-               script=script)
-    subprocess.Popen([sys.executable, __file__, "_job", job_id], start_new_session=True, stdin=subprocess.DEVNULL,
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    name = options.get("--job-name", options.get("-J", ""))
+    keys = [(f"{job_id}_{task}", str(int(job_id) + index)) for index, task in enumerate(tasks)] or [(job_id, job_id)]
+    for index, (key, task_job_id) in enumerate(keys):
+        array_task = {"array_job_id": job_id, "task": tasks[index], "tasks": [tasks[0], tasks[-1]]} if tasks else {}
+        _write_job(key, name=name, state="PENDING", args=args, script=script, job_id=task_job_id,
+                   comment=_task_comment(script, tasks[index] if tasks else None, options), **array_task)
+    for key, _ in keys:
+        subprocess.Popen([sys.executable, __file__, "_job", key], start_new_session=True, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     print(job_id)
     return 0
+
+
+def _task_comment(script: str, task: int | None, options: dict[str, str]) -> str | None:
+    """The ``--comment`` a job is known by here (``FAKE_SLURM_NEEDS``, ``_MINUTES``, ``_BROKEN``): its own, and for
+    a task of an array (whose ``--comment`` names its first job alone) the one the plugin gives the Snakemake job it
+    runs alone, ``rule_<rule>_wildcards_<batch>``, read from that job's command (``--target-jobs``): the first task's
+    is the script, the others' are in ``--slurm-jobstep-array-execs`` (base64 JSON of zlib-compressed commands)."""
+    if task is None:
+        return options.get("--comment")
+    command = script
+    payload = re.search(r"--slurm-jobstep-array-execs[= ]'?([A-Za-z0-9+/=]+)", script)
+    if payload:
+        execs = json.loads(base64.b64decode(payload.group(1)))
+        if str(task) in execs:
+            command = zlib.decompress(bytes.fromhex(execs[str(task)])).decode()
+    target = re.search(r"--target-jobs\s+'?(\w+):batch=([^'\s,]+)", command)
+    return f"rule_{target.group(1)}_wildcards_{target.group(2)}" if target else options.get("--comment")
 
 
 def _descendants(root: int) -> dict[int, int]:
@@ -166,33 +206,41 @@ def _kill_all(sig: int) -> None:
 
 
 def _submission(job_id: str, comment: str | None) -> int:
-    """How many jobs of the same ``--comment`` (the same Snakemake job: its earlier attempts) were submitted before
-    ``job_id``."""
+    """How many jobs known by the same comment (the same Snakemake job: its earlier attempts; :func:`_task_comment`)
+    were submitted before the one of SLURM job id ``job_id``."""
     earlier = 0
-    for line in (STATE / "sbatch.jsonl").read_text().splitlines():
-        entry = json.loads(line)
-        options, _ = _options(entry["args"], SBATCH_VALUES)
-        earlier += options.get("--comment") == comment and int(entry["job_id"]) < int(job_id)
+    for file in (STATE / "jobs").glob("*.json"):
+        job = _read_job(file.stem) or {}
+        earlier += job.get("comment") == comment and int(job.get("job_id") or 0) < int(job_id)
     return earlier
 
 
-def run_job(job_id: str) -> int:
-    """The job itself: the sbatch script under a monitor that enforces --mem and -t."""
+def run_job(key: str) -> int:
+    """The job itself (``key``: its job id, or ``<array id>_<task>`` for a task of an array): the sbatch script
+    under a monitor that enforces --mem and -t."""
     ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans stay ours
-    job = _read_job(job_id)
+    job = _read_job(key)
+    job_id, comment = job["job_id"], job["comment"]
     options, _ = _options(job["args"], SBATCH_VALUES)
     memory_mb = limit_mb = int(options["--mem"]) if options.get("--mem") else None
     needs = dict(entry.split("=") for entry in os.environ.get("FAKE_SLURM_NEEDS", "").split(",") if entry)
-    if memory_mb and int(needs.get(options.get("--comment"), 0)) > memory_mb:
-        limit_mb = min(memory_mb, 150)
+    if memory_mb and int(needs.get(comment, 0)) > memory_mb:
+        limit_mb = min(memory_mb, int(os.environ.get("FAKE_SLURM_KILL_MB", "150")))
     minutes = options.get("-t", options.get("--time"))
     scales = dict(entry.split("=") for entry in os.environ.get("FAKE_SLURM_MINUTES", "").split(",") if entry)
-    scale = scales.get(options.get("--comment"), os.environ.get("FAKE_SLURM_MINUTE", "60")).split(":")
-    minute_s = float(scale[min(_submission(job_id, options.get("--comment")), len(scale) - 1)])
+    scale = scales.get(comment, os.environ.get("FAKE_SLURM_MINUTE", "60")).split(":")
+    minute_s = float(scale[min(_submission(job_id, comment), len(scale) - 1)])
     limit_s = float(minutes) * minute_s if minutes else None
     workdir = options.get("-D", options.get("--chdir", os.getcwd()))
-    output = Path(workdir, options.get("--output", options.get("-o", "slurm-%j.out")).replace("%j", job_id))
-    env = {**os.environ, "SLURM_JOB_ID": job_id, "SLURM_JOBID": job_id, "SLURM_JOB_NAME": job["name"],
+    output = options.get("--output", options.get("-o", "slurm-%j.out")).replace("%j", job_id)
+    array = {}
+    if "task" in job:  # as SLURM names an array task's log (%A_%a) and tells it its place in the array
+        output = output.replace("%A", job["array_job_id"]).replace("%a", str(job["task"]))
+        array = {"SLURM_ARRAY_JOB_ID": job["array_job_id"], "SLURM_ARRAY_TASK_ID": str(job["task"]),
+                 "SLURM_ARRAY_TASK_MIN": str(job["tasks"][0]), "SLURM_ARRAY_TASK_MAX": str(job["tasks"][1]),
+                 "SLURM_ARRAY_TASK_COUNT": str(job["tasks"][1] - job["tasks"][0] + 1)}
+    output = Path(workdir, output)
+    env = {**os.environ, **array, "SLURM_JOB_ID": job_id, "SLURM_JOBID": job_id, "SLURM_JOB_NAME": job["name"],
            "SLURM_SUBMIT_DIR": os.getcwd(), "SLURM_NTASKS": options.get("--ntasks", "1"),
            "SLURM_CPUS_PER_TASK": options.get("--cpus-per-task", "1"),
            "SLURM_JOB_ACCOUNT": options.get("-A", ""), "SLURM_JOB_PARTITION": options.get("-p", "")}
@@ -208,13 +256,13 @@ def run_job(job_id: str) -> int:
         cancelled = True
 
     signal.signal(signal.SIGTERM, cancel)
-    _write_job(job_id, state="RUNNING", monitor=os.getpid(), started=started,
+    _write_job(key, state="RUNNING", monitor=os.getpid(), started=started,
                end=None if limit_s is None else int(started + limit_s))
-    if options.get("--comment") in os.environ.get("FAKE_SLURM_BROKEN", "").split(","):
+    if comment in os.environ.get("FAKE_SLURM_BROKEN", "").split(","):
         with open(output, "a") as log:
             log.write(f"/var/spool/slurmd/job{job_id}/slurm_script: line 2: /shared/.venv/bin/python: No such file "
                       "or directory\n")
-        _write_job(job_id, state="FAILED", exit_code=127, peak_mb=0, ended=time.time())
+        _write_job(key, state="FAILED", exit_code=127, peak_mb=0, ended=time.time())
         return 0
     with open(output, "ab") as log:
         process = subprocess.Popen(["/bin/bash", "-c", job["script"]], cwd=workdir, env=env, stdout=log,
@@ -253,7 +301,7 @@ def run_job(job_id: str) -> int:
     _kill_all(signal.SIGKILL)  # what the job left running dies with its allocation
     if state is None:
         state = "COMPLETED" if code == 0 else "OUT_OF_MEMORY" if oom else "FAILED"
-    _write_job(job_id, state=state, exit_code=code, peak_mb=peak, ended=time.time())
+    _write_job(key, state=state, exit_code=code, peak_mb=peak, ended=time.time())
     return 0
 
 
