@@ -216,3 +216,64 @@ def test_a_job_killed_for_memory_before_it_recorded_anything_is_not_said_to_have
     broken = failed_jobs(tmp_path / "broken")[0][1]["error"]
     assert broken == ("every attempt (3) ended before medseg started or recorded anything (its batch script failed, "
                       f"or its node; SLURM's log of the last attempt ends: {ENDINGS['before'].strip()})"), broken
+
+
+def _array_task_log(folder, name, first, own, ending=None):
+    """An array task's SLURM log as snakemake-executor-plugin-slurm 2.8 and its jobstep 0.6 leave it: the Snakemake
+    process of the array's command (its first job's, ``--executor slurm-jobstep`` with the other tasks' commands),
+    then the one that runs the task's own job, then SLURM's line on how the attempt ended; ``own`` None: the batch
+    script failed before Snakemake started."""
+    command = "  Command: /venv/lib/python3.11/site-packages/snakemake/__main__.py --snakefile /repo/Snakefile "
+    text = "" if own is None else (
+        f"SNAKEMAKE\n{command}--target-jobs {first} --allowed-rules infer --attempt 1 --executor slurm-jobstep "
+        "--jobs 1 --mode remote --slurm-jobstep-array-execs=eyIyIjogIjc4ZGEifQ==\n"
+        f"rule infer:\n    wildcards: batch={first.split('=')[1]}\n"
+        f"SNAKEMAKE\n{command}--target-jobs {own} --allowed-rules infer --attempt 1 --mode remote\n"
+        f"rule infer:\n    wildcards: batch={own.split('=')[1]}\n")
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + (ENDINGS[ending] if ending else ""))
+    return path
+
+
+def test_the_logs_of_array_tasks_count_for_the_job_each_ran(tmp_path):
+    """With --slurm-array-jobs the plugin's tasks write <slurm-logdir>/rule_infer/<array id>_<task>.log, beside the
+    jobs' folders, and a task's number says nothing of its job: a batch's earlier attempts were not found there, and
+    its retries fell back to the rule without logs (twice the memory after a time-out). Each task's log now counts for
+    the job whose command it ran (not the array's first, whose command every task's log starts with), ordered with the
+    job's plain logs (a retry submitted alone) by SLURM job id; a task whose batch script failed counts for none."""
+    from medseg.cohort.slurm_logs import array_task_job, earlier_attempts, retry_memory_attempts
+
+    rule = tmp_path / "slurm-logs" / "rule_infer"
+    _array_task_log(rule, "4242001_1.log", "infer:batch=a", "infer:batch=a", "oom")
+    second = _array_task_log(rule, "4242001_2.log", "infer:batch=a", "infer:batch=c", "time")
+    _array_task_log(rule, "4242001_3.log", "infer:batch=a", "infer:batch=b", "oom")
+    broken = _array_task_log(rule, "4242001_4.log", "infer:batch=a", None, "before")
+    retry = rule / "c" / "4242010.log"
+    retry.parent.mkdir()
+    retry.write_text(ENDINGS["oom"])
+    assert array_task_job(second) == ("infer", "c") and array_task_job(broken) is None
+    since = time.time() - 60
+    assert [log.name for log in attempt_logs(rule / "c", since)] == ["4242001_2.log", "4242010.log"]
+    assert [log.name for log in attempt_logs(rule / "b", since)] == ["4242001_3.log"]
+    # c: a time-out, then an out-of-memory kill: its third attempt asks for twice the memory, not the fallback's 3
+    assert retry_memory_attempts(rule / "c", 3, fallback=3, since=since) == 2
+    # b: killed for memory in the array; its retry (attempt 2) asks for twice the memory, from that log
+    assert retry_memory_attempts(rule / "b", 2, fallback=1, since=since) == 2
+    # asked from inside c's third attempt, a task of a later array (its own log named <array id>_<task>)
+    assert [log.name for log in earlier_attempts(rule / "c", 3, job_id="4242020_1")] == ["4242001_2.log",
+                                                                                      "4242010.log"]
+    assert [log.name for log in earlier_attempts(rule / "c", 2, job_id="4242010")] == ["4242001_2.log"]
+
+
+def test_an_array_tasks_own_log_path_as_slurm_names_it(tmp_path):
+    """An array task's SLURM log is <slurm-logdir>/rule_<rule>/<$SLURM_ARRAY_JOB_ID>_<$SLURM_ARRAY_TASK_ID>.log
+    (the plugin's %A_%a): a job named <batch>/<$SLURM_JOB_ID>.log in its records, a file that is not there."""
+    from medseg.cohort.slurm_logs import attempt_id
+
+    environ = {LOGDIR_VARIABLE: str(tmp_path), "SLURM_JOB_ID": "4242003", "SLURM_ARRAY_JOB_ID": "4242001",
+               "SLURM_ARRAY_TASK_ID": "3"}
+    assert attempt_id(environ) == "4242001_3"
+    assert job_log_path("batch003.evaluate", environ) == str(tmp_path / "rule_evaluate" / "4242001_3.log")
+    assert attempt_id({"SLURM_JOB_ID": "4242003"}) == "4242003" and attempt_id({}) is None
+

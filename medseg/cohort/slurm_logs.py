@@ -9,19 +9,28 @@ evidence of an out-of-memory kill that reaches the workflow: Snakemake gives a r
 alone, so every retry asked for more memory, also after a time-out, a node's failure or a batch script that failed
 before medseg started (:func:`memory_attempts`).
 
+With ``--slurm-array-jobs`` the plugin submits the ready jobs of a rule as one array, whose tasks write
+``<slurm-logdir>/rule_<rule>/<array id>_<task>.log`` (``rule_infer/4242001_3.log``: no folder of the job's wildcards,
+whatever the plugin records; SLURM's ``%A_%a``), and a job retried alone (the only one of its rule ready) writes the
+plain log beside the others. A task's number says nothing of which job it ran: its log does, in the command line of the
+Snakemake process that ran the job (``--target-jobs infer:batch=batch003``; every task's log starts with the array's
+first job's command, which runs ``--executor slurm-jobstep``, then its own job's: :func:`array_task_job`).
+
 The workflow tells its jobs the folder (:data:`LOGDIR_VARIABLE`), so that a job names its own log in its records
 (:func:`job_log_path`) and the report points at it.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["LOGDIR_VARIABLE", "RUN_START_VARIABLE", "attempt_logs", "earlier_attempts", "job_log_path",
-           "killed_for_memory", "memory_attempts", "retry_memory_attempts", "slurm_logdir"]
+__all__ = ["LOGDIR_VARIABLE", "RUN_START_VARIABLE", "array_task_job", "attempt_id", "attempt_logs",
+           "earlier_attempts", "job_log_path", "killed_for_memory", "memory_attempts", "retry_memory_attempts",
+           "slurm_logdir"]
 
 LOGDIR_VARIABLE = "MEDSEG_SLURM_LOGDIR"  # the run's slurm-logdir, absolute, as the workflow tells its jobs
 RUN_START_VARIABLE = "MEDSEG_SLURM_RUN_START"  # the Unix time the run started planning, as it tells its jobs
@@ -34,6 +43,11 @@ _OOM = re.compile(r"^(?:slurmstepd(?:-[^:\s]+)?: error: (?:Detected \d+ oom[_-]k
                   r"|(?:Job|Step) \S+ exceeded memory limit .*being killed)"
                   r"|srun: error: \S+: tasks? [0-9,-]+: Out Of Memory)", re.IGNORECASE | re.MULTILINE)
 _TAIL_BYTES = 256 * 1024  # SLURM writes its lines as the job ends: the end of a long log holds them
+_ARRAY_LOG = re.compile(r"([0-9]+)_([0-9]+)\.log")  # an array task's log: <array id>_<task>.log (SLURM's %A_%a)
+# the job a Snakemake process runs, in its command line (Snakemake quotes a value holding a comma)
+_TARGET = re.compile(r"--target-jobs\s+['\"]?([A-Za-z_][A-Za-z0-9_]*):batch=['\"]?([^'\"\s]+)")
+_COMMAND_BYTES = 16 * 2**20  # how far into a task's log its job's command is looked for (the array's first command
+# carries the other tasks' commands: about 1.5 kB a task, before its own)
 
 
 def slurm_logdir(setting: str | os.PathLike | None, workdir: str | os.PathLike) -> Path:
@@ -45,36 +59,95 @@ def slurm_logdir(setting: str | os.PathLike | None, workdir: str | os.PathLike) 
     return Path(workdir, ".snakemake", "slurm_logs")
 
 
+def attempt_id(environ: Mapping[str, str] | None = None) -> str | None:
+    """The running attempt's name among its job's SLURM logs: ``<array id>_<task>`` for a task of an array
+    (``$SLURM_ARRAY_JOB_ID``, ``$SLURM_ARRAY_TASK_ID``), else ``$SLURM_JOB_ID``; None outside a SLURM job."""
+    environ = os.environ if environ is None else environ
+    array, task = environ.get("SLURM_ARRAY_JOB_ID"), environ.get("SLURM_ARRAY_TASK_ID")
+    if array and task and array.isdigit() and task.isdigit():
+        return f"{array}_{task}"
+    return environ.get("SLURM_JOB_ID") or None
+
+
 def job_log_path(job: str | None, environ: Mapping[str, str] | None = None) -> str | None:
     """SLURM's log of the running attempt of the workflow's ``job`` (``batch001.infer``):
-    ``<slurm-logdir>/rule_infer/batch001/<$SLURM_JOB_ID>.log``; None outside a SLURM job, or where the workflow did
-    not tell its jobs the folder (a local run, a job started by hand)."""
+    ``<slurm-logdir>/rule_infer/batch001/<$SLURM_JOB_ID>.log``, or for a task of an array
+    ``<slurm-logdir>/rule_infer/<$SLURM_ARRAY_JOB_ID>_<$SLURM_ARRAY_TASK_ID>.log``; None outside a SLURM job, or where
+    the workflow did not tell its jobs the folder (a local run, a job started by hand)."""
     environ = os.environ if environ is None else environ
-    folder, job_id = environ.get(LOGDIR_VARIABLE), environ.get("SLURM_JOB_ID")
-    if not job or not folder or not job_id:
+    folder, attempt = environ.get(LOGDIR_VARIABLE), attempt_id(environ)
+    if not job or not folder or not attempt:
         return None
     batch, _, rule = job.rpartition(".")
     if not batch or not rule:
         return None
-    return str(Path(folder, f"rule_{rule}", batch, f"{job_id}.log"))
+    if "_" in attempt:
+        return str(Path(folder, f"rule_{rule}", f"{attempt}.log"))
+    return str(Path(folder, f"rule_{rule}", batch, f"{attempt}.log"))
+
+
+def array_task_job(log: str | os.PathLike) -> tuple[str, str] | None:
+    """The workflow's job (rule, batch) that the array task whose SLURM log is ``log`` ran: the ``--target-jobs`` of
+    the first command line in it that is not the array's own (``--executor slurm-jobstep``, the array's first job);
+    None where the log names none (a batch script that failed before Snakemake started) or cannot be read."""
+    try:
+        stat = os.stat(log)
+    except OSError:
+        return None
+    return _array_task_job(str(log), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4096)
+def _array_task_job(log: str, mtime_ns: int, size: int) -> tuple[str, str] | None:
+    read = 0
+    try:
+        with open(log, "rb") as file:
+            for raw in file:
+                read += len(raw)
+                if b"--target-jobs" in raw and b"slurm-jobstep" not in raw:
+                    found = _TARGET.search(raw.decode("utf-8", errors="replace"))
+                    if found:
+                        return found.group(1), found.group(2)
+                if read > _COMMAND_BYTES:
+                    break
+    except OSError:
+        return None
+    return None
+
+
+def _log_order(path: Path) -> tuple[int, int]:
+    """A log's place among a job's attempts: by SLURM job id, an array task's by its array's id and its number."""
+    array = _ARRAY_LOG.fullmatch(path.name)
+    if array:
+        return int(array.group(1)), int(array.group(2))
+    return (int(path.stem), 0) if path.stem.isdigit() else (0, 0)
 
 
 def attempt_logs(folder: str | os.PathLike, since: float) -> list[Path]:
-    """The logs in ``folder`` (one job's: ``<slurm-logdir>/rule_infer/batch001``) of attempts started by a run that
-    started at ``since`` (Unix time; a log changed since), by SLURM job id: its attempts in order. Empty where there
-    is none or the folder cannot be read."""
+    """The logs of one job's attempts started by a run that started at ``since`` (Unix time; a log changed since), by
+    SLURM job id: its attempts in order. ``folder`` is the job's (``<slurm-logdir>/rule_infer/batch001``): its logs,
+    and those of the array tasks in the rule's folder above it (``rule_infer/4242001_3.log``) that ran this job
+    (:func:`array_task_job`). Empty where there is none or the folders cannot be read."""
+    folder = Path(folder)
     found = []
     try:
-        entries = list(Path(folder).glob("*.log"))
+        entries = list(folder.glob("*.log"))
     except OSError:
-        return []
-    for path in entries:
+        entries = []
+    try:
+        tasks = [path for path in folder.parent.glob("*_*.log") if _ARRAY_LOG.fullmatch(path.name)]
+    except OSError:
+        tasks = []
+    job = (folder.parent.name.removeprefix("rule_"), folder.name)
+    for path in entries + tasks:
         try:
-            if path.stat().st_mtime >= since:
-                found.append(path)
+            if path.stat().st_mtime < since:
+                continue
         except OSError:
             continue
-    return sorted(found, key=lambda path: (int(path.stem) if path.stem.isdigit() else 0, path.name))
+        if path.parent == folder or array_task_job(path) == job:
+            found.append(path)
+    return sorted(found, key=lambda path: (_log_order(path), path.name))
 
 
 def earlier_attempts(folder: str | os.PathLike, attempt: int, since: float | None = None,
@@ -83,12 +156,14 @@ def earlier_attempts(folder: str | os.PathLike, attempt: int, since: float | Non
     run that submits it (``since``: the time the run started), its first ones since; asked from inside an attempt
     (``job_id``: its own SLURM job id, whose Snakemake process works its resources out again), the ones just before
     its own log, by job id, of those since ``since`` too (an earlier run's log of the same batch is none of this run's
-    attempts). Both find the same logs where every attempt wrote one."""
+    attempts; ``job_id`` is ``<array id>_<task>`` inside a task of an array: :func:`attempt_id`). Both find the same
+    logs where every attempt wrote one."""
     if attempt <= 1:
         return []
     logs = attempt_logs(folder, 0.0 if since is None else since)
-    if job_id is not None and job_id.isdigit():
-        before = [path for path in logs if path.stem.isdigit() and int(path.stem) < int(job_id)]
+    own = Path(f"{job_id}.log") if job_id is not None else None
+    if own is not None and _log_order(own) != (0, 0):
+        before = [path for path in logs if (0, 0) < _log_order(path) < _log_order(own)]
         return before[-(attempt - 1):]
     return logs[:attempt - 1]
 
@@ -119,9 +194,9 @@ def retry_memory_attempts(folder: str | os.PathLike, attempt: int, fallback: int
     """What attempt ``attempt`` of the job whose SLURM logs are in ``folder`` multiplies its first attempt's memory by:
     :func:`memory_attempts` on its :func:`earlier_attempts` (``since``, ``job_id`` as there) where each earlier attempt
     has its log there, else ``fallback`` (the rule without logs: one more for each earlier attempt that did not note a
-    time-out, medseg/cohort/time_outs.py). Logs not where the run looks (the plugin's array jobs write
-    ``rule_infer/<array id>_<task>.log``; a log folder moved or cleaned) are no evidence that no attempt was killed
-    for memory, and a retry kept at the memory that was killed fails alike."""
+    time-out, medseg/cohort/time_outs.py). Logs not where the run looks (a log folder moved or cleaned; an array task's
+    log that names no job, its batch script failed before Snakemake started) are no evidence that no attempt was
+    killed for memory, and a retry kept at the memory that was killed fails alike."""
     if attempt <= 1:
         return 1
     logs = earlier_attempts(folder, attempt, since, job_id)

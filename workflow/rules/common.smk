@@ -59,7 +59,7 @@ from medseg.cohort.job_memory import evaluate_memory_mb, infer_memory_mb
 from medseg.cohort.job_totals import AskedJob, asked_line
 from medseg.cohort.invocation import profile_retries, runtime_enforced
 from medseg.cohort.job_deadline import EXECUTOR_VARIABLE
-from medseg.cohort.slurm_logs import (LOGDIR_VARIABLE, RUN_START_VARIABLE, attempt_logs,
+from medseg.cohort.slurm_logs import (LOGDIR_VARIABLE, RUN_START_VARIABLE, attempt_id, attempt_logs,
                                       retry_memory_attempts, slurm_logdir)
 from medseg.cohort.job_runtime import evaluate_minutes as planned_evaluate_minutes
 from medseg.cohort.job_runtime import infer_minutes as planned_infer_minutes
@@ -258,7 +258,7 @@ def retry_memory_factor(rule, batch, record, attempt):
     if workflow.is_main_process:
         folder, job_id = _SLURM_LOGS, None
     else:  # a job's own Snakemake process works the memory out again, for the command it runs: the same logs
-        folder, job_id = os.environ.get(LOGDIR_VARIABLE), os.environ.get("SLURM_JOB_ID")
+        folder, job_id = os.environ.get(LOGDIR_VARIABLE), attempt_id()  # a task of an array: <array id>_<task>
         folder = folder if job_id else None
         try:  # the run's start, which it tells its jobs: an earlier run's log of the batch is none of its attempts
             since = float(os.environ.get(RUN_START_VARIABLE) or 0.0)

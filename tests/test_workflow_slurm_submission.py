@@ -1,0 +1,85 @@
+"""How snakemake-executor-plugin-slurm 2.8 submits the cohort's jobs, beyond one sbatch a job: as SLURM arrays
+(``--slurm-array-jobs``), and an sbatch that refuses a job. Runs through profiles/slurm against the stand-in SLURM
+commands (``tests/fake_slurm.py``), which run an array's tasks and name their logs as SLURM does."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+import pytest
+from workflow_runs import (
+    REPO,
+    snakemake,
+    workflow_cohort,  # noqa: F401  (the cohort fixture its tests take)
+    write_sheet,
+)
+
+pytestmark = [
+    pytest.mark.slow,  # each a run of SLURM jobs through the plugin: 1-2 min
+    pytest.mark.skipif(importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
+                       reason="the SLURM executor plugin is not installed (pip install -e '.[workflow]')"),
+    pytest.mark.skipif(sys.platform != "linux",
+                       reason="the stand-in SLURM commands read /proc to enforce --mem, as SLURM's cgroup does"),
+]
+
+
+def _run(cohort, tmp_path, monkeypatch, *args, cases=("a", "b"), **config):
+    """The cohort's ``cases`` (a job a case, named by it) run through profiles/slurm against the stand-in SLURM: the
+    run, the stand-in's state, the results and the SLURM log folder."""
+    import fake_slurm
+
+    data = cohort[0] / "data"
+    sheet = write_sheet(tmp_path, [(case, str(data / f"{case}.nii.gz"),
+                                    str(data / f"{case}_label.nii.gz") if case != "c" else "") for case in cases])
+    state = fake_slurm.put_first(monkeypatch, tmp_path)
+    results, logs = tmp_path / "results", tmp_path / "slurm-logs"
+    run = snakemake(tmp_path, "--profile", str(REPO / "profiles" / "slurm"), "--default-resources",
+                    "slurm_account=lab42", "slurm_partition=cpu", "runtime=30", "mem_mb=2000",
+                    "--slurm-logdir", str(logs), "--slurm-init-seconds-before-status-checks", "1", *args,
+                    samples=sheet, results=results, cases_per_job=1, **config)
+    return run, state, results, logs
+
+
+def _submitted(state) -> list[dict]:
+    return sorted((json.loads(line) for line in (state / "sbatch.jsonl").read_text().splitlines()),
+                  key=lambda entry: int(entry["job_id"]))
+
+
+def _option(entry: dict, name: str) -> str:
+    return entry["args"][entry["args"].index(name) + 1]
+
+
+def test_array_tasks_logs_are_found_for_the_job_each_ran(cohort, tmp_path, monkeypatch):
+    """With --slurm-array-jobs the inference jobs of a, b and c go as one array, whose tasks write
+    rule_infer/<array id>_<task>.log (not the <batch>/<job id>.log the run looked in); c's task is killed for memory
+    and c is retried alone. The run finds c's array log among its attempts (it had none: the rule without logs),
+    and reads SLURM's out-of-memory line there: the retry asks for twice the memory."""
+    from medseg.cohort.slurm_logs import array_task_job, attempt_logs, killed_for_memory
+
+    # c needs more than the array's memory (1,300 MB), less than twice it: its first attempt is killed for memory
+    monkeypatch.setenv("FAKE_SLURM_NEEDS", "rule_infer_wildcards_c=2000")
+    # killed once medseg runs (an infer job peaks at 800-900 MB), not while the task's Snakemake processes start,
+    # before the one that runs c's job has written its command: a log that names no job
+    monkeypatch.setenv("FAKE_SLURM_KILL_MB", "500")
+    run, state, results, logs = _run(cohort, tmp_path, monkeypatch, "--slurm-array-jobs", "infer",
+                                     "--slurm-keep-successful-logs", cases=("a", "b", "c"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    submitted = _submitted(state)
+    arrays = [entry for entry in submitted if entry["tasks"]]
+    assert [entry["tasks"] for entry in arrays] == [[1, 2, 3]] and "--array=1-3" in arrays[0]["args"]
+    array_id = arrays[0]["job_id"]
+    tasks = sorted(path.name for path in (logs / "rule_infer").glob("*_*.log"))
+    assert tasks == [f"{array_id}_{task}.log" for task in (1, 2, 3)]
+    ran = {array_task_job(logs / "rule_infer" / name): name for name in tasks}
+    assert set(ran) == {("infer", "a"), ("infer", "b"), ("infer", "c")}
+    retries = [entry for entry in submitted if _option(entry, "--comment") == "rule_infer_wildcards_c"]
+    assert len(retries) == 1 and not retries[0]["tasks"]
+    found = attempt_logs(logs / "rule_infer" / "c", 0)
+    assert [path.name for path in found] == [ran[("infer", "c")], f"{retries[0]['job_id']}.log"]
+    assert killed_for_memory(found[0]) and not killed_for_memory(found[1])
+    # twice the jobs' memory (planned in steps of 100 MB; the array asks a MB more, the plugin's allowance for the
+    # tasks' commands it carries)
+    assert int(_option(retries[0], "--mem")) == 2 * (int(_option(arrays[0], "--mem")) // 100 * 100)
+
