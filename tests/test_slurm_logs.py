@@ -277,3 +277,63 @@ def test_an_array_tasks_own_log_path_as_slurm_names_it(tmp_path):
     assert job_log_path("batch003.evaluate", environ) == str(tmp_path / "rule_evaluate" / "4242001_3.log")
     assert attempt_id({"SLURM_JOB_ID": "4242003"}) == "4242003" and attempt_id({}) is None
 
+
+def _refusal(rule, output, message):
+    """A job sbatch refused, as snakemake-executor-plugin-slurm 2.8 reports it and Snakemake 9 logs it."""
+    return (f"[Mon Dec  7 22:21:07 2026]\nError in rule {rule}:\n    message: SLURM sbatch failed. The error message "
+            f"was '{message}'.\n    sbatch call:\n        sbatch --parsable --job-name 7b81 --output "
+            f"/x/slurm-logs/rule_{rule}/b/%j.log --comment rule_{rule}_wildcards_b -A lab42 -p cpu "
+            "--wrap=\"python -m snakemake --target-jobs 'infer:batch=b'\"\nFor further error details see the "
+            f"cluster/cloud log and the log files of the involved rule(s).\n    jobid: 3\n    output: {output}\n"
+            f"    log: /r/logs/{rule}/b.log (check log file(s) for error details)\n    shell:\n        medseg\n")
+
+
+def test_sbatchs_refusals_are_read_from_snakemakes_log(tmp_path):
+    """sbatch's refusal of a job leaves no SLURM log: the plugin gives its message as the job's error, which
+    Snakemake logs. Each attempt's is read there, for the job whose record the error names as its output; an array's
+    refusal names the array's sbatch message for each of its jobs; a log not there names none."""
+    from medseg.cohort.unstarted_jobs import refused_submissions
+
+    quota = ("sbatch: error: QOSMaxSubmitJobPerUserLimit\nsbatch: error: Batch job submission failed: Job violates "
+             "accounting/QOS policy (job submit limit, user's size and/or time limits)")
+    array = ("SLURM sbatch failed for array job submission (tasks 1-2). The error message was 'sbatch: error: "
+             "invalid partition specified: gpu2'.\n    sbatch call:\n        sbatch --array=1-2\n")
+    part = ("Error in rule evaluate:\n    message: Part of failed array sbatch submission (tasks 1-2); see log for "
+            "details.\n    jobid: {id}\n    output: /r/jobs/{batch}.evaluate.json\n")
+    log = tmp_path / "run.snakemake.log"
+    log.write_text("Building DAG of jobs...\n" + _refusal("infer", "/r/jobs/b.infer.json", quota)
+                   + _refusal("infer", "/r/jobs/b.infer.json", "sbatch: error: Batch job submission failed: "
+                              "Requested time limit is invalid (missing or exceeds some limit)")
+                   + array + part.format(id=5, batch="a") + part.format(id=6, batch="c"))
+    found = refused_submissions(log)
+    assert found == {
+        "b.infer": [quota.replace("\n", " "), "sbatch: error: Batch job submission failed: Requested time limit is "
+                                              "invalid (missing or exceeds some limit)"],
+        "a.evaluate": ["sbatch: error: invalid partition specified: gpu2"],
+        "c.evaluate": ["sbatch: error: invalid partition specified: gpu2"]}
+    assert refused_submissions([tmp_path / "none.log", log]) == found  # the logs onerror is given
+    assert refused_submissions(tmp_path / "none.log") == {} and refused_submissions(None) == {}
+
+
+def test_a_job_sbatch_refused_is_recorded_with_sbatchs_message(tmp_path):
+    """An inference job sbatch refused on each attempt ran nowhere: its case is recorded as failed naming sbatch's
+    last message and no SLURM log; one refused once after two attempts that ran counts all three."""
+    from cohort_cases import write_cohort_data
+
+    from medseg.cohort import Sample
+    from medseg.cohort.check import failed_jobs
+    from medseg.cohort.unstarted_jobs import record_unstarted_job
+
+    data = write_cohort_data(tmp_path / "data", seeds=(5,))
+    results = tmp_path / "results"
+    samples = [Sample("a", data / "a.nii.gz", data / "a_label.nii.gz")]
+    said = "sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified"
+    summary = record_unstarted_job(samples, results, "batch001.infer", [], None, refused=[said] * 3)
+    assert [(case.case_id, case.outcome) for case in summary.cases] == [("a", "failed")]
+    assert failed_jobs(results)[0][1]["error"] == f"every attempt (3) was refused by sbatch, and never ran: {said}"
+    assert failed_jobs(results)[0][1].get("slurm_log") is None
+    logs = _attempts(tmp_path / "slurm-logs" / "rule_evaluate" / "batch001", ["before"] * 2)
+    record_unstarted_job(samples, results, "batch001.evaluate", logs, None, refused=[said])
+    error = dict(failed_jobs(results))["batch001.evaluate"]["error"]
+    assert error.startswith("every attempt (3) ended before medseg started or recorded anything")
+    assert error.endswith(f"; sbatch refused 1 of them: {said})")

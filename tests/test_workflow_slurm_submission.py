@@ -4,6 +4,7 @@ commands (``tests/fake_slurm.py``), which run an array's tasks and name their lo
 
 from __future__ import annotations
 
+import html
 import importlib.util
 import json
 import sys
@@ -83,3 +84,30 @@ def test_array_tasks_logs_are_found_for_the_job_each_ran(cohort, tmp_path, monke
     # tasks' commands it carries)
     assert int(_option(retries[0], "--mem")) == 2 * (int(_option(arrays[0], "--mem")) // 100 * 100)
 
+
+def test_a_job_sbatch_refuses_is_recorded_failed_with_sbatchs_message(cohort, tmp_path, monkeypatch):
+    """sbatch refuses b's inference job on every attempt (a QOS's submission limit): nothing ran, no SLURM log was
+    written, so the run, which looked for those logs, recorded nothing and made no report. The plugin gives
+    Snakemake sbatch's message as the job's error: b's case is now recorded as failed with it, the report is made
+    (its memory on the login node named); the run still fails."""
+    monkeypatch.setenv("FAKE_SLURM_REFUSE", "rule_infer_wildcards_b")
+    run, state, results, logs = _run(cohort, tmp_path, monkeypatch)
+    assert run.returncode == 1, run.stderr[-3000:]
+    calls = [json.loads(line) for line in (state / "calls.jsonl").read_text().splitlines()]
+    refused = [call for call in calls if call["command"] == "sbatch"
+               and "rule_infer_wildcards_b" in call["args"]]
+    assert len(refused) == 3
+    assert list((logs / "rule_infer" / "b").glob("*.log")) == []
+    said = ("sbatch: error: QOSMaxSubmitJobPerUserLimit sbatch: error: Batch job submission failed: Job violates "
+            "accounting/QOS policy (job submit limit, user's size and/or time limits)")
+    record = json.loads((results / "jobs" / "b.infer.json").read_text())
+    assert record["job_error"]["error"] == f"every attempt (3) was refused by sbatch, and never ran: {said}"
+    assert record["job_error"]["error_type"] == "JobFailedError" and record["job_error"]["slurm_log"] is None
+    assert record["job_error"]["log"] is None  # it never ran: no rule log either
+    failure = json.loads((results / "cases" / "b" / "b_failed.json").read_text())
+    assert failure["stage"] == "infer" and said in failure["error"]
+    assert html.escape(said) in (results / "report.html").read_text()
+    assert "their cases are recorded as failed, and the report is made here (about " in run.stderr
+    assert " MB, as its job would ask)" in run.stderr
+    assert not (results / "jobs" / "cohort.check.json").exists()  # the check fails before its record, as its step
+    assert "job b.infer failed on its last attempt for a reason of the whole job" in run.stderr

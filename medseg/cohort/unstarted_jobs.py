@@ -8,12 +8,19 @@ Snakemake started it) leaves nothing: the batch had no record, the report was no
 Snakemake's "At least one job did not complete successfully", its other cases in no report. The workflow's own
 process, once the run has failed, records such a job in its place (:func:`record_unstarted_job`), with what is known:
 its attempts and SLURM's log of the last (:mod:`medseg.cohort.slurm_logs`); then the report is made.
+
+An attempt that sbatch refused (an account or partition it does not know, a time limit past the partition's, a
+submission limit of the QOS) ran nowhere and left no log. snakemake-executor-plugin-slurm (2.8) reports it as the
+job's failure, with sbatch's own message, in Snakemake's log (``Error in rule infer:`` / ``message: SLURM sbatch
+failed. The error message was '...'`` / ``output: RESULTS/jobs/batch001.infer.json``): :func:`refused_submissions`
+reads it there, and such a job is recorded as failed with that message.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from medseg.cohort.records import ResultsFolder
@@ -30,9 +37,55 @@ from medseg.cohort.samples import Sample
 from medseg.cohort.slurm_logs import killed_for_memory
 from medseg.errors import JobFailedError
 
-__all__ = ["last_log_line", "record_unstarted_job"]
+__all__ = ["last_log_line", "record_unstarted_job", "refused_submissions"]
 
 _TAIL_BYTES = 16 * 1024
+# the plugin's report of a job sbatch refused, as Snakemake logs the job's error: the rule, sbatch's message (one
+# job's; an array's names the array's sbatch error, logged before it), then the job's details, its output among them
+_REFUSED = re.compile(r"^Error in rule [A-Za-z_][A-Za-z0-9_]*:\n\s+message: SLURM sbatch failed\. The error message "
+                      r"was '(.*?)'\.\n\s+sbatch call:.*?^\s+output: ([^\n]*)", re.DOTALL | re.MULTILINE)
+_REFUSED_ARRAY = re.compile(r"SLURM sbatch failed for array job submission \(tasks ([0-9]+-[0-9]+)\)\. The error "
+                            r"message was '(.*?)'\.\n", re.DOTALL)
+_ARRAY_PART = re.compile(r"^Error in rule [A-Za-z_][A-Za-z0-9_]*:\n\s+message: Part of failed array sbatch "
+                         r"submission \(tasks ([0-9]+-[0-9]+)\).*?^\s+output: ([^\n]*)", re.DOTALL | re.MULTILINE)
+_RECORD = re.compile(r"(?:^|[\s,/])jobs/([^/\s,]+\.(?:infer|evaluate))\.json(?=$|[\s,])")
+_MESSAGE_CHARS = 300
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(part.strip() for part in text.splitlines() if part.strip())
+    return line if len(line) <= _MESSAGE_CHARS else line[:_MESSAGE_CHARS - 1] + "…"
+
+
+def refused_submissions(snakemake_log: str | os.PathLike | Sequence[str | os.PathLike] | None
+                        ) -> Mapping[str, list[str]]:
+    """The inference and scoring jobs (``batch001.infer``) whose submission sbatch refused, as Snakemake's log of the
+    run (``snakemake_log``; or its logs, as Snakemake gives ``onerror`` them) tells: each job's sbatch messages, one
+    an attempt it refused, in order (lines joined, cut to 300 characters). Empty where the log names none or cannot
+    be read."""
+    if snakemake_log is None:
+        return {}
+    if isinstance(snakemake_log, (str, os.PathLike)):
+        snakemake_log = [snakemake_log]
+    text = ""
+    for path in snakemake_log:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as file:
+                text += file.read()
+        except OSError:
+            continue
+    found: dict[str, list[str]] = {}
+    events = [(match.start(), match.group(2), match.group(1)) for match in _REFUSED.finditer(text)]
+    arrays: dict[str, list[tuple[int, str]]] = {}
+    for match in _REFUSED_ARRAY.finditer(text):
+        arrays.setdefault(match.group(1), []).append((match.start(), match.group(2)))
+    for match in _ARRAY_PART.finditer(text):
+        said = [message for start, message in arrays.get(match.group(1), []) if start < match.start()]
+        events.append((match.start(), match.group(2), said[-1] if said else "an array's sbatch failed"))
+    for _, output, message in sorted(events):
+        for job in _RECORD.findall(output):
+            found.setdefault(job, []).append(_one_line(message))
+    return found
 
 
 def last_log_line(log: str | os.PathLike | None) -> str | None:
@@ -53,14 +106,16 @@ def last_log_line(log: str | os.PathLike | None) -> str | None:
 
 def record_unstarted_job(samples: Sequence[Sample], results: str | os.PathLike, job: str,
                          slurm_logs: Sequence[str | os.PathLike], job_log: str | None = None,
-                         options: InferOptions | None = None, package=None) -> JobSummary:
+                         options: InferOptions | None = None, package=None,
+                         refused: Sequence[str] = ()) -> JobSummary:
     """Record the workflow's ``job`` (``batch001.infer`` or ``batch001.evaluate``, on ``samples``) whose every attempt
     ended before medseg recorded anything (``slurm_logs``: SLURM's logs of its attempts, in order): its cases not
     finished earlier are recorded as failed for it (a case kept from an earlier run stays, as a job's own last attempt
     keeps it; ``options`` and ``package``, the run's inference settings and model, tell an inference job's), naming
     the job, its attempts and SLURM's log of the last with its last line; then the job's record
     (``RESULTS/jobs/<job>.json``, with ``job_error``) is written, so that the report can be made. A later run voids
-    that record and runs the job again, as after any failed job. Returns the job's summary."""
+    that record and runs the job again, as after any failed job. ``refused``: sbatch's messages on the attempts it
+    refused (:func:`refused_submissions`), which left no log; the error names the last. Returns the job's summary."""
     stage = job.rpartition(".")[2]
     if stage not in ("infer", "evaluate"):
         raise ValueError(f"{job}: not an inference or scoring job")
@@ -71,11 +126,18 @@ def record_unstarted_job(samples: Sequence[Sample], results: str | os.PathLike, 
     # SLURM's own line on an out-of-memory kill (a model that does not fit the job's memory kills medseg before it
     # records anything): memory, not the batch script or the node
     killed = last is not None and killed_for_memory(last)
-    error = JobFailedError(
-        f"{'its one attempt' if count == 1 else f'every attempt ({count})' if count else 'every attempt'} ended "
-        + ("before medseg recorded anything (SLURM killed the last for memory" if killed else
-           "before medseg started or recorded anything (its batch script failed, or its node")
-        + (f"; SLURM's log of the last attempt ends: {said}" if said else "") + ")")
+    if refused and not slurm_logs:  # it never ran: sbatch's own words
+        count = len(refused)
+        error = JobFailedError(f"{'its one attempt was' if count == 1 else f'every attempt ({count}) was'} refused "
+                               f"by sbatch, and never ran: {refused[-1]}")
+    else:
+        count += len(refused)
+        error = JobFailedError(
+            f"{'its one attempt' if count == 1 else f'every attempt ({count})' if count else 'every attempt'} ended "
+            + ("before medseg recorded anything (SLURM killed the last for memory" if killed else
+               "before medseg started or recorded anything (its batch script failed, or its node")
+            + (f"; SLURM's log of the last attempt ends: {said}" if said else "")
+            + (f"; sbatch refused {len(refused)} of them: {refused[-1]}" if refused else "") + ")")
     summary = JobSummary(stage=stage)
     failure = _JobFailure(stage, job, job_log, slurm_log=last)
     if stage == "infer":

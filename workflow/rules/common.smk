@@ -312,28 +312,32 @@ onsuccess:
         run_ended()
 
 
-def report_unstarted_jobs():
+def report_unstarted_jobs(snakemake_log):
     """After a failed run under SLURM: an inference or scoring job whose every attempt ended before medseg recorded
     anything (its batch script or its node failed: SLURM's logs of this run hold every attempt, and the job wrote no
-    record) is recorded here, its cases as failed naming the job and SLURM's log of its last attempt
+    record; or sbatch refused it, as Snakemake's log of the run, ``snakemake_log``, says with sbatch's message) is
+    recorded here, its cases as failed naming the job and SLURM's log of its last attempt or sbatch's refusal
     (medseg/cohort/unstarted_jobs.py); then the report is made and the failed cases checked as the run's last steps
     do, here on the login node (one line each where that fails). The report had never been made: it needs every
     batch's record."""
     import subprocess
 
-    from medseg.cohort.unstarted_jobs import record_unstarted_job
+    from medseg.cohort.unstarted_jobs import record_unstarted_job, refused_submissions
 
     recorded = []
+    _refused = refused_submissions(snakemake_log)
     for _batch, _samples in BATCHES.items():
         for _stage in ("infer", "evaluate"):
             if Path(RESULTS, "jobs", f"{_batch}.{_stage}.json").exists():
                 continue
             _logs = attempt_logs(Path(_SLURM_LOGS, f"rule_{_stage}", _batch), _RUN_START)
-            if len(_logs) < 1 + RETRIES:  # not every attempt ran (the run stopped first): Snakemake's own message
-                continue
+            _refusals = _refused.get(f"{_batch}.{_stage}", [])
+            if len(_logs) + len(_refusals) < 1 + RETRIES:  # not every attempt ran (the run stopped first):
+                continue  # Snakemake's own message
             try:
-                record_unstarted_job(_samples, RESULTS, f"{_batch}.{_stage}", _logs,
-                                     f"{RESULTS}/logs/{_stage}/{_batch}.log", _options, _PACKAGE)
+                record_unstarted_job(_samples, RESULTS, f"{_batch}.{_stage}", _logs,  # a job that never ran: no log
+                                     f"{RESULTS}/logs/{_stage}/{_batch}.log" if _logs else None, _options, _PACKAGE,
+                                     _refusals)
             except (MedsegError, OSError) as error:
                 print(f"medseg: error: {error}", file=sys.stderr, flush=True)
                 return
@@ -346,9 +350,11 @@ def report_unstarted_jobs():
               f"cases are recorded as failed, but no report is made: {cohort.some_names(_unrecorded)} never ran",
               file=sys.stderr, flush=True)
         return
+    # on this node, where no job's memory limit holds: the memory its job would have asked for (report_memory)
     print(f"medseg: {cohort.some_names(recorded)}: every attempt ended before medseg started or recorded anything "
-          "(SLURM's log of the last is named in the report); their cases are recorded as failed, and the report is "
-          "made here", file=sys.stderr, flush=True)
+          "(SLURM's log of the last, or sbatch's refusal, is named in the report); their cases are recorded as "
+          f"failed, and the report is made here (about {report_memory():,} MB, as its job would ask)",
+          file=sys.stderr, flush=True)
     _report_log = Path(RESULTS, "logs", "report.log")
     _report_log.parent.mkdir(parents=True, exist_ok=True)
     _window = "" if config["ct_window"] is None else f" --ct-window {shlex.quote(str(config['ct_window']))}"
@@ -363,6 +369,8 @@ def report_unstarted_jobs():
             _shown = _shown or re.match(r"[0-9]+ cases? \(", _line) is not None
             if _shown:
                 print(_line, flush=True)
+    # without the step's --record: the check fails on the failed job just recorded, before it writes its record (as
+    # the check_failures step does, whose output Snakemake would remove), so that there would be none either
     _check = subprocess.run(f"{MEDSEG} cohort check {shlex.quote(RESULTS)} --fail-on "
                             f"{config.get('fail_on_failed_cases', 'all')}", shell=True, check=False,
                             capture_output=True, text=True)
@@ -389,7 +397,7 @@ onerror:
             tell_stop(run_stopped_line(_done.finished, len(SAMPLES), stopped_by(), _done.unscored), log)
             sys.exit(stopped_code())
         if _SLURM_LOGS is not None:
-            report_unstarted_jobs()
+            report_unstarted_jobs(log)
     finally:
         run_ended()
 
