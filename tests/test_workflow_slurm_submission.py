@@ -4,6 +4,7 @@ commands (``tests/fake_slurm.py``), which run an array's tasks and name their lo
 
 from __future__ import annotations
 
+import csv
 import html
 import importlib.util
 import json
@@ -111,3 +112,8 @@ def test_a_job_sbatch_refuses_is_recorded_failed_with_sbatchs_message(cohort, tm
     assert " MB, as its job would ask)" in run.stderr
     assert not (results / "jobs" / "cohort.check.json").exists()  # the check fails before its record, as its step
     assert "job b.infer failed on its last attempt for a reason of the whole job" in run.stderr
+    # the profile keeps going: a's scoring ran (Snakemake stopped at b's failure and a was listed as failed, "no
+    # scores (the evaluate step has not run for it)", a case never scored for a job it never reached)
+    with open(results / "cohort.tsv", newline="", encoding="utf-8") as handle:
+        rows = {row["case_id"]: row["status"] for row in csv.DictReader(handle, delimiter="\t")}
+    assert rows == {"a": "scored", "b": "failed"}
