@@ -45,11 +45,12 @@ def warn(message: str, log: logging.Logger | None = None, category: type[MedsegW
         log.warning("%s", message, extra={"medseg_warning": category.__name__})
 
 
-def warning(log: logging.Logger, message: str, *args: object) -> None:
+def warning(log: logging.Logger, message: str, *args: object, raised: str | None = None) -> None:
     """``log.warning(message, *args)`` that is also told to the caller as :func:`warn` tells it: a line of what the
     library logs (a DICOM series passed over, a label missing, a case left out) that a Python caller needs to hear
-    where it has configured no logging."""
-    warn(message % args if args else message, log)
+    where it has configured no logging. ``raised``: :func:`warn`'s, formatted with ``args`` as ``message`` is."""
+    warn(message % args if args else message, log,
+         raised=None if raised is None else raised % args if args else raised)
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medseg.caller_warnings import warning
+from medseg.caller_warnings import warn, warning
 from medseg.case_numbers import other_case_note
 from medseg.errors import InputError, ModelMismatchError, first_line
 from medseg.io.files import is_path, os_reason, path_argument, type_text
@@ -33,6 +33,9 @@ __all__ = ["MadeBy", "check_folder_made_by", "check_made_by", "dataset_label_nam
            "warn_if_dataset_names_differ"]
 
 log = logging.getLogger("medseg")
+
+# what a warning of scoring says in place of how the case is scored all the same, where the caller's filters raise it
+NOT_SCORED = "not scored (MedsegWarning filtered into an error)"
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,8 @@ def check_made_by(prediction: Path | str, made_by: MadeBy, package, given_as: st
     if made_by.weights_sha256 and made_by.weights_sha256 != package.sha256:
         warning(log, "%s was made by other weights of model %s (sha256 %s…, %s has %s…); its labels are the same, "
                     "so it is scored under them", prediction, package.name, made_by.weights_sha256[:12], option,
-                    package.sha256[:12])
+                    package.sha256[:12], raised="%s was made by other weights of model %s (sha256 %s…, %s has %s…); "
+                    f"{NOT_SCORED}")
 
 
 def _option(given_as: str | None) -> str:
@@ -173,7 +177,9 @@ def _warn_if_changed(prediction: Path, made_by: MadeBy, scored_sha256: str | Non
         return
     warning(log, "%s was changed after medseg infer wrote it (its SHA-256 is not the one its sidecar %s records): it "
                 "is scored as it is now, under the label names and model the sidecar gives", prediction,
-                made_by.sidecar.name)
+                made_by.sidecar.name,
+                raised=f"%s was changed after medseg infer wrote it (its SHA-256 is not the one its sidecar %s "
+                f"records); {NOT_SCORED}")
 
 
 def made_by_of(prediction: Path | str, required: bool = False) -> MadeBy | None:
@@ -187,7 +193,8 @@ def made_by_of(prediction: Path | str, required: bool = False) -> MadeBy | None:
     except InputError as error:
         if required:
             raise
-        warning(log, "%s: its label names and the model that made the prediction are not used", error)
+        warning(log, "%s: its label names and the model that made the prediction are not used", error,
+                raised=f"%s; {NOT_SCORED}")
         return None
     if made_by is None and required:
         raise InputError(f"{sidecar}: no such file (the sidecar that names the labels of {prediction.name})")
@@ -224,7 +231,7 @@ def dataset_label_names(prediction: Path | str, reference: Path | str, warned: s
             if reason is not None and tell_unusable and (warned is None or path not in warned):
                 # was passed over in silence: a region-based dataset's figures read as its regions'
                 warning(log, "%s: %s; its label names are not used (the labels are named label_N)",
-                            named_as_given(path, given), reason)
+                        named_as_given(path, given), reason, raised=f"%s: %s; {NOT_SCORED}")
                 if warned is not None:
                     warned.add(path)
     return None
@@ -303,7 +310,9 @@ def score_prediction(prediction: Path | str, reference: Path | str, case_id: str
     named = Path(named_for) if named_for is not None else prediction
     other_case = other_case_note(named, reference, role="prediction" if named_for is None else "image")
     if other_case is not None:  # nothing else tells a reference of another case on a shared grid
-        warning(log, "%s, the reference given for %s: %s", reference, named, other_case)
+        warn(f"{reference}, the reference given for {named}: {other_case}", log,
+             raised=f"{reference}, the reference given for {named}: " + other_case.replace(
+                 "; a reference given out of order is scored all the same)", f"); {NOT_SCORED}"))
         metrics.setdefault("notes", []).append(f"reference: {other_case}")
     return metrics
 
@@ -376,7 +385,9 @@ def warn_if_dataset_names_differ(reference: Path | str, labels: Mapping, whose: 
         return ", ".join(f"{value} {name}" for value, name in names.items())
 
     warning(log, "%s names labels %s; %s names them %s: each label is scored by its value under the model's name; "
-                "check that the reference uses the model's label values", path, shown(theirs), whose, shown(ours))
+                "check that the reference uses the model's label values", path, shown(theirs), whose, shown(ours),
+                raised=f"%s names labels %s; %s names them %s: check that the reference uses the model's label values; "
+                f"{NOT_SCORED}")
 
 
 def _file_state(path: Path) -> tuple[int, int] | None:
@@ -487,15 +498,18 @@ def evaluate_files(
             how = ("scored as label_N" if not by_segment else f"scored under the reference's segment labels ({shown})"
                    if len(by_segment) == len(undeclared) else
                    f"scored under the reference's segment labels ({shown}), the others as label_N")
-            warning(log, "%s, %s: label values %s are not among the labels the dataset.json names (%s); %s",
-                        pred_path, ref_path, values_text(undeclared), _labels_text(names), how)
+            undeclared_text = (f"{pred_path}, {ref_path}: label values {values_text(undeclared)} are not among the "
+                               f"labels the dataset.json names ({_labels_text(names)})")
+            warn(f"{undeclared_text}; {how}", log, raised=f"{undeclared_text}; {NOT_SCORED}")
         labels = {int(v): names.get(int(v)) or segment_names.get(int(v)) or f"label_{int(v)}"
                   for v in sorted(present | set(names))}
         ignore = [value for value, name in names.items() if value and name.strip().casefold() == "ignore"]
         if ignore:  # nnU-Net leaves those voxels out of every label's figures
             warning(log, "%s: label %d 'ignore' is nnU-Net's ignore label (voxels without annotation); medseg scores "
                         "it as a label, and a prediction of another label in its voxels counts as a false positive, "
-                        "where nnU-Net's evaluation leaves those voxels out", ref_path, ignore[0])
+                        "where nnU-Net's evaluation leaves those voxels out", ref_path, ignore[0],
+                    raised=f"%s: label %d 'ignore' is nnU-Net's ignore label (voxels without annotation), which medseg "
+                    f"scores as a label where nnU-Net's evaluation leaves its voxels out; {NOT_SCORED}")
     metrics = evaluate_volumes(pred, ref, labels, case_id=case_id)
     metrics["reference_signature"] = reference_signature
     return metrics

@@ -174,3 +174,29 @@ def test_a_held_warning_is_raised_after_the_block_and_an_error_of_the_block_wins
             with held_until_done():
                 warn("a.nii.gz: first")
                 raise KeyError("x")
+
+
+def test_a_reference_named_for_another_case_raised_as_an_error_says_it_was_not_scored(tmp_path):
+    """The warning of a reference named for another case says it "is scored all the same"; raised by an "error"
+    filter, the case is not scored, and its text says so."""
+    import warnings
+
+    import nibabel as nib
+
+    from medseg.errors import MedsegWarning
+    from medseg.scoring import score_prediction
+
+    labels = np.zeros((8, 8, 4), np.uint8)
+    labels[2:5, 2:5, 1:3] = 1
+    for name in ("pred/sub-01.nii.gz", "ref/sub-02.nii.gz"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        nib.save(nib.Nifti1Image(labels, np.eye(4)), str(tmp_path / name))
+    with pytest.warns(MedsegWarning, match=r"a reference given out of order is scored all the same\)$"):
+        score_prediction(tmp_path / "pred/sub-01.nii.gz", tmp_path / "ref/sub-02.nii.gz", "sub-01")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MedsegWarning)
+        with pytest.raises(MedsegWarning) as raised:
+            score_prediction(tmp_path / "pred/sub-01.nii.gz", tmp_path / "ref/sub-02.nii.gz", "sub-01")
+    assert str(raised.value).startswith(f"{tmp_path / 'ref/sub-02.nii.gz'}, the reference given for ")
+    assert str(raised.value).endswith("in the prediction's); not scored (MedsegWarning filtered into an error)")
+    assert "all the same" not in str(raised.value)

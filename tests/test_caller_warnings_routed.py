@@ -202,3 +202,46 @@ def test_an_error_filter_on_a_warning_of_earlier_results_leaves_the_scores_folde
                                                 r"the report and its figures: old_failed.json"):
             score_folder(tmp_path / "pred", tmp_path / "ref", out_dir=out, package="phantom")
     assert {"a_metrics.json", "report.html", "cohort.tsv", "summary.json"} <= {p.name for p in out.iterdir()}
+
+
+def _edited_prediction(tmp_path):
+    """A prediction whose sidecar records another SHA-256 than the file's (edited since medseg infer wrote it), and
+    its reference: scoring warns of it, and scores it as it is now."""
+    labels = np.zeros((16, 16, 6), np.uint8)
+    labels[4:10, 4:10, 1:4] = 1
+    reference = _nifti(tmp_path / "ref" / "a.nii.gz", labels)
+    prediction = _nifti(tmp_path / "pred" / "a_seg.nii.gz", labels)
+    (tmp_path / "pred" / "a_seg.json").write_text(json.dumps({
+        "schema": "medseg-segmentation/1", "case_id": "a", "segmentation": "a_seg.nii.gz",
+        "segmentation_sha256": "0" * 64, "labels": {"0": "background", "1": "ball"},
+        "model": {"name": "tiny-test", "weights_sha256": "ab" * 32}}))
+    return prediction, reference
+
+
+def test_a_case_failed_by_an_error_filter_is_recorded_as_not_scored(tmp_path):
+    """Under ``simplefilter("error", MedsegWarning)`` a warning of one case fails that case: its failure record kept
+    the warning's words, "it is scored as it is now", of a case that was not scored. It says what happened."""
+    from medseg.folder_scoring import score_folder
+    from medseg.scoring import score_prediction
+
+    prediction, reference = _edited_prediction(tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MedsegWarning)
+        scored = score_prediction(prediction, reference, case_id="a")
+    assert scored["labels"]["1"]["dice"] == 1.0
+    assert [str(w.message) for w in caught] == [
+        f"{prediction} was changed after medseg infer wrote it (its SHA-256 is not the one its sidecar a_seg.json "
+        "records): it is scored as it is now, under the label names and model the sidecar gives"]
+    said = (f"{prediction} was changed after medseg infer wrote it (its SHA-256 is not the one its sidecar a_seg.json "
+            "records); not scored (MedsegWarning filtered into an error)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MedsegWarning)
+        with pytest.raises(MedsegWarning) as raised:
+            score_prediction(prediction, reference, case_id="a")
+        result = score_folder(tmp_path / "pred", tmp_path / "ref", out_dir=tmp_path / "out")
+    assert str(raised.value) == said
+    failed = [(case, error) for case, error, _ in result.failed]
+    assert (result.scored, failed) == ([], [("a", f"MedsegWarning: {said}")])
+    record = json.loads((tmp_path / "out" / "a_failed.json").read_text())
+    assert (record["error"], record["error_type"]) == (f"MedsegWarning: {said}", "MedsegWarning")
+    assert not (tmp_path / "out" / "a_metrics.json").exists()
