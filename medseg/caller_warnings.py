@@ -58,7 +58,12 @@ def held_until_done() -> Iterator[None]:
     """A warning the program's filters raise as an error (``warnings.simplefilter("error", MedsegWarning)``) held
     while the block runs and the first raised once it has finished: for work whose outputs belong together (the
     cases scored and the report that names them), which a warning raised midway left half made. An error of the
-    block itself is raised as it is, the held warnings dropped."""
+    block itself is raised as it is, the held warnings dropped. Within another such block (a report that
+    :func:`~medseg.folder_scoring.score_folder` makes), the outer one holds them: the first of all is raised once the
+    outer block has finished."""
+    if _HELD.get() is not None:
+        yield
+        return
     held: list[MedsegWarning] = []
     token = _HELD.set(held)
     try:

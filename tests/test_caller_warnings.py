@@ -176,6 +176,27 @@ def test_a_held_warning_is_raised_after_the_block_and_an_error_of_the_block_wins
                 raise KeyError("x")
 
 
+def test_a_held_block_within_another_leaves_its_warnings_to_the_outer_one():
+    """A report made within ``score_folder``'s held block holds its warnings too: the inner block raised its own at
+    its end, before the outer block had done its work (and the outer's first warning was dropped)."""
+    import warnings
+
+    from medseg.caller_warnings import held_until_done, warn
+    from medseg.errors import MedsegWarning
+
+    done = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MedsegWarning)
+        with pytest.raises(MedsegWarning, match=r"^a.nii.gz: outer$"):
+            with held_until_done():
+                warn("a.nii.gz: outer")
+                with held_until_done():
+                    warn("b.nii.gz: inner")
+                    done.append("inner")
+                done.append("outer")
+    assert done == ["inner", "outer"]
+
+
 def test_a_reference_named_for_another_case_raised_as_an_error_says_it_was_not_scored(tmp_path):
     """The warning of a reference named for another case says it "is scored all the same"; raised by an "error"
     filter, the case is not scored, and its text says so."""

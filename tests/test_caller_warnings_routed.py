@@ -245,3 +245,30 @@ def test_a_case_failed_by_an_error_filter_is_recorded_as_not_scored(tmp_path):
     record = json.loads((tmp_path / "out" / "a_failed.json").read_text())
     assert (record["error"], record["error_type"]) == (f"MedsegWarning: {said}", "MedsegWarning")
     assert not (tmp_path / "out" / "a_metrics.json").exists()
+
+
+def test_a_case_without_its_overlay_under_an_error_filter_leaves_the_report_written(tmp_path):
+    """``build_report`` warns of a case whose overlay cannot be drawn and goes on; an "error" filter raised the
+    warning there, and the caller's whole report was never written. Like ``score_folder``'s, the report is made
+    first, the case without its overlay and saying why, and the warning raised once it is written."""
+    from report_cases import phantom, write_case_arrays
+
+    from medseg.report.build import build_report
+
+    image, labels, affine = phantom(0)
+    for case_id in ("good", "nan"):
+        folder = write_case_arrays(tmp_path / "results", case_id, image, labels, labels, affine)
+    with_nan = labels.astype(np.float32)
+    with_nan[0, 0, 0] = np.nan
+    nib.save(nib.Nifti1Image(with_nan, affine), folder / "nan_seg.nii.gz")
+    out = tmp_path / "report"
+    out.mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MedsegWarning)
+        with pytest.raises(MedsegWarning, match=r"^nan: no overlay \(.*nan_seg\.nii\.gz: the image contains NaN or "
+                                                r"infinite voxels \(1 NaN; the first at voxel index \(0, 0, 0\)\)\)$"):
+            build_report(tmp_path / "results", out / "r.html")
+    assert sorted(p.name for p in out.iterdir()) == ["cohort.tsv", "r.html", "summary.json"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["cases"]["total"], summary["settings"]["overlays_drawn"]) == (2, 1)
+    assert "no overlay: " in (out / "r.html").read_text()

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medseg.allocator import release_free_memory
-from medseg.caller_warnings import warning
+from medseg.caller_warnings import held_until_done, warning
 from medseg.errors import InputError, MedsegError
 from medseg.grid_match import GRID_TOLERANCE_MM, GRID_TOLERANCE_VOXELS
 from medseg.io.atomic import atomic_paths, check_folders_writable, check_writable
@@ -90,7 +90,19 @@ def build_report(
     many cases, the first few) and in a note on each such card.
     A results folder that is missing or holds no case results, or a setting out of range, is an
     :class:`~medseg.errors.InputError`; an output that exists, without ``overwrite``, an
-    :class:`~medseg.errors.OutputExistsError`."""
+    :class:`~medseg.errors.OutputExistsError`.
+
+    A warning the caller's filters raise as an error (``warnings.simplefilter("error", MedsegWarning)``: a case drawn
+    without its overlay, models pooled) is raised once the report is written, the first of them: the report of a
+    cohort whose one case cannot be drawn is still made, that case without its overlay and saying why."""
+    with held_until_done():  # a warning of one case, or of the folder, does not leave the cohort without its report
+        return _build_report(results_dir, output, dice_threshold, outlier_z, max_overlays, overwrite, sheet,
+                             ct_window)
+
+
+def _build_report(results_dir: Path | str, output: Path | str, dice_threshold: float, outlier_z: float,
+                  max_overlays: int, overwrite: bool, sheet: Path | str | None, ct_window: str | None) -> ReportOutputs:
+    """:func:`build_report`'s work, its warnings held."""
     clock = time.perf_counter()
     if not 0 <= dice_threshold <= 1:  # NaN included
         raise InputError(f"Dice threshold {dice_threshold}: give a value from 0 to 1")
