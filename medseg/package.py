@@ -17,11 +17,10 @@ import os
 import re
 import unicodedata
 from collections.abc import Callable
-from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from medseg.caller_warnings import warning
+from medseg.caller_warnings import warn, warning
 from medseg.errors import ImageReadError, ModelPackageError
 from medseg.io.atomic import atomic_paths, reading_folder, sha256_of
 from medseg.io.files import (
@@ -108,19 +107,30 @@ def _models_root() -> Path:
     return Path(str(resources.files("medseg") / "models"))
 
 
-@cache
+_LOGGED: set[tuple] = set()  # the package warnings logged in this process: (what, its model.json, its values)
+
+
+def _told_each_load(key: tuple, message: str) -> None:
+    """``message`` told to the caller at each load (Python's filters decide whether it is shown: by default once per
+    line of the caller's and text; under ``"always"`` each time, as a notebook's cell run again), and logged once in
+    a process for ``key`` (a command, or a cohort's planning, loading the package again does not say it again).
+    Kept in a cache of its own, the warning was told once in a process whatever the filters asked."""
+    warn(message, None if key in _LOGGED else log)
+    _LOGGED.add(key)  # not where an "error" filter raised it: nothing was logged
+
+
 def _warned_tile(config_path: Path, tile: tuple, patch: tuple) -> None:
-    warning(log, "%s: inference.roi_size %s differs from the %s patches its network was trained on (training."
-                "settings.patch_size): the tiles it sees at inference are unlike its training ones, and Dice can "
-                "fall far (0.91 to 0.74 on hippocampus planes); set roi_size to %s", config_path, list(tile),
-                list(patch), list(patch))
+    _told_each_load(("tile", config_path, tile, patch), f"{config_path}: inference.roi_size {list(tile)} differs from "
+                    f"the {list(patch)} patches its network was trained on (training.settings.patch_size): the tiles "
+                    "it sees at inference are unlike its training ones, and Dice can fall far (0.91 to 0.74 on "
+                    f"hippocampus planes); set roi_size to {list(patch)}")
 
 
 def _warn_edited_since_training(config: dict, config_path: Path) -> None:
-    """Warn, once per package, when ``model.json``'s labels, preprocessing or slicing are not those its weights were
-    trained with (``training.trained_with``): the same weights then make other segmentations than the validation
-    figures describe. Label names changed to new ones are a rename (a card's words), not told; names swapped among
-    the labels are."""
+    """Warn, at each load (logged once per package), when ``model.json``'s labels, preprocessing or slicing are not
+    those its weights were trained with (``training.trained_with``): the same weights then make other segmentations
+    than the validation figures describe. Label names changed to new ones are a rename (a card's words), not told;
+    names swapped among the labels are."""
     recorded = recorded_trained_with(config)
     if recorded is None:  # a package written before medseg recorded it, or not by medseg train
         return
@@ -138,11 +148,10 @@ def _warn_edited_since_training(config: dict, config_path: Path) -> None:
                      json.dumps({key: now.get(key) for key in changed}, sort_keys=True))
 
 
-@cache
 def _warned_edit(config_path: Path, trained: str, now: str) -> None:
-    warning(log, "%s: %s not what its weights were trained with (trained: %s): they will make other segmentations "
-                "than its validation figures describe; put it back, or train again with it", config_path,
-                _changed_text(json.loads(now)), trained)
+    _told_each_load(("edit", config_path, trained, now), f"{config_path}: {_changed_text(json.loads(now))} not what "
+                    f"its weights were trained with (trained: {trained}): they will make other segmentations than its "
+                    "validation figures describe; put it back, or train again with it")
 
 
 def _changed_text(now: dict) -> str:
@@ -151,8 +160,8 @@ def _changed_text(now: dict) -> str:
 
 
 def _warn_tile_unlike_training(config: dict, config_path: Path) -> None:
-    """Warn, once per package, when a package's tile is not the patch size its network was trained on (a hand-edited
-    roi_size)."""
+    """Warn, at each load (logged once per package), when a package's tile is not the patch size its network was
+    trained on (a hand-edited roi_size)."""
     training = config.get("training")
     settings = training.get("settings") if isinstance(training, dict) else None
     patch = settings.get("patch_size") if isinstance(settings, dict) else None  # free-form: no schema checks it

@@ -239,19 +239,29 @@ def test_an_empty_model_name_and_a_dangling_link_are_named(tmp_path):
         load_package(tmp_path / "a")
 
 
-def test_a_tile_unlike_the_training_patches_is_warned_once(make_package, caplog):
+def test_a_tile_unlike_the_training_patches_is_logged_once_and_warned_at_each_load(make_package, caplog):
+    """Logged once in a process; told to a Python caller at each load, as its filters ask: a cache of medseg's own
+    told it once in a process, and a notebook's cell run again under ``simplefilter("always")`` heard nothing."""
+    import warnings
+
+    from medseg.errors import MedsegWarning
+
     path = make_package()
     config = json.loads((path / "model.json").read_text())
     config["training"] = {"settings": {"patch_size": [48, 48]}}
     (path / "model.json").write_text(json.dumps(config))
-    with caplog.at_level("WARNING"):
+    said = (f"{(path / 'model.json').resolve()}: inference.roi_size [32, 32] differs from the [48, 48] "
+            "patches its network was trained on (training.settings.patch_size): the tiles it sees at "
+            "inference are unlike its training ones, and Dice can fall far (0.91 to 0.74 on hippocampus "
+            "planes); set roi_size to [48, 48]")
+    with caplog.at_level("WARNING"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MedsegWarning)
         load_package(path)
         load_package(path)
     warned = [r.getMessage() for r in caplog.records if "differs from the" in r.getMessage()]
-    assert warned == [f"{(path / 'model.json').resolve()}: inference.roi_size [32, 32] differs from the [48, 48] "
-                      "patches its network was trained on (training.settings.patch_size): the tiles it sees at "
-                      "inference are unlike its training ones, and Dice can fall far (0.91 to 0.74 on hippocampus "
-                      "planes); set roi_size to [48, 48]"]
+    assert warned == [said]
+    assert [str(w.message) for w in caught] == [said, said]
+    assert {w.filename for w in caught} == {__file__}
     with caplog.at_level("WARNING"):
         caplog.clear()
         load_package("hippocampus")
