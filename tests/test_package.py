@@ -354,6 +354,22 @@ def test_model_json_as_windows_tools_write_it_loads_or_is_named(make_package):
         assert str(info.value) == f"{path / 'model.json'}: saved as {named}; save it as UTF-8"
 
 
+def _edits_told(path, caplog) -> list[str]:
+    """What loading ``path`` tells of a model.json edited since training: its log lines, which are also the
+    MedsegWarnings given to the caller (asserted)."""
+    import warnings
+
+    from medseg.errors import MedsegWarning
+
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="medseg"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MedsegWarning)
+        load_package(path)
+    logged = [r.getMessage() for r in caplog.records if "trained with" in r.getMessage()]
+    assert [str(w.message) for w in caught if issubclass(w.category, MedsegWarning)] == logged
+    return logged
+
+
 def test_a_model_json_edited_since_training_is_warned_about(make_package, caplog):
     """Label names swapped, or another voxel size, by hand in model.json: the same weights then made other labels
     (the anterior Dice reported as the posterior's) or fell from 0.99 to 0.8 Dice, without a word."""
@@ -368,10 +384,7 @@ def test_a_model_json_edited_since_training_is_warned_about(make_package, caplog
         for key, value in edits.items():
             edited[key] = value
         (path / "model.json").write_text(json.dumps(edited))
-        caplog.clear()
-        with caplog.at_level("WARNING", logger="medseg"):
-            load_package(path)
-        return [r.getMessage() for r in caplog.records if "trained with" in r.getMessage()]
+        return _edits_told(path, caplog)
 
     assert loaded_with() == []
     labels = config["labels"]
@@ -409,10 +422,7 @@ def test_modalities_reordered_in_model_json_since_training_are_warned_about(make
 
     def loaded_with(modalities) -> list[str]:
         (path / "model.json").write_text(json.dumps({**config, "modalities": modalities}))
-        caplog.clear()
-        with caplog.at_level("WARNING", logger="medseg"):
-            load_package(path)
-        return [r.getMessage() for r in caplog.records if "trained with" in r.getMessage()]
+        return _edits_told(path, caplog)
 
     assert loaded_with(["T1", "T2"]) == [] and loaded_with(["T1w", "T2w"]) == []
     assert loaded_with(["T2", "T1"]) == [
@@ -438,10 +448,7 @@ def test_defaults_written_out_in_model_json_are_not_told_as_edits(make_package, 
         edited = json.loads(json.dumps(config))
         edited["preprocessing"], edited["inference"] = preprocessing, {**edited["inference"], **inference}
         (path / "model.json").write_text(json.dumps(edited))
-        caplog.clear()
-        with caplog.at_level("WARNING", logger="medseg"):
-            load_package(path)
-        return [r.getMessage() for r in caplog.records if "trained with" in r.getMessage()]
+        return _edits_told(path, caplog)
 
     written_out = {"orientation": None, "spacing_mm": [1, 1, 1], "intensity": {"kind": "zscore", "nonzero": False}}
     assert warned_with(written_out, {"slice_axis": [2], "context_slices": 0}) == []

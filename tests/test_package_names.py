@@ -4,8 +4,10 @@ empty names refused (medseg.package)."""
 import json
 import logging
 
+import pytest
 from conftest import _files, run_cli
 
+from medseg.errors import MedsegWarning
 from medseg.synthetic import write_phantom
 
 run = run_cli  # medseg ARGS in this process: (exit code, stdout, stderr)
@@ -28,7 +30,7 @@ def test_a_plain_folder_named_like_a_shipped_model_does_not_hide_it(tmp_path, mo
     # a package folder of that name is what the user means: it wins over the shipped one, and says so
     shutil.rmtree(tmp_path / "phantom")
     shutil.copytree(shipped, tmp_path / "phantom")
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING), pytest.warns(MedsegWarning, match=r"^phantom: the package folder "):
         assert load_package("phantom").path.resolve() == (tmp_path / "phantom").resolve()
     assert (f"phantom: the package folder {tmp_path / 'phantom'}, not the shipped model of that name; give ./phantom "
             "to say so, or rename the folder") in caplog.text
@@ -129,7 +131,7 @@ def test_a_package_one_folder_deep_in_a_folder_named_like_a_shipped_model_is_tol
     shipped = load_package("phantom").path
     shutil.copytree(shipped, tmp_path / "phantom" / "phantom")
     monkeypatch.chdir(tmp_path)
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING), pytest.warns(MedsegWarning, match=r"^phantom: the shipped model of "):
         assert load_package("phantom").path == shipped
     assert (f"phantom: the shipped model of that name; the folder {tmp_path / 'phantom'} holds no model.json, but a "
             "package one folder deeper: give phantom/phantom to use that one") in caplog.text

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import shutil
+import warnings
 
 import nibabel as nib
 import numpy as np
@@ -15,7 +16,7 @@ import pytest
 from conftest import _files, run_cli
 from metric_cases import HIPPO_LABELS, independent_metrics
 
-from medseg.errors import GeometryError, InputError, ModelMismatchError
+from medseg.errors import GeometryError, InputError, MedsegWarning, ModelMismatchError
 from medseg.io.label_images import read_reference
 from medseg.scoring import MadeBy, check_made_by, evaluate_files, prediction_sidecar, read_made_by, score_prediction
 from medseg.synthetic import make_phantom, write_phantom
@@ -102,7 +103,7 @@ def test_a_package_other_than_the_one_that_made_the_prediction_is_refused(pair, 
     # other weights of the same model and labels: scored, with a warning; what background is called does not count
     same = MadeBy(sidecar=made_by.sidecar, model="phantom", weights_sha256="ab" * 32,
                   labels={**phantom_package.labels, 0: "bg"})
-    with caplog.at_level(logging.WARNING, logger="medseg"):
+    with caplog.at_level(logging.WARNING, logger="medseg"), pytest.warns(MedsegWarning, match="made by other weights"):
         check_made_by(prediction, same, phantom_package, "--model phantom")
     assert "made by other weights of model phantom (sha256 abababababab…" in caplog.text
 
@@ -123,7 +124,7 @@ def test_an_edited_prediction_is_scored_as_it_is_with_a_warning(pair, caplog):
     data = np.asarray(image.dataobj).copy()
     data[data == 3] = 0  # the tube erased by hand
     nib.save(nib.Nifti1Image(data, image.affine, image.header), prediction)
-    with caplog.at_level(logging.WARNING, logger="medseg"):
+    with caplog.at_level(logging.WARNING, logger="medseg"), pytest.warns(MedsegWarning, match="changed after medseg"):
         metrics = score_prediction(prediction, reference, "case")
     assert metrics["labels"]["3"]["dice"] == 0.0 and metrics["labels"]["1"]["dice"] == 1.0
     assert "case_seg.nii.gz was changed after medseg infer wrote it" in caplog.text
@@ -133,7 +134,7 @@ def test_an_unreadable_sidecar_is_a_warning_unless_it_is_required(pair, caplog):
     prediction, reference = pair
     sidecar = prediction_sidecar(prediction)
     sidecar.write_text("[]")
-    with caplog.at_level(logging.WARNING, logger="medseg"):
+    with caplog.at_level(logging.WARNING, logger="medseg"), pytest.warns(MedsegWarning, match="not a readable sidecar"):
         metrics = score_prediction(prediction, reference, "case")
     assert {entry["name"] for entry in metrics["labels"].values()} == {"label_1", "label_2", "label_3"}
     assert f"{sidecar}: not a readable sidecar (holds a JSON list, not an object): its label names" in caplog.text
@@ -148,6 +149,8 @@ def test_an_unreadable_sidecar_is_a_warning_unless_it_is_required(pair, caplog):
         score_prediction(prediction, reference, "case", sidecar_required=True)
 
 
+# the pair's sidecar records other weights than the shipped phantom's: warned of, which this test does not look at
+@pytest.mark.filterwarnings("ignore:.* was made by other weights of model phantom:medseg.errors.MedsegWarning")
 def test_labels_keyed_by_text_and_a_package_by_name_are_taken(pair):
     """Label dicts as JSON gives them (keys as text) were refused as "values [0, 1, 2, 3] are not among the model's
     labels [0, 1, 2, 3]"; a package named by its shipped name failed on an attribute."""
@@ -161,6 +164,8 @@ def test_labels_keyed_by_text_and_a_package_by_name_are_taken(pair):
 
 
 
+# the pair's sidecar records other weights than the shipped phantom's: warned of, which this test does not look at
+@pytest.mark.filterwarnings("ignore:.* was made by other weights of model phantom:medseg.errors.MedsegWarning")
 def test_a_package_given_as_any_pathlike_is_loaded_and_anything_else_is_named(pair):
     """score_prediction took a name or folder only as text or a pathlib.Path: another os.PathLike (an os.DirEntry),
     or an int, failed on "'int' object has no attribute 'labels'"."""
@@ -186,7 +191,7 @@ def test_a_package_given_as_any_pathlike_is_loaded_and_anything_else_is_named(pa
 def test_a_prediction_and_reference_given_the_wrong_way_round_are_warned_about(pair, caplog):
     """The same Dice, but the labels unnamed and the predicted and reference volumes exchanged, without a word."""
     prediction, reference = pair
-    with caplog.at_level(logging.WARNING, logger="medseg"):
+    with caplog.at_level(logging.WARNING, logger="medseg"), pytest.warns(MedsegWarning, match="are they swapped"):
         metrics = score_prediction(reference, prediction, "case")
     assert [entry["dice"] for entry in metrics["labels"].values()] == [1.0, 1.0, 1.0]
     assert caplog.text.count("WARNING") == 1
@@ -208,7 +213,7 @@ def test_a_prediction_whose_sidecar_cannot_be_read_is_not_called_swapped(pair, c
     other = prediction.with_name("other_seg.nii.gz")
     shutil.copyfile(prediction, other)
     prediction_sidecar(other).write_text("{")
-    with caplog.at_level(logging.WARNING, logger="medseg"):
+    with caplog.at_level(logging.WARNING, logger="medseg"), pytest.warns(MedsegWarning, match="not a readable sidecar"):
         metrics = score_prediction(other, prediction, "case")
     assert [entry["dice"] for entry in metrics["labels"].values()] == [1.0, 1.0, 1.0]
     assert caplog.text.count("WARNING") == 1
@@ -457,10 +462,12 @@ def test_label_names_joined_otherwise_are_no_other_labelling_convention(tmp_path
     nib.save(nib.Nifti1Image(np.zeros((4, 4, 2), np.uint8), np.eye(4)), reference)
     (tmp_path / "Task09" / "dataset.json").write_text(json.dumps({"labels": labels}))
     model = {0: "background", 1: "left_kidney", 2: "right kidney", 3: "spleen"}
-    with caplog.at_level(logging.WARNING, logger="medseg"):
+    with caplog.at_level(logging.WARNING, logger="medseg"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MedsegWarning)
         warn_if_dataset_names_differ(reference, model, "the model kidneys")
         assert caplog.messages == []
         warn_if_dataset_names_differ(reference, {**model, 1: "liver"}, "the model liver")
+    assert [str(w.message) for w in caught] == caplog.messages  # each told to a Python caller too
     first = next(name for name, value in labels.items() if value == 1) if "background" in labels else labels["1"]
     assert caplog.messages == [f"{tmp_path / 'Task09' / 'dataset.json'} names labels 1 {first}; the model liver names "
                                "them 1 liver: each label is scored by its value under the model's name; check that "
@@ -487,8 +494,10 @@ def test_a_label_only_the_dataset_json_names_is_another_convention_only_where_it
     reference = tmp_path / "Dataset004_Hippocampus" / "labelsTr" / "case.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((4, 4, 2), np.uint8), np.eye(4)), reference)
     (tmp_path / "Dataset004_Hippocampus" / "dataset.json").write_text(json.dumps({"labels": labels}))
-    with caplog.at_level(logging.WARNING, logger="medseg"):
+    with caplog.at_level(logging.WARNING, logger="medseg"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MedsegWarning)
         warn_if_dataset_names_differ(reference, HIPPO_LABELS, "the model hippocampus")
+    assert [str(w.message) for w in caught] == caplog.messages  # each told to a Python caller too
     assert caplog.messages == ([] if warned is None else [
         f"{tmp_path / 'Dataset004_Hippocampus' / 'dataset.json'} names labels {warned}: each label is scored by its "
         "value under the model's name; check that the reference uses the model's label values"])
@@ -506,7 +515,8 @@ def test_a_dataset_json_edited_since_its_warning_is_warned_about_again(tmp_path,
     names = tmp_path / "Task09" / "dataset.json"
     names.write_text(json.dumps({"labels": {"0": "background", "1": "liver", "2": "spleen"}}))
     warned: set = set()
-    with caplog.at_level(logging.WARNING, logger="medseg"):
+    with caplog.at_level(logging.WARNING, logger="medseg"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MedsegWarning)
         for _ in range(2):  # a batch: once
             warn_if_dataset_names_differ(reference, HIPPO_LABELS, "the model hippocampus", warned=warned)
         assert len(caplog.messages) == 1 and caplog.messages[0].startswith(f"{names} names labels 1 liver, 2 spleen;")
@@ -515,3 +525,4 @@ def test_a_dataset_json_edited_since_its_warning_is_warned_about_again(tmp_path,
         warn_if_dataset_names_differ(reference, HIPPO_LABELS, "the model hippocampus", warned=warned)
         warn_if_dataset_names_differ(reference, HIPPO_LABELS, "the model hippocampus", warned=warned)
     assert len(caplog.messages) == 2 and caplog.messages[1].startswith(f"{names} names labels 1 kidney, 2 spleen;")
+    assert [str(w.message) for w in caught] == caplog.messages  # each told to a Python caller too
