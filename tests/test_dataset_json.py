@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from training_factory import _FEW_STEPS, _case_holding, _dataset_folder, _exit_code, _train_cli, tiny_training_config
 
-from medseg.errors import InputError, TrainingError
+from medseg.errors import InputError, MedsegWarning, TrainingError
 from medseg.package import load_package
 from medseg.synthetic import write_phantom
 from medseg.training_cases import pair_cases
@@ -31,8 +31,9 @@ def test_the_advice_on_labels_no_training_case_holds_fits_where_they_were_declar
 
     def advice(labels_from, train=(1, 3)):
         caplog.clear()
-        with caplog.at_level("WARNING"):
+        with caplog.at_level("WARNING"), pytest.warns(MedsegWarning) as told:
             check_label_presence(config, [_case_holding("t0", *train)], [_case_holding("v0", 1, 2, 3)], labels_from)
+        assert [str(w.message) for w in told] == [caplog.records[0].getMessage()]  # a Python caller hears it too
         return caplog.records[0].getMessage().removeprefix(
             "label 2 'unused_2' appears in no training case: the network cannot learn it")
 
@@ -51,9 +52,10 @@ def test_the_advice_on_labels_no_training_case_holds_fits_where_they_were_declar
             LabelsFrom("dataset.json", Path("Task09/dataset.json")), " (Task09/dataset.json declares them: to spend "
             "no output class on them, train with a config whose labels leave them out (train's config argument))")]:
         caplog.clear()
-        with caplog.at_level("WARNING"):
+        with caplog.at_level("WARNING"), pytest.warns(MedsegWarning) as told:
             check_label_presence(config, [_case_holding("t0", 1)], [_case_holding("v0", 1)], labels_from)
         assert caplog.records[0].getMessage() == untold + said
+        assert [str(w.message) for w in told] == [untold + said]
 
 
 def test_a_dataset_json_label_no_file_holds_is_warned_about_with_advice_for_a_dataset_json(tiny_set, tmp_path,
@@ -178,11 +180,11 @@ def test_a_dataset_jsons_training_list_is_the_training_set(tmp_path, caplog):
     dataset = find_dataset_json(images, labels)
     assert dataset == tmp_path / "Task09_Ph" / "dataset.json"
     assert [c.case_id for c in pair_cases(images, labels)] == ["ph_0", "ph_0 copy", "ph_1", "ph_2"]  # by names
-    with caplog.at_level(logging.WARNING, logger="medseg.training_cases"):
+    with caplog.at_level(logging.WARNING, logger="medseg.training_cases"), pytest.warns(MedsegWarning) as told:
         cases = pair_cases(images, labels, dataset_json=dataset)
     assert [(c.case_id, c.image_path, c.label_path) for c in cases] == [
         (f"ph_{i}", images / f"ph_{i}.nii.gz", labels / f"ph_{i}.nii.gz") for i in range(3)]
-    assert [r.getMessage() for r in caplog.records] == [
+    assert [str(w.message) for w in told] == [r.getMessage() for r in caplog.records] == [
         f"{dataset}: left out 2 files of {images} and {labels} that its training list does not name (trained on: the "
         "3 cases it lists): imagesTr/ph_0 copy.nii.gz, labelsTr/ph_0 copy.nii.gz"]
     # a listed case missing on disk is an error naming its files
@@ -201,16 +203,16 @@ def test_a_dataset_jsons_training_list_is_the_training_set(tmp_path, caplog):
     (images / "ph_0 copy.nii.gz").unlink()
     (labels / "ph_0 copy.nii.gz").unlink()
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="medseg.training_cases"):
+    with caplog.at_level(logging.WARNING, logger="medseg.training_cases"), pytest.warns(MedsegWarning) as told:
         assert len(pair_cases(images, labels, dataset_json=dataset)) == 3
-    assert [r.getMessage() for r in caplog.records] == [
+    assert [str(w.message) for w in told] == [r.getMessage() for r in caplog.records] == [
         f"{dataset}: numTraining is 4, but its training list holds 3 pairs; training takes the 3 listed"]
     # without a list (nnU-Net v2), numTraining is compared with the pairs found by name
     dataset.write_text(json.dumps({key: value for key, value in doc.items() if key != "training"}))
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="medseg.training_cases"):
+    with caplog.at_level(logging.WARNING, logger="medseg.training_cases"), pytest.warns(MedsegWarning) as told:
         assert len(pair_cases(images, labels, dataset_json=dataset)) == 3
-    assert [r.getMessage() for r in caplog.records] == [
+    assert [str(w.message) for w in told] == [r.getMessage() for r in caplog.records] == [
         f"{dataset}: numTraining is 4, but {images} and {labels} hold 3 cases; training takes the 3 found"]
     # nnU-Net v1 lists an image as case.nii.gz that is case_0000.nii.gz on disk
     for i in range(3):

@@ -19,7 +19,7 @@ from folder_cases import (
     save,
 )
 
-from medseg.errors import InputError
+from medseg.errors import InputError, MedsegWarning
 from medseg.folder_scoring import pair_predictions
 
 
@@ -95,7 +95,7 @@ def test_inputs_beside_their_segmentations_are_left_out_and_said(tmp_path, caplo
     save(labels(0)[0], tmp_path / "imagesTs" / "case_0000_seg.nii.gz")
     save(np.full((20, 20, 8), 7, np.int16), tmp_path / "imagesTs" / "case_0000.nii.gz")
     save(labels(0)[1], tmp_path / "labelsTs" / "case.nii.gz")
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING), pytest.warns(MedsegWarning, match="left out 1 image beside"):
         found = pair_predictions(tmp_path / "imagesTs", tmp_path / "labelsTs")
     assert found.pairs == [("case", tmp_path / "imagesTs" / "case_0000_seg.nii.gz",
                             tmp_path / "labelsTs" / "case.nii.gz")]
@@ -125,7 +125,7 @@ def test_dicom_images_without_the_part_10_header_in_the_references_folder_are_no
             write_dataset(file_like, image)
     with pytest.raises(pydicom.errors.InvalidDicomError):  # as such files are
         pydicom.dcmread(ref / "IM0.dcm", stop_before_pixels=True)
-    with caplog.at_level(logging.WARNING, logger="medseg"):
+    with caplog.at_level(logging.WARNING, logger="medseg"), pytest.warns(MedsegWarning, match="left out 2 entries"):
         found = pair_predictions(pred, ref)
     assert [case for case, _, _ in found.pairs] == ["a", "b", "c"]
     assert found.missed == [] and found.unreferenced == []

@@ -17,7 +17,7 @@ import pytest
 from metric_cases import HIPPO_LABELS, independent_metrics, make_affine, reindexed, score
 from scipy import ndimage as ndi
 
-from medseg.errors import GeometryError, InputError
+from medseg.errors import GeometryError, InputError, MedsegWarning
 from medseg.io.label_images import read_reference
 from medseg.metrics import evaluate_volumes, jsonable, metrics_json
 from medseg.scoring import evaluate_files
@@ -152,7 +152,8 @@ def test_a_single_slice_reference_of_another_thickness_is_noted(caplog):
     a[2:9, 3:12] = 1
     b[4:10, 3:11] = 1  # 48 pixels
     pred = Volume(a, np.diag([0.7, 0.7, 1.0, 1.0]), source="p")
-    record = evaluate_volumes(pred, Volume(b, np.diag([0.7, 0.7, 5.0, 1.0]), source="r"), {0: "bg", 1: "x"})
+    with pytest.warns(MedsegWarning, match=r"^r: its header gives the single slice a thickness of 5 mm .* as large\)$"):
+        record = evaluate_volumes(pred, Volume(b, np.diag([0.7, 0.7, 5.0, 1.0]), source="r"), {0: "bg", 1: "x"})
     assert record["labels"]["1"]["ref_volume_ml"] == 48 * 0.49 / 1000  # the prediction's voxel size
     assert record["notes"] == ["reference: its header gives the single slice a thickness of 5 mm where the "
                                "prediction's gives 1 mm; its volumes are computed with the prediction's (its own "

@@ -18,7 +18,7 @@ from report_cases import (
     write_failure,
 )
 
-from medseg.errors import InputError, OutputExistsError
+from medseg.errors import InputError, MedsegWarning, OutputExistsError
 from medseg.report.build import build_report
 
 
@@ -146,7 +146,7 @@ def test_a_report_made_while_a_cohort_run_writes_says_so(tmp_path, caplog, monke
     write_case(results, "c0", 0, "exact")
     monkeypatch.delenv("MEDSEG_COHORT_RUN", raising=False)
     with claimed(results, "cohort run"):  # the claim a workflow run holds on its results folder
-        with caplog.at_level("WARNING", logger="medseg"):
+        with caplog.at_level("WARNING", logger="medseg"), pytest.warns(MedsegWarning, match="is still writing"):
             built = build_report(results, tmp_path / "during" / "report.html")
         summary = json.loads(built.summary.read_text())
         assert summary["run_in_progress"] == holder_text()
@@ -168,7 +168,7 @@ def test_results_of_models_with_other_labels_are_said_to_be_pooled(tmp_path, cap
     folder = write_case(tmp_path, "c1", 1, "exact")
     for path in (folder / "c1_seg.json", folder / "c1_metrics.json"):
         path.write_text(path.read_text().replace('"ball"', '"anterior"'))
-    with caplog.at_level("WARNING", logger="medseg"):
+    with caplog.at_level("WARNING", logger="medseg"), pytest.warns(MedsegWarning, match="name different labels"):
         built = build_report(tmp_path, tmp_path / "report.html")
     summary = json.loads(built.summary.read_text())
     assert summary["label_conflicts"] == {"1": ["anterior", "ball"]}
