@@ -13,6 +13,7 @@ import pytest
 from conftest import run_cli
 
 from medseg.case_numbers import other_case_note
+from medseg.errors import MedsegWarning
 from medseg.scoring import score_prediction
 from medseg.synthetic import make_phantom
 
@@ -76,7 +77,7 @@ def _label_pair(folder: Path, image_name: str, reference_name: str) -> tuple[Pat
 
 def test_evaluate_warns_and_notes_a_reference_of_another_case(tmp_path, capsys, caplog):
     prediction, reference = _label_pair(tmp_path, "hippocampus_004_seg.nii.gz", "hippocampus_006.nii.gz")
-    with caplog.at_level(logging.WARNING, logger="medseg"):
+    with caplog.at_level(logging.WARNING, logger="medseg"), pytest.warns(MedsegWarning, match="named for another"):
         metrics = score_prediction(prediction, reference, case_id="hippocampus_004")
     note = ("named for another case than hippocampus_004_seg.nii.gz? (006 in its name, 004 in the prediction's; a "
             "reference given out of order is scored all the same)")
@@ -122,7 +123,7 @@ def test_a_prediction_named_after_its_case_id_is_compared_by_the_image_it_was_ma
     assert "notes" not in metrics and caplog.records == []
     other = tmp_path / "patient_0018_label.nii.gz"
     other.write_bytes(reference.read_bytes())
-    with caplog.at_level(logging.WARNING, logger="medseg"):
+    with caplog.at_level(logging.WARNING, logger="medseg"), pytest.warns(MedsegWarning, match="named for another"):
         metrics = score_prediction(prediction, other, case_id="s1", named_for=image)
     assert metrics["notes"] == ["reference: named for another case than patient_0017.nii.gz? (0018 in its name, "
                                 "0017 in the image's; a reference given out of order is scored all the same)"]

@@ -22,6 +22,7 @@ from report_cases import (
     write_failure,
 )
 
+from medseg.errors import MedsegWarning
 from medseg.report.build import build_report
 
 
@@ -83,7 +84,8 @@ def test_the_same_weights_under_an_edited_model_json_are_another_model_in_the_pr
         record = json.loads(sidecar.read_text())
         record["model"]["config_sha256"] = config
         sidecar.write_text(json.dumps(record))
-    built = build_report(tmp_path, tmp_path / "r.html")
+    with pytest.warns(MedsegWarning, match="the figures pool the cases of 2 models"):
+        built = build_report(tmp_path, tmp_path / "r.html")
     models = json.loads(built.summary.read_text())["provenance"]["models"]
     assert [(m["config_sha256"], m["cases"]) for m in models] == [("c2" * 32, 2), ("c1" * 32, 1)]
     assert len({m["weights_sha256"] for m in models}) == 1
@@ -117,7 +119,7 @@ def test_figures_pooled_over_two_model_versions_are_warned_about(tmp_path, caplo
     for case, seed, version in (("a", 0, "1"), ("b", 1, "2"), ("c", 2, "2")):
         write_case(tmp_path, case, seed, "exact")
         _set_model(tmp_path, case, version, version * 64)
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("WARNING"), pytest.warns(MedsegWarning, match="the figures pool the cases of 2 models"):
         built = build_report(tmp_path, tmp_path / "r.html")
     pooled = json.loads(built.summary.read_text())["pooled_models"]
     assert [(m["version"], m["cases"]) for m in pooled] == [("2", 2), ("1", 1)]
@@ -194,7 +196,7 @@ def test_the_same_weights_under_other_settings_are_pooled_models(tmp_path, caplo
     for case, seed, config, settings in (("a", 0, "c1", "5a"), ("b", 1, "c2", "5a"), ("c", 2, "c3", "6b")):
         write_case(tmp_path, case, seed, "exact")
         _set_settings(tmp_path, case, config * 32, settings * 32)
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("WARNING"), pytest.warns(MedsegWarning, match="the figures pool the cases of 2 models"):
         built = build_report(tmp_path, tmp_path / "r.html")
     pooled = json.loads(built.summary.read_text())["pooled_models"]
     assert [(m["config_sha256"], m["settings_sha256"], m["cases"]) for m in pooled] == [

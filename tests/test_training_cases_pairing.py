@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from training_factory import _bad_set, _write, write_set
 
-from medseg.errors import TrainingError
+from medseg.errors import MedsegWarning, TrainingError
 from medseg.training_cases import pair_cases
 
 
@@ -153,6 +153,8 @@ def test_unpaired_files_whose_names_differ_only_in_letter_case_are_told_so(tmp_p
         "case)")
 
 
+# the folder's left-out entries are checked as their log lines; the same words are a MedsegWarning too each time
+@pytest.mark.filterwarnings("ignore:.* left out :medseg.errors.MedsegWarning")
 def test_folder_oddities_are_named_for_what_they_are(tmp_path, capsys, caplog):
     """A broken link was 'not a .nii/.nii.gz file'; a second nnU-Net channel was only 'no counterpart'; more labels
     than training holds without a config named the default config, not the file that holds them."""
@@ -161,7 +163,7 @@ def test_folder_oddities_are_named_for_what_they_are(tmp_path, capsys, caplog):
     images, labels, _ = _bad_set(tmp_path, "shape mismatch")
     _write(labels / "a.nii.gz", np.zeros((16, 16, 6), np.uint8) + np.eye(16, dtype=np.uint8)[:, :, None])
     (labels / "gone.nii.gz").symlink_to(tmp_path / "nowhere.nii.gz")
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("WARNING"), pytest.warns(MedsegWarning, match="left out 1 link that leads nowhere"):
         assert len(pair_cases(images, labels)) == 1
     assert [r.getMessage() for r in caplog.records] == [
         f"{labels}: left out 1 link that leads nowhere (moved or deleted targets, or a loop): gone.nii.gz"]
@@ -230,6 +232,8 @@ def test_images_and_labels_of_mixed_endings_pair_by_case_without_a_dataset_json(
         f"{labels}): {images / 'case2.nii.gz'}, {labels / 'case3.nii'}")
 
 
+# the folder's left-out entries are checked as their log lines; the same words are a MedsegWarning too each time
+@pytest.mark.filterwarnings("ignore:.* left out :medseg.errors.MedsegWarning")
 def test_entries_pairing_cannot_use_are_named(tmp_path, caplog):
     images, labels = write_set(tmp_path, count=3)
     (images / "site2").mkdir()
@@ -259,6 +263,8 @@ def test_entries_pairing_cannot_use_are_named(tmp_path, caplog):
         f"{images}: left out 1 hidden image file (names starting with a dot are hidden): .case9.nii.gz"]
 
 
+# the folder's left-out entries are not what this test looks at; the same words are a MedsegWarning too each time
+@pytest.mark.filterwarnings("ignore:.* left out :medseg.errors.MedsegWarning")
 def test_a_folder_without_nifti_files_says_what_it_holds(tmp_path):
     """A set saved as TIFF stacks or a folder of DICOM series gave "no image has a label of the same name … (0
     images, 0 labels)", which did not say that medseg found no image file of a kind it reads at all."""
@@ -299,14 +305,17 @@ def test_files_left_unpaired_on_request_are_named_and_channels_told(tmp_path, ca
     for name in ("a_0000", "a_0001", "lonely"):
         _write(images / f"{name}.nii.gz", image)
     _write(labels / "a.nii.gz", label)
-    with caplog.at_level(logging.WARNING, logger="medseg"):
+    with caplog.at_level(logging.WARNING, logger="medseg"), pytest.warns(MedsegWarning) as told:
         cases = pair_cases(images, labels, allow_unpaired=True)
+    assert [str(w.message) for w in told] == caplog.messages
     assert [case.case_id for case in cases] == ["a"]
     assert [path.name for path in cases[0].channel_paths] == ["a_0000.nii.gz", "a_0001.nii.gz"]
     assert caplog.messages == [
         f"{images}: left out 1 file without a counterpart of the same name: {images / 'lonely.nii.gz'}"]
 
 
+# the folder's left-out entries are checked as their log lines; the same words are a MedsegWarning too each time
+@pytest.mark.filterwarnings("ignore:.* left out :medseg.errors.MedsegWarning")
 def test_a_dicom_seg_among_the_labels_says_how_to_train_on_it(tmp_path, caplog):
     """A case's labels as a DICOM SEG (`liver.dcm` beside its CT): the labels folder was "only 1 file of other kinds
     (.dcm) ...: convert them first", and `medseg convert` refuses a SEG as no series of images; nothing said how to
