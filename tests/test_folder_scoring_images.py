@@ -8,6 +8,7 @@ import json
 import logging
 
 import numpy as np
+import pytest
 from folder_cases import (
     folder_pairs,  # noqa: F401  (the folders fixture its tests take)
     labels,
@@ -15,6 +16,7 @@ from folder_cases import (
     save,
 )
 
+from medseg.errors import MedsegWarning
 from medseg.folder_scoring import score_folder
 
 
@@ -83,7 +85,8 @@ def test_a_failed_pairs_files_name_its_prediction_as_such_and_a_missed_case_no_e
     which a reader takes for the scan, and gave a missed case an empty "input" box."""
     pred, ref = folders
     save(labels(0)[1], ref / "m.nii.gz")  # a reference without a prediction: missed
-    scores = score_folder(pred, ref, tmp_path / "scores")
+    with pytest.warns(MedsegWarning, match="1 reference without a prediction in "):
+        scores = score_folder(pred, ref, tmp_path / "scores")
     page = scores.report.html.read_text()
     failed = page[page.index("<h2>Failed cases"):page.index("<h2>", page.index("<h2>Failed cases") + 4)]
     assert f"prediction <code>{pred / 'c_seg.nii.gz'}</code><br>reference <code>{ref / 'c.nii.gz'}</code>" in failed

@@ -15,7 +15,7 @@ import pytest
 import torch
 from training_factory import BAD, _bad_set, _case_holding, _write, run, tiny_training_config, weights
 
-from medseg.errors import MedsegError, TrainingError
+from medseg.errors import MedsegError, MedsegWarning, TrainingError
 from medseg.package import load_package
 from medseg.training_cases import load_cases, pair_cases
 
@@ -29,8 +29,9 @@ def test_gap_labels_are_named_in_one_warning_not_two_a_label(caplog):
     names = {1: "ellipsoid", 2: "unused_2", 3: "box", 4: "unused_4", 5: "unused_5", 6: "unused_6", 7: "tube"}
     config = {"labels": {"0": "background", **{str(k): v for k, v in names.items()}}}
     train_cases = [_case_holding("t0", 1, 3), _case_holding("t1", 3, 7)]
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("WARNING"), pytest.warns(MedsegWarning) as told:
         absent = check_label_presence(config, train_cases, [_case_holding("v0", 1)])
+    assert [str(w.message) for w in told] == caplog.messages  # a Python caller hears each too
     assert absent == ([2, 4, 5, 6], [2, 3, 4, 5, 6, 7])
     assert [r.getMessage() for r in caplog.records] == [
         "labels 2 unused_2, 4 unused_4, 5 unused_5, 6 unused_6 are in no training case: the network cannot learn "
@@ -41,8 +42,9 @@ def test_gap_labels_are_named_in_one_warning_not_two_a_label(caplog):
     caplog.clear()
     # one gap, and one label in training only: each keeps its one-label line
     config["labels"] = {"0": "background", "1": "ellipsoid", "2": "unused_2", "3": "box"}
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("WARNING"), pytest.warns(MedsegWarning) as told:
         check_label_presence(config, [_case_holding("t0", 1, 3)], [_case_holding("v0", 1)])
+    assert [str(w.message) for w in told] == caplog.messages
     assert [r.getMessage() for r in caplog.records] == [
         "label 2 'unused_2' appears in no training case: the network cannot learn it (declared to keep the files' "
         "values? no need: a model's labels may skip values, so leave it out of the config and no output class is "
@@ -51,8 +53,9 @@ def test_gap_labels_are_named_in_one_warning_not_two_a_label(caplog):
         "predicted, n/a where not)"]
     caplog.clear()
     # above every value the files hold: no gap, so no word on declaring it to keep the values
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("WARNING"), pytest.warns(MedsegWarning) as told:
         check_label_presence(config, [_case_holding("t0", 1)], [_case_holding("v0", 1)])
+    assert [str(w.message) for w in told] == caplog.messages
     assert [r.getMessage() for r in caplog.records][0] == ("labels 2 unused_2, 3 box are in no training case: the "
                                                            "network cannot learn them")
 
