@@ -204,6 +204,17 @@ def made_by_of(prediction: Path | str, required: bool = False) -> MadeBy | None:
 _READ = object()  # score_prediction reads the sidecar itself
 
 
+def _sidecar_record(prediction: Path | str, made_by: object, required: bool = False) -> MadeBy | None:
+    """``made_by`` as :func:`score_prediction` is given it: the prediction's sidecar read (:func:`made_by_of`, with
+    ``required``) where it is :data:`_READ`, a :class:`MadeBy` or None (no sidecar) as it is; anything else an
+    :class:`InputError` naming its type, where it failed on an attribute deep in the scoring."""
+    if made_by is _READ:
+        return made_by_of(prediction, required)
+    if made_by is None or isinstance(made_by, MadeBy):
+        return made_by
+    raise InputError(f"made_by: {type_text(made_by)} given; give a MadeBy (read_made_by's), or None for no sidecar")
+
+
 def dataset_label_names(prediction: Path | str, reference: Path | str, warned: set | None = None,
                         tell_unusable: bool = True) -> tuple[dict[int, str], Path] | None:
     """Label names for a prediction no model names (no sidecar, no package): those of the Decathlon / nnU-Net
@@ -219,7 +230,7 @@ def dataset_label_names(prediction: Path | str, reference: Path | str, warned: s
     absolute = Path(reference).absolute()
     folders = ((absolute.parent.parent, reference), (absolute.parent, reference),
                (Path(prediction).absolute().parent, prediction))
-    searched = {}
+    searched: dict[Path, Path | str] = {}
     for folder, given in folders:  # each folder once, in this order, named as the first to give it
         searched.setdefault(folder, given)
     for folder, given in searched.items():
@@ -284,8 +295,7 @@ def score_prediction(prediction: Path | str, reference: Path | str, case_id: str
     case_id = checked_case_id(case_id)
     prediction, reference = path_argument(prediction, "the prediction"), path_argument(reference, "the reference")
     package = package_argument(package)
-    if made_by is _READ:
-        made_by = made_by_of(prediction, sidecar_required)
+    made_by = _sidecar_record(prediction, made_by, sidecar_required)
     labels = codes = None
     if package is not None:
         if made_by is not None:
@@ -325,8 +335,8 @@ def score_pair(prediction: Path | str, reference: Path | str, case_id: str, pack
     prediction's sidecar, else a Decathlon / nnU-Net dataset.json (:func:`dataset_label_names`). Returns the record
     and the dataset.json the names came from (None where they did not); ``warned`` as :func:`dataset_label_names`
     takes it."""
-    if made_by is _READ:
-        made_by = made_by_of(prediction)  # an unreadable sidecar is warned about before the dataset.json is looked for
+    # an unreadable sidecar is warned about before the dataset.json is looked for
+    made_by = _sidecar_record(prediction, made_by)
     names = source = None
     if package is None and (made_by is None or not made_by.labels):
         found = dataset_label_names(prediction, reference, warned)
@@ -339,7 +349,8 @@ def score_pair(prediction: Path | str, reference: Path | str, case_id: str, pack
     return metrics, source
 
 
-def _warn_if_dataset_names_differ(prediction: Path, reference: Path, package, made_by, warned: set | None) -> None:
+def _warn_if_dataset_names_differ(prediction: Path | str, reference: Path | str, package, made_by,
+                                  warned: set | None) -> None:
     """:func:`warn_if_dataset_names_differ` for labels named by the model: ``package``, else the sidecar ``made_by``
     read."""
     labels = package.labels if package is not None else made_by.labels

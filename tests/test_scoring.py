@@ -526,3 +526,13 @@ def test_a_dataset_json_edited_since_its_warning_is_warned_about_again(tmp_path,
         warn_if_dataset_names_differ(reference, HIPPO_LABELS, "the model hippocampus", warned=warned)
     assert len(caplog.messages) == 2 and caplog.messages[1].startswith(f"{names} names labels 1 kidney, 2 spleen;")
     assert [str(w.message) for w in caught] == caplog.messages  # each told to a Python caller too
+
+
+def test_a_made_by_of_another_type_is_named(pair):
+    """``score_prediction(..., made_by=...)`` takes the sidecar's record (a MadeBy) or None; another value failed deep
+    in the scoring on "'str' object has no attribute 'labels'"."""
+    prediction, reference = pair
+    with pytest.raises(InputError, match=r"^made_by: a str given; give a MadeBy \(read_made_by's\), or None for no "
+                                         r"sidecar$"):
+        score_prediction(prediction, reference, "case", made_by="case_seg.json")
+    assert score_prediction(prediction, reference, "case", made_by=None)["labels"]["1"]["name"] == "label_1"
