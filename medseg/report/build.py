@@ -418,8 +418,9 @@ def _overlays(cases, flags, order, label_order, max_overlays, ct_window: str | N
                 window, chooser = _case_ct_window(case, ct_window)
                 overlays[index] = render_overlay(arrays, label_order, focus, focus_faces=faces, focus_within=within,
                                                  ct_window=window)
-                if chooser is not None and arrays.drawn_as_ct is False:  # said, never silently left out
-                    why = _unused_window_reason(arrays.image_percentiles, arrays.modality)
+                percentiles = arrays.image_percentiles  # set with drawn_as_ct, as the image was drawn
+                if chooser is not None and arrays.drawn_as_ct is False and percentiles is not None:  # said, never
+                    why = _unused_window_reason(percentiles, arrays.modality)  # silently left out
                     note = _unused_window_note(window, chooser, why)
                     unused.append((case.case_id, window, chooser, why))
                     arrays.notes.append(note)
