@@ -182,6 +182,8 @@ def _leads_nowhere(path: Path) -> bool:
 
 def _kinds(segs: str | None) -> str:
     """The files a folder is searched for, in words."""
+    if segs is None:
+        return IMAGE_FILE_KINDS
     return {_SEG: f"{IMAGE_FILE_KINDS} or _seg.dcm", _DICOM: f"{IMAGE_FILE_KINDS} or .dcm (DICOM SEG)"}.get(
         segs, IMAGE_FILE_KINDS)
 
@@ -425,9 +427,10 @@ def score_folder(pred_dir: Path | str, ref_dir: Path | str, out_dir: Path | str,
         if out_dir.is_dir() and out_dir.samefile(ref_dir):
             raise ConflictingInputsError(f"{out_dir}: the references folder given as the output folder; give the "
                                          "metrics a folder of their own")
-    for folder, role in ((ref_dir, "references"), (pred_dir, "predictions")) if images_dir is not None else ():
+    for folder, role in ((ref_dir, "references"), (pred_dir, "predictions")):
         with contextlib.suppress(OSError):
-            if Path(images_dir).samefile(folder):  # labelsTs for imagesTs: each label was drawn as its own scan
+            # labelsTs for imagesTs: each label was drawn as its own scan
+            if images_dir is not None and Path(images_dir).samefile(folder):
                 raise ConflictingInputsError(f"{images_dir}: the {role} folder given as the images folder; give the "
                                              "folder of the cases' images (nnU-Net's imagesTs)")
     images = _nifti_files(Path(images_dir), "images")[0] if images_dir is not None else None
