@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import run_cli, tiny_config
 
-from medseg.errors import ModelPackageError
+from medseg.errors import MedsegWarning, ModelPackageError
 from medseg.label_map import LabelMap, classes_note, label_map, values_dtype
 from medseg.package import load_package, save_package
 from medseg.synthetic import write_phantom
@@ -253,7 +253,7 @@ def test_training_cases_hold_class_indices_and_presence_is_told_by_value(tmp_pat
     config["architecture"]["n_classes"] = 4
     cases = load_cases(pair_cases(images, labels), config)
     assert set(torch.unique(cases[0].label).tolist()) == {0, 1, 3}
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("WARNING"), pytest.warns(MedsegWarning, match="^label 17 'never' appears in no training"):
         assert check_label_presence(config, cases[:1], cases[1:]) == ([17], [17])
     assert caplog.records[0].getMessage().startswith("label 17 'never' appears in no training case")
 
