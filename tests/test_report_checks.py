@@ -21,6 +21,7 @@ from report_cases import (
     write_failure,
 )
 
+from medseg.errors import MedsegWarning
 from medseg.metrics import metrics_json
 from medseg.report.build import build_report
 
@@ -441,7 +442,8 @@ def test_an_overlay_short_of_memory_says_so(tmp_path, monkeypatch, caplog):
         return real(image, *args, **kwargs)
 
     monkeypatch.setattr(nifti_voxels, "read_stored_labels", short_of_memory_the_second_time)
-    build_report(results, tmp_path / "r.html", max_overlays=5)
+    with pytest.warns(MedsegWarning, match=r"^c1: no overlay \(there was too little memory to read its files\)$"):
+        build_report(results, tmp_path / "r.html", max_overlays=5)
     page = html_module.unescape((tmp_path / "r.html").read_text(encoding="utf-8"))
     assert "no overlay: there was too little memory to read its files" in page
     assert "c1: no overlay (there was too little memory to read its files)" in caplog.text
