@@ -23,7 +23,7 @@ from training_factory import (
 )
 
 from medseg.checkpoint import check_output_folder
-from medseg.errors import TrainingError
+from medseg.errors import MedsegWarning, TrainingError
 from medseg.package import load_package
 
 
@@ -221,7 +221,7 @@ def test_overwrite_starts_a_new_checkpoint_and_a_moved_default_run_resumes(tiny_
 
     from medseg.package import load_package
 
-    with _caught_warnings("medseg.package") as records:
+    with _caught_warnings("medseg.package") as records, pytest.warns(MedsegWarning, match="holds an unfinished"):
         assert load_package(out).config["training"]["settings"]["seed"] != 5  # still the earlier run's
     assert [r.getMessage() for r in records if r.levelno == logging.WARNING] == [
         f"{out}: holds an unfinished training run (checkpoint after epoch 1 of 2) that will replace this package "
@@ -417,7 +417,7 @@ def test_an_overwrite_run_stopped_after_its_last_epoch_but_before_its_package_is
     assert _exit_code(args + ["--overwrite", "--seed", "5"]) == 130
     monkeypatch.undo()
     capsys.readouterr()
-    with _caught_warnings("medseg.package") as records:
+    with _caught_warnings("medseg.package") as records, pytest.warns(MedsegWarning, match="holds an unfinished"):
         assert load_package(out).sha256 == before  # the earlier package, whole
     assert [r.getMessage() for r in records if r.levelno == logging.WARNING] == [
         f"{out}: holds an unfinished training run (its one epoch done, stopped before it wrote its package) that "
