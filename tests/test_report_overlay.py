@@ -340,3 +340,45 @@ def test_label_3_keeps_its_colour_in_a_cohort_without_label_2(tmp_path):
     drawn = {colour: (picture == tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))).all(axis=2).sum()
              for colour in LABEL_COLOURS[:3]}
     assert drawn[LABEL_COLOURS[2]] > 20 and drawn[LABEL_COLOURS[1]] == 0, drawn
+
+
+def test_an_overlay_is_bounded_in_pixels_kept_to_scale_its_thin_labels_shown_and_says_so(monkeypatch):
+    """Each voxel a pixel or more made the picture as large as the smallest voxel asked: a header with 0.05 mm slices
+    under 1 mm pixels drew a 64-voxel field 1280 pixels wide (one with 0.01 mm slices, 25,600: 9 GB, and no overlay),
+    a 1024 x 1024 MR 3000 pixels across, shrunk to a third on the page. Past :data:`MAX_PANEL_PX` a whole number of the
+    smallest voxels goes to a pixel, still to scale; a one-voxel label is still drawn, and the title says so."""
+    from PIL import Image, ImageDraw
+
+    from medseg.report import overlay
+    from medseg.report.figures import label_colours
+
+    bars = []
+
+    def measured(draw, x, y, panel_width, px_per_mm, font):
+        bars.append(px_per_mm)
+        return scale_bar(draw, x, y, panel_width, px_per_mm, font)
+
+    scale_bar = overlay._scale_bar
+    monkeypatch.setattr(overlay, "_scale_bar", measured)
+    titles = []
+    draw_text = ImageDraw.ImageDraw.text
+
+    def text(self, xy, words, *args, **kwargs):
+        titles.append(words)
+        return draw_text(self, xy, words, *args, **kwargs)
+
+    monkeypatch.setattr(ImageDraw.ImageDraw, "text", text)
+    labels = np.zeros((64, 64, 4), np.uint8)
+    labels[20:44, 20:44, 1] = 1  # one slice: a line a voxel thick on the sagittal and coronal panels
+    affine = np.diag([1.0, 1.0, 0.05, 1.0])
+    png = overlay.render_overlay(overlay.CaseArrays(labels, affine, None, None), [("1", "line")], "1")
+    picture = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    assert picture.shape[0] <= 512 + 32 and picture.shape[1] <= 3 * 512 + 16, picture.shape
+    # 54 mm (the label and 15 mm each side) at 1 pixel / 0.15 mm (3 slices of 0.05 mm a pixel): 360 pixels, the
+    # scale bars at the same scale
+    assert len(bars) == 3 and all(abs(bar - 1 / 0.15) < 1e-6 for bar in bars), bars
+    assert picture.shape[1] == 3 * 360 + 2 * 8, picture.shape
+    # the slice of the label, its pixel shared with two unlabelled slices, is drawn on the sagittal and coronal panels
+    drawn = (picture == overlay._rgb(label_colours(["1"])[0])).all(axis=2)
+    assert drawn[:, :360].sum() > 300 and drawn[:, 368:728].sum() > 300, (drawn[:, :360].sum(), drawn[:, 368:728].sum())
+    assert titles.count("(3 voxels a pixel)") == 2, titles

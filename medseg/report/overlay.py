@@ -156,7 +156,8 @@ def render_overlay(
 
     Drawn with numpy and Pillow (about twenty times faster than matplotlib): every voxel becomes a block of
     pixels of its size in mm (the largest field of view is ``panel_px`` pixels, or more where a voxel would get
-    less than a pixel: the smallest voxel is a pixel or more), the prediction's outline is
+    less than a pixel: the smallest voxel is a pixel or more, up to :data:`MAX_PANEL_PX` pixels, past which a whole
+    number of the smallest voxels shares a pixel and the panel's title says so), the prediction's outline is
     drawn solid just inside each label, the reference's dashed just outside it, so both stay visible where
     they agree; where they disagree the voxels are shaded in the label's colour (predicted only: solid shade;
     reference only: striped). Each panel is titled with the slice as the file numbers it, carries the letters
@@ -206,11 +207,7 @@ def render_overlay(
     masks.append(union)
     centre = _focus(masks)
     box = _box_of(union, spacing, centre)
-    # the largest field of view in ``panel_px`` pixels, unless a voxel would then be under a pixel: each voxel is drawn
-    # a pixel or more, so the panels then grow past it (a 512 x 512 CT at 0.8 mm: 1.25 pixels a mm), still to scale
-    # (its in-plane voxels were drawn a pixel each at half a pixel's scale, its slices at their scale, and the scale
-    # bar said 200 mm over 91 mm)
-    px_per_mm = max(panel_px / max((b.stop - b.start) * s for b, s in zip(box, spacing)), 1.0 / float(spacing.min()))
+    px_per_mm = _pixels_per_mm(box, spacing, panel_px)
     # the image is read where it is drawn: the crop box (the contrast window too) and the planes through the
     # centre, which lie in the box unless the focus label is no foreground value
     region = tuple(slice(min(b.start, c), max(b.stop, c + 1)) for b, c in zip(box, centre))
@@ -228,29 +225,41 @@ def render_overlay(
         index = [slice(None)] * 3
         index[axis] = centre[axis]
         index[u], index[v] = box[u], box[v]
-        repeats = (_pixel_counts(box[u], spacing[u], px_per_mm), _pixel_counts(box[v], spacing[v], px_per_mm))
+        groups = (_pixel_groups(box[u], spacing[u], px_per_mm), _pixel_groups(box[v], spacing[v], px_per_mm))
         # a thin stack (3 CT slices across a 330 mm field) would be a strip a few pixels high: stretched to a
         # readable size along that axis, and the title says by how much
-        stretch = [max(1, math.ceil(MIN_PANEL_PX / int(r.sum()))) for r in repeats]
-        repeats = (repeats[0] * stretch[0], repeats[1] * stretch[1])
+        stretch = [max(1, math.ceil(MIN_PANEL_PX / int(r.sum()))) for _, r in groups]
+        groups = tuple((starts, r * k) for (starts, r), k in zip(groups, stretch))
 
-        def plane(array, index=tuple(index), repeats=repeats, mirror=mirror):
-            # (u, v) voxels -> (rows: v upwards, columns: u rightwards, or leftwards where mirrored) pixels
-            cut = np.repeat(np.repeat(array[index], repeats[0], axis=0), repeats[1], axis=1).T[::-1]
+        def plane(array, value=None, index=tuple(index), groups=groups, mirror=mirror):
+            # (u, v) voxels -> (rows: v upwards, columns: u rightwards, or leftwards where mirrored) pixels; voxels
+            # that share a pixel are one: a label's where any of them has it (a one-voxel label stays drawn), the
+            # image their mean
+            cut = array[index] if value is None else array[index] == value
+            for along, (starts, repeats) in enumerate(groups):
+                if starts.size < cut.shape[along]:
+                    if value is None:
+                        sizes = np.diff(np.append(starts, cut.shape[along])).reshape((-1, 1) if along == 0 else (1, -1))
+                        cut = np.add.reduceat(cut.astype(np.float32), starts, axis=along) / sizes
+                    else:
+                        cut = np.logical_or.reduceat(cut, starts, axis=along)
+                cut = np.repeat(cut, repeats, axis=along)
+            cut = cut.T[::-1]
             return cut[:, ::-1] if mirror else cut
 
         if image is not None:
-            grey = np.clip((plane(image[axis], ()).astype(np.float32) - window[0]) / (window[1] - window[0]), 0, 1)
+            grey = np.clip((plane(image[axis], index=()).astype(np.float32) - window[0]) / (window[1] - window[0]),
+                           0, 1)
             rgb = np.repeat((grey * 255).astype(np.uint8)[..., None], 3, axis=2)
         else:
-            rgb = np.full((int(repeats[1].sum()), int(repeats[0].sum()), 3), 40, np.uint8)
+            rgb = np.full((int(groups[1][1].sum()), int(groups[0][1].sum()), 3), 40, np.uint8)
         rows, cols = np.indices(rgb.shape[:2])
         dashes = ((rows + cols) // 4) % 2 == 0
         stripes = ((rows - cols) // 3) % 2 == 0
         for (value, _), colour in zip(labels, colours):
-            predicted = plane(prediction) == int(value)
+            predicted = plane(prediction, int(value))
             if reference is not None:
-                referenced = plane(reference) == int(value)
+                referenced = plane(reference, int(value))
                 # where they disagree, shaded: predicted only solid, reference only striped (a one-voxel rim of
                 # over-segmentation is otherwise two lines a pixel apart)
                 for where in (predicted & ~referenced, referenced & ~predicted & stripes):
@@ -264,6 +273,11 @@ def render_overlay(
         title = [f"{name}, file {'ijk'[file_axis]} {file_index}"]
         if stretch[0] > 1 or stretch[1] > 1:
             title.append(f"(stretched x{max(stretch)})")  # the default font has no ×
+        shared = [np.diff(np.append(starts, box[w].stop - box[w].start)) for (starts, _), w in zip(groups, (u, v))]
+        most = max(int(sizes.max()) for sizes in shared)
+        if most > 1:  # past MAX_PANEL_PX: to scale still, a whole number of the smallest voxels a pixel
+            even = all(sizes.size < 2 or sizes[:-1].min() == sizes.max() for sizes in shared if sizes.max() > 1)
+            title.append(f"({'' if even else 'up to '}{most} voxels a pixel)")
         # the directions at the left, right, top and bottom edges
         left, right = (_AXIS_LETTERS[u], _OPPOSITE_LETTERS[u]) if mirror else (_OPPOSITE_LETTERS[u], _AXIS_LETTERS[u])
         panels.append((title, rgb, (left, right, _AXIS_LETTERS[v], _OPPOSITE_LETTERS[v]), stretch[0] == 1))
@@ -309,6 +323,7 @@ def panel_slots(panels: list[tuple[list[str], int]], font, gap: int = 8) -> list
 _AXIS_LETTERS = ("R", "A", "S")  # the + direction of each RAS+ axis
 _OPPOSITE_LETTERS = ("L", "P", "I")  # its - direction
 MIN_PANEL_PX = 60  # a panel side below this is stretched (thin stacks), and says so
+MAX_PANEL_PX = 512  # a field of view wider than this in pixels has voxels share a pixel, and says so
 TITLE_LINE_PX = 16  # a line of a panel's title
 FONT_PX = 13  # titles, orientation letters and scale bars (the 10-px bitmap font was hard to read)
 
@@ -328,10 +343,32 @@ def _scale_bar(draw, x: int, y: int, panel_width: int, px_per_mm: float, font) -
     return int(math.ceil(max(x + length + 2, draw.textbbox((x, y - 15), text, font=font, stroke_width=1)[2])))
 
 
-def _pixel_counts(extent: slice, spacing_mm: float, px_per_mm: float) -> np.ndarray:
-    """Pixels per voxel along one axis so that voxel edges land on rounded mm positions (at least 1)."""
-    edges = np.round(np.arange(extent.stop - extent.start + 1) * spacing_mm * px_per_mm).astype(int)
-    return np.maximum(np.diff(edges), 1)
+def _pixels_per_mm(box: list[slice], spacing: np.ndarray, panel_px: int) -> float:
+    """The pixels a mm of every panel: the largest field of view in ``panel_px`` pixels, or more where a voxel would
+    then be under a pixel (a 512 x 512 CT at 0.8 mm: 1.25 pixels a mm, each voxel a pixel); but a field of view at most
+    :data:`MAX_PANEL_PX` pixels (or ``panel_px``, where larger): past it, a whole number of the smallest voxels a
+    pixel (a 1024 x 1024 MR drew panels 1024 pixels wide, a 0.01 mm slice spacing 25,600)."""
+    field_mm = max((b.stop - b.start) * s for b, s in zip(box, spacing))
+    smallest_mm = float(spacing.min())
+    px_per_mm = max(panel_px / field_mm, 1.0 / smallest_mm)
+    cap = max(MAX_PANEL_PX, panel_px)
+    if field_mm * px_per_mm > cap:
+        px_per_mm = 1.0 / (smallest_mm * math.ceil(field_mm / (smallest_mm * cap) - 1e-9))
+    return px_per_mm
+
+
+def _pixel_groups(extent: slice, spacing_mm: float, px_per_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Along one axis: the first voxel of each run of voxels drawn as one, and the pixels each run gets. Voxels of a
+    pixel or more are each their own run, their edges on rounded mm positions (at least a pixel each); smaller ones
+    share a pixel, as many as fit in it."""
+    n = extent.stop - extent.start
+    scale = spacing_mm * px_per_mm
+    if scale >= 1 - 1e-9:
+        edges = np.round(np.arange(n + 1) * scale).astype(int)
+        return np.arange(n), np.maximum(np.diff(edges), 1)
+    pixel = np.floor(np.arange(n) * scale + 1e-6).astype(int)
+    starts = np.flatnonzero(np.diff(pixel, prepend=-1) > 0)
+    return starts, np.ones(starts.size, int)
 
 
 def _outline(mask: np.ndarray, outside: bool, width: int = 2) -> np.ndarray:
