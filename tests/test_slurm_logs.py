@@ -337,3 +337,31 @@ def test_a_job_sbatch_refused_is_recorded_with_sbatchs_message(tmp_path):
     error = dict(failed_jobs(results))["batch001.evaluate"]["error"]
     assert error.startswith("every attempt (3) ended before medseg started or recorded anything")
     assert error.endswith(f"; sbatch refused 1 of them: {said})")
+
+
+def test_an_array_task_ended_as_its_jobs_snakemake_starts_counts_for_that_job(tmp_path):
+    """A task of an array other than the first runs its job's command as the main process gave it (``--executor
+    slurm-jobstep``, without the other tasks' commands), and that process the job's own Snakemake process: a task that
+    ended (out of time, out of memory, its node) before the last started named no job, its log counting for none, and
+    the job's retries fell back to the rule without logs. The array's first command alone carries
+    ``--slurm-jobstep-array-execs``: any other names the task's own job."""
+    from medseg.cohort.slurm_logs import array_task_job
+
+    command = "  Command: /venv/lib/python3.11/site-packages/snakemake/__main__.py --snakefile /repo/Snakefile "
+    first = (f"{command}--target-jobs infer:batch=a --allowed-rules infer --attempt 1 --executor slurm-jobstep "
+             "--jobs 1 --mode remote --slurm-jobstep-array-execs=eyIyIjogIjc4ZGEifQ==\n")
+    log = tmp_path / "rule_infer" / "4242001_2.log"
+    log.parent.mkdir(parents=True)
+    log.write_text(f"SNAKEMAKE\n{first}rule infer:\n    wildcards: batch=a\nSNAKEMAKE\n{command}--target-jobs "
+                   "infer:batch=c --allowed-rules infer --attempt 1 --executor slurm-jobstep --jobs 1 --mode remote\n"
+                   + ENDINGS["time"])
+    assert array_task_job(log) == ("infer", "c")
+    attempt = tmp_path / "rule_infer" / "c"
+    attempt.mkdir()
+    assert [path.name for path in attempt_logs(attempt, time.time() - 60)] == ["4242001_2.log"]
+    # the first task's log: the array's command, then its own job's (the same job), without the jobstep executor
+    task = tmp_path / "rule_infer" / "4242001_1.log"
+    task.write_text(f"SNAKEMAKE\n{first}SNAKEMAKE\n{command}--target-jobs infer:batch=a --attempt 1\n")
+    assert array_task_job(task) == ("infer", "a")
+    task.write_text(f"SNAKEMAKE\n{first}")  # ended before its own job's process started: none
+    assert array_task_job(task) is None

@@ -14,7 +14,7 @@ With ``--slurm-array-jobs`` the plugin submits the ready jobs of a rule as one a
 whatever the plugin records; SLURM's ``%A_%a``), and a job retried alone (the only one of its rule ready) writes the
 plain log beside the others. A task's number says nothing of which job it ran: its log does, in the command line of the
 Snakemake process that ran the job (``--target-jobs infer:batch=batch003``; every task's log starts with the array's
-first job's command, which runs ``--executor slurm-jobstep``, then its own job's: :func:`array_task_job`).
+first job's command, the one carrying ``--slurm-jobstep-array-execs``, then its own job's: :func:`array_task_job`).
 
 The workflow tells its jobs the folder (:data:`LOGDIR_VARIABLE`), so that a job names its own log in its records
 (:func:`job_log_path`) and the report points at it.
@@ -88,7 +88,8 @@ def job_log_path(job: str | None, environ: Mapping[str, str] | None = None) -> s
 
 def array_task_job(log: str | os.PathLike) -> tuple[str, str] | None:
     """The workflow's job (rule, batch) that the array task whose SLURM log is ``log`` ran: the ``--target-jobs`` of
-    the first command line in it that is not the array's own (``--executor slurm-jobstep``, the array's first job);
+    the first command line in it that is not the array's own (the array's first job's, the one carrying
+    ``--slurm-jobstep-array-execs``: a task's own job's command is named as soon as its first process starts);
     None where the log names none (a batch script that failed before Snakemake started) or cannot be read."""
     try:
         stat = os.stat(log)
@@ -104,7 +105,9 @@ def _array_task_job(log: str, mtime_ns: int, size: int) -> tuple[str, str] | Non
         with open(log, "rb") as file:
             for raw in file:
                 read += len(raw)
-                if b"--target-jobs" in raw and b"slurm-jobstep" not in raw:
+                # the array's first command alone carries the others' (--slurm-jobstep-array-execs): any other is
+                # the task's own job's (as the main process gave it, --executor slurm-jobstep, or its job's process)
+                if b"--target-jobs" in raw and b"--slurm-jobstep-array-execs" not in raw:
                     found = _TARGET.search(raw.decode("utf-8", errors="replace"))
                     if found:
                         return found.group(1), found.group(2)
