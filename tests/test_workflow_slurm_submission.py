@@ -121,3 +121,28 @@ def test_a_job_sbatch_refuses_is_recorded_failed_with_sbatchs_message(cohort, tm
     with open(results / "cohort.tsv", newline="", encoding="utf-8") as handle:
         rows = {row["case_id"]: row["status"] for row in csv.DictReader(handle, delimiter="\t")}
     assert rows == {"a": "scored", "b": "failed"}
+
+
+def test_an_array_sbatch_refuses_records_each_of_its_jobs_failed_with_sbatchs_message(cohort, tmp_path, monkeypatch):
+    """sbatch refuses the array of a's and b's inference jobs on every attempt: the plugin reports each job as 'Part
+    of failed array sbatch submission', sbatch's message logged once before, for the array. Each job is recorded as
+    failed with that message, as a job refused alone is, and the report is made."""
+    monkeypatch.setenv("FAKE_SLURM_REFUSE", "rule_infer_wildcards_a,rule_infer_wildcards_b")
+    run, state, results, logs = _run(cohort, tmp_path, monkeypatch, "--slurm-array-jobs", "infer")
+    assert run.returncode == 1, run.stderr[-3000:]
+    calls = [json.loads(line) for line in (state / "calls.jsonl").read_text().splitlines()]
+    submitted = [call["args"] for call in calls if call["command"] == "sbatch"]
+    # the first attempts as one array; the retries alone or as an array, as they became ready: 3 attempts a job
+    assert any(arg == "--array=1-2" for arg in submitted[0]), submitted[0]
+    def jobs(args: list[str]) -> int:
+        ranges = [arg.removeprefix("--array=").split("-") for arg in args if arg.startswith("--array=")]
+        return int(ranges[0][-1]) - int(ranges[0][0]) + 1 if ranges else 1
+
+    assert sum(jobs(args) for args in submitted) == 6, submitted
+    said = ("sbatch: error: QOSMaxSubmitJobPerUserLimit sbatch: error: Batch job submission failed: Job violates "
+            "accounting/QOS policy (job submit limit, user's size and/or time limits)")
+    for case in ("a", "b"):
+        record = json.loads((results / "jobs" / f"{case}.infer.json").read_text())
+        assert record["job_error"]["error"] == f"every attempt (3) was refused by sbatch, and never ran: {said}"
+        assert record["job_error"]["slurm_log"] is None and record["job_error"]["log"] is None
+    assert html.escape(said) in (results / "report.html").read_text()
