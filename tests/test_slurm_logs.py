@@ -337,6 +337,8 @@ def test_a_job_sbatch_refused_is_recorded_with_sbatchs_message(tmp_path):
     error = dict(failed_jobs(results))["batch001.evaluate"]["error"]
     assert error.startswith("every attempt (3) ended before medseg started or recorded anything")
     assert error.endswith(f"; sbatch refused 1 of them: {said})")
+    # the last attempt may be the one sbatch refused, which left no log: the log named is of the last that ran
+    assert f"; SLURM's log of the last attempt that ran ends: {ENDINGS['before'].strip()}; sbatch refused" in error
 
 
 def test_an_array_task_ended_as_its_jobs_snakemake_starts_counts_for_that_job(tmp_path):

@@ -136,7 +136,8 @@ def record_unstarted_job(samples: Sequence[Sample], results: str | os.PathLike, 
             f"{'its one attempt' if count == 1 else f'every attempt ({count})' if count else 'every attempt'} ended "
             + ("before medseg recorded anything (SLURM killed the last for memory" if killed else
                "before medseg started or recorded anything (its batch script failed, or its node")
-            + (f"; SLURM's log of the last attempt ends: {said}" if said else "")
+            # where sbatch refused some, the last attempt may be one that left no log: the log is the last that ran's
+            + (f"; SLURM's log of the last attempt{' that ran' if refused else ''} ends: {said}" if said else "")
             + (f"; sbatch refused {len(refused)} of them: {refused[-1]}" if refused else "") + ")")
     summary = JobSummary(stage=stage)
     failure = _JobFailure(stage, job, job_log, slurm_log=last)
