@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -367,3 +368,32 @@ def test_an_array_task_ended_as_its_jobs_snakemake_starts_counts_for_that_job(tm
     assert array_task_job(task) == ("infer", "a")
     task.write_text(f"SNAKEMAKE\n{first}")  # ended before its own job's process started: none
     assert array_task_job(task) is None
+
+
+def test_a_rule_folder_is_listed_once_for_all_its_jobs_until_it_changes(tmp_path, monkeypatch):
+    """Each job's attempts are looked for among the array tasks' logs in its rule's folder, which holds a folder a
+    batch: a run listed it again for every job it looked at (2,000 batches: 8 s where 0.16 s had done, the listing
+    alone, before any log was read). It is listed once until it changes: a task's log added since is found (the folder
+    listed again while it changed within the last 2 s: its time has coarse ticks), and one that names its job only
+    later (its job's process not started yet) counts once it does."""
+    rule = tmp_path / "slurm-logs" / "rule_infer"
+    for batch in range(40):
+        (rule / f"batch{batch:03d}").mkdir(parents=True)
+    listed = []
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        listed.append(Path(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    since = time.time() - 60
+    os.utime(rule, (since, since))  # its batches' folders made a while ago
+    assert all(attempt_logs(rule / f"batch{batch:03d}", since) == [] for batch in range(40))
+    assert listed.count(rule) == 1, len(listed)
+    task = _array_task_log(rule, "4242001_2.log", "infer:batch=batch000", None)  # started: no job named yet
+    assert attempt_logs(rule / "batch007", since) == []
+    task.write_text(_array_task_log(tmp_path / "x", "4242001_2.log", "infer:batch=batch000",
+                                    "infer:batch=batch007").read_text())
+    assert attempt_logs(rule / "batch007", since) == [task]
+    assert attempt_logs(rule / "batch008", since) == []

@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -118,6 +119,44 @@ def _array_task_job(log: str, mtime_ns: int, size: int) -> tuple[str, str] | Non
     return None
 
 
+_SETTLED_NS = 2 * 10**9  # how long before its listing a folder's last change must be for the listing to be kept
+_TASK_LISTINGS: dict[str, tuple[int, list[str]]] = {}  # a rule folder's array task logs, as of its change time
+_TASK_JOBS: dict[str, tuple[str, str]] = {}  # an array task log's job, once it names one (a log is only appended to)
+
+
+def _array_task_logs(rule_folder: Path) -> list[Path]:
+    """The array tasks' logs in ``rule_folder`` (``<slurm-logdir>/rule_infer``), listed again only where the folder
+    changed (a log added or removed changes its time): each job's retry and each job without a record looked its
+    rule's folder through, which holds a folder a batch, a run's every such call listing them all again."""
+    try:
+        changed = os.stat(rule_folder).st_mtime_ns
+    except OSError:
+        return []
+    cached = _TASK_LISTINGS.get(str(rule_folder))
+    if cached is None or cached[0] != changed:
+        try:
+            with os.scandir(rule_folder) as entries:
+                names = [entry.name for entry in entries if _ARRAY_LOG.fullmatch(entry.name)]
+        except OSError:
+            return []
+        cached = (changed, names)
+        # a folder's time has the clock's coarse ticks: a log added within the tick of this listing would leave the
+        # time as it is, so a listing is kept only of a folder that changed a while before it
+        if time.time_ns() - changed > _SETTLED_NS:
+            _TASK_LISTINGS[str(rule_folder)] = cached
+    return [rule_folder / name for name in cached[1]]
+
+
+def _task_job(path: Path) -> tuple[str, str] | None:
+    """:func:`array_task_job`, kept once found: a task's log names its job for good."""
+    job = _TASK_JOBS.get(str(path))
+    if job is None:
+        job = array_task_job(path)
+        if job is not None:
+            _TASK_JOBS[str(path)] = job
+    return job
+
+
 def _log_order(path: Path) -> tuple[int, int]:
     """A log's place among a job's attempts: by SLURM job id, an array task's by its array's id and its number."""
     array = _ARRAY_LOG.fullmatch(path.name)
@@ -137,19 +176,15 @@ def attempt_logs(folder: str | os.PathLike, since: float) -> list[Path]:
         entries = list(folder.glob("*.log"))
     except OSError:
         entries = []
-    try:
-        tasks = [path for path in folder.parent.glob("*_*.log") if _ARRAY_LOG.fullmatch(path.name)]
-    except OSError:
-        tasks = []
     job = (folder.parent.name.removeprefix("rule_"), folder.name)
+    tasks = [path for path in _array_task_logs(folder.parent) if _task_job(path) == job]
     for path in entries + tasks:
         try:
             if path.stat().st_mtime < since:
                 continue
         except OSError:
             continue
-        if path.parent == folder or array_task_job(path) == job:
-            found.append(path)
+        found.append(path)
     return sorted(found, key=lambda path: (_log_order(path), path.name))
 
 
