@@ -368,8 +368,8 @@ def warn_if_dataset_names_differ(reference: Path | str, labels: Mapping, whose: 
     scored against what the reference holds as 1, which may be another structure (another labelling convention).
     A value only the dataset.json names is compared only where its name is one of ``labels``' (nnU-Net's ``ignore``,
     or a structure the model does not segment, is no other convention). Once per file and names in ``warned``, where
-    given (to which they are added), while the file is unchanged: one edited since (its size or modification time)
-    is warned about again."""
+    given (to which they are added once told: a warning an "error" filter raised is raised again for each case),
+    while the file is unchanged: one edited since (its size or modification time) is warned about again."""
     from medseg.io.dataset_json import renamed_labels, same_label_name
 
     found = dataset_label_names(reference if prediction is None else prediction, reference, tell_unusable=False)
@@ -389,8 +389,6 @@ def warn_if_dataset_names_differ(reference: Path | str, labels: Mapping, whose: 
     key = (path, _file_state(path), tuple(sorted(named.items())))
     if not theirs or (warned is not None and key in warned):
         return
-    if warned is not None:
-        warned.add(key)
 
     def shown(names: dict) -> str:
         return ", ".join(f"{value} {name}" for value, name in names.items())
@@ -399,6 +397,8 @@ def warn_if_dataset_names_differ(reference: Path | str, labels: Mapping, whose: 
                 "check that the reference uses the model's label values", path, shown(theirs), whose, shown(ours),
                 raised=f"%s names labels %s; %s names them %s: check that the reference uses the model's label values; "
                 f"{NOT_SCORED}")
+    if warned is not None:  # once told: where an "error" filter raised it, each case of the batch is failed so
+        warned.add(key)
 
 
 def _file_state(path: Path) -> tuple[int, int] | None:

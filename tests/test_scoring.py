@@ -536,3 +536,30 @@ def test_a_made_by_of_another_type_is_named(pair):
                                          r"sidecar$"):
         score_prediction(prediction, reference, "case", made_by="case_seg.json")
     assert score_prediction(prediction, reference, "case", made_by=None)["labels"]["1"]["name"] == "label_1"
+
+
+def test_a_dataset_json_whose_names_differ_fails_each_case_under_an_error_filter(tmp_path):
+    """``warned`` keeps a batch from hearing of one dataset.json twice. It took the file in before the warning was
+    given, so where an "error" filter raised it (``score_folder`` failing the case as not scored), the batch's next
+    cases, under the same names, were scored in silence: one case of the folder failed, the others scored."""
+    from medseg.scoring import warn_if_dataset_names_differ
+
+    (tmp_path / "Task09" / "labelsTs").mkdir(parents=True)
+    reference = tmp_path / "Task09" / "labelsTs" / "case.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 2), np.uint8), np.eye(4)), reference)
+    names = tmp_path / "Task09" / "dataset.json"
+    names.write_text(json.dumps({"labels": {"0": "background", "1": "liver", "2": "spleen"}}))
+    said = (f"{names} names labels 1 liver, 2 spleen; the model hippocampus names them 1 anterior, 2 posterior: check "
+            "that the reference uses the model's label values; not scored (MedsegWarning filtered into an error)")
+    warned: set = set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MedsegWarning)
+        for _ in range(2):  # each case of the batch, as score_folder scores them
+            with pytest.raises(MedsegWarning) as raised:
+                warn_if_dataset_names_differ(reference, HIPPO_LABELS, "the model hippocampus", warned=warned)
+            assert str(raised.value) == said
+    with warnings.catch_warnings(record=True) as caught:  # told at last: once for the batch, as before
+        warnings.simplefilter("always", MedsegWarning)
+        for _ in range(2):
+            warn_if_dataset_names_differ(reference, HIPPO_LABELS, "the model hippocampus", warned=warned)
+    assert len(caught) == 1 and str(caught[0].message).startswith(f"{names} names labels 1 liver, 2 spleen;")
