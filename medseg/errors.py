@@ -111,8 +111,9 @@ class MedsegWarning(UserWarning):
     ``case_0000`` read without its ``case_0001``, a broken DICOM series passed over for another, a file left out of
     the training pairs, a prediction without a reference): a ``warnings.warn`` category a caller can filter
     (``warnings.simplefilter("error", MedsegWarning)`` turns each into an error raised where it is given, stopping the
-    call: segmenting's before anything is written, as these are told before the outputs are; ``score_folder`` and
-    ``build_report`` raise theirs once the report is written, and a case a warning fails is recorded as not scored).
+    call: segmenting's before anything is written, as these are told before the outputs are; ``score_folder``'s of
+    its pairing, as a prediction without a reference, before anything is scored, a warning of one case failing that
+    case, recorded as not scored, and its others, as ``build_report``'s, once the report is written).
     Each is also logged, but where the command tells it otherwise."""
 
 

@@ -271,3 +271,21 @@ def test_a_case_without_its_overlay_under_an_error_filter_leaves_the_report_writ
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["cases"]["total"], summary["settings"]["overlays_drawn"]) == (1, 0)
     assert "no overlay: " in (out / "r.html").read_text()
+
+
+def test_a_warning_of_the_pairing_under_an_error_filter_stops_before_anything_is_scored(tmp_path):
+    """The pairing's warnings (a prediction without a reference) are given before any case is scored: raised by an
+    "error" filter, nothing is written, as MedsegWarning's docstring and docs/python-api.md say (they said every
+    warning of ``score_folder`` was raised once the report was written)."""
+    from medseg.folder_scoring import score_folder
+
+    labels = np.zeros((8, 8, 4), np.uint8)
+    labels[2:5, 2:5, 1:3] = 1
+    for name in ("pred/a.nii.gz", "pred/b.nii.gz", "ref/a.nii.gz"):
+        _nifti(tmp_path / name, labels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MedsegWarning)
+        with pytest.raises(MedsegWarning, match=r"^.*pred: 1 prediction without a reference in .*ref, not scored: "
+                                                r"b\.nii\.gz$"):
+            score_folder(tmp_path / "pred", tmp_path / "ref", out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
