@@ -161,6 +161,12 @@ def test_a_single_slice_reference_of_another_thickness_is_noted(caplog):
     assert "r: its header gives the single slice a thickness of 5 mm" in caplog.text
     same = evaluate_volumes(pred, Volume(b, np.diag([0.7, 0.7, 1.0, 1.0]), source="r"), {0: "bg", 1: "x"})
     assert "notes" not in same
+    with warnings.catch_warnings():  # raised by an "error" filter: not computed at all, and its text says so
+        warnings.simplefilter("error", MedsegWarning)
+        with pytest.raises(MedsegWarning) as raised:
+            evaluate_volumes(pred, Volume(b, np.diag([0.7, 0.7, 5.0, 1.0]), source="r"), {0: "bg", 1: "x"})
+    assert str(raised.value) == ("r: its header gives the single slice a thickness of 5 mm where the prediction's "
+                                 "gives 1 mm; not scored (MedsegWarning filtered into an error)")
 
 
 # ---------------------------------------------------------------- the empty-mask policy

@@ -106,6 +106,13 @@ def test_a_package_other_than_the_one_that_made_the_prediction_is_refused(pair, 
     with caplog.at_level(logging.WARNING, logger="medseg"), pytest.warns(MedsegWarning, match="made by other weights"):
         check_made_by(prediction, same, phantom_package, "--model phantom")
     assert "made by other weights of model phantom (sha256 abababababab…" in caplog.text
+    with warnings.catch_warnings():  # raised by an "error" filter: the case is not scored, and its text says so
+        warnings.simplefilter("error", MedsegWarning)
+        with pytest.raises(MedsegWarning) as raised:
+            check_made_by(prediction, same, phantom_package, "--model phantom")
+    assert str(raised.value) == (f"{prediction} was made by other weights of model phantom (sha256 abababababab…, "
+                                 f"--model has {phantom_package.sha256[:12]}…); not scored (MedsegWarning "
+                                 "filtered into an error)")
 
 
 def test_scores_take_the_sidecars_label_names(pair, caplog):
