@@ -70,20 +70,30 @@ def test_a_series_that_lost_its_last_file_is_told_by_its_stated_count(tmp_path, 
         "left out of the volume; copy the series again from its source"]
 
 
-def test_the_lost_files_warning_reaches_a_python_caller_once(tmp_path):
+def test_the_lost_files_warning_reaches_a_python_caller_once_and_the_sidecar_records_it(tmp_path):
     """Before: logged alone, where the other warnings of the series' reading (MONOCHROME1, files skipped) are
-    MedsegWarnings too: a notebook without logging configured heard nothing of the lost slices."""
+    MedsegWarnings too: a notebook without logging configured heard nothing of the lost slices. The volume's info
+    keeps it as ``lost_files_note``, which a case's card in the report shows."""
+    from medseg.report.result_records import _input_notes
+
     _, paths = make_series(tmp_path)
     paths[0].unlink()
     with pytest.warns(MedsegWarning) as caught:
-        read_dicom_series(tmp_path)
+        volume = read_dicom_series(tmp_path)
     told = [str(w.message) for w in caught if "InstanceNumber" in str(w.message)]
     assert len(told) == 1 and told[0].startswith(f"{tmp_path}: series 3 'synthetic' (CT, 5 images, UID ")
     assert "InstanceNumber 1 missing (those here run 2 to 6)" in told[0]
     assert caught[0].filename == __file__
+    assert volume.info["lost_files_note"] == (
+        "InstanceNumber 1 missing (those here run 2 to 6): files of the series may have been lost, their slices left "
+        f"out of the volume{_ALONE}; copy the series again from its source")
+    assert f"input: {volume.info['lost_files_note']}" in _input_notes({"input_info": volume.info})
     with warnings.catch_warnings():
         warnings.simplefilter("error", MedsegWarning)  # a second reading (the report's) tells nothing again
         assert read_dicom_series(tmp_path, warn_skipped=False).array.shape[2] == 5
+    whole = tmp_path / "whole"
+    make_series(whole, seed=1)
+    assert "lost_files_note" not in read_dicom_series(whole).info
 
 
 @pytest.mark.parametrize(("first", "tags"), [(1, {}), (101, {}), (3, {"ImagesInAcquisition": 6})])
@@ -131,26 +141,6 @@ def test_inspect_flags_a_series_that_lost_files(tmp_path, capsys, monkeypatch):
     rows = {line.split()[0]: line.split() for line in out.splitlines()[1:3]}
     flags = out.splitlines()[0].split().index("FLAGS") - 1  # the header's "SPACING (mm)" is two words
     assert (rows["3"][flags], rows["4"][flags]) == ("lost-files", "-")
-
-
-def test_a_python_caller_is_warned_and_the_sidecar_records_it(tmp_path):
-    """The warning reaches a Python caller as a MedsegWarning (it was a log line only, untold where no logging is
-    configured), and the volume's info keeps it as ``lost_files_note``, which a case's card in the report shows."""
-    from medseg.errors import MedsegWarning
-    from medseg.report.result_records import _input_notes
-
-    _, paths = make_series(tmp_path)
-    paths[0].unlink()
-    with pytest.warns(MedsegWarning, match=r"InstanceNumber 1 missing \(those here run 2 to 6\)") as caught:
-        volume = read_dicom_series(tmp_path)
-    assert len([w for w in caught if "InstanceNumber" in str(w.message)]) == 1
-    assert volume.info["lost_files_note"] == (
-        "InstanceNumber 1 missing (those here run 2 to 6): files of the series may have been lost, their slices left "
-        f"out of the volume{_ALONE}; copy the series again from its source")
-    assert f"input: {volume.info['lost_files_note']}" in _input_notes({"input_info": volume.info})
-    whole = tmp_path / "whole"
-    make_series(whole, seed=1)
-    assert "lost_files_note" not in read_dicom_series(whole).info
 
 
 def test_the_command_warns_once(tmp_path):
