@@ -68,19 +68,17 @@ def test_a_second_config_on_the_command_line_is_refused_before_anything_runs(coh
     assert not (tmp_path / ".snakemake" / "locks").exists() or not any((tmp_path / ".snakemake" / "locks").iterdir())
 
 
-def test_an_inference_jobs_run_time_is_planned_from_its_cases_voxels(cohort, tmp_path):
-    """Every inference job asked 10 min + 5 a case whatever its volumes: 50 hippocampus crops asked for 260 min (and
-    520, 780 on a retry), which a partition with a shorter MaxTime refused. A batch of small phantoms now asks for a
-    few minutes and one of a CT-sized volume for more; config minutes_per_case is still the user's own figure."""
+def _infer_runtimes(cohort, tmp_path):
+    """A sheet of the cohort's a, b, c and a 512x512x300 volume of 0.7x0.7x1 mm (planning reads its header alone:
+    zeros keep the file small), three cases a job; a preview of it with settings (``key=value``) that returns the
+    inference jobs' (batch, minutes), and what each preview said by its settings."""
     _, sheet = cohort
     data = sheet.parent
-    # a 512x512x300 volume of 0.7x0.7x1 mm: planning reads its header alone (zeros keep the file small)
     nib.save(nib.Nifti1Image(np.zeros((512, 512, 300), np.int16), np.diag([0.7, 0.7, 1.0, 1.0])),
              str(tmp_path / "ct.nii.gz"))
     rows = [("a", str(data / "a.nii.gz"), ""), ("b", str(data / "b.nii.gz"), ""), ("c", str(data / "c.nii.gz"), ""),
             ("ct", str(tmp_path / "ct.nii.gz"), "")]
     own = write_sheet(tmp_path, rows)
-
     said = {}
 
     def infer_runtimes(*settings):
@@ -92,30 +90,36 @@ def test_an_inference_jobs_run_time_is_planned_from_its_cases_voxels(cohort, tmp
                           re.MULTILINE | re.DOTALL)
         return sorted((batch, int(minutes)) for batch, minutes in jobs)
 
+    return infer_runtimes, said
+
+
+def test_an_inference_jobs_run_time_is_planned_from_its_cases_voxels(cohort, tmp_path):
+    """Every inference job asked 10 min + 5 a case whatever its volumes: 50 hippocampus crops asked for 260 min (and
+    520, 780 on a retry), which a partition with a shorter MaxTime refused. A batch of small phantoms now asks for a
+    few minutes and one of a CT-sized volume for more; config minutes_per_case is still the user's own figure."""
+    infer_runtimes, said = _infer_runtimes(cohort, tmp_path)
     # 5 min + 3 x (3 s + 15 s x 0.037 M voxels); 5 min + 3 s + 15 s x 78.6 M voxels
     assert infer_runtimes() == [("batch001", 6), ("batch002", 25)]
     assert infer_runtimes("minutes_per_case=0.5") == [("batch001", 11), ("batch002", 10)]
-    assert infer_runtimes("minutes_per_case=null") == [("batch001", 6), ("batch002", 25)]
-    # a figure other than the old default's 5, or null, is not warned about (the next test's warning)
+    # a figure other than the old default's 5 is not warned about (the next test's warning)
     assert not [settings for settings, text in said.items() if "the default before run times were planned" in text]
+
+
+@pytest.mark.slow(reason="two Snakemake previews; a null minutes_per_case and bf16 on the CPU planned: "
+                         "test_job_runtime.py's test_a_job_asks_for_its_start_its_cases_and_their_voxels and "
+                         "test_bf16_on_the_cpu_is_planned_as_emulated, a null setting on the command line "
+                         "test_workflow_planning.py's test_a_null_setting_can_be_given_on_the_command_line")
+def test_an_inference_jobs_run_time_is_planned_for_a_null_figure_and_for_bf16_on_the_cpu(cohort, tmp_path):
+    infer_runtimes, said = _infer_runtimes(cohort, tmp_path)
+    assert infer_runtimes("minutes_per_case=null") == [("batch001", 6), ("batch002", 25)]
     # bf16 on the CPU, emulated where the node has no AVX-512 BF16 or AMX: 17 times the voxels' seconds
     assert infer_runtimes("precision=bf16", "device=cpu") == [("batch001", 8), ("batch002", 340)]
+    assert not [settings for settings, text in said.items() if "the default before run times were planned" in text]
 
 
-def test_the_old_default_minutes_per_case_is_warned_about_once_naming_where_it_is_set(cohort, tmp_path):
-    """A config copied before the run time was planned from the voxels holds minutes_per_case: 5, its default then:
-    every inference job asked 10 min + 5 a case (60 min for 10 small cases, planned now at 6), without a word. The
-    setting is kept (it may be meant) and warned about once, naming the file or --config that sets it, what it asks
-    and what would be planned; only where the run time is used: a cluster executor (a local run enforces none) that
-    is not given the run time with --set-resources infer:runtime= instead (the jobs ask for that)."""
-    import importlib.util
-
-    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
-        pytest.skip("the SLURM executor plugin is not installed (pip install -e '.[workflow]')")
+def _planned_with_old_default(cohort, tmp_path):
+    """A preview of the cohort on its own results folder: what it said and its inference jobs' run times."""
     _, sheet = cohort
-    old = tmp_path / "old.yaml"
-    old.write_text("cases_per_job: 3\nminutes_per_case: 5\n")
-    cluster = ("--executor", "slurm", "--jobs", "4")
 
     def planned(*args, **settings):
         run = snakemake(tmp_path, "-n", *args, samples=sheet, results=tmp_path / "results", **settings)
@@ -123,27 +127,60 @@ def test_the_old_default_minutes_per_case_is_warned_about_once_naming_where_it_i
         runtimes = re.findall(r"^rule infer:.*?^\s+resources: .*?runtime=(\d+)", run.stdout, re.MULTILINE | re.DOTALL)
         return run.stdout + run.stderr, sorted(int(m) for m in runtimes)
 
-    said, runtimes = planned(*cluster, "--configfile", str(old))
+    return planned
+
+
+_CLUSTER = ("--executor", "slurm", "--jobs", "4")
+
+
+def test_the_old_default_minutes_per_case_is_warned_about_once_naming_where_it_is_set(cohort, tmp_path):
+    """A config copied before the run time was planned from the voxels holds minutes_per_case: 5, its default then:
+    every inference job asked 10 min + 5 a case (60 min for 10 small cases, planned now at 6), without a word. The
+    setting is kept (it may be meant) and warned about once, naming the file or --config that sets it, what it asks
+    and what would be planned; only where the run time is used (the next test)."""
+    import importlib.util
+
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        pytest.skip("the SLURM executor plugin is not installed (pip install -e '.[workflow]')")
+    planned = _planned_with_old_default(cohort, tmp_path)
+    old = tmp_path / "old.yaml"
+    old.write_text("cases_per_job: 3\nminutes_per_case: 5\n")
+    said, runtimes = planned(*_CLUSTER, "--configfile", str(old))
     assert runtimes == [20, 25]  # the setting is kept: 10 + 5 x 2 cases, 10 + 5 x 3
     warning = (f"{old}: minutes_per_case: 5: the default before run times were planned from the cases' voxels; its 2 "
                "inference jobs ask for 20-25 min (10 + 5 a case; twice and three times that on a retry), where "
                "planned from their voxels they would ask for 6 min: set minutes_per_case: null (or leave it out) to "
                "have the run time planned, or give a figure of your own other than 5")
     assert said.count(warning) == 1, said[-3000:]
+    # given on the command line, the warning names it
+    said, _ = planned(*_CLUSTER, minutes_per_case=5, cases_per_job=10)
+    assert ("--config minutes_per_case=5: the default before run times were planned from the cases' voxels; its "
+            "inference job asks for 35 min") in said
+
+
+@pytest.mark.slow(reason="three Snakemake previews; which executors enforce the run time is test_invocation.py's "
+                         "test_the_executors_that_hand_a_jobs_run_time_to_a_scheduler, a run time set with "
+                         "--set-resources test_cohort_settings.py's "
+                         "test_a_run_time_given_with_set_resources_is_told_from_the_rules_own, other figures "
+                         "test_the_old_default_minutes_per_case_is_named_with_what_would_be_planned")
+def test_the_old_default_minutes_per_case_is_not_warned_about_where_the_run_time_is_not_its(cohort, tmp_path):
+    """Only a cluster executor (a local run enforces none) that is not given the run time with --set-resources
+    infer:runtime= instead (the jobs ask for that) is warned about the old default; another figure is not."""
+    import importlib.util
+
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        pytest.skip("the SLURM executor plugin is not installed (pip install -e '.[workflow]')")
+    planned = _planned_with_old_default(cohort, tmp_path)
     # a local run: the run time is no job's limit; the same setting, kept, is not warned about
     said, runtimes = planned("--cores", "1", minutes_per_case=5, cases_per_job=10)
     assert runtimes == [35]
     assert "the default before run times were planned" not in said, said[-3000:]
     # on the cluster with --set-resources infer:runtime=: what every job asks for, not minutes_per_case's figure
-    said, runtimes = planned(*cluster, "--set-resources", "infer:runtime=30*attempt", minutes_per_case=5,
+    said, runtimes = planned(*_CLUSTER, "--set-resources", "infer:runtime=30*attempt", minutes_per_case=5,
                              cases_per_job=10)
     assert runtimes == [30]
     assert "the default before run times were planned" not in said, said[-3000:]
-    # given on the command line, the warning names it; another figure is not warned about
-    said, _ = planned(*cluster, minutes_per_case=5, cases_per_job=10)
-    assert ("--config minutes_per_case=5: the default before run times were planned from the cases' voxels; its "
-            "inference job asks for 35 min") in said
-    said, _ = planned(*cluster, minutes_per_case="0.5")
+    said, _ = planned(*_CLUSTER, minutes_per_case="0.5")
     assert "the default before run times were planned" not in said
 
 
