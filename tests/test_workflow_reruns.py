@@ -39,6 +39,40 @@ def _two_labelled_cases(tmp_path: Path, seed: int) -> tuple[Path, Path, Path]:
     return data, sheet, tmp_path / "results"
 
 
+def _previews_change_nothing(workdir: Path, sheet: Path, results: Path, previews: list[tuple[str, ...]],
+                             **config) -> None:
+    """Each of ``previews`` (Snakemake's options), run on a results folder some of whose jobs will run again, leaves
+    every file of it as it was and says so."""
+    kept = sorted(p.relative_to(results) for p in results.rglob("*") if p.is_file())
+    for preview in previews:
+        run = snakemake(workdir, *preview, "--cores", "2", samples=sheet, results=results, **config)
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert sorted(p.relative_to(results) for p in results.rglob("*") if p.is_file()) == kept, preview
+        assert "a preview changes nothing" in run.stderr + run.stdout, preview
+
+
+@pytest.mark.slow(reason="three Snakemake runs; which command lines are previews, these among them, is "
+                         "test_invocation.py's test_previewing and test_a_preview_set_in_a_profile_is_one, and a "
+                         "preview's leaving the folder as it was test_reruns_follow_replaced_inputs_removed_results_"
+                         "and_dropped_references' (-n)")
+def test_other_previews_change_nothing_either(tmp_path):
+    """An unlock, a summary and a dry run a profile asks for (dry-run: true in its config.yaml) are previews too:
+    before, they removed the record of a batch to run again and the report."""
+    data, sheet, results = _two_labelled_cases(tmp_path, seed=61)
+    made_beforehand(sheet, results)
+    run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, cases_per_job=2)
+    assert run.returncode == 0, run.stderr[-3000:]
+    import shutil
+
+    shutil.rmtree(results / "cases" / "b")  # its batch runs again
+    dry_profile = tmp_path / "dry_profile"
+    dry_profile.mkdir()
+    (dry_profile / "config.yaml").write_text("dry-run: true\n")
+    _previews_change_nothing(tmp_path, sheet, results, [("--unlock",), ("--summary",), ("--profile", str(dry_profile))],
+                             cases_per_job=2)
+    assert (results / "jobs" / "batch001.infer.json").is_file() and (results / "report.html").is_file()
+
+
 def test_reruns_follow_replaced_inputs_removed_results_and_dropped_references(tmp_path):
     """One batch of three cases: a's image replaced and b's results removed are both made again by one run, which
     keeps c (each had a run of its own, importing torch and MONAI once more). The cases are segmented beforehand, in
@@ -74,18 +108,9 @@ def test_reruns_follow_replaced_inputs_removed_results_and_dropped_references(tm
     import shutil
 
     shutil.rmtree(results / "cases" / "b")
-    # previews change nothing: before, a dry run or an unlock already removed the batch's record and the report
-    kept = sorted(p.relative_to(results) for p in results.rglob("*") if p.is_file())
-    # a dry run a profile asks for (dry-run: true in its config.yaml) is one too: it removed the records and report.
-    # (The command lines that are previews, -np and --dry-r among them, are test_invocation's test_previewing.)
-    dry_profile = tmp_path / "dry_profile"
-    dry_profile.mkdir()
-    (dry_profile / "config.yaml").write_text("dry-run: true\n")
-    for preview in (("-n",), ("--unlock",), ("--summary",), ("--profile", str(dry_profile))):
-        run = snakemake(tmp_path, *preview, "--cores", "2", samples=sheet, results=results, cases_per_job=3)
-        assert run.returncode == 0, run.stderr[-3000:]
-        assert sorted(p.relative_to(results) for p in results.rglob("*") if p.is_file()) == kept, preview
-        assert "a preview changes nothing" in run.stderr + run.stdout, preview
+    # a preview changes nothing: before, a dry run already removed the batch's record and the report (the other
+    # previews, an unlock among them: test_other_previews_change_nothing_either, slow)
+    _previews_change_nothing(tmp_path, sheet, results, [("-n",)], cases_per_job=3)
     rerun()
     third = run_ids()
     assert third["a"] != first["a"] and third["b"] != first["b"] and third["c"] == first["c"]
@@ -99,21 +124,17 @@ def test_reruns_follow_replaced_inputs_removed_results_and_dropped_references(tm
     (results / "cases" / "a" / "a_metrics.json").unlink()
     rerun()
     assert (results / "cases" / "a" / "a_metrics.json").is_file() and run_ids() == third
-    # references taken out of the sheet: their scores go, and the report says so
-    write_sheet(data, [("a", "a.nii.gz", ""), ("b", "b.nii.gz", ""), ("c", "c.nii.gz", "")])
-    rerun()
-    assert not list(results.glob("cases/*/*_metrics.json"))
-    with open(results / "cohort.tsv", newline="") as handle:
-        assert {row["case_id"]: row["status"] for row in csv.DictReader(handle, delimiter="\t")} == {
-            "a": "no_reference", "b": "no_reference", "c": "no_reference"}
-    assert run_ids() == third
-    # a row taken out of the sheet: its results stay on disk, out of the report (they were listed as failed, stale,
-    # failing a run with fail_on_failed_cases any) and named once, on the console too; once the folder is removed,
-    # as the report advises, the report is rebuilt without the note (it said "Nothing to be done" and kept it)
+    # references taken out of the sheet: their scores go, and the report says so, nothing segmented again; and, in
+    # the same run, a row taken out of the sheet: its results stay on disk, out of the report (they were listed as
+    # failed, stale, failing a run with fail_on_failed_cases any) and named once, on the console too; once the
+    # folder is removed, as the report advises, the report is rebuilt without the note (it said "Nothing to be done"
+    # and kept it)
     write_sheet(data, [("a", "a.nii.gz", ""), ("c", "c.nii.gz", "")])
     run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, cases_per_job=3,
                     fail_on_failed_cases="any")
     assert run.returncode == 0, run.stderr[-3000:]
+    assert not list(results.glob("cases/[ac]/*_metrics.json"))
+    assert {case: run_ids()[case] for case in "ac"} == {case: third[case] for case in "ac"}
     assert ("1 case no longer in the sample sheet has results left out of the report: cases/b/; delete the folder to "
             "tidy up" in run.stderr + run.stdout)
 
@@ -247,9 +268,23 @@ def test_a_sheet_edited_between_runs_from_another_folder_is_followed(tmp_path):
     assert sidecar["input"] == str(data / "b.nii.gz")
     metrics = json.loads((results / "cases" / "a" / "a_metrics.json").read_text())
     assert metrics["reference"] == str(data / "b_label.nii.gz")
-    # a reference taken out of the sheet, from a third folder: its scores go
+
+
+@pytest.mark.slow(reason="two Snakemake runs; that a reference taken out of the sheet voids the case's scores "
+                         "whatever folder the run starts from (medseg's own records, not Snakemake's) is "
+                         "test_cohort_run_stale.py's test_a_kept_case_is_not_planned_again_but_its_scores_follow_the_"
+                         "sheet, and a run from another folder following an edited sheet "
+                         "test_a_sheet_edited_between_runs_from_another_folder_is_followed")
+def test_a_reference_taken_out_of_the_sheet_between_runs_from_another_folder_is_followed(tmp_path):
+    """A reference taken out of the sheet, and the next run started from another folder: its scores go."""
+    data, sheet, results = _two_labelled_cases(tmp_path, seed=31)
+    (tmp_path / "first").mkdir()
     (tmp_path / "third").mkdir()
-    write_sheet(data, [("a", "b.nii.gz", ""), ("b", "b.nii.gz", "b_label.nii.gz")])
+    made_beforehand(sheet, results)
+    run = snakemake(tmp_path / "first", "--cores", "2", samples=sheet, results=results, cases_per_job=2)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (results / "cases" / "a" / "a_metrics.json").exists()
+    write_sheet(data, [("a", "a.nii.gz", ""), ("b", "b.nii.gz", "b_label.nii.gz")])
     run = snakemake(tmp_path / "third", "--cores", "2", samples=sheet, results=results, cases_per_job=2)
     assert run.returncode == 0, run.stderr[-3000:]
     assert not (results / "cases" / "a" / "a_metrics.json").exists()
@@ -318,14 +353,14 @@ def test_inputs_and_records_dated_ahead_of_the_clock_do_not_fail_the_run(tmp_pat
     assert record.stat().st_mtime == ahead
 
 
-def test_a_forced_run_makes_the_cases_again(tmp_path):
-    """-F ran every job, and every job kept every case ("kept from an earlier run"): nothing was made again, though
-    forcing is how a user asks for that (after a medseg upgrade, say). Now -F remakes every case, --forcerun
-    evaluate rescoring only, and a plain run afterwards has nothing to do. (The cases that are there before are made
-    in this process, as the workflow's jobs make them: a run of their own imported torch and MONAI twice more.)"""
+def _made_by_an_earlier_run(tmp_path: Path, seed: int):
+    """Cases a and b (``_two_labelled_cases``), one batch, segmented and scored in this process with their job
+    records, as by an earlier run (its report made by the next: a run of their own imported torch and MONAI twice
+    more); a runner of the workflow on them (``cases_per_job=2``) that returns its output and a reader of the cases'
+    run ids at a stage; and the folders."""
     from medseg.cohort import InferOptions, evaluate_cases, infer_cases, read_samples, write_job_record
 
-    data, sheet, results = _two_labelled_cases(tmp_path, seed=51)
+    data, sheet, results = _two_labelled_cases(tmp_path, seed=seed)
 
     def run(*args: str, **config) -> str:
         done = snakemake(tmp_path, "--cores", "2", *args, samples=sheet, results=results, cases_per_job=2, **config)
@@ -335,9 +370,18 @@ def test_a_forced_run_makes_the_cases_again(tmp_path):
     def run_ids(stage: str, cases: str = "ab") -> list[str]:
         return [json.loads((results / "status" / f"{case}.{stage}.json").read_text())["run_id"] for case in cases]
 
-    samples = read_samples(sheet)  # one batch of a and b, made as by an earlier run (its report made by the next)
+    samples = read_samples(sheet)
     write_job_record(results / "jobs" / "batch001.infer.json", infer_cases(samples, results, InferOptions(MODEL)))
     write_job_record(results / "jobs" / "batch001.evaluate.json", evaluate_cases(samples, results))
+    return data, sheet, results, run, run_ids
+
+
+def test_a_forced_run_makes_the_cases_again(tmp_path):
+    """-F ran every job, and every job kept every case ("kept from an earlier run"): nothing was made again, though
+    forcing is how a user asks for that (after a medseg upgrade, say). Now -F remakes every case, --forcerun
+    evaluate rescoring only, and a plain run afterwards has nothing to do. (The cases that are there before are made
+    in this process, as the workflow's jobs make them.)"""
+    data, sheet, results, run, run_ids = _made_by_an_earlier_run(tmp_path, seed=51)
     made, scored = run_ids("infer"), run_ids("evaluate")
     # a forced run stopped before it finished (its token kept), then the command without -F: told, and kept
     from medseg.cohort import redo_values
@@ -359,8 +403,20 @@ def test_a_forced_run_makes_the_cases_again(tmp_path):
     assert "forced (evaluate): every case is scored again" in run("--forcerun", "evaluate")
     assert run_ids("infer") == made
     assert all(old != new for old, new in zip(scored, run_ids("evaluate")))
-    # one job forced by its record: only its batch's cases are made again, though another job runs beside it (a
-    # new batch size reruns every inference job, which keeps its cases)
+
+
+@pytest.mark.slow(reason="two Snakemake runs, one segmenting again; which batches --forcerun of a job record forces "
+                         "and that their cases alone are made again: test_invocation.py's test_forced_jobs and "
+                         "test_a_forced_runs_token_is_kept_until_it_succeeds_and_tells_only_its_batches, "
+                         "test_forced_runs.py's test_a_forced_run_makes_every_case_again_once")
+def test_a_job_forced_by_its_record_makes_only_its_batchs_cases_again(tmp_path):
+    """One job forced by its record: only its batch's cases are made again, though another job runs beside it (a
+    new batch size reruns every inference job, which keeps its cases)."""
+    from medseg.cohort import InferOptions, infer_cases, read_samples
+
+    data, sheet, results, run, run_ids = _made_by_an_earlier_run(tmp_path, seed=51)
+    for record in (results / "jobs").glob("batch001.*.json"):  # its jobs run, keeping the cases: Snakemake then
+        record.unlink()  # holds their settings, and reruns the inference job for a new batch size
     write_sheet(data, [("a", "a.nii.gz", "a_label.nii.gz"), ("b", "b.nii.gz", "b_label.nii.gz"),
                        ("c", "b.nii.gz", "")])
     infer_cases(read_samples(sheet)[2:], results, InferOptions(MODEL))  # c made as before; its job keeps it
