@@ -38,6 +38,7 @@ BAD_SETTINGS = [
     ({"dice_threshold": "nan"}, "config dice_threshold: nan is not a finite number"),
     ({"minutes_per_case": "inf"}, "config minutes_per_case: inf is not a finite number"),
     ({"ct_window": "liver"}, "config ct_window: 'liver' is not one of soft-tissue, bone, lung, brain, null"),
+    ({"fail_on_failed_cases": "some"}, "config fail_on_failed_cases: 'some' is not one of all, any, never"),
 ]
 
 

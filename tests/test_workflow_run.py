@@ -544,8 +544,8 @@ def test_a_run_whose_every_case_failed_exits_with_an_error_and_keeps_its_report(
     lenient = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, fail_on_failed_cases="never")
     assert lenient.returncode == 0, lenient.stderr[-3000:]
     assert json.loads((results / "jobs" / "cohort.check.json").read_text())["failed"] == 2
-    bad = snakemake(tmp_path, "-n", samples=sheet, results=results, fail_on_failed_cases="some")
-    assert bad.returncode == 1 and "fail_on_failed_cases" in bad.stderr + bad.stdout
+    # a value of fail_on_failed_cases other than all, any or never is refused: test_workflow_planning.py's
+    # test_bad_settings_are_refused_by_the_check_planning_runs_first
 
 
 def test_the_slurm_profile_runs_the_cohort_through_the_executor(finished, tmp_path, monkeypatch):
