@@ -198,7 +198,15 @@ def test_a_profiles_config_dropped_by_the_command_lines_is_warned_about_while_pl
             "profile's config: whole (Snakemake keeps one); give them among the command line's --config settings "
             "too") in planned.stdout + planned.stderr
     assert len(re.findall(r"^rule infer:", planned.stdout, re.MULTILINE)) == 1  # cases_per_job 10: one batch
-    # set again on the command line, nothing is dropped
+
+
+@pytest.mark.slow(reason="a Snakemake preview; a command line that sets the profile's config again dropping nothing "
+                         "is test_invocation.py's test_a_profiles_config_that_the_command_lines_drops_is_told")
+def test_a_profiles_config_set_again_on_the_command_line_is_not_warned_about(cohort, tmp_path):
+    _, sheet = cohort
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    (profile / "config.yaml").write_text("config:\n  device: cpu\n  cases_per_job: 2\n")
     again = snakemake(tmp_path, "-n", "--cores", "1", "--profile", str(profile), samples=sheet,
                       results=tmp_path / "results", device="cpu", cases_per_job=2)
     assert again.returncode == 0 and "profile config" not in again.stdout + again.stderr, again.stderr[-3000:]
