@@ -353,13 +353,19 @@ def find_sidecars(folder: Path | str) -> list[Path]:
 
 
 def read_sidecar(path: Path | str) -> dict:
-    """The sidecar at ``path``; one that is not a file, not JSON or not a segmentation sidecar (a metrics record
-    given in its place) is an :class:`~medseg.errors.InputError` naming the file."""
+    """The sidecar at ``path``; one that is not there (said so, not that it cannot be read), not a file, not JSON or
+    not a segmentation sidecar (a metrics record given in its place) is an :class:`~medseg.errors.InputError` naming
+    the file."""
     from medseg.jsonfile import RESULT_BYTES, read_json_object
 
     path = Path(path)
     try:
         record = read_json_object(path, RESULT_BYTES, "a segmentation sidecar")
+    except FileNotFoundError:  # a mistyped path is no sidecar that cannot be read: said not to exist
+        from medseg.io.files import not_there
+
+        expected = "no such file or folder (give a sidecar, the _seg.json medseg infer wrote, or a folder of them)"
+        raise InputError(f"{path}: {not_there(path, expected)}") from None
     except OSError as error:
         raise InputError(f"{path}: cannot read the sidecar ({error.strerror or error})") from None
     schema = record.get("schema")

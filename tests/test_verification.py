@@ -218,11 +218,13 @@ def test_a_bad_sidecar_in_a_batch_fails_alone_while_the_others_are_checked(segme
                                                                     "versions ok"]
     assert err.splitlines() == [
         f"medseg: error: {broken}: not valid JSON at line 1, column 2: a key in double quotes was expected",
-        f"medseg: error: {missing}: cannot read the sidecar (No such file or directory)",
+        f"medseg: error: {missing}: no such file or folder (give a sidecar, the _seg.json medseg infer wrote, "
+        "or a folder of them)",
         f"medseg: 2 of 3 sidecars could not be checked: {broken} (not read); {missing} (not read)"]
     code, out, err = run(["verify", str(missing)], capsys)  # alone: its error line is the whole answer
     assert (code, out) == (1, "")
-    assert err == f"medseg: error: {missing}: cannot read the sidecar (No such file or directory)\n"
+    assert err == (f"medseg: error: {missing}: no such file or folder (give a sidecar, the _seg.json medseg infer "
+                   "wrote, or a folder of them)\n")
 
 
 def test_a_gpu_sidecar_verifies_on_a_machine_without_that_gpu(segmented, capsys):
@@ -1113,7 +1115,8 @@ def test_a_change_found_exits_3_and_a_sidecar_not_checked_exits_1(segmented, cas
     missing = tmp_path / "gone_seg.json"
     code, _, err = run(["verify", str(sidecar), str(missing)], capsys)
     assert code == 3 and err.splitlines() == [
-        f"medseg: error: {missing}: cannot read the sidecar (No such file or directory)",
+        f"medseg: error: {missing}: no such file or folder (give a sidecar, the _seg.json medseg infer wrote, "
+        "or a folder of them)",
         f"medseg: 1 of 2 sidecars does not match: {sidecar} (segmentation)",
         f"medseg: 1 of 2 sidecars could not be checked: {missing} (not read)"], err
 
@@ -1282,3 +1285,19 @@ def test_a_series_file_that_cannot_be_read_is_named_and_the_check_could_not_be_m
     assert line.startswith(f"{sidecar}: input FAILED: {tmp_path / 'study'}") and \
         f"1 not readable ({unreadable.name})" in line, line
     assert code == 1 and err == f"medseg: the sidecar could not be checked: {sidecar} (input)\n", err
+
+
+def test_a_path_that_is_not_there_is_said_not_to_exist(tmp_path, capsys, monkeypatch):
+    """`medseg verify some-folder-that-does-not-exist` said "cannot read the sidecar (No such file or directory)": a
+    mistyped path is no sidecar. It is said not to exist, with what verify expects there; exit 1."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(["verify", "some-folder-that-does-not-exist"], capsys)
+    assert (code, out) == (1, "")
+    assert err == ("medseg: error: some-folder-that-does-not-exist: no such file or folder (give a sidecar, the "
+                   "_seg.json medseg infer wrote, or a folder of them)\n")
+    (tmp_path / "link_seg.json").symlink_to(tmp_path / "moved_seg.json")  # a link whose target moved: said so
+    code, _, err = run(["verify", "link_seg.json"], capsys)
+    assert code == 1 and err == (f"medseg: error: link_seg.json: a link to {tmp_path / 'moved_seg.json'} that leads "
+                                 "nowhere (its target moved or deleted, or a loop of links)\n")
+    with pytest.raises(InputError, match="no such file or folder"):
+        verify_sidecar(tmp_path / "gone_seg.json")
