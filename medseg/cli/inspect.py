@@ -100,7 +100,9 @@ def inspect(folder, as_json, series):
     chosen = report["chosen"]
     if chosen["key"] is not None:
         click.echo(_closing(escaped_line(f"would use: series {chosen['key']} ({chosen['reason']})"), width))
-    else:
+    elif failed:  # its reason is the error line on stderr: told once (on both, a terminal showed the long line twice)
+        click.echo("would use: none")
+    else:  # none chosen, and no failure (several usable series: a choice to make): the reason is the answer
         click.echo(_closing(escaped_line(f"would use: none: {chosen['reason']}"), width))
     _tell_failure(folder, report, failed)
     return failed
@@ -148,8 +150,8 @@ def _closing(line: str, width: int | None, indent: int = 2) -> str:
 
 
 def _tell_failure(folder, report: dict, failed: int) -> None:
-    """Exit 1 with its reason on stderr too, in the one-line form of every other error (a script that keeps only
-    stderr saw a bare exit 1; the listing stays on stdout)."""
+    """Exit 1 with its reason on stderr, in the one-line form of every other error (a script that keeps only stderr
+    saw a bare exit 1), and there alone: the listing on stdout closes with ``would use: none``."""
     if failed:
         from medseg.cli.options import error_line
 
