@@ -9,6 +9,7 @@ import shutil
 
 import nibabel as nib
 import numpy as np
+import pytest
 from report_cases import (
     phantom,
     read_tsv,
@@ -276,3 +277,36 @@ def test_a_sheet_case_whose_folder_this_user_may_list_but_not_enter_says_so_on_i
     rows = {row["case_id"]: row for row in read_tsv(results / "cohort.tsv")}
     assert (rows["locked"]["status"], rows["locked"]["failed_stage"], rows["locked"]["error"]) == (
         "failed", "report", "cases/locked: cannot read (permission denied); give this user read access to it")
+
+
+def test_a_segmentation_deleted_beside_its_sidecar_and_metrics_is_a_failed_case(tmp_path):
+    """A case whose segmentation was deleted (its sidecar and metrics left) was listed as scored, or without a
+    reference as `no_reference`, with a `geometry` flag, not failed: `cohort check --fail-on any` let it through,
+    while a segmentation cut short failed (stale). It fails at stage `report`, its error naming the missing file;
+    its scores (of a file that is gone) are in no figure."""
+    from medseg.cohort.check import check_failures
+    from medseg.errors import CohortFailedError
+
+    for seed, case_id in enumerate(("kept", "scored", "unscored")):
+        write_case(tmp_path, case_id, seed, "exact", reference=case_id != "unscored")
+    for case_id in ("scored", "unscored"):
+        (tmp_path / "cases" / case_id / f"{case_id}_seg.nii.gz").unlink()
+    outputs = build_report(tmp_path, tmp_path / "report.html", max_overlays=0)
+    rows = {row["case_id"]: row for row in read_tsv(outputs.table)}
+    assert rows["kept"]["status"] == "scored"
+    for case_id in ("scored", "unscored"):
+        row = rows[case_id]
+        assert (row["status"], row["flags"], row["failed_stage"], row["error_type"], row["min_dice"]) == (
+            "failed", "failed", "report", "MissingResult", "")
+        assert row["error"] == (f"cases/{case_id}/{case_id}_seg.nii.gz: no such file: the segmentation its sidecar "
+                                f"{case_id}_seg.json describes was deleted or moved; segment the case again (a "
+                                "cohort's next run redoes it; outside a cohort: medseg infer --overwrite)")
+    summary = json.loads(outputs.summary.read_text())
+    assert summary["cases"]["total"] == 3 and summary["cases"]["failed"] == 2 and summary["cases"]["scored"] == 1
+    assert summary["cases"]["no_reference"] == 0 and summary["labels"]["1"]["dice"]["n"] == 1
+    page = outputs.html.read_text()
+    assert "cases/scored/scored_seg.nii.gz: no such file: the segmentation its sidecar" in page
+    assert "segmentation file not found" not in page
+    assert check_failures(outputs.summary, "all")["failed"] == 2
+    with pytest.raises(CohortFailedError, match=r": 2 of 3 cases failed \(fail_on_failed_cases: any\)"):
+        check_failures(outputs.summary, "any")

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from medseg.io.files import os_reason
 from medseg.report.case_result import CaseResult
 from medseg.report.result_records import _GIVE_READ_ACCESS, _number, _shown
@@ -105,6 +107,9 @@ def _check_segmentation(case: CaseResult) -> None:
         return  # a case that failed only at scoring shows its segmentation's volumes: that file must be the sidecar's
     described, made = case.sidecar.get("segmentation"), case.sidecar.get("segmentation_sha256")
     path = case.segmentation_path()  # the file the report reads: in the case's folder, or where the metrics say
+    if path is None and case.failure is None:
+        _missing_segmentation(case)
+        return
     metrics = case.metrics or {}
     scored, read = metrics.get("prediction"), metrics.get("prediction_sha256")
     metrics_name = case.paths["metrics"].name if "metrics" in case.paths else None
@@ -150,6 +155,31 @@ def _check_segmentation(case: CaseResult) -> None:
                     "input": case.sidecar.get("input"), "reference": reference,
                     "error": f"{why}; {again}",
                     "error_type": "StaleResult"}
+    case.metrics = None
+
+
+def _missing_segmentation(case: CaseResult) -> None:
+    """A case whose sidecar is there but whose segmentation is not (deleted or moved; a link leading nowhere) fails
+    at stage ``report``, its error naming the file: it was listed as scored, or without a reference, with a
+    ``geometry`` flag, so a cohort's check let it through where a segmentation cut short failed. Its metrics score a
+    file that is gone: in no figure."""
+    from medseg.io.files import not_there, plain_name
+
+    described = case.sidecar.get("segmentation") if case.sidecar else None
+    if isinstance(described, str) and plain_name(Path(described).name):
+        folder = case.paths["sidecar"].parent if "sidecar" in case.paths else case.folder
+        expected = folder / Path(described).name
+    else:  # a sidecar that names none: the name medseg gives it
+        expected = case.folder / f"{case.case_id}_seg.nii.gz"
+    sidecar = case.paths["sidecar"].name if "sidecar" in case.paths else "sidecar"
+    if case.metrics is not None:
+        case.notes.append(f"ignored {case.paths['metrics'].name}: the segmentation it scores is missing")
+    case.failure = {"schema": "medseg-failure/1", "case_id": case.case_id, "stage": "report",
+                    "input": case.sidecar.get("input"), "reference": (case.metrics or {}).get("reference"),
+                    "error": f"{_shown(expected, case.results_dir)}: {not_there(expected, 'no such file')}: the "
+                             f"segmentation its sidecar {sidecar} describes was deleted or moved; segment the case "
+                             "again (a cohort's next run redoes it; outside a cohort: medseg infer --overwrite)",
+                    "error_type": "MissingResult"}
     case.metrics = None
 
 
