@@ -147,7 +147,7 @@ def test_the_sample_sheet_lists_cases_without_results_or_scores(tmp_path):
     summary = json.loads(outputs.summary.read_text())
     assert summary["left_out"] == ["cases/removed/"]
     assert summary["cases"]["total"] == 6 and summary["cases"]["failed"] == 5
-    said = ("1 case no longer in the sample sheet has results left out of the report: cases/removed/; delete the "
+    said = ("1 case not in the sample sheet has results left out of the report: cases/removed/; delete the "
             "folder to tidy up.")
     assert said in outputs.html.read_text()
     assert "a file is in the place of this case's results folder" in rows["blocked"]["error"]
@@ -540,3 +540,46 @@ def test_a_posix_case_named_with_a_backslash_finds_its_segmentation_by_its_own_n
         (folder / name).write_text(json.dumps(record))
     (case,) = collect_results(tmp_path / "results")
     assert case.case_id == case_id and case.segmentation_path() == folder / f"{case_id}_seg.nii.gz"
+
+
+def test_results_of_cases_not_in_the_sheet_are_not_said_to_be_no_longer_in_it(tmp_path):
+    """The report cannot know whether a case was ever in the sheet: results of a case that is not were said to be
+    "no longer in the sample sheet", though it never was."""
+    write_case(tmp_path, "a1", 0, "exact")
+    write_case(tmp_path, "other", 1, "exact")
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text("case_id\timage\treference\na1\tinputs/0_image.nii.gz\tinputs/0_label.nii.gz\n")
+    outputs = build_report(tmp_path, tmp_path / "r.html", sheet=sheet, max_overlays=0)
+    said = ("1 case not in the sample sheet has results left out of the report: cases/other/; delete the folder to "
+            "tidy up.")
+    page = outputs.html.read_text()
+    assert said in page and "no longer" not in page
+    assert json.loads(outputs.summary.read_text())["left_out_cases"] == ["other"]
+
+
+def test_a_sheet_none_of_whose_cases_has_results_in_a_folder_of_other_cases_is_an_error(tmp_path, capsys):
+    """`medseg report RESULTS --sheet S` with a sheet of other case ids (another cohort's, or ids renamed) exited 0
+    with every case failed (not run) and every result "no longer in the sample sheet": a wrong sheet, not a cohort of
+    failed cases. It is an error naming the sheet and the first ids on each side; nothing is written."""
+    from conftest import run_cli
+
+    for seed in range(5):
+        write_failure(tmp_path, f"case{seed:02d}")  # records of a cohort, cheap to write
+    sheet = tmp_path / "other.tsv"
+    sheet.write_text("case_id\timage\n" + "".join(f"hip{n:03d}\tinputs/{n}.nii.gz\n" for n in range(5)))
+    code, out, err = run_cli(["report", str(tmp_path), "--sheet", str(sheet)], capsys)
+    assert (code, out) == (1, "")
+    assert err == (f"medseg: error: {sheet}: none of its 5 cases (hip000, hip001, hip002, … and 2 more (5)) has "
+                   f"results in {tmp_path}, which holds the results of 5 other cases (case00, case01, case02, … and 2 "
+                   "more (5)): is it the sample sheet of these results? Give the one they were made with (--sheet), "
+                   "or none to report every case found\n")
+    assert not (tmp_path / "report.html").exists() and not (tmp_path / "summary.json").exists()
+    # a sheet of which one case has results: the others are failed (not run), those not in it left out, as before
+    sheet.write_text("case_id\timage\ncase00\tinputs/0.nii.gz\nnew01\tinputs/1.nii.gz\n")
+    outputs = build_report(tmp_path, tmp_path / "r.html", sheet=sheet, max_overlays=0)
+    assert {row["case_id"]: row["failed_stage"] for row in read_tsv(outputs.table)} == {"case00": "infer",
+                                                                                        "new01": "not_run"}
+    # an empty results folder against a sheet: every case not run, no error (a cohort not run yet)
+    (tmp_path / "empty").mkdir()
+    outputs = build_report(tmp_path / "empty", tmp_path / "empty" / "r.html", sheet=sheet, max_overlays=0)
+    assert [row["failed_stage"] for row in read_tsv(outputs.table)] == ["not_run", "not_run"]

@@ -479,22 +479,22 @@ def test_results_left_out_of_a_folder_the_sheets_cases_share_are_named_by_their_
     assert (built.cases, built.failed) == (1, 0)
     assert summary["left_out"] == built.left_out == ["cases/gone/", "extra/old1_*", "extra/old2_*"]
     assert summary["left_out_cases"] == built.left_out_cases == ["gone1", "gone2", "old1", "old2"]
-    assert ("4 cases no longer in the sample sheet have results left out of the report: cases/gone/, extra/old1_*, "
+    assert ("4 cases not in the sample sheet have results left out of the report: cases/gone/, extra/old1_*, "
             "extra/old2_*; delete them to tidy up.") in (tmp_path / "r.html").read_text()
     # and counted among the totals at the top
     assert '<div class="tile"><b>4</b>left out (not in the sheet)</div>' in (tmp_path / "r.html").read_text()
 
 
 @pytest.mark.parametrize("folders, cases, said", [
-    (["cases/c03/"], 1, "1 case no longer in the sample sheet has results left out of the report: cases/c03/; "
+    (["cases/c03/"], 1, "1 case not in the sample sheet has results left out of the report: cases/c03/; "
                         "delete the folder to tidy up"),
-    (["cases/gone/"], 2, "2 cases no longer in the sample sheet have results left out of the report: cases/gone/; "
+    (["cases/gone/"], 2, "2 cases not in the sample sheet have results left out of the report: cases/gone/; "
                          "delete the folder to tidy up"),
-    (["cases/c03/", "cases/c04/"], 2, "2 cases no longer in the sample sheet have results left out of the report: "
+    (["cases/c03/", "cases/c04/"], 2, "2 cases not in the sample sheet have results left out of the report: "
                                       "cases/c03/, cases/c04/; delete the folders to tidy up"),
-    (["extra/c03_*"], 1, "1 case no longer in the sample sheet has results left out of the report: extra/c03_*; "
+    (["extra/c03_*"], 1, "1 case not in the sample sheet has results left out of the report: extra/c03_*; "
                          "delete them to tidy up"),
-    (["cases/gone/", "extra/c03_*"], 3, "3 cases no longer in the sample sheet have results left out of the report: "
+    (["cases/gone/", "extra/c03_*"], 3, "3 cases not in the sample sheet have results left out of the report: "
                                         "cases/gone/, extra/c03_*; delete them to tidy up"),
 ])
 def test_the_left_out_sentence_counts_cases_not_names(folders, cases, said):

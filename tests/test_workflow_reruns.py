@@ -135,7 +135,7 @@ def test_reruns_follow_replaced_inputs_removed_results_and_dropped_references(tm
     assert run.returncode == 0, run.stderr[-3000:]
     assert not list(results.glob("cases/[ac]/*_metrics.json"))
     assert {case: run_ids()[case] for case in "ac"} == {case: third[case] for case in "ac"}
-    assert ("1 case no longer in the sample sheet has results left out of the report: cases/b/; delete the folder to "
+    assert ("1 case not in the sample sheet has results left out of the report: cases/b/; delete the folder to "
             "tidy up" in run.stderr + run.stdout)
 
     def statuses() -> dict[str, str]:
@@ -157,6 +157,7 @@ def test_reruns_follow_replaced_inputs_removed_results_and_dropped_references(tm
     assert json.loads((results / "summary.json").read_text())["left_out"] == []
     run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, cases_per_job=3)
     assert "no longer in the sample sheet" not in run.stderr + run.stdout
+    assert "not in the sample sheet" not in run.stderr + run.stdout
     assert "Nothing to be done" in run.stderr + run.stdout
 
 

@@ -95,7 +95,7 @@ def report(results_dir, output, output_dir, dice_threshold, outlier_z, max_overl
         if len(failures) > shown:
             more = len(failures) - shown
             click.echo(f"… and {more} more failed case{'' if more == 1 else 's'}: see the report")
-        if outputs.left_out:  # results of rows taken out of the sheet: on disk, not in the report
+        if outputs.left_out:  # results of cases not in the sheet: on disk, not in the report
             from medseg.report.expected_cases import left_out_text
 
             click.echo(escaped_line(left_out_text(outputs.left_out, len(outputs.left_out_cases))))

@@ -52,7 +52,7 @@ class ReportOutputs:
     failures: list[tuple[str, str]] = field(default_factory=list)  # (case id, its one-line error), in case order
     training_images: int = 0  # cases whose input is one of the model's training images
     training_scored: int = 0  # those of them with scores
-    left_out: list[str] = field(default_factory=list)  # folders of cases no longer in the sheet, not reported
+    left_out: list[str] = field(default_factory=list)  # folders of cases not in the sheet, not reported
     left_out_cases: list[str] = field(default_factory=list)  # those cases' ids
     failed_jobs: list = field(default_factory=list)  # the workflow's jobs that failed as a whole (FailedJob)
 
@@ -125,8 +125,10 @@ def _build_report(results_dir: Path | str, output: Path | str, dice_threshold: f
         samples = read_samples(sheet)
     cases = collect_results(results_dir, allow_empty=samples is not None)
     left_out: list[CaseResult] = []
-    if samples is not None:  # the results of rows taken out of the sheet: named, not reported
+    if samples is not None:  # the results of cases not in the sheet: named, not reported
         cases, left_out = cases_of_the_sheet(cases, samples)
+        if not cases and left_out:  # a whole run that is not the sheet's: a wrong sheet, not every case failed
+            _refuse_other_cases(sheet, samples, left_out, results_dir)
         cases = add_expected_cases(cases, samples, results_dir)
     check_sources(cases)  # an input or reference replaced since, in any results folder
     log.info("%s: %s", results_dir, counted(len(cases), "case"))
@@ -198,6 +200,21 @@ def _build_report(results_dir: Path | str, output: Path | str, dice_threshold: f
                          summary["left_out"], summary["left_out_cases"], jobs)
 
 
+def _refuse_other_cases(sheet: Path | str, samples, found: list[CaseResult], results_dir: Path) -> None:
+    """Refuse a sample sheet none of whose cases has results in a results folder that holds those of ``found``, other
+    cases: another cohort's sheet, or its ids renamed. Against it, every case of the sheet read as failed (not run),
+    every result of the folder as left out, and the report exited 0."""
+    from medseg.cohort.samples import some_names
+
+    expected = [sample.case_id for sample in samples]
+    held = sorted({case.case_id for case in found})
+    raise InputError(
+        f"{sheet}: none of its {counted(len(expected), 'case')} ({some_names(expected, 3)}) has results in "
+        f"{results_dir}, which holds the results of {counted(len(held), 'other case')} ({some_names(held, 3)}): is "
+        f"it the sample sheet of these results? Give the one they were made with ({setting('sheet', ANY)}), or none "
+        "to report every case found")
+
+
 def _folder_name(case: CaseResult, results_dir: Path) -> str:
     """A case's folder as the report names it: under the results folder, ``cases/<id>/``."""
     folder = absolute_path(case.folder)
@@ -205,7 +222,7 @@ def _folder_name(case: CaseResult, results_dir: Path) -> str:
 
 
 def _left_out_names(left_out: list[CaseResult], kept: list[CaseResult], results_dir: Path) -> list[str]:
-    """The results of cases no longer in the sheet as the report names them, each once: a folder that holds no
+    """The results of cases not in the sheet as the report names them, each once: a folder that holds no
     results of the sheet's cases (``cases/c03/``, to delete), else the case's files in it (``extra/c03_*``: one
     ``medseg infer -o`` folder, or the results folder itself, holding the sheet's cases too, was named once per
     case and to be deleted, the sheet's own results with it)."""

@@ -98,7 +98,7 @@ def cases_of_the_sheet(cases: list[CaseResult], samples) -> tuple[list[CaseResul
 def add_expected_cases(cases: list[CaseResult], samples, results_dir: Path | str) -> list[CaseResult]:
     """``cases`` with what a sample sheet expected and the results folder lacks, as failed cases: a sheet case
     without results (stage ``not_run``), and one with a reference but no scores (stage ``not_scored``); results
-    that do not answer the sheet (made from other inputs) are ``stale``. Results of a case no longer in the sheet are
+    that do not answer the sheet (made from other inputs) are ``stale``. Results of a case not in the sheet are
     returned as they are: :func:`cases_of_the_sheet` leaves them out first."""
     from medseg.cohort.records import ResultsFolder
 
@@ -156,10 +156,11 @@ def add_expected_cases(cases: list[CaseResult], samples, results_dir: Path | str
 
 
 def left_out_text(folders: list[str], cases: int) -> str:
-    """The one sentence that names the results of the ``cases`` no longer in the sample sheet (``folders``: their
+    """The one sentence that names the results of the ``cases`` not in the sample sheet (``folders``: their
     folders under the results folder, or, in a folder the sheet's cases share, their files, ``extra/c03_*``; one
     folder may hold several such cases), which a report against the sheet leaves out. It counts the cases, not the
-    names: "1 result of a case" was said of a folder holding two."""
+    names: "1 result of a case" was said of a folder holding two. "Not in", not "no longer in": whether a case was
+    ever in the sheet, the report cannot know (its results record no sheet)."""
     from medseg.cohort.samples import some_names
     from medseg.numbers import counted
 
@@ -167,7 +168,7 @@ def left_out_text(folders: list[str], cases: int) -> str:
         what = "the folder" if len(folders) == 1 else "the folders"
     else:  # files among them: not the folder that holds them, the sheet's cases' results too
         what = "them"
-    return (f"{counted(cases, 'case')} no longer in the sample sheet {'has' if cases == 1 else 'have'} results left "
+    return (f"{counted(cases, 'case')} not in the sample sheet {'has' if cases == 1 else 'have'} results left "
             f"out of the report: {some_names(folders)}; delete {what} to tidy up")
 
 

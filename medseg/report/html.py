@@ -301,7 +301,7 @@ def _in_progress_note(summary: dict) -> str:
 
 
 def _left_out_note(summary: dict) -> str:
-    """A note naming the results of cases no longer in the sample sheet, which the report leaves out."""
+    """A note naming the results of cases not in the sample sheet, which the report leaves out."""
     from medseg.report.expected_cases import left_out_text
 
     folders = summary.get("left_out") or []
