@@ -397,3 +397,74 @@ def test_a_rule_folder_is_listed_once_for_all_its_jobs_until_it_changes(tmp_path
                                     "infer:batch=batch007").read_text())
     assert attempt_logs(rule / "batch007", since) == [task]
     assert attempt_logs(rule / "batch008", since) == []
+
+
+def _unstarted_error(tmp_path, slurm_endings, rule_log=None, rule_log_age_s=None):
+    """The error recorded for a scoring job of one case (never segmented: nothing to record for it, the job's record
+    alone) whose SLURM logs end with ``slurm_endings`` (one an attempt, the last ended 30 s ago, each before it 30 s
+    earlier) and whose rule log holds ``rule_log`` (last written ``rule_log_age_s`` seconds ago)."""
+    from medseg.cohort import Sample
+    from medseg.cohort.check import failed_jobs
+    from medseg.cohort.unstarted_jobs import record_unstarted_job
+
+    results = tmp_path / "results"
+    samples = [Sample("a", tmp_path / "a.nii.gz", tmp_path / "a_label.nii.gz")]
+    folder = tmp_path / "slurm-logs" / "rule_evaluate" / "batch001"
+    folder.mkdir(parents=True)
+    now = time.time()
+    for number, ending in enumerate(slurm_endings):
+        path = folder / f"{4242001 + number}.log"
+        path.write_text("Building DAG of jobs...\n" + ending)
+        age = 30 * (len(slurm_endings) - number)
+        os.utime(path, (now - age, now - age))
+    logs = attempt_logs(folder, now - 3600)
+    job_log = results / "logs" / "evaluate" / "batch001.log"
+    if rule_log is not None:
+        job_log.parent.mkdir(parents=True, exist_ok=True)
+        job_log.write_text(rule_log)
+        os.utime(job_log, (now - rule_log_age_s, now - rule_log_age_s))
+    record_unstarted_job(samples, results, "batch001.evaluate", logs, str(job_log))
+    return failed_jobs(results)[0][1]["error"], logs
+
+
+# what the job's Snakemake process leaves in SLURM's log where the workflow's planning failed on the node
+PLANNING = ("medseg: error: /shared/samples.tsv: cannot be read (No such file or directory)\n"
+            "[Mon Dec  7 23:15:21 2026]\nError in rule evaluate:\n    jobid: 0\n")
+MEDSEGS = "loading phantom\nmedseg: error: device: cuda in the workflow config: CUDA is not available on this machine\n"
+
+
+def test_a_job_whose_snakemake_failed_with_medsegs_error_on_every_attempt_names_it(tmp_path):
+    """Every attempt's Snakemake process stopped with medseg's own error (the sheet not on the node): the job is
+    recorded with that error, not as one whose batch script or node failed."""
+    error, logs = _unstarted_error(tmp_path, [PLANNING] * 3)
+    assert error == ("every attempt (3) ended with medseg's error before medseg recorded anything: "
+                     "/shared/samples.tsv: cannot be read (No such file or directory) (SLURM's log of the last "
+                     f"attempt: {logs[-1]})")
+
+
+def test_a_job_whose_medseg_failed_on_every_attempt_names_its_error_from_the_rule_log(tmp_path):
+    """medseg ran and stopped with its error before it recorded anything (its line in the rule's log, which the last
+    attempt wrote, after the attempt before it ended): the job is recorded with that error."""
+    error, logs = _unstarted_error(tmp_path, ["Error in rule evaluate:\n"] * 3, MEDSEGS, rule_log_age_s=10)
+    assert error == ("every attempt (3) ended with medseg's error before medseg recorded anything: device: cuda in the "
+                     "workflow config: CUDA is not available on this machine (SLURM's log of the last attempt: "
+                     f"{logs[-1]})")
+
+
+def test_an_earlier_attempts_rule_log_does_not_name_the_last_attempts_error(tmp_path):
+    """The rule's log was written before the second attempt ended (the last attempt's batch script failed before
+    medseg started, and wrote none): its medseg error is not the last attempt's, which is recorded as before."""
+    error, _ = _unstarted_error(tmp_path, [ENDINGS["before"]] * 3, MEDSEGS, rule_log_age_s=75)
+    assert error.startswith("every attempt (3) ended before medseg started or recorded anything (its batch script "
+                            f"failed, or its node; SLURM's log of the last attempt ends: {ENDINGS['before'].strip()})")
+
+
+def test_a_usage_error_of_medsegs_command_counts_as_its_error(tmp_path):
+    from medseg.cohort.unstarted_jobs import medseg_error_line
+
+    log = tmp_path / "batch001.log"
+    log.write_text("medseg: error: an earlier one\nmedseg cohort infer: error: Invalid value for '--model': "
+                   "Path '/shared/model' does not exist. Try 'medseg cohort infer --help'.\nSnakemake's line\n")
+    assert medseg_error_line(log) == ("Invalid value for '--model': Path '/shared/model' does not exist. Try 'medseg "
+                                      "cohort infer --help'.")
+    assert medseg_error_line(tmp_path / "none.log") is None

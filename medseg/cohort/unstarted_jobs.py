@@ -7,7 +7,11 @@ script failed: a Python environment not on the node, a module load; a node's fai
 Snakemake started it) leaves nothing: the batch had no record, the report was not made, and the run ended with
 Snakemake's "At least one job did not complete successfully", its other cases in no report. The workflow's own
 process, once the run has failed, records such a job in its place (:func:`record_unstarted_job`), with what is known:
-its attempts and SLURM's log of the last (:mod:`medseg.cohort.slurm_logs`); then the report is made.
+its attempts and SLURM's log of the last (:mod:`medseg.cohort.slurm_logs`), and medseg's own error where the last
+attempt started medseg and it stopped with its ``medseg: error:`` line before it wrote a record (an error the job's
+last attempt does not record itself: the job's Snakemake process, whose planning failed on the node, in SLURM's log;
+the command's, in the rule's log): "ended before medseg started" would name the batch script or the node instead;
+then the report is made.
 
 An attempt that sbatch refused (an account or partition it does not know, a time limit past the partition's, a
 submission limit of the QOS) ran nowhere and left no log. snakemake-executor-plugin-slurm (2.8) reports it as the
@@ -37,7 +41,7 @@ from medseg.cohort.samples import Sample
 from medseg.cohort.slurm_logs import killed_for_memory
 from medseg.errors import JobFailedError
 
-__all__ = ["last_log_line", "record_unstarted_job", "refused_submissions"]
+__all__ = ["last_log_line", "medseg_error_line", "record_unstarted_job", "refused_submissions"]
 
 _TAIL_BYTES = 16 * 1024
 # the plugin's report of a job sbatch refused, as Snakemake logs the job's error: the rule, sbatch's message (one
@@ -50,6 +54,9 @@ _ARRAY_PART = re.compile(r"^Error in rule [A-Za-z_][A-Za-z0-9_]*:\n\s+message: P
                          r"submission \(tasks ([0-9]+-[0-9]+)\).*?^\s+output: ([^\n]*)", re.DOTALL | re.MULTILINE)
 _RECORD = re.compile(r"(?:^|[\s,/])jobs/([^/\s,]+\.(?:infer|evaluate))\.json(?=$|[\s,])")
 _MESSAGE_CHARS = 300
+# the one line medseg's CLI (``medseg cohort infer: error:`` for a usage error), and the workflow's planning in a job's
+# own Snakemake process, end with on an error
+_MEDSEG_ERROR = re.compile(r"^medseg(?: [a-z]+)*: error: (.*)$")
 
 
 def _one_line(text: str) -> str:
@@ -94,14 +101,47 @@ def last_log_line(log: str | os.PathLike | None) -> str | None:
     if log is None:
         return None
     try:
-        with open(log, "rb") as file:
-            file.seek(0, os.SEEK_END)
-            file.seek(max(0, file.tell() - _TAIL_BYTES))
-            lines = file.read().decode("utf-8", errors="replace").splitlines()
+        lines = _log_tail(log)
     except OSError:
         return None
     text = next((line.strip() for line in reversed(lines) if line.strip()), None)
     return None if text is None else text[:300]
+
+
+def _log_tail(log: str | os.PathLike) -> list[str]:
+    with open(log, "rb") as file:
+        file.seek(0, os.SEEK_END)
+        file.seek(max(0, file.tell() - _TAIL_BYTES))
+        return file.read().decode("utf-8", errors="replace").splitlines()
+
+
+def medseg_error_line(log: str | os.PathLike | None) -> str | None:
+    """medseg's own error in a log of an attempt (SLURM's, which holds the job's Snakemake process, whose planning
+    ends with it; or the rule's, which holds medseg's command): the message of its last ``medseg: error:`` line (or
+    a command's usage error, ``medseg cohort infer: error:``), cut to 300 characters; None where there is none or the
+    log cannot be read."""
+    if log is None:
+        return None
+    try:
+        lines = _log_tail(log)
+    except OSError:
+        return None
+    said = next((match for line in reversed(lines) if (match := _MEDSEG_ERROR.match(line.strip()))), None)
+    return None if said is None else said.group(1)[:_MESSAGE_CHARS]
+
+
+def _last_attempts_rule_log(job_log: str | None, slurm_logs: Sequence[str | os.PathLike]) -> str | None:
+    """The rule's log (``job_log``), which each attempt's medseg command writes anew, where the last attempt wrote
+    it: changed after the attempt before it ended (its SLURM log's last change). None otherwise: an earlier
+    attempt's, or none."""
+    if job_log is None or not slurm_logs:
+        return None
+    try:
+        changed = os.stat(job_log).st_mtime
+        before = os.stat(slurm_logs[-2]).st_mtime if len(slurm_logs) > 1 else None
+    except OSError:
+        return None
+    return job_log if before is None or changed >= before else None
 
 
 def record_unstarted_job(samples: Sequence[Sample], results: str | os.PathLike, job: str,
@@ -126,10 +166,20 @@ def record_unstarted_job(samples: Sequence[Sample], results: str | os.PathLike, 
     # SLURM's own line on an out-of-memory kill (a model that does not fit the job's memory kills medseg before it
     # records anything): memory, not the batch script or the node
     killed = last is not None and killed_for_memory(last)
+    # medseg's own error, where the last attempt started medseg (or the job's Snakemake process, whose planning
+    # failed): SLURM's log holds the latter's line, the rule's log the former's
+    own = None if killed else (medseg_error_line(last)
+                               or medseg_error_line(_last_attempts_rule_log(job_log, slurm_logs)))
     if refused and not slurm_logs:  # it never ran: sbatch's own words
         count = len(refused)
         error = JobFailedError(f"{'its one attempt was' if count == 1 else f'every attempt ({count}) was'} refused "
                                f"by sbatch, and never ran: {refused[-1]}")
+    elif own is not None:
+        count += len(refused)
+        error = JobFailedError(
+            f"{'its one attempt' if count == 1 else f'every attempt ({count})'} ended with medseg's error before "
+            f"medseg recorded anything: {own} (SLURM's log of the last attempt{' that ran' if refused else ''}: "
+            f"{last}" + (f"; sbatch refused {len(refused)} of them: {refused[-1]}" if refused else "") + ")")
     else:
         count += len(refused)
         error = JobFailedError(

@@ -351,8 +351,8 @@ def report_unstarted_jobs(snakemake_log):
               file=sys.stderr, flush=True)
         return
     # on this node, where no job's memory limit holds: the memory its job would have asked for (report_memory)
-    print(f"medseg: {cohort.some_names(recorded)}: every attempt ended before medseg started or recorded anything "
-          "(SLURM's log of the last, or sbatch's refusal, is named in the report); their cases are recorded as "
+    print(f"medseg: {cohort.some_names(recorded)}: every attempt ended before medseg recorded anything (SLURM's log "
+          "of the last, medseg's error, or sbatch's refusal, is named in the report); their cases are recorded as "
           f"failed, and the report is made here (about {report_memory():,} MB, as its job would ask)",
           file=sys.stderr, flush=True)
     _report_log = Path(RESULTS, "logs", "report.log")
