@@ -159,11 +159,14 @@ def _task_comment(script: str, task: int | None, options: dict[str, str]) -> str
     """The ``--comment`` a job is known by here (``FAKE_SLURM_NEEDS``, ``_MINUTES``, ``_BROKEN``): its own, and for
     a task of an array (whose ``--comment`` names its first job alone) the one the plugin gives the Snakemake job it
     runs alone, ``rule_<rule>_wildcards_<batch>``, read from that job's command (``--target-jobs``): the first task's
-    is the script, the others' are in ``--slurm-jobstep-array-execs`` (base64 JSON of zlib-compressed commands)."""
+    is the script, the others' are in ``--slurm-jobstep-array-execs`` (base64 JSON of zlib-compressed commands)
+    after ``=`` or a space, on the command's line (``--wrap``). Under ``pass-command-as-script`` the plugin (2.8) puts
+    the option and its payload on lines of their own: the shell runs each as a command (not found, exit 127), the
+    task's Snakemake is given none, and every task runs the first task's job, whose ``--comment`` it is here."""
     if task is None:
         return options.get("--comment")
     command = script
-    payload = re.search(r"--slurm-jobstep-array-execs[= ]'?([A-Za-z0-9+/=]+)", script)
+    payload = re.search(r"--slurm-jobstep-array-execs[= ]'?([A-Za-z0-9+/=]+)", script)  # [= ]: not a new line
     if payload:
         execs = json.loads(base64.b64decode(payload.group(1)))
         if str(task) in execs:
