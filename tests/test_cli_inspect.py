@@ -472,3 +472,26 @@ def test_the_uid_field_of_a_block_stays_whole(tmp_path, capsys, monkeypatch, col
     assert code == 0 and lines[at].strip() == "uid"
     assert lines[at + 1] == (f"  {uid}" if 2 + len(uid) <= columns else uid)
     assert lines[at + 2].strip().startswith("status")
+
+
+@pytest.mark.parametrize("columns", [60, 80])
+def test_a_choice_to_make_keeps_each_uid_of_its_closing_line_whole(tmp_path, capsys, monkeypatch, columns):
+    """The closing line that still names UIDs on stdout, ``would use: none: … 2 eligible series …`` (a choice to make,
+    exit 0), keeps each UID whole on a line of its own with the ``)`` that closes on it, in the narrow layout: the
+    test of the failed line's UID now reads its error line, which stdout no longer repeats."""
+    uids = ["1.2.826.0.1.3680043.8.498." + digit * 38 for digit in "56"]  # 64 characters, the longest a UID is
+    for number, (name, uid) in enumerate(zip("ab", uids), start=3):
+        make_series(tmp_path / name, seed=number, series_number=number, series_uid=uid, prefix=name)
+    monkeypatch.delenv("COLUMNS", raising=False)
+    code, piped, _ = run_cli(["inspect", str(tmp_path)], capsys)
+    closing = piped.splitlines()[-1]
+    assert code == 0 and closing.startswith("would use: none: ") and "2 eligible series" in closing
+    assert all(f"UID {uid})" in closing for uid in uids), closing
+    monkeypatch.setenv("COLUMNS", str(columns))
+    code, out, _ = run_cli(["inspect", str(tmp_path)], capsys)
+    lines = out.splitlines()
+    told = lines[next(i for i, line in enumerate(lines) if line.startswith("would use: ")):]
+    assert code == 0 and all((f"  {uid})" if 3 + len(uid) <= columns else f"{uid})") in told for uid in uids), told
+    assert [line for line in told if line.lstrip().startswith(")")] == []
+    assert [line for line in told if _columns(line) > columns and line.strip() not in {f"{u})" for u in uids}] == []
+    assert "".join(told).replace(" ", "") == closing.replace(" ", "")
