@@ -488,7 +488,12 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
 
     segmentation = sidecar.parent / str(record["segmentation"])
     if not segmentation.is_file():
-        result.checks.append(Check("segmentation", False, f"{segmentation}: not there", compared=False))
+        from medseg.io.files import not_there
+
+        # a link whose target moved is named with where it leads, as the report and the input's line name it
+        why = not_there(segmentation, "").removeprefix("; ")
+        result.checks.append(Check("segmentation", False, f"{segmentation}: not there{f' ({why})' if why else ''}",
+                                   compared=False))
     elif "segmentation_sha256" not in record:
         result.checks.append(Check("segmentation", None, f"{segmentation}: the sidecar records no segmentation_sha256 "
                                    "(written by medseg before 2026-12-02): not compared; "

@@ -1301,3 +1301,21 @@ def test_a_path_that_is_not_there_is_said_not_to_exist(tmp_path, capsys, monkeyp
                                  "nowhere (its target moved or deleted, or a loop of links)\n")
     with pytest.raises(InputError, match="no such file or folder"):
         verify_sidecar(tmp_path / "gone_seg.json")
+
+
+def test_a_segmentation_gone_beside_its_sidecar_is_said_not_there_and_a_link_where_it_leads(segmented, tmp_path,
+                                                                                             capsys):
+    """A segmentation deleted beside its sidecar (the report's failed case at stage report, MissingResult) is a check
+    that could not be made: exit 1, its line saying the file is not there. One replaced by a link whose target moved
+    read "not there" alone, where the report (and verify's own input line) names the link and where it leads."""
+    _, sidecar = segmented
+    seg = sidecar.parent / "case_seg.nii.gz"
+    seg.unlink()
+    code, out, err = run(["verify", str(sidecar)], capsys)
+    assert code == 1 and out.splitlines()[0] == f"{sidecar}: segmentation FAILED: {seg}: not there", out
+    assert err == f"medseg: the sidecar could not be checked: {sidecar} (segmentation)\n"
+    seg.symlink_to(tmp_path / "archive" / "case_seg.nii.gz")
+    code, out, err = run(["verify", str(sidecar)], capsys)
+    assert code == 1 and out.splitlines()[0] == (
+        f"{sidecar}: segmentation FAILED: {seg}: not there (a link to {tmp_path / 'archive' / 'case_seg.nii.gz'} that "
+        "leads nowhere (its target moved or deleted, or a loop of links))"), out
