@@ -146,12 +146,12 @@ def test_reruns_follow_replaced_inputs_removed_results_and_dropped_references(tm
     assert json.loads((results / "summary.json").read_text())["left_out"] == ["cases/b/"]
     shutil.rmtree(results / "cases" / "b")
     run = snakemake(tmp_path, "-n", "--cores", "2", samples=sheet, results=results, cases_per_job=3)
-    assert "report: b no longer in the sample sheet, and its folder under cases/ removed: the report will be " \
+    assert "report: b not in the sample sheet, and its folder under cases/ removed: the report will be " \
            "rebuilt when the workflow runs (a preview changes nothing)" in run.stderr + run.stdout
     assert (results / "report.html").is_file()
     run = snakemake(tmp_path, "--cores", "2", samples=sheet, results=results, cases_per_job=3)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert ("report: b no longer in the sample sheet, and its folder under cases/ removed: the report will be rebuilt"
+    assert ("report: b not in the sample sheet, and its folder under cases/ removed: the report will be rebuilt"
             in run.stderr + run.stdout)
     assert statuses() == {"a": "no_reference", "c": "no_reference"}
     assert json.loads((results / "summary.json").read_text())["left_out"] == []

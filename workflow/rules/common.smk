@@ -600,7 +600,7 @@ if workflow.is_main_process:
     if _left:
         if not _PREVIEW:
             planned(cohort.remove_report, RESULTS)
-        logger.warning(f"report: {cohort.some_names(_left)} no longer in the sample sheet, and "
+        logger.warning(f"report: {cohort.some_names(_left)} not in the sample sheet, and "
                        f"{'its folder' if len(_left) == 1 else 'their folders'} under cases/ removed: the report will "
                        "be rebuilt"
                        + (" when the workflow runs (a preview changes nothing)" if _PREVIEW else ""))
