@@ -437,7 +437,7 @@ def test_a_job_whose_snakemake_failed_with_medsegs_error_on_every_attempt_names_
     """Every attempt's Snakemake process stopped with medseg's own error (the sheet not on the node): the job is
     recorded with that error, not as one whose batch script or node failed."""
     error, logs = _unstarted_error(tmp_path, [PLANNING] * 3)
-    assert error == ("every attempt (3) ended with medseg's error before medseg recorded anything: "
+    assert error == ("every attempt (3) ended before medseg recorded anything, the last with medseg's error: "
                      "/shared/samples.tsv: cannot be read (No such file or directory) (SLURM's log of the last "
                      f"attempt: {logs[-1]})")
 
@@ -446,9 +446,9 @@ def test_a_job_whose_medseg_failed_on_every_attempt_names_its_error_from_the_rul
     """medseg ran and stopped with its error before it recorded anything (its line in the rule's log, which the last
     attempt wrote, after the attempt before it ended): the job is recorded with that error."""
     error, logs = _unstarted_error(tmp_path, ["Error in rule evaluate:\n"] * 3, MEDSEGS, rule_log_age_s=10)
-    assert error == ("every attempt (3) ended with medseg's error before medseg recorded anything: device: cuda in the "
-                     "workflow config: CUDA is not available on this machine (SLURM's log of the last attempt: "
-                     f"{logs[-1]})")
+    assert error == ("every attempt (3) ended before medseg recorded anything, the last with medseg's error: device: "
+                     "cuda in the workflow config: CUDA is not available on this machine (SLURM's log of the last "
+                     f"attempt: {logs[-1]})")
 
 
 def test_an_earlier_attempts_rule_log_does_not_name_the_last_attempts_error(tmp_path):
@@ -468,3 +468,33 @@ def test_a_usage_error_of_medsegs_command_counts_as_its_error(tmp_path):
     assert medseg_error_line(log) == ("Invalid value for '--model': Path '/shared/model' does not exist. Try 'medseg "
                                       "cohort infer --help'.")
     assert medseg_error_line(tmp_path / "none.log") is None
+
+
+def test_an_earlier_runs_rule_log_does_not_name_the_error_of_the_one_attempt_that_ran(tmp_path):
+    """One attempt ran (its batch script failed: no rule log written), sbatch refused the other two; the rule's log is
+    an earlier run's, with that run's medseg error: it is not this run's error, and the job is recorded as one whose
+    batch script failed. The same log written after the run started names the error, and the two attempts that never
+    ran are not said to have ended with it."""
+    from medseg.cohort import Sample
+    from medseg.cohort.check import failed_jobs
+    from medseg.cohort.unstarted_jobs import record_unstarted_job
+
+    samples = [Sample("a", tmp_path / "a.nii.gz", tmp_path / "a_label.nii.gz")]
+    now = time.time()
+    logs = _attempts(tmp_path / "slurm-logs" / "rule_evaluate" / "batch001", ["before"])
+    said = "sbatch: error: QOSMaxSubmitJobPerUserLimit"
+    for age_s, results in ((86400, tmp_path / "earlier"), (10, tmp_path / "this")):
+        job_log = results / "logs" / "evaluate" / "batch001.log"
+        job_log.parent.mkdir(parents=True)
+        job_log.write_text(MEDSEGS)
+        os.utime(job_log, (now - age_s, now - age_s))
+        record_unstarted_job(samples, results, "batch001.evaluate", logs, str(job_log), refused=[said] * 2,
+                             since=now - 3600)
+    assert failed_jobs(tmp_path / "earlier")[0][1]["error"] == (
+        "every attempt (3) ended before medseg started or recorded anything (its batch script failed, or its node; "
+        f"SLURM's log of the last attempt that ran ends: {ENDINGS['before'].strip()}; sbatch refused 2 of them: "
+        f"{said})")
+    assert failed_jobs(tmp_path / "this")[0][1]["error"] == (
+        "every attempt (3) ended before medseg recorded anything, the last that ran with medseg's error: device: cuda "
+        "in the workflow config: CUDA is not available on this machine (SLURM's log of the last attempt that ran: "
+        f"{logs[-1]}; sbatch refused 2 of them: {said})")

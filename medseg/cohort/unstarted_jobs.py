@@ -130,10 +130,12 @@ def medseg_error_line(log: str | os.PathLike | None) -> str | None:
     return None if said is None else said.group(1)[:_MESSAGE_CHARS]
 
 
-def _last_attempts_rule_log(job_log: str | None, slurm_logs: Sequence[str | os.PathLike]) -> str | None:
+def _last_attempts_rule_log(job_log: str | None, slurm_logs: Sequence[str | os.PathLike],
+                            since: float | None) -> str | None:
     """The rule's log (``job_log``), which each attempt's medseg command writes anew, where the last attempt wrote
-    it: changed after the attempt before it ended (its SLURM log's last change). None otherwise: an earlier
-    attempt's, or none."""
+    it: changed after the attempt before it ended (its SLURM log's last change) and after the run started
+    (``since``), which alone tells an earlier run's log (kept beside a failed job) where no earlier attempt left a
+    log. None otherwise: an earlier attempt's or run's, or none, or one whose age nothing tells."""
     if job_log is None or not slurm_logs:
         return None
     try:
@@ -141,13 +143,14 @@ def _last_attempts_rule_log(job_log: str | None, slurm_logs: Sequence[str | os.P
         before = os.stat(slurm_logs[-2]).st_mtime if len(slurm_logs) > 1 else None
     except OSError:
         return None
-    return job_log if before is None or changed >= before else None
+    bounds = [bound for bound in (before, since) if bound is not None]
+    return job_log if bounds and changed >= max(bounds) else None
 
 
 def record_unstarted_job(samples: Sequence[Sample], results: str | os.PathLike, job: str,
                          slurm_logs: Sequence[str | os.PathLike], job_log: str | None = None,
                          options: InferOptions | None = None, package=None,
-                         refused: Sequence[str] = ()) -> JobSummary:
+                         refused: Sequence[str] = (), since: float | None = None) -> JobSummary:
     """Record the workflow's ``job`` (``batch001.infer`` or ``batch001.evaluate``, on ``samples``) whose every attempt
     ended before medseg recorded anything (``slurm_logs``: SLURM's logs of its attempts, in order): its cases not
     finished earlier are recorded as failed for it (a case kept from an earlier run stays, as a job's own last attempt
@@ -155,7 +158,9 @@ def record_unstarted_job(samples: Sequence[Sample], results: str | os.PathLike, 
     the job, its attempts and SLURM's log of the last with its last line; then the job's record
     (``RESULTS/jobs/<job>.json``, with ``job_error``) is written, so that the report can be made. A later run voids
     that record and runs the job again, as after any failed job. ``refused``: sbatch's messages on the attempts it
-    refused (:func:`refused_submissions`), which left no log; the error names the last. Returns the job's summary."""
+    refused (:func:`refused_submissions`), which left no log; the error names the last. ``since``: when the run started
+    (Unix time): the rule's log, where it holds medseg's error, counts only if changed since. Returns the job's
+    summary."""
     stage = job.rpartition(".")[2]
     if stage not in ("infer", "evaluate"):
         raise ValueError(f"{job}: not an inference or scoring job")
@@ -169,17 +174,20 @@ def record_unstarted_job(samples: Sequence[Sample], results: str | os.PathLike, 
     # medseg's own error, where the last attempt started medseg (or the job's Snakemake process, whose planning
     # failed): SLURM's log holds the latter's line, the rule's log the former's
     own = None if killed else (medseg_error_line(last)
-                               or medseg_error_line(_last_attempts_rule_log(job_log, slurm_logs)))
+                               or medseg_error_line(_last_attempts_rule_log(job_log, slurm_logs, since)))
     if refused and not slurm_logs:  # it never ran: sbatch's own words
         count = len(refused)
         error = JobFailedError(f"{'its one attempt was' if count == 1 else f'every attempt ({count}) was'} refused "
                                f"by sbatch, and never ran: {refused[-1]}")
     elif own is not None:
         count += len(refused)
+        # the last attempt's error alone is known: an earlier one may have ended otherwise, or never run
         error = JobFailedError(
-            f"{'its one attempt' if count == 1 else f'every attempt ({count})'} ended with medseg's error before "
-            f"medseg recorded anything: {own} (SLURM's log of the last attempt{' that ran' if refused else ''}: "
-            f"{last}" + (f"; sbatch refused {len(refused)} of them: {refused[-1]}" if refused else "") + ")")
+            ("its one attempt ended with medseg's error before medseg recorded anything" if count == 1 else
+             f"every attempt ({count}) ended before medseg recorded anything, the last{' that ran' if refused else ''} "
+             "with medseg's error")
+            + f": {own} (SLURM's log of the last attempt{' that ran' if refused else ''}: {last}"
+            + (f"; sbatch refused {len(refused)} of them: {refused[-1]}" if refused else "") + ")")
     else:
         count += len(refused)
         error = JobFailedError(

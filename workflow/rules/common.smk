@@ -337,7 +337,7 @@ def report_unstarted_jobs(snakemake_log):
             try:
                 record_unstarted_job(_samples, RESULTS, f"{_batch}.{_stage}", _logs,  # a job that never ran: no log
                                      f"{RESULTS}/logs/{_stage}/{_batch}.log" if _logs else None, _options, _PACKAGE,
-                                     _refusals)
+                                     _refusals, since=_RUN_START)
             except (MedsegError, OSError) as error:
                 print(f"medseg: error: {error}", file=sys.stderr, flush=True)
                 return
