@@ -192,12 +192,15 @@ def test_a_profiles_config_dropped_by_the_command_lines_is_warned_about_while_pl
     profile.mkdir()
     (profile / "config.yaml").write_text("config:\n  device: cpu\n  cases_per_job: 2\n")
     planned = snakemake(tmp_path, "-n", "--cores", "1", "--profile", str(profile), samples=sheet,
-                        results=tmp_path / "results")
+                        results=tmp_path / "results", minutes_per_case=5)
     assert planned.returncode == 0, planned.stderr[-3000:]
     assert ("profile config device=cpu cases_per_job=2: dropped, as a --config on the command line replaces a "
             "profile's config: whole (Snakemake keeps one); give them among the command line's --config settings "
             "too") in planned.stdout + planned.stderr
     assert len(re.findall(r"^rule infer:", planned.stdout, re.MULTILINE)) == 1  # cases_per_job 10: one batch
+    # a local run enforces no run time: the old default minutes_per_case, kept, is not warned about (the warning
+    # of a cluster run: test_the_old_default_minutes_per_case_is_warned_about_once_naming_where_it_is_set)
+    assert "the default before run times were planned" not in planned.stdout + planned.stderr
 
 
 @pytest.mark.slow(reason="a Snakemake preview; a command line that sets the profile's config again dropping nothing "
@@ -469,8 +472,13 @@ def test_a_cluster_preview_says_what_the_sheets_jobs_ask_for_in_all(cohort, tmp_
                            "MB, 2 CPU, 1 GPU each), 2 evaluate (")
     assert f"their run times reserve {cpu_minutes / 60:.1f} CPU h, {sum(infer) / 60:.1f} GPU h and " \
            f"{gb_minutes / 60:.1f} GB h of memory on their first attempts" in line
-    local = snakemake(tmp_path, "-n", "--cores", "1", samples=sheet, results=tmp_path / "results", cases_per_job=3)
+    # bf16 on the CPU: its jobs' run times planned as emulated (the local run lists them too)
+    local = snakemake(tmp_path, "-n", "--cores", "1", samples=sheet, results=tmp_path / "results", cases_per_job=3,
+                      precision="bf16", device="cpu")
     assert local.returncode == 0 and "jobs ask the cluster" not in local.stdout + local.stderr
+    # a, b, c: 8 min (6 in fp32: test_an_inference_jobs_run_time_is_planned_for_a_null_figure_and_for_bf16_on_the_cpu)
+    assert re.findall(r"^rule infer:.*?^\s+wildcards: batch=batch001$\s+resources: .*?runtime=(\d+)", local.stdout,
+                      re.MULTILINE | re.DOTALL) == ["8"], local.stdout[-3000:]
 
 
 def test_the_cluster_totals_count_a_set_run_time_and_the_cpus_a_gpu_job_is_given(cohort, tmp_path):
@@ -485,8 +493,10 @@ def test_the_cluster_totals_count_a_set_run_time_and_the_cpus_a_gpu_job_is_given
     preview = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles" / "slurm"), "--default-resources",
                         "slurm_account=lab42", "slurm_partition=cpu", "--set-resources", "infer:runtime=60*attempt",
                         "infer:cpus_per_gpu=4", samples=sheet, results=tmp_path / "results", cases_per_job=2,
-                        device="cuda")
+                        device="cuda", minutes_per_case=5)
     assert preview.returncode == 0, preview.stderr[-3000:]
+    # the jobs ask for --set-resources' run time, not minutes_per_case's: its old default is not warned about
+    assert "the default before run times were planned" not in preview.stdout + preview.stderr
     jobs = re.findall(r"^rule (infer|evaluate|report):.*?^\s+resources: (.*?)$", preview.stdout,
                       re.MULTILINE | re.DOTALL)
     listed = [(rule, dict(item.split("=", 1) for item in resources.split(", "))) for rule, resources in jobs]
