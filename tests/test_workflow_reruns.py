@@ -379,9 +379,9 @@ def _made_by_an_earlier_run(tmp_path: Path, seed: int):
 
 def test_a_forced_run_makes_the_cases_again(tmp_path):
     """-F ran every job, and every job kept every case ("kept from an earlier run"): nothing was made again, though
-    forcing is how a user asks for that (after a medseg upgrade, say). Now -F remakes every case, --forcerun
-    evaluate rescoring only, and a plain run afterwards has nothing to do. (The cases that are there before are made
-    in this process, as the workflow's jobs make them.)"""
+    forcing is how a user asks for that (after a medseg upgrade, say). Now -F remakes every case, --forcerun of a
+    scoring job's record rescoring only, and a plain run afterwards has nothing to do. (The cases that are there
+    before are made in this process, as the workflow's jobs make them.)"""
     data, sheet, results, run, run_ids = _made_by_an_earlier_run(tmp_path, seed=51)
     made, scored = run_ids("infer"), run_ids("evaluate")
     # a forced run stopped before it finished (its token kept), then the command without -F: told, and kept
@@ -401,7 +401,11 @@ def test_a_forced_run_makes_the_cases_again(tmp_path):
     nothing = run()
     assert "Nothing to be done" in nothing and stopped not in nothing
     made, scored = run_ids("infer"), run_ids("evaluate")
-    assert "forced (evaluate): every case is scored again" in run("--forcerun", "evaluate")
+    # a job forced by its record (--forcerun evaluate, by the rule, is test_invocation.py's test_forced_jobs): its
+    # batch's cases, here every case, are scored again, and its cases alone (test_a_job_forced_by_its_record_makes_
+    # only_its_batchs_cases_again, slow, has a batch beside it)
+    forced = run("--forcerun", str(results / "jobs" / "batch001.evaluate.json"))
+    assert "forced (evaluate): the cases of batch001 are scored again, not kept from earlier runs" in forced
     assert run_ids("infer") == made
     assert all(old != new for old, new in zip(scored, run_ids("evaluate")))
 
