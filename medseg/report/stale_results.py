@@ -163,6 +163,8 @@ def _missing_segmentation(case: CaseResult) -> None:
     at stage ``report``, its error naming the file: it was listed as scored, or without a reference, with a
     ``geometry`` flag, so a cohort's check let it through where a segmentation cut short failed. Its metrics score a
     file that is gone: in no figure."""
+    import os
+
     from medseg.io.files import not_there, plain_name
 
     described = case.sidecar.get("segmentation") if case.sidecar else None
@@ -171,6 +173,9 @@ def _missing_segmentation(case: CaseResult) -> None:
         expected = folder / Path(described).name
     else:  # a sidecar that names none: the name medseg gives it
         expected = case.folder / f"{case.case_id}_seg.nii.gz"
+    # a name this system's file name encoding cannot hold (a C locale) is not found, but is no deleted file: the
+    # command's one line on the encoding, as for any file medseg cannot name here
+    os.fsencode(str(expected))
     sidecar = case.paths["sidecar"].name if "sidecar" in case.paths else "sidecar"
     if case.metrics is not None:
         case.notes.append(f"ignored {case.paths['metrics'].name}: the segmentation it scores is missing")
