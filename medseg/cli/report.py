@@ -85,8 +85,12 @@ def report(results_dir, output, output_dir, dice_threshold, outlier_z, max_overl
         included = ", failures included" if outputs.failed else ""  # the flagged count holds the failed cases
         click.echo(f"{counted(outputs.cases, 'case')} ({outputs.failed} failed, {outputs.flagged} flagged for review"
                    f"{included}{trained}), {counted(outputs.overlays, 'overlay')} in {outputs.seconds:.1f} s")
-        for job in outputs.failed_jobs:  # its error once, not once per case (the cases' lines repeated it)
-            click.echo(escaped_line(_failed_job_line(job)))
+        from medseg.report.failed_jobs import same_error_groups
+
+        # a job's error once, not once per case (the cases' lines repeated it); once for jobs with the same error
+        for group in same_error_groups(outputs.failed_jobs):
+            click.echo(escaped_line(_failed_job_line(group[0]) if len(group) == 1 else
+                                    _failed_jobs_line(group, outputs.html)))
         covered = {case for job in outputs.failed_jobs for case in job.failed}
         failures = [(case_id, error) for case_id, error in outputs.failures if case_id not in covered]
         shown = 5
@@ -115,3 +119,24 @@ def _failed_job_line(job) -> str:
               f"{'it' if len(job.failed) == 1 else 'them'} again" if job.failed else "")
     kept = f"; {some(job.kept)} kept from an earlier run" if job.kept else ""
     return f"failed job: {job.name}: {job.error}{log}{failed}{kept}"
+
+
+def _failed_jobs_line(jobs, page) -> str:
+    """Workflow jobs that failed as a whole with one error: the jobs (the first few), the error and the first's log
+    once, their cases (the first 10 named), and where each job's logs are (the page's Jobs that failed)."""
+    from medseg.report.failed_jobs import job_names_text
+
+    def some(cases: list[str]) -> str:
+        return ", ".join(cases[:10]) + (f" … ({len(cases)} cases)" if len(cases) > 10 else "")
+
+    first = jobs[0]
+    log = (f" (the first's log: {first.log}; each job's logs are under Jobs that failed in {page})" if first.log
+           else f" (each job's logs are under Jobs that failed in {page})")
+    failed = [case for job in jobs for case in job.failed]
+    kept = [case for job in jobs for case in job.kept]
+    cases = (f"; {'their case' if len(failed) == 1 else 'their cases'} {some(failed)} "
+             f"{'is' if len(failed) == 1 else 'are'} listed as failed, and a later run tries "
+             f"{'it' if len(failed) == 1 else 'them'} again" if failed else "")
+    kept_text = f"; {some(kept)} kept from an earlier run" if kept else ""
+    return (f"failed jobs: {job_names_text([job.name for job in jobs])}, each: {first.error}{log}{cases}"
+            f"{kept_text}")

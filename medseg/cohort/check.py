@@ -48,20 +48,39 @@ def check_failures(summary_path: Path | str, fail_on: str = "all") -> dict:
     counts = {"failed": failed, "total": total, "fail_on": fail_on}
     jobs = failed_jobs(summary_path.parent) if fail_on != "never" else []
     if jobs:
-        name, job_error = jobs[0]
-        log = f" (its log: {job_error['log']})" if job_error.get("log") else ""
-        if job_error.get("slurm_log"):
-            log += f" (SLURM's log of its last attempt: {job_error['slurm_log']})"
-        others = f", as did {counted(len(jobs) - 1, 'other job')}" if len(jobs) > 1 else ""
-        raise CohortFailedError(f"{summary_path.parent}: job {name} failed on its last attempt for a reason of the "
-                                f"whole job: {job_error.get('error')}{log}{others}; "
-                                f"{'its' if len(jobs) == 1 else 'their'} cases are listed as failed in "
-                                f"{_page(summary_path)}, and a later run tries them again")
+        raise CohortFailedError(_failed_jobs_text(summary_path, jobs))
     if failed and (fail_on == "any" or (fail_on == "all" and failed == total)):
         which = "every case" if failed == total else f"{failed} of {counted(total, 'case')}"
         raise CohortFailedError(f"{summary_path.parent}: {which} failed (fail_on_failed_cases: {fail_on}); their "
                                 f"errors are in {_page(summary_path)} and cohort.tsv")
     return counts
+
+
+def _failed_jobs_text(summary_path: Path, jobs: list[tuple[str, dict]]) -> str:
+    """The run's last line for its ``jobs`` that failed as a whole (:func:`failed_jobs`): the first job's error and
+    logs, the jobs that failed with that same error (``device: cuda`` on nodes without CUDA fails every job alike:
+    the first few named, and their count), and how many others failed for other errors."""
+    from medseg.report.failed_jobs import job_names_text
+
+    def error_of(job_error: dict) -> tuple:
+        return job_error.get("error"), job_error.get("error_type")
+
+    name, job_error = jobs[0]
+    same = [other for other, other_error in jobs if error_of(other_error) == error_of(job_error)]
+    whose = "its" if len(same) == 1 else f"{name}'s"
+    log = f" ({whose} log: {job_error['log']})" if job_error.get("log") else ""
+    if job_error.get("slurm_log"):
+        log += f" (SLURM's log of its last attempt: {job_error['slurm_log']})"
+    rest = {error_of(other_error) for other, other_error in jobs if other not in same}
+    others = len(jobs) - len(same)
+    others_text = (f", as did {counted(others, 'other job')} for "
+                   f"{'another error' if len(rest) == 1 else f'{len(rest)} other errors'}" if others else "")
+    who = (f"job {name} failed on its last attempt for a reason of the whole job:" if len(same) == 1 else
+           f"jobs {job_names_text(same)} failed on their last attempt for a reason of the whole job, each:")
+    each_log = ", with each job's logs" if len(jobs) > 1 else ""
+    return (f"{summary_path.parent}: {who} {job_error.get('error')}{log}{others_text}; "
+            f"{'its' if len(jobs) == 1 else 'their'} cases are listed as failed in {_page(summary_path)}{each_log}, "
+            "and a later run tries them again")
 
 
 def _page(summary_path: Path) -> Path:

@@ -6,6 +6,10 @@ A case recorded as failed for its job's error names the job in its failure recor
 ``job_error``) names the cases it kept although the run did not make them (``kept_earlier``: segmented or scored by
 an earlier run, for other settings, or where the job could not tell): the report tells those from cases this run
 made, which it would otherwise show alike as ok.
+
+Jobs that failed with the same error (``device: cuda`` where no node has CUDA fails every job alike) are one entry of
+the page and one line of the console (:func:`same_error_groups`): the error once, the first few jobs named with their
+count; each job keeps its own entry for its logs and cases.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from pathlib import Path
 
 from medseg.report.case_result import CaseResult
 
-__all__ = ["FailedJob", "failed_jobs", "summary_entry"]
+__all__ = ["FailedJob", "SHOWN_JOBS", "failed_jobs", "job_names_text", "same_error_groups", "summary_entry"]
+
+SHOWN_JOBS = 3  # the jobs a group of jobs with one error names before its count
 
 
 @dataclass
@@ -68,6 +74,21 @@ def failed_jobs(cases: Sequence[CaseResult], results_dir: Path | str) -> list[Fa
         kept = job_error.get("kept_earlier")
         entry.kept = [case for case in kept if case in present] if isinstance(kept, list) else []
     return sorted(jobs.values(), key=lambda job: job.name)
+
+
+def same_error_groups(jobs: Sequence[FailedJob]) -> list[list[FailedJob]]:
+    """``jobs`` in groups of those whose stage, error type and error text are the same, in the order of each group's
+    first job (a group of one where a job's error is its own)."""
+    groups: dict[tuple[str, str, str], list[FailedJob]] = {}
+    for job in jobs:
+        groups.setdefault((job.stage, job.error_type, job.error), []).append(job)
+    return list(groups.values())
+
+
+def job_names_text(names: Sequence[str], shown: int = SHOWN_JOBS) -> str:
+    """The jobs of a group for a heading or a line: ``a.infer, b.infer``, or the first ``shown`` and the count:
+    ``a.infer, b.infer, c.infer … (12 jobs)``."""
+    return ", ".join(names[:shown]) + (f" … ({len(names)} jobs)" if len(names) > shown else "")
 
 
 def summary_entry(job: FailedJob) -> dict:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from medseg.numbers import dice_text, number_text, with_minus
 from medseg.report.case_result import CaseResult, asked_series
+from medseg.report.failed_jobs import SHOWN_JOBS, FailedJob, same_error_groups
 from medseg.report.flags import Flag
 from medseg.report.html_parts import (
     _badge,
@@ -344,25 +345,38 @@ def _jobs_section(content: ReportContent) -> str:
         return ", ".join(f'<a href="#{anchors[case]}">{_breakable(case)}</a>' if case in anchors else e(case)
                          for case in cases)
 
-    blocks = []
-    for job in content.failed_jobs:
-        lines = [f"stage {e(job.stage)}; error type <code>{e(job.error_type)}</code>",
-                 f'<span class="err">{e(job.error)}</span>']
-        if job.log:
-            lines.append(f"log <code>{e(job.log)}</code>")
+    def own(job: FailedJob) -> list[str]:  # what is a job's own: its logs and its cases
+        lines = [f"log <code>{e(job.log)}</code>"] if job.log else []
         if job.slurm_log:
             lines.append(f"SLURM log <code>{e(job.slurm_log)}</code>")
         if job.failed:
             lines.append(f"failed: {linked(job.failed)}")
         if job.kept:
             lines.append(f"kept from an earlier run, not made by this one: {linked(job.kept)}")
-        blocks.append(f'<div class="job" id="{e(job.anchor)}"><h3>{e(job.name)}</h3><p>' + "<br>".join(lines)
-                      + "</p></div>")
+        return lines
+
+    blocks = []
+    for group in same_error_groups(content.failed_jobs):
+        job = group[0]
+        lines = [f"stage {e(job.stage)}; error type <code>{e(job.error_type)}</code>",
+                 f'<span class="err">{e(job.error)}</span>']
+        if len(group) == 1:
+            blocks.append(f'<div class="job" id="{e(job.anchor)}"><h3>{e(job.name)}</h3><p>'
+                          + "<br>".join(lines + own(job)) + "</p></div>")
+            continue
+        # jobs that failed with one error (device: cuda on every node without CUDA): the error once, each job's own
+        # logs and cases on its own line, where its failed cases' rows link
+        each = "".join(f'<li id="{e(member.anchor)}"><b>{e(member.name)}</b>: ' + "; ".join(own(member)) + "</li>"
+                       for member in group)
+        names = ", ".join(member.name for member in group[:SHOWN_JOBS]) + (" …" if len(group) > SHOWN_JOBS else "")
+        blocks.append(f'<div class="job"><h3>{len(group)} jobs: {e(names)}</h3><p>' + "<br>".join(lines)
+                      + f"</p><ul>{each}</ul></div>")
     return (f"<h2>Jobs that failed ({len(content.failed_jobs)})</h2>"
             '<p class="small muted">A job of the workflow whose last attempt failed for a reason of the whole job, not '
-            "of one case: its error is shown once here. Its cases that were not finished are listed as failed, and a "
-            "later run tries them again; a case it kept was made by an earlier run (for other settings, or where the "
-            "job could not tell), not by this one.</p>" + "".join(blocks))
+            "of one case: its error is shown once here (once for the jobs that failed with the same error). Its cases "
+            "that were not finished are listed as failed, and a later run tries them again; a case it kept was made "
+            "by an earlier run (for other settings, or where the job could not tell), not by this one.</p>"
+            + "".join(blocks))
 
 
 def _failure_files(failure: dict, prediction: bool = False) -> str:

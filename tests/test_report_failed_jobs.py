@@ -1,0 +1,108 @@
+"""The workflow's jobs that failed as a whole as the report and the run's last line name them
+(medseg.report.failed_jobs): jobs that failed with one error are one entry, each job's logs kept."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import pytest
+
+SAID = "device: cuda in the workflow config: CUDA is not available on this machine"
+
+
+def _failed_jobs_folder(root: Path, errors: dict[str, str]) -> Path:
+    """A results folder whose job ``<case>.infer`` failed as a whole with ``errors[case]`` and recorded its one case
+    as failed, as the last attempt of a job under SLURM writes them (records written here, no run)."""
+    (root / "jobs").mkdir(parents=True)
+    for case, error in errors.items():
+        job = {"name": f"{case}.infer", "stage": "infer", "error": error, "error_type": "DeviceError",
+               "log": str(root / "logs" / "infer" / f"{case}.log"),
+               "slurm_log": str(root / "slurm" / "rule_infer" / case / f"40{len(case)}{ord(case[0])}.log")}
+        folder = root / "cases" / case
+        folder.mkdir(parents=True)
+        (folder / f"{case}_failed.json").write_text(json.dumps({
+            "schema": "medseg-failure/1", "case_id": case, "input": f"/data/{case}.nii.gz", "reference": None,
+            "stage": "infer", "error": f"/data/{case}.nii.gz: not segmented: its job {case}.infer failed: {error}",
+            "error_type": "JobFailedError", "created": "2026-12-07T10:00:00+00:00", "job": job}))
+        (root / "jobs" / f"{case}.infer.json").write_text(json.dumps({
+            "schema": "medseg-cohort-job/1", "cases": [case],
+            "job_error": {key: job[key] for key in ("error", "error_type", "log", "slurm_log")}
+            | {"kept_earlier": []}}))
+    return root
+
+
+@pytest.fixture
+def same_error(tmp_path) -> Path:
+    """Five jobs (a–e) that failed with one error, and f with another."""
+    return _failed_jobs_folder(tmp_path / "results",
+                               {**{case: SAID for case in "abcde"}, "f": "RuntimeError: this torch is broken"})
+
+
+def test_jobs_that_failed_with_one_error_are_one_entry_naming_them_each_logs_kept(same_error, tmp_path):
+    """Every job failing for device: cuda on nodes without CUDA was its own entry under Jobs that failed, the same
+    error repeated in each: the jobs whose error is the same are one entry, naming the first few and their count, the
+    error once; each job keeps its anchor (its failed cases link to it), its log and SLURM's log of its attempt."""
+    from medseg.report.build import build_report
+
+    outputs = build_report(same_error, tmp_path / "report.html", max_overlays=0)
+    page = outputs.html.read_text()
+    block = page[page.index('<div id="jobs">'):page.index('<div id="failed">')]
+    assert "<h2>Jobs that failed (6)</h2>" in block
+    assert block.count(html.escape(SAID)) == 1 and block.count("RuntimeError: this torch is broken") == 1
+    assert "<h3>5 jobs: a.infer, b.infer, c.infer …</h3>" in block and "<h3>f.infer</h3>" in block
+    for case in "abcdef":
+        entry = block[block.index(f'id="job-{case}.infer"'):]
+        entry = entry[:entry.index("</li>" if case != "f" else "</div>")]
+        slurm_log = same_error / "slurm" / "rule_infer" / case / f"401{ord(case)}.log"
+        assert f"SLURM log <code>{slurm_log}</code>" in entry
+        assert f"log <code>{same_error / 'logs' / 'infer' / f'{case}.log'}</code>" in entry
+        assert f'failed: <a href="#case-{case}">{case}</a>' in entry
+    failed = page[page.index('<div id="failed">'):page.index('<div id="worst">')]
+    assert failed.count('its job <a href="#job-a.infer">a.infer</a> failed') == 1
+    # summary.json keeps one entry per job, each with its logs
+    jobs = json.loads(outputs.summary.read_text())["failed_jobs"]
+    assert [(job["job"], job["cases"]) for job in jobs] == [(f"{case}.infer", [case]) for case in "abcdef"]
+
+
+def test_the_report_command_names_jobs_that_failed_with_one_error_in_one_line(same_error, tmp_path, capsys):
+    """`medseg report` printed one line per failed job, the same error in each."""
+    from medseg.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", str(same_error), "-o", str(tmp_path / "report.html"), "--max-overlays", "0"])
+    assert exit_info.value.code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == (f"failed jobs: a.infer, b.infer, c.infer … (5 jobs), each: {SAID} (the first's log: "
+                        f"{same_error / 'logs' / 'infer' / 'a.log'}; each job's logs are under Jobs that failed in "
+                        f"{tmp_path / 'report.html'}); their cases a, b, c, d, e are listed as failed, and a later "
+                        "run tries them again")
+    assert lines[2] == (f"failed job: f.infer: RuntimeError: this torch is broken (its log: "
+                        f"{same_error / 'logs' / 'infer' / 'f.log'}); its case f is listed as failed, and a later run "
+                        "tries it again")
+    assert lines[3].startswith("wrote ") and len(lines) == 4
+
+
+def test_the_runs_last_line_names_the_jobs_that_failed_with_its_error(same_error, tmp_path):
+    """The run's last line named the first job and 'as did 5 other jobs', which read as five other errors: it names
+    the jobs that failed with the first job's error, and counts the others and their errors."""
+    from medseg.cohort.check import check_failures
+    from medseg.errors import CohortFailedError
+
+    summary = same_error / "summary.json"
+    summary.write_text(json.dumps({"cases": {"total": 6, "failed": 6}}))
+    with pytest.raises(CohortFailedError) as error:
+        check_failures(summary, "all")
+    first = same_error / "logs" / "infer" / "a.log"
+    slurm_log = same_error / "slurm" / "rule_infer" / "a" / f"401{ord('a')}.log"
+    assert str(error.value) == (
+        f"{same_error}: jobs a.infer, b.infer, c.infer … (5 jobs) failed on their last attempt for a reason of the "
+        f"whole job, each: {SAID} (a.infer's log: {first}) (SLURM's log of its last attempt: {slurm_log}), as did 1 "
+        f"other job for another error; their cases are listed as failed in {same_error / 'report.html'}, with each "
+        "job's logs, and a later run tries them again")
+    two = _failed_jobs_folder(tmp_path / "two", {"a": SAID, "b": SAID})
+    (two / "summary.json").write_text(json.dumps({"cases": {"total": 2, "failed": 2}}))
+    with pytest.raises(CohortFailedError, match=r": jobs a\.infer, b\.infer failed on their last attempt for a reason "
+                                                rf"of the whole job, each: {SAID} \(a\.infer's log: .*\); their cases"):
+        check_failures(two / "summary.json", "all")
