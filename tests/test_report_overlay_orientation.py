@@ -273,3 +273,26 @@ def test_a_real_mr_shows_anterior_on_the_sagittal_panels_left(shared_data, tmp_p
     sagittal = _panels(picture)[0]
     assert _mean_column(picture, sagittal, 1) < 0.45 < 0.55 < _mean_column(picture, sagittal, 2)
     assert [_letter_at(picture, sagittal, edge) for edge in ("left", "right", "top", "bottom")] == list("APSI")
+
+
+def test_a_slice_whose_affine_gives_its_one_voxel_axis_no_direction_is_drawn_or_named(tmp_path):
+    """Arrays whose affine has a zero column for the axis of one voxel (a 2D image's slice, as a reader that does not
+    place that axis gives it) made the overlay fail on nibabel's ``IndexError: index -9223372036854775808 is out of
+    bounds``, naming neither the file nor the problem. The overlay places that axis along the normal to the other
+    two (1 mm, as medseg's NIfTI reading does) and says so; an affine that places no voxel otherwise is refused in
+    one line naming the segmentation."""
+    from medseg.errors import InputError
+
+    labels = np.zeros((30, 34, 1), np.uint8)
+    labels[8:20, 10:25] = 1
+    flat = np.diag([0.8, 0.7, 0.0, 1.0])
+    arrays = CaseArrays(labels, flat, path=tmp_path / "c_seg.nii.gz")
+    png = Image.open(io.BytesIO(render_overlay(arrays, [("1", "liver")], "1")))
+    assert png.width > 100 and png.height > 100
+    assert arrays.notes == ["its affine gives the axis of one voxel (k) no direction: drawn 1 mm thick along the "
+                            "normal to the other two"]
+    thick = np.zeros((30, 34, 3), np.uint8)
+    thick[8:20, 10:25, 1] = 1
+    with pytest.raises(InputError) as error:
+        render_overlay(CaseArrays(thick, flat, path=tmp_path / "c_seg.nii.gz"), [("1", "liver")], "1")
+    assert str(error.value).startswith(f"{tmp_path / 'c_seg.nii.gz'}: no overlay can be drawn: the affine is singular")

@@ -16,7 +16,8 @@ from medseg.io.image_shape import shape_3d
 from medseg.io.nifti_files import _QUATERNION_ROUNDING, _uncompressed_gz
 from medseg.volume import bottom_row_text
 
-__all__ = ["affine_mm", "is_sheared", "qfac_note", "qform_for", "quaternion_note", "raw_header", "tilt_qform"]
+__all__ = ["affine_mm", "flat_axis", "flat_axis_filled", "is_sheared", "qfac_note", "qform_for", "quaternion_note",
+           "raw_header", "tilt_qform"]
 
 _UNIT_MM = {0: 1.0, 1: 1000.0, 2: 1.0, 3: 0.001}  # xyzt_units & 7: unknown (read as mm), metre, mm, micron
 _NO_ORIENTATION = ("no orientation in the header ({why}): NIfTI method 1 assumed (x = i*pixdim1, y = j*pixdim2, "
@@ -262,28 +263,43 @@ def _flat_axis_filled(affine: np.ndarray, image, raw, unit_mm: float = 1.0) -> t
     filled (see :func:`_affine_mm`), and a note when its length is assumed; any other affine as it is. pixdim is
     taken whether or not the stored dimensions reach the axis: a 2D file's prediction is written with three, and both
     must read alike (nibabel writes 1 there, a file stating nothing holds 0)."""
-    columns = np.asarray(affine, dtype=np.float64)[:3, :3]
-    shape = shape_3d(image.shape)
-    if len(shape) != 3 or not np.all(np.isfinite(columns)):
-        return affine, None
-    flat = [axis for axis in range(3) if not np.any(columns[:, axis])]
-    if len(flat) != 1 or shape[flat[0]] != 1:
-        return affine, None
-    axis = flat[0]
-    normal = np.cross(columns[:, (axis + 1) % 3], columns[:, (axis + 2) % 3])
-    size = float(np.linalg.norm(normal))
-    if size < 1e-12:
+    axis = flat_axis(affine, image.shape)
+    if axis is None:
         return affine, None
     try:
         stated = abs(float(raw["pixdim"][axis + 1]))
     except (KeyError, ValueError, IndexError, TypeError):  # a format without pixdim
         stated = 0.0
-    filled = np.array(affine, dtype=np.float64)
-    filled[:3, axis] = normal / size * (stated if np.isfinite(stated) and stated > 0 else 1.0 / unit_mm)
+    filled = flat_axis_filled(affine, axis, stated if np.isfinite(stated) and stated > 0 else 1.0 / unit_mm)
     if np.isfinite(stated) and stated > 0:
         return filled, None
     return filled, (f"slice thickness unknown (the affine's column for {'ijk'[axis]} is zero, an axis of one voxel, "
                     f"and pixdim[{axis + 1}] gives none): 1 mm assumed; the volumes in ml rest on it")
+
+
+def flat_axis(affine: np.ndarray, shape) -> int | None:
+    """The axis of one voxel (a 2D image's slice) whose column of ``affine`` is zero while the other two span a
+    plane, which the normal to them places (:func:`flat_axis_filled`); None for any other affine."""
+    columns = np.asarray(affine, dtype=np.float64)[:3, :3]
+    shape = shape_3d(tuple(shape))
+    if len(shape) != 3 or not np.all(np.isfinite(columns)):
+        return None
+    flat = [axis for axis in range(3) if not np.any(columns[:, axis])]
+    if len(flat) != 1 or shape[flat[0]] != 1:
+        return None
+    axis = flat[0]
+    normal = np.cross(columns[:, (axis + 1) % 3], columns[:, (axis + 2) % 3])
+    return axis if float(np.linalg.norm(normal)) >= 1e-12 else None
+
+
+def flat_axis_filled(affine: np.ndarray, axis: int, length: float) -> np.ndarray:
+    """``affine`` with its zero column ``axis`` (:func:`flat_axis`) the normal to the other two (right-handed), of
+    ``length``."""
+    columns = np.asarray(affine, dtype=np.float64)[:3, :3]
+    normal = np.cross(columns[:, (axis + 1) % 3], columns[:, (axis + 2) % 3])
+    filled = np.array(affine, dtype=np.float64)
+    filled[:3, axis] = normal / float(np.linalg.norm(normal)) * length
+    return filled
 
 
 def _has_spm_mat(image) -> bool:

@@ -171,9 +171,10 @@ def render_overlay(
     from PIL import Image, ImageDraw, ImageFont
 
     ct_hu = ct_window_hu(ct_window)  # a name it does not know is refused before any file is read
-    ornt = nib.orientations.io_orientation(arrays.affine)  # row i: (output axis of input axis i, flip)
+    affine = _drawn_affine(arrays)
+    ornt = nib.orientations.io_orientation(affine)  # row i: (output axis of input axis i, flip)
     spacing = np.empty(3)
-    spacing[ornt[:, 0].astype(int)] = np.linalg.norm(arrays.affine[:3, :3], axis=0)
+    spacing[ornt[:, 0].astype(int)] = np.linalg.norm(affine[:3, :3], axis=0)
 
     def reorient(array):
         return None if array is None else nib.orientations.apply_orientation(array, ornt)
@@ -306,6 +307,27 @@ def render_overlay(
     buffer = io.BytesIO()
     canvas.save(buffer, format="PNG", compress_level=6)
     return buffer.getvalue()
+
+
+def _drawn_affine(arrays: CaseArrays) -> np.ndarray:
+    """The affine the overlay orients its panels by: ``arrays``' own, or, where its column for an axis of one voxel
+    (a 2D image's slice) is zero, that axis placed along the normal to the other two, 1 mm long, as medseg's NIfTI
+    reading places it (nibabel's orientation of a zero column failed on an index out of bounds), noted. An affine
+    that places no voxel otherwise is an :class:`~medseg.errors.InputError` naming the segmentation."""
+    from medseg.errors import InputError
+    from medseg.io.nifti_geometry import flat_axis, flat_axis_filled
+    from medseg.volume import singular_affine_text
+
+    affine = np.asarray(arrays.affine, dtype=np.float64)
+    axis = flat_axis(affine, arrays.prediction.shape)
+    if axis is not None:
+        affine = flat_axis_filled(affine, axis, 1.0)
+        arrays.notes.append(f"its affine gives the axis of one voxel ({'ijk'[axis]}) no direction: drawn 1 mm thick "
+                            "along the normal to the other two")
+    problem = singular_affine_text(affine)
+    if problem is not None:
+        raise InputError(f"{arrays.path or 'the segmentation'}: no overlay can be drawn: {problem}")
+    return affine
 
 
 def panel_slots(panels: list[tuple[list[str], int]], font, gap: int = 8) -> list[tuple[int, int]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -43,6 +44,7 @@ class CaseArrays:
     # the image's modality where a record says it (the DICOM series' Modality, as the sidecar records the input's, or
     # the JSON dcm2niix writes beside its NIfTI: "CT", "MR"); None where nothing says
     modality: str | None = None
+    path: Path | None = None  # the segmentation's file, which the overlay's errors name
 
     def shown(self) -> str:
         """What an overlay of these arrays draws, for its alternative text."""
@@ -66,7 +68,7 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
     if path is None:
         return None
     prediction, affine, source = read_segmentation(case, path)
-    arrays = CaseArrays(prediction=prediction, affine=affine)
+    arrays = CaseArrays(prediction=prediction, affine=affine, path=path)
     if tolerance_mm is None:
         tolerance_mm = grid_tolerance_mm(affine)
 
