@@ -15,10 +15,17 @@ from types import FrameType
 
 from medseg.errors import MedsegWarning
 
-__all__ = ["warn", "warning", "held_until_done"]
+__all__ = ["NOTHING_WRITTEN", "NOT_SCORED", "warn", "warning", "held_until_done", "raised_outcome"]
+
+# what a warning of scoring says in place of how the case is scored all the same, where the caller's filters raise it
+NOT_SCORED = "not scored (MedsegWarning filtered into an error)"
+# what it says instead where the scoring is segmenting's with a reference, which then writes nothing (raised_outcome)
+NOTHING_WRITTEN = "nothing written (MedsegWarning filtered into an error)"
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _HELD: ContextVar[list[MedsegWarning] | None] = ContextVar("medseg_held_warnings", default=None)
+# (what a raised warning's text ends with, what it ends with instead) within raised_outcome
+_OUTCOME: ContextVar[tuple[str, str] | None] = ContextVar("medseg_raised_outcome", default=None)
 
 
 def warn(message: str, log: logging.Logger | None = None, category: type[MedsegWarning] = MedsegWarning,
@@ -40,6 +47,9 @@ def warn(message: str, log: logging.Logger | None = None, category: type[MedsegW
             return
         if raised is None or str(error) != message:
             raise
+        outcome = _OUTCOME.get()
+        if outcome is not None and raised.endswith(outcome[0]):
+            raised = raised[:-len(outcome[0])] + outcome[1]
         raise category(raised) from None
     if log is not None:  # marked: show_warnings' handler leaves it to Python's warnings, which show it
         log.warning("%s", message, extra={"medseg_warning": category.__name__})
@@ -72,6 +82,18 @@ def held_until_done() -> Iterator[None]:
         _HELD.reset(token)
     if held:
         raise held[0]
+
+
+@contextmanager
+def raised_outcome(said: str, instead: str) -> Iterator[None]:
+    """Within the block, a warning the program's filters raise as an error whose ``raised`` text (:func:`warn`) ends
+    with ``said`` ends with ``instead``: the outcome of the work that called the code which warns, where that code's
+    own words are untrue (scoring's "not scored" where segmenting with a reference writes nothing at all)."""
+    token = _OUTCOME.set((said, instead))
+    try:
+        yield
+    finally:
+        _OUTCOME.reset(token)
 
 
 def _caller_level() -> int:

@@ -40,7 +40,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from medseg.caller_warnings import warn
+from medseg.caller_warnings import NOT_SCORED, warn
 from medseg.errors import InputError
 from medseg.grid_match import (  # the grid matching's public names, importable from here as before
     GRID_TOLERANCE_MM,
@@ -265,8 +265,7 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
     other_thickness = _flat_thickness_differs(pred, ref)
     if other_thickness is not None:
         warn(f"{ref.source}: {other_thickness}", log,  # raised: its first clause, without what was done
-             raised=f"{ref.source}: {other_thickness.split('; its volumes are computed')[0]}; not scored "
-             "(MedsegWarning filtered into an error)")
+             raised=f"{ref.source}: {other_thickness.split('; its volumes are computed')[0]}; {NOT_SCORED}")
         notes.append(f"reference: {other_thickness}")
     if notes:
         record["notes"] = notes

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medseg.caller_warnings import warn, warning
+from medseg.caller_warnings import NOT_SCORED, warn, warning  # NOT_SCORED: how scoring's raised warnings end
 from medseg.case_numbers import other_case_note
 from medseg.errors import InputError, ModelMismatchError, first_line
 from medseg.io.files import is_path, os_reason, path_argument, type_text
@@ -34,8 +34,6 @@ __all__ = ["MadeBy", "check_folder_made_by", "check_made_by", "dataset_label_nam
 
 log = logging.getLogger("medseg")
 
-# what a warning of scoring says in place of how the case is scored all the same, where the caller's filters raise it
-NOT_SCORED = "not scored (MedsegWarning filtered into an error)"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medseg import stopping
-from medseg.caller_warnings import warn
+from medseg.caller_warnings import NOT_SCORED, NOTHING_WRITTEN, raised_outcome, warn
 from medseg.case_numbers import other_case_note
 from medseg.errors import DeviceError, ImageReadError, InputError, OutputWriteError
 from medseg.failure_records import stale_failure
@@ -458,7 +458,10 @@ def segment_case(
         check_reference_exists(reference, input_path)
         other_case = other_case_note(input_path, reference)
         if other_case is not None:  # nothing else tells a reference of another case on a shared grid
-            warn(f"{reference}, the reference given for {input_path}: {other_case}", log)
+            warn(f"{reference}, the reference given for {input_path}: {other_case}", log,
+                 raised=f"{reference}, the reference given for {input_path}: " + other_case.replace(
+                     "; a reference given out of order is scored all the same)",
+                     "); nothing segmented or written (MedsegWarning filtered into an error)"))
         reference_signature = file_signature(reference)
         if is_dicom_file(reference):  # a DICOM SEG: placed frame by frame on the series it segments
             ref_volume = _seg_reference(reference, volume, segmenter.package.labels, segmenter.package.label_codes)
@@ -505,10 +508,12 @@ def segment_case(
         from medseg.metrics import evaluate_volumes
 
         clock = time.perf_counter()
-        metrics = evaluate_volumes(
-            Volume(labels, volume.affine, source=seg_path), ref_volume, segmenter.package.labels,
-            case_id=case_id or volume.name,
-        )
+        # scoring's warnings raised by a caller's "error" filter say "not scored": here nothing is written at all
+        with raised_outcome(NOT_SCORED, NOTHING_WRITTEN):
+            metrics = evaluate_volumes(
+                Volume(labels, volume.affine, source=seg_path), ref_volume, segmenter.package.labels,
+                case_id=case_id or volume.name,
+            )
         metrics["reference_signature"] = reference_signature
         if segmenter.invocation is not None:  # the command that scored it, as the sidecar records it
             metrics["invocation"] = segmenter.invocation
@@ -518,8 +523,9 @@ def segment_case(
         from medseg.scoring import warn_if_dataset_names_differ
 
         # a dataset.json of the reference's dataset that names the values otherwise: once per file in a process
-        warn_if_dataset_names_differ(reference, segmenter.package.labels, f"the model {segmenter.package.name}",
-                                     warned=_TOLD_DATASET_NAMES)
+        with raised_outcome(NOT_SCORED, NOTHING_WRITTEN):
+            warn_if_dataset_names_differ(reference, segmenter.package.labels, f"the model {segmenter.package.name}",
+                                         warned=_TOLD_DATASET_NAMES)
         record["reference"] = str(absolute_path(reference))  # scored against; the metrics file beside it has them
         record["reference_sha256"] = ref_volume.source_sha256  # as the metrics and input_sha256 hash it
         if "reference_sub_box" in metrics:  # a box of the input's grid, zero-padded onto it (3D Slicer's crop)

@@ -221,3 +221,49 @@ def test_a_reference_named_for_another_case_raised_as_an_error_says_it_was_not_s
     assert str(raised.value).startswith(f"{tmp_path / 'ref/sub-02.nii.gz'}, the reference given for ")
     assert str(raised.value).endswith("in the prediction's); not scored (MedsegWarning filtered into an error)")
     assert "all the same" not in str(raised.value)
+
+
+def test_warnings_of_scoring_raised_while_segmenting_say_nothing_was_written(tmp_path, make_package):
+    """Segmenting with a reference (``segment_case(..., reference=...)``) scores the case before anything is written:
+    a warning of scoring raised by an "error" filter (a dataset.json naming the labels otherwise, a reference whose
+    header gives its one slice another thickness, a reference named for another case) ended "not scored", which read
+    as if the segmentation were written. Nothing is: its text says so."""
+    import json
+
+    package = make_package()
+    phantom = make_phantom((32, 32, 2), seed=11)  # one tile a slice: the least inference before the scoring
+    filtered = "(MedsegWarning filtered into an error)"
+
+    def raised(image, reference) -> str:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", MedsegWarning)
+            with pytest.raises(MedsegWarning) as error:
+                segment_case(image, package, out_dir=tmp_path / "out", reference=reference)
+        assert _files(tmp_path / "out") == []
+        return str(error.value)
+
+    (tmp_path / "Task01" / "labelsTs").mkdir(parents=True)
+    reference = tmp_path / "Task01" / "labelsTs" / "case.nii.gz"
+    image = tmp_path / "image.nii.gz"
+    nib.save(nib.Nifti1Image(phantom.image, np.diag([1.0, 1.0, 2.0, 1.0])), str(image))
+    nib.save(nib.Nifti1Image(phantom.labels.astype(np.uint8), np.diag([1.0, 1.0, 2.0, 1.0])), str(reference))
+    names = tmp_path / "Task01" / "dataset.json"
+    names.write_text(json.dumps({"labels": {"0": "background", "1": "liver", "2": "spleen", "3": "tube"}}))
+    assert raised(image, reference) == (
+        f"{names} names labels 1 liver, 2 spleen; the model tiny names them 1 ellipsoid, 2 box: check that the "
+        f"reference uses the model's label values; nothing written {filtered}")
+    names.unlink()
+    # one slice, 1 mm thick in the image's header, 5 mm in the reference's
+    one = tmp_path / "slice.nii.gz"
+    nib.save(nib.Nifti1Image(phantom.image[:, :, 1:2], np.diag([1.0, 1.0, 1.0, 1.0])), str(one))
+    thick = tmp_path / "slice_label.nii.gz"
+    nib.save(nib.Nifti1Image(phantom.labels[:, :, 1:2].astype(np.uint8), np.diag([1.0, 1.0, 5.0, 1.0])), str(thick))
+    assert raised(one, thick) == (f"{thick}: its header gives the single slice a thickness of 5 mm where the "
+                                  f"prediction's gives 1 mm; nothing written {filtered}")
+    # a reference named for another case
+    other = tmp_path / "sub-02.nii.gz"
+    shutil.copy(reference, other)
+    shutil.copy(image, tmp_path / "sub-01.nii.gz")
+    text = raised(tmp_path / "sub-01.nii.gz", other)
+    assert text.startswith(f"{other}, the reference given for ") and "all the same" not in text
+    assert text.endswith(f"; nothing segmented or written {filtered}")
