@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 
 import nibabel as nib
 import numpy as np
@@ -302,3 +303,30 @@ def test_a_case_two_failed_jobs_kept_names_both(tmp_path):
     assert [job["kept"] for job in json.loads(outputs.summary.read_text())["failed_jobs"]] == [["a"], ["a", "b"]]
     assert {case: row["kept_by_failed_job"] for case, row in rows.items()} == {
         "a": "batch001.evaluate;batch001.infer", "b": "batch001.infer"}
+
+
+def test_a_case_failed_as_a_duplicate_names_no_reference_it_was_not_scored_against(tmp_path):
+    """Two metrics files of one case id in a folder fail the case (DuplicateResult), and its row dropped the columns
+    of the scores the report does not take (scored_at, created, the hashes), but kept ``reference`` from the first
+    file read: a reference the case was not scored against as the report shows it. A failed case's row names the
+    reference its failure record names (the one it failed to be scored against), here none."""
+    results = tmp_path / "results"
+    folder = write_case(results, "c1", 0, "exact")
+    other = write_case(tmp_path / "elsewhere", "c1", 1, "erode")
+    for metrics, reference in ((folder / "c1_metrics.json", "/data/first_label.nii.gz"),
+                               (other / "c1_metrics.json", "/data/second_label.nii.gz")):
+        record = json.loads(metrics.read_text())
+        record["reference"] = reference
+        metrics.write_text(json.dumps(record))
+    shutil.copy(other / "c1_metrics.json", folder / "copy_metrics.json")
+    # beside it, a case failed at scoring (its failure record names its reference) and a scored one
+    record = json.loads(write_failure(results, "c2", stage="evaluate").read_text())
+    record["reference"] = "/data/c2_label.nii.gz"
+    (results / "cases" / "c2" / "c2_failed.json").write_text(json.dumps(record))
+    write_case(results, "c3", 2, "exact")
+    rows = {row["case_id"]: row for row in read_tsv(build_report(results, tmp_path / "r.html").table)}
+    assert (rows["c1"]["status"], rows["c1"]["error_type"]) == ("failed", "DuplicateResult")
+    assert (rows["c1"]["reference"], rows["c1"]["reference_sha256"], rows["c1"]["scored_at"]) == ("", "", "")
+    assert rows["c2"]["reference"] == "/data/c2_label.nii.gz"
+    scored = json.loads((results / "cases" / "c3" / "c3_metrics.json").read_text())["reference"]
+    assert scored and rows["c3"]["reference"] == scored
