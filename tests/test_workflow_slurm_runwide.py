@@ -50,9 +50,11 @@ def test_every_job_failing_for_the_device_is_recorded_with_medsegs_error(cohort,
         "a": ("failed", "a.infer"), "b": ("failed", "b.infer")}
     assert all(said in row["error"] and "before medseg started" not in row["error"] for row in rows.values())
     page = (results / "report.html").read_text()
-    assert "Jobs that failed (2)" in page and page.count(html.escape(said)) == 2
+    # the two jobs failed with one error: one entry, the error once, each job's logs on its own line
+    assert "Jobs that failed (2)" in page and page.count(html.escape(said)) == 1
+    assert '<li id="job-a.infer">' in page and '<li id="job-b.infer">' in page
     assert "before medseg started" not in page
     last = [line for line in run.stderr.splitlines() if line.startswith("medseg: error: ")][-1]
-    assert f"job a.infer failed on its last attempt for a reason of the whole job: {said}" in last
-    assert ", as did 1 other job; their cases are listed as failed in " in last
+    assert f"jobs a.infer, b.infer failed on their last attempt for a reason of the whole job, each: {said}" in last
+    assert "; their cases are listed as failed in " in last and ", with each job's logs, " in last
     assert "every attempt ended before medseg" not in run.stderr
