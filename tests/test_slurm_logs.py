@@ -88,17 +88,21 @@ def test_a_jobs_own_log_path_as_the_plugin_names_it(tmp_path):
 def test_a_job_that_never_started_is_recorded_with_its_slurm_log(tmp_path):
     """A scoring job whose three attempts ended before medseg started: its case with a segmentation is recorded as
     failed at evaluate naming the job, its attempts and SLURM's log of the last, with that log's last line; a case
-    without a reference is none of its business; the job's record holds the error, so that the report is made."""
+    without a reference is none of its business; the job's record holds the error, so that the report is made. (The
+    cases are 4 slices each: their segmentation by the job before is all this test needs of them, where the cohort's
+    16-slice phantoms took 20-26 s of the default test run.)"""
     import json
-
-    from cohort_cases import write_cohort_data
 
     from medseg.cohort import InferOptions, Sample, infer_cases
     from medseg.cohort.check import failed_jobs
     from medseg.cohort.records import ResultsFolder
     from medseg.cohort.unstarted_jobs import record_unstarted_job
+    from medseg.synthetic import write_phantom
 
-    data = write_cohort_data(tmp_path / "data", seeds=(5, 6))
+    data = tmp_path / "data"
+    data.mkdir()
+    write_phantom(data / "a.nii.gz", data / "a_label.nii.gz", shape=(48, 48, 4), seed=5)
+    write_phantom(data / "b.nii.gz", None, shape=(48, 48, 4), seed=6)
     results = tmp_path / "results"
     samples = [Sample("a", data / "a.nii.gz", data / "a_label.nii.gz"), Sample("b", data / "b.nii.gz", None)]
     assert infer_cases(samples, results, InferOptions("phantom")).count("ok") == 2
