@@ -219,12 +219,10 @@ def test_a_case_that_kills_its_worker_ends_as_a_failure_and_the_rest_completes(t
         "k0": ("ok", True), "crash": ("ok", False), "k2": ("ok", True)}
 
 
-def test_a_larger_set_resources_memory_tries_a_given_up_case_again(tmp_path):
-    """A case given up for killing its workers with 2000 MB: a rerun with --set-resources infer:mem_mb=3000 tries it
-    again. That changes no job parameter, so Snakemake kept the finished batch and the case was never tried (the
-    README said it would be); as much memory as before keeps it given up, and nothing runs. (b is segmented here
-    beforehand, as by an earlier run: the first run's inference job then gives a up without importing torch and
-    MONAI.)"""
+def _given_up_at_2000_mb(tmp_path: Path):
+    """Case a given up for killing its workers with 2000 MB, by a first run (b segmented here beforehand, as by an
+    earlier run: the run's inference job then gives a up without importing torch and MONAI). Returns the runner of
+    Snakemake in ``tmp_path`` (exit code 0 asserted) and a's inference outcome's reader."""
     from medseg.cohort import InferOptions, ResultsFolder, infer_cases, read_samples
     from medseg.cohort.fingerprints import infer_fingerprint
     from medseg.package import load_package
@@ -254,6 +252,34 @@ def test_a_larger_set_resources_memory_tries_a_given_up_case_again(tmp_path):
     run()
     assert outcome() == "failed" and folder.status("a", "infer")["worker_given_up_memory_mb"] == 2000
     assert "setup (imports, model) 0.0 s" in (results / "logs" / "infer" / "batch001.log").read_text()
+    return run, outcome
+
+
+def test_a_larger_set_resources_memory_tries_a_given_up_case_again(tmp_path):
+    """A case given up for killing its workers with 2000 MB: a rerun with --set-resources infer:mem_mb=3000 tries it
+    again. That changes no job parameter, so Snakemake kept the finished batch and the case was never tried (the
+    README said it would be). (As much memory as before, a cap by --resources and an expression of the attempt are
+    the slow test below.)"""
+    run, outcome = _given_up_at_2000_mb(tmp_path)
+    results = tmp_path / "results"
+    more = run("--set-resources", "infer:mem_mb=3000")
+    assert "infer: a given up with less memory than this run's jobs start with (3000 MB): job batch001.infer will " \
+           "run again" in more.stderr
+    assert outcome() == "ok" and (results / "cases" / "a" / "a_seg.nii.gz").is_file()
+    job = json.loads((results / "jobs" / "batch001.infer.json").read_text())
+    assert {c["case_id"]: (c["outcome"], c["reused"]) for c in job["cases"]} == {"a": ("ok", False), "b": ("ok", True)}
+
+
+@pytest.mark.slow  # in-process by default: test_stale_jobs.py's
+# test_a_case_given_up_with_less_memory_than_its_batch_now_starts_with_voids_that_batch_and_is_not_finished (a batch
+# starting with the memory the case was given up with keeps it given up; the preview's words) and
+# test_cohort_settings.py's test_resource_settings_are_read_through_snakemakes_public_names (a --resources cap and
+# an expression of the attempt followed)
+def test_as_much_set_resources_memory_as_before_or_capped_keeps_a_given_up_case_given_up(tmp_path):
+    """As much memory as the case was given up with keeps it given up, and nothing runs; so does more memory capped
+    by --resources to as much; an expression of the attempt is worked out, and the preview names the job it will
+    run again."""
+    run, outcome = _given_up_at_2000_mb(tmp_path)
     again = run("--set-resources", "infer:mem_mb=2000")
     assert "Nothing to be done" in again.stderr and outcome() == "failed"
     # what the jobs will start with: --resources caps it; an expression of the attempt is worked out
@@ -262,9 +288,3 @@ def test_a_larger_set_resources_memory_tries_a_given_up_case_again(tmp_path):
     preview = run("-n", "--set-resources", "infer:mem_mb=1500*(attempt+1)")
     assert "a given up with less memory than this run's jobs start with (3000 MB): job batch001.infer will run " \
            "again when the workflow runs" in preview.stdout + preview.stderr and outcome() == "failed"
-    more = run("--set-resources", "infer:mem_mb=3000")
-    assert "infer: a given up with less memory than this run's jobs start with (3000 MB): job batch001.infer will " \
-           "run again" in more.stderr
-    assert outcome() == "ok" and (results / "cases" / "a" / "a_seg.nii.gz").is_file()
-    job = json.loads((results / "jobs" / "batch001.infer.json").read_text())
-    assert {c["case_id"]: (c["outcome"], c["reused"]) for c in job["cases"]} == {"a": ("ok", False), "b": ("ok", True)}
