@@ -442,3 +442,18 @@ def test_a_key_yaml_reads_as_no_text_is_named_in_the_file_that_set_it(tmp_path):
         check_config(config, schema, lambda key: config_source(key, {}, [mine], own))
     assert str(caught.value).startswith("config: unknown key True;")
     assert str(caught.value).endswith(f"(set in {mine})")
+
+
+def test_a_results_folder_with_braces_or_angle_brackets_is_refused_in_one_line(tmp_path):
+    """Snakemake reads a brace in a path as a wildcard and <name> as a path variable: such a results folder is refused
+    naming the characters, before anything is made (test_workflow_planning.py runs it through Snakemake)."""
+    from medseg.cohort.settings import check_results_folder
+
+    for odd, shown in (("o{u}t", "'{' '}'"), ("o<u>t", "'<' '>'")):
+        with pytest.raises(InputError) as caught:
+            check_results_folder(tmp_path / odd)
+        assert str(caught.value) == (
+            f"{tmp_path / odd}: the results folder (config 'results') has {shown} in its path, which Snakemake "
+            "reads as a wildcard or path variable; choose a folder without them")
+        assert not (tmp_path / odd).exists()
+    check_results_folder(tmp_path / "out")  # a plain name is taken
