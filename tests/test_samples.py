@@ -251,6 +251,7 @@ def test_a_sheet_saved_as_utf16_is_read_and_one_in_another_encoding_named(tmp_pa
         ("case_id\timage\na\tx.nii.gz\nA\ty.nii.gz\n", "case_id 'A' repeats line 2"),
         ("case_id\timage\na/b\tx.nii.gz\n", "case_id 'a/b' must be"),
         ("case_id\timage\n-a\tx.nii.gz\n", "case_id '-a' must be"),
+        ("case_id\timage\na b\tx.nii.gz\n", ":2: case_id 'a b' must be 1-128 ASCII letters"),  # also through Snakemake
         # 'ä' is a letter: the message must not say letters are allowed and then refuse one
         ("case_id\timage\np\u00e4tient\tx.nii.gz\n", "case_id 'p\u00e4tient' must be 1-128 ASCII letters (A-Z, a-z)"),
         ("case_id\timage\treference\na\t\tr.nii.gz\n", ":2: the image cell is empty"),

@@ -197,12 +197,17 @@ def test_bad_sample_sheets_are_refused(tmp_path):
     assert run.returncode == 1 and run.stderr.strip().splitlines()[-1] == (
         f"medseg: error: {sheet}:3: case_id 'A' repeats line 2 (case_ids must be unique, ignoring letter case)")
     assert '  File "' not in run.stderr
-    sheet = write_sheet(tmp_path, [("a b", "a.nii.gz", "")])
-    run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results")
-    assert run.returncode != 0 and "samples.tsv:2: case_id 'a b' must be 1-128 ASCII letters" in run.stdout + run.stderr
     sheet = write_sheet(tmp_path, [("a", "nowhere/a.nii.gz", "")])
     run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results")
     assert run.returncode != 0 and "samples.tsv: its one image is not here (paths" in run.stdout + run.stderr
+
+
+@pytest.mark.slow  # in-process by default: test_samples.py's test_bad_sheets_are_refused_with_the_line (case_id 'a b'
+# refused with these words, beside 'a/b', '-a' and 'pätient')
+def test_a_case_id_with_a_space_is_refused_while_planning(tmp_path):
+    sheet = write_sheet(tmp_path, [("a b", "a.nii.gz", "")])
+    run = snakemake(tmp_path, "-n", samples=sheet, results=tmp_path / "results")
+    assert run.returncode != 0 and "samples.tsv:2: case_id 'a b' must be 1-128 ASCII letters" in run.stdout + run.stderr
 
 
 def test_a_workflow_settings_file_that_is_not_valid_yaml_is_one_line(tmp_path):
