@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from workflow_runs import (
@@ -81,22 +82,35 @@ def test_a_ctrl_c_sigterm_or_sighup_while_the_jobs_run_is_one_line_and_exit_130_
     assert not (results / "jobs" / "batch001.infer.json").exists() and not (results / "report.html").exists()
 
 
+@pytest.fixture(scope="module")
+def made_a_and_b(cohort, tmp_path_factory) -> Path:
+    """The results of one batch of cases a and b (cases_per_job 10), its jobs run in this process as the workflow
+    runs them, once for the module's tests, which copy them."""
+    from medseg.cohort import InferOptions, evaluate_cases, infer_cases, read_samples, write_job_record
+
+    results = tmp_path_factory.mktemp("made") / "results"
+    samples = read_samples(sheet_of_own(cohort, results.parent, ["a", "b"]))
+    write_job_record(results / "jobs" / "batch001.infer.json", infer_cases(samples, results, InferOptions(MODEL)))
+    write_job_record(results / "jobs" / "batch001.evaluate.json", evaluate_cases(samples, results))
+    return results
+
+
 @pytest.mark.parametrize(("options", "config"), [pytest.param((), ("overlap=0.5",), id="another-setting"),
                                                   pytest.param(("-F",), (), id="forced")])
-def test_a_stopped_run_counts_only_the_cases_made_for_its_own_settings_as_finished(cohort, tmp_path, options, config):
+def test_a_stopped_run_counts_only_the_cases_made_for_its_own_settings_as_finished(cohort, made_a_and_b, tmp_path,
+                                                                                   options, config):
     """A run with another setting (the tile overlap), or forced (``-F``), makes every case again; stopped as its
     first job started, its line said "2 of 2 cases finished (kept)", counting the results the earlier run had made
     (still in the folder, but to be made again), so the line told a user that nothing was left to do. It counts the
     cases made for the stopped run's own work: none here. (The earlier run is the batch's jobs run in this process,
-    as the workflow runs them, the model loaded once for both parameters: a Snakemake run of its own per parameter
-    took three more processes, two importing torch, MONAI or matplotlib.)"""
-    from medseg.cohort import InferOptions, evaluate_cases, infer_cases, read_samples, write_job_record
+    as the workflow runs them, once for both parameters, each copying its results: a Snakemake run of its own per
+    parameter took three more processes, two importing torch, MONAI or matplotlib.)"""
+    import shutil
+
     from medseg.cohort.planning_stop import run_stopped_line
 
     results = tmp_path / "results"
-    samples = read_samples(sheet_of_own(cohort, tmp_path, ["a", "b"]))  # one batch (cases_per_job 10)
-    write_job_record(results / "jobs" / "batch001.infer.json", infer_cases(samples, results, InferOptions(MODEL)))
-    write_job_record(results / "jobs" / "batch001.evaluate.json", evaluate_cases(samples, results))
+    shutil.copytree(made_a_and_b, results)
     assert len(_records(results / "status")) == 2
     with _run_until_its_first_job(cohort, tmp_path, ("a", "b"), options=options, config=config) as (process, console):
         os.killpg(process.pid, signal.SIGINT)
