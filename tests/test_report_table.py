@@ -330,3 +330,21 @@ def test_a_case_failed_as_a_duplicate_names_no_reference_it_was_not_scored_again
     assert rows["c2"]["reference"] == "/data/c2_label.nii.gz"
     scored = json.loads((results / "cases" / "c3" / "c3_metrics.json").read_text())["reference"]
     assert scored and rows["c3"]["reference"] == scored
+
+
+def test_the_page_names_no_reference_the_case_table_leaves_out_of_a_duplicate(tmp_path):
+    """cohort.tsv left out the reference of a case failed as a duplicate (two files claiming to be its metrics), but
+    the case's entry on the page still named the first file's ('reference /data/first_label.nii.gz'): the two said
+    otherwise of one case. The page names the reference the table names: none here, a scored case's its own."""
+    results = tmp_path / "results"
+    folder = write_case(results, "c1", 0, "exact")
+    record = json.loads((folder / "c1_metrics.json").read_text())
+    (folder / "c1_metrics.json").write_text(json.dumps(record | {"reference": "/data/first_label.nii.gz"}))
+    (folder / "copy_metrics.json").write_text(json.dumps(record | {"reference": "/data/second_label.nii.gz"}))
+    write_case(results, "c3", 2, "exact")
+    outputs = build_report(results, tmp_path / "r.html", max_overlays=0)
+    rows = {row["case_id"]: row for row in read_tsv(outputs.table)}
+    assert (rows["c1"]["error_type"], rows["c1"]["reference"]) == ("DuplicateResult", "")
+    page = outputs.html.read_text()
+    assert "first_label" not in page and "second_label" not in page
+    assert f"reference <code>{rows['c3']['reference']}</code>" in page

@@ -104,6 +104,13 @@ class CaseResult:
         return self.failure is not None and self.failure.get("stage") in ("evaluate", "not_scored") and bool(
             self.sidecar)
 
+    def named_reference(self) -> str | None:
+        """The reference as the report names it: the one its scores were made against where the report takes them
+        (a case not failed, or ``stale``: that run's), else the one its failure record names (none for two files
+        claiming to be its metrics: the first one read was not what it was scored against, as the report shows it)."""
+        scores = (self.metrics or {}) if self.failure is None or self.failure.get("stage") == "stale" else {}
+        return scores.get("reference") or (self.failure or {}).get("reference")
+
     def labels(self) -> list[LabelResult]:
         """Per-label results: metrics when scored, else the sidecar's predicted volumes (also for a case that failed
         only at scoring: its segmentation stands, status ``not_scored``)."""

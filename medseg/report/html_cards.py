@@ -126,11 +126,10 @@ def _case_card(content: ReportContent, rank: int, index: int) -> str:
         body.append(f'<div class="row">{"".join(row)}</div>')
     for note in content.overlay_notes.get(index, []) + case.notes:
         body.append(f'<p class="small muted">{e(note)}</p>')
-    failure = case.failure or {}
     paths = [("input", case.input_label()),
              ("prediction", None if case.segmentation_path() else case.failed_prediction),
              ("segmentation", case.segmentation_path()),
-             ("reference", (case.metrics or {}).get("reference") or failure.get("reference"))]
+             ("reference", case.named_reference())]  # as cohort.tsv names it
     body.append('<p class="small">' + " · ".join(f"{name} <code>{e(path)}</code>" for name, path in paths if path)
                 + "</p>")
     # back to the case's own row (the table's top, 200 rows up, lost one's place in a large cohort)

@@ -111,9 +111,8 @@ def cohort_rows(cases: list[CaseResult], flags: list[list[Flag]], order: list[in
             "series_uid": info.get("series_uid"),
             "segmentation": str(segmentation) if segmentation else None,
             # the reference it was scored against, where the report takes its scores; a failed case's, the one its
-            # failure record names (not the first of two files claiming to be its metrics, which it was not scored
-            # against as the report shows it)
-            "reference": scores.get("reference") or failure.get("reference"),
+            # failure record names (as the page names it)
+            "reference": case.named_reference(),
             # the files by their SHA-256, the device and precision, and when it was made: a row ties to its files
             "input_sha256": sidecar.get("input_sha256"),
             # not from scores the report does not take (scored_at's rule): their files may not be the case's now
