@@ -106,3 +106,20 @@ def test_the_runs_last_line_names_the_jobs_that_failed_with_its_error(same_error
     with pytest.raises(CohortFailedError, match=r": jobs a\.infer, b\.infer failed on their last attempt for a reason "
                                                 rf"of the whole job, each: {SAID} \(a\.infer's log: .*\); their cases"):
         check_failures(two / "summary.json", "all")
+
+
+def test_the_runs_last_line_groups_jobs_by_stage_as_the_report_does(same_error):
+    """The report makes one entry of jobs whose stage, error type and error are the same; the run's last line grouped
+    by error alone, so an inference job and a scoring job that failed alike were 'jobs a.infer, b.evaluate …, each'
+    there but two entries on the page. A scoring job is counted among the others, as the page shows it."""
+    from medseg.cohort.check import check_failures
+    from medseg.errors import CohortFailedError
+
+    (same_error / "jobs" / "b.infer.json").rename(same_error / "jobs" / "b.evaluate.json")
+    summary = same_error / "summary.json"
+    summary.write_text(json.dumps({"cases": {"total": 6, "failed": 6}}))
+    with pytest.raises(CohortFailedError) as error:
+        check_failures(summary, "all")
+    assert (f": jobs a.infer, c.infer, d.infer … (4 jobs) failed on their last attempt for a reason of the whole job, "
+            f"each: {SAID} (a.infer's log: ") in str(error.value)
+    assert ", as did 2 other jobs for 2 other errors; their cases" in str(error.value)

@@ -62,16 +62,16 @@ def _failed_jobs_text(summary_path: Path, jobs: list[tuple[str, dict]]) -> str:
     the first few named, and their count), and how many others failed for other errors."""
     from medseg.report.failed_jobs import job_names_text
 
-    def error_of(job_error: dict) -> tuple:
-        return job_error.get("error"), job_error.get("error_type")
+    def error_of(job: str, job_error: dict) -> tuple:  # the report's groups: stage (batch001.infer's), type, text
+        return job.rpartition(".")[2], job_error.get("error_type"), job_error.get("error")
 
     name, job_error = jobs[0]
-    same = [other for other, other_error in jobs if error_of(other_error) == error_of(job_error)]
+    same = [other for other, other_error in jobs if error_of(other, other_error) == error_of(name, job_error)]
     whose = "its" if len(same) == 1 else f"{name}'s"
     log = f" ({whose} log: {job_error['log']})" if job_error.get("log") else ""
     if job_error.get("slurm_log"):
         log += f" (SLURM's log of its last attempt: {job_error['slurm_log']})"
-    rest = {error_of(other_error) for other, other_error in jobs if other not in same}
+    rest = {error_of(other, other_error) for other, other_error in jobs if other not in same}
     others = len(jobs) - len(same)
     others_text = (f", as did {counted(others, 'other job')} for "
                    f"{'another error' if len(rest) == 1 else f'{len(rest)} other errors'}" if others else "")
