@@ -98,9 +98,9 @@ def test_the_runs_last_line_names_the_jobs_that_failed_with_its_error(same_error
     slurm_log = same_error / "slurm" / "rule_infer" / "a" / f"401{ord('a')}.log"
     assert str(error.value) == (
         f"{same_error}: jobs a.infer, b.infer, c.infer … (5 jobs) failed on their last attempt for a reason of the "
-        f"whole job, each: {SAID} (a.infer's log: {first}) (SLURM's log of its last attempt: {slurm_log}), as did 1 "
-        f"other job for another error; their cases are listed as failed in {same_error / 'report.html'}, with each "
-        "job's logs, and a later run tries them again")
+        f"whole job, each: {SAID} (a.infer's log: {first}) (SLURM's log of a.infer's last attempt: {slurm_log}), as "
+        f"did 1 other job for another error; their cases are listed as failed in {same_error / 'report.html'}, with "
+        "each job's logs, and a later run tries them again")
     two = _failed_jobs_folder(tmp_path / "two", {"a": SAID, "b": SAID})
     (two / "summary.json").write_text(json.dumps({"cases": {"total": 2, "failed": 2}}))
     with pytest.raises(CohortFailedError, match=r": jobs a\.infer, b\.infer failed on their last attempt for a reason "

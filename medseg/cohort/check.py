@@ -67,10 +67,10 @@ def _failed_jobs_text(summary_path: Path, jobs: list[tuple[str, dict]]) -> str:
 
     name, job_error = jobs[0]
     same = [other for other, other_error in jobs if error_of(other, other_error) == error_of(name, job_error)]
-    whose = "its" if len(same) == 1 else f"{name}'s"
+    whose = "its" if len(same) == 1 else f"{name}'s"  # the logs are the first job's
     log = f" ({whose} log: {job_error['log']})" if job_error.get("log") else ""
     if job_error.get("slurm_log"):
-        log += f" (SLURM's log of its last attempt: {job_error['slurm_log']})"
+        log += f" (SLURM's log of {whose} last attempt: {job_error['slurm_log']})"
     rest = {error_of(other, other_error) for other, other_error in jobs if other not in same}
     others = len(jobs) - len(same)
     others_text = (f", as did {counted(others, 'other job')} for "
