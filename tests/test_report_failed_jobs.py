@@ -123,3 +123,37 @@ def test_the_runs_last_line_groups_jobs_by_stage_as_the_report_does(same_error):
     assert (f": jobs a.infer, c.infer, d.infer … (4 jobs) failed on their last attempt for a reason of the whole job, "
             f"each: {SAID} (a.infer's log: ") in str(error.value)
     assert ", as did 2 other jobs for 2 other errors; their cases" in str(error.value)
+
+
+def test_jobs_whose_errors_differ_only_by_their_own_slurm_log_are_one_entry(tmp_path, capsys):
+    """A job whose every attempt stopped with medseg's error before it recorded anything (the sheet not on the nodes)
+    is recorded with that error and SLURM's log of its last attempt in its text, which differs from job to job: such
+    jobs, failing alike, were an entry and a console line each, the error repeated. They are one entry; the error is
+    shown once with the log left to each job's own line."""
+    from medseg.cli import main
+    from medseg.cohort.check import check_failures
+    from medseg.errors import CohortFailedError
+
+    said = "every attempt (3) ended before medseg recorded anything, the last with medseg's error: /shared/s.tsv: gone"
+    results = _failed_jobs_folder(tmp_path / "results", {case: said for case in "abc"})
+    for path in [*(results / "jobs").glob("*.json"), *(results / "cases").glob("*/*_failed.json")]:
+        record = json.loads(path.read_text())
+        job = record.get("job") or record["job_error"]
+        job["error"] = f"{said} (SLURM's log of the last attempt: {job['slurm_log']})"
+        if "job" in record:
+            record["error"] = record["error"].replace(f": {said}", f": {job['error']}")
+        path.write_text(json.dumps(record))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", str(results), "--max-overlays", "0"])
+    assert exit_info.value.code == 0
+    shared = f"{said} (SLURM's log of the last attempt: the job's own)"
+    assert capsys.readouterr().out.splitlines()[1].startswith(f"failed jobs: a.infer, b.infer, c.infer, each: {shared}")
+    page = (results / "report.html").read_text()
+    block = page[page.index('<div id="jobs">'):page.index('<div id="failed">')]
+    assert "<h3>3 jobs: a.infer, b.infer, c.infer</h3>" in block and block.count(html.escape(shared)) == 1
+    assert all(f"SLURM log <code>{results / 'slurm' / 'rule_infer' / case / f'401{ord(case)}.log'}</code>" in block
+               for case in "abc")
+    (results / "summary.json").write_text(json.dumps({"cases": {"total": 3, "failed": 3}}))
+    with pytest.raises(CohortFailedError, match=r": jobs a\.infer, b\.infer, c\.infer failed on their last attempt "
+                                                r"for a reason of the whole job, each: .* \(a\.infer's log: .*; their"):
+        check_failures(results / "summary.json", "all")

@@ -124,7 +124,7 @@ def _failed_job_line(job) -> str:
 def _failed_jobs_line(jobs, page) -> str:
     """Workflow jobs that failed as a whole with one error: the jobs (the first few), the error and the first's log
     once, their cases (the first 10 named), and where each job's logs are (the page's Jobs that failed)."""
-    from medseg.report.failed_jobs import job_names_text
+    from medseg.report.failed_jobs import job_names_text, shared_error
 
     def some(cases: list[str]) -> str:
         return ", ".join(cases[:10]) + (f" … ({len(cases)} cases)" if len(cases) > 10 else "")
@@ -138,5 +138,6 @@ def _failed_jobs_line(jobs, page) -> str:
              f"{'is' if len(failed) == 1 else 'are'} listed as failed, and a later run tries "
              f"{'it' if len(failed) == 1 else 'them'} again" if failed else "")
     kept_text = f"; {some(kept)} kept from an earlier run" if kept else ""
-    return (f"failed jobs: {job_names_text([job.name for job in jobs])}, each: {first.error}{log}{cases}"
+    return (f"failed jobs: {job_names_text([job.name for job in jobs])}, each: "
+            f"{shared_error(first.error, first.slurm_log)}{log}{cases}"
             f"{kept_text}")

@@ -60,10 +60,11 @@ def _failed_jobs_text(summary_path: Path, jobs: list[tuple[str, dict]]) -> str:
     """The run's last line for its ``jobs`` that failed as a whole (:func:`failed_jobs`): the first job's error and
     logs, the jobs that failed with that same error (``device: cuda`` on nodes without CUDA fails every job alike:
     the first few named, and their count), and how many others failed for other errors."""
-    from medseg.report.failed_jobs import job_names_text
+    from medseg.report.failed_jobs import job_names_text, shared_error
 
     def error_of(job: str, job_error: dict) -> tuple:  # the report's groups: stage (batch001.infer's), type, text
-        return job.rpartition(".")[2], job_error.get("error_type"), job_error.get("error")
+        return job.rpartition(".")[2], job_error.get("error_type"), shared_error(job_error.get("error"),
+                                                                                 job_error.get("slurm_log"))
 
     name, job_error = jobs[0]
     same = [other for other, other_error in jobs if error_of(other, other_error) == error_of(name, job_error)]
@@ -78,7 +79,8 @@ def _failed_jobs_text(summary_path: Path, jobs: list[tuple[str, dict]]) -> str:
     who = (f"job {name} failed on its last attempt for a reason of the whole job:" if len(same) == 1 else
            f"jobs {job_names_text(same)} failed on their last attempt for a reason of the whole job, each:")
     each_log = ", with each job's logs" if len(jobs) > 1 else ""
-    return (f"{summary_path.parent}: {who} {job_error.get('error')}{log}{others_text}; "
+    said = job_error.get("error") if len(same) == 1 else error_of(name, job_error)[2]  # each job's SLURM log its own
+    return (f"{summary_path.parent}: {who} {said}{log}{others_text}; "
             f"{'its' if len(jobs) == 1 else 'their'} cases are listed as failed in {_page(summary_path)}{each_log}, "
             "and a later run tries them again")
 

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from medseg.report.case_result import CaseResult
 
-__all__ = ["FailedJob", "SHOWN_JOBS", "failed_jobs", "job_names_text", "same_error_groups", "summary_entry"]
+__all__ = ["FailedJob", "SHOWN_JOBS", "failed_jobs", "job_names_text", "same_error_groups", "shared_error",
+           "summary_entry"]
 
 SHOWN_JOBS = 3  # the jobs a group of jobs with one error names before its count
 
@@ -77,12 +78,19 @@ def failed_jobs(cases: Sequence[CaseResult], results_dir: Path | str) -> list[Fa
 
 
 def same_error_groups(jobs: Sequence[FailedJob]) -> list[list[FailedJob]]:
-    """``jobs`` in groups of those whose stage, error type and error text are the same, in the order of each group's
-    first job (a group of one where a job's error is its own)."""
+    """``jobs`` in groups of those whose stage, error type and error text (:func:`shared_error`) are the same, in the
+    order of each group's first job (a group of one where a job's error is its own)."""
     groups: dict[tuple[str, str, str], list[FailedJob]] = {}
     for job in jobs:
-        groups.setdefault((job.stage, job.error_type, job.error), []).append(job)
+        groups.setdefault((job.stage, job.error_type, shared_error(job.error, job.slurm_log)), []).append(job)
     return list(groups.values())
+
+
+def shared_error(error: str | None, slurm_log: str | None) -> str | None:
+    """A job's ``error`` as jobs that failed alike share it: SLURM's log of its last attempt, which the error of a
+    job stopped before medseg recorded anything names (the sheet not on the nodes), is "the job's own" (each job's
+    line names it)."""
+    return error.replace(slurm_log, "the job's own") if error and slurm_log else error
 
 
 def job_names_text(names: Sequence[str], shown: int = SHOWN_JOBS) -> str:

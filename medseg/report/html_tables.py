@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from medseg.numbers import dice_text, number_text, with_minus
 from medseg.report.case_result import CaseResult, asked_series
-from medseg.report.failed_jobs import SHOWN_JOBS, FailedJob, same_error_groups
+from medseg.report.failed_jobs import SHOWN_JOBS, FailedJob, same_error_groups, shared_error
 from medseg.report.flags import Flag
 from medseg.report.html_parts import (
     _badge,
@@ -358,8 +358,9 @@ def _jobs_section(content: ReportContent) -> str:
     blocks = []
     for group in same_error_groups(content.failed_jobs):
         job = group[0]
+        said = job.error if len(group) == 1 else shared_error(job.error, job.slurm_log)  # each job's log on its line
         lines = [f"stage {e(job.stage)}; error type <code>{e(job.error_type)}</code>",
-                 f'<span class="err">{e(job.error)}</span>']
+                 f'<span class="err">{e(said)}</span>']
         if len(group) == 1:
             blocks.append(f'<div class="job" id="{e(job.anchor)}"><h3>{e(job.name)}</h3><p>'
                           + "<br>".join(lines + own(job)) + "</p></div>")
