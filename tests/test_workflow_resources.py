@@ -297,7 +297,8 @@ def test_memory_per_cpu_is_warned_about_while_planning(odd_resources):
 def test_a_set_resources_memory_of_threads_tries_a_case_given_up_with_less_again(tmp_path):
     """--set-resources infer:mem_mb=2000*threads with --config threads=2 gives each job 4000 MB; planning worked the
     expression out with one thread (2000 MB), so a case given up with 3000 MB was kept given up, never tried with
-    the more memory its job now has."""
+    the more memory its job now has. A --resources cap (3500 MB) is what the jobs start with, and what the case is
+    tried again with (the workflow's own call; its in-process checks are test_cohort_settings.py's)."""
     import json
 
     from medseg.cohort import InferOptions, ResultsFolder, infer_cases, read_samples, write_job_record
@@ -312,11 +313,11 @@ def test_a_set_resources_memory_of_threads_tries_a_case_given_up_with_less_again
     status.write_text(json.dumps({**json.loads(status.read_text()), "outcome": "failed",
                                   "worker_given_up_memory_mb": 3000}))
     # --cores 2: the dry run's jobs get the rule's 2 threads too (a dry run holds them to 1 core otherwise)
-    run = snakemake(tmp_path, "-n", "--cores", "2", "--set-resources", "infer:mem_mb=2000*threads", samples=sheet,
-                    results=results, threads=2)
+    run = snakemake(tmp_path, "-n", "--cores", "2", "--set-resources", "infer:mem_mb=2000*threads", "--resources",
+                    "mem_mb=3500", samples=sheet, results=results, threads=2)
     assert run.returncode == 0, run.stderr[-3000:]
-    output = run.stdout + run.stderr
-    assert "a given up with less memory than this run's jobs start with (4000 MB): job batch001.infer will run " \
+    output = run.stdout + run.stderr  # 4000 MB, capped to 3500: more than the 3000 it was given up with
+    assert "a given up with less memory than this run's jobs start with (3500 MB): job batch001.infer will run " \
            "again when the workflow runs" in output
 
 
