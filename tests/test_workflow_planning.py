@@ -463,13 +463,18 @@ def test_planning_a_cohort_does_not_import_torch(cohort, tmp_path):
 def test_the_default_model_is_the_shipped_one_whatever_the_working_folder_holds(cohort, tmp_path):
     """`medseg train -o phantom` in the working folder: a run without model= took that package while saying "the
     shipped demo model"; as `medseg infer` without --model, it is the shipped one. Named, the folder is taken, with a
-    warning (once, not in every job)."""
+    warning (once, not in every job), and not again as a package calling itself by a shipped name (the folder, the
+    shipped phantom with a label renamed, calls itself 'phantom': named by that name, it is the package meant)."""
+    import json
     import shutil
 
     from medseg.package import load_package
 
     _, sheet = cohort
-    shutil.copytree(load_package("hippocampus").path, tmp_path / "phantom")
+    shutil.copytree(load_package("phantom").path, tmp_path / "phantom")
+    config = json.loads((tmp_path / "phantom" / "model.json").read_text())
+    config["labels"]["3"] = "pipe"  # another package (an edited model.json) of the shipped model's name
+    (tmp_path / "phantom" / "model.json").write_text(json.dumps(config))
     command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path), "-n",
                "--cores", "1", "--config", f"samples={sheet}", f"results={tmp_path / 'results'}"]
     run = subprocess.run(command, capture_output=True, text=True, timeout=300)
@@ -480,7 +485,7 @@ def test_the_default_model_is_the_shipped_one_whatever_the_working_folder_holds(
     said = run.stdout + run.stderr
     assert run.returncode == 0, said[-2000:]
     assert said.count(f"phantom: the package folder {tmp_path / 'phantom'}, not the shipped model of that name") == 1
-    assert "the shipped demo model" not in said
+    assert "the shipped demo model" not in said and "calls itself" not in said
 
 
 def test_a_package_calling_itself_by_a_shipped_name_is_warned_about_while_planning(tmp_path, make_package):
