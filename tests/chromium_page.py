@@ -31,10 +31,30 @@ def chromium(*args: str, timeout: int = 60) -> subprocess.CompletedProcess:
         command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                    "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
                    *args]
-        try:
-            return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-        finally:
-            remove_socket_folder(profile)
+        # its own process group, ended whole: a timeout killed only the launcher (a shell script on Debian), and the
+        # browser it started went on writing into the profile as it was removed ("Directory not empty: 'Default'")
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True) as process:
+            try:
+                out, err = process.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _end_group(process.pid)
+                process.communicate()
+                raise
+            finally:
+                _end_group(process.pid)  # what it left running once it ended
+                remove_socket_folder(profile)
+        return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+def _end_group(group: int, wait_s: float = 5.0) -> None:
+    """Kill the process group ``group`` and wait (at most ``wait_s``) until none of it is left to write."""
+    deadline = time.monotonic() + wait_s
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, 9)
+        while time.monotonic() < deadline:
+            os.killpg(group, 0)  # ProcessLookupError once the group is gone
+            time.sleep(0.05)
 
 
 def remove_socket_folder(profile: str) -> None:
