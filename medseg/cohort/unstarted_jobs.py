@@ -98,21 +98,24 @@ def refused_submissions(snakemake_log: str | os.PathLike | Sequence[str | os.Pat
 def last_log_line(log: str | os.PathLike | None) -> str | None:
     """The last line of SLURM's log of an attempt that is not blank (SLURM's own line on why it ended, or the batch
     script's error), cut to 300 characters; None where there is none or the log cannot be read."""
-    if log is None:
-        return None
-    try:
-        lines = _log_tail(log)
-    except OSError:
+    lines = _log_tail(log)
+    if lines is None:
         return None
     text = next((line.strip() for line in reversed(lines) if line.strip()), None)
     return None if text is None else text[:300]
 
 
-def _log_tail(log: str | os.PathLike) -> list[str]:
-    with open(log, "rb") as file:
-        file.seek(0, os.SEEK_END)
-        file.seek(max(0, file.tell() - _TAIL_BYTES))
-        return file.read().decode("utf-8", errors="replace").splitlines()
+def _log_tail(log: str | os.PathLike | None) -> list[str] | None:
+    """The lines of the end of ``log``; None where there is no log or it cannot be read."""
+    if log is None:
+        return None
+    try:
+        with open(log, "rb") as file:
+            file.seek(0, os.SEEK_END)
+            file.seek(max(0, file.tell() - _TAIL_BYTES))
+            return file.read().decode("utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
 
 
 def medseg_error_line(log: str | os.PathLike | None) -> str | None:
@@ -120,11 +123,8 @@ def medseg_error_line(log: str | os.PathLike | None) -> str | None:
     ends with it; or the rule's, which holds medseg's command): the message of its last ``medseg: error:`` line (or
     a command's usage error, ``medseg cohort infer: error:``), cut to 300 characters; None where there is none or the
     log cannot be read."""
-    if log is None:
-        return None
-    try:
-        lines = _log_tail(log)
-    except OSError:
+    lines = _log_tail(log)
+    if lines is None:
         return None
     said = next((match for line in reversed(lines) if (match := _MEDSEG_ERROR.match(line.strip()))), None)
     return None if said is None else said.group(1)[:_MESSAGE_CHARS]
