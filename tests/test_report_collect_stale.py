@@ -310,3 +310,16 @@ def test_a_segmentation_deleted_beside_its_sidecar_and_metrics_is_a_failed_case(
     assert check_failures(outputs.summary, "all")["failed"] == 2
     with pytest.raises(CohortFailedError, match=r": 2 of 3 cases failed \(fail_on_failed_cases: any\)"):
         check_failures(outputs.summary, "any")
+
+
+def test_a_deleted_segmentation_gets_no_overlay_note_and_takes_no_overlay_place(tmp_path):
+    """The failed case's error names the missing segmentation: its card said it again ("no overlay: segmentation
+    file not found"), and it took one of the ``max_overlays`` places of the worst cases from a case that has one."""
+    for seed, case_id in enumerate(("kept", "gone")):
+        write_case(tmp_path, case_id, seed, "exact")
+    (tmp_path / "cases" / "gone" / "gone_seg.nii.gz").unlink()
+    outputs = build_report(tmp_path, tmp_path / "report.html", max_overlays=1)
+    page = outputs.html.read_text()
+    assert "cases/gone/gone_seg.nii.gz: no such file" in page
+    assert "segmentation file not found" not in page and "no overlay: only the 1 worst" not in page
+    assert {row["case_id"]: row["status"] for row in read_tsv(outputs.table)} == {"kept": "scored", "gone": "failed"}

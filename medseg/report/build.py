@@ -406,7 +406,10 @@ def _overlays(cases, flags, order, label_order, max_overlays, ct_window: str | N
     unused: list[tuple[str, str, str, str]] = []  # (case id, window, who chose it, why): a CT window not used
     for index in order:
         case = cases[index]
-        if case.status == "failed" and case.sidecar is None:
+        # nothing to draw: a case failed before a sidecar, or whose segmentation is gone (its error says so; a note
+        # "no overlay: segmentation file not found" said it again, and it took a worst case's place)
+        missing = (case.failure or {}).get("error_type") == "MissingResult"
+        if case.status == "failed" and (case.sidecar is None or missing):
             continue
         unscored = case.status == "no_reference"
         if given[unscored] >= max_overlays:
