@@ -21,6 +21,20 @@ from scipy import ndimage as ndi
 from medseg.report.build import build_report
 
 
+def measured_bars(monkeypatch) -> list[float]:
+    """The pixels a mm each scale bar the overlay draws is measured at, in drawing order."""
+    from medseg.report import overlay
+
+    bars: list[float] = []
+    scale_bar = overlay._scale_bar
+
+    def measured(draw, x, y, panel_width, px_per_mm, font):
+        bars.append(px_per_mm)
+        return scale_bar(draw, x, y, panel_width, px_per_mm, font)
+
+    monkeypatch.setattr(overlay, "_scale_bar", measured)
+    return bars
+
 def test_the_reordered_reference_is_drawn_voxel_for_voxel(tmp_path):
     from medseg.report.collect import collect_results
     from medseg.report.overlay import load_case_arrays
@@ -145,14 +159,7 @@ def test_a_field_wider_than_the_panel_in_voxels_is_still_drawn_to_scale_with_a_t
 
     from medseg.report import overlay
 
-    bars = []
-
-    def measured(draw, x, y, panel_width, px_per_mm, font):
-        bars.append(px_per_mm)
-        return scale_bar(draw, x, y, panel_width, px_per_mm, font)
-
-    scale_bar = overlay._scale_bar
-    monkeypatch.setattr(overlay, "_scale_bar", measured)
+    bars = measured_bars(monkeypatch)
     labels = np.zeros((200, 200, 20), np.uint8)
     labels[10:190, 10:190, 1:19] = 1
     affine = np.diag([1.0, 1.0, 10.0, 1.0])
@@ -352,14 +359,7 @@ def test_an_overlay_is_bounded_in_pixels_kept_to_scale_its_thin_labels_shown_and
     from medseg.report import overlay
     from medseg.report.figures import label_colours
 
-    bars = []
-
-    def measured(draw, x, y, panel_width, px_per_mm, font):
-        bars.append(px_per_mm)
-        return scale_bar(draw, x, y, panel_width, px_per_mm, font)
-
-    scale_bar = overlay._scale_bar
-    monkeypatch.setattr(overlay, "_scale_bar", measured)
+    bars = measured_bars(monkeypatch)
     titles = []
     draw_text = ImageDraw.ImageDraw.text
 
