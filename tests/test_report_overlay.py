@@ -382,3 +382,27 @@ def test_an_overlay_is_bounded_in_pixels_kept_to_scale_its_thin_labels_shown_and
     drawn = (picture == overlay._rgb(label_colours(["1"])[0])).all(axis=2)
     assert drawn[:, :360].sum() > 300 and drawn[:, 368:728].sum() > 300, (drawn[:, :360].sum(), drawn[:, 368:728].sum())
     assert titles.count("(3 voxels a pixel)") == 2, titles
+
+
+def test_a_case_failed_as_a_duplicate_draws_no_reference_it_was_not_scored_against(tmp_path):
+    """Two files of one folder claiming to be a case's metrics fail it (DuplicateResult): cohort.tsv and the page name
+    no reference for it, but its overlay still drew the first metrics file's reference (and its border check read it).
+    Neither file's scores are the case's: its overlay draws the prediction alone, without a note of a file not found;
+    a scored case beside it draws its own reference."""
+    import shutil
+
+    from medseg.report.collect import collect_results
+    from medseg.report.overlay import load_case_arrays
+
+    folder = write_case(tmp_path / "results", "c1", 0, "exact")
+    other = write_case(tmp_path / "elsewhere", "c1", 1, "erode")
+    shutil.copy(other / "c1_metrics.json", folder / "copy_metrics.json")
+    write_case(tmp_path / "results", "c2", 2, "exact")
+    duplicate, scored = collect_results(tmp_path / "results")
+    assert (duplicate.failure["error_type"], duplicate.named_reference()) == ("DuplicateResult", None)
+    assert duplicate.reference_path() is None
+    arrays = load_case_arrays(duplicate)
+    assert arrays.reference is None and arrays.notes == []
+    assert arrays.shown() == "slices of the input with the predicted labels"
+    assert load_case_arrays(scored).reference is not None
+

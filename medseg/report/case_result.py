@@ -214,7 +214,9 @@ class CaseResult:
         return source
 
     def reference_path(self) -> Path | None:
-        source = (self.metrics or {}).get("reference") or (self.failure or {}).get("reference")
+        """The reference the case is named with (:meth:`named_reference`), as it exists now: what its overlay draws
+        and its checks read (a case failed as a duplicate drew the first metrics file's, not scored against it)."""
+        source = self.named_reference()
         return resolve_path(source, self) if source else None
 
 

@@ -160,7 +160,7 @@ def load_case_arrays(case: CaseResult, tolerance_mm: float | None = None) -> Cas
                 arrays.reference = moved.array
             else:
                 arrays.notes.append(f"reference not shown: {reference_path.name} is not on the segmentation's grid")
-    elif case.metrics is not None:
+    elif case.metrics is not None and case.named_reference() is not None:  # a duplicate's: none it was scored with
         arrays.notes.append(f"reference not shown: {case.metrics.get('reference')} not found")
     return arrays
 
