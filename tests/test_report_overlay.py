@@ -406,3 +406,32 @@ def test_a_case_failed_as_a_duplicate_draws_no_reference_it_was_not_scored_again
     assert arrays.shown() == "slices of the input with the predicted labels"
     assert load_case_arrays(scored).reference is not None
 
+
+def test_a_panel_the_shared_scale_cut_to_the_cap_gets_its_own_scale_and_scale_bar(monkeypatch):
+    """Panels shared one scale, so on thick slices the tall through-slice field set the :data:`MAX_PANEL_PX` cap for
+    all three: a 0.2 x 0.2 x 5 mm volume (51.2 x 51.2 x 150 mm) drew its axial panel, 256 voxels across, 128 pixels
+    wide (two voxels a pixel) beside panels 375 pixels high. Where the cap cut the shared scale, each panel is drawn at
+    the scale it alone would get (never larger than the shared one uncapped, nor smaller than it capped), its scale
+    bar measured at that scale; panels the cap did not touch keep sharing one scale."""
+    from PIL import Image
+
+    from medseg.report import overlay
+
+    bars = measured_bars(monkeypatch)
+    drawn: list[tuple[int, int]] = []
+    fromarray = Image.fromarray
+
+    def spy(array, *args, **kwargs):
+        drawn.append(array.shape[:2])
+        return fromarray(array, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "fromarray", spy)
+    labels = np.zeros((256, 256, 30), np.uint8)
+    labels[60:200, 60:200, 4:26] = 1
+    png = overlay.render_overlay(overlay.CaseArrays(labels, np.diag([0.2, 0.2, 5.0, 1.0]), None, None),
+                                 [("1", "slab")], "1")
+    # sagittal and coronal: 51.2 x 150 mm at 2.5 pixels a mm (capped, two in-plane voxels a pixel); axial: 51.2 mm
+    # at 5 pixels a mm, each voxel a pixel
+    assert drawn[:3] == [(375, 128), (375, 128), (256, 256)], drawn
+    assert bars == [2.5, 2.5, 5.0], bars
+    assert Image.open(io.BytesIO(png)).size[1] <= overlay.MAX_PANEL_PX + 2 * overlay.TITLE_LINE_PX

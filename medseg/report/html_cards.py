@@ -53,9 +53,11 @@ def _legend(content: ReportContent) -> str:
             "right on the image's left (seen from the front and from the feet), the sagittal one anterior on the "
             "left (facing left, as 3D Slicer, ITK-SNAP and OHIF show it), superior and anterior up, as the white "
             "letters at each edge say (read from the file's affine; "
-            "for an oblique one, its nearest axes) — with voxels drawn to scale in mm (scale bar; a panel under 60 "
-            "pixels on a side is stretched, as its title says). Grey scale: a CT in Hounsfield units (a CT by its "
-            "record, the DICOM Modality or dcm2niix's JSON; else air or gas in the crop) in a "
+            "for an oblique one, its nearest axes) — with voxels drawn to scale in mm (scale bar; one scale for the "
+            "three panels, but where that would make one wider or higher than 512 pixels each panel has its own, "
+            "as its bar says; a panel under 60 pixels on a side is stretched, as its title says). Grey scale: a CT "
+            "in Hounsfield units (a CT by its record, the DICOM Modality or dcm2niix's JSON; else air or gas in the "
+            "crop) in a "
             f"{e(ct_window_text(window))}{declared}; any other image from the 0.5th to the 99.5th "
             "percentile of its crop.</p>")
 

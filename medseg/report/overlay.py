@@ -157,7 +157,8 @@ def render_overlay(
     Drawn with numpy and Pillow (about twenty times faster than matplotlib): every voxel becomes a block of
     pixels of its size in mm (the largest field of view is ``panel_px`` pixels, or more where a voxel would get
     less than a pixel: the smallest voxel is a pixel or more, up to :data:`MAX_PANEL_PX` pixels, past which a whole
-    number of the smallest voxels shares a pixel and the panel's title says so), the prediction's outline is
+    number of the smallest voxels shares a pixel and the panel's title says so; where that cap cut the panels' one
+    scale, each panel gets the scale it alone would, and its own scale bar), the prediction's outline is
     drawn solid just inside each label, the reference's dashed just outside it, so both stay visible where
     they agree; where they disagree the voxels are shaded in the label's colour (predicted only: solid shade;
     reference only: striped). Each panel is titled with the slice as the file numbers it, carries the letters
@@ -208,7 +209,7 @@ def render_overlay(
     masks.append(union)
     centre = _focus(masks)
     box = _box_of(union, spacing, centre)
-    px_per_mm = _pixels_per_mm(box, spacing, panel_px)
+    shared_px_per_mm = _pixels_per_mm(box, spacing, panel_px)
     # the image is read where it is drawn: the crop box (the contrast window too) and the planes through the
     # centre, which lie in the box unless the focus label is no foreground value
     region = tuple(slice(min(b.start, c), max(b.stop, c + 1)) for b, c in zip(box, centre))
@@ -226,6 +227,7 @@ def render_overlay(
         index = [slice(None)] * 3
         index[axis] = centre[axis]
         index[u], index[v] = box[u], box[v]
+        px_per_mm = _panel_pixels_per_mm(box, spacing, panel_px, shared_px_per_mm, (u, v))
         groups = (_pixel_groups(box[u], spacing[u], px_per_mm), _pixel_groups(box[v], spacing[v], px_per_mm))
         # a thin stack (3 CT slices across a 330 mm field) would be a strip a few pixels high: stretched to a
         # readable size along that axis, and the title says by how much
@@ -281,7 +283,8 @@ def render_overlay(
             title.append(f"({'' if even else 'up to '}{most} voxels a pixel)")
         # the directions at the left, right, top and bottom edges
         left, right = (_AXIS_LETTERS[u], _OPPOSITE_LETTERS[u]) if mirror else (_OPPOSITE_LETTERS[u], _AXIS_LETTERS[u])
-        panels.append((title, rgb, (left, right, _AXIS_LETTERS[v], _OPPOSITE_LETTERS[v]), stretch[0] == 1))
+        panels.append((title, rgb, (left, right, _AXIS_LETTERS[v], _OPPOSITE_LETTERS[v]),
+                       px_per_mm if stretch[0] == 1 else None))
 
     font = ImageFont.load_default(size=FONT_PX)
     slots = panel_slots([(title, rgb.shape[1]) for title, rgb, _, _ in panels], font)
@@ -290,7 +293,7 @@ def render_overlay(
     height = max(p.shape[0] for _, p, _, _ in panels) + title_px
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
-    for (title, rgb, (left, right, up, down), to_scale), (x, _) in zip(panels, slots):
+    for (title, rgb, (left, right, up, down), bar_px_per_mm), (x, _) in zip(panels, slots):
         canvas.paste(Image.fromarray(rgb), (x, title_px))
         for line, words in enumerate(title):  # rows 3-15 of each line: clear of the panel
             draw.text((x + 2, TITLE_LINE_PX * line), words, fill=(40, 40, 40), font=font)
@@ -302,7 +305,7 @@ def render_overlay(
         draw.text((x + w // 2 - 4, title_px + 2), up, **letters)
         # the bar measures the columns, which are to scale unless stretched; on a narrow panel its length, written
         # from the left edge, reaches the middle: the bottom letter then goes just right of it
-        bar_end = _scale_bar(draw, x + 4, title_px + h - 6, w, px_per_mm, font) if to_scale else x
+        bar_end = x if bar_px_per_mm is None else _scale_bar(draw, x + 4, title_px + h - 6, w, bar_px_per_mm, font)
         draw.text((min(max(x + w // 2 - 4, bar_end + 4), x + w - 10), title_px + h - 17), down, **letters)
     buffer = io.BytesIO()
     canvas.save(buffer, format="PNG", compress_level=6)
@@ -377,6 +380,20 @@ def _pixels_per_mm(box: list[slice], spacing: np.ndarray, panel_px: int) -> floa
     if field_mm * px_per_mm > cap:
         px_per_mm = 1.0 / (smallest_mm * math.ceil(field_mm / (smallest_mm * cap) - 1e-9))
     return px_per_mm
+
+
+def _panel_pixels_per_mm(box: list[slice], spacing: np.ndarray, panel_px: int, shared: float,
+                         axes: tuple[int, int]) -> float:
+    """The pixels a mm of the panel across ``axes``: the ``shared`` scale of every panel (:func:`_pixels_per_mm`),
+    unless :data:`MAX_PANEL_PX` cut it: then the scale the panel's own field would get, at most the shared one uncut
+    and at least ``shared``. On thick slices (0.1 x 0.1 x 5 mm) the tall through-slice field set the cap for all
+    three, and a 512-voxel axial panel was drawn 128 pixels wide; each panel has its own scale bar."""
+    field_mm = max((b.stop - b.start) * s for b, s in zip(box, spacing))
+    uncut = max(panel_px / field_mm, 1.0 / float(spacing.min()))
+    if shared >= uncut * (1 - 1e-9):
+        return shared
+    own = _pixels_per_mm([box[axis] for axis in axes], spacing[list(axes)], panel_px)
+    return max(shared, min(uncut, own))
 
 
 def _pixel_groups(extent: slice, spacing_mm: float, px_per_mm: float) -> tuple[np.ndarray, np.ndarray]:
