@@ -243,3 +243,31 @@ def test_a_case_without_reference_is_not_shown_through_a_label_it_predicted_empt
     html = built.html.read_text()
     alt = re.search(r'<img class="overlay" alt="([^"]*)"', html).group(1)
     assert "through label 2 box where it touches the border" in alt and "through label 1" not in alt
+
+
+def test_a_file_name_the_file_system_encoding_cannot_hold_is_medsegs_error_naming_it(tmp_path):
+    """In a C locale with Python's UTF-8 mode turned off, a sidecar naming its segmentation `Müller_seg.nii.gz`
+    made ``build_report`` raise a bare UnicodeEncodeError ("'ascii' codec can't encode character ...", no file
+    named; only the command line turned it into one line). It raises medseg's InputError (a ValueError still, as
+    UnicodeEncodeError is), naming the file and how to run instead, and writes nothing."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    folder = write_case(tmp_path, "c1", 0, "exact")
+    sidecar = json.loads((folder / "c1_seg.json").read_text())
+    (folder / "c1_seg.json").write_text(json.dumps(sidecar | {"segmentation": "Müller_seg.nii.gz"}))
+    (folder / "c1_seg.nii.gz").rename(folder / "Müller_seg.nii.gz")
+    script = ("import sys\nfrom medseg.errors import InputError\nfrom medseg.report.build import build_report\n"
+              "try:\n    build_report(sys.argv[1], sys.argv[1] + '/report.html', max_overlays=0)\n"
+              "except InputError as error:\n"
+              "    print(isinstance(error, ValueError), type(error.__cause__).__name__, ascii(str(error)))\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1],
+                          env={**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    shown = ascii(f"{folder / 'Müller_seg.nii.gz'}: the file name holds 'ü', which this system's file name encoding "
+                  "(ascii) cannot hold; run medseg in a UTF-8 locale (LC_ALL=C.UTF-8) or with PYTHONUTF8=1")
+    assert done.stdout.splitlines() == [f"True UnicodeEncodeError {shown}"]
+    assert not (tmp_path / "report.html").exists() and not (tmp_path / "cohort.tsv").exists()

@@ -518,16 +518,6 @@ def _wildcards_expanded(args: list[str]) -> list[str]:
     return expanded
 
 
-def _file_name_unencodable(error: UnicodeEncodeError) -> bool:
-    """Whether ``error`` is a file name the file system encoding cannot hold: a path read from a file (a sidecar's
-    input) holding ``é`` where that encoding is ASCII (a C locale with Python's UTF-8 mode turned off). The names a
-    command line gives, and those of folders listed, are the system's own and always encode."""
-    import codecs
-
-    encoding = codecs.lookup(sys.getfilesystemencoding()).name
-    return encoding != "utf-8" and codecs.lookup(error.encoding).name == encoding and isinstance(error.object, str)
-
-
 def _writing_stdout(error: OSError) -> bool:
     """Whether ``error`` was raised writing the command's own output (``click.echo`` on stdout), not by its work."""
     trace = error.__traceback__
@@ -593,11 +583,12 @@ def _outcome(argv: list[str] | None) -> int:
                               "allocation)"), err=True)
         return 1
     except UnicodeEncodeError as error:
-        if not _file_name_unencodable(error):
+        from medseg.io.files import unencodable_name
+
+        said = unencodable_name(error)
+        if said is None:
             raise
-        click.echo(error_line(f"{error.object}: the file name holds {error.object[error.start]!r}, which this "
-                              f"system's file name encoding ({sys.getfilesystemencoding()}) cannot hold; run medseg "
-                              "in a UTF-8 locale (LC_ALL=C.UTF-8) or with PYTHONUTF8=1"), err=True)
+        click.echo(error_line(said), err=True)
         return 1
     # a stop is one line: the command's own where it tells how far it got (a second, "Aborted.", "Terminated." or
     # "Hangup.", said nothing more; the exit code tells the signal), else that word alone

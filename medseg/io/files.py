@@ -17,7 +17,8 @@ __all__ = ["absent_content", "absent_files", "absolute_path", "apple_double", "b
            "check_readable", "check_searchable", "dicom_modality", "exists", "files_under", "further_channels",
            "is_annex_link", "is_dicom_file", "is_path", "link_nowhere", "missing_under", "name_difference",
            "nnunet_channel", "not_regular", "not_there", "os_reason", "part10_seg_series", "path_argument",
-           "plain_name", "real_path", "type_text", "undecodable", "unread_channels", "with_article"]
+           "plain_name", "real_path", "type_text", "undecodable", "unencodable_name", "unread_channels",
+           "with_article"]
 
 _APPLE_DOUBLE_MAGIC = b"\x00\x05\x16\x07"
 _ANNEX_POINTER = b"/annex/objects/"  # an unlocked git-annex file whose content is not here holds its key's path
@@ -219,6 +220,22 @@ def undecodable(error: UnicodeDecodeError, skipped: int = 0) -> str:
 # a type's name, they take "an" (an ndarray, an MGHImage), unless they begin a spoken word (a str, a float, a list)
 _VOWEL_SOUND_LETTERS = "fhlmnrsx"
 _SPOKEN_STARTS = ("fl", "fr", "sc", "sh", "sk", "sl", "sm", "sn", "sp", "sq", "st", "sw")
+
+
+def unencodable_name(error: UnicodeEncodeError) -> str | None:
+    """What to say of ``error`` where it is a file name the file system encoding cannot hold: a path read from a file
+    (a sidecar's input) holding ``é`` where that encoding is ASCII (a C locale with Python's UTF-8 mode turned off):
+    the name, the character and how to run instead. None for any other encoding error. The names a command line
+    gives, and those of folders listed, are the system's own and always encode."""
+    import codecs
+    import sys
+
+    encoding = codecs.lookup(sys.getfilesystemencoding()).name
+    if encoding == "utf-8" or codecs.lookup(error.encoding).name != encoding or not isinstance(error.object, str):
+        return None
+    return (f"{error.object}: the file name holds {error.object[error.start]!r}, which this system's file name "
+            f"encoding ({sys.getfilesystemencoding()}) cannot hold; run medseg in a UTF-8 locale (LC_ALL=C.UTF-8) or "
+            "with PYTHONUTF8=1")
 
 
 def with_article(name: str) -> str:

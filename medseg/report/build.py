@@ -89,15 +89,24 @@ def build_report(
     declared) but not used, for an image the report does not take for a CT, is said in one warning of the run (how
     many cases, the first few) and in a note on each such card.
     A results folder that is missing or holds no case results, or a setting out of range, is an
-    :class:`~medseg.errors.InputError`; an output that exists, without ``overwrite``, an
+    :class:`~medseg.errors.InputError`, as is a file name a record gives that the file system encoding cannot hold
+    (a C locale with Python's UTF-8 mode off), named; an output that exists, without ``overwrite``, an
     :class:`~medseg.errors.OutputExistsError`.
 
     A warning the caller's filters raise as an error (``warnings.simplefilter("error", MedsegWarning)``: a case drawn
     without its overlay, models pooled) is raised once the report is written, the first of them: the report of a
     cohort whose one case cannot be drawn is still made, that case without its overlay and saying why."""
     with held_until_done():  # a warning of one case, or of the folder, does not leave the cohort without its report
-        return _build_report(results_dir, output, dice_threshold, outlier_z, max_overlays, overwrite, sheet,
-                             ct_window)
+        try:
+            return _build_report(results_dir, output, dice_threshold, outlier_z, max_overlays, overwrite, sheet,
+                                 ct_window)
+        except UnicodeEncodeError as error:  # a recorded file name a C locale cannot hold: raised bare, unnamed
+            from medseg.io.files import unencodable_name
+
+            said = unencodable_name(error)
+            if said is None:
+                raise
+            raise InputError(said) from error
 
 
 def _build_report(results_dir: Path | str, output: Path | str, dice_threshold: float, outlier_z: float,
