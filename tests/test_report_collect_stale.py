@@ -298,9 +298,9 @@ def test_a_segmentation_deleted_beside_its_sidecar_and_metrics_is_a_failed_case(
         row = rows[case_id]
         assert (row["status"], row["flags"], row["failed_stage"], row["error_type"], row["min_dice"]) == (
             "failed", "failed", "report", "MissingResult", "")
-        assert row["error"] == (f"cases/{case_id}/{case_id}_seg.nii.gz: no such file: the segmentation its sidecar "
-                                f"{case_id}_seg.json describes was deleted or moved; segment the case again (a "
-                                "cohort's next run redoes it; outside a cohort: medseg infer --overwrite)")
+        assert row["error"].startswith(f"cases/{case_id}/{case_id}_seg.nii.gz: no such file: the segmentation its "
+                                       f"sidecar {case_id}_seg.json describes was deleted or moved; segment the case "
+                                       "again (a cohort's next run redoes it; outside a cohort: medseg infer ")
     summary = json.loads(outputs.summary.read_text())
     assert summary["cases"]["total"] == 3 and summary["cases"]["failed"] == 2 and summary["cases"]["scored"] == 1
     assert summary["cases"]["no_reference"] == 0 and summary["labels"]["1"]["dice"]["n"] == 1
@@ -323,3 +323,37 @@ def test_a_deleted_segmentation_gets_no_overlay_note_and_takes_no_overlay_place(
     assert "cases/gone/gone_seg.nii.gz: no such file" in page
     assert "segmentation file not found" not in page and "no overlay: only the 1 worst" not in page
     assert {row["case_id"]: row["status"] for row in read_tsv(outputs.table)} == {"kept": "scored", "gone": "failed"}
+
+
+def test_the_advice_for_a_deleted_segmentation_is_the_command_that_makes_the_case_again(tmp_path):
+    """A deleted segmentation's advice was `medseg infer --overwrite`: run so, a case scored against a reference
+    loses its scores (infer scores only with --reference), and the default model segments it. The advice is the
+    command with the input, the folder, the model (a shipped one by its name), the DICOM series and format, and the
+    reference it was scored against, as recorded; quoted for a shell."""
+    import shlex
+
+    from medseg.package import shipped_package_path
+
+    model = tmp_path / "my models" / "liver"
+    for seed, case_id in enumerate(("scored", "unscored", "shipped")):
+        folder = write_case(tmp_path, case_id, seed, "exact", reference=case_id != "unscored")
+        sidecar = json.loads((folder / f"{case_id}_seg.json").read_text())
+        if case_id == "scored":
+            sidecar["model"]["path"] = str(model)
+        elif case_id == "shipped":
+            sidecar["model"] |= {"name": "phantom", "path": str(shipped_package_path("phantom"))}
+        else:  # a DICOM series' case, its segmentation a DICOM SEG, by a model whose folder is not recorded
+            sidecar |= {"input_info": {"series_uid": "1.2.840.99", "series_key": "3"},
+                        "segmentation": "unscored_seg.dcm"}
+        (folder / f"{case_id}_seg.json").write_text(json.dumps(sidecar))
+        (folder / f"{case_id}_seg.nii.gz").unlink()
+    outputs = build_report(tmp_path, tmp_path / "report.html", max_overlays=0)
+    errors = {row["case_id"]: row["error"] for row in read_tsv(outputs.table)}
+    for case_id, options in (("scored", f"--model {shlex.quote(str(model))} --reference "
+                                        f"{tmp_path / 'inputs' / '0_label.nii.gz'}"),
+                             ("unscored", "--model tiny-test --series 1.2.840.99 --format dicom-seg"),
+                             ("shipped", f"--model phantom --reference {tmp_path / 'inputs' / '2_label.nii.gz'}")):
+        image = tmp_path / "inputs" / f"{('scored', 'unscored', 'shipped').index(case_id)}_image.nii.gz"
+        assert errors[case_id].endswith(
+            f"segment the case again (a cohort's next run redoes it; outside a cohort: medseg infer {image} -o "
+            f"{tmp_path / 'cases' / case_id} {options} --overwrite)"), errors[case_id]

@@ -168,8 +168,8 @@ def _missing_segmentation(case: CaseResult) -> None:
     from medseg.io.files import not_there, plain_name
 
     described = case.sidecar.get("segmentation") if case.sidecar else None
+    folder = case.paths["sidecar"].parent if "sidecar" in case.paths else case.folder
     if isinstance(described, str) and plain_name(Path(described).name):
-        folder = case.paths["sidecar"].parent if "sidecar" in case.paths else case.folder
         expected = folder / Path(described).name
     else:  # a sidecar that names none: the name medseg gives it
         expected = case.folder / f"{case.case_id}_seg.nii.gz"
@@ -183,9 +183,39 @@ def _missing_segmentation(case: CaseResult) -> None:
                     "input": case.sidecar.get("input"), "reference": (case.metrics or {}).get("reference"),
                     "error": f"{_shown(expected, case.results_dir)}: {not_there(expected, 'no such file')}: the "
                              f"segmentation its sidecar {sidecar} describes was deleted or moved; segment the case "
-                             "again (a cohort's next run redoes it; outside a cohort: medseg infer --overwrite)",
+                             f"again (a cohort's next run redoes it; outside a cohort: {_infer_again(case, folder)})",
                     "error_type": "MissingResult"}
     case.metrics = None
+
+
+def _infer_again(case: CaseResult, folder: Path) -> str:
+    """The command that segments ``case`` again into ``folder`` as its records say it was made: its input, model (a
+    shipped one by its name), DICOM series and format, and the reference it was scored against (``medseg infer
+    --overwrite`` alone segmented it with the default model and dropped its scores), quoted for a shell."""
+    import os
+    import shlex
+
+    from medseg.package import shipped_package_path
+
+    sidecar = case.sidecar or {}
+    model = sidecar.get("model") if isinstance(sidecar.get("model"), dict) else {}
+    name, path = model.get("name"), model.get("path")
+    shipped = shipped_package_path(name) if isinstance(name, str) and name else None
+    if isinstance(path, str) and path and not (shipped is not None and os.path.realpath(path) == os.path.realpath(
+            shipped)):
+        name = path  # a package folder of the user's: by its folder, which names it
+    words = ["medseg", "infer", str(sidecar.get("input") or "INPUT"), "-o", str(folder)]
+    if isinstance(name, str) and name:
+        words += ["--model", name]
+    series = case.input_series()
+    if series:
+        words += ["--series", str(series)]
+    if str(sidecar.get("segmentation") or "").lower().endswith(".dcm"):
+        words += ["--format", "dicom-seg"]
+    reference = (case.metrics or {}).get("reference")
+    if isinstance(reference, str) and reference:
+        words += ["--reference", reference]
+    return shlex.join([*words, "--overwrite"])
 
 
 def _volumes_differ(metrics: dict, sidecar: dict) -> bool:
