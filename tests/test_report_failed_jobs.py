@@ -157,3 +157,45 @@ def test_jobs_whose_errors_differ_only_by_their_own_slurm_log_are_one_entry(tmp_
     with pytest.raises(CohortFailedError, match=r": jobs a\.infer, b\.infer, c\.infer failed on their last attempt "
                                                 r"for a reason of the whole job, each: .* \(a\.infer's log: .*; their"):
         check_failures(results / "summary.json", "all")
+
+
+def test_many_jobs_that_failed_with_one_error_show_the_first_few_and_fold_the_rest_each_still_found(tmp_path):
+    """300 jobs failing with one error (device: cuda on nodes without CUDA) were one entry, but it listed a line per
+    job: a wall of 300 lines. The entry shows the first few jobs' lines and folds the others into "… and N more
+    jobs", each keeping its line and its anchor there (its cases' rows link to it; a browser opens the fold it is
+    in); summary.json and cohort.tsv name every job."""
+    from medseg.report.build import build_report
+    from medseg.report.failed_jobs import SHOWN_JOBS
+
+    cases = [f"c{number:02d}" for number in range(12)]
+    results = _failed_jobs_folder(tmp_path / "results", dict.fromkeys(cases, SAID))
+    outputs = build_report(results, tmp_path / "report.html", max_overlays=0)
+    page = outputs.html.read_text()
+    block = page[page.index('<div id="jobs">'):page.index('<div id="failed">')]
+    shown, folded = block.split("<details", 1)
+    assert shown.count("<li ") == SHOWN_JOBS == 3 and folded.count("<li ") == 9
+    assert "<summary>… and 9 more jobs with this error: their logs and cases</summary>" in folded
+    for case in cases:  # every job's line once, with its anchor, its log and its case
+        assert block.count(f'id="job-{case}.infer"') == 1
+        assert f"log <code>{results / 'logs' / 'infer' / f'{case}.log'}</code>" in block
+        assert f'failed: <a href="#case-{case}">{case}</a>' in block
+    assert "every job with its logs: summary.json's failed_jobs" in block
+    assert [job["job"] for job in json.loads(outputs.summary.read_text())["failed_jobs"]] == [
+        f"{case}.infer" for case in cases]
+
+
+def test_the_report_command_folds_failed_jobs_of_many_errors_after_the_first_few(tmp_path, capsys):
+    """Jobs that failed each with its own error were a console line each: 300 of them a wall. The first few are
+    told; then one line counts the others and says where each is listed."""
+    from medseg.cli import main
+
+    cases = [f"c{number:02d}" for number in range(8)]
+    results = _failed_jobs_folder(tmp_path / "results", {case: f"RuntimeError: broken {case}" for case in cases})
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", str(results), "--max-overlays", "0"])
+    assert exit_info.value.code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":", 2)[1].strip() for line in lines[1:6]] == [f"{case}.infer" for case in cases[:5]]
+    assert lines[6] == (f"… and 3 more failed jobs (3 other errors): each with its error and logs under Jobs that "
+                        f"failed in {results / 'report.html'} and in {results / 'summary.json'}")
+    assert lines[7].startswith("wrote ") and len(lines) == 8

@@ -24,6 +24,8 @@ from medseg.report.flags import DEFAULT_DICE_THRESHOLD, DEFAULT_OUTLIER_Z
 
 __all__ = ["report"]
 
+SHOWN_ERRORS = 5  # the failed jobs' errors told a line each; the others counted in one line
+
 
 _HELP = """Collect every case under RESULTS_DIR (*_seg.json, *_metrics.json, *_failed.json, searched
 recursively) into cohort.tsv, summary.json and one self-contained HTML page: summary per label,
@@ -87,10 +89,18 @@ def report(results_dir, output, output_dir, dice_threshold, outlier_z, max_overl
                    f"{included}{trained}), {counted(outputs.overlays, 'overlay')} in {outputs.seconds:.1f} s")
         from medseg.report.failed_jobs import same_error_groups
 
-        # a job's error once, not once per case (the cases' lines repeated it); once for jobs with the same error
-        for group in same_error_groups(outputs.failed_jobs):
+        # a job's error once, not once per case (the cases' lines repeated it); once for jobs with the same error;
+        # the first few errors, then a count (300 jobs each failing its own way were 300 lines)
+        groups = same_error_groups(outputs.failed_jobs)
+        for group in groups[:SHOWN_ERRORS]:
             click.echo(escaped_line(_failed_job_line(group[0]) if len(group) == 1 else
                                     _failed_jobs_line(group, outputs.html)))
+        if len(groups) > SHOWN_ERRORS:
+            jobs, errors = sum(len(group) for group in groups[SHOWN_ERRORS:]), len(groups) - SHOWN_ERRORS
+            click.echo(escaped_line(
+                f"… and {jobs} more failed job{'' if jobs == 1 else 's'} ({errors} other error"
+                f"{'' if errors == 1 else 's'}): each with its error and logs under Jobs that failed in "
+                f"{outputs.html} and in {outputs.summary}"))
         covered = {case for job in outputs.failed_jobs for case in job.failed}
         failures = [(case_id, error) for case_id, error in outputs.failures if case_id not in covered]
         shown = 5

@@ -332,6 +332,9 @@ def _failed_section(content: ReportContent) -> str:
             + "</table></div>")
 
 
+FOLDED_AFTER = SHOWN_JOBS + 2  # a group of more jobs than this shows the first SHOWN_JOBS' lines, the rest folded
+
+
 def _jobs_section(content: ReportContent) -> str:
     """The workflow's jobs whose last attempt failed as a whole (:mod:`medseg.report.failed_jobs`): each job's error
     and log once, the cases it recorded as failed and those it kept from an earlier run."""
@@ -366,12 +369,22 @@ def _jobs_section(content: ReportContent) -> str:
                           + "<br>".join(lines + own(job)) + "</p></div>")
             continue
         # jobs that failed with one error (device: cuda on every node without CUDA): the error once, each job's own
-        # logs and cases on its own line, where its failed cases' rows link
-        each = "".join(f'<li id="{e(member.anchor)}"><b>{e(member.name)}</b>: ' + "; ".join(own(member)) + "</li>"
-                       for member in group)
+        # logs and cases on its own line, where its failed cases' rows link; past the first few, those lines folded
+        # (300 jobs were a wall of 300 lines), each keeping its anchor there: a browser opens the fold it is in
+        def each(members: list[FailedJob]) -> str:
+            return "".join(f'<li id="{e(member.anchor)}"><b>{e(member.name)}</b>: ' + "; ".join(own(member))
+                           + "</li>" for member in members)
+
         names = ", ".join(member.name for member in group[:SHOWN_JOBS]) + (" …" if len(group) > SHOWN_JOBS else "")
+        listed = f"<ul>{each(group)}</ul>"
+        if len(group) > FOLDED_AFTER:
+            more = len(group) - SHOWN_JOBS
+            lines.append("every job with its logs: summary.json's failed_jobs (each case's job: cohort.tsv's "
+                         "failed_job)")
+            listed = (f"<ul>{each(group[:SHOWN_JOBS])}</ul><details><summary>… and {more} more jobs with this "
+                      f"error: their logs and cases</summary><ul>{each(group[SHOWN_JOBS:])}</ul></details>")
         blocks.append(f'<div class="job"><h3>{len(group)} jobs: {e(names)}</h3><p>' + "<br>".join(lines)
-                      + f"</p><ul>{each}</ul></div>")
+                      + f"</p>{listed}</div>")
     return (f"<h2>Jobs that failed ({len(content.failed_jobs)})</h2>"
             '<p class="small muted">A job of the workflow whose last attempt failed for a reason of the whole job, not '
             "of one case: its error is shown once here (once for the jobs that failed with the same error). Its cases "
