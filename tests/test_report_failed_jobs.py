@@ -199,3 +199,20 @@ def test_the_report_command_folds_failed_jobs_of_many_errors_after_the_first_few
     assert lines[6] == (f"… and 3 more failed jobs (3 other errors): each with its error and logs under Jobs that "
                         f"failed in {results / 'report.html'} and in {results / 'summary.json'}")
     assert lines[7].startswith("wrote ") and len(lines) == 8
+
+
+def test_many_jobs_each_failed_its_own_way_show_the_first_entries_and_fold_the_rest(tmp_path):
+    """Jobs that failed each with an error of its own are an entry each: 300 of them were 300 entries. The page shows
+    the first ten and folds the others under one "… and N more errors", each entry keeping its anchor."""
+    from medseg.report.build import build_report
+
+    cases = [f"c{number:02d}" for number in range(14)]
+    errors = {case: f"RuntimeError: broken {case}" for case in cases[:13]} | {"c13": "RuntimeError: broken c12"}
+    results = _failed_jobs_folder(tmp_path / "results", errors)
+    page = build_report(results, tmp_path / "report.html", max_overlays=0).html.read_text()
+    block = page[page.index('<div id="jobs">'):page.index('<div id="failed">')]
+    shown, folded = block.split("<details", 1)
+    assert shown.count('<div class="job"') == 10 and folded.count('<div class="job"') == 3
+    assert "<summary>… and 3 more errors (4 jobs): their entries</summary>" in folded
+    assert all(block.count(f'id="job-{case}.infer"') == 1 for case in cases)
+    assert "<h3>2 jobs: c12.infer, c13.infer</h3>" in folded

@@ -333,6 +333,7 @@ def _failed_section(content: ReportContent) -> str:
 
 
 FOLDED_AFTER = SHOWN_JOBS + 2  # a group of more jobs than this shows the first SHOWN_JOBS' lines, the rest folded
+SHOWN_ERRORS = 10  # Jobs that failed shows this many entries (one an error) before folding more than two others
 
 
 def _jobs_section(content: ReportContent) -> str:
@@ -358,8 +359,13 @@ def _jobs_section(content: ReportContent) -> str:
             lines.append(f"kept from an earlier run, not made by this one: {linked(job.kept)}")
         return lines
 
+    def each(members: list[FailedJob]) -> str:  # a line each: its name, logs and cases, where its cases' rows link
+        return "".join(f'<li id="{e(member.anchor)}"><b>{e(member.name)}</b>: ' + "; ".join(own(member)) + "</li>"
+                       for member in members)
+
     blocks = []
-    for group in same_error_groups(content.failed_jobs):
+    groups = same_error_groups(content.failed_jobs)
+    for group in groups:
         job = group[0]
         said = job.error if len(group) == 1 else shared_error(job.error, job.slurm_log)  # each job's log on its line
         lines = [f"stage {e(job.stage)}; error type <code>{e(job.error_type)}</code>",
@@ -369,12 +375,8 @@ def _jobs_section(content: ReportContent) -> str:
                           + "<br>".join(lines + own(job)) + "</p></div>")
             continue
         # jobs that failed with one error (device: cuda on every node without CUDA): the error once, each job's own
-        # logs and cases on its own line, where its failed cases' rows link; past the first few, those lines folded
-        # (300 jobs were a wall of 300 lines), each keeping its anchor there: a browser opens the fold it is in
-        def each(members: list[FailedJob]) -> str:
-            return "".join(f'<li id="{e(member.anchor)}"><b>{e(member.name)}</b>: ' + "; ".join(own(member))
-                           + "</li>" for member in members)
-
+        # logs and cases on its own line; past the first few, those lines folded (300 jobs were a wall of 300
+        # lines), each keeping its anchor there: a browser opens the fold it is in
         names = ", ".join(member.name for member in group[:SHOWN_JOBS]) + (" …" if len(group) > SHOWN_JOBS else "")
         listed = f"<ul>{each(group)}</ul>"
         if len(group) > FOLDED_AFTER:
@@ -385,6 +387,10 @@ def _jobs_section(content: ReportContent) -> str:
                       f"error: their logs and cases</summary><ul>{each(group[SHOWN_JOBS:])}</ul></details>")
         blocks.append(f'<div class="job"><h3>{len(group)} jobs: {e(names)}</h3><p>' + "<br>".join(lines)
                       + f"</p>{listed}</div>")
+    if len(blocks) > SHOWN_ERRORS + 2:  # jobs each failing its own way: the first entries, the others folded
+        jobs = sum(len(group) for group in groups[SHOWN_ERRORS:])
+        blocks[SHOWN_ERRORS:] = [f"<details><summary>… and {len(blocks) - SHOWN_ERRORS} more errors ({jobs} jobs): "
+                                 "their entries</summary>" + "".join(blocks[SHOWN_ERRORS:]) + "</details>"]
     return (f"<h2>Jobs that failed ({len(content.failed_jobs)})</h2>"
             '<p class="small muted">A job of the workflow whose last attempt failed for a reason of the whole job, not '
             "of one case: its error is shown once here (once for the jobs that failed with the same error). Its cases "
