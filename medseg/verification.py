@@ -300,7 +300,9 @@ def _naming(path, text: str) -> str:
     out where it names the file itself (a reader's error: ``seg.nii.gz: truncated header ...``); ``text`` as it is
     where it begins with a file in the folder ``path`` (``pkg/model.json: not valid JSON``), which names it. A file
     ``path`` named again within the text (nibabel's own words, which the reader's error wraps: ``Cannot work out file
-    type of "bad.nii"``, ``got 6400 bytes from cut.nii.gz``) is taken out there."""
+    type of "bad.nii"``, ``got 6400 bytes from cut.nii.gz``) is taken out there; a name that a sentence may hold as a
+    word (no ``.`` and no folder: a DICOM slice ``its``, a file ``image``) only where it is quoted, so that ``give the
+    folder of its series`` keeps its words."""
     name = str(path)
     for lead in (f"{name}: ", f"{os.path.abspath(name)}: "):
         text = text.replace(f": {lead}", ": ", 1) if f": {lead}" in text else text
@@ -310,8 +312,15 @@ def _naming(path, text: str) -> str:
         return text
     if os.path.isfile(name):  # a file named again within, as nibabel's own message does: the line names it already
         for form in dict.fromkeys((name, os.path.abspath(name), os.path.realpath(name))):
-            text = re.sub(rf"\s+(?:of|from|in)\s+([\"']?){re.escape(form)}\1(?=[\s),;]|$)", "", text)
+            quote = "[\"']" if _word_like(form) else "[\"']?"
+            text = re.sub(rf"\s+(?:of|from|in)\s+({quote}){re.escape(form)}\1(?=[\s),;]|$)", "", text)
     return f"{name}: {text}"
+
+
+def _word_like(name: str) -> bool:
+    """Whether the path ``name`` could be a word of a sentence (``its``, ``image``, ``IM0001``): no ``.`` and no
+    folder in it, as a file medseg names in its messages may have (``scan.nii.gz``, ``out/scan``) and a word has not."""
+    return "." not in name and not any(separator in name for separator in (os.sep, os.altsep) if separator)
 
 
 def _short(sha256: str | None) -> str:

@@ -1319,3 +1319,26 @@ def test_a_segmentation_gone_beside_its_sidecar_is_said_not_there_and_a_link_whe
     assert code == 1 and out.splitlines()[0] == (
         f"{sidecar}: segmentation FAILED: {seg}: not there (a link to {tmp_path / 'archive' / 'case_seg.nii.gz'} that "
         "leads nowhere (its target moved or deleted, or a loop of links))"), out
+
+
+def test_a_file_named_like_a_word_of_the_message_keeps_the_message_whole(segmented, tmp_path, monkeypatch, capsys):
+    """A check's line names its file once: where the reader's message names the file again (nibabel's ``of
+    "bad.nii"``, ``from cut.nii.gz``), that name is taken out. A file named like a word of the message itself (a DICOM
+    slice given as ``--input its``) took that word out of it: ``give the folder series``, for ``give the folder of its
+    series``. A name quoted as nibabel quotes it is still taken out."""
+    from dicom_factory import make_series
+
+    from medseg.verification import _naming
+
+    _, sidecar = segmented
+    _, paths = make_series(tmp_path / "dcm", shape=(24, 20, 4))
+    monkeypatch.chdir(tmp_path)
+    for name in ("its", "file"):
+        shutil.copyfile(sorted(paths)[0], tmp_path / name)
+        code, out, _ = run(["verify", str(sidecar), "--input", name, "--rerun"], capsys)
+        (rerun,) = [line for line in out.splitlines() if ": rerun " in line]
+        assert code == 3 and rerun.startswith(
+            f"{sidecar}: rerun FAILED: {name}: segmenting it again failed: a DICOM file, not a NIfTI image; give the "
+            "folder of its series (.)"), rerun
+        assert _naming(name, f'cannot read (Cannot work out file type of "{name}")') == \
+            f"{name}: cannot read (Cannot work out file type)"
