@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -463,6 +465,39 @@ def _inside(name: str) -> bool:
     return all(plain_name(part) for part in parts)
 
 
+class _FirstOfEachWarning(logging.Handler):
+    """In place of the ``medseg`` logger's handlers (``handlers``, and with ``propagate`` the root logger's): hands
+    them each record but a warning told already."""
+
+    def __init__(self, handlers: list[logging.Handler], propagate: bool) -> None:
+        super().__init__()
+        self.handlers, self.propagate, self.told = list(handlers), propagate, set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno == logging.WARNING:
+            if record.getMessage() in self.told:
+                return
+            self.told.add(record.getMessage())
+        for handler in self.handlers + (logging.getLogger().handlers if self.propagate else []):
+            if record.levelno >= handler.level:
+                handler.handle(record)
+
+
+@contextmanager
+def _each_warning_once() -> Iterator[None]:
+    """Within the block, each distinct warning of medseg's loggers is told once: verify looks at an input more than
+    once (its hash, the files that changed, a rerun's reading), and each look's reading told its warnings again (a
+    series' copy of a file, three times). One thread at a time (the ``medseg`` logger's handlers are replaced)."""
+    medseg_log = logging.getLogger("medseg")
+    handlers, propagate = medseg_log.handlers, medseg_log.propagate
+    medseg_log.handlers, medseg_log.propagate = [_FirstOfEachWarning(handlers, propagate)], False
+    try:
+        yield
+    finally:
+        medseg_log.handlers, medseg_log.propagate = handlers, propagate
+
+
+@_each_warning_once()  # each call a block of its own: a reading's warning told once per sidecar
 def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, model: str | os.PathLike | None = None,
                    rerun: bool = False, device: str = "cpu", threads: int | None = None) -> Verification:
     """Check the files a segmentation sidecar names against its record.
@@ -484,7 +519,8 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
     A sidecar that cannot be read is an :class:`~medseg.errors.InputError`, and so is an ``input_path`` that is not
     there (a path mistyped: nothing is checked); a file that is missing or differs is a failed :class:`Check`, not an
     error (``compared`` False for one that could not be compared: the input the sidecar records gone; ``differs``
-    of the result says whether a file was found changed)."""
+    of the result says whether a file was found changed). A warning of reading a file is told once, however often
+    the checks read it."""
     from medseg.cohort.records import content_sha256, input_files, unavailable
     from medseg.io.atomic import sha256_of
     from medseg.io.seg_volume import find_recorded_source, recorded_series

@@ -1342,3 +1342,30 @@ def test_a_file_named_like_a_word_of_the_message_keeps_the_message_whole(segment
             "folder of its series (.)"), rerun
         assert _naming(name, f'cannot read (Cannot work out file type of "{name}")') == \
             f"{name}: cannot read (Cannot work out file type)"
+
+
+def test_a_series_holding_a_copy_is_warned_of_once(tmp_path, make_package, capsys, caplog):
+    """The reader warns of a file that copies another (same SOPInstanceUID, same bytes): verify told it once for each
+    look at the series, the hash, the files that changed, and the rerun's reading: three times. Once per sidecar."""
+    import logging
+
+    import pydicom
+    from dicom_factory import make_series
+
+    _, paths = make_series(tmp_path / "series", shape=(24, 20, 4))
+    original = sorted(paths)[1]
+    shutil.copyfile(original, original.with_name(f"{original.stem}_copy.dcm"))
+    code, _, err = run(["infer", str(tmp_path / "series"), "-m", str(make_package()), "-o", str(tmp_path / "out"),
+                        "--threads", "1"], capsys)
+    assert code == 0, err
+    changed = sorted(paths)[2]
+    dataset = pydicom.dcmread(changed)
+    dataset.ImageComments = "re-exported"
+    dataset.save_as(changed)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="medseg"):
+        code, out, _ = run(["verify", str(tmp_path / "out" / "series_seg.json"), "--rerun"], capsys)
+    told = [record.getMessage() for record in caplog.records if "each image used once" in record.getMessage()]
+    assert code == 3 and ": input FAILED: " in out and told == [
+        f"{tmp_path / 'series' / f'{original.stem}_copy.dcm'}: a copy of {original} (same SOPInstanceUID, same "
+        "bytes); each image used once"], told
