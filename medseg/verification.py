@@ -432,6 +432,13 @@ def _check_fields(path: Path, record: dict) -> None:
         if not isinstance(original, str):  # the entry's value, not its name, is what was edited
             raise InputError(f"{path}: input_info.copy_files gives {copy!r} {_json_kind(original)}, not the name of "
                              f"a file in the series folder; {_EDITED}")
+    channels = (record.get("input_info") or {}).get("channel_sha256")
+    if channels is not None and not isinstance(channels, dict):
+        raise InputError(f"{path}: input_info.channel_sha256 is {_json_kind(channels)}, not an object; {_EDITED}")
+    for name, digest in (channels or {}).items():  # compared by their place in the channel order: never opened
+        if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+            raise InputError(f"{path}: input_info.channel_sha256 gives {name!r} {_json_kind(digest, True)}, "
+                             f"{_NOT_SHA256}; {_EDITED}")
     digests = (record.get("input_info") or {}).get("file_sha256")
     if digests is None:
         return
@@ -568,10 +575,12 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
     modalities = len(record.get("modalities") or []) or 1
     files = input_files(source, modalities)  # nnU-Net's channel files of a case_0000 input, else the input alone
     absent = next((file for file in files if not os.path.exists(file)), None)
-    found = content_sha256(source, series, modalities) if absent is None else None
+    found = content_sha256(source, series, modalities) if absent is None and len(files) == 1 else None
     named = source if len(files) == 1 else f"{source} (channel files {', '.join(file.name for file in files)})"
     missing = _unread_reason(source, series) if found is None and absent is None and len(files) == 1 else None
-    if missing is not None:  # the input is there, and cannot be hashed: the reader's reason, a series' files
+    if len(files) > 1:  # each channel file against its recorded SHA-256, where the sidecar records them
+        result.checks.append(_channels_check(files, info, record["input_sha256"], named, input_path is None))
+    elif missing is not None:  # the input is there, and cannot be hashed: the reader's reason, a series' files
         changed, differs = _changed_files(source, info, series, record["input_sha256"]) if source.is_dir() else \
             ("", False)
         if differs and unavailable(source):  # emptied (a share not mounted, its files dropped): not there, as a
@@ -601,6 +610,70 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
     if rerun:
         _rerun(record, source, series, segmentation, package, device, threads, result)
     return result
+
+
+_CHANNEL_DIGESTS_FROM = "2026-12-08"  # the day medseg infer began to record input_info.channel_sha256
+
+
+def _channels_check(files: list[Path], info: dict, recorded_sha256: str, named: str, elsewhere: bool) -> Check:
+    """The input check of nnU-Net's channel files of one case (``files``, in channel order, as found now): the
+    case's SHA-256 against ``input_sha256``, and each file's against the sidecar's ``input_info.channel_sha256`` (the
+    file of a channel by its place in the order: a copy of the case under another name, given with ``--input``, is
+    compared too). The files that changed, are not there or cannot be read are named, and the others compared all the
+    same: a file changed is a difference found, though another is not there. A sidecar from before the files' own
+    digests were recorded (:data:`_CHANNEL_DIGESTS_FROM`) is checked as the case's SHA-256 alone, its line saying what
+    that cannot tell. ``elsewhere``: the input is the path the sidecar records (none given), which a copy may stand
+    for."""
+    from medseg.io.channels import channel_digests
+
+    whole, now = channel_digests(files)
+    recorded = info.get("channel_sha256")
+    if not recorded:  # a sidecar from before: the case's SHA-256 alone
+        older = f"the sidecar records no SHA-256 per channel file (written by medseg before {_CHANNEL_DIGESTS_FROM})"
+        if whole is None:
+            file = next(file for file, digest in zip(files, now) if digest is None)
+            hint = f"; give its copy with {setting('input_path', ANY)}" if elsewhere and file == files[0] else ""
+            return Check("input", False, f"{_not_compared(file)}; {older}, so the other channel files are not "
+                         f"compared either{hint}", compared=False)
+        if whole == recorded_sha256:
+            return Check("input", True, f"{named}: matches input_sha256 ({_short(whole)})")
+        return Check("input", False, f"{named}: SHA-256 {_short(whole)}, the sidecar records "
+                     f"{_short(recorded_sha256)}: not the input segmented; {older}: which one changed is not known")
+    digests = list(recorded.values())
+    changed, gone, unread, same, added = [], [], [], [], []
+    for index, (file, digest) in enumerate(zip(files, now)):
+        if index >= len(digests):
+            added.append(file.name)
+        elif digest is None:
+            (unread if os.path.exists(file) else gone).append(file.name)
+        else:
+            (same if digest == digests[index] else changed).append(file.name)
+    gone += list(recorded)[len(files):]  # recorded, and no file in their place now
+    parts = ", ".join(_listed(names, what) for names, what in ((changed, "changed"), (gone, "not there"),
+                                                                (unread, "not readable")) if names)
+    of = f"of its {len(digests)} recorded channel files"
+    more = f"; {_listed(added, 'file added' if len(added) == 1 else 'files added')}" if added else ""
+    if whole is None:  # a file not there or not readable: the case is not compared whole, its files are
+        if changed:
+            return Check("input", False, f"{named}: not the input segmented: {of}, {parts}{more}")
+        hint = f"; give its copy with {setting('input_path', ANY)}" if elsewhere and not same else ""
+        kept = f", {_listed(same, 'as recorded')}" if same else ""
+        return Check("input", False, f"{named}: {of}, {parts}{kept}: not compared whole{more}{hint}", compared=False)
+    if whole == recorded_sha256:
+        if not changed:
+            return Check("input", True, f"{named}: matches input_sha256 ({_short(whole)})")
+        wrong = [f"{file.name} recorded as {_short(recorded_digest)}, its SHA-256 {_short(digest)}"
+                 for file, digest, recorded_digest in zip(files, now, digests) if digest != recorded_digest]
+        return Check("input", False, f"{named}: matches input_sha256 ({_short(whole)}); but the sidecar's "
+                     f"input_info.channel_sha256 is not that of the channel files ({'; '.join(wrong)}); {_EDITED}")
+    text = (f"{named}: SHA-256 {_short(whole)}, the sidecar records {_short(recorded_sha256)}: not the input "
+            "segmented: ")
+    if parts:
+        return Check("input", False, f"{text}{of}, {parts}{more}")
+    if added:
+        return Check("input", False, f"{text}its {len(digests)} recorded channel files are as they were{more}")
+    return Check("input", False, f"{text}its {len(digests)} recorded channel files are as they were and the case "
+                 f"has no other: the sidecar's input_sha256 is not that of the files it records; {_EDITED}")
 
 
 def _given_input(path: Path | str, sidecar: Path) -> None:

@@ -293,8 +293,9 @@ def test_a_multimodal_case_names_the_channel_file_that_is_missing_or_changed(tmp
     second.unlink()
     code, out, _ = run(["verify", str(sidecar), "--rerun"], capsys)
     lines = out.splitlines()
-    assert code == 1 and lines[1] == f"{sidecar}: input FAILED: {second}: not there (no such file or folder), so not " \
-        "compared"
+    assert code == 1 and lines[1] == (f"{sidecar}: input FAILED: {first} (channel files case0_0000.nii.gz, "
+                                      "case0_0001.nii.gz): of its 2 recorded channel files, 1 not there "
+                                      "(case0_0001.nii.gz), 1 as recorded (case0_0000.nii.gz): not compared whole")
     assert "model tiny takes 2 modalities" in lines[4] and "model the model" not in lines[4]
 
 

@@ -14,8 +14,8 @@ from medseg.errors import GeometryError, InputError
 from medseg.io.files import exists, nnunet_channel
 from medseg.volume import Volume, stem
 
-__all__ = ["case_name", "channel_file", "channel_files", "channel_siblings", "further_channel_text", "modality_names",
-           "modalities_text", "read_channel_files", "read_channels"]
+__all__ = ["case_name", "channel_digests", "channel_file", "channel_files", "channel_siblings", "further_channel_text",
+           "modality_names", "modalities_text", "read_channel_files", "read_channels"]
 
 
 def modalities_text(modalities: list[str] | int) -> str:
@@ -126,7 +126,9 @@ def read_channel_files(paths: list[Path], hash_input: bool = True, names: list[s
     ``(X, Y, Z, C)``, on the first file's grid, with its header; its hash is that of all the files in order. Each
     must be one 3D volume on the first one's grid (the same shape, voxels placed within the scoring tolerance):
     another is a :class:`~medseg.errors.GeometryError` naming it. ``names``: the modalities, for messages; ``role``:
-    what the files are read as (:data:`~medseg.io.nifti_files.TRAINING_IMAGE`), for the errors reading them."""
+    what the files are read as (:data:`~medseg.io.nifti_files.TRAINING_IMAGE`), for the errors reading them. Its
+    ``info`` names the files (``channel_files``) and, where hashed, gives each one's SHA-256 by its name, in channel
+    order (``channel_sha256``): what ``medseg verify`` tells a changed or missing channel by."""
     from medseg.grid_match import grid_displacement_mm, grid_tolerance_mm
     from medseg.io.atomic import sha256_of
     from medseg.io.nifti import read_nifti
@@ -151,8 +153,35 @@ def read_channel_files(paths: list[Path], hash_input: bool = True, names: list[s
     del arrays
     info = dict(first.info)
     info["channel_files"] = [path.name for path in paths]
+    source_sha256 = None
+    if hash_input:
+        source_sha256, each = channel_digests(paths)
+        if source_sha256 is None:  # a file that cannot be read now: its reading's error, as hashing it raises
+            source_sha256 = sha256_of(paths)
+        info["channel_sha256"] = {path.name: digest for path, digest in zip(paths, each)}
     return Volume(array=array, affine=first.affine, source=paths[0], header=first.header,
-                  source_sha256=sha256_of(paths) if hash_input else None, info=info, channel_axis=True)
+                  source_sha256=source_sha256, info=info, channel_axis=True)
+
+
+def channel_digests(paths: list[Path]) -> tuple[str | None, list[str | None]]:
+    """The SHA-256 of a case's channel files (``paths``, in channel order) as its input is hashed (their bytes in
+    order, as :func:`~medseg.io.atomic.sha256_of` hashes a list), and each one's, read once: each None where that file
+    cannot be read (not there, permission denied), and the case's None then too."""
+    import hashlib
+
+    whole, each = hashlib.sha256(), []
+    for path in paths:
+        digest = hashlib.sha256()
+        try:
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+                    whole.update(block)
+        except OSError:
+            each.append(None)
+            continue
+        each.append(digest.hexdigest())
+    return (whole.hexdigest() if all(digest is not None for digest in each) else None), each
 
 
 def _segmentation_input(path: Path) -> str | None:
