@@ -29,6 +29,7 @@ from monai.inferers import SlidingWindowInferer
 from torch import nn
 
 from medseg import stopping
+from medseg.defaults import DEFAULT_BATCH_SIZE
 from medseg.device import (
     DeviceChoice,
     gpu_free_text,
@@ -50,7 +51,6 @@ log = logging.getLogger(__name__)
 
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
-DEFAULT_BATCH_SIZE = 16  # tiles per forward pass where none is given (a rerun of a sidecar that records none too)
 # torch.OutOfMemoryError is new in torch 2.5; the CUDA one (an alias there) is older
 OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 # Apple MPS runs out as a plain RuntimeError (torch's MPS allocator raises no OutOfMemoryError): known by its message

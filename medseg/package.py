@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 
 from medseg.caller_warnings import warn, warning
+from medseg.defaults import DEFAULT_MODEL  # in __all__ here, as before: the default model
 from medseg.errors import ImageReadError, ModelPackageError
 from medseg.io.atomic import atomic_paths, reading_folder, sha256_of
 from medseg.io.files import (
@@ -99,8 +100,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MODEL = "phantom"
 
 
 def _models_root() -> Path:

@@ -777,8 +777,9 @@ def _device_here(device: str) -> str:
 
 def _rerun(record: dict, source: Path, series, segmentation: Path, package, device: str, threads,
            result: Verification) -> None:
+    from medseg.defaults import DEFAULT_BATCH_SIZE
     from medseg.errors import MedsegError
-    from medseg.inference import DEFAULT_BATCH_SIZE, Segmenter
+    from medseg.inference import Segmenter
     from medseg.io.nifti import read_nifti
     from medseg.resources import set_threads
     from medseg.segment import segment_volume

@@ -743,3 +743,12 @@ def test_a_cohort_step_out_of_gpu_memory_names_the_batch_as_its_user_sets_it(mak
     told = [line for line in caplog.messages if "out of GPU memory" in line]
     assert told and all(line.endswith(f"({named})") for line in told), told
     assert (tmp_path / "results" / "cases" / "a" / "a_seg.nii.gz").is_file()
+
+
+def test_the_segmenters_default_batch_is_medsegs_default():
+    """The commands take medseg.defaults' batch size (tests/test_defaults.py); the segmenter takes the same."""
+    import inspect
+
+    from medseg.defaults import DEFAULT_BATCH_SIZE
+
+    assert inspect.signature(Segmenter).parameters["batch_size"].default == DEFAULT_BATCH_SIZE == 16

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from medseg.defaults import DEFAULT_BATCH_SIZE, DEFAULT_MODEL
 from medseg.one_line import escaped_line  # re-exported: the commands write their lines with it
 
 __all__ = [
@@ -66,14 +67,14 @@ def _default_model(ctx, param, value):
     """Without --model, the shipped demo model's own folder: a package folder named ``phantom`` in the working folder
     (``medseg train -o phantom``) is taken only when named."""
     if ctx.get_parameter_source(param.name) is click.core.ParameterSource.DEFAULT:
-        from medseg.package import DEFAULT_MODEL, shipped_package_path
+        from medseg.package import shipped_package_path
 
         return str(shipped_package_path(DEFAULT_MODEL))
     return given_model(ctx, param, value)
 
 
 model_option = click.option(
-    "-m", "--model", default="phantom", show_default=True, metavar="NAME|DIR", callback=_default_model,
+    "-m", "--model", default=DEFAULT_MODEL, show_default=True, metavar="NAME|DIR", callback=_default_model,
     help="Shipped model name (see `medseg models`) or a model package folder.",
 )
 
@@ -100,7 +101,8 @@ precision_option = click.option(
          "than fp32 where the hardware emulates it).",
 )
 batch_option = click.option(
-    "--batch-size", default=16, show_default=True, type=click.IntRange(1), help="Tiles per forward pass."
+    "--batch-size", default=DEFAULT_BATCH_SIZE, show_default=True, type=click.IntRange(1),
+    help="Tiles per forward pass.",
 )
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace outputs that exist already.")
 threads_option = click.option(

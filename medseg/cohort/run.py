@@ -56,6 +56,7 @@ from medseg.cohort.records import (
 )
 from medseg.cohort.samples import Sample
 from medseg.cohort.slurm_logs import job_log_path
+from medseg.defaults import DEFAULT_BATCH_SIZE, DEFAULT_MODEL
 from medseg.errors import InputError, JobFailedError, JobTimeLimitError, MedsegError, OutputWriteError, WorkerDiedError
 from medseg.failure_records import failure_stage
 from medseg.io.atomic import _WHOLE_FOLDER_ERRNOS, atomic_paths, results_unwritable
@@ -86,10 +87,10 @@ def _log_failure(case_id: str, stage: str, error: BaseException | str) -> None:
 class InferOptions:
     """What the segmentations are made with."""
 
-    model: str = "phantom"
+    model: str = DEFAULT_MODEL
     device: str = "auto"
     precision: str = "auto"
-    batch_size: int = 16
+    batch_size: int = DEFAULT_BATCH_SIZE
     overlap: float | None = None
     threads: int | None = None  # CPU threads for torch; does not change results
     memory_mb: int | None = None  # the job's memory (the scheduler's request): crashes with less do not count
