@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -472,36 +474,56 @@ def _inside(name: str) -> bool:
     return all(plain_name(part) for part in parts)
 
 
+# the warnings told within the verify_sidecar call running in this thread (None outside one)
+_TOLD: ContextVar[set[str] | None] = ContextVar("medseg_verify_told", default=None)
+
+
 class _FirstOfEachWarning(logging.Handler):
     """In place of the ``medseg`` logger's handlers (``handlers``, and with ``propagate`` the root logger's): hands
-    them each record but a warning told already."""
+    them each record but a warning told already within the :func:`_each_warning_once` block of its thread."""
 
     def __init__(self, handlers: list[logging.Handler], propagate: bool) -> None:
         super().__init__()
-        self.handlers, self.propagate, self.told = list(handlers), propagate, set()
+        self.handlers, self.propagate = list(handlers), propagate
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.levelno == logging.WARNING:
-            if record.getMessage() in self.told:
+        told = _TOLD.get()
+        if told is not None and record.levelno == logging.WARNING:
+            if record.getMessage() in told:
                 return
-            self.told.add(record.getMessage())
+            told.add(record.getMessage())
         for handler in self.handlers + (logging.getLogger().handlers if self.propagate else []):
             if record.levelno >= handler.level:
                 handler.handle(record)
+
+
+_FORWARDING: dict = {"blocks": 0, "kept": None}  # the blocks open in all threads; the logger's handlers they replaced
+_FORWARDING_LOCK = threading.Lock()
 
 
 @contextmanager
 def _each_warning_once() -> Iterator[None]:
     """Within the block, each distinct warning of medseg's loggers is told once: verify looks at an input more than
     once (its hash, the files that changed, a rerun's reading), and each look's reading told its warnings again (a
-    series' copy of a file, three times). One thread at a time (the ``medseg`` logger's handlers are replaced)."""
+    series' copy of a file, three times). The ``medseg`` logger's handlers are replaced while any thread is in such a
+    block; each thread's block keeps its own warnings told."""
     medseg_log = logging.getLogger("medseg")
-    handlers, propagate = medseg_log.handlers, medseg_log.propagate
-    medseg_log.handlers, medseg_log.propagate = [_FirstOfEachWarning(handlers, propagate)], False
+    with _FORWARDING_LOCK:
+        if _FORWARDING["blocks"] == 0:
+            _FORWARDING["kept"] = (medseg_log.handlers, medseg_log.propagate)
+            medseg_log.handlers = [_FirstOfEachWarning(medseg_log.handlers, medseg_log.propagate)]
+            medseg_log.propagate = False
+        _FORWARDING["blocks"] += 1
+    token = _TOLD.set(set())
     try:
         yield
     finally:
-        medseg_log.handlers, medseg_log.propagate = handlers, propagate
+        _TOLD.reset(token)
+        with _FORWARDING_LOCK:
+            _FORWARDING["blocks"] -= 1
+            if _FORWARDING["blocks"] == 0:
+                medseg_log.handlers, medseg_log.propagate = _FORWARDING["kept"]
+                _FORWARDING["kept"] = None
 
 
 @_each_warning_once()  # each call a block of its own: a reading's warning told once per sidecar
@@ -512,7 +534,9 @@ def verify_sidecar(sidecar: Path | str, input_path: Path | str | None = None, mo
     * the segmentation beside the sidecar against ``segmentation_sha256``;
     * the input (``input_path``, else the path the sidecar records) against ``input_sha256``, hashed as medseg hashes
       it when it reads it (a DICOM folder: the recorded series' files, found by the recorded UID alone; their recorded
-      digests, ``input_info.file_sha256``, against them too: files changed, gone, renamed or added are named);
+      digests, ``input_info.file_sha256``, against them too: files changed, gone, renamed or added are named; nnU-Net's
+      channel files of a case, each against ``input_info.channel_sha256``: one changed or gone is named, the others
+      compared all the same);
     * the model (``model``: a shipped model's name or a package folder; else the recorded ``model.path``, else its
       name) against the recorded weights' and settings' SHA-256;
     * the versions of medseg and its libraries, and the platform (Python, system, CPU and its instruction set), now

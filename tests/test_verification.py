@@ -1370,3 +1370,35 @@ def test_a_series_holding_a_copy_is_warned_of_once(tmp_path, make_package, capsy
     assert code == 3 and ": input FAILED: " in out and told == [
         f"{tmp_path / 'series' / f'{original.stem}_copy.dcm'}: a copy of {original} (same SOPInstanceUID, same "
         "bytes); each image used once"], told
+
+
+def test_each_threads_verification_tells_its_warnings_once_and_the_handlers_come_back(caplog):
+    """Two threads verifying at once: each tells a warning once (its own sidecar's), and the ``medseg`` logger has
+    its handlers back once both are done, whichever ends first."""
+    import logging
+    import threading
+
+    from medseg.verification import _each_warning_once
+
+    medseg_log, reader = logging.getLogger("medseg"), logging.getLogger("medseg.io.dicom_series")
+    before = (list(medseg_log.handlers), medseg_log.propagate)
+    both = threading.Barrier(2)
+
+    def verify(index: int) -> None:
+        with _each_warning_once():
+            both.wait()
+            for _ in range(3):
+                reader.warning("a.dcm: a copy of b.dcm; each image used once")
+            both.wait()
+            if index:
+                both.wait()  # the second ends after the first
+        if not index:
+            both.wait()
+
+    threads = [threading.Thread(target=verify, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert [record.getMessage() for record in caplog.records] == ["a.dcm: a copy of b.dcm; each image used once"] * 2
+    assert (medseg_log.handlers, medseg_log.propagate) == before
