@@ -82,6 +82,7 @@ from medseg.training_cases import (
     check_case_list,
     check_label_presence,
     data_hashes,
+    label_box_record,
     label_values,
     load_cases,
     pair_cases,
@@ -406,15 +407,16 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
     # weights and the figures as much as the training images, and a file re-drawn at the same path is not the one used
     data_record = {"data_sha256": data_hashes([*train_cases, *val_cases])} if [*train_cases, *val_cases] and all(
         c.sha256 is not None for c in [*train_cases, *val_cases]) else {}
-    # label files that are boxes of their image's grid (3D Slicer's cropped segmentations), zero-padded onto it
-    padded = sorted(c.case_id for c in [*train_cases, *val_cases] if c.label_box is not None)
+    # label files that are boxes of their image's grid (3D Slicer's cropped segmentations), zero-padded onto it, or
+    # that reached past it, cropped to it
+    boxed = label_box_record([*train_cases, *val_cases])
     package_config["training"] = {
         "settings": settings,
         "train_cases": len(train_cases),
         "train_case_ids": [c.case_id for c in train_cases],
         **training_images,
         **data_record,
-        **({"labels_zero_padded": padded} if padded else {}),
+        **boxed,
         "val_cases": [c.case_id for c in val_cases],
         "val_split": val_split,
         "best_epoch": state["best_epoch"],

@@ -28,7 +28,8 @@ from medseg.training_pairing import TrainCase, pair_cases
 
 __all__ = ["LabelsFrom", "TrainCase", "case_channels", "channels_text", "check_case_channels", "check_case_list",
            "read_case_image", "check_label_presence", "check_training_foreground",
-           "data_hashes", "label_values", "load_cases", "padded_labels_text", "pair_cases", "untrainable_text"]
+           "data_hashes", "label_box_record", "label_values", "load_cases", "padded_labels_text", "pair_cases",
+           "untrainable_text"]
 
 log = logging.getLogger(__name__)
 # training's progress lines (the cases read, the first epoch starting): info records of their own logger, which
@@ -327,6 +328,10 @@ def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes,
     if problems:
         raise TrainingError("; ".join(problems))
     case.label_box = label.info.get("sub_box")
+    if case.label_box is not None:  # the grid's voxels the box did not hold, zero-padded
+        box = case.label_box
+        case.label_padded_voxels = int(np.prod(label.shape[:3])) - (int(np.prod(box["shape"][:3]))
+                                                                     - int(box.get("voxels_outside_grid", 0)))
     affine = torch.from_numpy(image.affine)
     peak = float(np.abs(image.array).max())  # before the transforms, which may work on the array in place
     case.intensity_p1_p99 = intensity_percentiles(image.array) if image.channels == 1 else None
@@ -342,17 +347,47 @@ def _load_case(case: TrainCase, pre: dict, transforms, declared: set[int], axes,
 
 def padded_labels_text(cases: list[TrainCase]) -> str | None:
     """One line telling of the loaded cases whose label file is a box of its image's voxel lattice (3D Slicer saves
-    a segmentation cropped to its segments), zero-padded onto the image's grid: how many, and the first three by
-    name; None where there is none. One line for all, not one a case: a set exported from Slicer has hundreds."""
-    padded = [case for case in cases if case.label_box is not None]
-    if not padded:
-        return None
-    shown = ", ".join(case.case_id for case in padded[:3]) + (f" … and {len(padded) - 3} more"
-                                                               if len(padded) > 3 else "")
-    boxes = ("is a box of its image's voxel grid", "it") if len(padded) == 1 else \
-        ("are boxes of their images' voxel grids", "them")
-    return (f"{len(padded)} of {counted(len(cases), 'label image')} {boxes[0]} (cropped, as 3D Slicer saves a "
-            f"segmentation), zero-padded onto {boxes[1]} with background, nothing resampled: {shown}")
+    a segmentation cropped to its segments), zero-padded onto the image's grid, and of those whose label file reaches
+    past that grid (an image cropped after it was labelled), background alone out there, cropped to it: how many,
+    and the first three by name; None where there is none. One line for all, not one a case: a set exported from
+    Slicer has hundreds."""
+    def named(chosen: list[TrainCase]) -> str:
+        return ", ".join(case.case_id for case in chosen[:3]) + (f" … and {len(chosen) - 3} more"
+                                                                 if len(chosen) > 3 else "")
+
+    padded, cropped = _boxed_cases(cases)
+    parts = []
+    if padded:
+        boxes = ("is a box of its image's voxel grid", "it") if len(padded) == 1 else \
+            ("are boxes of their images' voxel grids", "them")
+        parts.append(f"{len(padded)} of {counted(len(cases), 'label image')} {boxes[0]} (cropped, as 3D Slicer saves "
+                     f"a segmentation), zero-padded onto {boxes[1]} with background, nothing resampled: "
+                     f"{named(padded)}")
+    if cropped:
+        past = ("reaches past its image's voxel grid (its voxels out there all background), cropped to it"
+                if len(cropped) == 1 else "reach past their images' voxel grids (their voxels out there all "
+                "background), cropped to them")
+        parts.append(f"{len(cropped)} of {counted(len(cases), 'label image')} {past}, nothing resampled: "
+                     f"{named(cropped)}")
+    return "; ".join(parts) or None
+
+
+def _boxed_cases(cases: list[TrainCase]) -> tuple[list[TrainCase], list[TrainCase]]:
+    """The cases whose label file was zero-padded onto its image's grid, and those whose label file reached past
+    it (cropped to it); a box may be both."""
+    boxed = [case for case in cases if case.label_box is not None]
+    return ([case for case in boxed if case.label_padded_voxels > 0],
+            [case for case in boxed if case.label_box.get("voxels_outside_grid")])
+
+
+def label_box_record(cases: list[TrainCase]) -> dict[str, list[str]]:
+    """What a package's training record says of the label files placed onto their images' grids: the cases
+    zero-padded (``labels_zero_padded``) and those cropped to the grid (``labels_cropped_to_grid``), sorted; each
+    key only where there is such a case."""
+    padded, cropped = _boxed_cases(cases)
+    record = {"labels_zero_padded": sorted(c.case_id for c in padded),
+              "labels_cropped_to_grid": sorted(c.case_id for c in cropped)}
+    return {key: ids for key, ids in record.items() if ids}
 
 
 def _as_classes(values: np.ndarray, declared: set[int]) -> np.ndarray:

@@ -65,6 +65,9 @@ class TrainCase:
     # where the label file is a box of the image's voxel lattice, zero-padded onto its grid: the box's shape and its
     # first voxel's index on the image's grid (as scoring records ``reference_sub_box``)
     label_box: dict | None = None
+    # of such a box, the voxels of the image's grid it left out, filled with background (0 where the label file
+    # holds the whole grid and reaches past it: cropped to it, nothing padded)
+    label_padded_voxels: int = 0
     # nnU-Net's channel files of a multi-modal case (case_0000, case_0001, ...; ``image_path`` is the first), in
     # channel order; None for a case of one image file (3D, or 4D holding its modalities)
     channel_paths: list[Path] | None = None

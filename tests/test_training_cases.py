@@ -240,6 +240,7 @@ def test_a_label_box_reaching_past_its_images_grid_with_label_0_there_loads_as_t
     import torch
 
     from medseg.scoring import evaluate_files
+    from medseg.training_cases import label_box_record, padded_labels_text
 
     images, labels, full = tmp_path / "images", tmp_path / "labels", tmp_path / "full"
     for folder in (images, labels, full):
@@ -260,6 +261,13 @@ def test_a_label_box_reaching_past_its_images_grid_with_label_0_there_loads_as_t
     assert torch.equal(cropped.label, uncropped.label) and int(cropped.label.sum()) == 24
     assert cropped.label_box == {"shape": [8, 6, 4], "offset_voxels": [2, 1, 4], "voxels_outside_grid": 8 * 6 * 2}
     assert uncropped.label_box is None
+    # padded onto the grid where the box does not reach, cropped where it reaches past: both said, both recorded
+    assert cropped.label_padded_voxels == 16 * 16 * 6 - 8 * 6 * 2
+    assert label_box_record([cropped, uncropped]) == {"labels_zero_padded": ["a"], "labels_cropped_to_grid": ["a"]}
+    assert padded_labels_text([cropped]) == (
+        "1 of 1 label image is a box of its image's voxel grid (cropped, as 3D Slicer saves a segmentation), "
+        "zero-padded onto it with background, nothing resampled: a; 1 of 1 label image reaches past its image's "
+        "voxel grid (its voxels out there all background), cropped to it, nothing resampled: a")
     assert evaluate_files(full / "a.nii.gz", labels / "a.nii.gz")["labels"]["1"]["dice"] == 1.0  # scoring agrees
 
 
@@ -505,3 +513,27 @@ def test_a_long_read_of_the_cases_tells_its_progress_less_often_as_it_goes(tiny_
     assert seconds[:6] == [6, 16, 36, 76, 136, 196]
     assert all(later - earlier == 60 for earlier, later in zip(seconds[4:], seconds[5:]))
     assert len(told) == 37 and told[-1] == "read 1000 cases in 2002 s"  # 36 lines, and the end
+
+
+def test_a_label_larger_than_its_image_is_told_as_cropped_to_the_grid_not_as_zero_padded(tmp_path):
+    """An image cropped after it was labelled (its last 2 slices cut off, the affine kept): the label, 2 slices longer
+    on the same lattice and background there, trains as the label cut to the image's grid. Nothing of it is padded,
+    so the line and the record say it was cropped to the grid, not zero-padded (a box of the grid, as 3D Slicer
+    saves a segmentation), which is what they said."""
+    from medseg.training_cases import label_box_record, padded_labels_text
+
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    image = np.random.default_rng(0).normal(size=(16, 16, 8)).astype(np.float32)
+    label = np.zeros((16, 16, 8), np.uint8)
+    label[4:8, 4:8, 2:4] = 1
+    for name in ("a", "b"):
+        _write(images / f"{name}.nii.gz", image[:, :, :6] if name == "a" else image)
+        _write(labels / f"{name}.nii.gz", label)
+    cases = load_cases(pair_cases(images, labels), tiny_training_config())
+    assert [case.label_box for case in cases] == [
+        {"shape": [16, 16, 8], "offset_voxels": [0, 0, 0], "voxels_outside_grid": 16 * 16 * 2}, None]
+    assert int(cases[0].label.sum()) == 32
+    assert padded_labels_text(cases) == (
+        "1 of 2 label images reaches past its image's voxel grid (its voxels out there all background), cropped to "
+        "it, nothing resampled: a")
+    assert label_box_record(cases) == {"labels_cropped_to_grid": ["a"]}
