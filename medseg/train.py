@@ -213,9 +213,11 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
         raise TrainingError("no training cases left after the validation split")
     # the network, the slice sampler and the first epoch: tens of seconds on hundreds of cases before its line
     validated = f", then validation on {counted(len(val_cases), 'case')}" if val_cases else ""
-    progress_log.info("setting up training to epoch %d (each %s of %d patches%s; an epoch's line comes at its end)",
-                      int(settings["epochs"]), counted(int(settings["steps_per_epoch"]), "step"),
-                      int(settings["batch_size"]), validated)
+    if not (resume and checkpoint_epoch(out_dir) == int(settings["epochs"])):  # a finished run trains no epoch: its
+        # package is kept, or written from the checkpoint, as the caller is told (this line promised epoch lines)
+        progress_log.info("setting up training to epoch %d (each %s of %d patches%s; an epoch's line comes at its "
+                          "end)", int(settings["epochs"]), counted(int(settings["steps_per_epoch"]), "step"),
+                          int(settings["batch_size"]), validated)
     train_absent, val_absent = check_label_presence(config, train_cases, val_cases, labels_from)
     blind = validation_without_foreground(config["labels"], len(val_cases), val_absent)
     context = int(config["inference"].get("context_slices", 0))

@@ -87,6 +87,8 @@ def test_a_package_that_cannot_be_written_says_the_checkpoint_is_kept_and_resume
     # "its checkpoint has all 1 epochs" it said
     assert f"resuming {out}: its checkpoint has the one epoch; nothing left to train, its package is written" in \
         captured.out + captured.err
+    # and no line announcing the epochs' set-up, whose epoch lines never came
+    assert "setting up training" not in captured.err
     assert load_package(out).config["weights"]["sha256"] == sha256_of(out / "weights.safetensors")
 
 
@@ -241,9 +243,11 @@ def test_overwrite_starts_a_new_checkpoint_and_a_moved_default_run_resumes(tiny_
     written = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     capsys.readouterr()
     assert _exit_code(args + ["--seed", "5", "--resume", "--threads", "2"]) == 0
-    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+    told = capsys.readouterr().err.strip().splitlines()
+    assert told[-1] == (
         f"{out}: the run had finished its 2 epochs and its package is intact; nothing to train, the package is kept "
         "as it was (give --epochs with more to extend it)")
+    assert not any(line.startswith("setting up training") for line in told)  # no epoch's line was to come
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == written
     torch.set_num_threads(1)
     # but the data are still checked, and a package deleted or damaged since is made again from the checkpoint
