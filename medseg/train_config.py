@@ -371,6 +371,28 @@ def split_text(training: dict) -> str:
     return f"a seeded {settings['val_fraction']} split, split seed {split_seed}" + (f", fold {fold}" if fold else "")
 
 
+def _misspelt_data_notes(data: dict) -> list[str]:
+    """The keys of ``training.data`` that look like a misspelt ``description`` or ``licence`` where that key is absent
+    (``licnese``, ``Description``): any key is a note the model card shows, so the card said 'not stated' for the
+    licence given under such a key, without a word."""
+    import difflib
+
+    wanted = {"description": ("'description'", "data"), "licence": ("'licence' (or 'license')", "licence"),
+              "license": ("'licence' (or 'license')", "licence")}
+    found = []
+    for key in data:
+        if key in wanted:
+            continue
+        near = difflib.get_close_matches(str(key).lower(), list(wanted), n=1, cutoff=0.8)
+        if not near or any(k in data for k in (("licence", "license") if near[0] != "description" else
+                                                ("description",))):
+            continue
+        named, line = wanted[near[0]]
+        found.append(f"training.data.{key}: no {named} beside it, which the model card's {line} line reads (it "
+                     "would say 'not stated'): misspelt? (any other key is shown as a note of its own)")
+    return found
+
+
 def check_config(config: dict, where: str = "training config") -> dict:
     """Check a training config before any case is read; return its merged training settings.
 
@@ -411,6 +433,7 @@ def check_config(config: dict, where: str = "training config") -> dict:
         if gamma is not None and gamma[0] > gamma[1]:  # MONAI would draw from an empty range without a word
             problems.append(f"{where}: training.augment.gamma: {gamma} gives its larger bound first; give "
                             "[smallest, largest]")
+        problems += [f"{where}: {problem}" for problem in _misspelt_data_notes(training.get("data") or {})]
         if not problems:  # the package fields too
             if len(config["labels"]) > MAX_TRAINING_CLASSES:
                 problems.append(f"{where}: {len(config['labels'])} labels, more than the {MAX_TRAINING_CLASSES} "

@@ -212,6 +212,15 @@ BAD_CONFIGS = {
                              "training.augment.gamma.1: inf is not a finite number"),
     "NaN overlap": (lambda c: c["inference"].update(overlap=float("nan")), "inference.overlap: nan is not a finite "
                                                                             "number"),
+    # training.data takes keys of any name (source, url), each a note of the card; a misspelt licence was one of them,
+    # the card's licence line reading 'not stated' without a word
+    "misspelt data licence": (lambda c: c["training"].update(data={"description": "phantoms", "licnese": "CC0"}),
+                              "training.data.licnese: no 'licence' (or 'license') beside it, which the model card's "
+                              "licence line reads (it would say 'not stated'): misspelt? (any other key is shown as "
+                              "a note of its own)"),
+    "misspelt data description": (lambda c: c["training"].update(data={"Description": "phantoms", "licence": "CC0"}),
+                                  "training.data.Description: no 'description' beside it, which the model card's "
+                                  "data line reads (it would say 'not stated'): misspelt?"),
     "more than 256 labels": (
         lambda c: (c["architecture"].update(n_classes=258), c.update(labels={str(v): f"l{v}" for v in range(258)})),
         "258 labels, more than the 256 medseg train supports (its class indices are kept as 8-bit values)"),
