@@ -150,6 +150,14 @@ def train(
     if val_cases is not None:
         check_case_list(val_cases, "the validation cases")
     out_dir = path_argument(out_dir, "the output folder")
+    given = [*cases, *(val_cases or [])]
+    unread = [case for case in given if case.image is None or case.label is None]
+    if unread:  # pair_cases' cases given as they are: a TypeError about None, deep in torch, at the first slice
+        raise InputError(f"{unread[0].image_path}: case {unread[0].case_id!r} is not read yet ({len(unread)} of the "
+                         f"{counted(len(given), 'case')} given are not); give train the cases "
+                         "load_cases(cases, config) returns, read and in model space")
+    if not cases:
+        raise TrainingError(f"{out_dir}: no cases given to train on")
     device = resolve_device(device).device  # "auto" and "cuda" as the device they name, torch's own errors before
     # gradients on for the run, whatever the caller set: a notebook's torch.set_grad_enabled(False) or a
     # `with torch.inference_mode():` around the call made its first step fail in torch's own RuntimeError

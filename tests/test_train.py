@@ -679,3 +679,24 @@ def test_fp32_training_steps_run_without_tf32_and_put_the_flags_back(tiny_set, t
         for hook in hooks:
             hook.remove()
         set_tf32_settings(before)
+
+
+def test_cases_paired_but_not_read_or_none_at_all_are_refused_before_anything_is_written(tmp_path):
+    """The cases pair_cases returns, given to train without load_cases (a step of the documented example left out),
+    failed deep in torch with a TypeError about None; no case at all was 'no training cases left after the
+    validation split'. Each is one line now, before the output folder is made."""
+    from medseg.errors import InputError
+
+    for seed in range(2):
+        write_phantom(tmp_path / "images" / f"p{seed}.nii.gz", tmp_path / "labels" / f"p{seed}.nii.gz",
+                      shape=(16, 16, 6), seed=seed)
+    cases, out = pair_cases(tmp_path / "images", tmp_path / "labels"), tmp_path / "model"
+    with pytest.raises(InputError) as error:
+        train(tiny_training_config(), cases, out)
+    assert str(error.value) == (
+        f"{tmp_path / 'images' / 'p0.nii.gz'}: case 'p0' is not read yet (2 of the 2 cases given are not); give "
+        "train the cases load_cases(cases, config) returns, read and in model space")
+    with pytest.raises(TrainingError) as error:
+        train(tiny_training_config(), [], out)
+    assert str(error.value) == f"{out}: no cases given to train on"
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["images", "labels"]
