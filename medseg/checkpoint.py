@@ -223,6 +223,10 @@ def check_output_folder(out_dir: Path | str, overwrite: bool = False, resume: bo
                                        "start again" if resumable
                                        else f"pass {setting('overwrite')} to start again ({_NOT_RESUMABLE})"))
         if package and not (overwrite or resume):
+            if CHECKPOINT_DIR not in entries:  # a package copied in, or its checkpoint deleted: --resume would say
+                # there is nothing to resume
+                raise OutputExistsError(f"{out_dir}: holds a model package already, and no checkpoint of its "
+                                        f"training to resume; pass {setting('overwrite')} to replace it")
             raise OutputExistsError(f"{out_dir}: holds a model package already; "
                                     + (f"pass {setting('overwrite')} or {setting('resume')}" if resumable
                                        else f"pass {setting('overwrite')} ({_NOT_RESUMABLE})"))

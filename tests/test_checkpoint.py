@@ -601,3 +601,16 @@ def test_a_checkpoint_folder_that_cannot_be_written_is_refused_before_training(t
     assert err.strip() == (f"medseg: error: {out / '.checkpoint'}: cannot write into the checkpoint folder (operation "
                            "not permitted)")
     assert "epoch   2" not in err
+
+
+def test_a_package_without_a_checkpoint_is_not_offered_to_resume(make_package):
+    """A package copied in (a shipped one, a colleague's) or whose checkpoint was deleted: training into it said
+    'pass --overwrite or --resume', and --resume then said there was nothing to resume."""
+    from medseg.errors import OutputExistsError
+    from medseg.settings_named import named_as
+
+    package = make_package()
+    with named_as({"overwrite": "--overwrite", "resume": "--resume"}), pytest.raises(OutputExistsError) as refused:
+        check_output_folder(package)
+    assert str(refused.value) == (f"{package}: holds a model package already, and no checkpoint of its training to "
+                                  "resume; pass --overwrite to replace it")

@@ -88,7 +88,8 @@ def test_training_into_a_package_says_overwrite_true(tmp_path, make_package):
     package = make_package()
     with pytest.raises(OutputExistsError) as refused:
         check_output_folder(package)
-    assert str(refused.value).startswith(f"{package}: holds a model package already; pass overwrite=True")
+    assert str(refused.value) == (f"{package}: holds a model package already, and no checkpoint of its training to "
+                                  "resume; pass overwrite=True to replace it")
     assert "--" not in str(refused.value)
 
 
