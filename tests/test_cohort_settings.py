@@ -295,6 +295,7 @@ def test_where_a_setting_comes_from_is_the_last_source_that_sets_it(tmp_path):
     first, second, own = tmp_path / "first.yaml", tmp_path / "second.yaml", tmp_path / "cohort.yaml"
     first.write_text("minutes_per_case: 5\n")
     second.write_text("cases_per_job: 3\n")
+    own.write_text("minutes_per_case: null\n")
     assert config_source("minutes_per_case", {"minutes_per_case": 5}, [first], own) == "--config minutes_per_case=5"
     assert config_source("minutes_per_case", {}, [first, second], own) == str(first)
     assert config_source("minutes_per_case", {}, [second, tmp_path / "gone.yaml"], own) == str(own)
@@ -405,6 +406,7 @@ def test_a_bad_setting_names_where_it_was_set(tmp_path):
 
     schema = Path(__file__).resolve().parents[1] / "configs" / "schemas" / "config.schema.yaml"
     own, mine = tmp_path / "cohort.yaml", tmp_path / "mine.yaml"
+    own.write_text("cases_per_job: 10\n")
     mine.write_text("cases_per_job: 0\n")
     base = {"samples": "samples.tsv", "model": "phantom", "results": "results"}
 
@@ -417,13 +419,51 @@ def test_a_bad_setting_names_where_it_was_set(tmp_path):
         f"config cases_per_job: 0 is less than the minimum of 1 (set in {mine})")
     assert refused({**base, "cases_per_job": 0}, {"cases_per_job": 0}) == (
         "config cases_per_job: 0 is less than the minimum of 1 (set by --config cases_per_job=0)")
-    assert refused({**base, "colour": "red"}, {}).endswith(f"(set in {own})")
+    assert refused({**base, "colour": "red"}, {}).endswith(
+        f"(set where this workflow cannot tell: not in {own}, {mine} or --config)")
     assert refused({**base, "dice_threshold": float("nan")}, {"dice_threshold": "nan"}).endswith(
         "(set by --config dice_threshold=nan)")
     assert refused({**base, "device": "cpu\n"}, {"device": "cpu\n"}).endswith("(set by --config device=cpu\\n)")
     with pytest.raises(InputError) as caught:  # without a source, the key alone as before
         check_config({**base, "cases_per_job": 0}, schema)
     assert str(caught.value) == "config cases_per_job: 0 is less than the minimum of 1"
+
+
+def test_a_setting_a_profiles_config_gave_names_the_profile_file(tmp_path):
+    """A profile's ``config:`` reaches the workflow as Snakemake's --config settings: a refused one was named
+    "(set by --config cases_per_job=0)", which the user never typed. With the profile file that gave them it is
+    named as the profile's config:, and the old minutes_per_case warning names it the same way."""
+    from medseg.cohort.settings import check_config, config_source, old_default_runtime
+
+    schema = Path(__file__).resolve().parents[1] / "configs" / "schemas" / "config.schema.yaml"
+    own, profile = tmp_path / "cohort.yaml", tmp_path / "lab" / "config.yaml"
+    own.write_text("cases_per_job: 10\n")
+    config = {"samples": "samples.tsv", "model": "phantom", "results": "results", "cases_per_job": 0}
+    with pytest.raises(InputError) as caught:
+        check_config(config, schema, lambda key: config_source(key, {"cases_per_job": 0}, [], own, profile))
+    assert str(caught.value) == (
+        f"config cases_per_job: 0 is less than the minimum of 1 (set by config: cases_per_job=0 in profile {profile})")
+    source = config_source("minutes_per_case", {"minutes_per_case": 5}, [], own, profile)
+    assert old_default_runtime(5, source, [60], [6]).startswith(
+        f"config: minutes_per_case=5 in profile {profile}: the default before run times were planned")
+    # a key the profile's config does not give: the file that sets it, as before
+    assert config_source("cases_per_job", {"device": "cpu"}, [], own, profile) == str(own)
+
+
+def test_a_key_found_in_no_file_the_workflow_knows_is_not_said_to_be_in_its_own(tmp_path):
+    """A refused key that none of the files the workflow read holds now (nor --config) was named as set in the
+    workflow's own configs/cohort.yaml, which does not hold it: what the workflow can tell is said instead."""
+    from medseg.cohort.settings import config_source, old_default_runtime
+
+    own, mine = tmp_path / "cohort.yaml", tmp_path / "mine.yaml"
+    own.write_text("cases_per_job: 10\nminutes_per_case: null\n")
+    mine.write_text("device: cpu\n")
+    assert config_source("colour", {}, [mine], own) == f"not in {own}, {mine} or --config"
+    assert config_source("cases_per_job", {}, [mine], own) == str(own)
+    assert config_source("colour", {}, [mine, tmp_path / "gone.yaml"], own) == (
+        f"not in {own}, {mine} or --config ({tmp_path / 'gone.yaml'} cannot be read now)")
+    assert old_default_runtime(5, f"not in {own} or --config", [60], [6]).startswith(
+        f"minutes_per_case: 5 (set where this workflow cannot tell: not in {own} or --config): the default before")
 
 
 def test_a_key_yaml_reads_as_no_text_is_named_in_the_file_that_set_it(tmp_path):

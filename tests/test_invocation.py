@@ -94,6 +94,27 @@ def test_a_profiles_config_that_the_command_lines_drops_is_told(tmp_path):
     assert dropped_profile_config([*profile, "--config", "samples=a"], config_args=["samples=a"]) is not None
 
 
+def test_the_profile_whose_config_gave_the_runs_settings_is_found(tmp_path):
+    """A profile's ``config:`` reaches the workflow as Snakemake's --config settings: a refused one was named
+    "(set by --config cases_per_job=0)", an option the user never typed. The profile file that gave them is found (the
+    last profile's config: wins whole, as Snakemake reads them); none where the command line gives --config itself."""
+    from medseg.cohort.invocation import config_profile
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    (first / "config.yaml").write_text("config:\n  cases_per_job: 0\n")
+    (second / "config.yaml").write_text("config:\n  - device=cpu\n")
+    assert config_profile(["--profile", str(first), "-n"]) == str(first / "config.yaml")
+    assert config_profile(["--profile", str(first), "--profile", str(second), "-n"]) == str(second / "config.yaml")
+    assert config_profile(["--profile", str(first), "-n", "--config", "samples=a"]) is None
+    assert config_profile(["-n"]) is None
+    # a program's own command line (Snakemake's Python API): the settings Snakemake read are not the profile's
+    assert config_profile(["--profile", str(first), "-n"], config_args=["samples=a"]) is None
+    assert config_profile(["--profile", str(first), "-n"], config_args=["cases_per_job=0"]) == str(
+        first / "config.yaml")
+
+
 def test_a_programs_own_options_are_not_read_as_snakemakes_config():
     """Through Snakemake's Python API the command line is the program's own: its options were read as Snakemake's,
     and a program given `--config a.yaml --config b.yaml` of its own was refused. The settings Snakemake read

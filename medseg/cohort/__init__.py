@@ -15,6 +15,7 @@ from medseg.cohort.forced_runs import forget_forced_run, redo_for_job, redo_valu
 from medseg.cohort.invocation import (
     NO_HOOKS_REFUSED,
     claims_results,
+    config_profile,
     dropped_profile_config,
     forced_jobs,
     hooks_skipped,
@@ -66,6 +67,7 @@ __all__ = [
     "claims_results",
     "FinishedCases",
     "finished_cases",
+    "config_profile",
     "dropped_profile_config",
     "forced_jobs",
     "forget_forced_run",

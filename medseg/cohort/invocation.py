@@ -11,8 +11,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["NO_HOOKS_REFUSED", "claims_results", "dropped_profile_config", "forced_jobs", "hooks_skipped",
-           "hooks_skipped_by", "previewing", "profile_retries", "repeated_config", "runtime_enforced",
+__all__ = ["NO_HOOKS_REFUSED", "claims_results", "config_profile", "dropped_profile_config", "forced_jobs",
+           "hooks_skipped", "hooks_skipped_by", "previewing", "profile_retries", "repeated_config", "runtime_enforced",
            "writes_results"]
 
 PREVIEW_OPTIONS = frozenset({
@@ -148,6 +148,45 @@ def dropped_profile_config(argv: Sequence[str], config_args: Sequence[str] | Non
     return (f"profile config {' '.join(dropped)}: dropped, as a --config on the command line replaces a profile's "
             f"config: whole (Snakemake keeps one); give {'it' if len(dropped) == 1 else 'them'} among the command "
             "line's --config settings too")
+
+
+def config_profile(argv: Sequence[str], config_args: Sequence[str] | None | object = _AS_SNAKEMAKE_READ
+                   ) -> str | None:
+    """The profile file (a ``--profile``'s, ``$SNAKEMAKE_PROFILE``'s or the workflow profile's ``config.yaml``) whose
+    ``config:`` gave the run its ``--config`` settings, where ``argv`` (Snakemake's arguments) types no ``--config``:
+    Snakemake reads a profile's ``config:`` as a ``--config`` (the last profile's whole), and the workflow, given the
+    settings alone, named a refused one ``--config KEY=VALUE``, which the user never typed. ``config_args`` as for
+    :func:`repeated_config`: where they are not the profile's, ``argv`` is not the command line Snakemake read. None
+    where the command line gives ``--config``, no profile sets ``config:``, or Snakemake cannot be asked."""
+    import contextlib
+    import io
+    import os
+
+    parsed = _parsed(tuple(argv))
+    if parsed is None or getattr(parsed[1], "config", None) is None:
+        return None
+    parser, args = parsed
+    try:  # Snakemake's parser without profiles: a --config typed on the command line
+        from snakemake.cli import get_argument_parser
+
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            if getattr(get_argument_parser().parse_args(list(argv)), "config", None) is not None:
+                return None
+        sources = parser.get_source_to_settings_dict()  # configargparse's public record of where each value came from
+    except (Exception, SystemExit):
+        return None
+    given = [str(value) for value in args.config]
+    if config_args is not _AS_SNAKEMAKE_READ and (
+            None if config_args is None else [str(value) for value in config_args]) != given:
+        return None
+    for source, settings in sources.items():
+        kind, _, path = str(source).partition("|")
+        if kind == "config_file" and "config" in settings:  # the profile whose config: counted (one: the last's)
+            start = _start_folder(tuple(argv))
+            if not os.path.isabs(path) and not os.path.exists(path) and start is not None:
+                path = os.path.join(start, path)
+            return os.path.abspath(path)
+    return None
 
 
 def claims_results(argv: Sequence[str]) -> bool:

@@ -32,10 +32,10 @@ RETRY_SCALED = {("infer", "mem_mb"): "mem_mb", ("infer", "runtime"): None,
 
 def check_config(config: dict, schema_path: Path | str, source: Callable[[object], str] | None = None) -> None:
     """Raise :class:`InputError` naming the first unknown key (with the closest known one) or bad value, and, with
-    ``source`` (a key's :func:`config_source`), where that key was set: a config file's path or ``--config KEY=VALUE``
-    (a cohort's settings come from up to three places, and the message named only the key). A whole number written as
-    a float (``batch_size=16.0``), which the schema's ``integer`` accepts, is made an int in ``config``: the commands
-    the jobs run refuse "16.0", so every job failed after a passing dry run."""
+    ``source`` (a key's :func:`config_source`), where that key was set: a config file's path, ``--config KEY=VALUE``
+    or a profile's ``config:`` (a cohort's settings come from several places, and the message named only the key). A
+    whole number written as a float (``batch_size=16.0``), which the schema's ``integer`` accepts, is made an int in
+    ``config``: the commands the jobs run refuse "16.0", so every job failed after a passing dry run."""
     try:
         _check_config(config, schema_path)
     except InputError as error:
@@ -46,8 +46,11 @@ def check_config(config: dict, schema_path: Path | str, source: Callable[[object
 
 
 def _set_where(where: str) -> str:
-    """``config_source``'s answer in a message: ``set by --config device=cpu`` or ``set in /path/cohort.yaml``."""
-    return escaped_line(f"set by {where}" if where.startswith("--config ") else f"set in {where}")
+    """``config_source``'s answer in a message: ``set by --config device=cpu``, ``set by config: device=cpu in profile
+    /path/config.yaml``, ``set in /path/cohort.yaml`` or ``set where this workflow cannot tell: not in ...``."""
+    if where.startswith("not in "):
+        return escaped_line(f"set where this workflow cannot tell: {where}")
+    return escaped_line(f"set by {where}" if _set_by_option(where) else f"set in {where}")
 
 
 def _keyed(message: str, key: object) -> InputError:
@@ -466,23 +469,38 @@ def runtime_overridden(overrides: Mapping[str, Mapping[str, object]], rule: str 
 
 
 def config_source(key: object, command_line: Mapping, configfiles: Sequence[Path | str],
-                  workflow_configfile: Path | str) -> str:
+                  workflow_configfile: Path | str, profile: Path | str | None = None) -> str:
     """Where the workflow's setting ``key`` came from, as Snakemake takes them (each later one wins): the
     workflow's own ``configs/cohort.yaml`` (``workflow_configfile``), each ``--configfile`` in turn (``configfiles``)
     and ``--config`` (``command_line``, its settings as Snakemake read them): ``--config KEY=VALUE`` or the file's
-    path. A file that cannot be read now is passed over (Snakemake read it)."""
+    path. ``profile``: the profile file whose ``config:`` gave ``command_line`` (:func:`~medseg.cohort.invocation.
+    config_profile`), where no ``--config`` was typed: ``config: KEY=VALUE in profile PATH``. A file that cannot be
+    read now is passed over (Snakemake read it); a key none of them holds is ``not in FILES or --config`` (it was named
+    as set in ``configs/cohort.yaml``, which does not hold it: a file changed since, a caller of Snakemake's API)."""
     import yaml
 
     if key in command_line:  # `--config results=` (nothing after it) Snakemake reads as None
-        return f"--config {key}={'' if command_line[key] is None else command_line[key]}"
-    for path in reversed([str(p) for p in configfiles]):
+        given = f"{key}={'' if command_line[key] is None else command_line[key]}"
+        return f"--config {given}" if profile is None else f"config: {given} in profile {profile}"
+    looked, unread = [], []
+    for path in reversed([str(Path(p).absolute()) for p in [workflow_configfile, *configfiles]]):
         try:
             settings = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError, yaml.YAMLError):
+            unread.insert(0, path)
             continue
         if isinstance(settings, Mapping) and key in settings:
-            return str(Path(path).absolute())
-    return str(Path(workflow_configfile).absolute())
+            return path
+        looked.insert(0, path)
+    looked.append("--config" if profile is None else f"profile {profile}'s config:")
+    return (f"not in {', '.join(looked[:-1])} or {looked[-1]}" if len(looked) > 1 else f"not in {looked[0]}") + (
+        f" ({', '.join(unread)} cannot be read now)" if unread else "")
+
+
+def _set_by_option(where: str) -> bool:
+    """Whether a :func:`config_source` answer is a setting given as such (``--config KEY=VALUE``, a profile's
+    ``config: KEY=VALUE``), not a file's path."""
+    return where.startswith(("--config ", "config: "))
 
 
 def old_default_runtime(value: object, source: str, asked: Sequence[int], planned: Sequence[int]) -> str | None:
@@ -499,7 +517,9 @@ def old_default_runtime(value: object, source: str, asked: Sequence[int], planne
         return f"{low} min" if low == high else f"{low}-{high} min"
 
     jobs = "its inference job asks" if len(asked) == 1 else f"its {len(asked)} inference jobs ask"
-    where = source if source.startswith("--config") else f"{source}: minutes_per_case: {value}"
+    unknown = source.startswith("not in ")
+    where = (source if _set_by_option(source) else f"{source}: minutes_per_case: {value}" if not unknown else
+             f"minutes_per_case: {value} (set where this workflow cannot tell: {source})")
     return (f"{where}: the default before run times were planned from the cases' voxels; {jobs} for "
             f"{span(asked)} (10 + 5 a case; twice and three times that on a retry), where planned from their "
             f"voxels {'it' if len(asked) == 1 else 'they'} would ask for {span(planned)}: set minutes_per_case: null "
