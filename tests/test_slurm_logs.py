@@ -502,3 +502,26 @@ def test_an_earlier_runs_rule_log_does_not_name_the_error_of_the_one_attempt_tha
         "every attempt (3) ended before medseg recorded anything, the last that ran with medseg's error: device: cuda "
         "in the workflow config: CUDA is not available on this machine (SLURM's log of the last attempt that ran: "
         f"{logs[-1]}; sbatch refused 2 of them: {said})")
+
+
+def test_a_long_error_copied_into_the_record_marks_its_cut_and_names_the_log_that_holds_it_whole(tmp_path):
+    """A job's error copied from a log into its record (medseg's error line from the rule's log, the last line of
+    SLURM's log) was cut at 300 characters without a mark: the record read as if the message ended there. The cut is
+    marked, naming the log that holds the whole line; a line short enough stays whole, unmarked."""
+    from medseg.cohort.unstarted_jobs import last_log_line, medseg_error_line
+
+    long_error = "device: cuda in the workflow config: " + "x" * 400
+    error, logs = _unstarted_error(tmp_path, ["Error in rule evaluate:\n"] * 3, f"medseg: error: {long_error}\n",
+                                   rule_log_age_s=10)
+    rule_log = tmp_path / "results" / "logs" / "evaluate" / "batch001.log"
+    # the job's log, as the record names it (its "log"): jobs that failed alike keep one error
+    assert error == ("every attempt (3) ended before medseg recorded anything, the last with medseg's error: "
+                     f"{long_error[:299]}… (cut; the whole line in the job's log) (SLURM's log of the last attempt: "
+                     f"{logs[-1]})")
+    assert medseg_error_line(rule_log) == f"{long_error[:299]}… (cut; the whole line in {rule_log})"
+    slurm_log = tmp_path / "4242009.log"
+    slurm_log.write_text("Building DAG of jobs...\n" + "/var/spool/slurmd/job4242009/slurm_script: " + "y" * 400 + "\n")
+    said = last_log_line(slurm_log)
+    assert said.endswith(f"… (cut; the whole line in {slurm_log})") and len(said.partition("…")[0]) == 299
+    slurm_log.write_text("Building DAG of jobs...\n" + ENDINGS["before"])
+    assert last_log_line(slurm_log) == ENDINGS["before"].strip()

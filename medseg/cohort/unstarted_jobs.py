@@ -95,14 +95,24 @@ def refused_submissions(snakemake_log: str | os.PathLike | Sequence[str | os.Pat
     return found
 
 
-def last_log_line(log: str | os.PathLike | None) -> str | None:
+def _cut(line: str, log: str | os.PathLike, named: str | None) -> str:
+    """A log's ``line`` as a record copies it: at most 300 characters of it, a cut marked, naming the log that holds
+    it whole (``named``, else ``log``'s path): the record read as if the message ended where it was cut."""
+    if len(line) <= _MESSAGE_CHARS:
+        return line
+    return f"{line[:_MESSAGE_CHARS - 1]}… (cut; the whole line in {named or os.fspath(log)})"
+
+
+def last_log_line(log: str | os.PathLike | None, named: str | None = None) -> str | None:
     """The last line of SLURM's log of an attempt that is not blank (SLURM's own line on why it ended, or the batch
-    script's error), cut to 300 characters; None where there is none or the log cannot be read."""
+    script's error), cut to 300 characters, the cut marked: ``… (cut; the whole line in LOG)``, LOG the log's path
+    or ``named`` (``SLURM's log of the last attempt``, where the message names it); None where there is none or the
+    log cannot be read."""
     lines = _log_tail(log)
     if lines is None:
         return None
     text = next((line.strip() for line in reversed(lines) if line.strip()), None)
-    return None if text is None else text[:300]
+    return None if text is None else _cut(text, log, named)
 
 
 def _log_tail(log: str | os.PathLike | None) -> list[str] | None:
@@ -118,16 +128,16 @@ def _log_tail(log: str | os.PathLike | None) -> list[str] | None:
         return None
 
 
-def medseg_error_line(log: str | os.PathLike | None) -> str | None:
+def medseg_error_line(log: str | os.PathLike | None, named: str | None = None) -> str | None:
     """medseg's own error in a log of an attempt (SLURM's, which holds the job's Snakemake process, whose planning
     ends with it; or the rule's, which holds medseg's command): the message of its last ``medseg: error:`` line (or
-    a command's usage error, ``medseg cohort infer: error:``), cut to 300 characters; None where there is none or the
-    log cannot be read."""
+    a command's usage error, ``medseg cohort infer: error:``), cut to 300 characters as :func:`last_log_line` cuts
+    it; None where there is none or the log cannot be read."""
     lines = _log_tail(log)
     if lines is None:
         return None
     said = next((match for line in reversed(lines) if (match := _MEDSEG_ERROR.match(line.strip()))), None)
-    return None if said is None else said.group(1)[:_MESSAGE_CHARS]
+    return None if said is None else _cut(said.group(1), log, named)
 
 
 def _last_attempts_rule_log(job_log: str | None, slurm_logs: Sequence[str | os.PathLike],
@@ -166,15 +176,17 @@ def record_unstarted_job(samples: Sequence[Sample], results: str | os.PathLike, 
         raise ValueError(f"{job}: not an inference or scoring job")
     folder = ResultsFolder(results)
     last = str(slurm_logs[-1]) if slurm_logs else None
-    said = last_log_line(last)
+    # a line cut to fit names the log that holds it whole as the error names it (one error for jobs that failed alike)
+    slurm_named = f"SLURM's log of the last attempt{' that ran' if refused else ''}"
+    said = last_log_line(last, slurm_named)
     count = len(slurm_logs)
     # SLURM's own line on an out-of-memory kill (a model that does not fit the job's memory kills medseg before it
     # records anything): memory, not the batch script or the node
     killed = last is not None and killed_for_memory(last)
     # medseg's own error, where the last attempt started medseg (or the job's Snakemake process, whose planning
     # failed): SLURM's log holds the latter's line, the rule's log the former's
-    own = None if killed else (medseg_error_line(last)
-                               or medseg_error_line(_last_attempts_rule_log(job_log, slurm_logs, since)))
+    own = None if killed else (medseg_error_line(last, slurm_named) or medseg_error_line(
+        _last_attempts_rule_log(job_log, slurm_logs, since), "the job's log"))
     if refused and not slurm_logs:  # it never ran: sbatch's own words
         count = len(refused)
         error = JobFailedError(f"{'its one attempt was' if count == 1 else f'every attempt ({count}) was'} refused "
