@@ -271,6 +271,49 @@ def test_the_logs_of_array_tasks_count_for_the_job_each_ran(tmp_path):
     assert [log.name for log in earlier_attempts(rule / "c", 2, job_id="4242010")] == ["4242001_2.log"]
 
 
+def _array_payload(jobs):
+    """The plugin's --slurm-jobstep-array-execs for ``jobs`` (task number → ``infer:batch=x``): base64 JSON of each
+    task's Snakemake command, zlib-compressed and hex-encoded, as snakemake-executor-plugin-slurm 2.8 writes it."""
+    import base64
+    import json
+    import zlib
+
+    execs = {str(task): zlib.compress(f"python -m snakemake --target-jobs '{target}' --mode remote".encode()).hex()
+             for task, target in jobs.items()}
+    return base64.b64encode(json.dumps(execs).encode()).decode()
+
+
+def test_an_array_task_whose_batch_script_failed_is_matched_through_the_arrays_commands(tmp_path):
+    """An array task whose batch script failed before Snakemake started leaves a log that names no job: its attempt
+    counted for none, so a job whose every attempt failed so was short of one and went unrecorded (no report). The
+    array's first command, which every task that started logs, carries each task's command (the chunk's first task's
+    own, the others' in --slurm-jobstep-array-execs): the task's number names its job there. Where no task of the
+    array started, it still counts for none."""
+    from medseg.cohort.slurm_logs import array_task_job, earlier_attempts
+
+    rule = tmp_path / "slurm-logs" / "rule_infer"
+    command = "  Command: /venv/lib/python3.11/site-packages/snakemake/__main__.py --snakefile /repo/Snakefile "
+    payload = _array_payload({6: "infer:batch=c", 7: "infer:batch=b"})  # a chunk of tasks 5-7: a's the first
+    started = rule / "4242001_6.log"
+    started.parent.mkdir(parents=True)
+    started.write_text(f"SNAKEMAKE\n{command}--target-jobs infer:batch=a --executor slurm-jobstep --mode remote "
+                       f"--slurm-jobstep-array-execs={payload}\nSNAKEMAKE\n{command}--target-jobs infer:batch=c "
+                       "--mode remote\n" + ENDINGS["time"])
+    first = _array_task_log(rule, "4242001_5.log", "infer:batch=a", None, "before")
+    broken = _array_task_log(rule, "4242001_7.log", "infer:batch=a", None, "before")
+    lone = _array_task_log(rule, "4242002_1.log", "infer:batch=a", None, "before")  # no task of its array started
+    retry = rule / "b" / "4242010.log"
+    retry.parent.mkdir()
+    retry.write_text(ENDINGS["before"])
+    assert array_task_job(broken) is None  # its own log names no job
+    since = time.time() - 60
+    assert attempt_logs(rule / "b", since) == [broken, retry]
+    assert attempt_logs(rule / "a", since) == [first]
+    assert attempt_logs(rule / "c", since) == [started]
+    assert lone not in attempt_logs(rule / "a", since)
+    assert earlier_attempts(rule / "b", 2, job_id="4242010") == [broken]
+
+
 def test_an_array_tasks_own_log_path_as_slurm_names_it(tmp_path):
     """An array task's SLURM log is <slurm-logdir>/rule_<rule>/<$SLURM_ARRAY_JOB_ID>_<$SLURM_ARRAY_TASK_ID>.log
     (the plugin's %A_%a): a job named <batch>/<$SLURM_JOB_ID>.log in its records, a file that is not there."""

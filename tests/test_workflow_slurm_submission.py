@@ -146,3 +146,30 @@ def test_an_array_sbatch_refuses_records_each_of_its_jobs_failed_with_sbatchs_me
         assert record["job_error"]["error"] == f"every attempt (3) was refused by sbatch, and never ran: {said}"
         assert record["job_error"]["slurm_log"] is None and record["job_error"]["log"] is None
     assert html.escape(said) in (results / "report.html").read_text()
+
+
+def test_an_array_task_whose_batch_script_failed_before_snakemake_started_is_matched_to_its_job(cohort, tmp_path,
+                                                                                                 monkeypatch):
+    """The inference jobs of a and b go as one array; b's task fails before its batch script starts Snakemake (the
+    Python environment not on the node), and so do its two retries, submitted alone. b's task log names no job (no
+    Snakemake command in it): the run found two of b's three attempts, recorded nothing for b, and made no report.
+    The array's other task's log carries every task's command (the plugin's --slurm-jobstep-array-execs): b's task is
+    matched to b's job through it, and b is recorded as failed, naming SLURM's log of its last attempt."""
+    from medseg.cohort.slurm_logs import array_task_job, attempt_logs
+
+    monkeypatch.setenv("FAKE_SLURM_BROKEN", "rule_infer_wildcards_b")
+    run, state, results, logs = _run(cohort, tmp_path, monkeypatch, "--slurm-array-jobs", "infer",
+                                     "--slurm-keep-successful-logs")
+    assert run.returncode == 1, run.stderr[-3000:]
+    arrays = [entry for entry in _submitted(state) if entry["tasks"]]
+    assert [entry["tasks"] for entry in arrays[:1]] == [[1, 2]]
+    tasks = sorted((logs / "rule_infer").glob(f"{arrays[0]['job_id']}_*.log"))
+    broken = [path for path in tasks if "slurm_script" in path.read_text()]
+    assert len(broken) == 1 and array_task_job(broken[0]) is None  # its log names no job
+    found = attempt_logs(logs / "rule_infer" / "b", 0)
+    assert len(found) == 3 and found[0] == broken[0], found
+    record = json.loads((results / "jobs" / "b.infer.json").read_text())
+    assert record["job_error"]["error"].startswith("every attempt (3) ended before medseg started or recorded "
+                                                   "anything (its batch script failed, or its node; ")
+    assert record["job_error"]["slurm_log"] == str(found[-1])
+    assert (results / "report.html").exists()

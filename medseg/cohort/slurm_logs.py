@@ -15,6 +15,9 @@ whatever the plugin records; SLURM's ``%A_%a``), and a job retried alone (the on
 plain log beside the others. A task's number says nothing of which job it ran: its log does, in the command line of the
 Snakemake process that ran the job (``--target-jobs infer:batch=batch003``; every task's log starts with the array's
 first job's command, the one carrying ``--slurm-jobstep-array-execs``, then its own job's: :func:`array_task_job`).
+A task whose batch script failed before Snakemake started logs no command: its number is looked up among the array's
+commands, which that first command carries (the chunk's first task's own, the others' in its payload), in the log of
+another task of its array; where none of them started, its log counts for no job.
 
 The workflow tells its jobs the folder (:data:`LOGDIR_VARIABLE`), so that a job names its own log in its records
 (:func:`job_log_path`) and the report points at it.
@@ -26,7 +29,7 @@ import functools
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 __all__ = ["LOGDIR_VARIABLE", "RUN_START_VARIABLE", "array_task_job", "attempt_id", "attempt_logs",
@@ -147,11 +150,71 @@ def _array_task_logs(rule_folder: Path) -> list[Path]:
     return [rule_folder / name for name in cached[1]]
 
 
-def _task_job(path: Path) -> tuple[str, str] | None:
-    """:func:`array_task_job`, kept once found: a task's log names its job for good."""
+_PAYLOAD = re.compile(r"--slurm-jobstep-array-execs[= ]['\"]?([A-Za-z0-9+/=]+)")
+
+
+def _array_jobs(log: Path) -> dict[int, tuple[str, str]]:
+    """The jobs of the tasks of the array (one sbatch of it: tasks FIRST-LAST) whose task's log is ``log``, by task
+    number, from the array's first command there (:func:`array_task_job`): its own ``--target-jobs`` is the job of
+    the chunk's first task, and its ``--slurm-jobstep-array-execs`` (base64 JSON of each other task's command,
+    zlib-compressed, hex-encoded) carries the others'. Empty where the log holds none (its task's batch script failed
+    too), or it cannot be read or decoded."""
+    try:
+        stat = os.stat(log)
+    except OSError:
+        return {}
+    return _array_jobs_of(str(log), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=1024)
+def _array_jobs_of(log: str, mtime_ns: int, size: int) -> dict[int, tuple[str, str]]:
+    import base64
+    import binascii
+    import json
+    import zlib
+
+    read = 0
+    try:
+        with open(log, "rb") as file:
+            for raw in file:
+                read += len(raw)
+                if b"--slurm-jobstep-array-execs" in raw:
+                    line = raw.decode("utf-8", errors="replace")
+                    first, payload = _TARGET.search(line), _PAYLOAD.search(line)
+                    if first is None or payload is None:
+                        return {}
+                    try:
+                        execs = json.loads(base64.b64decode(payload.group(1)))
+                        commands = {int(task): zlib.decompress(bytes.fromhex(text)).decode("utf-8", "replace")
+                                    for task, text in execs.items()}
+                    except (ValueError, TypeError, AttributeError, binascii.Error, zlib.error):
+                        return {}
+                    own = _ARRAY_LOG.fullmatch(Path(log).name)
+                    start = min(commands) - 1 if commands else int(own.group(2)) if own else None
+                    jobs = {} if start is None else {start: (first.group(1), first.group(2))}
+                    for task, command in commands.items():
+                        target = _TARGET.search(command)
+                        if target is not None:
+                            jobs[task] = (target.group(1), target.group(2))
+                    return jobs
+                if read > _COMMAND_BYTES:
+                    break
+    except OSError:
+        return {}
+    return {}
+
+
+def _task_job(path: Path, array_jobs: Callable[[str], Mapping[int, tuple[str, str]]] | None = None
+              ) -> tuple[str, str] | None:
+    """:func:`array_task_job`, kept once found: a task's log names its job for good. A log that names none (its batch
+    script failed before Snakemake started) is matched through ``array_jobs`` (array id → its tasks' jobs,
+    :func:`_array_jobs` of a log of its array): the job its task number ran."""
     job = _TASK_JOBS.get(str(path))
     if job is None:
         job = array_task_job(path)
+        named = _ARRAY_LOG.fullmatch(path.name)
+        if job is None and named is not None and array_jobs is not None:
+            job = array_jobs(named.group(1)).get(int(named.group(2)))
         if job is not None:
             _TASK_JOBS[str(path)] = job
     return job
@@ -169,7 +232,9 @@ def attempt_logs(folder: str | os.PathLike, since: float) -> list[Path]:
     """The logs of one job's attempts started by a run that started at ``since`` (Unix time; a log changed since), by
     SLURM job id: its attempts in order. ``folder`` is the job's (``<slurm-logdir>/rule_infer/batch001``): its logs,
     and those of the array tasks in the rule's folder above it (``rule_infer/4242001_3.log``) that ran this job
-    (:func:`array_task_job`). Empty where there is none or the folders cannot be read."""
+    (:func:`array_task_job`; a task whose batch script failed before Snakemake started, whose log names no job, by its
+    number among its array's commands in another task's log). Empty where there is none or the folders cannot be
+    read."""
     folder = Path(folder)
     found = []
     try:
@@ -177,7 +242,17 @@ def attempt_logs(folder: str | os.PathLike, since: float) -> list[Path]:
     except OSError:
         entries = []
     job = (folder.parent.name.removeprefix("rule_"), folder.name)
-    tasks = [path for path in _array_task_logs(folder.parent) if _task_job(path) == job]
+    listed = _array_task_logs(folder.parent)
+    arrays: dict[str, Mapping[int, tuple[str, str]]] = {}
+
+    def array_jobs(array: str) -> Mapping[int, tuple[str, str]]:
+        """The jobs of ``array``'s tasks, from the first of its tasks' logs that carries its commands (once a call)."""
+        if array not in arrays:
+            logs = (path for path in listed if path.name.startswith(f"{array}_"))
+            arrays[array] = next((jobs for path in logs if (jobs := _array_jobs(path))), {})
+        return arrays[array]
+
+    tasks = [path for path in listed if _task_job(path, array_jobs) == job]
     for path in entries + tasks:
         try:
             if path.stat().st_mtime < since:
@@ -232,9 +307,10 @@ def retry_memory_attempts(folder: str | os.PathLike, attempt: int, fallback: int
     """What attempt ``attempt`` of the job whose SLURM logs are in ``folder`` multiplies its first attempt's memory by:
     :func:`memory_attempts` on its :func:`earlier_attempts` (``since``, ``job_id`` as there) where each earlier attempt
     has its log there, else ``fallback`` (the rule without logs: one more for each earlier attempt that did not note a
-    time-out, medseg/cohort/time_outs.py). Logs not where the run looks (a log folder moved or cleaned; an array task's
-    log that names no job, its batch script failed before Snakemake started) are no evidence that no attempt was
-    killed for memory, and a retry kept at the memory that was killed fails alike."""
+    time-out, medseg/cohort/time_outs.py). Logs not where the run looks (a log folder moved or cleaned; the log of an
+    array's task whose batch script failed before Snakemake started, as did every other task of its array: no log
+    names its job) are no evidence that no attempt was killed for memory, and a retry kept at the memory that was
+    killed fails alike."""
     if attempt <= 1:
         return 1
     logs = earlier_attempts(folder, attempt, since, job_id)
