@@ -117,6 +117,26 @@ def test_a_record_that_cannot_be_written_is_refused_before_any_case_runs(cohort,
     assert not (results / "cases" / "c").exists()
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="cuda:7 must be missing")
+def test_a_workflow_jobs_error_names_its_type_in_its_log(cohort, capsys):
+    """A workflow job's attempt that ends with medseg's error before it records anything leaves its one line in the
+    job's log, which the run copies into the job's record where no attempt recorded it; the line has no type, so the
+    record named JobFailedError where the job's own record names DeviceError for the same cause. A workflow job
+    (--in-workflow) says the type on the line before; a command run by hand does not."""
+    from medseg.cli import main
+
+    sheet, results = cohort
+    command = ["cohort", "infer", str(sheet), "-o", str(results), "--model", MODEL, "--device", "cuda:7", "--case",
+               "c", "--attempt", "1", "3"]
+    for in_workflow in (True, False):
+        with pytest.raises(SystemExit) as caught:
+            main([*command, "--in-workflow"] if in_workflow else command)
+        assert caught.value.code == 1
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert lines[-1].startswith("medseg: error: ") and "cuda:7" in lines[-1]
+        assert (lines[-2:-1] == ["medseg: error type: DeviceError"]) is in_workflow, lines
+
+
 def test_sigterm_stops_the_cli_without_counting_a_crash(tmp_path):
     """A scheduler's SIGTERM (scancel, a time limit) mid-case: exit 143, the attempt is not counted."""
     import signal

@@ -498,6 +498,27 @@ def test_a_job_whose_medseg_failed_on_every_attempt_names_its_error_from_the_rul
                      f"attempt: {logs[-1]})")
 
 
+def test_a_job_recorded_by_the_run_names_the_type_of_medsegs_error_as_the_job_would(tmp_path):
+    """A job whose attempts ended with medseg's DeviceError before recording anything was recorded by the run as a
+    JobFailedError, where a last attempt that recorded itself names DeviceError for the same cause: the type a
+    workflow job says on the line before its error line is the record's type; a line without one stays a
+    JobFailedError."""
+    from medseg.cohort.check import failed_jobs
+
+    typed = MEDSEGS.replace("medseg: error:", "medseg: error type: DeviceError\nmedseg: error:")
+    _unstarted_error(tmp_path / "typed", ["Error in rule evaluate:\n"] * 3, typed, rule_log_age_s=10)
+    job = failed_jobs(tmp_path / "typed" / "results")[0][1]
+    assert job["error_type"] == "DeviceError"
+    assert job["error"].startswith("every attempt (3) ended before medseg recorded anything, the last with medseg's "
+                                   "error: device: cuda in the workflow config: CUDA is not available")
+    _unstarted_error(tmp_path / "untyped", ["Error in rule evaluate:\n"] * 3, MEDSEGS, rule_log_age_s=10)
+    assert failed_jobs(tmp_path / "untyped" / "results")[0][1]["error_type"] == "JobFailedError"
+    # a type line of an earlier error does not name a later one's type
+    earlier = typed + "medseg: error: another\n"
+    _unstarted_error(tmp_path / "earlier", ["Error in rule evaluate:\n"] * 3, earlier, rule_log_age_s=10)
+    assert failed_jobs(tmp_path / "earlier" / "results")[0][1]["error_type"] == "JobFailedError"
+
+
 def test_an_earlier_attempts_rule_log_does_not_name_the_last_attempts_error(tmp_path):
     """The rule's log was written before the second attempt ended (the last attempt's batch script failed before
     medseg started, and wrote none): its medseg error is not the last attempt's, which is recorded as before."""

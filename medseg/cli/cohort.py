@@ -195,6 +195,23 @@ _in_workflow = click.option("--in-workflow", is_flag=True, hidden=True,
                                  "its user sets, not this step's options.")
 
 
+@contextlib.contextmanager
+def _typed_in_workflow(in_workflow: bool):
+    """A workflow job's medseg error: its type on a line of its own before the error's line (``medseg: error type:
+    DeviceError``), which the run reads in the job's log where no attempt recorded the job, and names as the job's
+    own record would (medseg/cohort/unstarted_jobs.py); a command run by hand says the error's line alone."""
+    from medseg.errors import MedsegError
+
+    try:
+        yield
+    except MedsegError as error:
+        if in_workflow:
+            from medseg.cohort.unstarted_jobs import ERROR_TYPE_LINE
+
+            click.echo(f"{ERROR_TYPE_LINE}{type(error).__name__}", err=True)
+        raise
+
+
 def _named_in_workflow(in_workflow: bool, stage: str) -> None:
     """A job of the workflow names the workflow's settings from here on (the group named the step's options)."""
     if in_workflow:
@@ -324,7 +341,7 @@ def infer(samples, results, cases, model, device, precision, batch_size, overlap
     _named_in_workflow(in_workflow, "infer")
     _check_job(memory_mb, final_memory_mb, attempt, record)
     _watch(stop_file)
-    with _noting_time_limit(record, attempt, results, in_run):
+    with _typed_in_workflow(in_workflow), _noting_time_limit(record, attempt, results, in_run):
         _infer(samples, results, cases, model, device, precision, batch_size, overlap, threads, memory_mb,
                final_memory_mb, attempt, time_limit, record, job_log, redo, in_run, planned_sha256, started)
     return 0
@@ -373,7 +390,7 @@ def evaluate(samples, results, cases, threads, memory_mb, final_memory_mb, attem
     _named_in_workflow(in_workflow, "evaluate")
     _check_job(memory_mb, final_memory_mb, attempt, record)
     _watch(stop_file)
-    with _noting_time_limit(record, attempt, results, in_run):
+    with _typed_in_workflow(in_workflow), _noting_time_limit(record, attempt, results, in_run):
         selected = _select(samples, cases, results, in_run)
         final = _final_attempt(attempt, memory_mb, final_memory_mb)
         _report(evaluate_cases(selected, results, threads=threads, memory_mb=memory_mb, on_case=_tell,

@@ -265,7 +265,9 @@ def _job_failed(samples: Sequence[Sample], folder: ResultsFolder, summary: JobSu
     written (a full disk, a read-only mount), an :class:`OutputWriteError` says in one line that the results folder
     takes no records, and so no report either."""
     line = one_line(error)
-    job = replace(job, error=line, error_type=type(error).__name__, slurm_log=job.slurm_log or job_log_path(job.job))
+    # a type given (the error medseg's own line named in a log, where the run records the job): the job's own
+    job = replace(job, error=line, error_type=job.error_type or type(error).__name__,
+                  slurm_log=job.slurm_log or job_log_path(job.job))
     summary.job_error = {"error": line, "error_type": job.error_type, "log": job.log, "slurm_log": job.slurm_log}
     done = {case.case_id for case in summary.cases}
     pending = [sample for sample in samples if sample.case_id not in done]

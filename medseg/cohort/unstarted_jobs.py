@@ -41,7 +41,8 @@ from medseg.cohort.samples import Sample
 from medseg.cohort.slurm_logs import killed_for_memory
 from medseg.errors import JobFailedError
 
-__all__ = ["last_log_line", "medseg_error_line", "record_unstarted_job", "refused_submissions"]
+__all__ = ["ERROR_TYPE_LINE", "last_log_line", "medseg_error_line", "medseg_error_type", "record_unstarted_job",
+           "refused_submissions"]
 
 _TAIL_BYTES = 16 * 1024
 # the plugin's report of a job sbatch refused, as Snakemake logs the job's error: the rule, sbatch's message (one
@@ -57,6 +58,10 @@ _MESSAGE_CHARS = 300
 # the one line medseg's CLI (``medseg cohort infer: error:`` for a usage error), and the workflow's planning in a job's
 # own Snakemake process, end with on an error
 _MEDSEG_ERROR = re.compile(r"^medseg(?: [a-z]+)*: error: (.*)$")
+# what a workflow job (and the workflow's planning on a node) says on the line before its error's line: the error's
+# type, which the line itself does not name (medseg/cli/cohort.py)
+ERROR_TYPE_LINE = "medseg: error type: "
+_ERROR_TYPE = re.compile(r"^medseg: error type: ([A-Za-z_][A-Za-z0-9_]*)$")
 
 
 def _one_line(text: str) -> str:
@@ -140,6 +145,19 @@ def medseg_error_line(log: str | os.PathLike | None, named: str | None = None) -
     return None if said is None else _cut(said.group(1), log, named)
 
 
+def medseg_error_type(log: str | os.PathLike | None) -> str | None:
+    """The type of the error whose line :func:`medseg_error_line` reads in ``log``, where the line before it names it
+    (:data:`ERROR_TYPE_LINE`, as a workflow job says it: ``DeviceError``); None where it does not (a command of an
+    older medseg, a usage error), or there is no such line or log."""
+    lines = _log_tail(log)
+    if lines is None:
+        return None
+    stripped = [line.strip() for line in lines]
+    last = next((index for index in range(len(stripped) - 1, -1, -1) if _MEDSEG_ERROR.match(stripped[index])), None)
+    typed = _ERROR_TYPE.match(stripped[last - 1]) if last else None
+    return None if typed is None else typed.group(1)
+
+
 def _last_attempts_rule_log(job_log: str | None, slurm_logs: Sequence[str | os.PathLike],
                             since: float | None) -> str | None:
     """The rule's log (``job_log``), which each attempt's medseg command writes anew, where the last attempt wrote
@@ -185,8 +203,10 @@ def record_unstarted_job(samples: Sequence[Sample], results: str | os.PathLike, 
     killed = last is not None and killed_for_memory(last)
     # medseg's own error, where the last attempt started medseg (or the job's Snakemake process, whose planning
     # failed): SLURM's log holds the latter's line, the rule's log the former's
-    own = None if killed else (medseg_error_line(last, slurm_named) or medseg_error_line(
-        _last_attempts_rule_log(job_log, slurm_logs, since), "the job's log"))
+    rule_log = _last_attempts_rule_log(job_log, slurm_logs, since)
+    own = None if killed else (medseg_error_line(last, slurm_named) or medseg_error_line(rule_log, "the job's log"))
+    # its type, where the log says it: the type the job's own record names for the same cause (a DeviceError)
+    own_type = None if own is None else medseg_error_type(last if medseg_error_line(last) else rule_log)
     if refused and not slurm_logs:  # it never ran: sbatch's own words
         count = len(refused)
         error = JobFailedError(f"{'its one attempt was' if count == 1 else f'every attempt ({count}) was'} refused "
@@ -210,7 +230,7 @@ def record_unstarted_job(samples: Sequence[Sample], results: str | os.PathLike, 
             + (f"; SLURM's log of the last attempt{' that ran' if refused else ''} ends: {said}" if said else "")
             + (f"; sbatch refused {len(refused)} of them: {refused[-1]}" if refused else "") + ")")
     summary = JobSummary(stage=stage)
-    failure = _JobFailure(stage, job, job_log, slurm_log=last)
+    failure = _JobFailure(stage, job, job_log, error_type=own_type or "", slurm_log=last)
     if stage == "infer":
         options = options if options is not None else InferOptions(model="")
         record_case = lambda sample, failed, kept: _job_failed_case(sample, folder, failed, kept, options,  # noqa: E731
