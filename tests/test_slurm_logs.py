@@ -314,6 +314,38 @@ def test_an_array_task_whose_batch_script_failed_is_matched_through_the_arrays_c
     assert earlier_attempts(rule / "b", 2, job_id="4242010") == [broken]
 
 
+def _failed_task(output, task):
+    """A failed array task, as snakemake-executor-plugin-slurm 2.8 reports it and Snakemake 9 logs it."""
+    return (f"[Tue Dec  8 01:16:53 2026]\nError in rule infer:\n    message: SLURM-job '{task}' failed, SLURM status "
+            "is: 'FAILED'. Reason: Unknown.For further error details see the cluster/cloud log and the log files of "
+            f"the involved rule(s).\n    jobid: 3\n    output: {output}\n    log: /r/logs/infer/b.log, /s/rule_infer/b/"
+            f"{task}.log (check log file(s) for error details)\n    shell:\n        medseg\n        (command exited "
+            f"with non-zero exit code)\n    external_jobid: {task}\nTrying to restart job 3.\n")
+
+
+def test_an_array_whose_every_task_failed_before_snakemake_started_is_matched_through_snakemakes_log(tmp_path):
+    """Where every task of an array failed before Snakemake started (the Python environment on no node), no log of
+    the array names a job; Snakemake's log of the run does, for each failed task: its SLURM id and its job's record.
+    The run's own records read it there; without it the logs count for no job."""
+    from medseg.cohort.unstarted_jobs import failed_array_tasks
+
+    rule = tmp_path / "slurm-logs" / "rule_infer"
+    first = _array_task_log(rule, "4242001_1.log", "infer:batch=a", None, "before")
+    second = _array_task_log(rule, "4242001_2.log", "infer:batch=a", None, "before")
+    log = tmp_path / "run.snakemake.log"
+    log.write_text("Submitted array job with Snakemake IDs 3,2 and SLURM job ID 4242001.\n"
+                   + _failed_task("/r/jobs/b.infer.json", "4242001_1")
+                   + _failed_task("/r/jobs/a.infer.json", "4242001_2")
+                   + _failed_task("/r/jobs/b.infer.json", "4242003"))  # a retry alone: its own folder names it
+    tasks = failed_array_tasks(log)
+    assert tasks == {"4242001_1": ("infer", "b"), "4242001_2": ("infer", "a")}
+    since = time.time() - 60
+    assert attempt_logs(rule / "b", since) == [] and attempt_logs(rule / "a", since) == []
+    assert attempt_logs(rule / "b", since, tasks) == [first]
+    assert attempt_logs(rule / "a", since, tasks) == [second]
+    assert failed_array_tasks(tmp_path / "gone.log") == {} and failed_array_tasks(None) == {}
+
+
 def test_an_array_tasks_own_log_path_as_slurm_names_it(tmp_path):
     """An array task's SLURM log is <slurm-logdir>/rule_<rule>/<$SLURM_ARRAY_JOB_ID>_<$SLURM_ARRAY_TASK_ID>.log
     (the plugin's %A_%a): a job named <batch>/<$SLURM_JOB_ID>.log in its records, a file that is not there."""

@@ -173,3 +173,22 @@ def test_an_array_task_whose_batch_script_failed_before_snakemake_started_is_mat
                                                    "anything (its batch script failed, or its node; ")
     assert record["job_error"]["slurm_log"] == str(found[-1])
     assert (results / "report.html").exists()
+
+
+def test_an_array_whose_every_task_failed_before_snakemake_started_is_matched_through_snakemakes_log(cohort,
+                                                                                                     tmp_path,
+                                                                                                     monkeypatch):
+    """Every task of the array of a's and b's inference jobs fails before its batch script starts Snakemake, and so
+    do their retries: no log of the array names a job. Snakemake's log of the run names each failed task's job (the
+    plugin's external_jobid beside the job's record): both jobs are recorded as failed and the report is made."""
+    monkeypatch.setenv("FAKE_SLURM_BROKEN", "rule_infer_wildcards_a,rule_infer_wildcards_b")
+    run, state, results, logs = _run(cohort, tmp_path, monkeypatch, "--slurm-array-jobs", "infer")
+    assert run.returncode == 1, run.stderr[-3000:]
+    array_id = next(entry for entry in _submitted(state) if entry["tasks"])["job_id"]
+    for case in ("a", "b"):
+        record = json.loads((results / "jobs" / f"{case}.infer.json").read_text())
+        assert record["job_error"]["error"].startswith("every attempt (3) ended before medseg started or recorded "
+                                                       "anything (its batch script failed, or its node; ")
+    assert sorted(path.name for path in (logs / "rule_infer").glob(f"{array_id}_*.log")) == [
+        f"{array_id}_1.log", f"{array_id}_2.log"]
+    assert (results / "report.html").exists()

@@ -17,7 +17,8 @@ Snakemake process that ran the job (``--target-jobs infer:batch=batch003``; ever
 first job's command, the one carrying ``--slurm-jobstep-array-execs``, then its own job's: :func:`array_task_job`).
 A task whose batch script failed before Snakemake started logs no command: its number is looked up among the array's
 commands, which that first command carries (the chunk's first task's own, the others' in its payload), in the log of
-another task of its array; where none of them started, its log counts for no job.
+another task of its array; where none of them started, its log counts for no job but where Snakemake's log of the run
+names it (the run's records of jobs that never started, :func:`attempt_logs`' ``tasks``).
 
 The workflow tells its jobs the folder (:data:`LOGDIR_VARIABLE`), so that a job names its own log in its records
 (:func:`job_log_path`) and the report points at it.
@@ -228,13 +229,15 @@ def _log_order(path: Path) -> tuple[int, int]:
     return (int(path.stem), 0) if path.stem.isdigit() else (0, 0)
 
 
-def attempt_logs(folder: str | os.PathLike, since: float) -> list[Path]:
+def attempt_logs(folder: str | os.PathLike, since: float,
+                 tasks: Mapping[str, tuple[str, str]] | None = None) -> list[Path]:
     """The logs of one job's attempts started by a run that started at ``since`` (Unix time; a log changed since), by
     SLURM job id: its attempts in order. ``folder`` is the job's (``<slurm-logdir>/rule_infer/batch001``): its logs,
     and those of the array tasks in the rule's folder above it (``rule_infer/4242001_3.log``) that ran this job
     (:func:`array_task_job`; a task whose batch script failed before Snakemake started, whose log names no job, by its
-    number among its array's commands in another task's log). Empty where there is none or the folders cannot be
-    read."""
+    number among its array's commands in another task's log, else by ``tasks``: ``<array id>_<task>`` → (rule,
+    batch), as Snakemake's log of the run names each failed task's job, :func:`~medseg.cohort.unstarted_jobs.
+    failed_array_tasks`). Empty where there is none or the folders cannot be read."""
     folder = Path(folder)
     found = []
     try:
@@ -249,7 +252,10 @@ def attempt_logs(folder: str | os.PathLike, since: float) -> list[Path]:
         """The jobs of ``array``'s tasks, from the first of its tasks' logs that carries its commands (once a call)."""
         if array not in arrays:
             logs = (path for path in listed if path.name.startswith(f"{array}_"))
-            arrays[array] = next((jobs for path in logs if (jobs := _array_jobs(path))), {})
+            found = next((jobs for path in logs if (jobs := _array_jobs(path))), {})
+            told = {int(name.partition("_")[2]): job for name, job in (tasks or {}).items()
+                    if name.partition("_")[0] == array and name.partition("_")[2].isdigit()}
+            arrays[array] = {**told, **found}
         return arrays[array]
 
     tasks = [path for path in listed if _task_job(path, array_jobs) == job]

@@ -41,8 +41,8 @@ from medseg.cohort.samples import Sample
 from medseg.cohort.slurm_logs import killed_for_memory
 from medseg.errors import JobFailedError
 
-__all__ = ["ERROR_TYPE_LINE", "last_log_line", "medseg_error_line", "medseg_error_type", "record_unstarted_job",
-           "refused_submissions"]
+__all__ = ["ERROR_TYPE_LINE", "failed_array_tasks", "last_log_line", "medseg_error_line", "medseg_error_type",
+           "record_unstarted_job", "refused_submissions"]
 
 _TAIL_BYTES = 16 * 1024
 # the plugin's report of a job sbatch refused, as Snakemake logs the job's error: the rule, sbatch's message (one
@@ -64,6 +64,50 @@ ERROR_TYPE_LINE = "medseg: error type: "
 _ERROR_TYPE = re.compile(r"^medseg: error type: ([A-Za-z_][A-Za-z0-9_]*)$")
 
 
+def _snakemake_text(snakemake_log: str | os.PathLike | Sequence[str | os.PathLike] | None) -> str:
+    """The text of Snakemake's log of the run (or its logs, as Snakemake gives ``onerror`` them); empty where there
+    is none or none can be read."""
+    if snakemake_log is None:
+        return ""
+    if isinstance(snakemake_log, (str, os.PathLike)):
+        snakemake_log = [snakemake_log]
+    text = ""
+    for path in snakemake_log:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as file:
+                text += file.read()
+        except OSError:
+            continue
+    return text
+
+
+_ERROR_BLOCK = re.compile(r"^Error in rule [A-Za-z_][A-Za-z0-9_]*:$", re.MULTILINE)
+_OUTPUT = re.compile(r"^\s+output: ([^\n]*)$", re.MULTILINE)
+_EXTERNAL_TASK = re.compile(r"^\s+external_jobid: ([0-9]+_[0-9]+)\s*$", re.MULTILINE)
+
+
+def failed_array_tasks(snakemake_log: str | os.PathLike | Sequence[str | os.PathLike] | None
+                       ) -> Mapping[str, tuple[str, str]]:
+    """The workflow's job (rule, batch: ``("infer", "batch001")``) of each array task whose failure Snakemake's log of
+    the run (``snakemake_log``, as for :func:`refused_submissions`) reports, by the task's SLURM id
+    (``4242001_3``): the plugin's error names it (``external_jobid``), and Snakemake the job's record as its output.
+    A task whose batch script failed before Snakemake started leaves a log that names no job; where every task of
+    its array did so, no log names one (:func:`medseg.cohort.slurm_logs.attempt_logs`). Empty where none is named."""
+    text = _snakemake_text(snakemake_log)
+    found: dict[str, tuple[str, str]] = {}
+    starts = [match.start() for match in _ERROR_BLOCK.finditer(text)]
+    for start, end in zip(starts, [*starts[1:], len(text)]):
+        block = text[start:end]
+        task, output = _EXTERNAL_TASK.search(block), _OUTPUT.search(block)
+        if task is None or output is None:
+            continue
+        records = _RECORD.findall(output.group(1))
+        if len(records) == 1:
+            batch, _, stage = records[0].rpartition(".")
+            found[task.group(1)] = (stage, batch)
+    return found
+
+
 def _one_line(text: str) -> str:
     line = " ".join(part.strip() for part in text.splitlines() if part.strip())
     return line if len(line) <= _MESSAGE_CHARS else line[:_MESSAGE_CHARS - 1] + "…"
@@ -75,17 +119,7 @@ def refused_submissions(snakemake_log: str | os.PathLike | Sequence[str | os.Pat
     run (``snakemake_log``; or its logs, as Snakemake gives ``onerror`` them) tells: each job's sbatch messages, one
     an attempt it refused, in order (lines joined, cut to 300 characters). Empty where the log names none or cannot
     be read."""
-    if snakemake_log is None:
-        return {}
-    if isinstance(snakemake_log, (str, os.PathLike)):
-        snakemake_log = [snakemake_log]
-    text = ""
-    for path in snakemake_log:
-        try:
-            with open(path, encoding="utf-8", errors="replace") as file:
-                text += file.read()
-        except OSError:
-            continue
+    text = _snakemake_text(snakemake_log)
     found: dict[str, list[str]] = {}
     events = [(match.start(), match.group(2), match.group(1)) for match in _REFUSED.finditer(text)]
     arrays: dict[str, list[tuple[int, str]]] = {}

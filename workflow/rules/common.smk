@@ -325,15 +325,18 @@ def report_unstarted_jobs(snakemake_log):
     batch's record."""
     import subprocess
 
-    from medseg.cohort.unstarted_jobs import record_unstarted_job, refused_submissions
+    from medseg.cohort.unstarted_jobs import failed_array_tasks, record_unstarted_job, refused_submissions
 
     recorded = []
     _refused = refused_submissions(snakemake_log)
+    # an array task whose batch script failed before Snakemake started, as every task of its array did: its log names
+    # no job, Snakemake's log of the run names the job of each failed task
+    _failed_tasks = failed_array_tasks(snakemake_log)
     for _batch, _samples in BATCHES.items():
         for _stage in ("infer", "evaluate"):
             if Path(RESULTS, "jobs", f"{_batch}.{_stage}.json").exists():
                 continue
-            _logs = attempt_logs(Path(_SLURM_LOGS, f"rule_{_stage}", _batch), _RUN_START)
+            _logs = attempt_logs(Path(_SLURM_LOGS, f"rule_{_stage}", _batch), _RUN_START, _failed_tasks)
             _refusals = _refused.get(f"{_batch}.{_stage}", [])
             if len(_logs) + len(_refusals) < 1 + RETRIES:  # not every attempt ran (the run stopped first):
                 continue  # Snakemake's own message
