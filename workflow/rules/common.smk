@@ -122,15 +122,22 @@ def planned(step, *args, **kwargs):
 
 
 _CONFIG_SETTINGS = getattr(workflow, "config_settings", None)  # where each setting came from, for the messages
-# a profile's config: reaches the workflow as --config settings: the profile file that gave them, None where the
-# command line typed --config (or a program runs the workflow through Snakemake's API)
-_CONFIG_PROFILE = cohort.config_profile(sys.argv[1:], getattr(_CONFIG_SETTINGS, "config_args", None))
+
+
+@functools.lru_cache(maxsize=1)
+def config_profile():
+    """The profile file whose config: gave the run its --config settings (Snakemake reads a profile's config: as a
+    --config), None where the command line typed --config or a program runs the workflow through Snakemake's API:
+    asked only for a message that names where a setting was set."""
+    return cohort.config_profile(sys.argv[1:], getattr(_CONFIG_SETTINGS, "config_args", None))
+
+
 # medseg's check first: one line naming the key (Snakemake's prints the whole schema); then Snakemake's, which
 # also fills in the defaults
 planned(check_config, config, f"{workflow.basedir}/configs/schemas/config.schema.yaml",
         lambda key: config_source(key, getattr(_CONFIG_SETTINGS, "config", None) or {},
                                   getattr(_CONFIG_SETTINGS, "configfiles", None) or [],
-                                  f"{workflow.basedir}/configs/cohort.yaml", _CONFIG_PROFILE))
+                                  f"{workflow.basedir}/configs/cohort.yaml", config_profile()))
 planned(check_results_folder, config["results"])
 # --set-resources and --resources, through Snakemake's public names only: a Snakemake that renames them skips the
 # checks that read them with a warning, not a traceback (medseg/cohort/settings.py resource_settings)
@@ -661,7 +668,7 @@ if (workflow.is_main_process and config["minutes_per_case"] is not None and runt
     _old_runtime = old_default_runtime(
         config["minutes_per_case"],
         config_source("minutes_per_case", workflow.config_settings.config, workflow.config_settings.configfiles or [],
-                      f"{workflow.basedir}/configs/cohort.yaml", _CONFIG_PROFILE),
+                      f"{workflow.basedir}/configs/cohort.yaml", config_profile()),
         [infer_minutes(batch) for batch in BATCHES],
         [planned_infer_minutes([_input_grid(str(s.image)) for s in BATCHES[batch]], _PACKAGE, None,
                                config["overlap"], config["precision"], config["device"]) for batch in BATCHES])
