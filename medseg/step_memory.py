@@ -39,7 +39,7 @@ def check_step_fits(architecture: dict, settings: dict, device: str, memory: int
     experience is not turned away). ``settings`` are a config's checked training settings
     (:func:`medseg.train_config.check_config`); ``source`` names the run in the warning, ``where`` (the config
     file) starts the error."""
-    from medseg.preprocess import warn_over_cgroup
+    from medseg.memory_guard import warn_over_cgroup
 
     if not str(device).startswith("cpu") or memory is None:
         return

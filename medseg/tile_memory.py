@@ -71,9 +71,9 @@ def check_tile_pass_fits(package, device: str) -> None:
     worked with before must not be turned away by an upper bound. A GPU's own memory is not charged here either: a
     pass it cannot hold is tried again with fewer tiles (:class:`medseg.inference.Segmenter`). A tile that fits the
     machine but not this process's cgroup (a SLURM job's memory) is warned about, as an image is
-    (:func:`medseg.preprocess.warn_over_cgroup`)."""
+    (:func:`medseg.memory_guard.warn_over_cgroup`)."""
     from medseg import resources
-    from medseg.preprocess import warn_over_cgroup
+    from medseg.memory_guard import warn_over_cgroup
 
     if not str(device).startswith("cpu"):
         return

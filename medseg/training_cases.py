@@ -129,7 +129,8 @@ def load_cases(cases: list[TrainCase], config: dict, where: str = "the config") 
     :data:`PROGRESS_MAX_SECONDS`, and then the time it took; a quicker read tells nothing."""
     check_case_list(cases, "the cases")
     check_case_channels(cases, config, where)
-    from medseg.preprocess import build_transforms, physical_memory  # one name for the memory checks to patch
+    from medseg.memory_guard import physical_memory  # one name for the memory checks to patch
+    from medseg.preprocess import build_transforms
 
     pre = config["preprocessing"]
     n_channels = len(config.get("modalities") or [None])
@@ -190,7 +191,7 @@ def _check_cases_fit(cases: list[TrainCase], pre: dict, memory: int | None) -> N
     """Refuse, from the headers alone, a set of cases that training could not hold in memory: it keeps every case in
     model space (float32 image, uint8 label), and each volume may fit alone (six of 3 GiB on a 23 GiB machine) where
     all do not. A header that cannot be read counts nothing here: reading the case reports it."""
-    from medseg.preprocess import warn_over_cgroup
+    from medseg.memory_guard import warn_over_cgroup
 
     if memory is None or not cases:
         return

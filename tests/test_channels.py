@@ -467,6 +467,7 @@ def test_nifti_vector_layout_is_taken_as_a_4d_image_everywhere(modal_package, tm
     """A 5D NIfTI of the modalities in NIfTI's vector layout (X, Y, Z, 1, C), as inference reads it: training counts
     its channels from the header, the memory guard refuses it from its header before reading, and the QA report
     finds it on its segmentation's grid and draws its first modality."""
+    import medseg.memory_guard
     import medseg.preprocess
     from medseg.segment import _check_header_size
     from medseg.training_cases import case_channels
@@ -487,7 +488,7 @@ def test_nifti_vector_layout_is_taken_as_a_4d_image_everywhere(modal_package, tm
     source = images / "case0.nii.gz"
     pre = load_package(modal_package).preprocessing
     with monkeypatch.context() as patched:
-        patched.setattr(medseg.preprocess, "physical_memory", lambda: 10**5)
+        patched.setattr(medseg.memory_guard, "physical_memory", lambda: 10**5)
         with pytest.raises(InputError, match=r"case0\.nii\.gz: segmenting its 32×32×12 voxels needs about"):
             _check_header_size(source, pre, channels=2)
 
@@ -595,6 +596,7 @@ def test_the_training_sets_memory_check_charges_one_case_for_each_of_its_modalit
     """Whether one case fits alone was charged for one channel: a case of two modalities (a 4D image, or channel
     files) was charged half of what its own check charges, and a set of such cases too large even one at a time was
     refused for the set's total, not by the case's own check naming it and its voxels."""
+    import medseg.memory_guard
     import medseg.preprocess
     from medseg.training_cases import _case_memory
     from medseg.voxel_charge import COPY_BYTES_PER_VOXEL
@@ -606,7 +608,7 @@ def test_the_training_sets_memory_check_charges_one_case_for_each_of_its_modalit
         assert [_case_memory(case, pre) for case in cases] == [
             (voxels * COPY_BYTES_PER_VOXEL * 2, voxels * (4 * 2 + 1))] * 3
         # one case alone needs 24 bytes a voxel, more than the machine has; the three together are held in 27
-        monkeypatch.setattr(medseg.preprocess, "physical_memory", lambda: voxels * 20)
+        monkeypatch.setattr(medseg.memory_guard, "physical_memory", lambda: voxels * 20)
         with pytest.raises(TrainingError) as refused:
             load_cases(cases, modal_config())
         assert "would hold about" not in str(refused.value)

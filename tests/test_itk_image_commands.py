@@ -133,10 +133,11 @@ def test_a_folder_of_metaimages_given_as_a_dicom_study_says_to_give_the_files(tm
 def test_the_memory_guard_refuses_from_the_header_before_any_voxel(sitk, tmp_path, phantom_segmenter, monkeypatch):
     """A .mhd whose header declares 4000×4000×3000 voxels (its .raw holds them, as zeros on no disk space: a sparse
     file): refused by the memory guard from read_grid, not read."""
+    import medseg.memory_guard
     import medseg.preprocess
     from medseg.segment import segment_case
 
-    monkeypatch.setattr(medseg.preprocess, "physical_memory", lambda: 8 << 30)  # the same on any machine
+    monkeypatch.setattr(medseg.memory_guard, "physical_memory", lambda: 8 << 30)  # the same on any machine
     sitk.WriteImage(_oblique(sitk, _values("int16")), str(tmp_path / "huge.mhd"))
     header = (tmp_path / "huge.mhd").read_text().replace("DimSize = 11 9 6", "DimSize = 4000 4000 3000")
     (tmp_path / "huge.mhd").write_text(header)

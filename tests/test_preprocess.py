@@ -151,8 +151,9 @@ def test_the_size_guard_counts_without_overflow(tmp_path):
 def test_a_model_that_keeps_the_voxel_size_is_not_charged_for_resampling():
     """A 512×512×1500 CT and a model without spacing_mm: the guard charged 40 bytes a voxel twice over (31 GiB, as if
     resampling) and refused it on a 24 GiB machine, where it needs about 3.4 GB."""
+    from medseg.memory_guard import physical_memory
     from medseg.package import load_package
-    from medseg.preprocess import check_resampling_size, physical_memory
+    from medseg.preprocess import check_resampling_size
     from medseg.volume import Volume
     from medseg.voxel_charge import COPY_BYTES_PER_VOXEL
 
@@ -167,10 +168,11 @@ def test_infer_with_a_reference_is_refused_where_its_scoring_would_not_fit(tmp_p
     """With --reference the guard charges what scoring holds after the inference (32 bytes a voxel, a noisy
     prediction's edges, their k-d tree and distance map), not the inference's 12: a 1000³ header on a machine of 16
     GB is refused from its header, before anything is read; without a reference it passes the guard."""
+    import medseg.memory_guard
     import medseg.preprocess
     from medseg.preprocess import check_grid_size
 
-    monkeypatch.setattr(medseg.preprocess, "physical_memory", lambda: 16 * 10**9)
+    monkeypatch.setattr(medseg.memory_guard, "physical_memory", lambda: 16 * 10**9)
     shape, affine = (1000, 1000, 1000), np.eye(4)
     check_grid_size("ct.nii", shape, affine, {"spacing_mm": None})  # 12 GB: no error
     path = tmp_path / "ct.nii"
@@ -194,7 +196,7 @@ def test_the_size_guard_reads_the_header_first(tmp_path, capsys):
     """A header promising 2000³ voxels is refused for its size, from the header, before its voxels are read (a
     sparse file: it holds them, as zeros, on no disk space); the message says what is needed and does not speak of
     resampling (a file that cannot hold them: the next test)."""
-    from medseg.preprocess import physical_memory
+    from medseg.memory_guard import physical_memory
     from medseg.voxel_charge import COPY_BYTES_PER_VOXEL
 
     path = tmp_path / "huge.nii"
@@ -263,11 +265,12 @@ def test_a_volume_made_one_voxel_thick_by_its_voxel_size_says_so(tmp_path, capsy
 def test_the_memory_guard_counts_an_ensemble_over_axes(tmp_path, case, make_package, capsys, monkeypatch):
     """An ensemble over slicing axes holds two float32 class-probability volumes (8 bytes per class and voxel); the
     guard charged it like one axis (12 bytes per voxel) and let through volumes that then ran out of memory."""
+    import medseg.memory_guard
     import medseg.preprocess
     from tests.conftest import tiny_config
 
     voxels = 40 * 40 * 8
-    monkeypatch.setattr(medseg.preprocess, "physical_memory", lambda: voxels * 20)  # a machine of 20 bytes a voxel
+    monkeypatch.setattr(medseg.memory_guard, "physical_memory", lambda: voxels * 20)  # a machine of 20 bytes a voxel
     one_axis = make_package("one")
     code, _, err = run(["infer", str(case), "-m", str(one_axis), "-o", str(tmp_path / "a"), "--device", "cpu"], capsys)
     assert code == 0, err
@@ -285,6 +288,7 @@ def test_the_memory_guard_refuses_a_dicom_series_from_its_headers(tmp_path, make
     from dicom_factory import slice_positions, stored_values, write_series
 
     import medseg.io.dicom
+    import medseg.memory_guard
     import medseg.preprocess
 
     def no_decoding(*args, **kwargs):
@@ -292,7 +296,7 @@ def test_the_memory_guard_refuses_a_dicom_series_from_its_headers(tmp_path, make
 
     series = tmp_path / "series"
     write_series(series, stored_values((24, 20, 4)), slice_positions(4, 2.0))
-    monkeypatch.setattr(medseg.preprocess, "physical_memory", lambda: 24 * 20 * 4 * 5)  # 5 bytes a voxel
+    monkeypatch.setattr(medseg.memory_guard, "physical_memory", lambda: 24 * 20 * 4 * 5)  # 5 bytes a voxel
     monkeypatch.setattr(medseg.io.dicom, "_pixels", no_decoding)
     code, _, err = run(["infer", str(series), "-m", str(make_package()), "-o", str(tmp_path / "out"), "--device",
                         "cpu"], capsys)

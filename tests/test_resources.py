@@ -124,7 +124,7 @@ def test_a_volume_over_the_cgroup_limit_is_warned_about_and_segmented(tmp_path, 
                                                                       caplog):
     """Within the machine's memory but over the job's: segmented (the guard's charge is an upper bound), with a
     warning naming the limit's file, so that a kill for memory has its reason in the log."""
-    import medseg.preprocess as preprocess
+    import medseg.memory_guard as memory_guard
     from medseg.cli import main
     from medseg.synthetic import make_phantom
 
@@ -142,7 +142,7 @@ def test_a_volume_over_the_cgroup_limit_is_warned_about_and_segmented(tmp_path, 
         caplog.clear()
         return exit_info.value.code, told
 
-    monkeypatch.setattr(preprocess, "cgroup_limit", lambda: CgroupLimit(1000, limit_file))
+    monkeypatch.setattr(memory_guard, "cgroup_limit", lambda: CgroupLimit(1000, limit_file))
     code, err = infer("a")
     assert code == 0 and (tmp_path / "a" / "case_seg.nii.gz").is_file()
     assert json.loads((tmp_path / "a" / "case_seg.json").read_text())["input"] == str(image)
@@ -152,7 +152,7 @@ def test_a_volume_over_the_cgroup_limit_is_warned_about_and_segmented(tmp_path, 
     assert len(warned) == 1 and f"{image}: segmenting it needs up to about " in warned[0]
     assert " of memory beside the " in warned[0] and " GiB this process holds, more than the 9.3e-07 GiB its cgroup " \
         f"allows ({limit_file}): it may be killed for memory; give it more" in warned[0]
-    monkeypatch.setattr(preprocess, "cgroup_limit", lambda: CgroupLimit(64 * GIB, limit_file))  # room enough
+    monkeypatch.setattr(memory_guard, "cgroup_limit", lambda: CgroupLimit(64 * GIB, limit_file))  # room enough
     code, err = infer("b")
     assert code == 0 and "cgroup" not in err
 

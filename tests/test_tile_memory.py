@@ -107,6 +107,7 @@ def test_a_tile_over_the_jobs_cgroup_limit_is_warned_about_naming_the_limit(make
     It is warned about, as an image over the limit is (not refused: the charge is an upper bound)."""
     import logging
 
+    import medseg.memory_guard
     import medseg.preprocess
     import medseg.resources
     from medseg.inference import Segmenter
@@ -115,7 +116,7 @@ def test_a_tile_over_the_jobs_cgroup_limit_is_warned_about_naming_the_limit(make
     package = _many_classes(make_package)
     limit_file = tmp_path / "memory.max"
     monkeypatch.setattr(medseg.resources, "physical_memory", lambda: 64 << 30)
-    monkeypatch.setattr(medseg.preprocess, "cgroup_limit", lambda: CgroupLimit(2 << 30, limit_file))
+    monkeypatch.setattr(medseg.memory_guard, "cgroup_limit", lambda: CgroupLimit(2 << 30, limit_file))
     with caplog.at_level(logging.WARNING):
         assert Segmenter(package, device="cpu", batch_size=16).batch_size == 16
     told = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]

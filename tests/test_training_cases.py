@@ -384,6 +384,7 @@ def test_a_set_that_cannot_fit_in_memory_is_refused_before_any_case_is_read(tiny
     case too large even alone is left to its own check, which names it and its voxel size."""
     import copy
 
+    import medseg.memory_guard as memory_guard
     import medseg.preprocess as preprocess
     from medseg.training_cases import load_cases, pair_cases
 
@@ -395,26 +396,26 @@ def test_a_set_that_cannot_fit_in_memory_is_refused_before_any_case_is_read(tiny
     read = []
     real = preprocess.apply_transforms
     monkeypatch.setattr(preprocess, "apply_transforms", lambda *a, **k: read.append(1) or real(*a, **k))
-    monkeypatch.setattr(preprocess, "physical_memory", lambda: held - 1)
+    monkeypatch.setattr(memory_guard, "physical_memory", lambda: held - 1)
     with pytest.raises(TrainingError) as error:
         load_cases(many, config)
     assert str(error.value) == (f"{tiny_set[0]}: the {len(many)} cases would hold about {held / 2**30:.1f} GiB in "
                                 f"model space, more than this machine's {(held - 1) / 2**30:.1f} GiB of memory; train "
                                 "on fewer or smaller cases")
     assert read == []  # refused from the headers: no case read
-    monkeypatch.setattr(preprocess, "physical_memory", lambda: held)  # exactly enough: read on
+    monkeypatch.setattr(memory_guard, "physical_memory", lambda: held)  # exactly enough: read on
     assert len(load_cases(many, config)) == len(many) and len(read) == len(many)
 
 
 def test_a_training_set_over_the_cgroup_limit_is_warned_about(tiny_set, monkeypatch, caplog):
     """Within the machine's memory, over the process's cgroup limit: trained on (not refused), with a warning
     naming the limit's file."""
-    import medseg.preprocess as preprocess
+    import medseg.memory_guard as memory_guard
     from medseg.resources import CgroupLimit
     from medseg.training_cases import load_cases, pair_cases
 
     limit = Path("/sys/fs/cgroup/memory.max")
-    monkeypatch.setattr(preprocess, "cgroup_limit", lambda: CgroupLimit(2**20, limit))
+    monkeypatch.setattr(memory_guard, "cgroup_limit", lambda: CgroupLimit(2**20, limit))
     cases = pair_cases(*tiny_set)
     with caplog.at_level("WARNING", logger="medseg.preprocess"):
         assert len(load_cases(cases, tiny_training_config())) == len(cases)
