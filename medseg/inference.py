@@ -41,6 +41,7 @@ from medseg.device import (
 from medseg.errors import DeviceError, InputError, ModelPackageError
 from medseg.io.files import is_path, type_text
 from medseg.package import ModelPackage, load_package
+from medseg.segmenter_plan import slice_axes  # torch-free: reading an input needs it, not the network
 from medseg.settings_named import ANY, setting
 from medseg.tile_memory import check_tile_pass_fits
 
@@ -55,12 +56,6 @@ _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 # Apple MPS runs out as a plain RuntimeError (torch's MPS allocator raises no OutOfMemoryError): known by its message
 _MPS_OUT_OF_MEMORY = "MPS backend out of memory"
-
-
-def slice_axes(inference: dict) -> list[int]:
-    """The package's slicing axes: ``slice_axis`` is one model-space axis or a list of them (a view ensemble)."""
-    axis = inference["slice_axis"]
-    return [int(a) for a in axis] if isinstance(axis, list) else [int(axis)]
 
 
 class _SlabProgress:

@@ -40,6 +40,7 @@ from medseg.volume import Volume, bottom_row_text, header_precision, singular_af
 if TYPE_CHECKING:
     from medseg.inference import Segmenter
     from medseg.package import ModelPackage
+    from medseg.segmenter_plan import SegmenterPlan
 
 __all__ = ["CaseOutputs", "case_targets", "check_reference_exists", "in_training_set", "labels_not_trained",
            "named_like_training_case", "output_paths", "seg_algorithm_parameters", "seg_algorithm_version",
@@ -301,7 +302,7 @@ def check_reference_exists(reference: Path | str, input_path: Path | str) -> Non
 
 def _check_header_size(input_path: Path | str, pre: dict, per_model_voxel: int = 0, scoring: bool = False,
                        channels: int = 1) -> None:
-    """The memory guard of :func:`medseg.preprocess.check_resampling_size` from a NIfTI's header, before its voxels
+    """The memory guard of :func:`medseg.memory_guard.check_resampling_size` from a NIfTI's header, before its voxels
     are read (a 512×512×1500 CT took 13 s and 2.3 GB to read before it was refused). A header that cannot be read,
     or that is not 3D, is left to :func:`read_image`, which names the problem; a DICOM folder is checked by
     :func:`read_image` through :func:`_check_grid`, from its headers once its series is chosen. ``channels``: the
@@ -325,9 +326,9 @@ def _check_header_size(input_path: Path | str, pre: dict, per_model_voxel: int =
 
 def _check_grid(input_path: Path | str, pre: dict, per_model_voxel: int, shape: tuple[int, ...],
                 affine: np.ndarray, scoring: bool = False, channels: int = 1) -> None:
-    """:func:`medseg.preprocess.check_grid_size` of a grid read from headers (a DICOM series was decoded whole
+    """:func:`medseg.memory_guard.check_grid_size` of a grid read from headers (a DICOM series was decoded whole
     before the guard refused it); a grid that is not 3D or whose affine is degenerate is left to the reader."""
-    from medseg.preprocess import check_grid_size
+    from medseg.memory_guard import check_grid_size
 
     if len(shape) != 3 or not np.isfinite(affine).all():
         return
@@ -341,7 +342,7 @@ def _check_grid(input_path: Path | str, pre: dict, per_model_voxel: int, shape: 
 
 def segment_case(
     input_path: Path | str,
-    segmenter: Segmenter | str | os.PathLike,
+    segmenter: Segmenter | SegmenterPlan | str | os.PathLike,
     out_dir: Path | str | None = None,
     overwrite: bool = False,
     series: str | None = None,
@@ -351,7 +352,8 @@ def segment_case(
     output_format: str = "nifti",
 ) -> CaseOutputs:
     """Segment one input file or DICOM folder with a loaded :class:`~medseg.inference.Segmenter` (or a model's name or
-    folder, loaded for this case).
+    folder, loaded for this case, or a :class:`~medseg.segmenter_plan.SegmenterPlan`). The input is read before a
+    network not built yet is built: one that cannot be read is refused without it.
 
     ``progress(total_slices)`` is called once the number of 2D slices to label is known, and may return a callback
     that is then given the slices labelled as each forward pass of tiles ends (increments that sum to
@@ -369,7 +371,9 @@ def segment_case(
     out_dir = None if out_dir is None else path_argument(out_dir, "the output folder")
     reference = None if reference is None else path_argument(reference, "the reference")
     _check_given_case_id(case_id)  # before the model loads
-    segmenter = _segmenter(segmenter)
+    # the input is read before the network is built (a plan's, or that of a model named here): one that cannot be
+    # read is told without torch, MONAI and the weights (seconds)
+    segmenter = _segmenter(segmenter, plan=True)
     modalities = segmenter.package.n_modalities
     if case_id is None:  # nnU-Net's case_0000 of a multi-modal model: its case's name, as nnU-Net names its outputs
         from medseg.io.channels import case_name
@@ -478,6 +482,7 @@ def segment_case(
         check_same_grid(volume, ref_volume, outcome="nothing segmented or written")  # checked before any work
     timings["read_s"] = time.perf_counter() - clock
 
+    segmenter = _ready(segmenter)
     stopping.check()  # a Ctrl-C or SIGTERM whose exception an import's bare `except:` swallowed
     tiles_before = segmenter.window_net.tiles
     # only the input's grid is needed once it is in model space: its voxels are released
@@ -671,17 +676,32 @@ def _axes_hint(shape: tuple[int, ...]) -> str:
     return f": {channel}give array[{', '.join(index)}]"
 
 
-def _segmenter(segmenter: Segmenter | str | os.PathLike) -> Segmenter:
+def _segmenter(segmenter: Segmenter | SegmenterPlan | str | os.PathLike, plan: bool = False
+               ) -> Segmenter | SegmenterPlan:
     """``segmenter`` as a :class:`~medseg.inference.Segmenter`: one given, or a model's name or folder loaded (on the
-    device ``auto`` finds); anything else is an :class:`~medseg.errors.InputError`, not a missing attribute."""
-    if is_path(segmenter):
-        from medseg.inference import Segmenter
+    device ``auto`` finds); anything else is an :class:`~medseg.errors.InputError`, not a missing attribute. With
+    ``plan``, a :class:`~medseg.segmenter_plan.SegmenterPlan` given is kept, and a model's name or folder becomes one:
+    its network is built once the input is read (:func:`_ready`)."""
+    from medseg.segmenter_plan import SegmenterPlan
 
-        return Segmenter(segmenter)
+    if is_path(segmenter):
+        from medseg.package import load_package
+
+        found = SegmenterPlan(load_package(segmenter))
+        return found if plan else found.ready()
+    if isinstance(segmenter, SegmenterPlan):
+        return segmenter if plan else segmenter.ready()
     if not all(hasattr(segmenter, name) for name in ("package", "predict", "window_net")):
         raise InputError(f"{type_text(segmenter)} given as the segmenter; give a medseg.inference.Segmenter, "
                          "or a shipped model's name or a package folder")
     return segmenter  # type: ignore[return-value]  # a Segmenter, or one like it (its attributes checked above)
+
+
+def _ready(segmenter: Segmenter | SegmenterPlan) -> Segmenter:
+    """The segmenter whose network labels the input: a plan's built now, once its input has been read."""
+    from medseg.segmenter_plan import SegmenterPlan
+
+    return segmenter.ready() if isinstance(segmenter, SegmenterPlan) else segmenter
 
 
 def _label_volume(volume: Volume, segmenter, name, progress, timings: dict, release_voxels: bool

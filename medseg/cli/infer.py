@@ -154,21 +154,36 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
                    err=True)
         return 1
     silent = quiet()
-    try:  # torch, MONAI and the weights: 8 to 18 s on a busy machine, in which a stop said only "Aborted."
-        from medseg.inference import Segmenter  # after the checks that need neither
-        from medseg.resources import set_threads
+    from medseg.segmenter_plan import SegmenterPlan
 
-        set_threads(threads)  # --threads, or no more than a cgroup's CPU quota allows
-        # the model and the device before existing outputs: a mistyped --model is named, not hidden behind "exists
-        # already" (which pushed towards --overwrite); the outputs are still checked before any input is read
-        defaulted = click.get_current_context().get_parameter_source("model") is click.core.ParameterSource.DEFAULT
+    # the model and the device before existing outputs: a mistyped --model is named, not hidden behind "exists
+    # already" (which pushed towards --overwrite); the outputs are still checked before any input is read
+    defaulted = click.get_current_context().get_parameter_source("model") is click.core.ParameterSource.DEFAULT
+    try:  # the package's config and its weights' hash: a stop said only "Aborted."
         package = load_package(model)  # without --model, the shipped demo model's folder (model_option)
-        segmenter = Segmenter(package, device=device, precision=precision, batch_size=batch_size, overlap=overlap,
-                              invocation=invocation())
+        _check_device(device, precision)
     except KeyboardInterrupt as stop:  # no input's outputs or failure record is written before the model loads
         click.echo(f"medseg: stopped{stopped_by(stop)} while the model was loaded: nothing was written", err=True)
         stop.told = True
         raise
+
+    def loaded(segmenter) -> None:
+        """Name the model and its device once it is loaded (after the first input that could be read)."""
+        if silent:
+            return
+        click.echo(f"model {package.name} ({package.sha256[:12]}…) on {segmenter.device_choice}, "
+                   f"precision {segmenter.precision}", err=True)
+        if defaulted:
+            click.echo(f"note: no --model given: {package.name} is the shipped demo model (synthetic shapes only); "
+                       "name yours with --model (`medseg models` lists the shipped ones)", err=True)
+        taken = shipped_name_taken(package, model)
+        if taken is not None:
+            click.echo(escaped_line(f"warning: {taken}"), err=True)
+
+    # torch, MONAI and the weights (8 to 18 s on a busy machine) are loaded once the first input has been read: a
+    # batch none of whose inputs can be read loads none of them
+    segmenter = SegmenterPlan(package, device=device, precision=precision, batch_size=batch_size, overlap=overlap,
+                              invocation=invocation(), threads=threads, on_ready=loaded)
     channels = further_channels(inputs)
     taken_as_channels = bool(channels) and package.n_modalities > 1 and not references
     if taken_as_channels:
@@ -182,15 +197,6 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
         with usage_errors():
             check_batch_outputs(inputs, output_dir, bool(references), output_format, overwrite, references,
                                 package.n_modalities)
-    if not silent:
-        click.echo(f"model {package.name} ({package.sha256[:12]}…) on {segmenter.device_choice}, "
-                   f"precision {segmenter.precision}", err=True)
-        if defaulted:
-            click.echo(f"note: no --model given: {package.name} is the shipped demo model (synthetic shapes only); "
-                       "name yours with --model (`medseg models` lists the shipped ones)", err=True)
-        taken = shipped_name_taken(package, model)
-        if taken is not None:
-            click.echo(escaped_line(f"warning: {taken}"), err=True)
     if taken_as_channels:
         if not silent:
             first, zero = channels[0]
@@ -266,7 +272,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
                 stop.told = True
             raise
         except MedsegError as error:
-            if len(inputs) == 1:
+            if len(inputs) == 1 or error is segmenter.error:  # the model or the device, not this input: every one's
                 raise
             failures += 1
             failed_inputs.append(path)
@@ -303,6 +309,8 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
             # one line (out of memory, a torch or MONAI refusal); where in the code it came from at -vv
             logging.getLogger("medseg").debug("%s: inference failed", path, exc_info=True)
             # Python's own MemoryError says nothing: the line read "inference failed ()"
+            if error is segmenter.error:  # placing the network failed (torch's own error): every input's
+                raise
             reason = str(error) or ("out of memory" if isinstance(error, MemoryError) else type(error).__name__)
             if len(inputs) == 1:
                 raise DeviceError(f"{path}: inference failed ({reason})") from error
@@ -312,7 +320,7 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
             record(path, reference, error, f"{path}: inference failed ({reason})")
             continue
         except Exception as error:  # a bug met by one case: report it, go on with the others
-            if len(inputs) == 1:
+            if len(inputs) == 1 or error is segmenter.error:
                 raise
             logging.getLogger("medseg").debug("%s failed", path, exc_info=True)
             failures += 1
@@ -345,6 +353,17 @@ def infer(inputs, model, output_dir, references, device, precision, batch_size, 
                    err=True)
         return 1
     return 0
+
+
+def _check_device(device: str, precision: str) -> None:
+    """Refuse a device or precision this machine lacks (``--device cuda`` without CUDA, ``--precision fp16`` on a CPU)
+    before any input is read, as every input's segmenting would meet it; ``auto``, ``cpu`` and a precision that is not
+    fp16 are never refused, and are resolved only as the model loads (torch's import, over a second)."""
+    if str(device).lower() in ("auto", "cpu") and str(precision).lower() != "fp16":
+        return
+    from medseg.device import resolve_device, resolve_precision
+
+    resolve_precision(precision, resolve_device(device).device)
 
 
 def _stopped_before_model(stop: KeyboardInterrupt, path: Path, index: int, total: int) -> str:
