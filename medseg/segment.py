@@ -302,8 +302,10 @@ def check_reference_exists(reference: Path | str, input_path: Path | str) -> Non
 
 def _check_header_size(input_path: Path | str, pre: dict, per_model_voxel: int = 0, scoring: bool = False,
                        channels: int = 1) -> None:
-    """The memory guard of :func:`medseg.memory_guard.check_resampling_size` from a NIfTI's header, before its voxels
-    are read (a 512×512×1500 CT took 13 s and 2.3 GB to read before it was refused). A header that cannot be read,
+    """The memory guard of :func:`medseg.memory_guard.check_resampling_size` from an input's header, read apart
+    before its voxels are (a 512×512×1500 CT took 13 s and 2.3 GB to read before it was refused): an NRRD or
+    MetaImage file's, or the NIfTI files of a multi-modal model's case (a single NIfTI file's is checked as it is
+    read, :func:`_header_read_apart`). A header that cannot be read,
     or that is not 3D, is left to :func:`read_image`, which names the problem; a DICOM folder is checked by
     :func:`read_image` through :func:`_check_grid`, from its headers once its series is chosen. ``channels``: the
     modalities a multi-modal model takes (a 4D input's last axis, or nnU-Net's channel files: each charged)."""
@@ -322,6 +324,16 @@ def _check_header_size(input_path: Path | str, pre: dict, per_model_voxel: int =
         shape = channel_shape(shape)  # NIfTI's vector layout (X, Y, Z, 1, C) as (X, Y, Z, C)
         shape = shape[:3] if len(shape) == 4 else shape
     _check_grid(input_path, pre, per_model_voxel, shape, affine, scoring, channels)
+
+
+def _header_read_apart(input_path: Path | str) -> bool:
+    """Whether the memory guard reads ``input_path``'s header apart from its voxels (:func:`_check_header_size`):
+    an NRRD or MetaImage file's; a NIfTI file's grid is checked by :func:`read_image` as it reads the header for the
+    voxels (one opening, where the guard's own was one more load of the header and its geometry checks), and a
+    DICOM folder's once its series is chosen."""
+    from medseg.io.itk_image import is_itk_name
+
+    return is_itk_name(input_path) and not Path(input_path).is_dir()
 
 
 def _check_grid(input_path: Path | str, pre: dict, per_model_voxel: int, shape: tuple[int, ...],
@@ -405,7 +417,8 @@ def segment_case(
     # Path.is_dir below raised a bare PermissionError (a cohort's case then failed as "PermissionError: [Errno 13] …")
     exists(input_path)
     _warn_if_channels_unread(input_path, segmenter.package)
-    _check_header_size(input_path, segmenter.package.preprocessing, ensemble_bytes, scoring, modalities)
+    if modalities > 1 or _header_read_apart(input_path):  # else read_image checks the header's grid as it reads it
+        _check_header_size(input_path, segmenter.package.preprocessing, ensemble_bytes, scoring, modalities)
     # taken before the read: a file replaced meanwhile shows as changed, and its hash then tells (the QA report); of
     # each of nnU-Net's channel files for a multi-modal model (a case_0001 replaced since shows too)
     signature = input_signature(input_path, modalities)

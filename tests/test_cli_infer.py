@@ -208,13 +208,36 @@ def test_inputs_that_cannot_be_read_are_told_before_torch_or_the_network_loads(t
 
 
 def test_a_batch_reads_its_first_good_input_before_the_model_loads_and_still_segments_it(tmp_path, case, make_package,
-                                                                                        capsys):
+                                                                                        capsys, monkeypatch):
     """The model is loaded once an input has been read: a batch of an unreadable input and a good one tells the first
-    and its record, then names the model and segments the second."""
+    and its record, then names the model and segments the second. The good input's header is loaded once (the memory
+    guard's check of its grid and the read shared one load; each geometry check read the header again: 37 openings
+    of the file, 13 now)."""
+    import builtins
+    import io
+
     bad = tmp_path / "bad.nii.gz"
     bad.write_bytes(case.read_bytes()[:600])
     out_dir = tmp_path / "out"
-    code, out, err = run(["infer", str(bad), str(case), "--model", str(make_package()), "-o", str(out_dir)], capsys)
+    package = make_package()
+    loads, opens = [], []
+    real_load, real_open = nib.load, io.open
+
+    def load(name, *args, **kwargs):
+        loads.append(str(name))
+        return real_load(name, *args, **kwargs)
+
+    def opening(file, *args, **kwargs):
+        if isinstance(file, (str, Path)) and str(file) == str(case):
+            opens.append(1)
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(nib, "load", load)
+    monkeypatch.setattr(builtins, "open", opening)
+    monkeypatch.setattr(io, "open", opening)
+    code, out, err = run(["infer", str(bad), str(case), "--model", str(package), "-o", str(out_dir)], capsys)
+    monkeypatch.undo()
+    assert loads.count(str(case)) == 1 and len(opens) <= 13
     assert code == 1
     lines = err.splitlines()
     told = next(i for i, line in enumerate(lines) if line.startswith(f"medseg: error: {bad}:"))

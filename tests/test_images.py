@@ -34,3 +34,31 @@ def test_a_dicom_folder_whose_headers_the_disk_fails_to_read_gives_the_reason_al
     with pytest.raises(ImageReadError) as caught:
         read_grid(tmp_path / "dcm")
     assert str(caught.value) == f"{tmp_path / 'dcm'}: cannot read the DICOM headers (input/output error)"
+
+
+def test_a_nifti_files_grid_is_checked_from_the_header_its_voxels_are_read_with(tmp_path, monkeypatch):
+    """``check_grid`` (the memory guard) is given a NIfTI file's grid from the header loaded for the read, before the
+    voxels: one load of the header, where the guard's own reading of it was a second (and each geometry check
+    opened the file again to read the header as stored)."""
+    import nibabel as nib
+    import numpy as np
+
+    from medseg.errors import InputError
+    from medseg.io.images import read_image
+
+    affine = np.array([[0.0, 0.0, 2.5, -40.0], [-0.7, 0.0, 0.0, 30.0], [0.0, 0.7, 0.0, -10.0], [0.0, 0.0, 0.0, 1.0]])
+    path = tmp_path / "ct.nii.gz"
+    nib.save(nib.Nifti1Image(np.arange(12 * 10 * 4, dtype=np.int16).reshape(12, 10, 4), affine), str(path))
+    loads, grids, real = [], [], nib.load
+    monkeypatch.setattr(nib, "load", lambda name, *args, **kwargs: loads.append(str(name)) or real(name, *args,
+                                                                                                    **kwargs))
+    volume = read_image(path, check_grid=lambda shape, grid: grids.append((shape, grid)))
+    assert loads == [str(path)] and len(grids) == 1
+    assert grids[0][0] == volume.shape == (12, 10, 4) and np.array_equal(grids[0][1], volume.affine)
+
+    def refuse(shape, grid):
+        raise InputError(f"{path}: {shape} is too large")
+
+    monkeypatch.setattr("medseg.io.nifti._read_float", lambda *args: pytest.fail("voxels read"))
+    with pytest.raises(InputError, match=r"\(12, 10, 4\) is too large"):
+        read_image(path, check_grid=refuse)

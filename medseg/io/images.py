@@ -22,8 +22,9 @@ def read_image(path: Path | str, series: str | None = None, warn_skipped: bool =
     """Read a NIfTI file, an NRRD or MetaImage file (``.nrrd``, ``.nhdr``, ``.mha``, ``.mhd``; SimpleITK, the ``itk``
     extra), or a DICOM folder (``series`` picks a series by UID or number; ``warn_skipped``: warn
     about the folder's files that are not DICOM, as a second reading of an input need not). ``check_grid(shape,
-    affine)`` is called with a DICOM series' grid from its headers, before any pixel is decoded (the memory guard:
-    a NIfTI's header is checked by its caller, through :func:`read_grid`). ``keep_headers``: a DICOM series'
+    affine)`` is called with a DICOM series' grid from its headers, before any pixel is decoded, and with a NIfTI
+    file's from its header, before its voxels are read (the memory guard; the file is opened once for both: an NRRD
+    or MetaImage header is checked by the caller, through :func:`read_grid`). ``keep_headers``: a DICOM series'
     volume keeps its files' headers (``dicom.headers``), which a DICOM SEG of it takes.
     A path that is missing or holds no readable image is an :class:`~medseg.errors.ImageReadError`; an image that is
     not one 3D volume, holds NaN voxels or has a singular affine an :class:`~medseg.errors.InputError`; a DICOM folder
@@ -38,7 +39,11 @@ def read_image(path: Path | str, series: str | None = None, warn_skipped: bool =
                                  keep_headers=keep_headers)
     if series is not None:
         raise ImageReadError(f"{path}: {setting('series', ANY)} applies to DICOM folders only")
-    return read_nifti(path)
+    from medseg.io.itk_image import is_itk_name
+
+    if is_itk_name(path):  # a NRRD or MetaImage header is checked by the caller, through read_grid
+        return read_nifti(path)
+    return read_nifti(path, check_grid=check_grid)
 
 
 def read_grid(path: Path | str, series: str | None = None, warn_skipped: bool = True

@@ -14,13 +14,14 @@ import gzip
 import logging
 import warnings
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 from nibabel.spatialimages import HeaderDataError, HeaderTypeError
 
-from medseg.errors import ImageReadError, InputError, first_line
+from medseg.errors import ImageReadError, InputError, MedsegError, first_line
 from medseg.io.atomic import sha256_of
 from medseg.io.files import check_readable, dicom_modality, exists, is_dicom_file, not_there
 from medseg.io.image_shape import _not_one_volume_text, as_3d, channel_shape, shape_3d
@@ -89,7 +90,8 @@ log = logging.getLogger(__name__)
 
 
 def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False, role: str = "",
-               channels: bool = False) -> Volume:
+               channels: bool = False, check_grid: Callable[[tuple[int, ...], np.ndarray], None] | None = None
+               ) -> Volume:
     """Read a 3D NIfTI (or any 3D image nibabel reads) into a float32 :class:`Volume`.
 
     With ``labels`` the voxels keep their stored integer type when the file has no scaling (float64
@@ -100,7 +102,9 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False, 
     (``.nrrd``, ``.nhdr``, ``.mha``, ``.mhd``) is read through SimpleITK (:func:`medseg.io.itk_image.read_itk_image`).
     With ``channels`` a 4D NIfTI of several volumes on one grid, ``(X, Y, Z, C)`` (a Decathlon image of its
     modalities; ``(X, Y, Z, 1, C)`` too), is read as a :class:`Volume` of ``C`` channels (its array ``(X, Y, Z,
-    C)``); a 3D image stays 3D (one channel).
+    C)``); a 3D image stays 3D (one channel). ``check_grid(shape, affine)`` (the memory guard) is called with the
+    grid the header gives, before any voxel is read, where that grid is 3D and its affine places the voxels (else the
+    read names what is wrong): the file is opened once for both.
     """
     from medseg.io.itk_image import is_itk_name
 
@@ -113,7 +117,7 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False, 
 
         return read_itk_image(path, hash_input, labels, role)
     try:
-        return _read_nifti(Path(path), hash_input, labels, _gzip_reader, role, channels)
+        return _read_nifti(Path(path), hash_input, labels, _gzip_reader, role, channels, check_grid)
     except ImageReadError as error:
         if _gzip_reader is gzip or not _stray_bytes_maybe(error.__cause__):
             raise
@@ -121,7 +125,19 @@ def read_nifti(path: Path | str, hash_input: bool = True, labels: bool = False, 
     # ahead, meets them before it has handed out the voxels; the standard library's hands the stream out first.
     # Fewer than 10 such bytes (a gzip header's length) read to ISA-L as a stream cut short: the standard library's
     # reader tells the two apart (a stream really cut short fails there too, with the same error)
-    return _read_nifti(Path(path), hash_input, labels, gzip, role, channels)
+    return _read_nifti(Path(path), hash_input, labels, gzip, role, channels, check_grid)
+
+
+def _check_header_grid(image, shape: tuple[int, ...], check_grid: Callable[[tuple[int, ...], np.ndarray], None]
+                       ) -> None:
+    """``check_grid`` of the grid ``image``'s header gives (:func:`read_nifti`), before its voxels are read; an affine
+    that cannot be made, or places no voxel, is left to the read, which refuses it after the voxels as before."""
+    try:
+        affine = _affine_mm(image)[0]
+    except (MedsegError, ValueError, ArithmeticError, np.linalg.LinAlgError):
+        return
+    if singular_affine_text(affine) is None:
+        check_grid(shape_3d(shape), affine)
 
 
 # the first bytes of the 2D picture formats a scan is sometimes exported to (a screenshot, a slice saved by a viewer)
@@ -142,8 +158,8 @@ def _picture_kind(path: Path) -> str | None:
     return next((kind for magic, kind in _PICTURES if start.startswith(magic)), None)
 
 
-def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = "", channels: bool = False
-                ) -> Volume:
+def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = "", channels: bool = False,
+                check_grid: Callable[[tuple[int, ...], np.ndarray], None] | None = None) -> Volume:
     """:func:`read_nifti`, with gzip streams decompressed by ``reader`` (a module with gzip's ``open``)."""
     if not exists(path):
         raise ImageReadError(f"{path}: {not_there(path, 'no such file')}")
@@ -250,6 +266,8 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         if len(shape_3d(shape)) != 3 and not (channels and len(channel_shape(shape)) == 4):
             # on the header: a 4D series is not read (it can be many GB) to be refused
             raise InputError(_not_one_volume_text(path, shape))
+        if check_grid is not None:
+            _check_header_grid(image, shape, check_grid)
         as_stored = labels and dtype.kind in "biu" and _unscaled(image)
         out_dtype = dtype if as_stored else np.dtype(np.float64 if labels else np.float32)
         try:
@@ -334,7 +352,8 @@ def _read_nifti(path: Path, hash_input: bool, labels: bool, reader, role: str = 
         info["thickness_note"] = thickness_note
     # Nifti1Pair / Nifti2Pair include the single-file images: their header as stored (codes, units, pixdim) is
     # what outputs copy
-    header = raw_header(image) if isinstance(image, (nib.Nifti1Pair, nib.Nifti2Pair)) else None
+    # (a copy: the one kept with the image is read by its checks)
+    header = raw_header(image).copy() if isinstance(image, (nib.Nifti1Pair, nib.Nifti2Pair)) else None
     return Volume(
         array=array,
         affine=affine,

@@ -165,10 +165,11 @@ def _load_image(path: Path, mmap: bool | str):
     # (an Analyze .img holds voxels, whose first bytes may read as anything)
     header_first = path.name.lower().endswith((".nii", ".nii.gz", ".hdr", ".hdr.gz"))
     header = path if header_first else _pair_header(path)  # an .img given: its .hdr (was nibabel's words)
-    dimensions = _dimension_count_problem(header) if header is not None else None
+    start = _header_start(header) if header is not None else None  # read once for both checks
+    dimensions = _dimension_count_problem(start)
     if dimensions is not None:
         raise ImageReadError(f"{header}: {dimensions}")
-    datatype = _datatype_problem(header) if header is not None else None
+    datatype = _datatype_problem(start)
     if datatype is not None:  # nibabel: "data code 99 not recognized", named as a header it could not read
         raise ImageReadError(f"{header}: {datatype}")
     if _uncompressed_gz(path):
@@ -447,11 +448,11 @@ def _regular(path: Path) -> bool:
         return False
 
 
-def _dimension_count_problem(path: Path) -> str | None:
-    """"corrupt header (dim[0] … is 9 …)" where ``path``'s NIfTI header states a number of dimensions outside 1..7
-    in either byte order; None otherwise. nibabel takes such a header for the other byte order and reports what it
-    then misreads ("data code 4096 not recognized"), or an empty shape for 0."""
-    start = _header_start(path)
+def _dimension_count_problem(start: tuple[bytes, int, bool] | None) -> str | None:
+    """"corrupt header (dim[0] … is 9 …)" where a NIfTI header (``start``: its first bytes, :func:`_header_start`)
+    states a number of dimensions outside 1..7 in either byte order; None otherwise. nibabel takes such a header for
+    the other byte order and reports what it then misreads ("data code 4096 not recognized"), or an empty shape for
+    0."""
     if start is None:
         return None
     raw = start[0]
@@ -471,10 +472,10 @@ def _dimension_count_problem(path: Path) -> str | None:
 _DATATYPES_SHOWN = "2 uint8, 4 int16, 8 int32, 16 float32, 64 float64, 256 int8, 512 uint16, 768 uint32"
 
 
-def _datatype_problem(path: Path) -> str | None:
-    """"corrupt header: its datatype code 99 is …" where ``path``'s NIfTI (or Analyze) header states a datatype code
-    that nibabel does not know, in the byte order its size field is read in; None otherwise."""
-    start = _header_start(path)
+def _datatype_problem(start: tuple[bytes, int, bool] | None) -> str | None:
+    """"corrupt header: its datatype code 99 is …" where a NIfTI (or Analyze) header (``start``: its first bytes,
+    :func:`_header_start`) states a datatype code that nibabel does not know, in the byte order its size field is
+    read in; None otherwise."""
     if start is None:
         return None
     raw = start[0]

@@ -175,7 +175,24 @@ def quaternion_note(image) -> str | None:
 
 def raw_header(image):
     """``image``'s header as its file stores it, before nibabel's repairs (the loaded header when it cannot be
-    read again, or for formats without one); nibabel's warnings as it reads name the file."""
+    read again, or for formats without one); nibabel's warnings as it reads name the file. Read once for each loaded
+    image, and kept with it: a read's geometry checks ask for it ten times (each opened and decompressed the file)."""
+    kept = getattr(image, _RAW_HEADER, None)
+    if kept is not None:
+        return kept
+    raw = _read_raw_header(image)
+    try:
+        setattr(image, _RAW_HEADER, raw)
+    except AttributeError:  # an image type that takes no attributes: read again each time
+        pass
+    return raw
+
+
+_RAW_HEADER = "_medseg_raw_header"  # where raw_header keeps an image's header as stored
+
+
+def _read_raw_header(image):
+    """:func:`raw_header`, read from the file."""
     from nibabel.openers import ImageOpener
 
     from medseg.io.read_warnings import warnings_naming
