@@ -410,6 +410,26 @@ def test_a_stop_that_acts_as_the_attempt_note_is_placed_takes_the_note_back(tmp_
     assert not folder.started_path("a", "infer").exists()
 
 
+def test_a_job_whose_inputs_cannot_be_read_records_them_without_building_the_network(cohort, monkeypatch):
+    """A case is read before the network is built: a job whose every input cannot be read (a copy cut short) records
+    each case as failed at read, with every field of its records, without building the network (MONAI's import and
+    the weights: seconds a job); the device and precision its records name are resolved by torch alone."""
+    import medseg.inference
+
+    sheet, results = cohort
+    bad = sheet.parent / "bad.nii.gz"
+    only_bad = sheet.parent / "only_bad.tsv"
+    only_bad.write_text(f"case_id\timage\nbad\t{bad}\n")
+    monkeypatch.setattr(medseg.inference.Segmenter, "__init__", lambda *args, **kwargs: pytest.fail("network built"))
+    summary = infer_cases(read_samples(only_bad), results, InferOptions(MODEL, "cpu"))
+    assert [(case.case_id, case.outcome, case.stage) for case in summary.cases] == [("bad", "failed", "read")]
+    record = json.loads((results / "cases" / "bad" / "bad_failed.json").read_text())
+    assert (record["schema"], record["stage"], record["error_type"], record["input"]) == (
+        FAILURE_SCHEMA, "read", "ImageReadError", str(bad))
+    status = ResultsFolder(results).status("bad", "infer")
+    assert status["outcome"] == "failed" and status["failed_stage"] == "read" and len(status["also_made_for"]) >= 1
+
+
 def test_a_job_asked_for_a_device_that_is_not_there_fails_before_monai_is_imported(cohort):
     """A job with ``--device cuda`` on a machine without CUDA (a whole run's problem, which each of a job's attempts
     meets) imported torch and MONAI, about 4 CPU-s, before it said so: the device is now looked for first (torch

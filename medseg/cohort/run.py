@@ -148,34 +148,39 @@ class JobSummary:
 
 
 class _LazySegmenter:
-    """Loads the network on first use only, so that a batch whose cases are all finished loads nothing."""
+    """The device and precision on first need (torch alone), the network once a case's input has been read (a
+    :class:`~medseg.segmenter_plan.SegmenterPlan`): a batch whose cases are all finished loads nothing, and one
+    whose inputs cannot be read imports neither MONAI nor builds the network."""
 
     def __init__(self, package, options: InferOptions) -> None:
+        from medseg.segmenter_plan import SegmenterPlan
+
         self.package = package
         self.options = options
-        self.segmenter = None
+        self.choice: tuple[str, str] | None = None
+        self.plan = SegmenterPlan(package, device=options.device, precision=options.precision,
+                                  batch_size=options.batch_size, overlap=options.overlap,
+                                  invocation=options.invocation, threads=options.threads, on_ready=self._ready)
         self.setup_s = 0.0
 
-    def get(self):
-        if self.segmenter is None:
+    def device(self) -> tuple[str, str]:
+        """The device and precision the cases are segmented on, as the segmenter resolves them: a device or
+        precision this machine lacks, met by each of a job's attempts, is told before MONAI's import (torch alone:
+        about 4 CPU-s less per attempt)."""
+        if self.choice is None:
             clock = time.perf_counter()
             from medseg.device import resolve_device, resolve_precision
 
-            # a device or precision this machine lacks, met by each of a job's attempts, is told before MONAI's
-            # import (torch alone: about 4 CPU-s less per attempt); the Segmenter resolves them again, as asked
-            resolve_precision(self.options.precision, resolve_device(self.options.device).device)
+            device = resolve_device(self.options.device).device
+            self.choice = (device, resolve_precision(self.options.precision, device))
+            self.setup_s += time.perf_counter() - clock
+        return self.choice
 
-            from medseg.inference import Segmenter
-
-            set_threads(self.options.threads)  # or no more than a cgroup's CPU quota allows
-            self.segmenter = Segmenter(self.package, device=self.options.device, precision=self.options.precision,
-                                       batch_size=self.options.batch_size, overlap=self.options.overlap,
-                                       invocation=self.options.invocation)
-            self.setup_s = time.perf_counter() - clock
-            log.info("model %s (%s) on %s, precision %s, ready in %.2f s (torch and MONAI imports included)",
-                     self.package.name, self.package.sha256[:12], self.segmenter.device_choice,
-                     self.segmenter.precision, self.setup_s)
-        return self.segmenter
+    def _ready(self, segmenter) -> None:
+        self.setup_s += self.plan.setup_s
+        log.info("model %s (%s) on %s, precision %s, ready in %.2f s (torch and MONAI imports included)",
+                 self.package.name, self.package.sha256[:12], segmenter.device_choice, segmenter.precision,
+                 self.setup_s)
 
 
 def infer_cases(samples: Sequence[Sample], results: Path | str, options: InferOptions,
@@ -487,9 +492,10 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
         return blocked
     attempts = folder.attempts(case_id, "infer", print_)
     given_up = not out_of_time and give_up(folder, case_id, "infer", print_, options.memory_mb, options.final_attempt)
-    # outside the try: a model or device problem is not this case's failure; before the case's earlier results go,
-    # which such a job (a device mistyped for the run) cleared without making anything in their place
-    segmenter = None if out_of_time or given_up else lazy.get()
+    # outside the try: a device problem is not this case's failure; before the case's earlier results go, which such
+    # a job (a device mistyped for the run) cleared without making anything in their place. The network is built once
+    # the input has been read (segment_case): an input that cannot be read is recorded without it
+    choice = None if out_of_time or given_up else lazy.device()
     folder.forget(case_id, ("infer", "evaluate"))
     folder.clear(case_id, [folder.segmentation(case_id), folder.sidecar(case_id), folder.metrics(case_id),
                            folder.failure(case_id)])
@@ -497,15 +503,14 @@ def _infer_one(sample: Sample, folder: ResultsFolder, package, options: InferOpt
         return _timed_out(sample, folder, "infer", print_)
     if given_up:
         return _died(sample, folder, "infer", print_, attempts, options.memory_mb)
-    also = equivalent_fingerprints(sample, package, options, signature, segmenter.device_choice.device,
-                                   segmenter.precision)
+    also = equivalent_fingerprints(sample, package, options, signature, *choice)
     with _attempt(folder, case_id, "infer", print_, attempts, options.memory_mb, also):
         clock = time.perf_counter()
         try:
-            outputs = segment_case(sample.image, segmenter, out_dir=folder.case_dir(case_id), overwrite=True,
+            outputs = segment_case(sample.image, lazy.plan, out_dir=folder.case_dir(case_id), overwrite=True,
                                    series=sample.series, case_id=case_id)
         except Exception as error:  # any error in one case is recorded, the others carry on
-            if results_unwritable(error):
+            if results_unwritable(error) or error is lazy.plan.error:  # building the network: the job's error
                 raise
             seconds = time.perf_counter() - clock
             stage = failure_stage(error)
