@@ -29,7 +29,7 @@ _OUTCOME: ContextVar[tuple[str, str] | None] = ContextVar("medseg_raised_outcome
 
 
 def warn(message: str, log: logging.Logger | None = None, category: type[MedsegWarning] = MedsegWarning,
-         raised: str | None = None) -> None:
+         raised: str | None = None) -> bool:
     """Warn the caller of ``message`` (one line, naming the file), and log it as a warning on ``log`` where given
     (where the command tells it otherwise, as nnU-Net's unread channel files of a whole batch, none is given): the
     ``medseg`` command shows the log line and leaves the warning untold, a Python caller gets both (but where it
@@ -37,14 +37,16 @@ def warn(message: str, log: logging.Logger | None = None, category: type[MedsegW
 
     Where the program's filters turn the warning into an error (``warnings.simplefilter("error", MedsegWarning)``),
     it is raised before anything is logged, and with the text ``raised`` where given: ``message`` tells what is done
-    all the same ("segmented all the same"), which an error stopping it makes untrue."""
+    all the same ("segmented all the same"), which an error stopping it makes untrue. Within :func:`held_until_done`,
+    such an error is held, nothing logged, and False returned; True otherwise (told, and logged where ``log`` is
+    given): what a caller that logs a warning once (a package's) marks as logged."""
     try:
         warnings.warn(message, category, stacklevel=_caller_level())
     except category as error:
         held = _HELD.get()
         if held is not None:  # raised once the work that tells it is done (held_until_done)
             held.append(error)
-            return
+            return False
         if raised is None or str(error) != message:
             raise
         outcome = _OUTCOME.get()
@@ -53,13 +55,15 @@ def warn(message: str, log: logging.Logger | None = None, category: type[MedsegW
         raise category(raised) from None
     if log is not None:  # marked: show_warnings' handler leaves it to Python's warnings, which show it
         log.warning("%s", message, extra={"medseg_warning": category.__name__})
+    return True
 
 
-def warning(log: logging.Logger, message: str, *args: object, raised: str | None = None) -> None:
+def warning(log: logging.Logger, message: str, *args: object, raised: str | None = None) -> bool:
     """``log.warning(message, *args)`` that is also told to the caller as :func:`warn` tells it: a line of what the
     library logs (a DICOM series passed over, a label missing, a case left out) that a Python caller needs to hear
-    where it has configured no logging. ``raised``: :func:`warn`'s, formatted with ``args`` as ``message`` is."""
-    warn(message % args if args else message, log,
+    where it has configured no logging. ``raised``: :func:`warn`'s, formatted with ``args`` as ``message`` is; what
+    :func:`warn` returns."""
+    return warn(message % args if args else message, log,
          raised=None if raised is None else raised % args if args else raised)
 
 

@@ -114,8 +114,8 @@ def _told_each_load(key: tuple, message: str) -> None:
     line of the caller's and text; under ``"always"`` each time, as a notebook's cell run again), and logged once in
     a process for ``key`` (a command, or a cohort's planning, loading the package again does not say it again).
     Kept in a cache of its own, the warning was told once in a process whatever the filters asked."""
-    warn(message, None if key in _LOGGED else log)
-    _LOGGED.add(key)  # not where an "error" filter raised it: nothing was logged
+    if warn(message, None if key in _LOGGED else log):  # not where an "error" filter raised or held it: not logged
+        _LOGGED.add(key)
 
 
 def _warned_tile(config_path: Path, tile: tuple, patch: tuple) -> None:

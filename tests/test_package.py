@@ -268,6 +268,29 @@ def test_a_tile_unlike_the_training_patches_is_logged_once_and_warned_at_each_lo
     assert not [r for r in caplog.records if "differs from the" in r.getMessage()]
 
 
+def test_a_package_warning_held_and_raised_is_logged_at_the_next_load(make_package, caplog):
+    """A tile warning an "error" filter raised once the held block ended was logged by nothing, yet marked logged:
+    the next load, with the filter gone, wrote no log line of it in the whole process."""
+    import warnings
+
+    from medseg.caller_warnings import held_until_done
+    from medseg.errors import MedsegWarning
+
+    path = make_package()
+    config = json.loads((path / "model.json").read_text())
+    config["training"] = {"settings": {"patch_size": [40, 40]}}
+    (path / "model.json").write_text(json.dumps(config))
+    with caplog.at_level("WARNING"), pytest.raises(MedsegWarning, match="differs from the .40, 40. patches"):
+        with warnings.catch_warnings(), held_until_done():
+            warnings.simplefilter("error", MedsegWarning)
+            load_package(path)
+    assert not [r for r in caplog.records if "differs from the" in r.getMessage()]
+    with caplog.at_level("WARNING"), pytest.warns(MedsegWarning, match="differs from the .40, 40. patches"):
+        load_package(path)
+    assert [r.getMessage().split(": ", 1)[0] for r in caplog.records if "differs from the" in r.getMessage()] == [
+        str((path / "model.json").resolve())]
+
+
 @pytest.mark.parametrize("settings", [{"patch_size": None}, "fast", {"patch_size": ["a", 2]}, {"patch_size": 40}])
 def test_free_form_training_settings_do_not_break_loading(make_package, settings):
     path = make_package()
