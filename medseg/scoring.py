@@ -358,7 +358,8 @@ def _warn_if_dataset_names_differ(prediction: Path | str, reference: Path | str,
 
 
 def warn_if_dataset_names_differ(reference: Path | str, labels: Mapping, whose: str,
-                                 prediction: Path | str | None = None, warned: set | None = None) -> None:
+                                 prediction: Path | str | None = None, warned: set | None = None,
+                                 logged: set | None = None) -> None:
     """Warns where ``labels`` (value → name, as ``whose`` names them: "the model phantom") name the values of a
     Decathlon / nnU-Net dataset.json of the reference's dataset (as :func:`dataset_label_names` finds it; beside the
     ``prediction`` too, where given) otherwise, beyond letter case and how a name's words are joined (``left_kidney``,
@@ -367,7 +368,10 @@ def warn_if_dataset_names_differ(reference: Path | str, labels: Mapping, whose: 
     A value only the dataset.json names is compared only where its name is one of ``labels``' (nnU-Net's ``ignore``,
     or a structure the model does not segment, is no other convention). Once per file and names in ``warned``, where
     given (to which they are added once told: a warning an "error" filter raised is raised again for each case),
-    while the file is unchanged: one edited since (its size or modification time) is warned about again."""
+    while the file is unchanged: one edited since (its size or modification time) is warned about again. ``logged``,
+    where given: told at each call (Python's filters deciding whether it is shown), its log line written once per
+    file and names in that set (a process's: a command's batch of inputs logs it once, a notebook calling again hears
+    it again, as a package's warnings at each load)."""
     from medseg.io.dataset_json import renamed_labels, same_label_name
 
     found = dataset_label_names(reference if prediction is None else prediction, reference, tell_unusable=False)
@@ -391,12 +395,14 @@ def warn_if_dataset_names_differ(reference: Path | str, labels: Mapping, whose: 
     def shown(names: dict) -> str:
         return ", ".join(f"{value} {name}" for value, name in names.items())
 
-    warning(log, "%s names labels %s; %s names them %s: each label is scored by its value under the model's name; "
-                "check that the reference uses the model's label values", path, shown(theirs), whose, shown(ours),
-                raised=f"%s names labels %s; %s names them %s: check that the reference uses the model's label values; "
-                f"{NOT_SCORED}")
-    if warned is not None:  # once told: where an "error" filter raised it, each case of the batch is failed so
-        warned.add(key)
+    named_otherwise = f"{path} names labels {shown(theirs)}; {whose} names them {shown(ours)}"
+    told = warn(f"{named_otherwise}: each label is scored by its value under the model's name; check that the "
+                "reference uses the model's label values", None if logged is not None and key in logged else log,
+                raised=f"{named_otherwise}: check that the reference uses the model's label values; {NOT_SCORED}")
+    if told:  # once told: where an "error" filter raised it, each case of the batch is failed so
+        for once in (warned, logged):
+            if once is not None:
+                once.add(key)
 
 
 def _file_state(path: Path) -> tuple[int, int] | None:

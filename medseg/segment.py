@@ -49,9 +49,10 @@ __all__ = ["CaseOutputs", "case_targets", "check_reference_exists", "in_training
 log = logging.getLogger(__name__)
 
 # the dataset.json files (with the labels compared, and the file's size and modification time: one edited since is
-# told again, in a long-lived process too) whose names for the reference's label values were warned about in this
-# process (medseg.scoring.warn_if_dataset_names_differ): one warning for a batch of inputs, not one each
-_TOLD_DATASET_NAMES: set = set()
+# logged again, in a long-lived process too) whose names for the reference's label values were logged in this process
+# (medseg.scoring.warn_if_dataset_names_differ): one log line for a batch of inputs, not one each; the warning to a
+# Python caller is given at each call, as a package's at each load (a notebook's second folder hears it too)
+_LOGGED_DATASET_NAMES: set = set()
 
 
 def seg_algorithm_version(package) -> str:
@@ -540,10 +541,11 @@ def segment_case(
         timings["metrics_s"] = time.perf_counter() - clock
         from medseg.scoring import warn_if_dataset_names_differ
 
-        # a dataset.json of the reference's dataset that names the values otherwise: once per file in a process
+        # a dataset.json of the reference's dataset that names the values otherwise: warned at each call, logged once
+        # per file in a process
         with raised_outcome(NOT_SCORED, NOTHING_WRITTEN):
             warn_if_dataset_names_differ(reference, segmenter.package.labels, f"the model {segmenter.package.name}",
-                                         warned=_TOLD_DATASET_NAMES)
+                                         logged=_LOGGED_DATASET_NAMES)
         record["reference"] = str(absolute_path(reference))  # scored against; the metrics file beside it has them
         record["reference_sha256"] = ref_volume.source_sha256  # as the metrics and input_sha256 hash it
         if "reference_sub_box" in metrics:  # a box of the input's grid, zero-padded onto it (3D Slicer's crop)

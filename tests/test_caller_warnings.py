@@ -267,3 +267,31 @@ def test_warnings_of_scoring_raised_while_segmenting_say_nothing_was_written(tmp
     text = raised(tmp_path / "sub-01.nii.gz", other)
     assert text.startswith(f"{other}, the reference given for ") and "all the same" not in text
     assert text.endswith(f"; nothing segmented or written {filtered}")
+
+
+def test_a_dataset_json_naming_the_labels_otherwise_is_warned_at_each_segment_case_and_logged_once(tmp_path,
+                                                                                                   make_package,
+                                                                                                   caplog):
+    """A second segment_case against the same dataset.json heard nothing in the whole process, even under
+    ``simplefilter("always")`` (a notebook cell run again, or a second folder's loop): the once was medseg's, kept in
+    a set of its own. It is told at each call, Python's filters deciding whether it is shown, as a package's
+    warnings are; its log line is written once a process (a command's batch of inputs says it once)."""
+    import json
+
+    package = make_package()
+    phantom = make_phantom((32, 32, 2), seed=11)
+    (tmp_path / "Task02" / "labelsTs").mkdir(parents=True)
+    reference = tmp_path / "Task02" / "labelsTs" / "case.nii.gz"
+    image = tmp_path / "image.nii.gz"
+    nib.save(nib.Nifti1Image(phantom.image, np.diag([1.0, 1.0, 2.0, 1.0])), str(image))
+    nib.save(nib.Nifti1Image(phantom.labels.astype(np.uint8), np.diag([1.0, 1.0, 2.0, 1.0])), str(reference))
+    names = tmp_path / "Task02" / "dataset.json"
+    names.write_text(json.dumps({"labels": {"0": "background", "1": "liver", "2": "spleen", "3": "tube"}}))
+    said = (f"{names} names labels 1 liver, 2 spleen; the model tiny names them 1 ellipsoid, 2 box: each label is "
+            "scored by its value under the model's name; check that the reference uses the model's label values")
+    with caplog.at_level("WARNING"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MedsegWarning)
+        for out in ("a", "b"):
+            segment_case(image, package, out_dir=tmp_path / out, reference=reference)
+    assert [str(w.message) for w in caught if "dataset.json" in str(w.message)] == [said, said]
+    assert [r.getMessage() for r in caplog.records if "dataset.json" in r.getMessage()] == [said]
