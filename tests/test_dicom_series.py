@@ -16,7 +16,7 @@ from dicom_factory import AXIAL, SAGITTAL, SHAPE, make_series, slice_positions
 
 from medseg.cli import main
 from medseg.cli.options import OPTION_NAMES
-from medseg.errors import DicomError, ImageReadError
+from medseg.errors import DicomError, ImageReadError, MedsegWarning
 from medseg.io import read_image
 from medseg.io.dicom import describe_folder, read_dicom_series
 from medseg.io.dicom_series import scan_folder
@@ -169,7 +169,9 @@ def test_a_series_number_two_studies_share_is_no_key_every_listed_key_can_be_giv
     assert code == 0 and [line.split()[0] for line in out.splitlines()[1:4]] == ["1.2.40.1", "1.2.40.2", "5"]
     code, out, _ = run_cli(["convert", str(tmp_path), str(tmp_path / "two.nii.gz"), "--series", "1.2.40.2"], capsys)
     assert code == 0 and f"{tmp_path} -> {tmp_path / 'two.nii.gz'}: series 3 'synthetic', UID 1.2.40.2 10x8x6" in out
-    with pytest.raises(DicomError) as refused:
+    # convert wrote two.nii.gz into the folder: skipped, and said so
+    with pytest.warns(MedsegWarning, match=re.escape(f"{tmp_path}: skipped 1 file that is not DICOM (two.nii.gz)")), \
+            pytest.raises(DicomError) as refused:
         read_dicom_series(tmp_path, series="3")
     assert str(refused.value) == (
         f"{tmp_path}: series='3' is ambiguous, it matches series 3 'synthetic' (CT, 6 images, UID 1.2.40.1) "
@@ -204,13 +206,14 @@ def test_non_dicom_files_are_skipped_and_listed(tmp_path, caplog):
     (tmp_path / "notes.bin").write_bytes(b"\x00" * 300)
     # a CD export's viewer page: pydicom, forced to parse it, warned "Expected implicit VR, but found explicit VR"
     (tmp_path / "index.html").write_text("<!DOCTYPE html>\n<html><body>viewer</body></html>\n")
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("WARNING"), pytest.warns(MedsegWarning) as caught:
         volume = read_dicom_series(tmp_path)
     np.testing.assert_array_equal(volume.array, values.astype(np.float32) - 1024.0)
     assert sorted(volume.info["skipped_files"]) == ["README.txt: not a DICOM file", "index.html: not a DICOM file",
                                                     "notes.bin: not a DICOM file"]
-    assert [r.getMessage() for r in caplog.records] == [
-        f"{tmp_path}: skipped 3 files that are not DICOM (README.txt, index.html, notes.bin)"]
+    said = [f"{tmp_path}: skipped 3 files that are not DICOM (README.txt, index.html, notes.bin)"]
+    assert [r.getMessage() for r in caplog.records] == said
+    assert [str(w.message) for w in caught] == said
 
 
 def test_empty_folder_and_folder_without_dicom(tmp_path):
@@ -315,23 +318,25 @@ def test_a_key_that_is_a_place_in_the_listing_is_warned_about(tmp_path, caplog):
     scan = scan_folder(tmp_path / "study")
     assert sorted(c.key for c in scan.candidates) == ["#1", "#2"]
     caplog.clear()
-    volume = read_dicom_series(tmp_path / "study", "#2")
+    with pytest.warns(MedsegWarning) as caught:
+        volume = read_dicom_series(tmp_path / "study", "#2")
     note = ("#2 is this series' place in the folder's listing, as it has no UID or number of its own, and moves onto "
             f"another series if one is added; give its own folder, {tmp_path / 'study' / 'b'}, to name it for good")
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
-        f"{tmp_path / 'study'}: series='#2': {note}"]
+        f"{tmp_path / 'study'}: series='#2': {note}"] == [str(w.message) for w in caught]
     assert volume.info["description"] == "second" and note in volume.info["selection"]
     # the folder's only series: no folder of its own to name; without --series it is chosen, and a series added
     # later makes that refuse to choose (not silent)
     caplog.clear()
-    only = read_dicom_series(tmp_path / "study" / "a", "#1")
+    with pytest.warns(MedsegWarning, match=r"it is the folder's only series: leave series=\.\.\. out$"):
+        only = read_dicom_series(tmp_path / "study" / "a", "#1")
     # the warning names the setting as its caller gives it (it told a Python caller "series='#1': ... leave --series
     # out"), the record as medseg records a choice, whoever made it
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"][0].endswith(
         "moves onto another series if one is added; it is the folder's only series: leave series=... out")
     assert only.info["selection"].endswith("it is the folder's only series: leave --series out)")
     caplog.clear()
-    with named_as(OPTION_NAMES):
+    with named_as(OPTION_NAMES), pytest.warns(MedsegWarning, match=r": --series #1: .* leave --series out$"):
         read_dicom_series(tmp_path / "study" / "a", "#1")
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"][0] == (
         f"{tmp_path / 'study' / 'a'}: --series #1: #1 is this series' place in the folder's listing, as it has no UID "
@@ -373,19 +378,21 @@ def test_copies_of_the_same_images_are_ignored_with_a_warning(tmp_path, caplog):
 
     values, paths = make_series(tmp_path / "study", seed=4)
     shutil.copytree(tmp_path / "study", tmp_path / "study" / "backup")
-    with caplog.at_level("WARNING", logger="medseg"):
+    with caplog.at_level("WARNING", logger="medseg"), pytest.warns(MedsegWarning) as caught:
         volume = read_dicom_series(tmp_path / "study")
     assert volume.shape == values.shape
     copies = [r.getMessage() for r in caplog.records if "same SOPInstanceUID, same bytes" in r.getMessage()]
     study = tmp_path / "study"
     assert copies == [f"{study / 'backup' / '0000.dcm'}: a copy of {study / '0000.dcm'} (same SOPInstanceUID, same "
                       f"bytes); {len(paths) - 1} more files copy others of the series; each image used once"]
+    assert [str(w.message) for w in caught] == copies
     # another file that claims an image's SOPInstanceUID is not taken for a copy
     impostor = pydicom.dcmread(paths[0])
     impostor.PixelData = bytes(len(impostor.PixelData))
     impostor.save_as(tmp_path / "study" / "00.dcm")
-    with pytest.raises(DicomError, match="carry the same SOPInstanceUID .* but differ; remove the wrong one"):
-        read_dicom_series(tmp_path / "study")
+    with pytest.warns(MedsegWarning, match=re.escape(copies[0].split("; ")[0] + "; ")), \
+            pytest.raises(DicomError, match="carry the same SOPInstanceUID .* but differ; remove the wrong one"):
+        read_dicom_series(tmp_path / "study")  # the backup's copies are told before the impostor is refused
 
 
 def test_a_single_valued_image_type_is_one_value(tmp_path):
@@ -420,9 +427,13 @@ def test_a_broken_series_passed_over_is_recorded_and_shown_in_the_report(tmp_pat
     broken = slice_positions(SHAPE[2] + 1, 2.0)
     del broken[2]
     make_series(tmp_path / "study", seed=8, series_number=3, description="main", positions=broken, prefix="m")
-    volume = read_dicom_series(tmp_path / "study")
+    with pytest.warns(MedsegWarning) as caught:
+        volume = read_dicom_series(tmp_path / "study")
     (passed,) = volume.info["passed_over"]
     assert passed.startswith("series 3 'main'") and "missing slices" in passed
+    assert [str(w.message) for w in caught] == [
+        f"{tmp_path / 'study'}: using series 4 'thick recon' (CT, 6 images, UID {volume.info['series_uid']}); 1 other "
+        f"image series could not be used: {passed}"]
     assert read_dicom_series(tmp_path / "study", "4").info["passed_over"] == []  # chosen by the user: no note
     code, _, err = run_cli(["infer", str(tmp_path / "study"), "--model", "phantom", "-o", str(tmp_path / "out"),
                             "--device", "cpu"], capsys)

@@ -12,7 +12,7 @@ from conftest import run_cli
 from dicom_factory import SAGITTAL, SHAPE, _raw, make_series, slice_positions, stored_values, write_series
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
-from medseg.errors import DicomError
+from medseg.errors import DicomError, MedsegWarning
 from medseg.io.dicom import describe_folder, read_dicom_series
 from medseg.io.dicom_series import scan_folder
 
@@ -189,19 +189,20 @@ def test_a_broken_file_of_another_part_does_not_block_the_series(tmp_path, caplo
     dataset = pydicom.dcmread(localizer)
     dataset.ImagePositionPatient = [1.0, 2.0]
     dataset.save_as(localizer)
-    with caplog.at_level("WARNING", logger="medseg"):
+    with caplog.at_level("WARNING", logger="medseg"), pytest.warns(MedsegWarning) as caught:
         volume = read_dicom_series(tmp_path / "dcm")
     np.testing.assert_array_equal(volume.array, values.astype(np.float32) - 1024.0)
     assert [r.getMessage() for r in caplog.records if "left out" in r.getMessage()] == [
         "loc0000.dcm: ImagePositionPatient '1.0\\2.0' is not 3 numbers; it belongs to no usable part of its series "
-        "and is left out"]
+        "and is left out"] == [str(w.message) for w in caught]
     # the same fault in a file of the axial part is that part's problem
     target = sorted((tmp_path / "dcm").glob("0*.dcm"))[2]
     dataset = pydicom.dcmread(target)
     dataset.ImagePositionPatient = [1.0, 2.0]
     dataset.save_as(target)
-    with pytest.raises(DicomError, match=rf"{target.name}: ImagePositionPatient '1.0\\2.0' is not 3 numbers"):
-        read_dicom_series(tmp_path / "dcm")
+    with pytest.warns(MedsegWarning, match=r"^loc0000\.dcm: .* is left out$"), \
+            pytest.raises(DicomError, match=rf"{target.name}: ImagePositionPatient '1.0\\2.0' is not 3 numbers"):
+        read_dicom_series(tmp_path / "dcm")  # the localizer still told as left out, before the part is refused
 
 
 def test_a_part_split_off_by_its_header_names_what_differs_and_its_files(tmp_path, capsys):
@@ -235,11 +236,13 @@ def test_a_spare_image_without_orientation_beside_a_whole_stack_is_left_out(tmp_
     series' problem."""
     values, paths = make_series(tmp_path / "dcm", seed=9)
     _spare_without_orientation(sorted(paths)[0], tmp_path / "dcm" / "spare.dcm")
-    with caplog.at_level("WARNING", logger="medseg"):
+    with caplog.at_level("WARNING", logger="medseg"), pytest.warns(MedsegWarning) as caught:
         volume = read_dicom_series(tmp_path / "dcm")
     assert volume.shape == values.shape
     assert ("spare.dcm: without ImageOrientationPatient (the series' other images have it); left out of series"
             in caplog.text) and "it stands on a slice of it" in caplog.text
+    assert [str(w.message) for w in caught] == [r.getMessage() for r in caplog.records if "spare.dcm" in r.getMessage()]
+    assert len(caught) == 1
     # the last slice by position without it (its position one step past the rest): the stack is not read a slice
     # short with a warning; refused, naming it first
     (tmp_path / "dcm" / "spare.dcm").unlink()
@@ -273,10 +276,12 @@ def test_a_spare_image_without_orientation_is_left_out_of_the_part_it_copies_onl
     write_series(tmp_path / "dcm", stored_values((10, 8, 6), seed=11), slice_positions(6, 2.0, orientation=sagittal),
                  orientation=sagittal, series_uid=uid, series_number=number, prefix="sag")
     _spare_without_orientation(sorted(paths)[2], tmp_path / "dcm" / "spare.dcm")
-    with caplog.at_level("WARNING", logger="medseg"):
+    with caplog.at_level("WARNING", logger="medseg"), pytest.warns(MedsegWarning) as caught:
         scan = scan_folder(tmp_path / "dcm")
     assert [c.eligible for c in scan.candidates] == [True, True]
     assert caplog.text.count("spare.dcm: without ImageOrientationPatient") == 1
+    assert [str(w.message).split(";")[0] for w in caught] == [
+        "spare.dcm: without ImageOrientationPatient (the series' other images have it)"]
 
 
 def test_an_image_without_orientation_or_position_says_both(tmp_path):

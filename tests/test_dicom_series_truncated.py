@@ -12,7 +12,7 @@ from conftest import run_cli
 from dicom_factory import make_series, slice_positions, stored_values, write_series
 from pydicom.uid import JPEG2000Lossless
 
-from medseg.errors import DicomError, ImageReadError
+from medseg.errors import DicomError, ImageReadError, MedsegWarning
 from medseg.io.dicom import describe_folder, read_dicom_series
 from medseg.io.dicom_series import BROKEN_ADVICE
 
@@ -219,5 +219,8 @@ def test_a_dcm_file_shorter_than_a_preamble_is_truncated_not_skipped(tmp_path, s
     (tmp_path / "dcm" / "empty.txt").write_bytes(b"")  # an empty file of another name is still not DICOM
     (tmp_path / "dcm" / "._IM1.dcm").write_bytes(b"\x00\x05\x16\x07")  # macOS's resource fork of a copied file
     last.unlink()
-    assert sorted(read_dicom_series(tmp_path / "dcm").info["skipped_files"]) == [
-        "._IM1.dcm: not a DICOM file", "empty.txt: not a DICOM file"]
+    with pytest.warns(MedsegWarning) as caught:
+        volume = read_dicom_series(tmp_path / "dcm")
+    assert sorted(volume.info["skipped_files"]) == ["._IM1.dcm: not a DICOM file", "empty.txt: not a DICOM file"]
+    assert [str(w.message) for w in caught] == [
+        f"{tmp_path / 'dcm'}: skipped 2 files that are not DICOM (._IM1.dcm, empty.txt)"]
