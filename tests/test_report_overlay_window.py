@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from medseg.errors import MedsegWarning
 from medseg.report.overlay import CaseArrays, render_overlay
 from medseg.report.overlay_image import CT_WINDOW_HU, CT_WINDOWS_HU, display_window
 
@@ -173,9 +175,10 @@ def test_a_chosen_ct_window_not_used_for_an_image_that_is_no_ct_is_said(tmp_path
     from medseg.folder_scoring import score_folder
 
     pred, ref = _two_folders(tmp_path, _mr_like())
-    with caplog.at_level(logging.WARNING, logger="medseg"):
+    with caplog.at_level(logging.WARNING, logger="medseg"), pytest.warns(MedsegWarning) as told:
         chosen = score_folder(pred, ref, tmp_path / "chosen", images_dir=tmp_path / "images", ct_window="lung")
     warned = [r.getMessage() for r in caplog.records if "CT window not used" in r.getMessage()]
+    assert [str(w.message) for w in told] == warned
     assert len(warned) == 1 and warned[0].startswith(  # the results folder named, as the file a single case names
         f"{tmp_path / 'chosen'}: CT window not used for 1 case (a): the lung window chosen for the report"), warned
     import re
@@ -262,9 +265,10 @@ def test_the_note_on_a_window_not_used_names_only_the_percentile_that_kept_it_of
     warned = {}
     for name, (p, r) in {"mr": (pred, ref), "ct": (pred_ct, ref_ct)}.items():
         caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="medseg"):
+        with caplog.at_level(logging.WARNING, logger="medseg"), pytest.warns(MedsegWarning) as told:
             score_folder(p, r, tmp_path / name / "scores", images_dir=tmp_path / name / "images", ct_window="lung")
         (warned[name],) = [r.getMessage() for r in caplog.records if "CT window not used" in r.getMessage()]
+        assert [str(w.message) for w in told] == [warned[name]]
     assert re.search(r"its crop's 0\.5th percentile \d+\.\d is not from -3100 to -500, as air or gas makes it: an "
                      r"MR, or a CT crop without air\); drawn from its crop's percentiles$", warned["mr"]), warned["mr"]
     assert "above 4000" not in warned["mr"]
@@ -320,9 +324,10 @@ def test_a_models_window_not_used_for_an_image_that_is_no_ct_is_said_as_the_mode
     package = load_package(make_package("lungs", report={"ct_window": "lung"}))
     nib.save(nib.Nifti1Image(_mr_like((40, 40, 12)), np.eye(4)), tmp_path / "head.nii.gz")
     segment_case(tmp_path / "head.nii.gz", Segmenter(package, device="cpu"), out_dir=tmp_path / "out")
-    with caplog.at_level(logging.WARNING, logger="medseg"):
+    with caplog.at_level(logging.WARNING, logger="medseg"), pytest.warns(MedsegWarning) as told:
         built = build_report(tmp_path / "out", tmp_path / "report" / "report.html")
     warned = [r.getMessage() for r in caplog.records if "CT window not used" in r.getMessage()]
+    assert [str(w.message) for w in told] == warned
     assert len(_overlay_pngs(built.html.read_text())) == 1  # the seeded model's labels, drawn over the image
     assert len(warned) == 1 and warned[0].startswith(
         f"{tmp_path / 'out'}: CT window not used for 1 case (head): the lung window its model declares (model.json "
@@ -330,9 +335,10 @@ def test_a_models_window_not_used_for_an_image_that_is_no_ct_is_said_as_the_mode
         "for a CT in Hounsfield units, and its image is not taken for one (its crop's 0.5th percentile"), warned
     assert "the lung window its model declares (model.json report.ct_window)" in built.html.read_text()
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="medseg"):
+    with caplog.at_level(logging.WARNING, logger="medseg"), pytest.warns(MedsegWarning) as told:
         chosen = build_report(tmp_path / "out", tmp_path / "chosen" / "report.html", ct_window="bone")
     warned = [r.getMessage() for r in caplog.records if "CT window not used" in r.getMessage()]
+    assert [str(w.message) for w in told] == warned
     assert len(warned) == 1 and "the bone window chosen for the report" in warned[0]
     assert "its model declares" not in chosen.html.read_text()
 
@@ -360,9 +366,10 @@ def test_a_sidecars_unknown_ct_window_is_warned_of_not_silently_dropped(make_pac
     sidecar = json.loads(sidecar_path.read_text())
     sidecar["model"]["ct_window"] = "liver"
     sidecar_path.write_text(json.dumps(sidecar))
-    with caplog.at_level(logging.WARNING, logger="medseg"):
+    with caplog.at_level(logging.WARNING, logger="medseg"), pytest.warns(MedsegWarning) as told:
         built = build_report(tmp_path / "out", tmp_path / "report" / "report.html")
     warned = [r.getMessage() for r in caplog.records if "liver" in r.getMessage()]
+    assert [str(w.message) for w in told] == warned
     assert warned == [f"{sidecar_path}: model.ct_window 'liver' is not a CT window this medseg knows (soft-tissue, "
                       "bone, lung, brain): its case is drawn in the soft-tissue window"], warned
     assert json.loads(built.summary.read_text())["settings"]["model_ct_windows"] == {}
@@ -416,10 +423,11 @@ def test_a_window_not_used_for_many_cases_is_one_warning_naming_how_many_and_the
         save(predicted, tmp_path / "pred" / f"{case}_seg.nii.gz")
         save(reference, tmp_path / "ref" / f"{case}.nii.gz")
         save(_mr_like(), tmp_path / "images" / f"{case}.nii.gz")
-    with caplog.at_level(logging.WARNING, logger="medseg"):
+    with caplog.at_level(logging.WARNING, logger="medseg"), pytest.warns(MedsegWarning) as told:
         built = score_folder(tmp_path / "pred", tmp_path / "ref", tmp_path / "scores",
                              images_dir=tmp_path / "images", ct_window="lung")
     warned = [r.getMessage() for r in caplog.records if "CT window not used" in r.getMessage()]
+    assert [str(w.message) for w in told] == warned
     assert len(warned) == 1, warned
     assert warned[0].startswith(f"{tmp_path / 'scores'}: CT window not used for 7 cases (mr0, mr1, mr2, mr3, mr4, "
                                 "… 7 in all): the lung "
@@ -514,9 +522,11 @@ def test_a_ct_crop_without_air_is_drawn_in_the_ct_window_where_its_record_says_c
     from medseg.folder_scoring import score_folder
 
     pred, ref = _window_cases(tmp_path, _head_ct(), record)
-    with caplog.at_level(logging.WARNING, logger="medseg"):
+    with caplog.at_level(logging.WARNING, logger="medseg"), warnings.catch_warnings(record=True) as told:
+        warnings.simplefilter("always", MedsegWarning)
         built = score_folder(pred, ref, tmp_path / "scores", images_dir=tmp_path / "images", ct_window="brain")
     warned = [r.getMessage() for r in caplog.records if "CT window not used" in r.getMessage()]
+    assert [str(w.message) for w in told if issubclass(w.category, MedsegWarning)] == warned
     page = built.report.html.read_text()
     assert len(_overlay_pngs(page)) == 1
     if drawn:
@@ -539,11 +549,12 @@ def test_a_crafted_json_beside_the_image_says_no_modality_and_the_case_keeps_its
 
     pred, ref = _window_cases(tmp_path, _head_ct(), {})
     (tmp_path / "images" / "a.json").write_text(text)
-    with caplog.at_level(logging.WARNING, logger="medseg"):
+    with caplog.at_level(logging.WARNING, logger="medseg"), pytest.warns(MedsegWarning) as told:
         built = score_folder(pred, ref, tmp_path / "scores", images_dir=tmp_path / "images", ct_window="brain")
     page = built.report.html.read_text()
     assert len(_overlay_pngs(page)) == 1 and "no overlay" not in page
     warned = [r.getMessage() for r in caplog.records if "CT window not used" in r.getMessage()]
+    assert [str(w.message) for w in told] == warned
     assert len(warned) == 1 and "is not from -3100 to -500, as air or gas makes it" in warned[0], warned
     assert len(warned[0]) < 1000
 
@@ -573,10 +584,12 @@ def test_a_soft_tissue_crop_of_the_shared_ct_is_a_ct_by_its_dcm2niix_record(shar
             (tmp_path / kind / role).mkdir()
             nib.save(nib.Nifti1Image(label, segmentation.affine), tmp_path / kind / role / name)
         caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="medseg"):
+        with caplog.at_level(logging.WARNING, logger="medseg"), warnings.catch_warnings(record=True) as told:
+            warnings.simplefilter("always", MedsegWarning)
             score_folder(tmp_path / kind / "pred", tmp_path / kind / "ref", tmp_path / kind / "scores",
                          images_dir=images, ct_window="brain")
         warned[kind] = [r.getMessage() for r in caplog.records if "CT window not used" in r.getMessage()]
+        assert [str(w.message) for w in told if issubclass(w.category, MedsegWarning)] == warned[kind]
     assert warned["with"] == []
     assert len(warned["without"]) == 1 and "is not from -3100 to -500" in warned["without"][0], warned
 
@@ -620,10 +633,11 @@ def test_unknown_ct_windows_of_many_sidecars_are_one_warning(make_package, tmp_p
         sidecar = json.loads(sidecar_path.read_text())
         sidecar["model"]["ct_window"] = "liver" if case != "c3" else "kidney"
         sidecar_path.write_text(json.dumps(sidecar))
-    with caplog.at_level(logging.WARNING, logger="medseg"):
+    with caplog.at_level(logging.WARNING, logger="medseg"), pytest.warns(MedsegWarning) as told:
         build_report(tmp_path / "out", tmp_path / "report" / "report.html")
     warned = [r.getMessage() for r in caplog.records if "not a CT window" in r.getMessage()
               or "does not know" in r.getMessage()]
+    assert [str(w.message) for w in told] == warned
     assert warned == [f"{tmp_path / 'out'}: 3 cases name a CT window this medseg does not know ('liver', 'kidney'; "
                       "it knows soft-tissue, "
                       "bone, lung, brain) in their sidecar's model.ct_window: drawn in the soft-tissue window: c1, c2, "
