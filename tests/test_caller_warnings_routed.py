@@ -289,3 +289,33 @@ def test_a_warning_of_the_pairing_under_an_error_filter_stops_before_anything_is
                                                 r"b\.nii\.gz$"):
             score_folder(tmp_path / "pred", tmp_path / "ref", out_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("keep", ["both", "log lines", "warnings"])
+def test_a_configured_program_keeps_one_of_the_two_as_docs_python_api_says(tmp_path, keep):
+    """A program with a handler of its own (``logging.basicConfig()``) hears a routed warning twice, as its log line
+    and as Python's warning; docs/python-api.md's two ways keep one: an "ignore" filter of the category (the log line
+    alone, as the command does), or a handler filter on the records marked ``medseg_warning`` (the warning alone)."""
+    import io
+
+    from conftest import no_logging_configured
+
+    from medseg.scoring import score_prediction
+
+    labels = np.zeros((8, 8, 4), np.uint8)
+    labels[2:5, 2:5, 1:3] = 1
+    prediction = _nifti(tmp_path / "pred" / "sub-01.nii.gz", labels)
+    reference = _nifti(tmp_path / "ref" / "sub-02.nii.gz", labels)
+    stream = io.StringIO()
+    with no_logging_configured(), warnings.catch_warnings(record=True) as told:
+        warnings.simplefilter("ignore" if keep == "log lines" else "always", MedsegWarning)
+        handler = logging.StreamHandler(stream)
+        if keep == "warnings":
+            handler.addFilter(lambda record: not hasattr(record, "medseg_warning"))
+        logging.getLogger().addHandler(handler)
+        score_prediction(prediction, reference, "sub-01")
+    said = f"{reference}, the reference given for {prediction}: named for another case"
+    logged = [line for line in stream.getvalue().splitlines() if line.startswith(said)]
+    warned = [str(w.message) for w in told if issubclass(w.category, MedsegWarning)]
+    assert (len(logged), len(warned)) == {"both": (1, 1), "log lines": (1, 0), "warnings": (0, 1)}[keep]
+    assert all(text.startswith(said) for text in warned)
