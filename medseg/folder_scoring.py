@@ -165,9 +165,9 @@ def _nifti_files(folder: Path, what: str, segs: str | None = None
         names = [p.name + ("/" if p.is_dir() else "") for p in left_out]
         shown = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
         kinds = _kinds(segs)
-        entries = (f"1 entry that is not a {kinds} file" if len(names) == 1
-                   else f"{len(names)} entries that are not {kinds} files")
-        warning(log, "%s: left out %s (subfolders are not searched): %s", folder, entries, shown)
+        not_read = (f"1 entry that is not a {kinds} file" if len(names) == 1
+                    else f"{len(names)} entries that are not {kinds} files")
+        warning(log, "%s: left out %s (subfolders are not searched): %s", folder, not_read, shown)
     both = {name: (files[name], path) for name, path in seg_files.items() if name in files}
     return files | {name: path for name, path in seg_files.items() if name not in both}, both
 

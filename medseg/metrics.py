@@ -187,8 +187,8 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
     pred_array, ref_array = np.asarray(pred.array), np.asarray(ref.array)
     counted = _LabelCounts(pred_array, ref_array, [value for value in labels if value != 0])
     confused = _false_positives_in_labels(pred_array, ref_array, set(labels) - {0})
-    shared = _shared_faces(ref_array, {tuple(sorted((a, b))) for a, found in confused.items() for b in found})
-    results = {}
+    shared = _shared_faces(ref_array, {_pair(a, b) for a, found in confused.items() for b in found})
+    results: dict[str, dict] = {}
     for value, name in sorted(labels.items()):
         if value == 0:
             continue
@@ -196,7 +196,7 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
         if n_p == 0 and n_r == 0:
             results[str(value)] = both_empty_entry(name)
             continue
-        entry = {"name": name}
+        entry: dict[str, object] = {"name": name}
         nan = float("nan")
         if n_r == 0:
             entry.update(dice=0.0, hd95_mm=nan, assd_mm=nan, status="false_positive")
@@ -221,11 +221,10 @@ def evaluate_volumes(pred: Volume, ref: Volume, labels: dict[int, str], case_id:
             # how deep past the boundary the two labels share in the reference, in voxel layers: a boundary placed a
             # voxel or two off (1.8-3.1 in the hippocampus cases flagged 10-20 %) from a leak; None, none shared
             entry["false_positive_in_layers"] = {
-                str(other): (round(n / shared[tuple(sorted((value, other)))], 2)
-                             if shared[tuple(sorted((value, other)))] else None)
+                str(other): (round(n / shared[_pair(value, other)], 2) if shared[_pair(value, other)] else None)
                 for other, n in sorted(confused[value].items(), key=lambda item: (-item[1], item[0]))}
         results[str(value)] = entry
-    record = {
+    record: dict[str, object] = {
         "schema": METRICS_SCHEMA,
         "case_id": case_id,
         "prediction": str(absolute_path(pred.source)) if pred.source is not None else None,
@@ -373,6 +372,11 @@ def _false_positives_in_labels(pred: np.ndarray, ref: np.ndarray, values: set[in
                 found.setdefault(predicted, {})
                 found[predicted][referenced] = found[predicted].get(referenced, 0) + n
     return found
+
+
+def _pair(a: int, b: int) -> tuple[int, int]:
+    """Two labels in order, smaller first: a key of :func:`_shared_faces`."""
+    return (a, b) if a <= b else (b, a)
 
 
 def _shared_faces(ref: np.ndarray, pairs: set[tuple[int, int]]) -> dict[tuple[int, int], int]:

@@ -156,8 +156,8 @@ def check_folder_made_by(folder: Path | str, predictions: list[Path], package, g
             them = "it" if len(made) == 1 else "them"
             raise ModelMismatchError(f"{folder}: {whose[0]} made by model {package.name!r} with other labels than "
                                      f"{given_as} has ({_labels_text(package.labels)}): {first.sidecar} records "
-                                     f"{_labels_text(first.labels)} (a package of that name retrained with other "
-                                     f"labels?); pass the package that made {them}, or leave {option} out")
+                                     f"{_labels_text(first.labels or {})} (a package of that name retrained with "
+                                     f"other labels?); pass the package that made {them}, or leave {option} out")
         return
     if len(models) != 1:
         return

@@ -439,7 +439,7 @@ def segment_case(
             release_scan(input_path)
         if series is not None:
             raise ImageReadError(f"{input_path}: {setting('series', ANY)} applies to DICOM folders only")
-        volume = read_channels(input_path, segmenter.package.modalities, segmenter.package.name)
+        volume = read_channels(input_path, segmenter.package.modalities or modalities, segmenter.package.name)
     else:
         volume = read_image(input_path, series=series,
                             check_grid=partial(_check_grid, input_path, segmenter.package.preprocessing,
@@ -523,7 +523,7 @@ def segment_case(
              "byte its file (decompressed, converted or re-saved?): if it is that image, its Dice overstates the "
              "model's accuracy on new data", log)
     metrics = None
-    if ref_volume is not None:
+    if ref_volume is not None and reference is not None:  # read together
         from medseg.metrics import evaluate_volumes
 
         clock = time.perf_counter()
@@ -616,9 +616,9 @@ def segment_volume(
     if modalities > 1 and (array.ndim != 4 or array.shape[3] != modalities or not array.size):
         from medseg.io.channels import modalities_text
 
-        raise InputError(f"{name}: an array of shape {array.shape}; model {segmenter.package.name} takes "
-                         f"{modalities_text(segmenter.package.modalities)}: give them as one array (X, Y, Z, "
-                         f"{modalities}), in that order")
+        takes = modalities_text(segmenter.package.modalities or modalities)
+        raise InputError(f"{name}: an array of shape {array.shape}; model {segmenter.package.name} takes {takes}: "
+                         f"give them as one array (X, Y, Z, {modalities}), in that order")
     if modalities == 1 and (array.ndim != 3 or not array.size):
         raise InputError(f"{name}: an array of shape {array.shape}; give one 3D volume (X, Y, Z), a 2D image as "
                          f"X×Y×1{_axes_hint(array.shape)}")
@@ -654,7 +654,7 @@ def segment_volume(
     return _label_volume(own, segmenter, name, progress, {}, release_voxels=mine)[0]
 
 
-def _warn_if_channels_unread(path: Path | str, package: ModelPackage) -> None:
+def _warn_if_channels_unread(path: str | os.PathLike, package: ModelPackage) -> None:
     """A :class:`~medseg.errors.MedsegWarning` where ``path`` is nnU-Net's ``case_0000`` file of a case whose
     ``case_0001`` is beside it, and ``package`` takes one image a case: its case's other channels left unread, in
     silence. Not logged: the command tells a batch's in one line."""
@@ -774,6 +774,14 @@ def _label_volume(volume: Volume, segmenter, name, progress, timings: dict, rele
     return labels, input_check
 
 
+def _source_of(volume: Volume) -> Path | str:
+    """The file or folder ``volume`` was read from, which medseg's readers always name (a caller's array, which may
+    have none, is never given to the functions that record it)."""
+    if volume.source is None:
+        raise InputError("the volume: no file or folder it was read from; give the file to segment_case")
+    return volume.source
+
+
 def _seg_reference(reference: Path | str, volume: Volume, labels: dict[int, str], label_codes: dict) -> Volume:
     """A DICOM SEG reference on the grid of ``volume`` (nothing is resampled): frame by frame on the images of the
     DICOM series it segments where ``volume`` is that series, else by its frames' own geometry on ``volume``'s voxel
@@ -787,7 +795,7 @@ def _seg_reference(reference: Path | str, volume: Volume, labels: dict[int, str]
         from medseg.io.dicom import conversion_series_uid
         from medseg.io.seg_placement import read_seg_on_grid
 
-        series = conversion_series_uid(volume.source)
+        series = conversion_series_uid(_source_of(volume))
         array = read_seg_on_grid(reference, volume.shape, volume.affine, volume.source, labels,
                                  label_codes=label_codes, outcome="nothing segmented or written",
                                  series=series and (series[0], f"its conversion's sidecar {series[1]}"),
@@ -896,7 +904,7 @@ def _sidecar(volume: Volume, labels: np.ndarray, segmenter, seg_path: Path, timi
     counts = _label_counts(labels, max(package.labels) + 1)
     return {
         "schema": "medseg-segmentation/1",
-        "input": str(absolute_path(volume.source)),  # readable from anywhere (the run's folder is not recorded)
+        "input": str(absolute_path(_source_of(volume))),  # readable from anywhere (the run's folder is not recorded)
         "input_sha256": volume.source_sha256,
         # size and modification time of the input file(s) as read (none for a DICOM folder): the QA report hashes
         # an input again only where they changed

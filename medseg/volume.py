@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from medseg.io.dicom import DicomSource
 
 __all__ = ["SLICER_SEGMENTATION_ENDINGS", "Volume", "bottom_row_text", "header_precision", "singular_affine_text",
            "slicer_segmentation_ending", "stem", "volume_ml"]
@@ -35,7 +39,7 @@ class Volume:
     header: object | None = None
     source_sha256: str | None = None
     info: dict = field(default_factory=dict)
-    dicom: object | None = field(default=None, repr=False, compare=False)
+    dicom: DicomSource | None = field(default=None, repr=False, compare=False)
     channel_axis: bool = False  # the array's fourth axis holds channels (modalities) of one grid
 
     def __repr__(self) -> str:
