@@ -24,6 +24,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -270,7 +271,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
     val_ids = [c.case_id for c in val_cases]
     started_with = resume_key(package_config, settings)
     data = data_hashes([*train_cases, *val_cases])
-    state = {"epoch": 0, "best_dice": -1.0, "best_epoch": -1, "history": [], "val_cases": val_ids,
+    state: dict[str, Any] = {"epoch": 0, "best_dice": -1.0, "best_epoch": -1, "history": [], "val_cases": val_ids,
              "config": started_with, "data_sha256": data, "epochs_planned": [int(settings["epochs"])],
              "package_pending": True,  # until the package is written: a run stopped after its last epoch shows
              "label_codes": package_config.get("label_codes")}  # not training settings: outside the resume key
@@ -375,10 +376,10 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
         except OSError as error:
             if epoch == 0:  # the first checkpoint: no folder of a run that saved nothing is left
                 remove_empty_folders(made_here)
-            kept = (f"; the checkpoint after epoch {epoch} is kept: run {same_run_with('resume')} once it can "
-                    "be written" if epoch else "")
+            resumable = (f"; the checkpoint after epoch {epoch} is kept: run {same_run_with('resume')} once it "
+                         "can be written" if epoch else "")
             raise TrainingError(f"{out_dir / CHECKPOINT_DIR}: cannot write the checkpoint "
-                                f"({os_reason(error)}){kept}") from error
+                                f"({os_reason(error)}){resumable}") from error
         if on_epoch is not None:
             on_epoch(record)
 
@@ -679,7 +680,7 @@ def _train_epoch(net, optimizer, loss_fn, autocast, augment, sampler, views, rng
     torch.set_flush_denormal(True)  # denormal floats in late-training gradients slow CPU arithmetic
     try:
         net.train()
-        losses = []
+        losses: list[float] = []
         for _ in range(int(settings["steps_per_epoch"])):
             stopping.check()  # a Ctrl-C or SIGTERM whose exception a callback swallowed
             slices, slice_labels = [], []

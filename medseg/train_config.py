@@ -168,14 +168,14 @@ def default_config(values: list[int] | dict[int, Path], name: str = "model", whe
                             f"in {own}")
     if len(values) == 1:  # background only: one foreground label, as the network has two classes at least
         values.append(1)
-    several = modalities is not None and len(modalities) > 1
+    several = modalities if modalities is not None and len(modalities) > 1 else None  # their names, where several
     return {
         "format": "medseg-model/1",
         "name": name,
         "version": "1",
         "description": DEFAULT_DESCRIPTION,
-        **({"modalities": list(modalities)} if several else {}),
-        "architecture": {"type": "unet2d", "in_channels": 3 * (len(modalities) if several else 1),
+        **({"modalities": list(several)} if several else {}),
+        "architecture": {"type": "unet2d", "in_channels": 3 * (len(several) if several else 1),
                          "n_classes": len(values), "base_width": 16, "depth": 4, "dropout": 0.0, "norm": "batch"},
         # one output class per value, class k the k-th smallest (medseg.label_map): 0, 1, 2, 4 need no recoding
         "labels": {str(v): default_label_name(v, names) for v in values},

@@ -159,18 +159,18 @@ def load_cases(cases: list[TrainCase], config: dict, where: str = "the config") 
                 first.__cause__ = first.__context__ = None
     if last != started:  # progress was told: so is its end (a short read tells its start alone)
         progress_log.info("read %s in %.0f s", counted(len(cases), "case"), _clock() - started)
-    if len(problems) == 1:
+    if len(problems) == 1 and first is not None:  # the one case's own error (kept as it was found)
         raise first
     if problems:
         if len(problems) > SHOWN_PROBLEMS:  # each on a line of its own, so that all can be fixed before the next run
             for problem in problems:
                 log.warning("%s", problem)
         # where the rest are: a program that has not configured logging shows none of these lines
-        error = UntrainableCasesError(untrainable_text(problems, len(cases), f"all {len(problems)} are in this "
-                                                       f"error's problems, and logged as warnings by the {log.name} "
-                                                       "logger"))
-        error.problems, error.case_count = tuple(problems), len(cases)
-        raise error
+        untrainable = UntrainableCasesError(untrainable_text(problems, len(cases), f"all {len(problems)} are in "
+                                                             f"this error's problems, and logged as warnings by the "
+                                                             f"{log.name} logger"))
+        untrainable.problems, untrainable.case_count = tuple(problems), len(cases)
+        raise untrainable
     padded = padded_labels_text(cases)
     if padded is not None:  # 3D Slicer's cropped segmentations: one line for all of them
         log.info("%s", padded)

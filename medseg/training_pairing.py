@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import unicodedata
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -113,7 +114,12 @@ def _listed_image_files(folder: Path, kind: str, scene: bool = False) -> dict[st
     if not folder.is_dir():
         raise TrainingError(f"{folder}: no such {kind} folder")
     files: dict[str, Path] = {}
-    left_out, broken, hidden, segmentations, scene_images, dicom_segs = [], [], [], [], [], []
+    left_out: list[str] = []
+    broken: list[str] = []
+    hidden: list[str] = []
+    segmentations: list[str] = []
+    scene_images: list[str] = []
+    dicom_segs: list[str] = []
     entries = sorted(folder.iterdir())
     data_files = data_files_among(entries)  # a .mhd's .raw: part of its image
     # 3D Slicer's scene: case.nrrd beside case.seg.nrrd; among labels the segmentation is the case's, among images
@@ -151,15 +157,16 @@ def _listed_image_files(folder: Path, kind: str, scene: bool = False) -> dict[st
         _add_case(files, unicodedata.normalize("NFC", stem(path)), path)
     if left_out:
         shown = ", ".join(left_out[:5]) + (" …" if len(left_out) > 5 else "")
-        entries = (f"1 entry that is not a {IMAGE_FILE_KINDS} file" if len(left_out) == 1
-                   else f"{len(left_out)} entries that are not {IMAGE_FILE_KINDS} files")
-        warning(log, "%s: left out %s (subfolders are not searched): %s", folder, entries, shown)
+        not_read = (f"1 entry that is not a {IMAGE_FILE_KINDS} file" if len(left_out) == 1
+                    else f"{len(left_out)} entries that are not {IMAGE_FILE_KINDS} files")
+        warning(log, "%s: left out %s (subfolders are not searched): %s", folder, not_read, shown)
     if dicom_segs:
         shown = ", ".join(dicom_segs[:5]) + (" …" if len(dicom_segs) > 5 else "")
         warning(log, "%s: left out %s: %s; %s", folder, counted(len(dicom_segs), "DICOM SEG"), shown, SEG_AS_LABELS)
     if segmentations:
         shown = ", ".join(segmentations[:5]) + (" …" if len(segmentations) > 5 else "")
-        endings = "/".join(sorted({slicer_segmentation_ending(name) for name in segmentations}))
+        endings = "/".join(sorted({ending for name in segmentations  # each named so: each has one
+                                   if (ending := slicer_segmentation_ending(name)) is not None}))
         warning(log, "%s: left out %s (%s: labels, not images to train on; a case's goes in the labels "
                     "folder): %s", folder, counted(len(segmentations), "3D Slicer segmentation"), endings, shown)
     if scene_images:
@@ -258,7 +265,8 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
                 raise TrainingError(f"{labels_dir}: given as both the images and the labels folder; put the label "
                                     "files in a folder of their own (one folder serves as both only as 3D Slicer "
                                     f"saves a scene: case{SLICER_SEGMENTATION} beside case.nrrd)")
-    described = dataset_json.path if hasattr(dataset_json, "path") else dataset_json  # a DatasetDocument, or a path
+    described = dataset_json if dataset_json is None or isinstance(dataset_json, (str, os.PathLike)) \
+        else dataset_json.path  # a DatasetDocument's file
     _check_present(Path(images_dir), Path(labels_dir), files=[Path(described)] if described is not None else [])
     listed = None
     if dataset_json is not None:
@@ -283,7 +291,7 @@ def pair_cases(images_dir: Path | str, labels_dir: Path | str, allow_unpaired: b
     return cases
 
 
-def _check_present(*folders: Path, files: list[Path] = ()) -> None:
+def _check_present(*folders: Path, files: Collection[Path] = ()) -> None:
     """Refuse, in one line naming them and how to fetch them, the image files of ``folders`` that are a DataLad /
     git-annex or Git LFS dataset's whose content is not here: a git-annex link that leads nowhere was left out, its
     counterpart then 'without a counterpart', and each absent label stopped the run alone, one per run. So are
