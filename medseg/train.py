@@ -248,7 +248,7 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
     torch.manual_seed(seed)
     arch = {k: v for k, v in config["architecture"].items() if k != "type"}
     with _room_for(out_dir, device, "the network"):
-        net = UNet2D(UNetConfig(**arch)).to(device)
+        net: torch.nn.Module = UNet2D(UNetConfig(**arch)).to(device)
     optimizer = torch.optim.AdamW(net.parameters(), lr=float(settings["learning_rate"]),
                                   weight_decay=float(settings["weight_decay"]))
     # batch_dice: Dice pooled over the batch's slices, not averaged per slice (kinder to small structures)
@@ -405,15 +405,17 @@ def _train(config: dict, cases: list[TrainCase], out_dir: Path | str, resume: bo
     extents = [c.extent_mm for c in [*train_cases, *val_cases] if c.extent_mm is not None]
     if extents:  # what inputs the model has seen; `medseg infer` flags inputs far outside it
         package_config["input_extent_mm"] = extent_range(extents)
-    intensities = [c.intensity_p1_p99 for c in [*train_cases, *val_cases]]
-    if intensities and all(p is not None and np.all(np.isfinite(p)) for p in intensities):
+    cases_read = [*train_cases, *val_cases]
+    intensities = [c.intensity_p1_p99 for c in cases_read if c.intensity_p1_p99 is not None]
+    if intensities and len(intensities) == len(cases_read) and all(np.all(np.isfinite(p)) for p in intensities):
         # the training images' intensities as read: `medseg infer` flags an image of another kind (a CT given to an
         # MR model); a multi-channel set records none, and its inputs' intensities are unknown
         package_config["input_intensity"] = intensity_range(intensities)
     training_images = {}
-    if train_cases and all(c.sha256 is not None for c in train_cases):  # a partial list would call some "new"
+    image_hashes = [c.sha256[0] for c in train_cases if c.sha256 is not None]
+    if train_cases and len(image_hashes) == len(train_cases):  # a partial list would call some "new"
         # the training images by content: `medseg infer` and the report tell a training image from a new one
-        training_images = {"train_images_sha256": sorted({c.sha256[0] for c in train_cases})}
+        training_images = {"train_images_sha256": sorted(set(image_hashes))}
     # every case's image and label by content (training and validation): the labels and the held-out cases shape the
     # weights and the figures as much as the training images, and a file re-drawn at the same path is not the one used
     data_record = {"data_sha256": data_hashes([*train_cases, *val_cases])} if [*train_cases, *val_cases] and all(
