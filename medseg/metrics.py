@@ -352,11 +352,12 @@ class _LabelCounts:
     def box(self, value: int) -> tuple[slice, ...]:
         """The box around ``value``'s voxels in both arrays (present in both), grown by a voxel: cropping to it
         changes no surface (the faces of the volume stay faces, and an axis of more than one voxel stays so)."""
-        if not self.fast:
+        pred_box, ref_box = ((self._box_of(self.pred_boxes, value), self._box_of(self.ref_boxes, value)) if self.fast
+                             else (None, None))
+        if pred_box is None or ref_box is None:  # not counted so (or, never asked, absent from one): from the arrays
             return _bounding_box((self.pred == value) | (self.ref == value))
-        boxes = [self.pred_boxes[value - 1], self.ref_boxes[value - 1]]
         return tuple(slice(max(min(a.start, b.start) - 1, 0), min(max(a.stop, b.stop) + 1, n))
-                     for a, b, n in zip(*boxes, self.pred.shape))
+                     for a, b, n in zip(pred_box, ref_box, self.pred.shape))
 
 
 def _false_positives_in_labels(pred: np.ndarray, ref: np.ndarray, values: set[int]) -> dict[int, dict[int, int]]:
