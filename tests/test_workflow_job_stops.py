@@ -17,6 +17,7 @@ from workflow_runs import (
     SNAKEFILE,
     STOPS,
     _records,
+    as_a_job_segments,
     sheet_of_own,
     snakemake,
     snakemake_log,
@@ -90,7 +91,8 @@ def made_a_and_b(cohort, tmp_path_factory) -> Path:
 
     results = tmp_path_factory.mktemp("made") / "results"
     samples = read_samples(sheet_of_own(cohort, results.parent, ["a", "b"]))
-    write_job_record(results / "jobs" / "batch001.infer.json", infer_cases(samples, results, InferOptions(MODEL)))
+    with as_a_job_segments():
+        write_job_record(results / "jobs" / "batch001.infer.json", infer_cases(samples, results, InferOptions(MODEL)))
     write_job_record(results / "jobs" / "batch001.evaluate.json", evaluate_cases(samples, results))
     return results
 
