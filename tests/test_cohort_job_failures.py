@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from cohort_cases import (
     MODEL,
+    SMALL_IMAGES_SEGMENTED,
     broken_install,
     cohort_folder,  # noqa: F401  (the cohort fixture its tests take)
     half_erased,
@@ -22,6 +23,8 @@ from cohort_cases import (
 
 from medseg.cohort import InferOptions, Sample, infer_cases, read_samples, write_job_record
 from medseg.cohort.records import ResultsFolder
+
+pytestmark = SMALL_IMAGES_SEGMENTED
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,6 +16,7 @@ import pytest
 from cohort_cases import (
     MODEL,
     SHAPE,
+    SMALL_IMAGES_SEGMENTED,
     _run_ids,
     _sheet,
     cohort_folder,  # noqa: F401  (the cohort fixture its tests take)
@@ -25,6 +26,8 @@ from medseg.cohort import InferOptions, batches, evaluate_cases, infer_cases, re
 from medseg.cohort.records import FAILURE_SCHEMA, ResultsFolder
 from medseg.errors import InputError
 from medseg.synthetic import write_phantom
+
+pytestmark = SMALL_IMAGES_SEGMENTED
 
 
 def test_infer_records_failures_and_keeps_finished_cases(cohort):

@@ -18,11 +18,14 @@ import pytest
 from cohort_cases import (
     MODEL,
     SHAPE,
+    SMALL_IMAGES_SEGMENTED,
     cohort_folder,  # noqa: F401  (the cohort fixture its tests take)
 )
 
 from medseg.cohort import InferOptions, evaluate_cases, infer_cases, read_samples
 from medseg.cohort.records import ResultsFolder
+
+pytestmark = SMALL_IMAGES_SEGMENTED
 
 
 class _SmallDisk:

@@ -12,12 +12,15 @@ from pathlib import Path
 import pytest
 from cohort_cases import (
     MODEL,
+    SMALL_IMAGES_SEGMENTED,
     cohort_folder,  # noqa: F401  (the cohort fixture its tests take)
 )
 
 from medseg.cohort import InferOptions, infer_cases, read_samples
 from medseg.cohort.records import ResultsFolder
 from medseg.errors import DeviceError
+
+pytestmark = SMALL_IMAGES_SEGMENTED
 
 
 def test_a_case_that_killed_its_worker_twice_is_recorded_not_retried(cohort):

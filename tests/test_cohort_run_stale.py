@@ -14,6 +14,7 @@ import numpy as np
 from cohort_cases import (
     MODEL,
     SHAPE,
+    SMALL_IMAGES_SEGMENTED,
     _run_ids,
     _sheet,
     cohort_folder,  # noqa: F401  (the cohort fixture its tests take)
@@ -22,6 +23,8 @@ from cohort_cases import (
 from medseg.cohort import InferOptions, evaluate_cases, infer_cases, read_samples
 from medseg.cohort.records import ResultsFolder
 from medseg.synthetic import write_phantom
+
+pytestmark = SMALL_IMAGES_SEGMENTED
 
 # why a file in a folder this user may not search cannot be read, as every line of medseg words it
 SEARCH_DENIED = "permission denied: a folder on its way cannot be searched"

@@ -19,8 +19,11 @@ from annex_factory import (
     annexed_dataset,  # noqa: F401  (the dataset fixture its tests take)
     lfs_pointer,
 )
+from cohort_cases import SMALL_IMAGES_SEGMENTED
 
 from medseg.synthetic import make_phantom
+
+pytestmark = SMALL_IMAGES_SEGMENTED
 
 
 def test_a_cohort_names_sheet_files_whose_content_is_not_here(dataset):

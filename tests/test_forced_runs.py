@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from cohort_cases import _sheet
+from cohort_cases import SMALL_IMAGES_SEGMENTED, _sheet
 
 from medseg.cohort import InferOptions, evaluate_cases, infer_cases, read_samples
 from medseg.cohort.records import ResultsFolder
 from medseg.synthetic import write_phantom
+
+pytestmark = SMALL_IMAGES_SEGMENTED
 
 
 def test_a_forced_run_makes_every_case_again_once(tmp_path):

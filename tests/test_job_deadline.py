@@ -10,12 +10,15 @@ from dataclasses import replace
 import pytest
 from cohort_cases import (
     MODEL,
+    SMALL_IMAGES_SEGMENTED,
     cohort_folder,  # noqa: F401  (the cohort fixture its tests take)
 )
 
 from medseg.cohort import InferOptions, evaluate_cases, infer_cases, read_samples
 from medseg.cohort.job_deadline import OutOfTime, job_deadline, stop_at
 from medseg.cohort.records import ResultsFolder
+
+pytestmark = SMALL_IMAGES_SEGMENTED
 
 
 def test_only_a_last_attempt_under_slurm_stops_before_its_limit():

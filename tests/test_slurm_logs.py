@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cohort_cases import SMALL_IMAGES_SEGMENTED
 
 from medseg.cohort.slurm_logs import (
     LOGDIR_VARIABLE,
@@ -17,6 +18,8 @@ from medseg.cohort.slurm_logs import (
     memory_attempts,
     slurm_logdir,
 )
+
+pytestmark = SMALL_IMAGES_SEGMENTED
 
 # what SLURM writes at the end of an attempt's log (slurmstepd's lines, as on a cluster and as tests/fake_slurm.py
 # writes them), and what a batch script that fails before medseg starts leaves

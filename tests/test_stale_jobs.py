@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import shutil
 
+from cohort_cases import SMALL_IMAGES_SEGMENTED
+
 from medseg.cohort import InferOptions, ResultsFolder, evaluate_cases, infer_cases, read_samples, write_job_record
 from medseg.cohort.stale_jobs import VoidedJobs, unrecorded_message, void_stale_jobs, voided_message
 from medseg.package import load_package
 from medseg.synthetic import write_phantom
+
+pytestmark = SMALL_IMAGES_SEGMENTED
 
 
 def _two_cases(tmp_path):
