@@ -13,7 +13,7 @@ from conftest import run_cli
 from dicom_factory import SAGITTAL, SHAPE, _raw, make_series, slice_positions, stored_values, write_series
 from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
 
-from medseg.errors import ImageReadError
+from medseg.errors import ImageReadError, MedsegWarning
 from medseg.io import read_image
 from medseg.io.dicom import read_dicom_series
 
@@ -23,11 +23,12 @@ def test_monochrome1_is_flagged_and_warned_about(tmp_path, caplog, capsys):
     then sees reversed contrast. That was silent; it is flagged (inspect, sidecar) and warned about."""
     values, _ = make_series(tmp_path / "study", seed=5, modality="MR",
                             extra={"PhotometricInterpretation": "MONOCHROME1"})
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("WARNING"), pytest.warns(MedsegWarning) as caught:
         volume = read_dicom_series(tmp_path / "study")
     np.testing.assert_array_equal(volume.array, values.astype(np.float32) - 1024.0)  # as stored
     assert "monochrome1" in volume.info["flags"]
-    assert any("is MONOCHROME1" in r.getMessage() and "not inverted" in r.getMessage() for r in caplog.records)
+    told = [r.getMessage() for r in caplog.records if "is MONOCHROME1" in r.getMessage()]
+    assert len(told) == 1 and "not inverted" in told[0] and [str(w.message) for w in caught] == told
     code, stdout, _ = run_cli(["-q", "inspect", str(tmp_path / "study"), "--json"], capsys)
     assert code == 0 and "monochrome1" in json.loads(stdout)["series"][0]["flags"]
     make_series(tmp_path / "plain", seed=5, modality="MR")
@@ -197,11 +198,14 @@ def test_values_beyond_the_stated_bits_stored_are_flagged_unless_an_overlay_is_d
     dataset.BitsStored, dataset.HighBit = 12, 11
     dataset.save_as(target)
     decoded = 904  # 5000 - 4096: bit 12 dropped; below 2048 the signed reading is the same
-    volume = read_dicom_series(tmp_path / "dcm")
+    with pytest.warns(MedsegWarning) as caught:
+        volume = read_dicom_series(tmp_path / "dcm")
     assert volume.array[0, 0, paths.index(target)] == decoded - 1024  # masked (rescale intercept -1024)
     assert "bits-beyond-stored" in volume.info["flags"]
-    assert (f"{target.name}: values beyond its BitsStored (12): 5000 read as {decoded} (1 values); read as pydicom "
-            "reads them, masked to BitsStored: right if the high bits hold an overlay") in caplog.text
+    said = (f"{target.name}: values beyond its BitsStored (12): 5000 read as {decoded} (1 values); read as pydicom "
+            "reads them, masked to BitsStored: right if the high bits hold an overlay")
+    assert said in caplog.text
+    assert [str(w.message).startswith(f"{tmp_path / 'dcm'}: {said}") for w in caught] == [True]
     caplog.clear()
     dataset.add_new(0x60000102, "US", 12)  # OverlayBitPosition: the overlay is bit 12
     dataset.save_as(target)

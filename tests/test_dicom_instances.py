@@ -185,9 +185,10 @@ def test_zero_based_numbering_that_lost_its_last_file_names_the_number_lost(tmp_
     _, paths = make_series(tmp_path)
     _renumber(paths, 0, ImagesInAcquisition=6)
     paths[-1].unlink()
-    with caplog.at_level(logging.WARNING, logger=_LOGGER):
+    with caplog.at_level(logging.WARNING, logger=_LOGGER), pytest.warns(MedsegWarning) as caught:
         read_dicom_series(tmp_path)
     told = _instance_warnings(caplog)
+    assert [str(w.message) for w in caught] == told
     assert len(told) == 1 and told[0].split("): ", 1)[1] == (
         "InstanceNumber 5 missing (ImagesInAcquisition says 6 images, 5 here): files of the series may have been "
         "lost, their slices left out of the volume; copy the series again from its source")

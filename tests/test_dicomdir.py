@@ -14,7 +14,7 @@ import pytest
 from conftest import run_cli
 from dicom_factory import SAGITTAL, make_series, slice_positions, stored_values, write_series
 
-from medseg.errors import DicomError, ImageReadError, InputError
+from medseg.errors import DicomError, ImageReadError, InputError, MedsegWarning
 from medseg.io import read_image
 from medseg.io.dicom import read_dicom_series
 from medseg.io.dicom_series import scan_folder
@@ -99,7 +99,8 @@ def test_a_series_of_an_export_copied_in_part_is_refused(tmp_path):
                                     "series would be read without it; copy it again"}
     with pytest.raises(DicomError, match=r"series 4 'desc 1' \(CT, 6 images, .*\) cannot be one 3D volume: 1 of "):
         read_dicom_series(media, series="4")
-    volume = read_dicom_series(media)  # the whole series is chosen, and the other named as not eligible
+    with pytest.warns(MedsegWarning, match=r": using series 3 'desc 0' .*could not be used: series 4 'desc 1'"):
+        volume = read_dicom_series(media)  # the whole series is chosen, and the other named as not eligible
     assert volume.array.shape == (10, 8, 6) and "1 other not eligible: series 4" in volume.info["selection"]
 
 
@@ -201,7 +202,8 @@ def test_a_file_missing_from_one_part_of_a_split_series_refuses_that_part_alone(
     assert problems["3-1"].startswith(f"1 of the 11 files its DICOMDIR references is not here ({files[3]}), of this "
                                       "part of the series, as the index's records of them tell: the export was copied "
                                       "in part")
-    volume = read_dicom_series(media)  # the sagittal part, the one eligible, whole
+    with pytest.warns(MedsegWarning, match=r": using series 3-2 'synthetic' .*could not be used: series 3-1"):
+        volume = read_dicom_series(media)  # the sagittal part, the one eligible, whole
     np.testing.assert_array_equal(volume.array, stored_values((10, 8, 5), 1).astype(np.float32) - 1024.0)
     assert "1 other not eligible: series 3-1" in volume.info["selection"]
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from medseg.cohort.records import ResultsFolder
+from medseg.errors import MedsegWarning
 
 # why a file in a folder this user may not search cannot be read, as every line of medseg words it
 SEARCH_DENIED = "permission denied: a folder on its way cannot be searched"
@@ -67,7 +68,8 @@ def test_a_dicom_folder_is_hashed_as_its_series_was_read(tmp_path):
     write_series(folder, stored_values((8, 6, 4), seed=1), slice_positions(4, 2.0), series_number=3)
     write_series(folder, stored_values((8, 6, 4), seed=2), slice_positions(4, 2.0), series_number=4, prefix="b")
     (folder / "notes.txt").write_text("not DICOM\n")
-    read = read_image(folder, series="3").source_sha256
+    with pytest.warns(MedsegWarning, match=r"^.*: skipped 1 file that is not DICOM \(notes\.txt\)$"):
+        read = read_image(folder, series="3").source_sha256
     assert content_sha256(folder, "3") == read != content_sha256(folder, "4")
     assert content_sha256(folder) is None  # two series and none named: no series to read, nothing kept by it
     assert content_sha256(tmp_path / "gone") is None

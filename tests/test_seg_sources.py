@@ -16,7 +16,7 @@ from dicom_factory import slice_positions, stored_values, write_series
 from seg_factory import NAMES, SHAPE, label_rule, retag, write_enhanced
 
 from medseg.cli import main
-from medseg.errors import DicomError, InputError
+from medseg.errors import DicomError, InputError, MedsegWarning
 from medseg.io.dicom import read_dicom_series
 from medseg.io.seg_reading import read_dicom_seg
 from medseg.io.seg_sources import seg_sources
@@ -425,7 +425,7 @@ def test_a_series_checked_for_a_seg_has_its_headers_read_once(tmp_path, monkeypa
     heard: list[str] = []
     logging.getLogger("medseg").addHandler(own)
     try:
-        with caplog.at_level(logging.INFO, logger="medseg"):
+        with caplog.at_level(logging.INFO, logger="medseg"), pytest.warns(MedsegWarning) as caught:
             check_seg_source(tmp_path / "dcm")
             assert [r.getMessage() for r in caplog.records] == [] and heard == []  # told as the series is read
             volume = read_dicom_series(tmp_path / "dcm")
@@ -434,9 +434,10 @@ def test_a_series_checked_for_a_seg_has_its_headers_read_once(tmp_path, monkeypa
     assert len(reads) == SHAPE[2] + 1 and volume.shape == SHAPE  # the slices and the text file, once each
     skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
     assert skipped == [f"{tmp_path / 'dcm'}: skipped 1 file that is not DICOM (notes.txt)"]
-    assert [line for line in heard if "skipped" in line] == skipped
+    assert [line for line in heard if "skipped" in line] == skipped == [str(w.message) for w in caught]
     reads.clear()
-    read_dicom_series(tmp_path / "dcm")  # a later reading reads them again: the kept scan served one reading
+    with pytest.warns(MedsegWarning, match="skipped 1 file that is not DICOM"):
+        read_dicom_series(tmp_path / "dcm")  # a later reading reads them again: the kept scan served one reading
     assert len(reads) == SHAPE[2] + 1
 
 
@@ -450,7 +451,8 @@ def test_a_series_changed_after_its_check_is_read_again(tmp_path, monkeypatch):
     write_series(tmp_path / "other", values, slice_positions(SHAPE[2], 2.0), seed=6)
     (tmp_path / "other" / paths[0].name).replace(paths[0])
     reads = _counted_header_reads(monkeypatch)
-    volume = read_dicom_series(tmp_path / "dcm")
+    with pytest.warns(MedsegWarning, match=r": using series .*; 1 other image series could not be used: "):
+        volume = read_dicom_series(tmp_path / "dcm")
     assert len(reads) == SHAPE[2]
     # the file now is another series' (its own UID): the kept scan would have read it as the first slice
     assert volume.info["files"] == SHAPE[2] - 1 and len(volume.info["passed_over"]) == 1
