@@ -11,7 +11,7 @@ from itk_factory import (
     simpleitk,  # noqa: F401  (the sitk fixture its tests take)
 )
 
-from medseg.errors import InputError
+from medseg.errors import InputError, MedsegWarning
 from medseg.io.images import read_image
 from tests.conftest import run_cli
 
@@ -86,26 +86,30 @@ def test_a_slicer_scene_folder_pairs_its_segmentations_as_labels_and_its_volumes
         sitk.WriteImage(_oblique(sitk, _labels()), str(labels / f"{case}.nii.gz"))
     beside = (f"{scene}: left out 2 images beside the 3D Slicer segmentation of their case (in a folder of labels, "
               "case.seg.nrrd is case's label, case.nrrd its image): a.nrrd, b.nrrd")
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("WARNING"), pytest.warns(MedsegWarning) as told:
         as_references = pair_predictions(labels, scene)
+    assert [str(w.message) for w in told] == [r.getMessage() for r in caplog.records]
     assert [(case, ref.name) for case, _, ref in as_references.pairs] == [("a", "a.seg.nrrd"), ("b", "b.seg.nrrd")]
     assert [record.getMessage() for record in caplog.records] == [beside]
     caplog.clear()
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("WARNING"), pytest.warns(MedsegWarning) as told:
         as_predictions = pair_predictions(scene, labels)
+    assert [str(w.message) for w in told] == [r.getMessage() for r in caplog.records]
     assert [(case, pred.name) for case, pred, _ in as_predictions.pairs] == [("a", "a.seg.nrrd"), ("b", "b.seg.nrrd")]
     assert [record.getMessage() for record in caplog.records] == [beside]
     caplog.clear()
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("WARNING"), pytest.warns(MedsegWarning) as told:
         cases = pair_cases(scene, labels)
+    assert [str(w.message) for w in told] == [r.getMessage() for r in caplog.records]
     assert [(c.case_id, c.image_path.name, c.label_path.name) for c in cases] == [
         ("a", "a.nrrd", "a.nii.gz"), ("b", "b.nrrd", "b.nii.gz")]
     assert [record.getMessage() for record in caplog.records] == [
         f"{scene}: left out 2 3D Slicer segmentations (.seg.nrrd: labels, not images to train on; a case's goes in "
         "the labels folder): a.seg.nrrd, b.seg.nrrd"]
     caplog.clear()
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("WARNING"), pytest.warns(MedsegWarning) as told:
         cases = pair_cases(labels, scene)
+    assert [str(w.message) for w in told] == [r.getMessage() for r in caplog.records]
     assert [(c.case_id, c.image_path.name, c.label_path.name) for c in cases] == [
         ("a", "a.nii.gz", "a.seg.nrrd"), ("b", "b.nii.gz", "b.seg.nrrd")]
     assert [record.getMessage() for record in caplog.records] == [beside]
@@ -129,8 +133,9 @@ def test_a_slicer_scene_folder_is_both_the_images_and_the_labels_of_a_training_s
     sitk.WriteImage(_oblique(sitk, _labels()), str(scene / "a.seg.nrrd"))
     sitk.WriteImage(_oblique(sitk, _labels()), str(scene / "b.seg.nhdr"), True)  # detached: b.seg.raw.gz beside
     (scene / "Scene.mrml").write_text("<MRML></MRML>")
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("WARNING"), pytest.warns(MedsegWarning) as told:
         cases = pair_cases(scene, scene)
+    assert [str(w.message) for w in told] == [r.getMessage() for r in caplog.records]
     assert [(c.case_id, c.image_path.name, c.label_path.name) for c in cases] == [
         ("a", "a.nrrd", "a.seg.nrrd"), ("b", "b.nrrd", "b.seg.nhdr")]
     assert [record.getMessage() for record in caplog.records] == [
@@ -138,11 +143,15 @@ def test_a_slicer_scene_folder_is_both_the_images_and_the_labels_of_a_training_s
         f".nrrd/.nhdr/.mha/.mhd file (subfolders are not "
         "searched): Scene.mrml"]  # once, not once per listing
     sitk.WriteImage(_oblique(sitk, _values("int16")), str(scene / "c.nrrd"))  # an image without a segmentation
-    with pytest.raises(TrainingError) as error:
+    with pytest.warns(MedsegWarning, match="left out 1 entry that is not a"), pytest.raises(TrainingError) as error:
         pair_cases(scene, scene)
     assert str(error.value).startswith(f"{scene / 'c.nrrd'}: 1 file has no counterpart of the same name "
                                        f"(images in {scene}, labels in {scene}): {scene / 'c.nrrd'}")
-    assert [c.case_id for c in pair_cases(scene, scene, allow_unpaired=True)] == ["a", "b"]
+    with pytest.warns(MedsegWarning) as told:
+        assert [c.case_id for c in pair_cases(scene, scene, allow_unpaired=True)] == ["a", "b"]
+    assert [str(w.message).split(": ", 1)[1].split(" (")[0] for w in told] == [
+        "left out 1 entry that is not a .nii/.nii.gz/.nii.bz2/.nii.zst/.nrrd/.nhdr/.mha/.mhd file",
+        f"left out 1 file without a counterpart of the same name: {scene / 'c.nrrd'}"]
 
     given = []
     monkeypatch.setattr(train_command, "_train", lambda images, labels, *rest: given.append((images, labels)))
@@ -190,12 +199,14 @@ def test_a_slicer_segmentation_with_a_detached_header_is_one_like_its_seg_nrrd(s
     assert sorted(p.name for p in scene.iterdir()) == ["a.nrrd", "a.seg.nhdr", "a.seg.raw.gz", "b.nrrd",
                                                         "b.seg.nhdr", "b.seg.raw.gz"]
     assert [p.name for p in slicer_scene_images(sorted(scene.iterdir()))] == ["a.nrrd", "b.nrrd"]
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("WARNING"), pytest.warns(MedsegWarning) as told:
         as_references = pair_predictions(labels, scene)
+    assert [str(w.message) for w in told] == [r.getMessage() for r in caplog.records]
     assert [(case, ref.name) for case, _, ref in as_references.pairs] == [("a", "a.seg.nhdr"), ("b", "b.seg.nhdr")]
     caplog.clear()
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("WARNING"), pytest.warns(MedsegWarning) as told:
         cases = pair_cases(scene, labels)
+    assert [str(w.message) for w in told] == [r.getMessage() for r in caplog.records]
     assert [(c.case_id, c.image_path.name, c.label_path.name) for c in cases] == [
         ("a", "a.nrrd", "a.nii.gz"), ("b", "b.nrrd", "b.nii.gz")]
     assert [record.getMessage() for record in caplog.records] == [
