@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from nifti_cases import _affine, _oblique_image, _segment
 
-from medseg.errors import InputError
+from medseg.errors import InputError, MedsegWarning
 from medseg.inference import Segmenter
 from medseg.io.nifti import read_nifti
 from medseg.package import load_package
@@ -365,7 +365,8 @@ def test_a_negative_qfac_other_than_minus_1_mirrors_k_as_the_nifti_library_reads
                 "shows the input, and its segmentation, mirrored along k")
         assert volume.info == {"qfac_note": note}
         assert f"{tmp_path / f'q{qfac:g}.nii'}: {note}" in caplog.text
-        record = score_prediction(tmp_path / f"q{qfac:g}.nii", tmp_path / "minus1.nii", case_id="q")
+        with pytest.warns(MedsegWarning, match=r"minus1\.nii, the reference given for .*: named for another case"):
+            record = score_prediction(tmp_path / f"q{qfac:g}.nii", tmp_path / "minus1.nii", case_id="q")
         assert [record["labels"][key]["dice"] for key in ("1", "2")] == [1.0, 1.0]
         assert not record.get("reference_reordered")
     unflipped = read_nifti(tmp_path / "q0.5.nii")
