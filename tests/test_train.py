@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from training_factory import SHAPE, checkpoint_tensors, run, tiny_training_config, weights, write_set
 
 from medseg.device import native_bf16
-from medseg.errors import DeviceError, TrainingError
+from medseg.errors import DeviceError, MedsegWarning, TrainingError
 from medseg.package import load_package
 from medseg.synthetic import write_phantom
 from medseg.train import train
@@ -492,10 +492,11 @@ def test_a_unet_too_deep_for_its_patch_is_warned_about(tiny_set, tmp_path, caplo
     of 0.1; with batch norm over a batch it is not refused, but said."""
     config = tiny_training_config(epochs=1, steps_per_epoch=1, patch_size=[16, 16])
     config["architecture"]["depth"] = 6
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("WARNING"), pytest.warns(MedsegWarning) as told:
         run(config, *tiny_set, tmp_path / "deep")
-    assert ("training.patch_size [16, 16] leaves one cell at the bottom of a depth-6 U-Net: its deepest levels see "
-            "little but padding and it learns little; architecture.depth 3 or less fits the patch") in caplog.messages
+    said = ("training.patch_size [16, 16] leaves one cell at the bottom of a depth-6 U-Net: its deepest levels see "
+            "little but padding and it learns little; architecture.depth 3 or less fits the patch")
+    assert said in caplog.messages and said in [str(w.message) for w in told]
     caplog.clear()
     with caplog.at_level("WARNING"):
         run(tiny_training_config(epochs=1, steps_per_epoch=1), *tiny_set, tmp_path / "fits")
@@ -555,17 +556,21 @@ def test_a_patch_and_tile_larger_than_every_plane_are_warned_about(tiny_set, tmp
     """A 512 × 512 patch on 32 × 32 planes trained without a word, each step ~250× the compute it needed."""
     config = tiny_training_config(epochs=1, steps_per_epoch=1, patch_size=[96, 80])
     config["inference"]["roi_size"] = [96, 80]
-    with caplog.at_level("WARNING", logger="medseg"):
+    with caplog.at_level("WARNING", logger="medseg"), pytest.warns(MedsegWarning) as told:
         run(config, *tiny_set, tmp_path / "both")
     warned = [r.getMessage() for r in caplog.records if "larger than every plane" in r.getMessage()]
+    assert [str(w.message) for w in told] == warned
     assert warned == ["training.patch_size and inference.roi_size [96, 80]: larger than every plane of the cases "
                       "(at most 32 × 32 voxels in model space), so each patch and tile is mostly padding, about 7.5× "
                       "the compute of [32, 32], which holds every plane"]
     caplog.clear()
     config = tiny_training_config(epochs=1, steps_per_epoch=1, patch_size=[64, 48])  # tile [32, 32] holds them
-    with caplog.at_level("WARNING", logger="medseg"):
+    with caplog.at_level("WARNING", logger="medseg"), pytest.warns(MedsegWarning) as told:
         run(config, *tiny_set, tmp_path / "patch")
     warned = [r.getMessage() for r in caplog.records if "larger than every plane" in r.getMessage()]
+    assert [str(w.message) for w in told if "larger than every plane" in str(w.message)] == warned
+    assert [str(w.message).split(":")[0] for w in told if "larger than every plane" not in str(w.message)] == [
+        "training patches [64, 48] differ from the inference tile [32, 32]"]
     assert len(warned) == 1 and warned[0].startswith("training.patch_size [64, 48]: larger than every plane")
     assert "about 3.0× the compute of [32, 32]" in warned[0]
     caplog.clear()
@@ -579,9 +584,10 @@ def test_a_blank_label_image_among_others_is_named_in_a_warning(tmp_path, caplog
     images, labels = write_set(tmp_path / "set")
     image = nib.load(labels / "case1.nii.gz")  # a training case of the seeded split
     nib.save(nib.Nifti1Image(np.zeros(image.shape, np.uint8), image.affine), labels / "case1.nii.gz")
-    with caplog.at_level("WARNING", logger="medseg"):
+    with caplog.at_level("WARNING", logger="medseg"), pytest.warns(MedsegWarning) as told:
         run(tiny_training_config(epochs=1, steps_per_epoch=1), images, labels, tmp_path / "model")
     warned = [r.getMessage() for r in caplog.records if "background only" in r.getMessage()]
+    assert [str(w.message) for w in told] == warned
     assert warned == [f"{labels / 'case1.nii.gz'}: holds background only (no label value above 0): trained on as a "
                       "case without the structure; a blank export?"]
 
