@@ -148,7 +148,8 @@ def test_validation_with_nothing_to_score_ships_the_last_epoch_and_writes_valid_
     for case in cases[:2]:
         case.label = torch.zeros_like(case.label)
         case.image = torch.zeros_like(case.image)
-    train(copy.deepcopy(config), cases[2:], tmp_path / "model", val_cases=cases[:2])
+    with pytest.warns(MedsegWarning, match=r"^no validation case holds a foreground label \(2 cases\)"):
+        train(copy.deepcopy(config), cases[2:], tmp_path / "model", val_cases=cases[:2])
     text = (tmp_path / "model" / "model.json").read_text()
     assert "NaN" not in text
     training = json.loads(text)["training"]
@@ -175,7 +176,8 @@ def test_a_label_no_validation_reference_holds_scores_its_false_positives_as_eva
     config = tiny_training_config(epochs=2, steps_per_epoch=30)
     torch.set_num_threads(1)
     cases = load_cases(pair_cases(images, labels), config)
-    train(copy.deepcopy(config), cases[2:], tmp_path / "model", val_cases=cases[:2])
+    with pytest.warns(MedsegWarning, match=r"^label 1 'ellipsoid' appears in no validation case: "):
+        train(copy.deepcopy(config), cases[2:], tmp_path / "model", val_cases=cases[:2])
     training = json.loads((tmp_path / "model" / "model.json").read_text())["training"]
     assert training["val_labels_absent"] == [1]
     scored: dict[str, list[float]] = {"1": [], "2": [], "3": []}
@@ -207,10 +209,11 @@ def test_training_labels_without_foreground_are_refused_and_missing_labels_named
     cases = load_cases(pair_cases(*tiny_set), config)
     for case in cases:
         case.label[case.label == 3] = 0
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("WARNING"), pytest.warns(MedsegWarning) as told:
         train(copy.deepcopy(config), cases[2:], tmp_path / "model", val_cases=cases[:2])
     messages = [r.getMessage() for r in caplog.records]
     assert "label 3 'tube' appears in no training case: the network cannot learn it" in messages
+    assert [str(w.message) for w in told] == ["label 3 'tube' appears in no training case: the network cannot learn it"]
     # in no validation case either: the line above names it, a second line would only repeat it
     assert not [m for m in messages if "no validation case" in m]
     training = json.loads((tmp_path / "model" / "model.json").read_text())["training"]
@@ -254,11 +257,12 @@ def test_validation_without_any_foreground_chooses_no_epoch(tiny_set, tmp_path, 
     cases = load_cases(pair_cases(*tiny_set), config)
     for case in cases[:2]:
         case.label = torch.zeros_like(case.label)
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("WARNING"), pytest.warns(MedsegWarning) as told:
         train(copy.deepcopy(config), cases[2:], tmp_path / "model", val_cases=cases[:2])
     messages = [r.getMessage() for r in caplog.records if "validation case" in r.getMessage()]
     assert messages == ["no validation case holds a foreground label (2 cases): their Dice can only count false "
                         "positives, so it chooses no epoch; the package holds the last epoch's weights"]
+    assert [str(w.message) for w in told] == messages
     training = json.loads((tmp_path / "model" / "model.json").read_text())["training"]
     assert training["best_epoch"] == 3 and training["val_labels_absent"] == [1, 2, 3]
     card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
