@@ -231,7 +231,8 @@ def test_a_label_no_training_case_holds_is_recorded_and_carried_into_the_sidecar
     config = tiny_training_config(epochs=1, steps_per_epoch=2)
     config["architecture"]["n_classes"] = 5
     config["labels"]["4"] = "gap"
-    run(config, *tiny_set, tmp_path / "model")
+    with pytest.warns(MedsegWarning, match=r"^label 4 'gap' appears in no training case: the network cannot learn it$"):
+        run(config, *tiny_set, tmp_path / "model")
     training = json.loads((tmp_path / "model" / "model.json").read_text())["training"]
     assert training["train_labels_absent"] == [4] and training["val_labels_absent"] == [4]
     card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
@@ -306,11 +307,11 @@ def test_auto_precision_is_bf16_only_where_the_hardware_has_it(tiny_set, tmp_pat
     assert training_precision("auto", "cpu") == ("fp32", "auto: no AVX-512 BF16 or AMX")
     assert training_precision("auto", "mps") == ("fp32", "auto: mps has no native bf16")
     assert training_precision("fp32", "cpu") == ("fp32", "configured")
-    with caplog.at_level("WARNING", logger="medseg.train"):  # bf16 asked for where it is emulated: kept, warned
-        run(tiny_training_config(precision="bf16", epochs=1), *tiny_set, tmp_path / "warned")
+    with caplog.at_level("WARNING", logger="medseg.train"), pytest.warns(MedsegWarning) as told:
+        run(tiny_training_config(precision="bf16", epochs=1), *tiny_set, tmp_path / "warned")  # emulated: kept, warned
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
         "training.precision bf16: this CPU has no AVX-512 BF16 or AMX, so bf16 runs emulated, several times slower "
-        "than fp32; use fp32 (or auto)"]
+        "than fp32; use fp32 (or auto)"] == [str(w.message) for w in told]
     monkeypatch.undo()
 
     assert native_bf16("mps") is False
