@@ -93,14 +93,17 @@ def test_view_ensemble_in_bf16_trains_on_every_axis_and_infers(tiny_set, tmp_pat
     assert {axis for _, axis, _ in drawn} == {0, 2}
     assert all(s < cases[c].label.shape[axis] for c, axis, s in drawn)
 
-    with caplog.at_level("WARNING", logger="medseg.train"):
+    with caplog.at_level("WARNING", logger="medseg.train"), pytest.warns(MedsegWarning) as told:
         run(config, *tiny_set, tmp_path / "model")
     # 24-pixel patches against a 32-pixel inference tile: small planes would be padded differently
     assert "training patches [24, 24] differ from the inference tile [32, 32]" in caplog.text
+    assert [str(w.message).startswith("training patches [24, 24] differ from the inference tile [32, 32]")
+            for w in told if "training patches" in str(w.message)] == [True]
     emulated = ("training.precision bf16: this CPU has no AVX-512 BF16 or AMX, so bf16 runs emulated, several times "
                 "slower than fp32; use fp32 (or auto)")
     assert (emulated in caplog.text) != native_bf16("cpu")
-    package = load_package(tmp_path / "model")
+    with pytest.warns(MedsegWarning, match=r"inference\.roi_size \[32, 32\] differs from the \[24, 24\] patches"):
+        package = load_package(tmp_path / "model")  # the package's tile, as its patches were set apart
     assert package.inference["slice_axis"] == [0, 2]
     assert package.config["training"]["settings"]["precision"] == "bf16"
     assert package.config["training"]["precision"] == "bf16"
