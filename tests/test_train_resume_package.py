@@ -21,6 +21,7 @@ from training_factory import (
     weights,
 )
 
+from medseg.errors import MedsegWarning
 from medseg.package import load_package
 
 
@@ -91,7 +92,8 @@ def test_label_codes_carried_only_from_the_runs_own_package_and_only_when_valid(
     # another run replaces it, is stopped, and resumed: the replaced package's codes are not its own
     assert _interrupted_in_second_epoch(_train_cli(*tiny_set, out, "-c", str(plain), "--overwrite", "--seed", "9"),
                                         monkeypatch) == 130
-    assert load_package(out).label_codes  # until it finishes, the folder holds the replaced package
+    with pytest.warns(MedsegWarning, match=r"holds an unfinished training run \(checkpoint after epoch 1 of 2\)"):
+        assert load_package(out).label_codes  # until it finishes, the folder holds the replaced package
     assert _exit_code(_train_cli(*tiny_set, out, "-c", str(plain), "--seed", "9", "--resume")) == 0
     assert load_package(out).label_codes == {}
     assert "DICOM SEG codes" not in (out / "MODEL_CARD.md").read_text()
