@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cohort_cases import SMALL_IMAGES_SEGMENTED
 from conftest import run_cli
 from workflow_runs import (
     MODEL,
@@ -26,6 +27,8 @@ from workflow_runs import (
 )
 
 from medseg.synthetic import write_phantom
+
+pytestmark = SMALL_IMAGES_SEGMENTED
 
 
 def _two_labelled_cases(tmp_path: Path, seed: int) -> tuple[Path, Path, Path]:

@@ -8,6 +8,7 @@ import re
 import nibabel as nib
 import numpy as np
 import pytest
+from cohort_cases import SMALL_IMAGES_SEGMENTED
 from workflow_runs import (
     MODEL,
     REPO,
@@ -16,6 +17,8 @@ from workflow_runs import (
     workflow_cohort,  # noqa: F401  (the cohort fixture its tests take)
     write_sheet,
 )
+
+pytestmark = SMALL_IMAGES_SEGMENTED
 
 
 def test_the_slurm_profiles_placeholder_account_is_warned_about_while_planning(cohort, tmp_path):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import nibabel as nib
 import pytest
+from cohort_cases import SMALL_IMAGES_SEGMENTED
 from workflow_runs import (
     MODEL,
     SHAPE,
@@ -24,6 +25,8 @@ from workflow_runs import (
 )
 
 from medseg.synthetic import write_phantom
+
+pytestmark = SMALL_IMAGES_SEGMENTED
 
 
 def _kill_mid_batch(tmp_path: Path, names: list[str], seed: int, kill) -> tuple[list[str], Path, int]:
