@@ -15,7 +15,8 @@ import math
 from medseg.errors import ModelPackageError
 from medseg.numbers import gib_text
 
-__all__ = ["check_tile_pass_fits", "package_tile_bytes", "tile_over_memory", "tile_pass_bytes"]
+__all__ = ["check_tile_pass_fits", "package_tile_bytes", "refuse_tile_over_memory", "tile_over_memory",
+           "tile_pass_bytes"]
 
 # bytes per pixel of a tile for each class (the logits, their softmax or argmax and the blending's copy: 7.6
 # measured for 1024 classes on 256² tiles, on the CPU in fp32), and per feature-map element of the U-Net's levels
@@ -77,10 +78,17 @@ def check_tile_pass_fits(package, device: str) -> None:
 
     if not str(device).startswith("cpu"):
         return
-    over = tile_over_memory(package)
-    if over is None:
-        warn_over_cgroup(package.path / "model.json", package_tile_bytes(package), resources.physical_memory(),
-                         _tile_text(package))
+    refuse_tile_over_memory(package, device)
+    warn_over_cgroup(package.path / "model.json", package_tile_bytes(package), resources.physical_memory(),
+                     _tile_text(package))
+
+
+def refuse_tile_over_memory(package, device: str) -> None:
+    """The refusal of :func:`check_tile_pass_fits` alone, without its cgroup warning: a cohort job asks it before a
+    case's earlier results go, and the network's build warns once as it checks again."""
+    if not str(device).startswith("cpu"):
         return
-    raise ModelPackageError(f"{over}; run it on a machine with more memory, or check the package's "
-                            "inference.roi_size and architecture.n_classes")
+    over = tile_over_memory(package)
+    if over is not None:
+        raise ModelPackageError(f"{over}; run it on a machine with more memory, or check the package's "
+                                "inference.roi_size and architecture.n_classes")

@@ -452,3 +452,22 @@ def test_a_job_asked_for_a_device_that_is_not_there_fails_before_monai_is_import
     assert done.stdout.splitlines()[0].startswith("device='cuda': CUDA is not available on this machine")
     assert done.stdout.splitlines()[-1] == "monai imported: False"
     assert not list(results.glob("cases/*/*_failed.json"))
+
+
+def test_a_tile_too_big_for_the_machine_stops_the_job_before_the_case_s_earlier_results_go(cohort, monkeypatch):
+    """The network is built once a case's input is read, after the case's earlier results were cleared: a package one
+    of whose tiles the machine cannot hold (the job's problem, not the case's) must be refused before they go, as it
+    was when the network was built first, and no case is recorded as failed."""
+    import medseg.resources
+    from medseg.errors import ModelPackageError
+
+    sheet, results = cohort
+    folder = ResultsFolder(results)
+    earlier = folder.segmentation("a")
+    earlier.parent.mkdir(parents=True, exist_ok=True)
+    earlier.write_bytes(b"an earlier segmentation")
+    monkeypatch.setattr(medseg.resources, "physical_memory", lambda: 1 << 20)
+    with pytest.raises(ModelPackageError, match=r"model\.json: one forward pass .* more than this machine"):
+        infer_cases(read_samples(sheet), results, InferOptions(MODEL, "cpu"))
+    assert earlier.read_bytes() == b"an earlier segmentation"
+    assert not list(results.glob("cases/*/*_failed.json"))

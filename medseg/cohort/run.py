@@ -149,8 +149,9 @@ class JobSummary:
 
 class _LazySegmenter:
     """The device and precision on first need (torch alone), the network once a case's input has been read (a
-    :class:`~medseg.segmenter_plan.SegmenterPlan`): a batch whose cases are all finished loads nothing, and one
-    whose inputs cannot be read imports neither MONAI nor builds the network."""
+    :class:`~medseg.segmenter_plan.SegmenterPlan`): a batch whose cases are all finished loads nothing, and one on
+    the CPU whose inputs cannot be read imports neither MONAI nor builds the network (on a GPU the network is placed
+    with the device, before a case's earlier results go: running out of GPU memory there is the job's error)."""
 
     def __init__(self, package, options: InferOptions) -> None:
         from medseg.segmenter_plan import SegmenterPlan
@@ -170,10 +171,18 @@ class _LazySegmenter:
         if self.choice is None:
             clock = time.perf_counter()
             from medseg.device import resolve_device, resolve_precision
+            from medseg.tile_memory import refuse_tile_over_memory
 
             device = resolve_device(self.options.device).device
-            self.choice = (device, resolve_precision(self.options.precision, device))
+            precision = resolve_precision(self.options.precision, device)
+            # the job's own errors of building the network, before the first case's earlier results go (as when the
+            # network was built first): on the CPU a tile the machine cannot hold, estimated without torch's network;
+            # on a GPU the network itself is placed now (out of GPU memory), its import a GPU job's small part
+            refuse_tile_over_memory(self.package, device)
             self.setup_s += time.perf_counter() - clock
+            if not str(device).startswith("cpu"):
+                self.plan.ready()
+            self.choice = (device, precision)
         return self.choice
 
     def _ready(self, segmenter) -> None:
