@@ -371,19 +371,32 @@ def split_text(training: dict) -> str:
     return f"a seeded {settings['val_fraction']} split, split seed {split_seed}" + (f", fold {fold}" if fold else "")
 
 
+def _one_slip(typed: str, name: str) -> bool:
+    """Whether ``typed`` is ``name`` or one slip from it: a letter wrong, missing or extra, or two neighbours
+    swapped."""
+    if typed == name:
+        return True
+    if len(typed) == len(name):
+        wrong = [i for i, (a, b) in enumerate(zip(typed, name)) if a != b]
+        return len(wrong) == 1 or (len(wrong) == 2 and wrong[1] == wrong[0] + 1
+                                   and typed[wrong[0]] == name[wrong[1]] and typed[wrong[1]] == name[wrong[0]])
+    shorter, longer = sorted((typed, name), key=len)
+    return len(longer) - len(shorter) == 1 and any(longer[:i] + longer[i + 1:] == shorter for i in range(len(longer)))
+
+
 def _misspelt_data_notes(data: dict) -> list[str]:
     """The keys of ``training.data`` that look like a misspelt ``description`` or ``licence`` where that key is absent
     (``licnese``, ``Description``): any key is a note the model card shows, so the card said 'not stated' for the
     licence given under such a key, without a word."""
-    import difflib
-
     wanted = {"description": ("'description'", "data"), "licence": ("'licence' (or 'license')", "licence"),
               "license": ("'licence' (or 'license')", "licence")}
     found = []
     for key in data:
         if key in wanted:
             continue
-        near = difflib.get_close_matches(str(key).lower(), list(wanted), n=1, cutoff=0.8)
+        # one slip from the key (a letter wrong, missing, extra or two swapped; any case): difflib's closeness took
+        # notes that are words of their own ('licensor', 'descriptor'), refusing configs that trained before
+        near = [name for name in wanted if _one_slip(str(key).lower(), name)][:1]
         if not near or any(k in data for k in (("licence", "license") if near[0] != "description" else
                                                 ("description",))):
             continue

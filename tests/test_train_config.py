@@ -227,6 +227,28 @@ BAD_CONFIGS = {
 }
 
 
+@pytest.mark.parametrize("notes", [{"licensor": "a hospital"}, {"descriptor": "T1-weighted"},
+                                   {"description": "phantoms", "licensing_body": "an ethics board"}])
+def test_data_notes_that_are_words_of_their_own_are_not_taken_for_misspellings(notes):
+    """training.data takes notes of any name: 'licensor' or 'descriptor' (two letters from 'license' and
+    'description', and words of their own) were refused as misspelt, configs that trained before."""
+    from medseg.train_config import check_config
+
+    config = tiny_training_config()
+    config["training"]["data"] = dict(notes)
+    assert check_config(config)["data"] == notes
+
+
+@pytest.mark.parametrize("key", ["licnese", "Licence", "licens", "descripton", "Description", "discription"])
+def test_data_keys_one_slip_from_description_or_licence_are_refused(key):
+    from medseg.train_config import check_config
+
+    config = tiny_training_config()
+    config["training"]["data"] = {key: "x"}
+    with pytest.raises(TrainingError, match=rf"training.data.{key}: no '(description|licence)"):
+        check_config(config)
+
+
 @pytest.mark.parametrize("kind", sorted(BAD_CONFIGS))
 def test_cli_bad_config_fails_before_any_volume_is_read(tmp_path, capsys, kind):
     change, expected = BAD_CONFIGS[kind]
