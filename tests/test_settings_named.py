@@ -388,13 +388,14 @@ def test_a_thread_started_while_a_command_runs_names_its_options_when_carried():
 _OPTIONS_ALLOWED = {
     "checkout.py": {"--no-optional-locks", "--porcelain", "--untracked-files"},
     "io/files.py": {"--include"},
-    "preprocess.py": {"--mem"},
+    "memory_guard.py": {"--mem"},  # a SLURM job's --mem
     # the selection a sidecar records; "`medseg models DIR` describes it, and `medseg infer -m DIR` segments with it"
     "io/dicom_series.py": {"--series", "-m"},
     "io/seg_reading.py": {"--sidecar"},  # "medseg convert without --sidecar"
     "package.py": {"--resume"},  # "medseg train --resume", said where the command has no --resume
     "report/flags.py": {"--model"},  # "`medseg evaluate` without --model"
-    "report/stale_results.py": {"-o", "--overwrite"},  # "medseg evaluate -o ... --overwrite"
+    # "medseg evaluate -o ... --overwrite"; the whole "medseg infer INPUT -o DIR --model ... --overwrite" it advises
+    "report/stale_results.py": {"-o", "--overwrite", "--model", "--series", "--format", "--reference"},
     "training_pairing.py": {"--reference"},  # "infer --reference"
     "cohort/job_command.py": {"-m", "-c"},  # python -m medseg, python -c
     "cohort/settings.py": {"*", "--output"},  # datalad run --output
